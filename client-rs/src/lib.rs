@@ -1,0 +1,1 @@
+//! noex-client: a sans-I/O client core plus a native tokio transport.

@@ -1,0 +1,1 @@
+//! noex-client-wasm: the noex client core compiled to WebAssembly.

@@ -1,0 +1,1 @@
+//! Runnable examples of noex; the programs live in `examples/*`.

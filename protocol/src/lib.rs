@@ -1,0 +1,1 @@
+//! noex-protocol: every wire type of the noex protocol.

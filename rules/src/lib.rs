@@ -1,0 +1,1 @@
+//! noex-rules: the rule engine (see `shared/spec/RULES.md`).

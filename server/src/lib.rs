@@ -1,0 +1,1 @@
+//! noex-server: the real-time data server.

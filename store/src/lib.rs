@@ -1,0 +1,1 @@
+//! noex-store: the embedded reactive store (see `shared/spec/STORE.md`).
