@@ -1,1 +1,52 @@
-//! noex-protocol: every wire type of the noex protocol.
+//! noex-protocol: every message of the noex wire protocol (`shared/spec/PROTOCOL.md`) as Rust
+//! types, the frame validation every server runs, and the TypeScript export of those types.
+//!
+//! The crate has no I/O and no async runtime, so the server, the native client and the
+//! WebAssembly client all share it.
+//!
+//! - [`ServerMessage`]: what a server sends (welcome, result, error, push, ping, system).
+//! - [`Request`] / [`Pong`]: what a client sends; [`parse_client_frame`] validates a text frame
+//!   in the spec's order and [`Operation::parse`] types a request's fields.
+//! - [`ErrorCode`]: the 15 error codes.
+//! - [`payloads`]: result shapes the protocol fixes.
+//! - [`export_typescript`]: writes the TypeScript definitions kept in `bindings/`.
+//!
+//! ```
+//! use noex_protocol::{ClientFrame, Operation, StoreOp, parse_client_frame};
+//!
+//! let ClientFrame::Request(request) =
+//!     parse_client_frame(r#"{"id":1,"type":"store.get","bucket":"users","key":"a"}"#).unwrap()
+//! else { unreachable!() };
+//! let op = request.operation().unwrap();
+//! assert!(matches!(op, Operation::Store(StoreOp::Get { .. })));
+//! ```
+
+mod client_message;
+mod error_code;
+mod fields;
+mod operation;
+pub mod payloads;
+mod request_id;
+mod server_message;
+mod typescript;
+
+pub use client_message::{
+    ClientFrame, FrameError, MSG_BAD_ID, MSG_BAD_PONG, MSG_BAD_TYPE, MSG_INVALID_JSON,
+    MSG_NOT_OBJECT, Pong, RawRequest, Request, parse_client_frame,
+};
+pub use error_code::ErrorCode;
+pub use operation::{
+    AuthOp, JsonObject, Operation, OperationError, RawOperation, RulesOp, ServerOp, StoreOp,
+    TransactionOp, namespace_of,
+};
+pub use request_id::RequestId;
+pub use server_message::{
+    ErrorFrame, Ping, PushChannel, PushFrame, ResultFrame, ServerMessage, SystemEvent, Welcome,
+};
+pub use typescript::export_typescript;
+
+/// The protocol version announced in the welcome frame.
+pub const PROTOCOL_VERSION: &str = "1.0.0";
+
+/// The message of every `INTERNAL_ERROR`: internals never reach the client.
+pub const INTERNAL_ERROR_MESSAGE: &str = "Internal server error";

@@ -1,0 +1,55 @@
+// Type-level check of the generated protocol bindings: `tsc --noEmit` must accept this file.
+// It builds a request, reads a result and narrows a push the way a TypeScript client would.
+import type {
+  ErrorCode,
+  Operation,
+  PaginateResult,
+  Request,
+  ServerMessage,
+  SubscribeResult,
+  WhoAmI,
+} from "./index.js";
+
+const insert: Request = {
+  id: 1,
+  type: "store.insert",
+  bucket: "users",
+  data: { name: "Alice", tags: ["a", "b"] },
+};
+
+const tx: Operation = {
+  type: "store.transaction",
+  operations: [
+    { op: "insert", bucket: "orders", data: { total: 10 } },
+    { op: "update", bucket: "stock", key: "p1", data: { qty: 4 } },
+  ],
+};
+
+// @ts-expect-error: `store.insert` has no field `bucketName`; a typo must not compile.
+const typo: Request = { id: 2, type: "store.insert", bucketName: "users", data: {} };
+
+function describe(message: ServerMessage): string {
+  switch (message.type) {
+    case "welcome":
+      return `protocol ${message.version}, auth ${message.requiresAuth}`;
+    case "result": {
+      const page = message.data as unknown as PaginateResult;
+      return `result ${message.id}: ${page.hasMore}`;
+    }
+    case "error": {
+      const code: ErrorCode = message.code;
+      return `error ${code}: ${message.message}`;
+    }
+    case "push":
+      return `push ${message.channel} ${message.subscriptionId}`;
+    case "ping":
+      return `ping ${message.timestamp}`;
+    case "system":
+      return `shutdown in ${message.gracePeriodMs} ms`;
+  }
+}
+
+const sub: SubscribeResult = { subscriptionId: "sub-1", data: [] };
+const me: WhoAmI = { authenticated: false };
+
+export const checked = [insert, tx, typo, describe, sub, me];

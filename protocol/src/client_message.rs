@@ -1,0 +1,157 @@
+//! Frames a client sends (spec section 3) and the frame validation every server runs first.
+//!
+//! [`parse_client_frame`] applies the spec's validation order (first failure wins) and is the
+//! one place that order lives: the server calls it for every text frame and the tests check
+//! it case by case.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use ts_rs::TS;
+
+use crate::{ErrorCode, ErrorFrame, Operation, RequestId};
+
+/// A request as a client writes it: `{id, type, ...operation fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct Request {
+    /// Correlates the answer with this request.
+    pub id: RequestId,
+    /// The operation and its fields.
+    #[serde(flatten)]
+    pub operation: Operation,
+}
+
+/// `{type: "pong", timestamp}`: the answer to a ping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "type", rename = "pong")]
+#[ts(rename = "Pong")]
+pub struct Pong {
+    /// The timestamp of the ping being answered.
+    pub timestamp: f64,
+}
+
+/// A request frame that passed envelope validation; its operation fields are not checked
+/// yet (that happens after the auth and rate-limit checks, see [`Operation::parse`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRequest {
+    /// The request id.
+    pub id: RequestId,
+    /// The `type` field, e.g. `store.insert`.
+    pub op_type: String,
+    /// Every field of the frame except `id` and `type`.
+    pub fields: Map<String, Value>,
+}
+
+impl RawRequest {
+    /// Parses the operation fields; see [`Operation::parse`].
+    pub fn operation(&self) -> Result<Operation, crate::OperationError> {
+        Operation::parse(&self.op_type, &self.fields)
+    }
+}
+
+/// A text frame that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    /// A request to answer.
+    Request(RawRequest),
+    /// A heartbeat answer; record it, answer nothing.
+    Pong {
+        /// The echoed ping timestamp.
+        timestamp: f64,
+    },
+}
+
+/// Why a text frame was refused before it reached the request pipeline. The error frame
+/// always carries id `0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameError {
+    /// `PARSE_ERROR` or `INVALID_REQUEST`.
+    pub code: ErrorCode,
+    /// The message sent to the client.
+    pub message: &'static str,
+}
+
+impl FrameError {
+    /// The error frame to send back.
+    pub fn to_error_frame(self) -> ErrorFrame {
+        ErrorFrame {
+            id: RequestId::zero(),
+            code: self.code,
+            message: self.message.to_owned(),
+            details: None,
+        }
+    }
+}
+
+/// Message for a frame that is not JSON.
+pub const MSG_INVALID_JSON: &str = "Invalid JSON";
+/// Message for JSON that is not an object.
+pub const MSG_NOT_OBJECT: &str = "Message must be a JSON object";
+/// Message for a missing or empty `type`.
+pub const MSG_BAD_TYPE: &str = "Message must include non-empty string \"type\"";
+/// Message for a pong without a finite timestamp.
+pub const MSG_BAD_PONG: &str = "Pong must include finite numeric \"timestamp\"";
+/// Message for a request without a finite numeric id.
+pub const MSG_BAD_ID: &str = "Request must include finite numeric \"id\"";
+
+/// Validates one text frame in the spec's order:
+///
+/// 1. not JSON → `PARSE_ERROR` `Invalid JSON`
+/// 2. not an object → `PARSE_ERROR`
+/// 3. `type` missing / not a non-empty string → `INVALID_REQUEST`
+/// 4. `type == "pong"` → needs a finite numeric `timestamp`, else `INVALID_REQUEST`
+/// 5. `id` missing / not a finite number → `INVALID_REQUEST`
+///
+/// ```
+/// use noex_protocol::{parse_client_frame, ClientFrame, ErrorCode};
+///
+/// let frame = parse_client_frame(r#"{"id":1,"type":"store.all","bucket":"users"}"#).unwrap();
+/// assert!(matches!(frame, ClientFrame::Request(ref r) if r.op_type == "store.all"));
+///
+/// let err = parse_client_frame("[1,2]").unwrap_err();
+/// assert_eq!(err.code, ErrorCode::ParseError);
+/// ```
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    let value: Value = serde_json::from_str(text).map_err(|_| FrameError {
+        code: ErrorCode::ParseError,
+        message: MSG_INVALID_JSON,
+    })?;
+    let Value::Object(mut object) = value else {
+        return Err(FrameError {
+            code: ErrorCode::ParseError,
+            message: MSG_NOT_OBJECT,
+        });
+    };
+    let op_type = match object.remove("type") {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        _ => {
+            return Err(FrameError {
+                code: ErrorCode::InvalidRequest,
+                message: MSG_BAD_TYPE,
+            });
+        }
+    };
+    if op_type == "pong" {
+        // serde_json never produces NaN or infinities, so any number is finite.
+        return match object.get("timestamp").and_then(Value::as_f64) {
+            Some(timestamp) => Ok(ClientFrame::Pong { timestamp }),
+            None => Err(FrameError {
+                code: ErrorCode::InvalidRequest,
+                message: MSG_BAD_PONG,
+            }),
+        };
+    }
+    let id = match object.remove("id") {
+        Some(Value::Number(n)) => RequestId::from_number(n),
+        _ => {
+            return Err(FrameError {
+                code: ErrorCode::InvalidRequest,
+                message: MSG_BAD_ID,
+            });
+        }
+    };
+    Ok(ClientFrame::Request(RawRequest {
+        id,
+        op_type,
+        fields: object,
+    }))
+}

@@ -1,0 +1,166 @@
+//! The typed operations of every namespace (`store.*`, `rules.*`, `auth.*`, `server.*`) and
+//! [`Operation::parse`], which turns a request's `type` and fields into one of them with the
+//! protocol's exact field-validation messages.
+
+mod rules;
+mod store;
+
+pub use rules::RulesOp;
+pub use store::{JsonObject, StoreOp, TransactionOp};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use ts_rs::TS;
+
+use crate::{ErrorCode, fields::Fields};
+
+/// Any operation a client can request, grouped by namespace.
+///
+/// Serializes to the request's fields without `id`: `{type: "store.insert", bucket, data}`.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(untagged)]
+pub enum Operation {
+    /// `store.*`.
+    Store(StoreOp),
+    /// `rules.*`.
+    Rules(RulesOp),
+    /// `auth.*`.
+    Auth(AuthOp),
+    /// `server.*`.
+    Server(ServerOp),
+    /// A type this version does not know; sent as is. Servers answer `UNKNOWN_OPERATION`.
+    #[ts(skip)]
+    Unknown(RawOperation),
+}
+
+/// An operation of a type this crate does not model: `{type, ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RawOperation {
+    /// The `type` field.
+    #[serde(rename = "type")]
+    pub op_type: String,
+    /// The other fields.
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+}
+
+/// `auth.*` operations (spec section 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(tag = "type")]
+pub enum AuthOp {
+    /// Start (or replace) the connection's session.
+    #[serde(rename = "auth.login")]
+    Login {
+        /// The token to validate.
+        token: String,
+    },
+    /// End the session.
+    #[serde(rename = "auth.logout")]
+    Logout,
+    /// Describe the session.
+    #[serde(rename = "auth.whoami")]
+    Whoami,
+}
+
+/// `server.*` operations (spec section 9, admin tier).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(tag = "type")]
+pub enum ServerOp {
+    /// Server statistics.
+    #[serde(rename = "server.stats")]
+    Stats,
+    /// Every open connection.
+    #[serde(rename = "server.connections")]
+    Connections,
+}
+
+/// Why a request's operation could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationError {
+    /// The `type` names no known operation → `UNKNOWN_OPERATION`.
+    Unknown(String),
+    /// A field is missing or has the wrong type → `VALIDATION_ERROR` with this message.
+    InvalidField(String),
+}
+
+impl OperationError {
+    /// The protocol error code for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            OperationError::Unknown(_) => ErrorCode::UnknownOperation,
+            OperationError::InvalidField(_) => ErrorCode::ValidationError,
+        }
+    }
+
+    /// The message sent to the client.
+    pub fn message(&self) -> String {
+        match self {
+            OperationError::Unknown(op_type) => format!("Unknown operation \"{op_type}\""),
+            OperationError::InvalidField(message) => message.clone(),
+        }
+    }
+}
+
+/// The namespace of an operation type: the part before the first `.`.
+pub fn namespace_of(op_type: &str) -> &str {
+    op_type.split_once('.').map_or(op_type, |(ns, _)| ns)
+}
+
+impl Operation {
+    /// Parses an operation from its `type` and the request's other fields.
+    ///
+    /// ```
+    /// use noex_protocol::{Operation, OperationError, StoreOp};
+    /// use serde_json::json;
+    ///
+    /// let fields = json!({"bucket": "users", "n": 2});
+    /// let op = Operation::parse("store.first", fields.as_object().unwrap()).unwrap();
+    /// assert_eq!(op, Operation::Store(StoreOp::First { bucket: "users".into(), n: 2 }));
+    ///
+    /// let bad = json!({"bucket": "users", "n": 0});
+    /// let err = Operation::parse("store.first", bad.as_object().unwrap()).unwrap_err();
+    /// assert_eq!(err.message(), r#"Missing or invalid "n": expected positive integer"#);
+    /// ```
+    pub fn parse(op_type: &str, fields: &Map<String, Value>) -> Result<Operation, OperationError> {
+        let parsed = match namespace_of(op_type) {
+            "store" => StoreOp::parse(op_type, fields).map(|r| r.map(Operation::Store)),
+            "rules" => RulesOp::parse(op_type, fields).map(|r| r.map(Operation::Rules)),
+            "auth" => parse_auth(op_type, fields).map(|r| r.map(Operation::Auth)),
+            "server" => match op_type {
+                "server.stats" => Some(Ok(Operation::Server(ServerOp::Stats))),
+                "server.connections" => Some(Ok(Operation::Server(ServerOp::Connections))),
+                _ => None,
+            },
+            _ => None,
+        };
+        match parsed {
+            Some(Ok(op)) => Ok(op),
+            Some(Err(message)) => Err(OperationError::InvalidField(message)),
+            None => Err(OperationError::Unknown(op_type.to_owned())),
+        }
+    }
+
+    /// The operation's `type`, e.g. `store.insert`.
+    pub fn op_type(&self) -> &str {
+        match self {
+            Operation::Store(op) => op.op_type(),
+            Operation::Rules(op) => op.op_type(),
+            Operation::Auth(AuthOp::Login { .. }) => "auth.login",
+            Operation::Auth(AuthOp::Logout) => "auth.logout",
+            Operation::Auth(AuthOp::Whoami) => "auth.whoami",
+            Operation::Server(ServerOp::Stats) => "server.stats",
+            Operation::Server(ServerOp::Connections) => "server.connections",
+            Operation::Unknown(raw) => &raw.op_type,
+        }
+    }
+}
+
+fn parse_auth(op_type: &str, map: &Map<String, Value>) -> Option<Result<AuthOp, String>> {
+    let f = Fields::new(map);
+    Some(match op_type {
+        "auth.login" => f.string("token").map(|token| AuthOp::Login { token }),
+        "auth.logout" => Ok(AuthOp::Logout),
+        "auth.whoami" => Ok(AuthOp::Whoami),
+        _ => return None,
+    })
+}

@@ -1,0 +1,537 @@
+//! `store.*` operations (spec section 5) and the operations of a `store.transaction`.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use ts_rs::TS;
+
+use crate::fields::Fields;
+
+/// A JSON object: record data, filters.
+pub type JsonObject = Map<String, Value>;
+
+/// Every `store.*` operation with its fields.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "type", rename_all_fields = "camelCase")]
+pub enum StoreOp {
+    /// Insert a record; returns it with generated fields and metadata.
+    #[serde(rename = "store.insert")]
+    Insert {
+        /// Bucket name.
+        bucket: String,
+        /// The record's fields.
+        #[ts(type = "Record<string, JsonValue>")]
+        data: JsonObject,
+    },
+    /// Read one record by key; `null` when absent.
+    #[serde(rename = "store.get")]
+    Get {
+        /// Bucket name.
+        bucket: String,
+        /// The record key.
+        key: Value,
+    },
+    /// Merge fields into a record.
+    #[serde(rename = "store.update")]
+    Update {
+        /// Bucket name.
+        bucket: String,
+        /// The record key.
+        key: Value,
+        /// Fields to merge.
+        #[ts(type = "Record<string, JsonValue>")]
+        data: JsonObject,
+    },
+    /// Delete a record (also succeeds when it does not exist).
+    #[serde(rename = "store.delete")]
+    Delete {
+        /// Bucket name.
+        bucket: String,
+        /// The record key.
+        key: Value,
+    },
+    /// Every record in insertion order.
+    #[serde(rename = "store.all")]
+    All {
+        /// Bucket name.
+        bucket: String,
+    },
+    /// Records matching a filter.
+    #[serde(rename = "store.where")]
+    Where {
+        /// Bucket name.
+        bucket: String,
+        /// The filter.
+        #[ts(type = "Record<string, JsonValue>")]
+        filter: JsonObject,
+    },
+    /// First record matching a filter, or `null`.
+    #[serde(rename = "store.findOne")]
+    FindOne {
+        /// Bucket name.
+        bucket: String,
+        /// The filter.
+        #[ts(type = "Record<string, JsonValue>")]
+        filter: JsonObject,
+    },
+    /// Number of records (matching the optional filter).
+    #[serde(rename = "store.count")]
+    Count {
+        /// Bucket name.
+        bucket: String,
+        /// Optional filter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "Record<string, JsonValue>")]
+        filter: Option<JsonObject>,
+    },
+    /// The first `n` records by insertion order.
+    #[serde(rename = "store.first")]
+    First {
+        /// Bucket name.
+        bucket: String,
+        /// How many.
+        n: u64,
+    },
+    /// The last `n` records by insertion order.
+    #[serde(rename = "store.last")]
+    Last {
+        /// Bucket name.
+        bucket: String,
+        /// How many.
+        n: u64,
+    },
+    /// One page of records in insertion order.
+    #[serde(rename = "store.paginate")]
+    Paginate {
+        /// Bucket name.
+        bucket: String,
+        /// Page size.
+        limit: u64,
+        /// Key of the last record of the previous page.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        after: Option<Value>,
+    },
+    /// Sum of a numeric field.
+    #[serde(rename = "store.sum")]
+    Sum {
+        /// Bucket name.
+        bucket: String,
+        /// Field to sum.
+        field: String,
+        /// Optional filter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "Record<string, JsonValue>")]
+        filter: Option<JsonObject>,
+    },
+    /// Average of a numeric field (0 for none).
+    #[serde(rename = "store.avg")]
+    Avg {
+        /// Bucket name.
+        bucket: String,
+        /// Field to average.
+        field: String,
+        /// Optional filter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "Record<string, JsonValue>")]
+        filter: Option<JsonObject>,
+    },
+    /// Minimum of a numeric field, or `null`.
+    #[serde(rename = "store.min")]
+    Min {
+        /// Bucket name.
+        bucket: String,
+        /// Field.
+        field: String,
+        /// Optional filter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "Record<string, JsonValue>")]
+        filter: Option<JsonObject>,
+    },
+    /// Maximum of a numeric field, or `null`.
+    #[serde(rename = "store.max")]
+    Max {
+        /// Bucket name.
+        bucket: String,
+        /// Field.
+        field: String,
+        /// Optional filter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "Record<string, JsonValue>")]
+        filter: Option<JsonObject>,
+    },
+    /// Delete every record of a bucket.
+    #[serde(rename = "store.clear")]
+    Clear {
+        /// Bucket name.
+        bucket: String,
+    },
+    /// `{count, names}` of the defined buckets.
+    #[serde(rename = "store.buckets")]
+    Buckets,
+    /// Store statistics.
+    #[serde(rename = "store.stats")]
+    Stats,
+    /// Subscribe to a defined query.
+    #[serde(rename = "store.subscribe")]
+    Subscribe {
+        /// Query name.
+        query: String,
+        /// Query parameters.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        params: Option<Value>,
+    },
+    /// End a store subscription.
+    #[serde(rename = "store.unsubscribe")]
+    Unsubscribe {
+        /// The id returned by `store.subscribe`.
+        subscription_id: String,
+    },
+    /// Several operations, all or nothing.
+    #[serde(rename = "store.transaction")]
+    Transaction {
+        /// The operations, in order.
+        operations: Vec<TransactionOp>,
+    },
+    /// Define a bucket (admin).
+    #[serde(rename = "store.defineBucket")]
+    DefineBucket {
+        /// Bucket name.
+        name: String,
+        /// The bucket definition `{key, schema, indexes?, ttl?, maxSize?, persistent?}`.
+        #[ts(type = "Record<string, JsonValue>")]
+        config: JsonObject,
+    },
+    /// Drop a bucket and its records (admin).
+    #[serde(rename = "store.dropBucket")]
+    DropBucket {
+        /// Bucket name.
+        name: String,
+    },
+    /// Change a bucket's definition (admin).
+    #[serde(rename = "store.updateBucket")]
+    UpdateBucket {
+        /// Bucket name.
+        name: String,
+        /// `{addFields?, addIndexes?, ttl?}`.
+        #[ts(type = "Record<string, JsonValue>")]
+        updates: JsonObject,
+    },
+    /// A bucket's definition (admin).
+    #[serde(rename = "store.getBucketSchema")]
+    GetBucketSchema {
+        /// Bucket name.
+        name: String,
+    },
+    /// Define a declarative query (admin).
+    #[serde(rename = "store.defineQuery")]
+    DefineQuery {
+        /// Query name.
+        name: String,
+        /// `{bucket, filter?, sort?, limit?, offset?, fields?, aggregate?}`.
+        #[ts(type = "Record<string, JsonValue>")]
+        config: JsonObject,
+    },
+    /// Remove a query (admin).
+    #[serde(rename = "store.undefineQuery")]
+    UndefineQuery {
+        /// Query name.
+        name: String,
+    },
+    /// Every defined query (admin).
+    #[serde(rename = "store.listQueries")]
+    ListQueries,
+}
+
+/// One operation inside `store.transaction`, discriminated by `op`.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum TransactionOp {
+    /// Read a record.
+    Get {
+        /// Bucket name.
+        bucket: String,
+        /// Record key.
+        key: Value,
+    },
+    /// Insert a record.
+    Insert {
+        /// Bucket name.
+        bucket: String,
+        /// Record fields.
+        #[ts(type = "Record<string, JsonValue>")]
+        data: JsonObject,
+    },
+    /// Merge fields into a record.
+    Update {
+        /// Bucket name.
+        bucket: String,
+        /// Record key.
+        key: Value,
+        /// Fields to merge.
+        #[ts(type = "Record<string, JsonValue>")]
+        data: JsonObject,
+    },
+    /// Delete a record.
+    Delete {
+        /// Bucket name.
+        bucket: String,
+        /// Record key.
+        key: Value,
+    },
+    /// Records matching a filter.
+    Where {
+        /// Bucket name.
+        bucket: String,
+        /// The filter.
+        #[ts(type = "Record<string, JsonValue>")]
+        filter: JsonObject,
+    },
+    /// First match or `null`.
+    FindOne {
+        /// Bucket name.
+        bucket: String,
+        /// The filter.
+        #[ts(type = "Record<string, JsonValue>")]
+        filter: JsonObject,
+    },
+    /// Number of matches.
+    Count {
+        /// Bucket name.
+        bucket: String,
+        /// Optional filter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "Record<string, JsonValue>")]
+        filter: Option<JsonObject>,
+    },
+}
+
+impl TransactionOp {
+    /// The bucket this operation touches.
+    pub fn bucket(&self) -> &str {
+        match self {
+            TransactionOp::Get { bucket, .. }
+            | TransactionOp::Insert { bucket, .. }
+            | TransactionOp::Update { bucket, .. }
+            | TransactionOp::Delete { bucket, .. }
+            | TransactionOp::Where { bucket, .. }
+            | TransactionOp::FindOne { bucket, .. }
+            | TransactionOp::Count { bucket, .. } => bucket,
+        }
+    }
+
+    fn parse(index: usize, value: &Value) -> Result<TransactionOp, String> {
+        let prefix = format!("operations[{index}]: ");
+        let Value::Object(map) = value else {
+            return Err(format!("{prefix}expected object"));
+        };
+        let f = Fields::with_prefix(map, prefix.clone());
+        let op = match map.get("op") {
+            Some(Value::String(op)) => op.as_str(),
+            _ => "",
+        };
+        Ok(match op {
+            "get" => TransactionOp::Get {
+                bucket: f.string("bucket")?,
+                key: f.non_null("key")?,
+            },
+            "insert" => TransactionOp::Insert {
+                bucket: f.string("bucket")?,
+                data: f.object("data")?,
+            },
+            "update" => TransactionOp::Update {
+                bucket: f.string("bucket")?,
+                key: f.non_null("key")?,
+                data: f.object("data")?,
+            },
+            "delete" => TransactionOp::Delete {
+                bucket: f.string("bucket")?,
+                key: f.non_null("key")?,
+            },
+            "where" => TransactionOp::Where {
+                bucket: f.string("bucket")?,
+                filter: f.object("filter")?,
+            },
+            "findOne" => TransactionOp::FindOne {
+                bucket: f.string("bucket")?,
+                filter: f.object("filter")?,
+            },
+            "count" => TransactionOp::Count {
+                bucket: f.string("bucket")?,
+                filter: f.opt_object("filter")?,
+            },
+            _ => {
+                return Err(format!(
+                    "{prefix}Missing or invalid \"op\": expected one of get, insert, update, delete, where, findOne, count"
+                ));
+            }
+        })
+    }
+}
+
+impl StoreOp {
+    /// Parses the fields of a `store.*` request; `None` when `op_type` is not a store operation.
+    pub(crate) fn parse(op_type: &str, map: &JsonObject) -> Option<Result<StoreOp, String>> {
+        let f = Fields::new(map);
+        let parsed = (|| {
+            Ok(match op_type {
+                "store.insert" => StoreOp::Insert {
+                    bucket: f.string("bucket")?,
+                    data: f.object("data")?,
+                },
+                "store.get" => StoreOp::Get {
+                    bucket: f.string("bucket")?,
+                    key: f.non_null("key")?,
+                },
+                "store.update" => StoreOp::Update {
+                    bucket: f.string("bucket")?,
+                    key: f.non_null("key")?,
+                    data: f.object("data")?,
+                },
+                "store.delete" => StoreOp::Delete {
+                    bucket: f.string("bucket")?,
+                    key: f.non_null("key")?,
+                },
+                "store.all" => StoreOp::All {
+                    bucket: f.string("bucket")?,
+                },
+                "store.where" => StoreOp::Where {
+                    bucket: f.string("bucket")?,
+                    filter: f.object("filter")?,
+                },
+                "store.findOne" => StoreOp::FindOne {
+                    bucket: f.string("bucket")?,
+                    filter: f.object("filter")?,
+                },
+                "store.count" => StoreOp::Count {
+                    bucket: f.string("bucket")?,
+                    filter: f.opt_object("filter")?,
+                },
+                "store.first" => StoreOp::First {
+                    bucket: f.string("bucket")?,
+                    n: f.positive_int("n")?,
+                },
+                "store.last" => StoreOp::Last {
+                    bucket: f.string("bucket")?,
+                    n: f.positive_int("n")?,
+                },
+                "store.paginate" => StoreOp::Paginate {
+                    bucket: f.string("bucket")?,
+                    limit: f.positive_int("limit")?,
+                    after: f.opt_any("after"),
+                },
+                "store.sum" | "store.avg" | "store.min" | "store.max" => {
+                    let bucket = f.string("bucket")?;
+                    let field = f.string("field")?;
+                    let filter = f.opt_object("filter")?;
+                    match op_type {
+                        "store.sum" => StoreOp::Sum {
+                            bucket,
+                            field,
+                            filter,
+                        },
+                        "store.avg" => StoreOp::Avg {
+                            bucket,
+                            field,
+                            filter,
+                        },
+                        "store.min" => StoreOp::Min {
+                            bucket,
+                            field,
+                            filter,
+                        },
+                        _ => StoreOp::Max {
+                            bucket,
+                            field,
+                            filter,
+                        },
+                    }
+                }
+                "store.clear" => StoreOp::Clear {
+                    bucket: f.string("bucket")?,
+                },
+                "store.buckets" => StoreOp::Buckets,
+                "store.stats" => StoreOp::Stats,
+                "store.subscribe" => StoreOp::Subscribe {
+                    query: f.string("query")?,
+                    params: f.opt_any("params"),
+                },
+                "store.unsubscribe" => StoreOp::Unsubscribe {
+                    subscription_id: f.string("subscriptionId")?,
+                },
+                "store.transaction" => StoreOp::Transaction {
+                    operations: f
+                        .non_empty_array("operations")?
+                        .iter()
+                        .enumerate()
+                        .map(|(i, op)| TransactionOp::parse(i, op))
+                        .collect::<Result<_, _>>()?,
+                },
+                "store.defineBucket" => StoreOp::DefineBucket {
+                    name: f.string("name")?,
+                    config: f.object("config")?,
+                },
+                "store.dropBucket" => StoreOp::DropBucket {
+                    name: f.string("name")?,
+                },
+                "store.updateBucket" => StoreOp::UpdateBucket {
+                    name: f.string("name")?,
+                    updates: f.object("updates")?,
+                },
+                "store.getBucketSchema" => StoreOp::GetBucketSchema {
+                    name: f.string("name")?,
+                },
+                "store.defineQuery" => StoreOp::DefineQuery {
+                    name: f.string("name")?,
+                    config: f.object("config")?,
+                },
+                "store.undefineQuery" => StoreOp::UndefineQuery {
+                    name: f.string("name")?,
+                },
+                "store.listQueries" => StoreOp::ListQueries,
+                _ => return Err(None),
+            })
+        })();
+        match parsed {
+            Ok(op) => Some(Ok(op)),
+            Err(Some(message)) => Some(Err(message)),
+            Err(None) => None,
+        }
+    }
+}
+
+impl StoreOp {
+    /// The operation's wire `type`.
+    pub fn op_type(&self) -> &'static str {
+        match self {
+            StoreOp::Insert { .. } => "store.insert",
+            StoreOp::Get { .. } => "store.get",
+            StoreOp::Update { .. } => "store.update",
+            StoreOp::Delete { .. } => "store.delete",
+            StoreOp::All { .. } => "store.all",
+            StoreOp::Where { .. } => "store.where",
+            StoreOp::FindOne { .. } => "store.findOne",
+            StoreOp::Count { .. } => "store.count",
+            StoreOp::First { .. } => "store.first",
+            StoreOp::Last { .. } => "store.last",
+            StoreOp::Paginate { .. } => "store.paginate",
+            StoreOp::Sum { .. } => "store.sum",
+            StoreOp::Avg { .. } => "store.avg",
+            StoreOp::Min { .. } => "store.min",
+            StoreOp::Max { .. } => "store.max",
+            StoreOp::Clear { .. } => "store.clear",
+            StoreOp::Buckets => "store.buckets",
+            StoreOp::Stats => "store.stats",
+            StoreOp::Subscribe { .. } => "store.subscribe",
+            StoreOp::Unsubscribe { .. } => "store.unsubscribe",
+            StoreOp::Transaction { .. } => "store.transaction",
+            StoreOp::DefineBucket { .. } => "store.defineBucket",
+            StoreOp::DropBucket { .. } => "store.dropBucket",
+            StoreOp::UpdateBucket { .. } => "store.updateBucket",
+            StoreOp::GetBucketSchema { .. } => "store.getBucketSchema",
+            StoreOp::DefineQuery { .. } => "store.defineQuery",
+            StoreOp::UndefineQuery { .. } => "store.undefineQuery",
+            StoreOp::ListQueries => "store.listQueries",
+        }
+    }
+}

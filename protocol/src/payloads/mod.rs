@@ -1,0 +1,22 @@
+//! Result payloads whose shape the protocol fixes: what goes in a result's `data` (and in
+//! some errors' `details`), namespace by namespace.
+
+mod auth;
+mod rules;
+mod server;
+mod store;
+
+pub use auth::{LoginResult, LogoutResult, WhoAmI};
+pub use rules::{
+    EventPush, Fact, FactDeleted, FactEntry, RuleEnabled, RuleEvent, RuleList, RuleRegistered,
+    RuleSummary, RuleUnregistered, RuleUpdated, RuleValidation, RuleValidationIssue, RulesStats,
+    RulesSubscribeResult,
+};
+pub use server::{ConnectionInfo, ConnectionsSummary, ServerStats};
+pub use store::{
+    BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, Cleared,
+    ConflictDetails, Deleted, IndexStats, PaginateResult, PersistenceStats, QueryDefined,
+    QueryInfo, QueryKind, QueryList, QueryStats, QueryUndefined, RateLimitDetails, RecordStats,
+    StoreStats, SubscribeResult, TransactionOpResult, TransactionResult, TtlStats,
+    UniqueViolationDetails, Unsubscribed, ValidationIssue,
+};

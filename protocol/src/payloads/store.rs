@@ -1,0 +1,273 @@
+//! Results of `store.*` operations and the `details` of store errors.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use ts_rs::TS;
+
+/// `store.delete` → `{deleted: true}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Deleted {
+    /// Always `true`: deleting an absent key also succeeds.
+    pub deleted: bool,
+}
+
+/// `store.clear` → `{cleared: true}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Cleared {
+    /// Always `true`.
+    pub cleared: bool,
+}
+
+/// `store.unsubscribe` / `rules.unsubscribe` → `{unsubscribed: true}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Unsubscribed {
+    /// Always `true`.
+    pub unsubscribed: bool,
+}
+
+/// `store.paginate` → `{records, hasMore, nextCursor?}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct PaginateResult {
+    /// The page.
+    pub records: Vec<Value>,
+    /// Whether more records follow.
+    pub has_more: bool,
+    /// Key of the page's last record; present only when `hasMore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub next_cursor: Option<Value>,
+}
+
+/// `store.subscribe` → `{subscriptionId, data}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribeResult {
+    /// Server-assigned id (`sub-N`), echoed in every push.
+    pub subscription_id: String,
+    /// The query's initial result.
+    pub data: Value,
+}
+
+/// One entry of a transaction result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct TransactionOpResult {
+    /// Position of the operation in the request.
+    pub index: u32,
+    /// What the operation returned.
+    pub data: Value,
+}
+
+/// `store.transaction` → `{results: [{index, data}]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct TransactionResult {
+    /// One entry per operation, in order.
+    pub results: Vec<TransactionOpResult>,
+}
+
+/// `store.buckets` → `{count, names}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BucketList {
+    /// Number of buckets.
+    pub count: u64,
+    /// Their names.
+    pub names: Vec<String>,
+}
+
+/// `store.defineBucket` → `{name, created: true}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BucketDefined {
+    /// Bucket name.
+    pub name: String,
+    /// Always `true`.
+    pub created: bool,
+}
+
+/// `store.dropBucket` → `{name, dropped: true}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BucketDropped {
+    /// Bucket name.
+    pub name: String,
+    /// Always `true`.
+    pub dropped: bool,
+}
+
+/// `store.updateBucket` → `{name, updated: true}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BucketUpdated {
+    /// Bucket name.
+    pub name: String,
+    /// Always `true`.
+    pub updated: bool,
+}
+
+/// `store.getBucketSchema` → `{name, config}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct BucketSchema {
+    /// Bucket name.
+    pub name: String,
+    /// The bucket definition.
+    pub config: Value,
+}
+
+/// `store.defineQuery` → `{name, defined: true}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct QueryDefined {
+    /// Query name.
+    pub name: String,
+    /// Always `true`.
+    pub defined: bool,
+}
+
+/// `store.undefineQuery` → `{name, undefined: true}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct QueryUndefined {
+    /// Query name.
+    pub name: String,
+    /// Always `true`.
+    pub undefined: bool,
+}
+
+/// How a query was defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryKind {
+    /// A Rust function registered by the embedder.
+    Programmatic,
+    /// A JSON definition (config file or `store.defineQuery`).
+    Declarative,
+}
+
+/// One entry of `store.listQueries`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryInfo {
+    /// Query name.
+    pub name: String,
+    /// Programmatic or declarative.
+    #[serde(rename = "type")]
+    pub kind: QueryKind,
+    /// The definition, for declarative queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub config: Option<Value>,
+    /// Subscriptions currently open on it.
+    pub active_subscriptions: u64,
+}
+
+/// `store.listQueries` → `{queries}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct QueryList {
+    /// Every defined query.
+    pub queries: Vec<QueryInfo>,
+}
+
+/// Record counts in [`StoreStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordStats {
+    /// All records.
+    pub total: u64,
+    /// Records per bucket.
+    pub per_bucket: BTreeMap<String, u64>,
+}
+
+/// Index counts in [`StoreStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexStats {
+    /// All secondary indexes.
+    pub total: u64,
+    /// Indexes per bucket.
+    pub per_bucket: BTreeMap<String, u64>,
+}
+
+/// Query counts in [`StoreStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryStats {
+    /// Defined queries.
+    pub defined: u64,
+    /// Open subscriptions over all queries.
+    pub active_subscriptions: u64,
+}
+
+/// Persistence state in [`StoreStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+pub struct PersistenceStats {
+    /// Whether records are written to durable storage.
+    pub enabled: bool,
+}
+
+/// TTL sweep state in [`StoreStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TtlStats {
+    /// Whether a background sweep runs.
+    pub enabled: bool,
+    /// Sweep period.
+    pub check_interval_ms: u64,
+}
+
+/// `store.stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct StoreStats {
+    /// Store name, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub name: Option<String>,
+    /// Bucket count and names.
+    pub buckets: BucketList,
+    /// Record counts.
+    pub records: RecordStats,
+    /// Index counts.
+    pub indexes: IndexStats,
+    /// Query counts.
+    pub queries: QueryStats,
+    /// Persistence state.
+    pub persistence: PersistenceStats,
+    /// TTL sweep state.
+    pub ttl: TtlStats,
+}
+
+/// One schema-validation issue, listed in a `VALIDATION_ERROR`'s `details`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ValidationIssue {
+    /// Field path, e.g. `address.city` or `tags[2]`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// `required`, `type`, `enum`, `minLength`, `maxLength`, `pattern`, `format`, `min`,
+    /// `max` or `custom`.
+    pub code: String,
+}
+
+/// `details` of an `ALREADY_EXISTS` caused by a unique constraint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct UniqueViolationDetails {
+    /// Bucket name.
+    pub bucket: String,
+    /// The unique field.
+    pub field: String,
+    /// The colliding value.
+    pub value: Value,
+}
+
+/// `details` of a `CONFLICT`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ConflictDetails {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key of the record changed meanwhile.
+    pub key: Value,
+}
+
+/// `details` of a `RATE_LIMITED` caused by the request rate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitDetails {
+    /// How long to wait before the next request is accepted.
+    pub retry_after_ms: u64,
+}

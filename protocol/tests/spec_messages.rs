@@ -1,0 +1,435 @@
+//! Every message kind of PROTOCOL.md, round-tripped against literal JSON in the spec's shapes,
+//! and the frame validation order of section 3 case by case.
+
+use noex_protocol::*;
+use serde_json::{Value, json};
+
+fn round_trip_server(text: &str) {
+    let expected: Value = serde_json::from_str(text).unwrap();
+    let msg: ServerMessage = serde_json::from_str(text).unwrap();
+    let back: Value = serde_json::from_str(&msg.to_json()).unwrap();
+    assert_eq!(back, expected, "round trip of {text}");
+}
+
+#[test]
+fn server_messages_round_trip() {
+    round_trip_server(
+        r#"{"type":"welcome","version":"1.0.0","serverTime":1732500000000,"requiresAuth":true}"#,
+    );
+    round_trip_server(r#"{"id":1,"type":"result","data":{"id":"a","name":"Alice","_version":1}}"#);
+    round_trip_server(r#"{"id":2,"type":"result","data":null}"#);
+    round_trip_server(r#"{"id":3,"type":"error","code":"NOT_FOUND","message":"Record not found"}"#);
+    round_trip_server(
+        r#"{"id":4,"type":"error","code":"VALIDATION_ERROR","message":"Validation failed","details":[{"field":"name","message":"Field is required","code":"required"}]}"#,
+    );
+    round_trip_server(r#"{"id":0,"type":"error","code":"PARSE_ERROR","message":"Invalid JSON"}"#);
+    round_trip_server(
+        r#"{"type":"push","channel":"subscription","subscriptionId":"sub-1","data":[1,2]}"#,
+    );
+    round_trip_server(
+        r#"{"type":"push","channel":"event","subscriptionId":"sub-2","data":{"topic":"order.created","event":{"id":"e1","topic":"order.created","data":{},"timestamp":5}}}"#,
+    );
+    round_trip_server(r#"{"type":"ping","timestamp":1732500000000}"#);
+    round_trip_server(r#"{"type":"system","event":"shutdown","gracePeriodMs":5000}"#);
+}
+
+#[test]
+fn welcome_carries_the_protocol_version() {
+    let msg = ServerMessage::Welcome(Welcome {
+        version: PROTOCOL_VERSION.to_owned(),
+        server_time: 1,
+        requires_auth: false,
+    });
+    assert_eq!(
+        serde_json::from_str::<Value>(&msg.to_json()).unwrap(),
+        json!({"type":"welcome","version":"1.0.0","serverTime":1,"requiresAuth":false})
+    );
+}
+
+#[test]
+fn raw_push_encoding_equals_serde_encoding() {
+    let data = json!({"a": [1, "x\"y"], "b": null});
+    let raw = PushFrame::encode_raw(PushChannel::Subscription, "sub-\"7", &data.to_string());
+    let typed = ServerMessage::Push(PushFrame {
+        channel: PushChannel::Subscription,
+        subscription_id: "sub-\"7".into(),
+        data,
+    });
+    assert_eq!(
+        serde_json::from_str::<Value>(&raw).unwrap(),
+        serde_json::from_str::<Value>(&typed.to_json()).unwrap()
+    );
+}
+
+/// Every client operation, as a client writes it. Each must parse to a typed operation and
+/// serialize back to the same JSON.
+const REQUESTS: &[&str] = &[
+    r#"{"id":1,"type":"store.insert","bucket":"users","data":{"name":"Alice"}}"#,
+    r#"{"id":1,"type":"store.get","bucket":"users","key":"a"}"#,
+    r#"{"id":1,"type":"store.update","bucket":"users","key":7,"data":{"age":3}}"#,
+    r#"{"id":1,"type":"store.delete","bucket":"users","key":"a"}"#,
+    r#"{"id":1,"type":"store.all","bucket":"users"}"#,
+    r#"{"id":1,"type":"store.where","bucket":"users","filter":{"age":{"$gte":18}}}"#,
+    r#"{"id":1,"type":"store.findOne","bucket":"users","filter":{"name":"Alice"}}"#,
+    r#"{"id":1,"type":"store.count","bucket":"users"}"#,
+    r#"{"id":1,"type":"store.count","bucket":"users","filter":{"role":"admin"}}"#,
+    r#"{"id":1,"type":"store.first","bucket":"users","n":2}"#,
+    r#"{"id":1,"type":"store.last","bucket":"users","n":3}"#,
+    r#"{"id":1,"type":"store.paginate","bucket":"users","limit":10}"#,
+    r#"{"id":1,"type":"store.paginate","bucket":"users","limit":10,"after":"k9"}"#,
+    r#"{"id":1,"type":"store.sum","bucket":"orders","field":"total"}"#,
+    r#"{"id":1,"type":"store.avg","bucket":"orders","field":"total","filter":{"paid":true}}"#,
+    r#"{"id":1,"type":"store.min","bucket":"orders","field":"total"}"#,
+    r#"{"id":1,"type":"store.max","bucket":"orders","field":"total"}"#,
+    r#"{"id":1,"type":"store.clear","bucket":"users"}"#,
+    r#"{"id":1,"type":"store.buckets"}"#,
+    r#"{"id":1,"type":"store.stats"}"#,
+    r#"{"id":1,"type":"store.subscribe","query":"all-users"}"#,
+    r#"{"id":1,"type":"store.subscribe","query":"by-role","params":{"role":"admin"}}"#,
+    r#"{"id":1,"type":"store.unsubscribe","subscriptionId":"sub-1"}"#,
+    r#"{"id":1,"type":"store.transaction","operations":[
+        {"op":"get","bucket":"a","key":1},
+        {"op":"insert","bucket":"a","data":{"x":1}},
+        {"op":"update","bucket":"a","key":1,"data":{"x":2}},
+        {"op":"delete","bucket":"a","key":1},
+        {"op":"where","bucket":"a","filter":{"x":1}},
+        {"op":"findOne","bucket":"a","filter":{"x":1}},
+        {"op":"count","bucket":"a"},
+        {"op":"count","bucket":"a","filter":{"x":1}}]}"#,
+    r#"{"id":1,"type":"store.defineBucket","name":"users","config":{"key":"id","schema":{"id":{"type":"string","generated":"uuid"}}}}"#,
+    r#"{"id":1,"type":"store.dropBucket","name":"users"}"#,
+    r#"{"id":1,"type":"store.updateBucket","name":"users","updates":{"addIndexes":["role"]}}"#,
+    r#"{"id":1,"type":"store.getBucketSchema","name":"users"}"#,
+    r#"{"id":1,"type":"store.defineQuery","name":"admins","config":{"bucket":"users","filter":{"role":"admin"}}}"#,
+    r#"{"id":1,"type":"store.undefineQuery","name":"admins"}"#,
+    r#"{"id":1,"type":"store.listQueries"}"#,
+    r#"{"id":1,"type":"rules.emit","topic":"order.created","data":{"orderId":"o1"}}"#,
+    r#"{"id":1,"type":"rules.emit","topic":"order.created","data":{},"correlationId":"c1","causationId":"e0"}"#,
+    r#"{"id":1,"type":"rules.setFact","key":"customer:1:tier","value":"gold"}"#,
+    r#"{"id":1,"type":"rules.setFact","key":"flag","value":null}"#,
+    r#"{"id":1,"type":"rules.getFact","key":"customer:1:tier"}"#,
+    r#"{"id":1,"type":"rules.deleteFact","key":"customer:1:tier"}"#,
+    r#"{"id":1,"type":"rules.queryFacts","pattern":"customer:*:tier"}"#,
+    r#"{"id":1,"type":"rules.getAllFacts"}"#,
+    r#"{"id":1,"type":"rules.subscribe","pattern":"order.*"}"#,
+    r#"{"id":1,"type":"rules.unsubscribe","subscriptionId":"sub-3"}"#,
+    r#"{"id":1,"type":"rules.stats"}"#,
+    r#"{"id":1,"type":"rules.registerRule","rule":{"id":"r1","name":"R"}}"#,
+    r#"{"id":1,"type":"rules.unregisterRule","ruleId":"r1"}"#,
+    r#"{"id":1,"type":"rules.updateRule","ruleId":"r1","updates":{"priority":5}}"#,
+    r#"{"id":1,"type":"rules.enableRule","ruleId":"r1"}"#,
+    r#"{"id":1,"type":"rules.disableRule","ruleId":"r1"}"#,
+    r#"{"id":1,"type":"rules.getRule","ruleId":"r1"}"#,
+    r#"{"id":1,"type":"rules.getRules"}"#,
+    r#"{"id":1,"type":"rules.validateRule","rule":{"id":"r1"}}"#,
+    r#"{"id":1,"type":"auth.login","token":"secret"}"#,
+    r#"{"id":1,"type":"auth.logout"}"#,
+    r#"{"id":1,"type":"auth.whoami"}"#,
+    r#"{"id":1,"type":"server.stats"}"#,
+    r#"{"id":1,"type":"server.connections"}"#,
+];
+
+#[test]
+fn every_request_round_trips_through_its_typed_operation() {
+    let mut types = std::collections::HashSet::new();
+    for text in REQUESTS {
+        let ClientFrame::Request(raw) = parse_client_frame(text).unwrap() else {
+            panic!("not a request: {text}")
+        };
+        let operation = raw.operation().unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        assert!(!matches!(operation, Operation::Unknown(_)));
+        assert_eq!(operation.op_type(), raw.op_type);
+        types.insert(raw.op_type.clone());
+        let request = Request {
+            id: raw.id,
+            operation,
+        };
+        let back = serde_json::to_value(&request).unwrap();
+        assert_eq!(back, serde_json::from_str::<Value>(text).unwrap(), "{text}");
+    }
+    // 28 store, 17 rules, 3 auth, 2 server operations.
+    assert_eq!(types.len(), 50);
+}
+
+#[test]
+fn emit_without_data_defaults_to_an_empty_object() {
+    let fields = json!({"topic": "a.b"});
+    let op = Operation::parse("rules.emit", fields.as_object().unwrap()).unwrap();
+    let Operation::Rules(RulesOp::Emit { data, .. }) = op else {
+        panic!()
+    };
+    assert!(data.is_empty());
+}
+
+#[test]
+fn pong_round_trips() {
+    let pong = Pong {
+        timestamp: 1732500000000.0,
+    };
+    let text = serde_json::to_string(&pong).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({"type":"pong","timestamp":1732500000000.0})
+    );
+    assert_eq!(
+        parse_client_frame(&text).unwrap(),
+        ClientFrame::Pong {
+            timestamp: 1732500000000.0
+        }
+    );
+}
+
+fn frame_err(text: &str) -> FrameError {
+    parse_client_frame(text).expect_err(text)
+}
+
+#[test]
+fn malformed_frames_fail_in_the_spec_order() {
+    use ErrorCode::*;
+    let cases: &[(&str, ErrorCode, &str)] = &[
+        ("not json", ParseError, MSG_INVALID_JSON),
+        ("{\"id\":1,", ParseError, MSG_INVALID_JSON),
+        ("", ParseError, MSG_INVALID_JSON),
+        ("[1,2,3]", ParseError, MSG_NOT_OBJECT),
+        ("null", ParseError, MSG_NOT_OBJECT),
+        ("42", ParseError, MSG_NOT_OBJECT),
+        ("\"store.all\"", ParseError, MSG_NOT_OBJECT),
+        ("true", ParseError, MSG_NOT_OBJECT),
+        ("{\"id\":1}", InvalidRequest, MSG_BAD_TYPE),
+        ("{\"id\":1,\"type\":\"\"}", InvalidRequest, MSG_BAD_TYPE),
+        ("{\"id\":1,\"type\":5}", InvalidRequest, MSG_BAD_TYPE),
+        ("{\"id\":1,\"type\":null}", InvalidRequest, MSG_BAD_TYPE),
+        // type is checked before id: a frame with neither reports the type.
+        ("{}", InvalidRequest, MSG_BAD_TYPE),
+        ("{\"type\":\"pong\"}", InvalidRequest, MSG_BAD_PONG),
+        (
+            "{\"type\":\"pong\",\"timestamp\":\"5\"}",
+            InvalidRequest,
+            MSG_BAD_PONG,
+        ),
+        (
+            "{\"type\":\"pong\",\"timestamp\":null}",
+            InvalidRequest,
+            MSG_BAD_PONG,
+        ),
+        ("{\"type\":\"store.all\"}", InvalidRequest, MSG_BAD_ID),
+        (
+            "{\"type\":\"store.all\",\"id\":\"1\"}",
+            InvalidRequest,
+            MSG_BAD_ID,
+        ),
+        (
+            "{\"type\":\"store.all\",\"id\":null}",
+            InvalidRequest,
+            MSG_BAD_ID,
+        ),
+        (
+            "{\"type\":\"store.all\",\"id\":[1]}",
+            InvalidRequest,
+            MSG_BAD_ID,
+        ),
+    ];
+    for (text, code, message) in cases {
+        let err = frame_err(text);
+        assert_eq!((err.code, err.message), (*code, *message), "frame {text:?}");
+        let frame = err.to_error_frame();
+        assert_eq!(frame.id, RequestId::zero());
+        assert_eq!(frame.details, None);
+    }
+}
+
+#[test]
+fn pong_needs_no_id_and_any_finite_id_is_echoed_exactly() {
+    assert_eq!(
+        parse_client_frame(r#"{"type":"pong","timestamp":12}"#).unwrap(),
+        ClientFrame::Pong { timestamp: 12.0 }
+    );
+    for id in ["7", "7.5", "-3", "0"] {
+        let text = format!(r#"{{"id":{id},"type":"store.buckets"}}"#);
+        let ClientFrame::Request(raw) = parse_client_frame(&text).unwrap() else {
+            panic!()
+        };
+        assert_eq!(serde_json::to_string(&raw.id).unwrap(), id);
+    }
+}
+
+#[test]
+fn unknown_types_and_namespaces_are_unknown_operations() {
+    let empty = serde_json::Map::new();
+    for t in [
+        "store.nope",
+        "rules.nope",
+        "auth.nope",
+        "server.nope",
+        "foo.bar",
+        "nonamespace",
+    ] {
+        let err = Operation::parse(t, &empty).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::UnknownOperation, "{t}");
+        assert_eq!(err.message(), format!("Unknown operation \"{t}\""));
+    }
+}
+
+#[test]
+fn field_validation_messages_follow_the_spec_pattern() {
+    let cases: &[(&str, Value, &str)] = &[
+        (
+            "store.insert",
+            json!({"data": {}}),
+            r#"Missing or invalid "bucket": expected non-empty string"#,
+        ),
+        (
+            "store.insert",
+            json!({"bucket": ""}),
+            r#"Missing or invalid "bucket": expected non-empty string"#,
+        ),
+        (
+            "store.insert",
+            json!({"bucket": "u", "data": [1]}),
+            r#"Missing or invalid "data": expected object"#,
+        ),
+        (
+            "store.get",
+            json!({"bucket": "u"}),
+            r#"Missing "key": expected non-null value"#,
+        ),
+        (
+            "store.get",
+            json!({"bucket": "u", "key": null}),
+            r#"Missing "key": expected non-null value"#,
+        ),
+        (
+            "store.where",
+            json!({"bucket": "u", "filter": "x"}),
+            r#"Missing or invalid "filter": expected object"#,
+        ),
+        (
+            "store.count",
+            json!({"bucket": "u", "filter": 3}),
+            r#"Invalid "filter": expected object"#,
+        ),
+        (
+            "store.first",
+            json!({"bucket": "u", "n": 0}),
+            r#"Missing or invalid "n": expected positive integer"#,
+        ),
+        (
+            "store.first",
+            json!({"bucket": "u", "n": 1.5}),
+            r#"Missing or invalid "n": expected positive integer"#,
+        ),
+        (
+            "store.last",
+            json!({"bucket": "u", "n": -2}),
+            r#"Missing or invalid "n": expected positive integer"#,
+        ),
+        (
+            "store.paginate",
+            json!({"bucket": "u"}),
+            r#"Missing or invalid "limit": expected positive integer"#,
+        ),
+        (
+            "store.sum",
+            json!({"bucket": "u"}),
+            r#"Missing or invalid "field": expected non-empty string"#,
+        ),
+        (
+            "store.subscribe",
+            json!({}),
+            r#"Missing or invalid "query": expected non-empty string"#,
+        ),
+        (
+            "store.unsubscribe",
+            json!({}),
+            r#"Missing or invalid "subscriptionId": expected non-empty string"#,
+        ),
+        (
+            "store.transaction",
+            json!({"operations": []}),
+            r#"Missing or invalid "operations": expected non-empty array"#,
+        ),
+        (
+            "store.transaction",
+            json!({"operations": [{"op": "drop", "bucket": "a"}]}),
+            r#"operations[0]: Missing or invalid "op": expected one of get, insert, update, delete, where, findOne, count"#,
+        ),
+        (
+            "store.transaction",
+            json!({"operations": [{"op": "get", "bucket": "a", "key": 1}, {"op": "insert", "bucket": "a"}]}),
+            r#"operations[1]: Missing or invalid "data": expected object"#,
+        ),
+        (
+            "store.transaction",
+            json!({"operations": [3]}),
+            "operations[0]: expected object",
+        ),
+        (
+            "store.defineBucket",
+            json!({"name": "u"}),
+            r#"Missing or invalid "config": expected object"#,
+        ),
+        (
+            "store.updateBucket",
+            json!({"name": "u"}),
+            r#"Missing or invalid "updates": expected object"#,
+        ),
+        (
+            "rules.emit",
+            json!({}),
+            r#"Missing or invalid "topic": expected non-empty string"#,
+        ),
+        (
+            "rules.emit",
+            json!({"topic": "a", "data": [1]}),
+            r#"Invalid "data": expected object"#,
+        ),
+        (
+            "rules.emit",
+            json!({"topic": "a", "correlationId": 5}),
+            r#"Invalid "correlationId": expected non-empty string"#,
+        ),
+        (
+            "rules.setFact",
+            json!({"key": "k"}),
+            r#"Missing "value": expected a value"#,
+        ),
+        (
+            "rules.queryFacts",
+            json!({}),
+            r#"Missing or invalid "pattern": expected non-empty string"#,
+        ),
+        (
+            "rules.registerRule",
+            json!({"rule": "x"}),
+            r#"Missing or invalid "rule": expected object"#,
+        ),
+        (
+            "rules.enableRule",
+            json!({}),
+            r#"Missing or invalid "ruleId": expected non-empty string"#,
+        ),
+        (
+            "auth.login",
+            json!({"token": ""}),
+            r#"Missing or invalid "token": expected non-empty string"#,
+        ),
+    ];
+    for (op_type, fields, message) in cases {
+        let err = Operation::parse(op_type, fields.as_object().unwrap()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ValidationError, "{op_type} {fields}");
+        assert_eq!(err.message(), *message, "{op_type} {fields}");
+    }
+}
+
+#[test]
+fn integral_floats_count_as_positive_integers() {
+    let fields = json!({"bucket": "u", "n": 2.0});
+    let op = Operation::parse("store.first", fields.as_object().unwrap()).unwrap();
+    assert_eq!(
+        op,
+        Operation::Store(StoreOp::First {
+            bucket: "u".into(),
+            n: 2
+        })
+    );
+}
