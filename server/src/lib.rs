@@ -1,1 +1,27 @@
-//! noex-server: the real-time data server.
+//! noex-server: the real-time data server speaking the noex WebSocket protocol
+//! (`shared/spec/PROTOCOL.md`).
+//!
+//! - [`Server::start`] binds and serves; the returned [`ServerHandle`] reports the bound
+//!   address and connection count and stops the server gracefully.
+//! - [`ServerConfig`] holds every setting with the spec's defaults; the `noex-server` binary
+//!   loads it from a JSON file and command-line flags.
+//!
+//! Inside, every connection is one task (`connection`), requests go through `router`, and
+//! every failure becomes one protocol error in `error`.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod config;
+mod connection;
+mod error;
+mod registry;
+mod router;
+mod server;
+
+pub use config::{
+    BackpressureConfig, ConfigError, ConnectionLimits, HeartbeatConfig, RateLimitConfig,
+    ServerConfig,
+};
+pub use error::ServerError;
+pub use registry::{ConnectionEntry, ConnectionRegistry};
+pub use server::{Server, ServerHandle, StartError};

@@ -1,0 +1,279 @@
+//! Server configuration: every field and default of PROTOCOL.md section 11, loadable from a
+//! JSON file whose field names mirror the original server's config (camelCase).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a server can be configured with. `ServerConfig::default()` is the spec's
+/// defaults: `0.0.0.0:8080`, path `/`, 1 MiB frames, heartbeat 30 s / 10 s, backpressure
+/// 1 MiB / 0.8, 100 subscriptions per connection, no auth, no rate limit.
+///
+/// ```
+/// let config: noex_server::ServerConfig =
+///     serde_json::from_str(r#"{"port": 9000, "heartbeat": {"intervalMs": 5000}}"#).unwrap();
+/// assert_eq!(config.port, 9000);
+/// assert_eq!(config.heartbeat.interval_ms, 5000);
+/// assert_eq!(config.heartbeat.timeout_ms, 10_000); // default kept
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServerConfig {
+    /// TCP port; `0` picks a free one (see `ServerHandle::local_addr`).
+    pub port: u16,
+    /// Address to bind.
+    pub host: String,
+    /// The only path on which WebSocket upgrades are accepted.
+    pub path: String,
+    /// Largest accepted incoming frame; bigger ones close the socket with 1009.
+    pub max_payload_bytes: usize,
+    /// Server name, reported by `server.stats`.
+    pub name: String,
+    /// Ping / pong liveness check.
+    pub heartbeat: HeartbeatConfig,
+    /// Outbound buffering limits for slow clients.
+    pub backpressure: BackpressureConfig,
+    /// Per-connection and global limits.
+    pub connection_limits: ConnectionLimits,
+    /// Request rate limit; `None` disables it.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Accepted `Origin` headers; `None` accepts every origin. Requests without an `Origin`
+    /// header (non-browser clients) are always accepted.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Whether error frames may carry `details`.
+    pub expose_error_details: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            port: 8080,
+            host: "0.0.0.0".to_owned(),
+            path: "/".to_owned(),
+            max_payload_bytes: 1_048_576,
+            name: "noex-server".to_owned(),
+            heartbeat: HeartbeatConfig::default(),
+            backpressure: BackpressureConfig::default(),
+            connection_limits: ConnectionLimits::default(),
+            rate_limit: None,
+            allowed_origins: None,
+            expose_error_details: true,
+        }
+    }
+}
+
+/// `heartbeat: {intervalMs, timeoutMs}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct HeartbeatConfig {
+    /// Time between pings; the connection closes with 4001 when the previous ping got no pong.
+    pub interval_ms: u64,
+    /// How long a client has to answer a ping.
+    pub timeout_ms: u64,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig {
+            interval_ms: 30_000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `backpressure: {maxBufferedBytes, highWaterMark}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackpressureConfig {
+    /// Outbound bytes a connection may have queued.
+    pub max_buffered_bytes: usize,
+    /// Fraction of `maxBufferedBytes` at which pushes are held back.
+    pub high_water_mark: f64,
+}
+
+impl Default for BackpressureConfig {
+    fn default() -> Self {
+        BackpressureConfig {
+            max_buffered_bytes: 1_048_576,
+            high_water_mark: 0.8,
+        }
+    }
+}
+
+/// `connectionLimits: {maxSubscriptionsPerConnection, maxTotalSubscriptions?, maxConnectionsPerIp?}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectionLimits {
+    /// Store plus rules subscriptions one connection may hold.
+    pub max_subscriptions_per_connection: u32,
+    /// Subscriptions over all connections; `None` for no limit.
+    pub max_total_subscriptions: Option<u64>,
+    /// Connections from one IP address; `None` for no limit.
+    pub max_connections_per_ip: Option<u32>,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_subscriptions_per_connection: 100,
+            max_total_subscriptions: None,
+            max_connections_per_ip: None,
+        }
+    }
+}
+
+/// `rateLimit: {maxRequests, windowMs}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimitConfig {
+    /// Requests allowed per window and key.
+    pub max_requests: u32,
+    /// Sliding window length.
+    pub window_ms: u64,
+}
+
+/// A configuration that cannot be used, naming the offending field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON or has a field of the wrong type or name.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// serde's message, which names the field and position.
+        message: String,
+    },
+    /// A field has a value outside its range.
+    #[error("invalid config: \"{field}\" {message}")]
+    Invalid {
+        /// Dotted field path, e.g. `backpressure.highWaterMark`.
+        field: &'static str,
+        /// What is expected.
+        message: &'static str,
+    },
+}
+
+impl ServerConfig {
+    /// Reads a JSON config file; absent fields keep their defaults.
+    pub fn from_file(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut deserializer = serde_json::Deserializer::from_str(&text);
+        let config: ServerConfig =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+                ConfigError::Parse {
+                    path: shown,
+                    message: match e.path().to_string().as_str() {
+                        "." => e.inner().to_string(),
+                        field => format!("{field}: {}", e.inner()),
+                    },
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks value ranges that the types alone do not express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message| Err(ConfigError::Invalid { field, message });
+        if !self.path.starts_with('/') {
+            return invalid("path", "must start with \"/\"");
+        }
+        if self.max_payload_bytes == 0 {
+            return invalid("maxPayloadBytes", "must be at least 1");
+        }
+        if self.heartbeat.interval_ms == 0 {
+            return invalid("heartbeat.intervalMs", "must be at least 1");
+        }
+        if self.backpressure.max_buffered_bytes == 0 {
+            return invalid("backpressure.maxBufferedBytes", "must be at least 1");
+        }
+        let hwm = self.backpressure.high_water_mark;
+        if !(hwm > 0.0 && hwm <= 1.0) {
+            return invalid("backpressure.highWaterMark", "must be in (0, 1]");
+        }
+        if self.connection_limits.max_subscriptions_per_connection == 0 {
+            return invalid(
+                "connectionLimits.maxSubscriptionsPerConnection",
+                "must be at least 1",
+            );
+        }
+        if let Some(rate) = self.rate_limit {
+            if rate.max_requests == 0 {
+                return invalid("rateLimit.maxRequests", "must be at least 1");
+            }
+            if rate.window_ms == 0 {
+                return invalid("rateLimit.windowMs", "must be at least 1");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_spec_defaults() {
+        let c = ServerConfig::default();
+        assert_eq!(
+            (c.port, c.host.as_str(), c.path.as_str()),
+            (8080, "0.0.0.0", "/")
+        );
+        assert_eq!(c.max_payload_bytes, 1_048_576);
+        assert_eq!(c.name, "noex-server");
+        assert_eq!(
+            (c.heartbeat.interval_ms, c.heartbeat.timeout_ms),
+            (30_000, 10_000)
+        );
+        assert_eq!(c.backpressure.max_buffered_bytes, 1_048_576);
+        assert_eq!(c.backpressure.high_water_mark, 0.8);
+        assert_eq!(c.connection_limits.max_subscriptions_per_connection, 100);
+        assert!(c.rate_limit.is_none() && c.allowed_origins.is_none());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn an_empty_object_is_the_default_config() {
+        let c: ServerConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c, ServerConfig::default());
+    }
+
+    #[test]
+    fn unknown_fields_are_named_in_the_error() {
+        let err = serde_json::from_str::<ServerConfig>(r#"{"prot": 1}"#).unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+        let err =
+            serde_json::from_str::<ServerConfig>(r#"{"heartbeat": {"interval": 1}}"#).unwrap_err();
+        assert!(err.to_string().contains("interval"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_field() {
+        let mut c = ServerConfig::default();
+        c.backpressure.high_water_mark = 1.5;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("backpressure.highWaterMark")
+        );
+        let c = ServerConfig {
+            path: "ws".into(),
+            ..ServerConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("\"path\""));
+    }
+}

@@ -1,0 +1,320 @@
+//! One task per connection: the WebSocket handshake (path and origin checks), the welcome
+//! frame, frame validation, in-order request handling with panic isolation, heartbeat, and
+//! the reaction to shutdown. A separate writer task owns the socket's sink and batches
+//! outbound frames, flushing once per burst.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use noex_protocol::{
+    ClientFrame, PROTOCOL_VERSION, Ping, RawRequest, ResultFrame, ServerMessage, SystemEvent,
+    Welcome, parse_client_frame,
+};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, error::CapacityError};
+
+use crate::error::ServerError;
+use crate::registry::Registration;
+use crate::router;
+use crate::server::{Lifecycle, Shared, now_ms};
+
+/// Outbound frames queued per connection before the reader stops reading (and so stops
+/// producing answers) until the client drains.
+const OUTBOUND_QUEUE: usize = 1024;
+
+/// What the reader asks the writer to do.
+enum Outbound {
+    /// Send a text frame.
+    Text(String),
+    /// Send a close frame and stop.
+    Close(u16, &'static str),
+}
+
+/// Handles one accepted TCP stream from handshake to close.
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let config = &shared.config;
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.max_payload_bytes))
+        .max_frame_size(Some(config.max_payload_bytes));
+    let path = config.path.clone();
+    let allowed_origins = config.allowed_origins.clone();
+    // The error type is fixed by tungstenite's handshake callback trait.
+    #[allow(clippy::result_large_err)]
+    let check = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        if request.uri().path() != path {
+            return Err(refusal(StatusCode::NOT_FOUND));
+        }
+        if let (Some(allowed), Some(origin)) = (&allowed_origins, request.headers().get("origin")) {
+            let origin = origin.to_str().unwrap_or("");
+            if !allowed.iter().any(|a| a == origin) {
+                return Err(refusal(StatusCode::FORBIDDEN));
+            }
+        }
+        Ok(response)
+    };
+    let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config))
+        .await
+    {
+        Ok(ws) => ws,
+        Err(err) => {
+            tracing::debug!(%peer, %err, "handshake refused");
+            return;
+        }
+    };
+
+    let lifecycle = shared.lifecycle.subscribe();
+    if *lifecycle.borrow() != Lifecycle::Running {
+        close_now(ws, 1001, "server_shutting_down").await;
+        return;
+    }
+    if let Some(limit) = config.connection_limits.max_connections_per_ip {
+        if shared.registry.count_from(peer.ip()) >= limit as usize {
+            close_now(ws, 4003, "too_many_connections").await;
+            return;
+        }
+    }
+    let registration = shared.registry.register(peer, now_ms());
+    let (sink, stream) = ws.split();
+    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let writer = tokio::spawn(write_loop(sink, rx));
+    let connection = Connection {
+        shared: Arc::clone(&shared),
+        tx,
+        _registration: registration,
+        pong_since_ping: true,
+    };
+    connection.run(stream, lifecycle).await;
+    // The reader is done and dropped its sender: the writer drains what is queued
+    // (including any close frame) and ends.
+    let _ = writer.await;
+}
+
+fn refusal(status: StatusCode) -> ErrorResponse {
+    let mut response = ErrorResponse::new(None);
+    *response.status_mut() = status;
+    response
+}
+
+async fn close_now(mut ws: WebSocketStream<TcpStream>, code: u16, reason: &'static str) {
+    let _ = ws
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+/// Writes queued frames, flushing once the queue is momentarily empty so that a burst of
+/// answers costs one flush.
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            let result = match item {
+                Outbound::Text(text) => sink.feed(Message::Text(text.into())).await,
+                Outbound::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+            };
+            if result.is_err() {
+                return;
+            }
+            next = rx.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// The per-connection actor: owns the session state and answers requests in order.
+pub(crate) struct Connection {
+    pub(crate) shared: Arc<Shared>,
+    tx: mpsc::Sender<Outbound>,
+    _registration: Registration,
+    /// Whether a pong arrived since the last ping (true before the first ping).
+    pong_since_ping: bool,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Connection {
+    async fn run(
+        mut self,
+        mut stream: futures_util::stream::SplitStream<WebSocketStream<TcpStream>>,
+        mut lifecycle: tokio::sync::watch::Receiver<Lifecycle>,
+    ) {
+        let welcome = ServerMessage::Welcome(Welcome {
+            version: PROTOCOL_VERSION.to_owned(),
+            server_time: now_ms(),
+            requires_auth: false,
+        });
+        if self.send(welcome.to_json()).await.is_err() {
+            return;
+        }
+        let interval = Duration::from_millis(self.shared.config.heartbeat.interval_ms);
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        loop {
+            let flow = tokio::select! {
+                changed = lifecycle.changed() => {
+                    let state = if changed.is_ok() { *lifecycle.borrow_and_update() } else { Lifecycle::Closing };
+                    self.on_lifecycle(state).await
+                }
+                message = stream.next() => self.on_message(message).await,
+                _ = heartbeat.tick() => self.on_heartbeat().await,
+            };
+            if let Flow::Stop = flow {
+                break;
+            }
+        }
+    }
+
+    async fn send(&self, text: String) -> Result<(), ()> {
+        self.tx.send(Outbound::Text(text)).await.map_err(|_| ())
+    }
+
+    async fn close(&self, code: u16, reason: &'static str) -> Flow {
+        let _ = self.tx.send(Outbound::Close(code, reason)).await;
+        Flow::Stop
+    }
+
+    async fn on_lifecycle(&mut self, state: Lifecycle) -> Flow {
+        match state {
+            Lifecycle::Running => Flow::Continue,
+            Lifecycle::Draining { grace_ms } => {
+                if grace_ms > 0 {
+                    let notice = ServerMessage::System(SystemEvent::Shutdown {
+                        grace_period_ms: grace_ms,
+                    });
+                    if self.send(notice.to_json()).await.is_err() {
+                        return Flow::Stop;
+                    }
+                }
+                Flow::Continue
+            }
+            Lifecycle::Closing => self.close(1000, "server_shutdown").await,
+        }
+    }
+
+    async fn on_heartbeat(&mut self) -> Flow {
+        if !self.pong_since_ping {
+            return self.close(4001, "heartbeat_timeout").await;
+        }
+        self.pong_since_ping = false;
+        let ping = ServerMessage::Ping(Ping {
+            timestamp: now_ms(),
+        });
+        match self.send(ping.to_json()).await {
+            Ok(()) => Flow::Continue,
+            Err(()) => Flow::Stop,
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Flow {
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        match message {
+            None | Some(Ok(Message::Close(_))) => Flow::Stop,
+            Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+            Some(Ok(Message::Binary(_))) => self.close(1003, "binary_not_supported").await,
+            // WebSocket-level pings are answered by tungstenite itself.
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Flow::Continue,
+            Some(Err(WsError::Capacity(
+                CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders,
+            ))) => self.close(1009, "message_too_big").await,
+            Some(Err(err)) => {
+                tracing::debug!(%err, "connection read failed");
+                Flow::Stop
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Flow {
+        let reply = match parse_client_frame(text) {
+            Err(err) => ServerMessage::Error(err.to_error_frame()),
+            Ok(ClientFrame::Pong { .. }) => {
+                self.pong_since_ping = true;
+                return Flow::Continue;
+            }
+            Ok(ClientFrame::Request(request)) => {
+                let id = request.id.clone();
+                match self.handle_guarded(request).await {
+                    Ok(data) => ServerMessage::Result(ResultFrame { id, data }),
+                    Err(err) => ServerMessage::Error(
+                        err.into_frame(id, self.shared.config.expose_error_details),
+                    ),
+                }
+            }
+        };
+        match self.send(reply.to_json()).await {
+            Ok(()) => Flow::Continue,
+            Err(()) => Flow::Stop,
+        }
+    }
+
+    /// Handles a request; a panic inside becomes `INTERNAL_ERROR` and the connection lives on.
+    async fn handle_guarded(
+        &mut self,
+        request: RawRequest,
+    ) -> Result<serde_json::Value, ServerError> {
+        let op_type = request.op_type.clone();
+        match guard_panics(router::handle(self, request)).await {
+            Ok(result) => result,
+            Err(()) => Err(ServerError::internal(format_args!(
+                "panic while handling {op_type}"
+            ))),
+        }
+    }
+}
+
+/// Runs `future`, turning a panic into `Err(())`.
+pub(crate) async fn guard_panics<F: std::future::Future>(future: F) -> Result<F::Output, ()> {
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .map_err(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guard_panics;
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_an_error_value() {
+        let ok = guard_panics(async { 7 }).await;
+        assert_eq!(ok, Ok(7));
+        let failed = guard_panics(async {
+            let v: Vec<u8> = Vec::new();
+            #[allow(clippy::indexing_slicing)]
+            v[3]
+        })
+        .await;
+        assert_eq!(failed, Err(()));
+    }
+}

@@ -1,0 +1,200 @@
+//! The `noex-server` binary: command-line flags over an optional JSON config file, logging,
+//! and a graceful stop on SIGINT / SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use noex_server::{RateLimitConfig, Server, ServerConfig, StartError};
+
+/// noex real-time data server: a schema-validated reactive store over one WebSocket.
+///
+/// With no arguments it serves on 0.0.0.0:8080 with an in-memory store. Flags override
+/// the values of the config file.
+#[derive(Debug, Parser)]
+#[command(name = "noex-server", version)]
+struct Cli {
+    /// JSON config file (fields as in the README's "Configuration" section).
+    #[arg(long, short = 'c', value_name = "FILE", env = "NOEX_CONFIG")]
+    config: Option<PathBuf>,
+    /// Port to listen on (0 picks a free port) [default: 8080].
+    #[arg(long, short = 'p', env = "NOEX_PORT")]
+    port: Option<u16>,
+    /// Address to bind [default: 0.0.0.0].
+    #[arg(long, env = "NOEX_HOST")]
+    host: Option<String>,
+    /// WebSocket endpoint path [default: /].
+    #[arg(long)]
+    path: Option<String>,
+    /// Server name reported by server.stats [default: noex-server].
+    #[arg(long)]
+    name: Option<String>,
+    /// Largest accepted incoming frame in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_payload_bytes: Option<usize>,
+    /// Heartbeat ping interval in ms [default: 30000].
+    #[arg(long, value_name = "MS")]
+    heartbeat_interval_ms: Option<u64>,
+    /// Heartbeat pong timeout in ms [default: 10000].
+    #[arg(long, value_name = "MS")]
+    heartbeat_timeout_ms: Option<u64>,
+    /// Outbound bytes buffered per connection [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_buffered_bytes: Option<usize>,
+    /// Fraction of the buffer at which pushes are held back [default: 0.8].
+    #[arg(long, value_name = "FRACTION")]
+    high_water_mark: Option<f64>,
+    /// Subscriptions per connection [default: 100].
+    #[arg(long, value_name = "N")]
+    max_subscriptions_per_connection: Option<u32>,
+    /// Subscriptions over all connections [default: unlimited].
+    #[arg(long, value_name = "N")]
+    max_total_subscriptions: Option<u64>,
+    /// Connections per client IP [default: unlimited].
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<u32>,
+    /// Enable rate limiting: requests per window and client.
+    #[arg(long, value_name = "N", requires = "rate_limit_window_ms")]
+    rate_limit_max_requests: Option<u32>,
+    /// Rate-limit window in ms.
+    #[arg(long, value_name = "MS", requires = "rate_limit_max_requests")]
+    rate_limit_window_ms: Option<u64>,
+    /// Accept browser connections only from this Origin (repeatable) [default: any].
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+    /// Never send structured `details` in error frames.
+    #[arg(long)]
+    hide_error_details: bool,
+    /// Grace period for clients to leave on SIGINT / SIGTERM, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    shutdown_grace_ms: u64,
+    /// Log filter, e.g. `info` or `noex_server=debug` (also RUST_LOG).
+    #[arg(long, value_name = "FILTER", default_value = "info", env = "RUST_LOG")]
+    log: String,
+}
+
+impl Cli {
+    /// The config file (or defaults) with every given flag applied on top.
+    fn into_config(self) -> Result<ServerConfig, noex_server::ConfigError> {
+        let mut c = match &self.config {
+            Some(path) => ServerConfig::from_file(path)?,
+            None => ServerConfig::default(),
+        };
+        macro_rules! set {
+            ($($flag:ident => $($field:ident).+),* $(,)?) => {
+                $(if let Some(v) = self.$flag { c.$($field).+ = v; })*
+            };
+        }
+        set!(
+            port => port,
+            host => host,
+            path => path,
+            name => name,
+            max_payload_bytes => max_payload_bytes,
+            heartbeat_interval_ms => heartbeat.interval_ms,
+            heartbeat_timeout_ms => heartbeat.timeout_ms,
+            max_buffered_bytes => backpressure.max_buffered_bytes,
+            high_water_mark => backpressure.high_water_mark,
+            max_subscriptions_per_connection => connection_limits.max_subscriptions_per_connection,
+        );
+        if let Some(n) = self.max_total_subscriptions {
+            c.connection_limits.max_total_subscriptions = Some(n);
+        }
+        if let Some(n) = self.max_connections_per_ip {
+            c.connection_limits.max_connections_per_ip = Some(n);
+        }
+        if let (Some(max_requests), Some(window_ms)) =
+            (self.rate_limit_max_requests, self.rate_limit_window_ms)
+        {
+            c.rate_limit = Some(RateLimitConfig {
+                max_requests,
+                window_ms,
+            });
+        }
+        if !self.allowed_origins.is_empty() {
+            c.allowed_origins = Some(self.allowed_origins);
+        }
+        if self.hide_error_details {
+            c.expose_error_details = false;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let grace = Duration::from_millis(cli.shutdown_grace_ms);
+    let config = match cli.into_config() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("noex-server: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("noex-server: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config, grace))
+}
+
+async fn run(config: ServerConfig, grace: Duration) -> ExitCode {
+    let path = config.path.clone();
+    let server = match Server::start(config).await {
+        Ok(server) => server,
+        Err(err @ StartError::Config(_)) => {
+            eprintln!("noex-server: {err}");
+            return ExitCode::from(2);
+        }
+        Err(err) => {
+            eprintln!("noex-server: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The one line on stdout: scripts and tests read the address from it.
+    println!(
+        "noex-server listening on ws://{}{}",
+        server.local_addr(),
+        path
+    );
+    wait_for_signal().await;
+    tracing::info!(grace_ms = grace.as_millis() as u64, "stopping");
+    server.stop(grace).await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,185 @@
+//! `Server::start` and `ServerHandle`: binding, the accept loop, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::connection;
+use crate::registry::ConnectionRegistry;
+
+/// Where the server is in its life; connection tasks watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// Serving.
+    Running,
+    /// `stop` was called: connections were told `{event: "shutdown", gracePeriodMs}`,
+    /// new connections are closed with 1001.
+    Draining {
+        /// The announced grace period.
+        grace_ms: u64,
+    },
+    /// Grace is over: every connection closes with 1000 `server_shutdown`.
+    Closing,
+}
+
+/// State shared by the accept loop and every connection task.
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) registry: Arc<ConnectionRegistry>,
+    pub(crate) lifecycle: watch::Sender<Lifecycle>,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) started_at: Instant,
+}
+
+/// Failure to start a server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// `host:port` as configured.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The noex server. Start it with [`Server::start`].
+pub struct Server;
+
+impl Server {
+    /// Binds `config.host:config.port` and serves until [`ServerHandle::stop`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), noex_server::StartError> {
+    /// let config = noex_server::ServerConfig { port: 0, host: "127.0.0.1".into(), ..Default::default() };
+    /// let server = noex_server::Server::start(config).await?;
+    /// println!("listening on ws://{}/", server.local_addr());
+    /// server.stop(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start(config: ServerConfig) -> Result<ServerHandle, StartError> {
+        config.validate()?;
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        if !local_addr.ip().is_loopback() && config.rate_limit.is_none() {
+            tracing::warn!(
+                %local_addr,
+                "listening on a non-loopback address with rate limiting off"
+            );
+        }
+        let (lifecycle, _) = watch::channel(Lifecycle::Running);
+        let shared = Arc::new(Shared {
+            config,
+            registry: Arc::new(ConnectionRegistry::default()),
+            lifecycle,
+            local_addr,
+            started_at: Instant::now(),
+        });
+        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        Ok(ServerHandle {
+            shared,
+            accept_task,
+        })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(connection::serve(stream, peer, Arc::clone(&shared)));
+            }
+            Err(err) => {
+                // Typically EMFILE: back off briefly instead of spinning.
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    accept_task: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The bound address (the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Open WebSocket connections.
+    pub fn connection_count(&self) -> usize {
+        self.shared.registry.len()
+    }
+
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// Time since start.
+    pub fn uptime(&self) -> Duration {
+        self.shared.started_at.elapsed()
+    }
+
+    /// Stops gracefully: when `grace` is non-zero and clients are connected, they receive
+    /// `{type: "system", event: "shutdown", gracePeriodMs}` and the server waits until they
+    /// have all left or `grace` ends; connections arriving meanwhile are closed with 1001.
+    /// Then every remaining connection is closed with 1000 `server_shutdown` and the listener
+    /// is released. Calling it again does nothing more.
+    pub async fn stop(&self, grace: Duration) {
+        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        let started = self.shared.lifecycle.send_if_modified(|state| {
+            if *state == Lifecycle::Running {
+                *state = Lifecycle::Draining { grace_ms };
+                true
+            } else {
+                false
+            }
+        });
+        if started && grace_ms > 0 {
+            let _ = tokio::time::timeout(grace, self.shared.registry.wait_empty()).await;
+        }
+        self.shared.lifecycle.send_replace(Lifecycle::Closing);
+        // Connections close promptly once told to; bound the wait in case a peer's socket
+        // is stuck so that stop() always returns.
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), self.shared.registry.wait_empty()).await;
+        self.accept_task.abort();
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+        self.shared.lifecycle.send_replace(Lifecycle::Closing);
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
