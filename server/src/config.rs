@@ -5,6 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::AuthConfig;
+
 /// Everything a server can be configured with. `ServerConfig::default()` is the spec's
 /// defaults: `0.0.0.0:8080`, path `/`, 1 MiB frames, heartbeat 30 s / 10 s, backpressure
 /// 1 MiB / 0.8, 100 subscriptions per connection, no auth, no rate limit.
@@ -37,6 +39,9 @@ pub struct ServerConfig {
     pub connection_limits: ConnectionLimits,
     /// Request rate limit; `None` disables it.
     pub rate_limit: Option<RateLimitConfig>,
+    /// Authentication and permissions; `None` disables auth (every `auth.*` is then
+    /// `UNKNOWN_OPERATION`).
+    pub auth: Option<AuthConfig>,
     /// Accepted `Origin` headers; `None` accepts every origin. Requests without an `Origin`
     /// header (non-browser clients) are always accepted.
     pub allowed_origins: Option<Vec<String>>,
@@ -56,6 +61,7 @@ impl Default for ServerConfig {
             backpressure: BackpressureConfig::default(),
             connection_limits: ConnectionLimits::default(),
             rate_limit: None,
+            auth: None,
             allowed_origins: None,
             expose_error_details: true,
         }

@@ -89,7 +89,9 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     let connection = Connection {
         shared: Arc::clone(&shared),
         tx,
-        _registration: registration,
+        registration,
+        peer,
+        session: None,
         pong_since_ping: true,
     };
     connection.run(stream, lifecycle).await;
@@ -149,7 +151,12 @@ async fn write_loop(
 pub(crate) struct Connection {
     pub(crate) shared: Arc<Shared>,
     tx: mpsc::Sender<Outbound>,
-    _registration: Registration,
+    /// This connection's registry entry; removed when the connection ends.
+    pub(crate) registration: Registration,
+    /// The peer's address (the rate-limit key before login).
+    pub(crate) peer: SocketAddr,
+    /// The session after `auth.login`.
+    pub(crate) session: Option<crate::auth::Session>,
     /// Whether a pong arrived since the last ping (true before the first ping).
     pong_since_ping: bool,
 }
@@ -168,7 +175,7 @@ impl Connection {
         let welcome = ServerMessage::Welcome(Welcome {
             version: PROTOCOL_VERSION.to_owned(),
             server_time: now_ms(),
-            requires_auth: false,
+            requires_auth: self.shared.auth.as_ref().is_some_and(|a| a.required),
         });
         if self.send(welcome.to_json()).await.is_err() {
             return;

@@ -11,17 +11,31 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod auth;
+mod clock;
 mod config;
 mod connection;
 mod error;
+mod permissions;
+mod rate_limit;
 mod registry;
 mod router;
 mod server;
 
+pub use auth::{
+    AuthConfig, JwtAlgorithm, JwtConfig, JwtValidator, Session, StaticToken, StaticTokenValidator,
+    TokenValidator, ValidateFuture,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     BackpressureConfig, ConfigError, ConnectionLimits, HeartbeatConfig, RateLimitConfig,
     ServerConfig,
 };
 pub use error::ServerError;
+pub use permissions::{
+    Decision, DefaultPolicy, Patterns, PermissionCheck, PermissionRule, PermissionsConfig, Tier,
+    extract_resource, match_pattern, operation_tier,
+};
+pub use rate_limit::RateLimiter;
 pub use registry::{ConnectionEntry, ConnectionRegistry};
-pub use server::{Server, ServerHandle, StartError};
+pub use server::{Server, ServerBuilder, ServerHandle, StartError};

@@ -1,22 +1,66 @@
-//! Request routing: the pipeline after frame validation (auth check → rate limit → typed
-//! operation → namespace handler). Namespaces that are not served answer with their
-//! protocol error rather than a generic failure.
+//! Request routing: the pipeline after frame validation — auth check → rate limit →
+//! permission check → typed operation → namespace handler — and the `auth.*` operations.
 
-use noex_protocol::{ErrorCode, Operation, RawRequest};
-use serde_json::Value;
+use std::sync::Arc;
+
+use noex_protocol::payloads::{LoginResult, LogoutResult, RateLimitDetails, WhoAmI};
+use noex_protocol::{AuthOp, ErrorCode, Operation, RawRequest, namespace_of};
+use serde_json::{Value, json};
 
 use crate::connection::Connection;
 use crate::error::ServerError;
+use crate::permissions::{extract_resource, is_allowed};
+use crate::server::AuthRuntime;
 
 /// Answers one request on `connection`.
 pub(crate) async fn handle(
-    _connection: &mut Connection,
+    connection: &mut Connection,
     request: RawRequest,
 ) -> Result<Value, ServerError> {
+    let shared = Arc::clone(&connection.shared);
+    let op_type = request.op_type.as_str();
+    let is_auth_op = namespace_of(op_type) == "auth";
+    let now = shared.clock.now_ms();
+
+    if let (Some(auth), false) = (&shared.auth, is_auth_op) {
+        check_session(connection, auth, now)?;
+    }
+    if let Some(limiter) = &shared.rate_limiter {
+        let key = match &connection.session {
+            Some(session) => format!("user:{}", session.user_id),
+            None => format!("ip:{}", connection.peer.ip()),
+        };
+        if let Err(retry_after_ms) = limiter.check(&key, now) {
+            return Err(ServerError::new(
+                ErrorCode::RateLimited,
+                format!("Rate limit exceeded. Retry after {retry_after_ms}ms"),
+            )
+            .with_details(json!(RateLimitDetails { retry_after_ms })));
+        }
+    }
+    if let (Some(auth), Some(session), false) = (&shared.auth, &connection.session, is_auth_op) {
+        let resource = extract_resource(op_type, &request.fields);
+        if !is_allowed(
+            session,
+            op_type,
+            resource,
+            &auth.permissions,
+            auth.hook.as_deref(),
+        ) {
+            return Err(ServerError::new(
+                ErrorCode::Forbidden,
+                format!("No permission for {op_type} on {resource}"),
+            ));
+        }
+    }
+
     let operation = request.operation()?;
     match operation {
-        // Auth is not configured: every auth.* is unknown (spec section 7).
-        Operation::Auth(_) => Err(ServerError::unknown_operation(&request.op_type)),
+        Operation::Auth(op) => match &shared.auth {
+            // Auth is not configured: every auth.* is unknown (spec section 7).
+            None => Err(ServerError::unknown_operation(op_type)),
+            Some(auth) => handle_auth(connection, auth, op, now).await,
+        },
         Operation::Rules(_) => Err(ServerError::new(
             ErrorCode::RulesNotAvailable,
             "Rule engine is not configured",
@@ -24,11 +68,91 @@ pub(crate) async fn handle(
         // Served once the store is wired into the server (store protocol issue).
         Operation::Store(_) | Operation::Server(_) => Err(ServerError::new(
             ErrorCode::UnknownOperation,
-            format!(
-                "Operation \"{}\" is not served by this server yet",
-                request.op_type
-            ),
+            format!("Operation \"{op_type}\" is not served by this server yet"),
         )),
-        Operation::Unknown(_) => Err(ServerError::unknown_operation(&request.op_type)),
+        Operation::Unknown(_) => Err(ServerError::unknown_operation(op_type)),
+    }
+}
+
+/// `UNAUTHORIZED` when a session is required and missing, or when it has expired (the
+/// expired session is cleared).
+fn check_session(
+    connection: &mut Connection,
+    auth: &AuthRuntime,
+    now: u64,
+) -> Result<(), ServerError> {
+    match &connection.session {
+        Some(session) if session.expires_at.is_some_and(|at| at <= now) => {
+            set_session(connection, None);
+            Err(ServerError::new(ErrorCode::Unauthorized, "Session expired"))
+        }
+        Some(_) => Ok(()),
+        None if auth.required => Err(ServerError::new(
+            ErrorCode::Unauthorized,
+            "Authentication required",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn set_session(connection: &mut Connection, session: Option<crate::auth::Session>) {
+    let user_id = session.as_ref().map(|s| s.user_id.clone());
+    connection
+        .registration
+        .update(|entry| entry.user_id = user_id);
+    connection.session = session;
+}
+
+async fn handle_auth(
+    connection: &mut Connection,
+    auth: &AuthRuntime,
+    op: AuthOp,
+    now: u64,
+) -> Result<Value, ServerError> {
+    let to_value = |v: Result<Value, serde_json::Error>| v.map_err(ServerError::internal);
+    match op {
+        AuthOp::Login { token } => {
+            let Some(session) = auth.validator.validate(&token).await else {
+                return Err(ServerError::new(ErrorCode::Unauthorized, "Invalid token"));
+            };
+            if session.expires_at.is_some_and(|at| at <= now) {
+                return Err(ServerError::new(
+                    ErrorCode::Unauthorized,
+                    "Token has expired",
+                ));
+            }
+            let result = LoginResult {
+                user_id: session.user_id.clone(),
+                roles: session.roles.clone(),
+                expires_at: session.expires_at,
+            };
+            set_session(connection, Some(session));
+            to_value(serde_json::to_value(result))
+        }
+        AuthOp::Logout => {
+            set_session(connection, None);
+            to_value(serde_json::to_value(LogoutResult { logged_out: true }))
+        }
+        AuthOp::Whoami => {
+            if connection
+                .session
+                .as_ref()
+                .is_some_and(|s| s.expires_at.is_some_and(|at| at <= now))
+            {
+                set_session(connection, None);
+            }
+            let who = match &connection.session {
+                Some(s) => WhoAmI::Authenticated {
+                    authenticated: true,
+                    user_id: s.user_id.clone(),
+                    roles: s.roles.clone(),
+                    expires_at: s.expires_at,
+                },
+                None => WhoAmI::Anonymous {
+                    authenticated: false,
+                },
+            };
+            to_value(serde_json::to_value(who))
+        }
     }
 }

@@ -8,9 +8,21 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::auth::{ChainValidator, TokenValidator};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection;
+use crate::permissions::{PermissionCheck, PermissionsConfig};
+use crate::rate_limit::RateLimiter;
 use crate::registry::ConnectionRegistry;
+
+/// Auth as the running server applies it.
+pub(crate) struct AuthRuntime {
+    pub(crate) required: bool,
+    pub(crate) validator: Arc<dyn TokenValidator>,
+    pub(crate) permissions: PermissionsConfig,
+    pub(crate) hook: Option<Arc<dyn PermissionCheck>>,
+}
 
 /// Where the server is in its life; connection tasks watch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +46,9 @@ pub(crate) struct Shared {
     pub(crate) lifecycle: watch::Sender<Lifecycle>,
     pub(crate) local_addr: SocketAddr,
     pub(crate) started_at: Instant,
+    pub(crate) auth: Option<AuthRuntime>,
+    pub(crate) rate_limiter: Option<RateLimiter>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Failure to start a server.
@@ -52,7 +67,8 @@ pub enum StartError {
     },
 }
 
-/// The noex server. Start it with [`Server::start`].
+/// The noex server. Start it with [`Server::start`], or with [`Server::builder`] to plug in
+/// Rust hooks (token validator, permission check, clock).
 pub struct Server;
 
 impl Server {
@@ -67,7 +83,90 @@ impl Server {
     /// # Ok(()) }
     /// ```
     pub async fn start(config: ServerConfig) -> Result<ServerHandle, StartError> {
+        Server::builder(config).start().await
+    }
+
+    /// A builder for a server with embedder hooks.
+    pub fn builder(config: ServerConfig) -> ServerBuilder {
+        ServerBuilder {
+            config,
+            validator: None,
+            permission_check: None,
+            clock: None,
+        }
+    }
+}
+
+/// Configures the Rust-side hooks of a server before starting it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), noex_server::StartError> {
+/// use noex_server::{Decision, Server, ServerConfig, Session};
+/// let server = Server::builder(ServerConfig::default())
+///     .permission_check(|_s: &Session, op: &str, _r: &str| {
+///         if op == "store.clear" { Decision::Deny } else { Decision::Pass }
+///     })
+///     .start()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct ServerBuilder {
+    config: ServerConfig,
+    validator: Option<Arc<dyn TokenValidator>>,
+    permission_check: Option<Arc<dyn PermissionCheck>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl ServerBuilder {
+    /// Validates login tokens with `validator` (tried before the config's token table and
+    /// JWT). Enables auth even without an `auth` config section.
+    pub fn token_validator(mut self, validator: impl TokenValidator) -> Self {
+        self.validator = Some(Arc::new(validator));
+        self
+    }
+
+    /// Consults `check` before the declarative permission rules.
+    pub fn permission_check(mut self, check: impl PermissionCheck) -> Self {
+        self.permission_check = Some(Arc::new(check));
+        self
+    }
+
+    /// Reads time from `clock` for session expiry and rate-limit windows.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Binds and serves.
+    pub async fn start(self) -> Result<ServerHandle, StartError> {
+        let ServerBuilder {
+            config,
+            validator,
+            permission_check,
+            clock,
+        } = self;
         config.validate()?;
+        let auth = match (&config.auth, validator) {
+            (None, None) => None,
+            (auth_config, custom) => {
+                let auth_config = auth_config.clone().unwrap_or_default();
+                let mut validators = Vec::new();
+                validators.extend(custom);
+                validators.extend(auth_config.validators()?);
+                if validators.is_empty() {
+                    return Err(StartError::Config(ConfigError::Invalid {
+                        field: "auth",
+                        message: "needs \"tokens\", \"jwt\" or a custom token validator",
+                    }));
+                }
+                Some(AuthRuntime {
+                    required: auth_config.required,
+                    validator: Arc::new(ChainValidator(validators)),
+                    permissions: auth_config.permissions,
+                    hook: permission_check,
+                })
+            }
+        };
         let addr = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind(&addr)
             .await
@@ -86,11 +185,14 @@ impl Server {
         }
         let (lifecycle, _) = watch::channel(Lifecycle::Running);
         let shared = Arc::new(Shared {
+            rate_limiter: config.rate_limit.map(RateLimiter::new),
             config,
             registry: Arc::new(ConnectionRegistry::default()),
             lifecycle,
             local_addr,
             started_at: Instant::now(),
+            auth,
+            clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(ServerHandle {

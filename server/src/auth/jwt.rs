@@ -1,0 +1,158 @@
+//! The JWT validator (HS256 with a shared secret, RS256 / ES256 with a public key), via the
+//! `jsonwebtoken` crate: `sub` → userId, a configurable roles claim, `exp` → expiresAt.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{Session, TokenValidator, ValidateFuture};
+use crate::config::ConfigError;
+
+/// Supported signature algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with `secret`.
+    HS256,
+    /// RSA-SHA256 with `publicKey` / `publicKeyFile` (PEM).
+    RS256,
+    /// ECDSA P-256 with `publicKey` / `publicKeyFile` (PEM).
+    ES256,
+}
+
+/// `auth.jwt` in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtConfig {
+    /// Signature algorithm.
+    pub algorithm: JwtAlgorithm,
+    /// Shared secret (HS256).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// PEM public key (RS256 / ES256).
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// File holding the PEM public key (RS256 / ES256).
+    #[serde(default)]
+    pub public_key_file: Option<String>,
+    /// Claim holding the roles (an array of strings or one string). Default `roles`.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Required `iss`, if any.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Required `aud`, if any.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+fn default_roles_claim() -> String {
+    "roles".to_owned()
+}
+
+/// Validates JWTs.
+pub struct JwtValidator {
+    key: DecodingKey,
+    validation: Validation,
+    roles_claim: String,
+}
+
+impl std::fmt::Debug for JwtValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtValidator")
+            .field("algorithms", &self.validation.algorithms)
+            .field("roles_claim", &self.roles_claim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtValidator {
+    /// Builds the validator; a missing or unreadable key is a config error naming the field.
+    pub fn new(config: &JwtConfig) -> Result<Self, ConfigError> {
+        let invalid = |field, message| ConfigError::Invalid { field, message };
+        let (algorithm, key) = match config.algorithm {
+            JwtAlgorithm::HS256 => {
+                let secret = config
+                    .secret
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| invalid("auth.jwt.secret", "is required for HS256"))?;
+                (
+                    Algorithm::HS256,
+                    DecodingKey::from_secret(secret.as_bytes()),
+                )
+            }
+            JwtAlgorithm::RS256 | JwtAlgorithm::ES256 => {
+                let pem = match (&config.public_key, &config.public_key_file) {
+                    (Some(pem), _) => pem.clone(),
+                    (None, Some(path)) => {
+                        std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                            path: path.clone(),
+                            source,
+                        })?
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            "auth.jwt.publicKey",
+                            "(or publicKeyFile) is required for RS256 and ES256",
+                        ));
+                    }
+                };
+                let not_pem = || invalid("auth.jwt.publicKey", "is not a valid PEM public key");
+                if config.algorithm == JwtAlgorithm::RS256 {
+                    let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| not_pem())?;
+                    (Algorithm::RS256, key)
+                } else {
+                    let key = DecodingKey::from_ec_pem(pem.as_bytes()).map_err(|_| not_pem())?;
+                    (Algorithm::ES256, key)
+                }
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        // Expiry is checked by the server against its clock so that an expired token gets
+        // "Token has expired" rather than "Invalid token".
+        validation.validate_exp = false;
+        validation.required_spec_claims = ["sub".to_owned()].into_iter().collect();
+        validation.validate_aud = config.audience.is_some();
+        if let Some(aud) = &config.audience {
+            validation.set_audience(&[aud]);
+        }
+        if let Some(iss) = &config.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        Ok(JwtValidator {
+            key,
+            validation,
+            roles_claim: config.roles_claim.clone(),
+        })
+    }
+
+    fn session(&self, token: &str) -> Option<Session> {
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation).ok()?;
+        let claims = data.claims;
+        let user_id = claims.get("sub")?.as_str()?.to_owned();
+        let roles = match claims.get(&self.roles_claim) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Some(Value::String(role)) => vec![role.clone()],
+            _ => Vec::new(),
+        };
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .map(|secs| (secs * 1000.0).max(0.0) as u64);
+        Some(Session {
+            user_id,
+            roles,
+            expires_at,
+        })
+    }
+}
+
+impl TokenValidator for JwtValidator {
+    fn validate<'a>(&'a self, token: &'a str) -> ValidateFuture<'a> {
+        Box::pin(std::future::ready(self.session(token)))
+    }
+}
