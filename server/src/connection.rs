@@ -14,7 +14,6 @@ use noex_protocol::{
     Welcome, parse_client_frame,
 };
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
@@ -23,21 +22,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, error::CapacityError};
 
 use crate::error::ServerError;
+use crate::outbound::{Frame, OutboundQueue};
 use crate::registry::Registration;
 use crate::router;
 use crate::server::{Lifecycle, Shared, now_ms};
-
-/// Outbound frames queued per connection before the reader stops reading (and so stops
-/// producing answers) until the client drains.
-const OUTBOUND_QUEUE: usize = 1024;
-
-/// What the reader asks the writer to do.
-enum Outbound {
-    /// Send a text frame.
-    Text(String),
-    /// Send a close frame and stop.
-    Close(u16, &'static str),
-}
 
 /// Handles one accepted TCP stream from handshake to close.
 pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
@@ -84,19 +72,23 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     }
     let registration = shared.registry.register(peer, now_ms());
     let (sink, stream) = ws.split();
-    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let writer = tokio::spawn(write_loop(sink, rx));
+    let queue = OutboundQueue::new(
+        config.backpressure.max_buffered_bytes,
+        config.backpressure.high_water_mark,
+    );
+    let writer = tokio::spawn(write_loop(sink, Arc::clone(&queue)));
     let connection = Connection {
         shared: Arc::clone(&shared),
-        tx,
+        queue: Arc::clone(&queue),
         registration,
         peer,
         session: None,
         pong_since_ping: true,
     };
     connection.run(stream, lifecycle).await;
-    // The reader is done and dropped its sender: the writer drains what is queued
-    // (including any close frame) and ends.
+    // The reader is done: the writer drains what is queued (including any close frame)
+    // and ends.
+    queue.shut();
     let _ = writer.await;
 }
 
@@ -115,42 +107,49 @@ async fn close_now(mut ws: WebSocketStream<TcpStream>, code: u16, reason: &'stat
         .await;
 }
 
-/// Writes queued frames, flushing once the queue is momentarily empty so that a burst of
-/// answers costs one flush.
+/// Writes queued frames, flushing once per batch so that a burst of answers costs one
+/// flush, and reports flushed bytes back to the queue (which releases held pushes).
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
+    queue: Arc<OutboundQueue>,
 ) {
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(item) = next.take() {
-            let result = match item {
-                Outbound::Text(text) => sink.feed(Message::Text(text.into())).await,
-                Outbound::Close(code, reason) => {
+    loop {
+        let (batch, bytes) = queue.next_batch().await;
+        if batch.is_empty() {
+            let _ = sink.close().await;
+            return;
+        }
+        for frame in batch {
+            let result = match frame {
+                Frame::Text(text) => sink.feed(Message::Text(text.into())).await,
+                Frame::Close(code, reason) => {
                     let frame = CloseFrame {
                         code: CloseCode::from(code),
                         reason: reason.into(),
                     };
                     let _ = sink.send(Message::Close(Some(frame))).await;
+                    queue.shut();
                     return;
                 }
             };
             if result.is_err() {
+                queue.shut();
                 return;
             }
-            next = rx.try_recv().ok();
         }
         if sink.flush().await.is_err() {
+            queue.shut();
             return;
         }
+        queue.written(bytes);
     }
-    let _ = sink.close().await;
 }
 
 /// The per-connection actor: owns the session state and answers requests in order.
 pub(crate) struct Connection {
     pub(crate) shared: Arc<Shared>,
-    tx: mpsc::Sender<Outbound>,
+    /// Outbound frames, bounded in bytes.
+    pub(crate) queue: Arc<OutboundQueue>,
     /// This connection's registry entry; removed when the connection ends.
     pub(crate) registration: Registration,
     /// The peer's address (the rate-limit key before login).
@@ -201,11 +200,15 @@ impl Connection {
     }
 
     async fn send(&self, text: String) -> Result<(), ()> {
-        self.tx.send(Outbound::Text(text)).await.map_err(|_| ())
+        if self.queue.send(text).await {
+            Ok(())
+        } else {
+            Err(())
+        }
     }
 
     async fn close(&self, code: u16, reason: &'static str) -> Flow {
-        let _ = self.tx.send(Outbound::Close(code, reason)).await;
+        self.queue.close(code, reason);
         Flow::Stop
     }
 

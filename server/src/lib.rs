@@ -16,6 +16,7 @@ mod clock;
 mod config;
 mod connection;
 mod error;
+mod outbound;
 mod permissions;
 mod rate_limit;
 mod registry;
