@@ -1,0 +1,1 @@
+//! noex-bench: the load generator (see `main.rs`).
