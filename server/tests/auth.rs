@@ -516,3 +516,21 @@ async fn disallowed_origins_get_http_403() {
     // No Origin header (non-browser client): always accepted.
     assert!(tokio_tungstenite::connect_async(url.as_str()).await.is_ok());
 }
+
+#[tokio::test]
+async fn expose_error_details_false_strips_details() {
+    let config = ServerConfig {
+        rate_limit: Some(RateLimitConfig {
+            max_requests: 1,
+            window_ms: 60_000,
+        }),
+        expose_error_details: false,
+        ..local_config()
+    };
+    let server = common::start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.request(json!({"id": 1, "type": "nope.x"})).await;
+    let limited = c.request(json!({"id": 2, "type": "nope.x"})).await;
+    assert_eq!(limited["code"], "RATE_LIMITED");
+    assert!(limited.get("details").is_none(), "{limited}");
+}
