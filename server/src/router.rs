@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
-use noex_protocol::payloads::{LoginResult, LogoutResult, RateLimitDetails, WhoAmI};
-use noex_protocol::{AuthOp, ErrorCode, Operation, RawRequest, namespace_of};
+use noex_protocol::payloads::{
+    ConnectionInfo, LoginResult, LogoutResult, RateLimitDetails, WhoAmI,
+};
+use noex_protocol::{AuthOp, ErrorCode, Operation, RawRequest, ServerOp, namespace_of};
 use serde_json::{Value, json};
 
 use crate::connection::Connection;
 use crate::error::ServerError;
 use crate::permissions::{extract_resource, is_allowed};
+use crate::registry::ConnectionEntry;
 use crate::server::AuthRuntime;
 
 /// Answers one request on `connection`.
@@ -65,8 +68,11 @@ pub(crate) async fn handle(
             ErrorCode::RulesNotAvailable,
             "Rule engine is not configured",
         )),
+        Operation::Server(ServerOp::Connections) => {
+            to_json(connections(&shared.registry.snapshot()))
+        }
         // Served once the store is wired into the server (store protocol issue).
-        Operation::Store(_) | Operation::Server(_) => Err(ServerError::new(
+        Operation::Store(_) | Operation::Server(ServerOp::Stats) => Err(ServerError::new(
             ErrorCode::UnknownOperation,
             format!("Operation \"{op_type}\" is not served by this server yet"),
         )),
@@ -109,7 +115,6 @@ async fn handle_auth(
     op: AuthOp,
     now: u64,
 ) -> Result<Value, ServerError> {
-    let to_value = |v: Result<Value, serde_json::Error>| v.map_err(ServerError::internal);
     match op {
         AuthOp::Login { token } => {
             let Some(session) = auth.validator.validate(&token).await else {
@@ -127,11 +132,11 @@ async fn handle_auth(
                 expires_at: session.expires_at,
             };
             set_session(connection, Some(session));
-            to_value(serde_json::to_value(result))
+            to_json(result)
         }
         AuthOp::Logout => {
             set_session(connection, None);
-            to_value(serde_json::to_value(LogoutResult { logged_out: true }))
+            to_json(LogoutResult { logged_out: true })
         }
         AuthOp::Whoami => {
             if connection
@@ -152,7 +157,28 @@ async fn handle_auth(
                     authenticated: false,
                 },
             };
-            to_value(serde_json::to_value(who))
+            to_json(who)
         }
     }
+}
+
+/// Serializes a result payload; failure here is a bug, reported as `INTERNAL_ERROR`.
+pub(crate) fn to_json(value: impl serde::Serialize) -> Result<Value, ServerError> {
+    serde_json::to_value(value).map_err(ServerError::internal)
+}
+
+/// `server.connections`: every open connection.
+pub(crate) fn connections(entries: &[ConnectionEntry]) -> Vec<ConnectionInfo> {
+    entries
+        .iter()
+        .map(|e| ConnectionInfo {
+            connection_id: format!("conn-{}", e.id),
+            remote_address: e.remote.ip().to_string(),
+            connected_at: e.connected_at,
+            authenticated: e.user_id.is_some(),
+            user_id: e.user_id.clone(),
+            store_subscription_count: e.store_subscriptions,
+            rules_subscription_count: e.rules_subscriptions,
+        })
+        .collect()
 }

@@ -285,3 +285,25 @@ async fn connection_count_follows_clients() {
     .await
     .expect("both connections are released");
 }
+
+#[tokio::test]
+async fn server_connections_lists_every_open_connection() {
+    let server = start(local_config()).await;
+    let (mut a, _) = Client::connect(&server).await;
+    let (_b, _) = Client::connect(&server).await;
+    let reply = a
+        .request(json!({"id": 1, "type": "server.connections"}))
+        .await;
+    let list = reply["data"].as_array().expect("a list").clone();
+    assert_eq!(list.len(), 2);
+    for entry in &list {
+        assert!(entry["connectionId"].as_str().unwrap().starts_with("conn-"));
+        assert_eq!(entry["remoteAddress"], "127.0.0.1");
+        assert!(entry["connectedAt"].as_u64().unwrap() > 1_600_000_000_000);
+        assert_eq!(entry["authenticated"], false);
+        assert_eq!(entry["userId"], Value::Null);
+        assert_eq!(entry["storeSubscriptionCount"], 0);
+        assert_eq!(entry["rulesSubscriptionCount"], 0);
+    }
+    assert_ne!(list[0]["connectionId"], list[1]["connectionId"]);
+}
