@@ -74,7 +74,8 @@ impl Default for ServerConfig {
 pub struct HeartbeatConfig {
     /// Time between pings; the connection closes with 4001 when the previous ping got no pong.
     pub interval_ms: u64,
-    /// How long a client has to answer a ping.
+    /// How long a client has to answer a ping before the connection closes with 4001
+    /// (checked at the latest at the next ping).
     pub timeout_ms: u64,
 }
 
@@ -201,6 +202,9 @@ impl ServerConfig {
         }
         if self.heartbeat.interval_ms == 0 {
             return invalid("heartbeat.intervalMs", "must be at least 1");
+        }
+        if self.heartbeat.timeout_ms == 0 {
+            return invalid("heartbeat.timeoutMs", "must be at least 1");
         }
         if self.backpressure.max_buffered_bytes == 0 {
             return invalid("backpressure.maxBufferedBytes", "must be at least 1");

@@ -84,6 +84,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         peer,
         session: None,
         pong_since_ping: true,
+        pong_deadline: None,
     };
     connection.run(stream, lifecycle).await;
     // The reader is done: the writer drains what is queued (including any close frame)
@@ -158,6 +159,8 @@ pub(crate) struct Connection {
     pub(crate) session: Option<crate::auth::Session>,
     /// Whether a pong arrived since the last ping (true before the first ping).
     pong_since_ping: bool,
+    /// When the outstanding ping must have been answered (`heartbeat.timeoutMs` after it).
+    pong_deadline: Option<tokio::time::Instant>,
 }
 
 enum Flow {
@@ -192,6 +195,7 @@ impl Connection {
                 }
                 message = stream.next() => self.on_message(message).await,
                 _ = heartbeat.tick() => self.on_heartbeat().await,
+                _ = wait_until(self.pong_deadline) => self.close(4001, "heartbeat_timeout").await,
             };
             if let Flow::Stop = flow {
                 break;
@@ -235,6 +239,8 @@ impl Connection {
             return self.close(4001, "heartbeat_timeout").await;
         }
         self.pong_since_ping = false;
+        let timeout = Duration::from_millis(self.shared.config.heartbeat.timeout_ms);
+        self.pong_deadline = Some(tokio::time::Instant::now() + timeout);
         let ping = ServerMessage::Ping(Ping {
             timestamp: now_ms(),
         });
@@ -270,6 +276,7 @@ impl Connection {
             Err(err) => ServerMessage::Error(err.to_error_frame()),
             Ok(ClientFrame::Pong { .. }) => {
                 self.pong_since_ping = true;
+                self.pong_deadline = None;
                 return Flow::Continue;
             }
             Ok(ClientFrame::Request(request)) => {
@@ -300,6 +307,14 @@ impl Connection {
                 "panic while handling {op_type}"
             ))),
         }
+    }
+}
+
+/// Resolves at `deadline`; never when there is none.
+async fn wait_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

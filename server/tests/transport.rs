@@ -202,6 +202,28 @@ async fn heartbeat_closes_a_silent_client_and_keeps_a_ponging_one() {
     assert_eq!(reply["id"], 1);
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_ping_closes_after_the_timeout_not_the_interval() {
+    let mut config = local_config();
+    config.heartbeat.interval_ms = 2_000;
+    config.heartbeat.timeout_ms = 500;
+    let server = start(config).await;
+    let (mut client, _) = Client::connect(&server).await;
+    // Paused time auto-advances while everything waits: the first ping comes at 2 s.
+    let ping = client.recv().await;
+    assert_eq!(ping["type"], "ping");
+    let sent_at = tokio::time::Instant::now();
+    assert_eq!(
+        client.expect_close().await,
+        (4001, "heartbeat_timeout".into())
+    );
+    let waited = sent_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(2),
+        "closed {waited:?} after the ping"
+    );
+}
+
 #[tokio::test]
 async fn graceful_stop_announces_then_closes_with_1000() {
     let server = start(local_config()).await;
