@@ -2,8 +2,10 @@
 // It builds a request, reads a result and narrows a push the way a TypeScript client would.
 import type {
   ErrorCode,
+  BucketConfig,
   Operation,
   PaginateResult,
+  QueryConfig,
   Request,
   ServerMessage,
   SubscribeResult,
@@ -27,6 +29,28 @@ const tx: Operation = {
 
 // @ts-expect-error: `store.insert` has no field `bucketName`; a typo must not compile.
 const typo: Request = { id: 2, type: "store.insert", bucketName: "users", data: {} };
+
+const users: BucketConfig = {
+  key: "id",
+  schema: {
+    id: { type: "string", generated: "uuid" },
+    email: { type: "string", required: true, unique: true, format: "email" },
+    tags: { type: "array", items: { type: "string" } },
+  },
+  indexes: ["email"],
+  ttl: "7d",
+};
+const defineUsers: Request = { id: 3, type: "store.defineBucket", name: "users", config: users };
+
+const byRole: QueryConfig = {
+  bucket: "users",
+  filter: { role: "{{ params.role }}" },
+  sort: { email: "asc" },
+  aggregate: { function: "count", groupBy: "role" },
+};
+
+// @ts-expect-error: "guid" is not a generated kind; schemas are checked too.
+const badField: BucketConfig = { key: "id", schema: { id: { type: "string", generated: "guid" } } };
 
 function describe(message: ServerMessage): string {
   switch (message.type) {
@@ -52,4 +76,4 @@ function describe(message: ServerMessage): string {
 const sub: SubscribeResult = { subscriptionId: "sub-1", data: [] };
 const me: WhoAmI = { authenticated: false };
 
-export const checked = [insert, tx, typo, describe, sub, me];
+export const checked = [insert, tx, typo, describe, sub, me, defineUsers, byRole, badField];

@@ -22,6 +22,7 @@
 //! ```
 
 mod client_message;
+mod definitions;
 mod error_code;
 mod fields;
 mod operation;
@@ -33,6 +34,10 @@ mod typescript;
 pub use client_message::{
     ClientFrame, FrameError, MSG_BAD_ID, MSG_BAD_PONG, MSG_BAD_TYPE, MSG_INVALID_JSON,
     MSG_NOT_OBJECT, Pong, RawRequest, Request, parse_client_frame,
+};
+pub use definitions::{
+    Aggregate, AggregateFunction, BucketConfig, BucketUpdates, FieldDef, FieldType, Generated,
+    GroupBy, QueryConfig, SortOrder, StringFormat, Ttl,
 };
 pub use error_code::ErrorCode;
 pub use operation::{

@@ -433,3 +433,57 @@ fn integral_floats_count_as_positive_integers() {
         })
     );
 }
+
+#[test]
+fn definitions_round_trip_in_the_spec_shapes() {
+    let bucket = json!({
+        "key": "id",
+        "schema": {
+            "id": {"type": "string", "generated": "uuid"},
+            "email": {"type": "string", "required": true, "unique": true, "format": "email"},
+            "age": {"type": "number", "min": 0, "max": 150},
+            "role": {"type": "string", "enum": ["admin", "user"], "default": "user"},
+            "address": {"type": "object", "properties": {"city": {"type": "string", "minLength": 1}}},
+            "tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$"}},
+            "team": {"type": "string", "ref": "teams"}
+        },
+        "indexes": ["role"],
+        "ttl": "15m",
+        "maxSize": 1000,
+        "persistent": false
+    });
+    let typed: BucketConfig = serde_json::from_value(bucket.clone()).unwrap();
+    assert_eq!(typed.ttl, Some(Ttl::Text("15m".into())));
+    assert_eq!(typed.schema["id"].generated, Some(Generated::Uuid));
+    // Numbers come back as floats (min: 0 → 0.0); compare after normalising both sides.
+    let back = serde_json::to_value(&typed).unwrap();
+    let norm = |v: &Value| serde_json::from_str::<Value>(&v.to_string().replace(".0", "")).unwrap();
+    assert_eq!(norm(&back), norm(&bucket));
+
+    let query = json!({
+        "bucket": "users",
+        "filter": {"role": "{{ params.role }}", "age": {"$gte": 18}},
+        "sort": {"age": "desc"},
+        "limit": 10,
+        "offset": 5,
+        "fields": ["id", "age"],
+        "aggregate": {"function": "avg", "field": "age", "groupBy": ["role"]}
+    });
+    let typed: QueryConfig = serde_json::from_value(query.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), query);
+
+    let updates =
+        json!({"addFields": {"nick": {"type": "string"}}, "addIndexes": ["nick"], "ttl": null});
+    let typed: BucketUpdates = serde_json::from_value(updates).unwrap();
+    assert_eq!(
+        typed.ttl,
+        Some(None),
+        "ttl: null (remove) differs from an absent ttl"
+    );
+    assert!(
+        serde_json::from_value::<BucketUpdates>(json!({}))
+            .unwrap()
+            .ttl
+            .is_none()
+    );
+}

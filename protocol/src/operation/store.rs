@@ -199,7 +199,7 @@ pub enum StoreOp {
         /// Bucket name.
         name: String,
         /// The bucket definition `{key, schema, indexes?, ttl?, maxSize?, persistent?}`.
-        #[ts(type = "Record<string, JsonValue>")]
+        #[ts(as = "crate::BucketConfig")]
         config: JsonObject,
     },
     /// Drop a bucket and its records (admin).
@@ -214,7 +214,7 @@ pub enum StoreOp {
         /// Bucket name.
         name: String,
         /// `{addFields?, addIndexes?, ttl?}`.
-        #[ts(type = "Record<string, JsonValue>")]
+        #[ts(as = "crate::BucketUpdates")]
         updates: JsonObject,
     },
     /// A bucket's definition (admin).
@@ -229,7 +229,7 @@ pub enum StoreOp {
         /// Query name.
         name: String,
         /// `{bucket, filter?, sort?, limit?, offset?, fields?, aggregate?}`.
-        #[ts(type = "Record<string, JsonValue>")]
+        #[ts(as = "crate::QueryConfig")]
         config: JsonObject,
     },
     /// Remove a query (admin).
