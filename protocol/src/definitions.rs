@@ -308,7 +308,7 @@ pub struct QueryConfig {
     pub bucket: String,
     /// Filter (see STORE.md "Filters").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional, type = "Record<string, JsonValue>")]
+    #[ts(optional, as = "Option<BTreeMap<String, Value>>")]
     pub filter: Option<serde_json::Map<String, Value>>,
     /// Field → direction; null/absent values sort last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
