@@ -1,0 +1,60 @@
+// Test harness: starts the real noex-server binary on port 0 and opens raw WebSockets to it.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import WebSocket from 'ws';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(root, 'target');
+
+/** Starts `noex-server` with extra flags; resolves to { url, stop() }. */
+export async function startServer(args = [], { config } = {}) {
+  const bin = process.env.NOEX_SERVER_BIN ?? path.join(targetDir, 'debug', 'noex-server');
+  const flags = ['--host', '127.0.0.1', '--port', '0', '--shutdown-grace-ms', '0', ...args];
+  if (config) {
+    const { writeFileSync, mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'noex-')), 'config.json');
+    writeFileSync(file, JSON.stringify(config));
+    flags.push('--config', file);
+  }
+  const child = spawn(bin, flags, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const [line] = await once(lines, 'line');
+  const url = line.replace('noex-server listening on ', '').trim();
+  return {
+    url,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** A raw protocol connection with an inbox, as a TypeScript client of the original would use. */
+export async function connect(url, options = {}) {
+  const ws = new WebSocket(url, options);
+  const inbox = [];
+  const waiters = [];
+  ws.on('message', (data) => {
+    const msg = JSON.parse(data.toString());
+    const waiter = waiters.shift();
+    if (waiter) waiter(msg); else inbox.push(msg);
+  });
+  const closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  await once(ws, 'open');
+  const next = () => inbox.length ? Promise.resolve(inbox.shift()) : new Promise((r) => waiters.push(r));
+  const welcome = await next();
+  return {
+    ws,
+    welcome,
+    closed,
+    next,
+    send: (obj) => ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj)),
+    async request(obj) { this.send(obj); return next(); },
+    close: () => ws.close(),
+  };
+}
