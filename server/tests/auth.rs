@@ -534,3 +534,39 @@ async fn expose_error_details_false_strips_details() {
     assert_eq!(limited["code"], "RATE_LIMITED");
     assert!(limited.get("details").is_none(), "{limited}");
 }
+
+#[tokio::test]
+async fn a_panicking_validator_is_an_internal_error_and_the_connection_lives_on() {
+    struct Exploding;
+    impl noex_server::TokenValidator for Exploding {
+        fn validate<'a>(&'a self, token: &'a str) -> noex_server::ValidateFuture<'a> {
+            Box::pin(async move {
+                if token == "boom" {
+                    panic!("validator bug");
+                }
+                Some(Session {
+                    user_id: token.into(),
+                    roles: vec![],
+                    expires_at: None,
+                })
+            })
+        }
+    }
+    let server = Server::builder(local_config())
+        .token_validator(Exploding)
+        .start()
+        .await
+        .unwrap();
+    let (mut c, _) = Client::connect(&server).await;
+    let reply = login(&mut c, "boom").await;
+    assert_eq!(reply["code"], "INTERNAL_ERROR");
+    assert_eq!(
+        reply["message"], "Internal server error",
+        "no internals leak"
+    );
+    assert!(reply.get("details").is_none());
+    // The same connection keeps working.
+    assert_eq!(login(&mut c, "kim").await["data"]["userId"], "kim");
+    let (_other, welcome) = Client::connect(&server).await;
+    assert_eq!(welcome["type"], "welcome", "the server is unaffected");
+}
