@@ -155,6 +155,16 @@ impl Operation {
     }
 }
 
+/// Turns a namespace parser's outcome into "not this namespace's op" (`None`), a parsed
+/// operation, or a field error. Parsers signal an unknown type with `Err(None)`.
+fn known_or_none<T>(parsed: Result<T, Option<String>>) -> Option<Result<T, String>> {
+    match parsed {
+        Ok(op) => Some(Ok(op)),
+        Err(Some(message)) => Some(Err(message)),
+        Err(None) => None,
+    }
+}
+
 fn parse_auth(op_type: &str, map: &Map<String, Value>) -> Option<Result<AuthOp, String>> {
     let f = Fields::new(map);
     Some(match op_type {

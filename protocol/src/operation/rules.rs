@@ -183,11 +183,7 @@ impl RulesOp {
                 _ => return Err(None),
             })
         })();
-        match parsed {
-            Ok(op) => Some(Ok(op)),
-            Err(Some(message)) => Some(Err(message)),
-            Err(None) => None,
-        }
+        super::known_or_none(parsed)
     }
 }
 

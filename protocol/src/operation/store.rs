@@ -492,11 +492,7 @@ impl StoreOp {
                 _ => return Err(None),
             })
         })();
-        match parsed {
-            Ok(op) => Some(Ok(op)),
-            Err(Some(message)) => Some(Err(message)),
-            Err(None) => None,
-        }
+        super::known_or_none(parsed)
     }
 }
 
