@@ -1,1 +1,44 @@
 //! noex-store: the embedded reactive store (see `shared/spec/STORE.md`).
+//!
+//! - [`Store`]: buckets ([`Store::define_bucket`]), per-bucket handles ([`Store::bucket`]),
+//!   queries ([`Store::define_query`], [`Store::define_programmatic_query`]),
+//!   subscriptions ([`Store::subscribe`], [`Store::settle`]), transactions
+//!   ([`Store::transaction`]), the change feed ([`Store::on_change`],
+//!   [`Store::change_feed`]), TTL ([`Store::purge_ttl`]) and [`Store::stats`].
+//! - The data API is synchronous and in-memory; a dispatcher task re-evaluates affected
+//!   queries and notifies subscribers, and a sweep task removes expired records.
+//! - Errors are [`StoreError`] values, each mapping to one protocol code.
+
+mod bucket;
+mod clock;
+mod definition;
+mod error;
+mod events;
+mod filter;
+mod handle;
+mod query;
+mod reactive;
+mod reads;
+mod schema;
+mod stats;
+mod store;
+mod transaction;
+mod ttl;
+mod value;
+
+pub use clock::{Clock, ManualClock, TokioClock};
+pub use definition::{
+    Aggregate, AggregateFn, BucketDefinition, BucketUpdate, FieldDef, FieldType, Format, Generated,
+    GroupBy, QueryDefinition, SortDir, Ttl,
+};
+pub use error::{StoreError, StoreResult, ValidationIssue};
+pub use events::{ChangeEvent, ChangeHandler, ChangeKind, topic_matches};
+pub use filter::{Filter, interpolate};
+pub use handle::BucketHandle;
+pub use query::{BucketReader, QueryContext, QueryFn, QueryResult};
+pub use reactive::{QueryInfo, QueryType, SubscriptionCallback, SubscriptionId};
+pub use reads::Page;
+pub use stats::{BucketStats, PerBucket, PersistenceStats, QueryStats, StoreStats, TtlStats};
+pub use store::{Store, StoreConfig};
+pub use transaction::{Transaction, TxBucket};
+pub use value::Record;

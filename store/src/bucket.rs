@@ -1,0 +1,325 @@
+//! One bucket's storage: records in insertion order, the key map, secondary equality
+//! indexes and unique constraints. Everything here runs under the store's data lock.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::definition::BucketDefinition;
+use crate::error::{StoreError, StoreResult};
+use crate::filter::Filter;
+use crate::schema::{Generators, Schema};
+use crate::value::{Record, is_expired, key_string, scalar_key};
+
+/// A bucket: definition, compiled schema and records.
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    pub name: String,
+    pub def: BucketDefinition,
+    pub schema: Schema,
+    pub ttl_ms: Option<u64>,
+    pub gens: Generators,
+    records: BTreeMap<u64, Record>,
+    by_key: HashMap<String, u64>,
+    next_seq: u64,
+    /// field → scalar key → record sequence numbers.
+    indexes: HashMap<String, HashMap<String, BTreeSet<u64>>>,
+    /// unique field → scalar key → record key string.
+    uniques: HashMap<String, HashMap<String, String>>,
+}
+
+impl Bucket {
+    /// Compiles a definition into an empty bucket.
+    pub fn new(name: &str, def: BucketDefinition) -> StoreResult<Self> {
+        let schema = Schema::compile(&def.schema)?;
+        if schema.field(&def.key).is_none() {
+            return Err(StoreError::invalid_def(format!(
+                "key field \"{}\" is not in the schema",
+                def.key
+            )));
+        }
+        for idx in &def.indexes {
+            if schema.field(idx).is_none() {
+                return Err(StoreError::invalid_def(format!(
+                    "index field \"{idx}\" is not in the schema"
+                )));
+            }
+        }
+        if def.max_size == Some(0) {
+            return Err(StoreError::invalid_def("maxSize must be positive"));
+        }
+        let ttl_ms = def.ttl.as_ref().map(|t| t.as_ms()).transpose()?;
+        let mut bucket = Bucket {
+            name: name.to_owned(),
+            schema,
+            ttl_ms,
+            gens: Generators::default(),
+            records: BTreeMap::new(),
+            by_key: HashMap::new(),
+            next_seq: 0,
+            indexes: HashMap::new(),
+            uniques: HashMap::new(),
+            def,
+        };
+        for idx in bucket.def.indexes.clone() {
+            bucket.indexes.insert(idx, HashMap::new());
+        }
+        for (name, field) in &bucket.schema.fields {
+            if field.def.unique {
+                bucket.uniques.insert(name.clone(), HashMap::new());
+            }
+        }
+        Ok(bucket)
+    }
+
+    /// Number of stored records (expired-but-unswept included).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Number of secondary indexes plus unique constraints.
+    pub fn index_count(&self) -> usize {
+        self.indexes.len()
+            + self
+                .uniques
+                .keys()
+                .filter(|u| !self.indexes.contains_key(*u))
+                .count()
+    }
+
+    /// The key string of a record.
+    pub fn key_of(&self, record: &Record) -> String {
+        key_string(record.get(&self.def.key).unwrap_or(&Value::Null))
+    }
+
+    /// The record stored under `key` (even if expired).
+    pub fn get_raw(&self, key: &str) -> Option<&Record> {
+        self.by_key.get(key).and_then(|seq| self.records.get(seq))
+    }
+
+    /// The live record under `key`.
+    pub fn get(&self, key: &str, now: u64) -> Option<&Record> {
+        self.get_raw(key).filter(|r| !is_expired(r, now))
+    }
+
+    /// Live records in insertion order.
+    pub fn live(&self, now: u64) -> impl DoubleEndedIterator<Item = &Record> + '_ {
+        self.records.values().filter(move |r| !is_expired(r, now))
+    }
+
+    /// Live records after the record with key `after` (exclusive), in insertion order;
+    /// `None` when `after` is unknown.
+    pub fn live_after(&self, after: &str, now: u64) -> Option<impl Iterator<Item = &Record> + '_> {
+        let seq = *self.by_key.get(after)?;
+        Some(
+            self.records
+                .range(seq.saturating_add(1)..)
+                .map(|(_, r)| r)
+                .filter(move |r| !is_expired(r, now)),
+        )
+    }
+
+    /// Live records matching `filter`, answered from an index when one applies.
+    pub fn select<'a>(&'a self, filter: &Filter, now: u64) -> Vec<&'a Record> {
+        if let Some(seqs) = self.index_candidates(filter) {
+            return seqs
+                .into_iter()
+                .filter_map(|s| self.records.get(&s))
+                .filter(|r| !is_expired(r, now) && filter.matches(r))
+                .collect();
+        }
+        self.live(now).filter(|r| filter.matches(r)).collect()
+    }
+
+    /// Like [`Bucket::select`] but always scans (for tests and benchmarks).
+    pub fn select_scan<'a>(&'a self, filter: &Filter, now: u64) -> Vec<&'a Record> {
+        self.live(now).filter(|r| filter.matches(r)).collect()
+    }
+
+    fn index_candidates(&self, filter: &Filter) -> Option<BTreeSet<u64>> {
+        let mut best: Option<BTreeSet<u64>> = None;
+        for (field, values) in filter.equality_hints() {
+            let Some(index) = self.indexes.get(field) else {
+                continue;
+            };
+            let mut set = BTreeSet::new();
+            for v in values {
+                if let Some(seqs) = scalar_key(v).and_then(|k| index.get(&k)) {
+                    set.extend(seqs.iter().copied());
+                }
+            }
+            if best.as_ref().is_none_or(|b| set.len() < b.len()) {
+                best = Some(set);
+            }
+        }
+        best
+    }
+
+    /// Errors if a unique field of `record` collides with another record.
+    pub fn check_unique(&self, record: &Record, own_key: &str) -> StoreResult<()> {
+        for (field, map) in &self.uniques {
+            let Some(v) = record.get(field).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let Some(k) = scalar_key(v) else { continue };
+            if map.get(&k).is_some_and(|owner| owner != own_key) {
+                return Err(StoreError::AlreadyExists {
+                    bucket: self.name.clone(),
+                    field: field.clone(),
+                    value: v.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores `record` (new or replacing the same key), checking unique constraints.
+    /// Returns the previous record under that key.
+    pub fn put(&mut self, record: Record) -> StoreResult<Option<Record>> {
+        let key = self.key_of(&record);
+        self.check_unique(&record, &key)?;
+        Ok(self.put_unchecked(key, record))
+    }
+
+    /// Stores without checks (used to restore state on rollback).
+    pub fn put_unchecked(&mut self, key: String, record: Record) -> Option<Record> {
+        let old = self.remove_indexed(&key);
+        let seq = match &old {
+            Some((seq, _)) => *seq,
+            None => {
+                self.next_seq += 1;
+                self.next_seq
+            }
+        };
+        self.add_indexes(seq, &key, &record);
+        self.by_key.insert(key, seq);
+        self.records.insert(seq, record);
+        old.map(|(_, r)| r)
+    }
+
+    /// Removes the record under `key`, returning it.
+    pub fn remove(&mut self, key: &str) -> Option<Record> {
+        let (seq, rec) = self.remove_indexed(key)?;
+        self.by_key.remove(key);
+        self.records.remove(&seq);
+        Some(rec)
+    }
+
+    fn remove_indexed(&mut self, key: &str) -> Option<(u64, Record)> {
+        let seq = *self.by_key.get(key)?;
+        let rec = self.records.get(&seq)?.clone();
+        for (field, index) in &mut self.indexes {
+            if let Some(k) = rec.get(field).and_then(scalar_key) {
+                if let Some(set) = index.get_mut(&k) {
+                    set.remove(&seq);
+                    if set.is_empty() {
+                        index.remove(&k);
+                    }
+                }
+            }
+        }
+        for (field, map) in &mut self.uniques {
+            if let Some(k) = rec.get(field).filter(|v| !v.is_null()).and_then(scalar_key) {
+                if map.get(&k).is_some_and(|o| o == key) {
+                    map.remove(&k);
+                }
+            }
+        }
+        Some((seq, rec))
+    }
+
+    fn add_indexes(&mut self, seq: u64, key: &str, record: &Record) {
+        for (field, index) in &mut self.indexes {
+            if let Some(k) = record.get(field).and_then(scalar_key) {
+                index.entry(k).or_default().insert(seq);
+            }
+        }
+        for (field, map) in &mut self.uniques {
+            if let Some(k) = record
+                .get(field)
+                .filter(|v| !v.is_null())
+                .and_then(scalar_key)
+            {
+                map.insert(k, key.to_owned());
+            }
+        }
+    }
+
+    /// Removes every record, returning them in insertion order.
+    pub fn clear(&mut self) -> Vec<Record> {
+        let out: Vec<Record> = std::mem::take(&mut self.records).into_values().collect();
+        self.by_key.clear();
+        for index in self.indexes.values_mut() {
+            index.clear();
+        }
+        for map in self.uniques.values_mut() {
+            map.clear();
+        }
+        out
+    }
+
+    /// Key of the oldest record.
+    pub fn oldest_key(&self) -> Option<String> {
+        // Insertion order is creation order: updates keep a record's position.
+        self.records.values().next().map(|r| self.key_of(r))
+    }
+
+    /// Keys of expired records.
+    pub fn expired_keys(&self, now: u64) -> Vec<String> {
+        self.records
+            .values()
+            .filter(|r| is_expired(r, now))
+            .map(|r| self.key_of(r))
+            .collect()
+    }
+
+    /// Adds an index on an existing field and fills it.
+    pub fn add_index(&mut self, field: &str) -> StoreResult<()> {
+        if self.schema.field(field).is_none() {
+            return Err(StoreError::invalid_arg(format!(
+                "cannot index \"{field}\": field is not in the schema of bucket \"{}\"",
+                self.name
+            )));
+        }
+        if self.indexes.contains_key(field) {
+            return Ok(());
+        }
+        let mut index: HashMap<String, BTreeSet<u64>> = HashMap::new();
+        for (seq, rec) in &self.records {
+            if let Some(k) = rec.get(field).and_then(scalar_key) {
+                index.entry(k).or_default().insert(*seq);
+            }
+        }
+        self.indexes.insert(field.to_owned(), index);
+        self.def.indexes.push(field.to_owned());
+        Ok(())
+    }
+
+    /// Adds new fields to the schema.
+    pub fn add_fields(&mut self, fields: &serde_json::Map<String, Value>) -> StoreResult<()> {
+        let mut raw = self.def.schema.clone();
+        for (name, def) in fields {
+            if raw.contains_key(name) {
+                return Err(StoreError::invalid_arg(format!(
+                    "field \"{name}\" already exists in bucket \"{}\"",
+                    self.name
+                )));
+            }
+            raw.insert(name.clone(), def.clone());
+        }
+        let schema = Schema::compile(&raw)?;
+        for (name, field) in &schema.fields {
+            if field.def.unique && !self.uniques.contains_key(name) {
+                let mut map = HashMap::new();
+                for rec in self.records.values() {
+                    if let Some(k) = rec.get(name).filter(|v| !v.is_null()).and_then(scalar_key) {
+                        map.insert(k, self.key_of(rec));
+                    }
+                }
+                self.uniques.insert(name.clone(), map);
+            }
+        }
+        self.schema = schema;
+        self.def.schema = raw;
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! The store's typed errors. Every variant maps to exactly one protocol error code
+//! (see [`StoreError::code`]); messages are precise and safe to show to a client.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One schema-validation problem: the field path (`address.city`, `tags[2]`), a readable
+/// message and a machine code (`required`, `type`, `enum`, `minLength`, `maxLength`,
+/// `pattern`, `format`, `min`, `max`, `custom`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationIssue {
+    /// Path of the offending field.
+    pub field: String,
+    /// Human-readable description.
+    pub message: String,
+    /// Machine-readable issue code.
+    pub code: String,
+}
+
+/// Everything that can go wrong in a store operation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The named bucket does not exist (`BUCKET_NOT_DEFINED`).
+    #[error("Bucket \"{bucket}\" is not defined")]
+    BucketNotDefined {
+        /// Bucket name.
+        bucket: String,
+    },
+    /// `define_bucket` with a name already in use (`ALREADY_EXISTS`).
+    #[error("Bucket \"{bucket}\" already exists")]
+    BucketAlreadyExists {
+        /// Bucket name.
+        bucket: String,
+    },
+    /// The record does not satisfy the schema (`VALIDATION_ERROR`).
+    #[error("Validation failed for bucket \"{bucket}\": {}", summarize(.issues))]
+    Validation {
+        /// Bucket name.
+        bucket: String,
+        /// Every issue found, in schema order.
+        issues: Vec<ValidationIssue>,
+    },
+    /// A duplicate key or a unique-constraint violation (`ALREADY_EXISTS`).
+    #[error("Bucket \"{bucket}\": {field} {value} already exists")]
+    AlreadyExists {
+        /// Bucket name.
+        bucket: String,
+        /// The key field or the unique field.
+        field: String,
+        /// The colliding value.
+        value: Value,
+    },
+    /// A record that must exist does not (`NOT_FOUND`).
+    #[error("Record {key} not found in bucket \"{bucket}\"")]
+    NotFound {
+        /// Bucket name.
+        bucket: String,
+        /// The key looked up.
+        key: Value,
+    },
+    /// A transaction saw a record that changed before it committed (`CONFLICT`).
+    #[error("Transaction conflict on bucket \"{bucket}\" key {key}")]
+    Conflict {
+        /// Bucket name.
+        bucket: String,
+        /// The record's key.
+        key: Value,
+    },
+    /// The named query does not exist (`QUERY_NOT_DEFINED`).
+    #[error("Query \"{name}\" is not defined")]
+    QueryNotDefined {
+        /// Query name.
+        name: String,
+    },
+    /// `define_query` with a name already in use (`ALREADY_EXISTS`).
+    #[error("Query \"{name}\" already exists")]
+    QueryAlreadyExists {
+        /// Query name.
+        name: String,
+    },
+    /// Unknown subscription id (`NOT_FOUND`).
+    #[error("Subscription \"{id}\" not found")]
+    SubscriptionNotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// A bucket or query definition is malformed (`VALIDATION_ERROR`).
+    #[error("Invalid definition: {message}")]
+    InvalidDefinition {
+        /// What is wrong.
+        message: String,
+    },
+    /// An argument (filter, field name, limit...) is malformed (`VALIDATION_ERROR`).
+    #[error("Invalid argument: {message}")]
+    InvalidArgument {
+        /// What is wrong.
+        message: String,
+    },
+    /// Anything else (`INTERNAL_ERROR`).
+    #[error("Internal store error: {message}")]
+    Internal {
+        /// Description (not meant to leak details of user data).
+        message: String,
+    },
+}
+
+fn summarize(issues: &[ValidationIssue]) -> String {
+    issues
+        .iter()
+        .map(|i| format!("{}: {}", i.field, i.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl StoreError {
+    /// The protocol error code this error maps to.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::BucketNotDefined { .. } => "BUCKET_NOT_DEFINED",
+            StoreError::BucketAlreadyExists { .. }
+            | StoreError::AlreadyExists { .. }
+            | StoreError::QueryAlreadyExists { .. } => "ALREADY_EXISTS",
+            StoreError::Validation { .. }
+            | StoreError::InvalidDefinition { .. }
+            | StoreError::InvalidArgument { .. } => "VALIDATION_ERROR",
+            StoreError::NotFound { .. } | StoreError::SubscriptionNotFound { .. } => "NOT_FOUND",
+            StoreError::Conflict { .. } => "CONFLICT",
+            StoreError::QueryNotDefined { .. } => "QUERY_NOT_DEFINED",
+            StoreError::Internal { .. } => "INTERNAL_ERROR",
+        }
+    }
+
+    pub(crate) fn invalid_arg(message: impl Into<String>) -> Self {
+        StoreError::InvalidArgument {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid_def(message: impl Into<String>) -> Self {
+        StoreError::InvalidDefinition {
+            message: message.into(),
+        }
+    }
+}
+
+/// Shorthand for results of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,0 +1,193 @@
+//! The change feed: one serializable [`ChangeEvent`] per committed record change, topic
+//! names (`bucket.<name>.<type>`), wildcard pattern matching and the handler registry.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+use crate::value::Record;
+
+/// Kind of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// A new record.
+    Inserted,
+    /// A record replaced by a newer version.
+    Updated,
+    /// A record removed (delete, clear, TTL expiry, maxSize eviction).
+    Deleted,
+}
+
+impl ChangeKind {
+    /// Lowercase name used in topics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Inserted => "inserted",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Deleted => "deleted",
+        }
+    }
+}
+
+/// One committed change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeEvent {
+    /// Kind of change.
+    #[serde(rename = "type")]
+    pub kind: ChangeKind,
+    /// Bucket name.
+    pub bucket: String,
+    /// Record key.
+    pub key: Value,
+    /// The inserted or deleted record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<Record>,
+    /// The record before an update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_record: Option<Record>,
+    /// The record after an update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_record: Option<Record>,
+    /// `_version` of the record after the change (of the removed record for deletes).
+    pub version: u64,
+    /// Id of the transaction that made the change, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<u64>,
+}
+
+fn version_of(r: &Record) -> u64 {
+    r.get("_version").and_then(Value::as_u64).unwrap_or(0)
+}
+
+impl ChangeEvent {
+    pub(crate) fn new(
+        bucket: &str,
+        key: Value,
+        old: Option<Record>,
+        new: Option<Record>,
+        tx: Option<u64>,
+    ) -> Option<Self> {
+        let (kind, record, old_record, new_record, version) = match (old, new) {
+            (None, Some(n)) => (
+                ChangeKind::Inserted,
+                Some(n.clone()),
+                None,
+                None,
+                version_of(&n),
+            ),
+            (Some(o), Some(n)) => (
+                ChangeKind::Updated,
+                None,
+                Some(o),
+                Some(n.clone()),
+                version_of(&n),
+            ),
+            (Some(o), None) => (
+                ChangeKind::Deleted,
+                Some(o.clone()),
+                None,
+                None,
+                version_of(&o),
+            ),
+            (None, None) => return None,
+        };
+        Some(ChangeEvent {
+            kind,
+            bucket: bucket.to_owned(),
+            key,
+            record,
+            old_record,
+            new_record,
+            version,
+            transaction_id: tx,
+        })
+    }
+
+    /// Topic of this event: `bucket.<name>.<type>`.
+    pub fn topic(&self) -> String {
+        format!("bucket.{}.{}", self.bucket, self.kind.as_str())
+    }
+}
+
+/// Whether `topic` matches `pattern`: dot-separated segments, `*` matches one segment,
+/// a trailing `**` (or a lone `*`) matches the rest.
+pub fn topic_matches(pattern: &str, topic: &str) -> bool {
+    if pattern == "*" || pattern == "**" {
+        return true;
+    }
+    let mut p = pattern.split('.');
+    let mut t = topic.split('.');
+    loop {
+        match (p.next(), t.next()) {
+            (Some("**"), _) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// A change handler.
+pub type ChangeHandler = Arc<dyn Fn(&ChangeEvent) + Send + Sync>;
+
+/// Registered handlers by id.
+#[derive(Default)]
+pub(crate) struct HandlerRegistry {
+    next: u64,
+    handlers: Vec<(u64, String, ChangeHandler)>,
+}
+
+impl HandlerRegistry {
+    pub fn add(&mut self, pattern: String, handler: ChangeHandler) -> u64 {
+        self.next += 1;
+        self.handlers.push((self.next, pattern, handler));
+        self.next
+    }
+
+    pub fn remove(&mut self, id: u64) -> bool {
+        let before = self.handlers.len();
+        self.handlers.retain(|(h, _, _)| *h != id);
+        before != self.handlers.len()
+    }
+
+    pub fn matching(&self, topic: &str) -> Vec<ChangeHandler> {
+        self.handlers
+            .iter()
+            .filter(|(_, p, _)| topic_matches(p, topic))
+            .map(|(_, _, h)| h.clone())
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handlers.is_empty()
+    }
+}
+
+impl crate::store::Store {
+    /// Registers `handler` for every committed change whose topic matches `pattern`
+    /// (e.g. `bucket.*.*`, `bucket.users.inserted`). Handlers run on the dispatcher task.
+    /// Returns an id for [`Store::off_change`].
+    pub fn on_change<F>(&self, pattern: &str, handler: F) -> u64
+    where
+        F: Fn(&ChangeEvent) + Send + Sync + 'static,
+    {
+        self.inner
+            .handlers
+            .lock()
+            .add(pattern.to_owned(), Arc::new(handler))
+    }
+
+    /// Removes a change handler; returns whether it existed.
+    pub fn off_change(&self, id: u64) -> bool {
+        self.inner.handlers.lock().remove(id)
+    }
+
+    /// A receiver of every committed change, in commit order. Bounded: a receiver that
+    /// falls behind gets `RecvError::Lagged` instead of slowing the store down.
+    pub fn change_feed(&self) -> tokio::sync::broadcast::Receiver<Arc<ChangeEvent>> {
+        self.inner.feed.subscribe()
+    }
+}

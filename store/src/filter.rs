@@ -1,0 +1,236 @@
+//! The filter language: compilation of a JSON filter into a [`Filter`] (errors for unknown
+//! operators or malformed operands), evaluation against a record, `{{ params.x }}`
+//! interpolation, and the equality hints that let a bucket answer from an index.
+
+use serde_json::{Map, Value};
+use std::cmp::Ordering;
+
+use crate::error::{StoreError, StoreResult};
+use crate::value::{Record, compare, get_path, json_eq};
+
+/// One operator condition on a field.
+#[derive(Debug, Clone)]
+enum Op {
+    Eq(Value),
+    Neq(Value),
+    Gt(Value),
+    Gte(Value),
+    Lt(Value),
+    Lte(Value),
+    In(Vec<Value>),
+    Nin(Vec<Value>),
+    Contains(String),
+    StartsWith(String),
+    EndsWith(String),
+    Exists(bool),
+    Between(Value, Value),
+}
+
+#[derive(Debug, Clone)]
+enum Cond {
+    Field(String, Vec<Op>),
+    Or(Vec<Filter>),
+    And(Vec<Filter>),
+}
+
+/// A compiled filter: every condition must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    conds: Vec<Cond>,
+}
+
+fn list(op: &str, v: &Value) -> StoreResult<Vec<Value>> {
+    v.as_array()
+        .cloned()
+        .ok_or_else(|| StoreError::invalid_arg(format!("{op} expects an array")))
+}
+
+fn text(op: &str, v: &Value) -> StoreResult<String> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::invalid_arg(format!("{op} expects a string")))
+}
+
+fn compile_op(op: &str, v: &Value) -> StoreResult<Op> {
+    Ok(match op {
+        "$eq" => Op::Eq(v.clone()),
+        "$neq" | "$ne" => Op::Neq(v.clone()),
+        "$gt" => Op::Gt(v.clone()),
+        "$gte" => Op::Gte(v.clone()),
+        "$lt" => Op::Lt(v.clone()),
+        "$lte" => Op::Lte(v.clone()),
+        "$in" => Op::In(list(op, v)?),
+        "$nin" => Op::Nin(list(op, v)?),
+        "$contains" => Op::Contains(text(op, v)?.to_lowercase()),
+        "$startsWith" => Op::StartsWith(text(op, v)?),
+        "$endsWith" => Op::EndsWith(text(op, v)?),
+        "$exists" => Op::Exists(
+            v.as_bool()
+                .ok_or_else(|| StoreError::invalid_arg("$exists expects a boolean"))?,
+        ),
+        "$between" => match v.as_array().map(Vec::as_slice) {
+            Some([lo, hi]) => Op::Between(lo.clone(), hi.clone()),
+            _ => return Err(StoreError::invalid_arg("$between expects [low, high]")),
+        },
+        other => {
+            return Err(StoreError::invalid_arg(format!(
+                "unknown operator \"{other}\""
+            )));
+        }
+    })
+}
+
+fn compile_list(op: &str, v: &Value) -> StoreResult<Vec<Filter>> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| StoreError::invalid_arg(format!("{op} expects an array of filters")))?;
+    items
+        .iter()
+        .map(|f| match f.as_object() {
+            Some(obj) => Filter::compile(obj),
+            None => Err(StoreError::invalid_arg(format!(
+                "{op} expects an array of filters"
+            ))),
+        })
+        .collect()
+}
+
+impl Filter {
+    /// Compiles a JSON filter object.
+    pub fn compile(filter: &Map<String, Value>) -> StoreResult<Filter> {
+        let mut conds = Vec::with_capacity(filter.len());
+        for (key, v) in filter {
+            match key.as_str() {
+                "$or" => conds.push(Cond::Or(compile_list(key, v)?)),
+                "$and" => conds.push(Cond::And(compile_list(key, v)?)),
+                k if k.starts_with('$') => {
+                    return Err(StoreError::invalid_arg(format!("unknown operator \"{k}\"")));
+                }
+                _ => {
+                    let ops = match v {
+                        Value::Object(obj)
+                            if !obj.is_empty() && obj.keys().all(|k| k.starts_with('$')) =>
+                        {
+                            obj.iter()
+                                .map(|(op, arg)| compile_op(op, arg))
+                                .collect::<Result<_, _>>()?
+                        }
+                        _ => vec![Op::Eq(v.clone())],
+                    };
+                    conds.push(Cond::Field(key.clone(), ops));
+                }
+            }
+        }
+        Ok(Filter { conds })
+    }
+
+    /// Compiles an optional filter; `None` matches everything.
+    pub fn compile_opt(filter: Option<&Map<String, Value>>) -> StoreResult<Filter> {
+        filter.map_or_else(|| Ok(Filter::default()), Filter::compile)
+    }
+
+    /// Whether the filter matches everything.
+    pub fn is_empty(&self) -> bool {
+        self.conds.is_empty()
+    }
+
+    /// Evaluates the filter against a record.
+    pub fn matches(&self, record: &Record) -> bool {
+        self.conds.iter().all(|c| match c {
+            Cond::Field(field, ops) => {
+                let v = get_path(record, field);
+                ops.iter().all(|op| op_matches(op, v))
+            }
+            Cond::Or(fs) => fs.iter().any(|f| f.matches(record)),
+            Cond::And(fs) => fs.iter().all(|f| f.matches(record)),
+        })
+    }
+
+    /// Top-level equality constraints usable by an index: `(field, candidate values)`.
+    pub(crate) fn equality_hints(&self) -> Vec<(&str, Vec<&Value>)> {
+        let mut out = Vec::new();
+        for c in &self.conds {
+            if let Cond::Field(field, ops) = c {
+                for op in ops {
+                    match op {
+                        Op::Eq(v) if is_scalar(v) => out.push((field.as_str(), vec![v])),
+                        Op::In(vs) if vs.iter().all(is_scalar) => {
+                            out.push((field.as_str(), vs.iter().collect()))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    // Null is excluded: `field: null` also matches absent fields, which no index holds.
+    matches!(v, Value::Bool(_) | Value::Number(_) | Value::String(_))
+}
+
+fn cmp_is(v: Option<&Value>, arg: &Value, pred: fn(Ordering) -> bool) -> bool {
+    v.and_then(|v| compare(v, arg)).is_some_and(pred)
+}
+
+fn eq_opt(v: Option<&Value>, arg: &Value) -> bool {
+    match v {
+        Some(v) => json_eq(v, arg),
+        None => arg.is_null(),
+    }
+}
+
+fn op_matches(op: &Op, v: Option<&Value>) -> bool {
+    match op {
+        Op::Eq(a) => eq_opt(v, a),
+        Op::Neq(a) => !eq_opt(v, a),
+        Op::Gt(a) => cmp_is(v, a, Ordering::is_gt),
+        Op::Gte(a) => cmp_is(v, a, Ordering::is_ge),
+        Op::Lt(a) => cmp_is(v, a, Ordering::is_lt),
+        Op::Lte(a) => cmp_is(v, a, Ordering::is_le),
+        Op::In(list) => list.iter().any(|a| eq_opt(v, a)),
+        Op::Nin(list) => !list.iter().any(|a| eq_opt(v, a)),
+        Op::Contains(needle) => match v {
+            Some(Value::String(s)) => s.to_lowercase().contains(needle.as_str()),
+            Some(Value::Array(items)) => items.iter().any(|i| match i {
+                Value::String(s) => s.to_lowercase() == *needle,
+                _ => false,
+            }),
+            _ => false,
+        },
+        Op::StartsWith(p) => v
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.starts_with(p.as_str())),
+        Op::EndsWith(p) => v
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.ends_with(p.as_str())),
+        Op::Exists(want) => v.is_some_and(|v| !v.is_null()) == *want,
+        Op::Between(lo, hi) => cmp_is(v, lo, Ordering::is_ge) && cmp_is(v, hi, Ordering::is_le),
+    }
+}
+
+/// Replaces every string of the exact form `{{ params.x }}` by the parameter `x`
+/// (recursively through objects and arrays). A missing parameter becomes `null`.
+pub fn interpolate(value: &Value, params: &Value) -> Value {
+    match value {
+        Value::String(s) => match placeholder(s) {
+            Some(name) => params.get(name).cloned().unwrap_or(Value::Null),
+            None => value.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(|v| interpolate(v, params)).collect()),
+        Value::Object(obj) => Value::Object(
+            obj.iter()
+                .map(|(k, v)| (k.clone(), interpolate(v, params)))
+                .collect(),
+        ),
+        _ => value.clone(),
+    }
+}
+
+fn placeholder(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let name = inner.strip_prefix("params.")?;
+    (!name.is_empty() && !name.contains(char::is_whitespace)).then_some(name)
+}

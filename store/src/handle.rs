@@ -1,0 +1,184 @@
+//! [`BucketHandle`]: synchronous reads and writes on one bucket. Reads take the shared
+//! lock briefly; writes take the exclusive lock, validate, apply and publish one batch.
+
+use serde_json::{Map, Value};
+
+use crate::error::{StoreError, StoreResult};
+use crate::reads::{Page, Reads};
+use crate::schema::{prepare_insert, prepare_update};
+use crate::store::Store;
+use crate::value::{Record, key_string};
+
+/// Reads and writes on one bucket. Every call fails with `BucketNotDefined` if the
+/// bucket does not exist (any more).
+#[derive(Clone)]
+pub struct BucketHandle {
+    store: Store,
+    name: String,
+}
+
+impl BucketHandle {
+    pub(crate) fn new(store: Store, name: &str) -> Self {
+        BucketHandle {
+            store,
+            name: name.to_owned(),
+        }
+    }
+
+    /// The bucket name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Reads<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let data = self.store.inner.data.read();
+        let reads = Reads {
+            bucket: data.bucket(&self.name)?,
+            now: self.store.now(),
+        };
+        f(&reads)
+    }
+
+    /// Inserts a record: generated values, defaults, validation, unique checks, metadata.
+    /// Errors: `Validation`, `AlreadyExists` (duplicate key or unique value).
+    pub fn insert(&self, data: Map<String, Value>) -> StoreResult<Record> {
+        let name = &self.name;
+        self.store.inner.write(|d, now, changes| {
+            let b = d.bucket(name)?;
+            let record =
+                prepare_insert(name, &b.schema, &b.def.key, &b.gens, &data, now, b.ttl_ms)?;
+            let key = record.get(&b.def.key).cloned().unwrap_or(Value::Null);
+            if b.get(&key_string(&key), now).is_some() {
+                return Err(StoreError::AlreadyExists {
+                    bucket: name.clone(),
+                    field: b.def.key.clone(),
+                    value: key,
+                });
+            }
+            d.apply_put(name, record.clone(), now, changes)?;
+            Ok(record)
+        })
+    }
+
+    /// Merges `patch` into the record under `key`. Errors: `NotFound`, `Validation`,
+    /// `AlreadyExists` (unique value).
+    pub fn update(&self, key: &Value, patch: Map<String, Value>) -> StoreResult<Record> {
+        let name = &self.name;
+        self.store.inner.write(|d, now, changes| {
+            let b = d.bucket(name)?;
+            let existing = b
+                .get(&key_string(key), now)
+                .ok_or_else(|| StoreError::NotFound {
+                    bucket: name.clone(),
+                    key: key.clone(),
+                })?;
+            let record = prepare_update(name, &b.schema, &b.def.key, existing, &patch, now)?;
+            d.apply_put(name, record.clone(), now, changes)?;
+            Ok(record)
+        })
+    }
+
+    /// Deletes the record under `key`; returns whether a live record was removed.
+    pub fn delete(&self, key: &Value) -> StoreResult<bool> {
+        let name = &self.name;
+        self.store.inner.write(|d, now, changes| {
+            let live = d.bucket(name)?.get(&key_string(key), now).is_some();
+            d.apply_remove(name, key, changes)?;
+            Ok(live)
+        })
+    }
+
+    /// Removes every record (each removal is a `deleted` event).
+    pub fn clear(&self) -> StoreResult<usize> {
+        let name = &self.name;
+        self.store.inner.write(|d, _now, changes| {
+            let b = d.bucket_mut(name)?;
+            let key_field = b.def.key.clone();
+            let removed = b.clear();
+            let n = removed.len();
+            for old in removed {
+                let key = old.get(&key_field).cloned().unwrap_or(Value::Null);
+                changes.push(crate::store::Change {
+                    bucket: name.clone(),
+                    key,
+                    old: Some(old),
+                    new: None,
+                });
+            }
+            Ok(n)
+        })
+    }
+
+    /// The record under `key`, or `None`.
+    pub fn get(&self, key: &Value) -> StoreResult<Option<Record>> {
+        self.read(|r| Ok(r.get(key)))
+    }
+
+    /// All live records in insertion order.
+    pub fn all(&self) -> StoreResult<Vec<Record>> {
+        self.read(|r| Ok(r.all()))
+    }
+
+    /// Records matching `filter`, in insertion order (uses an index for equality filters).
+    pub fn where_(&self, filter: &Map<String, Value>) -> StoreResult<Vec<Record>> {
+        self.read(|r| r.where_(filter))
+    }
+
+    /// Like [`BucketHandle::where_`] but never uses an index (reference for tests/benches).
+    pub fn where_scan(&self, filter: &Map<String, Value>) -> StoreResult<Vec<Record>> {
+        self.read(|r| {
+            let f = crate::filter::Filter::compile(filter)?;
+            Ok(r.bucket
+                .select_scan(&f, r.now)
+                .into_iter()
+                .cloned()
+                .collect())
+        })
+    }
+
+    /// The first record matching `filter`.
+    pub fn find_one(&self, filter: &Map<String, Value>) -> StoreResult<Option<Record>> {
+        self.read(|r| r.find_one(filter))
+    }
+
+    /// Number of records matching `filter` (all when `None`).
+    pub fn count(&self, filter: Option<&Map<String, Value>>) -> StoreResult<usize> {
+        self.read(|r| r.count(filter))
+    }
+
+    /// The first `n` records (`n` ≥ 1).
+    pub fn first(&self, n: usize) -> StoreResult<Vec<Record>> {
+        self.read(|r| r.first(n))
+    }
+
+    /// The last `n` records (`n` ≥ 1), in insertion order.
+    pub fn last(&self, n: usize) -> StoreResult<Vec<Record>> {
+        self.read(|r| r.last(n))
+    }
+
+    /// A page of up to `limit` records after the record with key `after`. An unknown
+    /// cursor yields an empty page.
+    pub fn paginate(&self, limit: usize, after: Option<&Value>) -> StoreResult<Page> {
+        self.read(|r| r.paginate(limit, after))
+    }
+
+    /// Sum of the numeric values of `field` (0 when none).
+    pub fn sum(&self, field: &str, filter: Option<&Map<String, Value>>) -> StoreResult<Value> {
+        self.read(|r| r.sum(field, filter))
+    }
+
+    /// Average of the numeric values of `field` (0 when none).
+    pub fn avg(&self, field: &str, filter: Option<&Map<String, Value>>) -> StoreResult<Value> {
+        self.read(|r| r.avg(field, filter))
+    }
+
+    /// Smallest numeric value of `field`, `null` when none.
+    pub fn min(&self, field: &str, filter: Option<&Map<String, Value>>) -> StoreResult<Value> {
+        self.read(|r| r.min(field, filter))
+    }
+
+    /// Largest numeric value of `field`, `null` when none.
+    pub fn max(&self, field: &str, filter: Option<&Map<String, Value>>) -> StoreResult<Value> {
+        self.read(|r| r.max(field, filter))
+    }
+}

@@ -1,0 +1,370 @@
+//! The [`Store`]: configuration, the shared state behind one lock (so a multi-bucket
+//! commit is atomic for every reader), bucket definition management and the write path
+//! that turns record changes into one published batch per commit.
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast, mpsc};
+
+use crate::bucket::Bucket;
+use crate::clock::{Clock, TokioClock};
+use crate::definition::{BucketDefinition, BucketUpdate};
+use crate::error::{StoreError, StoreResult};
+use crate::events::{ChangeEvent, HandlerRegistry};
+use crate::handle::BucketHandle;
+use crate::reactive::Registry;
+use crate::value::{Record, key_string};
+
+/// Store configuration.
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// Name reported by `stats()`.
+    pub name: String,
+    /// Interval of the background TTL sweep; `Duration::ZERO` disables it.
+    pub ttl_check_interval: Duration,
+    /// Capacity of the broadcast change feed (slow receivers lag, never block writers).
+    pub change_feed_capacity: usize,
+    /// Time source (default: [`TokioClock`]).
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            name: "noex-store".to_owned(),
+            ttl_check_interval: Duration::from_secs(1),
+            change_feed_capacity: 1024,
+            clock: None,
+        }
+    }
+}
+
+/// All buckets; guarded by one lock so commits are atomic across buckets.
+#[derive(Default)]
+pub(crate) struct Data {
+    pub buckets: BTreeMap<String, Bucket>,
+}
+
+/// One record change inside a commit; also the undo log of a transaction.
+pub(crate) struct Change {
+    pub bucket: String,
+    pub key: Value,
+    pub old: Option<Record>,
+    pub new: Option<Record>,
+}
+
+impl Data {
+    pub fn bucket(&self, name: &str) -> StoreResult<&Bucket> {
+        self.buckets
+            .get(name)
+            .ok_or_else(|| StoreError::BucketNotDefined {
+                bucket: name.to_owned(),
+            })
+    }
+
+    pub fn bucket_mut(&mut self, name: &str) -> StoreResult<&mut Bucket> {
+        self.buckets
+            .get_mut(name)
+            .ok_or_else(|| StoreError::BucketNotDefined {
+                bucket: name.to_owned(),
+            })
+    }
+
+    /// Stores a prepared record: replaces a live record with the same key (update) or
+    /// inserts it (dropping an expired leftover, then evicting past `maxSize`).
+    pub fn apply_put(
+        &mut self,
+        bucket: &str,
+        record: Record,
+        now: u64,
+        changes: &mut Vec<Change>,
+    ) -> StoreResult<()> {
+        let b = self.bucket_mut(bucket)?;
+        let key_value = record.get(&b.def.key).cloned().unwrap_or(Value::Null);
+        let key = key_string(&key_value);
+        let live = b.get(&key, now).is_some();
+        if !live && b.get_raw(&key).is_some() {
+            b.check_unique(&record, &key)?;
+            let old = b.remove(&key);
+            changes.push(Change {
+                bucket: bucket.to_owned(),
+                key: key_value.clone(),
+                old,
+                new: None,
+            });
+        }
+        let old = b.put(record.clone())?;
+        changes.push(Change {
+            bucket: bucket.to_owned(),
+            key: key_value,
+            old,
+            new: Some(record),
+        });
+        if !live {
+            if let Some(max) = b.def.max_size {
+                while b.len() > max {
+                    let Some(oldest) = b.oldest_key() else { break };
+                    if oldest == key {
+                        break;
+                    }
+                    if let Some(old) = b.remove(&oldest) {
+                        let k = old.get(&b.def.key).cloned().unwrap_or(Value::Null);
+                        changes.push(Change {
+                            bucket: bucket.to_owned(),
+                            key: k,
+                            old: Some(old),
+                            new: None,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a record (live or expired).
+    pub fn apply_remove(
+        &mut self,
+        bucket: &str,
+        key: &Value,
+        changes: &mut Vec<Change>,
+    ) -> StoreResult<bool> {
+        let b = self.bucket_mut(bucket)?;
+        let old = b.remove(&key_string(key));
+        let removed = old.is_some();
+        if removed {
+            changes.push(Change {
+                bucket: bucket.to_owned(),
+                key: key.clone(),
+                old,
+                new: None,
+            });
+        }
+        Ok(removed)
+    }
+
+    /// Undoes `changes` (newest first).
+    pub fn rollback(&mut self, changes: Vec<Change>) {
+        for c in changes.into_iter().rev() {
+            let Some(b) = self.buckets.get_mut(&c.bucket) else {
+                continue;
+            };
+            let key = key_string(&c.key);
+            match c.old {
+                Some(old) => {
+                    b.put_unchecked(key, old);
+                }
+                None => {
+                    b.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// What the dispatcher receives after each commit.
+pub(crate) struct Batch {
+    pub events: Vec<Arc<ChangeEvent>>,
+    pub dropped: Vec<String>,
+}
+
+/// Shared state of a store.
+pub(crate) struct Inner {
+    pub name: String,
+    pub data: RwLock<Data>,
+    pub reactive: Mutex<Registry>,
+    pub handlers: Mutex<HandlerRegistry>,
+    pub clock: Arc<dyn Clock>,
+    pub feed: broadcast::Sender<Arc<ChangeEvent>>,
+    pub dispatch: mpsc::UnboundedSender<Batch>,
+    pub pending: AtomicU64,
+    pub settled: Notify,
+    pub next_tx: AtomicU64,
+    pub ttl_interval: Duration,
+}
+
+impl Inner {
+    pub fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Hands a commit's changes to the dispatcher. Called while the data write lock is
+    /// still held, so batches reach the dispatcher in commit order.
+    pub fn publish(&self, changes: Vec<Change>, tx: Option<u64>, dropped: Vec<String>) {
+        let events: Vec<Arc<ChangeEvent>> = changes
+            .into_iter()
+            .filter_map(|c| ChangeEvent::new(&c.bucket, c.key, c.old, c.new, tx))
+            .map(Arc::new)
+            .collect();
+        if events.is_empty() && dropped.is_empty() {
+            return;
+        }
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if self.dispatch.send(Batch { events, dropped }).is_err() {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Runs `f` under the write lock and publishes its changes if it succeeds. `f` must
+    /// leave no change behind when it fails (single operations check before writing).
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Data, u64, &mut Vec<Change>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut data = self.data.write();
+        let now = self.now();
+        let mut changes = Vec::new();
+        match f(&mut data, now, &mut changes) {
+            Ok(out) => {
+                self.publish(changes, None, Vec::new());
+                Ok(out)
+            }
+            Err(e) => {
+                data.rollback(changes);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// An embedded reactive store. Cheap to clone; all clones share the same data.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), noex_store::StoreError> {
+/// use noex_store::{BucketDefinition, Store, StoreConfig};
+/// use serde_json::json;
+/// let store = Store::start(StoreConfig::default())?;
+/// store.define_bucket("users", BucketDefinition::from_json(json!({
+///     "key": "id",
+///     "schema": {"id": {"type": "string", "generated": "uuid"}, "name": {"type": "string", "required": true}}
+/// }))?)?;
+/// let users = store.bucket("users");
+/// let alice = users.insert(json!({"name": "Alice"}).as_object().unwrap().clone())?;
+/// assert_eq!(alice["_version"], 1);
+/// assert_eq!(users.count(None)?, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Creates a store and spawns its background tasks (notification dispatcher, TTL
+    /// sweep) on the current tokio runtime. Errors outside a runtime.
+    pub fn start(config: StoreConfig) -> StoreResult<Store> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| StoreError::Internal {
+            message: "Store::start needs a tokio runtime".into(),
+        })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (feed, _) = broadcast::channel(config.change_feed_capacity.max(1));
+        let inner = Arc::new(Inner {
+            name: config.name,
+            data: RwLock::new(Data::default()),
+            reactive: Mutex::new(Registry::default()),
+            handlers: Mutex::new(HandlerRegistry::default()),
+            clock: config.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
+            feed,
+            dispatch: tx,
+            pending: AtomicU64::new(0),
+            settled: Notify::new(),
+            next_tx: AtomicU64::new(0),
+            ttl_interval: config.ttl_check_interval,
+        });
+        handle.spawn(crate::reactive::run_dispatcher(Arc::downgrade(&inner), rx));
+        if !inner.ttl_interval.is_zero() {
+            handle.spawn(crate::ttl::run_sweep(
+                Arc::downgrade(&inner),
+                inner.ttl_interval,
+            ));
+        }
+        Ok(Store { inner })
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Current time of the store's clock (ms since epoch).
+    pub fn now(&self) -> u64 {
+        self.inner.now()
+    }
+
+    /// Defines a bucket. Errors: `BucketAlreadyExists`, `InvalidDefinition`.
+    pub fn define_bucket(&self, name: &str, def: BucketDefinition) -> StoreResult<()> {
+        if name.is_empty() {
+            return Err(StoreError::invalid_def("bucket name must not be empty"));
+        }
+        let bucket = Bucket::new(name, def)?;
+        let mut data = self.inner.data.write();
+        if data.buckets.contains_key(name) {
+            return Err(StoreError::BucketAlreadyExists {
+                bucket: name.to_owned(),
+            });
+        }
+        data.buckets.insert(name.to_owned(), bucket);
+        Ok(())
+    }
+
+    /// Drops a bucket and its records. Queries reading it keep their last result.
+    pub fn drop_bucket(&self, name: &str) -> StoreResult<()> {
+        let mut data = self.inner.data.write();
+        if data.buckets.remove(name).is_none() {
+            return Err(StoreError::BucketNotDefined {
+                bucket: name.to_owned(),
+            });
+        }
+        self.inner.publish(Vec::new(), None, vec![name.to_owned()]);
+        Ok(())
+    }
+
+    /// Adds fields or indexes, or changes the TTL (for records inserted from now on).
+    pub fn update_bucket(&self, name: &str, update: BucketUpdate) -> StoreResult<()> {
+        let mut data = self.inner.data.write();
+        let b = data.bucket_mut(name)?;
+        let ttl_ms = match &update.ttl {
+            Some(Some(t)) => Some(Some(t.as_ms()?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        if let Some(idx) = &update.add_indexes {
+            if let Some(f) = idx.iter().find(|f| b.schema.field(f).is_none()) {
+                return Err(StoreError::invalid_arg(format!(
+                    "cannot index \"{f}\": field is not in the schema of bucket \"{name}\""
+                )));
+            }
+        }
+        if let Some(fields) = &update.add_fields {
+            b.add_fields(fields)?;
+        }
+        for f in update.add_indexes.iter().flatten() {
+            b.add_index(f)?;
+        }
+        if let Some(ttl) = ttl_ms {
+            b.ttl_ms = ttl;
+            b.def.ttl = update.ttl.clone().flatten();
+        }
+        Ok(())
+    }
+
+    /// The definition of a bucket as it is now (serializes to the wire shape).
+    pub fn bucket_schema(&self, name: &str) -> StoreResult<BucketDefinition> {
+        Ok(self.inner.data.read().bucket(name)?.def.clone())
+    }
+
+    /// Names of all buckets (sorted).
+    pub fn bucket_names(&self) -> Vec<String> {
+        self.inner.data.read().buckets.keys().cloned().collect()
+    }
+
+    /// A handle for reads and writes on bucket `name` (checked on each call).
+    pub fn bucket(&self, name: &str) -> BucketHandle {
+        BucketHandle::new(self.clone(), name)
+    }
+}

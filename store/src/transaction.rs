@@ -1,0 +1,324 @@
+//! Transactions: writes are buffered in an overlay that the transaction's own reads see;
+//! commit takes the exclusive lock once, checks every read/written record's `_version`
+//! (else `Conflict`), applies all buckets and publishes a single batch. Any error rolls
+//! back everything, so no reader or subscriber ever sees half a transaction.
+
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+
+use crate::error::{StoreError, StoreResult};
+use crate::filter::Filter;
+use crate::schema::{prepare_insert, prepare_update};
+use crate::store::{Inner, Store};
+use crate::value::{Record, key_string};
+
+fn version(r: &Record) -> Option<u64> {
+    r.get("_version").and_then(Value::as_u64)
+}
+
+/// A transaction in progress; see [`Store::transaction`].
+pub struct Transaction<'s> {
+    inner: &'s Inner,
+    /// bucket → key string → buffered state (`None` = deleted).
+    overlay: BTreeMap<String, HashMap<String, Option<Record>>>,
+    /// Write order: (bucket, key string, key value), first touch only.
+    order: Vec<(String, String, Value)>,
+    /// Version seen per (bucket, key string); `None` = absent.
+    reads: HashMap<(String, String), (Value, Option<u64>)>,
+}
+
+/// Reads and writes on one bucket inside a transaction.
+pub struct TxBucket<'t, 's> {
+    tx: &'t mut Transaction<'s>,
+    bucket: String,
+}
+
+impl Store {
+    /// Runs `f` as one transaction: on `Ok` the buffered writes commit atomically (or the
+    /// commit fails with `Conflict`); on `Err` nothing is applied.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), noex_store::StoreError> {
+    /// # use noex_store::{BucketDefinition, Store, StoreConfig};
+    /// # use serde_json::json;
+    /// # let store = Store::start(StoreConfig::default())?;
+    /// # store.define_bucket("a", BucketDefinition::from_json(json!({"key": "id", "schema": {"id": {"type": "number"}}}))?)?;
+    /// let n = store.transaction(|tx| {
+    ///     tx.bucket("a")?.insert(json!({"id": 1}).as_object().unwrap().clone())?;
+    ///     tx.bucket("a")?.count(None)
+    /// })?;
+    /// assert_eq!(n, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn transaction<T>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut tx = Transaction {
+            inner: &self.inner,
+            overlay: BTreeMap::new(),
+            order: Vec::new(),
+            reads: HashMap::new(),
+        };
+        let out = f(&mut tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+impl<'s> Transaction<'s> {
+    /// Access to bucket `name`. Error: `BucketNotDefined`.
+    pub fn bucket<'t>(&'t mut self, name: &str) -> StoreResult<TxBucket<'t, 's>> {
+        self.inner.data.read().bucket(name)?;
+        Ok(TxBucket {
+            tx: self,
+            bucket: name.to_owned(),
+        })
+    }
+
+    fn commit(self) -> StoreResult<()> {
+        if self.order.is_empty() {
+            return Ok(());
+        }
+        let inner = self.inner;
+        let mut data = inner.data.write();
+        let now = inner.now();
+        for ((bucket, key), (key_value, seen)) in &self.reads {
+            let current = data.bucket(bucket)?.get(key, now).and_then(version);
+            if current != *seen {
+                return Err(StoreError::Conflict {
+                    bucket: bucket.clone(),
+                    key: key_value.clone(),
+                });
+            }
+        }
+        let mut changes = Vec::new();
+        for (bucket, key, key_value) in &self.order {
+            let state = self
+                .overlay
+                .get(bucket)
+                .and_then(|o| o.get(key))
+                .cloned()
+                .flatten();
+            let result = match state {
+                Some(record) => data.apply_put(bucket, record, now, &mut changes),
+                None => data
+                    .apply_remove(bucket, key_value, &mut changes)
+                    .map(|_| ()),
+            };
+            if let Err(e) = result {
+                data.rollback(changes);
+                return Err(e);
+            }
+        }
+        let id = inner.next_tx.fetch_add(1, Ordering::Relaxed) + 1;
+        inner.publish(changes, Some(id), Vec::new());
+        Ok(())
+    }
+}
+
+impl TxBucket<'_, '_> {
+    fn buffered(&self, key: &str) -> Option<&Option<Record>> {
+        self.tx.overlay.get(&self.bucket).and_then(|o| o.get(key))
+    }
+
+    fn note_read(&mut self, key: &str, key_value: &Value, seen: Option<u64>) {
+        self.tx
+            .reads
+            .entry((self.bucket.clone(), key.to_owned()))
+            .or_insert_with(|| (key_value.clone(), seen));
+    }
+
+    fn buffer(&mut self, key: String, key_value: Value, state: Option<Record>) {
+        let overlay = self.tx.overlay.entry(self.bucket.clone()).or_default();
+        if !overlay.contains_key(&key) {
+            self.tx
+                .order
+                .push((self.bucket.clone(), key.clone(), key_value));
+        }
+        overlay.insert(key, state);
+    }
+
+    /// The record under `key` as this transaction sees it.
+    pub fn get(&mut self, key: &Value) -> StoreResult<Option<Record>> {
+        let k = key_string(key);
+        if let Some(state) = self.buffered(&k) {
+            return Ok(state.clone());
+        }
+        let committed = {
+            let data = self.tx.inner.data.read();
+            data.bucket(&self.bucket)?
+                .get(&k, self.tx.inner.now())
+                .cloned()
+        };
+        self.note_read(&k, key, committed.as_ref().and_then(version));
+        Ok(committed)
+    }
+
+    /// Buffers an insert. Errors: `Validation`, `AlreadyExists`.
+    pub fn insert(&mut self, data: Map<String, Value>) -> StoreResult<Record> {
+        let (record, key_field) = {
+            let d = self.tx.inner.data.read();
+            let b = d.bucket(&self.bucket)?;
+            let now = self.tx.inner.now();
+            (
+                prepare_insert(
+                    &self.bucket,
+                    &b.schema,
+                    &b.def.key,
+                    &b.gens,
+                    &data,
+                    now,
+                    b.ttl_ms,
+                )?,
+                b.def.key.clone(),
+            )
+        };
+        let key_value = record.get(&key_field).cloned().unwrap_or(Value::Null);
+        if self.get(&key_value)?.is_some() {
+            return Err(StoreError::AlreadyExists {
+                bucket: self.bucket.clone(),
+                field: key_field,
+                value: key_value,
+            });
+        }
+        self.check_unique(&record, &key_string(&key_value))?;
+        self.buffer(key_string(&key_value), key_value, Some(record.clone()));
+        Ok(record)
+    }
+
+    /// Buffers an update. Errors: `NotFound`, `Validation`, `AlreadyExists`.
+    pub fn update(&mut self, key: &Value, patch: Map<String, Value>) -> StoreResult<Record> {
+        let existing = self.get(key)?.ok_or_else(|| StoreError::NotFound {
+            bucket: self.bucket.clone(),
+            key: key.clone(),
+        })?;
+        let record = {
+            let d = self.tx.inner.data.read();
+            let b = d.bucket(&self.bucket)?;
+            prepare_update(
+                &self.bucket,
+                &b.schema,
+                &b.def.key,
+                &existing,
+                &patch,
+                self.tx.inner.now(),
+            )?
+        };
+        self.check_unique(&record, &key_string(key))?;
+        self.buffer(key_string(key), key.clone(), Some(record.clone()));
+        Ok(record)
+    }
+
+    /// Buffers a delete; returns whether the record existed.
+    pub fn delete(&mut self, key: &Value) -> StoreResult<bool> {
+        let existed = self.get(key)?.is_some();
+        if existed {
+            self.buffer(key_string(key), key.clone(), None);
+        }
+        Ok(existed)
+    }
+
+    fn check_unique(&self, record: &Record, own_key: &str) -> StoreResult<()> {
+        // Against committed records not overwritten here, then against buffered ones.
+        let d = self.tx.inner.data.read();
+        let b = d.bucket(&self.bucket)?;
+        let overlay = self.tx.overlay.get(&self.bucket);
+        for (name, field) in &b.schema.fields {
+            if !field.def.unique {
+                continue;
+            }
+            let Some(v) = record.get(name).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let clash = |r: &Record| r.get(name).is_some_and(|w| crate::value::json_eq(v, w));
+            let committed = b.live(self.tx.inner.now()).any(|r| {
+                let k = b.key_of(r);
+                k != own_key && overlay.is_none_or(|o| !o.contains_key(&k)) && clash(r)
+            });
+            let buffered = overlay.is_some_and(|o| {
+                o.iter()
+                    .any(|(k, s)| k != own_key && s.as_ref().is_some_and(|r| clash(r)))
+            });
+            if committed || buffered {
+                return Err(StoreError::AlreadyExists {
+                    bucket: self.bucket.clone(),
+                    field: name.clone(),
+                    value: v.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The bucket's records as this transaction sees them, in insertion order.
+    fn view(&mut self, filter: &Filter) -> StoreResult<Vec<Record>> {
+        let inner = self.tx.inner;
+        let now = inner.now();
+        let d = inner.data.read();
+        let b = d.bucket(&self.bucket)?;
+        let overlay = self.tx.overlay.get(&self.bucket);
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        let committed: Vec<&Record> = match overlay {
+            None => b.select(filter, now),
+            Some(_) => b.live(now).collect(),
+        };
+        for r in committed {
+            let k = b.key_of(r);
+            match overlay.and_then(|o| o.get(&k)) {
+                Some(Some(n)) if filter.matches(n) => out.push(n.clone()),
+                Some(_) => {}
+                None if filter.matches(r) => {
+                    seen.push((
+                        k,
+                        r.get(&b.def.key).cloned().unwrap_or(Value::Null),
+                        version(r),
+                    ));
+                    out.push(r.clone());
+                }
+                None => {}
+            }
+        }
+        if let Some(o) = overlay {
+            for (bucket, k, _) in &self.tx.order {
+                if bucket == &self.bucket && b.get(k, now).is_none() {
+                    if let Some(Some(n)) = o.get(k) {
+                        if filter.matches(n) {
+                            out.push(n.clone());
+                        }
+                    }
+                }
+            }
+        }
+        drop(d);
+        for (k, kv, v) in seen {
+            self.note_read(&k, &kv, v);
+        }
+        Ok(out)
+    }
+
+    /// Records matching `filter` as this transaction sees them.
+    pub fn where_(&mut self, filter: &Map<String, Value>) -> StoreResult<Vec<Record>> {
+        let f = Filter::compile(filter)?;
+        self.view(&f)
+    }
+
+    /// First record matching `filter`.
+    pub fn find_one(&mut self, filter: &Map<String, Value>) -> StoreResult<Option<Record>> {
+        Ok(self.where_(filter)?.into_iter().next())
+    }
+
+    /// Number of records matching `filter` (all when `None`).
+    pub fn count(&mut self, filter: Option<&Map<String, Value>>) -> StoreResult<usize> {
+        let f = Filter::compile_opt(filter)?;
+        Ok(self.view(&f)?.len())
+    }
+
+    /// All records as this transaction sees them.
+    pub fn all(&mut self) -> StoreResult<Vec<Record>> {
+        self.view(&Filter::default())
+    }
+}
