@@ -185,7 +185,7 @@ impl crate::store::Store {
         self.inner.handlers.lock().remove(id)
     }
 
-    /// A receiver of every committed change, in commit order. Bounded: a receiver that
+    /// A receiver of every change committed after this call, in commit order. Bounded: a receiver that
     /// falls behind gets `RecvError::Lagged` instead of slowing the store down.
     pub fn change_feed(&self) -> tokio::sync::broadcast::Receiver<Arc<ChangeEvent>> {
         self.inner.feed.subscribe()

@@ -334,7 +334,6 @@ fn process(inner: &Inner, batches: &[Batch]) {
                     tracing::warn!("change handler panicked");
                 }
             }
-            let _ = inner.feed.send(event.clone());
         }
     }
     let touched_buckets: HashSet<&str> = touched.iter().map(|(b, _)| b.as_str()).collect();

@@ -203,6 +203,13 @@ impl Inner {
         if events.is_empty() && dropped.is_empty() {
             return;
         }
+        // The broadcast feed gets events at commit time (non-blocking), so a receiver
+        // sees exactly the changes committed after it subscribed, in commit order.
+        if self.feed.receiver_count() > 0 {
+            for event in &events {
+                let _ = self.feed.send(event.clone());
+            }
+        }
         self.pending.fetch_add(1, Ordering::SeqCst);
         if self.dispatch.send(Batch { events, dropped }).is_err() {
             self.pending.fetch_sub(1, Ordering::SeqCst);

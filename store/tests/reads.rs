@@ -55,9 +55,18 @@ async fn every_operator() {
         (json!({"role": {"$exists": false}}), "de"),
         (json!({"age": {"$between": [25, 30]}}), "ab"),
         (json!({"age": {"$gte": 25, "$lt": 35}}), "ab"),
-        (json!({"$or": [{"role": "admin"}, {"age": {"$gt": 35}}]}), "ac"),
-        (json!({"$and": [{"role": "user"}, {"age": {"$gt": 30}}]}), "c"),
-        (json!({"$or": [{"$and": [{"role": "user"}, {"age": 25}]}, {"name": "Eve"}]}), "be"),
+        (
+            json!({"$or": [{"role": "admin"}, {"age": {"$gt": 35}}]}),
+            "ac",
+        ),
+        (
+            json!({"$and": [{"role": "user"}, {"age": {"$gt": 30}}]}),
+            "c",
+        ),
+        (
+            json!({"$or": [{"$and": [{"role": "user"}, {"age": 25}]}, {"name": "Eve"}]}),
+            "be",
+        ),
         (json!({"role": "user", "name": {"$startsWith": "C"}}), "c"),
         (json!({}), "abcde"),
     ];
@@ -88,7 +97,10 @@ async fn bad_filters_are_invalid_arguments() {
         json!({"name": {"$contains": 1}}),
     ] {
         let e = s.bucket("users").where_(&o(f.clone())).unwrap_err();
-        assert!(matches!(e, StoreError::InvalidArgument { .. }), "{f}: {e:?}");
+        assert!(
+            matches!(e, StoreError::InvalidArgument { .. }),
+            "{f}: {e:?}"
+        );
         assert_eq!(e.code(), "VALIDATION_ERROR");
     }
 }
@@ -100,24 +112,47 @@ async fn simple_reads() {
     assert_eq!(b.all().unwrap().len(), 5);
     assert_eq!(b.get(&json!("c")).unwrap().unwrap()["name"], "Carol");
     assert!(b.get(&json!("zz")).unwrap().is_none());
-    assert_eq!(b.find_one(&o(json!({"role": "user"}))).unwrap().unwrap()["id"], "b");
+    assert_eq!(
+        b.find_one(&o(json!({"role": "user"}))).unwrap().unwrap()["id"],
+        "b"
+    );
     assert!(b.find_one(&o(json!({"role": "ghost"}))).unwrap().is_none());
     assert_eq!(b.count(None).unwrap(), 5);
     assert_eq!(b.count(Some(&o(json!({"role": "user"})))).unwrap(), 2);
-    let first: Vec<Value> = b.first(2).unwrap().iter().map(|r| r["id"].clone()).collect();
+    let first: Vec<Value> = b
+        .first(2)
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
     assert_eq!(first, vec![json!("a"), json!("b")]);
     let last: Vec<Value> = b.last(2).unwrap().iter().map(|r| r["id"].clone()).collect();
     assert_eq!(last, vec![json!("d"), json!("e")]);
     assert_eq!(b.first(99).unwrap().len(), 5);
     assert!(b.first(0).is_err());
     assert_eq!(b.sum("age", None).unwrap(), json!(90.5));
-    assert_eq!(b.sum("age", Some(&o(json!({"role": "user"})))).unwrap(), json!(60.5));
-    assert_eq!(b.avg("age", Some(&o(json!({"role": "user"})))).unwrap(), json!(30.25));
+    assert_eq!(
+        b.sum("age", Some(&o(json!({"role": "user"})))).unwrap(),
+        json!(60.5)
+    );
+    assert_eq!(
+        b.avg("age", Some(&o(json!({"role": "user"})))).unwrap(),
+        json!(30.25)
+    );
     assert_eq!(b.min("age", None).unwrap(), json!(25));
     assert_eq!(b.max("age", None).unwrap(), json!(35.5));
-    assert_eq!(b.sum("age", Some(&o(json!({"role": "ghost"})))).unwrap(), json!(0));
-    assert_eq!(b.avg("age", Some(&o(json!({"role": "ghost"})))).unwrap(), json!(0));
-    assert_eq!(b.min("age", Some(&o(json!({"role": "ghost"})))).unwrap(), Value::Null);
+    assert_eq!(
+        b.sum("age", Some(&o(json!({"role": "ghost"})))).unwrap(),
+        json!(0)
+    );
+    assert_eq!(
+        b.avg("age", Some(&o(json!({"role": "ghost"})))).unwrap(),
+        json!(0)
+    );
+    assert_eq!(
+        b.min("age", Some(&o(json!({"role": "ghost"})))).unwrap(),
+        Value::Null
+    );
     assert_eq!(b.max("name", None).unwrap(), Value::Null);
 }
 
@@ -142,7 +177,8 @@ async fn pagination_edges() {
     let empty = b.paginate(2, None).unwrap();
     assert!(empty.records.is_empty() && !empty.has_more && empty.next_cursor.is_none());
     for i in 0..4 {
-        b.insert(o(json!({"id": format!("k{i}"), "name": "x"}))).unwrap();
+        b.insert(o(json!({"id": format!("k{i}"), "name": "x"})))
+            .unwrap();
     }
     let p1 = b.paginate(2, None).unwrap();
     assert_eq!(p1.records.len(), 2);
@@ -150,7 +186,13 @@ async fn pagination_edges() {
     assert_eq!(p1.next_cursor, Some(json!("k1")));
     // exact page boundary: the second page ends at the last record, no more pages
     let p2 = b.paginate(2, p1.next_cursor.as_ref()).unwrap();
-    assert_eq!(p2.records.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(), vec![json!("k2"), json!("k3")]);
+    assert_eq!(
+        p2.records
+            .iter()
+            .map(|r| r["id"].clone())
+            .collect::<Vec<_>>(),
+        vec![json!("k2"), json!("k3")]
+    );
     assert!(!p2.has_more);
     assert!(p2.next_cursor.is_none());
     assert_eq!(serde_json::to_value(&p2).unwrap().get("nextCursor"), None);
@@ -167,7 +209,11 @@ async fn pagination_edges() {
 #[tokio::test]
 async fn numeric_keys_and_nested_paths() {
     let s = store();
-    common::define(&s, "n", json!({"key": "id", "schema": {"id": {"type": "number"}, "a": {"type": "object"}}}));
+    common::define(
+        &s,
+        "n",
+        json!({"key": "id", "schema": {"id": {"type": "number"}, "a": {"type": "object"}}}),
+    );
     let b = s.bucket("n");
     b.insert(o(json!({"id": 1, "a": {"b": 2}}))).unwrap();
     assert!(b.get(&json!(1.0)).unwrap().is_some());

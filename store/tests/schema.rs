@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 fn issues(err: StoreError) -> Vec<(String, String)> {
     match err {
-        StoreError::Validation { issues, .. } => issues.into_iter().map(|i| (i.field, i.code)).collect(),
+        StoreError::Validation { issues, .. } => {
+            issues.into_iter().map(|i| (i.field, i.code)).collect()
+        }
         other => panic!("expected validation error, got {other:?}"),
     }
 }
@@ -61,11 +63,21 @@ async fn every_issue_code_is_reported_with_its_path() {
         ("address.city", "type"),
         ("tags[1]", "maxLength"),
     ];
-    let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
     assert_eq!(got, expected);
-    assert!(msg.starts_with("Validation failed for bucket \"t\": name: Field is required; code: "), "{msg}");
+    assert!(
+        msg.starts_with("Validation failed for bucket \"t\": name: Field is required; code: "),
+        "{msg}"
+    );
 
-    let got = issues(s.bucket("t").insert(o(json!({"name": "a", "age": -1, "address": {}}))).unwrap_err());
+    let got = issues(
+        s.bucket("t")
+            .insert(o(json!({"name": "a", "age": -1, "address": {}})))
+            .unwrap_err(),
+    );
     assert_eq!(
         got,
         vec![
@@ -74,7 +86,11 @@ async fn every_issue_code_is_reported_with_its_path() {
             ("address.city".to_string(), "required".to_string())
         ]
     );
-    let got = issues(s.bucket("t").insert(o(json!({"name": "abcdef"}))).unwrap_err());
+    let got = issues(
+        s.bucket("t")
+            .insert(o(json!({"name": "abcdef"})))
+            .unwrap_err(),
+    );
     assert_eq!(got, vec![("name".to_string(), "maxLength".to_string())]);
 }
 
@@ -129,10 +145,24 @@ async fn duplicate_key_and_unique_constraints() {
     let b = s.bucket("u");
     b.insert(o(json!({"id": "1", "email": "a@x"}))).unwrap();
     let dup = b.insert(o(json!({"id": "1"}))).unwrap_err();
-    assert_eq!(dup, StoreError::AlreadyExists { bucket: "u".into(), field: "id".into(), value: json!("1") });
+    assert_eq!(
+        dup,
+        StoreError::AlreadyExists {
+            bucket: "u".into(),
+            field: "id".into(),
+            value: json!("1")
+        }
+    );
     assert_eq!(dup.code(), "ALREADY_EXISTS");
     let uniq = b.insert(o(json!({"id": "2", "email": "a@x"}))).unwrap_err();
-    assert_eq!(uniq, StoreError::AlreadyExists { bucket: "u".into(), field: "email".into(), value: json!("a@x") });
+    assert_eq!(
+        uniq,
+        StoreError::AlreadyExists {
+            bucket: "u".into(),
+            field: "email".into(),
+            value: json!("a@x")
+        }
+    );
     // absent / null never collide
     b.insert(o(json!({"id": "3"}))).unwrap();
     b.insert(o(json!({"id": "4", "email": null}))).unwrap();
@@ -147,7 +177,11 @@ async fn duplicate_key_and_unique_constraints() {
 #[tokio::test]
 async fn key_must_be_present() {
     let s = store();
-    define(&s, "k", json!({"key": "id", "schema": {"id": {"type": "string"}}}));
+    define(
+        &s,
+        "k",
+        json!({"key": "id", "schema": {"id": {"type": "string"}}}),
+    );
     let got = issues(s.bucket("k").insert(o(json!({}))).unwrap_err());
     assert_eq!(got, vec![("id".to_string(), "required".to_string())]);
 }
@@ -157,8 +191,15 @@ async fn update_merges_keeps_key_and_metadata_and_validates() {
     let s = store();
     common::users(&s);
     let b = s.bucket("users");
-    let r = b.insert(o(json!({"id": "a", "name": "Ann", "age": 3}))).unwrap();
-    let u = b.update(&json!("a"), o(json!({"age": 4, "id": "zzz", "_version": 50, "_createdAt": 1}))).unwrap();
+    let r = b
+        .insert(o(json!({"id": "a", "name": "Ann", "age": 3})))
+        .unwrap();
+    let u = b
+        .update(
+            &json!("a"),
+            o(json!({"age": 4, "id": "zzz", "_version": 50, "_createdAt": 1})),
+        )
+        .unwrap();
     assert_eq!(u["id"], "a");
     assert_eq!(u["name"], "Ann");
     assert_eq!(u["age"], 4);
@@ -168,7 +209,13 @@ async fn update_merges_keeps_key_and_metadata_and_validates() {
     assert_eq!(e.code(), "VALIDATION_ERROR");
     assert_eq!(b.get(&json!("a")).unwrap().unwrap()["_version"], 2);
     let e = b.update(&json!("missing"), o(json!({}))).unwrap_err();
-    assert_eq!(e, StoreError::NotFound { bucket: "users".into(), key: json!("missing") });
+    assert_eq!(
+        e,
+        StoreError::NotFound {
+            bucket: "users".into(),
+            key: json!("missing")
+        }
+    );
 }
 
 #[tokio::test]
@@ -184,8 +231,13 @@ async fn bad_definitions_are_typed_errors() {
     ];
     let s = store();
     for (i, def) in bad.into_iter().enumerate() {
-        let err = BucketDefinition::from_json(def).and_then(|d| s.define_bucket(&format!("b{i}"), d)).unwrap_err();
-        assert!(matches!(err, StoreError::InvalidDefinition { .. }), "{i}: {err:?}");
+        let err = BucketDefinition::from_json(def)
+            .and_then(|d| s.define_bucket(&format!("b{i}"), d))
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidDefinition { .. }),
+            "{i}: {err:?}"
+        );
     }
     assert!(s.bucket_names().is_empty());
 }
@@ -203,37 +255,94 @@ async fn definition_round_trips_through_json() {
 async fn bucket_management() {
     let s = store();
     common::users(&s);
-    let again = s.define_bucket("users", BucketDefinition::from_json(json!({"key": "id", "schema": {"id": {"type": "string"}}})).unwrap());
-    assert_eq!(again.unwrap_err(), StoreError::BucketAlreadyExists { bucket: "users".into() });
-    s.bucket("users").insert(o(json!({"id": "1", "name": "A", "age": 1}))).unwrap();
+    let again = s.define_bucket(
+        "users",
+        BucketDefinition::from_json(json!({"key": "id", "schema": {"id": {"type": "string"}}}))
+            .unwrap(),
+    );
+    assert_eq!(
+        again.unwrap_err(),
+        StoreError::BucketAlreadyExists {
+            bucket: "users".into()
+        }
+    );
+    s.bucket("users")
+        .insert(o(json!({"id": "1", "name": "A", "age": 1})))
+        .unwrap();
     let upd: BucketUpdate = serde_json::from_value(json!({"addFields": {"nick": {"type": "string", "unique": true}}, "addIndexes": ["age"], "ttl": "30s"})).unwrap();
     s.update_bucket("users", upd).unwrap();
     let schema = serde_json::to_value(s.bucket_schema("users").unwrap()).unwrap();
     assert_eq!(schema["indexes"], json!(["role", "age"]));
     assert_eq!(schema["ttl"], "30s");
-    assert_eq!(schema["schema"]["nick"], json!({"type": "string", "unique": true}));
-    let r = s.bucket("users").insert(o(json!({"id": "2", "name": "B", "nick": "b"}))).unwrap();
-    assert_eq!(r["_expiresAt"].as_u64().unwrap(), r["_createdAt"].as_u64().unwrap() + 30_000);
-    assert!(s.bucket("users").insert(o(json!({"id": "3", "name": "C", "nick": "b"}))).is_err());
-    assert_eq!(s.bucket("users").where_(&o(json!({"age": 1}))).unwrap().len(), 1);
-    let e = s.update_bucket("users", serde_json::from_value(json!({"addIndexes": ["ghost"]})).unwrap()).unwrap_err();
+    assert_eq!(
+        schema["schema"]["nick"],
+        json!({"type": "string", "unique": true})
+    );
+    let r = s
+        .bucket("users")
+        .insert(o(json!({"id": "2", "name": "B", "nick": "b"})))
+        .unwrap();
+    assert_eq!(
+        r["_expiresAt"].as_u64().unwrap(),
+        r["_createdAt"].as_u64().unwrap() + 30_000
+    );
+    assert!(
+        s.bucket("users")
+            .insert(o(json!({"id": "3", "name": "C", "nick": "b"})))
+            .is_err()
+    );
+    assert_eq!(
+        s.bucket("users")
+            .where_(&o(json!({"age": 1})))
+            .unwrap()
+            .len(),
+        1
+    );
+    let e = s
+        .update_bucket(
+            "users",
+            serde_json::from_value(json!({"addIndexes": ["ghost"]})).unwrap(),
+        )
+        .unwrap_err();
     assert!(matches!(e, StoreError::InvalidArgument { .. }));
-    let e = s.update_bucket("users", serde_json::from_value(json!({"addFields": {"name": {"type": "string"}}})).unwrap()).unwrap_err();
+    let e = s
+        .update_bucket(
+            "users",
+            serde_json::from_value(json!({"addFields": {"name": {"type": "string"}}})).unwrap(),
+        )
+        .unwrap_err();
     assert!(matches!(e, StoreError::InvalidArgument { .. }));
-    s.update_bucket("users", serde_json::from_value(json!({"ttl": null})).unwrap()).unwrap();
+    s.update_bucket(
+        "users",
+        serde_json::from_value(json!({"ttl": null})).unwrap(),
+    )
+    .unwrap();
     assert!(s.bucket_schema("users").unwrap().ttl.is_none());
-    let r = s.bucket("users").insert(o(json!({"id": "4", "name": "D"}))).unwrap();
+    let r = s
+        .bucket("users")
+        .insert(o(json!({"id": "4", "name": "D"})))
+        .unwrap();
     assert!(r.get("_expiresAt").is_none());
     s.drop_bucket("users").unwrap();
-    assert_eq!(s.drop_bucket("users").unwrap_err().code(), "BUCKET_NOT_DEFINED");
-    assert_eq!(s.bucket("users").all().unwrap_err(), StoreError::BucketNotDefined { bucket: "users".into() });
+    assert_eq!(
+        s.drop_bucket("users").unwrap_err().code(),
+        "BUCKET_NOT_DEFINED"
+    );
+    assert_eq!(
+        s.bucket("users").all().unwrap_err(),
+        StoreError::BucketNotDefined {
+            bucket: "users".into()
+        }
+    );
 }
 
 #[tokio::test]
 async fn stats_shape() {
     let s = store();
     common::users(&s);
-    s.bucket("users").insert(o(json!({"id": "1", "name": "A"}))).unwrap();
+    s.bucket("users")
+        .insert(o(json!({"id": "1", "name": "A"})))
+        .unwrap();
     let v = serde_json::to_value(s.stats()).unwrap();
     assert_eq!(
         v,

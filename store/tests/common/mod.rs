@@ -19,12 +19,19 @@ pub fn store() -> Store {
 
 /// Defines a bucket from JSON.
 pub fn define(store: &Store, name: &str, def: Value) {
-    store.define_bucket(name, BucketDefinition::from_json(def).expect("definition")).expect("define");
+    store
+        .define_bucket(name, BucketDefinition::from_json(def).expect("definition"))
+        .expect("define");
 }
 
 /// Strips metadata fields for comparisons.
 pub fn plain(r: &Record) -> Value {
-    Value::Object(r.iter().filter(|(k, _)| !k.starts_with('_')).map(|(k, v)| (k.clone(), v.clone())).collect())
+    Value::Object(
+        r.iter()
+            .filter(|(k, _)| !k.starts_with('_'))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
 }
 
 /// A `users` bucket: id (string key), name (required), age (number), role (indexed).
