@@ -1,1 +1,51 @@
 //! noex-rules: the rule engine (see `shared/spec/RULES.md`).
+//!
+//! Keeps **facts** (`key -> JSON`, `:`-segment keys), receives **events** (`.`-segment topics)
+//! and runs **rules** — JSON data in the shape of the original noex-rules — that react to them
+//! by forward chaining, with timers and temporal patterns on tokio time.
+//!
+//! ```
+//! use noex_rules::RuleEngine;
+//! use serde_json::json;
+//!
+//! let engine = RuleEngine::default();
+//! engine.register_rule(&json!({
+//!     "id": "vip", "name": "VIP orders",
+//!     "trigger": {"type": "event", "topic": "order.created"},
+//!     "conditions": [{"source": {"type": "event", "field": "total"}, "operator": "gte", "value": 100}],
+//!     "actions": [{"type": "set_fact", "key": "order:${event.id}:vip", "value": true}]
+//! })).unwrap();
+//! engine.emit("order.created", json!({"id": 7, "total": 250})).unwrap();
+//! assert_eq!(engine.get_fact("order:7:vip"), Some(json!(true)));
+//! ```
+//!
+//! Modules: [`pattern`] (topic / fact patterns, durations), `facts`, `event` (events, clocks),
+//! `model` (rule serde types), [`validate`] (raw JSON validation), `eval` (conditions,
+//! interpolation), `temporal`, `timers`, `runner` (rule execution) and `engine` (the API).
+
+mod config;
+mod engine;
+mod error;
+mod eval;
+mod event;
+mod facts;
+mod model;
+pub mod pattern;
+mod runner;
+mod temporal;
+mod timers;
+pub mod validate;
+
+pub use config::{EngineConfig, LogHook};
+pub use engine::{EngineStats, EventCallback, RuleEngine, SubscriptionId};
+pub use error::{Result, RuleValidationError, RulesError};
+pub use event::{Clock, EmitOptions, Event, ManualClock, TokioClock};
+pub use facts::{Fact, FactEntry};
+pub use model::{
+    Action, AggregateFunction, CatchBlock, Comparison, Condition, ConditionSource, EventMatcher,
+    LogLevel, OnExpire, Operator, Rule, RuleInput, RuleSummary, TemporalPattern, TimerConfig,
+    TimerRepeat, Trigger,
+};
+pub use temporal::{MAX_GROUPS_PER_RULE, MAX_HISTORY};
+pub use timers::TimerInfo;
+pub use validate::{ValidationReport, validate_rule};

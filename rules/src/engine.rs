@@ -1,0 +1,572 @@
+//! [`RuleEngine`]: the public face of the crate. Cheap to clone (an `Arc` inside) and safe to
+//! call from many tokio tasks. Data operations are synchronous: `emit` and `set_fact` return
+//! after the rules they trigger (and everything those cause) have run. Timers and absence waits
+//! fire on background tokio tasks; [`RuleEngine::settle`] waits, without sleeping, until every
+//! one that is due has run.
+//!
+//! Subscriber callbacks are called after the state lock is released, in emission order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::EngineConfig;
+use crate::error::{Result, RuleValidationError, RulesError};
+use crate::event::{EmitOptions, Event};
+use crate::facts::{Fact, FactEntry};
+use crate::model::{Rule, RuleInput, RuleSummary, TemporalPattern};
+use crate::pattern::{check_fact_pattern, check_topic_pattern, topic_matches};
+use crate::runner::{State, Work, absence_pattern, check_fact_key, check_topic, process};
+use crate::temporal::AbsenceWait;
+use crate::timers::TimerInfo;
+use crate::validate::{ValidationReport, validate_rule};
+
+/// A subscriber callback: receives every event whose topic matches its pattern.
+pub type EventCallback = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Identifies a subscription made with [`RuleEngine::subscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SubscriptionId(pub u64);
+
+impl std::fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Engine statistics (`rules.stats`), serialized camelCase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineStats {
+    /// Registered rules.
+    pub rules_count: usize,
+    /// Stored facts.
+    pub facts_count: usize,
+    /// Active timers.
+    pub timers_count: usize,
+    /// Events processed (client, rule and timer events).
+    pub events_processed: u64,
+    /// Rule runs whose conditions held.
+    pub rules_executed: u64,
+    /// Rule runs stopped by a failing condition or action.
+    pub action_errors: u64,
+    /// Active subscriptions.
+    pub subscriptions_count: usize,
+    /// Mean wall time to process one input with everything it caused, in ms.
+    pub avg_processing_time_ms: f64,
+}
+
+struct Subscription {
+    pattern: String,
+    callback: EventCallback,
+}
+
+pub(crate) struct Inner {
+    pub config: EngineConfig,
+    state: Mutex<State>,
+    subscriptions: RwLock<BTreeMap<SubscriptionId, Subscription>>,
+    next_subscription: Mutex<u64>,
+}
+
+/// The rule engine. See the crate documentation for an example.
+#[derive(Clone)]
+pub struct RuleEngine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RuleEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleEngine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RuleEngine {
+    fn default() -> Self {
+        Self::new(EngineConfig::default())
+    }
+}
+
+/// Bound on the yields of [`RuleEngine::settle`] (each lets due timers run).
+const MAX_SETTLE_ROUNDS: usize = 100_000;
+
+/// Upper bound of `limit` arguments the engine accepts; keeps the API total.
+fn invalid(pattern: &str, message: String) -> RulesError {
+    RulesError::InvalidPattern {
+        pattern: pattern.to_string(),
+        message,
+    }
+}
+
+impl RuleEngine {
+    /// A new engine with `config`.
+    pub fn new(config: EngineConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(State::default()),
+                subscriptions: RwLock::new(BTreeMap::new()),
+                next_subscription: Mutex::new(0),
+            }),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.config.clock.now_ms()
+    }
+
+    /// Runs `work` to completion and delivers the resulting events.
+    fn run(&self, work: Work) {
+        let delivered = {
+            let mut state = self.inner.state.lock();
+            process(&self.inner, &mut state, work)
+        };
+        deliver(&self.inner, &delivered);
+    }
+
+    // ----- events -------------------------------------------------------------------------
+
+    /// Emits an event with source `"api"`; returns it after every rule it triggered has run.
+    pub fn emit(&self, topic: &str, data: Value) -> Result<Event> {
+        self.emit_with(
+            topic,
+            data,
+            EmitOptions {
+                source: Some("api".into()),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Emits an event with explicit source / correlation / causation ids (the store bridge uses
+    /// `source: Some("store")`). The topic must be concrete (no `*`).
+    pub fn emit_with(&self, topic: &str, data: Value, options: EmitOptions) -> Result<Event> {
+        check_topic(topic).map_err(|m| invalid(topic, m))?;
+        let event = Event {
+            id: uuid::Uuid::new_v4().to_string(),
+            topic: topic.to_string(),
+            data,
+            timestamp: self.now(),
+            correlation_id: options.correlation_id,
+            causation_id: options.causation_id,
+            source: options.source,
+        };
+        self.run(Work::Event {
+            event: event.clone(),
+            depth: 0,
+        });
+        Ok(event)
+    }
+
+    /// Calls `callback` for every event (client, rule or timer emitted) whose topic matches
+    /// `pattern`. Callbacks run without engine locks held, so they may call the engine.
+    pub fn subscribe(
+        &self,
+        pattern: &str,
+        callback: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Result<SubscriptionId> {
+        check_topic_pattern(pattern).map_err(|m| invalid(pattern, m))?;
+        let mut subs = self.inner.subscriptions.write();
+        if subs.len() >= self.inner.config.max_subscriptions {
+            return Err(RulesError::LimitExceeded(format!(
+                "subscription limit ({}) reached",
+                self.inner.config.max_subscriptions
+            )));
+        }
+        let id = {
+            let mut next = self.inner.next_subscription.lock();
+            *next += 1;
+            SubscriptionId(*next)
+        };
+        subs.insert(
+            id,
+            Subscription {
+                pattern: pattern.to_string(),
+                callback: Arc::new(callback),
+            },
+        );
+        Ok(id)
+    }
+
+    /// Removes a subscription; whether it existed.
+    pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
+        self.inner.subscriptions.write().remove(&id).is_some()
+    }
+
+    // ----- facts --------------------------------------------------------------------------
+
+    /// Sets a fact (source `"api"`) and runs the fact rules it triggers.
+    pub fn set_fact(&self, key: &str, value: Value) -> Result<Fact> {
+        self.set_fact_with_source(key, value, "api")
+    }
+
+    /// Sets a fact recording `source`, and runs the fact rules it triggers.
+    pub fn set_fact_with_source(&self, key: &str, value: Value, source: &str) -> Result<Fact> {
+        check_fact_key(key).map_err(|m| invalid(key, m))?;
+        let now = self.now();
+        let (delivered, fact) = {
+            let mut state = self.inner.state.lock();
+            let (fact, previous) = state.facts.set(key, value.clone(), now, source);
+            let work = Work::Fact {
+                key: key.to_string(),
+                value: Some(value),
+                previous,
+                cause: None,
+                depth: 0,
+            };
+            (process(&self.inner, &mut state, work), fact)
+        };
+        deliver(&self.inner, &delivered);
+        Ok(fact)
+    }
+
+    /// The value of a fact.
+    pub fn get_fact(&self, key: &str) -> Option<Value> {
+        self.inner
+            .state
+            .lock()
+            .facts
+            .get(key)
+            .map(|f| f.value.clone())
+    }
+
+    /// The full record of a fact (timestamp, source, version).
+    pub fn get_fact_record(&self, key: &str) -> Option<Fact> {
+        self.inner.state.lock().facts.get(key).cloned()
+    }
+
+    /// Deletes a fact; whether it existed. A deletion triggers fact rules too.
+    pub fn delete_fact(&self, key: &str) -> bool {
+        let (delivered, existed) = {
+            let mut state = self.inner.state.lock();
+            match state.facts.delete(key) {
+                None => return false,
+                Some(old) => {
+                    let work = Work::Fact {
+                        key: key.to_string(),
+                        value: None,
+                        previous: Some(old.value),
+                        cause: None,
+                        depth: 0,
+                    };
+                    (process(&self.inner, &mut state, work), true)
+                }
+            }
+        };
+        deliver(&self.inner, &delivered);
+        existed
+    }
+
+    /// Facts whose key matches `pattern` (`*` = one segment), ordered by key.
+    pub fn query_facts(&self, pattern: &str) -> Result<Vec<FactEntry>> {
+        check_fact_pattern(pattern).map_err(|m| invalid(pattern, m))?;
+        Ok(self.inner.state.lock().facts.query(pattern))
+    }
+
+    /// Every fact, ordered by key.
+    pub fn get_all_facts(&self) -> Vec<FactEntry> {
+        self.inner.state.lock().facts.all()
+    }
+
+    // ----- rules --------------------------------------------------------------------------
+
+    /// Validates a rule given as JSON (`rules.validateRule`).
+    pub fn validate_rule(&self, rule: &Value) -> ValidationReport {
+        validate_rule(rule)
+    }
+
+    /// Registers a rule given as JSON (`rules.registerRule`): `Validation` with every problem,
+    /// `AlreadyExists` for a duplicate id.
+    pub fn register_rule(&self, rule: &Value) -> Result<Rule> {
+        let input = parse_rule(rule)?;
+        let now = self.now();
+        let mut state = self.inner.state.lock();
+        if state.rules.contains_key(&input.id) {
+            return Err(RulesError::AlreadyExists(input.id));
+        }
+        if state.rules.len() >= self.inner.config.max_rules {
+            return Err(RulesError::LimitExceeded(format!(
+                "rule limit ({}) reached",
+                self.inner.config.max_rules
+            )));
+        }
+        let rule = Rule {
+            input,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        state.next_seq += 1;
+        let seq = state.next_seq;
+        state
+            .rules
+            .insert(rule.input.id.clone(), (seq, rule.clone()));
+        Ok(rule)
+    }
+
+    /// Registers a rule built in Rust (validated like JSON input).
+    pub fn register(&self, input: RuleInput) -> Result<Rule> {
+        let json = serde_json::to_value(&input).map_err(|e| {
+            RulesError::Validation(vec![RuleValidationError::new("", e.to_string())])
+        })?;
+        self.register_rule(&json)
+    }
+
+    /// Removes a rule and its temporal state.
+    pub fn unregister_rule(&self, id: &str) -> Result<()> {
+        let mut state = self.inner.state.lock();
+        state.rules.remove(id).ok_or_else(|| not_found(id))?;
+        state.temporal.clear_rule(id);
+        Ok(())
+    }
+
+    /// Applies `updates` (a partial rule object; `id`, `version`, `createdAt`, `updatedAt` are
+    /// ignored) to a rule, re-validates it and bumps its version. Temporal state restarts.
+    pub fn update_rule(&self, id: &str, updates: &Value) -> Result<Rule> {
+        let Value::Object(updates) = updates else {
+            return Err(RulesError::Validation(vec![RuleValidationError::new(
+                "updates",
+                "Updates must be an object",
+            )]));
+        };
+        let mut state = self.inner.state.lock();
+        let (_, current) = state.rules.get(id).ok_or_else(|| not_found(id))?;
+        let mut merged = match serde_json::to_value(&current.input) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(RulesError::Validation(vec![RuleValidationError::new(
+                    "",
+                    "rule is not serializable",
+                )]));
+            }
+        };
+        for (k, v) in updates {
+            if !matches!(k.as_str(), "id" | "version" | "createdAt" | "updatedAt") {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        let input = parse_rule(&Value::Object(merged))?;
+        let now = self.now();
+        let entry = state.rules.get_mut(id).ok_or_else(|| not_found(id))?;
+        entry.1 = Rule {
+            input,
+            version: entry.1.version + 1,
+            created_at: entry.1.created_at,
+            updated_at: now,
+        };
+        let rule = entry.1.clone();
+        state.temporal.clear_rule(id);
+        Ok(rule)
+    }
+
+    /// Enables a rule.
+    pub fn enable_rule(&self, id: &str) -> Result<Rule> {
+        self.set_enabled(id, true)
+    }
+
+    /// Disables a rule (its temporal state is dropped).
+    pub fn disable_rule(&self, id: &str) -> Result<Rule> {
+        self.set_enabled(id, false)
+    }
+
+    fn set_enabled(&self, id: &str, enabled: bool) -> Result<Rule> {
+        let now = self.now();
+        let mut state = self.inner.state.lock();
+        let entry = state.rules.get_mut(id).ok_or_else(|| not_found(id))?;
+        if entry.1.input.enabled != enabled {
+            entry.1.input.enabled = enabled;
+            entry.1.updated_at = now;
+        }
+        let rule = entry.1.clone();
+        if !enabled {
+            state.temporal.clear_rule(id);
+        }
+        Ok(rule)
+    }
+
+    /// One rule.
+    pub fn get_rule(&self, id: &str) -> Result<Rule> {
+        self.inner
+            .state
+            .lock()
+            .rules
+            .get(id)
+            .map(|(_, r)| r.clone())
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// All rules, highest priority first (ties in registration order).
+    pub fn rules(&self) -> Vec<Rule> {
+        let state = self.inner.state.lock();
+        let mut rules: Vec<&(u64, Rule)> = state.rules.values().collect();
+        rules.sort_by(|(sa, a), (sb, b)| b.input.priority.cmp(&a.input.priority).then(sa.cmp(sb)));
+        rules.into_iter().map(|(_, r)| r.clone()).collect()
+    }
+
+    /// The `getRules` list: `{id, name, enabled, priority, version, tags, group}` per rule.
+    pub fn get_rules(&self) -> Vec<RuleSummary> {
+        self.rules().iter().map(Rule::summary).collect()
+    }
+
+    // ----- timers, stats, lifecycle --------------------------------------------------------
+
+    /// Active timers, by name.
+    pub fn timers(&self) -> Vec<TimerInfo> {
+        self.inner.state.lock().timers.list()
+    }
+
+    /// Cancels a timer by name; whether it existed.
+    pub fn cancel_timer(&self, name: &str) -> bool {
+        self.inner.state.lock().timers.cancel(name)
+    }
+
+    /// Current statistics.
+    pub fn stats(&self) -> EngineStats {
+        let subscriptions_count = self.inner.subscriptions.read().len();
+        let s = self.inner.state.lock();
+        EngineStats {
+            rules_count: s.rules.len(),
+            facts_count: s.facts.len(),
+            timers_count: s.timers.len(),
+            events_processed: s.events_processed,
+            rules_executed: s.rules_executed,
+            action_errors: s.action_errors,
+            subscriptions_count,
+            avg_processing_time_ms: if s.inputs_processed == 0 {
+                0.0
+            } else {
+                s.processing_nanos as f64 / s.inputs_processed as f64 / 1e6
+            },
+        }
+    }
+
+    /// Resolves once no timer or absence wait is due without having run (deterministic under
+    /// paused tokio time: `advance(..)` then `settle().await`). Never sleeps.
+    pub async fn settle(&self) {
+        for _ in 0..MAX_SETTLE_ROUNDS {
+            let due = self
+                .inner
+                .state
+                .lock()
+                .timers
+                .any_due(tokio::time::Instant::now());
+            if !due {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        tracing::warn!("settle gave up after {MAX_SETTLE_ROUNDS} rounds");
+    }
+
+    /// Cancels every timer and absence wait (rules and facts stay).
+    pub fn shutdown(&self) {
+        let mut state = self.inner.state.lock();
+        state.timers.abort_all();
+        let ids: Vec<String> = state.rules.keys().cloned().collect();
+        for id in ids {
+            state.temporal.clear_rule(&id);
+        }
+    }
+}
+
+fn not_found(id: &str) -> RulesError {
+    RulesError::NotFound {
+        kind: "rule",
+        id: id.to_string(),
+    }
+}
+
+fn parse_rule(rule: &Value) -> Result<RuleInput> {
+    let report = validate_rule(rule);
+    if !report.valid {
+        return Err(RulesError::Validation(report.errors));
+    }
+    serde_json::from_value(rule.clone())
+        .map_err(|e| RulesError::Validation(vec![RuleValidationError::new("", e.to_string())]))
+}
+
+fn deliver(inner: &Inner, events: &[Event]) {
+    if events.is_empty() {
+        return;
+    }
+    for event in events {
+        let targets: Vec<EventCallback> = inner
+            .subscriptions
+            .read()
+            .values()
+            .filter(|s| topic_matches(&s.pattern, &event.topic))
+            .map(|s| s.callback.clone())
+            .collect();
+        for callback in targets {
+            callback(event);
+        }
+    }
+}
+
+/// A timer task reached its deadline. Returns false when the timer was replaced or cancelled.
+pub(crate) fn fire_timer(
+    inner: &Arc<Inner>,
+    name: &str,
+    id: u64,
+    next: Option<tokio::time::Instant>,
+) -> bool {
+    let delivered = {
+        let mut state = inner.state.lock();
+        let Some(spec) = state.timers.on_fire(name, id, next) else {
+            return false;
+        };
+        let event = Event {
+            id: uuid::Uuid::new_v4().to_string(),
+            topic: spec.topic.clone(),
+            data: spec.data.clone(),
+            timestamp: inner.config.clock.now_ms(),
+            correlation_id: spec.correlation_id.clone(),
+            causation_id: None,
+            source: Some(format!("timer:{name}")),
+        };
+        process(
+            inner,
+            &mut state,
+            Work::Timer {
+                name: name.to_string(),
+                event,
+                depth: 0,
+            },
+        )
+    };
+    deliver(inner, &delivered);
+    true
+}
+
+/// An absence wait ran out.
+pub(crate) fn fire_absence(inner: &Arc<Inner>, wait: AbsenceWait) {
+    let delivered = {
+        let mut state = inner.state.lock();
+        state.timers.absence_done(wait.instance);
+        let pattern: Option<TemporalPattern> = state
+            .rules
+            .get(&wait.rule_id)
+            .filter(|(_, r)| r.input.enabled)
+            .and_then(|(_, r)| absence_pattern(r).cloned());
+        let Some(pattern) = pattern else { return };
+        let Some(matched) =
+            state
+                .temporal
+                .absence_expired(&wait.rule_id, &pattern, &wait.group, wait.instance)
+        else {
+            return;
+        };
+        process(inner, &mut state, Work::Temporal { matched, depth: 0 })
+    };
+    deliver(inner, &delivered);
+}

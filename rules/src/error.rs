@@ -1,0 +1,76 @@
+//! Typed errors of the rule engine. Each variant maps to exactly one protocol error code
+//! in the server (`NOT_FOUND`, `ALREADY_EXISTS`, `VALIDATION_ERROR`, ...).
+
+use serde::{Deserialize, Serialize};
+
+/// One precise problem found in a rule: where (`path`, e.g. `conditions[0].operator`) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleValidationError {
+    /// Dotted path into the rule JSON (`""` for the rule itself).
+    pub path: String,
+    /// Human readable message.
+    pub message: String,
+}
+
+impl RuleValidationError {
+    /// Builds an error for `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Errors returned by [`crate::RuleEngine`] operations.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RulesError {
+    /// A rule, subscription or timer with that id does not exist (`NOT_FOUND`).
+    #[error("{kind} not found: {id}")]
+    NotFound {
+        /// What was looked up (`rule`, `subscription`).
+        kind: &'static str,
+        /// The id that was not found.
+        id: String,
+    },
+    /// A rule with that id is already registered (`ALREADY_EXISTS`).
+    #[error("rule already exists: {0}")]
+    AlreadyExists(String),
+    /// The rule is invalid (`VALIDATION_ERROR`); every problem found is listed.
+    #[error("invalid rule: {}", summarize(.0))]
+    Validation(Vec<RuleValidationError>),
+    /// A topic or fact pattern, or a fact key, is malformed (`VALIDATION_ERROR`).
+    #[error("invalid pattern {pattern:?}: {message}")]
+    InvalidPattern {
+        /// The offending pattern.
+        pattern: String,
+        /// Why it is invalid.
+        message: String,
+    },
+    /// A configured bound was reached (rules, subscriptions, timers).
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// An action failed while a rule ran (isolated: reported, never stops other rules).
+    #[error("action failed: {0}")]
+    Action(String),
+    /// Something needs a tokio runtime (timers) but none is running.
+    #[error("no tokio runtime: {0}")]
+    NoRuntime(String),
+}
+
+fn summarize(errors: &[RuleValidationError]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            if e.path.is_empty() {
+                e.message.clone()
+            } else {
+                format!("{}: {}", e.path, e.message)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = RulesError> = std::result::Result<T, E>;

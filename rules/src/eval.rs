@@ -1,0 +1,305 @@
+//! Evaluation context of one rule run: `${...}` interpolation, `{ref}` resolution and
+//! condition operators.
+//!
+//! References: `event.<path>` / `trigger.<path>` (trigger event data), `fact.<key>` (a fact's
+//! value; the key is everything after `fact.`), `context.<name>[.<path>]` / `var.<name>[.<path>]`
+//! (context variables), `matched.<i>.<path>` (events of a temporal match).
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde_json::{Map, Value};
+
+use crate::facts::FactStore;
+use crate::model::{Condition, ConditionSource, Operator};
+use crate::pattern::{display_value, get_path};
+
+/// Everything a rule run can refer to.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EvalContext {
+    /// Data of the triggering event (or the fact change / timer payload).
+    pub trigger_data: Value,
+    /// Context variables.
+    pub vars: Map<String, Value>,
+    /// Data of the events of a temporal match, in order.
+    pub matched: Vec<Value>,
+}
+
+fn interpolation_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\$\{([^}]+)\}").unwrap_or_else(|_| unreachable!("static regex")))
+}
+
+impl EvalContext {
+    /// Resolves a reference string to a value (`None` when it points at nothing).
+    pub(crate) fn resolve_ref(
+        &self,
+        reference: &str,
+        facts: &FactStore,
+    ) -> Result<Option<Value>, String> {
+        let reference = reference.trim();
+        let (root, rest) = reference.split_once('.').unwrap_or((reference, ""));
+        match root {
+            "event" | "trigger" => Ok(get_path(&self.trigger_data, rest).cloned()),
+            "fact" => Ok(facts.get(rest).map(|f| f.value.clone())),
+            "context" | "var" => {
+                let (name, path) = rest.split_once('.').unwrap_or((rest, ""));
+                Ok(self.vars.get(name).and_then(|v| get_path(v, path)).cloned())
+            }
+            "matched" => {
+                let (index, path) = rest.split_once('.').unwrap_or((rest, ""));
+                let index: usize = index
+                    .parse()
+                    .map_err(|_| format!("invalid matched index in {reference:?}"))?;
+                Ok(self
+                    .matched
+                    .get(index)
+                    .and_then(|v| get_path(v, path))
+                    .cloned())
+            }
+            _ => Err(format!(
+                "unknown reference source {root:?} in {reference:?} (expected event, fact, context, var, matched)"
+            )),
+        }
+    }
+
+    /// Replaces every `${ref}` in `template` by the referenced value's text (missing = empty).
+    pub(crate) fn interpolate(&self, template: &str, facts: &FactStore) -> Result<String, String> {
+        if !template.contains("${") {
+            return Ok(template.to_string());
+        }
+        let mut out = String::with_capacity(template.len());
+        let mut last = 0;
+        for caps in interpolation_regex().captures_iter(template) {
+            let (Some(whole), Some(inner)) = (caps.get(0), caps.get(1)) else {
+                continue;
+            };
+            out.push_str(&template[last..whole.start()]);
+            if let Some(v) = self.resolve_ref(inner.as_str(), facts)? {
+                out.push_str(&display_value(&v));
+            }
+            last = whole.end();
+        }
+        out.push_str(&template[last..]);
+        Ok(out)
+    }
+
+    /// Resolves a value deeply: `{ref}` objects are replaced by the referenced value (type
+    /// preserved, missing = null) and strings are interpolated.
+    pub(crate) fn resolve_value(&self, value: &Value, facts: &FactStore) -> Result<Value, String> {
+        Ok(match value {
+            Value::String(s) => Value::String(self.interpolate(s, facts)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.resolve_value(v, facts))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => {
+                if let Some(r) = as_ref(value) {
+                    return Ok(self.resolve_ref(r, facts)?.unwrap_or(Value::Null));
+                }
+                let mut out = Map::new();
+                for (k, v) in map {
+                    out.insert(k.clone(), self.resolve_value(v, facts)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    /// Evaluates one condition.
+    pub(crate) fn condition_holds(
+        &self,
+        condition: &Condition,
+        facts: &FactStore,
+    ) -> Result<bool, String> {
+        let left = match &condition.source {
+            ConditionSource::Event { field } => get_path(&self.trigger_data, field).cloned(),
+            ConditionSource::Fact { pattern } => {
+                let key = self.interpolate(pattern, facts)?;
+                facts.first_value(&key).cloned()
+            }
+            ConditionSource::Context { key } => {
+                let (name, path) = key.split_once('.').unwrap_or((key.as_str(), ""));
+                self.vars.get(name).and_then(|v| get_path(v, path)).cloned()
+            }
+        };
+        let right = match as_ref(&condition.value) {
+            Some(r) => self.resolve_ref(r, facts)?,
+            None => Some(condition.value.clone()),
+        };
+        apply_operator(condition.operator, left.as_ref(), right.as_ref())
+    }
+
+    /// Whether all conditions hold (stops at the first that does not).
+    pub(crate) fn all_hold(
+        &self,
+        conditions: &[Condition],
+        facts: &FactStore,
+    ) -> Result<bool, String> {
+        for c in conditions {
+            if !self.condition_holds(c, facts)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The reference string when `value` is `{ref: "..."}` (a one-key object).
+pub(crate) fn as_ref(value: &Value) -> Option<&str> {
+    match value {
+        Value::Object(m) if m.len() == 1 => m.get("ref").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// JSON equality where numbers compare by value (`1 == 1.0`).
+pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn ordering(a: Option<&Value>, b: Option<&Value>) -> Option<std::cmp::Ordering> {
+    match (a?, b?) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// Bound on the compiled size of a `matches` regex (rule data is client input).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Applies an operator; a missing left value is `None`.
+pub(crate) fn apply_operator(
+    op: Operator,
+    left: Option<&Value>,
+    right: Option<&Value>,
+) -> Result<bool, String> {
+    use std::cmp::Ordering::*;
+    let null = Value::Null;
+    let l = left.unwrap_or(&null);
+    let r = right.unwrap_or(&null);
+    Ok(match op {
+        Operator::Eq => left.is_some() && json_eq(l, r),
+        Operator::Neq => !(left.is_some() && json_eq(l, r)),
+        Operator::Gt => ordering(left, right) == Some(Greater),
+        Operator::Gte => matches!(ordering(left, right), Some(Greater | Equal)),
+        Operator::Lt => ordering(left, right) == Some(Less),
+        Operator::Lte => matches!(ordering(left, right), Some(Less | Equal)),
+        Operator::In => {
+            left.is_some()
+                && r.as_array()
+                    .is_some_and(|items| items.iter().any(|v| json_eq(v, l)))
+        }
+        Operator::NotIn => r
+            .as_array()
+            .is_some_and(|items| !items.iter().any(|v| json_eq(v, l))),
+        Operator::Contains => contains(l, r),
+        Operator::NotContains => !contains(l, r),
+        Operator::Matches => match (l, r) {
+            (Value::String(s), Value::String(pattern)) => regex::RegexBuilder::new(pattern)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))?
+                .is_match(s),
+            _ => false,
+        },
+        Operator::Exists => !l.is_null(),
+        Operator::NotExists => l.is_null(),
+    })
+}
+
+fn contains(haystack: &Value, needle: &Value) -> bool {
+    match (haystack, needle) {
+        (Value::String(s), Value::String(n)) => s.contains(n.as_str()),
+        (Value::Array(items), n) => items.iter().any(|v| json_eq(v, n)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn op(op: Operator, l: Value, r: Value) -> bool {
+        apply_operator(op, Some(&l), Some(&r)).unwrap_or(false)
+    }
+
+    #[test]
+    fn every_operator() {
+        assert!(op(Operator::Eq, json!(1), json!(1.0)));
+        assert!(!op(Operator::Eq, json!("1"), json!(1)));
+        assert!(op(Operator::Neq, json!("a"), json!("b")));
+        assert!(!op(Operator::Neq, json!({"a": [1]}), json!({"a": [1]})));
+        assert!(op(Operator::Gt, json!(5), json!(3)) && !op(Operator::Gt, json!(3), json!(3)));
+        assert!(op(Operator::Gte, json!(3), json!(3)) && !op(Operator::Gte, json!(2), json!(3)));
+        assert!(op(Operator::Lt, json!(2), json!(3)) && !op(Operator::Lt, json!("2"), json!(3)));
+        assert!(op(Operator::Lte, json!(3), json!(3)) && !op(Operator::Lte, json!(4), json!(3)));
+        assert!(op(Operator::Gt, json!("b"), json!("a")));
+        assert!(
+            op(Operator::In, json!("vip"), json!(["vip", "gold"]))
+                && !op(Operator::In, json!("x"), json!(["vip"]))
+        );
+        assert!(
+            op(Operator::NotIn, json!("x"), json!(["vip"]))
+                && !op(Operator::NotIn, json!("vip"), json!(["vip"]))
+        );
+        assert!(op(Operator::Contains, json!("hello world"), json!("world")));
+        assert!(op(Operator::Contains, json!([1, 2, 3]), json!(2)));
+        assert!(!op(Operator::Contains, json!([1, 2, 3]), json!(4)));
+        assert!(op(Operator::NotContains, json!("hello"), json!("x")));
+        assert!(!op(Operator::NotContains, json!(["a"]), json!("a")));
+        assert!(op(Operator::Matches, json!("ORD-123"), json!(r"^ORD-\d+$")));
+        assert!(!op(Operator::Matches, json!("X-1"), json!(r"^ORD-\d+$")));
+        assert!(apply_operator(Operator::Matches, Some(&json!("a")), Some(&json!("(("))).is_err());
+        assert!(op(Operator::Exists, json!(0), Value::Null));
+        assert!(!apply_operator(Operator::Exists, None, None).unwrap_or(true));
+        assert!(apply_operator(Operator::NotExists, None, None).unwrap_or(false));
+        assert!(op(Operator::NotExists, Value::Null, Value::Null));
+        assert!(!op(Operator::NotExists, json!(false), Value::Null));
+    }
+
+    #[test]
+    fn interpolation_and_refs() {
+        let mut facts = FactStore::default();
+        facts.set("customer:42:tier", json!("gold"), 0, "t");
+        let mut ctx = EvalContext {
+            trigger_data: json!({"orderId": 7, "amount": 12.5, "items": [1, 2]}),
+            ..Default::default()
+        };
+        ctx.vars.insert("item".into(), json!({"id": "x"}));
+        assert_eq!(
+            ctx.interpolate("order:${event.orderId}:status", &facts),
+            Ok("order:7:status".into())
+        );
+        assert_eq!(
+            ctx.interpolate(
+                "${fact.customer:42:tier}/${context.item.id}/${var.item.id}",
+                &facts
+            ),
+            Ok("gold/x/x".into())
+        );
+        assert_eq!(
+            ctx.interpolate("[${event.missing}]", &facts),
+            Ok("[]".into())
+        );
+        assert!(ctx.interpolate("${nope.x}", &facts).is_err());
+        let resolved = ctx.resolve_value(&json!({"a": {"ref": "event.amount"}, "b": ["${event.orderId}"], "c": {"ref": "event.items"}}), &facts);
+        assert_eq!(resolved, Ok(json!({"a": 12.5, "b": ["7"], "c": [1, 2]})));
+    }
+}

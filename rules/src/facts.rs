@@ -1,0 +1,134 @@
+//! The fact store: `key -> JSON value` with per-key versions, queried by `:`-segment patterns.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::pattern::fact_matches;
+
+/// One stored fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fact {
+    /// The key, `:`-separated segments.
+    pub key: String,
+    /// The value.
+    pub value: Value,
+    /// When it was last set (ms since the Unix epoch, from the engine clock).
+    pub timestamp: i64,
+    /// Who set it (`api`, `rule:<id>`, ...).
+    pub source: String,
+    /// How many times this key was set (1 after the first set).
+    pub version: u64,
+}
+
+/// `{key, value}`: the shape `queryFacts` / `getAllFacts` return.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FactEntry {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: Value,
+}
+
+/// In-memory facts, ordered by key so listings are deterministic.
+#[derive(Debug, Default)]
+pub(crate) struct FactStore {
+    facts: BTreeMap<String, Fact>,
+}
+
+impl FactStore {
+    /// Sets a fact, bumping its version; returns the new fact and the previous value.
+    pub(crate) fn set(
+        &mut self,
+        key: &str,
+        value: Value,
+        timestamp: i64,
+        source: &str,
+    ) -> (Fact, Option<Value>) {
+        let (version, previous) = match self.facts.get(key) {
+            Some(old) => (old.version + 1, Some(old.value.clone())),
+            None => (1, None),
+        };
+        let fact = Fact {
+            key: key.to_string(),
+            value,
+            timestamp,
+            source: source.to_string(),
+            version,
+        };
+        self.facts.insert(key.to_string(), fact.clone());
+        (fact, previous)
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&Fact> {
+        self.facts.get(key)
+    }
+
+    pub(crate) fn delete(&mut self, key: &str) -> Option<Fact> {
+        self.facts.remove(key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.facts.len()
+    }
+
+    pub(crate) fn query(&self, pattern: &str) -> Vec<FactEntry> {
+        self.facts
+            .values()
+            .filter(|f| fact_matches(pattern, &f.key))
+            .map(|f| FactEntry {
+                key: f.key.clone(),
+                value: f.value.clone(),
+            })
+            .collect()
+    }
+
+    /// The value of the first fact matching `pattern` (the fact itself when `pattern` has no `*`).
+    pub(crate) fn first_value(&self, pattern: &str) -> Option<&Value> {
+        if !pattern.contains('*') {
+            return self.facts.get(pattern).map(|f| &f.value);
+        }
+        self.facts
+            .values()
+            .find(|f| fact_matches(pattern, &f.key))
+            .map(|f| &f.value)
+    }
+
+    pub(crate) fn all(&self) -> Vec<FactEntry> {
+        self.facts
+            .values()
+            .map(|f| FactEntry {
+                key: f.key.clone(),
+                value: f.value.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn versions_count_changes_and_queries_use_patterns() {
+        let mut store = FactStore::default();
+        let (f1, prev) = store.set("user:1:name", json!("Ann"), 10, "api");
+        assert_eq!((f1.version, prev), (1, None));
+        let (f2, prev) = store.set("user:1:name", json!("Anna"), 20, "api");
+        assert_eq!((f2.version, prev), (2, Some(json!("Ann"))));
+        store.set("user:2:name", json!("Bob"), 30, "api");
+        store.set("user:2", json!({}), 30, "api");
+        let names = store.query("user:*:name");
+        assert_eq!(
+            names.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(),
+            ["user:1:name", "user:2:name"]
+        );
+        assert_eq!(store.query("user:*").len(), 1);
+        assert!(store.delete("user:2").is_some());
+        assert!(store.delete("user:2").is_none());
+        assert_eq!(store.len(), 2);
+    }
+}

@@ -1,0 +1,506 @@
+//! Processing of one input (an emitted event, a fact change, a fired timer, an expired
+//! absence wait) to completion: matching rules run in priority order, their actions execute,
+//! and the work they cause (events, fact changes) is queued and processed in turn, up to the
+//! chaining depth bound. Runs under the engine's state lock; events to deliver to subscribers
+//! are returned so callbacks run after the lock is released.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::config::EngineConfig;
+use crate::engine::Inner;
+use crate::eval::{EvalContext, as_ref};
+use crate::event::Event;
+use crate::facts::FactStore;
+use crate::model::{Action, LogLevel, Rule, TemporalPattern, Trigger};
+use crate::pattern::{
+    check_fact_pattern, check_topic_pattern, fact_matches, parse_duration_ms, topic_matches,
+};
+use crate::temporal::{TemporalMatch, TemporalState};
+use crate::timers::{TimerSpec, Timers};
+
+/// Mutable engine state, guarded by one lock.
+#[derive(Default)]
+pub(crate) struct State {
+    pub facts: FactStore,
+    /// Rules with their registration sequence number (ties in priority run in that order).
+    pub rules: HashMap<String, (u64, Rule)>,
+    pub next_seq: u64,
+    pub temporal: TemporalState,
+    pub timers: Timers,
+    pub events_processed: u64,
+    pub rules_executed: u64,
+    pub action_errors: u64,
+    pub inputs_processed: u64,
+    pub processing_nanos: u128,
+}
+
+/// One unit of work.
+pub(crate) enum Work {
+    /// An event: delivered to subscribers, matched against event and temporal rules.
+    Event { event: Event, depth: usize },
+    /// A fact was set (`value` Some) or deleted (`value` None).
+    Fact {
+        key: String,
+        value: Option<Value>,
+        previous: Option<Value>,
+        cause: Option<Event>,
+        depth: usize,
+    },
+    /// A timer expired: its event is delivered and matched like any event, plus timer rules.
+    Timer {
+        name: String,
+        event: Event,
+        depth: usize,
+    },
+    /// A temporal pattern completed outside an event (absence deadline).
+    Temporal {
+        matched: TemporalMatch,
+        depth: usize,
+    },
+}
+
+impl State {
+    /// Enabled rules whose trigger satisfies `select`, highest priority first.
+    fn candidates(&self, select: impl Fn(&Trigger) -> bool) -> Vec<Rule> {
+        let mut found: Vec<&(u64, Rule)> = self
+            .rules
+            .values()
+            .filter(|(_, r)| r.input.enabled && select(&r.input.trigger))
+            .collect();
+        found.sort_by(|(sa, a), (sb, b)| b.input.priority.cmp(&a.input.priority).then(sa.cmp(sb)));
+        found.into_iter().map(|(_, r)| r.clone()).collect()
+    }
+}
+
+/// Processes `first` and everything it causes; returns the events to deliver, in order.
+pub(crate) fn process(inner: &Arc<Inner>, state: &mut State, first: Work) -> Vec<Event> {
+    let started = std::time::Instant::now();
+    let config = &inner.config;
+    let mut queue = VecDeque::from([first]);
+    let mut delivered = Vec::new();
+    let mut handled = 0usize;
+    while let Some(work) = queue.pop_front() {
+        handled += 1;
+        if handled > config.max_work_per_input {
+            tracing::warn!(
+                dropped = queue.len() + 1,
+                "rule engine work bound reached; dropping the rest"
+            );
+            break;
+        }
+        let mut run = Runner {
+            inner,
+            config,
+            queue: &mut queue,
+        };
+        match work {
+            Work::Event { event, depth } => {
+                state.events_processed += 1;
+                delivered.push(event.clone());
+                if run.may_trigger(depth) {
+                    run.on_event(state, &event, depth);
+                }
+            }
+            Work::Fact {
+                key,
+                value,
+                previous,
+                cause,
+                depth,
+            } => {
+                if run.may_trigger(depth) {
+                    let mut data = Map::new();
+                    data.insert("key".into(), json!(key));
+                    data.insert("value".into(), value.clone().unwrap_or(Value::Null));
+                    data.insert("previousValue".into(), previous.unwrap_or(Value::Null));
+                    data.insert("deleted".into(), json!(value.is_none()));
+                    let ctx = EvalContext {
+                        trigger_data: Value::Object(data),
+                        ..Default::default()
+                    };
+                    for rule in state.candidates(
+                        |t| matches!(t, Trigger::Fact { pattern } if fact_matches(pattern, &key)),
+                    ) {
+                        run.run_rule(state, &rule, ctx.clone(), cause.as_ref(), depth);
+                    }
+                }
+            }
+            Work::Timer { name, event, depth } => {
+                state.events_processed += 1;
+                delivered.push(event.clone());
+                if run.may_trigger(depth) {
+                    let mut ctx = EvalContext {
+                        trigger_data: event.data.clone(),
+                        ..Default::default()
+                    };
+                    ctx.vars.insert("timerName".into(), json!(name));
+                    for rule in state.candidates(
+                        |t| matches!(t, Trigger::Timer { name: n } if fact_matches(n, &name)),
+                    ) {
+                        run.run_rule(state, &rule, ctx.clone(), Some(&event), depth);
+                    }
+                    run.on_event(state, &event, depth);
+                }
+            }
+            Work::Temporal { matched, depth } => {
+                if run.may_trigger(depth)
+                    && let Some((_, rule)) = state
+                        .rules
+                        .get(&matched.rule_id)
+                        .filter(|(_, r)| r.input.enabled)
+                {
+                    let rule = rule.clone();
+                    run.run_temporal(state, &rule, matched, depth);
+                }
+            }
+        }
+    }
+    state.inputs_processed += 1;
+    state.processing_nanos += started.elapsed().as_nanos();
+    delivered
+}
+
+struct Runner<'a> {
+    inner: &'a Arc<Inner>,
+    config: &'a EngineConfig,
+    queue: &'a mut VecDeque<Work>,
+}
+
+impl Runner<'_> {
+    fn may_trigger(&self, depth: usize) -> bool {
+        if depth >= self.config.max_chain_depth {
+            tracing::warn!(
+                depth,
+                "rule chaining depth bound reached; not triggering further rules"
+            );
+            return false;
+        }
+        true
+    }
+
+    fn on_event(&mut self, state: &mut State, event: &Event, depth: usize) {
+        let now = self.config.clock.now_ms();
+        // Temporal patterns see every event, in priority order like other rules.
+        for rule in state.candidates(|t| matches!(t, Trigger::Temporal { .. })) {
+            let Trigger::Temporal { pattern } = &rule.input.trigger else {
+                continue;
+            };
+            let (matches, waits) = state.temporal.process(&rule.input.id, pattern, event, now);
+            for wait in waits {
+                state.timers.schedule_absence(self.inner, wait);
+            }
+            for m in matches {
+                self.run_temporal(state, &rule, m, depth);
+            }
+        }
+        let ctx = EvalContext {
+            trigger_data: event.data.clone(),
+            ..Default::default()
+        };
+        for rule in state.candidates(
+            |t| matches!(t, Trigger::Event { topic } if topic_matches(topic, &event.topic)),
+        ) {
+            self.run_rule(state, &rule, ctx.clone(), Some(event), depth);
+        }
+    }
+
+    fn run_temporal(&mut self, state: &mut State, rule: &Rule, m: TemporalMatch, depth: usize) {
+        let mut vars = m.info;
+        vars.insert("matchedEvents".into(), Value::Array(m.matched.clone()));
+        let ctx = EvalContext {
+            trigger_data: m.trigger_data,
+            vars,
+            matched: m.matched,
+        };
+        self.run_rule(state, rule, ctx, m.last_event.as_ref(), depth);
+    }
+
+    /// Runs one rule: conditions, then actions in order. A failure stops this rule only.
+    fn run_rule(
+        &mut self,
+        state: &mut State,
+        rule: &Rule,
+        mut ctx: EvalContext,
+        cause: Option<&Event>,
+        depth: usize,
+    ) {
+        let id = rule.input.id.as_str();
+        match ctx.all_hold(&rule.input.conditions, &state.facts) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                state.action_errors += 1;
+                tracing::warn!(rule_id = id, error = %e, "rule condition failed");
+                return;
+            }
+        }
+        state.rules_executed += 1;
+        let mut exec = Exec {
+            runner: self,
+            rule_id: id,
+            cause,
+            depth,
+        };
+        if let Err(e) = exec.actions(state, &rule.input.actions, &mut ctx) {
+            state.action_errors += 1;
+            tracing::warn!(rule_id = id, error = %e, "rule action failed; remaining actions of this rule skipped");
+        }
+    }
+}
+
+struct Exec<'r, 'a> {
+    runner: &'r mut Runner<'a>,
+    rule_id: &'r str,
+    cause: Option<&'r Event>,
+    depth: usize,
+}
+
+impl Exec<'_, '_> {
+    fn actions(
+        &mut self,
+        state: &mut State,
+        actions: &[Action],
+        ctx: &mut EvalContext,
+    ) -> Result<(), String> {
+        for a in actions {
+            self.action(state, a, ctx)?;
+        }
+        Ok(())
+    }
+
+    fn new_event(&self, topic: String, data: Value) -> Event {
+        Event {
+            id: uuid::Uuid::new_v4().to_string(),
+            topic,
+            data,
+            timestamp: self.runner.config.clock.now_ms(),
+            correlation_id: self.cause.and_then(|c| c.correlation_id.clone()),
+            causation_id: self.cause.map(|c| c.id.clone()),
+            source: Some(format!("rule:{}", self.rule_id)),
+        }
+    }
+
+    fn action(
+        &mut self,
+        state: &mut State,
+        action: &Action,
+        ctx: &mut EvalContext,
+    ) -> Result<(), String> {
+        let next = self.depth + 1;
+        match action {
+            Action::SetFact { key, value } => {
+                let key = ctx.interpolate(key, &state.facts)?;
+                check_fact_key(&key)?;
+                let value = ctx.resolve_value(value, &state.facts)?;
+                let now = self.runner.config.clock.now_ms();
+                let (_, previous) =
+                    state
+                        .facts
+                        .set(&key, value.clone(), now, &format!("rule:{}", self.rule_id));
+                let cause = self.cause.cloned();
+                self.runner.queue.push_back(Work::Fact {
+                    key,
+                    value: Some(value),
+                    previous,
+                    cause,
+                    depth: next,
+                });
+            }
+            Action::DeleteFact { key } => {
+                let key = ctx.interpolate(key, &state.facts)?;
+                if let Some(old) = state.facts.delete(&key) {
+                    let cause = self.cause.cloned();
+                    self.runner.queue.push_back(Work::Fact {
+                        key,
+                        value: None,
+                        previous: Some(old.value),
+                        cause,
+                        depth: next,
+                    });
+                }
+            }
+            Action::EmitEvent { topic, data } => {
+                let topic = ctx.interpolate(topic, &state.facts)?;
+                check_topic(&topic)?;
+                let data = ctx.resolve_value(data, &state.facts)?;
+                let event = self.new_event(topic, data);
+                self.runner
+                    .queue
+                    .push_back(Work::Event { event, depth: next });
+            }
+            Action::SetTimer { timer } => {
+                let name = ctx.interpolate(&timer.name, &state.facts)?;
+                let duration = ctx.resolve_value(&timer.duration, &state.facts)?;
+                let duration_ms = parse_duration_ms(&duration)
+                    .map_err(|e| format!("timer {name:?}: duration {e}"))?;
+                let topic = ctx.interpolate(&timer.on_expire.topic, &state.facts)?;
+                check_topic(&topic)?;
+                let data = ctx.resolve_value(&timer.on_expire.data, &state.facts)?;
+                let repeat = match &timer.repeat {
+                    None => None,
+                    Some(r) => {
+                        let interval =
+                            parse_duration_ms(&ctx.resolve_value(&r.interval, &state.facts)?)
+                                .map_err(|e| format!("timer {name:?}: repeat interval {e}"))?;
+                        if interval == 0 {
+                            return Err(format!(
+                                "timer {name:?}: repeat interval must be greater than 0"
+                            ));
+                        }
+                        Some((interval, r.max_count))
+                    }
+                };
+                let spec = TimerSpec {
+                    name,
+                    duration_ms,
+                    topic,
+                    data,
+                    repeat,
+                    correlation_id: self
+                        .cause
+                        .and_then(|c| c.correlation_id.clone().or_else(|| Some(c.id.clone()))),
+                };
+                state
+                    .timers
+                    .set(self.runner.inner, spec, self.runner.config.max_timers)?;
+            }
+            Action::CancelTimer { name } => {
+                let name = ctx.interpolate(name, &state.facts)?;
+                state.timers.cancel(&name);
+            }
+            Action::Log { level, message } => {
+                let message = ctx.interpolate(message, &state.facts)?;
+                let rule_id = self.rule_id;
+                match level {
+                    LogLevel::Debug => tracing::debug!(rule_id, "{message}"),
+                    LogLevel::Info => tracing::info!(rule_id, "{message}"),
+                    LogLevel::Warn => tracing::warn!(rule_id, "{message}"),
+                    LogLevel::Error => tracing::error!(rule_id, "{message}"),
+                }
+                if let Some(hook) = &self.runner.config.log_hook {
+                    hook(*level, &message, rule_id);
+                }
+            }
+            Action::Conditional {
+                conditions,
+                then,
+                else_,
+            } => {
+                if ctx.all_hold(conditions, &state.facts)? {
+                    self.actions(state, then, ctx)?;
+                } else if let Some(els) = else_ {
+                    self.actions(state, els, ctx)?;
+                }
+            }
+            Action::ForEach {
+                collection,
+                r#as,
+                actions,
+                max_iterations,
+            } => {
+                let items = match as_ref(collection) {
+                    Some(r) => ctx.resolve_ref(r, &state.facts)?.unwrap_or(Value::Null),
+                    None => ctx.resolve_value(collection, &state.facts)?,
+                };
+                let Value::Array(items) = items else {
+                    return Err(format!(
+                        "for_each: collection is not an array (got {items})"
+                    ));
+                };
+                let limit = max_iterations
+                    .unwrap_or(self.runner.config.max_for_each_iterations)
+                    .min(self.runner.config.max_for_each_iterations)
+                    as usize;
+                if items.len() > limit {
+                    tracing::warn!(
+                        rule_id = self.rule_id,
+                        limit,
+                        len = items.len(),
+                        "for_each truncated at maxIterations"
+                    );
+                }
+                let index_name = format!("{}_index", r#as);
+                let saved = (
+                    ctx.vars.get(r#as).cloned(),
+                    ctx.vars.get(&index_name).cloned(),
+                );
+                let mut result = Ok(());
+                for (i, item) in items.into_iter().take(limit).enumerate() {
+                    ctx.vars.insert(r#as.clone(), item);
+                    ctx.vars.insert(index_name.clone(), json!(i));
+                    result = self.actions(state, actions, ctx);
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                restore(&mut ctx.vars, r#as, saved.0);
+                restore(&mut ctx.vars, &index_name, saved.1);
+                result?;
+            }
+            Action::TryCatch {
+                r#try,
+                catch,
+                finally,
+            } => {
+                let mut result = self.actions(state, r#try, ctx);
+                if let (Err(e), Some(catch)) = (&result, catch) {
+                    let message = e.clone();
+                    let saved = catch
+                        .r#as
+                        .as_ref()
+                        .map(|n| (n.clone(), ctx.vars.get(n).cloned()));
+                    if let Some(n) = &catch.r#as {
+                        ctx.vars.insert(n.clone(), json!({ "message": message }));
+                    }
+                    result = self.actions(state, &catch.actions, ctx);
+                    if let Some((n, old)) = saved {
+                        restore(&mut ctx.vars, &n, old);
+                    }
+                }
+                if let Some(fin) = finally {
+                    self.actions(state, fin, ctx)?;
+                }
+                result?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn restore(vars: &mut Map<String, Value>, name: &str, old: Option<Value>) {
+    match old {
+        Some(v) => vars.insert(name.to_string(), v),
+        None => vars.remove(name),
+    };
+}
+
+/// A concrete fact key: a valid pattern without wildcards.
+pub(crate) fn check_fact_key(key: &str) -> Result<(), String> {
+    check_fact_pattern(key)?;
+    if key.contains('*') {
+        return Err(format!("fact key {key:?} must not contain `*`"));
+    }
+    Ok(())
+}
+
+/// A concrete topic: a valid pattern without wildcards.
+pub(crate) fn check_topic(topic: &str) -> Result<(), String> {
+    check_topic_pattern(topic)?;
+    if topic.contains('*') {
+        return Err(format!("topic {topic:?} must not contain `*`"));
+    }
+    Ok(())
+}
+
+/// The pattern of a rule when it is an absence pattern (for expired waits).
+pub(crate) fn absence_pattern(rule: &Rule) -> Option<&TemporalPattern> {
+    match &rule.input.trigger {
+        Trigger::Temporal {
+            pattern: p @ TemporalPattern::Absence { .. },
+        } => Some(p),
+        _ => None,
+    }
+}

@@ -1,0 +1,206 @@
+//! Named timers on tokio time. Each timer is one task sleeping until its deadline, then firing
+//! into the engine; a timer set again under the same name replaces (aborts) the old one.
+//! Absence waits of temporal patterns use the same mechanism.
+//!
+//! Deadlines are kept here so [`crate::RuleEngine::settle`] can tell whether anything that is
+//! due has not run yet, without sleeping.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::engine::{Inner, fire_absence, fire_timer};
+use crate::temporal::AbsenceWait;
+
+/// What a `set_timer` action resolved to.
+#[derive(Debug, Clone)]
+pub(crate) struct TimerSpec {
+    pub name: String,
+    pub duration_ms: u64,
+    pub topic: String,
+    pub data: Value,
+    /// `(interval_ms, max_count)`.
+    pub repeat: Option<(u64, Option<u64>)>,
+    pub correlation_id: Option<String>,
+}
+
+/// A public view of an active timer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimerInfo {
+    /// Timer name.
+    pub name: String,
+    /// Topic of the event emitted on expiry.
+    pub topic: String,
+    /// Milliseconds until the next expiry (0 when due).
+    pub remaining_ms: u64,
+    /// How many times it already fired.
+    pub fired: u64,
+}
+
+pub(crate) struct TimerEntry {
+    pub id: u64,
+    pub spec: TimerSpec,
+    pub deadline: Instant,
+    pub fired: u64,
+    handle: Option<AbortHandle>,
+}
+
+/// Active timers and absence waits.
+#[derive(Default)]
+pub(crate) struct Timers {
+    entries: HashMap<String, TimerEntry>,
+    absence: HashMap<u64, Instant>,
+    next_id: u64,
+}
+
+fn runtime() -> Result<tokio::runtime::Handle, String> {
+    tokio::runtime::Handle::try_current()
+        .map_err(|_| "timers need a running tokio runtime".to_string())
+}
+
+impl Timers {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn list(&self) -> Vec<TimerInfo> {
+        let now = Instant::now();
+        let mut list: Vec<TimerInfo> = self
+            .entries
+            .values()
+            .map(|t| TimerInfo {
+                name: t.spec.name.clone(),
+                topic: t.spec.topic.clone(),
+                remaining_ms: t.deadline.saturating_duration_since(now).as_millis() as u64,
+                fired: t.fired,
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    /// Starts (or replaces) a timer.
+    pub(crate) fn set(
+        &mut self,
+        inner: &Arc<Inner>,
+        spec: TimerSpec,
+        max: usize,
+    ) -> Result<(), String> {
+        if !self.entries.contains_key(&spec.name) && self.entries.len() >= max {
+            return Err(format!("timer limit ({max}) reached"));
+        }
+        let handle = runtime()?;
+        self.cancel(&spec.name);
+        self.next_id += 1;
+        let id = self.next_id;
+        let deadline = Instant::now() + Duration::from_millis(spec.duration_ms);
+        let weak: Weak<Inner> = Arc::downgrade(inner);
+        let name = spec.name.clone();
+        let repeat = spec.repeat;
+        let task = handle.spawn(async move {
+            let mut deadline = deadline;
+            let mut fired = 0u64;
+            loop {
+                tokio::time::sleep_until(deadline).await;
+                let Some(inner) = weak.upgrade() else { return };
+                fired += 1;
+                let next = repeat
+                    .filter(|(_, max)| max.is_none_or(|m| fired < m))
+                    .map(|(interval, _)| deadline + Duration::from_millis(interval));
+                if !fire_timer(&inner, &name, id, next) {
+                    return;
+                }
+                match next {
+                    Some(n) => deadline = n,
+                    None => return,
+                }
+            }
+        });
+        self.entries.insert(
+            spec.name.clone(),
+            TimerEntry {
+                id,
+                spec,
+                deadline,
+                fired: 0,
+                handle: Some(task.abort_handle()),
+            },
+        );
+        Ok(())
+    }
+
+    /// Cancels a timer; whether it existed.
+    pub(crate) fn cancel(&mut self, name: &str) -> bool {
+        match self.entries.remove(name) {
+            Some(entry) => {
+                if let Some(h) = entry.handle {
+                    h.abort();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Called by a firing timer task: the entry, if `id` is still the current timer of `name`.
+    /// Updates the deadline for a repeat, or removes the entry after its last expiry.
+    pub(crate) fn on_fire(
+        &mut self,
+        name: &str,
+        id: u64,
+        next: Option<Instant>,
+    ) -> Option<TimerSpec> {
+        let entry = self.entries.get_mut(name).filter(|e| e.id == id)?;
+        entry.fired += 1;
+        let spec = entry.spec.clone();
+        match next {
+            Some(n) => entry.deadline = n,
+            None => {
+                self.entries.remove(name);
+            }
+        }
+        Some(spec)
+    }
+
+    /// Schedules the end of an absence wait.
+    pub(crate) fn schedule_absence(&mut self, inner: &Arc<Inner>, wait: AbsenceWait) {
+        let Ok(handle) = runtime() else {
+            tracing::warn!(rule_id = %wait.rule_id, "absence pattern needs a running tokio runtime; wait ignored");
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_millis(wait.within_ms);
+        self.absence.insert(wait.instance, deadline);
+        let weak: Weak<Inner> = Arc::downgrade(inner);
+        handle.spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            if let Some(inner) = weak.upgrade() {
+                fire_absence(&inner, wait);
+            }
+        });
+    }
+
+    /// Forgets an absence wait (it fired).
+    pub(crate) fn absence_done(&mut self, instance: u64) {
+        self.absence.remove(&instance);
+    }
+
+    /// Whether a timer or absence wait is due but has not run yet.
+    pub(crate) fn any_due(&self, now: Instant) -> bool {
+        self.entries.values().any(|t| t.deadline <= now) || self.absence.values().any(|d| *d <= now)
+    }
+
+    /// Cancels everything.
+    pub(crate) fn abort_all(&mut self) {
+        for (_, entry) in self.entries.drain() {
+            if let Some(h) = entry.handle {
+                h.abort();
+            }
+        }
+        self.absence.clear();
+    }
+}

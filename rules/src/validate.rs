@@ -1,0 +1,713 @@
+//! Validation of rules as raw JSON, so a wire client gets every problem with a path
+//! (`trigger.type`, `conditions[0].operator`, `actions[1].timer.duration`) and a message,
+//! instead of the first serde error.
+
+use serde_json::{Map, Value};
+
+use crate::error::RuleValidationError;
+use crate::pattern::{check_fact_pattern, check_topic_pattern, parse_duration_ms};
+
+/// Result of [`validate_rule`]: `{valid, errors}` (the `rules.validateRule` result).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ValidationReport {
+    /// True when `errors` is empty.
+    pub valid: bool,
+    /// Every problem found.
+    pub errors: Vec<RuleValidationError>,
+}
+
+const TRIGGER_TYPES: &str = "event, fact, timer, temporal";
+const OPERATORS: [&str; 13] = [
+    "eq",
+    "neq",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not_in",
+    "contains",
+    "not_contains",
+    "matches",
+    "exists",
+    "not_exists",
+];
+const ACTION_TYPES: &str = "set_fact, delete_fact, emit_event, set_timer, cancel_timer, log, conditional, for_each, try_catch";
+/// Nesting bound for actions inside conditional / for_each / try_catch.
+const MAX_ACTION_NESTING: usize = 16;
+
+/// Validates a full rule input (`{id, name, trigger, ...}`) given as JSON.
+pub fn validate_rule(rule: &Value) -> ValidationReport {
+    let mut v = Validator::default();
+    v.rule(rule);
+    ValidationReport {
+        valid: v.errors.is_empty(),
+        errors: v.errors,
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<RuleValidationError>,
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+impl Validator {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(RuleValidationError::new(path, message));
+    }
+
+    fn object<'a>(
+        &mut self,
+        v: &'a Value,
+        path: &str,
+        what: &str,
+    ) -> Option<&'a Map<String, Value>> {
+        match v {
+            Value::Object(m) => Some(m),
+            other => {
+                self.err(
+                    path,
+                    format!("{what} must be an object, got {}", type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A required non-empty string field.
+    fn string<'a>(
+        &mut self,
+        o: &'a Map<String, Value>,
+        path: &str,
+        field: &str,
+    ) -> Option<&'a str> {
+        let p = join(path, field);
+        match o.get(field) {
+            None | Some(Value::Null) => {
+                self.err(p, format!("Required field \"{field}\" is missing"));
+                None
+            }
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                self.err(p, format!("Field \"{field}\" cannot be empty"));
+                None
+            }
+            Some(Value::String(s)) => Some(s),
+            Some(other) => {
+                self.err(
+                    p,
+                    format!(
+                        "Field \"{field}\" must be a string, got {}",
+                        type_name(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn opt_string(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+        if let Some(v) = o.get(field)
+            && !v.is_null()
+            && !v.is_string()
+        {
+            self.err(
+                join(path, field),
+                format!("Field \"{field}\" must be a string, got {}", type_name(v)),
+            );
+        }
+    }
+
+    fn opt_bool(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+        if let Some(v) = o.get(field)
+            && !v.is_boolean()
+        {
+            self.err(
+                join(path, field),
+                format!("Field \"{field}\" must be a boolean, got {}", type_name(v)),
+            );
+        }
+    }
+
+    fn number(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+        match o.get(field) {
+            None | Some(Value::Null) => self.err(
+                join(path, field),
+                format!("Required field \"{field}\" is missing"),
+            ),
+            Some(v) if !v.is_number() => self.err(
+                join(path, field),
+                format!("Field \"{field}\" must be a number, got {}", type_name(v)),
+            ),
+            _ => {}
+        }
+    }
+
+    fn duration(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+        match o.get(field) {
+            None | Some(Value::Null) => self.err(
+                join(path, field),
+                format!("Required field \"{field}\" is missing"),
+            ),
+            Some(v) => {
+                if let Err(m) = parse_duration_ms(v) {
+                    self.err(join(path, field), format!("Field \"{field}\" {m}"));
+                }
+            }
+        }
+    }
+
+    fn array<'a>(
+        &mut self,
+        o: &'a Map<String, Value>,
+        path: &str,
+        field: &str,
+        required: bool,
+    ) -> &'a [Value] {
+        match o.get(field) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.err(
+                        join(path, field),
+                        format!("Required field \"{field}\" is missing"),
+                    );
+                }
+                &[]
+            }
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.err(
+                    join(path, field),
+                    format!(
+                        "Field \"{field}\" must be an array, got {}",
+                        type_name(other)
+                    ),
+                );
+                &[]
+            }
+        }
+    }
+
+    fn rule(&mut self, rule: &Value) {
+        let Some(o) = self.object(rule, "", "Rule") else {
+            return;
+        };
+        self.string(o, "", "id");
+        self.string(o, "", "name");
+        self.opt_string(o, "", "description");
+        self.opt_string(o, "", "group");
+        if let Some(p) = o.get("priority")
+            && !p.is_i64()
+        {
+            self.err("priority", "Field \"priority\" must be an integer");
+        }
+        self.opt_bool(o, "", "enabled");
+        for (i, tag) in self.array(o, "", "tags", false).iter().enumerate() {
+            if !tag.is_string() {
+                self.err(format!("tags[{i}]"), "Tag must be a string");
+            }
+        }
+        match o.get("trigger") {
+            None | Some(Value::Null) => {
+                self.err("trigger", "Required field \"trigger\" is missing")
+            }
+            Some(t) => self.trigger(t, "trigger"),
+        }
+        for (i, c) in self.array(o, "", "conditions", false).iter().enumerate() {
+            self.condition(c, &format!("conditions[{i}]"));
+        }
+        let actions = self.array(o, "", "actions", false);
+        self.actions(actions, "actions", 0);
+    }
+
+    fn trigger(&mut self, t: &Value, path: &str) {
+        let Some(o) = self.object(t, path, "Trigger") else {
+            return;
+        };
+        let Some(kind) = self.string(o, path, "type") else {
+            return;
+        };
+        match kind {
+            "event" => self.topic(o, path, "topic"),
+            "fact" => self.fact_pattern(o, path, "pattern"),
+            "timer" => {
+                self.string(o, path, "name");
+            }
+            "temporal" => match o.get("pattern") {
+                None | Some(Value::Null) => self.err(
+                    join(path, "pattern"),
+                    "Required field \"pattern\" is missing",
+                ),
+                Some(p) => self.temporal(p, &join(path, "pattern")),
+            },
+            other => self.err(
+                join(path, "type"),
+                format!("Invalid trigger type \"{other}\". Expected: {TRIGGER_TYPES}"),
+            ),
+        }
+    }
+
+    fn topic(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+        if let Some(t) = self.string(o, path, field)
+            && let Err(m) = check_topic_pattern(t)
+        {
+            self.err(join(path, field), m);
+        }
+    }
+
+    fn fact_pattern(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+        if let Some(t) = self.string(o, path, field)
+            && !t.contains("${")
+            && let Err(m) = check_fact_pattern(t)
+        {
+            self.err(join(path, field), m);
+        }
+    }
+
+    fn matcher(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+        let p = join(path, field);
+        match o.get(field) {
+            None | Some(Value::Null) => {
+                self.err(p, format!("Required field \"{field}\" is missing"))
+            }
+            Some(m) => {
+                let Some(mo) = self.object(m, &p, "Event matcher") else {
+                    return;
+                };
+                self.topic(mo, &p, "topic");
+                if let Some(f) = mo.get("filter")
+                    && !f.is_object()
+                {
+                    self.err(
+                        join(&p, "filter"),
+                        format!("Field \"filter\" must be an object, got {}", type_name(f)),
+                    );
+                }
+                self.opt_string(mo, &p, "as");
+            }
+        }
+    }
+
+    fn comparison(&mut self, o: &Map<String, Value>, path: &str) {
+        match o.get("comparison") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if ["gte", "lte", "eq"].contains(&s.as_str()) => {}
+            Some(other) => self.err(
+                join(path, "comparison"),
+                format!("Invalid comparison {other}. Expected: gte, lte, eq"),
+            ),
+        }
+    }
+
+    fn temporal(&mut self, p: &Value, path: &str) {
+        let Some(o) = self.object(p, path, "Temporal pattern") else {
+            return;
+        };
+        let Some(kind) = self.string(o, path, "type") else {
+            return;
+        };
+        self.opt_string(o, path, "groupBy");
+        match kind {
+            "sequence" => {
+                let events = self.array(o, path, "events", true);
+                if o.get("events").is_some_and(Value::is_array) && events.len() < 2 {
+                    self.err(join(path, "events"), "Sequence must have at least 2 events");
+                }
+                for (i, e) in events.iter().enumerate() {
+                    let ep = format!("{}[{i}]", join(path, "events"));
+                    if let Some(eo) = self.object(e, &ep, "Event matcher") {
+                        self.topic(eo, &ep, "topic");
+                    }
+                }
+                self.duration(o, path, "within");
+                self.opt_bool(o, path, "strict");
+            }
+            "absence" => {
+                self.matcher(o, path, "after");
+                self.matcher(o, path, "expected");
+                self.duration(o, path, "within");
+            }
+            "count" => {
+                self.matcher(o, path, "event");
+                self.number(o, path, "threshold");
+                self.comparison(o, path);
+                self.duration(o, path, "window");
+                self.opt_bool(o, path, "sliding");
+            }
+            "aggregate" => {
+                self.matcher(o, path, "event");
+                self.string(o, path, "field");
+                match o.get("function") {
+                    None | Some(Value::Null) => {
+                        self.err(join(path, "function"), "Required field \"function\" is missing")
+                    }
+                    Some(Value::String(f)) if ["sum", "avg", "min", "max", "count"].contains(&f.as_str()) => {}
+                    Some(other) => self.err(
+                        join(path, "function"),
+                        format!("Invalid aggregate function {other}. Expected: sum, avg, min, max, count"),
+                    ),
+                }
+                self.number(o, path, "threshold");
+                self.comparison(o, path);
+                self.duration(o, path, "window");
+            }
+            other => self.err(
+                join(path, "type"),
+                format!("Invalid temporal pattern type \"{other}\". Expected: sequence, absence, count, aggregate"),
+            ),
+        }
+    }
+
+    fn condition(&mut self, c: &Value, path: &str) {
+        let Some(o) = self.object(c, path, "Condition") else {
+            return;
+        };
+        match o.get("source") {
+            None | Some(Value::Null) => {
+                self.err(join(path, "source"), "Required field \"source\" is missing")
+            }
+            Some(s) => {
+                let sp = join(path, "source");
+                if let Some(so) = self.object(s, &sp, "Condition source")
+                    && let Some(kind) = self.string(so, &sp, "type")
+                {
+                    match kind {
+                        "event" => {
+                            self.string(so, &sp, "field");
+                        }
+                        "fact" => self.fact_pattern(so, &sp, "pattern"),
+                        "context" => {
+                            self.string(so, &sp, "key");
+                        }
+                        other => self.err(
+                            join(&sp, "type"),
+                            format!("Invalid condition source type \"{other}\". Expected: event, fact, context"),
+                        ),
+                    }
+                }
+            }
+        }
+        let op = match o.get("operator") {
+            None | Some(Value::Null) => {
+                self.err(
+                    join(path, "operator"),
+                    "Required field \"operator\" is missing",
+                );
+                return;
+            }
+            Some(Value::String(op)) if OPERATORS.contains(&op.as_str()) => op.as_str(),
+            Some(other) => {
+                self.err(
+                    join(path, "operator"),
+                    format!(
+                        "Invalid operator {other}. Expected: {}",
+                        OPERATORS.join(", ")
+                    ),
+                );
+                return;
+            }
+        };
+        let value = o.get("value");
+        if !matches!(op, "exists" | "not_exists") && value.is_none() {
+            self.err(join(path, "value"), "Required field \"value\" is missing");
+        }
+        let is_ref = value.and_then(|v| v.get("ref")).is_some();
+        if let Some(v) = value
+            && !is_ref
+        {
+            if matches!(op, "in" | "not_in") && !v.is_array() {
+                self.err(
+                    join(path, "value"),
+                    format!("Operator \"{op}\" needs an array value"),
+                );
+            }
+            if op == "matches" {
+                match v.as_str().map(regex::Regex::new) {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => self.err(
+                        join(path, "value"),
+                        format!("Invalid regular expression: {e}"),
+                    ),
+                    None => self.err(
+                        join(path, "value"),
+                        "Operator \"matches\" needs a string value",
+                    ),
+                }
+            }
+        }
+        if let Some(r) = value.and_then(|v| v.get("ref"))
+            && !r.is_string()
+        {
+            self.err(join(path, "value.ref"), "Field \"ref\" must be a string");
+        }
+    }
+
+    fn actions(&mut self, actions: &[Value], path: &str, depth: usize) {
+        if depth > MAX_ACTION_NESTING {
+            self.err(
+                path,
+                format!("Actions nested deeper than {MAX_ACTION_NESTING} levels"),
+            );
+            return;
+        }
+        for (i, a) in actions.iter().enumerate() {
+            self.action(a, &format!("{path}[{i}]"), depth);
+        }
+    }
+
+    fn action(&mut self, a: &Value, path: &str, depth: usize) {
+        let Some(o) = self.object(a, path, "Action") else {
+            return;
+        };
+        let Some(kind) = self.string(o, path, "type") else {
+            return;
+        };
+        let require = |v: &mut Self, field: &str| {
+            if o.get(field).is_none() {
+                v.err(
+                    join(path, field),
+                    format!("Required field \"{field}\" is missing"),
+                );
+            }
+        };
+        match kind {
+            "set_fact" => {
+                self.string(o, path, "key");
+                require(self, "value");
+            }
+            "delete_fact" => {
+                self.string(o, path, "key");
+            }
+            "emit_event" => {
+                self.string(o, path, "topic");
+                if let Some(d) = o.get("data")
+                    && !d.is_object()
+                {
+                    self.err(
+                        join(path, "data"),
+                        format!("Field \"data\" must be an object, got {}", type_name(d)),
+                    );
+                }
+            }
+            "set_timer" => {
+                let tp = join(path, "timer");
+                match o.get("timer") {
+                    None | Some(Value::Null) => self.err(tp, "Required field \"timer\" is missing"),
+                    Some(t) => {
+                        let Some(to) = self.object(t, &tp, "Timer") else {
+                            return;
+                        };
+                        self.string(to, &tp, "name");
+                        self.duration(to, &tp, "duration");
+                        let ep = join(&tp, "onExpire");
+                        match to.get("onExpire") {
+                            None | Some(Value::Null) => {
+                                self.err(ep, "Required field \"onExpire\" is missing")
+                            }
+                            Some(e) => {
+                                if let Some(eo) = self.object(e, &ep, "onExpire") {
+                                    self.string(eo, &ep, "topic");
+                                }
+                            }
+                        }
+                        if let Some(r) = to.get("repeat") {
+                            let rp = join(&tp, "repeat");
+                            if let Some(ro) = self.object(r, &rp, "repeat") {
+                                self.duration(ro, &rp, "interval");
+                                if let Some(mc) = ro.get("maxCount")
+                                    && !mc.is_u64()
+                                {
+                                    self.err(
+                                        join(&rp, "maxCount"),
+                                        "Field \"maxCount\" must be a non-negative integer",
+                                    );
+                                }
+                                if let Some(0) =
+                                    ro.get("interval").and_then(|i| parse_duration_ms(i).ok())
+                                {
+                                    self.err(
+                                        join(&rp, "interval"),
+                                        "Field \"interval\" must be greater than 0",
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            "cancel_timer" => {
+                self.string(o, path, "name");
+            }
+            "log" => {
+                match o.get("level") {
+                    Some(Value::String(l))
+                        if ["debug", "info", "warn", "error"].contains(&l.as_str()) => {}
+                    None | Some(Value::Null) => {
+                        self.err(join(path, "level"), "Required field \"level\" is missing")
+                    }
+                    Some(other) => self.err(
+                        join(path, "level"),
+                        format!("Invalid log level {other}. Expected: debug, info, warn, error"),
+                    ),
+                }
+                if !o.get("message").is_some_and(Value::is_string) {
+                    self.err(join(path, "message"), "Field \"message\" must be a string");
+                }
+            }
+            "conditional" => {
+                for (i, c) in self.array(o, path, "conditions", true).iter().enumerate() {
+                    self.condition(c, &format!("{}[{i}]", join(path, "conditions")));
+                }
+                let then = self.array(o, path, "then", true);
+                self.actions(then, &join(path, "then"), depth + 1);
+                let els = self.array(o, path, "else", false);
+                self.actions(els, &join(path, "else"), depth + 1);
+            }
+            "for_each" => {
+                require(self, "collection");
+                if let Some(c) = o.get("collection")
+                    && !c.is_array()
+                    && c.get("ref").is_none()
+                {
+                    self.err(
+                        join(path, "collection"),
+                        "Field \"collection\" must be an array or a {ref}",
+                    );
+                }
+                self.string(o, path, "as");
+                let body = self.array(o, path, "actions", true);
+                self.actions(body, &join(path, "actions"), depth + 1);
+                if let Some(m) = o.get("maxIterations")
+                    && !m.as_u64().is_some_and(|n| n > 0)
+                {
+                    self.err(
+                        join(path, "maxIterations"),
+                        "Field \"maxIterations\" must be a positive integer",
+                    );
+                }
+            }
+            "try_catch" => {
+                let body = self.array(o, path, "try", true);
+                self.actions(body, &join(path, "try"), depth + 1);
+                if let Some(c) = o.get("catch") {
+                    let cp = join(path, "catch");
+                    if let Some(co) = self.object(c, &cp, "catch") {
+                        self.opt_string(co, &cp, "as");
+                        let body = self.array(co, &cp, "actions", true);
+                        self.actions(body, &join(&cp, "actions"), depth + 1);
+                    }
+                }
+                let fin = self.array(o, path, "finally", false);
+                self.actions(fin, &join(path, "finally"), depth + 1);
+            }
+            other => self.err(
+                join(path, "type"),
+                format!("Invalid action type \"{other}\". Expected: {ACTION_TYPES}"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn paths(rule: Value) -> Vec<String> {
+        validate_rule(&rule)
+            .errors
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
+    }
+
+    #[test]
+    fn minimal_rule_is_valid() {
+        let r = validate_rule(
+            &json!({"id": "r", "name": "R", "trigger": {"type": "event", "topic": "a.b"}}),
+        );
+        assert!(r.valid, "{:?}", r.errors);
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let errors = validate_rule(&json!({
+            "name": 5,
+            "trigger": {"type": "webhook"},
+            "conditions": [{"source": {"type": "event", "field": "x"}, "operator": "approx", "value": 1}],
+            "actions": [{"type": "set_timer", "timer": {"name": "t", "duration": "soon"}}, {"type": "fly"}]
+        }))
+        .errors;
+        let got: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.path.as_str(), e.message.as_str()))
+            .collect();
+        assert!(
+            got.contains(&("id", "Required field \"id\" is missing")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|(p, m)| *p == "name" && m.contains("must be a string"))
+        );
+        assert!(
+            got.iter().any(
+                |(p, m)| *p == "trigger.type" && m.contains("Invalid trigger type \"webhook\"")
+            )
+        );
+        assert!(
+            got.iter()
+                .any(|(p, m)| *p == "conditions[0].operator" && m.contains("Invalid operator"))
+        );
+        assert!(got.iter().any(|(p, _)| *p == "actions[0].timer.duration"));
+        assert!(got.iter().any(|(p, _)| *p == "actions[0].timer.onExpire"));
+        assert!(
+            got.iter()
+                .any(|(p, m)| *p == "actions[1].type" && m.contains("Invalid action type"))
+        );
+    }
+
+    #[test]
+    fn temporal_and_nested_action_errors_have_paths() {
+        let p = paths(json!({"id": "r", "name": "R",
+            "trigger": {"type": "temporal", "pattern": {"type": "sequence", "events": [{"topic": "a"}], "within": "5m"}},
+            "actions": [{"type": "for_each", "collection": {"ref": "event.items"}, "as": "i",
+                "actions": [{"type": "log", "level": "loud", "message": "x"}]}]}));
+        assert_eq!(p, ["trigger.pattern.events", "actions[0].actions[0].level"]);
+        let p = paths(json!({"id": "r", "name": "R",
+            "trigger": {"type": "temporal", "pattern": {"type": "aggregate", "event": {"topic": "a"},
+                "field": "x", "function": "median", "threshold": "10", "window": "1m"}}}));
+        assert_eq!(p, ["trigger.pattern.function", "trigger.pattern.threshold"]);
+    }
+
+    #[test]
+    fn bad_regex_and_non_array_in_are_caught() {
+        let p = paths(
+            json!({"id": "r", "name": "R", "trigger": {"type": "fact", "pattern": "a:*"},
+            "conditions": [
+                {"source": {"type": "event", "field": "x"}, "operator": "matches", "value": "(("},
+                {"source": {"type": "event", "field": "x"}, "operator": "in", "value": 3},
+                {"source": {"type": "event", "field": "x"}, "operator": "exists"}
+            ]}),
+        );
+        assert_eq!(p, ["conditions[0].value", "conditions[1].value"]);
+    }
+}
