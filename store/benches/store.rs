@@ -14,7 +14,11 @@ fn obj(v: Value) -> Map<String, Value> {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn bucket(store: &Store, name: &str, indexed: bool) {
@@ -23,13 +27,18 @@ fn bucket(store: &Store, name: &str, indexed: bool) {
     if indexed {
         def["indexes"] = json!(["tag", "group"]);
     }
-    store.define_bucket(name, BucketDefinition::from_json(def).expect("def")).expect("define");
+    store
+        .define_bucket(name, BucketDefinition::from_json(def).expect("def"))
+        .expect("define");
 }
 
 fn fill(store: &Store, name: &str, n: u64) {
     let b = store.bucket(name);
     for i in 0..n {
-        b.insert(obj(json!({"tag": format!("t{}", i % 1000), "group": format!("g{}", i % 100), "n": i}))).expect("insert");
+        b.insert(obj(
+            json!({"tag": format!("t{}", i % 1000), "group": format!("g{}", i % 100), "n": i}),
+        ))
+        .expect("insert");
     }
 }
 
@@ -49,7 +58,10 @@ fn benches(c: &mut Criterion) {
                 let chunk = left.min(50_000);
                 let start = std::time::Instant::now();
                 for i in 0..chunk {
-                    black_box(b.insert(obj(json!({"tag": "t", "group": "g", "n": i}))).expect("insert"));
+                    black_box(
+                        b.insert(obj(json!({"tag": "t", "group": "g", "n": i})))
+                            .expect("insert"),
+                    );
                 }
                 total += start.elapsed();
                 b.clear().expect("clear");
@@ -90,8 +102,10 @@ fn benches(c: &mut Criterion) {
     store
         .define_query(
             "notInGroup",
-            QueryDefinition::from_json(json!({"bucket": "fan", "filter": {"group": {"$neq": "{{ params.g }}"}},
-                "aggregate": {"function": "count"}}))
+            QueryDefinition::from_json(
+                json!({"bucket": "fan", "filter": {"group": {"$neq": "{{ params.g }}"}},
+                "aggregate": {"function": "count"}}),
+            )
             .expect("query"),
         )
         .expect("define");
@@ -99,23 +113,35 @@ fn benches(c: &mut Criterion) {
     for s in 0..10_000 {
         let n = notified.clone();
         store
-            .subscribe("notInGroup", json!({"g": format!("g{}", s % 100)}), move |r| {
-                black_box(r.json());
-                n.fetch_add(1, Ordering::Relaxed);
-            })
+            .subscribe(
+                "notInGroup",
+                json!({"g": format!("g{}", s % 100)}),
+                move |r| {
+                    black_box(r.json());
+                    n.fetch_add(1, Ordering::Relaxed);
+                },
+            )
             .expect("subscribe");
     }
     assert_eq!(store.stats().queries.active_subscriptions, 10_000);
     let fan = store.bucket("fan");
     let mut rounds = 0u64;
-    c.bench_function("fan-out: 1 insert -> 10k subscribers (100 evaluations)", |bench| {
-        bench.iter(|| {
-            rounds += 1;
-            fan.insert(obj(json!({"tag": "x", "group": "none", "n": 0}))).expect("insert");
-            rt.block_on(store.settle());
-        })
-    });
-    assert_eq!(notified.load(Ordering::Relaxed), rounds * 10_000, "every subscriber notified once per insert");
+    c.bench_function(
+        "fan-out: 1 insert -> 10k subscribers (100 evaluations)",
+        |bench| {
+            bench.iter(|| {
+                rounds += 1;
+                fan.insert(obj(json!({"tag": "x", "group": "none", "n": 0})))
+                    .expect("insert");
+                rt.block_on(store.settle());
+            })
+        },
+    );
+    assert_eq!(
+        notified.load(Ordering::Relaxed),
+        rounds * 10_000,
+        "every subscriber notified once per insert"
+    );
 }
 
 criterion_group!(store_benches, benches);

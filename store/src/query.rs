@@ -179,7 +179,7 @@ impl BucketReader<'_> {
 /// A defined query.
 #[derive(Clone)]
 pub(crate) enum QueryKind {
-    Declarative(QueryDefinition),
+    Declarative(Box<QueryDefinition>),
     Programmatic(QueryFn),
 }
 

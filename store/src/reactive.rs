@@ -126,7 +126,7 @@ impl Store {
                 .map_err(|e| StoreError::invalid_def(e.to_string()))?;
         }
         self.inner.data.read().bucket(&def.bucket)?;
-        self.define(name, QueryKind::Declarative(def))
+        self.define(name, QueryKind::Declarative(Box::new(def)))
     }
 
     /// Defines a programmatic query. The function must only read through its context
@@ -163,7 +163,7 @@ impl Store {
                     QueryKind::Programmatic(_) => QueryType::Programmatic,
                 },
                 config: match kind {
-                    QueryKind::Declarative(d) => Some(d.clone()),
+                    QueryKind::Declarative(d) => Some((**d).clone()),
                     QueryKind::Programmatic(_) => None,
                 },
                 active_subscriptions: reg.subs.values().filter(|(q, _)| q == name).count(),

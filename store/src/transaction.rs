@@ -240,7 +240,7 @@ impl TxBucket<'_, '_> {
             });
             let buffered = overlay.is_some_and(|o| {
                 o.iter()
-                    .any(|(k, s)| k != own_key && s.as_ref().is_some_and(|r| clash(r)))
+                    .any(|(k, s)| k != own_key && s.as_ref().is_some_and(&clash))
             });
             if committed || buffered {
                 return Err(StoreError::AlreadyExists {

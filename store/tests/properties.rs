@@ -18,16 +18,20 @@ fn small_value() -> impl Strategy<Value = Value> {
 }
 
 fn record() -> impl Strategy<Value = Map<String, Value>> {
-    (prop::option::of(small_value()), prop::option::of(small_value())).prop_map(|(x, y)| {
-        let mut m = Map::new();
-        if let Some(x) = x {
-            m.insert("x".into(), x);
-        }
-        if let Some(y) = y {
-            m.insert("y".into(), y);
-        }
-        m
-    })
+    (
+        prop::option::of(small_value()),
+        prop::option::of(small_value()),
+    )
+        .prop_map(|(x, y)| {
+            let mut m = Map::new();
+            if let Some(x) = x {
+                m.insert("x".into(), x);
+            }
+            if let Some(y) = y {
+                m.insert("y".into(), y);
+            }
+            m
+        })
 }
 
 #[derive(Debug, Clone)]
@@ -41,14 +45,29 @@ enum Cond {
 
 fn cond() -> impl Strategy<Value = Cond> {
     let field = prop::sample::select(vec!["x", "y"]);
-    let op = prop::sample::select(vec!["$eq", "$neq", "$gt", "$gte", "$lt", "$lte", "$contains", "$startsWith", "$endsWith"]);
+    let op = prop::sample::select(vec![
+        "$eq",
+        "$neq",
+        "$gt",
+        "$gte",
+        "$lt",
+        "$lte",
+        "$contains",
+        "$startsWith",
+        "$endsWith",
+    ]);
     prop_oneof![
         (field.clone(), small_value()).prop_map(|(f, v)| Cond::Eq(f, v)),
         (field.clone(), op, small_value()).prop_map(|(f, op, v)| {
-            let v = if matches!(op, "$contains" | "$startsWith" | "$endsWith") && !v.is_string() { json!("a") } else { v };
+            let v = if matches!(op, "$contains" | "$startsWith" | "$endsWith") && !v.is_string() {
+                json!("a")
+            } else {
+                v
+            };
             Cond::Op(f, op, v)
         }),
-        (field.clone(), prop::collection::vec(small_value(), 0..3)).prop_map(|(f, v)| Cond::In(f, v)),
+        (field.clone(), prop::collection::vec(small_value(), 0..3))
+            .prop_map(|(f, v)| Cond::In(f, v)),
         (field.clone(), any::<bool>()).prop_map(|(f, b)| Cond::Exists(f, b)),
         (field, small_value(), small_value()).prop_map(|(f, a, b)| Cond::Between(f, a, b)),
     ]
@@ -89,7 +108,8 @@ fn reference(c: &Cond, r: &Map<String, Value>) -> bool {
         Cond::In(f, vs) => vs.iter().any(|v| eq(r.get(*f), v)),
         Cond::Exists(f, b) => r.get(*f).is_some_and(|v| !v.is_null()) == *b,
         Cond::Between(f, lo, hi) => r.get(*f).is_some_and(|v| {
-            matches!(num_or_str_cmp(v, lo), Some(Greater | Equal)) && matches!(num_or_str_cmp(v, hi), Some(Less | Equal))
+            matches!(num_or_str_cmp(v, lo), Some(Greater | Equal))
+                && matches!(num_or_str_cmp(v, hi), Some(Less | Equal))
         }),
         Cond::Op(f, op, v) => {
             let x = r.get(*f);
