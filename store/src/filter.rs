@@ -80,14 +80,22 @@ fn compile_op(op: &str, v: &Value) -> StoreResult<Op> {
     })
 }
 
-fn compile_list(op: &str, v: &Value) -> StoreResult<Vec<Filter>> {
+/// Deepest `$or` / `$and` nesting accepted (filters come from clients).
+const MAX_FILTER_DEPTH: usize = 32;
+
+fn compile_list(op: &str, v: &Value, depth: usize) -> StoreResult<Vec<Filter>> {
+    if depth >= MAX_FILTER_DEPTH {
+        return Err(StoreError::invalid_arg(format!(
+            "filter nested deeper than {MAX_FILTER_DEPTH} levels"
+        )));
+    }
     let items = v
         .as_array()
         .ok_or_else(|| StoreError::invalid_arg(format!("{op} expects an array of filters")))?;
     items
         .iter()
         .map(|f| match f.as_object() {
-            Some(obj) => Filter::compile(obj),
+            Some(obj) => Filter::compile_at(obj, depth + 1),
             None => Err(StoreError::invalid_arg(format!(
                 "{op} expects an array of filters"
             ))),
@@ -98,11 +106,15 @@ fn compile_list(op: &str, v: &Value) -> StoreResult<Vec<Filter>> {
 impl Filter {
     /// Compiles a JSON filter object.
     pub fn compile(filter: &Map<String, Value>) -> StoreResult<Filter> {
+        Filter::compile_at(filter, 0)
+    }
+
+    fn compile_at(filter: &Map<String, Value>, depth: usize) -> StoreResult<Filter> {
         let mut conds = Vec::with_capacity(filter.len());
         for (key, v) in filter {
             match key.as_str() {
-                "$or" => conds.push(Cond::Or(compile_list(key, v)?)),
-                "$and" => conds.push(Cond::And(compile_list(key, v)?)),
+                "$or" => conds.push(Cond::Or(compile_list(key, v, depth)?)),
+                "$and" => conds.push(Cond::And(compile_list(key, v, depth)?)),
                 k if k.starts_with('$') => {
                     return Err(StoreError::invalid_arg(format!("unknown operator \"{k}\"")));
                 }

@@ -28,6 +28,13 @@ pub(crate) struct Schema {
     pub fields: Vec<(String, Field)>,
 }
 
+/// Deepest nesting of `properties` / `items` a schema may have.
+const MAX_NESTING_DEPTH: usize = 10;
+
+fn depth_of(path: &str) -> usize {
+    path.matches(['.', '[']).count()
+}
+
 fn compile_field(path: &str, raw: &Value) -> StoreResult<Field> {
     let def: FieldDef = serde_json::from_value(raw.clone())
         .map_err(|e| StoreError::invalid_def(format!("field \"{path}\": {e}")))?;
@@ -35,6 +42,11 @@ fn compile_field(path: &str, raw: &Value) -> StoreResult<Field> {
 }
 
 fn compile_def(path: &str, def: FieldDef) -> StoreResult<Field> {
+    if depth_of(path) > MAX_NESTING_DEPTH {
+        return Err(StoreError::invalid_def(format!(
+            "field \"{path}\": schema nested deeper than {MAX_NESTING_DEPTH} levels"
+        )));
+    }
     let regex = match &def.pattern {
         Some(p) => Some(Regex::new(p).map_err(|_| {
             StoreError::invalid_def(format!("field \"{path}\": invalid pattern \"{p}\""))
@@ -152,14 +164,17 @@ fn validate_value(field: &Field, v: &Value, path: &str, issues: &mut Vec<Validat
         let msg = if def.field_type == FieldType::Date && v.is_string() {
             "Expected a valid ISO-8601 date".to_owned()
         } else {
-            format!("Expected type \"{expected}\", got \"{}\"", type_name(v))
+            format!("Expected type \"{expected}\", got {}", type_name(v))
         };
         issue(issues, path, "type", msg);
         return;
     }
     if let Some(allowed) = &def.enum_values {
         if !allowed.iter().any(|a| crate::value::json_eq(a, v)) {
-            let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+            let list: Vec<String> = allowed
+                .iter()
+                .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_owned))
+                .collect();
             issue(
                 issues,
                 path,
@@ -196,7 +211,7 @@ fn validate_value(field: &Field, v: &Value, path: &str, issues: &mut Vec<Validat
                     issues,
                     path,
                     "pattern",
-                    format!("Value must match pattern {}", re.as_str()),
+                    format!("Value must match pattern \"{}\"", re.as_str()),
                 );
             }
         }
@@ -228,13 +243,9 @@ fn validate_value(field: &Field, v: &Value, path: &str, issues: &mut Vec<Validat
     }
     if let (Some(item), Some(arr)) = (&field.items, v.as_array()) {
         for (i, el) in arr.iter().enumerate() {
-            let p = format!("{path}[{i}]");
-            if el.is_null() {
-                if item.def.required {
-                    issue(issues, &p, "required", "Field is required".to_owned());
-                }
-            } else {
-                validate_value(item, el, &p, issues);
+            // Null elements are skipped, like absent optional fields.
+            if !el.is_null() {
+                validate_value(item, el, &format!("{path}[{i}]"), issues);
             }
         }
     }
@@ -378,7 +389,8 @@ pub(crate) fn prepare_insert(
     Ok(record)
 }
 
-/// Merges `patch` into `existing` (key and metadata untouched), validates, bumps the version.
+/// Merges `patch` into `existing` (key, generated fields and metadata untouched),
+/// validates, bumps the version.
 pub(crate) fn prepare_update(
     bucket: &str,
     schema: &Schema,
@@ -389,7 +401,8 @@ pub(crate) fn prepare_update(
 ) -> StoreResult<Record> {
     let mut record = existing.clone();
     for (k, v) in patch {
-        if k == key || META_FIELDS.contains(&k.as_str()) {
+        let generated = schema.field(k).is_some_and(|f| f.def.generated.is_some());
+        if k == key || generated || META_FIELDS.contains(&k.as_str()) {
             continue;
         }
         record.insert(k.clone(), v.clone());
