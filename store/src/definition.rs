@@ -334,3 +334,41 @@ impl QueryDefinition {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_forms() {
+        let ms = |t: Ttl| t.as_ms();
+        assert_eq!(ms(Ttl::Ms(1500)), Ok(1500));
+        assert_eq!(ms(Ttl::Text("500ms".into())), Ok(500));
+        assert_eq!(ms(Ttl::Text("30s".into())), Ok(30_000));
+        assert_eq!(ms(Ttl::Text("15m".into())), Ok(900_000));
+        assert_eq!(ms(Ttl::Text("1h".into())), Ok(3_600_000));
+        assert_eq!(ms(Ttl::Text("7d".into())), Ok(604_800_000));
+        for bad in ["", "h", "1w", "-1s", "99999999999999999999d"] {
+            assert!(ms(Ttl::Text(bad.into())).is_err(), "{bad}");
+        }
+        assert!(ms(Ttl::Ms(0)).is_err());
+    }
+
+    #[test]
+    fn update_ttl_null_means_remove() {
+        let u: BucketUpdate = serde_json::from_str(r#"{"ttl": null}"#).unwrap();
+        assert_eq!(u.ttl, Some(None));
+        let u: BucketUpdate = serde_json::from_str(r#"{}"#).unwrap();
+        assert_eq!(u.ttl, None);
+        let u: BucketUpdate = serde_json::from_str(r#"{"ttl": "1h"}"#).unwrap();
+        assert_eq!(u.ttl, Some(Some(Ttl::Text("1h".into()))));
+    }
+
+    #[test]
+    fn query_definition_round_trip() {
+        let v = serde_json::json!({"bucket": "b", "filter": {"a": 1}, "sort": {"a": "desc", "b": "asc"},
+            "limit": 5, "offset": 1, "fields": ["a"], "aggregate": {"function": "sum", "field": "a", "groupBy": ["c"]}});
+        let q = QueryDefinition::from_json(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&q).unwrap(), v);
+    }
+}

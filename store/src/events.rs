@@ -191,3 +191,25 @@ impl crate::store::Store {
         self.inner.feed.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::topic_matches;
+
+    #[test]
+    fn wildcards() {
+        assert!(topic_matches("bucket.*.*", "bucket.users.inserted"));
+        assert!(topic_matches(
+            "bucket.users.inserted",
+            "bucket.users.inserted"
+        ));
+        assert!(topic_matches("bucket.**", "bucket.users.deleted"));
+        assert!(topic_matches("*", "bucket.users.deleted"));
+        assert!(!topic_matches(
+            "bucket.users.inserted",
+            "bucket.users.updated"
+        ));
+        assert!(!topic_matches("bucket.*", "bucket.users.updated"));
+        assert!(!topic_matches("bucket.*.*.*", "bucket.users.updated"));
+    }
+}

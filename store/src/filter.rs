@@ -246,3 +246,32 @@ fn placeholder(s: &str) -> Option<&str> {
     let name = inner.strip_prefix("params.")?;
     (!name.is_empty() && !name.contains(char::is_whitespace)).then_some(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn interpolation_is_exact_and_recursive() {
+        let params = json!({"x": 5, "s": "hi"});
+        let f = json!({"a": "{{ params.x }}", "b": {"$in": ["{{params.s}}", 1]}, "c": "x {{ params.x }}",
+            "$or": [{"d": "{{ params.missing }}"}]});
+        assert_eq!(
+            interpolate(&f, &params),
+            json!({"a": 5, "b": {"$in": ["hi", 1]}, "c": "x {{ params.x }}", "$or": [{"d": null}]})
+        );
+    }
+
+    #[test]
+    fn equality_hints_skip_null_and_objects() {
+        let f = Filter::compile(
+            json!({"a": 1, "b": null, "c": {"x": 1}, "d": {"$in": ["p", "q"]}})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let hints: Vec<&str> = f.equality_hints().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(hints, ["a", "d"]);
+    }
+}

@@ -423,3 +423,37 @@ pub(crate) fn prepare_update(
     record.insert("_updatedAt".into(), Value::from(now));
     Ok(record)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert!(is_iso_date("2024-02-29"));
+        assert!(is_iso_date("2024-02-29T10:20:30.123Z"));
+        assert!(is_iso_date("2024-02-29T10:20+02:00"));
+        assert!(!is_iso_date("2024-2-29"));
+        assert!(!is_iso_date("2024-02-29T25:00"));
+        assert!(
+            is_email("a.b@c.io") && !is_email("a@b") && !is_email("@b.io") && !is_email("a b@c.io")
+        );
+        assert!(
+            is_url("http://x")
+                && is_url("https://x.io/p?q")
+                && !is_url("ftp://x")
+                && !is_url("https://")
+        );
+    }
+
+    #[test]
+    fn cuids_are_distinct_and_prefixed() {
+        let g = Generators::default();
+        let a = g.generate(Generated::Cuid, 1);
+        let b = g.generate(Generated::Cuid, 1);
+        assert_ne!(a, b);
+        assert!(a.as_str().is_some_and(|s| s.starts_with('c') && s.chars().all(|c| c.is_ascii_alphanumeric())));
+        assert_eq!(base36(35), "z");
+        assert_eq!(base36(36), "10");
+    }
+}

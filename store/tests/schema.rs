@@ -357,8 +357,15 @@ async fn stats_shape() {
 async fn issue_messages_are_exact() {
     let s = store();
     define(&s, "t", full_schema());
-    let err = s.bucket("t").insert(o(json!({"name": 5, "role": "root", "code": "x1", "age": 1.5e3, "tags": [null, "abcd"]}))).unwrap_err();
-    let StoreError::Validation { issues, .. } = err else { panic!("validation expected") };
+    let err = s
+        .bucket("t")
+        .insert(o(
+            json!({"name": 5, "role": "root", "code": "x1", "age": 1.5e3, "tags": [null, "abcd"]}),
+        ))
+        .unwrap_err();
+    let StoreError::Validation { issues, .. } = err else {
+        panic!("validation expected")
+    };
     let msgs: Vec<(String, String)> = issues.into_iter().map(|i| (i.field, i.message)).collect();
     let want = [
         ("name", "Expected type \"string\", got number"),
@@ -367,7 +374,12 @@ async fn issue_messages_are_exact() {
         ("role", "Value must be one of: admin, user"),
         ("tags[1]", "Maximum length is 3"),
     ];
-    assert_eq!(msgs, want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>());
+    assert_eq!(
+        msgs,
+        want.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -375,14 +387,23 @@ async fn update_ignores_generated_fields_and_deep_schemas_are_rejected() {
     let s = store();
     define(&s, "t", full_schema());
     let r = s.bucket("t").insert(o(json!({"name": "Ann"}))).unwrap();
-    let u = s.bucket("t").update(&r["id"], o(json!({"id": "other", "name": "Bo"}))).unwrap();
+    let u = s
+        .bucket("t")
+        .update(&r["id"], o(json!({"id": "other", "name": "Bo"})))
+        .unwrap();
     assert_eq!(u["id"], r["id"]);
     let mut nested = json!({"type": "string"});
     for _ in 0..12 {
         nested = json!({"type": "object", "properties": {"x": nested}});
     }
-    let def = BucketDefinition::from_json(json!({"key": "id", "schema": {"id": {"type": "string"}, "deep": nested}})).unwrap();
-    assert!(matches!(s.define_bucket("deep", def), Err(StoreError::InvalidDefinition { .. })));
+    let def = BucketDefinition::from_json(
+        json!({"key": "id", "schema": {"id": {"type": "string"}, "deep": nested}}),
+    )
+    .unwrap();
+    assert!(matches!(
+        s.define_bucket("deep", def),
+        Err(StoreError::InvalidDefinition { .. })
+    ));
     let mut filter = json!({"a": 1});
     for _ in 0..40 {
         filter = json!({"$or": [filter]});
