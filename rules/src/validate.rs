@@ -161,6 +161,15 @@ impl Validator {
         }
     }
 
+    /// A duration that may also be computed at run time (`{ref}` or a `${...}` string).
+    fn action_duration(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+        match o.get(field) {
+            Some(Value::String(s)) if s.contains("${") => {}
+            Some(v) if v.get("ref").is_some_and(Value::is_string) => {}
+            _ => self.duration(o, path, field),
+        }
+    }
+
     fn duration(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
         match o.get(field) {
             None | Some(Value::Null) => self.err(
@@ -516,7 +525,7 @@ impl Validator {
                             return;
                         };
                         self.string(to, &tp, "name");
-                        self.duration(to, &tp, "duration");
+                        self.action_duration(to, &tp, "duration");
                         let ep = join(&tp, "onExpire");
                         match to.get("onExpire") {
                             None | Some(Value::Null) => {
@@ -531,7 +540,7 @@ impl Validator {
                         if let Some(r) = to.get("repeat") {
                             let rp = join(&tp, "repeat");
                             if let Some(ro) = self.object(r, &rp, "repeat") {
-                                self.duration(ro, &rp, "interval");
+                                self.action_duration(ro, &rp, "interval");
                                 if let Some(mc) = ro.get("maxCount")
                                     && !mc.is_u64()
                                 {
