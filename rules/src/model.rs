@@ -116,7 +116,7 @@ pub enum Trigger {
     /// A complex-event pattern over time.
     Temporal {
         /// The pattern.
-        pattern: TemporalPattern,
+        pattern: Box<TemporalPattern>,
     },
 }
 

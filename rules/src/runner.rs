@@ -498,9 +498,9 @@ pub(crate) fn check_topic(topic: &str) -> Result<(), String> {
 /// The pattern of a rule when it is an absence pattern (for expired waits).
 pub(crate) fn absence_pattern(rule: &Rule) -> Option<&TemporalPattern> {
     match &rule.input.trigger {
-        Trigger::Temporal {
-            pattern: p @ TemporalPattern::Absence { .. },
-        } => Some(p),
+        Trigger::Temporal { pattern } if matches!(**pattern, TemporalPattern::Absence { .. }) => {
+            Some(pattern)
+        }
         _ => None,
     }
 }

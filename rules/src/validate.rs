@@ -605,7 +605,7 @@ impl Validator {
                 let body = self.array(o, path, "actions", true);
                 self.actions(body, &join(path, "actions"), depth + 1);
                 if let Some(m) = o.get("maxIterations")
-                    && !m.as_u64().is_some_and(|n| n > 0)
+                    && m.as_u64().is_none_or(|n| n == 0)
                 {
                     self.err(
                         join(path, "maxIterations"),

@@ -10,19 +10,39 @@ use serde_json::json;
 fn facts_are_versioned_queried_and_deleted() {
     let (engine, _) = engine();
     let f = engine.set_fact("user:1:name", json!("Ann")).unwrap();
-    assert_eq!((f.version, f.source.as_str(), f.timestamp), (1, "api", 1_000_000));
-    assert_eq!(engine.set_fact("user:1:name", json!("Anna")).unwrap().version, 2);
+    assert_eq!(
+        (f.version, f.source.as_str(), f.timestamp),
+        (1, "api", 1_000_000)
+    );
+    assert_eq!(
+        engine
+            .set_fact("user:1:name", json!("Anna"))
+            .unwrap()
+            .version,
+        2
+    );
     engine.set_fact("user:2:name", json!("Bob")).unwrap();
     engine.set_fact("user:2", json!({"x": 1})).unwrap();
-    let keys: Vec<String> = engine.query_facts("user:*:name").unwrap().into_iter().map(|f| f.key).collect();
+    let keys: Vec<String> = engine
+        .query_facts("user:*:name")
+        .unwrap()
+        .into_iter()
+        .map(|f| f.key)
+        .collect();
     assert_eq!(keys, ["user:1:name", "user:2:name"]);
     assert_eq!(engine.query_facts("user:*").unwrap().len(), 1);
     assert_eq!(engine.get_fact("user:1:name"), Some(json!("Anna")));
     assert!(engine.delete_fact("user:2"));
     assert!(!engine.delete_fact("user:2"));
     assert_eq!(engine.get_all_facts().len(), 2);
-    assert!(matches!(engine.set_fact("user:*", json!(1)), Err(RulesError::InvalidPattern { .. })));
-    assert!(matches!(engine.query_facts("a::b"), Err(RulesError::InvalidPattern { .. })));
+    assert!(matches!(
+        engine.set_fact("user:*", json!(1)),
+        Err(RulesError::InvalidPattern { .. })
+    ));
+    assert!(matches!(
+        engine.query_facts("a::b"),
+        Err(RulesError::InvalidPattern { .. })
+    ));
     let json = serde_json::to_value(engine.query_facts("user:1:name").unwrap()).unwrap();
     assert_eq!(json, json!([{"key": "user:1:name", "value": "Anna"}]));
 }
@@ -45,7 +65,10 @@ fn emit_returns_the_event_and_subscribers_get_matching_ones() {
     let json = serde_json::to_value(&e).unwrap();
     assert_eq!(json["data"], json!({"id": 1}));
     assert!(json.get("correlationId").is_none());
-    assert!(matches!(engine.emit("order.*", json!({})), Err(RulesError::InvalidPattern { .. })));
+    assert!(matches!(
+        engine.emit("order.*", json!({})),
+        Err(RulesError::InvalidPattern { .. })
+    ));
 }
 
 #[test]
@@ -59,17 +82,21 @@ fn unsubscribe_stops_delivery() {
     assert!(!engine.unsubscribe(id));
     engine.emit("a.b", json!({})).unwrap();
     assert_eq!(*seen.lock(), 1);
-    assert!(matches!(engine.subscribe("", |_| {}), Err(RulesError::InvalidPattern { .. })));
+    assert!(matches!(
+        engine.subscribe("", |_| {}),
+        Err(RulesError::InvalidPattern { .. })
+    ));
 }
 
 #[test]
 fn subscriber_may_call_the_engine_because_no_lock_is_held() {
     let (engine, _) = engine();
     let e2 = engine.clone();
-    engine.subscribe("ping", move |_| {
-        e2.set_fact("seen:ping", json!(true)).unwrap();
-    })
-    .unwrap();
+    engine
+        .subscribe("ping", move |_| {
+            e2.set_fact("seen:ping", json!(true)).unwrap();
+        })
+        .unwrap();
     engine.emit("ping", json!({})).unwrap();
     assert_eq!(engine.get_fact("seen:ping"), Some(json!(true)));
 }
@@ -77,15 +104,26 @@ fn subscriber_may_call_the_engine_because_no_lock_is_held() {
 #[test]
 fn rule_events_carry_correlation_and_causation() {
     let (engine, _) = engine();
-    register(&engine, on_event("r", "order.created", json!([]),
-        json!([{"type": "emit_event", "topic": "order.ack", "data": {"orderId": {"ref": "event.id"}}}])));
+    register(
+        &engine,
+        on_event(
+            "r",
+            "order.created",
+            json!([]),
+            json!([{"type": "emit_event", "topic": "order.ack", "data": {"orderId": {"ref": "event.id"}}}]),
+        ),
+    );
     let acks = record(&engine, "order.ack");
     let e = engine
-        .emit_with("order.created", json!({"id": 9}), EmitOptions {
-            source: Some("store".into()),
-            correlation_id: Some("corr-1".into()),
-            causation_id: None,
-        })
+        .emit_with(
+            "order.created",
+            json!({"id": 9}),
+            EmitOptions {
+                source: Some("store".into()),
+                correlation_id: Some("corr-1".into()),
+                causation_id: None,
+            },
+        )
         .unwrap();
     let acks = acks.lock();
     assert_eq!(acks.len(), 1);
@@ -102,12 +140,17 @@ fn rule_management_lifecycle() {
         "trigger": {"type": "event", "topic": "x"},
         "actions": [{"type": "set_fact", "key": "hit", "value": 1}]});
     let r = engine.register_rule(&rule).unwrap();
-    assert_eq!((r.version, r.created_at, r.updated_at), (1, 1_000_000, 1_000_000));
+    assert_eq!(
+        (r.version, r.created_at, r.updated_at),
+        (1, 1_000_000, 1_000_000)
+    );
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["id"], "r1");
     assert_eq!(json["createdAt"], 1_000_000);
     assert_eq!(json["trigger"]["topic"], "x");
-    assert!(matches!(engine.register_rule(&rule), Err(RulesError::AlreadyExists(id)) if id == "r1"));
+    assert!(
+        matches!(engine.register_rule(&rule), Err(RulesError::AlreadyExists(id)) if id == "r1")
+    );
 
     engine.disable_rule("r1").unwrap();
     engine.emit("x", json!({})).unwrap();
@@ -117,9 +160,17 @@ fn rule_management_lifecycle() {
     assert_eq!(engine.get_fact("hit"), Some(json!(1)));
 
     clock.advance(500);
-    let updated = engine.update_rule("r1", &json!({"name": "Uno", "id": "ignored",
-        "actions": [{"type": "set_fact", "key": "hit", "value": 2}]})).unwrap();
-    assert_eq!((updated.version, updated.updated_at, updated.created_at), (2, 1_000_500, 1_000_000));
+    let updated = engine
+        .update_rule(
+            "r1",
+            &json!({"name": "Uno", "id": "ignored",
+        "actions": [{"type": "set_fact", "key": "hit", "value": 2}]}),
+        )
+        .unwrap();
+    assert_eq!(
+        (updated.version, updated.updated_at, updated.created_at),
+        (2, 1_000_500, 1_000_000)
+    );
     assert_eq!(updated.input.id, "r1");
     engine.emit("x", json!({})).unwrap();
     assert_eq!(engine.get_fact("hit"), Some(json!(2)));
@@ -129,14 +180,23 @@ fn rule_management_lifecycle() {
     }
 
     let list = serde_json::to_value(engine.get_rules()).unwrap();
-    assert_eq!(list, json!([{"id": "r1", "name": "Uno", "enabled": true, "priority": 5, "version": 2,
-        "tags": ["a"], "group": "g"}]));
+    assert_eq!(
+        list,
+        json!([{"id": "r1", "name": "Uno", "enabled": true, "priority": 5, "version": 2,
+        "tags": ["a"], "group": "g"}])
+    );
     assert_eq!(engine.get_rule("r1").unwrap().input.name, "Uno");
     engine.unregister_rule("r1").unwrap();
-    for result in [engine.unregister_rule("r1"), engine.get_rule("r1").map(|_| ()), engine.enable_rule("r1").map(|_| ()),
-        engine.update_rule("r1", &json!({})).map(|_| ())]
-    {
-        assert!(matches!(result, Err(RulesError::NotFound { kind: "rule", .. })), "{result:?}");
+    for result in [
+        engine.unregister_rule("r1"),
+        engine.get_rule("r1").map(|_| ()),
+        engine.enable_rule("r1").map(|_| ()),
+        engine.update_rule("r1", &json!({})).map(|_| ()),
+    ] {
+        assert!(
+            matches!(result, Err(RulesError::NotFound { kind: "rule", .. })),
+            "{result:?}"
+        );
     }
 }
 
@@ -154,17 +214,27 @@ fn register_rejects_invalid_rules_with_paths() {
     }
     let report = serde_json::to_value(engine.validate_rule(&json!({"id": "r"}))).unwrap();
     assert_eq!(report["valid"], false);
-    assert_eq!(report["errors"][0], json!({"path": "name", "message": "Required field \"name\" is missing"}));
-    assert_eq!(engine.validate_rule(&common::on_event("r", "a", json!([]), json!([]))).valid, true);
+    assert_eq!(
+        report["errors"][0],
+        json!({"path": "name", "message": "Required field \"name\" is missing"})
+    );
+    assert!(
+        engine
+            .validate_rule(&common::on_event("r", "a", json!([]), json!([])))
+            .valid
+    );
 }
 
 #[test]
 fn rules_run_in_priority_order() {
     let (engine, _) = engine();
     for (id, priority) in [("low", 1), ("high", 10), ("mid", 5)] {
-        register(&engine, json!({"id": id, "name": id, "priority": priority,
+        register(
+            &engine,
+            json!({"id": id, "name": id, "priority": priority,
             "trigger": {"type": "event", "topic": "go"},
-            "actions": [{"type": "emit_event", "topic": format!("ran.{id}"), "data": {}}]}));
+            "actions": [{"type": "emit_event", "topic": format!("ran.{id}"), "data": {}}]}),
+        );
     }
     let ran = record(&engine, "ran.*");
     engine.emit("go", json!({})).unwrap();
@@ -174,22 +244,40 @@ fn rules_run_in_priority_order() {
 #[test]
 fn fact_triggers_fire_on_set_and_delete_and_chain() {
     let (engine, _) = engine();
-    register(&engine, json!({"id": "tier", "name": "tier", "trigger": {"type": "fact", "pattern": "customer:*:spent"},
+    register(
+        &engine,
+        json!({"id": "tier", "name": "tier", "trigger": {"type": "fact", "pattern": "customer:*:spent"},
         "conditions": [{"source": {"type": "event", "field": "value"}, "operator": "gt", "value": 1000}],
-        "actions": [{"type": "set_fact", "key": "${event.key}:tier", "value": "gold"}]}));
-    register(&engine, json!({"id": "gold", "name": "gold", "trigger": {"type": "fact", "pattern": "customer:*:spent:tier"},
+        "actions": [{"type": "set_fact", "key": "${event.key}:tier", "value": "gold"}]}),
+    );
+    register(
+        &engine,
+        json!({"id": "gold", "name": "gold", "trigger": {"type": "fact", "pattern": "customer:*:spent:tier"},
         "actions": [{"type": "emit_event", "topic": "customer.gold", "data": {"key": {"ref": "event.key"},
-            "deleted": {"ref": "event.deleted"}}}]}));
+            "deleted": {"ref": "event.deleted"}}}]}),
+    );
     let gold = record(&engine, "customer.gold");
     engine.set_fact("customer:1:spent", json!(500)).unwrap();
     assert_eq!(engine.get_fact("customer:1:spent:tier"), None);
     engine.set_fact("customer:1:spent", json!(1500)).unwrap();
-    assert_eq!(engine.get_fact("customer:1:spent:tier"), Some(json!("gold")));
-    assert_eq!(engine.get_fact_record("customer:1:spent:tier").unwrap().source, "rule:tier");
+    assert_eq!(
+        engine.get_fact("customer:1:spent:tier"),
+        Some(json!("gold"))
+    );
+    assert_eq!(
+        engine
+            .get_fact_record("customer:1:spent:tier")
+            .unwrap()
+            .source,
+        "rule:tier"
+    );
     assert!(engine.delete_fact("customer:1:spent:tier"));
     let gold = gold.lock();
     assert_eq!(gold.len(), 2);
-    assert_eq!(gold[0].data, json!({"key": "customer:1:spent:tier", "deleted": false}));
+    assert_eq!(
+        gold[0].data,
+        json!({"key": "customer:1:spent:tier", "deleted": false})
+    );
     assert_eq!(gold[1].data["deleted"], true);
 }
 
@@ -201,10 +289,18 @@ fn self_triggering_rule_stops_at_the_depth_bound() {
         clock: std::sync::Arc::new(clock),
         ..Default::default()
     });
-    register(&engine, on_event("loop", "ping", json!([]), json!([
-        {"type": "set_fact", "key": "count", "value": {"ref": "event.n"}},
-        {"type": "emit_event", "topic": "ping", "data": {"n": {"ref": "event.n"}}}
-    ])));
+    register(
+        &engine,
+        on_event(
+            "loop",
+            "ping",
+            json!([]),
+            json!([
+                {"type": "set_fact", "key": "count", "value": {"ref": "event.n"}},
+                {"type": "emit_event", "topic": "ping", "data": {"n": {"ref": "event.n"}}}
+            ]),
+        ),
+    );
     let pings = record(&engine, "ping");
     engine.emit("ping", json!({"n": 1})).unwrap();
     // The client event (depth 0) and one rule event per generation up to the bound.
@@ -214,11 +310,23 @@ fn self_triggering_rule_stops_at_the_depth_bound() {
 
 #[test]
 fn fan_out_is_bounded_by_the_work_limit() {
-    let engine = RuleEngine::new(EngineConfig { max_chain_depth: 50, max_work_per_input: 100, ..Default::default() });
-    register(&engine, on_event("fan", "f", json!([]), json!([
-        {"type": "emit_event", "topic": "f", "data": {}},
-        {"type": "emit_event", "topic": "f", "data": {}}
-    ])));
+    let engine = RuleEngine::new(EngineConfig {
+        max_chain_depth: 50,
+        max_work_per_input: 100,
+        ..Default::default()
+    });
+    register(
+        &engine,
+        on_event(
+            "fan",
+            "f",
+            json!([]),
+            json!([
+                {"type": "emit_event", "topic": "f", "data": {}},
+                {"type": "emit_event", "topic": "f", "data": {}}
+            ]),
+        ),
+    );
     let seen = record(&engine, "f");
     engine.emit("f", json!({})).unwrap();
     assert_eq!(seen.lock().len(), 100);
@@ -227,13 +335,24 @@ fn fan_out_is_bounded_by_the_work_limit() {
 #[test]
 fn a_failing_action_stops_only_its_own_rule() {
     let (engine, _) = engine();
-    register(&engine, json!({"id": "bad", "name": "bad", "priority": 10, "trigger": {"type": "event", "topic": "go"},
+    register(
+        &engine,
+        json!({"id": "bad", "name": "bad", "priority": 10, "trigger": {"type": "event", "topic": "go"},
         "actions": [
             {"type": "set_fact", "key": "bad:before", "value": true},
             {"type": "for_each", "collection": {"ref": "event.notAList"}, "as": "x", "actions": []},
             {"type": "set_fact", "key": "bad:after", "value": true}
-        ]}));
-    register(&engine, on_event("good", "go", json!([]), json!([{"type": "set_fact", "key": "good", "value": true}])));
+        ]}),
+    );
+    register(
+        &engine,
+        on_event(
+            "good",
+            "go",
+            json!([]),
+            json!([{"type": "set_fact", "key": "good", "value": true}]),
+        ),
+    );
     engine.emit("go", json!({"notAList": 3})).unwrap();
     assert_eq!(engine.get_fact("bad:before"), Some(json!(true)));
     assert_eq!(engine.get_fact("bad:after"), None);
@@ -247,7 +366,15 @@ fn a_failing_action_stops_only_its_own_rule() {
 #[test]
 fn stats_are_camel_case_and_count() {
     let (engine, _) = engine();
-    register(&engine, on_event("r", "a", json!([]), json!([{"type": "emit_event", "topic": "b", "data": {}}])));
+    register(
+        &engine,
+        on_event(
+            "r",
+            "a",
+            json!([]),
+            json!([{"type": "emit_event", "topic": "b", "data": {}}]),
+        ),
+    );
     engine.set_fact("k", json!(1)).unwrap();
     engine.emit("a", json!({})).unwrap();
     let stats = serde_json::to_value(engine.stats()).unwrap();
@@ -262,8 +389,15 @@ fn stats_are_camel_case_and_count() {
 #[test]
 fn engine_is_usable_from_many_threads() {
     let (engine, _) = engine();
-    register(&engine, on_event("count", "hit", json!([]),
-        json!([{"type": "emit_event", "topic": "counted", "data": {}}])));
+    register(
+        &engine,
+        on_event(
+            "count",
+            "hit",
+            json!([]),
+            json!([{"type": "emit_event", "topic": "counted", "data": {}}]),
+        ),
+    );
     let counted = record(&engine, "counted");
     let handles: Vec<_> = (0..4)
         .map(|_| {

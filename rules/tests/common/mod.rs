@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 /// An engine on a manual clock starting at 1_000_000 ms.
 pub fn engine() -> (RuleEngine, ManualClock) {
     let clock = ManualClock::new(1_000_000);
-    let engine = RuleEngine::new(EngineConfig { clock: Arc::new(clock.clone()), ..Default::default() });
+    let engine = RuleEngine::new(EngineConfig {
+        clock: Arc::new(clock.clone()),
+        ..Default::default()
+    });
     (engine, clock)
 }
 
@@ -18,7 +21,9 @@ pub fn engine() -> (RuleEngine, ManualClock) {
 pub fn record(engine: &RuleEngine, pattern: &str) -> Arc<Mutex<Vec<Event>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
-    engine.subscribe(pattern, move |e: &Event| sink.lock().push(e.clone())).expect("subscribe");
+    engine
+        .subscribe(pattern, move |e: &Event| sink.lock().push(e.clone()))
+        .expect("subscribe");
     seen
 }
 
