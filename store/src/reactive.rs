@@ -51,7 +51,29 @@ impl Sink {
     }
 }
 
+/// `(query name, canonical params text)`.
 type EvalKey = (String, String);
+
+/// JSON text with object keys sorted, so `{a, b}` and `{b, a}` share one evaluation.
+fn canonical(v: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(v).to_string()
+}
 
 struct Evaluation {
     params: Value,
@@ -196,7 +218,7 @@ impl Store {
             .ok_or_else(|| StoreError::QueryNotDefined {
                 name: name.to_owned(),
             })?;
-        let key = (name.to_owned(), params.to_string());
+        let key = (name.to_owned(), canonical(&params));
         let last = match reg.evals.get(&key) {
             Some(ev) => ev.last.clone(),
             None => {
@@ -337,8 +359,6 @@ fn process(inner: &Inner, batches: &[Batch]) {
         }
     }
     let touched_buckets: HashSet<&str> = touched.iter().map(|(b, _)| b.as_str()).collect();
-    let data = inner.data.read();
-    let now = inner.now();
     let work: Vec<(EvalKey, QueryKind, Value)> = {
         let reg = inner.reactive.lock();
         reg.evals
@@ -362,18 +382,24 @@ fn process(inner: &Inner, batches: &[Batch]) {
     if work.is_empty() {
         return;
     }
-    let results: Vec<(EvalKey, StoreResult<(Value, Deps)>)> =
-        work.into_iter()
-            .map(|(k, q, p)| {
-                let r = catch_unwind(AssertUnwindSafe(|| evaluate(&q, &p, &data, now)))
-                    .unwrap_or_else(|_| {
-                        Err(StoreError::Internal {
-                            message: "query panicked".into(),
-                        })
-                    });
-                (k, r)
-            })
-            .collect();
+    // Each evaluation takes the read lock on its own, so a long list of re-evaluations
+    // never holds writers (and the readers queued behind them) for its whole duration.
+    // Every evaluation still sees whole commits only.
+    let results: Vec<(EvalKey, StoreResult<(Value, Deps)>)> = work
+        .into_iter()
+        .map(|(k, q, p)| {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                let data = inner.data.read();
+                evaluate(&q, &p, &data, inner.now())
+            }))
+            .unwrap_or_else(|_| {
+                Err(StoreError::Internal {
+                    message: "query panicked".into(),
+                })
+            });
+            (k, r)
+        })
+        .collect();
     let mut deliveries: Vec<(Arc<QueryResult>, Vec<Sink>)> = Vec::new();
     {
         let mut reg = inner.reactive.lock();
@@ -396,7 +422,6 @@ fn process(inner: &Inner, batches: &[Batch]) {
             }
         }
     }
-    drop(data);
     for (result, sinks) in deliveries {
         for sink in sinks {
             sink.deliver(&result);
