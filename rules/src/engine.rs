@@ -95,7 +95,6 @@ impl Default for RuleEngine {
 /// Bound on the yields of [`RuleEngine::settle`] (each lets due timers run).
 const MAX_SETTLE_ROUNDS: usize = 100_000;
 
-/// Upper bound of `limit` arguments the engine accepts; keeps the API total.
 fn invalid(pattern: &str, message: String) -> RulesError {
     RulesError::InvalidPattern {
         pattern: pattern.to_string(),

@@ -103,14 +103,16 @@ pub enum Trigger {
         /// Topic pattern.
         topic: String,
     },
-    /// A fact whose key matches the pattern was set or deleted.
+    /// A fact whose key matches the pattern was set or deleted. The rule sees
+    /// `event.key`, `event.value`, `event.previousValue` and `event.deleted`.
     Fact {
         /// Fact pattern.
         pattern: String,
     },
-    /// A timer of this name expired.
+    /// A timer of this name expired (`*` matches one `:` segment of the name). The rule sees
+    /// the timer's `onExpire.data` as `event.*` and the name as `context.timerName`.
     Timer {
-        /// Timer name.
+        /// Timer name or pattern.
         name: String,
     },
     /// A complex-event pattern over time.

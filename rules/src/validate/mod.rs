@@ -7,6 +7,10 @@ use serde_json::{Map, Value};
 use crate::error::RuleValidationError;
 use crate::pattern::{check_fact_pattern, check_topic_pattern, parse_duration_ms};
 
+mod actions;
+#[cfg(test)]
+mod tests;
+
 /// Result of [`validate_rule`]: `{valid, errors}` (the `rules.validateRule` result).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ValidationReport {
@@ -32,9 +36,9 @@ const OPERATORS: [&str; 13] = [
     "exists",
     "not_exists",
 ];
-const ACTION_TYPES: &str = "set_fact, delete_fact, emit_event, set_timer, cancel_timer, log, conditional, for_each, try_catch";
+pub(super) const ACTION_TYPES: &str = "set_fact, delete_fact, emit_event, set_timer, cancel_timer, log, conditional, for_each, try_catch";
 /// Nesting bound for actions inside conditional / for_each / try_catch.
-const MAX_ACTION_NESTING: usize = 16;
+pub(super) const MAX_ACTION_NESTING: usize = 16;
 
 /// Validates a full rule input (`{id, name, trigger, ...}`) given as JSON.
 pub fn validate_rule(rule: &Value) -> ValidationReport {
@@ -47,11 +51,12 @@ pub fn validate_rule(rule: &Value) -> ValidationReport {
 }
 
 #[derive(Default)]
-struct Validator {
-    errors: Vec<RuleValidationError>,
+pub(super) struct Validator {
+    /// Problems found so far.
+    pub(super) errors: Vec<RuleValidationError>,
 }
 
-fn join(path: &str, field: &str) -> String {
+pub(super) fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_string()
     } else {
@@ -59,7 +64,7 @@ fn join(path: &str, field: &str) -> String {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub(super) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -71,11 +76,11 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 impl Validator {
-    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(RuleValidationError::new(path, message));
     }
 
-    fn object<'a>(
+    pub(super) fn object<'a>(
         &mut self,
         v: &'a Value,
         path: &str,
@@ -94,7 +99,7 @@ impl Validator {
     }
 
     /// A required non-empty string field.
-    fn string<'a>(
+    pub(super) fn string<'a>(
         &mut self,
         o: &'a Map<String, Value>,
         path: &str,
@@ -124,7 +129,7 @@ impl Validator {
         }
     }
 
-    fn opt_string(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+    pub(super) fn opt_string(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
         if let Some(v) = o.get(field)
             && !v.is_null()
             && !v.is_string()
@@ -136,7 +141,7 @@ impl Validator {
         }
     }
 
-    fn opt_bool(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+    pub(super) fn opt_bool(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
         if let Some(v) = o.get(field)
             && !v.is_boolean()
         {
@@ -162,7 +167,7 @@ impl Validator {
     }
 
     /// A duration that may also be computed at run time (`{ref}` or a `${...}` string).
-    fn action_duration(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+    pub(super) fn action_duration(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
         match o.get(field) {
             Some(Value::String(s)) if s.contains("${") => {}
             Some(v) if v.get("ref").is_some_and(Value::is_string) => {}
@@ -170,7 +175,7 @@ impl Validator {
         }
     }
 
-    fn duration(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
+    pub(super) fn duration(&mut self, o: &Map<String, Value>, path: &str, field: &str) {
         match o.get(field) {
             None | Some(Value::Null) => self.err(
                 join(path, field),
@@ -184,7 +189,7 @@ impl Validator {
         }
     }
 
-    fn array<'a>(
+    pub(super) fn array<'a>(
         &mut self,
         o: &'a Map<String, Value>,
         path: &str,
@@ -297,22 +302,24 @@ impl Validator {
             None | Some(Value::Null) => {
                 self.err(p, format!("Required field \"{field}\" is missing"))
             }
-            Some(m) => {
-                let Some(mo) = self.object(m, &p, "Event matcher") else {
-                    return;
-                };
-                self.topic(mo, &p, "topic");
-                if let Some(f) = mo.get("filter")
-                    && !f.is_object()
-                {
-                    self.err(
-                        join(&p, "filter"),
-                        format!("Field \"filter\" must be an object, got {}", type_name(f)),
-                    );
-                }
-                self.opt_string(mo, &p, "as");
-            }
+            Some(m) => self.matcher_value(m, &p),
         }
+    }
+
+    fn matcher_value(&mut self, m: &Value, p: &str) {
+        let Some(mo) = self.object(m, p, "Event matcher") else {
+            return;
+        };
+        self.topic(mo, p, "topic");
+        if let Some(f) = mo.get("filter")
+            && !f.is_object()
+        {
+            self.err(
+                join(p, "filter"),
+                format!("Field \"filter\" must be an object, got {}", type_name(f)),
+            );
+        }
+        self.opt_string(mo, p, "as");
     }
 
     fn comparison(&mut self, o: &Map<String, Value>, path: &str) {
@@ -341,10 +348,7 @@ impl Validator {
                     self.err(join(path, "events"), "Sequence must have at least 2 events");
                 }
                 for (i, e) in events.iter().enumerate() {
-                    let ep = format!("{}[{i}]", join(path, "events"));
-                    if let Some(eo) = self.object(e, &ep, "Event matcher") {
-                        self.topic(eo, &ep, "topic");
-                    }
+                    self.matcher_value(e, &format!("{}[{i}]", join(path, "events")));
                 }
                 self.duration(o, path, "within");
                 self.opt_bool(o, path, "strict");
@@ -385,7 +389,7 @@ impl Validator {
         }
     }
 
-    fn condition(&mut self, c: &Value, path: &str) {
+    pub(super) fn condition(&mut self, c: &Value, path: &str) {
         let Some(o) = self.object(c, path, "Condition") else {
             return;
         };
@@ -467,256 +471,5 @@ impl Validator {
         {
             self.err(join(path, "value.ref"), "Field \"ref\" must be a string");
         }
-    }
-
-    fn actions(&mut self, actions: &[Value], path: &str, depth: usize) {
-        if depth > MAX_ACTION_NESTING {
-            self.err(
-                path,
-                format!("Actions nested deeper than {MAX_ACTION_NESTING} levels"),
-            );
-            return;
-        }
-        for (i, a) in actions.iter().enumerate() {
-            self.action(a, &format!("{path}[{i}]"), depth);
-        }
-    }
-
-    fn action(&mut self, a: &Value, path: &str, depth: usize) {
-        let Some(o) = self.object(a, path, "Action") else {
-            return;
-        };
-        let Some(kind) = self.string(o, path, "type") else {
-            return;
-        };
-        let require = |v: &mut Self, field: &str| {
-            if o.get(field).is_none() {
-                v.err(
-                    join(path, field),
-                    format!("Required field \"{field}\" is missing"),
-                );
-            }
-        };
-        match kind {
-            "set_fact" => {
-                self.string(o, path, "key");
-                require(self, "value");
-            }
-            "delete_fact" => {
-                self.string(o, path, "key");
-            }
-            "emit_event" => {
-                self.string(o, path, "topic");
-                if let Some(d) = o.get("data")
-                    && !d.is_object()
-                {
-                    self.err(
-                        join(path, "data"),
-                        format!("Field \"data\" must be an object, got {}", type_name(d)),
-                    );
-                }
-            }
-            "set_timer" => {
-                let tp = join(path, "timer");
-                match o.get("timer") {
-                    None | Some(Value::Null) => self.err(tp, "Required field \"timer\" is missing"),
-                    Some(t) => {
-                        let Some(to) = self.object(t, &tp, "Timer") else {
-                            return;
-                        };
-                        self.string(to, &tp, "name");
-                        self.action_duration(to, &tp, "duration");
-                        let ep = join(&tp, "onExpire");
-                        match to.get("onExpire") {
-                            None | Some(Value::Null) => {
-                                self.err(ep, "Required field \"onExpire\" is missing")
-                            }
-                            Some(e) => {
-                                if let Some(eo) = self.object(e, &ep, "onExpire") {
-                                    self.string(eo, &ep, "topic");
-                                }
-                            }
-                        }
-                        if let Some(r) = to.get("repeat") {
-                            let rp = join(&tp, "repeat");
-                            if let Some(ro) = self.object(r, &rp, "repeat") {
-                                self.action_duration(ro, &rp, "interval");
-                                if let Some(mc) = ro.get("maxCount")
-                                    && !mc.is_u64()
-                                {
-                                    self.err(
-                                        join(&rp, "maxCount"),
-                                        "Field \"maxCount\" must be a non-negative integer",
-                                    );
-                                }
-                                if let Some(0) =
-                                    ro.get("interval").and_then(|i| parse_duration_ms(i).ok())
-                                {
-                                    self.err(
-                                        join(&rp, "interval"),
-                                        "Field \"interval\" must be greater than 0",
-                                    );
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            "cancel_timer" => {
-                self.string(o, path, "name");
-            }
-            "log" => {
-                match o.get("level") {
-                    Some(Value::String(l))
-                        if ["debug", "info", "warn", "error"].contains(&l.as_str()) => {}
-                    None | Some(Value::Null) => {
-                        self.err(join(path, "level"), "Required field \"level\" is missing")
-                    }
-                    Some(other) => self.err(
-                        join(path, "level"),
-                        format!("Invalid log level {other}. Expected: debug, info, warn, error"),
-                    ),
-                }
-                if !o.get("message").is_some_and(Value::is_string) {
-                    self.err(join(path, "message"), "Field \"message\" must be a string");
-                }
-            }
-            "conditional" => {
-                for (i, c) in self.array(o, path, "conditions", true).iter().enumerate() {
-                    self.condition(c, &format!("{}[{i}]", join(path, "conditions")));
-                }
-                let then = self.array(o, path, "then", true);
-                self.actions(then, &join(path, "then"), depth + 1);
-                let els = self.array(o, path, "else", false);
-                self.actions(els, &join(path, "else"), depth + 1);
-            }
-            "for_each" => {
-                require(self, "collection");
-                if let Some(c) = o.get("collection")
-                    && !c.is_array()
-                    && c.get("ref").is_none()
-                {
-                    self.err(
-                        join(path, "collection"),
-                        "Field \"collection\" must be an array or a {ref}",
-                    );
-                }
-                self.string(o, path, "as");
-                let body = self.array(o, path, "actions", true);
-                self.actions(body, &join(path, "actions"), depth + 1);
-                if let Some(m) = o.get("maxIterations")
-                    && m.as_u64().is_none_or(|n| n == 0)
-                {
-                    self.err(
-                        join(path, "maxIterations"),
-                        "Field \"maxIterations\" must be a positive integer",
-                    );
-                }
-            }
-            "try_catch" => {
-                let body = self.array(o, path, "try", true);
-                self.actions(body, &join(path, "try"), depth + 1);
-                if let Some(c) = o.get("catch") {
-                    let cp = join(path, "catch");
-                    if let Some(co) = self.object(c, &cp, "catch") {
-                        self.opt_string(co, &cp, "as");
-                        let body = self.array(co, &cp, "actions", true);
-                        self.actions(body, &join(&cp, "actions"), depth + 1);
-                    }
-                }
-                let fin = self.array(o, path, "finally", false);
-                self.actions(fin, &join(path, "finally"), depth + 1);
-            }
-            other => self.err(
-                join(path, "type"),
-                format!("Invalid action type \"{other}\". Expected: {ACTION_TYPES}"),
-            ),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn paths(rule: Value) -> Vec<String> {
-        validate_rule(&rule)
-            .errors
-            .into_iter()
-            .map(|e| e.path)
-            .collect()
-    }
-
-    #[test]
-    fn minimal_rule_is_valid() {
-        let r = validate_rule(
-            &json!({"id": "r", "name": "R", "trigger": {"type": "event", "topic": "a.b"}}),
-        );
-        assert!(r.valid, "{:?}", r.errors);
-    }
-
-    #[test]
-    fn reports_every_problem_with_its_path() {
-        let errors = validate_rule(&json!({
-            "name": 5,
-            "trigger": {"type": "webhook"},
-            "conditions": [{"source": {"type": "event", "field": "x"}, "operator": "approx", "value": 1}],
-            "actions": [{"type": "set_timer", "timer": {"name": "t", "duration": "soon"}}, {"type": "fly"}]
-        }))
-        .errors;
-        let got: Vec<(&str, &str)> = errors
-            .iter()
-            .map(|e| (e.path.as_str(), e.message.as_str()))
-            .collect();
-        assert!(
-            got.contains(&("id", "Required field \"id\" is missing")),
-            "{got:?}"
-        );
-        assert!(
-            got.iter()
-                .any(|(p, m)| *p == "name" && m.contains("must be a string"))
-        );
-        assert!(
-            got.iter().any(
-                |(p, m)| *p == "trigger.type" && m.contains("Invalid trigger type \"webhook\"")
-            )
-        );
-        assert!(
-            got.iter()
-                .any(|(p, m)| *p == "conditions[0].operator" && m.contains("Invalid operator"))
-        );
-        assert!(got.iter().any(|(p, _)| *p == "actions[0].timer.duration"));
-        assert!(got.iter().any(|(p, _)| *p == "actions[0].timer.onExpire"));
-        assert!(
-            got.iter()
-                .any(|(p, m)| *p == "actions[1].type" && m.contains("Invalid action type"))
-        );
-    }
-
-    #[test]
-    fn temporal_and_nested_action_errors_have_paths() {
-        let p = paths(json!({"id": "r", "name": "R",
-            "trigger": {"type": "temporal", "pattern": {"type": "sequence", "events": [{"topic": "a"}], "within": "5m"}},
-            "actions": [{"type": "for_each", "collection": {"ref": "event.items"}, "as": "i",
-                "actions": [{"type": "log", "level": "loud", "message": "x"}]}]}));
-        assert_eq!(p, ["trigger.pattern.events", "actions[0].actions[0].level"]);
-        let p = paths(json!({"id": "r", "name": "R",
-            "trigger": {"type": "temporal", "pattern": {"type": "aggregate", "event": {"topic": "a"},
-                "field": "x", "function": "median", "threshold": "10", "window": "1m"}}}));
-        assert_eq!(p, ["trigger.pattern.function", "trigger.pattern.threshold"]);
-    }
-
-    #[test]
-    fn bad_regex_and_non_array_in_are_caught() {
-        let p = paths(
-            json!({"id": "r", "name": "R", "trigger": {"type": "fact", "pattern": "a:*"},
-            "conditions": [
-                {"source": {"type": "event", "field": "x"}, "operator": "matches", "value": "(("},
-                {"source": {"type": "event", "field": "x"}, "operator": "in", "value": 3},
-                {"source": {"type": "event", "field": "x"}, "operator": "exists"}
-            ]}),
-        );
-        assert_eq!(p, ["conditions[0].value", "conditions[1].value"]);
     }
 }
