@@ -72,6 +72,13 @@ pub(crate) struct Inner {
     next_subscription: Mutex<u64>,
 }
 
+impl Drop for Inner {
+    /// The last engine handle is gone: stop timer tasks instead of letting them sleep on.
+    fn drop(&mut self) {
+        self.state.get_mut().timers.abort_all();
+    }
+}
+
 /// The rule engine. See the crate documentation for an example.
 #[derive(Clone)]
 pub struct RuleEngine {

@@ -387,3 +387,39 @@ async fn disabling_a_temporal_rule_drops_its_state() {
     step(&engine, 120_000).await;
     assert!(matched.lock().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn timer_events_trigger_event_rules_and_temporal_rules_check_conditions() {
+    let engine = RuleEngine::default();
+    register(
+        &engine,
+        json!({"id": "arm", "name": "arm", "trigger": {"type": "event", "topic": "arm"},
+        "actions": [{"type": "set_timer", "timer": {"name": "reminder", "duration": 1000,
+            "onExpire": {"topic": "reminder.due", "data": {"who": {"ref": "event.who"}}}}}]}),
+    );
+    register(
+        &engine,
+        json!({"id": "remind", "name": "remind", "trigger": {"type": "event", "topic": "reminder.*"},
+        "actions": [{"type": "set_fact", "key": "reminded:${event.who}", "value": true}]}),
+    );
+    let mut big = temporal(
+        "big",
+        json!({"type": "count", "event": {"topic": "pay"}, "threshold": 2, "window": "1m"}),
+    );
+    big["conditions"] =
+        json!([{"source": {"type": "event", "field": "amount"}, "operator": "gt", "value": 10}]);
+    register(&engine, big);
+    let matched = record(&engine, "matched.*");
+    engine.emit("arm", json!({"who": "ann"})).unwrap();
+    step(&engine, 1000).await;
+    assert_eq!(engine.get_fact("reminded:ann"), Some(json!(true)));
+    engine.emit("pay", json!({"amount": 50})).unwrap();
+    engine.emit("pay", json!({"amount": 5})).unwrap();
+    assert!(
+        matched.lock().is_empty(),
+        "the count matched but the condition on the last event failed"
+    );
+    engine.emit("pay", json!({"amount": 50})).unwrap();
+    engine.emit("pay", json!({"amount": 60})).unwrap();
+    assert_eq!(matched.lock().len(), 1);
+}
