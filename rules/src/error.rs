@@ -50,12 +50,6 @@ pub enum RulesError {
     /// A configured bound was reached (rules, subscriptions, timers).
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
-    /// An action failed while a rule ran (isolated: reported, never stops other rules).
-    #[error("action failed: {0}")]
-    Action(String),
-    /// Something needs a tokio runtime (timers) but none is running.
-    #[error("no tokio runtime: {0}")]
-    NoRuntime(String),
 }
 
 fn summarize(errors: &[RuleValidationError]) -> String {

@@ -182,6 +182,28 @@ fn ordering(a: Option<&Value>, b: Option<&Value>) -> Option<std::cmp::Ordering> 
 
 /// Bound on the compiled size of a `matches` regex (rule data is client input).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Most compiled regexes kept; the cache is emptied when full.
+const REGEX_CACHE_SIZE: usize = 256;
+
+/// Compiles a `matches` pattern once and reuses it (rules evaluate the same pattern per event).
+fn cached_regex(pattern: &str) -> Result<Regex, String> {
+    static CACHE: OnceLock<parking_lot::Mutex<std::collections::HashMap<String, Regex>>> =
+        OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(re) = cache.lock().get(pattern) {
+        return Ok(re.clone());
+    }
+    let re = regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))?;
+    let mut cache = cache.lock();
+    if cache.len() >= REGEX_CACHE_SIZE {
+        cache.clear();
+    }
+    cache.insert(pattern.to_string(), re.clone());
+    Ok(re)
+}
 
 /// Applies an operator; a missing left value is `None`.
 pub(crate) fn apply_operator(
@@ -211,11 +233,7 @@ pub(crate) fn apply_operator(
         Operator::Contains => contains(l, r),
         Operator::NotContains => !contains(l, r),
         Operator::Matches => match (l, r) {
-            (Value::String(s), Value::String(pattern)) => regex::RegexBuilder::new(pattern)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))?
-                .is_match(s),
+            (Value::String(s), Value::String(pattern)) => cached_regex(pattern)?.is_match(s),
             _ => false,
         },
         Operator::Exists => !l.is_null(),
