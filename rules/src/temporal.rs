@@ -2,6 +2,18 @@
 //! event timestamps from the engine clock. The engine feeds events in and schedules the
 //! absence deadlines this module asks for; no I/O and no tokio here.
 //!
+//! Semantics (per rule, per `groupBy` value; events without the field are ignored):
+//! - sequence: the first matcher opens an instance; each next matcher must follow within
+//!   `within` of the first event; `strict` aborts on an out-of-order event of the pattern.
+//! - absence: `after` opens a wait of `within`; `expected` (same group) cancels it; the rule runs
+//!   when the wait ends, seeing the `after` event as `event.*`.
+//! - count: tumbling (default) windows open at the first event and are consumed by a match;
+//!   sliding windows count the trailing `window` and fire on every event while the comparison holds.
+//! - aggregate: trailing `window`; fires on every event while the comparison holds.
+//!
+//! Matched rules see `context.pattern`, `context.groupKey`, `context.count`,
+//! `context.aggregateValue`, `context.matchedEvents` and `matched.<i>.<path>` refs.
+//!
 //! Bounded: at most [`MAX_GROUPS_PER_RULE`] group keys per rule and [`MAX_HISTORY`] events per
 //! group; windows prune older events on every arrival.
 
