@@ -198,10 +198,23 @@ impl Bucket {
 
     /// Removes the record under `key`, returning it.
     pub fn remove(&mut self, key: &str) -> Option<Record> {
+        self.remove_seq(key).map(|(_, r)| r)
+    }
+
+    /// Removes the record under `key`, returning its position and the record.
+    pub fn remove_seq(&mut self, key: &str) -> Option<(u64, Record)> {
         let (seq, rec) = self.remove_indexed(key)?;
         self.by_key.remove(key);
         self.records.remove(&seq);
-        Some(rec)
+        Some((seq, rec))
+    }
+
+    /// Puts a removed record back at its old position (rollback).
+    pub fn restore_at(&mut self, seq: u64, key: String, record: Record) {
+        self.remove(&key);
+        self.add_indexes(seq, &key, &record);
+        self.by_key.insert(key, seq);
+        self.records.insert(seq, record);
     }
 
     fn remove_indexed(&mut self, key: &str) -> Option<(u64, Record)> {

@@ -103,6 +103,7 @@ impl BucketHandle {
                     key,
                     old: Some(old),
                     new: None,
+                    seq: None,
                 });
             }
             Ok(n)

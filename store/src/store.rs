@@ -55,6 +55,8 @@ pub(crate) struct Change {
     pub key: Value,
     pub old: Option<Record>,
     pub new: Option<Record>,
+    /// Position of a removed record, so a rollback restores insertion order.
+    pub seq: Option<u64>,
 }
 
 impl Data {
@@ -89,12 +91,13 @@ impl Data {
         let live = b.get(&key, now).is_some();
         if !live && b.get_raw(&key).is_some() {
             b.check_unique(&record, &key)?;
-            let old = b.remove(&key);
+            let (seq, old) = b.remove_seq(&key).unzip();
             changes.push(Change {
                 bucket: bucket.to_owned(),
                 key: key_value.clone(),
                 old,
                 new: None,
+                seq,
             });
         }
         let old = b.put(record.clone())?;
@@ -103,6 +106,7 @@ impl Data {
             key: key_value,
             old,
             new: Some(record),
+            seq: None,
         });
         if !live {
             if let Some(max) = b.def.max_size {
@@ -111,13 +115,14 @@ impl Data {
                     if oldest == key {
                         break;
                     }
-                    if let Some(old) = b.remove(&oldest) {
+                    if let Some((seq, old)) = b.remove_seq(&oldest) {
                         let k = old.get(&b.def.key).cloned().unwrap_or(Value::Null);
                         changes.push(Change {
                             bucket: bucket.to_owned(),
                             key: k,
                             old: Some(old),
                             new: None,
+                            seq: Some(seq),
                         });
                     }
                 }
@@ -134,7 +139,7 @@ impl Data {
         changes: &mut Vec<Change>,
     ) -> StoreResult<bool> {
         let b = self.bucket_mut(bucket)?;
-        let old = b.remove(&key_string(key));
+        let (seq, old) = b.remove_seq(&key_string(key)).unzip();
         let removed = old.is_some();
         if removed {
             changes.push(Change {
@@ -142,6 +147,7 @@ impl Data {
                 key: key.clone(),
                 old,
                 new: None,
+                seq,
             });
         }
         Ok(removed)
@@ -154,11 +160,12 @@ impl Data {
                 continue;
             };
             let key = key_string(&c.key);
-            match c.old {
-                Some(old) => {
+            match (c.old, c.seq) {
+                (Some(old), Some(seq)) => b.restore_at(seq, key, old),
+                (Some(old), None) => {
                     b.put_unchecked(key, old);
                 }
-                None => {
+                (None, _) => {
                     b.remove(&key);
                 }
             }

@@ -474,8 +474,12 @@ async fn params_key_order_does_not_split_evaluations() {
     let s = seeded().await;
     s.define_query("q", QueryDefinition::from_json(json!({"bucket": "users", "filter": {"role": "{{ params.r }}", "age": "{{ params.a }}"}})).unwrap())
         .unwrap();
-    let (_, one) = s.subscribe("q", json!({"r": "user", "a": 25}), |_| {}).unwrap();
-    let (_, two) = s.subscribe("q", json!({"a": 25, "r": "user"}), |_| {}).unwrap();
+    let (_, one) = s
+        .subscribe("q", json!({"r": "user", "a": 25}), |_| {})
+        .unwrap();
+    let (_, two) = s
+        .subscribe("q", json!({"a": 25, "r": "user"}), |_| {})
+        .unwrap();
     assert!(Arc::ptr_eq(&one, &two));
     assert_eq!(names(one.value()), ["Bob"]);
 }
