@@ -133,11 +133,11 @@ impl<'a> Reads<'a> {
             None => self
                 .bucket
                 .live(self.now)
-                .take(limit + 1)
+                .take(limit.saturating_add(1))
                 .cloned()
                 .collect(),
             Some(cursor) => match self.bucket.live_after(&key_string(cursor), self.now) {
-                Some(it) => it.take(limit + 1).cloned().collect(),
+                Some(it) => it.take(limit.saturating_add(1)).cloned().collect(),
                 None => Vec::new(),
             },
         };

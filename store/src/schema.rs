@@ -321,9 +321,11 @@ impl Generators {
                     base36(random)
                 ))
             }
-            Generated::Autoincrement => {
-                Value::from(self.autoincrement.fetch_add(1, Ordering::SeqCst) + 1)
-            }
+            Generated::Autoincrement => Value::from(
+                self.autoincrement
+                    .fetch_add(1, Ordering::SeqCst)
+                    .wrapping_add(1),
+            ),
             Generated::Timestamp => Value::from(now),
         }
     }
@@ -418,7 +420,7 @@ pub(crate) fn prepare_update(
         .get("_version")
         .and_then(Value::as_u64)
         .unwrap_or(0)
-        + 1;
+        .saturating_add(1);
     record.insert("_version".into(), Value::from(version));
     record.insert("_updatedAt".into(), Value::from(now));
     Ok(record)

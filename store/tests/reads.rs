@@ -221,3 +221,20 @@ async fn numeric_keys_and_nested_paths() {
     assert_eq!(b.count(Some(&o(json!({"a.b": 2})))).unwrap(), 1);
     assert_eq!(b.count(Some(&o(json!({"a": {"b": 2}})))).unwrap(), 1);
 }
+
+#[tokio::test]
+async fn extreme_inputs_do_not_panic() {
+    let s = seeded();
+    let b = s.bucket("users");
+    assert_eq!(b.paginate(usize::MAX, None).unwrap().records.len(), 5);
+    assert_eq!(b.first(usize::MAX).unwrap().len(), 5);
+    assert_eq!(b.last(usize::MAX).unwrap().len(), 5);
+    common::define(
+        &s,
+        "auto",
+        json!({"key": "id", "schema": {"id": {"type": "number", "generated": "autoincrement"}}}),
+    );
+    s.bucket("auto").insert(o(json!({"id": u64::MAX}))).unwrap();
+    // the counter wraps instead of overflowing; the generated key is still unique
+    assert!(s.bucket("auto").insert(o(json!({}))).is_ok());
+}
