@@ -21,6 +21,8 @@ pub(crate) struct Bucket {
     records: BTreeMap<u64, Record>,
     by_key: HashMap<String, u64>,
     next_seq: u64,
+    /// Whether any record ever carried `_expiresAt` (else reads skip the expiry check).
+    may_expire: bool,
     /// field → scalar key → record sequence numbers.
     indexes: HashMap<String, HashMap<String, BTreeSet<u64>>>,
     /// unique field → scalar key → record key string.
@@ -56,6 +58,7 @@ impl Bucket {
             records: BTreeMap::new(),
             by_key: HashMap::new(),
             next_seq: 0,
+            may_expire: false,
             indexes: HashMap::new(),
             uniques: HashMap::new(),
             def,
@@ -98,12 +101,16 @@ impl Bucket {
 
     /// The live record under `key`.
     pub fn get(&self, key: &str, now: u64) -> Option<&Record> {
-        self.get_raw(key).filter(|r| !is_expired(r, now))
+        self.get_raw(key).filter(|r| !self.expired(r, now))
+    }
+
+    fn expired(&self, record: &Record, now: u64) -> bool {
+        self.may_expire && is_expired(record, now)
     }
 
     /// Live records in insertion order.
     pub fn live(&self, now: u64) -> impl DoubleEndedIterator<Item = &Record> + '_ {
-        self.records.values().filter(move |r| !is_expired(r, now))
+        self.records.values().filter(move |r| !self.expired(r, now))
     }
 
     /// Live records after the record with key `after` (exclusive), in insertion order;
@@ -114,7 +121,7 @@ impl Bucket {
             self.records
                 .range(seq.saturating_add(1)..)
                 .map(|(_, r)| r)
-                .filter(move |r| !is_expired(r, now)),
+                .filter(move |r| !self.expired(r, now)),
         )
     }
 
@@ -124,7 +131,7 @@ impl Bucket {
             return seqs
                 .into_iter()
                 .filter_map(|s| self.records.get(&s))
-                .filter(|r| !is_expired(r, now) && filter.matches(r))
+                .filter(|r| !self.expired(r, now) && filter.matches(r))
                 .collect();
         }
         self.live(now).filter(|r| filter.matches(r)).collect()
@@ -191,6 +198,7 @@ impl Bucket {
             }
         };
         self.add_indexes(seq, &key, &record);
+        self.may_expire |= record.contains_key("_expiresAt");
         self.by_key.insert(key, seq);
         self.records.insert(seq, record);
         old.map(|(_, r)| r)
@@ -213,6 +221,7 @@ impl Bucket {
     pub fn restore_at(&mut self, seq: u64, key: String, record: Record) {
         self.remove(&key);
         self.add_indexes(seq, &key, &record);
+        self.may_expire |= record.contains_key("_expiresAt");
         self.by_key.insert(key, seq);
         self.records.insert(seq, record);
     }
@@ -278,6 +287,9 @@ impl Bucket {
 
     /// Keys of expired records.
     pub fn expired_keys(&self, now: u64) -> Vec<String> {
+        if !self.may_expire {
+            return Vec::new();
+        }
         self.records
             .values()
             .filter(|r| is_expired(r, now))
