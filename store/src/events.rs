@@ -169,7 +169,7 @@ impl HandlerRegistry {
 impl crate::store::Store {
     /// Registers `handler` for every committed change whose topic matches `pattern`
     /// (e.g. `bucket.*.*`, `bucket.users.inserted`). Handlers run on the dispatcher task.
-    /// Returns an id for [`Store::off_change`].
+    /// Returns an id for [`Store::off_change`](crate::Store::off_change).
     pub fn on_change<F>(&self, pattern: &str, handler: F) -> u64
     where
         F: Fn(&ChangeEvent) + Send + Sync + 'static,

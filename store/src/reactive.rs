@@ -110,7 +110,7 @@ pub enum QueryType {
     Declarative,
 }
 
-/// One entry of [`Store::list_queries`].
+/// One entry of [`Store::list_queries`](crate::Store::list_queries).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueryInfo {
