@@ -1,0 +1,201 @@
+//! `noex-bench`: loopback load generator for the noex server.
+//!
+//! `noex-bench run --scenarios request-rtt,fanout,connections,churn --targets echo,noex`
+//! spawns each server as a child (on 127.0.0.1, ephemeral port), runs the scenarios and
+//! prints a table with noex/echo ratios; `--json FILE` also writes the figures as JSON.
+//! The hidden `echo-server` subcommand is the raw WebSocket baseline.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use noex_bench::runner::{self, SCENARIOS};
+use noex_bench::scenario::Config;
+use noex_bench::target::{Binaries, TargetKind};
+use noex_bench::{echo, report};
+
+#[derive(Parser)]
+#[command(
+    name = "noex-bench",
+    about = "Load generator for the noex server, with a raw WebSocket baseline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios against the servers and print the table.
+    Run(RunArgs),
+    /// The raw baseline server (spawned by `run`).
+    #[command(hide = true)]
+    EchoServer {
+        /// Port on 127.0.0.1 (0 = ephemeral).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Comma-separated scenarios: request-rtt, fanout, connections, churn.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "request-rtt,fanout,connections,churn"
+    )]
+    scenarios: Vec<String>,
+    /// Comma-separated targets: echo, noex.
+    #[arg(long, value_delimiter = ',', default_value = "echo,noex")]
+    targets: Vec<String>,
+    /// The noex server binary (default: `noex-server` next to this executable).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Extra flag for the noex server (repeatable), e.g. --server-arg=--max-connections-per-ip=0.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
+    /// request-rtt: connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// request-rtt: pipelined requests in flight per connection.
+    #[arg(long, default_value_t = 8)]
+    depth: usize,
+    /// request-rtt: percent of requests that are store.insert (the rest store.get).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100))]
+    insert_pct: u32,
+    /// request-rtt: total requests.
+    #[arg(long, default_value_t = 200_000)]
+    requests: u64,
+    /// fanout: subscribers.
+    #[arg(long, default_value_t = 200)]
+    subscribers: usize,
+    /// fanout: writer inserts per second.
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// fanout: total inserts.
+    #[arg(long, default_value_t = 1000)]
+    inserts: u64,
+    /// connections: idle connections to open.
+    #[arg(long, default_value_t = 2000)]
+    idle_connections: usize,
+    /// connections: concurrent connection attempts.
+    #[arg(long, default_value_t = 64)]
+    open_concurrency: usize,
+    /// churn: concurrent workers.
+    #[arg(long, default_value_t = 16)]
+    churn_workers: usize,
+    /// churn: connect/subscribe/disconnect cycles.
+    #[arg(long, default_value_t = 3000)]
+    churn_cycles: u64,
+    /// Wall-clock limit of each scenario's load phase, in seconds.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Latency samples kept per scenario.
+    #[arg(long, default_value_t = 200_000)]
+    max_samples: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("noex-bench: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::EchoServer { port } => match rt.block_on(echo::serve(port)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("noex-bench echo-server: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => rt.block_on(run(args)),
+    }
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let mut scenarios = Vec::new();
+    for s in &args.scenarios {
+        match SCENARIOS.iter().find(|n| **n == s.as_str()) {
+            Some(n) => scenarios.push(*n),
+            None => {
+                eprintln!(
+                    "noex-bench: unknown scenario {s:?} (known: {})",
+                    SCENARIOS.join(", ")
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut targets = Vec::new();
+    for t in &args.targets {
+        match TargetKind::parse(t) {
+            Some(k) => targets.push(k),
+            None => {
+                eprintln!("noex-bench: unknown target {t:?} (known: echo, noex)");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let bench = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("noex-bench: cannot locate own executable: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let noex = args
+        .server_bin
+        .clone()
+        .unwrap_or_else(|| bench.with_file_name("noex-server"));
+    let bins = Binaries {
+        noex,
+        bench,
+        noex_args: args.server_args.clone(),
+    };
+    let cfg = Config {
+        connections: args.connections,
+        depth: args.depth,
+        insert_pct: args.insert_pct,
+        requests: args.requests,
+        subscribers: args.subscribers,
+        rate: args.rate,
+        inserts: args.inserts,
+        idle_connections: args.idle_connections,
+        open_concurrency: args.open_concurrency,
+        churn_workers: args.churn_workers,
+        churn_cycles: args.churn_cycles,
+        duration: Duration::from_secs(args.duration_secs),
+        max_samples: args.max_samples,
+    };
+    let rows = runner::run(&scenarios, &targets, &bins, &cfg).await;
+    print!("{}", report::table(&rows));
+    if let Some(path) = &args.json {
+        let params = serde_json::json!({
+            "connections": cfg.connections, "depth": cfg.depth, "insert_pct": cfg.insert_pct,
+            "requests": cfg.requests, "subscribers": cfg.subscribers, "rate": cfg.rate,
+            "inserts": cfg.inserts, "idle_connections": cfg.idle_connections,
+            "churn_workers": cfg.churn_workers, "churn_cycles": cfg.churn_cycles,
+            "duration_secs": args.duration_secs,
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        });
+        let doc = report::json(&rows, params);
+        let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("noex-bench: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,129 @@
+//! Output: a readable table (one block per scenario: metric, echo, noex, noex/echo) and
+//! an optional JSON document with one object per scenario and target plus the ratios.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::scenario::Outcome;
+use crate::target::TargetKind;
+
+/// One scenario run against one target.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Scenario name, e.g. `request-rtt`.
+    pub scenario: &'static str,
+    /// The target it ran against.
+    pub target: TargetKind,
+    /// What was measured (or why nothing was).
+    pub outcome: Outcome,
+}
+
+fn find<'a>(rows: &'a [Row], scenario: &str, target: TargetKind) -> Option<&'a Outcome> {
+    rows.iter()
+        .find(|r| r.scenario == scenario && r.target == target)
+        .map(|r| &r.outcome)
+}
+
+fn value(o: Option<&Outcome>, metric: &str) -> Option<f64> {
+    o?.metrics
+        .iter()
+        .find(|m| m.name == metric)
+        .map(|m| m.value)
+}
+
+fn ratio(noex: Option<f64>, echo: Option<f64>) -> Option<f64> {
+    match (noex, echo) {
+        (Some(n), Some(e)) if e != 0.0 => Some(n / e),
+        _ => None,
+    }
+}
+
+fn scenarios(rows: &[Row]) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for r in rows {
+        if !names.contains(&r.scenario) {
+            names.push(r.scenario);
+        }
+    }
+    names
+}
+
+fn fmt(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
+        Some(x) => format!("{x:.2}"),
+    }
+}
+
+/// Renders all rows as a plain-text table.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<14} {:<18} {:>12} {:>12} {:>10}",
+        "scenario", "metric", "echo", "noex", "noex/echo"
+    );
+    for name in scenarios(rows) {
+        let echo = find(rows, name, TargetKind::Echo);
+        let noex = find(rows, name, TargetKind::Noex);
+        let mut metrics: Vec<&'static str> = Vec::new();
+        for o in [echo, noex].into_iter().flatten() {
+            for m in &o.metrics {
+                if !metrics.contains(&m.name) {
+                    metrics.push(m.name);
+                }
+            }
+        }
+        for m in metrics {
+            let (e, n) = (value(echo, m), value(noex, m));
+            let r = ratio(n, e)
+                .map(|r| format!("{r:.2}x"))
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                s,
+                "{name:<14} {m:<18} {:>12} {:>12} {r:>10}",
+                fmt(e),
+                fmt(n)
+            );
+        }
+        for (t, o) in [("echo", echo), ("noex", noex)] {
+            for note in o.map(|o| o.notes.as_slice()).unwrap_or_default() {
+                let _ = writeln!(s, "{name:<14} note ({t}): {note}");
+            }
+        }
+    }
+    s
+}
+
+/// Renders all rows, the ratios and the run parameters as JSON.
+pub fn json(rows: &[Row], params: Value) -> Value {
+    let results: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let metrics: serde_json::Map<String, Value> = r
+                .outcome
+                .metrics
+                .iter()
+                .map(|m| (m.name.to_owned(), json!(m.value)))
+                .collect();
+            json!({"scenario": r.scenario, "target": r.target.name(),
+                "metrics": metrics, "notes": r.outcome.notes})
+        })
+        .collect();
+    let mut ratios = Vec::new();
+    for name in scenarios(rows) {
+        let echo = find(rows, name, TargetKind::Echo);
+        let Some(noex) = find(rows, name, TargetKind::Noex) else {
+            continue;
+        };
+        for m in &noex.metrics {
+            if let Some(r) = ratio(Some(m.value), value(echo, m.name)) {
+                ratios.push(json!({"scenario": name, "metric": m.name,
+                    "noex_over_echo": r, "higher_is_better": m.higher_is_better}));
+            }
+        }
+    }
+    json!({"params": params, "results": results, "ratios": ratios})
+}

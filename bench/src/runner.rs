@@ -1,0 +1,44 @@
+//! Runs the selected scenarios against the selected targets, one fresh server per
+//! (scenario, target) pair, echo first so each noex figure has its baseline from the
+//! same run.
+
+use crate::report::Row;
+use crate::scenario::{self, Config};
+use crate::target::{Binaries, Target, TargetKind};
+
+/// All scenario names, in run order.
+pub const SCENARIOS: [&str; 4] = ["request-rtt", "fanout", "connections", "churn"];
+
+/// Runs every `scenarios` x `targets` pair and returns the rows. A target that fails to
+/// start yields a row with a note instead of aborting the run.
+pub async fn run(
+    scenarios: &[&'static str],
+    targets: &[TargetKind],
+    bins: &Binaries,
+    cfg: &Config,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for &name in scenarios {
+        for &kind in targets {
+            eprintln!("running {name} against {}", kind.name());
+            let outcome = match Target::spawn(kind, bins) {
+                Ok(target) => match name {
+                    "request-rtt" => scenario::rtt::run(&target, cfg).await,
+                    "fanout" => scenario::fanout::run(&target, cfg).await,
+                    "connections" => scenario::connections::run(&target, cfg).await,
+                    _ => scenario::churn::run(&target, cfg).await,
+                },
+                Err(e) => scenario::Outcome {
+                    metrics: vec![],
+                    notes: vec![e],
+                },
+            };
+            rows.push(Row {
+                scenario: name,
+                target: kind,
+                outcome,
+            });
+        }
+    }
+    rows
+}

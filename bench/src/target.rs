@@ -1,0 +1,155 @@
+//! The servers under test, spawned as child processes so their pid (for `/proc/PID/status`
+//! VmRSS) is known and every run starts from a fresh, empty server.
+//!
+//! Both targets print one stdout line containing `ws://127.0.0.1:PORT/`; the port is read
+//! from it. The child is killed when the [`Target`] is dropped.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// Which server a scenario runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// The raw baseline: `noex-bench echo-server` (see [`crate::echo`]).
+    Echo,
+    /// The noex server binary.
+    Noex,
+}
+
+impl TargetKind {
+    /// The name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Echo => "echo",
+            TargetKind::Noex => "noex",
+        }
+    }
+
+    /// Parses `echo` / `noex`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "echo" => Some(TargetKind::Echo),
+            "noex" => Some(TargetKind::Noex),
+            _ => None,
+        }
+    }
+}
+
+/// Where the two server binaries are.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The noex server binary.
+    pub noex: PathBuf,
+    /// This tool (run with the hidden `echo-server` subcommand).
+    pub bench: PathBuf,
+    /// Extra flags passed to the noex server.
+    pub noex_args: Vec<String>,
+}
+
+/// A running server child process.
+#[derive(Debug)]
+pub struct Target {
+    child: Child,
+    /// Which server this is.
+    pub kind: TargetKind,
+    /// The loopback port it listens on.
+    pub port: u16,
+}
+
+impl Target {
+    /// Spawns the server on an ephemeral loopback port and waits for its listening line.
+    pub fn spawn(kind: TargetKind, bins: &Binaries) -> Result<Self, String> {
+        let mut cmd = match kind {
+            TargetKind::Echo => {
+                let mut c = Command::new(&bins.bench);
+                c.args(["echo-server", "--port", "0"]);
+                c
+            }
+            TargetKind::Noex => {
+                let mut c = Command::new(&bins.noex);
+                c.args(["--port", "0", "--host", "127.0.0.1"]);
+                c.args(&bins.noex_args);
+                c
+            }
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {kind:?} server: {e}"))?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            return Err("no stdout pipe".into());
+        };
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let port = loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{kind:?} server exited before listening"));
+                }
+                Ok(_) => {
+                    if let Some(p) = parse_port(&line) {
+                        break p;
+                    }
+                }
+            }
+        };
+        // Keep draining stdout so a chatty server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 4096];
+            while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+        });
+        Ok(Target { child, kind, port })
+    }
+
+    /// The server's resident set size in KiB (VmRSS), if readable.
+    pub fn rss_kib(&self) -> Option<u64> {
+        rss_kib(self.child.id())
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads VmRSS (KiB) of `pid` from `/proc/PID/status`.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Extracts PORT from a line containing `ws://127.0.0.1:PORT/`.
+pub fn parse_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find("ws://127.0.0.1:")? + "ws://127.0.0.1:".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listening_line() {
+        assert_eq!(
+            parse_port("noex-server listening on ws://127.0.0.1:40123/\n"),
+            Some(40123)
+        );
+        assert_eq!(parse_port("hello"), None);
+    }
+
+    #[test]
+    fn reads_own_rss() {
+        assert!(rss_kib(std::process::id()).is_some_and(|k| k > 0));
+    }
+}
