@@ -1,0 +1,68 @@
+//! End-to-end: a tiny `request-rtt` and `connections` run against the echo baseline
+//! produces sane figures (non-zero throughput, ordered percentiles, RSS per connection).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn metric(doc: &Value, scenario: &str, name: &str) -> f64 {
+    let results = doc["results"].as_array().cloned().unwrap_or_default();
+    let row = results
+        .iter()
+        .find(|r| r["scenario"] == scenario && r["target"] == "echo")
+        .unwrap_or_else(|| panic!("no {scenario} row in {doc}"));
+    row["metrics"][name]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no {name} in {row}"))
+}
+
+#[test]
+fn tiny_run_against_echo_baseline() {
+    let json = std::env::temp_dir().join(format!("noex-bench-test-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_noex-bench"))
+        .args([
+            "run",
+            "--targets",
+            "echo",
+            "--scenarios",
+            "request-rtt,connections",
+            "--connections",
+            "4",
+            "--depth",
+            "4",
+            "--requests",
+            "2000",
+            "--idle-connections",
+            "50",
+            "--duration-secs",
+            "10",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .expect("run noex-bench");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("req_per_s"), "table: {table}");
+
+    let text = std::fs::read_to_string(&json).expect("json written");
+    let _ = std::fs::remove_file(&json);
+    let doc: Value = serde_json::from_str(&text).expect("valid json");
+
+    assert!(metric(&doc, "request-rtt", "req_per_s") > 0.0);
+    assert_eq!(metric(&doc, "request-rtt", "answered"), 2000.0);
+    let (p50, p99, p999) = (
+        metric(&doc, "request-rtt", "p50_us"),
+        metric(&doc, "request-rtt", "p99_us"),
+        metric(&doc, "request-rtt", "p999_us"),
+    );
+    assert!(p50 > 0.0 && p50 <= p99 && p99 <= p999, "{p50} {p99} {p999}");
+
+    assert_eq!(metric(&doc, "connections", "opened"), 50.0);
+    assert!(metric(&doc, "connections", "conns_per_s") > 0.0);
+    assert!(metric(&doc, "connections", "rss_kib_per_conn") >= 0.0);
+}
