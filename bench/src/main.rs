@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run scenarios against the servers and print the table.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The raw baseline server (spawned by `run`).
     #[command(hide = true)]
     EchoServer {
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) => rt.block_on(run(args)),
+        Command::Run(args) => rt.block_on(run(*args)),
     }
 }
 
