@@ -1,1 +1,15 @@
 //! noex-client: a sans-I/O client core plus a native tokio transport.
+//!
+//! - [`core`]: the state machine (no I/O, no clock, builds for wasm32).
+//! - [`ClientError`]: the error type.
+//! - With the `native` feature (default): [`Client`] over tokio-tungstenite, typed
+//!   store / rules / auth APIs and [`Subscription`] streams.
+
+pub mod core;
+mod error;
+#[cfg(feature = "native")]
+mod native;
+
+pub use error::ClientError;
+#[cfg(feature = "native")]
+pub use native::*;

@@ -1,0 +1,536 @@
+//! The sans-I/O client core: a state machine with no sockets, no clock and no runtime.
+//!
+//! Feed it [`Input`]s (connection opened / closed, frame received, timer fired, user
+//! calls) with the current time as `now_ms`, then drain [`Output`]s with
+//! [`ClientCore::poll_output`] (frames to send, results to resolve, pushes, lifecycle
+//! events, "open a connection now"). [`ClientCore::next_timeout`] says when to call
+//! [`ClientCore::handle_timeout`] next. Transports (tokio, browser) are thin shells around it.
+//!
+//! ```
+//! use noex_client::core::{ClientCore, CoreConfig, Output};
+//!
+//! let mut core = ClientCore::new(CoreConfig::default());
+//! core.connection_opened(0);
+//! core.frame_received(r#"{"type":"welcome","version":"1.0.0","serverTime":1,"requiresAuth":false}"#, 0);
+//! assert!(matches!(core.poll_output(), Some(Output::Event(_))));
+//! core.frame_received(r#"{"type":"ping","timestamp":5}"#, 1);
+//! assert_eq!(core.poll_output(), Some(Output::Send(r#"{"type":"pong","timestamp":5.0}"#.into())));
+//! ```
+
+mod backoff;
+mod pending;
+mod subscriptions;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+
+use noex_protocol::{
+    AuthOp, Operation, Pong, PushChannel, Request, RequestId, RulesOp, ServerMessage, StoreOp,
+    SystemEvent, Welcome,
+};
+use serde_json::Value;
+
+pub use backoff::{Backoff, ReconnectPolicy};
+pub use pending::RequestHandle;
+pub use subscriptions::{SubscriptionKey, SubscriptionTarget};
+
+use crate::ClientError;
+use pending::{PendingTable, Purpose};
+use subscriptions::Registry;
+
+/// Core settings.
+///
+/// ```
+/// let c = noex_client::core::CoreConfig::default();
+/// assert_eq!(c.request_timeout_ms, 10_000);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoreConfig {
+    /// How long a request waits for its answer.
+    pub request_timeout_ms: u64,
+    /// Reconnect schedule.
+    pub reconnect: ReconnectPolicy,
+    /// Answer server pings automatically.
+    pub heartbeat_replies: bool,
+    /// Token sent with `auth.login` after every reconnect (set it to log in automatically).
+    pub auth_token: Option<String>,
+    /// Seed of the jitter generator.
+    pub jitter_seed: u64,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            request_timeout_ms: 10_000,
+            reconnect: ReconnectPolicy::default(),
+            heartbeat_replies: true,
+            auth_token: None,
+            jitter_seed: 0x6e6f6578,
+        }
+    }
+}
+
+/// Lifecycle notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LifecycleEvent {
+    /// The first welcome arrived.
+    Connected(Welcome),
+    /// The connection dropped.
+    Disconnected {
+        /// Whether the core will try to reconnect.
+        will_reconnect: bool,
+    },
+    /// A reconnect attempt is scheduled.
+    Reconnecting {
+        /// 1-based attempt number.
+        attempt: u32,
+        /// Delay before the attempt.
+        delay_ms: u64,
+    },
+    /// A welcome arrived after a reconnect; re-login and re-subscriptions are sent.
+    Reconnected(Welcome),
+    /// The server announced a shutdown.
+    Shutdown {
+        /// The server's grace period.
+        grace_period_ms: u64,
+    },
+    /// Something went wrong that belongs to no request (malformed frame, id-0 error,
+    /// failed re-login or re-subscription).
+    Error(ClientError),
+}
+
+/// What the core asks its transport to do or deliver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send this text frame.
+    Send(String),
+    /// A user request finished.
+    Resolve {
+        /// The handle returned when the request was made.
+        handle: RequestHandle,
+        /// Its outcome.
+        result: Result<Value, ClientError>,
+    },
+    /// New data for a subscription: a store push, a rules event, or fresh data after
+    /// re-subscription.
+    Push {
+        /// The local subscription.
+        key: SubscriptionKey,
+        /// The data (`{topic, event}` for rules).
+        data: Value,
+    },
+    /// A lifecycle event.
+    Event(LifecycleEvent),
+    /// Open a new connection now (reconnect attempt); report with
+    /// [`ClientCore::connection_opened`] or [`ClientCore::connection_closed`].
+    Connect,
+    /// Close the connection (user disconnect).
+    Close,
+}
+
+/// Every input the core accepts; [`ClientCore::handle_input`] dispatches them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The transport opened a connection.
+    ConnectionOpened,
+    /// The connection closed or a connect attempt failed.
+    ConnectionClosed,
+    /// A text frame arrived.
+    Frame(String),
+    /// The time reported by [`ClientCore::next_timeout`] has come.
+    Timer,
+    /// The user closes the client.
+    Disconnect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Transport open, waiting for the welcome.
+    AwaitingWelcome,
+    /// Welcome received; requests flow.
+    Open,
+    /// Waiting for the next reconnect attempt (or for it to open).
+    Reconnecting,
+    /// Not connected and will not reconnect.
+    Closed,
+}
+
+/// The client state machine. See the module docs.
+#[derive(Debug)]
+pub struct ClientCore {
+    config: CoreConfig,
+    state: State,
+    ever_welcomed: bool,
+    attempt: u32,
+    reconnect_at: Option<u64>,
+    backoff: Backoff,
+    pending: PendingTable,
+    subs: Registry,
+    user_handles: u64,
+    out: VecDeque<Output>,
+    welcome: Option<Welcome>,
+}
+
+impl ClientCore {
+    /// A core that is not connected yet; call [`ClientCore::connection_opened`] when the
+    /// transport's first connection is open.
+    pub fn new(config: CoreConfig) -> Self {
+        let backoff = Backoff::new(config.reconnect.clone(), config.jitter_seed);
+        ClientCore {
+            config,
+            state: State::Closed,
+            ever_welcomed: false,
+            attempt: 0,
+            reconnect_at: None,
+            backoff,
+            pending: PendingTable::default(),
+            subs: Registry::default(),
+            user_handles: 0,
+            out: VecDeque::new(),
+            welcome: None,
+        }
+    }
+
+    /// Dispatches one [`Input`].
+    pub fn handle_input(&mut self, input: Input, now_ms: u64) {
+        match input {
+            Input::ConnectionOpened => self.connection_opened(now_ms),
+            Input::ConnectionClosed => self.connection_closed(now_ms),
+            Input::Frame(text) => self.frame_received(&text, now_ms),
+            Input::Timer => self.handle_timeout(now_ms),
+            Input::Disconnect => self.disconnect(),
+        }
+    }
+
+    /// The next output to act on.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Whether requests can be sent now (welcome received).
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// The last welcome received.
+    pub fn welcome(&self) -> Option<&Welcome> {
+        self.welcome.as_ref()
+    }
+
+    /// Number of requests waiting for an answer (internal ones included).
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Number of live subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// When [`ClientCore::handle_timeout`] must be called next (absolute ms).
+    pub fn next_timeout(&self) -> Option<u64> {
+        match (self.pending.next_deadline(), self.reconnect_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The transport opened a connection; wait for the welcome.
+    pub fn connection_opened(&mut self, _now_ms: u64) {
+        if self.state != State::Closed || !self.ever_welcomed {
+            self.state = State::AwaitingWelcome;
+            self.reconnect_at = None;
+        }
+    }
+
+    /// The connection closed, or a connect attempt failed. Pending requests fail with
+    /// [`ClientError::Disconnected`]; a reconnect is scheduled when the policy allows.
+    pub fn connection_closed(&mut self, now_ms: u64) {
+        if self.state == State::Closed && self.ever_welcomed {
+            return;
+        }
+        let was_connected = self.state == State::Open
+            || (self.state == State::AwaitingWelcome && self.attempt == 0);
+        self.fail_all_pending();
+        self.subs.clear_server_ids();
+        self.attempt += 1;
+        let will_reconnect = self.ever_welcomed && self.backoff.allows(self.attempt);
+        if was_connected {
+            self.emit(LifecycleEvent::Disconnected { will_reconnect });
+        }
+        if will_reconnect {
+            let delay_ms = self.backoff.delay_ms(self.attempt);
+            self.state = State::Reconnecting;
+            self.reconnect_at = Some(now_ms.saturating_add(delay_ms));
+            self.emit(LifecycleEvent::Reconnecting { attempt: self.attempt, delay_ms });
+        } else {
+            if !was_connected {
+                self.emit(LifecycleEvent::Disconnected { will_reconnect: false });
+            }
+            self.state = State::Closed;
+            self.reconnect_at = None;
+            self.ever_welcomed = true; // terminal: ignore later closes
+        }
+    }
+
+    /// The user closes the client: no reconnect, pending requests fail.
+    pub fn disconnect(&mut self) {
+        let was = self.state;
+        self.fail_all_pending();
+        self.subs.clear_server_ids();
+        self.state = State::Closed;
+        self.ever_welcomed = true;
+        self.reconnect_at = None;
+        if was != State::Closed {
+            self.out.push_back(Output::Close);
+            self.emit(LifecycleEvent::Disconnected { will_reconnect: false });
+        }
+    }
+
+    /// Time has passed: expire requests, start a due reconnect attempt.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        for (_, pending) in self.pending.take_expired(now_ms) {
+            self.finish(pending.purpose, Err(ClientError::Timeout));
+        }
+        if let Some(at) = self.reconnect_at
+            && at <= now_ms
+        {
+            self.reconnect_at = None;
+            self.out.push_back(Output::Connect);
+        }
+    }
+
+    /// Sends a user request; its outcome arrives as [`Output::Resolve`]. When the client
+    /// is not open it resolves at once with [`ClientError::Disconnected`].
+    pub fn request(&mut self, operation: Operation, now_ms: u64) -> RequestHandle {
+        let handle = self.new_handle();
+        self.send(operation, Purpose::User(handle), now_ms);
+        handle
+    }
+
+    /// Subscribes; the handle resolves with the initial data (store) or the subscribe
+    /// result (rules), and later data arrives as [`Output::Push`] with the key.
+    pub fn subscribe(
+        &mut self,
+        target: SubscriptionTarget,
+        now_ms: u64,
+    ) -> (RequestHandle, SubscriptionKey) {
+        let handle = self.new_handle();
+        let key = self.subs.add(target.clone());
+        if !self.send(subscribe_op(&target), Purpose::Subscribe(handle, key), now_ms) {
+            self.subs.remove(key);
+        }
+        (handle, key)
+    }
+
+    /// Ends a subscription: forgets it and tells the server (when connected).
+    pub fn unsubscribe(&mut self, key: SubscriptionKey, now_ms: u64) {
+        let Some((target, Some(server_id))) = self.subs.remove(key) else {
+            return;
+        };
+        if self.state != State::Open {
+            return;
+        }
+        let op = match target {
+            SubscriptionTarget::Store { .. } => Operation::Store(StoreOp::Unsubscribe {
+                subscription_id: server_id,
+            }),
+            SubscriptionTarget::Rules { .. } => Operation::Rules(RulesOp::Unsubscribe {
+                subscription_id: server_id,
+            }),
+        };
+        self.send(op, Purpose::Ignore, now_ms);
+    }
+
+    /// Handles one text frame from the server.
+    pub fn frame_received(&mut self, text: &str, now_ms: u64) {
+        let message: ServerMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed server frame");
+                self.emit(LifecycleEvent::Error(ClientError::Protocol(e.to_string())));
+                return;
+            }
+        };
+        match message {
+            ServerMessage::Welcome(welcome) => self.on_welcome(welcome, now_ms),
+            ServerMessage::Ping(ping) => {
+                if self.config.heartbeat_replies {
+                    let pong = Pong { timestamp: ping.timestamp as f64 };
+                    if let Ok(text) = serde_json::to_string(&pong) {
+                        self.out.push_back(Output::Send(text));
+                    }
+                }
+            }
+            ServerMessage::Result(frame) => self.on_answer(&frame.id, Ok(frame.data)),
+            ServerMessage::Error(frame) => {
+                let err = ClientError::Server {
+                    code: frame.code,
+                    message: frame.message,
+                    details: frame.details,
+                };
+                if frame.id.as_u64() == Some(0) {
+                    self.emit(LifecycleEvent::Error(err));
+                } else {
+                    self.on_answer(&frame.id, Err(err));
+                }
+            }
+            ServerMessage::Push(push) => {
+                if let Some(key) = self.subs.by_server_id(&push.subscription_id) {
+                    let matches = matches!(
+                        (self.subs.target(key), push.channel),
+                        (Some(SubscriptionTarget::Store { .. }), PushChannel::Subscription)
+                            | (Some(SubscriptionTarget::Rules { .. }), PushChannel::Event)
+                    );
+                    if matches {
+                        self.out.push_back(Output::Push { key, data: push.data });
+                    }
+                }
+            }
+            ServerMessage::System(SystemEvent::Shutdown { grace_period_ms }) => {
+                self.emit(LifecycleEvent::Shutdown { grace_period_ms });
+            }
+        }
+    }
+
+    fn on_welcome(&mut self, welcome: Welcome, now_ms: u64) {
+        if self.state != State::AwaitingWelcome {
+            self.emit(LifecycleEvent::Error(ClientError::Protocol(
+                "unexpected welcome".into(),
+            )));
+            return;
+        }
+        self.state = State::Open;
+        self.welcome = Some(welcome.clone());
+        if !self.ever_welcomed {
+            self.ever_welcomed = true;
+            self.attempt = 0;
+            self.emit(LifecycleEvent::Connected(welcome));
+            return;
+        }
+        self.attempt = 0;
+        self.emit(LifecycleEvent::Reconnected(welcome));
+        if let Some(token) = self.config.auth_token.clone() {
+            self.send(Operation::Auth(AuthOp::Login { token }), Purpose::Relogin, now_ms);
+        }
+        for (key, target) in self.subs.all() {
+            self.send(subscribe_op(&target), Purpose::Resubscribe(key), now_ms);
+        }
+    }
+
+    fn on_answer(&mut self, id: &RequestId, result: Result<Value, ClientError>) {
+        let Some(pending) = id.as_u64().and_then(|id| self.pending.take(id)) else {
+            tracing::debug!(%id, "answer for no pending request");
+            return;
+        };
+        self.finish(pending.purpose, result);
+    }
+
+    fn finish(&mut self, purpose: Purpose, result: Result<Value, ClientError>) {
+        match purpose {
+            Purpose::User(handle) => self.out.push_back(Output::Resolve { handle, result }),
+            Purpose::Subscribe(handle, key) => {
+                let result = result.and_then(|data| self.record_subscription(key, data));
+                if result.is_err() {
+                    self.subs.remove(key);
+                }
+                self.out.push_back(Output::Resolve { handle, result });
+            }
+            Purpose::Resubscribe(key) => match result {
+                Ok(data) => match self.record_subscription(key, data) {
+                    Ok(data) => {
+                        if matches!(self.subs.target(key), Some(SubscriptionTarget::Store { .. })) {
+                            self.out.push_back(Output::Push { key, data });
+                        }
+                    }
+                    Err(e) => self.emit(LifecycleEvent::Error(e)),
+                },
+                Err(e) => self.emit(LifecycleEvent::Error(e)),
+            },
+            Purpose::Relogin => {
+                if let Err(e) = result {
+                    self.emit(LifecycleEvent::Error(e));
+                }
+            }
+            Purpose::Ignore => {}
+        }
+    }
+
+    /// Reads `subscriptionId` (and `data` for store) from a subscribe result.
+    fn record_subscription(
+        &mut self,
+        key: SubscriptionKey,
+        data: Value,
+    ) -> Result<Value, ClientError> {
+        let Some(id) = data.get("subscriptionId").and_then(Value::as_str) else {
+            return Err(ClientError::Protocol("subscribe result without subscriptionId".into()));
+        };
+        let id = id.to_owned();
+        if !self.subs.set_server_id(key, id) {
+            // Unsubscribed while the request was in flight.
+            return Err(ClientError::Disconnected);
+        }
+        Ok(match self.subs.target(key) {
+            Some(SubscriptionTarget::Store { .. }) => {
+                data.get("data").cloned().unwrap_or(Value::Null)
+            }
+            _ => data,
+        })
+    }
+
+    /// Sends `operation` if open; otherwise fails its purpose with `Disconnected`.
+    fn send(&mut self, operation: Operation, purpose: Purpose, now_ms: u64) -> bool {
+        if self.state != State::Open {
+            self.finish(purpose, Err(ClientError::Disconnected));
+            return false;
+        }
+        let deadline = now_ms.saturating_add(self.config.request_timeout_ms);
+        let id = self.pending.insert(purpose, deadline);
+        let request = Request { id: RequestId::from(id), operation };
+        match serde_json::to_string(&request) {
+            Ok(text) => {
+                self.out.push_back(Output::Send(text));
+                true
+            }
+            Err(e) => {
+                if let Some(p) = self.pending.take(id) {
+                    self.finish(p.purpose, Err(ClientError::Protocol(e.to_string())));
+                }
+                false
+            }
+        }
+    }
+
+    fn fail_all_pending(&mut self) {
+        for (_, pending) in self.pending.drain() {
+            match pending.purpose {
+                // Internal requests of a dead connection are simply dropped.
+                Purpose::Relogin | Purpose::Resubscribe(_) | Purpose::Ignore => {}
+                purpose => self.finish(purpose, Err(ClientError::Disconnected)),
+            }
+        }
+    }
+
+    fn new_handle(&mut self) -> RequestHandle {
+        self.user_handles += 1;
+        RequestHandle(self.user_handles)
+    }
+
+    fn emit(&mut self, event: LifecycleEvent) {
+        self.out.push_back(Output::Event(event));
+    }
+}
+
+fn subscribe_op(target: &SubscriptionTarget) -> Operation {
+    match target {
+        SubscriptionTarget::Store { query, params } => Operation::Store(StoreOp::Subscribe {
+            query: query.clone(),
+            params: params.clone(),
+        }),
+        SubscriptionTarget::Rules { pattern } => {
+            Operation::Rules(RulesOp::Subscribe { pattern: pattern.clone() })
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Frame-by-frame tests of the state machine: no sockets, time is a number.
+
+use noex_protocol::{ErrorCode, Operation, ServerOp};
+use serde_json::{Value, json};
+
+use super::*;
+
+const WELCOME: &str = r#"{"type":"welcome","version":"1.0.0","serverTime":1,"requiresAuth":false}"#;
+
+fn drain(core: &mut ClientCore) -> Vec<Output> {
+    std::iter::from_fn(|| core.poll_output()).collect()
+}
+
+fn sent(outputs: &[Output]) -> Vec<Value> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(t) => serde_json::from_str(t).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn config() -> CoreConfig {
+    CoreConfig {
+        request_timeout_ms: 1000,
+        reconnect: ReconnectPolicy {
+            initial_delay_ms: 100,
+            max_delay_ms: 1000,
+            multiplier: 2.0,
+            max_retries: Some(3),
+            jitter: 0.2,
+            enabled: true,
+        },
+        ..Default::default()
+    }
+}
+
+fn open(config: CoreConfig) -> ClientCore {
+    let mut core = ClientCore::new(config);
+    core.connection_opened(0);
+    core.frame_received(WELCOME, 0);
+    let out = drain(&mut core);
+    assert!(matches!(out.as_slice(), [Output::Event(LifecycleEvent::Connected(_))]));
+    core
+}
+
+fn stats() -> Operation {
+    Operation::Server(ServerOp::Stats)
+}
+
+#[test]
+fn out_of_order_results_are_correlated() {
+    let mut core = open(config());
+    let a = core.request(stats(), 0);
+    let b = core.request(stats(), 0);
+    let frames = sent(&drain(&mut core));
+    assert_eq!(frames[0], json!({"id": 1, "type": "server.stats"}));
+    assert_eq!(frames[1]["id"], 2);
+    core.frame_received(r#"{"id":2,"type":"result","data":"second"}"#, 5);
+    core.frame_received(
+        r#"{"id":1,"type":"error","code":"NOT_FOUND","message":"nope","details":{"k":1}}"#,
+        6,
+    );
+    let out = drain(&mut core);
+    assert_eq!(
+        out,
+        vec![
+            Output::Resolve { handle: b, result: Ok(json!("second")) },
+            Output::Resolve {
+                handle: a,
+                result: Err(ClientError::Server {
+                    code: ErrorCode::NotFound,
+                    message: "nope".into(),
+                    details: Some(json!({"k": 1})),
+                }),
+            },
+        ]
+    );
+    assert_eq!(core.pending_count(), 0);
+}
+
+#[test]
+fn requests_time_out_at_their_own_deadline() {
+    let mut core = open(config());
+    let a = core.request(stats(), 0);
+    let b = core.request(stats(), 500);
+    drain(&mut core);
+    assert_eq!(core.next_timeout(), Some(1000));
+    core.handle_timeout(999);
+    assert!(drain(&mut core).is_empty());
+    core.handle_timeout(1000);
+    assert_eq!(drain(&mut core), vec![Output::Resolve { handle: a, result: Err(ClientError::Timeout) }]);
+    assert_eq!(core.next_timeout(), Some(1500));
+    // A late answer for the timed-out request is ignored.
+    core.frame_received(r#"{"id":1,"type":"result","data":1}"#, 1200);
+    assert!(drain(&mut core).is_empty());
+    core.handle_timeout(1500);
+    assert_eq!(drain(&mut core), vec![Output::Resolve { handle: b, result: Err(ClientError::Timeout) }]);
+}
+
+#[test]
+fn pings_are_answered_unless_disabled() {
+    let mut core = open(config());
+    core.frame_received(r#"{"type":"ping","timestamp":1234}"#, 0);
+    assert_eq!(sent(&drain(&mut core)), vec![json!({"type": "pong", "timestamp": 1234.0})]);
+    let mut quiet = open(CoreConfig { heartbeat_replies: false, ..config() });
+    quiet.frame_received(r#"{"type":"ping","timestamp":1}"#, 0);
+    assert!(drain(&mut quiet).is_empty());
+}
+
+#[test]
+fn malformed_frames_and_id_zero_errors_become_events() {
+    let mut core = open(config());
+    core.frame_received("not json", 0);
+    core.frame_received(r#"{"type":"result","id":"x"}"#, 0);
+    core.frame_received(r#"{"id":0,"type":"error","code":"PARSE_ERROR","message":"Invalid JSON"}"#, 0);
+    let out = drain(&mut core);
+    assert!(matches!(out[0], Output::Event(LifecycleEvent::Error(ClientError::Protocol(_)))));
+    assert!(matches!(out[1], Output::Event(LifecycleEvent::Error(ClientError::Protocol(_)))));
+    assert!(matches!(
+        &out[2],
+        Output::Event(LifecycleEvent::Error(ClientError::Server { code: ErrorCode::ParseError, .. }))
+    ));
+}
+
+#[test]
+fn reconnect_schedule_with_jitter_bounds_and_give_up() {
+    let mut core = open(config());
+    let pending = core.request(stats(), 0);
+    drain(&mut core);
+    core.connection_closed(10);
+    let mut out = drain(&mut core);
+    assert_eq!(out[0], Output::Resolve { handle: pending, result: Err(ClientError::Disconnected) });
+    assert_eq!(out[1], Output::Event(LifecycleEvent::Disconnected { will_reconnect: true }));
+    let mut now = 10;
+    for attempt in 1..=3u32 {
+        if attempt > 1 {
+            // The previous attempt failed.
+            core.connection_closed(now);
+            out = drain(&mut core);
+        }
+        let Some(Output::Event(LifecycleEvent::Reconnecting { attempt: a, delay_ms })) = out.last()
+        else {
+            panic!("expected reconnecting, got {out:?}");
+        };
+        assert_eq!(*a, attempt);
+        let base = 100u64 << (attempt - 1);
+        assert!(*delay_ms >= base * 8 / 10 && *delay_ms <= base * 12 / 10, "{delay_ms} vs {base}");
+        assert_eq!(core.next_timeout(), Some(now + delay_ms));
+        core.handle_timeout(now + delay_ms - 1);
+        assert!(drain(&mut core).is_empty());
+        now += delay_ms;
+        core.handle_timeout(now);
+        assert_eq!(drain(&mut core), vec![Output::Connect]);
+        // Requests while reconnecting fail at once.
+        let h = core.request(stats(), now);
+        assert_eq!(drain(&mut core), vec![Output::Resolve { handle: h, result: Err(ClientError::Disconnected) }]);
+    }
+    core.connection_closed(now);
+    assert_eq!(
+        drain(&mut core),
+        vec![Output::Event(LifecycleEvent::Disconnected { will_reconnect: false })]
+    );
+    assert_eq!(core.next_timeout(), None);
+}
+
+#[test]
+fn relogin_then_resubscribe_delivers_fresh_data() {
+    let mut core = open(CoreConfig { auth_token: Some("tok".into()), ..config() });
+    let (h, store_key) = core.subscribe(
+        SubscriptionTarget::Store { query: "all-users".into(), params: Some(json!({"a": 1})) },
+        0,
+    );
+    let (h2, rules_key) = core.subscribe(SubscriptionTarget::Rules { pattern: "order.*".into() }, 0);
+    let frames = sent(&drain(&mut core));
+    assert_eq!(frames[0], json!({"id": 1, "type": "store.subscribe", "query": "all-users", "params": {"a": 1}}));
+    assert_eq!(frames[1], json!({"id": 2, "type": "rules.subscribe", "pattern": "order.*"}));
+    core.frame_received(r#"{"id":1,"type":"result","data":{"subscriptionId":"s1","data":[1]}}"#, 1);
+    core.frame_received(r#"{"id":2,"type":"result","data":{"subscriptionId":"r1"}}"#, 1);
+    core.frame_received(r#"{"type":"push","channel":"subscription","subscriptionId":"s1","data":[1,2]}"#, 2);
+    core.frame_received(r#"{"type":"push","channel":"event","subscriptionId":"r1","data":{"topic":"order.x","event":{}}}"#, 2);
+    // A push for an unknown id or the wrong channel is dropped.
+    core.frame_received(r#"{"type":"push","channel":"event","subscriptionId":"s1","data":0}"#, 2);
+    let out = drain(&mut core);
+    assert_eq!(out[0], Output::Resolve { handle: h, result: Ok(json!([1])) });
+    assert_eq!(out[1], Output::Resolve { handle: h2, result: Ok(json!({"subscriptionId": "r1"})) });
+    assert_eq!(out[2], Output::Push { key: store_key, data: json!([1, 2]) });
+    assert_eq!(out[3], Output::Push { key: rules_key, data: json!({"topic": "order.x", "event": {}}) });
+    assert_eq!(out.len(), 4);
+
+    core.connection_closed(10);
+    drain(&mut core);
+    let at = core.next_timeout().unwrap_or(0);
+    core.handle_timeout(at);
+    assert_eq!(drain(&mut core), vec![Output::Connect]);
+    core.connection_opened(at);
+    // Old server ids are gone.
+    core.frame_received(r#"{"type":"push","channel":"subscription","subscriptionId":"s1","data":0}"#, at);
+    assert!(drain(&mut core).is_empty());
+    core.frame_received(WELCOME, at);
+    let out = drain(&mut core);
+    assert!(matches!(out[0], Output::Event(LifecycleEvent::Reconnected(_))));
+    let frames = sent(&out);
+    assert_eq!(frames[0], json!({"id": 3, "type": "auth.login", "token": "tok"}));
+    assert_eq!(frames[1], json!({"id": 4, "type": "store.subscribe", "query": "all-users", "params": {"a": 1}}));
+    assert_eq!(frames[2], json!({"id": 5, "type": "rules.subscribe", "pattern": "order.*"}));
+    core.frame_received(r#"{"id":3,"type":"result","data":{"userId":"u"}}"#, at);
+    core.frame_received(r#"{"id":4,"type":"result","data":{"subscriptionId":"s2","data":[9]}}"#, at);
+    core.frame_received(r#"{"id":5,"type":"result","data":{"subscriptionId":"r2"}}"#, at);
+    core.frame_received(r#"{"type":"push","channel":"event","subscriptionId":"r2","data":1}"#, at);
+    assert_eq!(
+        drain(&mut core),
+        vec![
+            Output::Push { key: store_key, data: json!([9]) },
+            Output::Push { key: rules_key, data: json!(1) },
+        ]
+    );
+    // Unsubscribing sends the current server id.
+    core.unsubscribe(store_key, at);
+    assert_eq!(sent(&drain(&mut core)), vec![json!({"id": 6, "type": "store.unsubscribe", "subscriptionId": "s2"})]);
+    assert_eq!(core.subscription_count(), 1);
+}
+
+#[test]
+fn failed_relogin_and_resubscribe_are_reported() {
+    let mut core = open(CoreConfig { auth_token: Some("bad".into()), ..config() });
+    core.subscribe(SubscriptionTarget::Store { query: "q".into(), params: None }, 0);
+    core.frame_received(r#"{"id":1,"type":"result","data":{"subscriptionId":"s1","data":[]}}"#, 0);
+    drain(&mut core);
+    core.connection_closed(0);
+    core.handle_timeout(core.next_timeout().unwrap_or(0));
+    core.connection_opened(500);
+    core.frame_received(WELCOME, 500);
+    drain(&mut core);
+    core.frame_received(r#"{"id":2,"type":"error","code":"UNAUTHORIZED","message":"bad token"}"#, 500);
+    core.frame_received(r#"{"id":3,"type":"error","code":"QUERY_NOT_DEFINED","message":"gone"}"#, 500);
+    let out = drain(&mut core);
+    assert!(matches!(
+        &out[0],
+        Output::Event(LifecycleEvent::Error(ClientError::Server { code: ErrorCode::Unauthorized, .. }))
+    ));
+    assert!(matches!(
+        &out[1],
+        Output::Event(LifecycleEvent::Error(ClientError::Server { code: ErrorCode::QueryNotDefined, .. }))
+    ));
+}
+
+#[test]
+fn user_disconnect_fails_pending_and_never_reconnects() {
+    let mut core = open(config());
+    let h = core.request(stats(), 0);
+    drain(&mut core);
+    core.disconnect();
+    assert_eq!(
+        drain(&mut core),
+        vec![
+            Output::Resolve { handle: h, result: Err(ClientError::Disconnected) },
+            Output::Close,
+            Output::Event(LifecycleEvent::Disconnected { will_reconnect: false }),
+        ]
+    );
+    core.connection_closed(5);
+    assert!(drain(&mut core).is_empty());
+    assert_eq!(core.next_timeout(), None);
+}
+
+#[test]
+fn failed_subscribe_is_forgotten() {
+    let mut core = open(config());
+    let (h, _) = core.subscribe(SubscriptionTarget::Store { query: "nope".into(), params: None }, 0);
+    drain(&mut core);
+    core.frame_received(r#"{"id":1,"type":"error","code":"QUERY_NOT_DEFINED","message":"x"}"#, 0);
+    let out = drain(&mut core);
+    assert!(matches!(&out[0], Output::Resolve { handle, result: Err(_) } if *handle == h));
+    assert_eq!(core.subscription_count(), 0);
+}
