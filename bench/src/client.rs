@@ -6,7 +6,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async_with_config, tungstenite::Message,
+};
 
 /// One client WebSocket connection.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -17,7 +19,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Opens a connection to `ws://127.0.0.1:PORT/` (loopback only, by construction).
 pub async fn connect(port: u16) -> Result<Ws, String> {
     let url = format!("ws://127.0.0.1:{port}/");
-    connect_async(url)
+    // Nagle off: pipelined small frames must not wait for ACKs (the servers disable it too).
+    connect_async_with_config(url, None, true)
         .await
         .map(|(ws, _)| ws)
         .map_err(|e| e.to_string())

@@ -60,9 +60,18 @@ async fn connection(stream: TcpStream, me: u64, peers: Peers) {
         p.insert(me, tx.clone());
     }
     let writer = tokio::spawn(async move {
+        // Write everything queued, then flush once: one syscall per burst, not per frame.
         while let Some(m) = rx.recv().await {
-            if sink.send(m).await.is_err() {
-                break;
+            if sink.feed(m).await.is_err() {
+                return;
+            }
+            while let Ok(m) = rx.try_recv() {
+                if sink.feed(m).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return;
             }
         }
     });

@@ -76,11 +76,14 @@ pub fn table(rows: &[Row]) -> String {
                 }
             }
         }
+        let degraded = [echo, noex].into_iter().flatten().any(|o| o.degraded);
         for m in metrics {
             let (e, n) = (value(echo, m), value(noex, m));
-            let r = ratio(n, e)
-                .map(|r| format!("{r:.2}x"))
-                .unwrap_or_else(|| "-".into());
+            let r = match ratio(n, e) {
+                _ if degraded => "errors".to_owned(),
+                Some(r) => format!("{r:.2}x"),
+                None => "-".to_owned(),
+            };
             let _ = writeln!(
                 s,
                 "{name:<14} {m:<18} {:>12} {:>12} {r:>10}",
@@ -94,6 +97,9 @@ pub fn table(rows: &[Row]) -> String {
             }
         }
     }
+    s.push_str(
+        "(\"errors\": some operations were answered with errors; see the notes, no ratio)\n",
+    );
     s
 }
 
@@ -109,7 +115,7 @@ pub fn json(rows: &[Row], params: Value) -> Value {
                 .map(|m| (m.name.to_owned(), json!(m.value)))
                 .collect();
             json!({"scenario": r.scenario, "target": r.target.name(),
-                "metrics": metrics, "notes": r.outcome.notes})
+                "metrics": metrics, "notes": r.outcome.notes, "degraded": r.outcome.degraded})
         })
         .collect();
     let mut ratios = Vec::new();
@@ -118,6 +124,10 @@ pub fn json(rows: &[Row], params: Value) -> Value {
         let Some(noex) = find(rows, name, TargetKind::Noex) else {
             continue;
         };
+        if noex.degraded || echo.is_some_and(|e| e.degraded) {
+            // Error answers measure error handling, not the scenario: no ratio.
+            continue;
+        }
         for m in &noex.metrics {
             if let Some(r) = ratio(Some(m.value), value(echo, m.name)) {
                 ratios.push(json!({"scenario": name, "metric": m.name,

@@ -31,6 +31,7 @@ pub async fn run(
                 Err(e) => scenario::Outcome {
                     metrics: vec![],
                     notes: vec![e],
+                    degraded: true,
                 },
             };
             rows.push(Row {

@@ -71,6 +71,7 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
     }
     let f = failures.load(Ordering::Relaxed);
     if f > 0 {
+        out.degraded = true;
         out.notes
             .push(format!("{f} cycles failed to connect or subscribe"));
     }

@@ -61,6 +61,7 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
         subs.push(ws);
     }
     if sub_errors > 0 {
+        out.degraded = true;
         out.notes
             .push(format!("{sub_errors} subscribers failed to subscribe"));
     }

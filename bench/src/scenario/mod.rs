@@ -61,6 +61,9 @@ pub struct Outcome {
     pub metrics: Vec<Metric>,
     /// Anything worth knowing (setup errors, error answers, timeouts).
     pub notes: Vec<String>,
+    /// Some operations were answered with errors or failed: the figures do not measure
+    /// the intended work, so no ratio is computed from them.
+    pub degraded: bool,
 }
 
 impl Outcome {

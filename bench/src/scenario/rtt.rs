@@ -76,6 +76,7 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
     out.less("p999_us", sum.p999_us);
     out.more("answered", (ok + errors) as f64);
     if errors > 0 {
+        out.degraded = true;
         out.notes
             .push(format!("{errors} of {} answers were errors", ok + errors));
     }
