@@ -119,13 +119,22 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_bounds_and_varies() {
-        let mut b = Backoff::new(ReconnectPolicy { jitter: 0.5, ..Default::default() }, 42);
+        let mut b = Backoff::new(
+            ReconnectPolicy {
+                jitter: 0.5,
+                ..Default::default()
+            },
+            42,
+        );
         let mut seen = std::collections::HashSet::new();
         for attempt in 1..=6 {
             for _ in 0..200 {
                 let base = b.base_delay_ms(attempt) as f64;
                 let d = b.delay_ms(attempt) as f64;
-                assert!(d >= (base * 0.5).floor() && d <= (base * 1.5).ceil(), "{d} vs {base}");
+                assert!(
+                    d >= (base * 0.5).floor() && d <= (base * 1.5).ceil(),
+                    "{d} vs {base}"
+                );
                 seen.insert(d as u64);
             }
         }
@@ -143,10 +152,22 @@ mod tests {
 
     #[test]
     fn max_retries_and_disabled() {
-        let b = Backoff::new(ReconnectPolicy { max_retries: Some(2), ..Default::default() }, 0);
+        let b = Backoff::new(
+            ReconnectPolicy {
+                max_retries: Some(2),
+                ..Default::default()
+            },
+            0,
+        );
         assert!(b.allows(2));
         assert!(!b.allows(3));
-        let off = Backoff::new(ReconnectPolicy { enabled: false, ..Default::default() }, 0);
+        let off = Backoff::new(
+            ReconnectPolicy {
+                enabled: false,
+                ..Default::default()
+            },
+            0,
+        );
         assert!(!off.allows(1));
     }
 }

@@ -219,6 +219,12 @@ impl ClientCore {
         self.welcome.as_ref()
     }
 
+    /// Whether the core is closed for good (user disconnect, retries exhausted, or the
+    /// first connection closed before its welcome).
+    pub fn is_terminated(&self) -> bool {
+        self.state == State::Closed && self.ever_welcomed
+    }
+
     /// Number of requests waiting for an answer (internal ones included).
     pub fn pending_count(&self) -> usize {
         self.pending.len()
@@ -264,10 +270,15 @@ impl ClientCore {
             let delay_ms = self.backoff.delay_ms(self.attempt);
             self.state = State::Reconnecting;
             self.reconnect_at = Some(now_ms.saturating_add(delay_ms));
-            self.emit(LifecycleEvent::Reconnecting { attempt: self.attempt, delay_ms });
+            self.emit(LifecycleEvent::Reconnecting {
+                attempt: self.attempt,
+                delay_ms,
+            });
         } else {
             if !was_connected {
-                self.emit(LifecycleEvent::Disconnected { will_reconnect: false });
+                self.emit(LifecycleEvent::Disconnected {
+                    will_reconnect: false,
+                });
             }
             self.state = State::Closed;
             self.reconnect_at = None;
@@ -285,7 +296,9 @@ impl ClientCore {
         self.reconnect_at = None;
         if was != State::Closed {
             self.out.push_back(Output::Close);
-            self.emit(LifecycleEvent::Disconnected { will_reconnect: false });
+            self.emit(LifecycleEvent::Disconnected {
+                will_reconnect: false,
+            });
         }
     }
 
@@ -319,7 +332,11 @@ impl ClientCore {
     ) -> (RequestHandle, SubscriptionKey) {
         let handle = self.new_handle();
         let key = self.subs.add(target.clone());
-        if !self.send(subscribe_op(&target), Purpose::Subscribe(handle, key), now_ms) {
+        if !self.send(
+            subscribe_op(&target),
+            Purpose::Subscribe(handle, key),
+            now_ms,
+        ) {
             self.subs.remove(key);
         }
         (handle, key)
@@ -358,7 +375,9 @@ impl ClientCore {
             ServerMessage::Welcome(welcome) => self.on_welcome(welcome, now_ms),
             ServerMessage::Ping(ping) => {
                 if self.config.heartbeat_replies {
-                    let pong = Pong { timestamp: ping.timestamp as f64 };
+                    let pong = Pong {
+                        timestamp: ping.timestamp as f64,
+                    };
                     if let Ok(text) = serde_json::to_string(&pong) {
                         self.out.push_back(Output::Send(text));
                     }
@@ -381,11 +400,16 @@ impl ClientCore {
                 if let Some(key) = self.subs.by_server_id(&push.subscription_id) {
                     let matches = matches!(
                         (self.subs.target(key), push.channel),
-                        (Some(SubscriptionTarget::Store { .. }), PushChannel::Subscription)
-                            | (Some(SubscriptionTarget::Rules { .. }), PushChannel::Event)
+                        (
+                            Some(SubscriptionTarget::Store { .. }),
+                            PushChannel::Subscription
+                        ) | (Some(SubscriptionTarget::Rules { .. }), PushChannel::Event)
                     );
                     if matches {
-                        self.out.push_back(Output::Push { key, data: push.data });
+                        self.out.push_back(Output::Push {
+                            key,
+                            data: push.data,
+                        });
                     }
                 }
             }
@@ -413,7 +437,11 @@ impl ClientCore {
         self.attempt = 0;
         self.emit(LifecycleEvent::Reconnected(welcome));
         if let Some(token) = self.config.auth_token.clone() {
-            self.send(Operation::Auth(AuthOp::Login { token }), Purpose::Relogin, now_ms);
+            self.send(
+                Operation::Auth(AuthOp::Login { token }),
+                Purpose::Relogin,
+                now_ms,
+            );
         }
         for (key, target) in self.subs.all() {
             self.send(subscribe_op(&target), Purpose::Resubscribe(key), now_ms);
@@ -441,7 +469,10 @@ impl ClientCore {
             Purpose::Resubscribe(key) => match result {
                 Ok(data) => match self.record_subscription(key, data) {
                     Ok(data) => {
-                        if matches!(self.subs.target(key), Some(SubscriptionTarget::Store { .. })) {
+                        if matches!(
+                            self.subs.target(key),
+                            Some(SubscriptionTarget::Store { .. })
+                        ) {
                             self.out.push_back(Output::Push { key, data });
                         }
                     }
@@ -465,7 +496,9 @@ impl ClientCore {
         data: Value,
     ) -> Result<Value, ClientError> {
         let Some(id) = data.get("subscriptionId").and_then(Value::as_str) else {
-            return Err(ClientError::Protocol("subscribe result without subscriptionId".into()));
+            return Err(ClientError::Protocol(
+                "subscribe result without subscriptionId".into(),
+            ));
         };
         let id = id.to_owned();
         if !self.subs.set_server_id(key, id) {
@@ -488,7 +521,10 @@ impl ClientCore {
         }
         let deadline = now_ms.saturating_add(self.config.request_timeout_ms);
         let id = self.pending.insert(purpose, deadline);
-        let request = Request { id: RequestId::from(id), operation };
+        let request = Request {
+            id: RequestId::from(id),
+            operation,
+        };
         match serde_json::to_string(&request) {
             Ok(text) => {
                 self.out.push_back(Output::Send(text));
@@ -529,8 +565,8 @@ fn subscribe_op(target: &SubscriptionTarget) -> Operation {
             query: query.clone(),
             params: params.clone(),
         }),
-        SubscriptionTarget::Rules { pattern } => {
-            Operation::Rules(RulesOp::Subscribe { pattern: pattern.clone() })
-        }
+        SubscriptionTarget::Rules { pattern } => Operation::Rules(RulesOp::Subscribe {
+            pattern: pattern.clone(),
+        }),
     }
 }

@@ -40,7 +40,13 @@ pub(crate) struct PendingTable {
 impl PendingTable {
     pub(crate) fn insert(&mut self, purpose: Purpose, deadline_ms: u64) -> u64 {
         self.next_id += 1;
-        self.entries.insert(self.next_id, Pending { purpose, deadline_ms });
+        self.entries.insert(
+            self.next_id,
+            Pending {
+                purpose,
+                deadline_ms,
+            },
+        );
         self.next_id
     }
 

@@ -50,7 +50,13 @@ impl Registry {
     pub(crate) fn add(&mut self, target: SubscriptionTarget) -> SubscriptionKey {
         self.next += 1;
         let key = SubscriptionKey(self.next);
-        self.entries.insert(key, Entry { target, server_id: None });
+        self.entries.insert(
+            key,
+            Entry {
+                target,
+                server_id: None,
+            },
+        );
         key
     }
 
@@ -95,7 +101,11 @@ impl Registry {
 
     /// Every registered subscription, in creation order.
     pub(crate) fn all(&self) -> Vec<(SubscriptionKey, SubscriptionTarget)> {
-        let mut all: Vec<_> = self.entries.iter().map(|(k, e)| (*k, e.target.clone())).collect();
+        let mut all: Vec<_> = self
+            .entries
+            .iter()
+            .map(|(k, e)| (*k, e.target.clone()))
+            .collect();
         all.sort_by_key(|(k, _)| *k);
         all
     }

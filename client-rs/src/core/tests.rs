@@ -41,7 +41,10 @@ fn open(config: CoreConfig) -> ClientCore {
     core.connection_opened(0);
     core.frame_received(WELCOME, 0);
     let out = drain(&mut core);
-    assert!(matches!(out.as_slice(), [Output::Event(LifecycleEvent::Connected(_))]));
+    assert!(matches!(
+        out.as_slice(),
+        [Output::Event(LifecycleEvent::Connected(_))]
+    ));
     core
 }
 
@@ -66,7 +69,10 @@ fn out_of_order_results_are_correlated() {
     assert_eq!(
         out,
         vec![
-            Output::Resolve { handle: b, result: Ok(json!("second")) },
+            Output::Resolve {
+                handle: b,
+                result: Ok(json!("second"))
+            },
             Output::Resolve {
                 handle: a,
                 result: Err(ClientError::Server {
@@ -90,21 +96,39 @@ fn requests_time_out_at_their_own_deadline() {
     core.handle_timeout(999);
     assert!(drain(&mut core).is_empty());
     core.handle_timeout(1000);
-    assert_eq!(drain(&mut core), vec![Output::Resolve { handle: a, result: Err(ClientError::Timeout) }]);
+    assert_eq!(
+        drain(&mut core),
+        vec![Output::Resolve {
+            handle: a,
+            result: Err(ClientError::Timeout)
+        }]
+    );
     assert_eq!(core.next_timeout(), Some(1500));
     // A late answer for the timed-out request is ignored.
     core.frame_received(r#"{"id":1,"type":"result","data":1}"#, 1200);
     assert!(drain(&mut core).is_empty());
     core.handle_timeout(1500);
-    assert_eq!(drain(&mut core), vec![Output::Resolve { handle: b, result: Err(ClientError::Timeout) }]);
+    assert_eq!(
+        drain(&mut core),
+        vec![Output::Resolve {
+            handle: b,
+            result: Err(ClientError::Timeout)
+        }]
+    );
 }
 
 #[test]
 fn pings_are_answered_unless_disabled() {
     let mut core = open(config());
     core.frame_received(r#"{"type":"ping","timestamp":1234}"#, 0);
-    assert_eq!(sent(&drain(&mut core)), vec![json!({"type": "pong", "timestamp": 1234.0})]);
-    let mut quiet = open(CoreConfig { heartbeat_replies: false, ..config() });
+    assert_eq!(
+        sent(&drain(&mut core)),
+        vec![json!({"type": "pong", "timestamp": 1234.0})]
+    );
+    let mut quiet = open(CoreConfig {
+        heartbeat_replies: false,
+        ..config()
+    });
     quiet.frame_received(r#"{"type":"ping","timestamp":1}"#, 0);
     assert!(drain(&mut quiet).is_empty());
 }
@@ -114,13 +138,25 @@ fn malformed_frames_and_id_zero_errors_become_events() {
     let mut core = open(config());
     core.frame_received("not json", 0);
     core.frame_received(r#"{"type":"result","id":"x"}"#, 0);
-    core.frame_received(r#"{"id":0,"type":"error","code":"PARSE_ERROR","message":"Invalid JSON"}"#, 0);
+    core.frame_received(
+        r#"{"id":0,"type":"error","code":"PARSE_ERROR","message":"Invalid JSON"}"#,
+        0,
+    );
     let out = drain(&mut core);
-    assert!(matches!(out[0], Output::Event(LifecycleEvent::Error(ClientError::Protocol(_)))));
-    assert!(matches!(out[1], Output::Event(LifecycleEvent::Error(ClientError::Protocol(_)))));
+    assert!(matches!(
+        out[0],
+        Output::Event(LifecycleEvent::Error(ClientError::Protocol(_)))
+    ));
+    assert!(matches!(
+        out[1],
+        Output::Event(LifecycleEvent::Error(ClientError::Protocol(_)))
+    ));
     assert!(matches!(
         &out[2],
-        Output::Event(LifecycleEvent::Error(ClientError::Server { code: ErrorCode::ParseError, .. }))
+        Output::Event(LifecycleEvent::Error(ClientError::Server {
+            code: ErrorCode::ParseError,
+            ..
+        }))
     ));
 }
 
@@ -131,8 +167,19 @@ fn reconnect_schedule_with_jitter_bounds_and_give_up() {
     drain(&mut core);
     core.connection_closed(10);
     let mut out = drain(&mut core);
-    assert_eq!(out[0], Output::Resolve { handle: pending, result: Err(ClientError::Disconnected) });
-    assert_eq!(out[1], Output::Event(LifecycleEvent::Disconnected { will_reconnect: true }));
+    assert_eq!(
+        out[0],
+        Output::Resolve {
+            handle: pending,
+            result: Err(ClientError::Disconnected)
+        }
+    );
+    assert_eq!(
+        out[1],
+        Output::Event(LifecycleEvent::Disconnected {
+            will_reconnect: true
+        })
+    );
     let mut now = 10;
     for attempt in 1..=3u32 {
         if attempt > 1 {
@@ -140,13 +187,19 @@ fn reconnect_schedule_with_jitter_bounds_and_give_up() {
             core.connection_closed(now);
             out = drain(&mut core);
         }
-        let Some(Output::Event(LifecycleEvent::Reconnecting { attempt: a, delay_ms })) = out.last()
+        let Some(Output::Event(LifecycleEvent::Reconnecting {
+            attempt: a,
+            delay_ms,
+        })) = out.last()
         else {
             panic!("expected reconnecting, got {out:?}");
         };
         assert_eq!(*a, attempt);
         let base = 100u64 << (attempt - 1);
-        assert!(*delay_ms >= base * 8 / 10 && *delay_ms <= base * 12 / 10, "{delay_ms} vs {base}");
+        assert!(
+            *delay_ms >= base * 8 / 10 && *delay_ms <= base * 12 / 10,
+            "{delay_ms} vs {base}"
+        );
         assert_eq!(core.next_timeout(), Some(now + delay_ms));
         core.handle_timeout(now + delay_ms - 1);
         assert!(drain(&mut core).is_empty());
@@ -155,38 +208,99 @@ fn reconnect_schedule_with_jitter_bounds_and_give_up() {
         assert_eq!(drain(&mut core), vec![Output::Connect]);
         // Requests while reconnecting fail at once.
         let h = core.request(stats(), now);
-        assert_eq!(drain(&mut core), vec![Output::Resolve { handle: h, result: Err(ClientError::Disconnected) }]);
+        assert_eq!(
+            drain(&mut core),
+            vec![Output::Resolve {
+                handle: h,
+                result: Err(ClientError::Disconnected)
+            }]
+        );
     }
     core.connection_closed(now);
     assert_eq!(
         drain(&mut core),
-        vec![Output::Event(LifecycleEvent::Disconnected { will_reconnect: false })]
+        vec![Output::Event(LifecycleEvent::Disconnected {
+            will_reconnect: false
+        })]
     );
     assert_eq!(core.next_timeout(), None);
 }
 
 #[test]
 fn relogin_then_resubscribe_delivers_fresh_data() {
-    let mut core = open(CoreConfig { auth_token: Some("tok".into()), ..config() });
+    let mut core = open(CoreConfig {
+        auth_token: Some("tok".into()),
+        ..config()
+    });
     let (h, store_key) = core.subscribe(
-        SubscriptionTarget::Store { query: "all-users".into(), params: Some(json!({"a": 1})) },
+        SubscriptionTarget::Store {
+            query: "all-users".into(),
+            params: Some(json!({"a": 1})),
+        },
         0,
     );
-    let (h2, rules_key) = core.subscribe(SubscriptionTarget::Rules { pattern: "order.*".into() }, 0);
+    let (h2, rules_key) = core.subscribe(
+        SubscriptionTarget::Rules {
+            pattern: "order.*".into(),
+        },
+        0,
+    );
     let frames = sent(&drain(&mut core));
-    assert_eq!(frames[0], json!({"id": 1, "type": "store.subscribe", "query": "all-users", "params": {"a": 1}}));
-    assert_eq!(frames[1], json!({"id": 2, "type": "rules.subscribe", "pattern": "order.*"}));
-    core.frame_received(r#"{"id":1,"type":"result","data":{"subscriptionId":"s1","data":[1]}}"#, 1);
-    core.frame_received(r#"{"id":2,"type":"result","data":{"subscriptionId":"r1"}}"#, 1);
-    core.frame_received(r#"{"type":"push","channel":"subscription","subscriptionId":"s1","data":[1,2]}"#, 2);
+    assert_eq!(
+        frames[0],
+        json!({"id": 1, "type": "store.subscribe", "query": "all-users", "params": {"a": 1}})
+    );
+    assert_eq!(
+        frames[1],
+        json!({"id": 2, "type": "rules.subscribe", "pattern": "order.*"})
+    );
+    core.frame_received(
+        r#"{"id":1,"type":"result","data":{"subscriptionId":"s1","data":[1]}}"#,
+        1,
+    );
+    core.frame_received(
+        r#"{"id":2,"type":"result","data":{"subscriptionId":"r1"}}"#,
+        1,
+    );
+    core.frame_received(
+        r#"{"type":"push","channel":"subscription","subscriptionId":"s1","data":[1,2]}"#,
+        2,
+    );
     core.frame_received(r#"{"type":"push","channel":"event","subscriptionId":"r1","data":{"topic":"order.x","event":{}}}"#, 2);
     // A push for an unknown id or the wrong channel is dropped.
-    core.frame_received(r#"{"type":"push","channel":"event","subscriptionId":"s1","data":0}"#, 2);
+    core.frame_received(
+        r#"{"type":"push","channel":"event","subscriptionId":"s1","data":0}"#,
+        2,
+    );
     let out = drain(&mut core);
-    assert_eq!(out[0], Output::Resolve { handle: h, result: Ok(json!([1])) });
-    assert_eq!(out[1], Output::Resolve { handle: h2, result: Ok(json!({"subscriptionId": "r1"})) });
-    assert_eq!(out[2], Output::Push { key: store_key, data: json!([1, 2]) });
-    assert_eq!(out[3], Output::Push { key: rules_key, data: json!({"topic": "order.x", "event": {}}) });
+    assert_eq!(
+        out[0],
+        Output::Resolve {
+            handle: h,
+            result: Ok(json!([1]))
+        }
+    );
+    assert_eq!(
+        out[1],
+        Output::Resolve {
+            handle: h2,
+            result: Ok(json!({"subscriptionId": "r1"}))
+        }
+    );
+    assert_eq!(
+        out[2],
+        Output::Push {
+            key: store_key,
+            data: json!([1, 2])
+        }
+    );
+    assert_eq!(
+        out[3],
+        Output::Push {
+            key: rules_key,
+            data: json!({"topic": "order.x", "event": {}})
+        }
+    );
     assert_eq!(out.len(), 4);
 
     core.connection_closed(10);
@@ -196,53 +310,110 @@ fn relogin_then_resubscribe_delivers_fresh_data() {
     assert_eq!(drain(&mut core), vec![Output::Connect]);
     core.connection_opened(at);
     // Old server ids are gone.
-    core.frame_received(r#"{"type":"push","channel":"subscription","subscriptionId":"s1","data":0}"#, at);
+    core.frame_received(
+        r#"{"type":"push","channel":"subscription","subscriptionId":"s1","data":0}"#,
+        at,
+    );
     assert!(drain(&mut core).is_empty());
     core.frame_received(WELCOME, at);
     let out = drain(&mut core);
-    assert!(matches!(out[0], Output::Event(LifecycleEvent::Reconnected(_))));
+    assert!(matches!(
+        out[0],
+        Output::Event(LifecycleEvent::Reconnected(_))
+    ));
     let frames = sent(&out);
-    assert_eq!(frames[0], json!({"id": 3, "type": "auth.login", "token": "tok"}));
-    assert_eq!(frames[1], json!({"id": 4, "type": "store.subscribe", "query": "all-users", "params": {"a": 1}}));
-    assert_eq!(frames[2], json!({"id": 5, "type": "rules.subscribe", "pattern": "order.*"}));
+    assert_eq!(
+        frames[0],
+        json!({"id": 3, "type": "auth.login", "token": "tok"})
+    );
+    assert_eq!(
+        frames[1],
+        json!({"id": 4, "type": "store.subscribe", "query": "all-users", "params": {"a": 1}})
+    );
+    assert_eq!(
+        frames[2],
+        json!({"id": 5, "type": "rules.subscribe", "pattern": "order.*"})
+    );
     core.frame_received(r#"{"id":3,"type":"result","data":{"userId":"u"}}"#, at);
-    core.frame_received(r#"{"id":4,"type":"result","data":{"subscriptionId":"s2","data":[9]}}"#, at);
-    core.frame_received(r#"{"id":5,"type":"result","data":{"subscriptionId":"r2"}}"#, at);
-    core.frame_received(r#"{"type":"push","channel":"event","subscriptionId":"r2","data":1}"#, at);
+    core.frame_received(
+        r#"{"id":4,"type":"result","data":{"subscriptionId":"s2","data":[9]}}"#,
+        at,
+    );
+    core.frame_received(
+        r#"{"id":5,"type":"result","data":{"subscriptionId":"r2"}}"#,
+        at,
+    );
+    core.frame_received(
+        r#"{"type":"push","channel":"event","subscriptionId":"r2","data":1}"#,
+        at,
+    );
     assert_eq!(
         drain(&mut core),
         vec![
-            Output::Push { key: store_key, data: json!([9]) },
-            Output::Push { key: rules_key, data: json!(1) },
+            Output::Push {
+                key: store_key,
+                data: json!([9])
+            },
+            Output::Push {
+                key: rules_key,
+                data: json!(1)
+            },
         ]
     );
     // Unsubscribing sends the current server id.
     core.unsubscribe(store_key, at);
-    assert_eq!(sent(&drain(&mut core)), vec![json!({"id": 6, "type": "store.unsubscribe", "subscriptionId": "s2"})]);
+    assert_eq!(
+        sent(&drain(&mut core)),
+        vec![json!({"id": 6, "type": "store.unsubscribe", "subscriptionId": "s2"})]
+    );
     assert_eq!(core.subscription_count(), 1);
 }
 
 #[test]
 fn failed_relogin_and_resubscribe_are_reported() {
-    let mut core = open(CoreConfig { auth_token: Some("bad".into()), ..config() });
-    core.subscribe(SubscriptionTarget::Store { query: "q".into(), params: None }, 0);
-    core.frame_received(r#"{"id":1,"type":"result","data":{"subscriptionId":"s1","data":[]}}"#, 0);
+    let mut core = open(CoreConfig {
+        auth_token: Some("bad".into()),
+        ..config()
+    });
+    core.subscribe(
+        SubscriptionTarget::Store {
+            query: "q".into(),
+            params: None,
+        },
+        0,
+    );
+    core.frame_received(
+        r#"{"id":1,"type":"result","data":{"subscriptionId":"s1","data":[]}}"#,
+        0,
+    );
     drain(&mut core);
     core.connection_closed(0);
     core.handle_timeout(core.next_timeout().unwrap_or(0));
     core.connection_opened(500);
     core.frame_received(WELCOME, 500);
     drain(&mut core);
-    core.frame_received(r#"{"id":2,"type":"error","code":"UNAUTHORIZED","message":"bad token"}"#, 500);
-    core.frame_received(r#"{"id":3,"type":"error","code":"QUERY_NOT_DEFINED","message":"gone"}"#, 500);
+    core.frame_received(
+        r#"{"id":2,"type":"error","code":"UNAUTHORIZED","message":"bad token"}"#,
+        500,
+    );
+    core.frame_received(
+        r#"{"id":3,"type":"error","code":"QUERY_NOT_DEFINED","message":"gone"}"#,
+        500,
+    );
     let out = drain(&mut core);
     assert!(matches!(
         &out[0],
-        Output::Event(LifecycleEvent::Error(ClientError::Server { code: ErrorCode::Unauthorized, .. }))
+        Output::Event(LifecycleEvent::Error(ClientError::Server {
+            code: ErrorCode::Unauthorized,
+            ..
+        }))
     ));
     assert!(matches!(
         &out[1],
-        Output::Event(LifecycleEvent::Error(ClientError::Server { code: ErrorCode::QueryNotDefined, .. }))
+        Output::Event(LifecycleEvent::Error(ClientError::Server {
+            code: ErrorCode::QueryNotDefined,
+            ..
+        }))
     ));
 }
 
@@ -255,9 +426,14 @@ fn user_disconnect_fails_pending_and_never_reconnects() {
     assert_eq!(
         drain(&mut core),
         vec![
-            Output::Resolve { handle: h, result: Err(ClientError::Disconnected) },
+            Output::Resolve {
+                handle: h,
+                result: Err(ClientError::Disconnected)
+            },
             Output::Close,
-            Output::Event(LifecycleEvent::Disconnected { will_reconnect: false }),
+            Output::Event(LifecycleEvent::Disconnected {
+                will_reconnect: false
+            }),
         ]
     );
     core.connection_closed(5);
@@ -268,9 +444,18 @@ fn user_disconnect_fails_pending_and_never_reconnects() {
 #[test]
 fn failed_subscribe_is_forgotten() {
     let mut core = open(config());
-    let (h, _) = core.subscribe(SubscriptionTarget::Store { query: "nope".into(), params: None }, 0);
+    let (h, _) = core.subscribe(
+        SubscriptionTarget::Store {
+            query: "nope".into(),
+            params: None,
+        },
+        0,
+    );
     drain(&mut core);
-    core.frame_received(r#"{"id":1,"type":"error","code":"QUERY_NOT_DEFINED","message":"x"}"#, 0);
+    core.frame_received(
+        r#"{"id":1,"type":"error","code":"QUERY_NOT_DEFINED","message":"x"}"#,
+        0,
+    );
     let out = drain(&mut core);
     assert!(matches!(&out[0], Output::Resolve { handle, result: Err(_) } if *handle == h));
     assert_eq!(core.subscription_count(), 0);

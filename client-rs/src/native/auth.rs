@@ -1,0 +1,45 @@
+//! Typed auth API: login, logout, whoami.
+
+use noex_protocol::payloads::{LoginResult, LogoutResult, WhoAmI};
+use noex_protocol::{AuthOp, Operation};
+
+use super::Client;
+use crate::ClientError;
+
+/// The `auth.*` namespace.
+///
+/// ```no_run
+/// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+/// let session = client.auth().login("token").await?;
+/// println!("{}", session.user_id);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Auth {
+    client: Client,
+}
+
+impl Auth {
+    pub(crate) fn new(client: Client) -> Self {
+        Auth { client }
+    }
+
+    /// Logs in with `token` (`auth.login`). For automatic re-login after reconnects set
+    /// [`crate::ClientOptions::auth_token`].
+    pub async fn login(&self, token: &str) -> Result<LoginResult, ClientError> {
+        let op = AuthOp::Login {
+            token: token.to_owned(),
+        };
+        self.client.call(Operation::Auth(op)).await
+    }
+
+    /// Ends the session (`auth.logout`).
+    pub async fn logout(&self) -> Result<LogoutResult, ClientError> {
+        self.client.call(Operation::Auth(AuthOp::Logout)).await
+    }
+
+    /// Describes the session (`auth.whoami`).
+    pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        self.client.call(Operation::Auth(AuthOp::Whoami)).await
+    }
+}

@@ -1,0 +1,19 @@
+//! The native transport: [`Client`] over tokio-tungstenite, wrapping the sans-I/O core.
+
+mod auth;
+mod client;
+mod driver;
+mod rules;
+mod store;
+mod subscription;
+
+pub use auth::Auth;
+pub use client::{Client, ClientOptions, EventStream};
+pub use rules::Rules;
+pub use store::{Bucket, Page, Record, Store};
+pub use subscription::Subscription;
+
+/// Lifecycle events delivered by [`Client::events`].
+pub use crate::core::LifecycleEvent as ClientEvent;
+/// Reconnect settings used in [`ClientOptions`].
+pub use crate::core::ReconnectPolicy;

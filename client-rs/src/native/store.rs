@@ -1,0 +1,423 @@
+//! Typed store API: [`Store`] (subscriptions, transactions, admin) and [`Bucket`] (CRUD
+//! and queries returning `T`).
+
+use std::marker::PhantomData;
+
+use noex_protocol::payloads::{
+    BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, QueryDefined, QueryList,
+    QueryUndefined, TransactionResult,
+};
+use noex_protocol::{JsonObject, Operation, StoreOp, TransactionOp};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Client, Subscription};
+use crate::ClientError;
+use crate::core::SubscriptionTarget;
+
+/// A record as stored: your fields (`T`) plus the store's metadata.
+///
+/// ```
+/// use noex_client::Record;
+/// let r: Record<serde_json::Value> = serde_json::from_value(serde_json::json!(
+///     {"name": "a", "_version": 2, "_createdAt": 1, "_updatedAt": 3})).unwrap();
+/// assert_eq!(r.version, 2);
+/// assert_eq!(r.data["name"], "a");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record<T> {
+    /// The record's own fields.
+    #[serde(flatten)]
+    pub data: T,
+    /// Version, incremented by every update.
+    #[serde(rename = "_version", default)]
+    pub version: u64,
+    /// Creation time (ms since the epoch).
+    #[serde(rename = "_createdAt", default)]
+    pub created_at: u64,
+    /// Last update time (ms since the epoch).
+    #[serde(rename = "_updatedAt", default)]
+    pub updated_at: u64,
+    /// Expiry time for TTL buckets.
+    #[serde(
+        rename = "_expiresAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<u64>,
+}
+
+/// One page of `store.paginate`.
+///
+/// ```
+/// let p = noex_client::Page::<u8> { records: vec![1], has_more: false, next_cursor: None };
+/// assert_eq!(p.records.len(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    /// The records.
+    pub records: Vec<T>,
+    /// Whether more records follow.
+    pub has_more: bool,
+    /// Pass as `after` for the next page.
+    #[serde(default)]
+    pub next_cursor: Option<Value>,
+}
+
+/// The `store.*` namespace.
+///
+/// ```no_run
+/// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+/// let names = client.store().buckets().await?.names;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+}
+
+fn object(value: impl Serialize) -> Result<JsonObject, ClientError> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ClientError::Decode("expected a JSON object".into())),
+        Err(e) => Err(ClientError::Decode(e.to_string())),
+    }
+}
+
+impl Store {
+    pub(crate) fn new(client: Client) -> Self {
+        Store { client }
+    }
+
+    async fn call<R: DeserializeOwned>(&self, op: StoreOp) -> Result<R, ClientError> {
+        self.client.call(Operation::Store(op)).await
+    }
+
+    /// A typed handle on one bucket.
+    ///
+    /// ```no_run
+    /// # fn demo(client: noex_client::Client) {
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct User { name: String }
+    /// let users = client.store().bucket::<User>("users");
+    /// # }
+    /// ```
+    pub fn bucket<T>(&self, name: &str) -> Bucket<T> {
+        Bucket {
+            client: self.client.clone(),
+            name: name.to_owned(),
+            _marker: PhantomData,
+        }
+    }
+
+    /// Subscribes to a defined query; the stream's first item is the initial result.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let sub = client.store().subscribe::<u64>("user-count", None).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe<T: DeserializeOwned>(
+        &self,
+        query: &str,
+        params: Option<Value>,
+    ) -> Result<Subscription<T>, ClientError> {
+        let target = SubscriptionTarget::Store {
+            query: query.to_owned(),
+            params,
+        };
+        Ok(Subscription::open(&self.client, target, true).await?.0)
+    }
+
+    /// Runs operations atomically.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// use noex_protocol::TransactionOp;
+    /// let r = client.store().transaction(vec![TransactionOp::Get { bucket: "users".into(), key: "a".into() }]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction(
+        &self,
+        operations: Vec<TransactionOp>,
+    ) -> Result<TransactionResult, ClientError> {
+        self.call(StoreOp::Transaction { operations }).await
+    }
+
+    /// Bucket names (`store.buckets`).
+    pub async fn buckets(&self) -> Result<BucketList, ClientError> {
+        self.call(StoreOp::Buckets).await
+    }
+
+    /// Store statistics (`store.stats`).
+    pub async fn stats(&self) -> Result<Value, ClientError> {
+        self.call(StoreOp::Stats).await
+    }
+
+    /// Defines a bucket (admin); `config` is the bucket config object.
+    pub async fn define_bucket(
+        &self,
+        name: &str,
+        config: impl Serialize,
+    ) -> Result<BucketDefined, ClientError> {
+        let config = object(config)?;
+        self.call(StoreOp::DefineBucket {
+            name: name.to_owned(),
+            config,
+        })
+        .await
+    }
+
+    /// Drops a bucket (admin).
+    pub async fn drop_bucket(&self, name: &str) -> Result<BucketDropped, ClientError> {
+        self.call(StoreOp::DropBucket {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    /// Updates a bucket's config (admin).
+    pub async fn update_bucket(
+        &self,
+        name: &str,
+        updates: impl Serialize,
+    ) -> Result<BucketUpdated, ClientError> {
+        let updates = object(updates)?;
+        self.call(StoreOp::UpdateBucket {
+            name: name.to_owned(),
+            updates,
+        })
+        .await
+    }
+
+    /// A bucket's schema (admin).
+    pub async fn bucket_schema(&self, name: &str) -> Result<BucketSchema, ClientError> {
+        self.call(StoreOp::GetBucketSchema {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    /// Defines a named query (admin).
+    pub async fn define_query(
+        &self,
+        name: &str,
+        config: impl Serialize,
+    ) -> Result<QueryDefined, ClientError> {
+        let config = object(config)?;
+        self.call(StoreOp::DefineQuery {
+            name: name.to_owned(),
+            config,
+        })
+        .await
+    }
+
+    /// Removes a named query (admin).
+    pub async fn undefine_query(&self, name: &str) -> Result<QueryUndefined, ClientError> {
+        self.call(StoreOp::UndefineQuery {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    /// Lists named queries (admin).
+    pub async fn list_queries(&self) -> Result<QueryList, ClientError> {
+        self.call(StoreOp::ListQueries).await
+    }
+}
+
+/// A typed bucket: results decode into `T` (use [`Record<T>`] to keep the metadata).
+///
+/// ```no_run
+/// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+/// use noex_client::Record;
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct User { id: String, name: String }
+/// let users = client.store().bucket::<Record<User>>("users");
+/// let alice = users.insert(serde_json::json!({"name": "Alice"})).await?;
+/// let again = users.get(&alice.data.id).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Bucket<T> {
+    client: Client,
+    name: String,
+    _marker: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Bucket<T> {
+    async fn call<R: DeserializeOwned>(&self, op: StoreOp) -> Result<R, ClientError> {
+        self.client.call(Operation::Store(op)).await
+    }
+
+    fn b(&self) -> String {
+        self.name.clone()
+    }
+
+    /// The bucket name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Inserts a record (any serializable object) and returns it as stored.
+    pub async fn insert(&self, data: impl Serialize) -> Result<T, ClientError> {
+        let data = object(data)?;
+        self.call(StoreOp::Insert {
+            bucket: self.b(),
+            data,
+        })
+        .await
+    }
+
+    /// Reads a record by key; `None` when absent.
+    pub async fn get(&self, key: impl Serialize) -> Result<Option<T>, ClientError> {
+        let key = serde_json::to_value(key).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.call(StoreOp::Get {
+            bucket: self.b(),
+            key,
+        })
+        .await
+    }
+
+    /// Merges fields into a record and returns it.
+    pub async fn update(
+        &self,
+        key: impl Serialize,
+        data: impl Serialize,
+    ) -> Result<T, ClientError> {
+        let key = serde_json::to_value(key).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let data = object(data)?;
+        self.call(StoreOp::Update {
+            bucket: self.b(),
+            key,
+            data,
+        })
+        .await
+    }
+
+    /// Deletes a record; `true` also when it did not exist (`{deleted: true}`).
+    pub async fn delete(&self, key: impl Serialize) -> Result<bool, ClientError> {
+        let key = serde_json::to_value(key).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let v: Value = self
+            .call(StoreOp::Delete {
+                bucket: self.b(),
+                key,
+            })
+            .await?;
+        Ok(v.get("deleted").and_then(Value::as_bool).unwrap_or(false))
+    }
+
+    /// Every record in insertion order.
+    pub async fn all(&self) -> Result<Vec<T>, ClientError> {
+        self.call(StoreOp::All { bucket: self.b() }).await
+    }
+
+    /// Records matching a filter (`store.where`).
+    pub async fn find(&self, filter: impl Serialize) -> Result<Vec<T>, ClientError> {
+        let filter = object(filter)?;
+        self.call(StoreOp::Where {
+            bucket: self.b(),
+            filter,
+        })
+        .await
+    }
+
+    /// The first record matching a filter.
+    pub async fn find_one(&self, filter: impl Serialize) -> Result<Option<T>, ClientError> {
+        let filter = object(filter)?;
+        self.call(StoreOp::FindOne {
+            bucket: self.b(),
+            filter,
+        })
+        .await
+    }
+
+    /// Number of records (matching `filter`, when given).
+    pub async fn count(&self, filter: Option<JsonObject>) -> Result<u64, ClientError> {
+        self.call(StoreOp::Count {
+            bucket: self.b(),
+            filter,
+        })
+        .await
+    }
+
+    /// The first `n` records.
+    pub async fn first(&self, n: u64) -> Result<Vec<T>, ClientError> {
+        self.call(StoreOp::First {
+            bucket: self.b(),
+            n,
+        })
+        .await
+    }
+
+    /// The last `n` records.
+    pub async fn last(&self, n: u64) -> Result<Vec<T>, ClientError> {
+        self.call(StoreOp::Last {
+            bucket: self.b(),
+            n,
+        })
+        .await
+    }
+
+    /// One page of records after the cursor `after`.
+    pub async fn paginate(&self, limit: u64, after: Option<Value>) -> Result<Page<T>, ClientError> {
+        self.call(StoreOp::Paginate {
+            bucket: self.b(),
+            limit,
+            after,
+        })
+        .await
+    }
+
+    /// Sum of a numeric field.
+    pub async fn sum(&self, field: &str, filter: Option<JsonObject>) -> Result<f64, ClientError> {
+        self.call(StoreOp::Sum {
+            bucket: self.b(),
+            field: field.to_owned(),
+            filter,
+        })
+        .await
+    }
+
+    /// Average of a numeric field (`None` for no records).
+    pub async fn avg(
+        &self,
+        field: &str,
+        filter: Option<JsonObject>,
+    ) -> Result<Option<f64>, ClientError> {
+        self.call(StoreOp::Avg {
+            bucket: self.b(),
+            field: field.to_owned(),
+            filter,
+        })
+        .await
+    }
+
+    /// Smallest value of a field.
+    pub async fn min(&self, field: &str, filter: Option<JsonObject>) -> Result<Value, ClientError> {
+        self.call(StoreOp::Min {
+            bucket: self.b(),
+            field: field.to_owned(),
+            filter,
+        })
+        .await
+    }
+
+    /// Largest value of a field.
+    pub async fn max(&self, field: &str, filter: Option<JsonObject>) -> Result<Value, ClientError> {
+        self.call(StoreOp::Max {
+            bucket: self.b(),
+            field: field.to_owned(),
+            filter,
+        })
+        .await
+    }
+
+    /// Removes every record.
+    pub async fn clear(&self) -> Result<bool, ClientError> {
+        let v: Value = self.call(StoreOp::Clear { bucket: self.b() }).await?;
+        Ok(v.get("cleared").and_then(Value::as_bool).unwrap_or(false))
+    }
+}
