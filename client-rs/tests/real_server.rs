@@ -1,5 +1,6 @@
 //! Integration tests against the real noex server (what it serves today: welcome, error
 //! answers, heartbeat, graceful stop, restart).
+#![cfg(feature = "native")]
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! part frame by frame, for client behaviour the real server does not serve yet (CRUD
 //! results, subscription pushes, re-subscription and re-login after a reconnect,
 //! timeouts against a server that never answers).
+#![cfg(feature = "native")]
 
 use std::time::Duration;
 
@@ -97,7 +98,6 @@ async fn scripted_request_times_out_when_the_server_never_answers() {
     };
     let connect = tokio::spawn({
         let url = url.clone();
-        let options = options;
         async move { Client::connect_with_events(&url, options).await }
     });
     let mut conn = next_conn(&mut conns).await;
@@ -134,7 +134,6 @@ async fn scripted_pending_request_fails_with_disconnected_when_the_connection_dr
     };
     let connect = tokio::spawn({
         let url = url.clone();
-        let options = options;
         async move { Client::connect(&url, options).await }
     });
     let mut conn = next_conn(&mut conns).await;
@@ -226,7 +225,6 @@ async fn scripted_subscriptions_resubscribe_and_relogin_after_reconnect() {
     };
     let connect = tokio::spawn({
         let url = url.clone();
-        let options = options;
         async move { Client::connect_with_events(&url, options).await }
     });
     let mut conn = next_conn(&mut conns).await;
