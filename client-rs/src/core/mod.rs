@@ -194,6 +194,13 @@ impl ClientCore {
     }
 
     /// Dispatches one [`Input`].
+    ///
+    /// ```
+    /// use noex_client::core::*;
+    /// let mut core = ClientCore::new(CoreConfig::default());
+    /// core.handle_input(Input::ConnectionOpened, 0);
+    /// assert!(!core.is_open());
+    /// ```
     pub fn handle_input(&mut self, input: Input, now_ms: u64) {
         match input {
             Input::ConnectionOpened => self.connection_opened(now_ms),
@@ -205,6 +212,12 @@ impl ClientCore {
     }
 
     /// The next output to act on.
+    ///
+    /// ```
+    /// use noex_client::core::*;
+    /// let mut core = ClientCore::new(CoreConfig::default());
+    /// assert_eq!(core.poll_output(), None);
+    /// ```
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
@@ -236,6 +249,12 @@ impl ClientCore {
     }
 
     /// When [`ClientCore::handle_timeout`] must be called next (absolute ms).
+    ///
+    /// ```
+    /// use noex_client::core::*;
+    /// let core = ClientCore::new(CoreConfig::default());
+    /// assert_eq!(core.next_timeout(), None);
+    /// ```
     pub fn next_timeout(&self) -> Option<u64> {
         match (self.pending.next_deadline(), self.reconnect_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -287,6 +306,15 @@ impl ClientCore {
     }
 
     /// The user closes the client: no reconnect, pending requests fail.
+    ///
+    /// ```
+    /// use noex_client::core::*;
+    /// let mut core = ClientCore::new(CoreConfig::default());
+    /// core.connection_opened(0);
+    /// core.disconnect();
+    /// assert_eq!(core.poll_output(), Some(Output::Close));
+    /// assert!(core.is_terminated());
+    /// ```
     pub fn disconnect(&mut self) {
         let was = self.state;
         self.fail_all_pending();
@@ -303,6 +331,13 @@ impl ClientCore {
     }
 
     /// Time has passed: expire requests, start a due reconnect attempt.
+    ///
+    /// ```
+    /// use noex_client::core::*;
+    /// let mut core = ClientCore::new(CoreConfig::default());
+    /// core.handle_timeout(1_000);
+    /// assert_eq!(core.poll_output(), None);
+    /// ```
     pub fn handle_timeout(&mut self, now_ms: u64) {
         for (_, pending) in self.pending.take_expired(now_ms) {
             self.finish(pending.purpose, Err(ClientError::Timeout));
@@ -317,6 +352,14 @@ impl ClientCore {
 
     /// Sends a user request; its outcome arrives as [`Output::Resolve`]. When the client
     /// is not open it resolves at once with [`ClientError::Disconnected`].
+    ///
+    /// ```
+    /// use noex_client::core::*;
+    /// use noex_protocol::{Operation, ServerOp};
+    /// let mut core = ClientCore::new(CoreConfig::default());
+    /// let h = core.request(Operation::Server(ServerOp::Stats), 0);
+    /// assert!(matches!(core.poll_output(), Some(Output::Resolve { handle, result: Err(_) }) if handle == h));
+    /// ```
     pub fn request(&mut self, operation: Operation, now_ms: u64) -> RequestHandle {
         let handle = self.new_handle();
         self.send(operation, Purpose::User(handle), now_ms);
@@ -343,6 +386,13 @@ impl ClientCore {
     }
 
     /// Ends a subscription: forgets it and tells the server (when connected).
+    ///
+    /// ```
+    /// use noex_client::core::*;
+    /// let mut core = ClientCore::new(CoreConfig::default());
+    /// core.unsubscribe(SubscriptionKey(1), 0); // unknown keys are ignored
+    /// assert_eq!(core.poll_output(), None);
+    /// ```
     pub fn unsubscribe(&mut self, key: SubscriptionKey, now_ms: u64) {
         let Some((target, Some(server_id))) = self.subs.remove(key) else {
             return;
@@ -362,6 +412,13 @@ impl ClientCore {
     }
 
     /// Handles one text frame from the server.
+    ///
+    /// ```
+    /// use noex_client::core::*;
+    /// let mut core = ClientCore::new(CoreConfig::default());
+    /// core.frame_received("garbage", 0);
+    /// assert!(matches!(core.poll_output(), Some(Output::Event(LifecycleEvent::Error(_)))));
+    /// ```
     pub fn frame_received(&mut self, text: &str, now_ms: u64) {
         let message: ServerMessage = match serde_json::from_str(text) {
             Ok(m) => m,
