@@ -58,6 +58,9 @@ pub struct CoreConfig {
     pub auth_token: Option<String>,
     /// Seed of the jitter generator.
     pub jitter_seed: u64,
+    /// How long an opened connection may wait for its welcome before it is dropped (and,
+    /// after the first welcome, the next reconnect attempt scheduled).
+    pub welcome_timeout_ms: u64,
 }
 
 impl Default for CoreConfig {
@@ -68,6 +71,7 @@ impl Default for CoreConfig {
             heartbeat_replies: true,
             auth_token: None,
             jitter_seed: 0x6e6f6578,
+            welcome_timeout_ms: 5_000,
         }
     }
 }
@@ -126,7 +130,8 @@ pub enum Output {
     /// Open a new connection now (reconnect attempt); report with
     /// [`ClientCore::connection_opened`] or [`ClientCore::connection_closed`].
     Connect,
-    /// Close the connection (user disconnect).
+    /// Close the connection (user disconnect, or no welcome in time). The core already
+    /// knows it is closed: do not report [`ClientCore::connection_closed`] for it.
     Close,
 }
 
@@ -165,6 +170,7 @@ pub struct ClientCore {
     ever_welcomed: bool,
     attempt: u32,
     reconnect_at: Option<u64>,
+    welcome_deadline: Option<u64>,
     backoff: Backoff,
     pending: PendingTable,
     subs: Registry,
@@ -184,6 +190,7 @@ impl ClientCore {
             ever_welcomed: false,
             attempt: 0,
             reconnect_at: None,
+            welcome_deadline: None,
             backoff,
             pending: PendingTable::default(),
             subs: Registry::default(),
@@ -256,17 +263,22 @@ impl ClientCore {
     /// assert_eq!(core.next_timeout(), None);
     /// ```
     pub fn next_timeout(&self) -> Option<u64> {
-        match (self.pending.next_deadline(), self.reconnect_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.pending.next_deadline(),
+            self.reconnect_at,
+            self.welcome_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The transport opened a connection; wait for the welcome.
-    pub fn connection_opened(&mut self, _now_ms: u64) {
+    pub fn connection_opened(&mut self, now_ms: u64) {
         if self.state != State::Closed || !self.ever_welcomed {
             self.state = State::AwaitingWelcome;
             self.reconnect_at = None;
+            self.welcome_deadline = Some(now_ms.saturating_add(self.config.welcome_timeout_ms));
         }
     }
 
@@ -278,6 +290,7 @@ impl ClientCore {
         }
         let was_connected = self.state == State::Open
             || (self.state == State::AwaitingWelcome && self.attempt == 0);
+        self.welcome_deadline = None;
         self.fail_all_pending();
         self.subs.clear_server_ids();
         self.attempt += 1;
@@ -322,6 +335,7 @@ impl ClientCore {
         self.state = State::Closed;
         self.ever_welcomed = true;
         self.reconnect_at = None;
+        self.welcome_deadline = None;
         if was != State::Closed {
             self.out.push_back(Output::Close);
             self.emit(LifecycleEvent::Disconnected {
@@ -341,6 +355,13 @@ impl ClientCore {
     pub fn handle_timeout(&mut self, now_ms: u64) {
         for (_, pending) in self.pending.take_expired(now_ms) {
             self.finish(pending.purpose, Err(ClientError::Timeout));
+        }
+        if let Some(at) = self.welcome_deadline
+            && at <= now_ms
+        {
+            tracing::debug!("no welcome in time; dropping the connection");
+            self.out.push_back(Output::Close);
+            self.connection_closed(now_ms);
         }
         if let Some(at) = self.reconnect_at
             && at <= now_ms
@@ -484,6 +505,7 @@ impl ClientCore {
             return;
         }
         self.state = State::Open;
+        self.welcome_deadline = None;
         self.welcome = Some(welcome.clone());
         if !self.ever_welcomed {
             self.ever_welcomed = true;

@@ -460,3 +460,28 @@ fn failed_subscribe_is_forgotten() {
     assert!(matches!(&out[0], Output::Resolve { handle, result: Err(_) } if *handle == h));
     assert_eq!(core.subscription_count(), 0);
 }
+
+#[test]
+fn a_reconnect_without_welcome_is_dropped_and_retried() {
+    let mut core = open(CoreConfig {
+        welcome_timeout_ms: 300,
+        ..config()
+    });
+    core.connection_closed(0);
+    drain(&mut core);
+    let at = core.next_timeout().unwrap_or(0);
+    core.handle_timeout(at);
+    assert_eq!(drain(&mut core), vec![Output::Connect]);
+    core.connection_opened(at);
+    assert_eq!(core.next_timeout(), Some(at + 300));
+    core.handle_timeout(at + 299);
+    assert!(drain(&mut core).is_empty());
+    core.handle_timeout(at + 300);
+    let out = drain(&mut core);
+    assert_eq!(out[0], Output::Close);
+    assert!(matches!(
+        out[1],
+        Output::Event(LifecycleEvent::Reconnecting { attempt: 2, .. })
+    ));
+    assert_eq!(out.len(), 2);
+}

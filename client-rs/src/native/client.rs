@@ -110,6 +110,7 @@ impl Client {
             heartbeat_replies: options.heartbeat_replies,
             auth_token: options.auth_token.clone(),
             jitter_seed: options.jitter_seed,
+            welcome_timeout_ms: options.connect_timeout.as_millis() as u64,
         });
         let (ready_tx, ready_rx) = oneshot::channel();
         let (commands, commands_rx) = mpsc::unbounded_channel();
