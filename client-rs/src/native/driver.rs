@@ -206,7 +206,12 @@ impl Driver {
                         if result.is_err() {
                             self.pushes.remove(&key);
                         }
-                        let _ = reply.send(result.map(|data| (key, data)));
+                        if reply.send(result.map(|data| (key, data))).is_err() {
+                            // The caller gave up waiting: nobody will ever read this one.
+                            self.pushes.remove(&key);
+                            let now = self.now();
+                            self.core.unsubscribe(key, now);
+                        }
                     }
                     None => {}
                 },
