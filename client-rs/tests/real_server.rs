@@ -97,6 +97,10 @@ async fn concurrent_requests_get_their_own_error_answers() {
         Some(ErrorCode::UnknownOperation)
     );
     // Typed APIs map errors the same way.
+    assert_eq!(
+        client.server_stats().await.unwrap_err().code(),
+        Some(ErrorCode::UnknownOperation)
+    );
     let users = client.store().bucket::<serde_json::Value>("users");
     assert_eq!(
         users.get("a").await.unwrap_err().code(),

@@ -5,7 +5,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::Stream;
-use noex_protocol::{Operation, Request, Welcome};
+use noex_protocol::payloads::{ConnectionInfo, ServerStats};
+use noex_protocol::{Operation, Request, ServerOp, Welcome};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -186,6 +187,29 @@ impl Client {
     /// ```
     pub async fn call<R: DeserializeOwned>(&self, operation: Operation) -> Result<R, ClientError> {
         decode(self.request(operation).await?)
+    }
+
+    /// Server statistics (`server.stats`, admin tier).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let stats = client.server_stats().await?;
+    /// println!("{} connections", stats.connection_count);
+    /// # Ok(()) }
+    /// ```
+    pub async fn server_stats(&self) -> Result<ServerStats, ClientError> {
+        self.call(Operation::Server(ServerOp::Stats)).await
+    }
+
+    /// Every open connection (`server.connections`, admin tier).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// for c in client.server_connections().await? { println!("{}", c.connection_id); }
+    /// # Ok(()) }
+    /// ```
+    pub async fn server_connections(&self) -> Result<Vec<ConnectionInfo>, ClientError> {
+        self.call(Operation::Server(ServerOp::Connections)).await
     }
 
     /// The store API.

@@ -381,12 +381,8 @@ impl<T: DeserializeOwned> Bucket<T> {
         .await
     }
 
-    /// Average of a numeric field (`None` for no records).
-    pub async fn avg(
-        &self,
-        field: &str,
-        filter: Option<JsonObject>,
-    ) -> Result<Option<f64>, ClientError> {
+    /// Average of a numeric field (0 when nothing matches).
+    pub async fn avg(&self, field: &str, filter: Option<JsonObject>) -> Result<f64, ClientError> {
         self.call(StoreOp::Avg {
             bucket: self.b(),
             field: field.to_owned(),
@@ -395,8 +391,12 @@ impl<T: DeserializeOwned> Bucket<T> {
         .await
     }
 
-    /// Smallest value of a field.
-    pub async fn min(&self, field: &str, filter: Option<JsonObject>) -> Result<Value, ClientError> {
+    /// Smallest value of a numeric field (`None` when nothing matches).
+    pub async fn min(
+        &self,
+        field: &str,
+        filter: Option<JsonObject>,
+    ) -> Result<Option<f64>, ClientError> {
         self.call(StoreOp::Min {
             bucket: self.b(),
             field: field.to_owned(),
@@ -405,8 +405,12 @@ impl<T: DeserializeOwned> Bucket<T> {
         .await
     }
 
-    /// Largest value of a field.
-    pub async fn max(&self, field: &str, filter: Option<JsonObject>) -> Result<Value, ClientError> {
+    /// Largest value of a numeric field (`None` when nothing matches).
+    pub async fn max(
+        &self,
+        field: &str,
+        filter: Option<JsonObject>,
+    ) -> Result<Option<f64>, ClientError> {
         self.call(StoreOp::Max {
             bucket: self.b(),
             field: field.to_owned(),
