@@ -35,7 +35,7 @@ fn fast_reconnect() -> ClientOptions {
         reconnect: ReconnectPolicy {
             initial_delay_ms: 20,
             max_delay_ms: 100,
-            jitter: 0.1,
+            jitter_ms: 5,
             ..Default::default()
         },
         ..Default::default()

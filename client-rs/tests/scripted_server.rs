@@ -76,6 +76,7 @@ fn options() -> ClientOptions {
     ClientOptions {
         reconnect: ReconnectPolicy {
             initial_delay_ms: 10,
+            jitter_ms: 5,
             max_delay_ms: 50,
             ..Default::default()
         },

@@ -19,9 +19,9 @@ pub struct ReconnectPolicy {
     pub multiplier: f64,
     /// Give up after this many failed attempts; `None` retries forever.
     pub max_retries: Option<u32>,
-    /// Jitter as a fraction of the delay: the delay is scaled by a factor drawn from
-    /// `[1 - jitter, 1 + jitter]`.
-    pub jitter: f64,
+    /// Random extra delay: a value drawn from `0..=jitter_ms` is added to every delay
+    /// (as the original client does; default 500 ms).
+    pub jitter_ms: u64,
 }
 
 impl Default for ReconnectPolicy {
@@ -32,7 +32,7 @@ impl Default for ReconnectPolicy {
             max_delay_ms: 30_000,
             multiplier: 2.0,
             max_retries: None,
-            jitter: 0.25,
+            jitter_ms: 500,
         }
     }
 }
@@ -41,7 +41,7 @@ impl Default for ReconnectPolicy {
 ///
 /// ```
 /// use noex_client::core::{Backoff, ReconnectPolicy};
-/// let mut b = Backoff::new(ReconnectPolicy { jitter: 0.0, ..Default::default() }, 1);
+/// let mut b = Backoff::new(ReconnectPolicy { jitter_ms: 0, ..Default::default() }, 1);
 /// assert_eq!(b.delay_ms(1), 1000);
 /// assert_eq!(b.delay_ms(2), 2000);
 /// ```
@@ -85,10 +85,8 @@ impl Backoff {
 
     /// The delay of attempt `attempt` (1-based), jitter applied.
     pub fn delay_ms(&mut self, attempt: u32) -> u64 {
-        let base = self.base_delay_ms(attempt) as f64;
-        let jitter = self.policy.jitter.clamp(0.0, 1.0);
-        let factor = 1.0 - jitter + 2.0 * jitter * self.rng.f64();
-        (base * factor).round() as u64
+        let jitter = self.rng.u64(0..=self.policy.jitter_ms);
+        self.base_delay_ms(attempt).saturating_add(jitter)
     }
 
     /// Whether attempt `attempt` (1-based) is still allowed.
@@ -108,7 +106,7 @@ mod tests {
                 initial_delay_ms: 100,
                 max_delay_ms: 1000,
                 multiplier: 3.0,
-                jitter: 0.0,
+                jitter_ms: 0,
                 ..Default::default()
             },
             7,
@@ -121,7 +119,7 @@ mod tests {
     fn jitter_stays_within_bounds_and_varies() {
         let mut b = Backoff::new(
             ReconnectPolicy {
-                jitter: 0.5,
+                jitter_ms: 300,
                 ..Default::default()
             },
             42,
@@ -129,13 +127,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for attempt in 1..=6 {
             for _ in 0..200 {
-                let base = b.base_delay_ms(attempt) as f64;
-                let d = b.delay_ms(attempt) as f64;
-                assert!(
-                    d >= (base * 0.5).floor() && d <= (base * 1.5).ceil(),
-                    "{d} vs {base}"
-                );
-                seen.insert(d as u64);
+                let base = b.base_delay_ms(attempt);
+                let d = b.delay_ms(attempt);
+                assert!(d >= base && d <= base + 300, "{d} vs {base}");
+                seen.insert(d - base);
             }
         }
         assert!(seen.len() > 50, "jitter should vary delays");

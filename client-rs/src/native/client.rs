@@ -31,7 +31,7 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// How long opening a connection and receiving the welcome may take (default 5 s).
     pub connect_timeout: Duration,
-    /// Reconnect schedule (default on: 1 s initial, ×2, max 30 s, ±25 % jitter, unlimited).
+    /// Reconnect schedule (default on: 1 s initial, ×2, max 30 s, +0..500 ms jitter, unlimited).
     pub reconnect: ReconnectPolicy,
     /// Answer server pings (default on).
     pub heartbeat_replies: bool,
