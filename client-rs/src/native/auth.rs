@@ -26,6 +26,13 @@ impl Auth {
 
     /// Logs in with `token` (`auth.login`). For automatic re-login after reconnects set
     /// [`crate::ClientOptions::auth_token`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let auth = client.auth();
+    /// let session = auth.login("token").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn login(&self, token: &str) -> Result<LoginResult, ClientError> {
         let op = AuthOp::Login {
             token: token.to_owned(),
@@ -34,11 +41,25 @@ impl Auth {
     }
 
     /// Ends the session (`auth.logout`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let auth = client.auth();
+    /// auth.logout().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn logout(&self) -> Result<LogoutResult, ClientError> {
         self.client.call(Operation::Auth(AuthOp::Logout)).await
     }
 
     /// Describes the session (`auth.whoami`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let auth = client.auth();
+    /// let me = auth.whoami().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
         self.client.call(Operation::Auth(AuthOp::Whoami)).await
     }

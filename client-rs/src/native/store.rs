@@ -147,16 +147,37 @@ impl Store {
     }
 
     /// Bucket names (`store.buckets`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let store = client.store();
+    /// let list = store.buckets().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn buckets(&self) -> Result<BucketList, ClientError> {
         self.call(StoreOp::Buckets).await
     }
 
     /// Store statistics (`store.stats`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let store = client.store();
+    /// let stats = store.stats().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn stats(&self) -> Result<Value, ClientError> {
         self.call(StoreOp::Stats).await
     }
 
     /// Defines a bucket (admin); `config` is the bucket config object.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let store = client.store();
+    /// store.define_bucket("users", serde_json::json!({"key": "id", "schema": {}})).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn define_bucket(
         &self,
         name: &str,
@@ -171,6 +192,13 @@ impl Store {
     }
 
     /// Drops a bucket (admin).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let store = client.store();
+    /// store.drop_bucket("users").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn drop_bucket(&self, name: &str) -> Result<BucketDropped, ClientError> {
         self.call(StoreOp::DropBucket {
             name: name.to_owned(),
@@ -179,6 +207,13 @@ impl Store {
     }
 
     /// Updates a bucket's config (admin).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let store = client.store();
+    /// store.update_bucket("users", serde_json::json!({"addFields": {}})).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn update_bucket(
         &self,
         name: &str,
@@ -193,6 +228,13 @@ impl Store {
     }
 
     /// A bucket's schema (admin).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let store = client.store();
+    /// let schema = store.bucket_schema("users").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn bucket_schema(&self, name: &str) -> Result<BucketSchema, ClientError> {
         self.call(StoreOp::GetBucketSchema {
             name: name.to_owned(),
@@ -201,6 +243,13 @@ impl Store {
     }
 
     /// Defines a named query (admin).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let store = client.store();
+    /// store.define_query("all-users", serde_json::json!({"bucket": "users"})).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn define_query(
         &self,
         name: &str,
@@ -215,6 +264,13 @@ impl Store {
     }
 
     /// Removes a named query (admin).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let store = client.store();
+    /// store.undefine_query("all-users").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn undefine_query(&self, name: &str) -> Result<QueryUndefined, ClientError> {
         self.call(StoreOp::UndefineQuery {
             name: name.to_owned(),
@@ -223,6 +279,13 @@ impl Store {
     }
 
     /// Lists named queries (admin).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let store = client.store();
+    /// let queries = store.list_queries().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn list_queries(&self) -> Result<QueryList, ClientError> {
         self.call(StoreOp::ListQueries).await
     }
@@ -262,6 +325,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Inserts a record (any serializable object) and returns it as stored.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let alice = users.insert(serde_json::json!({"name": "Alice"})).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn insert(&self, data: impl Serialize) -> Result<T, ClientError> {
         let data = object(data)?;
         self.call(StoreOp::Insert {
@@ -272,6 +342,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Reads a record by key; `None` when absent.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let maybe = users.get("a1").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn get(&self, key: impl Serialize) -> Result<Option<T>, ClientError> {
         let key = serde_json::to_value(key).map_err(|e| ClientError::Decode(e.to_string()))?;
         self.call(StoreOp::Get {
@@ -282,6 +359,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Merges fields into a record and returns it.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let updated = users.update("a1", serde_json::json!({"name": "Al"})).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn update(
         &self,
         key: impl Serialize,
@@ -298,6 +382,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Deletes a record; `true` also when it did not exist (`{deleted: true}`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let deleted = users.delete("a1").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn delete(&self, key: impl Serialize) -> Result<bool, ClientError> {
         let key = serde_json::to_value(key).map_err(|e| ClientError::Decode(e.to_string()))?;
         let v: Value = self
@@ -310,11 +401,25 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Every record in insertion order.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let everyone = users.all().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn all(&self) -> Result<Vec<T>, ClientError> {
         self.call(StoreOp::All { bucket: self.b() }).await
     }
 
     /// Records matching a filter (`store.where`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let admins = users.find(serde_json::json!({"role": "admin"})).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn find(&self, filter: impl Serialize) -> Result<Vec<T>, ClientError> {
         let filter = object(filter)?;
         self.call(StoreOp::Where {
@@ -325,6 +430,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// The first record matching a filter.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let one = users.find_one(serde_json::json!({"role": "admin"})).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn find_one(&self, filter: impl Serialize) -> Result<Option<T>, ClientError> {
         let filter = object(filter)?;
         self.call(StoreOp::FindOne {
@@ -335,6 +447,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Number of records (matching `filter`, when given).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let n = users.count(None).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn count(&self, filter: Option<JsonObject>) -> Result<u64, ClientError> {
         self.call(StoreOp::Count {
             bucket: self.b(),
@@ -344,6 +463,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// The first `n` records.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let oldest = users.first(3).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn first(&self, n: u64) -> Result<Vec<T>, ClientError> {
         self.call(StoreOp::First {
             bucket: self.b(),
@@ -353,6 +479,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// The last `n` records.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let newest = users.last(3).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn last(&self, n: u64) -> Result<Vec<T>, ClientError> {
         self.call(StoreOp::Last {
             bucket: self.b(),
@@ -362,6 +495,14 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// One page of records after the cursor `after`.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let page = users.paginate(10, None).await?;
+    /// let next = users.paginate(10, page.next_cursor).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn paginate(&self, limit: u64, after: Option<Value>) -> Result<Page<T>, ClientError> {
         self.call(StoreOp::Paginate {
             bucket: self.b(),
@@ -372,6 +513,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Sum of a numeric field.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let total = users.sum("age", None).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn sum(&self, field: &str, filter: Option<JsonObject>) -> Result<f64, ClientError> {
         self.call(StoreOp::Sum {
             bucket: self.b(),
@@ -382,6 +530,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Average of a numeric field (0 when nothing matches).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let mean = users.avg("age", None).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn avg(&self, field: &str, filter: Option<JsonObject>) -> Result<f64, ClientError> {
         self.call(StoreOp::Avg {
             bucket: self.b(),
@@ -392,6 +547,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Smallest value of a numeric field (`None` when nothing matches).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let youngest = users.min("age", None).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn min(
         &self,
         field: &str,
@@ -406,6 +568,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Largest value of a numeric field (`None` when nothing matches).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let oldest = users.max("age", None).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn max(
         &self,
         field: &str,
@@ -420,6 +589,13 @@ impl<T: DeserializeOwned> Bucket<T> {
     }
 
     /// Removes every record.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let cleared = users.clear().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn clear(&self) -> Result<bool, ClientError> {
         let v: Value = self.call(StoreOp::Clear { bucket: self.b() }).await?;
         Ok(v.get("cleared").and_then(Value::as_bool).unwrap_or(false))
