@@ -3,14 +3,16 @@
 mod auth;
 mod client;
 mod driver;
+mod record;
 mod rules;
 mod store;
 mod subscription;
 
 pub use auth::Auth;
 pub use client::{Client, ClientOptions, EventStream};
+pub use record::{Page, Record};
 pub use rules::Rules;
-pub use store::{Bucket, Page, Record, Store};
+pub use store::{Bucket, Store};
 pub use subscription::Subscription;
 
 /// Lifecycle events delivered by [`Client::events`].
