@@ -22,6 +22,7 @@ mod rate_limit;
 mod registry;
 mod router;
 mod server;
+mod subscriptions;
 
 pub use auth::{
     AuthConfig, JwtAlgorithm, JwtConfig, JwtValidator, Session, StaticToken, StaticTokenValidator,
