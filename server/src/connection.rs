@@ -25,7 +25,7 @@ use crate::error::ServerError;
 use crate::outbound::{Frame, OutboundQueue};
 use crate::registry::Registration;
 use crate::router;
-use crate::server::{Lifecycle, Shared, now_ms};
+use crate::server::{Lifecycle, Shared};
 
 /// Handles one accepted TCP stream from handshake to close.
 pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
@@ -70,7 +70,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
             return;
         }
     }
-    let registration = shared.registry.register(peer, now_ms());
+    let registration = shared.registry.register(peer, shared.clock.now_ms());
     let (sink, stream) = ws.split();
     let queue = OutboundQueue::new(
         config.backpressure.max_buffered_bytes,
@@ -176,7 +176,7 @@ impl Connection {
     ) {
         let welcome = ServerMessage::Welcome(Welcome {
             version: PROTOCOL_VERSION.to_owned(),
-            server_time: now_ms(),
+            server_time: self.shared.clock.now_ms(),
             requires_auth: self.shared.auth.as_ref().is_some_and(|a| a.required),
         });
         if self.send(welcome.to_json()).await.is_err() {
@@ -242,7 +242,7 @@ impl Connection {
         let timeout = Duration::from_millis(self.shared.config.heartbeat.timeout_ms);
         self.pong_deadline = Some(tokio::time::Instant::now() + timeout);
         let ping = ServerMessage::Ping(Ping {
-            timestamp: now_ms(),
+            timestamp: self.shared.clock.now_ms(),
         });
         match self.send(ping.to_json()).await {
             Ok(()) => Flow::Continue,

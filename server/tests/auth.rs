@@ -72,6 +72,10 @@ async fn login_success_invalid_and_expired_tokens() {
     let (server, _clock) = start_with(local_config(), static_auth()).await;
     let (mut c, welcome) = Client::connect(&server).await;
     assert_eq!(welcome["requiresAuth"], true);
+    assert_eq!(
+        welcome["serverTime"], T0,
+        "the welcome reads the server's (injected) clock"
+    );
 
     let bad = login(&mut c, "nope").await;
     assert_eq!(
