@@ -25,8 +25,22 @@ pub struct Request {
 #[serde(tag = "type", rename = "pong")]
 #[ts(rename = "Pong")]
 pub struct Pong {
-    /// The timestamp of the ping being answered.
+    /// The timestamp of the ping being answered; integral values are written as integers,
+    /// so a ping's `5` is echoed as `5`, not `5.0`.
+    #[serde(serialize_with = "integral_as_integer")]
     pub timestamp: f64,
+}
+
+fn integral_as_integer<S: serde::Serializer>(
+    value: &f64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+    if value.fract() == 0.0 && value.abs() <= MAX_SAFE_INTEGER {
+        serializer.serialize_i64(*value as i64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
 }
 
 /// A request frame that passed envelope validation; its operation fields are not checked
