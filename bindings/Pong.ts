@@ -5,6 +5,7 @@
  */
 export type Pong = { "type": "Pong", 
 /**
- * The timestamp of the ping being answered.
+ * The timestamp of the ping being answered; integral values are written as integers,
+ * so a ping's `5` is echoed as `5`, not `5.0`.
  */
 timestamp: number, };
