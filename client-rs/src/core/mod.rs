@@ -14,7 +14,7 @@
 //! core.frame_received(r#"{"type":"welcome","version":"1.0.0","serverTime":1,"requiresAuth":false}"#, 0);
 //! assert!(matches!(core.poll_output(), Some(Output::Event(_))));
 //! core.frame_received(r#"{"type":"ping","timestamp":5}"#, 1);
-//! assert_eq!(core.poll_output(), Some(Output::Send(r#"{"type":"pong","timestamp":5.0}"#.into())));
+//! assert_eq!(core.poll_output(), Some(Output::Send(r#"{"type":"pong","timestamp":5}"#.into())));
 //! ```
 
 mod backoff;
