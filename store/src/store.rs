@@ -348,7 +348,17 @@ impl Store {
             None => None,
         };
         if let Some(idx) = &update.add_indexes {
-            if let Some(f) = idx.iter().find(|f| b.schema.field(f).is_none()) {
+            // A field added by this same update may be indexed by it.
+            let added = |f: &str| {
+                update
+                    .add_fields
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(f))
+            };
+            if let Some(f) = idx
+                .iter()
+                .find(|f| b.schema.field(f).is_none() && !added(f))
+            {
                 return Err(StoreError::invalid_arg(format!(
                     "cannot index \"{f}\": field is not in the schema of bucket \"{name}\""
                 )));
