@@ -1,8 +1,10 @@
 //! Server configuration: every field and default of PROTOCOL.md section 11, loadable from a
 //! JSON file whose field names mirror the original server's config (camelCase).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use noex_store::{BucketDefinition, QueryDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthConfig;
@@ -47,6 +49,31 @@ pub struct ServerConfig {
     pub allowed_origins: Option<Vec<String>>,
     /// Whether error frames may carry `details`.
     pub expose_error_details: bool,
+    /// Buckets and declarative queries that exist from the start.
+    pub store: StoreSection,
+}
+
+/// `store: {name?, buckets: {NAME: bucket definition}, queries: {NAME: query definition}}`:
+/// the store as it is when the server starts. Definitions have the wire shape of
+/// `store.defineBucket` / `store.defineQuery`.
+///
+/// ```
+/// let config: noex_server::ServerConfig = serde_json::from_str(r#"{"store": {
+///     "buckets": {"users": {"key": "id", "schema": {"id": {"type": "string", "generated": "uuid"}}}},
+///     "queries": {"all-users": {"bucket": "users"}}
+/// }}"#).unwrap();
+/// assert!(config.store.buckets.contains_key("users"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct StoreSection {
+    /// Store name reported by `store.stats` (default: the server's `name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Buckets defined at start, by name.
+    pub buckets: BTreeMap<String, BucketDefinition>,
+    /// Declarative queries defined at start, by name.
+    pub queries: BTreeMap<String, QueryDefinition>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +91,7 @@ impl Default for ServerConfig {
             auth: None,
             allowed_origins: None,
             expose_error_details: true,
+            store: StoreSection::default(),
         }
     }
 }

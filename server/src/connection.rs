@@ -26,6 +26,7 @@ use crate::outbound::{Frame, OutboundQueue};
 use crate::registry::Registration;
 use crate::router;
 use crate::server::{Lifecycle, Shared};
+use crate::subscriptions::ConnectionSubscriptions;
 
 /// Handles one accepted TCP stream from handshake to close.
 pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
@@ -71,6 +72,11 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         }
     }
     let registration = shared.registry.register(peer, shared.clock.now_ms());
+    let subscriptions = ConnectionSubscriptions::new(
+        Arc::clone(&shared.subscription_counters),
+        config.connection_limits.max_subscriptions_per_connection,
+        config.connection_limits.max_total_subscriptions,
+    );
     let (sink, stream) = ws.split();
     let queue = OutboundQueue::new(
         config.backpressure.max_buffered_bytes,
@@ -81,11 +87,15 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         shared: Arc::clone(&shared),
         queue: Arc::clone(&queue),
         registration,
+        subscriptions,
+        activate_after_reply: Vec::new(),
         peer,
         session: None,
         pong_since_ping: true,
         pong_deadline: None,
     };
+    // `run` consumes the connection: when it returns, its subscriptions are dropped, which
+    // cancels every one of them at its source, however the connection ended.
     connection.run(stream, lifecycle).await;
     // The reader is done: the writer drains what is queued (including any close frame)
     // and ends.
@@ -151,8 +161,15 @@ pub(crate) struct Connection {
     pub(crate) shared: Arc<Shared>,
     /// Outbound frames, bounded in bytes.
     pub(crate) queue: Arc<OutboundQueue>,
+    /// Store and rules subscriptions; all cancelled when the connection ends. Declared
+    /// before `registration` so that they are gone by the time the registry shows the
+    /// connection as closed.
+    pub(crate) subscriptions: ConnectionSubscriptions,
     /// This connection's registry entry; removed when the connection ends.
     pub(crate) registration: Registration,
+    /// Subscriptions created by the request being answered: their pushes are released
+    /// once the answer is queued.
+    pub(crate) activate_after_reply: Vec<String>,
     /// The peer's address (the rate-limit key before login).
     pub(crate) peer: SocketAddr,
     /// The session after `auth.login`.
@@ -289,7 +306,11 @@ impl Connection {
                 }
             }
         };
-        match self.send(reply.to_json()).await {
+        let sent = self.send(reply.to_json()).await;
+        for id in self.activate_after_reply.drain(..) {
+            self.queue.activate(&id);
+        }
+        match sent {
             Ok(()) => Flow::Continue,
             Err(()) => Flow::Stop,
         }

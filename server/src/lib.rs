@@ -22,6 +22,7 @@ mod rate_limit;
 mod registry;
 mod router;
 mod server;
+mod store_ops;
 mod subscriptions;
 
 pub use auth::{
@@ -31,7 +32,7 @@ pub use auth::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     BackpressureConfig, ConfigError, ConnectionLimits, HeartbeatConfig, RateLimitConfig,
-    ServerConfig,
+    ServerConfig, StoreSection,
 };
 pub use error::ServerError;
 pub use permissions::{

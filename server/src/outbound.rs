@@ -12,10 +12,6 @@
 //! - A subscription is *pending* until its subscribe result is queued; pushes that race
 //!   ahead of the result are held, so the result always precedes the first push.
 
-// The push side (push, mark_pending, activate, remove) is wired by store and rules
-// subscriptions; until then only responses flow through it.
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -40,6 +36,7 @@ pub(crate) enum PushKind {
     /// Store query result: only the newest matters.
     Latest,
     /// Rules event: each matters; keep the most recent few.
+    #[allow(dead_code)] // used by rules.subscribe (rules protocol issue)
     Event,
 }
 
@@ -269,11 +266,13 @@ impl OutboundQueue {
     }
 
     /// Bytes queued or in flight.
+    #[cfg(test)]
     pub(crate) fn buffered_bytes(&self) -> usize {
         self.state.lock().bytes
     }
 
     /// Bytes held back in coalesced pushes.
+    #[cfg(test)]
     pub(crate) fn held_bytes(&self) -> usize {
         self.state
             .lock()

@@ -68,14 +68,11 @@ pub(crate) async fn handle(
             ErrorCode::RulesNotAvailable,
             "Rule engine is not configured",
         )),
+        Operation::Store(op) => crate::store_ops::handle(connection, op),
         Operation::Server(ServerOp::Connections) => {
             to_json(connections(&shared.registry.snapshot()))
         }
-        // Served once the store is wired into the server (store protocol issue).
-        Operation::Store(_) | Operation::Server(ServerOp::Stats) => Err(ServerError::new(
-            ErrorCode::UnknownOperation,
-            format!("Operation \"{op_type}\" is not served by this server yet"),
-        )),
+        Operation::Server(ServerOp::Stats) => to_json(shared.stats()),
         Operation::Unknown(_) => Err(ServerError::unknown_operation(op_type)),
     }
 }

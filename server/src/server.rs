@@ -15,6 +15,9 @@ use crate::connection;
 use crate::permissions::{PermissionCheck, PermissionsConfig};
 use crate::rate_limit::RateLimiter;
 use crate::registry::ConnectionRegistry;
+use crate::subscriptions::SubscriptionCounters;
+use noex_protocol::payloads::{ConnectionInfo, ConnectionsSummary, ServerStats};
+use noex_store::{Store, StoreConfig, StoreError};
 
 /// Auth as the running server applies it.
 pub(crate) struct AuthRuntime {
@@ -49,6 +52,66 @@ pub(crate) struct Shared {
     pub(crate) auth: Option<AuthRuntime>,
     pub(crate) rate_limiter: Option<RateLimiter>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The embedded store every connection reads and writes.
+    pub(crate) store: Store,
+    /// Subscription ids and the server-wide count.
+    pub(crate) subscription_counters: Arc<SubscriptionCounters>,
+}
+
+impl Shared {
+    /// `server.stats` (spec section 9).
+    pub(crate) fn stats(&self) -> ServerStats {
+        let entries = self.registry.snapshot();
+        let connections = ConnectionsSummary {
+            active: entries.len() as u64,
+            authenticated: entries.iter().filter(|e| e.user_id.is_some()).count() as u64,
+            total_store_subscriptions: entries.iter().map(|e| e.store_subscriptions).sum(),
+            total_rules_subscriptions: entries.iter().map(|e| e.rules_subscriptions).sum(),
+        };
+        let store = self.store.stats();
+        let per_bucket = |m: &std::collections::BTreeMap<String, usize>| {
+            m.iter().map(|(k, v)| (k.clone(), *v as u64)).collect()
+        };
+        let store = noex_protocol::payloads::StoreStats {
+            name: Some(store.name.clone()),
+            buckets: noex_protocol::payloads::BucketList {
+                count: store.buckets.count as u64,
+                names: store.buckets.names.clone(),
+            },
+            records: noex_protocol::payloads::RecordStats {
+                total: store.records.total as u64,
+                per_bucket: per_bucket(&store.records.per_bucket),
+            },
+            indexes: noex_protocol::payloads::IndexStats {
+                total: store.indexes.total as u64,
+                per_bucket: per_bucket(&store.indexes.per_bucket),
+            },
+            queries: noex_protocol::payloads::QueryStats {
+                defined: store.queries.defined as u64,
+                active_subscriptions: store.queries.active_subscriptions as u64,
+            },
+            persistence: noex_protocol::payloads::PersistenceStats {
+                enabled: store.persistence.enabled,
+            },
+            ttl: noex_protocol::payloads::TtlStats {
+                enabled: store.ttl.enabled,
+                check_interval_ms: store.ttl.check_interval_ms,
+            },
+        };
+        ServerStats {
+            name: self.config.name.clone(),
+            port: self.local_addr.port(),
+            host: self.config.host.clone(),
+            connection_count: entries.len() as u64,
+            uptime_ms: u64::try_from(self.started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
+            auth_enabled: self.auth.is_some(),
+            rate_limit_enabled: self.rate_limiter.is_some(),
+            rules_enabled: false,
+            connections,
+            store,
+            rules: None,
+        }
+    }
 }
 
 /// Failure to start a server.
@@ -57,6 +120,14 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A bucket or query of the config's `store` section could not be defined.
+    #[error("cannot define {what}: {source}")]
+    Store {
+        /// E.g. `bucket "users"`.
+        what: String,
+        /// Why.
+        source: StoreError,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -93,6 +164,7 @@ impl Server {
             validator: None,
             permission_check: None,
             clock: None,
+            store: None,
         }
     }
 }
@@ -115,9 +187,32 @@ pub struct ServerBuilder {
     validator: Option<Arc<dyn TokenValidator>>,
     permission_check: Option<Arc<dyn PermissionCheck>>,
     clock: Option<Arc<dyn Clock>>,
+    store: Option<Store>,
 }
 
 impl ServerBuilder {
+    /// Serves `store` instead of a fresh one: the way to register programmatic queries
+    /// (Rust closures) before start, or to share a store with in-process code. The
+    /// config's `store` section is still applied to it (its `name` is ignored).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use noex_store::{Store, StoreConfig};
+    /// let store = Store::start(StoreConfig::default())?;
+    /// store.define_programmatic_query("open-orders", |ctx, _params| {
+    ///     Ok(serde_json::json!(ctx.bucket("orders")?.count(None)?))
+    /// })?;
+    /// let server = noex_server::Server::builder(noex_server::ServerConfig::default())
+    ///     .store(store)
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Validates login tokens with `validator` (tried before the config's token table and
     /// JWT). Enables auth even without an `auth` config section.
     pub fn token_validator(mut self, validator: impl TokenValidator) -> Self {
@@ -144,8 +239,40 @@ impl ServerBuilder {
             validator,
             permission_check,
             clock,
+            store,
         } = self;
         config.validate()?;
+        let store = match store {
+            Some(store) => store,
+            None => Store::start(StoreConfig {
+                name: config
+                    .store
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| config.name.clone()),
+                ..StoreConfig::default()
+            })
+            .map_err(|source| StartError::Store {
+                what: "the store".to_owned(),
+                source,
+            })?,
+        };
+        for (name, definition) in &config.store.buckets {
+            store
+                .define_bucket(name, definition.clone())
+                .map_err(|source| StartError::Store {
+                    what: format!("bucket \"{name}\""),
+                    source,
+                })?;
+        }
+        for (name, definition) in &config.store.queries {
+            store
+                .define_query(name, definition.clone())
+                .map_err(|source| StartError::Store {
+                    what: format!("query \"{name}\""),
+                    source,
+                })?;
+        }
         let auth = match (&config.auth, validator) {
             (None, None) => None,
             (auth_config, custom) => {
@@ -193,6 +320,8 @@ impl ServerBuilder {
             started_at: Instant::now(),
             auth,
             clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            store,
+            subscription_counters: Arc::new(SubscriptionCounters::default()),
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(ServerHandle {
@@ -243,6 +372,29 @@ impl ServerHandle {
     /// Time since start.
     pub fn uptime(&self) -> Duration {
         self.shared.started_at.elapsed()
+    }
+
+    /// Resolves once no connection is open (every closed connection's subscriptions are
+    /// released by then).
+    pub async fn wait_idle(&self) {
+        self.shared.registry.wait_empty().await;
+    }
+
+    /// The store the server serves: in-process code can read and write it directly, and
+    /// `store().settle().await` waits until every change so far has been pushed to the
+    /// subscriptions' outbound queues.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// What `server.stats` answers (the original's `getStats()`).
+    pub fn stats(&self) -> ServerStats {
+        self.shared.stats()
+    }
+
+    /// What `server.connections` answers (the original's `getConnections()`).
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        crate::router::connections(&self.shared.registry.snapshot())
     }
 
     /// Stops gracefully: when `grace` is non-zero and clients are connected, they receive

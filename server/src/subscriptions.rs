@@ -3,10 +3,6 @@
 //! guarantee that every subscription is cancelled when the connection ends, however it ends
 //! (the set cancels everything it still holds when dropped).
 
-// Wired by store.subscribe / rules.subscribe (the store protocol issue); until then only
-// its tests use it.
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +22,7 @@ pub(crate) enum SubKind {
 }
 
 /// Ends a subscription at its source (store or rule engine).
-pub(crate) type Cancel = Box<dyn FnOnce() + Send>;
+pub(crate) type Cancel = Box<dyn FnOnce() + Send + Sync>;
 
 /// Server-wide subscription accounting.
 #[derive(Debug, Default)]
@@ -42,6 +38,7 @@ impl SubscriptionCounters {
     }
 
     /// Subscriptions open over all connections.
+    #[cfg(test)]
     pub(crate) fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
     }

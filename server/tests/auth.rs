@@ -488,7 +488,7 @@ async fn per_ip_connection_limit_closes_with_4003() {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", server.local_addr()))
         .await
         .unwrap();
-    let mut third = Client { ws };
+    let mut third = Client::from_ws(ws);
     assert_eq!(
         third.expect_close().await,
         (4003, "too_many_connections".into())

@@ -244,7 +244,7 @@ async fn graceful_stop_announces_then_closes_with_1000() {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
             .await
             .unwrap();
-        (Client { ws }, ())
+        (Client::from_ws(ws), ())
     };
     assert_eq!(
         late.expect_close().await,

@@ -1,11 +1,12 @@
 //! Test harness: a real server on port 0 and a real WebSocket client.
 #![allow(dead_code)]
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use noex_server::{Server, ServerConfig, ServerHandle};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -27,6 +28,9 @@ pub async fn start(config: ServerConfig) -> ServerHandle {
 
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Pushes read while waiting for an answer (see [`Client::call`]).
+    pub pushes: VecDeque<Value>,
+    next_id: u64,
 }
 
 impl Client {
@@ -40,9 +44,18 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connects");
-        let mut client = Client { ws };
+        let mut client = Client::from_ws(ws);
         let welcome = client.recv().await;
         (client, welcome)
+    }
+
+    /// Wraps an already-open socket (no welcome is read).
+    pub fn from_ws(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client {
+            ws,
+            pushes: VecDeque::new(),
+            next_id: 0,
+        }
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {
@@ -95,5 +108,70 @@ impl Client {
                 None => panic!("stream ended without a close frame"),
             }
         }
+    }
+
+    /// Sends `{id, type: op, ...fields}` with a fresh id and returns the answer frame.
+    /// Pushes that arrive first are kept in `self.pushes`, in order.
+    pub async fn call(&mut self, op: &str, fields: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut request = match fields {
+            Value::Object(map) => map,
+            Value::Null => serde_json::Map::new(),
+            other => panic!("fields must be an object, got {other}"),
+        };
+        request.insert("id".into(), json!(id));
+        request.insert("type".into(), json!(op));
+        self.send(Value::Object(request)).await;
+        loop {
+            let frame = self.recv().await;
+            if frame["type"] == "push" {
+                self.pushes.push_back(frame);
+            } else if frame["id"] == json!(id) {
+                return frame;
+            } else {
+                panic!("unexpected frame while waiting for answer {id}: {frame}");
+            }
+        }
+    }
+
+    /// [`Client::call`] that must succeed; returns `data`.
+    pub async fn ok(&mut self, op: &str, fields: Value) -> Value {
+        let frame = self.call(op, fields).await;
+        assert_eq!(frame["type"], "result", "{op} failed: {frame}");
+        frame["data"].clone()
+    }
+
+    /// [`Client::call`] that must fail; returns `(code, message, details)`.
+    pub async fn fail(&mut self, op: &str, fields: Value) -> (String, String, Value) {
+        let frame = self.call(op, fields).await;
+        assert_eq!(frame["type"], "error", "{op} should fail: {frame}");
+        (
+            frame["code"].as_str().unwrap_or_default().to_owned(),
+            frame["message"].as_str().unwrap_or_default().to_owned(),
+            frame["details"].clone(),
+        )
+    }
+
+    /// The next push (kept or read).
+    pub async fn next_push(&mut self) -> Value {
+        if let Some(push) = self.pushes.pop_front() {
+            return push;
+        }
+        let frame = self.recv().await;
+        assert_eq!(frame["type"], "push", "expected a push, got {frame}");
+        frame
+    }
+
+    /// Asserts that nothing was pushed to this client. Call it after the server's
+    /// `store().settle()`: every push due by then is queued before the answer to this
+    /// round trip, so it would show up here.
+    pub async fn assert_no_push(&mut self) {
+        self.ok("store.buckets", json!({})).await;
+        assert!(
+            self.pushes.is_empty(),
+            "unexpected pushes: {:?}",
+            self.pushes
+        );
     }
 }

@@ -1,0 +1,298 @@
+//! The `store.*` operations over the wire: each typed [`StoreOp`] becomes one call on the
+//! embedded [`Store`], each [`StoreError`] becomes one protocol error (with the structured
+//! `details` of the spec), and `store.subscribe` connects a store subscription to the
+//! connection's outbound queue.
+
+use std::sync::Arc;
+
+use noex_protocol::payloads::{
+    BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, Cleared,
+    ConflictDetails, Deleted, PaginateResult, QueryDefined, QueryUndefined, SubscribeResult,
+    TransactionOpResult, TransactionResult, UniqueViolationDetails, Unsubscribed,
+};
+use noex_protocol::{ErrorCode, PushChannel, PushFrame, StoreOp, TransactionOp};
+use noex_store::{
+    BucketDefinition, BucketUpdate, QueryDefinition, QueryResult, Record, Store, StoreError,
+    Transaction,
+};
+use serde_json::{Map, Value, json};
+
+use crate::connection::Connection;
+use crate::error::ServerError;
+use crate::outbound::PushKind;
+use crate::router::to_json;
+use crate::subscriptions::SubKind;
+
+impl From<StoreError> for ServerError {
+    fn from(err: StoreError) -> Self {
+        let message = err.to_string();
+        match err {
+            StoreError::BucketNotDefined { .. } => {
+                ServerError::new(ErrorCode::BucketNotDefined, message)
+            }
+            StoreError::BucketAlreadyExists { .. } | StoreError::QueryAlreadyExists { .. } => {
+                ServerError::new(ErrorCode::AlreadyExists, message)
+            }
+            StoreError::AlreadyExists {
+                bucket,
+                field,
+                value,
+            } => ServerError::new(ErrorCode::AlreadyExists, message).with_details(json!(
+                UniqueViolationDetails {
+                    bucket,
+                    field,
+                    value
+                }
+            )),
+            StoreError::Validation { issues, .. } => {
+                ServerError::new(ErrorCode::ValidationError, message).with_details(json!(issues))
+            }
+            StoreError::InvalidDefinition { .. } | StoreError::InvalidArgument { .. } => {
+                ServerError::new(ErrorCode::ValidationError, message)
+            }
+            StoreError::NotFound { .. } | StoreError::SubscriptionNotFound { .. } => {
+                ServerError::new(ErrorCode::NotFound, message)
+            }
+            StoreError::Conflict { bucket, key } => ServerError::new(ErrorCode::Conflict, message)
+                .with_details(json!(ConflictDetails { bucket, key })),
+            StoreError::QueryNotDefined { .. } => {
+                ServerError::new(ErrorCode::QueryNotDefined, message)
+            }
+            StoreError::Internal { .. } => ServerError::internal(message),
+        }
+    }
+}
+
+/// Answers one `store.*` request on `connection`.
+pub(crate) fn handle(connection: &mut Connection, op: StoreOp) -> Result<Value, ServerError> {
+    let store = connection.shared.store.clone();
+    match op {
+        StoreOp::Insert { bucket, data } => records(store.bucket(&bucket).insert(data)?),
+        StoreOp::Get { bucket, key } => to_json(store.bucket(&bucket).get(&key)?),
+        StoreOp::Update { bucket, key, data } => to_json(store.bucket(&bucket).update(&key, data)?),
+        StoreOp::Delete { bucket, key } => {
+            store.bucket(&bucket).delete(&key)?;
+            to_json(Deleted { deleted: true })
+        }
+        StoreOp::All { bucket } => to_json(store.bucket(&bucket).all()?),
+        StoreOp::Where { bucket, filter } => to_json(store.bucket(&bucket).where_(&filter)?),
+        StoreOp::FindOne { bucket, filter } => to_json(store.bucket(&bucket).find_one(&filter)?),
+        StoreOp::Count { bucket, filter } => to_json(store.bucket(&bucket).count(filter.as_ref())?),
+        StoreOp::First { bucket, n } => to_json(store.bucket(&bucket).first(clamp(n))?),
+        StoreOp::Last { bucket, n } => to_json(store.bucket(&bucket).last(clamp(n))?),
+        StoreOp::Paginate {
+            bucket,
+            limit,
+            after,
+        } => {
+            let page = store
+                .bucket(&bucket)
+                .paginate(clamp(limit), after.as_ref())?;
+            to_json(PaginateResult {
+                records: page.records.into_iter().map(Value::Object).collect(),
+                has_more: page.has_more,
+                next_cursor: page.next_cursor,
+            })
+        }
+        StoreOp::Sum {
+            bucket,
+            field,
+            filter,
+        } => Ok(store.bucket(&bucket).sum(&field, filter.as_ref())?),
+        StoreOp::Avg {
+            bucket,
+            field,
+            filter,
+        } => Ok(store.bucket(&bucket).avg(&field, filter.as_ref())?),
+        StoreOp::Min {
+            bucket,
+            field,
+            filter,
+        } => Ok(store.bucket(&bucket).min(&field, filter.as_ref())?),
+        StoreOp::Max {
+            bucket,
+            field,
+            filter,
+        } => Ok(store.bucket(&bucket).max(&field, filter.as_ref())?),
+        StoreOp::Clear { bucket } => {
+            store.bucket(&bucket).clear()?;
+            to_json(Cleared { cleared: true })
+        }
+        StoreOp::Buckets => {
+            let names = store.bucket_names();
+            to_json(BucketList {
+                count: names.len() as u64,
+                names,
+            })
+        }
+        StoreOp::Stats => to_json(store.stats()),
+        StoreOp::Subscribe { query, params } => subscribe(connection, &store, &query, params),
+        StoreOp::Unsubscribe { subscription_id } => {
+            let Connection {
+                subscriptions,
+                registration,
+                ..
+            } = connection;
+            subscriptions.remove(&subscription_id, SubKind::Store, registration)?;
+            to_json(Unsubscribed { unsubscribed: true })
+        }
+        StoreOp::Transaction { operations } => {
+            let results = store.transaction(|tx| {
+                operations
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, op)| {
+                        Ok(TransactionOpResult {
+                            index: u32::try_from(index).unwrap_or(u32::MAX),
+                            data: transaction_op(tx, op)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })?;
+            to_json(TransactionResult { results })
+        }
+        StoreOp::DefineBucket { name, config } => {
+            store.define_bucket(&name, BucketDefinition::from_json(Value::Object(config))?)?;
+            to_json(BucketDefined {
+                name,
+                created: true,
+            })
+        }
+        StoreOp::DropBucket { name } => {
+            store.drop_bucket(&name)?;
+            to_json(BucketDropped {
+                name,
+                dropped: true,
+            })
+        }
+        StoreOp::UpdateBucket { name, updates } => {
+            let update: BucketUpdate =
+                serde_json::from_value(Value::Object(updates)).map_err(|e| {
+                    ServerError::new(
+                        ErrorCode::ValidationError,
+                        format!("Invalid \"updates\": {e}"),
+                    )
+                })?;
+            store.update_bucket(&name, update)?;
+            to_json(BucketUpdated {
+                name,
+                updated: true,
+            })
+        }
+        StoreOp::GetBucketSchema { name } => {
+            let config = to_json(store.bucket_schema(&name)?)?;
+            to_json(BucketSchema { name, config })
+        }
+        StoreOp::DefineQuery { name, config } => {
+            store.define_query(&name, QueryDefinition::from_json(Value::Object(config))?)?;
+            to_json(QueryDefined {
+                name,
+                defined: true,
+            })
+        }
+        StoreOp::UndefineQuery { name } => {
+            store.undefine_query(&name)?;
+            to_json(QueryUndefined {
+                name,
+                undefined: true,
+            })
+        }
+        StoreOp::ListQueries => to_json(json!({ "queries": store.list_queries() })),
+    }
+}
+
+/// A record as the result value (no re-serialization: it already is a JSON object).
+fn records(record: Record) -> Result<Value, ServerError> {
+    Ok(Value::Object(record))
+}
+
+/// A positive count from the wire as a `usize` (saturating on 32-bit targets).
+fn clamp(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// One operation of `store.transaction`; its result `data`.
+fn transaction_op(tx: &mut Transaction<'_>, op: TransactionOp) -> Result<Value, StoreError> {
+    let value = |v: Result<Value, serde_json::Error>| {
+        v.map_err(|e| StoreError::Internal {
+            message: e.to_string(),
+        })
+    };
+    match op {
+        TransactionOp::Get { bucket, key } => {
+            value(serde_json::to_value(tx.bucket(&bucket)?.get(&key)?))
+        }
+        TransactionOp::Insert { bucket, data } => {
+            Ok(Value::Object(tx.bucket(&bucket)?.insert(data)?))
+        }
+        TransactionOp::Update { bucket, key, data } => {
+            Ok(Value::Object(tx.bucket(&bucket)?.update(&key, data)?))
+        }
+        TransactionOp::Delete { bucket, key } => {
+            tx.bucket(&bucket)?.delete(&key)?;
+            Ok(json!(Deleted { deleted: true }))
+        }
+        TransactionOp::Where { bucket, filter } => {
+            value(serde_json::to_value(tx.bucket(&bucket)?.where_(&filter)?))
+        }
+        TransactionOp::FindOne { bucket, filter } => {
+            value(serde_json::to_value(tx.bucket(&bucket)?.find_one(&filter)?))
+        }
+        TransactionOp::Count { bucket, filter } => {
+            Ok(json!(tx.bucket(&bucket)?.count(filter.as_ref())?))
+        }
+    }
+}
+
+/// `store.subscribe`: reserves an id within the limits, subscribes in the store with a
+/// callback that queues each new result as a push, and answers with the initial result.
+///
+/// The subscription stays *pending* in the outbound queue until the connection has queued
+/// this answer, so a change racing with the subscribe can never push before the result.
+fn subscribe(
+    connection: &mut Connection,
+    store: &Store,
+    query: &str,
+    params: Option<Value>,
+) -> Result<Value, ServerError> {
+    let id = connection.subscriptions.reserve()?;
+    connection.queue.mark_pending(&id);
+    let queue = Arc::clone(&connection.queue);
+    let push_id = id.clone();
+    let subscribed = store.subscribe(
+        query,
+        params.unwrap_or(Value::Object(Map::new())),
+        move |result: Arc<QueryResult>| {
+            // The result's JSON text is shared by every subscriber of (query, params);
+            // only the envelope is built per subscription.
+            let text = PushFrame::encode_raw(PushChannel::Subscription, &push_id, &result.json());
+            queue.push(&push_id, PushKind::Latest, text);
+        },
+    );
+    let (store_id, initial) = match subscribed {
+        Ok(ok) => ok,
+        Err(err) => {
+            connection.subscriptions.release();
+            connection.queue.remove(&id);
+            return Err(err.into());
+        }
+    };
+    let cancel_store = store.clone();
+    let cancel_queue = Arc::clone(&connection.queue);
+    let cancel_id = id.clone();
+    connection.subscriptions.insert(
+        id.clone(),
+        SubKind::Store,
+        Box::new(move || {
+            // Already gone only if the store dropped it; nothing else to undo then.
+            let _ = cancel_store.unsubscribe(store_id);
+            cancel_queue.remove(&cancel_id);
+        }),
+        &connection.registration,
+    );
+    connection.activate_after_reply.push(id.clone());
+    to_json(SubscribeResult {
+        subscription_id: id,
+        data: initial.value().clone(),
+    })
+}

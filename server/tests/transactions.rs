@@ -1,0 +1,273 @@
+//! `store.transaction` over a real WebSocket: all seven operations, read-your-own-writes,
+//! all-or-nothing rollback (nothing visible, nothing pushed), one push per committed
+//! transaction, and version conflicts between concurrent clients.
+
+mod common;
+
+use common::{Client, local_config, start};
+use noex_server::ServerConfig;
+use serde_json::{Value, json};
+
+fn config() -> ServerConfig {
+    let mut config = local_config();
+    config.store = serde_json::from_value(json!({
+        "buckets": {
+            "accounts": {
+                "key": "id",
+                "schema": {
+                    "id": {"type": "string", "required": true},
+                    "balance": {"type": "number", "min": 0}
+                }
+            },
+            "ledger": {
+                "key": "n",
+                "schema": {
+                    "n": {"type": "number", "generated": "autoincrement"},
+                    "note": {"type": "string"}
+                }
+            }
+        },
+        "queries": {
+            "ledger-size": {"bucket": "ledger", "aggregate": {"function": "count"}},
+            "accounts": {"bucket": "accounts"}
+        }
+    }))
+    .expect("store section");
+    config
+}
+
+#[tokio::test]
+async fn every_operation_kind_with_read_your_own_writes() {
+    let server = start(config()).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok(
+        "store.insert",
+        json!({"bucket": "accounts", "data": {"id": "old", "balance": 5}}),
+    )
+    .await;
+    let data = c
+        .ok(
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insert", "bucket": "accounts", "data": {"id": "a", "balance": 100}},
+                {"op": "get", "bucket": "accounts", "key": "a"},
+                {"op": "update", "bucket": "accounts", "key": "a", "data": {"balance": 70}},
+                {"op": "where", "bucket": "accounts", "filter": {"balance": {"$gte": 70}}},
+                {"op": "findOne", "bucket": "accounts", "filter": {"id": "a"}},
+                {"op": "count", "bucket": "accounts"},
+                {"op": "delete", "bucket": "accounts", "key": "old"},
+                {"op": "count", "bucket": "accounts", "filter": {"balance": {"$lt": 10}}},
+                {"op": "insert", "bucket": "ledger", "data": {"note": "opened a"}}
+            ]}),
+        )
+        .await;
+    let results = data["results"].as_array().expect("results");
+    assert_eq!(results.len(), 9);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["index"], i, "{r}");
+    }
+    let d = |i: usize| results[i]["data"].clone();
+    assert_eq!(d(0)["balance"], 100);
+    assert_eq!(d(1)["balance"], 100, "get sees the insert before it");
+    assert_eq!(d(2)["balance"], 70);
+    assert_eq!(d(2)["_version"], 2);
+    assert_eq!(d(3).as_array().map(Vec::len), Some(1));
+    assert_eq!(d(4)["balance"], 70);
+    assert_eq!(d(5), 2);
+    assert_eq!(d(6), json!({"deleted": true}));
+    assert_eq!(d(7), 0, "the deleted record is gone for later reads");
+    assert_eq!(d(8)["n"], 1);
+
+    // Committed: everyone sees the end state.
+    let all = c.ok("store.all", json!({"bucket": "accounts"})).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(1));
+    assert_eq!(all[0]["balance"], 70);
+}
+
+#[tokio::test]
+async fn a_failing_operation_rolls_back_everything_and_pushes_nothing() {
+    let server = start(config()).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok(
+        "store.insert",
+        json!({"bucket": "accounts", "data": {"id": "a", "balance": 10}}),
+    )
+    .await;
+    c.ok("store.subscribe", json!({"query": "accounts"})).await;
+    c.ok("store.subscribe", json!({"query": "ledger-size"}))
+        .await;
+
+    let failures = [
+        (
+            json!({"op": "update", "bucket": "accounts", "key": "ghost", "data": {"balance": 1}}),
+            "NOT_FOUND",
+        ),
+        (
+            json!({"op": "insert", "bucket": "nowhere", "data": {}}),
+            "BUCKET_NOT_DEFINED",
+        ),
+        (
+            json!({"op": "update", "bucket": "accounts", "key": "a", "data": {"balance": -5}}),
+            "VALIDATION_ERROR",
+        ),
+        (
+            json!({"op": "insert", "bucket": "accounts", "data": {"id": "a"}}),
+            "ALREADY_EXISTS",
+        ),
+    ];
+    for (failing, code) in failures {
+        let (got, _, _) = c
+            .fail(
+                "store.transaction",
+                json!({"operations": [
+                    {"op": "insert", "bucket": "ledger", "data": {"note": "x"}},
+                    {"op": "update", "bucket": "accounts", "key": "a", "data": {"balance": 0}},
+                    failing
+                ]}),
+            )
+            .await;
+        assert_eq!(got, code);
+    }
+    server.store().settle().await;
+    c.assert_no_push().await;
+    assert_eq!(c.ok("store.count", json!({"bucket": "ledger"})).await, 0);
+    let a = c
+        .ok("store.get", json!({"bucket": "accounts", "key": "a"}))
+        .await;
+    assert_eq!(
+        (a["balance"].clone(), a["_version"].clone()),
+        (json!(10), json!(1))
+    );
+
+    let (code, message, _) = c.fail("store.transaction", json!({"operations": []})).await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.contains("operations"), "{message}");
+    let (code, message, _) = c
+        .fail(
+            "store.transaction",
+            json!({"operations": [{"op": "explode", "bucket": "ledger"}]}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.starts_with("operations[0]"), "{message}");
+}
+
+#[tokio::test]
+async fn a_committed_transaction_pushes_once_per_subscription() {
+    let server = start(config()).await;
+    let (mut c, _) = Client::connect(&server).await;
+    let (mut watcher, _) = Client::connect(&server).await;
+    let size = watcher
+        .ok("store.subscribe", json!({"query": "ledger-size"}))
+        .await;
+    let accounts = watcher
+        .ok("store.subscribe", json!({"query": "accounts"}))
+        .await;
+    c.ok(
+        "store.transaction",
+        json!({"operations": [
+            {"op": "insert", "bucket": "ledger", "data": {"note": "1"}},
+            {"op": "insert", "bucket": "ledger", "data": {"note": "2"}},
+            {"op": "insert", "bucket": "ledger", "data": {"note": "3"}},
+            {"op": "insert", "bucket": "accounts", "data": {"id": "x", "balance": 1}},
+            {"op": "insert", "bucket": "accounts", "data": {"id": "y", "balance": 2}}
+        ]}),
+    )
+    .await;
+    let mut pushes = [watcher.next_push().await, watcher.next_push().await];
+    pushes.sort_by_key(|p| p["subscriptionId"].as_str().map(str::to_owned));
+    let by_id = |id: &Value| {
+        pushes
+            .iter()
+            .find(|p| &p["subscriptionId"] == id)
+            .map(|p| p["data"].clone())
+            .expect("a push for the subscription")
+    };
+    assert_eq!(by_id(&size["subscriptionId"]), 3, "never 1 or 2");
+    assert_eq!(
+        by_id(&accounts["subscriptionId"]).as_array().map(Vec::len),
+        Some(2)
+    );
+    server.store().settle().await;
+    watcher.assert_no_push().await;
+}
+
+/// Two clients run read-modify-write transactions on the same record as fast as they can:
+/// each either commits or fails with `CONFLICT` naming the record, and the record's
+/// version counts exactly the commits (no lost update, no half transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_conflict_instead_of_losing_updates() {
+    let server = start(config()).await;
+    let (mut setup, _) = Client::connect(&server).await;
+    setup
+        .ok(
+            "store.insert",
+            json!({"bucket": "accounts", "data": {"id": "shared", "balance": 0}}),
+        )
+        .await;
+    for i in 0..200 {
+        setup
+            .ok(
+                "store.insert",
+                json!({"bucket": "ledger", "data": {"note": format!("seed {i}")}}),
+            )
+            .await;
+    }
+    const ROUNDS: u64 = 200;
+    let worker = |name: &'static str| {
+        let addr = server.local_addr();
+        tokio::spawn(async move {
+            let (mut c, _) = Client::connect_url(&format!("ws://{addr}/")).await;
+            for i in 0..ROUNDS {
+                c.send(json!({"id": i, "type": "store.transaction", "operations": [
+                    {"op": "get", "bucket": "accounts", "key": "shared"},
+                    // A slow read widens the window in which the other writer commits.
+                    {"op": "where", "bucket": "ledger", "filter": {"note": {"$contains": "seed"}}},
+                    {"op": "update", "bucket": "accounts", "key": "shared", "data": {"balance": i}},
+                    {"op": "insert", "bucket": "ledger", "data": {"note": name}}
+                ]}))
+                .await;
+            }
+            let (mut committed, mut conflicts) = (0u64, 0u64);
+            for _ in 0..ROUNDS {
+                let answer = c.recv().await;
+                match answer["type"].as_str() {
+                    Some("result") => committed += 1,
+                    _ => {
+                        assert_eq!(answer["code"], "CONFLICT", "{answer}");
+                        assert_eq!(
+                            answer["details"],
+                            json!({"bucket": "accounts", "key": "shared"})
+                        );
+                        conflicts += 1;
+                    }
+                }
+            }
+            (committed, conflicts)
+        })
+    };
+    let (a, b) = (worker("a"), worker("b"));
+    let (a, b) = (a.await.expect("a"), b.await.expect("b"));
+    let committed = a.0 + b.0;
+    let shared = setup
+        .ok("store.get", json!({"bucket": "accounts", "key": "shared"}))
+        .await;
+    assert_eq!(shared["_version"], 1 + committed);
+    assert_eq!(
+        setup
+            .ok(
+                "store.count",
+                json!({"bucket": "ledger", "filter": {"note": {"$in": ["a", "b"]}}})
+            )
+            .await,
+        committed,
+        "every committed transaction left its ledger line, no failed one did"
+    );
+    let conflicts = a.1 + b.1;
+    eprintln!("committed {committed}, conflicts {conflicts}");
+    assert!(committed > 0);
+    assert!(
+        conflicts > 0,
+        "two writers interleaving {ROUNDS} transactions each must collide at least once"
+    );
+}
