@@ -9,10 +9,13 @@ import WebSocket from 'ws';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(root, 'target');
 
-/** Starts `noex-server` with extra flags; resolves to { url, stop() }. */
-export async function startServer(args = [], { config } = {}) {
+/**
+ * Starts `noex-server` with extra flags on `port` (default 0: a free one);
+ * resolves to { url, port, stop() }.
+ */
+export async function startServer(args = [], { config, port = 0 } = {}) {
   const bin = process.env.NOEX_SERVER_BIN ?? path.join(targetDir, 'debug', 'noex-server');
-  const flags = ['--host', '127.0.0.1', '--port', '0', '--shutdown-grace-ms', '0', ...args];
+  const flags = ['--host', '127.0.0.1', '--port', String(port), '--shutdown-grace-ms', '0', ...args];
   if (config) {
     const { writeFileSync, mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
@@ -26,6 +29,7 @@ export async function startServer(args = [], { config } = {}) {
   const url = line.replace('noex-server listening on ', '').trim();
   return {
     url,
+    port: Number(new URL(url).port),
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');

@@ -1,0 +1,229 @@
+// Types of the noex client. Every payload and result type comes from the protocol bindings
+// generated from the Rust wire types (./types, a copy of the repository's bindings/).
+import type {
+  BucketConfig,
+  BucketDefined,
+  BucketDropped,
+  BucketList,
+  BucketSchema,
+  BucketUpdated,
+  BucketUpdates,
+  Cleared,
+  ConnectionInfo,
+  Deleted,
+  ErrorCode,
+  Fact,
+  FactDeleted,
+  FactEntry,
+  JsonValue,
+  LoginResult,
+  LogoutResult,
+  Operation,
+  PaginateResult,
+  QueryConfig,
+  QueryDefined,
+  QueryList,
+  QueryUndefined,
+  RuleEnabled,
+  RuleEvent,
+  RuleList,
+  RuleRegistered,
+  RulesStats,
+  RuleUnregistered,
+  RuleUpdated,
+  RuleValidation,
+  ServerStats,
+  StoreStats,
+  TransactionOp,
+  TransactionResult,
+  Welcome,
+  WhoAmI,
+} from './types/index.js';
+
+export type * from './types/index.js';
+
+/** The fields of the operation `T` (everything but `type`), as the bindings define them. */
+export type OperationFields<T extends Operation['type']> = Omit<Extract<Operation, { type: T }>, 'type'>;
+
+/** A store filter, as `store.where` takes it. */
+export type Filter = OperationFields<'store.where'>['filter'];
+
+/** The metadata the server adds to every record. */
+export interface RecordMeta {
+  _version: number;
+  _createdAt: number;
+  _updatedAt: number;
+  _expiresAt?: number;
+}
+
+/** A stored record: the bucket's fields plus metadata. */
+export type StoredRecord<T> = T & RecordMeta;
+
+/** The fields of a record type, as a bucket is parameterised with. */
+export type Fields = { [field: string]: JsonValue };
+
+/** A page of records. */
+export type Page<T> = Omit<PaginateResult, 'records'> & { records: StoredRecord<T>[] };
+
+/** Codes of errors raised by the client itself. */
+export type ClientErrorCode =
+  | 'TIMEOUT'
+  | 'DISCONNECTED'
+  | 'PROTOCOL_ERROR'
+  | 'CONNECTION_FAILED'
+  | 'DECODE_ERROR'
+  | 'INVALID_OPTIONS'
+  | 'INVALID_ARGUMENT';
+
+/** What every promise of the client rejects with. */
+export interface NoexError extends Error {
+  name: 'NoexError';
+  /** A protocol error code from the server, or a client-side code. */
+  code: ErrorCode | ClientErrorCode;
+  message: string;
+  /** Structured details from the server (validation issues, conflict, retryAfterMs), or null. */
+  details: JsonValue | null;
+}
+
+/** Whether a caught value is a {@link NoexError}. */
+export function isNoexError(value: unknown): value is NoexError;
+
+/** Reconnect schedule: exponential backoff with additive jitter. */
+export interface ReconnectOptions {
+  enabled?: boolean;
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+  multiplier?: number;
+  maxRetries?: number;
+  jitterMs?: number;
+}
+
+/** Options of {@link NoexClient.connect}. */
+export interface ClientOptions {
+  /** WebSocket constructor for runtimes without a global one (Node 20: the `ws` package). */
+  WebSocket?: abstract new (url: string) => unknown;
+  /** How long a request waits for its answer (default 10000). */
+  requestTimeoutMs?: number;
+  /** How long a connection may wait for the server's welcome (default 5000). */
+  connectTimeoutMs?: number;
+  /** Answer the server's heartbeat pings (default true). */
+  heartbeat?: boolean;
+  /** Logged in with after connecting and after every reconnect. */
+  authToken?: string;
+  /** `false` disables reconnecting; an object tunes it (default: on, 1 s doubling to 30 s). */
+  reconnect?: boolean | ReconnectOptions;
+}
+
+/** Lifecycle events and their payloads. */
+export interface ClientEvents {
+  connected: Welcome;
+  disconnected: { willReconnect: boolean };
+  reconnecting: { attempt: number; delayMs: number };
+  reconnected: Welcome;
+  shutdown: { gracePeriodMs: number };
+  error: NoexError;
+}
+
+/** Ends a subscription. */
+export type Unsubscribe = () => void;
+
+/** One bucket's operations; `T` is the record type (without metadata). */
+export interface Bucket<T extends object = Fields> {
+  readonly name: string;
+  insert(data: Partial<T>): Promise<StoredRecord<T>>;
+  get(key: JsonValue): Promise<StoredRecord<T> | null>;
+  update(key: JsonValue, data: Partial<T>): Promise<StoredRecord<T>>;
+  delete(key: JsonValue): Promise<Deleted>;
+  all(): Promise<StoredRecord<T>[]>;
+  where(filter: Filter): Promise<StoredRecord<T>[]>;
+  findOne(filter: Filter): Promise<StoredRecord<T> | null>;
+  count(filter?: Filter): Promise<number>;
+  first(n: number): Promise<StoredRecord<T>[]>;
+  last(n: number): Promise<StoredRecord<T>[]>;
+  paginate(options: { limit: number; after?: JsonValue }): Promise<Page<T>>;
+  sum(field: keyof T & string, filter?: Filter): Promise<number>;
+  avg(field: keyof T & string, filter?: Filter): Promise<number>;
+  min(field: keyof T & string, filter?: Filter): Promise<number | null>;
+  max(field: keyof T & string, filter?: Filter): Promise<number | null>;
+  clear(): Promise<Cleared>;
+}
+
+/** `client.store`. */
+export interface StoreApi {
+  bucket<T extends object = Fields>(name: string): Bucket<T>;
+  /** Calls `callback` with the initial result, every pushed result and the result after a reconnect. */
+  subscribe<R = JsonValue>(query: string, params: JsonValue | undefined, callback: (data: R) => void): Promise<Unsubscribe>;
+  subscribe<R = JsonValue>(query: string, callback: (data: R) => void): Promise<Unsubscribe>;
+  transaction(operations: TransactionOp[]): Promise<TransactionResult>;
+  buckets(): Promise<BucketList>;
+  stats(): Promise<StoreStats>;
+  defineBucket(name: string, config: BucketConfig): Promise<BucketDefined>;
+  dropBucket(name: string): Promise<BucketDropped>;
+  updateBucket(name: string, updates: BucketUpdates): Promise<BucketUpdated>;
+  getBucketSchema(name: string): Promise<BucketSchema>;
+  defineQuery(name: string, config: QueryConfig): Promise<QueryDefined>;
+  undefineQuery(name: string): Promise<QueryUndefined>;
+  listQueries(): Promise<QueryList>;
+}
+
+/** `client.rules`. */
+export interface RulesApi {
+  emit(
+    topic: string,
+    data?: { [key: string]: JsonValue },
+    options?: Omit<OperationFields<'rules.emit'>, 'topic' | 'data'>,
+  ): Promise<RuleEvent>;
+  setFact(key: string, value: JsonValue): Promise<Fact>;
+  getFact(key: string): Promise<JsonValue | null>;
+  deleteFact(key: string): Promise<FactDeleted>;
+  queryFacts(pattern: string): Promise<FactEntry[]>;
+  getAllFacts(): Promise<FactEntry[]>;
+  /** Calls `callback` for every event whose topic matches `pattern`. */
+  subscribe(pattern: string, callback: (event: RuleEvent, topic: string) => void): Promise<Unsubscribe>;
+  stats(): Promise<RulesStats>;
+  registerRule(rule: OperationFields<'rules.registerRule'>['rule']): Promise<RuleRegistered>;
+  unregisterRule(ruleId: string): Promise<RuleUnregistered>;
+  updateRule(ruleId: string, updates: OperationFields<'rules.updateRule'>['updates']): Promise<RuleUpdated>;
+  enableRule(ruleId: string): Promise<RuleEnabled>;
+  disableRule(ruleId: string): Promise<RuleEnabled>;
+  getRule(ruleId: string): Promise<{ [key: string]: JsonValue }>;
+  getRules(): Promise<RuleList>;
+  validateRule(rule: OperationFields<'rules.validateRule'>['rule']): Promise<RuleValidation>;
+}
+
+/** `client.auth`. */
+export interface AuthApi {
+  login(token: string): Promise<LoginResult>;
+  logout(): Promise<LogoutResult>;
+  whoami(): Promise<WhoAmI>;
+}
+
+/** `client.server` (admin tier). */
+export interface ServerApi {
+  stats(): Promise<ServerStats>;
+  connections(): Promise<ConnectionInfo[]>;
+}
+
+/** A connection to a noex server, driven by the Rust client core compiled to WebAssembly. */
+export declare class NoexClient {
+  /** Connects, waits for the welcome, and logs in when `options.authToken` is set. */
+  static connect(url: string | URL, options?: ClientOptions): Promise<NoexClient>;
+  private constructor();
+  readonly store: StoreApi;
+  readonly rules: RulesApi;
+  readonly auth: AuthApi;
+  readonly server: ServerApi;
+  /** Any operation, typed by the bindings; resolves with the result's `data`. */
+  request<K extends Operation['type']>(type: K, fields?: OperationFields<K>): Promise<unknown>;
+  on<E extends keyof ClientEvents>(event: E, handler: (payload: ClientEvents[E]) => void): () => void;
+  off<E extends keyof ClientEvents>(event: E, handler: (payload: ClientEvents[E]) => void): void;
+  readonly welcome: Welcome | null;
+  readonly isConnected: boolean;
+  disconnect(): void;
+}
+
+/** Instantiates the wasm module (done by `connect`; call it to load early). */
+export function loadWasm(): Promise<void>;
+
+/** The protocol version the client speaks. */
+export function protocolVersion(): Promise<string>;
