@@ -156,7 +156,7 @@ async fn run(config: ServerConfig, grace: Duration) -> ExitCode {
     let path = config.path.clone();
     let server = match Server::start(config).await {
         Ok(server) => server,
-        Err(err @ StartError::Config(_)) => {
+        Err(err @ (StartError::Config(_) | StartError::Store { .. })) => {
             eprintln!("noex-server: {err}");
             return ExitCode::from(2);
         }

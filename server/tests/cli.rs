@@ -83,6 +83,16 @@ fn bad_config_files_exit_2_naming_the_field() {
             "backpressure.highWaterMark",
         ),
         ("json", r#"{"port": "#, "noex-cli"),
+        (
+            "bucket-shape",
+            r#"{"store": {"buckets": {"users": {"schema": {}}}}}"#,
+            "store.buckets.users",
+        ),
+        (
+            "bucket-schema",
+            r#"{"port": 0, "store": {"buckets": {"users": {"key": "id", "schema": {"id": {"type": "strng"}}}}}}"#,
+            "bucket \"users\"",
+        ),
     ];
     for (name, text, needle) in cases {
         let path = write_config(name, text);
