@@ -62,3 +62,17 @@ export async function connect(url, options = {}) {
     close: () => ws.close(),
   };
 }
+
+/** Values pushed by a callback, awaited in order. */
+export function inbox() {
+  const items = [];
+  const waiters = [];
+  return {
+    push: (value) => {
+      const waiter = waiters.shift();
+      if (waiter) waiter(value); else items.push(value);
+    },
+    next: () => (items.length ? Promise.resolve(items.shift()) : new Promise((r) => waiters.push(r))),
+    pending: () => items.length,
+  };
+}
