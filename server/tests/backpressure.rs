@@ -1,0 +1,111 @@
+//! Backpressure over a real WebSocket: a client that stops reading while thousands of
+//! pushes are due neither slows the writer nor other subscribers, the server holds only
+//! the newest value for it, and when it reads again it gets that final value.
+
+mod common;
+
+use common::{Client, local_config, start};
+use serde_json::{Value, json};
+
+const UPDATES: u64 = 10_000;
+const BLOB: usize = 4_096;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_gets_the_final_state_and_nobody_waits_for_it() {
+    let mut config = local_config();
+    config.backpressure.max_buffered_bytes = 256 * 1024;
+    config.store = serde_json::from_value(json!({
+        "buckets": {"doc": {"key": "id", "schema": {"id": {"type": "string"}, "n": {"type": "number"}, "blob": {"type": "string"}}}},
+        "queries": {"doc": {"bucket": "doc"}}
+    }))
+    .expect("store section");
+    let server = start(config).await;
+    let blob = "x".repeat(BLOB);
+
+    let (mut writer, _) = Client::connect(&server).await;
+    writer
+        .ok(
+            "store.insert",
+            json!({"bucket": "doc", "data": {"id": "d", "n": 0, "blob": blob}}),
+        )
+        .await;
+    let (mut stalled, _) = Client::connect(&server).await;
+    let stalled_sub = stalled.ok("store.subscribe", json!({"query": "doc"})).await;
+    let (mut live, _) = Client::connect(&server).await;
+    live.ok("store.subscribe", json!({"query": "doc"})).await;
+
+    // The live subscriber reads everything as it comes, concurrently with the writer.
+    let live_reader = tokio::spawn(async move {
+        let mut seen = 0u64;
+        loop {
+            let push = live.next_push().await;
+            seen += 1;
+            if push["data"][0]["n"] == UPDATES {
+                return seen;
+            }
+        }
+    });
+
+    // `stalled` reads nothing from here on: 10 000 pushes of ~4 KiB (40 MB) fall due.
+    // Requests are pipelined in batches, each answer read before the next batch.
+    for batch in 0..UPDATES / 100 {
+        for i in 1..=100 {
+            let n = batch * 100 + i;
+            writer
+                .send(json!({"id": n, "type": "store.update", "bucket": "doc", "key": "d", "data": {"n": n}}))
+                .await;
+        }
+        for _ in 0..100 {
+            assert_eq!(writer.recv().await["type"], "result");
+        }
+    }
+    let live_pushes = tokio::time::timeout(common::WAIT, live_reader)
+        .await
+        .expect("the live subscriber is not held up by the stalled one")
+        .expect("live reader");
+    assert!(live_pushes >= 1);
+
+    server.store().settle().await;
+    // A request from the stalled client is still answered (responses are never held).
+    stalled
+        .send(json!({"id": 777, "type": "store.get", "bucket": "doc", "key": "d"}))
+        .await;
+
+    // Now it reads: whatever the socket buffers held, the answer (queued before the
+    // held value is released), and the newest value.
+    let mut pushes = 0u64;
+    let mut last_n = None;
+    let mut answered = false;
+    while !(answered && last_n == Some(UPDATES)) {
+        let frame = stalled.recv().await;
+        match frame["type"].as_str() {
+            Some("push") => {
+                assert_eq!(frame["subscriptionId"], stalled_sub["subscriptionId"]);
+                pushes += 1;
+                let n = frame["data"][0]["n"].as_u64().expect("n");
+                assert!(
+                    last_n < Some(n),
+                    "pushes arrive in order: {n} after {last_n:?}"
+                );
+                last_n = Some(n);
+            }
+            Some("result") => {
+                assert_eq!(frame["id"], 777);
+                assert_eq!(frame["data"]["n"], UPDATES);
+                answered = true;
+            }
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    assert_eq!(last_n, Some(UPDATES), "the final state was delivered");
+    assert!(
+        pushes < UPDATES / 2,
+        "held pushes were coalesced ({pushes} of {UPDATES} delivered)"
+    );
+    eprintln!("stalled client received {pushes} of {UPDATES} pushes; live client {live_pushes}");
+
+    // Nothing is left over afterwards.
+    server.store().settle().await;
+    stalled.assert_no_push().await;
+    let _: Value = stalled.ok("server.stats", json!({})).await;
+}
