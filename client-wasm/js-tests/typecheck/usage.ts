@@ -1,0 +1,75 @@
+// Type-level check of the installed package: `tsc --noEmit --strict` must accept this file.
+// Every `@ts-expect-error` is a negative check: if the marked line compiled, tsc would fail
+// with "Unused '@ts-expect-error' directive".
+import {
+  NoexClient,
+  isNoexError,
+  type ErrorCode,
+  type NoexError,
+  type StoredRecord,
+  type TransactionOp,
+  type WhoAmI,
+} from 'noex-client';
+
+interface User {
+  id: string;
+  name: string;
+  age: number;
+}
+
+export async function demo(url: string, WebSocket: new (url: string) => unknown): Promise<void> {
+  const client = await NoexClient.connect(url, { WebSocket, requestTimeoutMs: 5000, reconnect: { maxRetries: 3 } });
+  const users = client.store.bucket<User>('users');
+
+  const ada: StoredRecord<User> = await users.insert({ name: 'Ada', age: 36 });
+  const version: number = ada._version;
+  const name: string = ada.name;
+  // @ts-expect-error: `User` has no field `nmae`; a typo must not compile.
+  await users.insert({ nmae: 'Ada' });
+  // @ts-expect-error: a stored user has no `email`.
+  console.log(ada.email);
+  const found: StoredRecord<User> | null = await users.get(ada.id);
+  const total: number = await users.sum('age');
+  // @ts-expect-error: aggregates take a field of the record type.
+  await users.sum('agee');
+  const page = await users.paginate({ limit: 10 });
+  const firstName: string | undefined = page.records[0]?.name;
+
+  const off = await client.store.subscribe<StoredRecord<User>[]>('all-users', undefined, (rows) => {
+    console.log(rows.map((r) => r.name));
+  });
+  off();
+
+  const tx: TransactionOp[] = [{ op: 'insert', bucket: 'users', data: { name: 'Bob' } }];
+  // @ts-expect-error: `op` is one of the generated transaction operations.
+  const badTx: TransactionOp = { op: 'upsert', bucket: 'users', data: {} };
+  const { results } = await client.store.transaction(tx);
+  const index: number = results[0].index;
+
+  // request() is typed by the generated Operation union.
+  await client.request('store.first', { bucket: 'users', n: 2 });
+  // @ts-expect-error: store.first takes `n`, not `count`.
+  await client.request('store.first', { bucket: 'users', count: 2 });
+
+  const off2 = client.on('reconnecting', ({ attempt, delayMs }) => console.log(attempt + delayMs));
+  off2();
+
+  try {
+    await users.update('missing', { age: 1 });
+  } catch (e) {
+    if (isNoexError(e)) {
+      const err: NoexError = e;
+      console.log(err.code, err.message, err.details);
+    }
+  }
+  const code: ErrorCode = 'NOT_FOUND';
+  // @ts-expect-error: not a protocol error code.
+  const badCode: ErrorCode = 'NOT_FOUNDD';
+
+  const me: WhoAmI = await client.auth.whoami();
+  const event = await client.rules.emit('order.created', { total: 1 });
+  const topic: string = event.topic;
+  await client.rules.subscribe('order.*', (e, t) => console.log(e.id, t));
+  client.disconnect();
+  console.log(version, name, found, total, firstName, badTx, index, code, badCode, me, topic);
+}
