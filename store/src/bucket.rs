@@ -99,6 +99,20 @@ impl Bucket {
         self.by_key.get(key).and_then(|seq| self.records.get(seq))
     }
 
+    /// The record under `key` (even if expired) with its insertion position.
+    pub fn get_with_seq(&self, key: &str) -> Option<(u64, &Record)> {
+        let seq = *self.by_key.get(key)?;
+        self.records.get(&seq).map(|r| (seq, r))
+    }
+
+    /// Installs a record read from persistence at its original insertion position.
+    pub fn load_record(&mut self, seq: u64, record: Record) {
+        let key = self.key_of(&record);
+        self.gens.observe(&self.schema, &record);
+        self.restore_at(seq, key, record);
+        self.next_seq = self.next_seq.max(seq);
+    }
+
     /// The live record under `key`.
     pub fn get(&self, key: &str, now: u64) -> Option<&Record> {
         self.get_raw(key).filter(|r| !self.expired(r, now))

@@ -7,6 +7,8 @@
 //!   [`Store::change_feed`]), TTL ([`Store::purge_ttl`]) and [`Store::stats`].
 //! - The data API is synchronous and in-memory; a dispatcher task re-evaluates affected
 //!   queries and notifies subscribers, and a sweep task removes expired records.
+//! - Optional durable storage ([`StoreConfig::persistence`], [`PersistenceConfig`]) on the
+//!   embedded engine redb, with sync or batched durability.
 //! - Errors are [`StoreError`] values, each mapping to one protocol code.
 
 mod bucket;
@@ -16,6 +18,7 @@ mod error;
 mod events;
 mod filter;
 mod handle;
+mod persistence;
 mod query;
 mod reactive;
 mod reads;
@@ -35,6 +38,7 @@ pub use error::{StoreError, StoreResult, ValidationIssue};
 pub use events::{ChangeEvent, ChangeHandler, ChangeKind, topic_matches};
 pub use filter::{Filter, interpolate};
 pub use handle::BucketHandle;
+pub use persistence::{DEFAULT_FILE_NAME, DurabilityMode, PersistenceConfig};
 pub use query::{BucketReader, QueryContext, QueryFn, QueryResult};
 pub use reactive::{QueryInfo, QueryType, SubscriptionCallback, SubscriptionId};
 pub use reads::Page;

@@ -12,6 +12,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::definition::QueryDefinition;
 use crate::error::{StoreError, StoreResult};
+use crate::persistence::Op;
+use crate::persistence::bridge::{is_persistent, query_op};
 use crate::query::{Deps, QueryContext, QueryKind, QueryResult, evaluate};
 use crate::store::{Batch, Inner, Store};
 use crate::value::key_string;
@@ -98,6 +100,13 @@ impl Registry {
     pub fn subscription_count(&self) -> usize {
         self.subs.len()
     }
+
+    /// Installs a declarative query loaded from persistence (its bucket is not checked:
+    /// a query may outlive its bucket, as in memory).
+    pub fn insert_declarative(&mut self, name: String, def: QueryDefinition) {
+        self.queries
+            .insert(name, QueryKind::Declarative(Box::new(def)));
+    }
 }
 
 /// Kind of a listed query.
@@ -127,15 +136,24 @@ pub struct QueryInfo {
 }
 
 impl Store {
-    fn define(&self, name: &str, kind: QueryKind) -> StoreResult<()> {
-        let mut reg = self.inner.reactive.lock();
-        if reg.queries.contains_key(name) {
-            return Err(StoreError::QueryAlreadyExists {
-                name: name.to_owned(),
-            });
-        }
-        reg.queries.insert(name.to_owned(), kind);
-        Ok(())
+    /// Registers a query; `persist` is the op recording it durably (queued under the
+    /// registry lock, so definitions reach the file in the order they happened).
+    fn define(&self, name: &str, kind: QueryKind, persist: Option<Op>) -> StoreResult<()> {
+        let queued = {
+            let mut reg = self.inner.reactive.lock();
+            if reg.queries.contains_key(name) {
+                return Err(StoreError::QueryAlreadyExists {
+                    name: name.to_owned(),
+                });
+            }
+            if persist.is_some() {
+                self.inner.persist_check()?;
+            }
+            let queued = self.inner.persist_ops(|| Ok(persist.into_iter().collect()));
+            reg.queries.insert(name.to_owned(), kind);
+            queued
+        };
+        self.inner.persist_wait(queued)
     }
 
     /// Defines a declarative query. Errors: `QueryAlreadyExists`, `BucketNotDefined`,
@@ -147,8 +165,15 @@ impl Store {
             crate::filter::Filter::compile(f)
                 .map_err(|e| StoreError::invalid_def(e.to_string()))?;
         }
-        self.inner.data.read().bucket(&def.bucket)?;
-        self.define(name, QueryKind::Declarative(Box::new(def)))
+        // A query on a bucket that is not persisted is not persisted either: after a
+        // restart the application defines both again.
+        let persistent = is_persistent(&self.inner.data.read().bucket(&def.bucket)?.def);
+        let op = if persistent && self.inner.persist.is_some() {
+            Some(query_op(name, &def)?)
+        } else {
+            None
+        };
+        self.define(name, QueryKind::Declarative(Box::new(def)), op)
     }
 
     /// Defines a programmatic query. The function must only read through its context
@@ -157,20 +182,38 @@ impl Store {
     where
         F: Fn(&QueryContext<'_>, &Value) -> StoreResult<Value> + Send + Sync + 'static,
     {
-        self.define(name, QueryKind::Programmatic(Arc::new(f)))
+        self.define(name, QueryKind::Programmatic(Arc::new(f)), None)
     }
 
     /// Removes a query and ends its subscriptions. Error: `QueryNotDefined`.
     pub fn undefine_query(&self, name: &str) -> StoreResult<()> {
-        let mut reg = self.inner.reactive.lock();
-        if reg.queries.remove(name).is_none() {
-            return Err(StoreError::QueryNotDefined {
-                name: name.to_owned(),
-            });
-        }
-        reg.evals.retain(|(q, _), _| q != name);
-        reg.subs.retain(|_, (q, _)| q != name);
-        Ok(())
+        let queued = {
+            let mut reg = self.inner.reactive.lock();
+            let declarative = match reg.queries.get(name) {
+                None => {
+                    return Err(StoreError::QueryNotDefined {
+                        name: name.to_owned(),
+                    });
+                }
+                Some(kind) => matches!(kind, QueryKind::Declarative(_)),
+            };
+            if declarative {
+                self.inner.persist_check()?;
+            }
+            reg.queries.remove(name);
+            reg.evals.retain(|(q, _), _| q != name);
+            reg.subs.retain(|_, (q, _)| q != name);
+            self.inner.persist_ops(|| {
+                Ok(if declarative {
+                    vec![Op::DeleteQuery {
+                        name: name.to_owned(),
+                    }]
+                } else {
+                    Vec::new()
+                })
+            })
+        };
+        self.inner.persist_wait(queued)
     }
 
     /// Every defined query with its kind, definition and subscription count.

@@ -37,7 +37,7 @@ pub struct QueryStats {
 /// Persistence state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PersistenceStats {
-    /// Whether persistence is enabled (never, for now).
+    /// Whether persistence is enabled.
     pub enabled: bool,
 }
 
@@ -110,7 +110,9 @@ impl Store {
                 defined,
                 active_subscriptions: active,
             },
-            persistence: PersistenceStats { enabled: false },
+            persistence: PersistenceStats {
+                enabled: self.inner.persist.is_some(),
+            },
             ttl: TtlStats {
                 enabled: !self.inner.ttl_interval.is_zero(),
                 check_interval_ms: self.inner.ttl_interval.as_millis() as u64,

@@ -16,6 +16,8 @@ use crate::definition::{BucketDefinition, BucketUpdate};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{ChangeEvent, HandlerRegistry};
 use crate::handle::BucketHandle;
+use crate::persistence::bridge::{self, is_persistent};
+use crate::persistence::{Op, Persistence, PersistenceConfig, Ticket};
 use crate::reactive::Registry;
 use crate::value::{Record, key_string};
 
@@ -30,6 +32,8 @@ pub struct StoreConfig {
     pub change_feed_capacity: usize,
     /// Time source (default: [`TokioClock`]).
     pub clock: Option<Arc<dyn Clock>>,
+    /// Durable storage; `None` (the default) keeps everything in memory only.
+    pub persistence: Option<PersistenceConfig>,
 }
 
 impl Default for StoreConfig {
@@ -39,6 +43,7 @@ impl Default for StoreConfig {
             ttl_check_interval: Duration::from_secs(1),
             change_feed_capacity: 1024,
             clock: None,
+            persistence: None,
         }
     }
 }
@@ -192,6 +197,8 @@ pub(crate) struct Inner {
     pub settled: Notify,
     pub next_tx: AtomicU64,
     pub ttl_interval: Duration,
+    /// The open persistence, when configured.
+    pub persist: Option<Persistence>,
 }
 
 impl Inner {
@@ -223,25 +230,57 @@ impl Inner {
         }
     }
 
-    /// Runs `f` under the write lock and publishes its changes if it succeeds. `f` must
-    /// leave no change behind when it fails (single operations check before writing).
+    /// Runs `f` under the write lock, queues its changes for persistence and publishes
+    /// them if it succeeds; in sync durability, waits (after releasing the lock) until
+    /// they are durable. `f` must leave no change behind when it fails (single operations
+    /// check before writing).
     pub fn write<T>(
         &self,
         f: impl FnOnce(&mut Data, u64, &mut Vec<Change>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let mut data = self.data.write();
-        let now = self.now();
-        let mut changes = Vec::new();
-        match f(&mut data, now, &mut changes) {
-            Ok(out) => {
-                self.publish(changes, None, Vec::new());
-                Ok(out)
+        let (out, queued) = {
+            let mut data = self.data.write();
+            self.persist_check()?;
+            let now = self.now();
+            let mut changes = Vec::new();
+            match f(&mut data, now, &mut changes) {
+                Ok(out) => {
+                    let queued = self.persist_ops(|| bridge::record_ops(&data, &changes));
+                    self.publish(changes, None, Vec::new());
+                    (out, queued)
+                }
+                Err(e) => {
+                    data.rollback(changes);
+                    return Err(e);
+                }
             }
-            Err(e) => {
-                data.rollback(changes);
-                Err(e)
-            }
+        };
+        self.persist_wait(queued)?;
+        Ok(out)
+    }
+
+    /// Errors when persistence is on but can no longer record writes (checked before a
+    /// write changes memory).
+    pub fn persist_check(&self) -> StoreResult<()> {
+        self.persist.as_ref().map_or(Ok(()), Persistence::check)
+    }
+
+    /// Queues the ops built by `ops` (only called when persistence is on). Call under the
+    /// lock that orders the commit.
+    pub fn persist_ops(
+        &self,
+        ops: impl FnOnce() -> StoreResult<Vec<Op>>,
+    ) -> StoreResult<Option<Ticket>> {
+        match &self.persist {
+            Some(p) => p.enqueue(ops()?),
+            None => Ok(None),
         }
+    }
+
+    /// Waits for a queued commit as the durability mode requires. Call without locks.
+    pub fn persist_wait(&self, queued: StoreResult<Option<Ticket>>) -> StoreResult<()> {
+        let ticket = queued?;
+        self.persist.as_ref().map_or(Ok(()), |p| p.wait(ticket))
     }
 }
 
@@ -271,24 +310,42 @@ pub struct Store {
 impl Store {
     /// Creates a store and spawns its background tasks (notification dispatcher, TTL
     /// sweep) on the current tokio runtime. Errors outside a runtime.
+    ///
+    /// With [`StoreConfig::persistence`], opens (or creates) the file and loads every
+    /// bucket, record, declarative query, counter and side-table entry before returning;
+    /// records whose TTL passed while the store was down are dropped. A file that cannot
+    /// be opened or read fails with a [`StoreError::Internal`] naming the file; the store
+    /// never starts empty in its place.
     pub fn start(config: StoreConfig) -> StoreResult<Store> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| StoreError::Internal {
             message: "Store::start needs a tokio runtime".into(),
         })?;
+        let clock = config.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
+        let mut data = Data::default();
+        let mut registry = Registry::default();
+        let persist = match &config.persistence {
+            Some(pc) => {
+                let (persist, snapshot) = Persistence::open(pc, clock.now_ms())?;
+                bridge::restore(snapshot, persist.path(), &mut data, &mut registry)?;
+                Some(persist)
+            }
+            None => None,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let (feed, _) = broadcast::channel(config.change_feed_capacity.max(1));
         let inner = Arc::new(Inner {
             name: config.name,
-            data: RwLock::new(Data::default()),
-            reactive: Mutex::new(Registry::default()),
+            data: RwLock::new(data),
+            reactive: Mutex::new(registry),
             handlers: Mutex::new(HandlerRegistry::default()),
-            clock: config.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
+            clock,
             feed,
             dispatch: tx,
             pending: AtomicU64::new(0),
             settled: Notify::new(),
             next_tx: AtomicU64::new(0),
             ttl_interval: config.ttl_check_interval,
+            persist,
         });
         handle.spawn(crate::reactive::run_dispatcher(Arc::downgrade(&inner), rx));
         if !inner.ttl_interval.is_zero() {
@@ -316,31 +373,55 @@ impl Store {
             return Err(StoreError::invalid_def("bucket name must not be empty"));
         }
         let bucket = Bucket::new(name, def)?;
-        let mut data = self.inner.data.write();
-        if data.buckets.contains_key(name) {
-            return Err(StoreError::BucketAlreadyExists {
-                bucket: name.to_owned(),
-            });
-        }
-        data.buckets.insert(name.to_owned(), bucket);
-        Ok(())
+        let queued = {
+            let mut data = self.inner.data.write();
+            if data.buckets.contains_key(name) {
+                return Err(StoreError::BucketAlreadyExists {
+                    bucket: name.to_owned(),
+                });
+            }
+            if is_persistent(&bucket.def) {
+                self.inner.persist_check()?;
+            }
+            let queued = self
+                .inner
+                .persist_ops(|| Ok(bridge::bucket_op(&bucket)?.into_iter().collect()));
+            data.buckets.insert(name.to_owned(), bucket);
+            queued
+        };
+        self.inner.persist_wait(queued)
     }
 
     /// Drops a bucket and its records. Queries reading it keep their last result.
     pub fn drop_bucket(&self, name: &str) -> StoreResult<()> {
-        let mut data = self.inner.data.write();
-        if data.buckets.remove(name).is_none() {
-            return Err(StoreError::BucketNotDefined {
-                bucket: name.to_owned(),
+        let queued = {
+            let mut data = self.inner.data.write();
+            let persistent = is_persistent(&data.bucket(name)?.def);
+            if persistent {
+                self.inner.persist_check()?;
+            }
+            data.buckets.remove(name);
+            let queued = self.inner.persist_ops(|| {
+                Ok(if persistent {
+                    vec![Op::DropBucket {
+                        name: name.to_owned(),
+                    }]
+                } else {
+                    Vec::new()
+                })
             });
-        }
-        self.inner.publish(Vec::new(), None, vec![name.to_owned()]);
-        Ok(())
+            self.inner.publish(Vec::new(), None, vec![name.to_owned()]);
+            queued
+        };
+        self.inner.persist_wait(queued)
     }
 
     /// Adds fields or indexes, or changes the TTL (for records inserted from now on).
     pub fn update_bucket(&self, name: &str, update: BucketUpdate) -> StoreResult<()> {
         let mut data = self.inner.data.write();
+        if is_persistent(&data.bucket(name)?.def) {
+            self.inner.persist_check()?;
+        }
         let b = data.bucket_mut(name)?;
         let ttl_ms = match &update.ttl {
             Some(Some(t)) => Some(Some(t.as_ms()?)),
@@ -374,7 +455,11 @@ impl Store {
             b.ttl_ms = ttl;
             b.def.ttl = update.ttl.clone().flatten();
         }
-        Ok(())
+        let queued = self
+            .inner
+            .persist_ops(|| Ok(bridge::bucket_op(b)?.into_iter().collect()));
+        drop(data);
+        self.inner.persist_wait(queued)
     }
 
     /// The definition of a bucket as it is now (serializes to the wire shape).

@@ -84,6 +84,7 @@ impl<'s> Transaction<'s> {
         }
         let inner = self.inner;
         let mut data = inner.data.write();
+        inner.persist_check()?;
         let now = inner.now();
         for ((bucket, key), (key_value, seen)) in &self.reads {
             let current = data.bucket(bucket)?.get(key, now).and_then(version);
@@ -113,9 +114,13 @@ impl<'s> Transaction<'s> {
                 return Err(e);
             }
         }
+        // All of the transaction's writes become one queued commit: one engine
+        // transaction, so a crash keeps all of them or none.
+        let queued = inner.persist_ops(|| crate::persistence::bridge::record_ops(&data, &changes));
         let id = inner.next_tx.fetch_add(1, Ordering::Relaxed) + 1;
         inner.publish(changes, Some(id), Vec::new());
-        Ok(())
+        drop(data);
+        inner.persist_wait(queued)
     }
 }
 

@@ -1,0 +1,3 @@
+//! criterion benchmark of insert throughput: in memory vs batched vs sync persistence.
+
+fn main() {}

@@ -1,0 +1,459 @@
+//! Durable storage under the store, on the embedded engine [`redb`].
+//!
+//! The in-memory [`Data`](crate::store::Data) stays the source of truth for reads; every
+//! commit additionally becomes one ordered message of [`Op`]s (bucket definitions, record
+//! states, declarative queries, autoincrement counters, side-table entries) sent to a
+//! single writer thread that owns the database. The writer applies each group of messages
+//! in **one** engine transaction, so a store transaction is durable atomically: after a
+//! crash the file holds a prefix of the commit sequence, never half a commit.
+//!
+//! - [`DurabilityMode::Sync`]: the writer commits whatever is queued as soon as it can
+//!   (group commit, fsync per engine transaction) and the store's write call waits until
+//!   its own message is durable, so an acknowledged write survives `kill -9`.
+//! - [`DurabilityMode::Batched`]: writes return at once; the writer gathers messages for
+//!   up to `window` and commits them together. A crash loses at most the last window.
+//!
+//! Messages are numbered ("tickets") in the order they are queued; the writer publishes
+//! the highest durable ticket, and a waiter sleeps on a condition variable until its own
+//! ticket is durable or the writer has failed. After a failure (disk full, I/O error) the
+//! store refuses further writes instead of diverging silently from its file.
+//!
+//! Submodules: `engine` (tables, applying ops, the writer loop, loading) and `bridge`
+//! (turning a commit of the store into ops, and a loaded file into store state).
+
+pub(crate) mod bridge;
+mod engine;
+
+use parking_lot::{Condvar, Mutex};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::error::{StoreError, StoreResult};
+use crate::store::Store;
+
+pub(crate) use engine::Snapshot;
+
+/// File name used by [`PersistenceConfig::in_dir`].
+pub const DEFAULT_FILE_NAME: &str = "noex-store.redb";
+
+/// Most queued commits before a writer blocks (back-pressure when the disk is slower than
+/// the writers).
+const QUEUE_CAPACITY: usize = 16_384;
+
+/// When a write is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurabilityMode {
+    /// A write call returns only after its commit is on disk (fsync). Concurrent writers
+    /// share fsyncs (group commit).
+    Sync,
+    /// Writes return immediately; commits are grouped and written at most `window` after
+    /// they happened. A crash loses at most the last window of writes.
+    Batched {
+        /// Longest time a commit waits before it is written.
+        window: Duration,
+    },
+}
+
+/// Where and how the store persists its data.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), noex_store::StoreError> {
+/// use noex_store::{DurabilityMode, PersistenceConfig, Store, StoreConfig};
+/// let store = Store::start(StoreConfig {
+///     persistence: Some(PersistenceConfig::in_dir("./data", DurabilityMode::Sync)),
+///     ..StoreConfig::default()
+/// })?;
+/// assert!(store.stats().persistence.enabled);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistenceConfig {
+    /// The database file (created if missing; its directory must exist, or be created by
+    /// [`PersistenceConfig::in_dir`]).
+    pub path: PathBuf,
+    /// When writes are durable.
+    pub durability: DurabilityMode,
+}
+
+impl PersistenceConfig {
+    /// Persistence into the file `path`.
+    pub fn new(path: impl Into<PathBuf>, durability: DurabilityMode) -> Self {
+        PersistenceConfig {
+            path: path.into(),
+            durability,
+        }
+    }
+
+    /// Persistence into [`DEFAULT_FILE_NAME`] inside `dir` (the directory is created when
+    /// the store starts).
+    pub fn in_dir(dir: impl AsRef<Path>, durability: DurabilityMode) -> Self {
+        PersistenceConfig::new(dir.as_ref().join(DEFAULT_FILE_NAME), durability)
+    }
+}
+
+/// One change to the persisted state. Record keys are the store's canonical key strings.
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// Creates or replaces a bucket definition (JSON of `BucketDefinition`).
+    PutBucket { name: String, def: String },
+    /// Removes a bucket definition, its records and its counter.
+    DropBucket { name: String },
+    /// Stores a record with its position in insertion order (JSON of the record).
+    PutRecord {
+        bucket: String,
+        key: String,
+        seq: u64,
+        record: String,
+    },
+    /// Removes a record.
+    DeleteRecord { bucket: String, key: String },
+    /// The bucket's autoincrement counter.
+    Counter { bucket: String, value: u64 },
+    /// Creates or replaces a declarative query (JSON of `QueryDefinition`).
+    PutQuery { name: String, def: String },
+    /// Removes a declarative query.
+    DeleteQuery { name: String },
+    /// Sets (`Some`, JSON) or removes (`None`) a side-table entry.
+    Aux {
+        namespace: String,
+        key: String,
+        value: Option<String>,
+    },
+}
+
+/// One queued commit.
+pub(crate) struct Msg {
+    ticket: u64,
+    ops: Vec<Op>,
+    /// Commit now instead of waiting for the batch window (flush).
+    urgent: bool,
+}
+
+/// Position of a commit in the write queue; see [`Persistence::wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Ticket(u64);
+
+/// What the writer thread reports back.
+#[derive(Default)]
+pub(crate) struct WriterState {
+    /// Highest ticket whose commit is durable.
+    durable: u64,
+    /// Set when a commit failed; every later write fails too.
+    failed: Option<String>,
+}
+
+/// Writer state shared with the writer thread.
+#[derive(Default)]
+pub(crate) struct Shared {
+    state: Mutex<WriterState>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn finish(&self, ticket: u64, result: Result<(), String>) {
+        let mut s = self.state.lock();
+        match result {
+            Ok(()) => s.durable = s.durable.max(ticket),
+            Err(e) => {
+                if s.failed.is_none() {
+                    tracing::error!(error = %e, "store persistence failed; further writes are refused");
+                    s.failed = Some(e);
+                }
+            }
+        }
+        self.changed.notify_all();
+    }
+}
+
+struct Queue {
+    tx: Option<SyncSender<Msg>>,
+    last: u64,
+}
+
+/// Side-table entries: namespace → key → value.
+type AuxMap = BTreeMap<String, BTreeMap<String, Value>>;
+
+/// The open persistence of a store: the write queue, the writer thread and the side table.
+pub(crate) struct Persistence {
+    path: PathBuf,
+    mode: DurabilityMode,
+    queue: Mutex<Queue>,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    aux: Mutex<AuxMap>,
+}
+
+impl Persistence {
+    /// Opens (or creates) the file, loads everything in it (dropping records that expired
+    /// at `now`) and starts the writer thread. Any unreadable content is an error naming
+    /// the file.
+    pub fn open(config: &PersistenceConfig, now: u64) -> StoreResult<(Persistence, Snapshot)> {
+        let path = config.path.clone();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                file_error(
+                    &path,
+                    format!("cannot create directory {}: {e}", dir.display()),
+                )
+            })?;
+        }
+        let (db, mut snapshot) = engine::open_and_load(&path, now)?;
+        let aux = std::mem::take(&mut snapshot.aux);
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+        let mode = config.durability;
+        let writer_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("noex-store-persist".into())
+            .spawn(move || engine::run_writer(db, rx, mode, &writer_shared))
+            .map_err(|e| file_error(&path, format!("cannot start the writer thread: {e}")))?;
+        Ok((
+            Persistence {
+                path,
+                mode,
+                queue: Mutex::new(Queue {
+                    tx: Some(tx),
+                    last: 0,
+                }),
+                shared,
+                thread: Mutex::new(Some(thread)),
+                aux: Mutex::new(aux),
+            },
+            snapshot,
+        ))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Errors if writes can no longer be persisted (the writer failed or was closed).
+    /// Called before a write changes memory, so a refused write changes nothing.
+    pub fn check(&self) -> StoreResult<()> {
+        if let Some(e) = &self.shared.state.lock().failed {
+            return Err(write_error(e));
+        }
+        if self.queue.lock().tx.is_none() {
+            return Err(write_error("the store's persistence is closed"));
+        }
+        Ok(())
+    }
+
+    /// Queues one commit. Must be called under the lock that orders the commit, so the
+    /// file sees commits in the order memory saw them.
+    pub fn enqueue(&self, ops: Vec<Op>) -> StoreResult<Option<Ticket>> {
+        if ops.is_empty() {
+            return Ok(None);
+        }
+        self.send(ops, false).map(Some)
+    }
+
+    fn send(&self, ops: Vec<Op>, urgent: bool) -> StoreResult<Ticket> {
+        let mut q = self.queue.lock();
+        let ticket = q.last + 1;
+        let tx =
+            q.tx.as_ref()
+                .ok_or_else(|| write_error("the store's persistence is closed"))?;
+        tx.send(Msg {
+            ticket,
+            ops,
+            urgent,
+        })
+        .map_err(|_| write_error("the persistence writer has stopped"))?;
+        q.last = ticket;
+        Ok(Ticket(ticket))
+    }
+
+    /// In [`DurabilityMode::Sync`], blocks until `ticket` is durable; in batched mode
+    /// returns at once (unless the writer already failed).
+    pub fn wait(&self, ticket: Option<Ticket>) -> StoreResult<()> {
+        let Some(ticket) = ticket else { return Ok(()) };
+        match self.mode {
+            DurabilityMode::Sync => self.wait_durable(ticket),
+            DurabilityMode::Batched { .. } => match &self.shared.state.lock().failed {
+                Some(e) => Err(write_error(e)),
+                None => Ok(()),
+            },
+        }
+    }
+
+    fn wait_durable(&self, Ticket(ticket): Ticket) -> StoreResult<()> {
+        let mut s = self.shared.state.lock();
+        loop {
+            if s.durable >= ticket {
+                return Ok(());
+            }
+            if let Some(e) = &s.failed {
+                return Err(write_error(e));
+            }
+            self.shared.changed.wait(&mut s);
+        }
+    }
+
+    /// Blocks until every commit queued so far is durable (whatever the mode).
+    pub fn flush(&self) -> StoreResult<()> {
+        let ticket = self.send(Vec::new(), true)?;
+        self.wait_durable(ticket)
+    }
+
+    /// Writes what is queued, stops the writer and releases the file. Later writes fail.
+    pub fn close(&self) -> StoreResult<()> {
+        let tx = self.queue.lock().tx.take();
+        drop(tx);
+        if let Some(thread) = self.thread.lock().take() {
+            if thread.join().is_err() {
+                return Err(write_error("the persistence writer panicked"));
+            }
+        }
+        match &self.shared.state.lock().failed {
+            Some(e) => Err(write_error(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets (`Some`) or removes (`None`) a side-table entry in memory and queues its
+    /// write (both under the side-table lock, so the file sees changes in memory order).
+    pub fn aux_set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Option<Value>,
+    ) -> StoreResult<Option<Ticket>> {
+        self.check()?;
+        let json = value
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::invalid_arg(format!("side-table value: {e}")))?;
+        let mut aux = self.aux.lock();
+        let ticket = self.enqueue(vec![Op::Aux {
+            namespace: namespace.to_owned(),
+            key: key.to_owned(),
+            value: json,
+        }])?;
+        match value {
+            Some(v) => {
+                aux.entry(namespace.to_owned())
+                    .or_default()
+                    .insert(key.to_owned(), v);
+            }
+            None => {
+                if let Some(ns) = aux.get_mut(namespace) {
+                    ns.remove(key);
+                    if ns.is_empty() {
+                        aux.remove(namespace);
+                    }
+                }
+            }
+        }
+        Ok(ticket)
+    }
+
+    /// Side-table entries of `namespace`, sorted by key.
+    pub fn aux_entries(&self, namespace: &str) -> Vec<(String, Value)> {
+        self.aux
+            .lock()
+            .get(namespace)
+            .map(|ns| ns.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Persistence {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::warn!(error = %e, path = %self.path.display(), "closing store persistence");
+        }
+    }
+}
+
+/// An error about the file itself (opening, loading): names the file.
+pub(crate) fn file_error(path: &Path, message: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal {
+        message: format!("store file \"{}\": {message}", path.display()),
+    }
+}
+
+/// A write that could not be made durable.
+fn write_error(message: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal {
+        message: format!("write not persisted: {message}"),
+    }
+}
+
+impl Store {
+    /// The persistence file, when persistence is on.
+    pub fn persistence_path(&self) -> Option<&Path> {
+        self.inner.persist.as_ref().map(Persistence::path)
+    }
+
+    /// Blocks until every write made so far is durable (useful in batched mode, e.g. at
+    /// shutdown). Without persistence: nothing to do.
+    pub fn flush(&self) -> StoreResult<()> {
+        self.inner
+            .persist
+            .as_ref()
+            .map_or(Ok(()), Persistence::flush)
+    }
+
+    /// Writes what is queued, closes the persistence file and releases its lock (so it
+    /// can be opened again, e.g. by a new store in the same process). Every later write
+    /// fails; reads keep working. Idempotent; without persistence: nothing to do. Dropping
+    /// the last clone of the store does the same.
+    pub fn close_persistence(&self) -> StoreResult<()> {
+        self.inner
+            .persist
+            .as_ref()
+            .map_or(Ok(()), Persistence::close)
+    }
+
+    /// Sets (`Some`) or removes (`None`) an entry of the persistence side table: a small
+    /// durable key/value space for state the store does not own (e.g. the rule engine's
+    /// facts and rules, kept by the server). Same durability as record writes. Without
+    /// persistence this does nothing and [`Store::load_aux`] stays empty.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), noex_store::StoreError> {
+    /// # use noex_store::{DurabilityMode, PersistenceConfig, Store, StoreConfig};
+    /// # let dir = std::env::temp_dir().join(format!("noex-aux-doc-{}", std::process::id()));
+    /// let config = || StoreConfig {
+    ///     persistence: Some(PersistenceConfig::in_dir(&dir, DurabilityMode::Sync)),
+    ///     ..StoreConfig::default()
+    /// };
+    /// let store = Store::start(config())?;
+    /// store.persist_aux("facts", "user:1:tier", Some(serde_json::json!("gold")))?;
+    /// store.close_persistence()?;
+    /// let store = Store::start(config())?;
+    /// assert_eq!(store.load_aux("facts"), vec![("user:1:tier".to_owned(), serde_json::json!("gold"))]);
+    /// # store.close_persistence()?;
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok(()) }
+    /// ```
+    pub fn persist_aux(&self, namespace: &str, key: &str, value: Option<Value>) -> StoreResult<()> {
+        match &self.inner.persist {
+            Some(p) => {
+                let queued = p.aux_set(namespace, key, value);
+                p.wait(queued?)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Every side-table entry of `namespace` (as loaded at start plus later changes),
+    /// sorted by key.
+    pub fn load_aux(&self, namespace: &str) -> Vec<(String, Value)> {
+        self.inner
+            .persist
+            .as_ref()
+            .map(|p| p.aux_entries(namespace))
+            .unwrap_or_default()
+    }
+}
