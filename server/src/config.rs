@@ -51,6 +51,36 @@ pub struct ServerConfig {
     pub expose_error_details: bool,
     /// Buckets and declarative queries that exist from the start.
     pub store: StoreSection,
+    /// The rule engine: on or off, rules registered at start, the store bridge.
+    pub rules: RulesSection,
+}
+
+/// `rules: {enabled?, rules: [rule, ...], storeBridge}`.
+///
+/// With `enabled` absent the library serves no rule engine (every `rules.*` answers
+/// `RULES_NOT_AVAILABLE`) while the `noex-server` binary turns it on unless started with
+/// `--no-rules`. `rules` have the shape `rules.registerRule` takes.
+///
+/// ```
+/// let config: noex_server::ServerConfig = serde_json::from_str(r#"{"rules": {
+///     "enabled": true,
+///     "storeBridge": true,
+///     "rules": [{"id": "greet", "name": "Greet", "trigger": {"type": "event", "topic": "user.joined"},
+///                "actions": [{"type": "set_fact", "key": "greeted:${event.userId}", "value": true}]}]
+/// }}"#).unwrap();
+/// assert_eq!(config.rules.enabled, Some(true));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct RulesSection {
+    /// Whether the engine runs (see the type's documentation for the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Rules registered at start, in order.
+    pub rules: Vec<serde_json::Value>,
+    /// Forward every committed store change to the engine as the event
+    /// `bucket.<name>.inserted|updated|deleted`.
+    pub store_bridge: bool,
 }
 
 /// `store: {name?, buckets: {NAME: bucket definition}, queries: {NAME: query definition}}`:
@@ -92,6 +122,7 @@ impl Default for ServerConfig {
             allowed_origins: None,
             expose_error_details: true,
             store: StoreSection::default(),
+            rules: RulesSection::default(),
         }
     }
 }
@@ -245,6 +276,14 @@ impl ServerConfig {
             return invalid(
                 "connectionLimits.maxSubscriptionsPerConnection",
                 "must be at least 1",
+            );
+        }
+        if self.rules.enabled == Some(false)
+            && (!self.rules.rules.is_empty() || self.rules.store_bridge)
+        {
+            return invalid(
+                "rules.enabled",
+                "is false but rules or the store bridge are configured",
             );
         }
         if let Some(rate) = self.rate_limit {

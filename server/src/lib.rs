@@ -21,6 +21,7 @@ mod permissions;
 mod rate_limit;
 mod registry;
 mod router;
+mod rules_ops;
 mod server;
 mod store_ops;
 mod subscriptions;
@@ -32,7 +33,7 @@ pub use auth::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     BackpressureConfig, ConfigError, ConnectionLimits, HeartbeatConfig, RateLimitConfig,
-    ServerConfig, StoreSection,
+    RulesSection, ServerConfig, StoreSection,
 };
 pub use error::ServerError;
 pub use permissions::{

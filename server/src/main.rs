@@ -66,6 +66,10 @@ struct Cli {
     /// Never send structured `details` in error frames.
     #[arg(long)]
     hide_error_details: bool,
+    /// Run without the rule engine: every rules.* request answers RULES_NOT_AVAILABLE
+    /// (the engine is on by default unless the config file sets rules.enabled).
+    #[arg(long)]
+    no_rules: bool,
     /// Grace period for clients to leave on SIGINT / SIGTERM, in ms.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     shutdown_grace_ms: u64,
@@ -118,6 +122,11 @@ impl Cli {
         if self.hide_error_details {
             c.expose_error_details = false;
         }
+        if self.no_rules {
+            c.rules.enabled = Some(false);
+        } else if c.rules.enabled.is_none() {
+            c.rules.enabled = Some(true);
+        }
         c.validate()?;
         Ok(c)
     }
@@ -156,7 +165,7 @@ async fn run(config: ServerConfig, grace: Duration) -> ExitCode {
     let path = config.path.clone();
     let server = match Server::start(config).await {
         Ok(server) => server,
-        Err(err @ (StartError::Config(_) | StartError::Store { .. })) => {
+        Err(err @ (StartError::Config(_) | StartError::Store { .. } | StartError::Rule { .. })) => {
             eprintln!("noex-server: {err}");
             return ExitCode::from(2);
         }

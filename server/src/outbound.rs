@@ -36,7 +36,6 @@ pub(crate) enum PushKind {
     /// Store query result: only the newest matters.
     Latest,
     /// Rules event: each matters; keep the most recent few.
-    #[allow(dead_code)] // used by rules.subscribe (rules protocol issue)
     Event,
 }
 

@@ -57,6 +57,13 @@ pub(crate) async fn handle(
         }
     }
 
+    if shared.rules.is_none() && namespace_of(op_type) == "rules" {
+        // Before field validation: without an engine every rules.* is unavailable.
+        return Err(ServerError::new(
+            ErrorCode::RulesNotAvailable,
+            "Rule engine is not configured",
+        ));
+    }
     let operation = request.operation()?;
     match operation {
         Operation::Auth(op) => match &shared.auth {
@@ -64,10 +71,10 @@ pub(crate) async fn handle(
             None => Err(ServerError::unknown_operation(op_type)),
             Some(auth) => handle_auth(connection, auth, op, now).await,
         },
-        Operation::Rules(_) => Err(ServerError::new(
-            ErrorCode::RulesNotAvailable,
-            "Rule engine is not configured",
-        )),
+        Operation::Rules(op) => match shared.rules.clone() {
+            None => Err(ServerError::internal("rules.* routed without an engine")),
+            Some(engine) => crate::rules_ops::handle(connection, &engine, op),
+        },
         Operation::Store(op) => crate::store_ops::handle(connection, op),
         Operation::Server(ServerOp::Connections) => {
             to_json(connections(&shared.registry.snapshot()))

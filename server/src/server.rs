@@ -17,6 +17,7 @@ use crate::rate_limit::RateLimiter;
 use crate::registry::ConnectionRegistry;
 use crate::subscriptions::SubscriptionCounters;
 use noex_protocol::payloads::{ConnectionInfo, ConnectionsSummary, ServerStats};
+use noex_rules::{EngineConfig, RuleEngine, RulesError};
 use noex_store::{Store, StoreConfig, StoreError};
 
 /// Auth as the running server applies it.
@@ -56,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     /// Subscription ids and the server-wide count.
     pub(crate) subscription_counters: Arc<SubscriptionCounters>,
+    /// The rule engine, when the server runs one.
+    pub(crate) rules: Option<RuleEngine>,
 }
 
 impl Shared {
@@ -106,10 +109,13 @@ impl Shared {
             uptime_ms: u64::try_from(self.started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
             auth_enabled: self.auth.is_some(),
             rate_limit_enabled: self.rate_limiter.is_some(),
-            rules_enabled: false,
+            rules_enabled: self.rules.is_some(),
             connections,
             store,
-            rules: None,
+            rules: self
+                .rules
+                .as_ref()
+                .map(|engine| crate::rules_ops::wire_stats(engine.stats())),
         }
     }
 }
@@ -127,6 +133,14 @@ pub enum StartError {
         what: String,
         /// Why.
         source: StoreError,
+    },
+    /// A rule of the config's `rules` section could not be registered.
+    #[error("cannot register rule #{index}: {source}")]
+    Rule {
+        /// Position in `rules.rules`.
+        index: usize,
+        /// Why.
+        source: RulesError,
     },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -165,6 +179,7 @@ impl Server {
             permission_check: None,
             clock: None,
             store: None,
+            rule_engine: None,
         }
     }
 }
@@ -188,9 +203,19 @@ pub struct ServerBuilder {
     permission_check: Option<Arc<dyn PermissionCheck>>,
     clock: Option<Arc<dyn Clock>>,
     store: Option<Store>,
+    rule_engine: Option<RuleEngine>,
 }
 
 impl ServerBuilder {
+    /// Serves `engine` as the rule engine (turning `rules.*` on whatever the config's
+    /// `rules.enabled` says, unless it is `false`): the way to share an engine with
+    /// in-process code or to give it a custom [`EngineConfig`]. The config's rules are
+    /// registered on it.
+    pub fn rule_engine(mut self, engine: RuleEngine) -> Self {
+        self.rule_engine = Some(engine);
+        self
+    }
+
     /// Serves `store` instead of a fresh one: the way to register programmatic queries
     /// (Rust closures) before start, or to share a store with in-process code. The
     /// config's `store` section is still applied to it (its `name` is ignored).
@@ -240,6 +265,7 @@ impl ServerBuilder {
             permission_check,
             clock,
             store,
+            rule_engine,
         } = self;
         config.validate()?;
         let store = match store {
@@ -294,6 +320,26 @@ impl ServerBuilder {
                 })
             }
         };
+        let rules = match (config.rules.enabled, rule_engine) {
+            (Some(false), _) | (None, None) => None,
+            (_, Some(engine)) => Some(engine),
+            (Some(true), None) => Some(RuleEngine::new(EngineConfig::default())),
+        };
+        if let Some(engine) = &rules {
+            for (index, rule) in config.rules.rules.iter().enumerate() {
+                engine
+                    .register_rule(rule)
+                    .map_err(|source| StartError::Rule { index, source })?;
+            }
+            if config.rules.store_bridge {
+                crate::rules_ops::bridge_store(&store, engine);
+            }
+        } else if !config.rules.rules.is_empty() || config.rules.store_bridge {
+            return Err(StartError::Config(ConfigError::Invalid {
+                field: "rules.enabled",
+                message: "must be true when rules or the store bridge are configured",
+            }));
+        }
         let addr = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind(&addr)
             .await
@@ -322,6 +368,7 @@ impl ServerBuilder {
             clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
             store,
             subscription_counters: Arc::new(SubscriptionCounters::default()),
+            rules,
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(ServerHandle {
@@ -387,6 +434,11 @@ impl ServerHandle {
         &self.shared.store
     }
 
+    /// The rule engine, when the server runs one.
+    pub fn rules(&self) -> Option<&RuleEngine> {
+        self.shared.rules.as_ref()
+    }
+
     /// What `server.stats` answers (the original's `getStats()`).
     pub fn stats(&self) -> ServerStats {
         self.shared.stats()
@@ -421,6 +473,10 @@ impl ServerHandle {
         let _ =
             tokio::time::timeout(Duration::from_secs(5), self.shared.registry.wait_empty()).await;
         self.accept_task.abort();
+        if let Some(engine) = &self.shared.rules {
+            // No timer fires into a stopped server.
+            engine.shutdown();
+        }
     }
 }
 

@@ -61,6 +61,7 @@ fn help_documents_every_option() {
         "--allowed-origin",
         "--hide-error-details",
         "--shutdown-grace-ms",
+        "--no-rules",
         "--log",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
@@ -145,4 +146,27 @@ async fn serves_prints_its_address_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert!(exit.success(), "graceful exit, got {exit:?}");
+}
+
+#[tokio::test]
+async fn the_rule_engine_is_on_unless_no_rules() {
+    for (args, expected) in [
+        (&["--port", "0", "--host", "127.0.0.1"][..], "result"),
+        (
+            &["--port", "0", "--host", "127.0.0.1", "--no-rules"][..],
+            "error",
+        ),
+    ] {
+        let (mut child, url) = spawn(args);
+        let (mut client, _) = Client::connect_url(&url).await;
+        let answer = client
+            .call("rules.emit", serde_json::json!({"topic": "cli.check"}))
+            .await;
+        assert_eq!(answer["type"], expected, "{args:?}: {answer}");
+        if expected == "error" {
+            assert_eq!(answer["code"], "RULES_NOT_AVAILABLE");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }

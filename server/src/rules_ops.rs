@@ -1,0 +1,249 @@
+//! The `rules.*` operations over the wire: each typed [`RulesOp`] becomes one call on the
+//! embedded [`RuleEngine`], each [`RulesError`] one protocol error, and `rules.subscribe`
+//! connects an engine subscription to the connection's outbound queue (channel `event`).
+//! Also the optional bridge that turns committed store changes into engine events.
+
+use std::sync::Arc;
+
+use noex_protocol::payloads::{
+    EventPush, FactDeleted, RuleEnabled, RuleEvent, RuleList, RuleRegistered, RuleUnregistered,
+    RuleUpdated, RulesStats, RulesSubscribeResult, Unsubscribed,
+};
+use noex_protocol::{ErrorCode, PushChannel, PushFrame, RulesOp};
+use noex_rules::{EmitOptions, EngineStats, Event, Rule, RuleEngine, RulesError};
+use noex_store::Store;
+use serde_json::{Value, json};
+
+use crate::connection::Connection;
+use crate::error::ServerError;
+use crate::outbound::PushKind;
+use crate::router::to_json;
+use crate::subscriptions::SubKind;
+
+impl From<RulesError> for ServerError {
+    fn from(err: RulesError) -> Self {
+        match err {
+            RulesError::NotFound { kind, id } => {
+                let mut kind = kind.to_owned();
+                if let Some(first) = kind.get_mut(..1) {
+                    first.make_ascii_uppercase();
+                }
+                ServerError::new(ErrorCode::NotFound, format!("{kind} \"{id}\" not found"))
+            }
+            RulesError::AlreadyExists(id) => ServerError::new(
+                ErrorCode::AlreadyExists,
+                format!("Rule \"{id}\" already exists"),
+            ),
+            RulesError::Validation(errors) => {
+                let message = RulesError::Validation(errors.clone()).to_string();
+                ServerError::new(ErrorCode::ValidationError, message).with_details(json!(errors))
+            }
+            err @ RulesError::InvalidPattern { .. } => {
+                ServerError::new(ErrorCode::ValidationError, err.to_string())
+            }
+            err @ RulesError::LimitExceeded(_) => {
+                ServerError::new(ErrorCode::RateLimited, err.to_string())
+            }
+        }
+    }
+}
+
+/// Answers one `rules.*` request on `connection` with `engine`.
+pub(crate) fn handle(
+    connection: &mut Connection,
+    engine: &RuleEngine,
+    op: RulesOp,
+) -> Result<Value, ServerError> {
+    match op {
+        RulesOp::Emit {
+            topic,
+            data,
+            correlation_id,
+            causation_id,
+        } => {
+            let event = engine.emit_with(
+                &topic,
+                Value::Object(data),
+                EmitOptions {
+                    source: None,
+                    correlation_id,
+                    causation_id,
+                },
+            )?;
+            to_json(wire_event(&event))
+        }
+        RulesOp::SetFact { key, value } => to_json(engine.set_fact(&key, value)?),
+        RulesOp::GetFact { key } => Ok(engine.get_fact(&key).unwrap_or(Value::Null)),
+        RulesOp::DeleteFact { key } => to_json(FactDeleted {
+            deleted: engine.delete_fact(&key),
+        }),
+        RulesOp::QueryFacts { pattern } => to_json(engine.query_facts(&pattern)?),
+        RulesOp::GetAllFacts => to_json(engine.get_all_facts()),
+        RulesOp::Subscribe { pattern } => subscribe(connection, engine, &pattern),
+        RulesOp::Unsubscribe { subscription_id } => {
+            let Connection {
+                subscriptions,
+                registration,
+                ..
+            } = connection;
+            subscriptions.remove(&subscription_id, SubKind::Rules, registration)?;
+            to_json(Unsubscribed { unsubscribed: true })
+        }
+        RulesOp::Stats => to_json(engine.stats()),
+        RulesOp::RegisterRule { rule } => {
+            let rule = engine.register_rule(&Value::Object(rule))?;
+            to_json(RuleRegistered {
+                id: rule.input.id.clone(),
+                name: rule.input.name.clone(),
+                version: rule.version,
+                created_at: millis(rule.created_at),
+                updated_at: millis(rule.updated_at),
+            })
+        }
+        RulesOp::UnregisterRule { rule_id } => {
+            engine.unregister_rule(&rule_id)?;
+            to_json(RuleUnregistered {
+                rule_id,
+                unregistered: true,
+            })
+        }
+        RulesOp::UpdateRule { rule_id, updates } => {
+            let rule = engine.update_rule(&rule_id, &Value::Object(updates))?;
+            to_json(RuleUpdated {
+                id: rule.input.id.clone(),
+                version: rule.version,
+                updated_at: millis(rule.updated_at),
+            })
+        }
+        RulesOp::EnableRule { rule_id } => enabled(engine.enable_rule(&rule_id)?),
+        RulesOp::DisableRule { rule_id } => enabled(engine.disable_rule(&rule_id)?),
+        RulesOp::GetRule { rule_id } => to_json(engine.get_rule(&rule_id)?),
+        RulesOp::GetRules => to_json(RuleList {
+            rules: engine
+                .get_rules()
+                .into_iter()
+                .map(|r| noex_protocol::payloads::RuleSummary {
+                    id: r.id,
+                    name: r.name,
+                    enabled: r.enabled,
+                    priority: r.priority,
+                    version: r.version,
+                    tags: r.tags,
+                    group: r.group,
+                })
+                .collect(),
+        }),
+        RulesOp::ValidateRule { rule } => to_json(engine.validate_rule(&Value::Object(rule))),
+    }
+}
+
+fn enabled(rule: Rule) -> Result<Value, ServerError> {
+    to_json(RuleEnabled {
+        rule_id: rule.input.id,
+        enabled: rule.input.enabled,
+    })
+}
+
+/// Engine timestamps are signed; the wire's are not (a pre-1970 clock reads as 0).
+fn millis(ms: i64) -> u64 {
+    u64::try_from(ms).unwrap_or(0)
+}
+
+/// An engine event in its wire shape.
+pub(crate) fn wire_event(event: &Event) -> RuleEvent {
+    RuleEvent {
+        id: event.id.clone(),
+        topic: event.topic.clone(),
+        data: event.data.clone(),
+        timestamp: millis(event.timestamp),
+        correlation_id: event.correlation_id.clone(),
+        causation_id: event.causation_id.clone(),
+        source: event.source.clone(),
+    }
+}
+
+/// The engine's statistics in the shape of `server.stats.rules`.
+pub(crate) fn wire_stats(stats: EngineStats) -> RulesStats {
+    RulesStats {
+        rules_count: stats.rules_count as u64,
+        facts_count: stats.facts_count as u64,
+        timers_count: stats.timers_count as u64,
+        events_processed: stats.events_processed,
+        rules_executed: stats.rules_executed,
+        avg_processing_time_ms: stats.avg_processing_time_ms,
+    }
+}
+
+/// `rules.subscribe`: reserves an id within the connection's (store + rules) limits and
+/// forwards every matching event as a push `{topic, event}` on channel `event`.
+fn subscribe(
+    connection: &mut Connection,
+    engine: &RuleEngine,
+    pattern: &str,
+) -> Result<Value, ServerError> {
+    let id = connection.subscriptions.reserve()?;
+    connection.queue.mark_pending(&id);
+    let queue = Arc::clone(&connection.queue);
+    let push_id = id.clone();
+    let subscribed = engine.subscribe(pattern, move |event: &Event| {
+        let push = EventPush {
+            topic: event.topic.clone(),
+            event: wire_event(event),
+        };
+        match serde_json::to_string(&push) {
+            Ok(data) => {
+                let text = PushFrame::encode_raw(PushChannel::Event, &push_id, &data);
+                queue.push(&push_id, PushKind::Event, text);
+            }
+            Err(err) => tracing::error!(%err, "cannot serialize an event push"),
+        }
+    });
+    let engine_id = match subscribed {
+        Ok(engine_id) => engine_id,
+        Err(err) => {
+            connection.subscriptions.release();
+            connection.queue.remove(&id);
+            return Err(err.into());
+        }
+    };
+    let cancel_engine = engine.clone();
+    let cancel_queue = Arc::clone(&connection.queue);
+    let cancel_id = id.clone();
+    connection.subscriptions.insert(
+        id.clone(),
+        SubKind::Rules,
+        Box::new(move || {
+            cancel_engine.unsubscribe(engine_id);
+            cancel_queue.remove(&cancel_id);
+        }),
+        &connection.registration,
+    );
+    connection.activate_after_reply.push(id.clone());
+    to_json(RulesSubscribeResult {
+        subscription_id: id,
+    })
+}
+
+/// Forwards every committed store change to `engine` as the event
+/// `bucket.<name>.inserted|updated|deleted` (source `store`) carrying the change
+/// `{type, bucket, key, record | oldRecord + newRecord, version}`. Returns the store
+/// handler id.
+pub(crate) fn bridge_store(store: &Store, engine: &RuleEngine) -> u64 {
+    let engine = engine.clone();
+    store.on_change("bucket.*.*", move |change| {
+        let data = match serde_json::to_value(change) {
+            Ok(data) => data,
+            Err(err) => {
+                tracing::error!(%err, "cannot forward a store change to the rule engine");
+                return;
+            }
+        };
+        let options = EmitOptions {
+            source: Some("store".to_owned()),
+            ..EmitOptions::default()
+        };
+        if let Err(err) = engine.emit_with(&change.topic(), data, options) {
+            tracing::warn!(%err, "store change not forwarded to the rule engine");
+        }
+    })
+}
