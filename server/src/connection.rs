@@ -82,6 +82,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         config.backpressure.max_buffered_bytes,
         config.backpressure.high_water_mark,
     );
+    registration.attach_queue(Arc::clone(&queue));
     let writer = tokio::spawn(write_loop(sink, Arc::clone(&queue)));
     let connection = Connection {
         shared: Arc::clone(&shared),

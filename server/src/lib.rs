@@ -41,5 +41,5 @@ pub use permissions::{
     extract_resource, match_pattern, operation_tier,
 };
 pub use rate_limit::RateLimiter;
-pub use registry::{ConnectionEntry, ConnectionRegistry};
+pub use registry::{ConnectionBuffer, ConnectionEntry, ConnectionRegistry};
 pub use server::{Server, ServerBuilder, ServerHandle, StartError};

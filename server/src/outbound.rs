@@ -51,6 +51,8 @@ struct State {
     frames: VecDeque<Frame>,
     /// Bytes queued in `frames` plus bytes handed to the writer and not yet flushed.
     bytes: usize,
+    /// The most `bytes` ever reached.
+    peak: usize,
     held: Vec<Held>,
     pending: Vec<String>,
     closed: bool,
@@ -89,6 +91,7 @@ impl OutboundQueue {
                 return false;
             }
             state.bytes += text.len();
+            state.peak = state.peak.max(state.bytes);
             state.frames.push_back(Frame::Text(text));
         }
         self.writer.notify_one();
@@ -119,6 +122,7 @@ impl OutboundQueue {
             || state.held.iter().any(|h| h.subscription == subscription);
         if !hold {
             state.bytes += text.len();
+            state.peak = state.peak.max(state.bytes);
             state.frames.push_back(Frame::Text(text));
             drop(state);
             self.writer.notify_one();
@@ -257,6 +261,7 @@ impl OutboundQueue {
             let held = state.held.remove(i);
             for text in held.frames {
                 state.bytes += text.len();
+                state.peak = state.peak.max(state.bytes);
                 state.frames.push_back(Frame::Text(text));
             }
             released = true;
@@ -264,14 +269,17 @@ impl OutboundQueue {
         released
     }
 
+    /// The most bytes ever queued or in flight at once.
+    pub(crate) fn peak_bytes(&self) -> usize {
+        self.state.lock().peak
+    }
+
     /// Bytes queued or in flight.
-    #[cfg(test)]
     pub(crate) fn buffered_bytes(&self) -> usize {
         self.state.lock().bytes
     }
 
     /// Bytes held back in coalesced pushes.
-    #[cfg(test)]
     pub(crate) fn held_bytes(&self) -> usize {
         self.state
             .lock()

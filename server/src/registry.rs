@@ -11,6 +11,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::outbound::OutboundQueue;
+
+/// One connection's outbound buffer, for operators and tests (not on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionBuffer {
+    /// Numeric connection id (`conn-N` on the wire).
+    pub id: u64,
+    /// Bytes queued for the socket or written and not yet flushed.
+    pub buffered_bytes: usize,
+    /// Bytes of pushes held back (coalesced) while the client is slow.
+    pub held_bytes: usize,
+    /// The most `buffered_bytes` ever reached on this connection.
+    pub peak_buffered_bytes: usize,
+}
+
 /// What the registry knows about one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionEntry {
@@ -32,6 +47,7 @@ pub struct ConnectionEntry {
 #[derive(Debug, Default)]
 pub struct ConnectionRegistry {
     entries: Mutex<HashMap<u64, ConnectionEntry>>,
+    queues: Mutex<HashMap<u64, Arc<OutboundQueue>>>,
     next_id: AtomicU64,
     changed: Notify,
 }
@@ -83,6 +99,23 @@ impl ConnectionRegistry {
         all
     }
 
+    /// The outbound buffer of every open connection, ordered by id.
+    pub fn buffers(&self) -> Vec<ConnectionBuffer> {
+        let mut all: Vec<ConnectionBuffer> = self
+            .queues
+            .lock()
+            .iter()
+            .map(|(id, queue)| ConnectionBuffer {
+                id: *id,
+                buffered_bytes: queue.buffered_bytes(),
+                held_bytes: queue.held_bytes(),
+                peak_buffered_bytes: queue.peak_bytes(),
+            })
+            .collect();
+        all.sort_by_key(|b| b.id);
+        all
+    }
+
     /// Resolves once the registry is empty.
     pub async fn wait_empty(&self) {
         loop {
@@ -108,6 +141,11 @@ impl Registration {
         self.id
     }
 
+    /// Makes this connection's outbound queue visible to [`ConnectionRegistry::buffers`].
+    pub(crate) fn attach_queue(&self, queue: Arc<OutboundQueue>) {
+        self.registry.queues.lock().insert(self.id, queue);
+    }
+
     /// Changes this connection's entry.
     pub fn update(&self, change: impl FnOnce(&mut ConnectionEntry)) {
         if let Some(entry) = self.registry.entries.lock().get_mut(&self.id) {
@@ -119,6 +157,7 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.registry.entries.lock().remove(&self.id);
+        self.registry.queues.lock().remove(&self.id);
         self.registry.changed.notify_waiters();
     }
 }

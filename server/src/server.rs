@@ -444,6 +444,11 @@ impl ServerHandle {
         self.shared.stats()
     }
 
+    /// Each open connection's outbound buffer: what backpressure holds for slow clients.
+    pub fn connection_buffers(&self) -> Vec<crate::registry::ConnectionBuffer> {
+        self.shared.registry.buffers()
+    }
+
     /// What `server.connections` answers (the original's `getConnections()`).
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         crate::router::connections(&self.shared.registry.snapshot())

@@ -66,6 +66,30 @@ async fn a_stalled_client_gets_the_final_state_and_nobody_waits_for_it() {
     assert!(live_pushes >= 1);
 
     server.store().settle().await;
+    // Memory held for any connection stays under the bound: at most maxBufferedBytes of
+    // frames (plus the one that crossed it) and one held value per subscription.
+    let frame_bound = BLOB + 1024;
+    let buffers = server.connection_buffers();
+    assert!(buffers.len() >= 2, "writer and stalled client at least");
+    for b in &buffers {
+        assert!(
+            b.peak_buffered_bytes <= 256 * 1024 + frame_bound,
+            "connection {} peaked at {} bytes",
+            b.id,
+            b.peak_buffered_bytes
+        );
+        assert!(b.held_bytes <= frame_bound, "{b:?}");
+    }
+    let stalled_buffer = buffers
+        .iter()
+        .find(|b| b.held_bytes > 0)
+        .expect("the stalled connection holds its newest value");
+    assert!(
+        stalled_buffer.buffered_bytes >= 200 * 1024,
+        "{stalled_buffer:?}"
+    );
+    eprintln!("buffers while stalled: {buffers:?}");
+
     // A request from the stalled client is still answered (responses are never held).
     stalled
         .send(json!({"id": 777, "type": "store.get", "bucket": "doc", "key": "d"}))
