@@ -28,10 +28,17 @@ use crate::router;
 use crate::server::{Lifecycle, Shared};
 use crate::subscriptions::ConnectionSubscriptions;
 
+/// Initial capacity of each connection's WebSocket read buffer (it grows for big frames).
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// Handles one accepted TCP stream from handshake to close.
 pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let config = &shared.config;
+    // tungstenite allocates its read buffer eagerly (128 KiB by default): with requests of
+    // a few hundred bytes a small one costs nothing in throughput and keeps an idle
+    // connection cheap (see bench/README.md, scenario `connections`).
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(config.max_payload_bytes))
         .max_frame_size(Some(config.max_payload_bytes));
     let path = config.path.clone();
