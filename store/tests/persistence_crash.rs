@@ -5,6 +5,10 @@
 //! file and checks that every acknowledged write is there, that nothing beyond the
 //! writes in flight at the kill is there, and that no transaction is torn. Repeated on
 //! the same file so each round also recovers from the previous crash.
+//!
+//! The same harness checks `DurabilityMode::Batched` with one writer: acknowledged
+//! writes may be lost (by design), but what survives is a prefix of the writes, again
+//! without torn transactions.
 
 mod common;
 
@@ -19,12 +23,13 @@ use std::time::Duration;
 
 const CHILD_ENV: &str = "NOEX_CRASH_CHILD";
 const ROUND_ENV: &str = "NOEX_CRASH_ROUND";
-const WRITERS: usize = 2;
+const WRITERS_ENV: &str = "NOEX_CRASH_WRITERS";
+const BATCHED_ENV: &str = "NOEX_CRASH_BATCHED";
 const ROUNDS: usize = 8;
 
-fn config(path: &Path) -> StoreConfig {
+fn config(path: &Path, durability: DurabilityMode) -> StoreConfig {
     StoreConfig {
-        persistence: Some(PersistenceConfig::new(path, DurabilityMode::Sync)),
+        persistence: Some(PersistenceConfig::new(path, durability)),
         ttl_check_interval: Duration::ZERO,
         ..StoreConfig::default()
     }
@@ -37,12 +42,23 @@ fn crash_child() {
         return;
     };
     let round = std::env::var(ROUND_ENV).unwrap_or_default();
+    let writers: usize = std::env::var(WRITERS_ENV)
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
+    let durability = if std::env::var(BATCHED_ENV).is_ok_and(|v| v == "1") {
+        DurabilityMode::Batched {
+            window: Duration::from_millis(5),
+        }
+    } else {
+        DurabilityMode::Sync
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
-    let store = rt.block_on(async { Store::start(config(Path::new(&path))) });
+    let store = rt.block_on(async { Store::start(config(Path::new(&path), durability)) });
     let store = store.expect("child store starts");
     if store.bucket_names().is_empty() {
         for name in ["a", "b"] {
@@ -63,7 +79,7 @@ fn crash_child() {
             .expect("tally");
         println!("READY");
     }
-    let writers: Vec<_> = (0..WRITERS)
+    let writers: Vec<_> = (0..writers)
         .map(|w| {
             let store = store.clone();
             let round = round.clone();
@@ -123,7 +139,29 @@ fn round_of(key: &str) -> &str {
 
 #[test]
 fn sigkill_loses_no_acknowledged_write() {
-    let dir = std::env::temp_dir().join(format!("noex-crash-{}", std::process::id()));
+    crash_rounds("sync", 2, None);
+}
+
+#[test]
+fn sigkill_in_batched_mode_keeps_a_prefix_without_torn_transactions() {
+    crash_rounds("batched", 1, Some(()));
+}
+
+/// Index of a key in its writer's sequence: `s-r-w-i` is write 2i, `t-r-w-i` is 2i + 1.
+fn position(key: &str) -> Option<u64> {
+    let i: u64 = key.rsplit('-').next()?.parse().ok()?;
+    Some(if key.starts_with("s-") {
+        2 * i
+    } else {
+        2 * i + 1
+    })
+}
+
+/// Runs [`ROUNDS`] child runs killed with SIGKILL on one file. `batched`: the child
+/// writes in batched mode, and instead of "every acknowledged write survives" the check
+/// is "the surviving writes of a round are a prefix of its writes".
+fn crash_rounds(name: &str, writers: usize, batched: Option<()>) {
+    let dir = std::env::temp_dir().join(format!("noex-crash-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path: PathBuf = dir.join("store.redb");
@@ -135,6 +173,8 @@ fn sigkill_loses_no_acknowledged_write() {
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &path)
             .env(ROUND_ENV, round.to_string())
+            .env(WRITERS_ENV, writers.to_string())
+            .env(BATCHED_ENV, if batched.is_some() { "1" } else { "" })
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
             .spawn()
@@ -178,7 +218,8 @@ fn sigkill_loses_no_acknowledged_write() {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let store = Store::start(config(&path)).expect("restart after SIGKILL");
+            let store =
+                Store::start(config(&path, DurabilityMode::Sync)).expect("restart after SIGKILL");
             let a = ids(&store, "a");
             let b = ids(&store, "b");
             let tally = store
@@ -188,6 +229,10 @@ fn sigkill_loses_no_acknowledged_write() {
                 .expect("tally record");
             store.close_persistence().expect("close");
 
+            if batched.is_some() {
+                check_prefix(round, &a, &b, &tally, &acked);
+                return;
+            }
             // Every acknowledged write survived.
             for key in &acked {
                 assert!(a.contains(key), "round {round}: acknowledged {key} lost");
@@ -211,7 +256,7 @@ fn sigkill_loses_no_acknowledged_write() {
             // child was killed (at most one per writer thread, all from this round).
             let unacked: Vec<&String> = a.iter().filter(|k| !acked.contains(*k)).collect();
             assert!(
-                unacked.len() <= WRITERS,
+                unacked.len() <= writers,
                 "round {round}: unacknowledged writes {unacked:?}"
             );
             let mut per_round: BTreeMap<&str, usize> = BTreeMap::new();
@@ -229,4 +274,36 @@ fn sigkill_loses_no_acknowledged_write() {
     }
     assert!(acked.len() >= (30..).step_by(23).take(ROUNDS).sum::<usize>());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Batched mode, one writer: no torn transaction, and the writes of `round` that
+/// survived are exactly its first m writes for some m.
+fn check_prefix(
+    round: usize,
+    a: &BTreeSet<String>,
+    b: &BTreeSet<String>,
+    tally: &noex_store::Record,
+    acked: &BTreeSet<String>,
+) {
+    let a_tx: BTreeSet<&String> = a.iter().filter(|k| k.starts_with("t-")).collect();
+    let b_tx: BTreeSet<&String> = b.iter().collect();
+    assert_eq!(a_tx, b_tx, "round {round}: torn transaction");
+    assert_eq!(tally["n"], Value::from(b_tx.len()), "round {round}: tally");
+    let this_round = round.to_string();
+    let mut positions: Vec<u64> = a
+        .iter()
+        .filter(|k| round_of(k) == this_round)
+        .filter_map(|k| position(k))
+        .collect();
+    positions.sort_unstable();
+    let expected: Vec<u64> = (0..positions.len() as u64).collect();
+    assert_eq!(
+        positions, expected,
+        "round {round}: survivors are not a prefix"
+    );
+    let acked_this_round = acked.iter().filter(|k| round_of(k) == this_round).count();
+    eprintln!(
+        "batched round {round}: {acked_this_round} acknowledged, {} survived",
+        positions.len()
+    );
 }
