@@ -42,6 +42,7 @@ export * from "./QueryList.js";
 export * from "./QueryStats.js";
 export * from "./QueryUndefined.js";
 export * from "./RateLimitDetails.js";
+export * from "./RecordMeta.js";
 export * from "./RecordStats.js";
 export * from "./Request.js";
 export * from "./RequestId.js";

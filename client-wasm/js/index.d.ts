@@ -1,6 +1,7 @@
 // Types of the noex client. Every payload and result type comes from the protocol bindings
 // generated from the Rust wire types (./types, a copy of the repository's bindings/).
 import type {
+  RecordMeta,
   BucketConfig,
   BucketDefined,
   BucketDropped,
@@ -47,14 +48,6 @@ export type OperationFields<T extends Operation['type']> = Omit<Extract<Operatio
 
 /** A store filter, as `store.where` takes it. */
 export type Filter = OperationFields<'store.where'>['filter'];
-
-/** The metadata the server adds to every record. */
-export interface RecordMeta {
-  _version: number;
-  _createdAt: number;
-  _updatedAt: number;
-  _expiresAt?: number;
-}
 
 /** A stored record: the bucket's fields plus metadata. */
 export type StoredRecord<T> = T & RecordMeta;

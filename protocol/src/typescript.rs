@@ -34,6 +34,7 @@ pub fn export_typescript(dir: &Path) -> Result<(), ExportError> {
         RequestId,
         PushChannel,
         // store
+        RecordMeta,
         Deleted,
         Cleared,
         Unsubscribed,

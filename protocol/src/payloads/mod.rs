@@ -16,7 +16,7 @@ pub use server::{ConnectionInfo, ConnectionsSummary, ServerStats};
 pub use store::{
     BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, Cleared,
     ConflictDetails, Deleted, IndexStats, PaginateResult, PersistenceStats, QueryDefined,
-    QueryInfo, QueryKind, QueryList, QueryStats, QueryUndefined, RateLimitDetails, RecordStats,
-    StoreStats, SubscribeResult, TransactionOpResult, TransactionResult, TtlStats,
+    QueryInfo, QueryKind, QueryList, QueryStats, QueryUndefined, RateLimitDetails, RecordMeta,
+    RecordStats, StoreStats, SubscribeResult, TransactionOpResult, TransactionResult, TtlStats,
     UniqueViolationDetails, Unsubscribed, ValidationIssue,
 };

@@ -6,6 +6,29 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
 
+/// The metadata the server adds to every stored record, next to the bucket's own fields
+/// (a record on the wire is the bucket's fields plus these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RecordMeta {
+    /// 1 on insert, +1 per update.
+    #[serde(rename = "_version")]
+    pub version: u64,
+    /// Insert time, ms since the Unix epoch.
+    #[serde(rename = "_createdAt")]
+    pub created_at: u64,
+    /// Last update time, ms since the Unix epoch.
+    #[serde(rename = "_updatedAt")]
+    pub updated_at: u64,
+    /// Expiry time on TTL buckets, ms since the Unix epoch.
+    #[serde(
+        rename = "_expiresAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[ts(optional)]
+    pub expires_at: Option<u64>,
+}
+
 /// `store.delete` → `{deleted: true}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Deleted {
