@@ -519,3 +519,33 @@ async fn in_memory_default_is_unchanged() {
     );
     s.bucket("b").insert(o(json!({"id": 1}))).unwrap();
 }
+
+#[tokio::test]
+async fn a_truncated_file_fails_start_naming_it() {
+    let dir = TempDir::new("truncated");
+    let path = dir.file();
+    let s = open(&path);
+    define(
+        &s,
+        "b",
+        json!({"key": "id", "schema": {"id": {"type": "number"}, "pad": {"type": "string"}}}),
+    );
+    s.transaction(|tx| {
+        for id in 0..2000 {
+            tx.bucket("b")?
+                .insert(o(json!({"id": id, "pad": "x".repeat(100)})))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    s.close_persistence().unwrap();
+    drop(s);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len / 2).unwrap();
+    drop(file);
+    // redb asserts on this damage; the store turns that into an error naming the file.
+    let msg = start_error(&path);
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("damaged"), "{msg}");
+}

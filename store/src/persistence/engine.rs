@@ -19,6 +19,7 @@
 use redb::{Database, Durability, ReadableTable, TableDefinition, TableError, WriteTransaction};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Instant;
@@ -71,14 +72,46 @@ pub(crate) struct Snapshot {
     pub expired: usize,
 }
 
+/// The text of a caught panic.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
 /// Opens or creates the database at `path` and reads it whole. Records expired at `now`
 /// are left out and deleted from the file before this returns.
+///
+/// redb asserts on some kinds of damage (e.g. a truncated file) instead of returning an
+/// error; such a panic is caught here and becomes an error naming the file, like any
+/// other unreadable content.
 pub(crate) fn open_and_load(path: &Path, now: u64) -> StoreResult<(Database, Snapshot)> {
+    catch_unwind(AssertUnwindSafe(|| open_and_load_unguarded(path, now))).unwrap_or_else(|p| {
+        Err(file_error(
+            path,
+            format!(
+                "damaged; the storage engine failed reading it: {}",
+                panic_text(&*p)
+            ),
+        ))
+    })
+}
+
+fn open_and_load_unguarded(path: &Path, now: u64) -> StoreResult<(Database, Snapshot)> {
     let err = |e: &dyn std::fmt::Display| file_error(path, e);
     let db = Database::builder()
         .create_with_file_format_v3(true)
         .create(path)
-        .map_err(|e| err(&format!("cannot open the database: {e}")))?;
+        .map_err(|e| match e {
+            redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                if io.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                err(&"not a noex-store database, or damaged (invalid data)")
+            }
+            e => err(&format!("cannot open the database: {e}")),
+        })?;
     init(&db).map_err(|e| err(&e))?;
     let (snapshot, expired) = load(&db, now).map_err(|e| err(&e))?;
     if !expired.is_empty() {
@@ -379,7 +412,11 @@ pub(crate) fn run_writer(db: Database, rx: Receiver<Msg>, mode: DurabilityMode, 
             // prefix of the commit sequence. Waiters learn of the failure from `shared`.
             continue;
         }
-        let result = apply(&db, &group).map_err(|e| e.to_string());
+        // A panic inside the engine must not leave sync writers waiting forever: it
+        // fails persistence like an I/O error does.
+        let result = catch_unwind(AssertUnwindSafe(|| apply(&db, &group)))
+            .map_err(|p| format!("the storage engine panicked: {}", panic_text(&*p)))
+            .and_then(|r| r.map_err(|e| e.to_string()));
         failed = result.is_err();
         shared.finish(last, result);
     }
