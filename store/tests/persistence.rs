@@ -549,3 +549,34 @@ async fn a_truncated_file_fails_start_naming_it() {
     assert!(msg.contains(&path.display().to_string()), "{msg}");
     assert!(msg.contains("damaged"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_writes_from_many_tasks_on_a_multi_thread_runtime() {
+    let dir = TempDir::new("tasks");
+    let s = open(&dir.file());
+    define(
+        &s,
+        "b",
+        json!({"key": "id", "schema": {"id": {"type": "string"}}}),
+    );
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    s.bucket("b")
+                        .insert(o(json!({"id": format!("{t}-{i}")})))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    s.close_persistence().unwrap();
+    drop(s);
+    let s = open(&dir.file());
+    assert_eq!(s.bucket("b").count(None).unwrap(), 160);
+    s.close_persistence().unwrap();
+}

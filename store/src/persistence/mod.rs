@@ -33,6 +33,7 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::definition::Ttl;
 use crate::error::{StoreError, StoreResult};
 use crate::store::Store;
 
@@ -57,6 +58,49 @@ pub enum DurabilityMode {
         /// Longest time a commit waits before it is written.
         window: Duration,
     },
+}
+
+impl DurabilityMode {
+    /// Batch window of `"batched"` without an explicit window.
+    pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(50);
+}
+
+impl std::str::FromStr for DurabilityMode {
+    type Err = StoreError;
+
+    /// Parses `sync`, `batched` (window [`DurabilityMode::DEFAULT_BATCH_WINDOW`]) or
+    /// `batched:<window>` with the TTL syntax (`batched:20ms`, `batched:1s`), e.g. for a
+    /// command-line flag.
+    ///
+    /// ```
+    /// use noex_store::DurabilityMode;
+    /// use std::time::Duration;
+    /// assert_eq!("sync".parse(), Ok(DurabilityMode::Sync));
+    /// assert_eq!("batched:20ms".parse(), Ok(DurabilityMode::Batched { window: Duration::from_millis(20) }));
+    /// assert!("eventually".parse::<DurabilityMode>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        match s.split_once(':') {
+            None if s.eq_ignore_ascii_case("sync") => Ok(DurabilityMode::Sync),
+            None if s.eq_ignore_ascii_case("batched") => Ok(DurabilityMode::Batched {
+                window: DurabilityMode::DEFAULT_BATCH_WINDOW,
+            }),
+            Some((mode, window)) if mode.eq_ignore_ascii_case("batched") => {
+                let ms = Ttl::Text(window.to_owned()).as_ms().map_err(|_| {
+                    StoreError::invalid_arg(format!(
+                        "invalid batch window \"{window}\" (e.g. 50ms, 1s)"
+                    ))
+                })?;
+                Ok(DurabilityMode::Batched {
+                    window: Duration::from_millis(ms),
+                })
+            }
+            _ => Err(StoreError::invalid_arg(format!(
+                "invalid durability \"{s}\": expected sync, batched or batched:<window>"
+            ))),
+        }
+    }
 }
 
 /// Where and how the store persists its data.
@@ -285,15 +329,26 @@ impl Persistence {
     }
 
     fn wait_durable(&self, Ticket(ticket): Ticket) -> StoreResult<()> {
-        let mut s = self.shared.state.lock();
-        loop {
-            if s.durable >= ticket {
-                return Ok(());
+        let wait = || {
+            let mut s = self.shared.state.lock();
+            loop {
+                if s.durable >= ticket {
+                    return Ok(());
+                }
+                if let Some(e) = &s.failed {
+                    return Err(write_error(e));
+                }
+                self.shared.changed.wait(&mut s);
             }
-            if let Some(e) = &s.failed {
-                return Err(write_error(e));
+        };
+        // On a multi-thread tokio runtime, tell the scheduler this worker is about to
+        // block for an fsync so it hands its other tasks to another worker (the store's
+        // API is synchronous; this keeps a server's other connections moving).
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
             }
-            self.shared.changed.wait(&mut s);
+            _ => wait(),
         }
     }
 
