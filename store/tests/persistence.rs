@@ -251,6 +251,17 @@ async fn every_persisted_kind_round_trips() {
         redefined,
         Err(StoreError::BucketAlreadyExists { .. })
     ));
+
+    // A second restart sees the writes made after the first one, in the same order.
+    let after_first = state(&s);
+    s.close_persistence().unwrap();
+    drop(s);
+    let s = open(&dir.file());
+    assert_eq!(state(&s), after_first);
+    assert_eq!(
+        s.bucket("seq").insert(o(json!({"v": "e"}))).unwrap()["id"],
+        6
+    );
     s.close_persistence().unwrap();
 }
 
