@@ -110,6 +110,9 @@ pub(crate) fn restore(
     data: &mut Data,
     registry: &mut Registry,
 ) -> StoreResult<()> {
+    let buckets = snapshot.buckets.len();
+    let records: usize = snapshot.buckets.iter().map(|b| b.records.len()).sum();
+    let queries = snapshot.queries.len();
     for loaded in snapshot.buckets {
         let mut bucket = Bucket::new(&loaded.name, loaded.def).map_err(|e| {
             file_error(
@@ -129,11 +132,13 @@ pub(crate) fn restore(
     for (name, def) in snapshot.queries {
         registry.insert_declarative(name, def);
     }
-    if snapshot.expired > 0 {
-        tracing::debug!(
-            expired = snapshot.expired,
-            "records expired while the store was down"
-        );
-    }
+    tracing::info!(
+        path = %path.display(),
+        buckets,
+        records,
+        queries,
+        expired = snapshot.expired,
+        "store loaded from disk"
+    );
     Ok(())
 }
