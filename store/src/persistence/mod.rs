@@ -512,3 +512,75 @@ impl Store {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BucketDefinition, StoreConfig};
+    use serde_json::json;
+
+    #[test]
+    fn durability_modes_parse() {
+        assert_eq!("SYNC".parse(), Ok(DurabilityMode::Sync));
+        assert_eq!(
+            "batched".parse(),
+            Ok(DurabilityMode::Batched {
+                window: DurabilityMode::DEFAULT_BATCH_WINDOW
+            })
+        );
+        assert_eq!(
+            " batched:2s ".parse(),
+            Ok(DurabilityMode::Batched {
+                window: Duration::from_secs(2)
+            })
+        );
+        for bad in [
+            "",
+            "batched:",
+            "batched:0ms",
+            "batched:soon",
+            "sync:1s",
+            "memory",
+        ] {
+            assert!(bad.parse::<DurabilityMode>().is_err(), "{bad}");
+        }
+    }
+
+    /// After the writer reports a failure, writes are refused before they touch memory,
+    /// while reads keep working.
+    #[tokio::test]
+    async fn a_failed_writer_makes_the_store_refuse_writes() {
+        let dir = std::env::temp_dir().join(format!("noex-persist-fail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::start(StoreConfig {
+            persistence: Some(PersistenceConfig::in_dir(&dir, DurabilityMode::Sync)),
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        let def = json!({"key": "id", "schema": {"id": {"type": "number"}}});
+        store
+            .define_bucket("b", BucketDefinition::from_json(def).unwrap())
+            .unwrap();
+        let b = store.bucket("b");
+        b.insert(json!({"id": 1}).as_object().unwrap().clone())
+            .unwrap();
+        let persist = store.inner.persist.as_ref().unwrap();
+        persist.shared.finish(0, Err("disk full".into()));
+
+        let err = b
+            .insert(json!({"id": 2}).as_object().unwrap().clone())
+            .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert!(
+            store
+                .transaction(|tx| tx.bucket("b")?.delete(&json!(1)))
+                .is_err()
+        );
+        assert!(store.drop_bucket("b").is_err());
+        assert_eq!(b.count(None).unwrap(), 1, "memory unchanged, reads work");
+        assert!(store.persist_aux("x", "k", Some(json!(1))).is_err());
+        assert!(store.flush().is_err());
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
