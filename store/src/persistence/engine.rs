@@ -14,9 +14,12 @@
 //! | `aux` | namespace length (u32 LE) + namespace + key | value JSON |
 //!
 //! `seq` is the record's position in its bucket's insertion order, so a reload restores
-//! `all()` order and `maxSize` eviction order exactly.
+//! `all()` order and `maxSize` eviction order exactly. Dropping a bucket empties its
+//! records table; start-up deletes records tables of buckets that are not defined.
 
-use redb::{Database, Durability, ReadableTable, TableDefinition, TableError, WriteTransaction};
+use redb::{
+    Database, Durability, ReadableTable, TableDefinition, TableError, TableHandle, WriteTransaction,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -145,6 +148,26 @@ fn init(db: &Database) -> Result<(), String> {
         }
         for table in [BUCKETS, COUNTERS, QUERIES, AUX] {
             txn.open_table(table).map_err(|e| e.to_string())?;
+        }
+        // Records tables of dropped buckets (emptied when the bucket was dropped).
+        let defined: Vec<String> = {
+            let buckets = txn.open_table(BUCKETS).map_err(|e| e.to_string())?;
+            let mut names = Vec::new();
+            for entry in buckets.iter().map_err(|e| e.to_string())? {
+                let (k, _) = entry.map_err(|e| e.to_string())?;
+                names.push(records_table_name(&String::from_utf8_lossy(k.value())));
+            }
+            names
+        };
+        let orphans: Vec<String> = txn
+            .list_tables()
+            .map_err(|e| e.to_string())?
+            .map(|t| t.name().to_owned())
+            .filter(|n| n.starts_with("records/") && !defined.contains(n))
+            .collect();
+        for name in orphans {
+            txn.delete_table(TableDefinition::<Bytes, Bytes>::new(&name))
+                .map_err(|e| e.to_string())?;
         }
     }
     txn.commit().map_err(|e| e.to_string())
@@ -309,17 +332,22 @@ fn apply_ops<'a>(
     // The records table of the bucket touched last: consecutive record ops of one bucket
     // (the common case) open it once.
     let mut current: Option<(String, redb::Table<'_, Bytes, Bytes>)> = None;
+    // Counters only grow and every commit carries its bucket's: within one engine
+    // transaction only the last value per bucket needs writing.
+    let mut latest_counters: BTreeMap<&str, u64> = BTreeMap::new();
     for op in ops {
         match op {
             Op::PutBucket { name, def } => {
                 buckets.insert(name.as_bytes(), def.as_bytes())?;
             }
             Op::DropBucket { name } => {
-                current = None;
+                latest_counters.remove(name.as_str());
                 buckets.remove(name.as_bytes())?;
                 counters.remove(name.as_bytes())?;
-                let table = records_table_name(name);
-                txn.delete_table(TableDefinition::<Bytes, Bytes>::new(&table))?;
+                // Emptied, not deleted: redb 2.6 trips over deleting a table created in the
+                // same transaction (which group commit makes common). The empty table is
+                // deleted at the next start (see `init`).
+                records_of(txn, &mut current, name)?.retain(|_, _| false)?;
             }
             Op::PutRecord {
                 bucket,
@@ -337,7 +365,7 @@ fn apply_ops<'a>(
                 records_of(txn, &mut current, bucket)?.remove(key.as_bytes())?;
             }
             Op::Counter { bucket, value } => {
-                counters.insert(bucket.as_bytes(), value.to_le_bytes().as_slice())?;
+                latest_counters.insert(bucket, *value);
             }
             Op::PutQuery { name, def } => {
                 queries.insert(name.as_bytes(), def.as_bytes())?;
@@ -357,6 +385,9 @@ fn apply_ops<'a>(
                 };
             }
         }
+    }
+    for (bucket, value) in latest_counters {
+        counters.insert(bucket.as_bytes(), value.to_le_bytes().as_slice())?;
     }
     Ok(())
 }
