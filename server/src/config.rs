@@ -53,6 +53,84 @@ pub struct ServerConfig {
     pub store: StoreSection,
     /// The rule engine: on or off, rules registered at start, the store bridge.
     pub rules: RulesSection,
+    /// Where the store keeps its data: in memory (default) or durably on disk.
+    pub persistence: PersistenceSection,
+}
+
+/// Storage engine of the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistenceEngine {
+    /// Everything in memory; gone at exit.
+    #[default]
+    Memory,
+    /// Durable storage in one redb file.
+    Redb,
+}
+
+/// `persistence: {engine, dataDir?, path?, durability}`.
+///
+/// ```
+/// let config: noex_server::ServerConfig = serde_json::from_str(
+///     r#"{"persistence": {"engine": "redb", "dataDir": "./data", "durability": "batched:20ms"}}"#,
+/// ).unwrap();
+/// assert_eq!(config.persistence.engine, noex_server::PersistenceEngine::Redb);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct PersistenceSection {
+    /// `memory` (default) or `redb`.
+    pub engine: PersistenceEngine,
+    /// Directory of the database file (`noex-store.redb` inside it; created if missing).
+    /// Default `./data`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// The database file itself (instead of `dataDir`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<std::path::PathBuf>,
+    /// `sync` (a write is acknowledged once it is on disk), `batched` (group commit every
+    /// 50 ms) or `batched:<window>` such as `batched:20ms`.
+    pub durability: String,
+}
+
+impl Default for PersistenceSection {
+    fn default() -> Self {
+        PersistenceSection {
+            engine: PersistenceEngine::Memory,
+            data_dir: None,
+            path: None,
+            durability: "sync".to_owned(),
+        }
+    }
+}
+
+impl PersistenceSection {
+    /// The store's persistence settings; `None` for memory. Errors name the bad field.
+    pub fn store_config(&self) -> Result<Option<noex_store::PersistenceConfig>, ConfigError> {
+        if self.engine == PersistenceEngine::Memory {
+            return Ok(None);
+        }
+        let durability = self
+            .durability
+            .parse::<noex_store::DurabilityMode>()
+            .map_err(|_| ConfigError::Invalid {
+                field: "persistence.durability",
+                message: "must be sync, batched or batched:<window> (e.g. batched:20ms)",
+            })?;
+        Ok(Some(match (&self.path, &self.data_dir) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    field: "persistence.path",
+                    message: "and persistence.dataDir are exclusive",
+                });
+            }
+            (Some(path), None) => noex_store::PersistenceConfig::new(path, durability),
+            (None, dir) => noex_store::PersistenceConfig::in_dir(
+                dir.clone().unwrap_or_else(|| "data".into()),
+                durability,
+            ),
+        }))
+    }
 }
 
 /// `rules: {enabled?, rules: [rule, ...], storeBridge}`.
@@ -123,6 +201,7 @@ impl Default for ServerConfig {
             expose_error_details: true,
             store: StoreSection::default(),
             rules: RulesSection::default(),
+            persistence: PersistenceSection::default(),
         }
     }
 }
@@ -286,6 +365,7 @@ impl ServerConfig {
                 "is false but rules or the store bridge are configured",
             );
         }
+        self.persistence.store_config()?;
         if let Some(rate) = self.rate_limit {
             if rate.max_requests == 0 {
                 return invalid("rateLimit.maxRequests", "must be at least 1");

@@ -32,8 +32,8 @@ pub use auth::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    BackpressureConfig, ConfigError, ConnectionLimits, HeartbeatConfig, RateLimitConfig,
-    RulesSection, ServerConfig, StoreSection,
+    BackpressureConfig, ConfigError, ConnectionLimits, HeartbeatConfig, PersistenceEngine,
+    PersistenceSection, RateLimitConfig, RulesSection, ServerConfig, StoreSection,
 };
 pub use error::ServerError;
 pub use permissions::{

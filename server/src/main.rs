@@ -66,6 +66,19 @@ struct Cli {
     /// Never send structured `details` in error frames.
     #[arg(long)]
     hide_error_details: bool,
+    /// Storage: `memory` (default; nothing survives a restart) or `redb` (durable file).
+    #[arg(long, value_name = "ENGINE")]
+    persistence: Option<noex_server::PersistenceEngine>,
+    /// Directory of the database file with --persistence redb [default: ./data].
+    #[arg(long, value_name = "DIR", conflicts_with = "db")]
+    data_dir: Option<PathBuf>,
+    /// The database file itself with --persistence redb (instead of --data-dir).
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// When a write is acknowledged with --persistence redb: `sync` (on disk, survives
+    /// kill -9), `batched` or `batched:<window>` such as `batched:20ms` [default: sync].
+    #[arg(long, value_name = "MODE")]
+    durability: Option<String>,
     /// Run without the rule engine: every rules.* request answers RULES_NOT_AVAILABLE
     /// (the engine is on by default unless the config file sets rules.enabled).
     #[arg(long)]
@@ -121,6 +134,20 @@ impl Cli {
         }
         if self.hide_error_details {
             c.expose_error_details = false;
+        }
+        if let Some(engine) = self.persistence {
+            c.persistence.engine = engine;
+        }
+        if let Some(dir) = self.data_dir {
+            c.persistence.data_dir = Some(dir);
+            c.persistence.path = None;
+        }
+        if let Some(db) = self.db {
+            c.persistence.path = Some(db);
+            c.persistence.data_dir = None;
+        }
+        if let Some(durability) = self.durability {
+            c.persistence.durability = durability;
         }
         if self.no_rules {
             c.rules.enabled = Some(false);

@@ -132,7 +132,7 @@ pub enum StartError {
         /// E.g. `bucket "users"`.
         what: String,
         /// Why.
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// A rule of the config's `rules` section could not be registered.
     #[error("cannot register rule #{index}: {source}")]
@@ -276,29 +276,15 @@ impl ServerBuilder {
                     .name
                     .clone()
                     .unwrap_or_else(|| config.name.clone()),
+                persistence: config.persistence.store_config()?,
                 ..StoreConfig::default()
             })
             .map_err(|source| StartError::Store {
                 what: "the store".to_owned(),
-                source,
+                source: Box::new(source),
             })?,
         };
-        for (name, definition) in &config.store.buckets {
-            store
-                .define_bucket(name, definition.clone())
-                .map_err(|source| StartError::Store {
-                    what: format!("bucket \"{name}\""),
-                    source,
-                })?;
-        }
-        for (name, definition) in &config.store.queries {
-            store
-                .define_query(name, definition.clone())
-                .map_err(|source| StartError::Store {
-                    what: format!("query \"{name}\""),
-                    source,
-                })?;
-        }
+        apply_store_section(&store, &config.store)?;
         let auth = match (&config.auth, validator) {
             (None, None) => None,
             (auth_config, custom) => {
@@ -376,6 +362,54 @@ impl ServerBuilder {
             accept_task,
         })
     }
+}
+
+/// Defines the config's buckets and queries. With persistence they may already exist
+/// (loaded from disk): an identical bucket is kept with its records, a different one is an
+/// error (changing a schema is `store.updateBucket`'s job), and a query is (re)defined as
+/// the config says.
+fn apply_store_section(
+    store: &Store,
+    section: &crate::config::StoreSection,
+) -> Result<(), StartError> {
+    let failed = |what: String| {
+        move |source| StartError::Store {
+            what,
+            source: Box::new(source),
+        }
+    };
+    let existing = store.bucket_names();
+    for (name, definition) in &section.buckets {
+        let what = format!("bucket \"{name}\"");
+        if existing.contains(name) {
+            let stored = store.bucket_schema(name).map_err(failed(what.clone()))?;
+            if &stored != definition {
+                return Err(StartError::Store {
+                    what,
+                    source: Box::new(StoreError::InvalidDefinition {
+                        message: "the persisted bucket has a different definition; change it with \
+                                  store.updateBucket or drop it first"
+                            .to_owned(),
+                    }),
+                });
+            }
+            continue;
+        }
+        store
+            .define_bucket(name, definition.clone())
+            .map_err(failed(what))?;
+    }
+    let existing: Vec<String> = store.list_queries().into_iter().map(|q| q.name).collect();
+    for (name, definition) in &section.queries {
+        let what = format!("query \"{name}\"");
+        if existing.contains(name) {
+            store.undefine_query(name).map_err(failed(what.clone()))?;
+        }
+        store
+            .define_query(name, definition.clone())
+            .map_err(failed(what))?;
+    }
+    Ok(())
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -481,6 +515,10 @@ impl ServerHandle {
         if let Some(engine) = &self.shared.rules {
             // No timer fires into a stopped server.
             engine.shutdown();
+        }
+        // Batched writes still in their window reach the disk before stop returns.
+        if let Err(err) = self.shared.store.flush() {
+            tracing::error!(%err, "flushing the store at stop failed");
         }
     }
 }

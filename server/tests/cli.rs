@@ -62,6 +62,10 @@ fn help_documents_every_option() {
         "--hide-error-details",
         "--shutdown-grace-ms",
         "--no-rules",
+        "--persistence",
+        "--data-dir",
+        "--db",
+        "--durability",
         "--log",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
