@@ -8,6 +8,10 @@ use crate::model::LogLevel;
 /// Receives every `log` action: level, interpolated message, rule id.
 pub type LogHook = Arc<dyn Fn(LogLevel, &str, &str) + Send + Sync>;
 
+/// Receives every change of the fact store (by clients, rules and timers alike), in order,
+/// after the change; called without engine locks held. Used to persist facts.
+pub type FactObserver = Arc<dyn Fn(&[crate::facts::FactChange]) + Send + Sync>;
+
 /// Settings of a [`crate::RuleEngine`]. `EngineConfig::default()` suits most uses.
 #[derive(Clone)]
 pub struct EngineConfig {
@@ -29,6 +33,8 @@ pub struct EngineConfig {
     pub clock: Arc<dyn Clock>,
     /// Optional receiver of `log` actions (they always go to `tracing` as well).
     pub log_hook: Option<LogHook>,
+    /// Optional receiver of every fact change.
+    pub fact_observer: Option<FactObserver>,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +48,7 @@ impl Default for EngineConfig {
             max_subscriptions: 100_000,
             clock: Arc::new(TokioClock::new()),
             log_hook: None,
+            fact_observer: None,
         }
     }
 }
@@ -57,6 +64,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("max_subscriptions", &self.max_subscriptions)
             .field("clock", &self.clock)
             .field("log_hook", &self.log_hook.is_some())
+            .field("fact_observer", &self.fact_observer.is_some())
             .finish()
     }
 }

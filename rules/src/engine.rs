@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     subscriptions: RwLock<BTreeMap<SubscriptionId, Subscription>>,
     next_subscription: Mutex<u64>,
+    /// Serializes fact-observer calls so they happen in change order.
+    observer_order: Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -112,13 +114,27 @@ fn invalid(pattern: &str, message: String) -> RulesError {
 impl RuleEngine {
     /// A new engine with `config`.
     pub fn new(config: EngineConfig) -> Self {
+        let mut state = State::default();
+        if config.fact_observer.is_some() {
+            state.facts.enable_journal();
+        }
         Self {
             inner: Arc::new(Inner {
                 config,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(state),
                 subscriptions: RwLock::new(BTreeMap::new()),
                 next_subscription: Mutex::new(0),
+                observer_order: Mutex::new(()),
             }),
+        }
+    }
+
+    /// Puts facts back as they were (e.g. loaded from disk at start): versions and
+    /// timestamps are kept, no rule runs and the fact observer is not called.
+    pub fn restore_facts(&self, facts: impl IntoIterator<Item = Fact>) {
+        let mut state = self.inner.state.lock();
+        for fact in facts {
+            state.facts.restore(fact);
         }
     }
 
@@ -502,6 +518,15 @@ fn parse_rule(rule: &Value) -> Result<RuleInput> {
 }
 
 fn deliver(inner: &Inner, events: &[Event]) {
+    if let Some(observer) = &inner.config.fact_observer {
+        // Draining and reporting under one lock keeps reports in change order even when
+        // several threads finish work at once.
+        let _order = inner.observer_order.lock();
+        let changes = inner.state.lock().facts.take_journal();
+        if !changes.is_empty() {
+            observer(&changes);
+        }
+    }
     if events.is_empty() {
         return;
     }

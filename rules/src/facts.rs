@@ -33,9 +33,21 @@ pub struct FactEntry {
 }
 
 /// In-memory facts, ordered by key so listings are deterministic.
+/// One change of the fact store, as reported to [`crate::EngineConfig::fact_observer`]:
+/// the fact as it now is, or `None` when it was deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactChange {
+    /// The key that changed.
+    pub key: String,
+    /// The new fact; `None` after a deletion.
+    pub fact: Option<Fact>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct FactStore {
     facts: BTreeMap<String, Fact>,
+    /// Changes not yet reported to the observer (`None`: nobody observes).
+    journal: Option<Vec<FactChange>>,
 }
 
 impl FactStore {
@@ -59,7 +71,31 @@ impl FactStore {
             version,
         };
         self.facts.insert(key.to_string(), fact.clone());
+        if let Some(journal) = &mut self.journal {
+            journal.push(FactChange {
+                key: key.to_string(),
+                fact: Some(fact.clone()),
+            });
+        }
         (fact, previous)
+    }
+
+    /// Starts recording changes for an observer.
+    pub(crate) fn enable_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// The changes recorded since the last call.
+    pub(crate) fn take_journal(&mut self) -> Vec<FactChange> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Puts a fact back as it was (e.g. loaded from disk): no version bump, no journal.
+    pub(crate) fn restore(&mut self, fact: Fact) {
+        self.facts.insert(fact.key.clone(), fact);
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&Fact> {
@@ -67,7 +103,14 @@ impl FactStore {
     }
 
     pub(crate) fn delete(&mut self, key: &str) -> Option<Fact> {
-        self.facts.remove(key)
+        let removed = self.facts.remove(key);
+        if let (Some(journal), Some(_)) = (&mut self.journal, &removed) {
+            journal.push(FactChange {
+                key: key.to_string(),
+                fact: None,
+            });
+        }
+        removed
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -36,11 +36,11 @@ mod temporal;
 mod timers;
 pub mod validate;
 
-pub use config::{EngineConfig, LogHook};
+pub use config::{EngineConfig, FactObserver, LogHook};
 pub use engine::{EngineStats, EventCallback, RuleEngine, SubscriptionId};
 pub use error::{Result, RuleValidationError, RulesError};
 pub use event::{Clock, EmitOptions, Event, ManualClock, TokioClock};
-pub use facts::{Fact, FactEntry};
+pub use facts::{Fact, FactChange, FactEntry};
 pub use model::{
     Action, AggregateFunction, CatchBlock, Comparison, Condition, ConditionSource, EventMatcher,
     LogLevel, OnExpire, Operator, Rule, RuleInput, RuleSummary, TemporalPattern, TimerConfig,

@@ -414,3 +414,52 @@ fn engine_is_usable_from_many_threads() {
     }
     assert_eq!(counted.lock().len(), 100);
 }
+
+#[test]
+fn the_fact_observer_sees_every_change_in_order_and_restore_is_silent() {
+    use std::sync::{Arc, Mutex};
+    type Seen = Vec<(String, Option<serde_json::Value>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let engine = RuleEngine::new(EngineConfig {
+        fact_observer: Some(Arc::new(move |changes: &[noex_rules::FactChange]| {
+            let mut seen = sink.lock().unwrap();
+            for c in changes {
+                seen.push((c.key.clone(), c.fact.as_ref().map(|f| f.value.clone())));
+            }
+        })),
+        ..EngineConfig::default()
+    });
+    engine
+        .register_rule(&json!({
+            "id": "mirror", "name": "mirror",
+            "trigger": {"type": "event", "topic": "tier.changed"},
+            "actions": [{"type": "set_fact", "key": "tier:${event.user}", "value": {"ref": "event.tier"}}]
+        }))
+        .unwrap();
+    engine.set_fact("a", json!(1)).unwrap();
+    engine
+        .emit("tier.changed", json!({"user": "u1", "tier": "gold"}))
+        .unwrap();
+    assert!(engine.delete_fact("a"));
+    assert!(!engine.delete_fact("a"), "deleting nothing reports nothing");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            ("a".to_owned(), Some(json!(1))),
+            ("tier:u1".to_owned(), Some(json!("gold"))),
+            ("a".to_owned(), None),
+        ]
+    );
+
+    let restored = noex_rules::Fact {
+        key: "old".into(),
+        value: json!("kept"),
+        timestamp: 5,
+        source: "api".into(),
+        version: 7,
+    };
+    engine.restore_facts([restored.clone()]);
+    assert_eq!(engine.get_fact_record("old"), Some(restored));
+    assert_eq!(seen.lock().unwrap().len(), 3, "restoring is not a change");
+}
