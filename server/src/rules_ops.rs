@@ -1,7 +1,8 @@
 //! The `rules.*` operations over the wire: each typed [`RulesOp`] becomes one call on the
 //! embedded [`RuleEngine`], each [`RulesError`] one protocol error, and `rules.subscribe`
 //! connects an engine subscription to the connection's outbound queue (channel `event`).
-//! Also the optional bridge that turns committed store changes into engine events.
+//! Also the optional bridge that turns committed store changes into engine events, and the
+//! persistence of facts and rules in the store's side table (when the store is durable).
 
 use std::sync::Arc;
 
@@ -10,7 +11,9 @@ use noex_protocol::payloads::{
     RuleUpdated, RulesStats, RulesSubscribeResult, Unsubscribed,
 };
 use noex_protocol::{ErrorCode, PushChannel, PushFrame, RulesOp};
-use noex_rules::{EmitOptions, EngineStats, Event, Rule, RuleEngine, RulesError};
+use noex_rules::{
+    EmitOptions, EngineStats, Event, Fact, FactChange, FactObserver, Rule, RuleEngine, RulesError,
+};
 use noex_store::Store;
 use serde_json::{Value, json};
 
@@ -92,6 +95,7 @@ pub(crate) fn handle(
         RulesOp::Stats => to_json(engine.stats()),
         RulesOp::RegisterRule { rule } => {
             let rule = engine.register_rule(&Value::Object(rule))?;
+            persist_rule(&connection.shared.store, engine, &rule.input.id);
             to_json(RuleRegistered {
                 id: rule.input.id.clone(),
                 name: rule.input.name.clone(),
@@ -102,6 +106,7 @@ pub(crate) fn handle(
         }
         RulesOp::UnregisterRule { rule_id } => {
             engine.unregister_rule(&rule_id)?;
+            persist_rule(&connection.shared.store, engine, &rule_id);
             to_json(RuleUnregistered {
                 rule_id,
                 unregistered: true,
@@ -109,14 +114,23 @@ pub(crate) fn handle(
         }
         RulesOp::UpdateRule { rule_id, updates } => {
             let rule = engine.update_rule(&rule_id, &Value::Object(updates))?;
+            persist_rule(&connection.shared.store, engine, &rule_id);
             to_json(RuleUpdated {
                 id: rule.input.id.clone(),
                 version: rule.version,
                 updated_at: millis(rule.updated_at),
             })
         }
-        RulesOp::EnableRule { rule_id } => enabled(engine.enable_rule(&rule_id)?),
-        RulesOp::DisableRule { rule_id } => enabled(engine.disable_rule(&rule_id)?),
+        RulesOp::EnableRule { rule_id } => {
+            let rule = engine.enable_rule(&rule_id)?;
+            persist_rule(&connection.shared.store, engine, &rule_id);
+            enabled(rule)
+        }
+        RulesOp::DisableRule { rule_id } => {
+            let rule = engine.disable_rule(&rule_id)?;
+            persist_rule(&connection.shared.store, engine, &rule_id);
+            enabled(rule)
+        }
         RulesOp::GetRule { rule_id } => to_json(engine.get_rule(&rule_id)?),
         RulesOp::GetRules => to_json(RuleList {
             rules: engine
@@ -246,4 +260,67 @@ pub(crate) fn bridge_store(store: &Store, engine: &RuleEngine) -> u64 {
             tracing::warn!(%err, "store change not forwarded to the rule engine");
         }
     })
+}
+
+/// Side-table namespace of persisted facts (key: fact key, value: the fact).
+const FACTS: &str = "rules.facts";
+/// Side-table namespace of persisted rules (key: rule id, value: the rule).
+const RULES: &str = "rules.rules";
+/// Fields the engine adds to a registered rule; not part of what `register_rule` takes.
+const RULE_METADATA: [&str; 3] = ["version", "createdAt", "updatedAt"];
+
+/// A fact observer that writes every fact change to the store's side table, or `None`
+/// when the store is not durable.
+pub(crate) fn fact_persister(store: &Store) -> Option<FactObserver> {
+    store.persistence_path()?;
+    let store = store.clone();
+    Some(Arc::new(move |changes: &[FactChange]| {
+        for change in changes {
+            let value = change
+                .fact
+                .as_ref()
+                .and_then(|fact| serde_json::to_value(fact).ok());
+            if let Err(err) = store.persist_aux(FACTS, &change.key, value) {
+                tracing::error!(%err, key = %change.key, "fact not persisted");
+            }
+        }
+    }))
+}
+
+/// Writes rule `id` as it now is (or its removal) to the store's side table.
+pub(crate) fn persist_rule(store: &Store, engine: &RuleEngine, id: &str) {
+    let value = engine
+        .get_rule(id)
+        .ok()
+        .and_then(|rule| serde_json::to_value(rule).ok());
+    if let Err(err) = store.persist_aux(RULES, id, value) {
+        tracing::error!(%err, rule = %id, "rule not persisted");
+    }
+}
+
+/// Loads persisted facts and rules into `engine` (nothing when the store is not durable).
+/// A rule that no longer registers is skipped with an error in the log rather than
+/// stopping the server.
+pub(crate) fn restore(store: &Store, engine: &RuleEngine) {
+    let facts = store
+        .load_aux(FACTS)
+        .into_iter()
+        .filter_map(|(key, value)| match serde_json::from_value::<Fact>(value) {
+            Ok(fact) => Some(fact),
+            Err(err) => {
+                tracing::error!(%err, %key, "persisted fact unreadable; skipped");
+                None
+            }
+        });
+    engine.restore_facts(facts);
+    for (id, mut rule) in store.load_aux(RULES) {
+        if let Some(map) = rule.as_object_mut() {
+            for field in RULE_METADATA {
+                map.remove(field);
+            }
+        }
+        if let Err(err) = engine.register_rule(&rule) {
+            tracing::error!(%err, rule = %id, "persisted rule no longer registers; skipped");
+        }
+    }
 }

@@ -309,13 +309,23 @@ impl ServerBuilder {
         let rules = match (config.rules.enabled, rule_engine) {
             (Some(false), _) | (None, None) => None,
             (_, Some(engine)) => Some(engine),
-            (Some(true), None) => Some(RuleEngine::new(EngineConfig::default())),
+            (Some(true), None) => Some(RuleEngine::new(EngineConfig {
+                fact_observer: crate::rules_ops::fact_persister(&store),
+                ..EngineConfig::default()
+            })),
         };
         if let Some(engine) = &rules {
+            crate::rules_ops::restore(&store, engine);
             for (index, rule) in config.rules.rules.iter().enumerate() {
-                engine
+                // The config is the source of truth for its rules: a persisted rule with
+                // the same id is replaced.
+                if let Some(id) = rule.get("id").and_then(serde_json::Value::as_str) {
+                    let _ = engine.unregister_rule(id);
+                }
+                let registered = engine
                     .register_rule(rule)
                     .map_err(|source| StartError::Rule { index, source })?;
+                crate::rules_ops::persist_rule(&store, engine, &registered.input.id);
             }
             if config.rules.store_bridge {
                 crate::rules_ops::bridge_store(&store, engine);

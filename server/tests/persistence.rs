@@ -179,3 +179,70 @@ async fn acknowledged_writes_survive_kill_9_of_the_binary() {
     child.wait().expect("reaped");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn facts_and_rules_survive_a_restart() {
+    let dir = temp_dir("rules");
+    let config = || {
+        let mut config = durable(&dir);
+        config.rules.enabled = Some(true);
+        config
+    };
+    let first = Server::start(config()).await.expect("starts");
+    let (mut c, _) = Client::connect(&first).await;
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {
+            "id": "tier", "name": "Tier from purchases",
+            "trigger": {"type": "event", "topic": "purchase.made"},
+            "actions": [{"type": "set_fact", "key": "tier:${event.user}", "value": "gold"}]
+        }}),
+    )
+    .await;
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "gone", "name": "Gone", "trigger": {"type": "event", "topic": "x"}, "actions": []}}),
+    )
+    .await;
+    c.ok("rules.unregisterRule", json!({"ruleId": "gone"}))
+        .await;
+    c.ok("rules.setFact", json!({"key": "visits:u1", "value": 1}))
+        .await;
+    c.ok("rules.setFact", json!({"key": "visits:u1", "value": 2}))
+        .await;
+    c.ok("rules.setFact", json!({"key": "temp", "value": true}))
+        .await;
+    c.ok("rules.deleteFact", json!({"key": "temp"})).await;
+    // A fact set by a rule action is persisted too.
+    c.ok(
+        "rules.emit",
+        json!({"topic": "purchase.made", "data": {"user": "u1"}}),
+    )
+    .await;
+    c.ok("rules.disableRule", json!({"ruleId": "tier"})).await;
+    drop(c);
+    first.stop(std::time::Duration::ZERO).await;
+    first.store().close_persistence().expect("closes");
+    drop(first);
+
+    let second = Server::start(config()).await.expect("restarts");
+    let (mut c, _) = Client::connect(&second).await;
+    assert_eq!(
+        c.ok("rules.getAllFacts", json!({})).await,
+        json!([{"key": "tier:u1", "value": "gold"}, {"key": "visits:u1", "value": 2}])
+    );
+    let rules = c.ok("rules.getRules", json!({})).await;
+    let rules = rules["rules"].as_array().expect("rules");
+    assert_eq!(rules.len(), 1, "the unregistered rule stays gone");
+    assert_eq!(rules[0]["id"], "tier");
+    assert_eq!(rules[0]["enabled"], false, "its state comes back");
+    let fact = second
+        .rules()
+        .expect("engine")
+        .get_fact_record("visits:u1")
+        .expect("fact");
+    assert_eq!(fact.version, 2, "versions come back");
+    second.stop(std::time::Duration::ZERO).await;
+    second.store().close_persistence().expect("closes");
+    let _ = std::fs::remove_dir_all(&dir);
+}
