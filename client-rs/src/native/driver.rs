@@ -97,8 +97,17 @@ impl Driver {
         driver
     }
 
+    /// Milliseconds since the driver started, rounded up: the core adds durations to this,
+    /// so rounding down would let a timer (request timeout, reconnect delay) fire up to
+    /// 1 ms before its duration has passed.
     fn now(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        let elapsed = self.start.elapsed();
+        let ms = elapsed.as_millis() as u64;
+        if elapsed.subsec_nanos() % 1_000_000 == 0 {
+            ms
+        } else {
+            ms + 1
+        }
     }
 
     /// Runs until the core is closed for good or every handle is gone.
