@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 
 use noex_protocol::payloads::{
     BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, QueryDefined, QueryList,
-    QueryUndefined, TransactionResult,
+    QueryUndefined, StoreStats, TransactionResult,
 };
 use noex_protocol::{JsonObject, Operation, StoreOp, TransactionOp};
 use serde::Serialize;
@@ -114,9 +114,10 @@ impl Store {
     /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
     /// let store = client.store();
     /// let stats = store.stats().await?;
+    /// println!("{} records", stats.records.total);
     /// # Ok(()) }
     /// ```
-    pub async fn stats(&self) -> Result<Value, ClientError> {
+    pub async fn stats(&self) -> Result<StoreStats, ClientError> {
         self.call(StoreOp::Stats).await
     }
 
