@@ -25,7 +25,7 @@ mod subscriptions;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use noex_protocol::{
     AuthOp, Operation, Pong, PushChannel, Request, RequestId, RulesOp, ServerMessage, StoreOp,
@@ -66,6 +66,9 @@ pub struct ClientCore {
     backoff: Backoff,
     pending: PendingTable,
     subs: Registry,
+    /// Subscriptions ended while their (re)subscribe request was in flight: when its
+    /// answer arrives, the server-side subscription it created is unsubscribed at once.
+    cancelled: HashMap<SubscriptionKey, SubscriptionTarget>,
     user_handles: u64,
     out: VecDeque<Output>,
     welcome: Option<Welcome>,
@@ -86,6 +89,7 @@ impl ClientCore {
             backoff,
             pending: PendingTable::default(),
             subs: Registry::default(),
+            cancelled: HashMap::new(),
             user_handles: 0,
             out: VecDeque::new(),
             welcome: None,
@@ -185,6 +189,7 @@ impl ClientCore {
         self.welcome_deadline = None;
         self.fail_all_pending();
         self.subs.clear_server_ids();
+        self.cancelled.clear();
         self.attempt += 1;
         let will_reconnect = self.ever_welcomed && self.backoff.allows(self.attempt);
         if was_connected {
@@ -224,6 +229,7 @@ impl ClientCore {
         let was = self.state;
         self.fail_all_pending();
         self.subs.clear_server_ids();
+        self.cancelled.clear();
         self.state = State::Closed;
         self.ever_welcomed = true;
         self.reconnect_at = None;
@@ -246,6 +252,9 @@ impl ClientCore {
     /// ```
     pub fn handle_timeout(&mut self, now_ms: u64) {
         for (_, pending) in self.pending.take_expired(now_ms) {
+            if let Purpose::Subscribe(_, key) | Purpose::Resubscribe(key) = pending.purpose {
+                self.cancelled.remove(&key);
+            }
             self.finish(pending.purpose, Err(ClientError::Timeout));
         }
         if let Some(at) = self.welcome_deadline
@@ -307,21 +316,22 @@ impl ClientCore {
     /// assert_eq!(core.poll_output(), None);
     /// ```
     pub fn unsubscribe(&mut self, key: SubscriptionKey, now_ms: u64) {
-        let Some((target, Some(server_id))) = self.subs.remove(key) else {
+        let Some((target, server_id)) = self.subs.remove(key) else {
             return;
         };
         if self.state != State::Open {
             return;
         }
-        let op = match target {
-            SubscriptionTarget::Store { .. } => Operation::Store(StoreOp::Unsubscribe {
-                subscription_id: server_id,
-            }),
-            SubscriptionTarget::Rules { .. } => Operation::Rules(RulesOp::Unsubscribe {
-                subscription_id: server_id,
-            }),
-        };
-        self.send(op, Purpose::Ignore, now_ms);
+        match server_id {
+            Some(server_id) => {
+                self.send(unsubscribe_op(&target, server_id), Purpose::Ignore, now_ms);
+            }
+            // A (re)subscribe is in flight: undo it when its answer arrives.
+            None if self.pending.has_subscription(key) => {
+                self.cancelled.insert(key, target);
+            }
+            None => {}
+        }
     }
 
     /// Handles one text frame from the server.
@@ -353,7 +363,7 @@ impl ClientCore {
                     }
                 }
             }
-            ServerMessage::Result(frame) => self.on_answer(&frame.id, Ok(frame.data)),
+            ServerMessage::Result(frame) => self.on_answer(&frame.id, Ok(frame.data), now_ms),
             ServerMessage::Error(frame) => {
                 let err = ClientError::Server {
                     code: frame.code,
@@ -363,7 +373,7 @@ impl ClientCore {
                 if frame.id.as_u64() == Some(0) {
                     self.emit(LifecycleEvent::Error(err));
                 } else {
-                    self.on_answer(&frame.id, Err(err));
+                    self.on_answer(&frame.id, Err(err), now_ms);
                 }
             }
             ServerMessage::Push(push) => {
@@ -419,11 +429,32 @@ impl ClientCore {
         }
     }
 
-    fn on_answer(&mut self, id: &RequestId, result: Result<Value, ClientError>) {
+    fn on_answer(&mut self, id: &RequestId, result: Result<Value, ClientError>, now_ms: u64) {
         let Some(pending) = id.as_u64().and_then(|id| self.pending.take(id)) else {
             tracing::debug!(%id, "answer for no pending request");
             return;
         };
+        if let Purpose::Subscribe(_, key) | Purpose::Resubscribe(key) = pending.purpose
+            && let Some(target) = self.cancelled.remove(&key)
+        {
+            // Ended while in flight: release what the server just created.
+            if let Some(server_id) = result
+                .as_ref()
+                .ok()
+                .and_then(|data| data.get("subscriptionId"))
+                .and_then(Value::as_str)
+            {
+                let op = unsubscribe_op(&target, server_id.to_owned());
+                self.send(op, Purpose::Ignore, now_ms);
+            }
+            if let Purpose::Subscribe(handle, _) = pending.purpose {
+                self.out.push_back(Output::Resolve {
+                    handle,
+                    result: Err(ClientError::Disconnected),
+                });
+            }
+            return;
+        }
         self.finish(pending.purpose, result);
     }
 
@@ -527,6 +558,17 @@ impl ClientCore {
 
     fn emit(&mut self, event: LifecycleEvent) {
         self.out.push_back(Output::Event(event));
+    }
+}
+
+fn unsubscribe_op(target: &SubscriptionTarget, subscription_id: String) -> Operation {
+    match target {
+        SubscriptionTarget::Store { .. } => {
+            Operation::Store(StoreOp::Unsubscribe { subscription_id })
+        }
+        SubscriptionTarget::Rules { .. } => {
+            Operation::Rules(RulesOp::Unsubscribe { subscription_id })
+        }
     }
 }
 

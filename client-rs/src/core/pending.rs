@@ -79,6 +79,13 @@ impl PendingTable {
         self.entries.values().map(|p| p.deadline_ms).min()
     }
 
+    /// Whether a subscribe or re-subscribe for `key` waits for its answer.
+    pub(crate) fn has_subscription(&self, key: SubscriptionKey) -> bool {
+        self.entries.values().any(
+            |p| matches!(p.purpose, Purpose::Subscribe(_, k) | Purpose::Resubscribe(k) if k == key),
+        )
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

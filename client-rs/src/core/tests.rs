@@ -485,3 +485,74 @@ fn a_reconnect_without_welcome_is_dropped_and_retried() {
     ));
     assert_eq!(out.len(), 2);
 }
+
+#[test]
+fn a_subscription_ended_while_its_resubscribe_is_in_flight_is_released_on_the_server() {
+    let mut core = open(config());
+    let (_, store_key) = core.subscribe(
+        SubscriptionTarget::Store {
+            query: "q".into(),
+            params: None,
+        },
+        0,
+    );
+    let (_, rules_key) = core.subscribe(
+        SubscriptionTarget::Rules {
+            pattern: "a.*".into(),
+        },
+        0,
+    );
+    drain(&mut core);
+    core.frame_received(
+        r#"{"id":1,"type":"result","data":{"subscriptionId":"s1","data":[]}}"#,
+        1,
+    );
+    core.frame_received(
+        r#"{"id":2,"type":"result","data":{"subscriptionId":"r1"}}"#,
+        1,
+    );
+    drain(&mut core);
+
+    // Reconnect: both re-subscribes go out (ids 3 and 4).
+    core.connection_closed(2);
+    drain(&mut core);
+    core.handle_timeout(10_000);
+    drain(&mut core);
+    core.connection_opened(10_000);
+    core.frame_received(WELCOME, 10_000);
+    let frames = sent(&drain(&mut core));
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0]["type"], "store.subscribe");
+    assert_eq!(frames[1]["type"], "rules.subscribe");
+
+    // Both end before the server answers: nothing can be sent yet.
+    core.unsubscribe(store_key, 10_001);
+    core.unsubscribe(rules_key, 10_001);
+    assert_eq!(drain(&mut core), vec![]);
+    assert_eq!(core.subscription_count(), 0);
+
+    // The answers create server-side subscriptions: each is released at once, with no
+    // push and no error event.
+    core.frame_received(
+        r#"{"id":3,"type":"result","data":{"subscriptionId":"s2","data":[1]}}"#,
+        10_002,
+    );
+    core.frame_received(
+        r#"{"id":4,"type":"result","data":{"subscriptionId":"r2"}}"#,
+        10_002,
+    );
+    let out = drain(&mut core);
+    assert_eq!(
+        sent(&out),
+        vec![
+            json!({"id": 5, "type": "store.unsubscribe", "subscriptionId": "s2"}),
+            json!({"id": 6, "type": "rules.unsubscribe", "subscriptionId": "r2"}),
+        ]
+    );
+    assert_eq!(out.len(), 2, "only the two unsubscribes: {out:?}");
+    core.frame_received(
+        r#"{"type":"push","channel":"subscription","subscriptionId":"s2","data":[2]}"#,
+        10_003,
+    );
+    assert_eq!(drain(&mut core), vec![]);
+}
