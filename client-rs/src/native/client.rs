@@ -35,8 +35,10 @@ pub struct ClientOptions {
     pub reconnect: ReconnectPolicy,
     /// Answer server pings (default on).
     pub heartbeat_replies: bool,
-    /// Token for automatic `auth.login` after every reconnect. The first login is yours
-    /// to call ([`Auth::login`]); when set, it is also sent right after the first welcome.
+    /// Token for `auth.login`: [`Client::connect`] logs in with it right after the first
+    /// welcome (a rejected token fails the connect with the server's error), and the client
+    /// logs in again automatically after every reconnect, before re-subscribing. Without
+    /// it, call [`Auth::login`] yourself (that login is not repeated after a reconnect).
     pub auth_token: Option<String>,
     /// Seed of the reconnect jitter.
     pub jitter_seed: u64,

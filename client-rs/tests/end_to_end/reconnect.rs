@@ -275,6 +275,10 @@ async fn a_cut_connection_fails_requests_in_flight_and_never_retries_them() {
     assert_eq!(ids(&next("push", &mut all).await.unwrap()), ["t1"]);
     assert!(all.next().now_or_never().is_none(), "exactly one push");
     client.disconnect().await;
+    assert!(
+        within("the stream ends", all.next()).await.is_none(),
+        "a subscription stream ends when its client is closed"
+    );
     other.disconnect().await;
 }
 
