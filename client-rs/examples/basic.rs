@@ -1,5 +1,6 @@
 //! A runnable example: connect, watch lifecycle events, send a few requests and print the
-//! answers (today's server answers store/rules operations with errors, which is printed too).
+//! answers (errors are printed too: a server started without a `users` bucket answers
+//! BUCKET_NOT_DEFINED).
 //!
 //! ```text
 //! cargo run -p noex-server &                        # a server on ws://127.0.0.1:8080
