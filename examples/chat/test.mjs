@@ -1,0 +1,167 @@
+// End-to-end test of the chat example: the real noex-server with examples/chat/noex.json, the
+// page served on localhost, headless Chromium (playwright-core) with two panes = two wasm
+// clients, and a Node client checking what the rules and transactions did.
+//   node --test examples/chat/test.mjs     (after client-wasm/build-pkg, cargo build -p noex-server,
+//                                           npm ci in client-wasm/js-tests)
+// The screenshot goes to $NOEX_SCREENSHOT_DIR (default: a temp dir).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { createRequire } from 'node:module';
+import { mkdtemp, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NoexClient } from '../../client-wasm/pkg/index.js';
+import { serve } from './serve.mjs';
+import { createRoom, sendMessage, messageCount } from './web/chat.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+// playwright-core and ws are devDependencies of client-wasm/js-tests (npm ci there).
+const require = createRequire(path.join(root, 'client-wasm/js-tests/package.json'));
+const { chromium } = require('playwright-core');
+const WebSocket = require('ws');
+
+let server;
+let web;
+let browser;
+let node;
+let wsUrl;
+
+async function startServer() {
+  const bin = process.env.NOEX_SERVER_BIN
+    ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', 'noex-server');
+  const child = spawn(bin, ['--config', path.join(here, 'noex.json'), '--host', '127.0.0.1', '--port', '0', '--shutdown-grace-ms', '0'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = await once(createInterface({ input: child.stdout }), 'line');
+  assert.match(line, /^noex-server listening on ws:\/\//);
+  return { child, url: line.replace('noex-server listening on ', '').trim() };
+}
+
+before(async () => {
+  server = await startServer();
+  wsUrl = server.url;
+  web = await serve(0);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--disable-quic', '--no-first-run'],
+  });
+  node = await NoexClient.connect(wsUrl, { WebSocket });
+});
+
+after(async () => {
+  node?.disconnect();
+  await browser?.close();
+  await new Promise((resolve) => (web ? web.close(resolve) : resolve()));
+  if (server && server.child.exitCode === null) {
+    server.child.kill('SIGTERM');
+    await once(server.child, 'exit');
+  }
+});
+
+const texts = (page, user, selector) =>
+  page.$$eval(`[data-user="${user}"] ${selector}`, (nodes) => nodes.map((n) => n.textContent));
+
+/** Waits until the pane's elements matching `selector` have exactly these texts. */
+async function waitForTexts(page, user, selector, expected) {
+  await page.waitForFunction(([sel, want]) => {
+    const got = [...document.querySelectorAll(sel)].map((n) => n.textContent);
+    return JSON.stringify(got) === JSON.stringify(want);
+  }, [`[data-user="${user}"] ${selector}`, expected], { timeout: 10000 }).catch(async (e) => {
+    const shown = await page.$$eval(".error", (nodes) => nodes.map((n) => n.textContent).join(" | "));
+    throw new Error(`${user} ${selector}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(await texts(page, user, selector))}; errors shown: ${shown} (${e.message})`);
+  });
+}
+
+async function send(page, user, text) {
+  await page.fill(`[data-user="${user}"] .send .compose`, text);
+  await page.click(`[data-user="${user}"] .send button`);
+}
+
+test('two panes chat live; rules count messages and notify mentions; rooms are created atomically; presence follows join/leave', async () => {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  await page.goto(`http://127.0.0.1:${web.address().port}/?ws=${encodeURIComponent(wsUrl)}`);
+  await page.waitForFunction(() => window.chat?.ready || window.chat?.error);
+  assert.equal(await page.evaluate(() => window.chat.error), undefined);
+
+  // The page created #general in one transaction: the room and its system message.
+  for (const user of ['alice', 'bob']) {
+    await waitForTexts(page, user, '.messages li', ['alice created the room "General"']);
+    await waitForTexts(page, user, '.presence', ['here: alice, bob']);
+    await waitForTexts(page, user, '.counter', ['0 messages (rule)']);
+  }
+
+  // Alice types in her pane; the message reaches Bob's pane through his subscription.
+  await send(page, 'alice', 'hello @bob, welcome');
+  await waitForTexts(page, 'bob', '.messages li', ['alice created the room "General"', 'alicehello @bob, welcome']);
+  await waitForTexts(page, 'alice', '.messages li', ['alice created the room "General"', 'alicehello @bob, welcome']);
+  // The "mentions" rule emitted mention.bob; only Bob's pane shows it.
+  await waitForTexts(page, 'bob', '.notifications li', ['@alice mentioned you in #general: hello @bob, welcome']);
+  // The counter rules set the fact room:general:messages and announced it (room.counted) to both panes.
+  await waitForTexts(page, 'bob', '.counter', ['1 messages (rule)']);
+  await waitForTexts(page, 'alice', '.counter', ['1 messages (rule)']);
+  assert.equal(await messageCount(node, 'general'), 1);
+  assert.equal(await node.rules.getFact('room:general:lastFrom'), 'alice');
+
+  // Bob answers; Alice sees it; nobody mentioned, so no notification for Alice.
+  await send(page, 'bob', 'hi alice');
+  await waitForTexts(page, 'alice', '.messages li',
+    ['alice created the room "General"', 'alicehello @bob, welcome', 'bobhi alice']);
+  await waitForTexts(page, 'alice', '.counter', ['2 messages (rule)']);
+  assert.equal(await node.rules.getFact('room:general:lastFrom'), 'bob');
+  assert.deepEqual(await texts(page, 'alice', '.notifications li'), []);
+
+  // A message from a Node client (same chat.js, same package) shows up in both panes.
+  await sendMessage(node, { roomId: 'general', user: 'carol', text: '@alice @bob standup in 5' });
+  await waitForTexts(page, 'alice', '.notifications li', ['@carol mentioned you in #general: @alice @bob standup in 5']);
+  await waitForTexts(page, 'bob', '.notifications li', [
+    '@carol mentioned you in #general: @alice @bob standup in 5',
+    '@alice mentioned you in #general: hello @bob, welcome',
+  ]);
+  await waitForTexts(page, 'bob', '.counter', ['3 messages (rule)']);
+  assert.equal(await messageCount(node, 'general'), 3);
+
+  // Room creation is atomic: a taken id fails the whole transaction, so no second system message.
+  await assert.rejects(createRoom(node, { id: 'general', title: 'Again', user: 'carol' }), { code: 'ALREADY_EXISTS' });
+  const systemMessages = await node.store.bucket('messages').where({ roomId: 'general', kind: 'system' });
+  assert.equal(systemMessages.length, 1);
+  // ...and an invalid room (bad id) leaves neither a room nor a message behind.
+  await assert.rejects(createRoom(node, { id: 'Bad Id!', title: 'x', user: 'carol' }), { code: 'VALIDATION_ERROR' });
+  assert.equal(await node.store.bucket('messages').count({ roomId: 'Bad Id!' }), 0);
+
+  // Presence: Bob leaves, Alice's pane sees it; he joins again.
+  await page.click('[data-user="bob"] .leave');
+  await waitForTexts(page, 'alice', '.presence', ['here: alice']);
+  await page.click('[data-user="bob"] .leave');
+  await waitForTexts(page, 'alice', '.presence', ['here: alice, bob']);
+
+  // Bob creates a room from his pane: it appears in Alice's room list; Bob moves there.
+  await page.fill('[data-user="bob"] .create .room-id', 'random');
+  await page.fill('[data-user="bob"] .create .room-title', 'Random');
+  await page.click('[data-user="bob"] .create button');
+  await waitForTexts(page, 'bob', '.messages li', ['bob created the room "Random"']);
+  await waitForTexts(page, 'alice', '.room option', ['#general General', '#random Random']);
+  await waitForTexts(page, 'alice', '.presence', ['here: alice']);
+  await waitForTexts(page, 'bob', '.presence', ['here: bob']);
+  assert.deepEqual(await node.store.bucket('presence').all().then((rows) => rows.map((r) => [r.user, r.roomId]).sort()),
+    [['alice', 'general'], ['bob', 'random']]);
+  // Go back so the screenshot shows the conversation in both panes.
+  await page.selectOption('[data-user="bob"] .room', 'general');
+  await waitForTexts(page, 'alice', '.presence', ['here: alice, bob']);
+  await waitForTexts(page, 'bob', '.counter', ['3 messages (rule)']);
+
+  const dir = process.env.NOEX_SCREENSHOT_DIR ?? (await mkdtemp(path.join(tmpdir(), 'noex-chat-')));
+  await mkdir(dir, { recursive: true });
+  const shot = path.join(dir, 'chat-two-panes.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  console.log(`screenshot: ${shot}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
