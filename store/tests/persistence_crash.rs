@@ -77,6 +77,9 @@ fn crash_child() {
             .bucket("tally")
             .insert(o(json!({"id": "tx", "n": 0})))
             .expect("tally");
+        // The set-up must survive the first kill in batched mode too (the definitions
+        // are durable on return; the tally record is not until flushed).
+        store.flush().expect("flush set-up");
         println!("READY");
     }
     let writers: Vec<_> = (0..writers)
