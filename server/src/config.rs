@@ -133,7 +133,7 @@ impl PersistenceSection {
     }
 }
 
-/// `rules: {enabled?, rules: [rule, ...], storeBridge}`.
+/// `rules: {enabled?, rules: [rule, ...], storeBridge, connectionEvents}`.
 ///
 /// With `enabled` absent the library serves no rule engine (every `rules.*` answers
 /// `RULES_NOT_AVAILABLE`) while the `noex-server` binary turns it on unless started with
@@ -159,6 +159,12 @@ pub struct RulesSection {
     /// Forward every committed store change to the engine as the event
     /// `bucket.<name>.inserted|updated|deleted`.
     pub store_bridge: bool,
+    /// Emit connection lifecycle events into the engine (source `server`):
+    /// `connection.opened {connectionId, remoteAddress}`, `connection.login {connectionId,
+    /// userId, roles}`, `connection.logout {connectionId, userId}` (logout, expiry, or a
+    /// re-login as someone else) and `connection.closed {connectionId, remoteAddress,
+    /// userId}` (`userId` is `null` when anonymous), however the socket ended.
+    pub connection_events: bool,
 }
 
 /// `store: {name?, buckets: {NAME: bucket definition}, queries: {NAME: query definition}}`:
@@ -358,11 +364,13 @@ impl ServerConfig {
             );
         }
         if self.rules.enabled == Some(false)
-            && (!self.rules.rules.is_empty() || self.rules.store_bridge)
+            && (!self.rules.rules.is_empty()
+                || self.rules.store_bridge
+                || self.rules.connection_events)
         {
             return invalid(
                 "rules.enabled",
-                "is false but rules or the store bridge are configured",
+                "is false but rules, the store bridge or connection events are configured",
             );
         }
         self.persistence.store_config()?;

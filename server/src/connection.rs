@@ -102,6 +102,14 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         pong_since_ping: true,
         pong_deadline: None,
     };
+    crate::rules_ops::connection_event(
+        &shared,
+        "opened",
+        serde_json::json!({
+            "connectionId": format!("conn-{}", connection.registration.id()),
+            "remoteAddress": peer.ip().to_string(),
+        }),
+    );
     // `run` consumes the connection: when it returns, its subscriptions are dropped, which
     // cancels every one of them at its source, however the connection ended.
     connection.run(stream, lifecycle).await;
@@ -194,8 +202,27 @@ enum Flow {
 }
 
 impl Connection {
+    /// Serves the connection until it ends, then reports `connection.closed` (when
+    /// connection events are on) with the user logged in at that moment.
     async fn run(
         mut self,
+        stream: futures_util::stream::SplitStream<WebSocketStream<TcpStream>>,
+        lifecycle: tokio::sync::watch::Receiver<Lifecycle>,
+    ) {
+        self.serve(stream, lifecycle).await;
+        crate::rules_ops::connection_event(
+            &self.shared,
+            "closed",
+            serde_json::json!({
+                "connectionId": format!("conn-{}", self.registration.id()),
+                "remoteAddress": self.peer.ip().to_string(),
+                "userId": self.session.as_ref().map(|s| s.user_id.as_str()),
+            }),
+        );
+    }
+
+    async fn serve(
+        &mut self,
         mut stream: futures_util::stream::SplitStream<WebSocketStream<TcpStream>>,
         mut lifecycle: tokio::sync::watch::Receiver<Lifecycle>,
     ) {

@@ -110,6 +110,24 @@ fn set_session(connection: &mut Connection, session: Option<crate::auth::Session
     connection
         .registration
         .update(|entry| entry.user_id = user_id);
+    let conn_id = format!("conn-{}", connection.registration.id());
+    if let Some(old) = &connection.session {
+        let same_user = session.as_ref().is_some_and(|s| s.user_id == old.user_id);
+        if !same_user {
+            crate::rules_ops::connection_event(
+                &connection.shared,
+                "logout",
+                serde_json::json!({"connectionId": conn_id, "userId": old.user_id}),
+            );
+        }
+    }
+    if let Some(new) = &session {
+        crate::rules_ops::connection_event(
+            &connection.shared,
+            "login",
+            serde_json::json!({"connectionId": conn_id, "userId": new.user_id, "roles": new.roles}),
+        );
+    }
     connection.session = session;
 }
 

@@ -262,6 +262,22 @@ pub(crate) fn bridge_store(store: &Store, engine: &RuleEngine) -> u64 {
     })
 }
 
+/// Emits a connection lifecycle event (`connection.<what>`) into the engine when the
+/// config's `rules.connectionEvents` is on; a no-op otherwise.
+pub(crate) fn connection_event(shared: &crate::server::Shared, what: &str, data: Value) {
+    if !shared.config.rules.connection_events {
+        return;
+    }
+    let Some(engine) = &shared.rules else { return };
+    let options = EmitOptions {
+        source: Some("server".to_owned()),
+        ..EmitOptions::default()
+    };
+    if let Err(err) = engine.emit_with(&format!("connection.{what}"), data, options) {
+        tracing::warn!(%err, what, "connection event not emitted to the rule engine");
+    }
+}
+
 /// Side-table namespace of persisted facts (key: fact key, value: the fact).
 const FACTS: &str = "rules.facts";
 /// Side-table namespace of persisted rules (key: rule id, value: the rule).

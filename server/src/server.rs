@@ -330,10 +330,13 @@ impl ServerBuilder {
             if config.rules.store_bridge {
                 crate::rules_ops::bridge_store(&store, engine);
             }
-        } else if !config.rules.rules.is_empty() || config.rules.store_bridge {
+        } else if !config.rules.rules.is_empty()
+            || config.rules.store_bridge
+            || config.rules.connection_events
+        {
             return Err(StartError::Config(ConfigError::Invalid {
                 field: "rules.enabled",
-                message: "must be true when rules or the store bridge are configured",
+                message: "must be true when rules, the store bridge or connection events are configured",
             }));
         }
         let addr = format!("{}:{}", config.host, config.port);

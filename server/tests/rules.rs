@@ -420,3 +420,135 @@ async fn invalid_config_rules_stop_start_up() {
         .expect("refused");
     assert!(err.to_string().contains("rules.enabled"), "{err}");
 }
+
+/// `rules.connectionEvents`: open, login, re-login as someone else, logout and close of a
+/// connection reach the engine as `connection.*` events, and a rule keeps presence facts
+/// from them (the chat example's presence works this way).
+#[tokio::test]
+async fn connection_events_reach_the_engine_and_drive_presence_rules() {
+    let mut config = config();
+    config.rules.connection_events = true;
+    config.auth = Some(
+        serde_json::from_value(json!({
+            "required": false,
+            "tokens": {
+                "t-ann": {"userId": "ann", "roles": ["writer"]},
+                "t-bob": {"userId": "bob", "roles": ["writer"]}
+            }
+        }))
+        .expect("auth"),
+    );
+    config.rules.rules = vec![
+        json!({
+            "id": "online", "name": "Online",
+            "trigger": {"type": "event", "topic": "connection.login"},
+            "actions": [{"type": "set_fact", "key": "online:${event.userId}:${event.connectionId}", "value": true}]
+        }),
+        json!({
+            "id": "offline-logout", "name": "Offline on logout",
+            "trigger": {"type": "event", "topic": "connection.logout"},
+            "actions": [{"type": "delete_fact", "key": "online:${event.userId}:${event.connectionId}"}]
+        }),
+        json!({
+            "id": "offline-closed", "name": "Offline on close",
+            "trigger": {"type": "event", "topic": "connection.closed"},
+            "conditions": [{"source": {"type": "event", "field": "userId"}, "operator": "exists", "value": true}],
+            "actions": [{"type": "delete_fact", "key": "online:${event.userId}:${event.connectionId}"}]
+        }),
+    ];
+    let server = start(config).await;
+    let (mut watcher, _) = Client::connect(&server).await;
+    watcher
+        .ok("rules.subscribe", json!({"pattern": "connection.*"}))
+        .await;
+
+    let (mut b, _) = Client::connect(&server).await;
+    let opened = watcher.next_push().await;
+    assert_eq!(opened["data"]["topic"], "connection.opened");
+    let event = &opened["data"]["event"];
+    assert_eq!(event["source"], "server");
+    assert_eq!(event["data"]["remoteAddress"], "127.0.0.1");
+    let conn = event["data"]["connectionId"]
+        .as_str()
+        .expect("connectionId")
+        .to_owned();
+    assert!(conn.starts_with("conn-"), "{conn}");
+    let listed = watcher.ok("server.connections", json!({})).await;
+    assert!(
+        listed
+            .as_array()
+            .expect("connections")
+            .iter()
+            .any(|c| c["connectionId"] == conn.as_str()),
+        "the event's id is the one server.connections shows: {listed}"
+    );
+
+    b.ok("auth.login", json!({"token": "t-ann"})).await;
+    let login = watcher.next_push().await;
+    assert_eq!(login["data"]["topic"], "connection.login");
+    assert_eq!(login["data"]["event"]["data"]["userId"], "ann");
+    assert_eq!(login["data"]["event"]["data"]["roles"], json!(["writer"]));
+    let ann_key = format!("online:ann:{conn}");
+    assert_eq!(
+        watcher.ok("rules.getFact", json!({"key": ann_key})).await,
+        true
+    );
+
+    // Re-login as someone else: ann logs out, bob logs in.
+    b.ok("auth.login", json!({"token": "t-bob"})).await;
+    let out = watcher.next_push().await;
+    assert_eq!(out["data"]["topic"], "connection.logout");
+    assert_eq!(out["data"]["event"]["data"]["userId"], "ann");
+    let login = watcher.next_push().await;
+    assert_eq!(login["data"]["topic"], "connection.login");
+    assert_eq!(login["data"]["event"]["data"]["userId"], "bob");
+    assert_eq!(
+        watcher.ok("rules.getFact", json!({"key": ann_key})).await,
+        Value::Null
+    );
+
+    // The socket ends without a logout: the close still carries the user.
+    drop(b);
+    let closed = watcher.next_push().await;
+    assert_eq!(closed["data"]["topic"], "connection.closed");
+    assert_eq!(
+        closed["data"]["event"]["data"]["connectionId"],
+        conn.as_str()
+    );
+    assert_eq!(closed["data"]["event"]["data"]["userId"], "bob");
+    let online = watcher
+        .ok("rules.queryFacts", json!({"pattern": "online:*:*"}))
+        .await;
+    assert_eq!(online, json!([]), "presence facts are gone after the close");
+
+    // An anonymous connection's close has userId null.
+    let (c, _) = Client::connect(&server).await;
+    assert_eq!(
+        watcher.next_push().await["data"]["topic"],
+        "connection.opened"
+    );
+    drop(c);
+    let closed = watcher.next_push().await;
+    assert_eq!(closed["data"]["topic"], "connection.closed");
+    assert_eq!(closed["data"]["event"]["data"]["userId"], Value::Null);
+}
+
+#[tokio::test]
+async fn connection_events_are_off_by_default() {
+    let mut config = config();
+    config.rules.rules = vec![json!({
+        "id": "saw", "name": "Saw a connection event",
+        "trigger": {"type": "event", "topic": "connection.*"},
+        "actions": [{"type": "set_fact", "key": "saw:${event.connectionId}", "value": true}]
+    })];
+    let server = start(config).await;
+    let (other, _) = Client::connect(&server).await;
+    drop(other);
+    // Every connection has ended, so a `connection.closed` would have been emitted.
+    server.wait_idle().await;
+    let (mut c, _) = Client::connect(&server).await;
+    assert_eq!(
+        c.ok("rules.queryFacts", json!({"pattern": "saw:*"})).await,
+        json!([])
+    );
+}
