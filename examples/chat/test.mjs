@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NoexClient } from '../../client-wasm/pkg/index.js';
 import { serve } from './serve.mjs';
-import { createRoom, sendMessage, messageCount } from './web/chat.js';
+import { createRoom, sendMessage, messageCount, onlineUsers, demoToken } from './web/chat.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -36,7 +36,11 @@ async function startServer() {
     ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', 'noex-server');
   const child = spawn(bin, ['--config', path.join(here, 'noex.json'), '--host', '127.0.0.1', '--port', '0', '--shutdown-grace-ms', '0'],
     { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = await once(createInterface({ input: child.stdout }), 'line');
+  // A server that cannot start (bad config, old binary) exits: fail with its status, don't hang.
+  const [line] = await Promise.race([
+    once(createInterface({ input: child.stdout }), 'line'),
+    once(child, 'exit').then(([code]) => { throw new Error(`noex-server exited with ${code} before listening (stderr above)`); }),
+  ]);
   assert.match(line, /^noex-server listening on ws:\/\//);
   return { child, url: line.replace('noex-server listening on ', '').trim() };
 }
@@ -50,7 +54,8 @@ before(async () => {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--disable-quic', '--no-first-run'],
   });
-  node = await NoexClient.connect(wsUrl, { WebSocket });
+  // The Node side is carol (a member like the panes), so she is online throughout.
+  node = await NoexClient.connect(wsUrl, { WebSocket, authToken: demoToken('carol') });
 });
 
 after(async () => {
@@ -82,7 +87,7 @@ async function send(page, user, text) {
   await page.click(`[data-user="${user}"] .send button`);
 }
 
-test('two panes chat live; rules count messages and notify mentions; rooms are created atomically; presence follows join/leave', async () => {
+test('two panes chat live; rules count messages and notify mentions; rooms are created atomically; presence follows logins and sockets', async () => {
   const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -94,7 +99,7 @@ test('two panes chat live; rules count messages and notify mentions; rooms are c
   // The page created #general in one transaction: the room and its system message.
   for (const user of ['alice', 'bob']) {
     await waitForTexts(page, user, '.messages li', ['alice created the room "General"']);
-    await waitForTexts(page, user, '.presence', ['here: alice, bob']);
+    await waitForTexts(page, user, '.presence', ['online: alice, bob, carol']);
     await waitForTexts(page, user, '.counter', ['0 messages (rule)']);
   }
 
@@ -136,11 +141,31 @@ test('two panes chat live; rules count messages and notify mentions; rooms are c
   await assert.rejects(createRoom(node, { id: 'Bad Id!', title: 'x', user: 'carol' }), { code: 'VALIDATION_ERROR' });
   assert.equal(await node.store.bucket('messages').count({ roomId: 'Bad Id!' }), 0);
 
-  // Presence: Bob leaves, Alice's pane sees it; he joins again.
+  // Members cannot forge presence or emit other topics (permissions in noex.json).
+  await assert.rejects(node.rules.setFact('online:mallory:conn-1', true), { code: 'FORBIDDEN' });
+  await assert.rejects(node.rules.emit('presence.changed', { userId: 'mallory' }), { code: 'FORBIDDEN' });
+  await assert.rejects(node.store.defineBucket('x', { key: 'id', schema: { id: { type: 'string' } } }), { code: 'FORBIDDEN' });
+
+  // Presence from the server's connection events: Bob logs out, Alice's pane sees it; he logs in again.
   await page.click('[data-user="bob"] .leave');
-  await waitForTexts(page, 'alice', '.presence', ['here: alice']);
+  await waitForTexts(page, 'alice', '.presence', ['online: alice, carol']);
+  await waitForTexts(page, 'bob', '.presence', ['logged out']);
   await page.click('[data-user="bob"] .leave');
-  await waitForTexts(page, 'alice', '.presence', ['here: alice, bob']);
+  await waitForTexts(page, 'alice', '.presence', ['online: alice, bob, carol']);
+  await waitForTexts(page, 'bob', '.presence', ['online: alice, bob, carol']);
+
+  // A client that vanishes without logging out or closing (a crashed browser): its socket is
+  // destroyed, the server emits connection.closed, the rule drops its presence.
+  const dave = new WebSocket(wsUrl);
+  await once(dave, 'open');
+  const answers = [];
+  dave.on('message', (raw) => { const m = JSON.parse(raw); if (m.type === 'result' || m.type === 'error') answers.push(m); });
+  dave.send(JSON.stringify({ id: 1, type: 'auth.login', token: demoToken('dave') }));
+  await waitForTexts(page, 'alice', '.presence', ['online: alice, bob, carol, dave']);
+  assert.deepEqual(answers.map((a) => a.type), ['result']);
+  dave.terminate();
+  await waitForTexts(page, 'alice', '.presence', ['online: alice, bob, carol']);
+  assert.deepEqual(await onlineUsers(node), ['alice', 'bob', 'carol']);
 
   // Bob creates a room from his pane: it appears in Alice's room list; Bob moves there.
   await page.fill('[data-user="bob"] .create .room-id', 'random');
@@ -148,13 +173,8 @@ test('two panes chat live; rules count messages and notify mentions; rooms are c
   await page.click('[data-user="bob"] .create button');
   await waitForTexts(page, 'bob', '.messages li', ['bob created the room "Random"']);
   await waitForTexts(page, 'alice', '.room option', ['#general General', '#random Random']);
-  await waitForTexts(page, 'alice', '.presence', ['here: alice']);
-  await waitForTexts(page, 'bob', '.presence', ['here: bob']);
-  assert.deepEqual(await node.store.bucket('presence').all().then((rows) => rows.map((r) => [r.user, r.roomId]).sort()),
-    [['alice', 'general'], ['bob', 'random']]);
   // Go back so the screenshot shows the conversation in both panes.
   await page.selectOption('[data-user="bob"] .room', 'general');
-  await waitForTexts(page, 'alice', '.presence', ['here: alice, bob']);
   await waitForTexts(page, 'bob', '.counter', ['3 messages (rule)']);
 
   const dir = process.env.NOEX_SCREENSHOT_DIR ?? (await mkdtemp(path.join(tmpdir(), 'noex-chat-')));

@@ -2,11 +2,12 @@
 // (its own WebSocket). Everything shown comes from live subscriptions:
 //   rooms          store.subscribe('rooms')                          room list
 //   messages       store.subscribe('room-messages', {roomId})        the room's messages
-//   presence       store.subscribe('room-presence', {roomId})        who is in the room
+//   online         rules.subscribe('presence.changed') + queryFacts  kept by the presence rules
+//                  from the server's connection.login/logout/closed events
 //   mentions       rules.subscribe('mention.<user>')                 emitted by the "mentions" rule
 //   counter        rules.subscribe('room.counted') + rules.getFact   kept by the counter rules
 import { NoexClient } from '/pkg/index.js';
-import { createRoom, sendMessage, join, leave, messageCount } from './chat.js';
+import { createRoom, sendMessage, messageCount, onlineUsers, demoToken } from './chat.js';
 
 const params = new URLSearchParams(location.search);
 const url = params.get('ws') ?? `ws://${location.hostname}:8080/`;
@@ -29,15 +30,24 @@ async function mountPane(user) {
   $('.user').textContent = user;
   const showError = (e) => { $('.error').textContent = e ? `${e.code ?? 'ERROR'}: ${e.message}` : ''; };
 
-  const client = await NoexClient.connect(url);
-  const state = { client, roomId: null, joined: false, unsubscribe: [] };
+  // authToken: the client logs in now and again after every reconnect, and each login is a
+  // connection.login event for the presence rules.
+  const client = await NoexClient.connect(url, { authToken: demoToken(user) });
+  const state = { client, roomId: null, loggedIn: true, unsubscribe: [] };
   window.chat.panes[user] = state;
   client.on('disconnected', () => { $('.state').textContent = 'disconnected'; });
-  client.on('reconnected', () => {
-    $('.state').textContent = 'connected';
-    // Presence is not tied to the socket: rejoin after a reconnect.
-    if (state.joined) join(client, { roomId: state.roomId, user }).catch(showError);
-  });
+  client.on('reconnected', () => { $('.state').textContent = 'connected'; });
+
+  const showOnline = async () => {
+    if (!state.loggedIn) {
+      $('.presence').textContent = 'logged out';
+      return;
+    }
+    const online = await onlineUsers(client);
+    $('.presence').textContent = online.length ? `online: ${online.join(', ')}` : 'nobody online';
+  };
+  state.showOnline = showOnline;
+  await client.rules.subscribe('presence.changed', () => { showOnline().catch(showError); });
 
   const select = $('.room');
   await client.store.subscribe('rooms', (rooms) => {
@@ -76,28 +86,24 @@ async function mountPane(user) {
       }));
       list.scrollTop = list.scrollHeight;
     }));
-    state.unsubscribe.push(await client.store.subscribe('room-presence', { roomId }, (present) => {
-      $('.presence').textContent = present.length ? `here: ${present.map((p) => p.user).join(', ')}` : 'nobody here';
-    }));
     setCounter(await messageCount(client, roomId));
-    await join(client, { roomId, user });
-    state.joined = true;
-    $('.leave').textContent = 'Leave';
   }
   state.enter = enter;
 
   select.addEventListener('change', () => enter(select.value).then(() => showError(null), showError));
   $('.leave').addEventListener('click', async () => {
     try {
-      if (state.joined) {
-        await leave(client, { user });
-        state.joined = false;
-        $('.leave').textContent = 'Join';
+      // Log out / log in on the same socket: connection.logout / connection.login events.
+      if (state.loggedIn) {
+        await client.auth.logout();
+        state.loggedIn = false;
+        $('.leave').textContent = 'Log in';
       } else {
-        await join(client, { roomId: state.roomId, user });
-        state.joined = true;
-        $('.leave').textContent = 'Leave';
+        await client.auth.login(demoToken(user));
+        state.loggedIn = true;
+        $('.leave').textContent = 'Log out';
       }
+      await showOnline();
       showError(null);
     } catch (e) { showError(e); }
   });
@@ -124,7 +130,6 @@ async function mountPane(user) {
       showError(null);
     } catch (e) { showError(e); }
   });
-  addEventListener('pagehide', () => { if (state.joined) leave(client, { user }).catch(() => {}); });
 
   $('.state').textContent = 'connected';
   return state;
@@ -140,6 +145,7 @@ try {
     if (e.code !== 'ALREADY_EXISTS') throw e;
   }
   for (const pane of panes) await pane.enter('general');
+  for (const pane of panes) await pane.showOnline();
   status.textContent = `connected to ${url} (protocol ${panes[0].client.welcome.version})`;
   window.chat.ready = true;
 } catch (e) {

@@ -37,21 +37,20 @@ export async function sendMessage(client, { roomId, user, text }) {
   return message;
 }
 
-/**
- * Presence: one record per user in the `presence` bucket saying which room they are in.
- * Joining replaces the user's record atomically (delete + insert in one transaction), so
- * watchers of the old and the new room see the move at once.
- */
-export async function join(client, { roomId, user }) {
-  await client.store.transaction([
-    { op: 'delete', bucket: 'presence', key: user },
-    { op: 'insert', bucket: 'presence', data: { user, roomId } },
-  ]);
+/** The demo token of a user (the static token table in noex.json: demo-alice ... demo-dave). */
+export function demoToken(user) {
+  return `demo-${user}`;
 }
 
-/** Presence: the user left (the page calls it on "Leave" and when it is closed). */
-export async function leave(client, { user }) {
-  await client.store.bucket('presence').delete(user);
+/**
+ * Who is online: the server emits connection.login / logout / closed events (noex.json
+ * `rules.connectionEvents`), and the presence rules keep one fact `online:<user>:<connection>`
+ * per logged-in connection. A browser that crashes loses its socket, so its fact goes too.
+ * Resolves to the sorted, distinct user names.
+ */
+export async function onlineUsers(client) {
+  const facts = await client.rules.queryFacts('online:*:*');
+  return [...new Set(facts.map((fact) => fact.key.split(':')[1]))].sort();
 }
 
 /** The room's message counter kept by the rules (a fact), or null before the first message. */
