@@ -38,7 +38,8 @@ pub use config::{
 pub use error::ServerError;
 pub use permissions::{
     Decision, DefaultPolicy, Patterns, PermissionCheck, PermissionRule, PermissionsConfig, Tier,
-    extract_resource, match_pattern, operation_tier,
+    extract_resource, is_allowed, is_allowed_touching, match_pattern, operation_tier,
+    transaction_buckets,
 };
 pub use rate_limit::RateLimiter;
 pub use registry::{ConnectionBuffer, ConnectionEntry, ConnectionRegistry};

@@ -193,11 +193,39 @@ pub fn extract_resource<'a>(op_type: &str, fields: &'a Map<String, Value>) -> &'
 }
 
 /// Whether `session` may run `op_type` on `resource`: the tier check, then the hook, then
-/// the declarative rules, then the default.
+/// the declarative rules, then the default. Same as [`is_allowed_touching`] with no
+/// transaction buckets.
 pub fn is_allowed(
     session: &Session,
     op_type: &str,
     resource: &str,
+    policy: &PermissionsConfig,
+    hook: Option<&dyn PermissionCheck>,
+) -> bool {
+    is_allowed_touching(session, op_type, resource, &[], policy, hook)
+}
+
+/// [`is_allowed`] for a request that touches several buckets: a `store.transaction`
+/// (resource `*`, as the protocol says) passes a declarative rule restricted to `buckets`
+/// when every bucket its operations name is in that list. A rule without `buckets` allows
+/// the transaction whatever it touches, as in the original.
+///
+/// ```
+/// use noex_server::{PermissionsConfig, Session, is_allowed_touching};
+/// let policy: PermissionsConfig = serde_json::from_value(serde_json::json!({
+///     "default": "deny",
+///     "rules": [{"role": "agent", "allow": ["store.transaction"], "buckets": ["metrics"]}]
+/// })).unwrap();
+/// let agent = Session { user_id: "a".into(), roles: vec!["agent".into()], expires_at: None };
+/// assert!(is_allowed_touching(&agent, "store.transaction", "*", &["metrics"], &policy, None));
+/// assert!(!is_allowed_touching(&agent, "store.transaction", "*", &["metrics", "users"], &policy, None));
+/// assert!(!is_allowed_touching(&agent, "store.transaction", "*", &[], &policy, None));
+/// ```
+pub fn is_allowed_touching(
+    session: &Session,
+    op_type: &str,
+    resource: &str,
+    touched_buckets: &[&str],
     policy: &PermissionsConfig,
     hook: Option<&dyn PermissionCheck>,
 ) -> bool {
@@ -216,19 +244,47 @@ pub fn is_allowed(
     let matched = policy.rules.iter().any(|rule| {
         session.roles.contains(&rule.role)
             && rule.allow.matches(op_type)
-            && resource_allowed(rule, op_type, resource)
+            && resource_allowed(rule, op_type, resource, touched_buckets)
     });
     matched || policy.default == DefaultPolicy::Allow
 }
 
-fn resource_allowed(rule: &PermissionRule, op_type: &str, resource: &str) -> bool {
+fn resource_allowed(
+    rule: &PermissionRule,
+    op_type: &str,
+    resource: &str,
+    touched_buckets: &[&str],
+) -> bool {
     if let (Some(buckets), true) = (&rule.buckets, op_type.starts_with("store.")) {
+        if op_type == "store.transaction" && !touched_buckets.is_empty() {
+            return touched_buckets
+                .iter()
+                .all(|t| buckets.iter().any(|b| b == t));
+        }
         return buckets.iter().any(|b| b == resource);
     }
     if let (Some(topics), true) = (&rule.topics, op_type.starts_with("rules.")) {
         return topics.iter().any(|t| match_pattern(t, resource));
     }
     true
+}
+
+/// The buckets named by a `store.transaction`'s operations (empty for anything else, or
+/// when `operations` is malformed: validation answers that later).
+pub fn transaction_buckets<'a>(op_type: &str, fields: &'a Map<String, Value>) -> Vec<&'a str> {
+    if op_type != "store.transaction" {
+        return Vec::new();
+    }
+    let mut buckets: Vec<&str> = fields
+        .get("operations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|op| op.get("bucket").and_then(Value::as_str))
+        .collect();
+    buckets.sort_unstable();
+    buckets.dedup();
+    buckets
 }
 
 #[cfg(test)]

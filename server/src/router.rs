@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::connection::Connection;
 use crate::error::ServerError;
-use crate::permissions::{extract_resource, is_allowed};
+use crate::permissions::{extract_resource, is_allowed_touching, transaction_buckets};
 use crate::registry::ConnectionEntry;
 use crate::server::AuthRuntime;
 
@@ -43,10 +43,12 @@ pub(crate) async fn handle(
     }
     if let (Some(auth), Some(session), false) = (&shared.auth, &connection.session, is_auth_op) {
         let resource = extract_resource(op_type, &request.fields);
-        if !is_allowed(
+        let touched = transaction_buckets(op_type, &request.fields);
+        if !is_allowed_touching(
             session,
             op_type,
             resource,
+            &touched,
             &auth.permissions,
             auth.hook.as_deref(),
         ) {

@@ -574,3 +574,57 @@ async fn a_panicking_validator_is_an_internal_error_and_the_connection_lives_on(
     let (_other, welcome) = Client::connect(&server).await;
     assert_eq!(welcome["type"], "welcome", "the server is unaffected");
 }
+
+/// A declarative rule limited to some buckets allows a `store.transaction` whose every
+/// operation names one of them, and refuses one that reaches outside (the resource stays
+/// `*` in the message, as the protocol says).
+#[tokio::test]
+async fn bucket_limited_rules_check_every_bucket_of_a_transaction() {
+    let mut auth = static_auth();
+    auth.permissions = serde_json::from_value(json!({
+        "default": "deny",
+        "rules": [{"role": "agent", "allow": ["store.transaction", "store.insert"], "buckets": ["metrics", "events"]}]
+    }))
+    .expect("policy");
+    let mut config = local_config();
+    config.store = serde_json::from_value(json!({"buckets": {
+        "metrics": {"key": "id", "schema": {"id": {"type": "number", "generated": "autoincrement"}}},
+        "events": {"key": "id", "schema": {"id": {"type": "number", "generated": "autoincrement"}}},
+        "users": {"key": "id", "schema": {"id": {"type": "number", "generated": "autoincrement"}}}
+    }}))
+    .expect("store");
+    let (server, _clock) = start_with(config, auth).await;
+    let (mut c, _) = Client::connect(&server).await;
+    login(&mut c, "agent-t").await;
+    let ok = c
+        .ok(
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insert", "bucket": "metrics", "data": {}},
+                {"op": "insert", "bucket": "events", "data": {}}
+            ]}),
+        )
+        .await;
+    assert_eq!(ok["results"].as_array().map(Vec::len), Some(2));
+    let (code, message, _) = c
+        .fail(
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insert", "bucket": "metrics", "data": {}},
+                {"op": "insert", "bucket": "users", "data": {}}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("FORBIDDEN", "No permission for store.transaction on *")
+    );
+    assert_eq!(
+        server.store().bucket("users").count(None).expect("count"),
+        0
+    );
+    assert_eq!(
+        server.store().bucket("metrics").count(None).expect("count"),
+        1
+    );
+}
