@@ -13,3 +13,7 @@ mod native;
 pub use error::ClientError;
 #[cfg(feature = "native")]
 pub use native::*;
+/// The wire types (re-exported so users need no direct dependency on `noex-protocol`).
+pub use noex_protocol as protocol;
+/// One operation of a store transaction (`client.store().transaction(ops)`).
+pub use noex_protocol::TransactionOp;
