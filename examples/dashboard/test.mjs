@@ -223,7 +223,7 @@ test('the Rust agent writes metrics; the page shows the live aggregates and char
   assert.match(badToken.stderr, /dashboard-agent: error: login with --token was rejected by .*: UNAUTHORIZED: Invalid token/);
   const asViewer = await runAgent(['--token', 'viewer-secret', '--count', '1']);
   assert.equal(asViewer.code, 1);
-  assert.match(asViewer.stderr, /dashboard-agent: error: inserting cpu of web-1 into "metrics" failed: FORBIDDEN: No permission for store.insert on metrics/);
+  assert.match(asViewer.stderr, /dashboard-agent: error: writing round 1 into "metrics" failed: FORBIDDEN: No permission for store.transaction on \*/);
   const badHost = await runAgent(['--hosts', 'Web 1', '--count', '1']);
   assert.equal(badHost.code, 2);
   assert.match(badHost.stderr, /--hosts: "Web 1" is not a valid host name/);

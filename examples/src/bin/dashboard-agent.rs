@@ -1,8 +1,8 @@
 //! `dashboard-agent`: the metrics agent of the dashboard example (`examples/dashboard`).
 //!
 //! It connects to a noex server with the native Rust client, logs in with an agent token (role
-//! `agent`: may only insert into the `metrics` bucket) and, every `--interval-ms`, inserts one
-//! `cpu`, `mem` and `requests` sample for each of `--hosts`. The dashboard page sees them
+//! `agent`: may only write the `metrics` bucket) and, every `--interval-ms`, writes one
+//! `cpu`, `mem` and `requests` sample for each of `--hosts`, the whole round in one transaction. The dashboard page sees them
 //! through its live subscriptions (averages / maxima per host, sample counts, the chart).
 //!
 //! ```text
@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use noex_client::{Client, ClientError, ClientOptions};
+use noex_client::{Client, ClientError, ClientOptions, TransactionOp};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -214,7 +214,6 @@ struct Totals {
 
 /// Runs the rounds until `--count` is reached or Ctrl-C.
 async fn run(args: &Args, client: &Client, totals: &mut Totals) -> Result<(), Fatal> {
-    let metrics = client.store().bucket::<Value>("metrics");
     let mut noise = Noise::new(args.seed.unwrap_or_else(now_ms));
     let mut failing_since: Option<tokio::time::Instant> = None;
     let ctrl_c = tokio::signal::ctrl_c();
@@ -224,46 +223,65 @@ async fn run(args: &Args, client: &Client, totals: &mut Totals) -> Result<(), Fa
         let at = now_ms();
         let mut line = Vec::new();
         let mut round_failed = false;
-        'round: for (host_index, host) in args.hosts.iter().enumerate() {
+        // The whole round (every metric of every host) is one transaction: a viewer never
+        // sees half a round, and a failed round writes nothing.
+        let mut operations = Vec::new();
+        for (host_index, host) in args.hosts.iter().enumerate() {
             let mut values = Vec::new();
-            for (metric_index, name) in METRICS.into_iter().enumerate() {
+            for name in METRICS {
                 let sample = Sample {
                     host: host.clone(),
                     name,
                     value: synthetic_value(name, host_index, round, &mut noise),
                     at,
                 };
-                match metrics.insert(&sample).await {
-                    Ok(stored) => {
-                        if stored.get("id").and_then(Value::as_u64).is_none() {
-                            return Err(Fatal(format!(
-                                "the server stored a sample without a numeric id: {stored}"
-                            )));
-                        }
-                        totals.written += 1;
-                        values.push(format!("{name}={}", sample.value));
-                    }
-                    Err(e) if is_transient(&e) => {
-                        // The rest of the round would fail the same way: skip it.
-                        let left = (args.hosts.len() - host_index) * METRICS.len() - metric_index;
-                        totals.failed += left as u64;
-                        round_failed = true;
-                        eprintln!(
-                            "dashboard-agent: warning: round {} skipped, {left} sample(s) not written: {} (the client reconnects by itself)",
-                            round + 1,
-                            describe(&e)
-                        );
-                        break 'round;
-                    }
-                    Err(e) => {
+                values.push(format!("{name}={}", sample.value));
+                let data = match serde_json::to_value(&sample) {
+                    Ok(Value::Object(data)) => data,
+                    other => {
                         return Err(Fatal(format!(
-                            "inserting {name} of {host} into \"metrics\" failed: {}",
-                            describe(&e)
+                            "a sample did not serialize to an object: {other:?}"
                         )));
                     }
-                }
+                };
+                operations.push(TransactionOp::Insert {
+                    bucket: "metrics".to_owned(),
+                    data,
+                });
             }
             line.push(format!("{host} {}", values.join(" ")));
+        }
+        let samples = operations.len() as u64;
+        match client.store().transaction(operations).await {
+            Ok(result) => {
+                let ids = result
+                    .results
+                    .iter()
+                    .filter(|r| r.data.get("id").and_then(Value::as_u64).is_some())
+                    .count() as u64;
+                if ids != samples {
+                    return Err(Fatal(format!(
+                        "the server stored {ids} of {samples} samples with a numeric id"
+                    )));
+                }
+                totals.written += samples;
+            }
+            Err(e) if is_transient(&e) => {
+                totals.failed += samples;
+                round_failed = true;
+                eprintln!(
+                    "dashboard-agent: warning: round {} skipped, {samples} sample(s) not written: {} (the client reconnects by itself)",
+                    round + 1,
+                    describe(&e)
+                );
+            }
+            Err(e) => {
+                return Err(Fatal(format!(
+                    "writing round {} into \"metrics\" failed: {}",
+                    round + 1,
+                    describe(&e)
+                )));
+            }
         }
         totals.rounds += 1;
         if !args.quiet && !round_failed {
