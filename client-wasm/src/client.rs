@@ -308,6 +308,11 @@ impl Inner {
                         actions.push(Action::Call(sub.callback.clone(), json_to_js(&data)));
                     }
                 }
+                // A failed re-subscription after a reconnect: the callback gets nothing
+                // more; the reason reaches the `error` event handlers (Output::Event).
+                Output::SubscriptionEnded { key, .. } => {
+                    self.subscribers.remove(&key);
+                }
                 Output::Event(event) => self.lifecycle(event, &mut actions),
                 Output::Connect => {
                     self.open_socket(rc, now);

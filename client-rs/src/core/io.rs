@@ -21,6 +21,8 @@ pub struct CoreConfig {
     /// Answer server pings automatically.
     pub heartbeat_replies: bool,
     /// Token sent with `auth.login` after every reconnect (set it to log in automatically).
+    /// A successful user `auth.login` replaces it and a successful `auth.logout` clears it,
+    /// so the session the user chose last is the one restored after a reconnect.
     pub auth_token: Option<String>,
     /// Seed of the jitter generator.
     pub jitter_seed: u64,
@@ -90,6 +92,15 @@ pub enum Output {
         key: SubscriptionKey,
         /// The data (`{topic, event}` for rules).
         data: Value,
+    },
+    /// A subscription ended on the client's side: its re-subscription after a reconnect
+    /// failed (e.g. the query is gone, or the session lost the permission). The core has
+    /// forgotten it; no more [`Output::Push`] comes for `key`.
+    SubscriptionEnded {
+        /// The local subscription.
+        key: SubscriptionKey,
+        /// Why it ended.
+        error: ClientError,
     },
     /// A lifecycle event.
     Event(LifecycleEvent),

@@ -284,7 +284,12 @@ impl ClientCore {
     /// ```
     pub fn request(&mut self, operation: Operation, now_ms: u64) -> RequestHandle {
         let handle = self.new_handle();
-        self.send(operation, Purpose::User(handle), now_ms);
+        let purpose = match &operation {
+            Operation::Auth(AuthOp::Login { token }) => Purpose::Login(handle, token.clone()),
+            Operation::Auth(AuthOp::Logout) => Purpose::Logout(handle),
+            _ => Purpose::User(handle),
+        };
+        self.send(operation, purpose, now_ms);
         handle
     }
 
@@ -468,8 +473,8 @@ impl ClientCore {
                 }
                 self.out.push_back(Output::Resolve { handle, result });
             }
-            Purpose::Resubscribe(key) => match result {
-                Ok(data) => match self.record_subscription(key, data) {
+            Purpose::Resubscribe(key) => {
+                match result.and_then(|data| self.record_subscription(key, data)) {
                     Ok(data) => {
                         if matches!(
                             self.subs.target(key),
@@ -478,10 +483,30 @@ impl ClientCore {
                             self.out.push_back(Output::Push { key, data });
                         }
                     }
-                    Err(e) => self.emit(LifecycleEvent::Error(e)),
-                },
-                Err(e) => self.emit(LifecycleEvent::Error(e)),
-            },
+                    Err(error) => {
+                        // The subscription cannot deliver any more: end it where the
+                        // user sees it instead of leaving it silent.
+                        self.subs.remove(key);
+                        self.out.push_back(Output::SubscriptionEnded {
+                            key,
+                            error: error.clone(),
+                        });
+                        self.emit(LifecycleEvent::Error(error));
+                    }
+                }
+            }
+            Purpose::Login(handle, token) => {
+                if result.is_ok() {
+                    self.config.auth_token = Some(token);
+                }
+                self.out.push_back(Output::Resolve { handle, result });
+            }
+            Purpose::Logout(handle) => {
+                if result.is_ok() {
+                    self.config.auth_token = None;
+                }
+                self.out.push_back(Output::Resolve { handle, result });
+            }
             Purpose::Relogin => {
                 if let Err(e) = result {
                     self.emit(LifecycleEvent::Error(e));

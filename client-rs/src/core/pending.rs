@@ -18,6 +18,10 @@ pub(crate) enum Purpose {
     Subscribe(RequestHandle, SubscriptionKey),
     /// Re-subscription after a reconnect: record the server id, push fresh data.
     Resubscribe(SubscriptionKey),
+    /// A user `auth.login`: on success the token is kept for re-login after reconnects.
+    Login(RequestHandle, String),
+    /// A user `auth.logout`: on success no token is replayed after reconnects.
+    Logout(RequestHandle),
     /// Automatic re-login after a reconnect.
     Relogin,
     /// Fire-and-forget (unsubscribe): answers are ignored.

@@ -375,7 +375,7 @@ fn failed_relogin_and_resubscribe_are_reported() {
         auth_token: Some("bad".into()),
         ..config()
     });
-    core.subscribe(
+    let (_, sub_key) = core.subscribe(
         SubscriptionTarget::Store {
             query: "q".into(),
             params: None,
@@ -408,13 +408,116 @@ fn failed_relogin_and_resubscribe_are_reported() {
             ..
         }))
     ));
+    // The subscription that could not be restored ends where its user sees it...
     assert!(matches!(
         &out[1],
+        Output::SubscriptionEnded {
+            key,
+            error: ClientError::Server {
+                code: ErrorCode::QueryNotDefined,
+                ..
+            }
+        } if *key == sub_key
+    ));
+    assert!(matches!(
+        &out[2],
         Output::Event(LifecycleEvent::Error(ClientError::Server {
             code: ErrorCode::QueryNotDefined,
             ..
         }))
     ));
+    // ...and is forgotten: a late push for its old id and the next reconnect do nothing for it.
+    core.frame_received(
+        r#"{"type":"push","channel":"subscription","subscriptionId":"s1","data":[1]}"#,
+        600,
+    );
+    assert_eq!(drain(&mut core), vec![]);
+    core.connection_closed(700);
+    core.handle_timeout(core.next_timeout().unwrap_or(700));
+    core.connection_opened(1500);
+    core.frame_received(WELCOME, 1500);
+    let frames = sent(&drain(&mut core));
+    assert!(
+        frames.iter().all(|f| f["type"] != "store.subscribe"),
+        "{frames:?}"
+    );
+}
+
+#[test]
+fn a_runtime_login_is_replayed_after_reconnects_until_logout() {
+    let mut core = open(config());
+    let login = core.request(
+        Operation::Auth(AuthOp::Login {
+            token: "runtime".into(),
+        }),
+        0,
+    );
+    drain(&mut core);
+    core.frame_received(
+        r#"{"id":1,"type":"result","data":{"userId":"u","roles":[],"expiresAt":null}}"#,
+        0,
+    );
+    assert!(matches!(
+        drain(&mut core).as_slice(),
+        [Output::Resolve { handle, result: Ok(_) }] if *handle == login
+    ));
+    let reconnect = |core: &mut ClientCore, at: u64| {
+        core.connection_closed(at);
+        core.handle_timeout(core.next_timeout().unwrap_or(at));
+        core.connection_opened(at + 500);
+        core.frame_received(WELCOME, at + 500);
+        sent(&drain(core))
+    };
+    let frames = reconnect(&mut core, 10);
+    assert_eq!(frames[0]["type"], "auth.login");
+    assert_eq!(frames[0]["token"], "runtime");
+    // A rejected login keeps the last good token.
+    let id = frames[0]["id"].as_u64().unwrap_or_default();
+    core.frame_received(
+        &format!(
+            r#"{{"id":{id},"type":"result","data":{{"userId":"u","roles":[],"expiresAt":null}}}}"#
+        ),
+        600,
+    );
+    let bad = core.request(
+        Operation::Auth(AuthOp::Login {
+            token: "wrong".into(),
+        }),
+        600,
+    );
+    let frames = sent(&drain(&mut core));
+    let id = frames[0]["id"].as_u64().unwrap_or_default();
+    core.frame_received(
+        &format!(r#"{{"id":{id},"type":"error","code":"UNAUTHORIZED","message":"Invalid token"}}"#),
+        600,
+    );
+    assert!(matches!(
+        drain(&mut core).as_slice(),
+        [Output::Resolve { handle, result: Err(_) }] if *handle == bad
+    ));
+    let frames = reconnect(&mut core, 700);
+    assert_eq!(frames[0]["token"], "runtime");
+    let id = frames[0]["id"].as_u64().unwrap_or_default();
+    core.frame_received(
+        &format!(
+            r#"{{"id":{id},"type":"result","data":{{"userId":"u","roles":[],"expiresAt":null}}}}"#
+        ),
+        1300,
+    );
+    // After a logout nothing is replayed.
+    core.request(Operation::Auth(AuthOp::Logout), 1300);
+    let frames = sent(&drain(&mut core));
+    let id = frames[0]["id"].as_u64().unwrap_or_default();
+    core.frame_received(
+        &format!(r#"{{"id":{id},"type":"result","data":{{"loggedOut":true}}}}"#),
+        1300,
+    );
+    drain(&mut core);
+    let frames = reconnect(&mut core, 1400);
+    assert!(
+        frames.iter().all(|f| f["type"] != "auth.login"),
+        "{frames:?}"
+    );
 }
 
 #[test]

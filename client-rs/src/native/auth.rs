@@ -24,8 +24,9 @@ impl Auth {
         Auth { client }
     }
 
-    /// Logs in with `token` (`auth.login`). For automatic re-login after reconnects set
-    /// [`crate::ClientOptions::auth_token`].
+    /// Logs in with `token` (`auth.login`). On success the client remembers the token and
+    /// logs in with it again after every reconnect (replacing
+    /// [`crate::ClientOptions::auth_token`]); [`Auth::logout`] forgets it.
     ///
     /// ```no_run
     /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {

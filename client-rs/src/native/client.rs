@@ -38,7 +38,8 @@ pub struct ClientOptions {
     /// Token for `auth.login`: [`Client::connect`] logs in with it right after the first
     /// welcome (a rejected token fails the connect with the server's error), and the client
     /// logs in again automatically after every reconnect, before re-subscribing. Without
-    /// it, call [`Auth::login`] yourself (that login is not repeated after a reconnect).
+    /// it, call [`Auth::login`] yourself: a successful login (like this token) is repeated
+    /// after every reconnect until [`Auth::logout`].
     pub auth_token: Option<String>,
     /// Seed of the reconnect jitter.
     pub jitter_seed: u64,

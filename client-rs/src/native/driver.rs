@@ -41,7 +41,7 @@ pub(crate) enum Command {
     Subscribe {
         target: SubscriptionTarget,
         reply: oneshot::Sender<Result<(SubscriptionKey, Value), ClientError>>,
-        pushes: mpsc::UnboundedSender<Value>,
+        pushes: mpsc::UnboundedSender<Result<Value, ClientError>>,
     },
     Unsubscribe(SubscriptionKey),
     Events(mpsc::UnboundedSender<LifecycleEvent>),
@@ -64,7 +64,7 @@ pub(crate) struct Driver {
     ws: Option<Ws>,
     connecting: Option<ConnectFut>,
     waiters: HashMap<RequestHandle, Waiter>,
-    pushes: HashMap<SubscriptionKey, mpsc::UnboundedSender<Value>>,
+    pushes: HashMap<SubscriptionKey, mpsc::UnboundedSender<Result<Value, ClientError>>>,
     listeners: Vec<mpsc::UnboundedSender<LifecycleEvent>>,
     ready: Option<oneshot::Sender<Welcome>>,
     disconnect_waiters: Vec<oneshot::Sender<()>>,
@@ -226,9 +226,15 @@ impl Driver {
                 },
                 Output::Push { key, data } => {
                     if let Some(tx) = self.pushes.get(&key)
-                        && tx.send(data).is_err()
+                        && tx.send(Ok(data)).is_err()
                     {
                         self.pushes.remove(&key);
+                    }
+                }
+                Output::SubscriptionEnded { key, error } => {
+                    // The error is the stream's last item; dropping the sender ends it.
+                    if let Some(tx) = self.pushes.remove(&key) {
+                        let _ = tx.send(Err(error));
                     }
                 }
                 Output::Event(event) => {

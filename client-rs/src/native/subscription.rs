@@ -18,7 +18,9 @@ use crate::core::{SubscriptionKey, SubscriptionTarget};
 /// A live subscription. For store queries the first item is the initial result and every
 /// later item the complete new result (also after a reconnect, when the client
 /// re-subscribes); for rules every item is an event push. Dropping it unsubscribes. The
-/// stream ends when the client is closed for good.
+/// stream ends when the client is closed for good, or with an `Err` item as its last when
+/// the re-subscription after a reconnect fails (the query was undefined meanwhile, the
+/// session lost the permission, ...).
 ///
 /// ```no_run
 /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
@@ -31,7 +33,7 @@ use crate::core::{SubscriptionKey, SubscriptionTarget};
 pub struct Subscription<T> {
     key: SubscriptionKey,
     first: Option<Value>,
-    rx: mpsc::UnboundedReceiver<Value>,
+    rx: mpsc::UnboundedReceiver<Result<Value, ClientError>>,
     commands: mpsc::UnboundedSender<Command>,
     _marker: PhantomData<fn() -> T>,
 }
@@ -72,7 +74,9 @@ impl<T: DeserializeOwned> Stream for Subscription<T> {
         if let Some(first) = self.first.take() {
             return Poll::Ready(Some(decode(first)));
         }
-        self.rx.poll_recv(cx).map(|v| v.map(decode))
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|item| item.and_then(decode)))
     }
 }
 

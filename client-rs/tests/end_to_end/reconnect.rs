@@ -360,3 +360,66 @@ async fn a_failed_relogin_after_reconnect_is_reported_as_an_error_event() {
     client.disconnect().await;
     restarted.stop(Duration::ZERO).await;
 }
+
+/// After a restart where the query is gone, the re-subscription fails: the stream yields
+/// that error as its last item and ends (instead of staying silent). A login made at run
+/// time (no `auth_token` option) is replayed after the reconnect.
+#[tokio::test]
+async fn a_failed_resubscription_ends_the_stream_and_a_runtime_login_is_replayed() {
+    let server = start(auth_config()).await;
+    let port = server.local_addr().port();
+    let (client, mut events) = within(
+        "connect",
+        Client::connect_with_events(&url(&server), fast_reconnect()),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        next("connected", &mut events).await,
+        ClientEvent::Connected(_)
+    ));
+    client.auth().login("writer-t").await.unwrap();
+    let mut all = client
+        .store()
+        .subscribe::<Vec<Task>>("all-tasks", None)
+        .await
+        .unwrap();
+    assert!(next("initial", &mut all).await.unwrap().is_empty());
+
+    server.stop(Duration::from_millis(50)).await;
+    events_until(&mut events, |e| {
+        matches!(e, ClientEvent::Reconnecting { .. })
+    })
+    .await;
+    server.store().undefine_query("all-tasks").unwrap();
+    let mut restarted_config: ServerConfig = auth_config();
+    restarted_config.port = port;
+    restarted_config.store = Default::default();
+    let _restarted = Server::builder(restarted_config)
+        .store(server.store().clone())
+        .start()
+        .await
+        .expect("restarts on the same port");
+    events_until(&mut events, is_reconnected).await;
+
+    let ended = next("the re-subscription's failure", &mut all).await;
+    assert!(
+        matches!(
+            &ended,
+            Err(ClientError::Server {
+                code: ErrorCode::QueryNotDefined,
+                ..
+            })
+        ),
+        "{ended:?}"
+    );
+    assert!(
+        within("end of stream", all.next()).await.is_none(),
+        "the stream ends after its error"
+    );
+    // The runtime login was replayed before the re-subscription.
+    match client.auth().whoami().await.unwrap() {
+        WhoAmI::Authenticated { user_id, .. } => assert_eq!(user_id, "wes"),
+        other => panic!("not logged in again: {other:?}"),
+    }
+}
