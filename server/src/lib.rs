@@ -39,7 +39,7 @@ pub use error::ServerError;
 pub use permissions::{
     Decision, DefaultPolicy, Patterns, PermissionCheck, PermissionRule, PermissionsConfig, Tier,
     extract_resource, is_allowed, is_allowed_touching, match_pattern, operation_tier,
-    transaction_buckets,
+    transaction_buckets, transaction_operations,
 };
 pub use rate_limit::RateLimiter;
 pub use registry::{ConnectionBuffer, ConnectionEntry, ConnectionRegistry};

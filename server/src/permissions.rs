@@ -269,6 +269,41 @@ fn resource_allowed(
     true
 }
 
+/// The operations inside a `store.transaction`, as the single operations they stand for:
+/// `(store.<op>, bucket)` for each entry of `operations` that names a known `op` and a
+/// `bucket` (malformed entries are left to validation, which rejects the request).
+///
+/// ```
+/// let fields = serde_json::json!({"operations": [
+///     {"op": "get", "bucket": "inventory", "key": "mug"},
+///     {"op": "insert", "bucket": "orders", "data": {}},
+///     {"op": "nonsense", "bucket": "x"}
+/// ]});
+/// let ops = noex_server::transaction_operations(fields.as_object().unwrap());
+/// assert_eq!(ops, [("store.get", "inventory"), ("store.insert", "orders")]);
+/// ```
+pub fn transaction_operations(fields: &Map<String, Value>) -> Vec<(&'static str, &str)> {
+    fields
+        .get("operations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|op| {
+            let kind = match op.get("op").and_then(Value::as_str)? {
+                "get" => "store.get",
+                "insert" => "store.insert",
+                "update" => "store.update",
+                "delete" => "store.delete",
+                "where" => "store.where",
+                "findOne" => "store.findOne",
+                "count" => "store.count",
+                _ => return None,
+            };
+            Some((kind, op.get("bucket").and_then(Value::as_str)?))
+        })
+        .collect()
+}
+
 /// The buckets named by a `store.transaction`'s operations (empty for anything else, or
 /// when `operations` is malformed: validation answers that later).
 pub fn transaction_buckets<'a>(op_type: &str, fields: &'a Map<String, Value>) -> Vec<&'a str> {

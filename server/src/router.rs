@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use crate::connection::Connection;
 use crate::error::ServerError;
-use crate::permissions::{extract_resource, is_allowed_touching, transaction_buckets};
+use crate::permissions::{
+    extract_resource, is_allowed_touching, transaction_buckets, transaction_operations,
+};
 use crate::registry::ConnectionEntry;
 use crate::server::AuthRuntime;
 
@@ -56,6 +58,25 @@ pub(crate) async fn handle(
                 ErrorCode::Forbidden,
                 format!("No permission for {op_type} on {resource}"),
             ));
+        }
+        // A transaction may do nothing its operations could not do one by one: each is
+        // checked as the single operation on its bucket.
+        if op_type == "store.transaction" {
+            for (inner, bucket) in transaction_operations(&request.fields) {
+                if !is_allowed_touching(
+                    session,
+                    inner,
+                    bucket,
+                    &[],
+                    &auth.permissions,
+                    auth.hook.as_deref(),
+                ) {
+                    return Err(ServerError::new(
+                        ErrorCode::Forbidden,
+                        format!("No permission for {inner} on {bucket}"),
+                    ));
+                }
+            }
         }
     }
 

@@ -628,3 +628,85 @@ async fn bucket_limited_rules_check_every_bucket_of_a_transaction() {
         1
     );
 }
+
+/// A transaction can do nothing its operations could not do one by one: with
+/// `store.transaction` allowed on every bucket but `store.insert` only on `metrics`, a
+/// transaction that also updates `users` is refused naming that operation, and nothing of
+/// it is written.
+#[tokio::test]
+async fn every_operation_inside_a_transaction_is_checked_on_its_own() {
+    let mut auth = static_auth();
+    auth.permissions = serde_json::from_value(json!({
+        "default": "deny",
+        "rules": [
+            {"role": "agent", "allow": "store.transaction"},
+            {"role": "agent", "allow": ["store.insert", "store.get"], "buckets": ["metrics"]}
+        ]
+    }))
+    .expect("policy");
+    let mut config = local_config();
+    config.store = serde_json::from_value(json!({"buckets": {
+        "metrics": {"key": "id", "schema": {"id": {"type": "number", "generated": "autoincrement"}}},
+        "users": {"key": "id", "schema": {"id": {"type": "string"}, "admin": {"type": "boolean"}}}
+    }}))
+    .expect("store");
+    let (server, _clock) = start_with(config, auth).await;
+    server
+        .store()
+        .bucket("users")
+        .insert(
+            json!({"id": "eve", "admin": false})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .expect("seed");
+    let (mut c, _) = Client::connect(&server).await;
+    login(&mut c, "agent-t").await;
+    let (code, message, _) = c
+        .fail(
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insert", "bucket": "metrics", "data": {}},
+                {"op": "update", "bucket": "users", "key": "eve", "data": {"admin": true}}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("FORBIDDEN", "No permission for store.update on users")
+    );
+    assert_eq!(
+        server.store().bucket("metrics").count(None).expect("count"),
+        0
+    );
+    let eve = server
+        .store()
+        .bucket("users")
+        .get(&json!("eve"))
+        .expect("get")
+        .expect("eve");
+    assert_eq!(eve["admin"], false);
+    // Reading a bucket the role may not read is refused inside a transaction too.
+    let (code, message, _) = c
+        .fail(
+            "store.transaction",
+            json!({"operations": [{"op": "get", "bucket": "users", "key": "eve"}]}),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("FORBIDDEN", "No permission for store.get on users")
+    );
+    // What the role may do alone, it may do atomically.
+    let ok = c
+        .ok(
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insert", "bucket": "metrics", "data": {}},
+                {"op": "get", "bucket": "metrics", "key": 1}
+            ]}),
+        )
+        .await;
+    assert_eq!(ok["results"][1]["data"]["id"], 1);
+}
