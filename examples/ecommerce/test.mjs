@@ -189,17 +189,28 @@ test('JWT auth: customers are FORBIDDEN admin operations, admins may; invalid an
   const before = await stockOf('mug');
   const denied = await shop(tokens.carol, 'restock', 'mug', '5');
   assert.equal(denied.code, 1);
-  assert.match(denied.stderr, /restocking mug: FORBIDDEN: No permission for store.update on inventory/);
+  assert.match(denied.stderr, /restocking mug: FORBIDDEN: No permission for store.insert on restocks/);
   assert.equal(await stockOf('mug'), before);
   const allowed = await shop(tokens.admin, 'restock', 'mug', '5');
   assert.equal(allowed.code, 0, allowed.stderr);
   assert.equal(await stockOf('mug'), before + 5);
+  const restocks = await admin.store.bucket('restocks').where({ productId: 'mug' });
+  assert.deepEqual(restocks.map((r) => [r.qty, r.by, r.stockBefore, r.stockAfter]), [[5, 'ada', before, before + 5]]);
 
   const carol = await connect(tokens.carol);
   const who = await carol.auth.whoami();
   assert.deepEqual([who.userId, who.roles], ['carol', ['customer']]);
   await assert.rejects(carol.store.bucket('products').insert({ id: 'free', name: 'Free', price: 0 }), { code: 'FORBIDDEN' });
-  await assert.rejects(carol.store.bucket('inventory').update('mug', { stock: 1000 }), { code: 'FORBIDDEN' });
+  // Every operation inside a transaction is checked on its own: a customer may not slip a
+  // write into a bucket they cannot write directly (here the admin-only restocks).
+  await assert.rejects(carol.store.transaction([
+    { op: 'insert', bucket: 'products', data: { id: 'free', name: 'Free', price: 0 } },
+  ]), { code: 'FORBIDDEN', message: 'No permission for store.insert on products' });
+  await assert.rejects(carol.store.transaction([
+    { op: 'update', bucket: 'inventory', key: 'mug', data: { stock: 1000 } },
+    { op: 'insert', bucket: 'restocks', data: { id: 'mug@x', productId: 'mug', qty: 1, by: 'carol', stockBefore: 0, stockAfter: 1000, at: 0 } },
+  ]), { code: 'FORBIDDEN', message: 'No permission for store.insert on restocks' });
+  assert.equal(await stockOf('mug'), before + 5);
   await assert.rejects(carol.store.bucket('orders').delete('anything'), { code: 'FORBIDDEN' });
   await assert.rejects(carol.rules.emit('order.created', { orderId: 'o-fake' }), { code: 'FORBIDDEN' });
   await assert.rejects(carol.store.subscribe('revenue', undefined, () => {}), { code: 'FORBIDDEN' });

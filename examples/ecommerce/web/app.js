@@ -2,7 +2,7 @@
 //   products      store.subscribe('products') + store.subscribe('inventory')   stock changes
 //   my orders     store.subscribe('orders-of', {customer})                     new orders
 //   statuses      rules.queryFacts('order:*:status') + rules.subscribe('order.*')   set by rules
-//   admin         store.subscribe('order-count' | 'revenue'), restock = store.update (admins only)
+//   admin         store.subscribe('order-count' | 'revenue'), restock = store.transaction (inventory + restocks; admins only)
 // Every failure shows its protocol code in the banner (FORBIDDEN, VALIDATION_ERROR, ...).
 import { NoexClient } from '/pkg/index.js';
 import { placeOrder, pay, restock, orderStatuses } from './shop.js';
@@ -133,7 +133,7 @@ async function main() {
   $('restock').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     try {
-      await restock(client, { productId: $('restock-product').value, qty: Number($('restock-qty').value) });
+      await restock(client, { productId: $('restock-product').value, qty: Number($('restock-qty').value), by: me.userId });
       showError(null);
     } catch (e) { showError(e); }
   });

@@ -44,11 +44,22 @@ export async function pay(client, orderId) {
   await client.rules.emit('payment.received', { orderId });
 }
 
-/** Adds stock (a plain store.update: the permission rules allow it to admins only). */
-export async function restock(client, { productId, qty }) {
+/**
+ * Adds stock in one transaction: the inventory update and a `restocks` record keyed
+ * `<product>@<version read>` (two restocks from one reading cannot both commit). Customers
+ * may update the inventory (their orders do) but not insert into `restocks`, so the server
+ * refuses the whole transaction for them (FORBIDDEN `store.insert on restocks`).
+ */
+export async function restock(client, { productId, qty, by }) {
   const stock = await client.store.bucket('inventory').get(productId);
   if (!stock) throw Object.assign(new Error(`No stock record for "${productId}"`), { code: 'NOT_FOUND' });
-  return client.store.bucket('inventory').update(productId, { stock: stock.stock + qty });
+  const after = stock.stock + qty;
+  const { results } = await client.store.transaction([
+    { op: 'update', bucket: 'inventory', key: productId, data: { stock: after } },
+    { op: 'insert', bucket: 'restocks', data: {
+      id: `${productId}@${stock._version}`, productId, qty, by, stockBefore: stock.stock, stockAfter: after, at: Date.now() } },
+  ]);
+  return results[0].data;
 }
 
 /** The status the rules keep for an order (`pending`, `paid`, `cancelled`) or null. */

@@ -503,17 +503,38 @@ async fn watch(client: &Client, count: Option<usize>) -> Result<(), Failure> {
     }
 }
 
-/// `shop restock <product> <qty>`: a plain `store.update` of the inventory, which the
-/// permission rules allow to admins only.
+/// `shop restock <product> <qty>`: one transaction that raises the stock and records the
+/// restock in `restocks` (key `<product>@<stock version read>`, so two restocks computed
+/// from the same reading cannot both commit). Customers may update the inventory (their
+/// orders decrement it) but not insert into `restocks`, so the server refuses the whole
+/// transaction for them: every operation inside a transaction is permission-checked.
 async fn restock(client: &Client, product_id: &str, qty: u32) -> Result<(), Failure> {
     let stock = read_stock(client, product_id)
         .await?
         .ok_or_else(|| Failure(format!("{product_id} has no stock record")))?;
     let after = stock.stock + i64::from(qty);
+    let by = match client.auth().whoami().await {
+        Ok(WhoAmI::Authenticated { user_id, .. }) => user_id,
+        Ok(WhoAmI::Anonymous { .. }) => "anonymous".to_owned(),
+        Err(e) => return Err(Failure::request("asking who is logged in", e)),
+    };
+    let operations = vec![
+        TransactionOp::Update {
+            bucket: "inventory".into(),
+            key: json!(product_id),
+            data: object(json!({"stock": after})),
+        },
+        TransactionOp::Insert {
+            bucket: "restocks".into(),
+            data: object(json!({
+                "id": format!("{product_id}@{}", stock.version), "productId": product_id,
+                "qty": qty, "by": by, "stockBefore": stock.stock, "stockAfter": after,
+                "at": now_ms()})),
+        },
+    ];
     client
         .store()
-        .bucket::<Value>("inventory")
-        .update(product_id, json!({"stock": after}))
+        .transaction(operations)
         .await
         .map_err(|e| Failure::request(&format!("restocking {product_id}"), e))?;
     println!("restocked {product_id}: {} -> {after}", stock.stock);
