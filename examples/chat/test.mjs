@@ -6,24 +6,16 @@
 // The screenshot goes to $NOEX_SCREENSHOT_DIR (default: a temp dir).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { createRequire } from 'node:module';
-import { mkdtemp, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NoexClient } from '../../client-wasm/pkg/index.js';
-import { serve } from './serve.mjs';
+import { serve } from '../common/serve.mjs';
+import { requireDev, startServer, launchChromium, screenshotPath } from '../common/harness.mjs';
 import { createRoom, sendMessage, messageCount, onlineUsers, demoToken } from './web/chat.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-// playwright-core and ws are devDependencies of client-wasm/js-tests (npm ci there).
-const require = createRequire(path.join(root, 'client-wasm/js-tests/package.json'));
-const { chromium } = require('playwright-core');
-const WebSocket = require('ws');
+const WebSocket = requireDev('ws');
 
 let server;
 let web;
@@ -31,29 +23,11 @@ let browser;
 let node;
 let wsUrl;
 
-async function startServer() {
-  const bin = process.env.NOEX_SERVER_BIN
-    ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', 'noex-server');
-  const child = spawn(bin, ['--config', path.join(here, 'noex.json'), '--host', '127.0.0.1', '--port', '0', '--shutdown-grace-ms', '0'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  // A server that cannot start (bad config, old binary) exits: fail with its status, don't hang.
-  const [line] = await Promise.race([
-    once(createInterface({ input: child.stdout }), 'line'),
-    once(child, 'exit').then(([code]) => { throw new Error(`noex-server exited with ${code} before listening (stderr above)`); }),
-  ]);
-  assert.match(line, /^noex-server listening on ws:\/\//);
-  return { child, url: line.replace('noex-server listening on ', '').trim() };
-}
-
 before(async () => {
-  server = await startServer();
+  server = await startServer(path.join(here, 'noex.json'));
   wsUrl = server.url;
-  web = await serve(0);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--disable-quic', '--no-first-run'],
-  });
+  web = await serve(path.join(here, 'web'), 0);
+  browser = await launchChromium();
   // The Node side is carol (a member like the panes), so she is online throughout.
   node = await NoexClient.connect(wsUrl, { WebSocket, authToken: demoToken('carol') });
 });
@@ -62,10 +36,7 @@ after(async () => {
   node?.disconnect();
   await browser?.close();
   await new Promise((resolve) => (web ? web.close(resolve) : resolve()));
-  if (server && server.child.exitCode === null) {
-    server.child.kill('SIGTERM');
-    await once(server.child, 'exit');
-  }
+  await server?.stop();
 });
 
 const texts = (page, user, selector) =>
@@ -177,9 +148,7 @@ test('two panes chat live; rules count messages and notify mentions; rooms are c
   await page.selectOption('[data-user="bob"] .room', 'general');
   await waitForTexts(page, 'bob', '.counter', ['3 messages (rule)']);
 
-  const dir = process.env.NOEX_SCREENSHOT_DIR ?? (await mkdtemp(path.join(tmpdir(), 'noex-chat-')));
-  await mkdir(dir, { recursive: true });
-  const shot = path.join(dir, 'chat-two-panes.png');
+  const shot = await screenshotPath('chat-two-panes.png');
   await page.screenshot({ path: shot, fullPage: true });
   console.log(`screenshot: ${shot}`);
   assert.deepEqual(errors, []);

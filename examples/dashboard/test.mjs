@@ -10,26 +10,17 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { createRequire } from 'node:module';
-import { mkdtemp, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NoexClient } from '../../client-wasm/pkg/index.js';
-import { serve } from './serve.mjs';
+import { serve } from '../common/serve.mjs';
+import { requireDev, targetBin, startServer, launchChromium, screenshotPath } from '../common/harness.mjs';
 import { METRICS, hostsOf, formatValue, readFigures, readLatest } from './web/dashboard.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-// playwright-core and ws are devDependencies of client-wasm/js-tests (npm ci there).
-const require = createRequire(path.join(root, 'client-wasm/js-tests/package.json'));
-const { chromium } = require('playwright-core');
-const WebSocket = require('ws');
+const WebSocket = requireDev('ws');
 
-const binDir = path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug');
-const serverBin = process.env.NOEX_SERVER_BIN ?? path.join(binDir, 'noex-server');
-const agentBin = process.env.NOEX_AGENT_BIN ?? path.join(binDir, 'dashboard-agent');
+const agentBin = process.env.NOEX_AGENT_BIN ?? targetBin('dashboard-agent');
 const HOSTS = ['web-1', 'web-2', 'db-1'];
 
 let server;
@@ -39,13 +30,6 @@ let viewer;
 let agent;
 let wsUrl;
 
-async function startServer() {
-  const child = spawn(serverBin, ['--config', path.join(here, 'noex.json'), '--host', '127.0.0.1', '--port', '0', '--shutdown-grace-ms', '0'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = await once(createInterface({ input: child.stdout }), 'line');
-  assert.match(line, /^noex-server listening on ws:\/\//);
-  return { child, url: line.replace('noex-server listening on ', '').trim() };
-}
 
 /** Runs the real Rust agent to completion; resolves to {code, stdout, stderr}. */
 async function runAgent(args) {
@@ -59,14 +43,10 @@ async function runAgent(args) {
 }
 
 before(async () => {
-  server = await startServer();
+  server = await startServer(path.join(here, 'noex.json'));
   wsUrl = server.url;
-  web = await serve(0);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--disable-quic', '--no-first-run'],
-  });
+  web = await serve(path.join(here, 'web'), 0);
+  browser = await launchChromium();
   viewer = await NoexClient.connect(wsUrl, { WebSocket, authToken: 'viewer-secret' });
   agent = await NoexClient.connect(wsUrl, { WebSocket, authToken: 'agent-secret' });
 });
@@ -76,10 +56,7 @@ after(async () => {
   agent?.disconnect();
   await browser?.close();
   await new Promise((resolve) => (web ? web.close(resolve) : resolve()));
-  if (server && server.child.exitCode === null) {
-    server.child.kill('SIGTERM');
-    await once(server.child, 'exit');
-  }
+  await server?.stop();
 });
 
 const pageUrl = (query = '') => `http://127.0.0.1:${web.address().port}/?ws=${encodeURIComponent(wsUrl)}${query}`;
@@ -242,9 +219,7 @@ test('the Rust agent writes metrics; the page shows the live aggregates and char
   await page.selectOption('#metric', 'cpu');
   await waitForChart(page, 'cpu', await readLatest(viewer, 'cpu'));
   assert.equal(await page.isVisible('#error'), false);
-  const dir = process.env.NOEX_SCREENSHOT_DIR ?? (await mkdtemp(path.join(tmpdir(), 'noex-dashboard-')));
-  await mkdir(dir, { recursive: true });
-  const shot = path.join(dir, 'dashboard.png');
+  const shot = await screenshotPath('dashboard.png');
   await page.screenshot({ path: shot, fullPage: true });
   console.log(`screenshot: ${shot}`);
   assert.deepEqual(errors, []);

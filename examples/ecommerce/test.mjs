@@ -7,27 +7,20 @@
 // $NOEX_SCREENSHOT_DIR (default: a temp dir).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { createRequire } from 'node:module';
-import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NoexClient } from '../../client-wasm/pkg/index.js';
-import { serve } from './serve.mjs';
+import { serve } from '../common/serve.mjs';
+import { requireDev, targetBin, startServer, launchChromium, screenshotPath } from '../common/harness.mjs';
 import { mint } from './token.mjs';
 import { configWithPaymentWindow } from './config.mjs';
 import { placeOrder, orderStatus } from './web/shop.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const bin = (name) => path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', name);
-// playwright-core and ws are devDependencies of client-wasm/js-tests (npm ci there).
-const require = createRequire(path.join(root, 'client-wasm/js-tests/package.json'));
-const { chromium } = require('playwright-core');
-const WebSocket = require('ws');
+const WebSocket = requireDev('ws');
 
 const PAYMENT_WINDOW_MS = 2000;
 const tokens = {
@@ -45,20 +38,12 @@ let web;
 let browser;
 let admin;
 
-async function startServer(configFile) {
-  const child = spawn(process.env.NOEX_SERVER_BIN ?? bin('noex-server'),
-    ['--config', configFile, '--host', '127.0.0.1', '--port', '0', '--shutdown-grace-ms', '0'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = await once(createInterface({ input: child.stdout }), 'line');
-  assert.match(line, /^noex-server listening on ws:\/\//);
-  return { child, url: line.replace('noex-server listening on ', '').trim() };
-}
 
 /** Runs the real `shop` binary; resolves to {code, stdout, stderr} (never rejects on exit codes). */
 function shop(token, ...args) {
   return new Promise((resolve, reject) => {
     const argv = ['--url', wsUrl, ...(token ? ['--token', token] : []), ...args];
-    execFile(bin('shop'), argv, { timeout: 20000 }, (error, stdout, stderr) => {
+    execFile(targetBin('shop'), argv, { timeout: 20000 }, (error, stdout, stderr) => {
       if (error && typeof error.code !== 'number') reject(error);
       else resolve({ code: error ? error.code : 0, stdout, stderr });
     });
@@ -107,12 +92,8 @@ before(async () => {
   await writeFile(configFile, JSON.stringify(configWithPaymentWindow(PAYMENT_WINDOW_MS)));
   server = await startServer(configFile);
   wsUrl = server.url;
-  web = await serve(0);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--disable-quic', '--no-first-run'],
-  });
+  web = await serve(path.join(here, 'web'), 0);
+  browser = await launchChromium();
   admin = await connect(tokens.admin);
   // The demo catalogue, created by the CLI with the admin token.
   const seeded = await shop(tokens.admin, 'seed');
@@ -124,10 +105,7 @@ after(async () => {
   admin?.disconnect();
   await browser?.close();
   await new Promise((resolve) => (web ? web.close(resolve) : resolve()));
-  if (server && server.child.exitCode === null) {
-    server.child.kill('SIGTERM');
-    await once(server.child, 'exit');
-  }
+  await server?.stop();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -328,9 +306,7 @@ test('the page shows live stock, my orders with their rule-kept status, and erro
   await waitForText(stockCell('tshirt'), '4');
   await adminPage.close();
 
-  const dir = process.env.NOEX_SCREENSHOT_DIR ?? (await mkdtemp(path.join(tmpdir(), 'noex-shop-shot-')));
-  await mkdir(dir, { recursive: true });
-  const shot = path.join(dir, 'ecommerce.png');
+  const shot = await screenshotPath('ecommerce.png');
   await page.screenshot({ path: shot, fullPage: true });
   console.log(`screenshot: ${shot}`);
   assert.deepEqual(errors, []);

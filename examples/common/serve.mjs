@@ -1,23 +1,26 @@
-// A tiny static file server for the dashboard page: web/ at /, the wasm client package
+// The examples' static file server: an example's web/ folder at /, the wasm client package
 // (client-wasm/pkg, built by client-wasm/build-pkg) at /pkg/. No dependencies.
-//   node examples/dashboard/serve.mjs [port] (default 8001; 0 = any free port)
+//   node examples/common/serve.mjs <web dir> [port]      (port 0 = any free port)
 import http from 'node:http';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const webDir = path.join(here, 'web');
 const pkgDir = path.resolve(here, '../../client-wasm/pkg');
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm' };
 
-/** Starts the server on 127.0.0.1:`port`; resolves to the http.Server (listening). */
-export async function serve(port = 0, host = '127.0.0.1') {
+/**
+ * Serves `webDir` at / and the wasm package at /pkg/ on `host`:`port`; resolves to the
+ * listening http.Server. Paths outside the two folders are refused (403).
+ */
+export async function serve(webDir, port = 0, host = '127.0.0.1') {
+  const web = path.resolve(webDir);
   const server = http.createServer(async (req, res) => {
     const { pathname } = new URL(req.url, 'http://localhost');
     const [base, rel] = pathname.startsWith('/pkg/')
       ? [pkgDir, pathname.slice('/pkg/'.length)]
-      : [webDir, pathname === '/' ? 'index.html' : pathname.slice(1)];
+      : [web, pathname === '/' ? 'index.html' : pathname.slice(1)];
     const file = path.resolve(base, decodeURIComponent(rel));
     if (!file.startsWith(base + path.sep)) {
       res.writeHead(403).end();
@@ -38,7 +41,12 @@ export async function serve(port = 0, host = '127.0.0.1') {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const server = await serve(Number(process.argv[2] ?? 8001), process.env.HOST ?? '127.0.0.1');
-  const { address, port } = server.address();
-  console.log(`dashboard page served on http://${address}:${port}/`);
+  const [webDir, port] = process.argv.slice(2);
+  if (!webDir) {
+    console.error('usage: node examples/common/serve.mjs <web dir> [port]');
+    process.exit(2);
+  }
+  const server = await serve(webDir, Number(port ?? 8000), process.env.HOST ?? '127.0.0.1');
+  const address = server.address();
+  console.log(`${webDir} served on http://${address.address}:${address.port}/`);
 }
