@@ -149,13 +149,11 @@ impl Store {
             if persist.is_some() {
                 self.inner.persist_check()?;
             }
-            let queued = self
-                .inner
-                .persist_schema_ops(|| Ok(persist.into_iter().collect()));
+            let queued = self.inner.persist_ops(|| Ok(persist.into_iter().collect()));
             reg.queries.insert(name.to_owned(), kind);
             queued
         };
-        self.inner.persist_schema_wait(queued)
+        self.inner.persist_wait(queued)
     }
 
     /// Defines a declarative query. Errors: `QueryAlreadyExists`, `BucketNotDefined`,
@@ -205,7 +203,7 @@ impl Store {
             reg.queries.remove(name);
             reg.evals.retain(|(q, _), _| q != name);
             reg.subs.retain(|_, (q, _)| q != name);
-            self.inner.persist_schema_ops(|| {
+            self.inner.persist_ops(|| {
                 Ok(if declarative {
                     vec![Op::DeleteQuery {
                         name: name.to_owned(),
@@ -215,7 +213,7 @@ impl Store {
                 })
             })
         };
-        self.inner.persist_schema_wait(queued)
+        self.inner.persist_wait(queued)
     }
 
     /// Every defined query with its kind, definition and subscription count.

@@ -277,26 +277,6 @@ impl Inner {
         }
     }
 
-    /// Queues a schema change (bucket or query definition); see [`Inner::persist_schema_wait`].
-    pub fn persist_schema_ops(
-        &self,
-        ops: impl FnOnce() -> StoreResult<Vec<Op>>,
-    ) -> StoreResult<Option<Ticket>> {
-        match &self.persist {
-            Some(p) => p.enqueue_schema(ops()?),
-            None => Ok(None),
-        }
-    }
-
-    /// Waits until a queued schema change is durable, in every durability mode (even
-    /// batched): a definition that returned is on disk. Call without locks.
-    pub fn persist_schema_wait(&self, queued: StoreResult<Option<Ticket>>) -> StoreResult<()> {
-        let ticket = queued?;
-        self.persist
-            .as_ref()
-            .map_or(Ok(()), |p| p.wait_schema(ticket))
-    }
-
     /// Waits for a queued commit as the durability mode requires. Call without locks.
     pub fn persist_wait(&self, queued: StoreResult<Option<Ticket>>) -> StoreResult<()> {
         let ticket = queued?;
@@ -405,11 +385,11 @@ impl Store {
             }
             let queued = self
                 .inner
-                .persist_schema_ops(|| Ok(bridge::bucket_op(&bucket)?.into_iter().collect()));
+                .persist_ops(|| Ok(bridge::bucket_op(&bucket)?.into_iter().collect()));
             data.buckets.insert(name.to_owned(), bucket);
             queued
         };
-        self.inner.persist_schema_wait(queued)
+        self.inner.persist_wait(queued)
     }
 
     /// Drops a bucket and its records. Queries reading it keep their last result.
@@ -421,7 +401,7 @@ impl Store {
                 self.inner.persist_check()?;
             }
             data.buckets.remove(name);
-            let queued = self.inner.persist_schema_ops(|| {
+            let queued = self.inner.persist_ops(|| {
                 Ok(if persistent {
                     vec![Op::DropBucket {
                         name: name.to_owned(),
@@ -433,7 +413,7 @@ impl Store {
             self.inner.publish(Vec::new(), None, vec![name.to_owned()]);
             queued
         };
-        self.inner.persist_schema_wait(queued)
+        self.inner.persist_wait(queued)
     }
 
     /// Adds fields or indexes, or changes the TTL (for records inserted from now on).
@@ -477,9 +457,9 @@ impl Store {
         }
         let queued = self
             .inner
-            .persist_schema_ops(|| Ok(bridge::bucket_op(b)?.into_iter().collect()));
+            .persist_ops(|| Ok(bridge::bucket_op(b)?.into_iter().collect()));
         drop(data);
-        self.inner.persist_schema_wait(queued)
+        self.inner.persist_wait(queued)
     }
 
     /// The definition of a bucket as it is now (serializes to the wire shape).

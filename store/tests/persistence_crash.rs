@@ -77,8 +77,8 @@ fn crash_child() {
             .bucket("tally")
             .insert(o(json!({"id": "tx", "n": 0})))
             .expect("tally");
-        // The set-up must survive the first kill in batched mode too (the definitions
-        // are durable on return; the tally record is not until flushed).
+        // The set-up must survive the first kill in batched mode too: batched writes
+        // (definitions included) are durable only once their window closes or on flush.
         store.flush().expect("flush set-up");
         println!("READY");
     }

@@ -13,10 +13,6 @@
 //! - [`DurabilityMode::Batched`]: writes return at once; the writer gathers messages for
 //!   up to `window` and commits them together. A crash loses at most the last window.
 //!
-//! In both modes a schema change (defining, dropping or updating a bucket, defining or
-//! undefining a declarative query) returns only once it is durable, so records on disk
-//! never outlive the definition they belong to.
-//!
 //! Messages are numbered ("tickets") in the order they are queued; the writer publishes
 //! the highest durable ticket, and a waiter sleeps on a condition variable until its own
 //! ticket is durable or the writer has failed. After a failure (disk full, I/O error) the
@@ -57,8 +53,7 @@ pub enum DurabilityMode {
     /// share fsyncs (group commit).
     Sync,
     /// Writes return immediately; commits are grouped and written at most `window` after
-    /// they happened. A crash loses at most the last window of writes. Schema changes
-    /// (bucket and query definitions) are still durable when they return.
+    /// they happened. A crash loses at most the last window of writes.
     Batched {
         /// Longest time a commit waits before it is written.
         window: Duration,
@@ -304,15 +299,6 @@ impl Persistence {
         self.send(ops, false).map(Some)
     }
 
-    /// Queues one schema commit (bucket or query definition) marked urgent, so the
-    /// writer commits it without waiting for the batching window.
-    pub fn enqueue_schema(&self, ops: Vec<Op>) -> StoreResult<Option<Ticket>> {
-        if ops.is_empty() {
-            return Ok(None);
-        }
-        self.send(ops, true).map(Some)
-    }
-
     fn send(&self, ops: Vec<Op>, urgent: bool) -> StoreResult<Ticket> {
         let mut q = self.queue.lock();
         let ticket = q.last + 1;
@@ -340,12 +326,6 @@ impl Persistence {
                 None => Ok(()),
             },
         }
-    }
-
-    /// Blocks until `ticket` is durable whatever the durability mode: schema changes
-    /// are rare, and records written after a definition must never outlive it on disk.
-    pub fn wait_schema(&self, ticket: Option<Ticket>) -> StoreResult<()> {
-        ticket.map_or(Ok(()), |t| self.wait_durable(t))
     }
 
     fn wait_durable(&self, Ticket(ticket): Ticket) -> StoreResult<()> {
