@@ -94,8 +94,10 @@ pub enum Output {
         data: Value,
     },
     /// A subscription ended on the client's side: its re-subscription after a reconnect
-    /// failed (e.g. the query is gone, or the session lost the permission). The core has
-    /// forgotten it; no more [`Output::Push`] comes for `key`.
+    /// failed for good (the query is gone, the session lost the permission), or kept
+    /// failing for a passing reason (timeout, rate limit, server error) through the
+    /// reconnect policy's retries. The core has forgotten it; no more [`Output::Push`]
+    /// comes for `key`.
     SubscriptionEnded {
         /// The local subscription.
         key: SubscriptionKey,

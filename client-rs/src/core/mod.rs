@@ -28,8 +28,8 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 
 use noex_protocol::{
-    AuthOp, Operation, Pong, PushChannel, Request, RequestId, RulesOp, ServerMessage, StoreOp,
-    SystemEvent, Welcome,
+    AuthOp, ErrorCode, Operation, Pong, PushChannel, Request, RequestId, RulesOp, ServerMessage,
+    StoreOp, SystemEvent, Welcome,
 };
 use serde_json::Value;
 
@@ -69,6 +69,13 @@ pub struct ClientCore {
     /// Subscriptions ended while their (re)subscribe request was in flight: when its
     /// answer arrives, the server-side subscription it created is unsubscribed at once.
     cancelled: HashMap<SubscriptionKey, SubscriptionTarget>,
+    /// (Re)subscribe requests that timed out, by request id: the server may still create
+    /// the subscription, so a late answer is unsubscribed at once.
+    abandoned: HashMap<u64, SubscriptionTarget>,
+    /// Re-subscriptions that failed for a passing reason (timeout, rate limit, server
+    /// error) and are tried again at the given time; with the attempts made so far.
+    resubscribe_due: Vec<(u64, SubscriptionKey)>,
+    resubscribe_attempts: HashMap<SubscriptionKey, u32>,
     user_handles: u64,
     out: VecDeque<Output>,
     welcome: Option<Welcome>,
@@ -90,6 +97,9 @@ impl ClientCore {
             pending: PendingTable::default(),
             subs: Registry::default(),
             cancelled: HashMap::new(),
+            abandoned: HashMap::new(),
+            resubscribe_due: Vec::new(),
+            resubscribe_attempts: HashMap::new(),
             user_handles: 0,
             out: VecDeque::new(),
             welcome: None,
@@ -163,6 +173,7 @@ impl ClientCore {
             self.pending.next_deadline(),
             self.reconnect_at,
             self.welcome_deadline,
+            self.resubscribe_due.iter().map(|(at, _)| *at).min(),
         ]
         .into_iter()
         .flatten()
@@ -189,7 +200,7 @@ impl ClientCore {
         self.welcome_deadline = None;
         self.fail_all_pending();
         self.subs.clear_server_ids();
-        self.cancelled.clear();
+        self.forget_subscription_requests();
         self.attempt += 1;
         let will_reconnect = self.ever_welcomed && self.backoff.allows(self.attempt);
         if was_connected {
@@ -229,7 +240,7 @@ impl ClientCore {
         let was = self.state;
         self.fail_all_pending();
         self.subs.clear_server_ids();
-        self.cancelled.clear();
+        self.forget_subscription_requests();
         self.state = State::Closed;
         self.ever_welcomed = true;
         self.reconnect_at = None;
@@ -251,12 +262,20 @@ impl ClientCore {
     /// assert_eq!(core.poll_output(), None);
     /// ```
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        for (_, pending) in self.pending.take_expired(now_ms) {
+        for (id, pending) in self.pending.take_expired(now_ms) {
             if let Purpose::Subscribe(_, key) | Purpose::Resubscribe(key) = pending.purpose {
-                self.cancelled.remove(&key);
+                let cancelled = self.cancelled.remove(&key);
+                // The server may still create it: release what a late answer reports.
+                if let Some(target) = cancelled.clone().or_else(|| self.subs.target(key).cloned()) {
+                    self.abandoned.insert(id, target);
+                }
+                if cancelled.is_some() && matches!(pending.purpose, Purpose::Resubscribe(_)) {
+                    continue; // the user already ended it: nothing to report
+                }
             }
-            self.finish(pending.purpose, Err(ClientError::Timeout));
+            self.finish(pending.purpose, Err(ClientError::Timeout), now_ms);
         }
+        self.resubscribe_due_ones(now_ms);
         if let Some(at) = self.welcome_deadline
             && at <= now_ms
         {
@@ -436,22 +455,17 @@ impl ClientCore {
 
     fn on_answer(&mut self, id: &RequestId, result: Result<Value, ClientError>, now_ms: u64) {
         let Some(pending) = id.as_u64().and_then(|id| self.pending.take(id)) else {
-            tracing::debug!(%id, "answer for no pending request");
+            match id.as_u64().and_then(|id| self.abandoned.remove(&id)) {
+                Some(target) => self.release_late(&target, &result, now_ms),
+                None => tracing::debug!(%id, "answer for no pending request"),
+            }
             return;
         };
         if let Purpose::Subscribe(_, key) | Purpose::Resubscribe(key) = pending.purpose
             && let Some(target) = self.cancelled.remove(&key)
         {
             // Ended while in flight: release what the server just created.
-            if let Some(server_id) = result
-                .as_ref()
-                .ok()
-                .and_then(|data| data.get("subscriptionId"))
-                .and_then(Value::as_str)
-            {
-                let op = unsubscribe_op(&target, server_id.to_owned());
-                self.send(op, Purpose::Ignore, now_ms);
-            }
+            self.release_late(&target, &result, now_ms);
             if let Purpose::Subscribe(handle, _) = pending.purpose {
                 self.out.push_back(Output::Resolve {
                     handle,
@@ -460,10 +474,96 @@ impl ClientCore {
             }
             return;
         }
-        self.finish(pending.purpose, result);
+        self.finish(pending.purpose, result, now_ms);
     }
 
-    fn finish(&mut self, purpose: Purpose, result: Result<Value, ClientError>) {
+    /// Unsubscribes the server-side subscription a (re)subscribe answer created, when
+    /// nobody wants it any more.
+    fn release_late(
+        &mut self,
+        target: &SubscriptionTarget,
+        result: &Result<Value, ClientError>,
+        now_ms: u64,
+    ) {
+        if let Some(server_id) = result
+            .as_ref()
+            .ok()
+            .and_then(|data| data.get("subscriptionId"))
+            .and_then(Value::as_str)
+        {
+            let op = unsubscribe_op(target, server_id.to_owned());
+            self.send(op, Purpose::Ignore, now_ms);
+        }
+    }
+
+    /// Forgets the bookkeeping of subscription requests of a connection that is gone
+    /// (everything is re-subscribed on the next welcome).
+    fn forget_subscription_requests(&mut self) {
+        self.cancelled.clear();
+        self.abandoned.clear();
+        self.resubscribe_due.clear();
+        self.resubscribe_attempts.clear();
+    }
+
+    /// Sends the re-subscriptions whose retry time has come.
+    fn resubscribe_due_ones(&mut self, now_ms: u64) {
+        if self.state != State::Open {
+            return;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.resubscribe_due)
+            .into_iter()
+            .partition(|(at, _)| *at <= now_ms);
+        self.resubscribe_due = later;
+        for (_, key) in due {
+            if let Some(target) = self.subs.target(key).cloned() {
+                self.send(subscribe_op(&target), Purpose::Resubscribe(key), now_ms);
+            }
+        }
+    }
+
+    /// A re-subscription failed: try again later when the reason passes (timeout, rate
+    /// limit, server error) and the reconnect policy allows another attempt; otherwise
+    /// end the subscription where its user sees it instead of leaving it silent.
+    fn resubscribe_failed(&mut self, key: SubscriptionKey, error: ClientError, now_ms: u64) {
+        if self.subs.target(key).is_none() {
+            return; // ended by the user meanwhile
+        }
+        let attempt = {
+            let n = self.resubscribe_attempts.entry(key).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let passing = matches!(
+            error,
+            ClientError::Timeout
+                | ClientError::Server {
+                    code: ErrorCode::RateLimited | ErrorCode::InternalError,
+                    ..
+                }
+        );
+        if passing && self.backoff.allows(attempt) {
+            let retry_after = match &error {
+                ClientError::Server { details, .. } => details
+                    .as_ref()
+                    .and_then(|d| d.get("retryAfterMs"))
+                    .and_then(Value::as_u64),
+                _ => None,
+            };
+            let delay = retry_after.unwrap_or_else(|| self.backoff.delay_ms(attempt));
+            self.resubscribe_due
+                .push((now_ms.saturating_add(delay), key));
+        } else {
+            self.resubscribe_attempts.remove(&key);
+            self.subs.remove(key);
+            self.out.push_back(Output::SubscriptionEnded {
+                key,
+                error: error.clone(),
+            });
+        }
+        self.emit(LifecycleEvent::Error(error));
+    }
+
+    fn finish(&mut self, purpose: Purpose, result: Result<Value, ClientError>, now_ms: u64) {
         match purpose {
             Purpose::User(handle) => self.out.push_back(Output::Resolve { handle, result }),
             Purpose::Subscribe(handle, key) => {
@@ -476,6 +576,7 @@ impl ClientCore {
             Purpose::Resubscribe(key) => {
                 match result.and_then(|data| self.record_subscription(key, data)) {
                     Ok(data) => {
+                        self.resubscribe_attempts.remove(&key);
                         if matches!(
                             self.subs.target(key),
                             Some(SubscriptionTarget::Store { .. })
@@ -483,16 +584,7 @@ impl ClientCore {
                             self.out.push_back(Output::Push { key, data });
                         }
                     }
-                    Err(error) => {
-                        // The subscription cannot deliver any more: end it where the
-                        // user sees it instead of leaving it silent.
-                        self.subs.remove(key);
-                        self.out.push_back(Output::SubscriptionEnded {
-                            key,
-                            error: error.clone(),
-                        });
-                        self.emit(LifecycleEvent::Error(error));
-                    }
+                    Err(error) => self.resubscribe_failed(key, error, now_ms),
                 }
             }
             Purpose::Login(handle, token) => {
@@ -502,7 +594,9 @@ impl ClientCore {
                 self.out.push_back(Output::Resolve { handle, result });
             }
             Purpose::Logout(handle) => {
-                if result.is_ok() {
+                // Without a connection there is no session left to log out of: the
+                // token is forgotten too, so no reconnect logs the user back in.
+                if matches!(result, Ok(_) | Err(ClientError::Disconnected)) {
                     self.config.auth_token = None;
                 }
                 self.out.push_back(Output::Resolve { handle, result });
@@ -543,7 +637,7 @@ impl ClientCore {
     /// Sends `operation` if open; otherwise fails its purpose with `Disconnected`.
     fn send(&mut self, operation: Operation, purpose: Purpose, now_ms: u64) -> bool {
         if self.state != State::Open {
-            self.finish(purpose, Err(ClientError::Disconnected));
+            self.finish(purpose, Err(ClientError::Disconnected), now_ms);
             return false;
         }
         let deadline = now_ms.saturating_add(self.config.request_timeout_ms);
@@ -559,7 +653,7 @@ impl ClientCore {
             }
             Err(e) => {
                 if let Some(p) = self.pending.take(id) {
-                    self.finish(p.purpose, Err(ClientError::Protocol(e.to_string())));
+                    self.finish(p.purpose, Err(ClientError::Protocol(e.to_string())), now_ms);
                 }
                 false
             }
@@ -571,7 +665,8 @@ impl ClientCore {
             match pending.purpose {
                 // Internal requests of a dead connection are simply dropped.
                 Purpose::Relogin | Purpose::Resubscribe(_) | Purpose::Ignore => {}
-                purpose => self.finish(purpose, Err(ClientError::Disconnected)),
+                // No time is read on this path (only re-subscriptions are scheduled).
+                purpose => self.finish(purpose, Err(ClientError::Disconnected), 0),
             }
         }
     }

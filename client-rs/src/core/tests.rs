@@ -659,3 +659,168 @@ fn a_subscription_ended_while_its_resubscribe_is_in_flight_is_released_on_the_se
     );
     assert_eq!(drain(&mut core), vec![]);
 }
+
+/// Subscribes to `q`, answers with server id `s1`, drops the connection and reconnects;
+/// returns the core after the welcome with the re-subscribe's request id.
+fn resubscribing_core() -> (ClientCore, SubscriptionKey, u64) {
+    let mut core = open(config());
+    let (_, key) = core.subscribe(
+        SubscriptionTarget::Store {
+            query: "q".into(),
+            params: None,
+        },
+        0,
+    );
+    core.frame_received(
+        r#"{"id":1,"type":"result","data":{"subscriptionId":"s1","data":[]}}"#,
+        0,
+    );
+    drain(&mut core);
+    core.connection_closed(0);
+    core.handle_timeout(core.next_timeout().unwrap_or(0));
+    core.connection_opened(500);
+    core.frame_received(WELCOME, 500);
+    let frames = sent(&drain(&mut core));
+    assert_eq!(frames[0]["type"], "store.subscribe");
+    let id = frames[0]["id"].as_u64().unwrap_or_default();
+    (core, key, id)
+}
+
+#[test]
+fn a_rate_limited_resubscribe_is_retried_after_retry_after_ms() {
+    let (mut core, key, id) = resubscribing_core();
+    core.frame_received(
+        &format!(
+            r#"{{"id":{id},"type":"error","code":"RATE_LIMITED","message":"slow down","details":{{"retryAfterMs":300}}}}"#
+        ),
+        500,
+    );
+    let out = drain(&mut core);
+    assert!(
+        matches!(out.as_slice(), [Output::Event(LifecycleEvent::Error(_))]),
+        "reported, not ended: {out:?}"
+    );
+    assert_eq!(core.next_timeout(), Some(800));
+    core.handle_timeout(799);
+    assert_eq!(sent(&drain(&mut core)), Vec::<Value>::new());
+    core.handle_timeout(800);
+    let frames = sent(&drain(&mut core));
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0]["type"], "store.subscribe");
+    let id = frames[0]["id"].as_u64().unwrap_or_default();
+    core.frame_received(
+        &format!(r#"{{"id":{id},"type":"result","data":{{"subscriptionId":"s9","data":[7]}}}}"#),
+        810,
+    );
+    assert_eq!(
+        drain(&mut core),
+        vec![Output::Push {
+            key,
+            data: json!([7])
+        }]
+    );
+}
+
+#[test]
+fn a_timed_out_resubscribe_is_retried_and_its_late_answer_released() {
+    let (mut core, key, id) = resubscribing_core();
+    core.handle_timeout(1500); // request timeout 1000 ms after 500
+    let out = drain(&mut core);
+    assert!(
+        matches!(
+            out.as_slice(),
+            [Output::Event(LifecycleEvent::Error(ClientError::Timeout))]
+        ),
+        "{out:?}"
+    );
+    // The late answer created a server-side subscription nobody waits for: released.
+    core.frame_received(
+        &format!(r#"{{"id":{id},"type":"result","data":{{"subscriptionId":"late","data":[]}}}}"#),
+        1510,
+    );
+    let frames = sent(&drain(&mut core));
+    assert_eq!(
+        frames,
+        vec![json!({"id": frames[0]["id"], "type": "store.unsubscribe", "subscriptionId": "late"})]
+    );
+    // The retry (backoff delay of attempt 1: 100..=120 ms) re-subscribes the same key.
+    let at = core.next_timeout().unwrap_or(0);
+    assert!((1600..=1620).contains(&at), "retry at {at}");
+    core.handle_timeout(at);
+    let frames = sent(&drain(&mut core));
+    assert_eq!(frames[0]["type"], "store.subscribe");
+    let id = frames[0]["id"].as_u64().unwrap_or_default();
+    core.frame_received(
+        &format!(r#"{{"id":{id},"type":"result","data":{{"subscriptionId":"s2","data":[1]}}}}"#),
+        at,
+    );
+    assert_eq!(
+        drain(&mut core),
+        vec![Output::Push {
+            key,
+            data: json!([1])
+        }]
+    );
+}
+
+#[test]
+fn a_resubscribe_that_keeps_failing_ends_after_the_policys_retries() {
+    let (mut core, key, mut id) = resubscribing_core();
+    let mut now = 500;
+    let mut ended = None;
+    // max_retries 3: three retries, the fourth failure ends the subscription.
+    for _ in 0..4 {
+        core.frame_received(
+            &format!(r#"{{"id":{id},"type":"error","code":"INTERNAL_ERROR","message":"x"}}"#),
+            now,
+        );
+        let out = drain(&mut core);
+        if let Some(Output::SubscriptionEnded { key: k, .. }) = out.first() {
+            ended = Some(*k);
+            break;
+        }
+        now = core.next_timeout().unwrap_or(now);
+        core.handle_timeout(now);
+        id = sent(&drain(&mut core))[0]["id"]
+            .as_u64()
+            .unwrap_or_default();
+    }
+    assert_eq!(ended, Some(key));
+}
+
+#[test]
+fn a_resubscribe_timing_out_after_the_user_dropped_it_reports_nothing() {
+    let (mut core, key, _) = resubscribing_core();
+    core.unsubscribe(key, 600);
+    assert_eq!(drain(&mut core), vec![]);
+    core.handle_timeout(1500);
+    assert_eq!(
+        drain(&mut core),
+        vec![],
+        "no error for a subscription already ended"
+    );
+    assert_eq!(core.next_timeout(), None, "and no retry");
+}
+
+#[test]
+fn a_logout_cut_by_a_disconnect_still_forgets_the_token() {
+    let mut core = open(CoreConfig {
+        auth_token: Some("tok".into()),
+        ..config()
+    });
+    let logout = core.request(Operation::Auth(AuthOp::Logout), 0);
+    drain(&mut core);
+    core.connection_closed(10);
+    assert!(drain(&mut core).contains(&Output::Resolve {
+        handle: logout,
+        result: Err(ClientError::Disconnected)
+    }));
+    core.handle_timeout(core.next_timeout().unwrap_or(10));
+    core.connection_opened(500);
+    core.frame_received(WELCOME, 500);
+    let frames = sent(&drain(&mut core));
+    assert!(
+        frames.iter().all(|f| f["type"] != "auth.login"),
+        "{frames:?}"
+    );
+}

@@ -19,8 +19,9 @@ use crate::core::{SubscriptionKey, SubscriptionTarget};
 /// later item the complete new result (also after a reconnect, when the client
 /// re-subscribes); for rules every item is an event push. Dropping it unsubscribes. The
 /// stream ends when the client is closed for good, or with an `Err` item as its last when
-/// the re-subscription after a reconnect fails (the query was undefined meanwhile, the
-/// session lost the permission, ...).
+/// the re-subscription after a reconnect fails for good (the query was undefined
+/// meanwhile, the session lost the permission, ...); a passing failure (timeout, rate
+/// limit) is retried on the reconnect policy's schedule first.
 ///
 /// ```no_run
 /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
