@@ -75,7 +75,7 @@ async fn the_readme_rules_session_works_as_printed() {
     let readme = readme();
     let config: ServerConfig =
         serde_json::from_str(&block(&readme, "rules-config")).expect("README config parses");
-    assert_eq!(config.rules.rules.len(), 1);
+    assert_eq!(config.rules.rules.len(), 3);
     replay(config, &block(&readme, "rules-session")).await;
 }
 
