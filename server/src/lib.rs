@@ -38,8 +38,7 @@ pub use config::{
 pub use error::ServerError;
 pub use permissions::{
     Decision, DefaultPolicy, Patterns, PermissionCheck, PermissionRule, PermissionsConfig, Tier,
-    extract_resource, is_allowed, is_allowed_touching, match_pattern, operation_tier,
-    transaction_buckets, transaction_operations,
+    extract_resource, is_allowed, match_pattern, operation_tier,
 };
 pub use rate_limit::RateLimiter;
 pub use registry::{ConnectionBuffer, ConnectionEntry, ConnectionRegistry};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::auth::Session;
+use noex_protocol::TransactionOp;
 
 /// How much an operation can change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -193,8 +194,7 @@ pub fn extract_resource<'a>(op_type: &str, fields: &'a Map<String, Value>) -> &'
 }
 
 /// Whether `session` may run `op_type` on `resource`: the tier check, then the hook, then
-/// the declarative rules, then the default. Same as [`is_allowed_touching`] with no
-/// transaction buckets.
+/// the declarative rules, then the default.
 pub fn is_allowed(
     session: &Session,
     op_type: &str,
@@ -202,30 +202,64 @@ pub fn is_allowed(
     policy: &PermissionsConfig,
     hook: Option<&dyn PermissionCheck>,
 ) -> bool {
-    is_allowed_touching(session, op_type, resource, &[], policy, hook)
+    allowed(session, op_type, resource, &[resource], policy, hook)
 }
 
-/// [`is_allowed`] for a request that touches several buckets: a `store.transaction`
-/// (resource `*`, as the protocol says) passes a declarative rule restricted to `buckets`
-/// when every bucket its operations name is in that list. A rule without `buckets` allows
-/// the transaction whatever it touches, as in the original.
+/// The permission check of one request, with `fields` as received. `Err((op, resource))`
+/// names what was refused, for `No permission for OP on RESOURCE`.
 ///
-/// ```
-/// use noex_server::{PermissionsConfig, Session, is_allowed_touching};
-/// let policy: PermissionsConfig = serde_json::from_value(serde_json::json!({
-///     "default": "deny",
-///     "rules": [{"role": "agent", "allow": ["store.transaction"], "buckets": ["metrics"]}]
-/// })).unwrap();
-/// let agent = Session { user_id: "a".into(), roles: vec!["agent".into()], expires_at: None };
-/// assert!(is_allowed_touching(&agent, "store.transaction", "*", &["metrics"], &policy, None));
-/// assert!(!is_allowed_touching(&agent, "store.transaction", "*", &["metrics", "users"], &policy, None));
-/// assert!(!is_allowed_touching(&agent, "store.transaction", "*", &[], &policy, None));
-/// ```
-pub fn is_allowed_touching(
+/// A `store.transaction` has the resource `*` (as the protocol says, and as the hook sees
+/// it), but a rule limited to `buckets` sees the buckets its operations name and allows it
+/// only when all of them are listed. Then every operation inside is checked as the single
+/// operation it stands for, so a transaction can do nothing its operations could not do
+/// one by one. Malformed entries are left to validation, which rejects the request.
+pub(crate) fn check_request<'a>(
+    session: &Session,
+    op_type: &'a str,
+    fields: &'a Map<String, Value>,
+    policy: &PermissionsConfig,
+    hook: Option<&dyn PermissionCheck>,
+) -> Result<(), (&'a str, &'a str)> {
+    let resource = extract_resource(op_type, fields);
+    let inner: Vec<(&'static str, &str)> = if op_type == "store.transaction" {
+        fields
+            .get("operations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|op| {
+                let single = TransactionOp::single_op_type(op.get("op")?.as_str()?)?;
+                Some((single, op.get("bucket")?.as_str()?))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut scope: Vec<&str> = inner.iter().map(|(_, bucket)| *bucket).collect();
+    scope.sort_unstable();
+    scope.dedup();
+    if scope.is_empty() {
+        scope.push(resource);
+    }
+    if !allowed(session, op_type, resource, &scope, policy, hook) {
+        return Err((op_type, resource));
+    }
+    match inner
+        .into_iter()
+        .find(|(op, bucket)| !allowed(session, op, bucket, &[bucket], policy, hook))
+    {
+        Some(refused) => Err(refused),
+        None => Ok(()),
+    }
+}
+
+/// The tier check, the hook (which sees `resource`), then the declarative rules (which
+/// see `scope`: every resource the request touches), then the default.
+fn allowed(
     session: &Session,
     op_type: &str,
     resource: &str,
-    touched_buckets: &[&str],
+    scope: &[&str],
     policy: &PermissionsConfig,
     hook: Option<&dyn PermissionCheck>,
 ) -> bool {
@@ -244,82 +278,21 @@ pub fn is_allowed_touching(
     let matched = policy.rules.iter().any(|rule| {
         session.roles.contains(&rule.role)
             && rule.allow.matches(op_type)
-            && resource_allowed(rule, op_type, resource, touched_buckets)
+            && resource_allowed(rule, op_type, scope)
     });
     matched || policy.default == DefaultPolicy::Allow
 }
 
-fn resource_allowed(
-    rule: &PermissionRule,
-    op_type: &str,
-    resource: &str,
-    touched_buckets: &[&str],
-) -> bool {
+fn resource_allowed(rule: &PermissionRule, op_type: &str, scope: &[&str]) -> bool {
     if let (Some(buckets), true) = (&rule.buckets, op_type.starts_with("store.")) {
-        if op_type == "store.transaction" && !touched_buckets.is_empty() {
-            return touched_buckets
-                .iter()
-                .all(|t| buckets.iter().any(|b| b == t));
-        }
-        return buckets.iter().any(|b| b == resource);
+        return scope.iter().all(|r| buckets.iter().any(|b| b == r));
     }
     if let (Some(topics), true) = (&rule.topics, op_type.starts_with("rules.")) {
-        return topics.iter().any(|t| match_pattern(t, resource));
+        return scope
+            .iter()
+            .all(|r| topics.iter().any(|t| match_pattern(t, r)));
     }
     true
-}
-
-/// The operations inside a `store.transaction`, as the single operations they stand for:
-/// `(store.<op>, bucket)` for each entry of `operations` that names a known `op` and a
-/// `bucket` (malformed entries are left to validation, which rejects the request).
-///
-/// ```
-/// let fields = serde_json::json!({"operations": [
-///     {"op": "get", "bucket": "inventory", "key": "mug"},
-///     {"op": "insert", "bucket": "orders", "data": {}},
-///     {"op": "nonsense", "bucket": "x"}
-/// ]});
-/// let ops = noex_server::transaction_operations(fields.as_object().unwrap());
-/// assert_eq!(ops, [("store.get", "inventory"), ("store.insert", "orders")]);
-/// ```
-pub fn transaction_operations(fields: &Map<String, Value>) -> Vec<(&'static str, &str)> {
-    fields
-        .get("operations")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|op| {
-            let kind = match op.get("op").and_then(Value::as_str)? {
-                "get" => "store.get",
-                "insert" => "store.insert",
-                "update" => "store.update",
-                "delete" => "store.delete",
-                "where" => "store.where",
-                "findOne" => "store.findOne",
-                "count" => "store.count",
-                _ => return None,
-            };
-            Some((kind, op.get("bucket").and_then(Value::as_str)?))
-        })
-        .collect()
-}
-
-/// The buckets named by a `store.transaction`'s operations (empty for anything else, or
-/// when `operations` is malformed: validation answers that later).
-pub fn transaction_buckets<'a>(op_type: &str, fields: &'a Map<String, Value>) -> Vec<&'a str> {
-    if op_type != "store.transaction" {
-        return Vec::new();
-    }
-    let mut buckets: Vec<&str> = fields
-        .get("operations")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|op| op.get("bucket").and_then(Value::as_str))
-        .collect();
-    buckets.sort_unstable();
-    buckets.dedup();
-    buckets
 }
 
 #[cfg(test)]
@@ -481,5 +454,45 @@ mod tests {
         assert!(!match_pattern("store.*", "rules.emit"));
         assert!(match_pattern("store.get", "store.get"));
         assert!(!match_pattern("store.get", "store.getX"));
+    }
+
+    #[test]
+    fn a_transaction_is_checked_on_its_buckets_and_on_each_operation() {
+        let policy: PermissionsConfig = serde_json::from_value(json!({
+            "default": "deny",
+            "rules": [
+                {"role": "agent", "allow": ["store.transaction", "store.insert"], "buckets": ["metrics", "events"]},
+                {"role": "agent", "allow": "store.get", "buckets": ["users"]},
+                {"role": "ops", "allow": "store.transaction"}
+            ]
+        }))
+        .expect("policy");
+        let tx = |ops: Value| {
+            json!({"operations": ops})
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let check = |roles: &[&str], fields: &Map<String, Value>| {
+            check_request(&session(roles), "store.transaction", fields, &policy, None)
+                .map_err(|(op, r)| format!("{op} on {r}"))
+        };
+        let both = tx(
+            json!([{"op": "insert", "bucket": "metrics"}, {"op": "insert", "bucket": "events"}]),
+        );
+        assert_eq!(check(&["agent"], &both), Ok(()));
+        // One bucket outside the rule's list: the transaction itself is refused (on *).
+        let outside =
+            tx(json!([{"op": "insert", "bucket": "metrics"}, {"op": "get", "bucket": "users"}]));
+        assert_eq!(
+            check(&["agent"], &outside),
+            Err("store.transaction on *".into())
+        );
+        // Transactions allowed everywhere, but the operation inside is not.
+        let write = tx(json!([{"op": "update", "bucket": "users", "key": 1, "data": {}}]));
+        assert_eq!(check(&["ops"], &write), Err("store.update on users".into()));
+        // Malformed entries are left to validation.
+        let odd = tx(json!([{"op": "nonsense", "bucket": "x"}, {"bucket": 3}]));
+        assert_eq!(check(&["ops"], &odd), Ok(()));
     }
 }

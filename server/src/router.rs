@@ -11,9 +11,7 @@ use serde_json::{Value, json};
 
 use crate::connection::Connection;
 use crate::error::ServerError;
-use crate::permissions::{
-    extract_resource, is_allowed_touching, transaction_buckets, transaction_operations,
-};
+use crate::permissions::check_request;
 use crate::registry::ConnectionEntry;
 use crate::server::AuthRuntime;
 
@@ -44,39 +42,18 @@ pub(crate) async fn handle(
         }
     }
     if let (Some(auth), Some(session), false) = (&shared.auth, &connection.session, is_auth_op) {
-        let resource = extract_resource(op_type, &request.fields);
-        let touched = transaction_buckets(op_type, &request.fields);
-        if !is_allowed_touching(
+        let checked = check_request(
             session,
             op_type,
-            resource,
-            &touched,
+            &request.fields,
             &auth.permissions,
             auth.hook.as_deref(),
-        ) {
+        );
+        if let Err((op, resource)) = checked {
             return Err(ServerError::new(
                 ErrorCode::Forbidden,
-                format!("No permission for {op_type} on {resource}"),
+                format!("No permission for {op} on {resource}"),
             ));
-        }
-        // A transaction may do nothing its operations could not do one by one: each is
-        // checked as the single operation on its bucket.
-        if op_type == "store.transaction" {
-            for (inner, bucket) in transaction_operations(&request.fields) {
-                if !is_allowed_touching(
-                    session,
-                    inner,
-                    bucket,
-                    &[],
-                    &auth.permissions,
-                    auth.hook.as_deref(),
-                ) {
-                    return Err(ServerError::new(
-                        ErrorCode::Forbidden,
-                        format!("No permission for {inner} on {bucket}"),
-                    ));
-                }
-            }
         }
     }
 
