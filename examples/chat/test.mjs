@@ -104,11 +104,12 @@ test('two panes chat live; rules count messages and notify mentions; rooms are c
   await waitForTexts(page, 'bob', '.counter', ['3 messages (rule)']);
   assert.equal(await messageCount(node, 'general'), 3);
 
-  // Room creation is atomic: a taken id fails the whole transaction, so no second system message.
+  // Room creation is atomic: the system message is inserted first, then the room; a taken id
+  // fails the second op, so the first one must be rolled back (no second system message).
   await assert.rejects(createRoom(node, { id: 'general', title: 'Again', user: 'carol' }), { code: 'ALREADY_EXISTS' });
   const systemMessages = await node.store.bucket('messages').where({ roomId: 'general', kind: 'system' });
   assert.equal(systemMessages.length, 1);
-  // ...and an invalid room (bad id) leaves neither a room nor a message behind.
+  // ...and an invalid room (bad id) fails the room insert and rolls back its message too.
   await assert.rejects(createRoom(node, { id: 'Bad Id!', title: 'x', user: 'carol' }), { code: 'VALIDATION_ERROR' });
   assert.equal(await node.store.bucket('messages').count({ roomId: 'Bad Id!' }), 0);
 

@@ -9,14 +9,15 @@ export function mentionsOf(text) {
 
 /**
  * Creates a room and its "room created" system message in ONE transaction: both appear, or
- * (e.g. the id is taken: ALREADY_EXISTS) neither does. Resolves to the room record.
+ * (e.g. the id is taken: ALREADY_EXISTS) neither does. The message goes first, so a failing
+ * room insert has a write to roll back. Resolves to the room record.
  */
 export async function createRoom(client, { id, title, user }) {
   const { results } = await client.store.transaction([
-    { op: 'insert', bucket: 'rooms', data: { id, title, createdBy: user } },
     { op: 'insert', bucket: 'messages', data: { roomId: id, from: user, kind: 'system', text: `${user} created the room "${title}"` } },
+    { op: 'insert', bucket: 'rooms', data: { id, title, createdBy: user } },
   ]);
-  return results[0].data;
+  return results[1].data;
 }
 
 /**
