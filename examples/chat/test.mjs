@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NoexClient } from '../../client-wasm/pkg/index.js';
 import { serve } from '../common/serve.mjs';
-import { requireDev, startServer, launchChromium, screenshotPath } from '../common/harness.mjs';
+import { requireDev, startServer, launchChromium, screenshotPath, collectPageErrors } from '../common/harness.mjs';
 import { createRoom, sendMessage, messageCount, onlineUsers, demoToken } from './web/chat.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -60,9 +60,7 @@ async function send(page, user, text) {
 
 test('two panes chat live; rules count messages and notify mentions; rooms are created atomically; presence follows logins and sockets', async () => {
   const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  const errors = collectPageErrors(page);
   await page.goto(`http://127.0.0.1:${web.address().port}/?ws=${encodeURIComponent(wsUrl)}`);
   await page.waitForFunction(() => window.chat?.ready || window.chat?.error);
   assert.equal(await page.evaluate(() => window.chat.error), undefined);

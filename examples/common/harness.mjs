@@ -58,6 +58,17 @@ export function launchChromium() {
   });
 }
 
+/**
+ * Collects what goes wrong in a page: uncaught exceptions (`pageerror`) and `console.error`
+ * messages. Returns the array it fills; a test ends with `assert.deepEqual(errors, [])`.
+ */
+export function collectPageErrors(page) {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  return errors;
+}
+
 /** Where a screenshot called `name` goes: `$NOEX_SCREENSHOT_DIR` (created) or a temp dir. */
 export async function screenshotPath(name) {
   const dir = process.env.NOEX_SCREENSHOT_DIR ?? (await mkdtemp(path.join(tmpdir(), 'noex-example-')));

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NoexClient } from '../../client-wasm/pkg/index.js';
 import { serve } from '../common/serve.mjs';
-import { requireDev, targetBin, startServer, launchChromium, screenshotPath } from '../common/harness.mjs';
+import { requireDev, targetBin, startServer, launchChromium, screenshotPath, collectPageErrors } from '../common/harness.mjs';
 import { METRICS, hostsOf, formatValue, readFigures, readLatest } from './web/dashboard.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -100,9 +100,7 @@ async function waitForChart(page, metric, points) {
 
 test('the Rust agent writes metrics; the page shows the live aggregates and chart the server computes; permissions hold', async () => {
   const page = await browser.newPage({ viewport: { width: 820, height: 900 } });
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  const errors = collectPageErrors(page);
   await page.goto(pageUrl());
   await page.waitForFunction(() => window.dashboard?.ready || window.dashboard?.error);
   assert.equal(await page.evaluate(() => window.dashboard.error), undefined);

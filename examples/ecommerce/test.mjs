@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NoexClient } from '../../client-wasm/pkg/index.js';
 import { serve } from '../common/serve.mjs';
-import { requireDev, targetBin, startServer, launchChromium, screenshotPath } from '../common/harness.mjs';
+import { requireDev, targetBin, startServer, launchChromium, screenshotPath, collectPageErrors } from '../common/harness.mjs';
 import { mint } from './token.mjs';
 import { configWithPaymentWindow } from './config.mjs';
 import { placeOrder, orderStatus } from './web/shop.js';
@@ -251,8 +251,7 @@ test('rules: a paid order becomes paid; an unpaid one gets order.payment_timeout
 
 test('the page shows live stock, my orders with their rule-kept status, and errors with their code', async () => {
   const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
+  const errors = collectPageErrors(page);
   const base = `http://127.0.0.1:${web.address().port}/?ws=${encodeURIComponent(wsUrl)}`;
   await page.goto(`${base}&token=${tokens.carol}`);
   await page.waitForFunction(() => window.shop?.ready || window.shop?.error);
@@ -295,7 +294,7 @@ test('the page shows live stock, my orders with their rule-kept status, and erro
 
   // The admin page restocks; the customer's page sees it.
   const adminPage = await browser.newPage({ viewport: { width: 1100, height: 700 } });
-  adminPage.on('pageerror', (e) => errors.push(e.message));
+  const adminErrors = collectPageErrors(adminPage);
   await adminPage.goto(`${base}&token=${tokens.admin}`);
   await adminPage.waitForFunction(() => window.shop?.ready || window.shop?.error);
   assert.equal(await adminPage.evaluate(() => window.shop.error), undefined);
@@ -305,6 +304,7 @@ test('the page shows live stock, my orders with their rule-kept status, and erro
   await adminPage.click('#restock button');
   await waitForText(stockCell('tshirt'), '4');
   await adminPage.close();
+  assert.deepEqual(adminErrors, []);
 
   const shot = await screenshotPath('ecommerce.png');
   await page.screenshot({ path: shot, fullPage: true });
