@@ -102,14 +102,12 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         pong_since_ping: true,
         pong_deadline: None,
     };
-    crate::rules_ops::connection_event(
-        &shared,
-        "opened",
+    crate::rules_ops::connection_event(&shared, "opened", || {
         serde_json::json!({
-            "connectionId": format!("conn-{}", connection.registration.id()),
+            "connectionId": connection.registration.wire_id(),
             "remoteAddress": peer.ip().to_string(),
-        }),
-    );
+        })
+    });
     // `run` consumes the connection: when it returns, its subscriptions are dropped, which
     // cancels every one of them at its source, however the connection ended.
     connection.run(stream, lifecycle).await;
@@ -210,15 +208,13 @@ impl Connection {
         lifecycle: tokio::sync::watch::Receiver<Lifecycle>,
     ) {
         self.serve(stream, lifecycle).await;
-        crate::rules_ops::connection_event(
-            &self.shared,
-            "closed",
+        crate::rules_ops::connection_event(&self.shared, "closed", || {
             serde_json::json!({
-                "connectionId": format!("conn-{}", self.registration.id()),
+                "connectionId": self.registration.wire_id(),
                 "remoteAddress": self.peer.ip().to_string(),
                 "userId": self.session.as_ref().map(|s| s.user_id.as_str()),
-            }),
-        );
+            })
+        });
     }
 
     async fn serve(

@@ -128,6 +128,11 @@ impl ConnectionRegistry {
     }
 }
 
+/// The wire form (`conn-N`) of a connection's numeric id.
+pub fn wire_connection_id(id: u64) -> String {
+    format!("conn-{id}")
+}
+
 /// Keeps one connection's registry entry alive; dropping it removes the entry.
 #[derive(Debug)]
 pub struct Registration {
@@ -139,6 +144,11 @@ impl Registration {
     /// The connection's numeric id.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The connection's id on the wire (`conn-N`), as `server.connections` lists it.
+    pub fn wire_id(&self) -> String {
+        wire_connection_id(self.id)
     }
 
     /// Makes this connection's outbound queue visible to [`ConnectionRegistry::buffers`].

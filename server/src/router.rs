@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::connection::Connection;
 use crate::error::ServerError;
 use crate::permissions::check_request;
-use crate::registry::ConnectionEntry;
+use crate::registry::{ConnectionEntry, wire_connection_id};
 use crate::server::AuthRuntime;
 
 /// Answers one request on `connection`.
@@ -110,14 +110,13 @@ fn set_session(connection: &mut Connection, session: Option<crate::auth::Session
     connection
         .registration
         .update(|entry| entry.user_id = user_id);
-    let conn_id = format!("conn-{}", connection.registration.id());
     if let Some(old) = &connection.session {
         let same_user = session.as_ref().is_some_and(|s| s.user_id == old.user_id);
         if !same_user {
             crate::rules_ops::connection_event(
                 &connection.shared,
                 "logout",
-                serde_json::json!({"connectionId": conn_id, "userId": old.user_id}),
+                || json!({"connectionId": connection.registration.wire_id(), "userId": old.user_id}),
             );
         }
     }
@@ -125,7 +124,7 @@ fn set_session(connection: &mut Connection, session: Option<crate::auth::Session
         crate::rules_ops::connection_event(
             &connection.shared,
             "login",
-            serde_json::json!({"connectionId": conn_id, "userId": new.user_id, "roles": new.roles}),
+            || json!({"connectionId": connection.registration.wire_id(), "userId": new.user_id, "roles": new.roles}),
         );
     }
     connection.session = session;
@@ -194,7 +193,7 @@ pub(crate) fn connections(entries: &[ConnectionEntry]) -> Vec<ConnectionInfo> {
     entries
         .iter()
         .map(|e| ConnectionInfo {
-            connection_id: format!("conn-{}", e.id),
+            connection_id: wire_connection_id(e.id),
             remote_address: e.remote.ip().to_string(),
             connected_at: e.connected_at,
             authenticated: e.user_id.is_some(),

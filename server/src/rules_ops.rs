@@ -95,7 +95,7 @@ pub(crate) fn handle(
         RulesOp::Stats => to_json(engine.stats()),
         RulesOp::RegisterRule { rule } => {
             let rule = engine.register_rule(&Value::Object(rule))?;
-            persist_rule(&connection.shared.store, engine, &rule.input.id);
+            persist_rule(&connection.shared.store, engine, &rule.input.id)?;
             to_json(RuleRegistered {
                 id: rule.input.id.clone(),
                 name: rule.input.name.clone(),
@@ -106,7 +106,7 @@ pub(crate) fn handle(
         }
         RulesOp::UnregisterRule { rule_id } => {
             engine.unregister_rule(&rule_id)?;
-            persist_rule(&connection.shared.store, engine, &rule_id);
+            persist_rule(&connection.shared.store, engine, &rule_id)?;
             to_json(RuleUnregistered {
                 rule_id,
                 unregistered: true,
@@ -114,7 +114,7 @@ pub(crate) fn handle(
         }
         RulesOp::UpdateRule { rule_id, updates } => {
             let rule = engine.update_rule(&rule_id, &Value::Object(updates))?;
-            persist_rule(&connection.shared.store, engine, &rule_id);
+            persist_rule(&connection.shared.store, engine, &rule_id)?;
             to_json(RuleUpdated {
                 id: rule.input.id.clone(),
                 version: rule.version,
@@ -123,12 +123,12 @@ pub(crate) fn handle(
         }
         RulesOp::EnableRule { rule_id } => {
             let rule = engine.enable_rule(&rule_id)?;
-            persist_rule(&connection.shared.store, engine, &rule_id);
+            persist_rule(&connection.shared.store, engine, &rule_id)?;
             enabled(rule)
         }
         RulesOp::DisableRule { rule_id } => {
             let rule = engine.disable_rule(&rule_id)?;
-            persist_rule(&connection.shared.store, engine, &rule_id);
+            persist_rule(&connection.shared.store, engine, &rule_id)?;
             enabled(rule)
         }
         RulesOp::GetRule { rule_id } => to_json(engine.get_rule(&rule_id)?),
@@ -263,12 +263,17 @@ pub(crate) fn bridge_store(store: &Store, engine: &RuleEngine) -> u64 {
 }
 
 /// Emits a connection lifecycle event (`connection.<what>`) into the engine when the
-/// config's `rules.connectionEvents` is on; a no-op otherwise.
-pub(crate) fn connection_event(shared: &crate::server::Shared, what: &str, data: Value) {
+/// config's `rules.connectionEvents` is on; a no-op otherwise (`data` is not even built).
+pub(crate) fn connection_event(
+    shared: &crate::server::Shared,
+    what: &str,
+    data: impl FnOnce() -> Value,
+) {
     if !shared.config.rules.connection_events {
         return;
     }
     let Some(engine) = &shared.rules else { return };
+    let data = data();
     let options = EmitOptions {
         source: Some("server".to_owned()),
         ..EmitOptions::default()
@@ -292,10 +297,16 @@ pub(crate) fn fact_persister(store: &Store) -> Option<FactObserver> {
     let store = store.clone();
     Some(Arc::new(move |changes: &[FactChange]| {
         for change in changes {
-            let value = change
-                .fact
-                .as_ref()
-                .and_then(|fact| serde_json::to_value(fact).ok());
+            // A fact that does not serialize is skipped, never written as a removal.
+            let value = match change.fact.as_ref().map(serde_json::to_value).transpose() {
+                Ok(value) => value,
+                Err(err) => {
+                    tracing::error!(%err, key = %change.key, "fact not serializable; not persisted");
+                    continue;
+                }
+            };
+            // The engine's observer cannot fail a request: the failure is logged, and a
+            // failed writer makes the store refuse every later write.
             if let Err(err) = store.persist_aux(FACTS, &change.key, value) {
                 tracing::error!(%err, key = %change.key, "fact not persisted");
             }
@@ -303,15 +314,25 @@ pub(crate) fn fact_persister(store: &Store) -> Option<FactObserver> {
     }))
 }
 
-/// Writes rule `id` as it now is (or its removal) to the store's side table.
-pub(crate) fn persist_rule(store: &Store, engine: &RuleEngine, id: &str) {
-    let value = engine
-        .get_rule(id)
-        .ok()
-        .and_then(|rule| serde_json::to_value(rule).ok());
-    if let Err(err) = store.persist_aux(RULES, id, value) {
-        tracing::error!(%err, rule = %id, "rule not persisted");
-    }
+/// Writes rule `id` as it now is (or its removal, when it is no longer registered) to the
+/// store's side table; a no-op when the store is not durable. The caller reports a
+/// failure: the rule change is applied in the engine but not on disk.
+pub(crate) fn persist_rule(
+    store: &Store,
+    engine: &RuleEngine,
+    id: &str,
+) -> Result<(), noex_store::StoreError> {
+    let value = match engine.get_rule(id) {
+        Ok(rule) => {
+            Some(
+                serde_json::to_value(rule).map_err(|e| noex_store::StoreError::Internal {
+                    message: format!("rule {id:?} does not serialize: {e}"),
+                })?,
+            )
+        }
+        Err(_) => None,
+    };
+    store.persist_aux(RULES, id, value)
 }
 
 /// Loads persisted facts and rules into `engine` (nothing when the store is not durable).

@@ -325,7 +325,12 @@ impl ServerBuilder {
                 let registered = engine
                     .register_rule(rule)
                     .map_err(|source| StartError::Rule { index, source })?;
-                crate::rules_ops::persist_rule(&store, engine, &registered.input.id);
+                crate::rules_ops::persist_rule(&store, engine, &registered.input.id).map_err(
+                    |source| StartError::Store {
+                        what: format!("rule {:?}", registered.input.id),
+                        source: Box::new(source),
+                    },
+                )?;
             }
             if config.rules.store_bridge {
                 crate::rules_ops::bridge_store(&store, engine);

@@ -552,3 +552,25 @@ async fn connection_events_are_off_by_default() {
         json!([])
     );
 }
+
+/// With durable storage, a rule change that cannot be written answers `INTERNAL_ERROR`
+/// instead of a success the disk never saw.
+#[tokio::test]
+async fn a_rule_change_that_cannot_be_persisted_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("noex-rules-persist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = config();
+    config.persistence.engine = noex_server::PersistenceEngine::Redb;
+    config.persistence.data_dir = Some(dir.clone());
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok("rules.registerRule", json!({"rule": confirm_rule()}))
+        .await;
+    // The store stops writing (as after a disk failure): later rule changes must fail.
+    server.store().close_persistence().expect("closes");
+    let (code, _, _) = c
+        .fail("rules.disableRule", json!({"ruleId": "confirm"}))
+        .await;
+    assert_eq!(code, "INTERNAL_ERROR");
+    let _ = std::fs::remove_dir_all(&dir);
+}
