@@ -34,7 +34,9 @@ async fn a_stalled_client_gets_the_final_state_and_nobody_waits_for_it() {
     let (mut live, _) = Client::connect(&server).await;
     live.ok("store.subscribe", json!({"query": "doc"})).await;
 
-    // The live subscriber reads everything as it comes, concurrently with the writer.
+    // The live subscriber reads everything as it comes, concurrently with the writer. It
+    // returns only once it has received the final value, so the timeout below is the check
+    // that the final state reached it.
     let live_reader = tokio::spawn(async move {
         let mut seen = 0u64;
         loop {
@@ -63,7 +65,6 @@ async fn a_stalled_client_gets_the_final_state_and_nobody_waits_for_it() {
         .await
         .expect("the live subscriber is not held up by the stalled one")
         .expect("live reader");
-    assert!(live_pushes >= 1);
 
     server.store().settle().await;
     // Memory held for any connection stays under the bound: at most maxBufferedBytes of
