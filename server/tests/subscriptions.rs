@@ -331,7 +331,10 @@ async fn the_subscribe_result_always_precedes_the_first_push() {
     });
     let mut known = std::collections::HashSet::new();
     for _ in 0..90 {
-        reader.next_id_send_subscribe().await;
+        // Every subscribe reuses id 1: each answer is read before the next is sent.
+        reader
+            .send(json!({"id": 1, "type": "store.subscribe", "query": "open-count"}))
+            .await;
         loop {
             let frame = reader.recv().await;
             match frame["type"].as_str() {
@@ -356,15 +359,4 @@ async fn the_subscribe_result_always_precedes_the_first_push() {
         }
     }
     writes.await.expect("writer");
-}
-
-trait SubscribeRaw {
-    async fn next_id_send_subscribe(&mut self);
-}
-
-impl SubscribeRaw for Client {
-    async fn next_id_send_subscribe(&mut self) {
-        self.send(json!({"id": 1, "type": "store.subscribe", "query": "open-count"}))
-            .await;
-    }
 }
