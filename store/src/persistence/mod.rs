@@ -305,12 +305,20 @@ impl Persistence {
         let tx =
             q.tx.as_ref()
                 .ok_or_else(|| write_error("the store's persistence is closed"))?;
-        tx.send(Msg {
-            ticket,
-            ops,
-            urgent,
-        })
-        .map_err(|_| write_error("the persistence writer has stopped"))?;
+        if tx
+            .send(Msg {
+                ticket,
+                ops,
+                urgent,
+            })
+            .is_err()
+        {
+            // The writer thread is gone: nothing more reaches the file, so refuse every
+            // later write before it changes memory (as after a failed commit).
+            let stopped = "the persistence writer has stopped";
+            self.shared.finish(ticket, Err(stopped.to_owned()));
+            return Err(write_error(stopped));
+        }
         q.last = ticket;
         Ok(Ticket(ticket))
     }
@@ -353,7 +361,14 @@ impl Persistence {
     }
 
     /// Blocks until every commit queued so far is durable (whatever the mode).
+    /// A failed writer is reported at once; with nothing queued since the last durable
+    /// commit there is nothing to write.
     pub fn flush(&self) -> StoreResult<()> {
+        self.check()?;
+        let last = self.queue.lock().last;
+        if self.shared.state.lock().durable >= last {
+            return Ok(());
+        }
         let ticket = self.send(Vec::new(), true)?;
         self.wait_durable(ticket)
     }
