@@ -195,6 +195,12 @@ async fn a_committed_transaction_pushes_once_per_subscription() {
 /// Two clients run read-modify-write transactions on the same record as fast as they can:
 /// each either commits or fails with `CONFLICT` naming the record, and the record's
 /// version counts exactly the commits (no lost update, no half transaction).
+///
+/// Whether any conflict happens depends on scheduling: a wire transaction runs all of its
+/// operations and its commit in one synchronous call, so no client can deterministically
+/// write between another's read and commit. The conflict count is only reported; the
+/// conflict path itself is pinned down in the store's own tests
+/// (`store/tests/transactions.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_conflict_instead_of_losing_updates() {
     let server = start(config()).await;
@@ -265,9 +271,8 @@ async fn concurrent_writers_conflict_instead_of_losing_updates() {
     );
     let conflicts = a.1 + b.1;
     eprintln!("committed {committed}, conflicts {conflicts}");
-    assert!(committed > 0);
     assert!(
-        conflicts > 0,
-        "two writers interleaving {ROUNDS} transactions each must collide at least once"
+        committed > 0,
+        "the first transaction to commit cannot conflict"
     );
 }
