@@ -67,19 +67,21 @@ impl From<StoreError> for ServerError {
 pub(crate) fn handle(connection: &mut Connection, op: StoreOp) -> Result<Value, ServerError> {
     let store = connection.shared.store.clone();
     match op {
-        StoreOp::Insert { bucket, data } => records(store.bucket(&bucket).insert(data)?),
-        StoreOp::Get { bucket, key } => to_json(store.bucket(&bucket).get(&key)?),
-        StoreOp::Update { bucket, key, data } => to_json(store.bucket(&bucket).update(&key, data)?),
+        StoreOp::Insert { bucket, data } => Ok(Value::Object(store.bucket(&bucket).insert(data)?)),
+        StoreOp::Get { bucket, key } => Ok(one(store.bucket(&bucket).get(&key)?)),
+        StoreOp::Update { bucket, key, data } => {
+            Ok(Value::Object(store.bucket(&bucket).update(&key, data)?))
+        }
         StoreOp::Delete { bucket, key } => {
             store.bucket(&bucket).delete(&key)?;
             to_json(Deleted { deleted: true })
         }
-        StoreOp::All { bucket } => to_json(store.bucket(&bucket).all()?),
-        StoreOp::Where { bucket, filter } => to_json(store.bucket(&bucket).where_(&filter)?),
-        StoreOp::FindOne { bucket, filter } => to_json(store.bucket(&bucket).find_one(&filter)?),
+        StoreOp::All { bucket } => Ok(many(store.bucket(&bucket).all()?)),
+        StoreOp::Where { bucket, filter } => Ok(many(store.bucket(&bucket).where_(&filter)?)),
+        StoreOp::FindOne { bucket, filter } => Ok(one(store.bucket(&bucket).find_one(&filter)?)),
         StoreOp::Count { bucket, filter } => to_json(store.bucket(&bucket).count(filter.as_ref())?),
-        StoreOp::First { bucket, n } => to_json(store.bucket(&bucket).first(clamp(n))?),
-        StoreOp::Last { bucket, n } => to_json(store.bucket(&bucket).last(clamp(n))?),
+        StoreOp::First { bucket, n } => Ok(many(store.bucket(&bucket).first(clamp(n))?)),
+        StoreOp::Last { bucket, n } => Ok(many(store.bucket(&bucket).last(clamp(n))?)),
         StoreOp::Paginate {
             bucket,
             limit,
@@ -201,9 +203,15 @@ pub(crate) fn handle(connection: &mut Connection, op: StoreOp) -> Result<Value, 
     }
 }
 
-/// A record as the result value (no re-serialization: it already is a JSON object).
-fn records(record: Record) -> Result<Value, ServerError> {
-    Ok(Value::Object(record))
+/// Records as a result value, moved rather than re-serialized (a record already is a
+/// JSON object).
+fn many(records: Vec<Record>) -> Value {
+    Value::Array(records.into_iter().map(Value::Object).collect())
+}
+
+/// An optional record as a result value (`null` when absent), moved as [`many`] does.
+fn one(record: Option<Record>) -> Value {
+    record.map_or(Value::Null, Value::Object)
 }
 
 /// A positive count from the wire as a `usize` (saturating on 32-bit targets).
@@ -213,15 +221,8 @@ fn clamp(n: u64) -> usize {
 
 /// One operation of `store.transaction`; its result `data`.
 fn transaction_op(tx: &mut Transaction<'_>, op: TransactionOp) -> Result<Value, StoreError> {
-    let value = |v: Result<Value, serde_json::Error>| {
-        v.map_err(|e| StoreError::Internal {
-            message: e.to_string(),
-        })
-    };
     match op {
-        TransactionOp::Get { bucket, key } => {
-            value(serde_json::to_value(tx.bucket(&bucket)?.get(&key)?))
-        }
+        TransactionOp::Get { bucket, key } => Ok(one(tx.bucket(&bucket)?.get(&key)?)),
         TransactionOp::Insert { bucket, data } => {
             Ok(Value::Object(tx.bucket(&bucket)?.insert(data)?))
         }
@@ -232,11 +233,9 @@ fn transaction_op(tx: &mut Transaction<'_>, op: TransactionOp) -> Result<Value, 
             tx.bucket(&bucket)?.delete(&key)?;
             Ok(json!(Deleted { deleted: true }))
         }
-        TransactionOp::Where { bucket, filter } => {
-            value(serde_json::to_value(tx.bucket(&bucket)?.where_(&filter)?))
-        }
+        TransactionOp::Where { bucket, filter } => Ok(many(tx.bucket(&bucket)?.where_(&filter)?)),
         TransactionOp::FindOne { bucket, filter } => {
-            value(serde_json::to_value(tx.bucket(&bucket)?.find_one(&filter)?))
+            Ok(one(tx.bucket(&bucket)?.find_one(&filter)?))
         }
         TransactionOp::Count { bucket, filter } => {
             Ok(json!(tx.bucket(&bucket)?.count(filter.as_ref())?))
