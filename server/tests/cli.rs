@@ -3,38 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::Client;
-
-const BIN: &str = env!("CARGO_BIN_EXE_noex-server");
+use common::{BIN, Client, spawn};
 
 fn write_config(name: &str, text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("noex-cli-{}-{name}.json", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Spawns the binary and returns it with the URL it printed.
-fn spawn(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("noex-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, url)
 }
 
 #[test]

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -24,6 +26,31 @@ pub fn local_config() -> ServerConfig {
 
 pub async fn start(config: ServerConfig) -> ServerHandle {
     Server::start(config).await.expect("server starts")
+}
+
+/// The `noex-server` binary built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_noex-server");
+
+/// Spawns the binary with `args` (stdout piped, stderr dropped, `RUST_LOG` unset) and
+/// returns it with the URL from its first line, `noex-server listening on <url>`.
+pub fn spawn(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("address line");
+    let url = line
+        .trim()
+        .strip_prefix("noex-server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
 }
 
 pub struct Client {
