@@ -15,9 +15,19 @@ extern "C" {
     fn clear_timeout(id: &JsValue);
 }
 
-/// Milliseconds since the Unix epoch, the clock the core is fed with.
+/// The clock the core is fed with, in milliseconds: `performance.now()` (monotonic, so a
+/// wall-clock step does not stretch or fire every timeout at once), or `Date.now()` where
+/// the global `performance` is missing.
 pub fn now_ms() -> u64 {
-    let now = js_sys::Date::now();
+    let monotonic = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .filter(|p| p.is_object())
+        .and_then(|performance| {
+            let now = js_sys::Reflect::get(&performance, &"now".into()).ok()?;
+            let now: &js_sys::Function = now.dyn_ref()?;
+            now.call0(&performance).ok()?.as_f64()
+        });
+    let now = monotonic.unwrap_or_else(js_sys::Date::now);
     if now.is_finite() && now > 0.0 {
         now as u64
     } else {
