@@ -108,7 +108,8 @@ async fn serves_prints_its_address_and_stops_on_sigterm() {
         "127.0.0.1",
         "--shutdown-grace-ms",
         "100",
-    ]);
+    ])
+    .await;
     let _ = std::fs::remove_file(&config);
     assert!(
         url.starts_with("ws://127.0.0.1:") && url.ends_with("/live"),
@@ -137,7 +138,7 @@ async fn the_rule_engine_is_on_unless_no_rules() {
             "error",
         ),
     ] {
-        let (mut child, url) = spawn(args);
+        let (mut child, url) = spawn(args).await;
         let (mut client, _) = Client::connect_url(&url).await;
         let answer = client
             .call("rules.emit", serde_json::json!({"topic": "cli.check"}))

@@ -31,9 +31,11 @@ pub async fn start(config: ServerConfig) -> ServerHandle {
 /// The `noex-server` binary built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_noex-server");
 
-/// Spawns the binary with `args` (stdout piped, stderr dropped, `RUST_LOG` unset) and
-/// returns it with the URL from its first line, `noex-server listening on <url>`.
-pub fn spawn(args: &[&str]) -> (Child, String) {
+/// Spawns the binary with `args` (stdout piped, stderr dropped, `RUST_LOG` unset), waits
+/// (bounded by [`WAIT`]) for its first line, `noex-server listening on <url>`, and returns
+/// it with the URL. If that line does not come, the child is killed before the panic, so
+/// a failing test leaves no server behind.
+pub async fn spawn(args: &[&str]) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args(args)
         .env_remove("RUST_LOG")
@@ -41,16 +43,30 @@ pub fn spawn(args: &[&str]) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawns");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("address line");
-    let url = line
-        .trim()
-        .strip_prefix("noex-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, url)
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::time::timeout(
+        WAIT,
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        }),
+    )
+    .await;
+    let url = match &line {
+        Ok(Ok(Ok(line))) => line
+            .trim()
+            .strip_prefix("noex-server listening on ")
+            .map(str::to_owned),
+        _ => None,
+    };
+    match url {
+        Some(url) => (child, url),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no `listening on` line within the wait bound: {line:?}");
+        }
+    }
 }
 
 pub struct Client {
