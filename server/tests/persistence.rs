@@ -5,9 +5,8 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use common::{Client, WAIT, local_config};
 use futures_util::{SinkExt, StreamExt};
@@ -134,45 +133,21 @@ struct Binary {
 impl Binary {
     /// Starts the binary and waits (bounded) for its `listening on` line.
     async fn spawn(dir: &Path) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_noex-server"))
-            .args([
-                "--port",
-                "0",
-                "--host",
-                "127.0.0.1",
-                "--persistence",
-                "redb",
-            ])
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--durability", "sync", "--no-rules"])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawns");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut binary = Binary {
-            child,
-            url: String::new(),
-        };
-        let line = tokio::time::timeout(
-            WAIT,
-            tokio::task::spawn_blocking(move || {
-                let mut line = String::new();
-                BufReader::new(stdout).read_line(&mut line).map(|_| line)
-            }),
-        )
-        .await
-        .expect("address line within the wait bound")
-        .expect("reader")
-        .expect("address line");
-        binary.url = line
-            .trim()
-            .strip_prefix("noex-server listening on ")
-            .unwrap_or_else(|| panic!("address line, got {line:?}"))
-            .to_owned();
-        binary
+        let (child, url) = common::spawn(&[
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--persistence",
+            "redb",
+            "--data-dir",
+            dir.to_str().expect("UTF-8 data dir"),
+            "--durability",
+            "sync",
+            "--no-rules",
+        ])
+        .await;
+        Binary { child, url }
     }
 
     /// `kill -9` (what `Child::kill` sends on Unix), then reaps the process.
