@@ -194,7 +194,7 @@ async fn server_restart_reconnects_and_fails_pending_requests() {
         ClientError::Disconnected
     );
 
-    let server = start(port, None).await;
+    let _server = start(port, None).await;
     loop {
         match tokio::time::timeout(GUARD, events.next())
             .await
@@ -214,22 +214,8 @@ async fn server_restart_reconnects_and_fails_pending_requests() {
         Some(ErrorCode::RulesNotAvailable)
     );
 
-    // A request in flight when the connection drops fails with Disconnected.
-    let in_flight = {
-        let client = client.clone();
-        tokio::spawn(async move { client.request(Operation::Server(ServerOp::Stats)).await })
-    };
-    // Stop abruptly enough that the answer may or may not have come back: accept either
-    // the server's answer or Disconnected, never a hang or a retry.
-    server.stop(Duration::from_millis(0)).await;
-    let outcome = tokio::time::timeout(GUARD, in_flight)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        matches!(&outcome, Err(ClientError::Disconnected) | Ok(_)),
-        "{outcome:?}"
-    );
+    // Requests in flight at a drop fail with Disconnected: tested deterministically (a
+    // proxy cuts the connection mid-request) in end_to_end/reconnect.rs.
     client.disconnect().await;
     let last = tokio::time::timeout(GUARD, async {
         let mut last = None;
