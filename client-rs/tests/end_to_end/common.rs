@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use noex_client::{Client, ClientEvent, ClientOptions, ReconnectPolicy};
+use noex_client::{Client, ClientEvent, ClientOptions, EventStream, ReconnectPolicy};
 use noex_server::{AuthConfig, Server, ServerConfig, ServerHandle, StaticToken};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
@@ -123,6 +123,24 @@ pub async fn connect(server: &ServerHandle) -> Client {
     )
     .await
     .expect("client connects")
+}
+
+/// A JSON object literal as a record / rule map.
+pub fn obj(value: serde_json::Value) -> noex_protocol::JsonObject {
+    value.as_object().cloned().expect("an object")
+}
+
+/// Connects to `url` with `options` and the lifecycle event stream, and waits for the
+/// `Connected` event.
+pub async fn connect_watching(url: &str, options: ClientOptions) -> (Client, EventStream) {
+    let (client, mut events) = within("connect", Client::connect_with_events(url, options))
+        .await
+        .expect("connects");
+    assert!(matches!(
+        next("connected", &mut events).await,
+        ClientEvent::Connected(_)
+    ));
+    (client, events)
 }
 
 /// Reads lifecycle events until `stop` matches one; returns every event read.

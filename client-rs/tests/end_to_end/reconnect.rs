@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Proxy, auth_config, config, connect, events_until, fast_reconnect, next, start, url, within,
+    Proxy, auth_config, config, connect, connect_watching, events_until, fast_reconnect, next, obj,
+    start, url, within,
 };
 
 #[derive(Debug, Deserialize)]
@@ -24,10 +25,6 @@ struct Task {
 
 fn ids(tasks: &[Task]) -> Vec<&str> {
     tasks.iter().map(|t| t.id.as_str()).collect()
-}
-
-fn obj(value: Value) -> noex_protocol::JsonObject {
-    value.as_object().cloned().expect("an object")
 }
 
 fn is_reconnected(event: &ClientEvent) -> bool {
@@ -42,16 +39,7 @@ async fn server_restart_on_the_same_port_relogs_in_and_resubscribes() {
         auth_token: Some("writer-t".into()),
         ..fast_reconnect()
     };
-    let (client, mut events) = within(
-        "connect",
-        Client::connect_with_events(&url(&server), options),
-    )
-    .await
-    .unwrap();
-    assert!(matches!(
-        next("connected", &mut events).await,
-        ClientEvent::Connected(_)
-    ));
+    let (client, mut events) = connect_watching(&url(&server), options).await;
     let mut all = client
         .store()
         .subscribe::<Vec<Task>>("all-tasks", None)
@@ -211,13 +199,7 @@ async fn server_restart_on_the_same_port_relogs_in_and_resubscribes() {
 async fn a_cut_connection_fails_requests_in_flight_and_never_retries_them() {
     let server = start(config()).await;
     let proxy = Proxy::start(&server).await;
-    let (client, mut events) = within(
-        "connect",
-        Client::connect_with_events(&proxy.url(), fast_reconnect()),
-    )
-    .await
-    .unwrap();
-    next("connected", &mut events).await;
+    let (client, mut events) = connect_watching(&proxy.url(), fast_reconnect()).await;
     let mut all = client
         .store()
         .subscribe::<Vec<Task>>("all-tasks", None)
@@ -290,13 +272,7 @@ async fn an_unanswered_request_times_out_without_dropping_the_connection() {
         request_timeout: Duration::from_millis(200),
         ..fast_reconnect()
     };
-    let (client, mut events) = within(
-        "connect",
-        Client::connect_with_events(&proxy.url(), options),
-    )
-    .await
-    .unwrap();
-    next("connected", &mut events).await;
+    let (client, mut events) = connect_watching(&proxy.url(), options).await;
     assert_eq!(client.store().buckets().await.unwrap().count, 2);
 
     proxy.stall();
@@ -324,13 +300,7 @@ async fn a_failed_relogin_after_reconnect_is_reported_as_an_error_event() {
         auth_token: Some("writer-t".into()),
         ..fast_reconnect()
     };
-    let (client, mut events) = within(
-        "connect",
-        Client::connect_with_events(&url(&server), options),
-    )
-    .await
-    .unwrap();
-    next("connected", &mut events).await;
+    let (client, mut events) = connect_watching(&url(&server), options).await;
     server.stop(Duration::ZERO).await;
     events_until(&mut events, |e| {
         matches!(e, ClientEvent::Reconnecting { .. })
@@ -368,16 +338,7 @@ async fn a_failed_relogin_after_reconnect_is_reported_as_an_error_event() {
 async fn a_failed_resubscription_ends_the_stream_and_a_runtime_login_is_replayed() {
     let server = start(auth_config()).await;
     let port = server.local_addr().port();
-    let (client, mut events) = within(
-        "connect",
-        Client::connect_with_events(&url(&server), fast_reconnect()),
-    )
-    .await
-    .unwrap();
-    assert!(matches!(
-        next("connected", &mut events).await,
-        ClientEvent::Connected(_)
-    ));
+    let (client, mut events) = connect_watching(&url(&server), fast_reconnect()).await;
     client.auth().login("writer-t").await.unwrap();
     let mut all = client
         .store()

@@ -6,11 +6,7 @@ use noex_client::ClientError;
 use noex_protocol::ErrorCode;
 use serde_json::{Value, json};
 
-use crate::common::{config, connect, next, start};
-
-fn obj(value: Value) -> noex_protocol::JsonObject {
-    value.as_object().cloned().expect("an object")
-}
+use crate::common::{config, connect, next, obj, start};
 
 /// Reacts to `order.placed` with a positive total: sets a fact, emits `order.confirmed`.
 fn confirm_rule() -> noex_protocol::JsonObject {
