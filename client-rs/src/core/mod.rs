@@ -626,11 +626,12 @@ impl ClientCore {
             // Unsubscribed while the request was in flight.
             return Err(ClientError::Disconnected);
         }
-        Ok(match self.subs.target(key) {
-            Some(SubscriptionTarget::Store { .. }) => {
-                data.get("data").cloned().unwrap_or(Value::Null)
+        Ok(match (self.subs.target(key), data) {
+            // The initial result is moved out, not copied.
+            (Some(SubscriptionTarget::Store { .. }), Value::Object(mut map)) => {
+                map.remove("data").unwrap_or(Value::Null)
             }
-            _ => data,
+            (_, data) => data,
         })
     }
 
