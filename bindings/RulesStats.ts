@@ -25,6 +25,14 @@ eventsProcessed: number,
  */
 rulesExecuted: number, 
 /**
+ * Rule runs stopped by a failing condition or action.
+ */
+actionErrors: number, 
+/**
+ * Active event subscriptions (`rules.subscribe`).
+ */
+subscriptionsCount: number, 
+/**
  * Mean processing time per event.
  */
 avgProcessingTimeMs: number, };

@@ -92,7 +92,7 @@ pub(crate) fn handle(
             subscriptions.remove(&subscription_id, SubKind::Rules, registration)?;
             to_json(Unsubscribed { unsubscribed: true })
         }
-        RulesOp::Stats => to_json(engine.stats()),
+        RulesOp::Stats => to_json(wire_stats(engine.stats())),
         RulesOp::RegisterRule { rule } => {
             let rule = engine.register_rule(&Value::Object(rule))?;
             persist_rule(&connection.shared.store, engine, &rule.input.id)?;
@@ -176,7 +176,8 @@ pub(crate) fn wire_event(event: &Event) -> RuleEvent {
     }
 }
 
-/// The engine's statistics in the shape of `server.stats.rules`.
+/// The engine's statistics on the wire: the answer of `rules.stats` and the `rules` part of
+/// `server.stats` (one shape for both).
 pub(crate) fn wire_stats(stats: EngineStats) -> RulesStats {
     RulesStats {
         rules_count: stats.rules_count as u64,
@@ -184,6 +185,8 @@ pub(crate) fn wire_stats(stats: EngineStats) -> RulesStats {
         timers_count: stats.timers_count as u64,
         events_processed: stats.events_processed,
         rules_executed: stats.rules_executed,
+        action_errors: stats.action_errors,
+        subscriptions_count: stats.subscriptions_count as u64,
         avg_processing_time_ms: stats.avg_processing_time_ms,
     }
 }

@@ -574,3 +574,27 @@ async fn a_rule_change_that_cannot_be_persisted_is_an_error() {
     assert_eq!(code, "INTERNAL_ERROR");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `rules.stats` and the `rules` part of `server.stats` are one shape with the same figures.
+#[tokio::test]
+async fn rules_stats_and_server_stats_agree() {
+    let server = start(config()).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok("rules.registerRule", json!({"rule": confirm_rule()}))
+        .await;
+    c.ok("rules.subscribe", json!({"pattern": "order.*"})).await;
+    c.ok(
+        "rules.emit",
+        json!({"topic": "order.placed", "data": {"orderId": "o-1", "total": 3}}),
+    )
+    .await;
+    c.next_push().await;
+    c.next_push().await;
+    let direct = c.ok("rules.stats", json!({})).await;
+    let within = c.ok("server.stats", json!({})).await["rules"].clone();
+    assert_eq!(direct, within);
+    assert_eq!(direct["rulesCount"], 1);
+    assert_eq!(direct["subscriptionsCount"], 1);
+    assert_eq!(direct["actionErrors"], 0);
+    assert_eq!(direct["factsCount"], 1);
+}

@@ -94,6 +94,10 @@ pub struct RulesStats {
     pub events_processed: u64,
     /// Rule executions since start.
     pub rules_executed: u64,
+    /// Rule runs stopped by a failing condition or action.
+    pub action_errors: u64,
+    /// Active event subscriptions (`rules.subscribe`).
+    pub subscriptions_count: u64,
     /// Mean processing time per event.
     pub avg_processing_time_ms: f64,
 }
