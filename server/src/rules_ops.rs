@@ -163,6 +163,40 @@ fn millis(ms: i64) -> u64 {
     u64::try_from(ms).unwrap_or(0)
 }
 
+/// The `{topic, event}` JSON of the event being delivered, kept for the next subscriber:
+/// the engine calls every matching subscriber of one event back to back, so an event that
+/// N connections receive is serialized once, not N times (only the envelope is built per
+/// subscription, as for store pushes).
+#[derive(Default)]
+pub(crate) struct EventJson(parking_lot::Mutex<Option<(String, Arc<str>)>>);
+
+impl EventJson {
+    /// The push data of `event` (`None` if it does not serialize, which is logged).
+    fn of(&self, event: &Event) -> Option<Arc<str>> {
+        let mut last = self.0.lock();
+        if let Some((id, json)) = last.as_ref()
+            && *id == event.id
+        {
+            return Some(Arc::clone(json));
+        }
+        let push = EventPush {
+            topic: event.topic.clone(),
+            event: wire_event(event),
+        };
+        match serde_json::to_string(&push) {
+            Ok(json) => {
+                let json: Arc<str> = json.into();
+                *last = Some((event.id.clone(), Arc::clone(&json)));
+                Some(json)
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot serialize an event push");
+                None
+            }
+        }
+    }
+}
+
 /// An engine event in its wire shape.
 pub(crate) fn wire_event(event: &Event) -> RuleEvent {
     RuleEvent {
@@ -202,17 +236,11 @@ fn subscribe(
     connection.queue.mark_pending(&id);
     let queue = Arc::clone(&connection.queue);
     let push_id = id.clone();
+    let event_json = Arc::clone(&connection.shared.event_json);
     let subscribed = engine.subscribe(pattern, move |event: &Event| {
-        let push = EventPush {
-            topic: event.topic.clone(),
-            event: wire_event(event),
-        };
-        match serde_json::to_string(&push) {
-            Ok(data) => {
-                let text = PushFrame::encode_raw(PushChannel::Event, &push_id, &data);
-                queue.push(&push_id, PushKind::Event, text);
-            }
-            Err(err) => tracing::error!(%err, "cannot serialize an event push"),
+        if let Some(data) = event_json.of(event) {
+            let text = PushFrame::encode_raw(PushChannel::Event, &push_id, &data);
+            queue.push(&push_id, PushKind::Event, text);
         }
     });
     let engine_id = match subscribed {
@@ -362,5 +390,39 @@ pub(crate) fn restore(store: &Store, engine: &RuleEngine) {
         if let Err(err) = engine.register_rule(&rule) {
             tracing::error!(%err, rule = %id, "persisted rule no longer registers; skipped");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str) -> Event {
+        Event {
+            id: id.into(),
+            topic: "order.placed".into(),
+            data: json!({"orderId": "o-1"}),
+            timestamp: 5,
+            correlation_id: None,
+            causation_id: None,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn an_event_is_serialized_once_for_all_its_subscribers() {
+        let cache = EventJson::default();
+        let first = cache.of(&event("e-1")).expect("serializes");
+        let again = cache.of(&event("e-1")).expect("serializes");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second subscriber reuses the text"
+        );
+        let parsed: Value = serde_json::from_str(&first).expect("JSON");
+        assert_eq!(parsed["topic"], "order.placed");
+        assert_eq!(parsed["event"]["data"]["orderId"], "o-1");
+        let next = cache.of(&event("e-2")).expect("serializes");
+        assert!(!Arc::ptr_eq(&first, &next));
+        assert!(next.contains("\"e-2\""));
     }
 }

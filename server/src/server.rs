@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) subscription_counters: Arc<SubscriptionCounters>,
     /// The rule engine, when the server runs one.
     pub(crate) rules: Option<RuleEngine>,
+    /// The last event pushed to `rules.subscribe` subscribers, serialized once for all of them.
+    pub(crate) event_json: Arc<crate::rules_ops::EventJson>,
 }
 
 impl Shared {
@@ -373,6 +375,7 @@ impl ServerBuilder {
             store,
             subscription_counters: Arc::new(SubscriptionCounters::default()),
             rules,
+            event_json: Arc::default(),
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(ServerHandle {
