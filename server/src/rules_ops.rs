@@ -327,20 +327,24 @@ pub(crate) fn fact_persister(store: &Store) -> Option<FactObserver> {
     store.persistence_path()?;
     let store = store.clone();
     Some(Arc::new(move |changes: &[FactChange]| {
-        for change in changes {
-            // A fact that does not serialize is skipped, never written as a removal.
-            let value = match change.fact.as_ref().map(serde_json::to_value).transpose() {
-                Ok(value) => value,
-                Err(err) => {
-                    tracing::error!(%err, key = %change.key, "fact not serializable; not persisted");
-                    continue;
+        // One commit for the whole batch the engine reports (one fsync in sync mode).
+        let entries = changes
+            .iter()
+            .filter_map(|change| {
+                match change.fact.as_ref().map(serde_json::to_value).transpose() {
+                    Ok(value) => Some((change.key.clone(), value)),
+                    Err(err) => {
+                        // Skipped, never written as a removal.
+                        tracing::error!(%err, key = %change.key, "fact not serializable; not persisted");
+                        None
+                    }
                 }
-            };
-            // The engine's observer cannot fail a request: the failure is logged, and a
-            // failed writer makes the store refuse every later write.
-            if let Err(err) = store.persist_aux(FACTS, &change.key, value) {
-                tracing::error!(%err, key = %change.key, "fact not persisted");
-            }
+            })
+            .collect();
+        // The engine's observer cannot fail a request: the failure is logged, and a failed
+        // writer makes the store refuse every later write.
+        if let Err(err) = store.persist_aux_many(FACTS, entries) {
+            tracing::error!(%err, "facts not persisted");
         }
     }))
 }

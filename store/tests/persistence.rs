@@ -183,6 +183,23 @@ async fn every_persisted_kind_round_trips() {
     s.persist_aux("facts", "b", Some(json!(2))).unwrap();
     s.persist_aux("facts", "b", None).unwrap();
     s.persist_aux("rules", "r1", Some(json!("rule"))).unwrap();
+    // A batch in one commit: sets, and a removal of an entry set in the same batch.
+    s.persist_aux_many(
+        "facts",
+        vec![
+            ("c".to_owned(), Some(json!(3))),
+            ("d".to_owned(), Some(json!(4))),
+            ("d".to_owned(), None),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        s.load_aux("facts"),
+        [
+            ("a".to_owned(), json!({"n": 1})),
+            ("c".to_owned(), json!(3))
+        ]
+    );
 
     let before = state(&s);
     assert!(s.stats().persistence.enabled);

@@ -388,37 +388,43 @@ impl Persistence {
         }
     }
 
-    /// Sets (`Some`) or removes (`None`) a side-table entry in memory and queues its
-    /// write (both under the side-table lock, so the file sees changes in memory order).
+    /// Sets (`Some`) or removes (`None`) side-table entries in memory and queues their
+    /// writes as ONE commit (under the side-table lock, so the file sees changes in memory
+    /// order).
     pub fn aux_set(
         &self,
         namespace: &str,
-        key: &str,
-        value: Option<Value>,
+        entries: Vec<(String, Option<Value>)>,
     ) -> StoreResult<Option<Ticket>> {
         self.check()?;
-        let json = value
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::invalid_arg(format!("side-table value: {e}")))?;
+        let ops = entries
+            .iter()
+            .map(|(key, value)| {
+                let value = value
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| StoreError::invalid_arg(format!("side-table value: {e}")))?;
+                Ok(Op::Aux {
+                    namespace: namespace.to_owned(),
+                    key: key.clone(),
+                    value,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
         let mut aux = self.aux.lock();
-        let ticket = self.enqueue(vec![Op::Aux {
-            namespace: namespace.to_owned(),
-            key: key.to_owned(),
-            value: json,
-        }])?;
-        match value {
-            Some(v) => {
-                aux.entry(namespace.to_owned())
-                    .or_default()
-                    .insert(key.to_owned(), v);
-            }
-            None => {
-                if let Some(ns) = aux.get_mut(namespace) {
-                    ns.remove(key);
-                    if ns.is_empty() {
-                        aux.remove(namespace);
+        let ticket = self.enqueue(ops)?;
+        for (key, value) in entries {
+            match value {
+                Some(v) => {
+                    aux.entry(namespace.to_owned()).or_default().insert(key, v);
+                }
+                None => {
+                    if let Some(ns) = aux.get_mut(namespace) {
+                        ns.remove(&key);
+                        if ns.is_empty() {
+                            aux.remove(namespace);
+                        }
                     }
                 }
             }
@@ -508,9 +514,19 @@ impl Store {
     /// # Ok(()) }
     /// ```
     pub fn persist_aux(&self, namespace: &str, key: &str, value: Option<Value>) -> StoreResult<()> {
+        self.persist_aux_many(namespace, vec![(key.to_owned(), value)])
+    }
+
+    /// [`Store::persist_aux`] for several entries of one namespace, written as one commit
+    /// (one fsync in sync mode, all or nothing after a crash).
+    pub fn persist_aux_many(
+        &self,
+        namespace: &str,
+        entries: Vec<(String, Option<Value>)>,
+    ) -> StoreResult<()> {
         match &self.inner.persist {
             Some(p) => {
-                let queued = p.aux_set(namespace, key, value);
+                let queued = p.aux_set(namespace, entries);
                 p.wait(queued?)
             }
             None => Ok(()),
