@@ -32,7 +32,6 @@ pub struct FactEntry {
     pub value: Value,
 }
 
-/// In-memory facts, ordered by key so listings are deterministic.
 /// One change of the fact store, as reported to [`crate::EngineConfig::fact_observer`]:
 /// the fact as it now is, or `None` when it was deleted.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +42,7 @@ pub struct FactChange {
     pub fact: Option<Fact>,
 }
 
+/// In-memory facts, ordered by key so listings are deterministic.
 #[derive(Debug, Default)]
 pub(crate) struct FactStore {
     facts: BTreeMap<String, Fact>,
