@@ -428,10 +428,14 @@ pub(crate) fn run_writer(db: Database, rx: Receiver<Msg>, mode: DurabilityMode, 
             }
             DurabilityMode::Batched { window } => {
                 let deadline = Instant::now() + window;
-                while group.len() < MAX_GROUP && !group.iter().any(|m| m.urgent) {
+                let mut urgent = group.iter().any(|m| m.urgent);
+                while group.len() < MAX_GROUP && !urgent {
                     let left = deadline.saturating_duration_since(Instant::now());
                     match rx.recv_timeout(left) {
-                        Ok(m) => group.push(m),
+                        Ok(m) => {
+                            urgent = m.urgent;
+                            group.push(m);
+                        }
                         Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                     }
                 }
