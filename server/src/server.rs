@@ -212,7 +212,9 @@ impl ServerBuilder {
     /// Serves `engine` as the rule engine (turning `rules.*` on whatever the config's
     /// `rules.enabled` says, unless it is `false`): the way to share an engine with
     /// in-process code or to give it a custom [`EngineConfig`]. The config's rules are
-    /// registered on it.
+    /// registered on it. With durable storage its rules are persisted by the server, but
+    /// its facts only if its `EngineConfig::fact_observer` writes them (the server logs a
+    /// warning at start when it has none).
     pub fn rule_engine(mut self, engine: RuleEngine) -> Self {
         self.rule_engine = Some(engine);
         self
@@ -317,6 +319,12 @@ impl ServerBuilder {
             })),
         };
         if let Some(engine) = &rules {
+            if store.persistence_path().is_some() && engine.config().fact_observer.is_none() {
+                tracing::warn!(
+                    "durable storage is on but the supplied rule engine has no fact_observer: \
+                     its facts will not survive a restart"
+                );
+            }
             crate::rules_ops::restore(&store, engine);
             for (index, rule) in config.rules.rules.iter().enumerate() {
                 // The config is the source of truth for its rules: a persisted rule with
