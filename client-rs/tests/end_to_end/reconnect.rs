@@ -255,6 +255,10 @@ async fn a_cut_connection_fails_requests_in_flight_and_never_retries_them() {
         .await
         .unwrap();
     assert_eq!(ids(&next("push", &mut all).await.unwrap()), ["t1"]);
+    // Every notification of the insert is out, and a round trip on this connection has
+    // passed: a second push would be here by now.
+    server.store().settle().await;
+    client.store().buckets().await.unwrap();
     assert!(all.next().now_or_never().is_none(), "exactly one push");
     client.disconnect().await;
     assert!(
