@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub backpressure: BackpressureConfig,
     /// Per-connection and global limits.
     pub connection_limits: ConnectionLimits,
+    /// Server-wide bounds on what clients can make the server hold, queue or compute.
+    pub limits: LimitsConfig,
     /// Request rate limit; `None` disables it.
     pub rate_limit: Option<RateLimitConfig>,
     /// Authentication and permissions; `None` disables auth (every `auth.*` is then
@@ -201,6 +203,7 @@ impl Default for ServerConfig {
             heartbeat: HeartbeatConfig::default(),
             backpressure: BackpressureConfig::default(),
             connection_limits: ConnectionLimits::default(),
+            limits: LimitsConfig::default(),
             rate_limit: None,
             auth: None,
             allowed_origins: None,
@@ -269,6 +272,100 @@ impl Default for ConnectionLimits {
             max_subscriptions_per_connection: 100,
             max_total_subscriptions: None,
             max_connections_per_ip: None,
+        }
+    }
+}
+
+/// `limits`: every bound on what a client can make the server allocate, queue or compute,
+/// with the answer at the limit. The defaults are safe for a server on the internet; the
+/// production chapter of the guide lists them.
+///
+/// ```
+/// let config: noex_server::ServerConfig =
+///     serde_json::from_str(r#"{"limits": {"maxBuckets": 50, "login": {"maxFailuresPerIp": 10}}}"#).unwrap();
+/// assert_eq!(config.limits.max_buckets, 50);
+/// assert_eq!(config.limits.login.max_failures_per_ip, 10);
+/// assert_eq!(config.limits.login.window_ms, 60_000); // default kept
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct LimitsConfig {
+    /// Time a new TCP connection has to complete the WebSocket handshake; then it is dropped.
+    pub handshake_timeout_ms: u64,
+    /// Connections still in the handshake, over all clients; more are dropped at once.
+    pub max_pending_handshakes: u32,
+    /// Connections still in the handshake from one IP address; more are dropped at once.
+    pub max_pending_handshakes_per_ip: u32,
+    /// Deepest nesting of arrays and objects in one request (`PARSE_ERROR` beyond).
+    pub max_json_depth: u32,
+    /// Most JSON values (scalars, arrays, objects) in one request (`PARSE_ERROR` beyond).
+    pub max_json_elements: u32,
+    /// Largest result or push one request or subscription may produce, in bytes of JSON;
+    /// over it the request fails with `VALIDATION_ERROR` pointing to `store.paginate`.
+    pub max_result_bytes: usize,
+    /// Buckets per server (`RATE_LIMITED` beyond).
+    pub max_buckets: usize,
+    /// Defined queries per server (`RATE_LIMITED` beyond).
+    pub max_queries: usize,
+    /// Facts per server (`RATE_LIMITED` beyond).
+    pub max_facts: usize,
+    /// Registered rules per server (`RATE_LIMITED` beyond).
+    pub max_rules: usize,
+    /// Active rule timers per server (`RATE_LIMITED` beyond).
+    pub max_timers: usize,
+    /// Work items (events, fact changes, rule runs) one input to the rule engine may cause,
+    /// handled or still queued; the rest of the cascade is dropped and counted.
+    pub max_rule_work_per_input: usize,
+    /// Generations of rule-caused work that may trigger further rules.
+    pub max_rule_chain_depth: usize,
+    /// Approximate bytes of queued rule work one input may hold at once.
+    pub max_rule_queued_bytes: usize,
+    /// Failed `auth.login` attempts, limited even without `rateLimit`.
+    pub login: LoginLimits,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            handshake_timeout_ms: 10_000,
+            max_pending_handshakes: 1024,
+            max_pending_handshakes_per_ip: 32,
+            max_json_depth: 64,
+            max_json_elements: 100_000,
+            max_result_bytes: 8 * 1024 * 1024,
+            max_buckets: 1_000,
+            max_queries: 1_000,
+            max_facts: 100_000,
+            max_rules: 1_000,
+            max_timers: 10_000,
+            max_rule_work_per_input: 10_000,
+            max_rule_chain_depth: 10,
+            max_rule_queued_bytes: 16 * 1024 * 1024,
+            login: LoginLimits::default(),
+        }
+    }
+}
+
+/// `limits.login: {maxFailuresPerConnection, maxFailuresPerIp, windowMs}`: after this many
+/// failed logins inside the window, `auth.login` answers `RATE_LIMITED` (with
+/// `details.retryAfterMs`) without trying the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct LoginLimits {
+    /// Failed logins one connection may make per window.
+    pub max_failures_per_connection: u32,
+    /// Failed logins from one IP address per window (all its connections together).
+    pub max_failures_per_ip: u32,
+    /// The window, in ms.
+    pub window_ms: u64,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            max_failures_per_connection: 5,
+            max_failures_per_ip: 30,
+            window_ms: 60_000,
         }
     }
 }
@@ -363,6 +460,7 @@ impl ServerConfig {
                 "must be at least 1",
             );
         }
+        self.limits.validate()?;
         if self.rules.enabled == Some(false)
             && (!self.rules.rules.is_empty()
                 || self.rules.store_bridge
@@ -383,6 +481,56 @@ impl ServerConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl LimitsConfig {
+    /// Every limit must be at least 1 (a zero would refuse everything).
+    fn validate(&self) -> Result<(), ConfigError> {
+        let checks: [(&'static str, u64); 17] = [
+            ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
+            (
+                "limits.maxPendingHandshakes",
+                self.max_pending_handshakes.into(),
+            ),
+            (
+                "limits.maxPendingHandshakesPerIp",
+                self.max_pending_handshakes_per_ip.into(),
+            ),
+            ("limits.maxJsonDepth", self.max_json_depth.into()),
+            ("limits.maxJsonElements", self.max_json_elements.into()),
+            ("limits.maxResultBytes", self.max_result_bytes as u64),
+            ("limits.maxBuckets", self.max_buckets as u64),
+            ("limits.maxQueries", self.max_queries as u64),
+            ("limits.maxFacts", self.max_facts as u64),
+            ("limits.maxRules", self.max_rules as u64),
+            ("limits.maxTimers", self.max_timers as u64),
+            (
+                "limits.maxRuleWorkPerInput",
+                self.max_rule_work_per_input as u64,
+            ),
+            ("limits.maxRuleChainDepth", self.max_rule_chain_depth as u64),
+            (
+                "limits.maxRuleQueuedBytes",
+                self.max_rule_queued_bytes as u64,
+            ),
+            (
+                "limits.login.maxFailuresPerConnection",
+                self.login.max_failures_per_connection.into(),
+            ),
+            (
+                "limits.login.maxFailuresPerIp",
+                self.login.max_failures_per_ip.into(),
+            ),
+            ("limits.login.windowMs", self.login.window_ms),
+        ];
+        match checks.iter().find(|(_, value)| *value == 0) {
+            Some((field, _)) => Err(ConfigError::Invalid {
+                field,
+                message: "must be at least 1",
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -440,5 +588,13 @@ mod tests {
             ..ServerConfig::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("\"path\""));
+        let mut c = ServerConfig::default();
+        c.limits.login.window_ms = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("limits.login.windowMs")
+        );
     }
 }

@@ -32,8 +32,9 @@ pub use auth::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    BackpressureConfig, ConfigError, ConnectionLimits, HeartbeatConfig, PersistenceEngine,
-    PersistenceSection, RateLimitConfig, RulesSection, ServerConfig, StoreSection,
+    BackpressureConfig, ConfigError, ConnectionLimits, HeartbeatConfig, LimitsConfig, LoginLimits,
+    PersistenceEngine, PersistenceSection, RateLimitConfig, RulesSection, ServerConfig,
+    StoreSection,
 };
 pub use error::ServerError;
 pub use permissions::{
