@@ -355,29 +355,10 @@ impl RuleEngine {
     /// Applies `updates` (a partial rule object; `id`, `version`, `createdAt`, `updatedAt` are
     /// ignored) to a rule, re-validates it and bumps its version. Temporal state restarts.
     pub fn update_rule(&self, id: &str, updates: &Value) -> Result<Rule> {
-        let Value::Object(updates) = updates else {
-            return Err(RulesError::Validation(vec![RuleValidationError::new(
-                "updates",
-                "Updates must be an object",
-            )]));
-        };
         let mut state = self.inner.state.lock();
         let (_, current) = state.rules.get(id).ok_or_else(|| not_found(id))?;
-        let mut merged = match serde_json::to_value(&current.input) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                return Err(RulesError::Validation(vec![RuleValidationError::new(
-                    "",
-                    "rule is not serializable",
-                )]));
-            }
-        };
-        for (k, v) in updates {
-            if !matches!(k.as_str(), "id" | "version" | "createdAt" | "updatedAt") {
-                merged.insert(k.clone(), v.clone());
-            }
-        }
-        let input = parse_rule(&Value::Object(merged))?;
+        let merged = merge_update(&current.input, updates)?;
+        let input = parse_rule(&merged)?;
         let now = self.now();
         let entry = state.rules.get_mut(id).ok_or_else(|| not_found(id))?;
         entry.1 = Rule {
@@ -508,7 +489,33 @@ fn not_found(id: &str) -> RulesError {
     }
 }
 
-fn parse_rule(rule: &Value) -> Result<RuleInput> {
+/// A rule's input with `updates` (a partial rule object) applied, as `update_rule` applies
+/// them: `id`, `version`, `createdAt` and `updatedAt` are ignored. Not validated.
+pub(crate) fn merge_update(current: &RuleInput, updates: &Value) -> Result<Value> {
+    let Value::Object(updates) = updates else {
+        return Err(RulesError::Validation(vec![RuleValidationError::new(
+            "updates",
+            "Updates must be an object",
+        )]));
+    };
+    let mut merged = match serde_json::to_value(current) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Err(RulesError::Validation(vec![RuleValidationError::new(
+                "",
+                "rule is not serializable",
+            )]));
+        }
+    };
+    for (k, v) in updates {
+        if !matches!(k.as_str(), "id" | "version" | "createdAt" | "updatedAt") {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(Value::Object(merged))
+}
+
+pub(crate) fn parse_rule(rule: &Value) -> Result<RuleInput> {
     let report = validate_rule(rule);
     if !report.valid {
         return Err(RulesError::Validation(report.errors));

@@ -29,6 +29,7 @@ mod error;
 mod eval;
 mod event;
 mod facts;
+mod footprint;
 mod model;
 pub mod pattern;
 mod runner;
@@ -41,6 +42,7 @@ pub use engine::{EngineStats, EventCallback, RuleEngine, SubscriptionId};
 pub use error::{Result, RuleValidationError, RulesError};
 pub use event::{Clock, EmitOptions, Event, ManualClock, TokioClock};
 pub use facts::{Fact, FactChange, FactEntry};
+pub use footprint::{RuleFootprint, rule_footprint, updated_rule_footprint};
 pub use model::{
     Action, AggregateFunction, CatchBlock, Comparison, Condition, ConditionSource, EventMatcher,
     LogLevel, OnExpire, Operator, Rule, RuleInput, RuleSummary, TemporalPattern, TimerConfig,

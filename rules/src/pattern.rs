@@ -154,6 +154,192 @@ pub fn display_value(value: &Value) -> String {
     }
 }
 
+/// A topic or fact pattern in a form that can be compared with another pattern: whether
+/// every name one matches is also matched by the other ([`NamePattern::covers`]). Permission
+/// checks use it to decide whether an allowed pattern covers what a request (or a rule)
+/// reads or writes.
+///
+/// Besides the protocol's grammars it can express "this prefix, then any number (at least
+/// one) of segments", which is what a `${...}` template becomes: an interpolated value may
+/// contain separators, so from the first templated segment on, nothing is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamePattern {
+    sep: char,
+    /// Every name (the bare `*` of a topic pattern or a permission list).
+    everything: bool,
+    segments: Vec<Segment>,
+    /// After `segments`, at least one more segment of any content (a trailing `.*` of a
+    /// topic pattern, or the tail of a template).
+    any_tail: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    /// `*`: exactly one (non-empty) segment.
+    One,
+}
+
+impl NamePattern {
+    /// A topic pattern in the protocol's grammar: `*` matches every topic, a trailing `.*`
+    /// any depth (at least one segment), any other `*` exactly one segment.
+    pub fn topic(pattern: &str) -> NamePattern {
+        if pattern == "*" {
+            return NamePattern::everything('.');
+        }
+        match pattern.strip_suffix(".*") {
+            Some(prefix) => NamePattern {
+                any_tail: true,
+                ..NamePattern::segments_of(prefix, '.')
+            },
+            None => NamePattern::segments_of(pattern, '.'),
+        }
+    }
+
+    /// A fact key or pattern in the protocol's grammar: `*` is exactly one `:` segment.
+    pub fn fact(pattern: &str) -> NamePattern {
+        NamePattern::segments_of(pattern, ':')
+    }
+
+    /// A permission pattern over facts: the fact grammar, except that a bare `*` allows
+    /// every key.
+    pub fn fact_permission(pattern: &str) -> NamePattern {
+        if pattern == "*" {
+            NamePattern::everything(':')
+        } else {
+            NamePattern::fact(pattern)
+        }
+    }
+
+    /// What a topic template (`order.${event.id}.done`) can produce: its segments up to the
+    /// first one containing `${`, then anything. A template without `${` is a topic pattern.
+    pub fn topic_template(template: &str) -> NamePattern {
+        NamePattern::template(template, '.').unwrap_or_else(|| NamePattern::topic(template))
+    }
+
+    /// What a fact-key template (`order:${event.id}:vip`) can produce (see
+    /// [`NamePattern::topic_template`]). A template without `${` is a fact pattern.
+    pub fn fact_template(template: &str) -> NamePattern {
+        NamePattern::template(template, ':').unwrap_or_else(|| NamePattern::fact(template))
+    }
+
+    fn template(template: &str, sep: char) -> Option<NamePattern> {
+        let at = template.find("${")?;
+        // Whole segments before the one holding the first `${`.
+        let fixed = match template[..at].rfind(sep) {
+            Some(end) => &template[..end],
+            None => "",
+        };
+        if fixed.is_empty() {
+            return Some(NamePattern::everything(sep));
+        }
+        Some(NamePattern {
+            any_tail: true,
+            ..NamePattern::segments_of(fixed, sep)
+        })
+    }
+
+    fn everything(sep: char) -> NamePattern {
+        NamePattern {
+            sep,
+            everything: true,
+            segments: Vec::new(),
+            any_tail: false,
+        }
+    }
+
+    fn segments_of(pattern: &str, sep: char) -> NamePattern {
+        NamePattern {
+            sep,
+            everything: false,
+            segments: pattern
+                .split(sep)
+                .map(|s| match s {
+                    "*" => Segment::One,
+                    literal => Segment::Literal(literal.to_owned()),
+                })
+                .collect(),
+            any_tail: false,
+        }
+    }
+
+    /// Whether `name` is matched.
+    pub fn matches(&self, name: &str) -> bool {
+        if self.everything {
+            return true;
+        }
+        let parts: Vec<&str> = name.split(self.sep).collect();
+        let fixed = self.segments.len();
+        let length_ok = if self.any_tail {
+            parts.len() > fixed
+        } else {
+            parts.len() == fixed
+        };
+        length_ok
+            && self.segments.iter().zip(&parts).all(|(s, p)| match s {
+                Segment::One => !p.is_empty(),
+                Segment::Literal(l) => l == p,
+            })
+    }
+
+    /// Whether every name `other` matches is matched by `self` (conservative: `false` when
+    /// in doubt). Patterns over different separators never cover each other, except that
+    /// "everything" covers everything.
+    ///
+    /// ```
+    /// use noex_rules::pattern::NamePattern;
+    /// let allowed = NamePattern::topic("order.*");
+    /// assert!(allowed.covers(&NamePattern::topic("order.created")));
+    /// assert!(allowed.covers(&NamePattern::topic("order.*.done")));
+    /// assert!(!allowed.covers(&NamePattern::topic("*")));
+    /// assert!(!allowed.covers(&NamePattern::topic("bucket.*")));
+    /// assert!(!allowed.covers(&NamePattern::topic_template("${event.kind}.created")));
+    /// ```
+    pub fn covers(&self, other: &NamePattern) -> bool {
+        if self.everything {
+            return true;
+        }
+        if other.everything || self.sep != other.sep {
+            return false;
+        }
+        let (mine, theirs) = (self.segments.len(), other.segments.len());
+        // Lengths of the names each side matches: exactly n, or more than n with a tail.
+        let lengths_ok = match (self.any_tail, other.any_tail) {
+            (false, false) => mine == theirs,
+            (false, true) => false,
+            (true, false) => theirs > mine,
+            (true, true) => theirs >= mine,
+        };
+        lengths_ok
+            && self
+                .segments
+                .iter()
+                .zip(&other.segments)
+                .all(|(a, b)| match (a, b) {
+                    (Segment::One, _) => true,
+                    (Segment::Literal(x), Segment::Literal(y)) => x == y,
+                    (Segment::Literal(_), Segment::One) => false,
+                })
+    }
+
+    /// The pattern's structure: `None` for "every name", else its segments (`None` for a
+    /// `*` segment) and whether at least one more segment of any content follows them.
+    pub fn parts(&self) -> Option<(Vec<Option<&str>>, bool)> {
+        if self.everything {
+            return None;
+        }
+        let segments = self
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(l) => Some(l.as_str()),
+                Segment::One => None,
+            })
+            .collect();
+        Some((segments, self.any_tail))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +393,85 @@ mod tests {
         assert_eq!(get_path(&v, "a.b.1.c"), Some(&json!("x")));
         assert_eq!(get_path(&v, "a.z"), None);
         assert_eq!(get_path(&v, "a.b.9"), None);
+    }
+
+    #[test]
+    fn coverage_of_topic_patterns() {
+        let t = NamePattern::topic;
+        assert!(t("*").covers(&t("a.b")));
+        assert!(t("order.*").covers(&t("order.created")));
+        assert!(t("order.*").covers(&t("order.*")));
+        assert!(t("order.*").covers(&t("order.*.done")));
+        assert!(t("order.*").covers(&t("order.x.*")));
+        assert!(!t("order.*").covers(&t("order")));
+        assert!(!t("order.*").covers(&t("*")));
+        assert!(!t("order.*").covers(&t("*.created")));
+        assert!(!t("order.*").covers(&t("bucket.*")));
+        assert!(t("*.created").covers(&t("order.created")));
+        assert!(t("*.created").covers(&t("*.created")));
+        assert!(!t("*.created").covers(&t("order.*")));
+        assert!(!t("order.created").covers(&t("order.*")));
+        assert!(t("order.*.done").covers(&t("order.1.done")));
+        assert!(!t("order.*.done").covers(&t("order.*")));
+    }
+
+    #[test]
+    fn templates_become_open_tails() {
+        let allowed = NamePattern::topic("order.*");
+        assert!(allowed.covers(&NamePattern::topic_template("order.${event.id}.done")));
+        assert!(allowed.covers(&NamePattern::topic_template("order.x${event.id}")));
+        assert!(!allowed.covers(&NamePattern::topic_template("${event.t}")));
+        assert!(!allowed.covers(&NamePattern::topic_template("or${x}.created")));
+        let facts = NamePattern::fact_permission("order:*");
+        assert!(facts.covers(&NamePattern::fact("order:1")));
+        assert!(!facts.covers(&NamePattern::fact("admin:flag")));
+        // An interpolated segment may hold `:`: only "everything" covers it.
+        assert!(!facts.covers(&NamePattern::fact_template("order:${event.id}")));
+        assert!(
+            NamePattern::fact_permission("*")
+                .covers(&NamePattern::fact_template("order:${event.id}"))
+        );
+        // Separators differ: a topic pattern never covers a fact key.
+        assert!(!NamePattern::topic("order.*").covers(&NamePattern::fact("order:1")));
+    }
+
+    fn name_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop::collection::vec(prop_oneof![Just("a"), Just("b"), Just("c")], 1..5)
+            .prop_map(|segs| segs.join("."))
+    }
+
+    fn pattern_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just("*".to_owned()),
+            prop::collection::vec(prop_oneof![Just("a"), Just("b"), Just("*")], 1..4)
+                .prop_map(|segs| segs.join(".")),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Coverage is sound: if A covers B, every topic B matches, A matches too. And the
+        /// pattern type agrees with `topic_matches` on plain topic patterns.
+        #[test]
+        fn coverage_is_sound(a in pattern_strategy(), b in pattern_strategy(), name in name_strategy()) {
+            let (pa, pb) = (NamePattern::topic(&a), NamePattern::topic(&b));
+            proptest::prop_assert_eq!(pa.matches(&name), topic_matches(&a, &name));
+            if pa.covers(&pb) && pb.matches(&name) {
+                proptest::prop_assert!(pa.matches(&name), "{} covers {} but not {}", a, b, name);
+            }
+        }
+
+        #[test]
+        fn template_patterns_match_every_expansion(
+            prefix in name_strategy(), value in "[a-c.]{0,6}", suffix in name_strategy()
+        ) {
+            let template = format!("{prefix}.${{event.x}}.{suffix}");
+            let expanded = format!("{prefix}.{value}.{suffix}");
+            if !expanded.split('.').any(str::is_empty) {
+                proptest::prop_assert!(NamePattern::topic_template(&template).matches(&expanded));
+            }
+        }
     }
 
     #[test]
