@@ -41,8 +41,8 @@ pub use definitions::{
 };
 pub use error_code::ErrorCode;
 pub use operation::{
-    AuthOp, JsonObject, Operation, OperationError, RawOperation, RulesOp, ServerOp, StoreOp,
-    TransactionOp, namespace_of,
+    AuthOp, JsonObject, Listing, Operation, OperationError, RawOperation, Resource, RulesOp,
+    ServerOp, StoreOp, Tier, TransactionOp, namespace_of,
 };
 pub use request_id::RequestId;
 pub use server_message::{

@@ -2,8 +2,11 @@
 //! [`Operation::parse`], which turns a request's `type` and fields into one of them with the
 //! protocol's exact field-validation messages.
 
+mod access;
 mod rules;
 mod store;
+
+pub use access::{Listing, Resource, Tier};
 
 pub use rules::RulesOp;
 pub use store::{JsonObject, StoreOp, TransactionOp};

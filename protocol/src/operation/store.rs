@@ -307,27 +307,6 @@ pub enum TransactionOp {
 }
 
 impl TransactionOp {
-    /// The single operation (`store.get`, `store.insert`, ...) that a transaction entry
-    /// with this `op` name stands for; `None` for an unknown name.
-    ///
-    /// ```
-    /// use noex_protocol::TransactionOp;
-    /// assert_eq!(TransactionOp::single_op_type("findOne"), Some("store.findOne"));
-    /// assert_eq!(TransactionOp::single_op_type("drop"), None);
-    /// ```
-    pub fn single_op_type(op: &str) -> Option<&'static str> {
-        Some(match op {
-            "get" => "store.get",
-            "insert" => "store.insert",
-            "update" => "store.update",
-            "delete" => "store.delete",
-            "where" => "store.where",
-            "findOne" => "store.findOne",
-            "count" => "store.count",
-            _ => return None,
-        })
-    }
-
     /// The bucket this operation touches.
     pub fn bucket(&self) -> &str {
         match self {
