@@ -26,6 +26,7 @@ use crate::outbound::{Frame, OutboundQueue};
 use crate::registry::Registration;
 use crate::router;
 use crate::server::{Lifecycle, Shared};
+use crate::session::ConnectionSession;
 use crate::subscriptions::ConnectionSubscriptions;
 
 /// Initial capacity of each connection's WebSocket read buffer (it grows for big frames).
@@ -98,7 +99,8 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         subscriptions,
         activate_after_reply: Vec::new(),
         peer,
-        session: None,
+        session: ConnectionSession::default(),
+        session_deadline: None,
         pong_since_ping: true,
         pong_deadline: None,
     };
@@ -187,7 +189,10 @@ pub(crate) struct Connection {
     /// The peer's address (the rate-limit key before login).
     pub(crate) peer: SocketAddr,
     /// The session after `auth.login`.
-    pub(crate) session: Option<crate::auth::Session>,
+    pub(crate) session: ConnectionSession,
+    /// When the session's `expiresAt` passes (on the runtime's timer); its subscriptions
+    /// end then, even if the client sends nothing.
+    session_deadline: Option<tokio::time::Instant>,
     /// Whether a pong arrived since the last ping (true before the first ping).
     pong_since_ping: bool,
     /// When the outstanding ping must have been answered (`heartbeat.timeoutMs` after it).
@@ -212,7 +217,7 @@ impl Connection {
             serde_json::json!({
                 "connectionId": self.registration.wire_id(),
                 "remoteAddress": self.peer.ip().to_string(),
-                "userId": self.session.as_ref().map(|s| s.user_id.as_str()),
+                "userId": self.session.get().map(|s| s.user_id.as_str()),
             })
         });
     }
@@ -244,11 +249,80 @@ impl Connection {
                 message = stream.next() => self.on_message(message).await,
                 _ = heartbeat.tick() => self.on_heartbeat().await,
                 _ = wait_until(self.pong_deadline) => self.close(4001, "heartbeat_timeout").await,
+                _ = wait_until(self.session_deadline) => self.on_session_deadline(),
             };
             if let Flow::Stop = flow {
                 break;
             }
         }
+    }
+
+    /// The session's `expiresAt` may have passed: end the session (and the subscriptions it
+    /// alone allowed) if the clock says so, else wait again.
+    fn on_session_deadline(&mut self) -> Flow {
+        let now = self.shared.clock.now_ms();
+        if self.session.expires_at().is_some_and(|at| at <= now) {
+            crate::router::set_session(self, None, "Session expired");
+        } else {
+            self.arm_session_expiry();
+        }
+        Flow::Continue
+    }
+
+    /// Sets the timer for the current session's expiry (none without one).
+    pub(crate) fn arm_session_expiry(&mut self) {
+        let now = self.shared.clock.now_ms();
+        self.session_deadline = self
+            .session
+            .expires_at()
+            .map(|at| tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now)));
+    }
+
+    /// Ends every subscription the current session (or, with none, an anonymous client) may
+    /// not hold, each with an error frame (id 0) naming it; `why_anonymous` is the reason
+    /// when auth is required and there is no session.
+    pub(crate) fn end_forbidden_subscriptions(&mut self, why_anonymous: &str) {
+        let shared = Arc::clone(&self.shared);
+        let Some(auth) = &shared.auth else { return };
+        let session = self.session.get().cloned();
+        let refused: Vec<(String, ServerError)> = self
+            .subscriptions
+            .origins()
+            .filter_map(|(id, origin)| {
+                let verdict = match &session {
+                    Some(session) => {
+                        crate::access::check(&auth.authority(session), origin, shared.resolver())
+                    }
+                    None if auth.required => Err(ServerError::new(
+                        noex_protocol::ErrorCode::Unauthorized,
+                        why_anonymous,
+                    )),
+                    None => Ok(()),
+                };
+                verdict.err().map(|err| (id.to_owned(), err))
+            })
+            .collect();
+        for (id, err) in refused {
+            self.end_subscription(&id, err);
+        }
+    }
+
+    /// Ends subscription `id` at its source and tells the client with an error frame
+    /// `{id: 0, code, message: "Subscription <id> ended: <why>", details: {subscriptionId}}`.
+    pub(crate) fn end_subscription(&mut self, id: &str, why: ServerError) {
+        if !self.subscriptions.end(id, &self.registration) {
+            return;
+        }
+        let notice = ServerError::new(
+            why.code,
+            format!("Subscription {id} ended: {}", why.message),
+        )
+        .with_details(serde_json::json!({ "subscriptionId": id }));
+        let frame = notice.into_frame(
+            noex_protocol::RequestId::zero(),
+            self.shared.config.expose_error_details,
+        );
+        self.queue.notice(ServerMessage::Error(frame).to_json());
     }
 
     async fn send(&self, text: String) -> Result<(), ()> {

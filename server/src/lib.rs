@@ -11,6 +11,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod access;
 mod auth;
 mod clock;
 mod config;
@@ -23,6 +24,7 @@ mod registry;
 mod router;
 mod rules_ops;
 mod server;
+mod session;
 mod store_ops;
 mod subscriptions;
 
@@ -39,7 +41,7 @@ pub use config::{
 pub use error::ServerError;
 pub use permissions::{
     Decision, DefaultPolicy, Patterns, PermissionCheck, PermissionRule, PermissionsConfig, Tier,
-    extract_resource, is_allowed, match_pattern, operation_tier,
+    match_pattern,
 };
 pub use rate_limit::RateLimiter;
 pub use registry::{ConnectionBuffer, ConnectionEntry, ConnectionRegistry};

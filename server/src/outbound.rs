@@ -110,6 +110,22 @@ impl OutboundQueue {
         }
     }
 
+    /// Queues a frame that must reach the client but is not an answer to the request being
+    /// handled (e.g. a subscription ended by the server) without waiting for space: there
+    /// is at most one per subscription, so the bound of subscriptions bounds them.
+    pub(crate) fn notice(&self, text: String) {
+        {
+            let mut state = self.state.lock();
+            if state.closed {
+                return;
+            }
+            state.bytes += text.len();
+            state.peak = state.peak.max(state.bytes);
+            state.frames.push_back(Frame::Text(text));
+        }
+        self.writer.notify_one();
+    }
+
     /// Queues a push for `subscription`, holding it back while the queue is over the
     /// high-water mark or the subscription's result has not been queued yet.
     pub(crate) fn push(&self, subscription: &str, kind: PushKind, text: String) {

@@ -1,54 +1,19 @@
-//! Permissions: the built-in role tiers (reader < writer < admin) with every operation's
-//! tier, the declarative policy (`{role, allow, buckets?, topics?}` rules, first match wins,
-//! then `default`), an optional Rust check hook, and the resource each operation acts on.
+//! Permissions: the declarative policy (`{role, allow, buckets?, topics?}` rules, first
+//! match wins, then `default`), the built-in role tiers (reader < writer < admin), an
+//! optional Rust check hook, and [`Authority`]: one session's rights, which decides whether
+//! a [`Need`] — an operation type on a set of resources — is allowed.
+//!
+//! What an operation needs is worked out from the typed operation in `access`; nothing here
+//! reads request fields.
 
+use std::borrow::Cow;
+
+use noex_rules::pattern::NamePattern;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::auth::Session;
-use noex_protocol::TransactionOp;
 
-/// How much an operation can change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Tier {
-    /// Reads.
-    Read,
-    /// Data mutations.
-    Write,
-    /// Structural changes and server introspection.
-    Admin,
-}
-
-/// The tier of a known operation; `None` for `auth.*` and unknown types.
-pub fn operation_tier(op_type: &str) -> Option<Tier> {
-    Some(match op_type {
-        "store.defineBucket"
-        | "store.dropBucket"
-        | "store.updateBucket"
-        | "store.getBucketSchema"
-        | "store.defineQuery"
-        | "store.undefineQuery"
-        | "store.listQueries"
-        | "rules.registerRule"
-        | "rules.unregisterRule"
-        | "rules.updateRule"
-        | "rules.enableRule"
-        | "rules.disableRule"
-        | "rules.getRule"
-        | "rules.getRules"
-        | "rules.validateRule"
-        | "server.stats"
-        | "server.connections" => Tier::Admin,
-        "store.insert" | "store.update" | "store.delete" | "store.clear" | "store.transaction"
-        | "rules.emit" | "rules.setFact" | "rules.deleteFact" => Tier::Write,
-        "store.get" | "store.all" | "store.where" | "store.findOne" | "store.count"
-        | "store.first" | "store.last" | "store.paginate" | "store.sum" | "store.avg"
-        | "store.min" | "store.max" | "store.subscribe" | "store.unsubscribe" | "store.buckets"
-        | "store.stats" | "rules.getFact" | "rules.queryFacts" | "rules.getAllFacts"
-        | "rules.subscribe" | "rules.unsubscribe" | "rules.stats" => Tier::Read,
-        _ => return None,
-    })
-}
+pub use noex_protocol::Tier;
 
 /// The highest tier granted by the built-in roles among `roles`; `None` when the session
 /// holds no built-in role (then the tier check does not apply).
@@ -102,10 +67,15 @@ pub struct PermissionRule {
     pub role: String,
     /// Operation patterns this rule allows.
     pub allow: Patterns,
-    /// For `store.*`: only these buckets (or query / subscription ids).
+    /// Only these buckets: every bucket the operation reads or writes must be listed (`"*"`
+    /// lists every bucket). A subscription is allowed when the query's name or the bucket
+    /// it reads is listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buckets: Option<Vec<String>>,
-    /// For `rules.*`: only resources matching these topic patterns.
+    /// Only these topics and facts: every topic the operation emits or subscribes to and
+    /// every fact key it reads or writes must be covered by one of these patterns (topics in
+    /// the topic grammar, e.g. `order.*`; fact keys in the fact grammar, e.g. `cart:*`; `"*"`
+    /// covers everything).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topics: Option<Vec<String>>,
 }
@@ -160,7 +130,8 @@ where
     }
 }
 
-/// `*` matches everything, `prefix.*` everything starting with `prefix.`, else exact.
+/// `*` matches everything, `prefix.*` everything starting with `prefix.`, else exact: the
+/// grammar of operation patterns in `allow`.
 pub fn match_pattern(pattern: &str, value: &str) -> bool {
     if pattern == "*" {
         return true;
@@ -171,128 +142,108 @@ pub fn match_pattern(pattern: &str, value: &str) -> bool {
     }
 }
 
-/// The resource an operation acts on, as passed to checks: the bucket (or query for
-/// subscribe, subscription id for unsubscribe) for `store.*`; the topic, key or pattern for
-/// `rules.*`; `*` otherwise.
-pub fn extract_resource<'a>(op_type: &str, fields: &'a Map<String, Value>) -> &'a str {
-    let string = |name: &str| fields.get(name).and_then(Value::as_str);
-    let found = if op_type.starts_with("store.") {
-        match op_type {
-            "store.subscribe" => string("query"),
-            "store.unsubscribe" => string("subscriptionId"),
-            _ => None,
-        }
-        .or_else(|| string("bucket"))
-    } else if op_type.starts_with("rules.") {
-        string("topic")
-            .or_else(|| string("key"))
-            .or_else(|| string("pattern"))
-    } else {
-        None
-    };
-    found.unwrap_or("*")
+/// One resource a [`Need`] touches, as the declarative rules' resource lists see it:
+/// bucket-like items are constrained by `buckets`, topic- and fact-like items by `topics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Item<'a> {
+    /// A bucket, by name.
+    Bucket(Cow<'a, str>),
+    /// Every bucket, including ones defined later: only a rule without a `buckets` list
+    /// (or one listing `"*"`) grants it.
+    AllBuckets,
+    /// A query: the `buckets` list must name it (a grant of that one query, which reads what
+    /// its definition says) or the bucket it reads (`None` when unknown: programmatic or not
+    /// defined).
+    Query {
+        /// The query's name.
+        name: Cow<'a, str>,
+        /// The bucket a declarative query reads.
+        bucket: Option<Cow<'a, str>>,
+    },
+    /// Event topics (a topic, a pattern, or what a template can produce).
+    Topic(NamePattern),
+    /// Fact keys (a key, a pattern, or what a template can produce).
+    Fact(NamePattern),
+    /// Something no resource list can describe (a rule that does not exist): only a rule
+    /// without a `topics` list (or one listing `"*"`) grants it.
+    Opaque,
 }
 
-/// Whether `session` may run `op_type` on `resource`: the tier check, then the hook, then
-/// the declarative rules, then the default.
-pub fn is_allowed(
-    session: &Session,
-    op_type: &str,
-    resource: &str,
-    policy: &PermissionsConfig,
-    hook: Option<&dyn PermissionCheck>,
-) -> bool {
-    allowed(session, op_type, resource, &[resource], policy, hook)
+/// One permission requirement: `op` on every item of `items`, which needs `tier`. The hook
+/// sees `op` and `resource`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Need<'a> {
+    /// The operation type checked against `allow` patterns (for a transaction's entries and
+    /// derived reads, the single operation they stand for).
+    pub(crate) op: &'a str,
+    /// The tier the built-in roles must grant.
+    pub(crate) tier: Tier,
+    /// The resource named to the hook and in a refusal's message (`*` for none).
+    pub(crate) resource: Cow<'a, str>,
+    /// Everything the declarative rule's resource lists must cover.
+    pub(crate) items: Vec<Item<'a>>,
 }
 
-/// The permission check of one request, with `fields` as received. `Err((op, resource))`
-/// names what was refused, for `No permission for OP on RESOURCE`.
-///
-/// A `store.transaction` has the resource `*` (as the protocol says, and as the hook sees
-/// it), but a rule limited to `buckets` sees the buckets its operations name and allows it
-/// only when all of them are listed. Then every operation inside is checked as the single
-/// operation it stands for, so a transaction can do nothing its operations could not do
-/// one by one. Malformed entries are left to validation, which rejects the request.
-pub(crate) fn check_request<'a>(
-    session: &Session,
-    op_type: &'a str,
-    fields: &'a Map<String, Value>,
-    policy: &PermissionsConfig,
-    hook: Option<&dyn PermissionCheck>,
-) -> Result<(), (&'a str, &'a str)> {
-    let resource = extract_resource(op_type, fields);
-    let inner: Vec<(&'static str, &str)> = if op_type == "store.transaction" {
-        fields
-            .get("operations")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|op| {
-                let single = TransactionOp::single_op_type(op.get("op")?.as_str()?)?;
-                Some((single, op.get("bucket")?.as_str()?))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut scope: Vec<&str> = inner.iter().map(|(_, bucket)| *bucket).collect();
-    scope.sort_unstable();
-    scope.dedup();
-    if scope.is_empty() {
-        scope.push(resource);
-    }
-    if !allowed(session, op_type, resource, &scope, policy, hook) {
-        return Err((op_type, resource));
-    }
-    match inner
-        .into_iter()
-        .find(|(op, bucket)| !allowed(session, op, bucket, &[bucket], policy, hook))
-    {
-        Some(refused) => Err(refused),
-        None => Ok(()),
-    }
+/// One session's rights: its roles, the declarative policy and the optional hook.
+#[derive(Clone, Copy)]
+pub(crate) struct Authority<'a> {
+    pub(crate) session: &'a Session,
+    pub(crate) policy: &'a PermissionsConfig,
+    pub(crate) hook: Option<&'a dyn PermissionCheck>,
 }
 
-/// The tier check, the hook (which sees `resource`), then the declarative rules (which
-/// see `scope`: every resource the request touches), then the default.
-fn allowed(
-    session: &Session,
-    op_type: &str,
-    resource: &str,
-    scope: &[&str],
-    policy: &PermissionsConfig,
-    hook: Option<&dyn PermissionCheck>,
-) -> bool {
-    if let (Some(required), Some(granted)) = (operation_tier(op_type), role_tier(&session.roles)) {
-        if granted < required {
+impl Authority<'_> {
+    /// The tier check (built-in roles), then the hook, then the declarative rules (the first
+    /// rule of one of the session's roles whose `allow` matches `need.op` and whose resource
+    /// lists cover every item), then the default.
+    pub(crate) fn allows(&self, need: &Need<'_>) -> bool {
+        if role_tier(&self.session.roles).is_some_and(|granted| granted < need.tier) {
             return false;
         }
-    }
-    if let Some(hook) = hook {
-        match hook.check(session, op_type, resource) {
-            Decision::Allow => return true,
-            Decision::Deny => return false,
-            Decision::Pass => {}
+        if let Some(hook) = self.hook {
+            match hook.check(self.session, need.op, &need.resource) {
+                Decision::Allow => return true,
+                Decision::Deny => return false,
+                Decision::Pass => {}
+            }
         }
+        let matched = self.policy.rules.iter().any(|rule| {
+            self.session.roles.contains(&rule.role)
+                && rule.allow.matches(need.op)
+                && need.items.iter().all(|item| rule.covers(item))
+        });
+        matched || self.policy.default == DefaultPolicy::Allow
     }
-    let matched = policy.rules.iter().any(|rule| {
-        session.roles.contains(&rule.role)
-            && rule.allow.matches(op_type)
-            && resource_allowed(rule, op_type, scope)
-    });
-    matched || policy.default == DefaultPolicy::Allow
 }
 
-fn resource_allowed(rule: &PermissionRule, op_type: &str, scope: &[&str]) -> bool {
-    if let (Some(buckets), true) = (&rule.buckets, op_type.starts_with("store.")) {
-        return scope.iter().all(|r| buckets.iter().any(|b| b == r));
+impl PermissionRule {
+    /// Whether this rule's resource lists cover `item` (a list that is absent covers
+    /// everything of its kind).
+    fn covers(&self, item: &Item<'_>) -> bool {
+        let bucket_listed = |name: &str| {
+            self.buckets
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|b| b == "*" || b == name))
+        };
+        let topic_covered = |wanted: &NamePattern, parse: fn(&str) -> NamePattern| {
+            self.topics
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|t| parse(t).covers(wanted)))
+        };
+        match item {
+            Item::Bucket(name) => bucket_listed(name),
+            Item::Query { name, bucket } => {
+                bucket_listed(name) || bucket.as_deref().is_some_and(bucket_listed)
+            }
+            Item::AllBuckets => bucket_listed("*"),
+            Item::Topic(pattern) => topic_covered(pattern, NamePattern::topic),
+            Item::Fact(pattern) => topic_covered(pattern, NamePattern::fact_permission),
+            Item::Opaque => self
+                .topics
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|t| t == "*")),
+        }
     }
-    if let (Some(topics), true) = (&rule.topics, op_type.starts_with("rules.")) {
-        return scope
-            .iter()
-            .all(|r| topics.iter().any(|t| match_pattern(t, r)));
-    }
-    true
 }
 
 #[cfg(test)]
@@ -308,44 +259,56 @@ mod tests {
         }
     }
 
+    fn need<'a>(op: &'a str, tier: Tier, items: Vec<Item<'a>>) -> Need<'a> {
+        Need {
+            op,
+            tier,
+            resource: Cow::Borrowed("r"),
+            items,
+        }
+    }
+
+    fn bucket(name: &str) -> Item<'_> {
+        Item::Bucket(Cow::Borrowed(name))
+    }
+
+    fn allows(
+        roles: &[&str],
+        policy: &PermissionsConfig,
+        hook: Option<&dyn PermissionCheck>,
+        need: &Need<'_>,
+    ) -> bool {
+        let session = session(roles);
+        Authority {
+            session: &session,
+            policy,
+            hook,
+        }
+        .allows(need)
+    }
+
     #[test]
     fn tiers_follow_the_role_hierarchy() {
         let open = PermissionsConfig::default();
         let cases = [
-            (&["reader"][..], "store.get", true),
-            (&["reader"], "store.insert", false),
-            (&["reader"], "store.defineBucket", false),
-            (&["writer"], "store.insert", true),
-            (&["writer"], "rules.emit", true),
-            (&["writer"], "server.stats", false),
-            (&["admin"], "server.stats", true),
-            (&["admin"], "store.get", true),
-            (&["reader", "admin"], "store.dropBucket", true),
+            (&["reader"][..], Tier::Read, true),
+            (&["reader"], Tier::Write, false),
+            (&["reader"], Tier::Admin, false),
+            (&["writer"], Tier::Write, true),
+            (&["writer"], Tier::Admin, false),
+            (&["admin"], Tier::Admin, true),
+            (&["admin"], Tier::Read, true),
+            (&["reader", "admin"], Tier::Admin, true),
             // No built-in role: the tier check does not apply.
-            (&["customer"], "store.dropBucket", true),
+            (&["customer"], Tier::Admin, true),
         ];
-        for (roles, op, expected) in cases {
+        for (roles, tier, expected) in cases {
             assert_eq!(
-                is_allowed(&session(roles), op, "*", &open, None),
+                allows(roles, &open, None, &need("x.y", tier, vec![])),
                 expected,
-                "{roles:?} {op}"
+                "{roles:?} {tier:?}"
             );
         }
-    }
-
-    #[test]
-    fn every_spec_operation_has_a_tier() {
-        for op in [
-            "store.transaction",
-            "rules.validateRule",
-            "server.connections",
-            "store.stats",
-            "rules.unsubscribe",
-        ] {
-            assert!(operation_tier(op).is_some(), "{op}");
-        }
-        assert_eq!(operation_tier("auth.login"), None);
-        assert_eq!(operation_tier("nope.x"), None);
     }
 
     #[test]
@@ -355,45 +318,69 @@ mod tests {
             "rules": [
                 {"role": "agent", "allow": ["store.insert", "store.update"], "buckets": ["metrics"]},
                 {"role": "viewer", "allow": "store.*"},
-                {"role": "ops", "allow": "rules.*", "topics": ["order.*"]}
+                {"role": "ops", "allow": "rules.*", "topics": ["order.*", "cart:*"]}
             ]
         }))
         .unwrap();
-        let agent = session(&["agent"]);
-        assert!(is_allowed(&agent, "store.insert", "metrics", &policy, None));
-        assert!(!is_allowed(&agent, "store.insert", "users", &policy, None));
-        assert!(!is_allowed(&agent, "store.get", "metrics", &policy, None));
-        let viewer = session(&["viewer"]);
-        assert!(is_allowed(
-            &viewer,
-            "store.where",
-            "anything",
-            &policy,
-            None
+        let check = |roles: &[&str], op: &str, items: Vec<Item<'_>>| {
+            allows(roles, &policy, None, &need(op, Tier::Read, items))
+        };
+        assert!(check(&["agent"], "store.insert", vec![bucket("metrics")]));
+        assert!(!check(&["agent"], "store.insert", vec![bucket("users")]));
+        assert!(!check(&["agent"], "store.get", vec![bucket("metrics")]));
+        // Every item must be listed.
+        assert!(!check(
+            &["agent"],
+            "store.insert",
+            vec![bucket("metrics"), bucket("x")]
         ));
-        assert!(!is_allowed(&viewer, "rules.emit", "x", &policy, None));
-        let ops = session(&["ops"]);
-        assert!(is_allowed(
-            &ops,
-            "rules.emit",
-            "order.created",
-            &policy,
-            None
-        ));
-        assert!(!is_allowed(
-            &ops,
-            "rules.emit",
-            "user.created",
-            &policy,
-            None
-        ));
-        assert!(!is_allowed(
-            &session(&["nobody"]),
-            "store.get",
-            "x",
-            &policy,
-            None
-        ));
+        assert!(!check(&["agent"], "store.insert", vec![Item::AllBuckets]));
+        assert!(check(&["viewer"], "store.where", vec![bucket("anything")]));
+        assert!(check(&["viewer"], "store.where", vec![Item::AllBuckets]));
+        assert!(!check(&["viewer"], "rules.emit", vec![]));
+        let topic = |p: &str| Item::Topic(NamePattern::topic(p));
+        let fact = |k: &str| Item::Fact(NamePattern::fact(k));
+        assert!(check(&["ops"], "rules.emit", vec![topic("order.created")]));
+        assert!(!check(&["ops"], "rules.emit", vec![topic("user.created")]));
+        assert!(check(&["ops"], "rules.subscribe", vec![topic("order.*")]));
+        assert!(!check(&["ops"], "rules.subscribe", vec![topic("*")]));
+        assert!(!check(&["ops"], "rules.subscribe", vec![topic("bucket.*")]));
+        assert!(check(&["ops"], "rules.getFact", vec![fact("cart:1")]));
+        // A topic pattern never covers a fact key: `order.*` does not allow `admin:flag`.
+        assert!(!check(&["ops"], "rules.getFact", vec![fact("admin:flag")]));
+        assert!(!check(&["ops"], "rules.getRule", vec![Item::Opaque]));
+        assert!(!check(&["nobody"], "store.get", vec![bucket("x")]));
+    }
+
+    #[test]
+    fn a_query_is_granted_by_its_name_or_its_bucket() {
+        let policy: PermissionsConfig = serde_json::from_value(json!({
+            "default": "deny",
+            "rules": [{"role": "c", "allow": "store.subscribe", "buckets": ["mine", "public"]}]
+        }))
+        .unwrap();
+        let query = |name: &'static str, bucket: Option<&'static str>| Item::Query {
+            name: Cow::Borrowed(name),
+            bucket: bucket.map(Cow::Borrowed),
+        };
+        let check = |item| {
+            allows(
+                &["c"],
+                &policy,
+                None,
+                &need("store.subscribe", Tier::Read, vec![item]),
+            )
+        };
+        assert!(
+            check(query("mine", Some("secret"))),
+            "named by the operator"
+        );
+        assert!(
+            check(query("anything", Some("public"))),
+            "over a listed bucket"
+        );
+        assert!(!check(query("anything", Some("secret"))));
+        assert!(!check(query("programmatic", None)));
     }
 
     #[test]
@@ -407,92 +394,21 @@ mod tests {
             "store.all" if s.user_id == "u" => Decision::Deny,
             _ => Decision::Pass,
         };
-        let s = session(&["x"]);
-        assert!(is_allowed(&s, "store.get", "b", &policy, Some(&hook)));
-        assert!(!is_allowed(&s, "store.all", "b", &policy, Some(&hook)));
-        assert!(!is_allowed(&s, "store.where", "b", &policy, Some(&hook)));
+        let check = |op| allows(&["x"], &policy, Some(&hook), &need(op, Tier::Read, vec![]));
+        assert!(check("store.get"));
+        assert!(!check("store.all"));
+        assert!(!check("store.where"));
+        // The tier check comes first: the hook cannot lift a reader to writer.
+        let writer_op = need("store.get", Tier::Write, vec![]);
+        assert!(!allows(&["reader"], &policy, Some(&hook), &writer_op));
     }
 
     #[test]
-    fn resources_are_extracted_as_specified() {
-        let f = |v: Value| v.as_object().unwrap().clone();
-        assert_eq!(
-            extract_resource("store.insert", &f(json!({"bucket": "users"}))),
-            "users"
-        );
-        assert_eq!(
-            extract_resource("store.subscribe", &f(json!({"query": "q", "bucket": "b"}))),
-            "q"
-        );
-        assert_eq!(
-            extract_resource("store.unsubscribe", &f(json!({"subscriptionId": "sub-1"}))),
-            "sub-1"
-        );
-        assert_eq!(extract_resource("store.buckets", &f(json!({}))), "*");
-        assert_eq!(
-            extract_resource("rules.emit", &f(json!({"topic": "a.b"}))),
-            "a.b"
-        );
-        assert_eq!(
-            extract_resource("rules.setFact", &f(json!({"key": "k:1"}))),
-            "k:1"
-        );
-        assert_eq!(
-            extract_resource("rules.subscribe", &f(json!({"pattern": "a.*"}))),
-            "a.*"
-        );
-        assert_eq!(
-            extract_resource("server.stats", &f(json!({"bucket": "x"}))),
-            "*"
-        );
-    }
-
-    #[test]
-    fn patterns() {
+    fn operation_patterns() {
         assert!(match_pattern("*", "store.get"));
         assert!(match_pattern("store.*", "store.get"));
         assert!(!match_pattern("store.*", "rules.emit"));
         assert!(match_pattern("store.get", "store.get"));
         assert!(!match_pattern("store.get", "store.getX"));
-    }
-
-    #[test]
-    fn a_transaction_is_checked_on_its_buckets_and_on_each_operation() {
-        let policy: PermissionsConfig = serde_json::from_value(json!({
-            "default": "deny",
-            "rules": [
-                {"role": "agent", "allow": ["store.transaction", "store.insert"], "buckets": ["metrics", "events"]},
-                {"role": "agent", "allow": "store.get", "buckets": ["users"]},
-                {"role": "ops", "allow": "store.transaction"}
-            ]
-        }))
-        .expect("policy");
-        let tx = |ops: Value| {
-            json!({"operations": ops})
-                .as_object()
-                .cloned()
-                .unwrap_or_default()
-        };
-        let check = |roles: &[&str], fields: &Map<String, Value>| {
-            check_request(&session(roles), "store.transaction", fields, &policy, None)
-                .map_err(|(op, r)| format!("{op} on {r}"))
-        };
-        let both = tx(
-            json!([{"op": "insert", "bucket": "metrics"}, {"op": "insert", "bucket": "events"}]),
-        );
-        assert_eq!(check(&["agent"], &both), Ok(()));
-        // One bucket outside the rule's list: the transaction itself is refused (on *).
-        let outside =
-            tx(json!([{"op": "insert", "bucket": "metrics"}, {"op": "get", "bucket": "users"}]));
-        assert_eq!(
-            check(&["agent"], &outside),
-            Err("store.transaction on *".into())
-        );
-        // Transactions allowed everywhere, but the operation inside is not.
-        let write = tx(json!([{"op": "update", "bucket": "users", "key": 1, "data": {}}]));
-        assert_eq!(check(&["ops"], &write), Err("store.update on users".into()));
-        // Malformed entries are left to validation.
-        let odd = tx(json!([{"op": "nonsense", "bucket": "x"}, {"bucket": 3}]));
-        assert_eq!(check(&["ops"], &odd), Ok(()));
     }
 }

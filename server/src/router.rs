@@ -1,5 +1,7 @@
 //! Request routing: the pipeline after frame validation — auth check → rate limit →
-//! permission check → typed operation → namespace handler — and the `auth.*` operations.
+//! typed operation → permission check (decided from the typed operation) → namespace
+//! handler — and the `auth.*` operations, which also end the subscriptions a new (or no)
+//! session may not keep.
 
 use std::sync::Arc;
 
@@ -9,9 +11,9 @@ use noex_protocol::payloads::{
 use noex_protocol::{AuthOp, ErrorCode, Operation, RawRequest, ServerOp, namespace_of};
 use serde_json::{Value, json};
 
+use crate::access;
 use crate::connection::Connection;
 use crate::error::ServerError;
-use crate::permissions::check_request;
 use crate::registry::{ConnectionEntry, wire_connection_id};
 use crate::server::AuthRuntime;
 
@@ -29,7 +31,7 @@ pub(crate) async fn handle(
         check_session(connection, auth, now)?;
     }
     if let Some(limiter) = &shared.rate_limiter {
-        let key = match &connection.session {
+        let key = match connection.session.get() {
             Some(session) => format!("user:{}", session.user_id),
             None => format!("ip:{}", connection.peer.ip()),
         };
@@ -41,22 +43,6 @@ pub(crate) async fn handle(
             .with_details(json!(RateLimitDetails { retry_after_ms })));
         }
     }
-    if let (Some(auth), Some(session), false) = (&shared.auth, &connection.session, is_auth_op) {
-        let checked = check_request(
-            session,
-            op_type,
-            &request.fields,
-            &auth.permissions,
-            auth.hook.as_deref(),
-        );
-        if let Err((op, resource)) = checked {
-            return Err(ServerError::new(
-                ErrorCode::Forbidden,
-                format!("No permission for {op} on {resource}"),
-            ));
-        }
-    }
-
     if shared.rules.is_none() && namespace_of(op_type) == "rules" {
         // Before field validation: without an engine every rules.* is unavailable.
         return Err(ServerError::new(
@@ -65,6 +51,16 @@ pub(crate) async fn handle(
         ));
     }
     let operation = request.operation()?;
+    // Permissions apply once a session exists (anonymous clients of a server with
+    // `required: false` may do everything, as the protocol says).
+    let session = connection.session.get().cloned();
+    let authority = match (&shared.auth, &session) {
+        (Some(auth), Some(session)) => Some(auth.authority(session)),
+        _ => None,
+    };
+    if let Some(authority) = &authority {
+        access::check(authority, &operation, shared.resolver())?;
+    }
     match operation {
         Operation::Auth(op) => match &shared.auth {
             // Auth is not configured: every auth.* is unknown (spec section 7).
@@ -73,27 +69,27 @@ pub(crate) async fn handle(
         },
         Operation::Rules(op) => match shared.rules.clone() {
             None => Err(ServerError::internal("rules.* routed without an engine")),
-            Some(engine) => crate::rules_ops::handle(connection, &engine, op),
+            Some(engine) => crate::rules_ops::handle(connection, &engine, op, authority.as_ref()),
         },
-        Operation::Store(op) => crate::store_ops::handle(connection, op),
+        Operation::Store(op) => crate::store_ops::handle(connection, op, authority.as_ref()),
         Operation::Server(ServerOp::Connections) => {
             to_json(connections(&shared.registry.snapshot()))
         }
-        Operation::Server(ServerOp::Stats) => to_json(shared.stats()),
+        Operation::Server(ServerOp::Stats) => to_json(shared.stats(authority.as_ref())),
         Operation::Unknown(_) => Err(ServerError::unknown_operation(op_type)),
     }
 }
 
 /// `UNAUTHORIZED` when a session is required and missing, or when it has expired (the
-/// expired session is cleared).
+/// expired session is cleared and its subscriptions end).
 fn check_session(
     connection: &mut Connection,
     auth: &AuthRuntime,
     now: u64,
 ) -> Result<(), ServerError> {
-    match &connection.session {
+    match connection.session.get() {
         Some(session) if session.expires_at.is_some_and(|at| at <= now) => {
-            set_session(connection, None);
+            set_session(connection, None, "Session expired");
             Err(ServerError::new(ErrorCode::Unauthorized, "Session expired"))
         }
         Some(_) => Ok(()),
@@ -105,12 +101,20 @@ fn check_session(
     }
 }
 
-fn set_session(connection: &mut Connection, session: Option<crate::auth::Session>) {
+/// Replaces the connection's session (reporting `connection.login` / `connection.logout`
+/// events when they are on), then ends every subscription the new session — or, with
+/// `None`, an anonymous client — may not hold; `why_anonymous` is the reason given when
+/// auth is required and no session is left.
+pub(crate) fn set_session(
+    connection: &mut Connection,
+    session: Option<crate::auth::Session>,
+    why_anonymous: &str,
+) {
     let user_id = session.as_ref().map(|s| s.user_id.clone());
     connection
         .registration
         .update(|entry| entry.user_id = user_id);
-    if let Some(old) = &connection.session {
+    if let Some(old) = connection.session.get() {
         let same_user = session.as_ref().is_some_and(|s| s.user_id == old.user_id);
         if !same_user {
             crate::rules_ops::connection_event(
@@ -127,7 +131,9 @@ fn set_session(connection: &mut Connection, session: Option<crate::auth::Session
             || json!({"connectionId": connection.registration.wire_id(), "userId": new.user_id, "roles": new.roles}),
         );
     }
-    connection.session = session;
+    connection.session.replace(session);
+    connection.end_forbidden_subscriptions(why_anonymous);
+    connection.arm_session_expiry();
 }
 
 async fn handle_auth(
@@ -152,22 +158,22 @@ async fn handle_auth(
                 roles: session.roles.clone(),
                 expires_at: session.expires_at,
             };
-            set_session(connection, Some(session));
+            set_session(connection, Some(session), "Authentication required");
             to_json(result)
         }
         AuthOp::Logout => {
-            set_session(connection, None);
+            set_session(connection, None, "Logged out");
             to_json(LogoutResult { logged_out: true })
         }
         AuthOp::Whoami => {
             if connection
                 .session
-                .as_ref()
+                .get()
                 .is_some_and(|s| s.expires_at.is_some_and(|at| at <= now))
             {
-                set_session(connection, None);
+                set_session(connection, None, "Session expired");
             }
-            let who = match &connection.session {
+            let who = match connection.session.get() {
                 Some(s) => WhoAmI::Authenticated {
                     authenticated: true,
                     user_id: s.user_id.clone(),

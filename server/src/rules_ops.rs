@@ -10,16 +10,21 @@ use noex_protocol::payloads::{
     EventPush, FactDeleted, RuleEnabled, RuleEvent, RuleList, RuleRegistered, RuleUnregistered,
     RuleUpdated, RulesStats, RulesSubscribeResult, Unsubscribed,
 };
-use noex_protocol::{ErrorCode, PushChannel, PushFrame, RulesOp};
+use std::borrow::Cow;
+
+use noex_protocol::{ErrorCode, Operation, PushChannel, PushFrame, RulesOp, Tier};
+use noex_rules::pattern::NamePattern;
 use noex_rules::{
     EmitOptions, EngineStats, Event, Fact, FactChange, FactObserver, Rule, RuleEngine, RulesError,
 };
 use noex_store::Store;
 use serde_json::{Value, json};
 
+use crate::access::{self, BUCKET_READ, Resolver};
 use crate::connection::Connection;
 use crate::error::ServerError;
 use crate::outbound::PushKind;
+use crate::permissions::{Authority, Item, Need};
 use crate::router::to_json;
 use crate::subscriptions::SubKind;
 
@@ -51,11 +56,14 @@ impl From<RulesError> for ServerError {
     }
 }
 
-/// Answers one `rules.*` request on `connection` with `engine`.
+/// Answers one `rules.*` request on `connection` with `engine`. Listings
+/// (`rules.queryFacts`, `rules.getAllFacts`, `rules.getRules`) hold only what `authority`
+/// may see (everything without one).
 pub(crate) fn handle(
     connection: &mut Connection,
     engine: &RuleEngine,
     op: RulesOp,
+    authority: Option<&Authority<'_>>,
 ) -> Result<Value, ServerError> {
     match op {
         RulesOp::Emit {
@@ -80,8 +88,16 @@ pub(crate) fn handle(
         RulesOp::DeleteFact { key } => to_json(FactDeleted {
             deleted: engine.delete_fact(&key),
         }),
-        RulesOp::QueryFacts { pattern } => to_json(engine.query_facts(&pattern)?),
-        RulesOp::GetAllFacts => to_json(engine.get_all_facts()),
+        RulesOp::QueryFacts { pattern } => {
+            let mut facts = engine.query_facts(&pattern)?;
+            facts.retain(|f| sees_fact(authority, "rules.queryFacts", &f.key));
+            to_json(facts)
+        }
+        RulesOp::GetAllFacts => {
+            let mut facts = engine.get_all_facts();
+            facts.retain(|f| sees_fact(authority, "rules.getAllFacts", &f.key));
+            to_json(facts)
+        }
         RulesOp::Subscribe { pattern } => subscribe(connection, engine, &pattern),
         RulesOp::Unsubscribe { subscription_id } => {
             let Connection {
@@ -136,6 +152,7 @@ pub(crate) fn handle(
             rules: engine
                 .get_rules()
                 .into_iter()
+                .filter(|r| sees_rule(authority, connection.shared.resolver(), &r.id))
                 .map(|r| noex_protocol::payloads::RuleSummary {
                     id: r.id,
                     name: r.name,
@@ -149,6 +166,33 @@ pub(crate) fn handle(
         }),
         RulesOp::ValidateRule { rule } => to_json(engine.validate_rule(&Value::Object(rule))),
     }
+}
+
+/// Whether `authority` may see fact `key` in the listing `op`.
+fn sees_fact(authority: Option<&Authority<'_>>, op: &str, key: &str) -> bool {
+    authority.is_none_or(|a| {
+        a.allows(&Need {
+            op,
+            tier: Tier::Read,
+            resource: Cow::Borrowed(key),
+            items: vec![Item::Fact(NamePattern::fact(key))],
+        })
+    })
+}
+
+/// Whether `authority` may see rule `id` in `rules.getRules`: it needs rights on everything
+/// the rule reads and writes.
+fn sees_rule(authority: Option<&Authority<'_>>, resolver: Resolver<'_>, id: &str) -> bool {
+    authority.is_none_or(|a| {
+        let items = access::existing_footprint(resolver, id)
+            .map_or_else(|| vec![Item::Opaque], |f| access::footprint_items(&f));
+        a.allows(&Need {
+            op: "rules.getRules",
+            tier: Tier::Admin,
+            resource: Cow::Borrowed(id),
+            items,
+        })
+    })
 }
 
 fn enabled(rule: Rule) -> Result<Value, ServerError> {
@@ -227,6 +271,10 @@ pub(crate) fn wire_stats(stats: EngineStats) -> RulesStats {
 
 /// `rules.subscribe`: reserves an id within the connection's (store + rules) limits and
 /// forwards every matching event as a push `{topic, event}` on channel `event`.
+///
+/// A bucket's change events (source `store`) carry its records, so each is delivered only
+/// when the connection's session — as it is when the event arrives — may read that bucket
+/// (`store.all`).
 fn subscribe(
     connection: &mut Connection,
     engine: &RuleEngine,
@@ -237,7 +285,14 @@ fn subscribe(
     let queue = Arc::clone(&connection.queue);
     let push_id = id.clone();
     let event_json = Arc::clone(&connection.shared.event_json);
+    let reader = BucketReadFilter {
+        shared: Arc::downgrade(&connection.shared),
+        session: connection.session.view(),
+    };
     let subscribed = engine.subscribe(pattern, move |event: &Event| {
+        if !reader.may_see(event) {
+            return;
+        }
         if let Some(data) = event_json.of(event) {
             let text = PushFrame::encode_raw(PushChannel::Event, &push_id, &data);
             queue.push(&push_id, PushKind::Event, text);
@@ -257,6 +312,9 @@ fn subscribe(
     connection.subscriptions.insert(
         id.clone(),
         SubKind::Rules,
+        Operation::Rules(RulesOp::Subscribe {
+            pattern: pattern.to_owned(),
+        }),
         Box::new(move || {
             cancel_engine.unsubscribe(engine_id);
             cancel_queue.remove(&cancel_id);
@@ -268,6 +326,39 @@ fn subscribe(
         subscription_id: id,
     })
 }
+
+/// Keeps a bucket's change events from a subscriber whose session may not read the bucket.
+struct BucketReadFilter {
+    shared: std::sync::Weak<crate::server::Shared>,
+    session: Arc<crate::session::SessionView>,
+}
+
+impl BucketReadFilter {
+    fn may_see(&self, event: &Event) -> bool {
+        if event.source.as_deref() != Some(STORE_SOURCE) {
+            return true;
+        }
+        let Some(bucket) = event.data.get("bucket").and_then(Value::as_str) else {
+            return true;
+        };
+        let Some(shared) = self.shared.upgrade() else {
+            return false;
+        };
+        let (Some(auth), Some(session)) = (&shared.auth, self.session.get()) else {
+            // No auth, or an anonymous client that may do everything.
+            return shared.auth.as_ref().is_none_or(|auth| !auth.required);
+        };
+        auth.authority(&session).allows(&Need {
+            op: BUCKET_READ,
+            tier: Tier::Read,
+            resource: Cow::Borrowed(bucket),
+            items: vec![Item::Bucket(Cow::Borrowed(bucket))],
+        })
+    }
+}
+
+/// The `source` of the events the store bridge emits.
+const STORE_SOURCE: &str = "store";
 
 /// Forwards every committed store change to `engine` as the event
 /// `bucket.<name>.inserted|updated|deleted` (source `store`) carrying the change
@@ -284,7 +375,7 @@ pub(crate) fn bridge_store(store: &Store, engine: &RuleEngine) -> u64 {
             }
         };
         let options = EmitOptions {
-            source: Some("store".to_owned()),
+            source: Some(STORE_SOURCE.to_owned()),
             ..EmitOptions::default()
         };
         if let Err(err) = engine.emit_with(&change.topic(), data, options) {

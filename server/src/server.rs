@@ -64,8 +64,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// `server.stats` (spec section 9).
-    pub(crate) fn stats(&self) -> ServerStats {
+    /// What permission checks need to know about the store and the rule engine.
+    pub(crate) fn resolver(&self) -> crate::access::Resolver<'_> {
+        crate::access::Resolver {
+            store: &self.store,
+            rules: self.rules.as_ref(),
+        }
+    }
+
+    /// `server.stats` (spec section 9), with per-bucket figures limited to the buckets
+    /// `authority` may see (all of them without one).
+    pub(crate) fn stats(
+        &self,
+        authority: Option<&crate::permissions::Authority<'_>>,
+    ) -> ServerStats {
         let entries = self.registry.snapshot();
         let connections = ConnectionsSummary {
             active: entries.len() as u64,
@@ -73,7 +85,7 @@ impl Shared {
             total_store_subscriptions: entries.iter().map(|e| e.store_subscriptions).sum(),
             total_rules_subscriptions: entries.iter().map(|e| e.rules_subscriptions).sum(),
         };
-        let store = self.store.stats();
+        let store = crate::store_ops::visible_stats(self.store.stats(), authority, "server.stats");
         let per_bucket = |m: &std::collections::BTreeMap<String, usize>| {
             m.iter().map(|(k, v)| (k.clone(), *v as u64)).collect()
         };
@@ -504,7 +516,7 @@ impl ServerHandle {
 
     /// What `server.stats` answers (the original's `getStats()`).
     pub fn stats(&self) -> ServerStats {
-        self.shared.stats()
+        self.shared.stats(None)
     }
 
     /// Each open connection's outbound buffer: what backpressure holds for slow clients.

@@ -10,16 +10,19 @@ use noex_protocol::payloads::{
     ConflictDetails, Deleted, PaginateResult, QueryDefined, QueryUndefined, SubscribeResult,
     TransactionOpResult, TransactionResult, UniqueViolationDetails, Unsubscribed,
 };
-use noex_protocol::{ErrorCode, PushChannel, PushFrame, StoreOp, TransactionOp};
+use std::borrow::Cow;
+
+use noex_protocol::{ErrorCode, Operation, PushChannel, PushFrame, StoreOp, Tier, TransactionOp};
 use noex_store::{
     BucketDefinition, BucketUpdate, QueryDefinition, QueryResult, Record, Store, StoreError,
-    Transaction,
+    StoreStats, Transaction,
 };
 use serde_json::{Map, Value, json};
 
 use crate::connection::Connection;
 use crate::error::ServerError;
 use crate::outbound::PushKind;
+use crate::permissions::{Authority, Item, Need};
 use crate::router::to_json;
 use crate::subscriptions::SubKind;
 
@@ -63,8 +66,13 @@ impl From<StoreError> for ServerError {
     }
 }
 
-/// Answers one `store.*` request on `connection`.
-pub(crate) fn handle(connection: &mut Connection, op: StoreOp) -> Result<Value, ServerError> {
+/// Answers one `store.*` request on `connection`. Listings (`store.buckets`, `store.stats`,
+/// `store.listQueries`) hold only what `authority` may see (everything without one).
+pub(crate) fn handle(
+    connection: &mut Connection,
+    op: StoreOp,
+    authority: Option<&Authority<'_>>,
+) -> Result<Value, ServerError> {
     let store = connection.shared.store.clone();
     match op {
         StoreOp::Insert { bucket, data } => Ok(Value::Object(store.bucket(&bucket).insert(data)?)),
@@ -121,14 +129,21 @@ pub(crate) fn handle(connection: &mut Connection, op: StoreOp) -> Result<Value, 
             to_json(Cleared { cleared: true })
         }
         StoreOp::Buckets => {
-            let names = store.bucket_names();
+            let mut names = store.bucket_names();
+            names.retain(|name| sees_bucket(authority, "store.buckets", name));
             to_json(BucketList {
                 count: names.len() as u64,
                 names,
             })
         }
-        StoreOp::Stats => to_json(store.stats()),
-        StoreOp::Subscribe { query, params } => subscribe(connection, &store, &query, params),
+        StoreOp::Stats => to_json(visible_stats(store.stats(), authority, "store.stats")),
+        StoreOp::Subscribe { query, params } => {
+            let origin = Operation::Store(StoreOp::Subscribe {
+                query: query.clone(),
+                params: params.clone(),
+            });
+            subscribe(connection, &store, &query, params, origin)
+        }
         StoreOp::Unsubscribe { subscription_id } => {
             let Connection {
                 subscriptions,
@@ -199,8 +214,57 @@ pub(crate) fn handle(connection: &mut Connection, op: StoreOp) -> Result<Value, 
                 undefined: true,
             })
         }
-        StoreOp::ListQueries => to_json(json!({ "queries": store.list_queries() })),
+        StoreOp::ListQueries => {
+            let mut queries = store.list_queries();
+            if let Some(authority) = authority {
+                let resolver = connection.shared.resolver();
+                queries.retain(|q| {
+                    authority.allows(&Need {
+                        op: "store.listQueries",
+                        tier: Tier::Admin,
+                        resource: Cow::Borrowed(q.name.as_str()),
+                        items: vec![resolver.query_item(&q.name)],
+                    })
+                });
+            }
+            to_json(json!({ "queries": queries }))
+        }
     }
+}
+
+/// Whether `authority` may see bucket `name` in the listing `op`.
+fn sees_bucket(authority: Option<&Authority<'_>>, op: &str, name: &str) -> bool {
+    authority.is_none_or(|a| {
+        a.allows(&Need {
+            op,
+            tier: Tier::Read,
+            resource: Cow::Borrowed(name),
+            items: vec![Item::Bucket(Cow::Borrowed(name))],
+        })
+    })
+}
+
+/// Store statistics with the per-bucket figures (and the totals over them) limited to the
+/// buckets `authority` may see in the listing `op`.
+pub(crate) fn visible_stats(
+    mut stats: StoreStats,
+    authority: Option<&Authority<'_>>,
+    op: &str,
+) -> StoreStats {
+    if authority.is_none() {
+        return stats;
+    }
+    stats
+        .buckets
+        .names
+        .retain(|name| sees_bucket(authority, op, name));
+    let visible = |name: &String| stats.buckets.names.contains(name);
+    stats.buckets.count = stats.buckets.names.len();
+    stats.records.per_bucket.retain(|name, _| visible(name));
+    stats.records.total = stats.records.per_bucket.values().sum();
+    stats.indexes.per_bucket.retain(|name, _| visible(name));
+    stats.indexes.total = stats.indexes.per_bucket.values().sum();
+    stats
 }
 
 /// Records as a result value, moved rather than re-serialized (a record already is a
@@ -253,6 +317,7 @@ fn subscribe(
     store: &Store,
     query: &str,
     params: Option<Value>,
+    origin: Operation,
 ) -> Result<Value, ServerError> {
     let id = connection.subscriptions.reserve()?;
     connection.queue.mark_pending(&id);
@@ -282,6 +347,7 @@ fn subscribe(
     connection.subscriptions.insert(
         id.clone(),
         SubKind::Store,
+        origin,
         Box::new(move || {
             // Already gone only if the store dropped it; nothing else to undo then.
             let _ = cancel_store.unsubscribe(store_id);

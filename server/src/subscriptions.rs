@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use noex_protocol::ErrorCode;
+use noex_protocol::{ErrorCode, Operation};
 
 use crate::error::ServerError;
 use crate::registry::Registration;
@@ -46,6 +46,8 @@ impl SubscriptionCounters {
 
 struct Entry {
     kind: SubKind,
+    /// The request that created it, checked again whenever the session changes.
+    origin: Operation,
     cancel: Option<Cancel>,
 }
 
@@ -102,11 +104,12 @@ impl ConnectionSubscriptions {
         self.counters.total.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Records a reserved subscription.
+    /// Records a reserved subscription created by `origin`.
     pub(crate) fn insert(
         &mut self,
         id: String,
         kind: SubKind,
+        origin: Operation,
         cancel: Cancel,
         registration: &Registration,
     ) {
@@ -114,10 +117,32 @@ impl ConnectionSubscriptions {
             id,
             Entry {
                 kind,
+                origin,
                 cancel: Some(cancel),
             },
         );
         self.publish_counts(registration);
+    }
+
+    /// Every subscription's id and the request that created it.
+    pub(crate) fn origins(&self) -> impl Iterator<Item = (&str, &Operation)> {
+        self.entries
+            .iter()
+            .map(|(id, entry)| (id.as_str(), &entry.origin))
+    }
+
+    /// Ends subscription `id` (whatever its kind), cancelling it at its source; `false` when
+    /// this connection has none.
+    pub(crate) fn end(&mut self, id: &str, registration: &Registration) -> bool {
+        let Some(mut entry) = self.entries.remove(id) else {
+            return false;
+        };
+        if let Some(cancel) = entry.cancel.take() {
+            cancel();
+        }
+        self.counters.total.fetch_sub(1, Ordering::SeqCst);
+        self.publish_counts(registration);
+        true
     }
 
     /// Cancels subscription `id` of `kind`; `NOT_FOUND` when this connection has none.
@@ -136,13 +161,7 @@ impl ConnectionSubscriptions {
                 ));
             }
         }
-        if let Some(mut entry) = self.entries.remove(id) {
-            if let Some(cancel) = entry.cancel.take() {
-                cancel();
-            }
-            self.counters.total.fetch_sub(1, Ordering::SeqCst);
-        }
-        self.publish_counts(registration);
+        self.end(id, registration);
         Ok(())
     }
 
@@ -177,6 +196,10 @@ mod tests {
     use crate::registry::ConnectionRegistry;
     use std::sync::atomic::AtomicUsize;
 
+    fn origin() -> Operation {
+        Operation::Server(noex_protocol::ServerOp::Stats)
+    }
+
     fn cancel_counter(counter: &Arc<AtomicUsize>) -> Cancel {
         let counter = Arc::clone(counter);
         Box::new(move || {
@@ -193,9 +216,21 @@ mod tests {
         let mut subs = ConnectionSubscriptions::new(Arc::clone(&counters), 2, None);
 
         let a = subs.reserve().unwrap();
-        subs.insert(a.clone(), SubKind::Store, cancel_counter(&cancelled), &reg);
+        subs.insert(
+            a.clone(),
+            SubKind::Store,
+            origin(),
+            cancel_counter(&cancelled),
+            &reg,
+        );
         let b = subs.reserve().unwrap();
-        subs.insert(b.clone(), SubKind::Rules, cancel_counter(&cancelled), &reg);
+        subs.insert(
+            b.clone(),
+            SubKind::Rules,
+            origin(),
+            cancel_counter(&cancelled),
+            &reg,
+        );
         assert_ne!(a, b);
         let err = subs.reserve().unwrap_err();
         assert_eq!(err.code, ErrorCode::RateLimited);
@@ -242,7 +277,7 @@ mod tests {
         let mut one = ConnectionSubscriptions::new(Arc::clone(&counters), 10, Some(2));
         let two = ConnectionSubscriptions::new(Arc::clone(&counters), 10, Some(2));
         let id = one.reserve().unwrap();
-        one.insert(id, SubKind::Store, Box::new(|| {}), &reg);
+        one.insert(id, SubKind::Store, origin(), Box::new(|| {}), &reg);
         let _reserved = two.reserve().unwrap();
         let err = two.reserve().unwrap_err();
         assert_eq!(err.message, "Subscription limit reached (max 2 in total)");

@@ -471,3 +471,16 @@ fn process(inner: &Inner, batches: &[Batch]) {
         }
     }
 }
+
+impl Store {
+    /// The bucket a query reads, for permission checks: `Some(Some(bucket))` for a
+    /// declarative query, `Some(None)` for a programmatic one (it may read anything),
+    /// `None` when no query has this name.
+    pub fn query_bucket(&self, name: &str) -> Option<Option<String>> {
+        let reg = self.inner.reactive.lock();
+        reg.queries.get(name).map(|kind| match kind {
+            QueryKind::Declarative(def) => Some(def.bucket.clone()),
+            QueryKind::Programmatic(_) => None,
+        })
+    }
+}
