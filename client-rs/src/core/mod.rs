@@ -395,6 +395,18 @@ impl ClientCore {
                     details: frame.details,
                 };
                 if frame.id.as_u64() == Some(0) {
+                    // The server ends a subscription (the session that allowed it is gone,
+                    // or its query can no longer be evaluated) with an id-0 error naming it.
+                    let ended = ended_subscription_id(&err)
+                        .and_then(|id| self.subs.by_server_id(id));
+                    if let Some(key) = ended {
+                        self.resubscribe_attempts.remove(&key);
+                        self.subs.remove(key);
+                        self.out.push_back(Output::SubscriptionEnded {
+                            key,
+                            error: err.clone(),
+                        });
+                    }
                     self.emit(LifecycleEvent::Error(err));
                 } else {
                     self.on_answer(&frame.id, Err(err), now_ms);
@@ -703,4 +715,25 @@ fn subscribe_op(target: &SubscriptionTarget) -> Operation {
             pattern: pattern.clone(),
         }),
     }
+}
+
+/// The server id of the subscription an id-0 error says has ended: `details.subscriptionId`,
+/// or (when the server hides details) the id in its message `Subscription <id> ended: ...`.
+fn ended_subscription_id(err: &ClientError) -> Option<&str> {
+    let ClientError::Server {
+        message, details, ..
+    } = err
+    else {
+        return None;
+    };
+    details
+        .as_ref()
+        .and_then(|d| d.get("subscriptionId"))
+        .and_then(Value::as_str)
+        .or_else(|| {
+            message
+                .strip_prefix("Subscription ")
+                .and_then(|rest| rest.split_once(" ended: "))
+                .map(|(id, _)| id)
+        })
 }

@@ -565,6 +565,45 @@ fn failed_subscribe_is_forgotten() {
 }
 
 #[test]
+fn a_subscription_the_server_ends_is_forgotten_and_reported() {
+    for frame in [
+        r#"{"id":0,"type":"error","code":"FORBIDDEN","message":"Subscription sub-7 ended: No permission for store.subscribe on q","details":{"subscriptionId":"sub-7"}}"#,
+        // Details hidden by the server: the id is read from the message.
+        r#"{"id":0,"type":"error","code":"UNAUTHORIZED","message":"Subscription sub-7 ended: Session expired"}"#,
+    ] {
+        let mut core = open(config());
+        let (_, key) = core.subscribe(
+            SubscriptionTarget::Store {
+                query: "q".into(),
+                params: None,
+            },
+            0,
+        );
+        drain(&mut core);
+        core.frame_received(
+            r#"{"id":1,"type":"result","data":{"subscriptionId":"sub-7","data":[]}}"#,
+            0,
+        );
+        drain(&mut core);
+        assert_eq!(core.subscription_count(), 1);
+        core.frame_received(frame, 0);
+        let out = drain(&mut core);
+        assert!(
+            matches!(&out[0], Output::SubscriptionEnded { key: k, .. } if *k == key),
+            "{out:?}"
+        );
+        assert!(matches!(&out[1], Output::Event(LifecycleEvent::Error(_))));
+        assert_eq!(core.subscription_count(), 0);
+        // Later pushes for it are ignored.
+        core.frame_received(
+            r#"{"type":"push","channel":"subscription","subscriptionId":"sub-7","data":[1]}"#,
+            0,
+        );
+        assert!(drain(&mut core).is_empty());
+    }
+}
+
+#[test]
 fn a_reconnect_without_welcome_is_dropped_and_retried() {
     let mut core = open(CoreConfig {
         welcome_timeout_ms: 300,
