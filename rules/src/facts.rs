@@ -59,10 +59,7 @@ impl FactStore {
         timestamp: i64,
         source: &str,
     ) -> (Fact, Option<Value>) {
-        let (version, previous) = match self.facts.get(key) {
-            Some(old) => (old.version + 1, Some(old.value.clone())),
-            None => (1, None),
-        };
+        let version = self.facts.get(key).map_or(1, |old| old.version + 1);
         let fact = Fact {
             key: key.to_string(),
             value,
@@ -70,7 +67,11 @@ impl FactStore {
             source: source.to_string(),
             version,
         };
-        self.facts.insert(key.to_string(), fact.clone());
+        // The replaced value is moved out, not copied.
+        let previous = self
+            .facts
+            .insert(key.to_string(), fact.clone())
+            .map(|old| old.value);
         if let Some(journal) = &mut self.journal {
             journal.push(FactChange {
                 key: key.to_string(),

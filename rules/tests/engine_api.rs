@@ -305,7 +305,10 @@ fn self_triggering_rule_stops_at_the_depth_bound() {
     engine.emit("ping", json!({"n": 1})).unwrap();
     // The client event (depth 0) and one rule event per generation up to the bound.
     assert_eq!(pings.lock().len(), 6);
-    assert_eq!(engine.stats().rules_executed, 5);
+    let stats = engine.stats();
+    assert_eq!(stats.rules_executed, 5);
+    // Cut by depth, not by work: nothing was dropped.
+    assert_eq!((stats.cascades_truncated, stats.work_dropped), (1, 0));
 }
 
 #[test]
@@ -329,7 +332,13 @@ fn fan_out_is_bounded_by_the_work_limit() {
     );
     let seen = record(&engine, "f");
     engine.emit("f", json!({})).unwrap();
-    assert_eq!(seen.lock().len(), 100);
+    // Units: the input 1, then per event 1 rule run + 2 × (action + queued event) = 5.
+    // The 20th event's second emit would be unit 101: it is refused, and the 20 events
+    // still queued are dropped.
+    assert_eq!(seen.lock().len(), 20);
+    let stats = engine.stats();
+    assert_eq!((stats.cascades_truncated, stats.work_dropped), (1, 20));
+    assert_eq!(stats.action_errors, 0);
 }
 
 #[test]
