@@ -71,6 +71,12 @@ pub struct EngineConfig {
     /// the memory a cascade holds and the copying it does. At the bound the rest of the
     /// cascade is dropped. The input's own data is not counted. Default 16 MiB.
     pub max_queued_bytes_per_input: usize,
+    /// Most stored facts. Setting a *new* key beyond it fails: `set_fact` with
+    /// [`crate::RulesError::LimitExceeded`], a rule's `set_fact` action as an action error
+    /// (counted in `action_errors`). Changing or deleting existing facts always works, and
+    /// [`crate::RuleEngine::restore_facts`] restores every fact given (warning when that
+    /// exceeds the bound). Default 100 000.
+    pub max_facts: usize,
     /// Default `maxIterations` of `for_each` (also the upper bound of explicit values). Default 1000.
     pub max_for_each_iterations: u64,
     /// Most registered rules; registering one more fails with
@@ -95,6 +101,7 @@ impl Default for EngineConfig {
             max_chain_depth: 10,
             max_work_per_input: 10_000,
             max_queued_bytes_per_input: 16 * 1024 * 1024,
+            max_facts: 100_000,
             max_for_each_iterations: 1000,
             max_rules: 10_000,
             max_timers: 10_000,
@@ -115,6 +122,7 @@ impl std::fmt::Debug for EngineConfig {
                 "max_queued_bytes_per_input",
                 &self.max_queued_bytes_per_input,
             )
+            .field("max_facts", &self.max_facts)
             .field("max_for_each_iterations", &self.max_for_each_iterations)
             .field("max_rules", &self.max_rules)
             .field("max_timers", &self.max_timers)

@@ -136,11 +136,21 @@ impl RuleEngine {
     }
 
     /// Puts facts back as they were (e.g. loaded from disk at start): versions and
-    /// timestamps are kept, no rule runs and the fact observer is not called.
+    /// timestamps are kept, no rule runs and the fact observer is not called. Every fact is
+    /// restored even beyond [`EngineConfig::max_facts`] (data is never dropped at start);
+    /// a warning is logged then, and new keys are refused until facts are deleted.
     pub fn restore_facts(&self, facts: impl IntoIterator<Item = Fact>) {
         let mut state = self.inner.state.lock();
         for fact in facts {
             state.facts.restore(fact);
+        }
+        let max = self.inner.config.max_facts;
+        if state.facts.len() > max {
+            tracing::warn!(
+                facts = state.facts.len(),
+                max_facts = max,
+                "restored facts exceed the fact limit; new fact keys are refused until some are deleted"
+            );
         }
     }
 
@@ -233,17 +243,25 @@ impl RuleEngine {
 
     // ----- facts --------------------------------------------------------------------------
 
-    /// Sets a fact (source `"api"`) and runs the fact rules it triggers.
+    /// Sets a fact (source `"api"`) and runs the fact rules it triggers. A new key beyond
+    /// [`EngineConfig::max_facts`] fails with [`RulesError::LimitExceeded`].
     pub fn set_fact(&self, key: &str, value: Value) -> Result<Fact> {
         self.set_fact_with_source(key, value, "api")
     }
 
-    /// Sets a fact recording `source`, and runs the fact rules it triggers.
+    /// Sets a fact recording `source`, and runs the fact rules it triggers. A new key beyond
+    /// [`EngineConfig::max_facts`] fails with [`RulesError::LimitExceeded`].
     pub fn set_fact_with_source(&self, key: &str, value: Value, source: &str) -> Result<Fact> {
         check_fact_key(key).map_err(|m| invalid(key, m))?;
         let now = self.now();
         let (delivered, fact) = {
             let mut state = self.inner.state.lock();
+            let max = self.inner.config.max_facts;
+            if !state.facts.admits(key, max) {
+                return Err(RulesError::LimitExceeded(format!(
+                    "fact limit ({max}) reached"
+                )));
+            }
             let (fact, previous) = state.facts.set(key, value.clone(), now, source);
             let work = Work::Fact {
                 key: key.to_string(),

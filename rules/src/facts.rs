@@ -81,6 +81,12 @@ impl FactStore {
         (fact, previous)
     }
 
+    /// Whether setting `key` keeps the store within `max` facts: an existing key always
+    /// does, a new one only while fewer than `max` are stored.
+    pub(crate) fn admits(&self, key: &str, max: usize) -> bool {
+        self.facts.len() < max || self.facts.contains_key(key)
+    }
+
     /// Starts recording changes for an observer.
     pub(crate) fn enable_journal(&mut self) {
         self.journal.get_or_insert_with(Vec::new);
@@ -174,5 +180,8 @@ mod tests {
         assert!(store.delete("user:2").is_some());
         assert!(store.delete("user:2").is_none());
         assert_eq!(store.len(), 2);
+        assert!(store.admits("user:1:name", 2));
+        assert!(!store.admits("user:3", 2));
+        assert!(store.admits("user:3", 3));
     }
 }

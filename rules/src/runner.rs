@@ -393,6 +393,12 @@ impl Exec<'_, '_> {
             Action::SetFact { key, value } => {
                 let key = ctx.interpolate(key, &state.facts, budget)?;
                 check_fact_key(&key)?;
+                let max_facts = self.runner.config.max_facts;
+                if !state.facts.admits(&key, max_facts) {
+                    return Err(Fault::Failed(format!(
+                        "fact limit ({max_facts}) reached; {key:?} not set"
+                    )));
+                }
                 let value = ctx.resolve_value(value, &state.facts, budget)?;
                 // The fact change carries the replaced value to fact rules: charge it too.
                 if let Some(old) = state.facts.get(&key) {

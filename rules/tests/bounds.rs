@@ -1,6 +1,7 @@
-//! The bounds of one input (work units, bytes of produced values, chain depth): a rule that
-//! feeds itself stops early, drops the rest of its cascade and is counted, and a bound is
-//! never an action error nor caught by `try_catch`.
+//! The bounds of one input (work units, bytes of produced values, chain depth) and of the
+//! fact store (`max_facts`): a rule that feeds itself stops early, drops the rest of its
+//! cascade and is counted, a bound is never an action error nor caught by `try_catch`, and
+//! facts beyond the limit are refused through the API and in actions.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{on_event, record, register};
-use noex_rules::{EngineConfig, RuleEngine};
+use noex_rules::{EngineConfig, Fact, RuleEngine, RulesError};
 use serde_json::{Value, json};
 
 fn engine_with(config: EngineConfig) -> RuleEngine {
@@ -272,4 +273,130 @@ fn ordinary_cascades_are_not_truncated() {
     assert_eq!((stats.cascades_truncated, stats.work_dropped), (0, 0));
     assert_eq!(stats.facts_count, 500);
     assert_eq!(stats.events_processed, 501);
+}
+
+#[test]
+fn set_fact_beyond_max_facts_is_limit_exceeded() {
+    let engine = engine_with(EngineConfig {
+        max_facts: 3,
+        ..Default::default()
+    });
+    for key in ["a", "b", "c"] {
+        engine.set_fact(key, json!(1)).unwrap();
+    }
+    match engine.set_fact("d", json!(1)) {
+        Err(RulesError::LimitExceeded(message)) => assert!(message.contains("3"), "{message}"),
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+    assert_eq!(engine.get_fact("d"), None);
+    // Existing keys still change; a deletion makes room.
+    assert_eq!(engine.set_fact("a", json!(2)).unwrap().version, 2);
+    assert!(engine.delete_fact("b"));
+    engine.set_fact("d", json!(1)).unwrap();
+    assert_eq!(engine.stats().facts_count, 3);
+}
+
+#[test]
+fn a_set_fact_action_beyond_max_facts_is_an_action_error() {
+    let engine = engine_with(EngineConfig {
+        max_facts: 5,
+        ..Default::default()
+    });
+    register(
+        &engine,
+        on_event(
+            "fill",
+            "fill",
+            json!([]),
+            json!([{"type": "for_each", "collection": {"ref": "event.items"}, "as": "x",
+                    "actions": [{"type": "set_fact", "key": "item:${var.x}", "value": true}]}]),
+        ),
+    );
+    register(
+        &engine,
+        on_event(
+            "guarded",
+            "guarded",
+            json!([]),
+            json!([{"type": "try_catch",
+                    "try": [{"type": "set_fact", "key": "another", "value": 1}],
+                    "catch": {"as": "err", "actions": [{"type": "emit_event", "topic": "refused",
+                                                        "data": {"message": "${var.err.message}"}}]}}]),
+        ),
+    );
+    engine.emit("fill", items(10)).unwrap();
+    let stats = engine.stats();
+    assert_eq!(stats.facts_count, 5);
+    assert_eq!(stats.action_errors, 1);
+    assert_eq!(stats.cascades_truncated, 0);
+    // An ordinary failure: try_catch sees it.
+    let refused = record(&engine, "refused");
+    engine.emit("guarded", json!({})).unwrap();
+    let refused = refused.lock();
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].data["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("fact limit (5)")),
+        "{:?}",
+        refused[0].data
+    );
+}
+
+#[test]
+fn restored_facts_beyond_the_limit_are_kept() {
+    let engine = engine_with(EngineConfig {
+        max_facts: 2,
+        ..Default::default()
+    });
+    engine.restore_facts((0..4).map(|i| Fact {
+        key: format!("k{i}"),
+        value: json!(i),
+        timestamp: 0,
+        source: "api".into(),
+        version: 1,
+    }));
+    assert_eq!(engine.stats().facts_count, 4);
+    assert!(matches!(
+        engine.set_fact("new", json!(1)),
+        Err(RulesError::LimitExceeded(_))
+    ));
+    assert_eq!(engine.set_fact("k0", json!(9)).unwrap().version, 2);
+}
+
+#[test]
+fn timers_and_rules_have_bounds_too() {
+    let engine = engine_with(EngineConfig {
+        max_rules: 2,
+        max_timers: 1,
+        ..Default::default()
+    });
+    register(
+        &engine,
+        on_event(
+            "arm",
+            "arm",
+            json!([]),
+            json!([{"type": "set_timer", "timer": {"name": "t:${event.n}", "duration": "1h",
+                    "onExpire": {"topic": "fired"}}}]),
+        ),
+    );
+    register(&engine, on_event("other", "x", json!([]), json!([])));
+    assert!(matches!(
+        engine.register_rule(&on_event("third", "x", json!([]), json!([]))),
+        Err(RulesError::LimitExceeded(_))
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        engine.emit("arm", json!({"n": 1})).unwrap();
+        engine.emit("arm", json!({"n": 2})).unwrap();
+        // Re-arming the existing timer is fine.
+        engine.emit("arm", json!({"n": 1})).unwrap();
+    });
+    let stats = engine.stats();
+    assert_eq!(stats.timers_count, 1);
+    assert_eq!(stats.action_errors, 1);
 }
