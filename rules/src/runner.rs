@@ -136,11 +136,12 @@ pub(crate) fn process(inner: &Arc<Inner>, state: &mut State, first: Work) -> Vec
                 depth,
             } => {
                 if run.may_trigger(depth) {
+                    let deleted = value.is_none();
                     let mut data = Map::new();
                     data.insert("key".into(), json!(key));
-                    data.insert("deleted".into(), json!(value.is_none()));
                     data.insert("value".into(), value.unwrap_or(Value::Null));
                     data.insert("previousValue".into(), previous.unwrap_or(Value::Null));
+                    data.insert("deleted".into(), json!(deleted));
                     let ctx = EvalContext {
                         trigger_data: Arc::new(Value::Object(data)),
                         ..Default::default()

@@ -472,3 +472,19 @@ fn the_fact_observer_sees_every_change_in_order_and_restore_is_silent() {
     assert_eq!(engine.get_fact_record("old"), Some(restored));
     assert_eq!(seen.lock().unwrap().len(), 3, "restoring is not a change");
 }
+
+#[test]
+fn fact_trigger_data_keeps_its_field_order() {
+    let (engine, _) = engine();
+    register(
+        &engine,
+        json!({"id": "echo", "name": "echo", "trigger": {"type": "fact", "pattern": "k"},
+               "actions": [{"type": "emit_event", "topic": "changed", "data": {"ref": "event"}}]}),
+    );
+    let changed = record(&engine, "changed");
+    engine.set_fact("k", json!(1)).unwrap();
+    assert_eq!(
+        changed.lock()[0].data.to_string(),
+        r#"{"key":"k","value":1,"previousValue":null,"deleted":false}"#
+    );
+}
