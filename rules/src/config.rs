@@ -13,19 +13,77 @@ pub type LogHook = Arc<dyn Fn(LogLevel, &str, &str) + Send + Sync>;
 pub type FactObserver = Arc<dyn Fn(&[crate::facts::FactChange]) + Send + Sync>;
 
 /// Settings of a [`crate::RuleEngine`]. `EngineConfig::default()` suits most uses.
+///
+/// # Bounds of one input
+///
+/// Each input — an emitted event, a fact set or deleted through the API, a fired timer, an
+/// expired absence wait — runs to completion together with everything its rules cause (its
+/// *cascade*). Three settings bound a cascade, so that a rule which feeds itself (say a
+/// `for_each` that re-emits its own trigger for every item) cannot exhaust memory or hold
+/// the engine for long:
+///
+/// - [`max_chain_depth`](Self::max_chain_depth): generations of rule-caused work;
+/// - [`max_work_per_input`](Self::max_work_per_input): work units — work queued, rules
+///   evaluated, actions and `for_each` iterations executed;
+/// - [`max_queued_bytes_per_input`](Self::max_queued_bytes_per_input): approximate bytes of
+///   the values rule actions produce.
+///
+/// When the work or bytes bound is reached, the action that would exceed it does not run,
+/// the rest of the cascade (work still queued, remaining rules and actions) is dropped, one
+/// warning is logged for the input and [`crate::EngineStats::cascades_truncated`] /
+/// [`crate::EngineStats::work_dropped`] count it. What ran before stays: facts already set,
+/// events already processed (they are delivered to subscribers). The input itself still
+/// succeeds — `emit` returns the event, `set_fact` the fact — so a client cannot tell from
+/// the answer whether the cascade was cut; the statistics and the log tell the operator.
+///
+/// ```
+/// use noex_rules::{EngineConfig, RuleEngine};
+/// use serde_json::json;
+///
+/// let engine = RuleEngine::new(EngineConfig { max_work_per_input: 1_000, ..Default::default() });
+/// engine.register_rule(&json!({
+///     "id": "echo", "name": "re-emits its trigger once per item",
+///     "trigger": {"type": "event", "topic": "t"},
+///     "actions": [{"type": "for_each", "collection": {"ref": "event.items"}, "as": "x",
+///         "actions": [{"type": "emit_event", "topic": "t", "data": {"items": {"ref": "event.items"}}}]}]
+/// })).unwrap();
+/// let items: Vec<u32> = (0..100).collect();
+/// engine.emit("t", json!({"items": items})).unwrap(); // returns at once
+/// let stats = engine.stats();
+/// assert_eq!(stats.cascades_truncated, 1);
+/// assert!(stats.work_dropped > 0);
+/// ```
 #[derive(Clone)]
 pub struct EngineConfig {
     /// How many generations of rule-caused events / fact changes may trigger further rules.
-    /// Work at this depth is still applied and delivered but triggers no rule. Default 10.
+    /// Work at this depth is still applied and delivered but triggers no rule (counted in
+    /// `cascades_truncated`). Default 10.
     pub max_chain_depth: usize,
-    /// Most work items (events, fact changes, matches) processed for one external input;
-    /// the rest is dropped with a warning. Default 10 000.
+    /// Most work units one input may use: one per work item queued (events and fact changes,
+    /// the input itself included), one per rule whose conditions are evaluated, one per
+    /// action executed and one per `for_each` iteration. At the bound the rest of the
+    /// cascade is dropped (see the type's documentation). Default 10 000.
     pub max_work_per_input: usize,
+    /// Most bytes (approximate, as held in memory) of values rule actions may produce for one
+    /// input: data of emitted events, values of set facts and the replaced values fact changes
+    /// carry, timer data, interpolated strings (keys, topics, log messages) and `for_each`
+    /// collections. Charged before a value is copied and never refunded, so it bounds both
+    /// the memory a cascade holds and the copying it does. At the bound the rest of the
+    /// cascade is dropped. The input's own data is not counted. Default 16 MiB.
+    pub max_queued_bytes_per_input: usize,
+    /// Most stored facts. Setting a *new* key beyond it fails: `set_fact` with
+    /// [`crate::RulesError::LimitExceeded`], a rule's `set_fact` action as an action error
+    /// (counted in `action_errors`). Changing or deleting existing facts always works, and
+    /// [`crate::RuleEngine::restore_facts`] restores every fact given (warning when that
+    /// exceeds the bound). Default 100 000.
+    pub max_facts: usize,
     /// Default `maxIterations` of `for_each` (also the upper bound of explicit values). Default 1000.
     pub max_for_each_iterations: u64,
-    /// Most registered rules. Default 10 000.
+    /// Most registered rules; registering one more fails with
+    /// [`crate::RulesError::LimitExceeded`]. Default 10 000.
     pub max_rules: usize,
-    /// Most active timers. Default 10 000.
+    /// Most active timers; a `set_timer` action for a new name beyond it is an action error
+    /// (re-arming an existing timer always works). Default 10 000.
     pub max_timers: usize,
     /// Most event subscriptions. Default 100 000.
     pub max_subscriptions: usize,
@@ -42,6 +100,8 @@ impl Default for EngineConfig {
         Self {
             max_chain_depth: 10,
             max_work_per_input: 10_000,
+            max_queued_bytes_per_input: 16 * 1024 * 1024,
+            max_facts: 100_000,
             max_for_each_iterations: 1000,
             max_rules: 10_000,
             max_timers: 10_000,
@@ -58,6 +118,11 @@ impl std::fmt::Debug for EngineConfig {
         f.debug_struct("EngineConfig")
             .field("max_chain_depth", &self.max_chain_depth)
             .field("max_work_per_input", &self.max_work_per_input)
+            .field(
+                "max_queued_bytes_per_input",
+                &self.max_queued_bytes_per_input,
+            )
+            .field("max_facts", &self.max_facts)
             .field("max_for_each_iterations", &self.max_for_each_iterations)
             .field("max_rules", &self.max_rules)
             .field("max_timers", &self.max_timers)

@@ -58,6 +58,12 @@ pub struct EngineStats {
     pub subscriptions_count: usize,
     /// Mean wall time to process one input with everything it caused, in ms.
     pub avg_processing_time_ms: f64,
+    /// Inputs whose cascade was cut short by a bound: work at `max_chain_depth` that
+    /// triggered no rule, or `max_work_per_input` / `max_queued_bytes_per_input` reached.
+    pub cascades_truncated: u64,
+    /// Work items (events, fact changes) dropped unprocessed when a cascade reached
+    /// `max_work_per_input` or `max_queued_bytes_per_input`.
+    pub work_dropped: u64,
 }
 
 struct Subscription {
@@ -130,11 +136,21 @@ impl RuleEngine {
     }
 
     /// Puts facts back as they were (e.g. loaded from disk at start): versions and
-    /// timestamps are kept, no rule runs and the fact observer is not called.
+    /// timestamps are kept, no rule runs and the fact observer is not called. Every fact is
+    /// restored even beyond [`EngineConfig::max_facts`] (data is never dropped at start);
+    /// a warning is logged then, and new keys are refused until facts are deleted.
     pub fn restore_facts(&self, facts: impl IntoIterator<Item = Fact>) {
         let mut state = self.inner.state.lock();
         for fact in facts {
             state.facts.restore(fact);
+        }
+        let max = self.inner.config.max_facts;
+        if state.facts.len() > max {
+            tracing::warn!(
+                facts = state.facts.len(),
+                max_facts = max,
+                "restored facts exceed the fact limit; new fact keys are refused until some are deleted"
+            );
         }
     }
 
@@ -227,17 +243,25 @@ impl RuleEngine {
 
     // ----- facts --------------------------------------------------------------------------
 
-    /// Sets a fact (source `"api"`) and runs the fact rules it triggers.
+    /// Sets a fact (source `"api"`) and runs the fact rules it triggers. A new key beyond
+    /// [`EngineConfig::max_facts`] fails with [`RulesError::LimitExceeded`].
     pub fn set_fact(&self, key: &str, value: Value) -> Result<Fact> {
         self.set_fact_with_source(key, value, "api")
     }
 
-    /// Sets a fact recording `source`, and runs the fact rules it triggers.
+    /// Sets a fact recording `source`, and runs the fact rules it triggers. A new key beyond
+    /// [`EngineConfig::max_facts`] fails with [`RulesError::LimitExceeded`].
     pub fn set_fact_with_source(&self, key: &str, value: Value, source: &str) -> Result<Fact> {
         check_fact_key(key).map_err(|m| invalid(key, m))?;
         let now = self.now();
         let (delivered, fact) = {
             let mut state = self.inner.state.lock();
+            let max = self.inner.config.max_facts;
+            if !state.facts.admits(key, max) {
+                return Err(RulesError::LimitExceeded(format!(
+                    "fact limit ({max}) reached"
+                )));
+            }
             let (fact, previous) = state.facts.set(key, value.clone(), now, source);
             let work = Work::Fact {
                 key: key.to_string(),
@@ -332,7 +356,7 @@ impl RuleEngine {
         let seq = state.next_seq;
         state
             .rules
-            .insert(rule.input.id.clone(), (seq, rule.clone()));
+            .insert(rule.input.id.clone(), (seq, Arc::new(rule.clone())));
         Ok(rule)
     }
 
@@ -361,13 +385,13 @@ impl RuleEngine {
         let input = parse_rule(&merged)?;
         let now = self.now();
         let entry = state.rules.get_mut(id).ok_or_else(|| not_found(id))?;
-        entry.1 = Rule {
+        let rule = Rule {
             input,
             version: entry.1.version + 1,
             created_at: entry.1.created_at,
             updated_at: now,
         };
-        let rule = entry.1.clone();
+        entry.1 = Arc::new(rule.clone());
         state.temporal.clear_rule(id);
         Ok(rule)
     }
@@ -387,10 +411,11 @@ impl RuleEngine {
         let mut state = self.inner.state.lock();
         let entry = state.rules.get_mut(id).ok_or_else(|| not_found(id))?;
         if entry.1.input.enabled != enabled {
-            entry.1.input.enabled = enabled;
-            entry.1.updated_at = now;
+            let rule = Arc::make_mut(&mut entry.1);
+            rule.input.enabled = enabled;
+            rule.updated_at = now;
         }
-        let rule = entry.1.clone();
+        let rule = Rule::clone(&entry.1);
         if !enabled {
             state.temporal.clear_rule(id);
         }
@@ -404,16 +429,16 @@ impl RuleEngine {
             .lock()
             .rules
             .get(id)
-            .map(|(_, r)| r.clone())
+            .map(|(_, r)| Rule::clone(r))
             .ok_or_else(|| not_found(id))
     }
 
     /// All rules, highest priority first (ties in registration order).
     pub fn rules(&self) -> Vec<Rule> {
         let state = self.inner.state.lock();
-        let mut rules: Vec<&(u64, Rule)> = state.rules.values().collect();
+        let mut rules: Vec<&(u64, Arc<Rule>)> = state.rules.values().collect();
         rules.sort_by(|(sa, a), (sb, b)| b.input.priority.cmp(&a.input.priority).then(sa.cmp(sb)));
-        rules.into_iter().map(|(_, r)| r.clone()).collect()
+        rules.into_iter().map(|(_, r)| Rule::clone(r)).collect()
     }
 
     /// The `getRules` list: `{id, name, enabled, priority, version, tags, group}` per rule.
@@ -450,6 +475,8 @@ impl RuleEngine {
             } else {
                 s.processing_nanos as f64 / s.inputs_processed as f64 / 1e6
             },
+            cascades_truncated: s.cascades_truncated,
+            work_dropped: s.work_dropped,
         }
     }
 

@@ -47,7 +47,8 @@ pub enum RulesError {
         /// Why it is invalid.
         message: String,
     },
-    /// A configured bound was reached (rules, subscriptions, timers).
+    /// A configured bound was reached (rules, facts, subscriptions, timers); the server
+    /// answers `RATE_LIMITED`.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
 }

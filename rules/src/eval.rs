@@ -5,20 +5,22 @@
 //! value; the key is everything after `fact.`), `context.<name>[.<path>]` / `var.<name>[.<path>]`
 //! (context variables), `matched.<i>.<path>` (events of a temporal match).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use crate::budget::{Budget, Fault};
 use crate::facts::FactStore;
 use crate::model::{Condition, ConditionSource, Operator};
-use crate::pattern::{display_value, get_path};
+use crate::pattern::get_path;
 
-/// Everything a rule run can refer to.
+/// Everything a rule run can refer to. Cloning is cheap for the trigger data (shared), so a
+/// context can be handed to every candidate rule of a work item.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EvalContext {
     /// Data of the triggering event (or the fact change / timer payload).
-    pub trigger_data: Value,
+    pub trigger_data: Arc<Value>,
     /// Context variables.
     pub vars: Map<String, Value>,
     /// Data of the events of a temporal match, in order.
@@ -30,32 +32,40 @@ fn interpolation_regex() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"\$\{([^}]+)\}").unwrap_or_else(|_| unreachable!("static regex")))
 }
 
+/// Bytes charged for one JSON node a resolution builds.
+const NODE_BYTES: usize = std::mem::size_of::<Value>();
+
+/// Appends the text of `value` as interpolation shows it (null is empty, strings unquoted).
+fn push_display(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => {}
+        Value::String(s) => out.push_str(s),
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 impl EvalContext {
-    /// Resolves a reference string to a value (`None` when it points at nothing).
-    pub(crate) fn resolve_ref(
-        &self,
+    /// The value a reference string points at, borrowed (`None` when it points at nothing).
+    pub(crate) fn lookup<'s>(
+        &'s self,
         reference: &str,
-        facts: &FactStore,
-    ) -> Result<Option<Value>, String> {
+        facts: &'s FactStore,
+    ) -> Result<Option<&'s Value>, String> {
         let reference = reference.trim();
         let (root, rest) = reference.split_once('.').unwrap_or((reference, ""));
         match root {
-            "event" | "trigger" => Ok(get_path(&self.trigger_data, rest).cloned()),
-            "fact" => Ok(facts.get(rest).map(|f| f.value.clone())),
+            "event" | "trigger" => Ok(get_path(&self.trigger_data, rest)),
+            "fact" => Ok(facts.get(rest).map(|f| &f.value)),
             "context" | "var" => {
                 let (name, path) = rest.split_once('.').unwrap_or((rest, ""));
-                Ok(self.vars.get(name).and_then(|v| get_path(v, path)).cloned())
+                Ok(self.vars.get(name).and_then(|v| get_path(v, path)))
             }
             "matched" => {
                 let (index, path) = rest.split_once('.').unwrap_or((rest, ""));
                 let index: usize = index
                     .parse()
                     .map_err(|_| format!("invalid matched index in {reference:?}"))?;
-                Ok(self
-                    .matched
-                    .get(index)
-                    .and_then(|v| get_path(v, path))
-                    .cloned())
+                Ok(self.matched.get(index).and_then(|v| get_path(v, path)))
             }
             _ => Err(format!(
                 "unknown reference source {root:?} in {reference:?} (expected event, fact, context, var, matched)"
@@ -63,8 +73,31 @@ impl EvalContext {
         }
     }
 
+    /// A copy of the referenced value, its size charged to `budget` before it is made.
+    pub(crate) fn resolve_ref(
+        &self,
+        reference: &str,
+        facts: &FactStore,
+        budget: &mut Budget,
+    ) -> Result<Option<Value>, Fault> {
+        match self.lookup(reference, facts)? {
+            None => Ok(None),
+            Some(v) => {
+                budget.value(v)?;
+                Ok(Some(v.clone()))
+            }
+        }
+    }
+
     /// Replaces every `${ref}` in `template` by the referenced value's text (missing = empty).
-    pub(crate) fn interpolate(&self, template: &str, facts: &FactStore) -> Result<String, String> {
+    /// The template and every inserted value are charged to `budget` before they are copied.
+    pub(crate) fn interpolate(
+        &self,
+        template: &str,
+        facts: &FactStore,
+        budget: &mut Budget,
+    ) -> Result<String, Fault> {
+        budget.bytes(template.len())?;
         if !template.contains("${") {
             return Ok(template.to_string());
         }
@@ -75,8 +108,9 @@ impl EvalContext {
                 continue;
             };
             out.push_str(&template[last..whole.start()]);
-            if let Some(v) = self.resolve_ref(inner.as_str(), facts)? {
-                out.push_str(&display_value(&v));
+            if let Some(v) = self.lookup(inner.as_str(), facts)? {
+                budget.value(v)?;
+                push_display(&mut out, v);
             }
             last = whole.end();
         }
@@ -85,23 +119,31 @@ impl EvalContext {
     }
 
     /// Resolves a value deeply: `{ref}` objects are replaced by the referenced value (type
-    /// preserved, missing = null) and strings are interpolated.
-    pub(crate) fn resolve_value(&self, value: &Value, facts: &FactStore) -> Result<Value, String> {
+    /// preserved, missing = null) and strings are interpolated. Everything built is charged
+    /// to `budget` first.
+    pub(crate) fn resolve_value(
+        &self,
+        value: &Value,
+        facts: &FactStore,
+        budget: &mut Budget,
+    ) -> Result<Value, Fault> {
+        if let Some(r) = as_ref(value) {
+            return Ok(self.resolve_ref(r, facts, budget)?.unwrap_or(Value::Null));
+        }
+        budget.bytes(NODE_BYTES)?;
         Ok(match value {
-            Value::String(s) => Value::String(self.interpolate(s, facts)?),
+            Value::String(s) => Value::String(self.interpolate(s, facts, budget)?),
             Value::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|v| self.resolve_value(v, facts))
+                    .map(|v| self.resolve_value(v, facts, budget))
                     .collect::<Result<_, _>>()?,
             ),
             Value::Object(map) => {
-                if let Some(r) = as_ref(value) {
-                    return Ok(self.resolve_ref(r, facts)?.unwrap_or(Value::Null));
-                }
                 let mut out = Map::new();
                 for (k, v) in map {
-                    out.insert(k.clone(), self.resolve_value(v, facts)?);
+                    budget.bytes(k.len() + NODE_BYTES)?;
+                    out.insert(k.clone(), self.resolve_value(v, facts, budget)?);
                 }
                 Value::Object(out)
             }
@@ -109,28 +151,29 @@ impl EvalContext {
         })
     }
 
-    /// Evaluates one condition.
+    /// Evaluates one condition. Values are compared where they are, not copied.
     pub(crate) fn condition_holds(
         &self,
         condition: &Condition,
         facts: &FactStore,
-    ) -> Result<bool, String> {
+        budget: &mut Budget,
+    ) -> Result<bool, Fault> {
         let left = match &condition.source {
-            ConditionSource::Event { field } => get_path(&self.trigger_data, field).cloned(),
+            ConditionSource::Event { field } => get_path(&self.trigger_data, field),
             ConditionSource::Fact { pattern } => {
-                let key = self.interpolate(pattern, facts)?;
-                facts.first_value(&key).cloned()
+                let key = self.interpolate(pattern, facts, budget)?;
+                facts.first_value(&key)
             }
             ConditionSource::Context { key } => {
                 let (name, path) = key.split_once('.').unwrap_or((key.as_str(), ""));
-                self.vars.get(name).and_then(|v| get_path(v, path)).cloned()
+                self.vars.get(name).and_then(|v| get_path(v, path))
             }
         };
         let right = match as_ref(&condition.value) {
-            Some(r) => self.resolve_ref(r, facts)?,
-            None => Some(condition.value.clone()),
+            Some(r) => self.lookup(r, facts)?,
+            None => Some(&condition.value),
         };
-        apply_operator(condition.operator, left.as_ref(), right.as_ref())
+        Ok(apply_operator(condition.operator, left, right)?)
     }
 
     /// Whether all conditions hold (stops at the first that does not).
@@ -138,9 +181,10 @@ impl EvalContext {
         &self,
         conditions: &[Condition],
         facts: &FactStore,
-    ) -> Result<bool, String> {
+        budget: &mut Budget,
+    ) -> Result<bool, Fault> {
         for c in conditions {
-            if !self.condition_holds(c, facts)? {
+            if !self.condition_holds(c, facts, budget)? {
                 return Ok(false);
             }
         }
@@ -297,27 +341,29 @@ mod tests {
         let mut facts = FactStore::default();
         facts.set("customer:42:tier", json!("gold"), 0, "t");
         let mut ctx = EvalContext {
-            trigger_data: json!({"orderId": 7, "amount": 12.5, "items": [1, 2]}),
+            trigger_data: Arc::new(json!({"orderId": 7, "amount": 12.5, "items": [1, 2]})),
             ..Default::default()
         };
+        let budget = &mut Budget::unlimited();
         ctx.vars.insert("item".into(), json!({"id": "x"}));
         assert_eq!(
-            ctx.interpolate("order:${event.orderId}:status", &facts),
+            ctx.interpolate("order:${event.orderId}:status", &facts, budget),
             Ok("order:7:status".into())
         );
         assert_eq!(
             ctx.interpolate(
                 "${fact.customer:42:tier}/${context.item.id}/${var.item.id}",
-                &facts
+                &facts,
+                budget
             ),
             Ok("gold/x/x".into())
         );
         assert_eq!(
-            ctx.interpolate("[${event.missing}]", &facts),
+            ctx.interpolate("[${event.missing}]", &facts, budget),
             Ok("[]".into())
         );
-        assert!(ctx.interpolate("${nope.x}", &facts).is_err());
-        let resolved = ctx.resolve_value(&json!({"a": {"ref": "event.amount"}, "b": ["${event.orderId}"], "c": {"ref": "event.items"}}), &facts);
+        assert!(ctx.interpolate("${nope.x}", &facts, budget).is_err());
+        let resolved = ctx.resolve_value(&json!({"a": {"ref": "event.amount"}, "b": ["${event.orderId}"], "c": {"ref": "event.items"}}), &facts, budget);
         assert_eq!(resolved, Ok(json!({"a": 12.5, "b": ["7"], "c": [1, 2]})));
     }
 }

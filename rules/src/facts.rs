@@ -59,10 +59,7 @@ impl FactStore {
         timestamp: i64,
         source: &str,
     ) -> (Fact, Option<Value>) {
-        let (version, previous) = match self.facts.get(key) {
-            Some(old) => (old.version + 1, Some(old.value.clone())),
-            None => (1, None),
-        };
+        let version = self.facts.get(key).map_or(1, |old| old.version + 1);
         let fact = Fact {
             key: key.to_string(),
             value,
@@ -70,7 +67,11 @@ impl FactStore {
             source: source.to_string(),
             version,
         };
-        self.facts.insert(key.to_string(), fact.clone());
+        // The replaced value is moved out, not copied.
+        let previous = self
+            .facts
+            .insert(key.to_string(), fact.clone())
+            .map(|old| old.value);
         if let Some(journal) = &mut self.journal {
             journal.push(FactChange {
                 key: key.to_string(),
@@ -78,6 +79,12 @@ impl FactStore {
             });
         }
         (fact, previous)
+    }
+
+    /// Whether setting `key` keeps the store within `max` facts: an existing key always
+    /// does, a new one only while fewer than `max` are stored.
+    pub(crate) fn admits(&self, key: &str, max: usize) -> bool {
+        self.facts.len() < max || self.facts.contains_key(key)
     }
 
     /// Starts recording changes for an observer.
@@ -173,5 +180,8 @@ mod tests {
         assert!(store.delete("user:2").is_some());
         assert!(store.delete("user:2").is_none());
         assert_eq!(store.len(), 2);
+        assert!(store.admits("user:1:name", 2));
+        assert!(!store.admits("user:3", 2));
+        assert!(store.admits("user:3", 3));
     }
 }

@@ -21,8 +21,10 @@
 //!
 //! Modules: [`pattern`] (topic / fact patterns, durations), `facts`, `event` (events, clocks),
 //! `model` (rule serde types), [`validate`] (raw JSON validation), `eval` (conditions,
-//! interpolation), `temporal`, `timers`, `runner` (rule execution) and `engine` (the API).
+//! interpolation), `temporal`, `timers`, `budget` (the bounds of one input), `runner` (rule
+//! execution) and `engine` (the API).
 
+mod budget;
 mod config;
 mod engine;
 mod error;

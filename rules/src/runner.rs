@@ -3,12 +3,17 @@
 //! and the work they cause (events, fact changes) is queued and processed in turn, up to the
 //! chaining depth bound. Runs under the engine's state lock; events to deliver to subscribers
 //! are returned so callbacks run after the lock is released.
+//!
+//! Every input has a [`Budget`] (work units and bytes, see `budget`). When it runs out, the
+//! action that hit the bound does not run, nothing more is queued, the work still queued is
+//! dropped, and the input is counted in `cascades_truncated` with one warning.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use crate::budget::{Budget, Fault, WORK_ITEM_BYTES};
 use crate::config::EngineConfig;
 use crate::engine::Inner;
 use crate::eval::{EvalContext, as_ref};
@@ -26,7 +31,8 @@ use crate::timers::{TimerSpec, Timers};
 pub(crate) struct State {
     pub facts: FactStore,
     /// Rules with their registration sequence number (ties in priority run in that order).
-    pub rules: HashMap<String, (u64, Rule)>,
+    /// Shared, so selecting the candidates of a work item does not copy rule definitions.
+    pub rules: HashMap<String, (u64, Arc<Rule>)>,
     pub next_seq: u64,
     pub temporal: TemporalState,
     pub timers: Timers,
@@ -35,6 +41,8 @@ pub(crate) struct State {
     pub action_errors: u64,
     pub inputs_processed: u64,
     pub processing_nanos: u128,
+    pub cascades_truncated: u64,
+    pub work_dropped: u64,
 }
 
 /// One unit of work.
@@ -46,7 +54,7 @@ pub(crate) enum Work {
         key: String,
         value: Option<Value>,
         previous: Option<Value>,
-        cause: Option<Event>,
+        cause: Option<Cause>,
         depth: usize,
     },
     /// A timer expired: its event is delivered and matched like any event, plus timer rules.
@@ -62,16 +70,33 @@ pub(crate) enum Work {
     },
 }
 
+/// What work caused by a rule needs of the event that caused it: ids only, so a queued
+/// fact change does not carry a copy of a (possibly large) event.
+#[derive(Debug, Clone)]
+pub(crate) struct Cause {
+    id: String,
+    correlation_id: Option<String>,
+}
+
+impl Cause {
+    fn of(event: &Event) -> Self {
+        Cause {
+            id: event.id.clone(),
+            correlation_id: event.correlation_id.clone(),
+        }
+    }
+}
+
 impl State {
     /// Enabled rules whose trigger satisfies `select`, highest priority first.
-    fn candidates(&self, select: impl Fn(&Trigger) -> bool) -> Vec<Rule> {
-        let mut found: Vec<&(u64, Rule)> = self
+    fn candidates(&self, select: impl Fn(&Trigger) -> bool) -> Vec<Arc<Rule>> {
+        let mut found: Vec<&(u64, Arc<Rule>)> = self
             .rules
             .values()
             .filter(|(_, r)| r.input.enabled && select(&r.input.trigger))
             .collect();
         found.sort_by(|(sa, a), (sb, b)| b.input.priority.cmp(&a.input.priority).then(sa.cmp(sb)));
-        found.into_iter().map(|(_, r)| r.clone()).collect()
+        found.into_iter().map(|(_, r)| Arc::clone(r)).collect()
     }
 }
 
@@ -79,30 +104,29 @@ impl State {
 pub(crate) fn process(inner: &Arc<Inner>, state: &mut State, first: Work) -> Vec<Event> {
     let started = std::time::Instant::now();
     let config = &inner.config;
-    let mut queue = VecDeque::from([first]);
+    let mut budget = Budget::new(config);
+    let mut queue = VecDeque::new();
+    // The input itself is the first work item: one unit (it runs even if that is over the
+    // bound, which then stops its rules); its data is the caller's and not charged.
+    let _ = budget.unit();
+    queue.push_back(first);
     let mut delivered = Vec::new();
-    let mut handled = 0usize;
+    let mut depth_reached = false;
     while let Some(work) = queue.pop_front() {
-        handled += 1;
-        if handled > config.max_work_per_input {
-            tracing::warn!(
-                dropped = queue.len() + 1,
-                "rule engine work bound reached; dropping the rest"
-            );
-            break;
-        }
         let mut run = Runner {
             inner,
             config,
             queue: &mut queue,
+            budget: &mut budget,
+            depth_reached: &mut depth_reached,
         };
         match work {
             Work::Event { event, depth } => {
                 state.events_processed += 1;
-                delivered.push(event.clone());
                 if run.may_trigger(depth) {
                     run.on_event(state, &event, depth);
                 }
+                delivered.push(event);
             }
             Work::Fact {
                 key,
@@ -112,38 +136,54 @@ pub(crate) fn process(inner: &Arc<Inner>, state: &mut State, first: Work) -> Vec
                 depth,
             } => {
                 if run.may_trigger(depth) {
+                    let deleted = value.is_none();
                     let mut data = Map::new();
                     data.insert("key".into(), json!(key));
-                    data.insert("value".into(), value.clone().unwrap_or(Value::Null));
+                    data.insert("value".into(), value.unwrap_or(Value::Null));
                     data.insert("previousValue".into(), previous.unwrap_or(Value::Null));
-                    data.insert("deleted".into(), json!(value.is_none()));
+                    data.insert("deleted".into(), json!(deleted));
                     let ctx = EvalContext {
-                        trigger_data: Value::Object(data),
+                        trigger_data: Arc::new(Value::Object(data)),
                         ..Default::default()
                     };
                     for rule in state.candidates(
                         |t| matches!(t, Trigger::Fact { pattern } if fact_matches(pattern, &key)),
                     ) {
-                        run.run_rule(state, &rule, ctx.clone(), cause.as_ref(), depth);
+                        if run
+                            .run_rule(state, &rule, &ctx, cause.as_ref(), depth)
+                            .is_err()
+                        {
+                            break;
+                        }
                     }
                 }
             }
             Work::Timer { name, event, depth } => {
                 state.events_processed += 1;
-                delivered.push(event.clone());
                 if run.may_trigger(depth) {
                     let mut ctx = EvalContext {
-                        trigger_data: event.data.clone(),
+                        trigger_data: Arc::new(event.data.clone()),
                         ..Default::default()
                     };
                     ctx.vars.insert("timerName".into(), json!(name));
+                    let cause = Cause::of(&event);
+                    let mut stopped = false;
                     for rule in state.candidates(
                         |t| matches!(t, Trigger::Timer { name: n } if fact_matches(n, &name)),
                     ) {
-                        run.run_rule(state, &rule, ctx.clone(), Some(&event), depth);
+                        if run
+                            .run_rule(state, &rule, &ctx, Some(&cause), depth)
+                            .is_err()
+                        {
+                            stopped = true;
+                            break;
+                        }
                     }
-                    run.on_event(state, &event, depth);
+                    if !stopped {
+                        run.on_event(state, &event, depth);
+                    }
                 }
+                delivered.push(event);
             }
             Work::Temporal { matched, depth } => {
                 if run.may_trigger(depth)
@@ -152,33 +192,67 @@ pub(crate) fn process(inner: &Arc<Inner>, state: &mut State, first: Work) -> Vec
                         .get(&matched.rule_id)
                         .filter(|(_, r)| r.input.enabled)
                 {
-                    let rule = rule.clone();
-                    run.run_temporal(state, &rule, matched, depth);
+                    let rule = Arc::clone(rule);
+                    // A bound reached here ends the loop below like anywhere else.
+                    let _ = run.run_temporal(state, &rule, matched, depth);
                 }
             }
         }
+        if let Some(bound) = budget.tripped() {
+            let dropped = queue.len();
+            state.cascades_truncated += 1;
+            state.work_dropped += dropped as u64;
+            tracing::warn!(
+                bound = bound.setting(),
+                work_used = budget.work_used(),
+                bytes_used = budget.bytes_used(),
+                dropped,
+                "rule engine bound reached for one input; the rest of its cascade is dropped"
+            );
+            queue.clear();
+            break;
+        }
+    }
+    if depth_reached && budget.tripped().is_none() {
+        state.cascades_truncated += 1;
+        tracing::warn!(
+            max_chain_depth = config.max_chain_depth,
+            "rule chaining depth bound reached for one input; deeper work triggered no rule"
+        );
     }
     state.inputs_processed += 1;
     state.processing_nanos += started.elapsed().as_nanos();
     delivered
 }
 
+/// A bound of the input was reached: stop everything.
+struct Stopped;
+
 struct Runner<'a> {
     inner: &'a Arc<Inner>,
     config: &'a EngineConfig,
     queue: &'a mut VecDeque<Work>,
+    budget: &'a mut Budget,
+    /// Whether work at the depth bound was seen (warned about once, after the input).
+    depth_reached: &'a mut bool,
 }
 
 impl Runner<'_> {
-    fn may_trigger(&self, depth: usize) -> bool {
+    fn may_trigger(&mut self, depth: usize) -> bool {
         if depth >= self.config.max_chain_depth {
-            tracing::warn!(
-                depth,
-                "rule chaining depth bound reached; not triggering further rules"
-            );
+            *self.depth_reached = true;
             return false;
         }
         true
+    }
+
+    /// Queues work caused by a rule, charging a unit and its fixed size (its values were
+    /// charged as they were built).
+    fn enqueue(&mut self, work: Work) -> Result<(), Fault> {
+        self.budget.unit()?;
+        self.budget.bytes(WORK_ITEM_BYTES)?;
+        self.queue.push_back(work);
+        Ok(())
     }
 
     fn on_event(&mut self, state: &mut State, event: &Event, depth: usize) {
@@ -193,60 +267,84 @@ impl Runner<'_> {
                 state.timers.schedule_absence(self.inner, wait);
             }
             for m in matches {
-                self.run_temporal(state, &rule, m, depth);
+                if self.run_temporal(state, &rule, m, depth).is_err() {
+                    return;
+                }
             }
         }
         let ctx = EvalContext {
-            trigger_data: event.data.clone(),
+            trigger_data: Arc::new(event.data.clone()),
             ..Default::default()
         };
+        let cause = Cause::of(event);
         for rule in state.candidates(
             |t| matches!(t, Trigger::Event { topic } if topic_matches(topic, &event.topic)),
         ) {
-            self.run_rule(state, &rule, ctx.clone(), Some(event), depth);
+            if self
+                .run_rule(state, &rule, &ctx, Some(&cause), depth)
+                .is_err()
+            {
+                return;
+            }
         }
     }
 
-    fn run_temporal(&mut self, state: &mut State, rule: &Rule, m: TemporalMatch, depth: usize) {
+    fn run_temporal(
+        &mut self,
+        state: &mut State,
+        rule: &Rule,
+        m: TemporalMatch,
+        depth: usize,
+    ) -> Result<(), Stopped> {
         let mut vars = m.info;
         vars.insert("matchedEvents".into(), Value::Array(m.matched.clone()));
         let ctx = EvalContext {
-            trigger_data: m.trigger_data,
+            trigger_data: Arc::new(m.trigger_data),
             vars,
             matched: m.matched,
         };
-        self.run_rule(state, rule, ctx, m.last_event.as_ref(), depth);
+        let cause = m.last_event.as_ref().map(Cause::of);
+        self.run_rule(state, rule, &ctx, cause.as_ref(), depth)
     }
 
-    /// Runs one rule: conditions, then actions in order. A failure stops this rule only.
+    /// Runs one rule: conditions, then actions in order. A failure stops this rule only;
+    /// a bound reached stops the whole input (`Err`).
     fn run_rule(
         &mut self,
         state: &mut State,
         rule: &Rule,
-        mut ctx: EvalContext,
-        cause: Option<&Event>,
+        ctx: &EvalContext,
+        cause: Option<&Cause>,
         depth: usize,
-    ) {
+    ) -> Result<(), Stopped> {
         let id = rule.input.id.as_str();
-        match ctx.all_hold(&rule.input.conditions, &state.facts) {
+        self.budget.unit().map_err(|_| Stopped)?;
+        match ctx.all_hold(&rule.input.conditions, &state.facts, self.budget) {
             Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
+            Ok(false) => return Ok(()),
+            Err(Fault::Bound) => return Err(Stopped),
+            Err(Fault::Failed(e)) => {
                 state.action_errors += 1;
                 tracing::warn!(rule_id = id, error = %e, "rule condition failed");
-                return;
+                return Ok(());
             }
         }
         state.rules_executed += 1;
+        let mut ctx = ctx.clone();
         let mut exec = Exec {
             runner: self,
             rule_id: id,
             cause,
             depth,
         };
-        if let Err(e) = exec.actions(state, &rule.input.actions, &mut ctx) {
-            state.action_errors += 1;
-            tracing::warn!(rule_id = id, error = %e, "rule action failed; remaining actions of this rule skipped");
+        match exec.actions(state, &rule.input.actions, &mut ctx) {
+            Ok(()) => Ok(()),
+            Err(Fault::Bound) => Err(Stopped),
+            Err(Fault::Failed(e)) => {
+                state.action_errors += 1;
+                tracing::warn!(rule_id = id, error = %e, "rule action failed; remaining actions of this rule skipped");
+                Ok(())
+            }
         }
     }
 }
@@ -254,7 +352,7 @@ impl Runner<'_> {
 struct Exec<'r, 'a> {
     runner: &'r mut Runner<'a>,
     rule_id: &'r str,
-    cause: Option<&'r Event>,
+    cause: Option<&'r Cause>,
     depth: usize,
 }
 
@@ -264,7 +362,7 @@ impl Exec<'_, '_> {
         state: &mut State,
         actions: &[Action],
         ctx: &mut EvalContext,
-    ) -> Result<(), String> {
+    ) -> Result<(), Fault> {
         for a in actions {
             self.action(state, a, ctx)?;
         }
@@ -288,13 +386,28 @@ impl Exec<'_, '_> {
         state: &mut State,
         action: &Action,
         ctx: &mut EvalContext,
-    ) -> Result<(), String> {
+    ) -> Result<(), Fault> {
+        self.runner.budget.unit()?;
+        let budget = &mut *self.runner.budget;
         let next = self.depth + 1;
         match action {
             Action::SetFact { key, value } => {
-                let key = ctx.interpolate(key, &state.facts)?;
+                let key = ctx.interpolate(key, &state.facts, budget)?;
                 check_fact_key(&key)?;
-                let value = ctx.resolve_value(value, &state.facts)?;
+                let max_facts = self.runner.config.max_facts;
+                if !state.facts.admits(&key, max_facts) {
+                    return Err(Fault::Failed(format!(
+                        "fact limit ({max_facts}) reached; {key:?} not set"
+                    )));
+                }
+                let value = ctx.resolve_value(value, &state.facts, budget)?;
+                // The fact change carries the replaced value to fact rules: charge it too.
+                if let Some(old) = state.facts.get(&key) {
+                    budget.value(&old.value)?;
+                }
+                // Queueing must succeed before the fact changes: a refused change is not made.
+                self.runner.budget.unit()?;
+                self.runner.budget.bytes(WORK_ITEM_BYTES)?;
                 let now = self.runner.config.clock.now_ms();
                 let (_, previous) =
                     state
@@ -310,45 +423,51 @@ impl Exec<'_, '_> {
                 });
             }
             Action::DeleteFact { key } => {
-                let key = ctx.interpolate(key, &state.facts)?;
-                if let Some(old) = state.facts.delete(&key) {
-                    let cause = self.cause.cloned();
-                    self.runner.queue.push_back(Work::Fact {
-                        key,
-                        value: None,
-                        previous: Some(old.value),
-                        cause,
-                        depth: next,
-                    });
+                let key = ctx.interpolate(key, &state.facts, budget)?;
+                if let Some(old) = state.facts.get(&key) {
+                    budget.value(&old.value)?;
+                    self.runner.budget.unit()?;
+                    self.runner.budget.bytes(WORK_ITEM_BYTES)?;
+                    if let Some(old) = state.facts.delete(&key) {
+                        let cause = self.cause.cloned();
+                        self.runner.queue.push_back(Work::Fact {
+                            key,
+                            value: None,
+                            previous: Some(old.value),
+                            cause,
+                            depth: next,
+                        });
+                    }
                 }
             }
             Action::EmitEvent { topic, data } => {
-                let topic = ctx.interpolate(topic, &state.facts)?;
+                let topic = ctx.interpolate(topic, &state.facts, budget)?;
                 check_topic(&topic)?;
-                let data = ctx.resolve_value(data, &state.facts)?;
+                let data = ctx.resolve_value(data, &state.facts, budget)?;
                 let event = self.new_event(topic, data);
-                self.runner
-                    .queue
-                    .push_back(Work::Event { event, depth: next });
+                self.runner.enqueue(Work::Event { event, depth: next })?;
             }
             Action::SetTimer { timer } => {
-                let name = ctx.interpolate(&timer.name, &state.facts)?;
-                let duration = ctx.resolve_value(&timer.duration, &state.facts)?;
+                let name = ctx.interpolate(&timer.name, &state.facts, budget)?;
+                let duration = ctx.resolve_value(&timer.duration, &state.facts, budget)?;
                 let duration_ms = parse_duration_ms(&duration)
                     .map_err(|e| format!("timer {name:?}: duration {e}"))?;
-                let topic = ctx.interpolate(&timer.on_expire.topic, &state.facts)?;
+                let topic = ctx.interpolate(&timer.on_expire.topic, &state.facts, budget)?;
                 check_topic(&topic)?;
-                let data = ctx.resolve_value(&timer.on_expire.data, &state.facts)?;
+                let data = ctx.resolve_value(&timer.on_expire.data, &state.facts, budget)?;
                 let repeat = match &timer.repeat {
                     None => None,
                     Some(r) => {
-                        let interval =
-                            parse_duration_ms(&ctx.resolve_value(&r.interval, &state.facts)?)
-                                .map_err(|e| format!("timer {name:?}: repeat interval {e}"))?;
+                        let interval = parse_duration_ms(&ctx.resolve_value(
+                            &r.interval,
+                            &state.facts,
+                            budget,
+                        )?)
+                        .map_err(|e| format!("timer {name:?}: repeat interval {e}"))?;
                         if interval == 0 {
-                            return Err(format!(
+                            return Err(Fault::Failed(format!(
                                 "timer {name:?}: repeat interval must be greater than 0"
-                            ));
+                            )));
                         }
                         Some((interval, r.max_count))
                     }
@@ -368,11 +487,11 @@ impl Exec<'_, '_> {
                     .set(self.runner.inner, spec, self.runner.config.max_timers)?;
             }
             Action::CancelTimer { name } => {
-                let name = ctx.interpolate(name, &state.facts)?;
+                let name = ctx.interpolate(name, &state.facts, budget)?;
                 state.timers.cancel(&name);
             }
             Action::Log { level, message } => {
-                let message = ctx.interpolate(message, &state.facts)?;
+                let message = ctx.interpolate(message, &state.facts, budget)?;
                 let rule_id = self.rule_id;
                 match level {
                     LogLevel::Debug => tracing::debug!(rule_id, "{message}"),
@@ -389,7 +508,7 @@ impl Exec<'_, '_> {
                 then,
                 else_,
             } => {
-                if ctx.all_hold(conditions, &state.facts)? {
+                if ctx.all_hold(conditions, &state.facts, budget)? {
                     self.actions(state, then, ctx)?;
                 } else if let Some(els) = else_ {
                     self.actions(state, els, ctx)?;
@@ -402,13 +521,15 @@ impl Exec<'_, '_> {
                 max_iterations,
             } => {
                 let items = match as_ref(collection) {
-                    Some(r) => ctx.resolve_ref(r, &state.facts)?.unwrap_or(Value::Null),
-                    None => ctx.resolve_value(collection, &state.facts)?,
+                    Some(r) => ctx
+                        .resolve_ref(r, &state.facts, budget)?
+                        .unwrap_or(Value::Null),
+                    None => ctx.resolve_value(collection, &state.facts, budget)?,
                 };
                 let Value::Array(items) = items else {
-                    return Err(format!(
+                    return Err(Fault::Failed(format!(
                         "for_each: collection is not an array (got {items})"
-                    ));
+                    )));
                 };
                 let limit = max_iterations
                     .unwrap_or(self.runner.config.max_for_each_iterations)
@@ -429,6 +550,10 @@ impl Exec<'_, '_> {
                 );
                 let mut result = Ok(());
                 for (i, item) in items.into_iter().take(limit).enumerate() {
+                    result = self.runner.budget.unit();
+                    if result.is_err() {
+                        break;
+                    }
                     ctx.vars.insert(r#as.clone(), item);
                     ctx.vars.insert(index_name.clone(), json!(i));
                     result = self.actions(state, actions, ctx);
@@ -446,7 +571,7 @@ impl Exec<'_, '_> {
                 finally,
             } => {
                 let mut result = self.actions(state, r#try, ctx);
-                if let (Err(e), Some(catch)) = (&result, catch) {
+                if let (Err(Fault::Failed(e)), Some(catch)) = (&result, catch) {
                     let message = e.clone();
                     let saved = catch
                         .r#as
@@ -459,6 +584,10 @@ impl Exec<'_, '_> {
                     if let Some((n, old)) = saved {
                         restore(&mut ctx.vars, &n, old);
                     }
+                }
+                // A bound reached is not an error to handle: nothing more runs.
+                if result == Err(Fault::Bound) {
+                    return result;
                 }
                 if let Some(fin) = finally {
                     self.actions(state, fin, ctx)?;

@@ -305,7 +305,10 @@ fn self_triggering_rule_stops_at_the_depth_bound() {
     engine.emit("ping", json!({"n": 1})).unwrap();
     // The client event (depth 0) and one rule event per generation up to the bound.
     assert_eq!(pings.lock().len(), 6);
-    assert_eq!(engine.stats().rules_executed, 5);
+    let stats = engine.stats();
+    assert_eq!(stats.rules_executed, 5);
+    // Cut by depth, not by work: nothing was dropped.
+    assert_eq!((stats.cascades_truncated, stats.work_dropped), (1, 0));
 }
 
 #[test]
@@ -329,7 +332,13 @@ fn fan_out_is_bounded_by_the_work_limit() {
     );
     let seen = record(&engine, "f");
     engine.emit("f", json!({})).unwrap();
-    assert_eq!(seen.lock().len(), 100);
+    // Units: the input 1, then per event 1 rule run + 2 × (action + queued event) = 5.
+    // The 20th event's second emit would be unit 101: it is refused, and the 20 events
+    // still queued are dropped.
+    assert_eq!(seen.lock().len(), 20);
+    let stats = engine.stats();
+    assert_eq!((stats.cascades_truncated, stats.work_dropped), (1, 20));
+    assert_eq!(stats.action_errors, 0);
 }
 
 #[test]
@@ -462,4 +471,20 @@ fn the_fact_observer_sees_every_change_in_order_and_restore_is_silent() {
     engine.restore_facts([restored.clone()]);
     assert_eq!(engine.get_fact_record("old"), Some(restored));
     assert_eq!(seen.lock().unwrap().len(), 3, "restoring is not a change");
+}
+
+#[test]
+fn fact_trigger_data_keeps_its_field_order() {
+    let (engine, _) = engine();
+    register(
+        &engine,
+        json!({"id": "echo", "name": "echo", "trigger": {"type": "fact", "pattern": "k"},
+               "actions": [{"type": "emit_event", "topic": "changed", "data": {"ref": "event"}}]}),
+    );
+    let changed = record(&engine, "changed");
+    engine.set_fact("k", json!(1)).unwrap();
+    assert_eq!(
+        changed.lock()[0].data.to_string(),
+        r#"{"key":"k","value":1,"previousValue":null,"deleted":false}"#
+    );
 }

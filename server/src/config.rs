@@ -307,18 +307,27 @@ pub struct LimitsConfig {
     pub max_buckets: usize,
     /// Defined queries per server (`RATE_LIMITED` beyond).
     pub max_queries: usize,
-    /// Facts per server (`RATE_LIMITED` beyond).
+    /// Facts per server: `rules.setFact` of a new key beyond it answers `RATE_LIMITED`; a
+    /// rule's `set_fact` of a new key is an action error (`actionErrors`). Existing facts
+    /// can always be changed or deleted; facts restored at start are all kept.
     pub max_facts: usize,
     /// Registered rules per server (`RATE_LIMITED` beyond).
     pub max_rules: usize,
-    /// Active rule timers per server (`RATE_LIMITED` beyond).
+    /// Active rule timers per server; a rule's `set_timer` of a new name beyond it is an
+    /// action error.
     pub max_timers: usize,
-    /// Work items (events, fact changes, rule runs) one input to the rule engine may cause,
-    /// handled or still queued; the rest of the cascade is dropped and counted.
+    /// Work units one input to the rule engine (a `rules.emit`, `rules.setFact`, store
+    /// change, fired timer) may use, its whole cascade included: one per event or fact
+    /// change queued, rule evaluated, action and `for_each` iteration executed. At the bound
+    /// the rest of the cascade is dropped and counted; the request still succeeds.
     pub max_rule_work_per_input: usize,
-    /// Generations of rule-caused work that may trigger further rules.
+    /// Generations of rule-caused work that may trigger further rules; deeper work is
+    /// applied and delivered but triggers no rule.
     pub max_rule_chain_depth: usize,
-    /// Approximate bytes of queued rule work one input may hold at once.
+    /// Approximate bytes (as held in memory) of the values rules may produce for one input:
+    /// event data, fact values, timer data, interpolated strings. Counted as produced, never
+    /// refunded; at the bound the rest of the cascade is dropped and counted, the request
+    /// still succeeds.
     pub max_rule_queued_bytes: usize,
     /// Failed `auth.login` attempts, limited even without `rateLimit`.
     pub login: LoginLimits,

@@ -15,12 +15,14 @@ use std::borrow::Cow;
 use noex_protocol::{ErrorCode, Operation, PushChannel, PushFrame, RulesOp, Tier};
 use noex_rules::pattern::NamePattern;
 use noex_rules::{
-    EmitOptions, EngineStats, Event, Fact, FactChange, FactObserver, Rule, RuleEngine, RulesError,
+    EmitOptions, EngineConfig, EngineStats, Event, Fact, FactChange, FactObserver, Rule,
+    RuleEngine, RulesError,
 };
 use noex_store::Store;
 use serde_json::{Value, json};
 
 use crate::access::{self, BUCKET_READ, Resolver};
+use crate::config::LimitsConfig;
 use crate::connection::Connection;
 use crate::error::ServerError;
 use crate::outbound::PushKind;
@@ -53,6 +55,23 @@ impl From<RulesError> for ServerError {
                 ServerError::new(ErrorCode::RateLimited, err.to_string())
             }
         }
+    }
+}
+
+/// The configuration of the engine the server creates: the rule bounds of the config's
+/// `limits` section (facts, rules, timers, and per input work, chain depth and produced
+/// bytes), and a fact persister when the store is durable. An engine supplied with
+/// [`crate::ServerBuilder::rule_engine`] keeps its own configuration.
+pub(crate) fn engine_config(limits: &LimitsConfig, store: &Store) -> EngineConfig {
+    EngineConfig {
+        max_facts: limits.max_facts,
+        max_rules: limits.max_rules,
+        max_timers: limits.max_timers,
+        max_work_per_input: limits.max_rule_work_per_input,
+        max_chain_depth: limits.max_rule_chain_depth,
+        max_queued_bytes_per_input: limits.max_rule_queued_bytes,
+        fact_observer: fact_persister(store),
+        ..EngineConfig::default()
     }
 }
 

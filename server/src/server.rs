@@ -17,7 +17,7 @@ use crate::rate_limit::RateLimiter;
 use crate::registry::ConnectionRegistry;
 use crate::subscriptions::SubscriptionCounters;
 use noex_protocol::payloads::{ConnectionInfo, ConnectionsSummary, ServerStats};
-use noex_rules::{EngineConfig, RuleEngine, RulesError};
+use noex_rules::{RuleEngine, RulesError};
 use noex_store::{Store, StoreConfig, StoreError};
 
 /// Auth as the running server applies it.
@@ -223,7 +223,8 @@ pub struct ServerBuilder {
 impl ServerBuilder {
     /// Serves `engine` as the rule engine (turning `rules.*` on whatever the config's
     /// `rules.enabled` says, unless it is `false`): the way to share an engine with
-    /// in-process code or to give it a custom [`EngineConfig`]. The config's rules are
+    /// in-process code or to give it a custom [`noex_rules::EngineConfig`] (the config's
+    /// `limits` for rules do not apply to it). The config's rules are
     /// registered on it. With durable storage its rules are persisted by the server, but
     /// its facts only if its `EngineConfig::fact_observer` writes them (the server logs a
     /// warning at start when it has none).
@@ -325,10 +326,10 @@ impl ServerBuilder {
         let rules = match (config.rules.enabled, rule_engine) {
             (Some(false), _) | (None, None) => None,
             (_, Some(engine)) => Some(engine),
-            (Some(true), None) => Some(RuleEngine::new(EngineConfig {
-                fact_observer: crate::rules_ops::fact_persister(&store),
-                ..EngineConfig::default()
-            })),
+            (Some(true), None) => Some(RuleEngine::new(crate::rules_ops::engine_config(
+                &config.limits,
+                &store,
+            ))),
         };
         if let Some(engine) = &rules {
             if store.persistence_path().is_some() && engine.config().fact_observer.is_none() {

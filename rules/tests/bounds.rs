@@ -1,0 +1,402 @@
+//! The bounds of one input (work units, bytes of produced values, chain depth) and of the
+//! fact store (`max_facts`): a rule that feeds itself stops early, drops the rest of its
+//! cascade and is counted, a bound is never an action error nor caught by `try_catch`, and
+//! facts beyond the limit are refused through the API and in actions.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{on_event, record, register};
+use noex_rules::{EngineConfig, Fact, RuleEngine, RulesError};
+use serde_json::{Value, json};
+
+fn engine_with(config: EngineConfig) -> RuleEngine {
+    RuleEngine::new(config)
+}
+
+/// The attack: on `t`, for every item of `event.items`, emit `t` with the same items.
+fn re_emit_rule() -> Value {
+    on_event(
+        "echo",
+        "t",
+        json!([]),
+        json!([{"type": "for_each", "collection": {"ref": "event.items"}, "as": "x",
+                "actions": [{"type": "emit_event", "topic": "t",
+                             "data": {"items": {"ref": "event.items"}}}]}]),
+    )
+}
+
+fn items(n: u32) -> Value {
+    json!({ "items": (0..n).collect::<Vec<_>>() })
+}
+
+#[test]
+fn a_for_each_re_emitting_its_trigger_counts_queued_work_against_the_bound() {
+    let max_work = 1_000;
+    let engine = engine_with(EngineConfig {
+        max_work_per_input: max_work,
+        ..Default::default()
+    });
+    register(&engine, re_emit_rule());
+    let seen = record(&engine, "t");
+    engine.emit("t", items(10)).unwrap();
+    let stats = engine.stats();
+    assert_eq!(stats.cascades_truncated, 1);
+    assert!(stats.work_dropped > 0, "{stats:?}");
+    // Every event processed or dropped was queued, and queueing costs a unit: the queue
+    // never held more than the bound (before, only *handled* items were counted and the
+    // queue grew to ~10× the bound).
+    assert!(
+        stats.events_processed as usize + stats.work_dropped as usize <= max_work,
+        "{stats:?}"
+    );
+    // Per handled event: a rule run, the for_each action and 10 × (iteration, emit action,
+    // queued event) = 32 units, so about 1000 / 32 events ran.
+    assert!((20..=40).contains(&stats.events_processed), "{stats:?}");
+    // What ran is delivered; the dropped work is not.
+    assert_eq!(seen.lock().len() as u64, stats.events_processed);
+    assert_eq!(stats.action_errors, 0, "a bound is not an action error");
+}
+
+#[test]
+fn the_attack_with_default_bounds_stays_small() {
+    let engine = RuleEngine::default();
+    register(&engine, re_emit_rule());
+    for n in [100, 1_000] {
+        let started = std::time::Instant::now();
+        let event = engine.emit("t", items(n)).unwrap();
+        assert_eq!(event.topic, "t");
+        // A guard against the unbounded cascade (minutes and gigabytes before), not a
+        // timing assumption: the bounded one takes milliseconds.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+    let stats = engine.stats();
+    assert_eq!(stats.cascades_truncated, 2);
+    assert!(stats.events_processed <= 2 * 10_000, "{stats:?}");
+}
+
+#[test]
+fn actions_and_iterations_count_even_when_nothing_is_queued() {
+    let logged = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&logged);
+    let engine = engine_with(EngineConfig {
+        max_work_per_input: 5_000,
+        log_hook: Some(Arc::new(move |_, _, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        })),
+        ..Default::default()
+    });
+    // 1000 × 1000 log actions, none of which queues anything.
+    register(
+        &engine,
+        on_event(
+            "square",
+            "go",
+            json!([]),
+            json!([{"type": "for_each", "collection": {"ref": "event.items"}, "as": "a",
+                    "actions": [{"type": "for_each", "collection": {"ref": "event.items"}, "as": "b",
+                                 "actions": [{"type": "log", "level": "debug", "message": "${var.a}/${var.b}"}]}]}]),
+        ),
+    );
+    engine.emit("go", items(1_000)).unwrap();
+    let logged = logged.load(Ordering::Relaxed);
+    // Each inner iteration costs 2 units (iteration, log action): fewer than 2 500 logs.
+    assert!((1_000..2_500).contains(&logged), "{logged}");
+    let stats = engine.stats();
+    assert_eq!((stats.cascades_truncated, stats.work_dropped), (1, 0));
+    assert_eq!(stats.action_errors, 0);
+}
+
+#[test]
+fn queued_bytes_bound_large_payloads() {
+    let max_bytes = 1024 * 1024;
+    let engine = engine_with(EngineConfig {
+        max_queued_bytes_per_input: max_bytes,
+        ..Default::default()
+    });
+    register(
+        &engine,
+        on_event(
+            "copy",
+            "big",
+            json!([]),
+            json!([{"type": "for_each", "collection": {"ref": "event.ids"}, "as": "id",
+                    "actions": [{"type": "emit_event", "topic": "copy",
+                                 "data": {"id": {"ref": "var.id"}, "payload": {"ref": "event.payload"}}}]}]),
+        ),
+    );
+    let copies = record(&engine, "copy");
+    let payload = "x".repeat(100_000);
+    let ids: Vec<u32> = (0..100).collect();
+    engine
+        .emit("big", json!({"ids": ids, "payload": payload}))
+        .unwrap();
+    let stats = engine.stats();
+    assert_eq!(stats.cascades_truncated, 1);
+    // About ten 100 kB copies fit in 1 MiB; they were queued, then dropped with the rest
+    // of the cascade when the eleventh did not fit (before: all 100 were made, 10 MB).
+    assert!(
+        (1..=(max_bytes / payload.len()) as u64).contains(&stats.work_dropped),
+        "{stats:?}"
+    );
+    assert!(copies.lock().is_empty());
+    assert_eq!(stats.action_errors, 0);
+}
+
+#[test]
+fn a_value_multiplied_by_references_is_refused_before_it_is_built() {
+    let engine = engine_with(EngineConfig {
+        max_queued_bytes_per_input: 64 * 1024,
+        ..Default::default()
+    });
+    // One emit whose data refers to a 10 kB payload 100 times: 1 MB if built.
+    let data: serde_json::Map<String, Value> = (0..100)
+        .map(|i| (format!("k{i}"), json!({"ref": "event.payload"})))
+        .collect();
+    register(
+        &engine,
+        on_event(
+            "amplify",
+            "in",
+            json!([]),
+            json!([{"type": "emit_event", "topic": "out", "data": data},
+                   {"type": "log", "level": "debug", "message": "${event.payload}${event.payload}${event.payload}${event.payload}${event.payload}${event.payload}${event.payload}"}]),
+        ),
+    );
+    let out = record(&engine, "out");
+    engine
+        .emit("in", json!({"payload": "p".repeat(10_000)}))
+        .unwrap();
+    assert!(out.lock().is_empty());
+    assert_eq!(engine.stats().cascades_truncated, 1);
+}
+
+#[test]
+fn a_fact_cannot_grow_beyond_the_bytes_bound_across_inputs() {
+    let max_bytes = 256 * 1024;
+    let engine = engine_with(EngineConfig {
+        max_queued_bytes_per_input: max_bytes,
+        ..Default::default()
+    });
+    engine.set_fact("big", json!("x".repeat(1_000))).unwrap();
+    // Each `grow` doubles the fact: 2^12 kB = 4 MB after twelve inputs without a bound.
+    register(
+        &engine,
+        on_event(
+            "double",
+            "grow",
+            json!([]),
+            json!([{"type": "set_fact", "key": "big", "value": [{"ref": "fact.big"}, {"ref": "fact.big"}]}]),
+        ),
+    );
+    for _ in 0..12 {
+        engine.emit("grow", json!({})).unwrap();
+    }
+    let size = engine
+        .get_fact("big")
+        .map(|v| v.to_string().len())
+        .unwrap_or(0);
+    assert!((64_000..=max_bytes).contains(&size), "{size}");
+    assert!(engine.stats().cascades_truncated >= 1);
+}
+
+#[test]
+fn try_catch_does_not_catch_a_bound() {
+    let engine = engine_with(EngineConfig {
+        max_work_per_input: 200,
+        ..Default::default()
+    });
+    register(
+        &engine,
+        on_event(
+            "guarded",
+            "t",
+            json!([]),
+            json!([{"type": "try_catch",
+                    "try": [{"type": "for_each", "collection": {"ref": "event.items"}, "as": "x",
+                             "actions": [{"type": "emit_event", "topic": "t", "data": {"items": {"ref": "event.items"}}}]}],
+                    "catch": {"actions": [{"type": "set_fact", "key": "caught", "value": true}]},
+                    "finally": [{"type": "set_fact", "key": "finally", "value": true}]}]),
+        ),
+    );
+    engine.emit("t", items(100)).unwrap();
+    assert_eq!(engine.get_fact("caught"), None);
+    assert_eq!(engine.get_fact("finally"), None);
+    let stats = engine.stats();
+    assert_eq!((stats.cascades_truncated, stats.action_errors), (1, 0));
+}
+
+#[test]
+fn the_depth_bound_stops_a_chain_without_dropping_work() {
+    let engine = engine_with(EngineConfig {
+        max_chain_depth: 3,
+        ..Default::default()
+    });
+    register(
+        &engine,
+        on_event(
+            "next",
+            "step",
+            json!([]),
+            json!([{"type": "emit_event", "topic": "step", "data": {}}]),
+        ),
+    );
+    let steps = record(&engine, "step");
+    engine.emit("step", json!({})).unwrap();
+    // Depths 0..=3 are delivered; the event at depth 3 triggers no rule.
+    assert_eq!(steps.lock().len(), 4);
+    let stats = engine.stats();
+    assert_eq!((stats.cascades_truncated, stats.work_dropped), (1, 0));
+}
+
+#[test]
+fn ordinary_cascades_are_not_truncated() {
+    let engine = RuleEngine::default();
+    register(
+        &engine,
+        on_event(
+            "confirm",
+            "order.placed",
+            json!([]),
+            json!([{"type": "for_each", "collection": {"ref": "event.lines"}, "as": "line",
+                    "actions": [{"type": "set_fact", "key": "order:${event.id}:line:${var.line_index}", "value": {"ref": "var.line"}},
+                                {"type": "emit_event", "topic": "line.added", "data": {"line": {"ref": "var.line"}}}]}]),
+        ),
+    );
+    let lines: Vec<Value> = (0..500).map(|i| json!({"sku": i, "qty": 1})).collect();
+    engine
+        .emit("order.placed", json!({"id": 1, "lines": lines}))
+        .unwrap();
+    let stats = engine.stats();
+    assert_eq!((stats.cascades_truncated, stats.work_dropped), (0, 0));
+    assert_eq!(stats.facts_count, 500);
+    assert_eq!(stats.events_processed, 501);
+}
+
+#[test]
+fn set_fact_beyond_max_facts_is_limit_exceeded() {
+    let engine = engine_with(EngineConfig {
+        max_facts: 3,
+        ..Default::default()
+    });
+    for key in ["a", "b", "c"] {
+        engine.set_fact(key, json!(1)).unwrap();
+    }
+    match engine.set_fact("d", json!(1)) {
+        Err(RulesError::LimitExceeded(message)) => assert!(message.contains("3"), "{message}"),
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+    assert_eq!(engine.get_fact("d"), None);
+    // Existing keys still change; a deletion makes room.
+    assert_eq!(engine.set_fact("a", json!(2)).unwrap().version, 2);
+    assert!(engine.delete_fact("b"));
+    engine.set_fact("d", json!(1)).unwrap();
+    assert_eq!(engine.stats().facts_count, 3);
+}
+
+#[test]
+fn a_set_fact_action_beyond_max_facts_is_an_action_error() {
+    let engine = engine_with(EngineConfig {
+        max_facts: 5,
+        ..Default::default()
+    });
+    register(
+        &engine,
+        on_event(
+            "fill",
+            "fill",
+            json!([]),
+            json!([{"type": "for_each", "collection": {"ref": "event.items"}, "as": "x",
+                    "actions": [{"type": "set_fact", "key": "item:${var.x}", "value": true}]}]),
+        ),
+    );
+    register(
+        &engine,
+        on_event(
+            "guarded",
+            "guarded",
+            json!([]),
+            json!([{"type": "try_catch",
+                    "try": [{"type": "set_fact", "key": "another", "value": 1}],
+                    "catch": {"as": "err", "actions": [{"type": "emit_event", "topic": "refused",
+                                                        "data": {"message": "${var.err.message}"}}]}}]),
+        ),
+    );
+    engine.emit("fill", items(10)).unwrap();
+    let stats = engine.stats();
+    assert_eq!(stats.facts_count, 5);
+    assert_eq!(stats.action_errors, 1);
+    assert_eq!(stats.cascades_truncated, 0);
+    // An ordinary failure: try_catch sees it.
+    let refused = record(&engine, "refused");
+    engine.emit("guarded", json!({})).unwrap();
+    let refused = refused.lock();
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].data["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("fact limit (5)")),
+        "{:?}",
+        refused[0].data
+    );
+}
+
+#[test]
+fn restored_facts_beyond_the_limit_are_kept() {
+    let engine = engine_with(EngineConfig {
+        max_facts: 2,
+        ..Default::default()
+    });
+    engine.restore_facts((0..4).map(|i| Fact {
+        key: format!("k{i}"),
+        value: json!(i),
+        timestamp: 0,
+        source: "api".into(),
+        version: 1,
+    }));
+    assert_eq!(engine.stats().facts_count, 4);
+    assert!(matches!(
+        engine.set_fact("new", json!(1)),
+        Err(RulesError::LimitExceeded(_))
+    ));
+    assert_eq!(engine.set_fact("k0", json!(9)).unwrap().version, 2);
+}
+
+#[test]
+fn timers_and_rules_have_bounds_too() {
+    let engine = engine_with(EngineConfig {
+        max_rules: 2,
+        max_timers: 1,
+        ..Default::default()
+    });
+    register(
+        &engine,
+        on_event(
+            "arm",
+            "arm",
+            json!([]),
+            json!([{"type": "set_timer", "timer": {"name": "t:${event.n}", "duration": "1h",
+                    "onExpire": {"topic": "fired"}}}]),
+        ),
+    );
+    register(&engine, on_event("other", "x", json!([]), json!([])));
+    assert!(matches!(
+        engine.register_rule(&on_event("third", "x", json!([]), json!([]))),
+        Err(RulesError::LimitExceeded(_))
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        engine.emit("arm", json!({"n": 1})).unwrap();
+        engine.emit("arm", json!({"n": 2})).unwrap();
+        // Re-arming the existing timer is fine.
+        engine.emit("arm", json!({"n": 1})).unwrap();
+    });
+    let stats = engine.stats();
+    assert_eq!(stats.timers_count, 1);
+    assert_eq!(stats.action_errors, 1);
+}

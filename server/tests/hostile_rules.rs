@@ -1,0 +1,216 @@
+//! Hostile use of the rule engine over the wire: a rule whose `for_each` re-emits its own
+//! trigger (one `rules.emit` used to take the binary past 24 GB) stays within a small
+//! memory and time bound while other clients are served, and the rule limits of the
+//! config's `limits` section reach the engine (`maxFacts` answers `RATE_LIMITED`, the work
+//! bound cuts a cascade).
+
+mod common;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::{Client, local_config, spawn, start};
+use serde_json::{Value, json};
+
+/// The spawned binary, killed when dropped so a failing test leaves no server behind.
+struct Binary {
+    child: Child,
+    url: String,
+}
+
+impl Binary {
+    async fn spawn(extra: &[&str]) -> Binary {
+        let mut args = vec!["--port", "0", "--host", "127.0.0.1"];
+        args.extend_from_slice(extra);
+        let (child, url) = spawn(&args).await;
+        Binary { child, url }
+    }
+
+    /// Peak resident set size of the process so far (`VmHWM`), in bytes.
+    fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc status of the server");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmHWM line");
+        kib * 1024
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// On `t`: for every item of `event.items`, emit `t` with the same items.
+fn re_emit_rule() -> Value {
+    json!({
+        "id": "echo",
+        "name": "re-emits its own trigger once per item",
+        "trigger": {"type": "event", "topic": "t"},
+        "actions": [{
+            "type": "for_each",
+            "collection": {"ref": "event.items"},
+            "as": "item",
+            "actions": [{"type": "emit_event", "topic": "t", "data": {"items": {"ref": "event.items"}}}]
+        }]
+    })
+}
+
+/// Peak RSS the binary may reach over the whole attack (it starts near 20 MB; before the
+/// bounds, the first emit alone passed 1.8 GB).
+const RSS_BOUND: u64 = 150 * 1024 * 1024;
+/// How long the emit and a bystander's round trip may take. Generous for a debug build on
+/// a busy machine; the unbounded cascade never answered before it was killed.
+const PROMPT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn a_for_each_re_emitting_its_trigger_is_bounded_in_memory_and_time() {
+    let binary = Binary::spawn(&[]).await;
+    let (mut attacker, _) = Client::connect_url(&binary.url).await;
+    let (mut bystander, _) = Client::connect_url(&binary.url).await;
+    attacker
+        .ok("rules.registerRule", json!({"rule": re_emit_rule()}))
+        .await;
+    bystander
+        .ok("rules.setFact", json!({"key": "probe", "value": 1}))
+        .await;
+
+    for n in [100u32, 1_000] {
+        let items: Vec<u32> = (0..n).collect();
+        let emit = tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = attacker
+                .call(
+                    "rules.emit",
+                    json!({"topic": "t", "data": {"items": items}}),
+                )
+                .await;
+            (attacker, answer, started.elapsed())
+        });
+        // Round trips of another client for as long as the emit is in flight (at least
+        // one): the engine is locked while a cascade runs, so each waits at most for the
+        // rest of it (before the bounds: until the server was killed).
+        let mut bystander_took = Duration::ZERO;
+        loop {
+            let started = Instant::now();
+            assert_eq!(
+                bystander.ok("rules.getFact", json!({"key": "probe"})).await,
+                json!(1)
+            );
+            bystander.ok("store.buckets", json!({})).await;
+            bystander_took = bystander_took.max(started.elapsed());
+            if emit.is_finished() {
+                break;
+            }
+        }
+
+        let (back, answer, took) = emit.await.expect("emit task");
+        attacker = back;
+        assert_eq!(answer["type"], "result", "{n} items: {answer}");
+        assert_eq!(answer["data"]["topic"], "t");
+        assert_eq!(
+            answer["data"]["data"]["items"].as_array().map(Vec::len),
+            Some(n as usize)
+        );
+        assert!(took < PROMPT, "{n} items: the emit took {took:?}");
+        assert!(
+            bystander_took < PROMPT,
+            "{n} items: the bystander waited {bystander_took:?}"
+        );
+        let peak = binary.peak_rss();
+        eprintln!(
+            "{n} items: emit answered in {took:?}, slowest bystander round trip \
+             {bystander_took:?}, peak RSS {} MiB",
+            peak / (1024 * 1024)
+        );
+        assert!(peak < RSS_BOUND, "{n} items: peak RSS {peak} bytes");
+    }
+
+    // The engine is still serving, and it did run part of each cascade.
+    let stats = attacker.ok("rules.stats", json!({})).await;
+    let processed = stats["eventsProcessed"].as_u64().unwrap_or(0);
+    assert!(
+        (4..=20_000).contains(&processed),
+        "events processed: {stats}"
+    );
+    assert_eq!(stats["actionErrors"], 0);
+}
+
+fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "noex-hostile-rules-{}-{name}.json",
+        std::process::id()
+    ));
+    std::fs::write(&path, text).expect("config file written");
+    path
+}
+
+#[tokio::test]
+async fn set_fact_beyond_limits_max_facts_is_rate_limited() {
+    let config = write_config("facts", r#"{"limits": {"maxFacts": 3}}"#);
+    let binary = Binary::spawn(&["--config", config.to_str().expect("UTF-8 path")]).await;
+    let _ = std::fs::remove_file(&config);
+    let (mut c, _) = Client::connect_url(&binary.url).await;
+    for key in ["a", "b", "c"] {
+        c.ok("rules.setFact", json!({"key": key, "value": true}))
+            .await;
+    }
+    let (code, message, _) = c
+        .fail("rules.setFact", json!({"key": "d", "value": true}))
+        .await;
+    assert_eq!(code, "RATE_LIMITED");
+    assert!(message.contains("fact limit (3)"), "{message}");
+    assert_eq!(
+        c.ok("rules.getFact", json!({"key": "d"})).await,
+        Value::Null
+    );
+    // Existing facts still change; a deletion makes room.
+    let fact = c
+        .ok("rules.setFact", json!({"key": "a", "value": false}))
+        .await;
+    assert_eq!(fact["version"], 2);
+    c.ok("rules.deleteFact", json!({"key": "b"})).await;
+    c.ok("rules.setFact", json!({"key": "d", "value": true}))
+        .await;
+
+    // A rule setting a new fact beyond the limit fails as an action, not the request.
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "more", "name": "more", "trigger": {"type": "event", "topic": "more"},
+                        "actions": [{"type": "set_fact", "key": "e", "value": true}]}}),
+    )
+    .await;
+    c.ok("rules.emit", json!({"topic": "more"})).await;
+    let stats = c.ok("rules.stats", json!({})).await;
+    assert_eq!(stats["factsCount"], 3);
+    assert_eq!(stats["actionErrors"], 1);
+}
+
+#[tokio::test]
+async fn the_rule_work_bound_of_the_config_reaches_the_engine() {
+    let mut config = local_config();
+    config.rules.enabled = Some(true);
+    config.limits.max_rule_work_per_input = 100;
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "fan", "name": "fan", "trigger": {"type": "event", "topic": "f"},
+                        "actions": [{"type": "emit_event", "topic": "f"},
+                                    {"type": "emit_event", "topic": "f"}]}}),
+    )
+    .await;
+    c.ok("rules.emit", json!({"topic": "f"})).await;
+    // Per event: a rule run and two (action + queued event) = 5 units after the input's
+    // one, so the 20th event's second emit is refused (the default bound of 10 000 would
+    // stop at depth 10 instead: 2^11 - 1 events).
+    let stats = c.ok("rules.stats", json!({})).await;
+    assert_eq!(stats["eventsProcessed"], 20, "{stats}");
+    assert_eq!(stats["rulesExecuted"], 20);
+    assert_eq!(stats["actionErrors"], 0);
+}
