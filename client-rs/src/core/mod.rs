@@ -397,8 +397,8 @@ impl ClientCore {
                 if frame.id.as_u64() == Some(0) {
                     // The server ends a subscription (the session that allowed it is gone,
                     // or its query can no longer be evaluated) with an id-0 error naming it.
-                    let ended = ended_subscription_id(&err)
-                        .and_then(|id| self.subs.by_server_id(id));
+                    let ended =
+                        ended_subscription_id(&err).and_then(|id| self.subs.by_server_id(id));
                     if let Some(key) = ended {
                         self.resubscribe_attempts.remove(&key);
                         self.subs.remove(key);
