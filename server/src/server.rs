@@ -255,7 +255,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Reads time from `clock` for session expiry and rate-limit windows.
+    /// Reads time from `clock` for session expiry, JWT `nbf`, and rate-limit and
+    /// failed-login windows.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -272,6 +273,7 @@ impl ServerBuilder {
             rule_engine,
         } = self;
         config.validate()?;
+        let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
         let store = match store {
             Some(store) => store,
             None => Store::start(StoreConfig {
@@ -295,7 +297,7 @@ impl ServerBuilder {
                 let auth_config = auth_config.clone().unwrap_or_default();
                 let mut validators = Vec::new();
                 validators.extend(custom);
-                validators.extend(auth_config.validators()?);
+                validators.extend(auth_config.validators(&clock)?);
                 if validators.is_empty() {
                     return Err(StartError::Config(ConfigError::Invalid {
                         field: "auth",
@@ -379,7 +381,7 @@ impl ServerBuilder {
             local_addr,
             started_at: Instant::now(),
             auth,
-            clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            clock,
             store,
             subscription_counters: Arc::new(SubscriptionCounters::default()),
             rules,
