@@ -6,8 +6,10 @@
 //! - [`ServerConfig`] holds every setting with the spec's defaults; the `noex-server` binary
 //!   loads it from a JSON file and command-line flags.
 //!
-//! Inside, every connection is one task (`connection`), requests go through `router`, and
-//! every failure becomes one protocol error in `error`.
+//! Inside, every accepted socket passes `handshake` (caps and deadline), every connection
+//! is one task (`connection`) over a guarded socket (`socket`), requests go through
+//! `router`, and every failure becomes one
+//! protocol error in `error`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -16,6 +18,7 @@ mod clock;
 mod config;
 mod connection;
 mod error;
+mod handshake;
 mod outbound;
 mod permissions;
 mod rate_limit;
@@ -23,6 +26,7 @@ mod registry;
 mod router;
 mod rules_ops;
 mod server;
+mod socket;
 mod store_ops;
 mod subscriptions;
 

@@ -12,6 +12,7 @@ use crate::auth::{ChainValidator, TokenValidator};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection;
+use crate::handshake::HandshakeGate;
 use crate::permissions::{PermissionCheck, PermissionsConfig};
 use crate::rate_limit::RateLimiter;
 use crate::registry::ConnectionRegistry;
@@ -52,6 +53,8 @@ pub(crate) struct Shared {
     pub(crate) started_at: Instant,
     pub(crate) auth: Option<AuthRuntime>,
     pub(crate) rate_limiter: Option<RateLimiter>,
+    /// Connections still in their WebSocket handshake.
+    pub(crate) handshakes: Arc<HandshakeGate>,
     pub(crate) clock: Arc<dyn Clock>,
     /// The embedded store every connection reads and writes.
     pub(crate) store: Store,
@@ -375,6 +378,7 @@ impl ServerBuilder {
         let (lifecycle, _) = watch::channel(Lifecycle::Running);
         let shared = Arc::new(Shared {
             rate_limiter: config.rate_limit.map(RateLimiter::new),
+            handshakes: HandshakeGate::new(&config.limits),
             config,
             registry: Arc::new(ConnectionRegistry::default()),
             lifecycle,
@@ -447,8 +451,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(slot) = shared.handshakes.admit(peer.ip()) else {
+                    // Over `maxPendingHandshakes(PerIp)`: dropped at once, with a reset so
+                    // that nothing of it lingers.
+                    tracing::debug!(%peer, "too many pending handshakes: connection dropped");
+                    let _ = stream.set_zero_linger();
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection::serve(stream, peer, Arc::clone(&shared)));
+                tokio::spawn(connection::serve(stream, peer, Arc::clone(&shared), slot));
             }
             Err(err) => {
                 // Typically EMFILE: back off briefly instead of spinning.
