@@ -99,6 +99,7 @@ pub(crate) async fn serve(
         pong_since_ping: true,
         pong_deadline: None,
         pings: PingBudget::new(config.limits.max_pings_per_second),
+        login_failures: Default::default(),
     };
     crate::rules_ops::connection_event(&shared, "opened", || {
         serde_json::json!({
@@ -224,6 +225,8 @@ pub(crate) struct Connection {
     pong_deadline: Option<tokio::time::Instant>,
     /// WebSocket pings this connection may still send in the current second.
     pings: PingBudget,
+    /// Failed `auth.login` attempts on this connection (see `login_limit`).
+    pub(crate) login_failures: crate::login_limit::ConnectionFailures,
 }
 
 enum Flow {

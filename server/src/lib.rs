@@ -8,7 +8,7 @@
 //!
 //! Inside, every accepted socket passes `handshake` (caps and deadline), every connection
 //! is one task (`connection`) over a guarded socket (`socket`), requests go through
-//! `router`, and every failure becomes one
+//! `router` (failed logins are limited by `login_limit`), and every failure becomes one
 //! protocol error in `error`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -19,6 +19,7 @@ mod config;
 mod connection;
 mod error;
 mod handshake;
+mod login_limit;
 mod outbound;
 mod permissions;
 mod rate_limit;

@@ -138,15 +138,23 @@ async fn handle_auth(
 ) -> Result<Value, ServerError> {
     match op {
         AuthOp::Login { token } => {
+            let limiter = &connection.shared.login_limiter;
+            let ip = connection.peer.ip();
+            if let Err(retry_after_ms) = limiter.check(&connection.login_failures, ip, now) {
+                return Err(crate::login_limit::refusal(retry_after_ms));
+            }
             let Some(session) = auth.validator.validate(&token).await else {
+                limiter.failed(&mut connection.login_failures, ip, now);
                 return Err(ServerError::new(ErrorCode::Unauthorized, "Invalid token"));
             };
             if session.expires_at.is_some_and(|at| at <= now) {
+                limiter.failed(&mut connection.login_failures, ip, now);
                 return Err(ServerError::new(
                     ErrorCode::Unauthorized,
                     "Token has expired",
                 ));
             }
+            crate::login_limit::LoginLimiter::succeeded(&mut connection.login_failures);
             let result = LoginResult {
                 user_id: session.user_id.clone(),
                 roles: session.roles.clone(),

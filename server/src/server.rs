@@ -13,6 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection;
 use crate::handshake::HandshakeGate;
+use crate::login_limit::LoginLimiter;
 use crate::permissions::{PermissionCheck, PermissionsConfig};
 use crate::rate_limit::RateLimiter;
 use crate::registry::ConnectionRegistry;
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) started_at: Instant,
     pub(crate) auth: Option<AuthRuntime>,
     pub(crate) rate_limiter: Option<RateLimiter>,
+    /// Failed-login limits (`limits.login`), applied with or without `rate_limiter`.
+    pub(crate) login_limiter: LoginLimiter,
     /// Connections still in their WebSocket handshake.
     pub(crate) handshakes: Arc<HandshakeGate>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -378,6 +381,7 @@ impl ServerBuilder {
         let (lifecycle, _) = watch::channel(Lifecycle::Running);
         let shared = Arc::new(Shared {
             rate_limiter: config.rate_limit.map(RateLimiter::new),
+            login_limiter: LoginLimiter::new(config.limits.login),
             handshakes: HandshakeGate::new(&config.limits),
             config,
             registry: Arc::new(ConnectionRegistry::default()),

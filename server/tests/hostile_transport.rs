@@ -1,15 +1,18 @@
-//! Hostile clients at the transport level, each test replaying one attack from the attack
-//! run against a real server: WebSocket ping floods, idle and slowloris TCP connections,
-//! subscribers that never read, oversized JSON nesting and malformed frames. Memory is measured on the spawned binary (`/proc/PID/status`).
+//! Hostile clients at the transport and login level, each test replaying one attack from
+//! the attack run against a real server: WebSocket ping floods, idle and slowloris TCP
+//! connections, subscribers that never read, oversized JSON nesting, malformed frames and
+//! login guessing. Memory is measured on the spawned binary (`/proc/PID/status`).
 
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Child;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Client, WAIT, local_config, spawn, start};
+use noex_server::{AuthConfig, Server, ServerHandle, Session, TokenValidator, ValidateFuture};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, TcpStream};
@@ -448,7 +451,7 @@ async fn subscribers_that_never_read_are_dropped_by_the_write_deadline() {
     let first_insert = Instant::now();
     // The server resets a stalled socket it drops: the error shows without reading it.
     // Every subscriber is watched from now on, while the records are inserted.
-    let bound = Duration::from_secs(60);
+    let bound = Duration::from_secs(20);
     let dropped_at = futures_util::future::join_all(subscribers.iter().map(|subscriber| async {
         let MaybeTlsStream::Plain(stream) = subscriber.ws.get_ref() else {
             panic!("plain TCP");
@@ -477,6 +480,15 @@ async fn subscribers_that_never_read_are_dropped_by_the_write_deadline() {
         Instant::now()
     };
     let (dropped_at, inserted) = tokio::join!(dropped_at, inserts);
+    let peak = server.status_kib("VmHWM");
+    let now = server.status_kib("VmRSS");
+    println!(
+        "stalled subscribers: {} of {SUBSCRIBERS} dropped; RSS baseline {} MiB, peak {} MiB, now {} MiB",
+        dropped_at.iter().flatten().count(),
+        baseline / MIB,
+        peak / MIB,
+        now / MIB
+    );
     let timeout = Duration::from_millis(TIMEOUT_MS);
     let slack = Duration::from_secs(3);
     let mut latest = Duration::ZERO;
@@ -500,16 +512,7 @@ async fn subscribers_that_never_read_are_dropped_by_the_write_deadline() {
         "{RECORDS} inserts took {:?}; the last subscriber was dropped {latest:?} after the last insert",
         inserted - first_insert
     );
-    let peak = server.status_kib("VmHWM");
-    let now = server.status_kib("VmRSS");
     let connections = writer.ok("server.connections", json!({})).await;
-    println!(
-        "stalled subscribers: all {SUBSCRIBERS} dropped; \
-         RSS baseline {} MiB, peak {} MiB, after the drop {} MiB",
-        baseline / MIB,
-        peak / MIB,
-        now / MIB
-    );
     assert_eq!(
         connections.as_array().map(Vec::len),
         Some(1),
@@ -620,4 +623,111 @@ async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
     let mut fragmented = client_frame(0x01, &[b'"', 0xc3], true);
     fragmented.extend(client_frame(0x80, &[0x28, b'"'], true));
     assert_eq!(close_code_after(fragmented).await, 1007);
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding 12: login guessing without a rate limit.
+
+/// Accepts `good`, counts every token it is asked about.
+struct CountingValidator(Arc<AtomicUsize>);
+
+impl TokenValidator for CountingValidator {
+    fn validate<'a>(&'a self, token: &'a str) -> ValidateFuture<'a> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            (token == "good").then(|| Session {
+                user_id: "ann".into(),
+                roles: vec!["writer".into()],
+                expires_at: None,
+            })
+        })
+    }
+}
+
+async fn login_server(clock: Arc<noex_server::ManualClock>) -> (ServerHandle, Arc<AtomicUsize>) {
+    let mut config = local_config();
+    config.auth = Some(AuthConfig::default());
+    config.limits.login.max_failures_per_connection = 3;
+    config.limits.login.max_failures_per_ip = 5;
+    config.limits.login.window_ms = 60_000;
+    let tried = Arc::new(AtomicUsize::new(0));
+    let server = Server::builder(config)
+        .token_validator(CountingValidator(Arc::clone(&tried)))
+        .clock(clock as Arc<dyn noex_server::Clock>)
+        .start()
+        .await
+        .expect("server starts");
+    (server, tried)
+}
+
+async fn login(client: &mut Client, token: &str) -> Value {
+    client.call("auth.login", json!({"token": token})).await
+}
+
+fn assert_login_limited(frame: &Value) {
+    assert_eq!(frame["code"], "RATE_LIMITED", "{frame}");
+    assert_eq!(
+        frame["message"], "Too many failed login attempts. Try again later.",
+        "{frame}"
+    );
+    let retry = frame["details"]["retryAfterMs"]
+        .as_u64()
+        .expect("retryAfterMs");
+    assert!(retry > 0 && retry <= 60_000, "{frame}");
+}
+
+#[tokio::test]
+async fn wrong_logins_are_cut_off_per_connection_and_per_ip() {
+    let clock = noex_server::ManualClock::new(1_800_000_000_000);
+    let (server, tried) = login_server(Arc::clone(&clock)).await;
+    let addr = server.local_addr();
+
+    // A burst on one connection: 3 failures, then refused without trying the token.
+    let mut first = client_from(addr, Ipv4Addr::LOCALHOST, None).await;
+    for _ in 0..3 {
+        assert_eq!(login(&mut first, "wrong").await["code"], "UNAUTHORIZED");
+    }
+    let before = tried.load(Ordering::SeqCst);
+    for token in ["wrong", "good"] {
+        assert_login_limited(&login(&mut first, token).await);
+    }
+    assert_eq!(
+        tried.load(Ordering::SeqCst),
+        before,
+        "a refused login does not reach the validator"
+    );
+
+    // A second connection from the same IP: the IP has 2 failures left.
+    let mut second = client_from(addr, Ipv4Addr::LOCALHOST, None).await;
+    for _ in 0..2 {
+        assert_eq!(login(&mut second, "wrong").await["code"], "UNAUTHORIZED");
+    }
+    assert_login_limited(&login(&mut second, "good").await);
+
+    // A correct token from a fresh IP still works.
+    let mut fresh = client_from(addr, Ipv4Addr::new(127, 0, 0, 2), None).await;
+    assert_eq!(login(&mut fresh, "good").await["type"], "result");
+
+    // After the window, the IP may try again.
+    clock.advance(60_000);
+    assert_eq!(login(&mut second, "good").await["type"], "result");
+}
+
+#[tokio::test]
+async fn a_successful_login_resets_the_connections_failures_but_not_the_ips() {
+    let clock = noex_server::ManualClock::new(1_800_000_000_000);
+    let (server, _tried) = login_server(clock).await;
+    let addr = server.local_addr();
+    let mut client = client_from(addr, Ipv4Addr::new(127, 0, 0, 3), None).await;
+    for _ in 0..2 {
+        assert_eq!(login(&mut client, "wrong").await["code"], "UNAUTHORIZED");
+    }
+    assert_eq!(login(&mut client, "good").await["type"], "result");
+    // The connection starts again from 0 (3 allowed), the IP has 5 - 2 = 3 left.
+    for _ in 0..3 {
+        assert_eq!(login(&mut client, "wrong").await["code"], "UNAUTHORIZED");
+    }
+    assert_login_limited(&login(&mut client, "wrong").await);
+    let mut again = client_from(addr, Ipv4Addr::new(127, 0, 0, 3), None).await;
+    assert_login_limited(&login(&mut again, "good").await);
 }
