@@ -62,6 +62,12 @@ impl RawRequest {
     pub fn operation(&self) -> Result<Operation, crate::OperationError> {
         Operation::parse(&self.op_type, &self.fields)
     }
+
+    /// Parses the operation, moving the fields into it instead of copying them (see
+    /// [`Operation::parse_owned`]).
+    pub fn into_operation(self) -> Result<Operation, crate::OperationError> {
+        Operation::parse_owned(&self.op_type, self.fields)
+    }
 }
 
 /// A text frame that passed validation.

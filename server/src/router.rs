@@ -18,7 +18,7 @@ use crate::server::AuthRuntime;
 /// Answers one request on `connection`.
 pub(crate) async fn handle(
     connection: &mut Connection,
-    request: RawRequest,
+    mut request: RawRequest,
 ) -> Result<Value, ServerError> {
     let shared = Arc::clone(&connection.shared);
     let op_type = request.op_type.as_str();
@@ -64,7 +64,8 @@ pub(crate) async fn handle(
             "Rule engine is not configured",
         ));
     }
-    let operation = request.operation()?;
+    // The fields move into the operation: a large record or filter is not copied.
+    let operation = Operation::parse_owned(op_type, std::mem::take(&mut request.fields))?;
     match operation {
         Operation::Auth(op) => match &shared.auth {
             // Auth is not configured: every auth.* is unknown (spec section 7).
