@@ -2,12 +2,14 @@
 //!
 //! [`parse_client_frame`] applies the spec's validation order (first failure wins) and is the
 //! one place that order lives: the server calls it for every text frame and the tests check
-//! it case by case.
+//! it case by case. Servers call [`parse_client_frame_with_limits`], which first bounds the
+//! frame's JSON nesting and value count (see [`crate::check_json_limits`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use ts_rs::TS;
 
+use crate::json_limits::{JsonLimitExceeded, JsonLimits, check_json_limits};
 use crate::{ErrorCode, ErrorFrame, Operation, RequestId};
 
 /// A request as a client writes it: `{id, type, ...operation fields}`.
@@ -60,6 +62,12 @@ impl RawRequest {
     pub fn operation(&self) -> Result<Operation, crate::OperationError> {
         Operation::parse(&self.op_type, &self.fields)
     }
+
+    /// Parses the operation, moving the fields into it instead of copying them (see
+    /// [`Operation::parse_owned`]).
+    pub fn into_operation(self) -> Result<Operation, crate::OperationError> {
+        Operation::parse_owned(&self.op_type, self.fields)
+    }
 }
 
 /// A text frame that passed validation.
@@ -106,6 +114,11 @@ pub const MSG_BAD_TYPE: &str = "Message must include non-empty string \"type\"";
 pub const MSG_BAD_PONG: &str = "Pong must include finite numeric \"timestamp\"";
 /// Message for a request without a finite numeric id.
 pub const MSG_BAD_ID: &str = "Request must include finite numeric \"id\"";
+/// Message for a frame whose arrays and objects nest deeper than the server allows.
+pub const MSG_TOO_DEEP: &str = "JSON is nested too deep (over the server's limits.maxJsonDepth)";
+/// Message for a frame with more JSON values than the server allows.
+pub const MSG_TOO_MANY_VALUES: &str =
+    "JSON has too many values (over the server's limits.maxJsonElements)";
 
 /// Validates one text frame in the spec's order:
 ///
@@ -125,6 +138,34 @@ pub const MSG_BAD_ID: &str = "Request must include finite numeric \"id\"";
 /// assert_eq!(err.code, ErrorCode::ParseError);
 /// ```
 pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    parse_client_frame_with_limits(text, JsonLimits::UNLIMITED)
+}
+
+/// [`parse_client_frame`] preceded by [`check_json_limits`]: a frame over `limits` is
+/// refused with `PARSE_ERROR` (`MSG_TOO_DEEP` or `MSG_TOO_MANY_VALUES`, id `0`) before
+/// `serde_json` builds anything from it. This is what a server runs on untrusted input.
+///
+/// ```
+/// use noex_protocol::{ErrorCode, JsonLimits, MSG_TOO_DEEP, parse_client_frame_with_limits};
+///
+/// let limits = JsonLimits { max_depth: 3, max_elements: 1000 };
+/// let text = r#"{"id":1,"type":"store.where","bucket":"b","filter":{"x":{"$in":[[1]]}}}"#;
+/// let err = parse_client_frame_with_limits(text, limits).unwrap_err();
+/// assert_eq!((err.code, err.message), (ErrorCode::ParseError, MSG_TOO_DEEP));
+/// ```
+pub fn parse_client_frame_with_limits(
+    text: &str,
+    limits: JsonLimits,
+) -> Result<ClientFrame, FrameError> {
+    if limits != JsonLimits::UNLIMITED {
+        check_json_limits(text, limits).map_err(|exceeded| FrameError {
+            code: ErrorCode::ParseError,
+            message: match exceeded {
+                JsonLimitExceeded::Depth => MSG_TOO_DEEP,
+                JsonLimitExceeded::Elements => MSG_TOO_MANY_VALUES,
+            },
+        })?;
+    }
     let value: Value = serde_json::from_str(text).map_err(|_| FrameError {
         code: ErrorCode::ParseError,
         message: MSG_INVALID_JSON,

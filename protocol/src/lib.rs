@@ -6,7 +6,8 @@
 //!
 //! - [`ServerMessage`]: what a server sends (welcome, result, error, push, ping, system).
 //! - [`Request`] / [`Pong`]: what a client sends; [`parse_client_frame`] validates a text frame
-//!   in the spec's order and [`Operation::parse`] types a request's fields.
+//!   in the spec's order ([`parse_client_frame_with_limits`] first bounds its nesting and
+//!   size with [`check_json_limits`]) and [`Operation::parse`] types a request's fields.
 //! - [`ErrorCode`]: the 15 error codes.
 //! - [`payloads`]: result shapes the protocol fixes.
 //! - [`export_typescript`]: writes the TypeScript definitions kept in `bindings/`.
@@ -25,6 +26,7 @@ mod client_message;
 mod definitions;
 mod error_code;
 mod fields;
+mod json_limits;
 mod operation;
 pub mod payloads;
 mod request_id;
@@ -33,13 +35,15 @@ mod typescript;
 
 pub use client_message::{
     ClientFrame, FrameError, MSG_BAD_ID, MSG_BAD_PONG, MSG_BAD_TYPE, MSG_INVALID_JSON,
-    MSG_NOT_OBJECT, Pong, RawRequest, Request, parse_client_frame,
+    MSG_NOT_OBJECT, MSG_TOO_DEEP, MSG_TOO_MANY_VALUES, Pong, RawRequest, Request,
+    parse_client_frame, parse_client_frame_with_limits,
 };
 pub use definitions::{
     Aggregate, AggregateFunction, BucketConfig, BucketUpdates, FieldDef, FieldType, Generated,
     GroupBy, QueryConfig, SortOrder, StringFormat, Ttl,
 };
 pub use error_code::ErrorCode;
+pub use json_limits::{JsonLimitExceeded, JsonLimits, check_json_limits};
 pub use operation::{
     AuthOp, JsonObject, Listing, Operation, OperationError, RawOperation, Resource, RulesOp,
     ServerOp, StoreOp, Tier, TransactionOp, namespace_of,

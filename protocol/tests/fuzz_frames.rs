@@ -67,7 +67,9 @@ proptest! {
     #[test]
     fn arbitrary_json_is_classified(value in json_value()) {
         match parse_client_frame(&value.to_string()) {
-            Ok(ClientFrame::Request(r)) => { let _ = r.operation(); }
+            Ok(ClientFrame::Request(r)) => {
+                prop_assert_eq!(r.operation(), r.clone().into_operation());
+            }
             Ok(ClientFrame::Pong { .. }) => {}
             Err(e) => prop_assert!(matches!(e.code, ErrorCode::ParseError | ErrorCode::InvalidRequest)),
         }

@@ -137,6 +137,11 @@ fn every_request_round_trips_through_its_typed_operation() {
             panic!("not a request: {text}")
         };
         let operation = raw.operation().unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        assert_eq!(
+            raw.clone().into_operation().as_ref(),
+            Ok(&operation),
+            "moving the fields parses the same operation: {text}"
+        );
         assert!(!matches!(operation, Operation::Unknown(_)));
         assert_eq!(operation.op_type(), raw.op_type);
         types.insert(raw.op_type.clone());

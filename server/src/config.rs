@@ -222,7 +222,9 @@ pub struct HeartbeatConfig {
     /// Time between pings; the connection closes with 4001 when the previous ping got no pong.
     pub interval_ms: u64,
     /// How long a client has to answer a ping before the connection closes with 4001
-    /// (checked at the latest at the next ping).
+    /// (checked at the latest at the next ping). Also the write deadline: a connection
+    /// whose socket accepts no bytes for this long while the server has something to send
+    /// is dropped (reset), whatever is queued for it.
     pub timeout_ms: u64,
 }
 
@@ -296,9 +298,14 @@ pub struct LimitsConfig {
     pub max_pending_handshakes: u32,
     /// Connections still in the handshake from one IP address; more are dropped at once.
     pub max_pending_handshakes_per_ip: u32,
-    /// Deepest nesting of arrays and objects in one request (`PARSE_ERROR` beyond).
+    /// WebSocket pings one connection may send per second (each one makes the server queue
+    /// a pong); the connection over it is closed with 1008 `too_many_pings`.
+    pub max_pings_per_second: u32,
+    /// Deepest nesting of arrays and objects in one request (`PARSE_ERROR` beyond, checked
+    /// before the request is parsed).
     pub max_json_depth: u32,
-    /// Most JSON values (scalars, arrays, objects) in one request (`PARSE_ERROR` beyond).
+    /// Most JSON values (scalars, strings, arrays, objects; object keys count too) in one
+    /// request (`PARSE_ERROR` beyond, checked before the request is parsed).
     pub max_json_elements: u32,
     /// Largest result or push one request or subscription may produce, in bytes of JSON;
     /// over it the request fails with `VALIDATION_ERROR` pointing to `store.paginate`.
@@ -339,6 +346,7 @@ impl Default for LimitsConfig {
             handshake_timeout_ms: 10_000,
             max_pending_handshakes: 1024,
             max_pending_handshakes_per_ip: 32,
+            max_pings_per_second: 20,
             max_json_depth: 64,
             max_json_elements: 100_000,
             max_result_bytes: 8 * 1024 * 1024,
@@ -496,7 +504,7 @@ impl ServerConfig {
 impl LimitsConfig {
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 17] = [
+        let checks: [(&'static str, u64); 18] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -506,6 +514,7 @@ impl LimitsConfig {
                 "limits.maxPendingHandshakesPerIp",
                 self.max_pending_handshakes_per_ip.into(),
             ),
+            ("limits.maxPingsPerSecond", self.max_pings_per_second.into()),
             ("limits.maxJsonDepth", self.max_json_depth.into()),
             ("limits.maxJsonElements", self.max_json_elements.into()),
             ("limits.maxResultBytes", self.max_result_bytes as u64),

@@ -1,7 +1,8 @@
-//! One task per connection: the WebSocket handshake (path and origin checks), the welcome
-//! frame, frame validation, in-order request handling with panic isolation, heartbeat, and
-//! the reaction to shutdown. A separate writer task owns the socket's sink and batches
-//! outbound frames, flushing once per burst.
+//! One task per connection: the WebSocket handshake (see `handshake`), the welcome frame,
+//! frame validation, in-order request handling with panic isolation, heartbeat, and the
+//! reaction to shutdown. A separate writer task owns the socket's sink and batches outbound
+//! frames, flushing once per burst, under a write deadline (see `socket`): a socket that
+//! accepts nothing for `heartbeat.timeoutMs` ends the connection, reader included.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -10,30 +11,34 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use noex_protocol::{
-    ClientFrame, PROTOCOL_VERSION, Ping, RawRequest, ResultFrame, ServerMessage, SystemEvent,
-    Welcome, parse_client_frame,
+    ClientFrame, JsonLimits, PROTOCOL_VERSION, Ping, RawRequest, ResultFrame, ServerMessage,
+    SystemEvent, Welcome, parse_client_frame_with_limits,
 };
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, error::CapacityError};
 
 use crate::error::ServerError;
+use crate::handshake::HandshakeSlot;
 use crate::outbound::{Frame, OutboundQueue};
 use crate::registry::Registration;
 use crate::router;
 use crate::server::{Lifecycle, Shared};
 use crate::session::ConnectionSession;
+use crate::socket::{PingBudget, WriteProgress, WsStream, within_write_deadline};
 use crate::subscriptions::ConnectionSubscriptions;
 
 /// Initial capacity of each connection's WebSocket read buffer (it grows for big frames).
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// Handles one accepted TCP stream from handshake to close.
-pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    slot: HandshakeSlot,
+) {
     let config = &shared.config;
     // tungstenite allocates its read buffer eagerly (128 KiB by default): with requests of
     // a few hundred bytes a small one costs nothing in throughput and keeps an idle
@@ -41,31 +46,17 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(config.max_payload_bytes))
-        .max_frame_size(Some(config.max_payload_bytes));
-    let path = config.path.clone();
-    let allowed_origins = config.allowed_origins.clone();
-    // The error type is fixed by tungstenite's handshake callback trait.
-    #[allow(clippy::result_large_err)]
-    let check = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        if request.uri().path() != path {
-            return Err(refusal(StatusCode::NOT_FOUND));
-        }
-        if let (Some(allowed), Some(origin)) = (&allowed_origins, request.headers().get("origin")) {
-            let origin = origin.to_str().unwrap_or("");
-            if !allowed.iter().any(|a| a == origin) {
-                return Err(refusal(StatusCode::FORBIDDEN));
-            }
-        }
-        Ok(response)
-    };
-    let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config))
-        .await
-    {
-        Ok(ws) => ws,
-        Err(err) => {
-            tracing::debug!(%peer, %err, "handshake refused");
-            return;
-        }
+        .max_frame_size(Some(config.max_payload_bytes))
+        // Bounded (tungstenite's default is unbounded): pongs to a client that pings
+        // without reading would otherwise pile up here.
+        .write_buffer_size(crate::socket::WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(crate::socket::write_buffer_limit(
+            config.limits.max_result_bytes,
+        ));
+    let Some((ws, progress)) =
+        crate::handshake::accept(stream, peer, config, ws_config, slot).await
+    else {
+        return;
     };
 
     let lifecycle = shared.lifecycle.subscribe();
@@ -91,7 +82,13 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         config.backpressure.high_water_mark,
     );
     registration.attach_queue(Arc::clone(&queue));
-    let writer = tokio::spawn(write_loop(sink, Arc::clone(&queue)));
+    let write_timeout = Duration::from_millis(config.heartbeat.timeout_ms);
+    let writer = tokio::spawn(write_loop(
+        sink,
+        Arc::clone(&queue),
+        progress,
+        write_timeout,
+    ));
     let connection = Connection {
         shared: Arc::clone(&shared),
         queue: Arc::clone(&queue),
@@ -103,6 +100,8 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         session_deadline: None,
         pong_since_ping: true,
         pong_deadline: None,
+        pings: PingBudget::new(config.limits.max_pings_per_second),
+        login_failures: Default::default(),
     };
     crate::rules_ops::connection_event(&shared, "opened", || {
         serde_json::json!({
@@ -119,13 +118,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     let _ = writer.await;
 }
 
-fn refusal(status: StatusCode) -> ErrorResponse {
-    let mut response = ErrorResponse::new(None);
-    *response.status_mut() = status;
-    response
-}
-
-async fn close_now(mut ws: WebSocketStream<TcpStream>, code: u16, reason: &'static str) {
+async fn close_now(mut ws: WsStream, code: u16, reason: &'static str) {
     let _ = ws
         .send(Message::Close(Some(CloseFrame {
             code: CloseCode::from(code),
@@ -136,39 +129,77 @@ async fn close_now(mut ws: WebSocketStream<TcpStream>, code: u16, reason: &'stat
 
 /// Writes queued frames, flushing once per batch so that a burst of answers costs one
 /// flush, and reports flushed bytes back to the queue (which releases held pushes).
+///
+/// Every write runs under the write deadline: when the socket accepts no bytes for
+/// `timeout`, the connection is given up (the queue is shut, which stops the reader too,
+/// and the socket is reset when dropped).
 async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>,
+    mut sink: futures_util::stream::SplitSink<WsStream, Message>,
     queue: Arc<OutboundQueue>,
+    progress: Arc<WriteProgress>,
+    timeout: Duration,
 ) {
+    let stalled = || {
+        tracing::debug!("socket accepted no bytes within the write deadline: dropped");
+        progress.reset_on_drop();
+        queue.shut();
+    };
     loop {
         let (batch, bytes) = queue.next_batch().await;
         if batch.is_empty() {
-            let _ = sink.close().await;
+            if within_write_deadline(sink.close(), &progress, timeout)
+                .await
+                .is_none()
+            {
+                stalled();
+            }
             return;
         }
         for frame in batch {
-            let result = match frame {
-                Frame::Text(text) => sink.feed(Message::Text(text.into())).await,
+            let write = match frame {
+                Frame::Text(text) => sink.feed(Message::Text(text.into())),
                 Frame::Close(code, reason) => {
                     let frame = CloseFrame {
                         code: CloseCode::from(code),
                         reason: reason.into(),
                     };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    let sent = within_write_deadline(
+                        sink.send(Message::Close(Some(frame))),
+                        &progress,
+                        timeout,
+                    )
+                    .await;
+                    if sent.is_none() {
+                        stalled();
+                    }
                     queue.shut();
                     return;
                 }
             };
-            if result.is_err() {
+            match within_write_deadline(write, &progress, timeout).await {
+                Some(Ok(())) => {}
+                Some(Err(err)) => {
+                    tracing::debug!(%err, "connection write failed");
+                    queue.shut();
+                    return;
+                }
+                None => {
+                    stalled();
+                    return;
+                }
+            }
+        }
+        match within_write_deadline(sink.flush(), &progress, timeout).await {
+            Some(Ok(())) => queue.written(bytes),
+            Some(Err(_)) => {
                 queue.shut();
                 return;
             }
+            None => {
+                stalled();
+                return;
+            }
         }
-        if sink.flush().await.is_err() {
-            queue.shut();
-            return;
-        }
-        queue.written(bytes);
     }
 }
 
@@ -197,6 +228,10 @@ pub(crate) struct Connection {
     pong_since_ping: bool,
     /// When the outstanding ping must have been answered (`heartbeat.timeoutMs` after it).
     pong_deadline: Option<tokio::time::Instant>,
+    /// WebSocket pings this connection may still send in the current second.
+    pings: PingBudget,
+    /// Failed `auth.login` attempts on this connection (see `login_limit`).
+    pub(crate) login_failures: crate::login_limit::ConnectionFailures,
 }
 
 enum Flow {
@@ -209,7 +244,7 @@ impl Connection {
     /// connection events are on) with the user logged in at that moment.
     async fn run(
         mut self,
-        stream: futures_util::stream::SplitStream<WebSocketStream<TcpStream>>,
+        stream: futures_util::stream::SplitStream<WsStream>,
         lifecycle: tokio::sync::watch::Receiver<Lifecycle>,
     ) {
         self.serve(stream, lifecycle).await;
@@ -224,7 +259,7 @@ impl Connection {
 
     async fn serve(
         &mut self,
-        mut stream: futures_util::stream::SplitStream<WebSocketStream<TcpStream>>,
+        mut stream: futures_util::stream::SplitStream<WsStream>,
         mut lifecycle: tokio::sync::watch::Receiver<Lifecycle>,
     ) {
         let welcome = ServerMessage::Welcome(Welcome {
@@ -239,6 +274,7 @@ impl Connection {
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let queue = Arc::clone(&self.queue);
 
         loop {
             let flow = tokio::select! {
@@ -250,6 +286,8 @@ impl Connection {
                 _ = heartbeat.tick() => self.on_heartbeat().await,
                 _ = wait_until(self.pong_deadline) => self.close(4001, "heartbeat_timeout").await,
                 _ = wait_until(self.session_deadline) => self.on_session_deadline(),
+                // The writer gave up (write deadline or a failed write): stop reading too.
+                () = queue.closed() => Flow::Stop,
             };
             if let Flow::Stop = flow {
                 break;
@@ -381,20 +419,33 @@ impl Connection {
             None | Some(Ok(Message::Close(_))) => Flow::Stop,
             Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
             Some(Ok(Message::Binary(_))) => self.close(1003, "binary_not_supported").await,
-            // WebSocket-level pings are answered by tungstenite itself.
+            // WebSocket-level pings are answered by tungstenite itself, within a budget.
+            Some(Ok(Message::Ping(_))) if !self.pings.allow() => {
+                self.close(1008, "too_many_pings").await
+            }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Flow::Continue,
             Some(Err(WsError::Capacity(
                 CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders,
             ))) => self.close(1009, "message_too_big").await,
-            Some(Err(err)) => {
-                tracing::debug!(%err, "connection read failed");
-                Flow::Stop
-            }
+            Some(Err(err)) => match violation_close(&err) {
+                Some((code, reason)) => {
+                    tracing::debug!(%err, code, "closing on a bad frame");
+                    self.close(code, reason).await
+                }
+                None => {
+                    tracing::debug!(%err, "connection read failed");
+                    Flow::Stop
+                }
+            },
         }
     }
 
     async fn on_text(&mut self, text: &str) -> Flow {
-        let reply = match parse_client_frame(text) {
+        let limits = JsonLimits {
+            max_depth: self.shared.config.limits.max_json_depth,
+            max_elements: self.shared.config.limits.max_json_elements,
+        };
+        let reply = match parse_client_frame_with_limits(text, limits) {
             Err(err) => ServerMessage::Error(err.to_error_frame()),
             Ok(ClientFrame::Pong { .. }) => {
                 self.pong_since_ping = true;
@@ -433,6 +484,23 @@ impl Connection {
                 "panic while handling {op_type}"
             ))),
         }
+    }
+}
+
+/// The close frame for a read error that is the client's fault: 1002 for a protocol
+/// violation (reserved bits or opcodes, an unmasked frame, a bad fragment sequence), 1007
+/// for a text frame that is not UTF-8. tungstenite leaves the connection active after
+/// these, so the close frame can still be written. `None` for errors of the socket itself.
+fn violation_close(err: &tokio_tungstenite::tungstenite::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match err {
+        WsError::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake | ProtocolError::ReceivedAfterClosing,
+        ) => None,
+        WsError::Protocol(_) => Some((1002, "protocol_error")),
+        WsError::Utf8(_) => Some((1007, "invalid_utf8")),
+        _ => None,
     }
 }
 

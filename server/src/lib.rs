@@ -6,8 +6,10 @@
 //! - [`ServerConfig`] holds every setting with the spec's defaults; the `noex-server` binary
 //!   loads it from a JSON file and command-line flags.
 //!
-//! Inside, every connection is one task (`connection`), requests go through `router`, and
-//! every failure becomes one protocol error in `error`.
+//! Inside, every accepted socket passes `handshake` (caps and deadline), every connection
+//! is one task (`connection`) over a guarded socket (`socket`), requests go through
+//! `router` (failed logins are limited by `login_limit`), and every failure becomes one
+//! protocol error in `error`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -17,6 +19,8 @@ mod clock;
 mod config;
 mod connection;
 mod error;
+mod handshake;
+mod login_limit;
 mod outbound;
 mod permissions;
 mod rate_limit;
@@ -25,6 +29,7 @@ mod router;
 mod rules_ops;
 mod server;
 mod session;
+mod socket;
 mod store_ops;
 mod subscriptions;
 

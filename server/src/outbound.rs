@@ -65,6 +65,8 @@ pub(crate) struct OutboundQueue {
     state: Mutex<State>,
     writer: Notify,
     space: Notify,
+    /// Woken when the queue closes (see [`OutboundQueue::closed`]).
+    closing: Notify,
     max_bytes: usize,
     high_water: usize,
 }
@@ -77,6 +79,7 @@ impl OutboundQueue {
             state: Mutex::new(State::default()),
             writer: Notify::new(),
             space: Notify::new(),
+            closing: Notify::new(),
             max_bytes,
             high_water: high_water.clamp(1, max_bytes),
         })
@@ -210,6 +213,7 @@ impl OutboundQueue {
         }
         self.writer.notify_one();
         self.space.notify_waiters();
+        self.closing.notify_waiters();
     }
 
     /// Ends the queue without a close frame (the socket is gone).
@@ -221,6 +225,20 @@ impl OutboundQueue {
         }
         self.writer.notify_one();
         self.space.notify_waiters();
+        self.closing.notify_waiters();
+    }
+
+    /// Resolves once the queue is closed (by a close frame, or shut because the socket is
+    /// gone or stalled).
+    pub(crate) async fn closed(&self) {
+        loop {
+            // Created before the check: a close between the two still wakes it.
+            let closing = self.closing.notified();
+            if self.state.lock().closed {
+                return;
+            }
+            closing.await;
+        }
     }
 
     /// For the writer: everything queued, waiting until there is something. An empty batch
@@ -395,6 +413,18 @@ mod tests {
         );
         q.written(bytes);
         assert!(sender.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn closed_resolves_when_the_writer_shuts_the_queue() {
+        let q = OutboundQueue::new(100, 0.8);
+        let q2 = Arc::clone(&q);
+        let waiter = tokio::spawn(async move { q2.closed().await });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        q.shut();
+        waiter.await.unwrap();
+        q.closed().await;
     }
 
     #[tokio::test]

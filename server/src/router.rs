@@ -20,7 +20,7 @@ use crate::server::AuthRuntime;
 /// Answers one request on `connection`.
 pub(crate) async fn handle(
     connection: &mut Connection,
-    request: RawRequest,
+    mut request: RawRequest,
 ) -> Result<Value, ServerError> {
     let shared = Arc::clone(&connection.shared);
     let op_type = request.op_type.as_str();
@@ -50,7 +50,8 @@ pub(crate) async fn handle(
             "Rule engine is not configured",
         ));
     }
-    let operation = request.operation()?;
+    // The fields move into the operation: a large record or filter is not copied.
+    let operation = Operation::parse_owned(op_type, std::mem::take(&mut request.fields))?;
     // Permissions apply once a session exists (anonymous clients of a server with
     // `required: false` may do everything, as the protocol says).
     let session = connection.session.get().cloned();
@@ -144,15 +145,23 @@ async fn handle_auth(
 ) -> Result<Value, ServerError> {
     match op {
         AuthOp::Login { token } => {
+            let limiter = &connection.shared.login_limiter;
+            let ip = connection.peer.ip();
+            if let Err(retry_after_ms) = limiter.check(&connection.login_failures, ip, now) {
+                return Err(crate::login_limit::refusal(retry_after_ms));
+            }
             let Some(session) = auth.validator.validate(&token).await else {
+                limiter.failed(&mut connection.login_failures, ip, now);
                 return Err(ServerError::new(ErrorCode::Unauthorized, "Invalid token"));
             };
             if session.expires_at.is_some_and(|at| at <= now) {
+                limiter.failed(&mut connection.login_failures, ip, now);
                 return Err(ServerError::new(
                     ErrorCode::Unauthorized,
                     "Token has expired",
                 ));
             }
+            crate::login_limit::LoginLimiter::succeeded(&mut connection.login_failures);
             let result = LoginResult {
                 user_id: session.user_id.clone(),
                 roles: session.roles.clone(),

@@ -12,6 +12,8 @@ use crate::auth::{ChainValidator, TokenValidator};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection;
+use crate::handshake::HandshakeGate;
+use crate::login_limit::LoginLimiter;
 use crate::permissions::{PermissionCheck, PermissionsConfig};
 use crate::rate_limit::RateLimiter;
 use crate::registry::ConnectionRegistry;
@@ -52,6 +54,10 @@ pub(crate) struct Shared {
     pub(crate) started_at: Instant,
     pub(crate) auth: Option<AuthRuntime>,
     pub(crate) rate_limiter: Option<RateLimiter>,
+    /// Failed-login limits (`limits.login`), applied with or without `rate_limiter`.
+    pub(crate) login_limiter: LoginLimiter,
+    /// Connections still in their WebSocket handshake.
+    pub(crate) handshakes: Arc<HandshakeGate>,
     pub(crate) clock: Arc<dyn Clock>,
     /// The embedded store every connection reads and writes.
     pub(crate) store: Store,
@@ -268,7 +274,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Reads time from `clock` for session expiry and rate-limit windows.
+    /// Reads time from `clock` for session expiry, JWT `nbf`, and rate-limit and
+    /// failed-login windows.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -285,6 +292,7 @@ impl ServerBuilder {
             rule_engine,
         } = self;
         config.validate()?;
+        let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
         let store = match store {
             Some(store) => store,
             None => Store::start(StoreConfig {
@@ -308,7 +316,7 @@ impl ServerBuilder {
                 let auth_config = auth_config.clone().unwrap_or_default();
                 let mut validators = Vec::new();
                 validators.extend(custom);
-                validators.extend(auth_config.validators()?);
+                validators.extend(auth_config.validators(&clock)?);
                 if validators.is_empty() {
                     return Err(StartError::Config(ConfigError::Invalid {
                         field: "auth",
@@ -386,13 +394,15 @@ impl ServerBuilder {
         let (lifecycle, _) = watch::channel(Lifecycle::Running);
         let shared = Arc::new(Shared {
             rate_limiter: config.rate_limit.map(RateLimiter::new),
+            login_limiter: LoginLimiter::new(config.limits.login),
+            handshakes: HandshakeGate::new(&config.limits),
             config,
             registry: Arc::new(ConnectionRegistry::default()),
             lifecycle,
             local_addr,
             started_at: Instant::now(),
             auth,
-            clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            clock,
             store,
             subscription_counters: Arc::new(SubscriptionCounters::default()),
             rules,
@@ -458,8 +468,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(slot) = shared.handshakes.admit(peer.ip()) else {
+                    // Over `maxPendingHandshakes(PerIp)`: dropped at once, with a reset so
+                    // that nothing of it lingers.
+                    tracing::debug!(%peer, "too many pending handshakes: connection dropped");
+                    let _ = stream.set_zero_linger();
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection::serve(stream, peer, Arc::clone(&shared)));
+                tokio::spawn(connection::serve(stream, peer, Arc::clone(&shared), slot));
             }
             Err(err) => {
                 // Typically EMFILE: back off briefly instead of spinning.

@@ -709,3 +709,108 @@ async fn every_operation_inside_a_transaction_is_checked_on_its_own() {
         .await;
     assert_eq!(ok["results"][1]["data"]["id"], 1);
 }
+
+/// A JWT signed with HS256 from a hand-written header and claims (the `jsonwebtoken`
+/// crate's `Header` cannot carry `crit`, and its `encode` would not let claims be odd).
+fn hand_built_jwt(secret: &[u8], header: Value, claims: Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let message = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(secret),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{message}.{signature}")
+}
+
+fn hs256_auth() -> AuthConfig {
+    AuthConfig {
+        required: true,
+        jwt: Some(JwtConfig {
+            algorithm: JwtAlgorithm::HS256,
+            secret: Some("s3cret".into()),
+            public_key: None,
+            public_key_file: None,
+            roles_claim: "roles".into(),
+            issuer: None,
+            audience: None,
+        }),
+        ..AuthConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn jwt_time_claims_must_be_numbers() {
+    let (server, _clock) = start_with(local_config(), hs256_auth()).await;
+    let header = json!({"alg": "HS256", "typ": "JWT"});
+    let later = (T0 / 1000) + 3600;
+    let good = hand_built_jwt(b"s3cret", header.clone(), json!({"sub": "u", "exp": later}));
+    let (mut c, _) = Client::connect(&server).await;
+    assert_eq!(
+        login(&mut c, &good).await["type"],
+        "result",
+        "the hand-built token is valid"
+    );
+    for claims in [
+        json!({"sub": "u", "exp": "9999999999"}),
+        json!({"sub": "u", "exp": null}),
+        json!({"sub": "u", "nbf": "0"}),
+        json!({"sub": "u", "iat": "yesterday"}),
+        json!({"sub": "u", "exp": [later]}),
+    ] {
+        // A fresh connection per token keeps the failed-login limit out of the way.
+        let (mut c, _) = Client::connect(&server).await;
+        let token = hand_built_jwt(b"s3cret", header.clone(), claims.clone());
+        let answer = login(&mut c, &token).await;
+        assert_eq!(answer["code"], "UNAUTHORIZED", "{claims}: {answer}");
+        assert_eq!(answer["message"], "Invalid token", "{claims}");
+    }
+}
+
+#[tokio::test]
+async fn jwt_nbf_is_honoured_against_the_server_clock() {
+    let (server, clock) = start_with(local_config(), hs256_auth()).await;
+    let key = EncodingKey::from_secret(b"s3cret");
+    let nbf = (T0 / 1000) + 60;
+    let token = jwt(
+        Algorithm::HS256,
+        &key,
+        json!({"sub": "u-9", "nbf": nbf, "exp": nbf + 3600}),
+    );
+    let (mut c, _) = Client::connect(&server).await;
+    let early = login(&mut c, &token).await;
+    assert_eq!(early["code"], "UNAUTHORIZED", "{early}");
+    // Fractional NumericDates are numbers too.
+    let fractional = jwt(
+        Algorithm::HS256,
+        &key,
+        json!({"sub": "u-9", "nbf": nbf as f64 + 0.5}),
+    );
+    assert_eq!(login(&mut c, &fractional).await["code"], "UNAUTHORIZED");
+    clock.set(nbf * 1000 + 1_000);
+    let on_time = login(&mut c, &token).await;
+    assert_eq!(on_time["type"], "result", "{on_time}");
+    assert_eq!(on_time["data"]["userId"], "u-9");
+}
+
+#[tokio::test]
+async fn a_jwt_header_with_crit_is_rejected() {
+    let (server, _clock) = start_with(local_config(), hs256_auth()).await;
+    for crit in [json!(["exp"]), json!([]), json!("b64"), json!(null)] {
+        let (mut c, _) = Client::connect(&server).await;
+        let token = hand_built_jwt(
+            b"s3cret",
+            json!({"alg": "HS256", "typ": "JWT", "crit": crit}),
+            json!({"sub": "u"}),
+        );
+        let answer = login(&mut c, &token).await;
+        assert_eq!(answer["code"], "UNAUTHORIZED", "crit {crit}: {answer}");
+        assert_eq!(answer["message"], "Invalid token");
+    }
+}

@@ -193,7 +193,11 @@ async fn a_change_by_one_client_reaches_another() {
 
 #[tokio::test]
 async fn two_hundred_connections_all_receive_the_push() {
-    let server = start(config()).await;
+    let mut config = config();
+    // All 200 handshakes are in flight at once from 127.0.0.1: over the default
+    // per-address cap on pending handshakes, which would reset some of them.
+    config.limits.max_pending_handshakes_per_ip = 256;
+    let server = start(config).await;
     let mut clients = join_all((0..200).map(|_| async {
         let (mut c, _) = Client::connect(&server).await;
         let sub = c.ok("store.subscribe", json!({"query": "all-tasks"})).await;

@@ -125,6 +125,30 @@ impl Operation {
     /// assert_eq!(err.message(), r#"Missing or invalid "n": expected positive integer"#);
     /// ```
     pub fn parse(op_type: &str, fields: &Map<String, Value>) -> Result<Operation, OperationError> {
+        Self::parse_fields(op_type, &Fields::new(fields))
+    }
+
+    /// [`Operation::parse`] consuming the fields: values are moved into the operation
+    /// rather than copied, so a large record or filter exists once, not twice. What a
+    /// server uses on a request it owns.
+    ///
+    /// ```
+    /// use noex_protocol::{Operation, StoreOp};
+    /// use serde_json::json;
+    ///
+    /// let fields = json!({"bucket": "users", "filter": {"age": {"$in": [30, 40]}}});
+    /// let owned = Operation::parse_owned("store.where", fields.as_object().unwrap().clone());
+    /// let borrowed = Operation::parse("store.where", fields.as_object().unwrap());
+    /// assert_eq!(owned, borrowed);
+    /// ```
+    pub fn parse_owned(
+        op_type: &str,
+        fields: Map<String, Value>,
+    ) -> Result<Operation, OperationError> {
+        Self::parse_fields(op_type, &Fields::owned(fields, String::new()))
+    }
+
+    fn parse_fields(op_type: &str, fields: &Fields<'_>) -> Result<Operation, OperationError> {
         let parsed = match namespace_of(op_type) {
             "store" => StoreOp::parse(op_type, fields).map(|r| r.map(Operation::Store)),
             "rules" => RulesOp::parse(op_type, fields).map(|r| r.map(Operation::Rules)),
@@ -168,8 +192,7 @@ fn known_or_none<T>(parsed: Result<T, Option<String>>) -> Option<Result<T, Strin
     }
 }
 
-fn parse_auth(op_type: &str, map: &Map<String, Value>) -> Option<Result<AuthOp, String>> {
-    let f = Fields::new(map);
+fn parse_auth(op_type: &str, f: &Fields<'_>) -> Option<Result<AuthOp, String>> {
     Some(match op_type {
         "auth.login" => f.string("token").map(|token| AuthOp::Login { token }),
         "auth.logout" => Ok(AuthOp::Logout),

@@ -126,8 +126,7 @@ pub enum RulesOp {
 
 impl RulesOp {
     /// Parses the fields of a `rules.*` request; `None` when `op_type` is not a rules operation.
-    pub(crate) fn parse(op_type: &str, map: &JsonObject) -> Option<Result<RulesOp, String>> {
-        let f = Fields::new(map);
+    pub(crate) fn parse(op_type: &str, f: &Fields<'_>) -> Option<Result<RulesOp, String>> {
         let parsed = (|| {
             Ok(match op_type {
                 "rules.emit" => RulesOp::Emit {

@@ -320,17 +320,17 @@ impl TransactionOp {
         }
     }
 
-    fn parse(index: usize, value: &Value) -> Result<TransactionOp, String> {
+    fn parse(index: usize, value: Value) -> Result<TransactionOp, String> {
         let prefix = format!("operations[{index}]: ");
         let Value::Object(map) = value else {
             return Err(format!("{prefix}expected object"));
         };
-        let f = Fields::with_prefix(map, prefix.clone());
         let op = match map.get("op") {
-            Some(Value::String(op)) => op.as_str(),
-            _ => "",
+            Some(Value::String(op)) => op.clone(),
+            _ => String::new(),
         };
-        Ok(match op {
+        let f = Fields::owned(map, prefix.clone());
+        Ok(match op.as_str() {
             "get" => TransactionOp::Get {
                 bucket: f.string("bucket")?,
                 key: f.non_null("key")?,
@@ -371,8 +371,7 @@ impl TransactionOp {
 
 impl StoreOp {
     /// Parses the fields of a `store.*` request; `None` when `op_type` is not a store operation.
-    pub(crate) fn parse(op_type: &str, map: &JsonObject) -> Option<Result<StoreOp, String>> {
-        let f = Fields::new(map);
+    pub(crate) fn parse(op_type: &str, f: &Fields<'_>) -> Option<Result<StoreOp, String>> {
         let parsed = (|| {
             Ok(match op_type {
                 "store.insert" => StoreOp::Insert {
@@ -462,7 +461,7 @@ impl StoreOp {
                 "store.transaction" => StoreOp::Transaction {
                     operations: f
                         .non_empty_array("operations")?
-                        .iter()
+                        .into_iter()
                         .enumerate()
                         .map(|(i, op)| TransactionOp::parse(i, op))
                         .collect::<Result<_, _>>()?,

@@ -1,11 +1,20 @@
 //! The JWT validator (HS256 with a shared secret, RS256 / ES256 with a public key), via the
 //! `jsonwebtoken` crate: `sub` → userId, a configurable roles claim, `exp` → expiresAt.
+//!
+//! On top of the signature and `iss` / `aud` checks of the crate, a token is invalid when
+//! its header carries `crit` (no extension is implemented, RFC 7515 section 4.1.11), when
+//! `exp`, `nbf` or `iat` is present but not a number, or before its `nbf` by the server's
+//! clock (no leeway, like `exp`).
 
+use std::sync::Arc;
+
+use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Session, TokenValidator, ValidateFuture};
+use crate::clock::{Clock, SystemClock};
 use crate::config::ConfigError;
 
 /// Supported signature algorithms.
@@ -54,6 +63,7 @@ pub struct JwtValidator {
     key: DecodingKey,
     validation: Validation,
     roles_claim: String,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for JwtValidator {
@@ -66,8 +76,15 @@ impl std::fmt::Debug for JwtValidator {
 }
 
 impl JwtValidator {
-    /// Builds the validator; a missing or unreadable key is a config error naming the field.
+    /// Builds the validator reading the system clock for `nbf`; a missing or unreadable key
+    /// is a config error naming the field.
     pub fn new(config: &JwtConfig) -> Result<Self, ConfigError> {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// Like [`JwtValidator::new`], with `nbf` checked against `clock` (the server passes the
+    /// clock given to `ServerBuilder::clock`).
+    pub fn with_clock(config: &JwtConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
         let invalid = |field, message| ConfigError::Invalid { field, message };
         let (algorithm, key) = match config.algorithm {
             JwtAlgorithm::HS256 => {
@@ -111,6 +128,8 @@ impl JwtValidator {
         // Expiry is checked by the server against its clock so that an expired token gets
         // "Token has expired" rather than "Invalid token".
         validation.validate_exp = false;
+        // `nbf` too: it is checked against the server's (injectable) clock below.
+        validation.validate_nbf = false;
         validation.required_spec_claims = ["sub".to_owned()].into_iter().collect();
         validation.validate_aud = config.audience.is_some();
         if let Some(aud) = &config.audience {
@@ -123,13 +142,29 @@ impl JwtValidator {
             key,
             validation,
             roles_claim: config.roles_claim.clone(),
+            clock,
         })
     }
 
     fn session(&self, token: &str) -> Option<Session> {
+        if !header_is_acceptable(token) {
+            return None;
+        }
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation).ok()?;
         let claims = data.claims;
+        // RFC 7519 NumericDate: a JSON number (seconds, possibly fractional).
+        let time_claim = |name: &str| match claims.get(name) {
+            None => Some(None),
+            Some(Value::Number(n)) => n.as_f64().map(Some),
+            Some(_) => None,
+        };
+        let (exp, nbf, _iat) = (time_claim("exp")?, time_claim("nbf")?, time_claim("iat")?);
+        if let Some(nbf) = nbf {
+            if (self.clock.now_ms() as f64) < nbf * 1000.0 {
+                return None;
+            }
+        }
         let user_id = claims.get("sub")?.as_str()?.to_owned();
         let roles = match claims.get(&self.roles_claim) {
             Some(Value::Array(items)) => items
@@ -139,10 +174,7 @@ impl JwtValidator {
             Some(Value::String(role)) => vec![role.clone()],
             _ => Vec::new(),
         };
-        let expires_at = claims
-            .get("exp")
-            .and_then(Value::as_f64)
-            .map(|secs| (secs * 1000.0).max(0.0) as u64);
+        let expires_at = exp.map(|secs| (secs * 1000.0).max(0.0) as u64);
         Some(Session {
             user_id,
             roles,
@@ -151,8 +183,49 @@ impl JwtValidator {
     }
 }
 
+/// Whether the token's header (its first segment) is a JSON object without `crit`.
+/// `jsonwebtoken`'s `Header` drops fields it does not know, `crit` among them, so the
+/// segment is decoded here; everything else about the header is left to the crate.
+fn header_is_acceptable(token: &str) -> bool {
+    let Some(segment) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment) else {
+        return false;
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(header)) => !header.contains_key("crit"),
+        _ => false,
+    }
+}
+
 impl TokenValidator for JwtValidator {
     fn validate<'a>(&'a self, token: &'a str) -> ValidateFuture<'a> {
         Box::pin(std::future::ready(self.session(token)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(json: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    #[test]
+    fn headers_with_crit_or_not_json_are_refused() {
+        let ok = format!("{}.e30.sig", segment(r#"{"alg":"HS256"}"#));
+        assert!(header_is_acceptable(&ok));
+        for header in [
+            r#"{"alg":"HS256","crit":["b64"]}"#,
+            r#"{"crit":null}"#,
+            "[1]",
+            "{",
+        ] {
+            let token = format!("{}.e30.sig", segment(header));
+            assert!(!header_is_acceptable(&token), "{header}");
+        }
+        assert!(!header_is_acceptable("%%%.e30.sig"));
     }
 }

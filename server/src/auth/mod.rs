@@ -113,14 +113,18 @@ impl TokenValidator for ChainValidator {
 }
 
 impl AuthConfig {
-    /// The validators this config declares (static table first, then JWT).
-    pub(crate) fn validators(&self) -> Result<Vec<Arc<dyn TokenValidator>>, ConfigError> {
+    /// The validators this config declares (static table first, then JWT, which reads
+    /// `clock` for `nbf`).
+    pub(crate) fn validators(
+        &self,
+        clock: &Arc<dyn crate::clock::Clock>,
+    ) -> Result<Vec<Arc<dyn TokenValidator>>, ConfigError> {
         let mut out: Vec<Arc<dyn TokenValidator>> = Vec::new();
         if let Some(tokens) = &self.tokens {
             out.push(Arc::new(StaticTokenValidator::new(tokens.clone())));
         }
         if let Some(jwt) = &self.jwt {
-            out.push(Arc::new(JwtValidator::new(jwt)?));
+            out.push(Arc::new(JwtValidator::with_clock(jwt, Arc::clone(clock))?));
         }
         Ok(out)
     }

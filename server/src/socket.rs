@@ -1,0 +1,247 @@
+//! The TCP socket under a WebSocket and the per-socket guards against clients that send
+//! without reading:
+//!
+//! - [`TrackedStream`] records when the socket last accepted bytes, which gives the writer
+//!   its write deadline ([`within_write_deadline`]): a socket that accepts nothing for
+//!   `heartbeat.timeoutMs` while the server has something to send is dropped, with a reset
+//!   so that the kernel frees its buffers at once.
+//! - [`write_buffer_limit`] bounds tungstenite's own out buffer (unbounded by default),
+//!   where pongs to a client's pings pile up while the client does not read.
+//! - [`PingBudget`] bounds the WebSocket pings a client may send per second.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+
+/// A WebSocket over a tracked TCP socket.
+pub(crate) type WsStream = WebSocketStream<TrackedStream>;
+
+/// tungstenite's write buffer: frames are gathered up to this size before a write.
+pub(crate) const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+
+/// Room over the largest result for the frame header and the envelope around the data.
+const FRAME_SLACK_BYTES: usize = 64 * 1024;
+
+/// The most tungstenite may hold unwritten for one connection: one write buffer plus the
+/// largest frame the server sends (a result or push of up to `limits.maxResultBytes`).
+/// Past it a pong to a client's ping is not queued again (one stays pending), and a frame
+/// that does not fit ends the connection.
+pub(crate) fn write_buffer_limit(max_result_bytes: usize) -> usize {
+    WRITE_BUFFER_BYTES
+        .saturating_add(max_result_bytes)
+        .saturating_add(FRAME_SLACK_BYTES)
+}
+
+/// When a socket last accepted bytes, shared by its reader (which writes pongs), its writer
+/// and the stream itself.
+#[derive(Debug)]
+pub(crate) struct WriteProgress {
+    origin: Instant,
+    /// Milliseconds after `origin` of the last accepted write (or of the start of a wait).
+    last_ms: AtomicU64,
+    /// Reset the connection instead of closing it gracefully when the socket is dropped.
+    reset_on_drop: AtomicBool,
+}
+
+impl WriteProgress {
+    fn new() -> Arc<Self> {
+        Arc::new(WriteProgress {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            reset_on_drop: AtomicBool::new(false),
+        })
+    }
+
+    /// Records activity now.
+    fn touch(&self) {
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// The last recorded activity.
+    fn last(&self) -> Instant {
+        self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// The socket will be reset (RST, buffers discarded) rather than closed when dropped.
+    pub(crate) fn reset_on_drop(&self) {
+        self.reset_on_drop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A `TcpStream` that records write progress in a shared [`WriteProgress`].
+#[derive(Debug)]
+pub(crate) struct TrackedStream {
+    inner: TcpStream,
+    progress: Arc<WriteProgress>,
+}
+
+impl TrackedStream {
+    /// Wraps `inner`; the returned handle observes its writes.
+    pub(crate) fn new(inner: TcpStream) -> (TrackedStream, Arc<WriteProgress>) {
+        let progress = WriteProgress::new();
+        let stream = TrackedStream {
+            inner,
+            progress: Arc::clone(&progress),
+        };
+        (stream, progress)
+    }
+}
+
+impl Drop for TrackedStream {
+    fn drop(&mut self) {
+        if self.progress.reset_on_drop.load(Ordering::Relaxed) {
+            // Zero linger: close() discards unsent data and sends RST, without blocking.
+            let _ = self.inner.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for TrackedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TrackedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = result {
+            if n > 0 {
+                self.progress.touch();
+            }
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Runs `write` (a send or flush on the socket); `None` when the socket accepted no bytes
+/// for `timeout` in a row meanwhile. The clock starts when the wait starts, so an idle
+/// socket is not late before it has something to write.
+pub(crate) async fn within_write_deadline<F: Future>(
+    write: F,
+    progress: &WriteProgress,
+    timeout: Duration,
+) -> Option<F::Output> {
+    progress.touch();
+    let mut write = std::pin::pin!(write);
+    loop {
+        let deadline = progress.last() + timeout;
+        tokio::select! {
+            biased;
+            output = &mut write => return Some(output),
+            () = tokio::time::sleep_until(deadline) => {
+                if progress.last() + timeout <= Instant::now() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// WebSocket pings one connection may send per second (`limits.maxPingsPerSecond`); each
+/// one makes the server queue a pong.
+#[derive(Debug)]
+pub(crate) struct PingBudget {
+    max_per_second: u32,
+    window_start: Instant,
+    count: u32,
+}
+
+impl PingBudget {
+    /// A budget of `max_per_second` pings in each one-second window.
+    pub(crate) fn new(max_per_second: u32) -> Self {
+        PingBudget {
+            max_per_second,
+            window_start: Instant::now(),
+            count: 0,
+        }
+    }
+
+    /// Counts one ping; `false` when it is over the budget.
+    pub(crate) fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.count <= self.max_per_second
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_ping_budget_refills_every_second() {
+        let mut budget = PingBudget::new(3);
+        assert!((0..3).all(|_| budget.allow()));
+        assert!(!budget.allow());
+        tokio::time::advance(Duration::from_millis(1_000)).await;
+        assert!(budget.allow());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_makes_no_progress_misses_the_deadline() {
+        let progress = WriteProgress::new();
+        let stuck = within_write_deadline(
+            std::future::pending::<()>(),
+            &progress,
+            Duration::from_millis(500),
+        );
+        assert_eq!(stuck.await, None);
+        let done = within_write_deadline(async { 7 }, &progress, Duration::from_millis(500));
+        assert_eq!(done.await, Some(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_moves_the_deadline() {
+        let progress = WriteProgress::new();
+        let writer = {
+            let progress = &progress;
+            async move {
+                // Accepts a byte every 300 ms, five times: never 500 ms without progress.
+                for _ in 0..5 {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    progress.touch();
+                }
+                "written"
+            }
+        };
+        let out = within_write_deadline(writer, &progress, Duration::from_millis(500)).await;
+        assert_eq!(out, Some("written"));
+    }
+
+    #[test]
+    fn the_write_buffer_fits_the_largest_result() {
+        let limit = write_buffer_limit(8 * 1024 * 1024);
+        assert!(limit > WRITE_BUFFER_BYTES + 8 * 1024 * 1024);
+        assert_eq!(write_buffer_limit(usize::MAX), usize::MAX);
+    }
+}

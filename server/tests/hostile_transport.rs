@@ -1,0 +1,733 @@
+//! Hostile clients at the transport and login level, each test replaying one attack from
+//! the attack run against a real server: WebSocket ping floods, idle and slowloris TCP
+//! connections, subscribers that never read, oversized JSON nesting, malformed frames and
+//! login guessing. Memory is measured on the spawned binary (`/proc/PID/status`).
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::Child;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Client, WAIT, local_config, spawn, start};
+use noex_server::{AuthConfig, Server, ServerHandle, Session, TokenValidator, ValidateFuture};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::MaybeTlsStream;
+
+// ---------------------------------------------------------------------------------------
+// Helpers: the spawned binary, raw sockets, raw WebSocket frames.
+
+/// Kills the spawned server when the test ends, however it ends.
+struct Spawned {
+    child: Child,
+    url: String,
+}
+
+impl Spawned {
+    async fn start(config: Value) -> Spawned {
+        let dir = std::env::temp_dir().join(format!(
+            "noex-hostile-{}-{}",
+            std::process::id(),
+            NEXT_FILE.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("config.json");
+        std::fs::write(&path, config.to_string()).expect("config file");
+        let path = path.to_str().expect("utf-8 path").to_owned();
+        let (child, url) = spawn(&["--host", "127.0.0.1", "--port", "0", "-c", &path]).await;
+        Spawned { child, url }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.url
+            .trim_start_matches("ws://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("socket address in the URL")
+    }
+
+    /// A `/proc/PID/status` field in KiB (`VmRSS`, `VmHWM`).
+    fn status_kib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+static NEXT_FILE: AtomicUsize = AtomicUsize::new(0);
+
+const MIB: u64 = 1024;
+
+/// A TCP connection to `addr` from the loopback address `from`, optionally with a small
+/// receive buffer (so that a client that does not read stalls the server quickly).
+async fn tcp_from(addr: SocketAddr, from: Ipv4Addr, recv_buffer: Option<u32>) -> TcpStream {
+    try_tcp_from(addr, from, recv_buffer)
+        .await
+        .expect("connects")
+}
+
+/// [`tcp_from`] that may fail: a server that resets a connection at once can do so before
+/// `connect` returns.
+async fn try_tcp_from(
+    addr: SocketAddr,
+    from: Ipv4Addr,
+    recv_buffer: Option<u32>,
+) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(from), 0))?;
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    socket.connect(addr).await
+}
+
+/// Connects from `from` and returns how long it took the server to drop the connection
+/// (`None` if it was not dropped within `bound`).
+async fn dropped_within(addr: SocketAddr, from: Ipv4Addr, bound: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    match try_tcp_from(addr, from, None).await {
+        Err(_) => Some(started.elapsed()),
+        Ok(mut stream) => Some(await_eof(&mut stream, bound).await? - started),
+    }
+}
+
+const UPGRADE: &str = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// A raw WebSocket connection: the handshake done by hand, frames read and written as bytes.
+struct RawWs {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl RawWs {
+    /// Upgrades `stream` and reads the welcome frame.
+    async fn open(mut stream: TcpStream) -> RawWs {
+        stream.write_all(UPGRADE.as_bytes()).await.expect("upgrade");
+        let mut buffer = Vec::new();
+        let end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+                .await
+                .expect("handshake answer within the wait bound")
+                .expect("read");
+            assert!(n > 0, "closed during the handshake");
+            buffer.extend_from_slice(&chunk[..n]);
+        };
+        assert!(
+            buffer.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&buffer)
+        );
+        buffer.drain(..end);
+        let mut ws = RawWs { stream, buffer };
+        let (opcode, welcome) = ws.read_frame().await.expect("welcome frame");
+        assert_eq!(opcode, 1);
+        let welcome: Value = serde_json::from_slice(&welcome).expect("welcome is JSON");
+        assert_eq!(welcome["type"], "welcome");
+        ws
+    }
+
+    /// The next server frame `(opcode, payload)`; `None` at EOF or reset.
+    async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        loop {
+            if let Some((header, len)) = parse_header(&self.buffer) {
+                if self.buffer.len() >= header + len {
+                    let opcode = self.buffer[0] & 0x0f;
+                    let payload = self.buffer[header..header + len].to_vec();
+                    self.buffer.drain(..header + len);
+                    return Some((opcode, payload));
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(WAIT, self.stream.read(&mut chunk))
+                .await
+                .expect("a frame within the wait bound")
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buffer.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads until a close frame and returns its code; panics if the socket ends first.
+    async fn close_code(&mut self) -> u16 {
+        loop {
+            match self.read_frame().await {
+                Some((8, payload)) => {
+                    assert!(payload.len() >= 2, "close frame without a code");
+                    return u16::from_be_bytes([payload[0], payload[1]]);
+                }
+                Some(_) => continue,
+                None => panic!("the connection ended without a close frame"),
+            }
+        }
+    }
+}
+
+/// Header length and payload length of an unmasked server frame, once complete.
+fn parse_header(buf: &[u8]) -> Option<(usize, usize)> {
+    let len7 = usize::from(*buf.get(1)? & 0x7f);
+    match len7 {
+        126 => Some((
+            4,
+            usize::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])),
+        )),
+        127 => {
+            let bytes: [u8; 8] = buf.get(2..10)?.try_into().ok()?;
+            Some((10, u64::from_be_bytes(bytes) as usize))
+        }
+        n => Some((2, n)),
+    }
+}
+
+/// A client frame: `first` is FIN/RSV/opcode, the payload is masked when `masked`.
+fn client_frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+    let mut out = vec![first];
+    let mask_bit = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        out.extend_from_slice(&KEY);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// Waits until the peer closes `stream` (EOF or reset) and returns when; nothing the peer
+/// sends is expected.
+async fn await_eof(stream: &mut TcpStream, bound: Duration) -> Option<Instant> {
+    let mut chunk = [0u8; 1024];
+    tokio::time::timeout(bound, async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return Instant::now(),
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// A WebSocket client (the test harness's `Client`) connecting from `from`.
+async fn client_from(addr: SocketAddr, from: Ipv4Addr, recv_buffer: Option<u32>) -> Client {
+    let stream = tcp_from(addr, from, recv_buffer).await;
+    let (ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{addr}/"), MaybeTlsStream::Plain(stream))
+            .await
+            .expect("WebSocket handshake");
+    let mut client = Client::from_ws(ws);
+    let welcome = client.recv().await;
+    assert_eq!(welcome["type"], "welcome");
+    client
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding 6: WebSocket pings from a client that never reads.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_from_a_client_that_never_reads_is_cut_off_and_memory_stays_bounded() {
+    let server =
+        Spawned::start(json!({"heartbeat": {"intervalMs": 60_000, "timeoutMs": 1_000}})).await;
+    let addr = server.addr();
+    // Warm up: one served client, then the baseline.
+    let (mut warm, _) = Client::connect_url(&server.url).await;
+    warm.ok("server.stats", json!({})).await;
+    let baseline = server.status_kib("VmRSS");
+
+    // 125-byte pings (the most a control frame carries): every one queues a 127-byte pong.
+    let ping = client_frame(0x89, &[b'p'; 125], true);
+    let chunk: Vec<u8> = ping.repeat(8 * 1024); // ~1 MiB
+    const TOTAL_CHUNKS: usize = 160; // ~160 MiB of pings, ~1.3 M pings
+    let stream = tcp_from(addr, Ipv4Addr::LOCALHOST, Some(4096)).await;
+    let mut flooder = RawWs::open(stream).await;
+    let started = Instant::now();
+    // The flood ends when everything is written or the server drops the socket.
+    let sent = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut sent = 0;
+        for _ in 0..TOTAL_CHUNKS {
+            if flooder.stream.write_all(&chunk).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    })
+    .await
+    .expect("the flood ends within its bound");
+    let flood_time = started.elapsed();
+    let peak = server.status_kib("VmHWM");
+    let growth_mib = peak.saturating_sub(baseline) / MIB;
+
+    // Another client is served promptly.
+    let asked = Instant::now();
+    let (mut other, _) = Client::connect_url(&server.url).await;
+    other.ok("server.stats", json!({})).await;
+    let answered = asked.elapsed();
+    println!(
+        "ping flood: sent {sent}/{TOTAL_CHUNKS} MiB of pings in {flood_time:?}; \
+         RSS baseline {} MiB, peak {} MiB (+{growth_mib} MiB); another client answered in {answered:?}",
+        baseline / MIB,
+        peak / MIB
+    );
+    assert!(
+        sent < TOTAL_CHUNKS,
+        "the server read every ping of the flood instead of cutting the client off"
+    );
+    assert!(
+        growth_mib < 32,
+        "the ping flood grew the server by {growth_mib} MiB"
+    );
+    assert!(answered < Duration::from_secs(2), "{answered:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding 7: idle and slowloris connections, pending-handshake caps.
+
+#[tokio::test]
+async fn tcp_connections_that_never_send_a_byte_are_closed_after_the_handshake_timeout() {
+    let mut config = local_config();
+    config.limits.handshake_timeout_ms = 300;
+    let server = start(config).await;
+    let opened = Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(tcp_from(server.local_addr(), Ipv4Addr::LOCALHOST, None).await);
+    }
+    for stream in &mut idle {
+        let closed = await_eof(stream, WAIT)
+            .await
+            .expect("an idle connection is closed by the server");
+        let after = closed - opened;
+        assert!(
+            after >= Duration::from_millis(300) && after < Duration::from_secs(3),
+            "closed after {after:?}"
+        );
+    }
+    // The server still serves.
+    let (mut client, _) = Client::connect(&server).await;
+    client.ok("server.stats", json!({})).await;
+}
+
+#[tokio::test]
+async fn a_slowloris_handshake_is_dropped_at_the_handshake_timeout() {
+    let mut config = local_config();
+    config.limits.handshake_timeout_ms = 500;
+    let server = start(config).await;
+    let stream = tcp_from(server.local_addr(), Ipv4Addr::LOCALHOST, None).await;
+    let (mut read_half, mut write_half) = stream.into_split();
+    let started = Instant::now();
+    // One header byte every 50 ms: the request is never complete, but bytes keep coming.
+    let dribble = tokio::spawn(async move {
+        let request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        for byte in request {
+            if write_half.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut chunk = [0u8; 256];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match read_half.read(&mut chunk).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .expect("the slowloris connection is dropped");
+    dribble.abort();
+    assert!(
+        closed >= Duration::from_millis(500) && closed < Duration::from_secs(3),
+        "dropped after {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn over_the_per_ip_handshake_cap_a_connection_is_dropped_at_once_but_other_ips_are_served() {
+    let mut config = local_config();
+    config.limits.max_pending_handshakes_per_ip = 3;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let mut pending = Vec::new();
+    for _ in 0..3 {
+        pending.push(tcp_from(addr, Ipv4Addr::LOCALHOST, None).await);
+    }
+    let dropped = dropped_within(addr, Ipv4Addr::LOCALHOST, Duration::from_secs(3))
+        .await
+        .expect("the connection over the per-IP cap is dropped");
+    assert!(
+        dropped < Duration::from_secs(1),
+        "dropped at once, not at the handshake timeout: {dropped:?}"
+    );
+    // Another address is not affected by 127.0.0.1's pending handshakes.
+    let mut other = client_from(addr, Ipv4Addr::new(127, 0, 0, 2), None).await;
+    other.ok("server.stats", json!({})).await;
+    drop(pending);
+}
+
+#[tokio::test]
+async fn over_the_global_handshake_cap_every_new_connection_is_dropped() {
+    let mut config = local_config();
+    config.limits.max_pending_handshakes = 2;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let _a = tcp_from(addr, Ipv4Addr::new(127, 0, 0, 4), None).await;
+    let _b = tcp_from(addr, Ipv4Addr::new(127, 0, 0, 5), None).await;
+    assert!(
+        dropped_within(addr, Ipv4Addr::new(127, 0, 0, 6), Duration::from_secs(3))
+            .await
+            .is_some(),
+        "a third pending handshake is over the global cap"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding 8: subscribers that never read.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_that_never_read_are_dropped_by_the_write_deadline() {
+    const SUBSCRIBERS: usize = 20;
+    const RECORDS: usize = 40;
+    const TIMEOUT_MS: u64 = 1_000;
+    let server = Spawned::start(json!({
+        "heartbeat": {"intervalMs": 60_000, "timeoutMs": TIMEOUT_MS},
+        "store": {
+            "buckets": {"blobs": {"key": "id", "schema": {
+                "id": {"type": "string"}, "n": {"type": "number"}, "blob": {"type": "string"}}}},
+            "queries": {"newest": {"bucket": "blobs", "sort": {"n": "desc"}, "limit": 1}}
+        }
+    }))
+    .await;
+    let addr = server.addr();
+    let (mut writer, _) = Client::connect_url(&server.url).await;
+    writer.ok("server.stats", json!({})).await;
+    let baseline = server.status_kib("VmRSS");
+
+    let mut subscribers = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        let mut client = client_from(addr, Ipv4Addr::LOCALHOST, Some(4096)).await;
+        client
+            .ok("store.subscribe", json!({"query": "newest"}))
+            .await;
+        subscribers.push(client); // never read again
+    }
+    let blob = "x".repeat(256 * 1024);
+    let first_insert = Instant::now();
+    // The server resets a stalled socket it drops: the error shows without reading it.
+    // Every subscriber is watched from now on, while the records are inserted.
+    let bound = Duration::from_secs(20);
+    let dropped_at = futures_util::future::join_all(subscribers.iter().map(|subscriber| async {
+        let MaybeTlsStream::Plain(stream) = subscriber.ws.get_ref() else {
+            panic!("plain TCP");
+        };
+        tokio::time::timeout(bound, async {
+            loop {
+                match stream.ready(Interest::ERROR).await {
+                    Ok(ready) if ready.is_error() => return Instant::now(),
+                    Ok(_) => continue,
+                    Err(_) => return Instant::now(),
+                }
+            }
+        })
+        .await
+        .ok()
+    }));
+    let inserts = async {
+        for n in 0..RECORDS {
+            writer
+                .ok(
+                    "store.insert",
+                    json!({"bucket": "blobs", "data": {"id": format!("r{n}"), "n": n, "blob": blob}}),
+                )
+                .await;
+        }
+        Instant::now()
+    };
+    let (dropped_at, inserted) = tokio::join!(dropped_at, inserts);
+    let peak = server.status_kib("VmHWM");
+    let now = server.status_kib("VmRSS");
+    println!(
+        "stalled subscribers: {} of {SUBSCRIBERS} dropped; RSS baseline {} MiB, peak {} MiB, now {} MiB",
+        dropped_at.iter().flatten().count(),
+        baseline / MIB,
+        peak / MIB,
+        now / MIB
+    );
+    let timeout = Duration::from_millis(TIMEOUT_MS);
+    let slack = Duration::from_secs(3);
+    let mut latest = Duration::ZERO;
+    for at in &dropped_at {
+        let at = at.expect("a subscriber that never reads is dropped");
+        let since_first = at - first_insert;
+        // Not before its socket could have stalled (the first push) plus the deadline, and
+        // within the deadline (plus slack) once the last push was due.
+        assert!(
+            since_first >= timeout,
+            "dropped {since_first:?} after the first insert"
+        );
+        assert!(
+            at <= inserted + timeout + slack,
+            "dropped {:?} after the last insert",
+            at.saturating_duration_since(inserted)
+        );
+        latest = latest.max(at.saturating_duration_since(inserted));
+    }
+    println!(
+        "{RECORDS} inserts took {:?}; the last subscriber was dropped {latest:?} after the last insert",
+        inserted - first_insert
+    );
+    let connections = writer.ok("server.connections", json!({})).await;
+    assert_eq!(
+        connections.as_array().map(Vec::len),
+        Some(1),
+        "only the writer is left: {connections}"
+    );
+    assert!(
+        peak.saturating_sub(baseline) / MIB < 96,
+        "stalled subscribers held {} MiB",
+        peak.saturating_sub(baseline) / MIB
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding 9: a request of deeply nested arrays.
+
+/// The attack's shape: a 588 KiB `store.where` whose `$in` holds arrays nested 100 deep.
+fn nested_in_request() -> String {
+    let item = format!("{}0{}", "[".repeat(100), "]".repeat(100));
+    let items = vec![item; 588 * 1024 / 202].join(",");
+    format!(r#"{{"id":7,"type":"store.where","bucket":"b","filter":{{"x":{{"$in":[{items}]}}}}}}"#)
+}
+
+/// Many elements, shallow: `[[0],[0],...]`.
+fn wide_in_request() -> String {
+    let items = vec!["[0]"; 588 * 1024 / 4].join(",");
+    format!(r#"{{"id":8,"type":"store.where","bucket":"b","filter":{{"x":{{"$in":[{items}]}}}}}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_of_deeply_nested_arrays_is_refused_before_it_is_parsed() {
+    let server = Spawned::start(json!({
+        "store": {"buckets": {"b": {"key": "id", "schema": {"id": {"type": "string"}}}}}
+    }))
+    .await;
+    let (mut client, _) = Client::connect_url(&server.url).await;
+    client.ok("server.stats", json!({})).await;
+    let baseline = server.status_kib("VmRSS");
+
+    for (shape, request, word) in [
+        ("nested", nested_in_request(), "deep"),
+        ("wide", wide_in_request(), "values"),
+    ] {
+        let len = request.len();
+        client.send_text(request).await;
+        let reply = client.recv().await;
+        let peak = server.status_kib("VmHWM");
+        let growth = peak.saturating_sub(baseline) / MIB;
+        println!(
+            "{shape} request of {} KiB: answer {} {}; RSS baseline {} MiB, peak {} MiB (+{growth} MiB)",
+            len / 1024,
+            reply["code"],
+            reply["message"],
+            baseline / MIB,
+            peak / MIB
+        );
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["code"], "PARSE_ERROR", "{reply}");
+        assert!(
+            reply["message"].as_str().is_some_and(|m| m.contains(word)),
+            "{reply}"
+        );
+        assert!(growth < 16, "the {shape} request cost {growth} MiB");
+    }
+    assert_eq!(
+        client
+            .request(json!({"id": 9, "type": "store.all", "bucket": "b"}))
+            .await["type"],
+        "result",
+        "the connection lives on"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding 15: protocol violations and invalid UTF-8 get their close codes.
+
+async fn close_code_after(bytes: Vec<u8>) -> u16 {
+    let server = start(local_config()).await;
+    let stream = tcp_from(server.local_addr(), Ipv4Addr::LOCALHOST, None).await;
+    let mut ws = RawWs::open(stream).await;
+    ws.stream.write_all(&bytes).await.expect("write");
+    ws.close_code().await
+}
+
+#[tokio::test]
+async fn protocol_violations_close_with_1002() {
+    let cases = [
+        ("RSV1 set", client_frame(0x80 | 0x40 | 0x1, b"{}", true)),
+        ("reserved data opcode", client_frame(0x83, b"{}", true)),
+        ("reserved control opcode", client_frame(0x8b, b"", true)),
+        ("unmasked client frame", client_frame(0x81, b"{}", false)),
+        (
+            "continuation without a start",
+            client_frame(0x80, b"{}", true),
+        ),
+    ];
+    for (what, bytes) in cases {
+        assert_eq!(close_code_after(bytes).await, 1002, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
+    assert_eq!(
+        close_code_after(client_frame(0x81, &[b'{', 0xff, 0xfe, b'}'], true)).await,
+        1007
+    );
+    // Split over two fragments, each invalid on its own end.
+    let mut fragmented = client_frame(0x01, &[b'"', 0xc3], true);
+    fragmented.extend(client_frame(0x80, &[0x28, b'"'], true));
+    assert_eq!(close_code_after(fragmented).await, 1007);
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding 12: login guessing without a rate limit.
+
+/// Accepts `good`, counts every token it is asked about.
+struct CountingValidator(Arc<AtomicUsize>);
+
+impl TokenValidator for CountingValidator {
+    fn validate<'a>(&'a self, token: &'a str) -> ValidateFuture<'a> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            (token == "good").then(|| Session {
+                user_id: "ann".into(),
+                roles: vec!["writer".into()],
+                expires_at: None,
+            })
+        })
+    }
+}
+
+async fn login_server(clock: Arc<noex_server::ManualClock>) -> (ServerHandle, Arc<AtomicUsize>) {
+    let mut config = local_config();
+    config.auth = Some(AuthConfig::default());
+    config.limits.login.max_failures_per_connection = 3;
+    config.limits.login.max_failures_per_ip = 5;
+    config.limits.login.window_ms = 60_000;
+    let tried = Arc::new(AtomicUsize::new(0));
+    let server = Server::builder(config)
+        .token_validator(CountingValidator(Arc::clone(&tried)))
+        .clock(clock as Arc<dyn noex_server::Clock>)
+        .start()
+        .await
+        .expect("server starts");
+    (server, tried)
+}
+
+async fn login(client: &mut Client, token: &str) -> Value {
+    client.call("auth.login", json!({"token": token})).await
+}
+
+fn assert_login_limited(frame: &Value) {
+    assert_eq!(frame["code"], "RATE_LIMITED", "{frame}");
+    assert_eq!(
+        frame["message"], "Too many failed login attempts. Try again later.",
+        "{frame}"
+    );
+    let retry = frame["details"]["retryAfterMs"]
+        .as_u64()
+        .expect("retryAfterMs");
+    assert!(retry > 0 && retry <= 60_000, "{frame}");
+}
+
+#[tokio::test]
+async fn wrong_logins_are_cut_off_per_connection_and_per_ip() {
+    let clock = noex_server::ManualClock::new(1_800_000_000_000);
+    let (server, tried) = login_server(Arc::clone(&clock)).await;
+    let addr = server.local_addr();
+
+    // A burst on one connection: 3 failures, then refused without trying the token.
+    let mut first = client_from(addr, Ipv4Addr::LOCALHOST, None).await;
+    for _ in 0..3 {
+        assert_eq!(login(&mut first, "wrong").await["code"], "UNAUTHORIZED");
+    }
+    let before = tried.load(Ordering::SeqCst);
+    for token in ["wrong", "good"] {
+        assert_login_limited(&login(&mut first, token).await);
+    }
+    assert_eq!(
+        tried.load(Ordering::SeqCst),
+        before,
+        "a refused login does not reach the validator"
+    );
+
+    // A second connection from the same IP: the IP has 2 failures left.
+    let mut second = client_from(addr, Ipv4Addr::LOCALHOST, None).await;
+    for _ in 0..2 {
+        assert_eq!(login(&mut second, "wrong").await["code"], "UNAUTHORIZED");
+    }
+    assert_login_limited(&login(&mut second, "good").await);
+
+    // A correct token from a fresh IP still works.
+    let mut fresh = client_from(addr, Ipv4Addr::new(127, 0, 0, 2), None).await;
+    assert_eq!(login(&mut fresh, "good").await["type"], "result");
+
+    // After the window, the IP may try again.
+    clock.advance(60_000);
+    assert_eq!(login(&mut second, "good").await["type"], "result");
+}
+
+#[tokio::test]
+async fn a_successful_login_resets_the_connections_failures_but_not_the_ips() {
+    let clock = noex_server::ManualClock::new(1_800_000_000_000);
+    let (server, _tried) = login_server(clock).await;
+    let addr = server.local_addr();
+    let mut client = client_from(addr, Ipv4Addr::new(127, 0, 0, 3), None).await;
+    for _ in 0..2 {
+        assert_eq!(login(&mut client, "wrong").await["code"], "UNAUTHORIZED");
+    }
+    assert_eq!(login(&mut client, "good").await["type"], "result");
+    // The connection starts again from 0 (3 allowed), the IP has 5 - 2 = 3 left.
+    for _ in 0..3 {
+        assert_eq!(login(&mut client, "wrong").await["code"], "UNAUTHORIZED");
+    }
+    assert_login_limited(&login(&mut client, "wrong").await);
+    let mut again = client_from(addr, Ipv4Addr::new(127, 0, 0, 3), None).await;
+    assert_login_limited(&login(&mut again, "good").await);
+}
