@@ -57,6 +57,16 @@ pub struct Target {
     pub port: u16,
 }
 
+/// A config file for a server loaded from one address: the load tool opens many
+/// connections at once from 127.0.0.1, which the default per-address handshake cap (meant
+/// for hostile clients) would cut off. Everything else keeps its default.
+fn load_generator_config() -> Result<std::path::PathBuf, String> {
+    let path = std::env::temp_dir().join(format!("noex-bench-{}.json", std::process::id()));
+    let config = r#"{"limits": {"maxPendingHandshakes": 1000000, "maxPendingHandshakesPerIp": 1000000}}"#;
+    std::fs::write(&path, config).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
 impl Target {
     /// Spawns the server on an ephemeral loopback port and waits for its listening line.
     pub fn spawn(kind: TargetKind, bins: &Binaries) -> Result<Self, String> {
@@ -69,6 +79,9 @@ impl Target {
             TargetKind::Noex => {
                 let mut c = Command::new(&bins.noex);
                 c.args(["--port", "0", "--host", "127.0.0.1"]);
+                if !bins.noex_args.iter().any(|a| a.starts_with("--config")) {
+                    c.arg("--config").arg(load_generator_config()?);
+                }
                 c.args(&bins.noex_args);
                 c
             }
