@@ -43,6 +43,8 @@ pub use query::{BucketReader, QueryContext, QueryFn, QueryResult};
 pub use reactive::{QueryInfo, QueryType, SubscriptionCallback, SubscriptionId};
 pub use reads::Page;
 pub use stats::{BucketStats, PerBucket, PersistenceStats, QueryStats, StoreStats, TtlStats};
-pub use store::{Store, StoreConfig};
+pub use store::{
+    DEFAULT_MAX_BUCKETS, DEFAULT_MAX_QUERIES, DEFAULT_MAX_RESULT_BYTES, Store, StoreConfig,
+};
 pub use transaction::{Transaction, TxBucket};
 pub use value::Record;

@@ -5,15 +5,18 @@
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
 use crate::definition::{AggregateFn, QueryDefinition};
 use crate::error::{StoreError, StoreResult};
-use crate::filter::{Filter, interpolate};
+use crate::filter::Filter;
 use crate::reads::{Page, Reads, avg_of, max_of, min_of, numbers, sum_of};
 use crate::store::Data;
-use crate::value::{Record, compare, get_path, json_eq, key_string};
+use crate::value::{
+    Record, ResultBudget, canonical_key, get_path, json_size_within, key_string, total_cmp,
+};
 
 /// One evaluation's result, shared by every subscriber of the same `(query, params)`.
 /// Its JSON text is produced at most once.
@@ -69,14 +72,16 @@ pub type QueryFn = Arc<dyn Fn(&QueryContext<'_>, &Value) -> StoreResult<Value> +
 pub struct QueryContext<'a> {
     data: &'a Data,
     now: u64,
+    limit: usize,
     deps: Mutex<Deps>,
 }
 
 impl<'a> QueryContext<'a> {
-    pub(crate) fn new(data: &'a Data, now: u64) -> Self {
+    pub(crate) fn new(data: &'a Data, now: u64, limit: usize) -> Self {
         QueryContext {
             data,
             now,
+            limit,
             deps: Mutex::new(Deps::default()),
         }
     }
@@ -92,6 +97,7 @@ impl<'a> QueryContext<'a> {
             reads: Reads {
                 bucket: b,
                 now: self.now,
+                limit: self.limit,
             },
             deps: &self.deps,
         })
@@ -119,8 +125,9 @@ impl BucketReader<'_> {
             .insert((self.reads.bucket.name.clone(), key_string(key)));
         self.reads.get(key)
     }
-    /// All records in insertion order.
-    pub fn all(&self) -> Vec<Record> {
+    /// All records in insertion order. Error: `ResultTooLarge` past the store's
+    /// `max_result_bytes`.
+    pub fn all(&self) -> StoreResult<Vec<Record>> {
         self.whole();
         self.reads.all()
     }
@@ -183,45 +190,57 @@ pub(crate) enum QueryKind {
     Programmatic(QueryFn),
 }
 
-fn sort_cmp(a: &Record, b: &Record, sort: &Map<String, Value>) -> Ordering {
-    for (field, dir) in sort {
-        let desc = dir.as_str() == Some("desc");
-        let ord = match (
-            get_path(a, field).filter(|v| !v.is_null()),
-            get_path(b, field).filter(|v| !v.is_null()),
-        ) {
-            (None, None) => Ordering::Equal,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(_), None) => Ordering::Less,
-            (Some(x), Some(y)) => {
-                let o = compare(x, y).unwrap_or(Ordering::Equal);
-                if desc { o.reverse() } else { o }
+/// Sorts by the `sort` fields with [`total_cmp`]; null and absent values come last in
+/// both directions. Stable: ties keep insertion order. Each record's sort values are read
+/// once, not once per comparison.
+pub(crate) fn sort_records(records: &mut Vec<&Record>, sort: &Map<String, Value>) {
+    let fields: Vec<(&str, bool)> = sort
+        .iter()
+        .map(|(f, dir)| (f.as_str(), dir.as_str() == Some("desc")))
+        .collect();
+    let mut keyed: Vec<(Vec<Option<&Value>>, &Record)> = records
+        .drain(..)
+        .map(|r| {
+            let values = fields
+                .iter()
+                .map(|(f, _)| get_path(r, f).filter(|v| !v.is_null()))
+                .collect();
+            (values, r)
+        })
+        .collect();
+    keyed.sort_by(|(a, _), (b, _)| {
+        for ((x, y), (_, desc)) in a.iter().zip(b).zip(&fields) {
+            let ord = match (x, y) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(_), None) => Ordering::Less,
+                (Some(x), Some(y)) => {
+                    let o = total_cmp(x, y);
+                    if *desc { o.reverse() } else { o }
+                }
+            };
+            if ord != Ordering::Equal {
+                return ord;
             }
-        };
-        if ord != Ordering::Equal {
-            return ord;
         }
-    }
-    Ordering::Equal
+        Ordering::Equal
+    });
+    records.extend(keyed.into_iter().map(|(_, r)| r));
 }
 
-/// Evaluates a declarative query; depends on the whole bucket.
+/// Evaluates a declarative query; depends on the whole bucket. Parameters are bound into
+/// the filter as values ([`Filter::compile_with_params`]); the result may not pass
+/// `limit` bytes of JSON.
 pub(crate) fn eval_declarative(
     def: &QueryDefinition,
     params: &Value,
     data: &Data,
     now: u64,
+    limit: usize,
 ) -> StoreResult<(Value, Deps)> {
     let bucket = data.bucket(&def.bucket)?;
     let filter = match &def.filter {
-        Some(f) => match interpolate(&Value::Object(f.clone()), params) {
-            Value::Object(obj) => Filter::compile(&obj)?,
-            _ => {
-                return Err(StoreError::Internal {
-                    message: "filter interpolation".into(),
-                });
-            }
-        },
+        Some(f) => Filter::compile_with_params(f, params)?,
         None => Filter::default(),
     };
     let mut records = if filter.is_empty() {
@@ -232,7 +251,7 @@ pub(crate) fn eval_declarative(
     let mut deps = Deps::default();
     deps.buckets.insert(def.bucket.clone());
     if let Some(sort) = &def.sort {
-        records.sort_by(|a, b| sort_cmp(a, b, sort));
+        sort_records(&mut records, sort);
     }
     let offset = def.offset.unwrap_or(0);
     let records: Vec<&Record> = records
@@ -240,6 +259,7 @@ pub(crate) fn eval_declarative(
         .skip(offset)
         .take(def.limit.unwrap_or(usize::MAX))
         .collect();
+    let mut budget = ResultBudget::new(limit);
     if let Some(agg) = &def.aggregate {
         let field = agg.field.as_deref().unwrap_or("");
         let apply = |rs: &[&Record]| -> Value {
@@ -256,64 +276,89 @@ pub(crate) fn eval_declarative(
             return Ok((apply(&records), deps));
         };
         let fields = group_by.fields();
-        let mut groups: Vec<(Map<String, Value>, Vec<&Record>)> = Vec::new();
+        // Groups in first-seen order, found by the canonical text of their key values
+        // (numbers by value, as `json_eq` compares them): one hash lookup per record.
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut groups: Vec<(Vec<&Value>, Vec<&Record>)> = Vec::new();
+        let mut text = String::new();
         for r in &records {
-            let key: Map<String, Value> = fields
+            text.clear();
+            let key: Vec<&Value> = fields
                 .iter()
-                .map(|f| {
-                    (
-                        (*f).to_owned(),
-                        get_path(r, f).cloned().unwrap_or(Value::Null),
-                    )
-                })
+                .map(|f| get_path(r, f).unwrap_or(&Value::Null))
                 .collect();
-            match groups.iter_mut().find(|(k, _)| {
-                k.iter()
-                    .all(|(f, v)| key.get(f).is_some_and(|w| json_eq(v, w)))
-            }) {
-                Some((_, members)) => members.push(r),
-                None => groups.push((key, vec![r])),
+            for v in &key {
+                canonical_key(v, &mut text);
+            }
+            match index.get(&text) {
+                Some(&i) => groups[i].1.push(r),
+                None => {
+                    index.insert(text.clone(), groups.len());
+                    groups.push((key, vec![r]));
+                }
             }
         }
-        let out = groups
-            .into_iter()
-            .map(|(key, members)| {
-                let mut m = Map::new();
-                m.insert("key".into(), Value::Object(key));
-                m.insert("value".into(), apply(&members));
-                Value::Object(m)
-            })
-            .collect();
+        let mut out = Vec::with_capacity(groups.len());
+        for (key, members) in groups {
+            let key: Map<String, Value> = fields
+                .iter()
+                .zip(key)
+                .map(|(f, v)| ((*f).to_owned(), v.clone()))
+                .collect();
+            let mut m = Map::new();
+            m.insert("key".into(), Value::Object(key));
+            m.insert("value".into(), apply(&members));
+            let group = Value::Object(m);
+            budget.add(&group)?;
+            out.push(group);
+        }
         return Ok((Value::Array(out), deps));
     }
-    let out = records
-        .into_iter()
-        .map(|r| match &def.fields {
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let item = match &def.fields {
             Some(fields) => Value::Object(
                 fields
                     .iter()
                     .filter_map(|f| r.get(f).map(|v| (f.clone(), v.clone())))
                     .collect(),
             ),
-            None => Value::Object(r.clone()),
-        })
-        .collect();
+            None => {
+                budget.add(r)?;
+                out.push(Value::Object(r.clone()));
+                continue;
+            }
+        };
+        budget.add(&item)?;
+        out.push(item);
+    }
     Ok((Value::Array(out), deps))
 }
 
-/// Evaluates any query kind.
+/// Evaluates any query kind; a result past `limit` bytes of JSON fails with
+/// `ResultTooLarge`, and a panic inside the evaluation (e.g. in a programmatic query)
+/// becomes an `Internal` error.
 pub(crate) fn evaluate(
     kind: &QueryKind,
     params: &Value,
     data: &Data,
     now: u64,
+    limit: usize,
 ) -> StoreResult<(Value, Deps)> {
-    match kind {
-        QueryKind::Declarative(def) => eval_declarative(def, params, data, now),
+    catch_unwind(AssertUnwindSafe(|| match kind {
+        QueryKind::Declarative(def) => eval_declarative(def, params, data, now, limit),
         QueryKind::Programmatic(f) => {
-            let ctx = QueryContext::new(data, now);
+            let ctx = QueryContext::new(data, now, limit);
             let value = f(&ctx, params)?;
+            if json_size_within(&value, limit).is_none() {
+                return Err(StoreError::ResultTooLarge { limit });
+            }
             Ok((value, ctx.into_deps()))
         }
-    }
+    }))
+    .unwrap_or_else(|_| {
+        Err(StoreError::Internal {
+            message: "query evaluation panicked".into(),
+        })
+    })
 }
