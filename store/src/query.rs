@@ -1,6 +1,12 @@
 //! Queries: the shared [`QueryResult`], evaluation of declarative queries (filter with
-//! parameters, sort, offset, limit, projection, aggregates, groupBy) and the
+//! parameters bound as values, sort, offset, limit, projection, aggregates, groupBy) and the
 //! [`QueryContext`] through which programmatic queries read — recording dependencies.
+//!
+//! Sorting uses a total order over JSON values: null and absent last in both directions,
+//! and among present values boolean (false < true) < number (by value) < string < array
+//! (element-wise) < object; ties keep insertion order. `groupBy` hashes a canonical text
+//! of each record's group key (numbers by value, `1` and `1.0` together), so grouping is
+//! linear. Every result is built within the store's `max_result_bytes`.
 
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
@@ -12,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use crate::definition::{AggregateFn, QueryDefinition};
 use crate::error::{StoreError, StoreResult};
 use crate::filter::Filter;
-use crate::reads::{Page, Reads, avg_of, max_of, min_of, numbers, sum_of};
+use crate::reads::{Page, Reads, num_value};
 use crate::store::Data;
 use crate::value::{
     Record, ResultBudget, canonical_key, get_path, json_size_within, key_string, total_cmp,
@@ -228,6 +234,43 @@ pub(crate) fn sort_records(records: &mut Vec<&Record>, sort: &Map<String, Value>
     records.extend(keyed.into_iter().map(|(_, r)| r));
 }
 
+/// One aggregate, fed record by record (the same arithmetic, in the same order, as the
+/// bucket aggregates `sum`/`avg`/`min`/`max` of `reads`).
+#[derive(Default)]
+struct Acc {
+    count: usize,
+    sum: f64,
+    n: u64,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl Acc {
+    fn add(&mut self, r: &Record, field: &str, function: AggregateFn) {
+        self.count += 1;
+        if function == AggregateFn::Count {
+            return;
+        }
+        if let Some(x) = get_path(r, field).and_then(Value::as_f64) {
+            self.sum += x;
+            self.n += 1;
+            self.min = Some(self.min.map_or(x, |m| m.min(x)));
+            self.max = Some(self.max.map_or(x, |m| m.max(x)));
+        }
+    }
+
+    fn value(&self, function: AggregateFn) -> Value {
+        match function {
+            AggregateFn::Count => Value::from(self.count),
+            AggregateFn::Sum => num_value(self.sum),
+            AggregateFn::Avg if self.n == 0 => Value::from(0),
+            AggregateFn::Avg => num_value(self.sum / self.n as f64),
+            AggregateFn::Min => self.min.map_or(Value::Null, num_value),
+            AggregateFn::Max => self.max.map_or(Value::Null, num_value),
+        }
+    }
+}
+
 /// Evaluates a declarative query; depends on the whole bucket. Parameters are bound into
 /// the filter as values ([`Filter::compile_with_params`]); the result may not pass
 /// `limit` bytes of JSON.
@@ -262,52 +305,50 @@ pub(crate) fn eval_declarative(
     let mut budget = ResultBudget::new(limit);
     if let Some(agg) = &def.aggregate {
         let field = agg.field.as_deref().unwrap_or("");
-        let apply = |rs: &[&Record]| -> Value {
-            let nums = numbers(rs.iter().copied(), field);
-            match agg.function {
-                AggregateFn::Count => Value::from(rs.len()),
-                AggregateFn::Sum => sum_of(nums),
-                AggregateFn::Avg => avg_of(nums),
-                AggregateFn::Min => min_of(nums),
-                AggregateFn::Max => max_of(nums),
-            }
-        };
         let Some(group_by) = &agg.group_by else {
-            return Ok((apply(&records), deps));
+            let mut acc = Acc::default();
+            for r in &records {
+                acc.add(r, field, agg.function);
+            }
+            return Ok((acc.value(agg.function), deps));
         };
         let fields = group_by.fields();
         // Groups in first-seen order, found by the canonical text of their key values
-        // (numbers by value, as `json_eq` compares them): one hash lookup per record.
+        // (numbers by value, as `json_eq` compares them): one hash lookup per record, and
+        // each group's aggregate is accumulated as its records come.
         let mut index: HashMap<String, usize> = HashMap::new();
-        let mut groups: Vec<(Vec<&Value>, Vec<&Record>)> = Vec::new();
+        let mut groups: Vec<(&Record, Acc)> = Vec::new();
         let mut text = String::new();
         for r in &records {
             text.clear();
-            let key: Vec<&Value> = fields
-                .iter()
-                .map(|f| get_path(r, f).unwrap_or(&Value::Null))
-                .collect();
-            for v in &key {
-                canonical_key(v, &mut text);
+            for f in &fields {
+                canonical_key(get_path(r, f).unwrap_or(&Value::Null), &mut text);
             }
-            match index.get(&text) {
-                Some(&i) => groups[i].1.push(r),
+            let i = match index.get(&text) {
+                Some(&i) => i,
                 None => {
                     index.insert(text.clone(), groups.len());
-                    groups.push((key, vec![r]));
+                    groups.push((r, Acc::default()));
+                    groups.len() - 1
                 }
+            };
+            if let Some((_, acc)) = groups.get_mut(i) {
+                acc.add(r, field, agg.function);
             }
         }
         let mut out = Vec::with_capacity(groups.len());
-        for (key, members) in groups {
+        for (first, acc) in groups {
+            // The key as the group's first record holds it.
             let key: Map<String, Value> = fields
                 .iter()
-                .zip(key)
-                .map(|(f, v)| ((*f).to_owned(), v.clone()))
+                .map(|f| {
+                    let v = get_path(first, f).cloned().unwrap_or(Value::Null);
+                    ((*f).to_owned(), v)
+                })
                 .collect();
-            let mut m = Map::new();
+            let mut m = Map::with_capacity(2);
             m.insert("key".into(), Value::Object(key));
-            m.insert("value".into(), apply(&members));
+            m.insert("value".into(), acc.value(agg.function));
             let group = Value::Object(m);
             budget.add(&group)?;
             out.push(group);
