@@ -1,6 +1,12 @@
 //! The filter language: compilation of a JSON filter into a [`Filter`] (errors for unknown
-//! operators or malformed operands), evaluation against a record, `{{ params.x }}`
-//! interpolation, and the equality hints that let a bucket answer from an index.
+//! operators or malformed operands), evaluation against a record, and the equality hints
+//! that let a bucket answer from an index.
+//!
+//! A query's filter template is compiled with its parameters bound
+//! ([`Filter::compile_with_params`]): a `{{ params.x }}` placeholder becomes a value in the
+//! place it stands (compared for equality, or the operand of the operator written in the
+//! template, checked against the kind that operator takes), never filter syntax. The
+//! text-level [`interpolate`] is kept for callers that want plain substitution.
 
 use serde_json::{Map, Value};
 use std::cmp::Ordering;

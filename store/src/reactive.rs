@@ -37,7 +37,7 @@ impl std::fmt::Display for SubscriptionId {
     }
 }
 
-/// Called with every new result of a subscription (on the dispatcher task; keep it short,
+/// Called with every new result of a subscription (on the dispatcher thread; keep it short,
 /// e.g. push to a queue). The `Arc` is shared by all subscribers of the same evaluation.
 pub type SubscriptionCallback = Arc<dyn Fn(Arc<QueryResult>) + Send + Sync>;
 

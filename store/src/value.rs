@@ -1,5 +1,7 @@
 //! JSON value helpers shared by filters, indexes, sorting and aggregates: field paths,
-//! numeric-aware equality and ordering, and the canonical key encoding used by maps.
+//! numeric-aware equality and ordering, the total order used by sorting, the canonical
+//! key encodings used by maps and `groupBy`, and the JSON size walk behind
+//! `max_result_bytes`.
 
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
