@@ -52,6 +52,6 @@ awk '
   END {
     for (k in keys) {
       b = median(vals["before", k]); a = median(vals["after", k])
-      printf "%-28s before %10.3f ms  after %9.3f ms  after/before %.4f\n", k, b, a, (b > 0 ? a / b : 0)
+      printf "%-28s before %10.3f ms  after %9.3f ms  after/before %.3g\n", k, b, a, (b > 0 ? a / b : 0)
     }
   }' "$out" | sort
