@@ -377,3 +377,43 @@ async fn a_dropped_bucket_keeps_the_last_result_and_the_subscription() {
     assert_eq!(seen.lock().last(), Some(&json!(2)));
     s.unsubscribe(id).unwrap();
 }
+
+/// A handler may write (the rules bridge does): with sync durability the write waits for
+/// its fsync on the dispatcher thread, which is not a runtime worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_can_write_with_sync_durability() {
+    let dir = std::env::temp_dir().join(format!("noex-dispatch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = Store::start(noex_store::StoreConfig {
+        persistence: Some(noex_store::PersistenceConfig::in_dir(
+            &dir,
+            noex_store::DurabilityMode::Sync,
+        )),
+        ..noex_store::StoreConfig::default()
+    })
+    .unwrap();
+    define(
+        &s,
+        "a",
+        json!({"key": "id", "schema": {"id": {"type": "number"}}}),
+    );
+    define(
+        &s,
+        "b",
+        json!({"key": "id", "schema": {"id": {"type": "number"}}}),
+    );
+    let writer = s.clone();
+    let handler = s.on_change("bucket.a.inserted", move |event| {
+        let _ = writer.bucket("b").insert(o(json!({"id": event.key})));
+    });
+    for id in 0..5 {
+        s.bucket("a").insert(o(json!({"id": id}))).unwrap();
+    }
+    s.settle().await;
+    assert_eq!(s.bucket("b").count(None).unwrap(), 5);
+    // The handler holds a clone of the store: remove it so the store can close.
+    assert!(s.off_change(handler));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
