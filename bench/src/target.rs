@@ -62,7 +62,8 @@ pub struct Target {
 /// for hostile clients) would cut off. Everything else keeps its default.
 fn load_generator_config() -> Result<std::path::PathBuf, String> {
     let path = std::env::temp_dir().join(format!("noex-bench-{}.json", std::process::id()));
-    let config = r#"{"limits": {"maxPendingHandshakes": 1000000, "maxPendingHandshakesPerIp": 1000000}}"#;
+    let config =
+        r#"{"limits": {"maxPendingHandshakes": 1000000, "maxPendingHandshakesPerIp": 1000000}}"#;
     std::fs::write(&path, config).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
 }

@@ -189,6 +189,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: ServerConfig, grace: Duration) -> ExitCode {
+    // Installed before the address is printed: whoever reads that line may signal at once,
+    // and a signal arriving before its handler exists would kill the process outright.
+    let stop = StopSignals::install();
     let path = config.path.clone();
     let server = match Server::start(config).await {
         Ok(server) => server,
@@ -207,30 +210,48 @@ async fn run(config: ServerConfig, grace: Duration) -> ExitCode {
         server.local_addr(),
         path
     );
-    wait_for_signal().await;
+    stop.wait().await;
     tracing::info!(grace_ms = grace.as_millis() as u64, "stopping");
     server.stop(grace).await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, listened to from the moment they are installed.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let handlers = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some((int, term)),
+                _ => None,
+            };
+            StopSignals { handlers }
+        }
+        #[cfg(not(unix))]
+        {
+            StopSignals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Resolves on the first SIGINT or SIGTERM.
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.handlers {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -302,6 +302,9 @@ impl ServerBuilder {
                     .clone()
                     .unwrap_or_else(|| config.name.clone()),
                 persistence: config.persistence.store_config()?,
+                max_result_bytes: config.limits.max_result_bytes,
+                max_buckets: config.limits.max_buckets,
+                max_queries: config.limits.max_queries,
                 ..StoreConfig::default()
             })
             .map_err(|source| StartError::Store {

@@ -50,9 +50,16 @@ impl From<StoreError> for ServerError {
             StoreError::Validation { issues, .. } => {
                 ServerError::new(ErrorCode::ValidationError, message).with_details(json!(issues))
             }
-            StoreError::InvalidDefinition { .. } | StoreError::InvalidArgument { .. } => {
+            StoreError::InvalidDefinition { .. }
+            | StoreError::InvalidArgument { .. }
+            | StoreError::InvalidParameter { .. } => {
                 ServerError::new(ErrorCode::ValidationError, message)
             }
+            StoreError::ResultTooLarge { limit } => {
+                ServerError::new(ErrorCode::ValidationError, message)
+                    .with_details(json!({ "limit": limit }))
+            }
+            StoreError::LimitExceeded { .. } => ServerError::new(ErrorCode::RateLimited, message),
             StoreError::NotFound { .. } | StoreError::SubscriptionNotFound { .. } => {
                 ServerError::new(ErrorCode::NotFound, message)
             }

@@ -48,18 +48,22 @@ async fn a_stalled_client_gets_the_final_state_and_nobody_waits_for_it() {
         }
     });
 
-    // `stalled` reads nothing from here on: 10 000 pushes of ~4 KiB (40 MB) fall due.
-    // Requests are pipelined in batches, each answer read before the next batch.
-    for batch in 0..UPDATES / 100 {
-        for i in 1..=100 {
-            let n = batch * 100 + i;
+    // `stalled` reads nothing from here on. Requests are pipelined in batches of 10, each
+    // answer read before the next batch; the store coalesces changes that arrive together
+    // into one re-evaluation, so settling after each batch makes sure at least 1 000
+    // pushes of ~4 KiB (4 MB, more than the socket buffers take) fall due.
+    const BATCH: u64 = 10;
+    for batch in 0..UPDATES / BATCH {
+        for i in 1..=BATCH {
+            let n = batch * BATCH + i;
             writer
                 .send(json!({"id": n, "type": "store.update", "bucket": "doc", "key": "d", "data": {"n": n}}))
                 .await;
         }
-        for _ in 0..100 {
+        for _ in 0..BATCH {
             assert_eq!(writer.recv().await["type"], "result");
         }
+        server.store().settle().await;
     }
     let live_pushes = tokio::time::timeout(common::WAIT, live_reader)
         .await

@@ -1,5 +1,5 @@
 //! criterion benchmarks: insert, get by key, `where` on an indexed vs an unindexed field
-//! over 100k records, and subscription fan-out (10 000 subscriptions over 100 distinct
+//! over 100k records, reading 10k records at once (`first`), and subscription fan-out (10 000 subscriptions over 100 distinct
 //! `(query, params)` pairs; one insert → all affected subscribers notified).
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -93,6 +93,13 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("where unindexed (100k records, 100 hits)", |bench| {
         bench.iter(|| black_box(scan.where_(&filter).expect("where")))
+    });
+    // Whole-bucket reads: each record is measured against max_result_bytes before it is
+    // cloned (10k records of about 70 bytes of JSON, well under the limit).
+    let first = idx.first(10_000).expect("first");
+    assert_eq!(first.len(), 10_000);
+    c.bench_function("first 10k records (of 100k)", |bench| {
+        bench.iter(|| black_box(idx.first(10_000).expect("first")))
     });
 
     // Fan-out: every insert changes all 100 evaluations' results.

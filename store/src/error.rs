@@ -96,6 +96,31 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
+    /// A query parameter does not fit where the query uses it, e.g. an object where a
+    /// value to compare is expected (`VALIDATION_ERROR`). Parameters are values: they are
+    /// never read as filter syntax.
+    #[error("Invalid parameter \"{name}\": {message}")]
+    InvalidParameter {
+        /// The parameter's name (`x` of `{{ params.x }}`).
+        name: String,
+        /// What the query expects there.
+        message: String,
+    },
+    /// A read or a query result would be larger than
+    /// [`StoreConfig::max_result_bytes`](crate::StoreConfig::max_result_bytes) bytes of
+    /// JSON (`VALIDATION_ERROR`); detected while collecting, before the result is built.
+    #[error("Result exceeds {limit} bytes; read it in pages with store.paginate")]
+    ResultTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A store-wide bound was reached: [`StoreConfig::max_buckets`](crate::StoreConfig::max_buckets)
+    /// or [`StoreConfig::max_queries`](crate::StoreConfig::max_queries) (`RATE_LIMITED`).
+    #[error("{message}")]
+    LimitExceeded {
+        /// Which limit, e.g. `Bucket limit reached (max 1000)`.
+        message: String,
+    },
     /// Anything else (`INTERNAL_ERROR`).
     #[error("Internal store error: {message}")]
     Internal {
@@ -122,7 +147,10 @@ impl StoreError {
             | StoreError::QueryAlreadyExists { .. } => "ALREADY_EXISTS",
             StoreError::Validation { .. }
             | StoreError::InvalidDefinition { .. }
-            | StoreError::InvalidArgument { .. } => "VALIDATION_ERROR",
+            | StoreError::InvalidArgument { .. }
+            | StoreError::InvalidParameter { .. }
+            | StoreError::ResultTooLarge { .. } => "VALIDATION_ERROR",
+            StoreError::LimitExceeded { .. } => "RATE_LIMITED",
             StoreError::NotFound { .. } | StoreError::SubscriptionNotFound { .. } => "NOT_FOUND",
             StoreError::Conflict { .. } => "CONFLICT",
             StoreError::QueryNotDefined { .. } => "QUERY_NOT_DEFINED",

@@ -168,7 +168,8 @@ impl HandlerRegistry {
 
 impl crate::store::Store {
     /// Registers `handler` for every committed change whose topic matches `pattern`
-    /// (e.g. `bucket.*.*`, `bucket.users.inserted`). Handlers run on the dispatcher task.
+    /// (e.g. `bucket.*.*`, `bucket.users.inserted`). Handlers run on the dispatcher thread
+    /// (inside the tokio runtime the store was started on: they may spawn tasks).
     /// Returns an id for [`Store::off_change`](crate::Store::off_change).
     pub fn on_change<F>(&self, pattern: &str, handler: F) -> u64
     where

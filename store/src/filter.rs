@@ -1,6 +1,12 @@
 //! The filter language: compilation of a JSON filter into a [`Filter`] (errors for unknown
-//! operators or malformed operands), evaluation against a record, `{{ params.x }}`
-//! interpolation, and the equality hints that let a bucket answer from an index.
+//! operators or malformed operands), evaluation against a record, and the equality hints
+//! that let a bucket answer from an index.
+//!
+//! A query's filter template is compiled with its parameters bound
+//! ([`Filter::compile_with_params`]): a `{{ params.x }}` placeholder becomes a value in the
+//! place it stands (compared for equality, or the operand of the operator written in the
+//! template, checked against the kind that operator takes), never filter syntax. The
+//! text-level [`interpolate`] is kept for callers that want plain substitution.
 
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
@@ -80,10 +86,121 @@ fn compile_op(op: &str, v: &Value) -> StoreResult<Op> {
     })
 }
 
+/// Every operator of the filter language.
+const OPERATORS: [&str; 14] = [
+    "$eq",
+    "$neq",
+    "$ne",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$contains",
+    "$startsWith",
+    "$endsWith",
+    "$exists",
+    "$between",
+];
+
 /// Deepest `$or` / `$and` nesting accepted (filters come from clients).
 const MAX_FILTER_DEPTH: usize = 32;
 
-fn compile_list(op: &str, v: &Value, depth: usize) -> StoreResult<Vec<Filter>> {
+/// How `{{ params.x }}` placeholders are treated while compiling.
+#[derive(Clone, Copy)]
+enum Params<'a> {
+    /// Not at all: a placeholder is a plain string (filters sent by clients).
+    Literal,
+    /// Checking a query template: a placeholder may stand for any operand.
+    Template,
+    /// Each placeholder is bound to the named parameter's value (missing: `null`).
+    Bind(&'a Value),
+}
+
+/// `"null"`, `"a string"`, ... for error messages.
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The value bound to placeholder `name`. A parameter is a value, never filter syntax:
+/// an object is rejected wherever it is bound.
+fn param_value(name: &str, params: &Value) -> StoreResult<Value> {
+    let v = params.get(name).cloned().unwrap_or(Value::Null);
+    if v.is_object() {
+        return Err(StoreError::InvalidParameter {
+            name: name.to_owned(),
+            message: "expected a value to compare (a string, number, boolean, null or array), \
+                      got an object"
+                .to_owned(),
+        });
+    }
+    Ok(v)
+}
+
+/// A literal operand with every placeholder inside it (at any depth) bound.
+fn bind_literal(v: &Value, params: Params<'_>) -> StoreResult<Value> {
+    let Params::Bind(values) = params else {
+        return Ok(v.clone());
+    };
+    Ok(match v {
+        Value::String(s) => match placeholder(s) {
+            Some(name) => param_value(name, values)?,
+            None => v.clone(),
+        },
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| bind_literal(i, params))
+                .collect::<StoreResult<_>>()?,
+        ),
+        Value::Object(obj) => Value::Object(
+            obj.iter()
+                .map(|(k, i)| Ok((k.clone(), bind_literal(i, params)?)))
+                .collect::<StoreResult<_>>()?,
+        ),
+        _ => v.clone(),
+    })
+}
+
+/// Compiles operator `op` with operand `arg`, binding placeholders. `None` when checking
+/// a template and the whole operand is a placeholder (its kind is checked once bound).
+fn compile_bound_op(op: &str, arg: &Value, params: Params<'_>) -> StoreResult<Option<Op>> {
+    if !OPERATORS.contains(&op) {
+        return Err(StoreError::invalid_arg(format!(
+            "unknown operator \"{op}\""
+        )));
+    }
+    let name = match (params, arg.as_str().and_then(placeholder)) {
+        (Params::Literal, _) | (_, None) => {
+            return compile_op(op, &bind_literal(arg, params)?).map(Some);
+        }
+        (Params::Template, Some(_)) => return Ok(None),
+        (Params::Bind(_), Some(name)) => name,
+    };
+    let value = bind_literal(arg, params)?;
+    // The operand is the parameter itself: it must be of the kind the operator takes.
+    compile_op(op, &value)
+        .map(Some)
+        .map_err(|e| StoreError::InvalidParameter {
+            name: name.to_owned(),
+            message: match e {
+                StoreError::InvalidArgument { message } => {
+                    format!("{message}, got {}", kind_of(&value))
+                }
+                other => other.to_string(),
+            },
+        })
+}
+
+fn compile_list(op: &str, v: &Value, depth: usize, params: Params<'_>) -> StoreResult<Vec<Filter>> {
     if depth >= MAX_FILTER_DEPTH {
         return Err(StoreError::invalid_arg(format!(
             "filter nested deeper than {MAX_FILTER_DEPTH} levels"
@@ -95,7 +212,7 @@ fn compile_list(op: &str, v: &Value, depth: usize) -> StoreResult<Vec<Filter>> {
     items
         .iter()
         .map(|f| match f.as_object() {
-            Some(obj) => Filter::compile_at(obj, depth + 1),
+            Some(obj) => Filter::compile_at(obj, depth + 1, params),
             None => Err(StoreError::invalid_arg(format!(
                 "{op} expects an array of filters"
             ))),
@@ -104,17 +221,53 @@ fn compile_list(op: &str, v: &Value, depth: usize) -> StoreResult<Vec<Filter>> {
 }
 
 impl Filter {
-    /// Compiles a JSON filter object.
+    /// Compiles a JSON filter object. Strings of the form `{{ params.x }}` are plain
+    /// strings here.
     pub fn compile(filter: &Map<String, Value>) -> StoreResult<Filter> {
-        Filter::compile_at(filter, 0)
+        Filter::compile_at(filter, 0, Params::Literal)
     }
 
-    fn compile_at(filter: &Map<String, Value>, depth: usize) -> StoreResult<Filter> {
+    /// Compiles a query's filter template with its parameters bound. A placeholder
+    /// `"{{ params.x }}"` stands for a value, never for filter syntax:
+    ///
+    /// - as a field's value it is compared for equality;
+    /// - as an operator's operand it is that operand, of the kind the operator takes
+    ///   (`$in`/`$nin`: array; `$contains`/`$startsWith`/`$endsWith`: string; `$exists`:
+    ///   boolean; `$between`: `[low, high]`);
+    /// - inside a literal list or object it is one element.
+    ///
+    /// A parameter that is an object, or not of the operator's kind, fails with
+    /// [`StoreError::InvalidParameter`] naming it; a missing parameter is `null`.
+    ///
+    /// ```
+    /// use noex_store::{Filter, StoreError};
+    /// use serde_json::json;
+    /// let template = json!({"owner": "{{ params.owner }}"});
+    /// let template = template.as_object().unwrap();
+    /// assert!(Filter::compile_with_params(template, &json!({"owner": "ann"})).is_ok());
+    /// let err = Filter::compile_with_params(template, &json!({"owner": {"$ne": null}}));
+    /// assert!(matches!(err, Err(StoreError::InvalidParameter { name, .. }) if name == "owner"));
+    /// ```
+    pub fn compile_with_params(filter: &Map<String, Value>, params: &Value) -> StoreResult<Filter> {
+        Filter::compile_at(filter, 0, Params::Bind(params))
+    }
+
+    /// Checks a query's filter template: what is not a placeholder must compile, and a
+    /// placeholder may stand for any operand.
+    pub(crate) fn check_template(filter: &Map<String, Value>) -> StoreResult<()> {
+        Filter::compile_at(filter, 0, Params::Template).map(|_| ())
+    }
+
+    fn compile_at(
+        filter: &Map<String, Value>,
+        depth: usize,
+        params: Params<'_>,
+    ) -> StoreResult<Filter> {
         let mut conds = Vec::with_capacity(filter.len());
         for (key, v) in filter {
             match key.as_str() {
-                "$or" => conds.push(Cond::Or(compile_list(key, v, depth)?)),
-                "$and" => conds.push(Cond::And(compile_list(key, v, depth)?)),
+                "$or" => conds.push(Cond::Or(compile_list(key, v, depth, params)?)),
+                "$and" => conds.push(Cond::And(compile_list(key, v, depth, params)?)),
                 k if k.starts_with('$') => {
                     return Err(StoreError::invalid_arg(format!("unknown operator \"{k}\"")));
                 }
@@ -123,11 +276,13 @@ impl Filter {
                         Value::Object(obj)
                             if !obj.is_empty() && obj.keys().all(|k| k.starts_with('$')) =>
                         {
-                            obj.iter()
-                                .map(|(op, arg)| compile_op(op, arg))
-                                .collect::<Result<_, _>>()?
+                            let mut ops = Vec::with_capacity(obj.len());
+                            for (op, arg) in obj {
+                                ops.extend(compile_bound_op(op, arg, params)?);
+                            }
+                            ops
                         }
-                        _ => vec![Op::Eq(v.clone())],
+                        _ => vec![Op::Eq(bind_literal(v, params)?)],
                     };
                     conds.push(Cond::Field(key.clone(), ops));
                 }
@@ -225,6 +380,10 @@ fn op_matches(op: &Op, v: Option<&Value>) -> bool {
 
 /// Replaces every string of the exact form `{{ params.x }}` by the parameter `x`
 /// (recursively through objects and arrays). A missing parameter becomes `null`.
+///
+/// This is plain text substitution: an object parameter becomes filter syntax in the
+/// result. Queries do not use it; they bind parameters as values with
+/// [`Filter::compile_with_params`].
 pub fn interpolate(value: &Value, params: &Value) -> Value {
     match value {
         Value::String(s) => match placeholder(s) {

@@ -35,6 +35,7 @@ impl BucketHandle {
         let reads = Reads {
             bucket: data.bucket(&self.name)?,
             now: self.store.now(),
+            limit: self.store.inner.limits.max_result_bytes,
         };
         f(&reads)
     }
@@ -115,9 +116,11 @@ impl BucketHandle {
         self.read(|r| Ok(r.get(key)))
     }
 
-    /// All live records in insertion order.
+    /// All live records in insertion order. Error: `ResultTooLarge` past
+    /// [`StoreConfig::max_result_bytes`](crate::StoreConfig::max_result_bytes) (as for
+    /// every read that returns records; [`BucketHandle::paginate`] reads in pages).
     pub fn all(&self) -> StoreResult<Vec<Record>> {
-        self.read(|r| Ok(r.all()))
+        self.read(|r| r.all())
     }
 
     /// Records matching `filter`, in insertion order (uses an index for equality filters).
@@ -129,11 +132,7 @@ impl BucketHandle {
     pub fn where_scan(&self, filter: &Map<String, Value>) -> StoreResult<Vec<Record>> {
         self.read(|r| {
             let f = crate::filter::Filter::compile(filter)?;
-            Ok(r.bucket
-                .select_scan(&f, r.now)
-                .into_iter()
-                .cloned()
-                .collect())
+            crate::reads::collect_within(r.bucket.select_scan(&f, r.now), r.limit)
         })
     }
 

@@ -5,8 +5,12 @@
 //!   subscriptions ([`Store::subscribe`], [`Store::settle`]), transactions
 //!   ([`Store::transaction`]), the change feed ([`Store::on_change`],
 //!   [`Store::change_feed`]), TTL ([`Store::purge_ttl`]) and [`Store::stats`].
-//! - The data API is synchronous and in-memory; a dispatcher task re-evaluates affected
-//!   queries and notifies subscribers, and a sweep task removes expired records.
+//! - The data API is synchronous and in-memory; a dispatcher thread re-evaluates affected
+//!   queries and notifies subscribers (ending a subscription whose re-evaluation fails, see
+//!   [`Store::subscribe_with`]), and a sweep task removes expired records.
+//! - Bounds for untrusted callers: [`StoreConfig::max_result_bytes`],
+//!   [`StoreConfig::max_buckets`], [`StoreConfig::max_queries`]; query parameters are bound
+//!   as values ([`Filter::compile_with_params`]).
 //! - Optional durable storage ([`StoreConfig::persistence`], [`PersistenceConfig`]) on the
 //!   embedded engine redb, with sync or batched durability.
 //! - Errors are [`StoreError`] values, each mapping to one protocol code.
@@ -43,6 +47,8 @@ pub use query::{BucketReader, QueryContext, QueryFn, QueryResult};
 pub use reactive::{QueryInfo, QueryType, SubscriptionCallback, SubscriptionId};
 pub use reads::Page;
 pub use stats::{BucketStats, PerBucket, PersistenceStats, QueryStats, StoreStats, TtlStats};
-pub use store::{Store, StoreConfig};
+pub use store::{
+    DEFAULT_MAX_BUCKETS, DEFAULT_MAX_QUERIES, DEFAULT_MAX_RESULT_BYTES, Store, StoreConfig,
+};
 pub use transaction::{Transaction, TxBucket};
 pub use value::Record;

@@ -1,19 +1,28 @@
 //! Queries: the shared [`QueryResult`], evaluation of declarative queries (filter with
-//! parameters, sort, offset, limit, projection, aggregates, groupBy) and the
+//! parameters bound as values, sort, offset, limit, projection, aggregates, groupBy) and the
 //! [`QueryContext`] through which programmatic queries read — recording dependencies.
+//!
+//! Sorting uses a total order over JSON values: null and absent last in both directions,
+//! and among present values boolean (false < true) < number (by value) < string < array
+//! (element-wise) < object; ties keep insertion order. `groupBy` hashes a canonical text
+//! of each record's group key (numbers by value, `1` and `1.0` together), so grouping is
+//! linear. Every result is built within the store's `max_result_bytes`.
 
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
 use crate::definition::{AggregateFn, QueryDefinition};
 use crate::error::{StoreError, StoreResult};
-use crate::filter::{Filter, interpolate};
-use crate::reads::{Page, Reads, avg_of, max_of, min_of, numbers, sum_of};
+use crate::filter::Filter;
+use crate::reads::{Page, Reads, num_value};
 use crate::store::Data;
-use crate::value::{Record, compare, get_path, json_eq, key_string};
+use crate::value::{
+    Record, ResultBudget, canonical_key, get_path, json_size_within, key_string, total_cmp,
+};
 
 /// One evaluation's result, shared by every subscriber of the same `(query, params)`.
 /// Its JSON text is produced at most once.
@@ -69,14 +78,16 @@ pub type QueryFn = Arc<dyn Fn(&QueryContext<'_>, &Value) -> StoreResult<Value> +
 pub struct QueryContext<'a> {
     data: &'a Data,
     now: u64,
+    limit: usize,
     deps: Mutex<Deps>,
 }
 
 impl<'a> QueryContext<'a> {
-    pub(crate) fn new(data: &'a Data, now: u64) -> Self {
+    pub(crate) fn new(data: &'a Data, now: u64, limit: usize) -> Self {
         QueryContext {
             data,
             now,
+            limit,
             deps: Mutex::new(Deps::default()),
         }
     }
@@ -92,6 +103,7 @@ impl<'a> QueryContext<'a> {
             reads: Reads {
                 bucket: b,
                 now: self.now,
+                limit: self.limit,
             },
             deps: &self.deps,
         })
@@ -119,8 +131,9 @@ impl BucketReader<'_> {
             .insert((self.reads.bucket.name.clone(), key_string(key)));
         self.reads.get(key)
     }
-    /// All records in insertion order.
-    pub fn all(&self) -> Vec<Record> {
+    /// All records in insertion order. Error: `ResultTooLarge` past the store's
+    /// `max_result_bytes`.
+    pub fn all(&self) -> StoreResult<Vec<Record>> {
         self.whole();
         self.reads.all()
     }
@@ -183,45 +196,94 @@ pub(crate) enum QueryKind {
     Programmatic(QueryFn),
 }
 
-fn sort_cmp(a: &Record, b: &Record, sort: &Map<String, Value>) -> Ordering {
-    for (field, dir) in sort {
-        let desc = dir.as_str() == Some("desc");
-        let ord = match (
-            get_path(a, field).filter(|v| !v.is_null()),
-            get_path(b, field).filter(|v| !v.is_null()),
-        ) {
-            (None, None) => Ordering::Equal,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(_), None) => Ordering::Less,
-            (Some(x), Some(y)) => {
-                let o = compare(x, y).unwrap_or(Ordering::Equal);
-                if desc { o.reverse() } else { o }
+/// Sorts by the `sort` fields with [`total_cmp`]; null and absent values come last in
+/// both directions. Stable: ties keep insertion order. Each record's sort values are read
+/// once, not once per comparison.
+pub(crate) fn sort_records(records: &mut Vec<&Record>, sort: &Map<String, Value>) {
+    let fields: Vec<(&str, bool)> = sort
+        .iter()
+        .map(|(f, dir)| (f.as_str(), dir.as_str() == Some("desc")))
+        .collect();
+    let mut keyed: Vec<(Vec<Option<&Value>>, &Record)> = records
+        .drain(..)
+        .map(|r| {
+            let values = fields
+                .iter()
+                .map(|(f, _)| get_path(r, f).filter(|v| !v.is_null()))
+                .collect();
+            (values, r)
+        })
+        .collect();
+    keyed.sort_by(|(a, _), (b, _)| {
+        for ((x, y), (_, desc)) in a.iter().zip(b).zip(&fields) {
+            let ord = match (x, y) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(_), None) => Ordering::Less,
+                (Some(x), Some(y)) => {
+                    let o = total_cmp(x, y);
+                    if *desc { o.reverse() } else { o }
+                }
+            };
+            if ord != Ordering::Equal {
+                return ord;
             }
-        };
-        if ord != Ordering::Equal {
-            return ord;
         }
-    }
-    Ordering::Equal
+        Ordering::Equal
+    });
+    records.extend(keyed.into_iter().map(|(_, r)| r));
 }
 
-/// Evaluates a declarative query; depends on the whole bucket.
+/// One aggregate, fed record by record (the same arithmetic, in the same order, as the
+/// bucket aggregates `sum`/`avg`/`min`/`max` of `reads`).
+#[derive(Default)]
+struct Acc {
+    count: usize,
+    sum: f64,
+    n: u64,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl Acc {
+    fn add(&mut self, r: &Record, field: &str, function: AggregateFn) {
+        self.count += 1;
+        if function == AggregateFn::Count {
+            return;
+        }
+        if let Some(x) = get_path(r, field).and_then(Value::as_f64) {
+            self.sum += x;
+            self.n += 1;
+            self.min = Some(self.min.map_or(x, |m| m.min(x)));
+            self.max = Some(self.max.map_or(x, |m| m.max(x)));
+        }
+    }
+
+    fn value(&self, function: AggregateFn) -> Value {
+        match function {
+            AggregateFn::Count => Value::from(self.count),
+            AggregateFn::Sum => num_value(self.sum),
+            AggregateFn::Avg if self.n == 0 => Value::from(0),
+            AggregateFn::Avg => num_value(self.sum / self.n as f64),
+            AggregateFn::Min => self.min.map_or(Value::Null, num_value),
+            AggregateFn::Max => self.max.map_or(Value::Null, num_value),
+        }
+    }
+}
+
+/// Evaluates a declarative query; depends on the whole bucket. Parameters are bound into
+/// the filter as values ([`Filter::compile_with_params`]); the result may not pass
+/// `limit` bytes of JSON.
 pub(crate) fn eval_declarative(
     def: &QueryDefinition,
     params: &Value,
     data: &Data,
     now: u64,
+    limit: usize,
 ) -> StoreResult<(Value, Deps)> {
     let bucket = data.bucket(&def.bucket)?;
     let filter = match &def.filter {
-        Some(f) => match interpolate(&Value::Object(f.clone()), params) {
-            Value::Object(obj) => Filter::compile(&obj)?,
-            _ => {
-                return Err(StoreError::Internal {
-                    message: "filter interpolation".into(),
-                });
-            }
-        },
+        Some(f) => Filter::compile_with_params(f, params)?,
         None => Filter::default(),
     };
     let mut records = if filter.is_empty() {
@@ -232,7 +294,7 @@ pub(crate) fn eval_declarative(
     let mut deps = Deps::default();
     deps.buckets.insert(def.bucket.clone());
     if let Some(sort) = &def.sort {
-        records.sort_by(|a, b| sort_cmp(a, b, sort));
+        sort_records(&mut records, sort);
     }
     let offset = def.offset.unwrap_or(0);
     let records: Vec<&Record> = records
@@ -240,80 +302,104 @@ pub(crate) fn eval_declarative(
         .skip(offset)
         .take(def.limit.unwrap_or(usize::MAX))
         .collect();
+    let mut budget = ResultBudget::new(limit);
     if let Some(agg) = &def.aggregate {
         let field = agg.field.as_deref().unwrap_or("");
-        let apply = |rs: &[&Record]| -> Value {
-            let nums = numbers(rs.iter().copied(), field);
-            match agg.function {
-                AggregateFn::Count => Value::from(rs.len()),
-                AggregateFn::Sum => sum_of(nums),
-                AggregateFn::Avg => avg_of(nums),
-                AggregateFn::Min => min_of(nums),
-                AggregateFn::Max => max_of(nums),
-            }
-        };
         let Some(group_by) = &agg.group_by else {
-            return Ok((apply(&records), deps));
+            let mut acc = Acc::default();
+            for r in &records {
+                acc.add(r, field, agg.function);
+            }
+            return Ok((acc.value(agg.function), deps));
         };
         let fields = group_by.fields();
-        let mut groups: Vec<(Map<String, Value>, Vec<&Record>)> = Vec::new();
+        // Groups in first-seen order, found by the canonical text of their key values
+        // (numbers by value, as `json_eq` compares them): one hash lookup per record, and
+        // each group's aggregate is accumulated as its records come.
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut groups: Vec<(&Record, Acc)> = Vec::new();
+        let mut text = String::new();
         for r in &records {
+            text.clear();
+            for f in &fields {
+                canonical_key(get_path(r, f).unwrap_or(&Value::Null), &mut text);
+            }
+            let i = match index.get(&text) {
+                Some(&i) => i,
+                None => {
+                    index.insert(text.clone(), groups.len());
+                    groups.push((r, Acc::default()));
+                    groups.len() - 1
+                }
+            };
+            if let Some((_, acc)) = groups.get_mut(i) {
+                acc.add(r, field, agg.function);
+            }
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for (first, acc) in groups {
+            // The key as the group's first record holds it.
             let key: Map<String, Value> = fields
                 .iter()
                 .map(|f| {
-                    (
-                        (*f).to_owned(),
-                        get_path(r, f).cloned().unwrap_or(Value::Null),
-                    )
+                    let v = get_path(first, f).cloned().unwrap_or(Value::Null);
+                    ((*f).to_owned(), v)
                 })
                 .collect();
-            match groups.iter_mut().find(|(k, _)| {
-                k.iter()
-                    .all(|(f, v)| key.get(f).is_some_and(|w| json_eq(v, w)))
-            }) {
-                Some((_, members)) => members.push(r),
-                None => groups.push((key, vec![r])),
-            }
+            let mut m = Map::with_capacity(2);
+            m.insert("key".into(), Value::Object(key));
+            m.insert("value".into(), acc.value(agg.function));
+            let group = Value::Object(m);
+            budget.add(&group)?;
+            out.push(group);
         }
-        let out = groups
-            .into_iter()
-            .map(|(key, members)| {
-                let mut m = Map::new();
-                m.insert("key".into(), Value::Object(key));
-                m.insert("value".into(), apply(&members));
-                Value::Object(m)
-            })
-            .collect();
         return Ok((Value::Array(out), deps));
     }
-    let out = records
-        .into_iter()
-        .map(|r| match &def.fields {
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let item = match &def.fields {
             Some(fields) => Value::Object(
                 fields
                     .iter()
                     .filter_map(|f| r.get(f).map(|v| (f.clone(), v.clone())))
                     .collect(),
             ),
-            None => Value::Object(r.clone()),
-        })
-        .collect();
+            None => {
+                budget.add(r)?;
+                out.push(Value::Object(r.clone()));
+                continue;
+            }
+        };
+        budget.add(&item)?;
+        out.push(item);
+    }
     Ok((Value::Array(out), deps))
 }
 
-/// Evaluates any query kind.
+/// Evaluates any query kind; a result past `limit` bytes of JSON fails with
+/// `ResultTooLarge`, and a panic inside the evaluation (e.g. in a programmatic query)
+/// becomes an `Internal` error.
 pub(crate) fn evaluate(
     kind: &QueryKind,
     params: &Value,
     data: &Data,
     now: u64,
+    limit: usize,
 ) -> StoreResult<(Value, Deps)> {
-    match kind {
-        QueryKind::Declarative(def) => eval_declarative(def, params, data, now),
+    catch_unwind(AssertUnwindSafe(|| match kind {
+        QueryKind::Declarative(def) => eval_declarative(def, params, data, now, limit),
         QueryKind::Programmatic(f) => {
-            let ctx = QueryContext::new(data, now);
+            let ctx = QueryContext::new(data, now, limit);
             let value = f(&ctx, params)?;
+            if json_size_within(&value, limit).is_none() {
+                return Err(StoreError::ResultTooLarge { limit });
+            }
             Ok((value, ctx.into_deps()))
         }
-    }
+    }))
+    .unwrap_or_else(|_| {
+        Err(StoreError::Internal {
+            message: "query evaluation panicked".into(),
+        })
+    })
 }

@@ -1,6 +1,14 @@
 //! Reactive queries: the query registry, shared evaluations keyed by `(query, params)`,
-//! subscriptions (callbacks or watch channels), the dispatcher task that re-evaluates
-//! only affected evaluations after each commit and notifies on change, and `settle()`.
+//! subscriptions (callbacks or watch channels), the dispatcher that re-evaluates only
+//! affected evaluations after each commit and notifies on change, and `settle()`.
+//!
+//! The dispatcher is an OS thread of its own (entered into the tokio runtime the store
+//! was started on, so change handlers may spawn tasks and timers): a long re-evaluation
+//! never holds a runtime worker, and takes the data lock for one evaluation at a time.
+//! An evaluation whose re-evaluation fails (an error, a panic, a result past
+//! `max_result_bytes`) is removed and its subscriptions end: `on_end` of
+//! [`Store::subscribe_with`] is called, a watch channel is closed. A re-evaluation that
+//! fails because its bucket was dropped keeps the last result instead.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -12,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::definition::QueryDefinition;
 use crate::error::{StoreError, StoreResult};
+use crate::filter::Filter;
 use crate::persistence::Op;
 use crate::persistence::bridge::{is_persistent, query_op};
 use crate::query::{Deps, QueryContext, QueryKind, QueryResult, evaluate};
@@ -28,7 +37,7 @@ impl std::fmt::Display for SubscriptionId {
     }
 }
 
-/// Called with every new result of a subscription (on the dispatcher task; keep it short,
+/// Called with every new result of a subscription (on the dispatcher thread; keep it short,
 /// e.g. push to a queue). The `Arc` is shared by all subscribers of the same evaluation.
 pub type SubscriptionCallback = Arc<dyn Fn(Arc<QueryResult>) + Send + Sync>;
 
@@ -48,6 +57,33 @@ impl Sink {
             }
             Sink::Watch(tx) => {
                 let _ = tx.send(result.clone());
+            }
+        }
+    }
+}
+
+/// Called once when the store ends a subscription (see [`Store::subscribe_with`]).
+type EndHandler = Box<dyn FnOnce(StoreError) + Send>;
+
+/// One subscriber of an evaluation.
+struct Subscriber {
+    id: SubscriptionId,
+    sink: Sink,
+    on_end: Option<EndHandler>,
+}
+
+impl Subscriber {
+    /// Tells the subscriber its subscription is over: `on_end` runs (panics caught), a
+    /// watch sender is dropped here, which closes its channel.
+    fn end(self, query: &str, error: StoreError) {
+        match self.on_end {
+            Some(on_end) => {
+                if catch_unwind(AssertUnwindSafe(|| on_end(error))).is_err() {
+                    tracing::warn!("subscription end handler panicked");
+                }
+            }
+            None => {
+                tracing::warn!(query, subscription = %self.id, %error, "subscription ended");
             }
         }
     }
@@ -81,7 +117,7 @@ struct Evaluation {
     params: Value,
     deps: Deps,
     last: Arc<QueryResult>,
-    subscribers: Vec<(SubscriptionId, Sink)>,
+    subscribers: Vec<Subscriber>,
 }
 
 /// Defined queries, live evaluations and subscriptions.
@@ -106,6 +142,17 @@ impl Registry {
     pub fn insert_declarative(&mut self, name: String, def: QueryDefinition) {
         self.queries
             .insert(name, QueryKind::Declarative(Box::new(def)));
+    }
+
+    /// Removes an evaluation and its subscriptions; returns its subscribers to end.
+    fn take_evaluation(&mut self, key: &EvalKey) -> Vec<Subscriber> {
+        let Some(ev) = self.evals.remove(key) else {
+            return Vec::new();
+        };
+        for sub in &ev.subscribers {
+            self.subs.remove(&sub.id);
+        }
+        ev.subscribers
     }
 }
 
@@ -146,6 +193,12 @@ impl Store {
                     name: name.to_owned(),
                 });
             }
+            let max = self.inner.limits.max_queries;
+            if reg.queries.len() >= max {
+                return Err(StoreError::LimitExceeded {
+                    message: format!("Query limit reached (max {max})"),
+                });
+            }
             if persist.is_some() {
                 self.inner.persist_check()?;
             }
@@ -157,13 +210,17 @@ impl Store {
     }
 
     /// Defines a declarative query. Errors: `QueryAlreadyExists`, `BucketNotDefined`,
-    /// `InvalidDefinition` (bad sort direction, aggregate without field).
+    /// `InvalidDefinition` (bad sort direction, aggregate without field, a filter that
+    /// does not compile), `LimitExceeded` when [`StoreConfig::max_queries`](crate::StoreConfig::max_queries)
+    /// queries exist.
+    ///
+    /// `{{ params.x }}` placeholders in the filter are bound as values when the query is
+    /// evaluated ([`Filter::compile_with_params`]): a placeholder may stand for any
+    /// operand here, and its kind is checked against the parameter's value then.
     pub fn define_query(&self, name: &str, def: QueryDefinition) -> StoreResult<()> {
         def.check()?;
         if let Some(f) = &def.filter {
-            // Placeholders are strings, so a filter with them still compiles.
-            crate::filter::Filter::compile(f)
-                .map_err(|e| StoreError::invalid_def(e.to_string()))?;
+            Filter::check_template(f).map_err(|e| StoreError::invalid_def(e.to_string()))?;
         }
         // A query on a bucket that is not persisted is not persisted either: after a
         // restart the application defines both again.
@@ -177,7 +234,8 @@ impl Store {
     }
 
     /// Defines a programmatic query. The function must only read through its context
-    /// (calling back into the store from inside would deadlock).
+    /// (calling back into the store from inside would deadlock). Error: `QueryAlreadyExists`,
+    /// `LimitExceeded` (programmatic queries count towards `max_queries` too).
     pub fn define_programmatic_query<F>(&self, name: &str, f: F) -> StoreResult<()>
     where
         F: Fn(&QueryContext<'_>, &Value) -> StoreResult<Value> + Send + Sync + 'static,
@@ -185,8 +243,11 @@ impl Store {
         self.define(name, QueryKind::Programmatic(Arc::new(f)), None)
     }
 
-    /// Removes a query and ends its subscriptions. Error: `QueryNotDefined`.
+    /// Removes a query and ends its subscriptions: each one's `on_end` (see
+    /// [`Store::subscribe_with`]) is called with `QueryNotDefined` on this thread before
+    /// this returns; watch channels close. Error: `QueryNotDefined`.
     pub fn undefine_query(&self, name: &str) -> StoreResult<()> {
+        let mut ended = Vec::new();
         let queued = {
             let mut reg = self.inner.reactive.lock();
             let declarative = match reg.queries.get(name) {
@@ -201,8 +262,15 @@ impl Store {
                 self.inner.persist_check()?;
             }
             reg.queries.remove(name);
-            reg.evals.retain(|(q, _), _| q != name);
-            reg.subs.retain(|_, (q, _)| q != name);
+            let keys: Vec<EvalKey> = reg
+                .evals
+                .keys()
+                .filter(|(q, _)| q == name)
+                .cloned()
+                .collect();
+            for key in &keys {
+                ended.extend(reg.take_evaluation(key));
+            }
             self.inner.persist_ops(|| {
                 Ok(if declarative {
                     vec![Op::DeleteQuery {
@@ -213,6 +281,14 @@ impl Store {
                 })
             })
         };
+        for sub in ended {
+            sub.end(
+                name,
+                StoreError::QueryNotDefined {
+                    name: name.to_owned(),
+                },
+            );
+        }
         self.inner.persist_wait(queued)
     }
 
@@ -236,14 +312,16 @@ impl Store {
             .collect()
     }
 
-    /// Evaluates a query once, without subscribing.
+    /// Evaluates a query once, without subscribing. Errors: `QueryNotDefined`,
+    /// `InvalidParameter`, `ResultTooLarge`, or the evaluation's error.
     pub fn run_query(&self, name: &str, params: &Value) -> StoreResult<Value> {
         let data = self.inner.data.read();
         let kind = self.inner.reactive.lock().queries.get(name).cloned();
         let kind = kind.ok_or_else(|| StoreError::QueryNotDefined {
             name: name.to_owned(),
         })?;
-        Ok(evaluate(&kind, params, &data, self.now())?.0)
+        let limit = self.inner.limits.max_result_bytes;
+        Ok(evaluate(&kind, params, &data, self.now(), limit)?.0)
     }
 
     fn subscribe_sink(
@@ -251,6 +329,7 @@ impl Store {
         name: &str,
         params: Value,
         sink: impl FnOnce(&Arc<QueryResult>) -> Sink,
+        on_end: Option<EndHandler>,
     ) -> StoreResult<(SubscriptionId, Arc<QueryResult>)> {
         let data = self.inner.data.read();
         let mut reg = self.inner.reactive.lock();
@@ -265,7 +344,8 @@ impl Store {
         let last = match reg.evals.get(&key) {
             Some(ev) => ev.last.clone(),
             None => {
-                let (value, deps) = evaluate(&kind, &params, &data, self.now())?;
+                let limit = self.inner.limits.max_result_bytes;
+                let (value, deps) = evaluate(&kind, &params, &data, self.now(), limit)?;
                 let last = Arc::new(QueryResult::new(value));
                 reg.evals.insert(
                     key.clone(),
@@ -283,7 +363,7 @@ impl Store {
         let id = SubscriptionId(reg.next_sub);
         let sink = sink(&last);
         if let Some(ev) = reg.evals.get_mut(&key) {
-            ev.subscribers.push((id, sink));
+            ev.subscribers.push(Subscriber { id, sink, on_end });
         }
         reg.subs.insert(id, key);
         Ok((id, last))
@@ -291,7 +371,11 @@ impl Store {
 
     /// Subscribes to `(query, params)`: returns the id and the initial result; `callback`
     /// receives every later result that differs from the previous one.
-    /// Errors: `QueryNotDefined`, or the evaluation's error.
+    /// Errors: `QueryNotDefined`, `InvalidParameter`, `ResultTooLarge`, or the
+    /// evaluation's error.
+    ///
+    /// If the store ends the subscription (see [`Store::subscribe_with`]) the end is only
+    /// logged; use `subscribe_with` to learn of it.
     pub fn subscribe<F>(
         &self,
         name: &str,
@@ -302,21 +386,79 @@ impl Store {
         F: Fn(Arc<QueryResult>) + Send + Sync + 'static,
     {
         let cb: SubscriptionCallback = Arc::new(callback);
-        self.subscribe_sink(name, params, move |_| Sink::Callback(cb))
+        self.subscribe_sink(name, params, move |_| Sink::Callback(cb), None)
     }
 
-    /// Subscribes through a watch channel that always holds the latest result.
+    /// Like `subscribe`, plus `on_end`, called once if the store ends the subscription:
+    /// a re-evaluation failed (error, panic, result too large) or the query was undefined.
+    /// After `on_end` the subscription is gone (unsubscribe then answers SubscriptionNotFound).
+    ///
+    /// `on_end` receives the error: the re-evaluation's (`ResultTooLarge`,
+    /// `InvalidParameter`, `Internal` for a panic, ...) or `QueryNotDefined`. It runs on
+    /// the dispatcher thread, or on the thread calling [`Store::undefine_query`], with no
+    /// store lock held; it is not called when the subscriber unsubscribes. A
+    /// re-evaluation failing with `BucketNotDefined` (its bucket was dropped) does not end
+    /// the subscription: it keeps its last result.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), noex_store::StoreError> {
+    /// use noex_store::{BucketDefinition, QueryDefinition, Store, StoreConfig, StoreError};
+    /// use serde_json::json;
+    /// use std::sync::{Arc, Mutex};
+    /// let store = Store::start(StoreConfig::default())?;
+    /// store.define_bucket("b", BucketDefinition::from_json(json!(
+    ///     {"key": "id", "schema": {"id": {"type": "number"}}}))?)?;
+    /// store.define_query("all", QueryDefinition::from_json(json!({"bucket": "b"}))?)?;
+    /// let ended = Arc::new(Mutex::new(None));
+    /// let seen = ended.clone();
+    /// let (id, _) = store.subscribe_with("all", json!({}), |_| {}, move |err| {
+    ///     *seen.lock().unwrap() = Some(err);
+    /// })?;
+    /// store.undefine_query("all")?;
+    /// assert!(matches!(*ended.lock().unwrap(), Some(StoreError::QueryNotDefined { .. })));
+    /// assert!(store.unsubscribe(id).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_with<F, E>(
+        &self,
+        name: &str,
+        params: Value,
+        on_result: F,
+        on_end: E,
+    ) -> StoreResult<(SubscriptionId, Arc<QueryResult>)>
+    where
+        F: Fn(Arc<QueryResult>) + Send + Sync + 'static,
+        E: FnOnce(StoreError) + Send + 'static,
+    {
+        let cb: SubscriptionCallback = Arc::new(on_result);
+        self.subscribe_sink(
+            name,
+            params,
+            move |_| Sink::Callback(cb),
+            Some(Box::new(on_end)),
+        )
+    }
+
+    /// Subscribes through a watch channel that always holds the latest result. If the
+    /// store ends the subscription (see [`Store::subscribe_with`]) the channel closes:
+    /// `changed()` then fails.
     pub fn subscribe_watch(
         &self,
         name: &str,
         params: Value,
     ) -> StoreResult<(SubscriptionId, watch::Receiver<Arc<QueryResult>>)> {
         let mut rx = None;
-        let (id, _) = self.subscribe_sink(name, params, |initial| {
-            let (tx, r) = watch::channel(initial.clone());
-            rx = Some(r);
-            Sink::Watch(tx)
-        })?;
+        let (id, _) = self.subscribe_sink(
+            name,
+            params,
+            |initial| {
+                let (tx, r) = watch::channel(initial.clone());
+                rx = Some(r);
+                Sink::Watch(tx)
+            },
+            None,
+        )?;
         rx.map(|r| (id, r)).ok_or_else(|| StoreError::Internal {
             message: "watch channel".into(),
         })
@@ -331,7 +473,7 @@ impl Store {
             .ok_or_else(|| StoreError::SubscriptionNotFound { id: id.to_string() })?;
         let empty = match reg.evals.get_mut(&key) {
             Some(ev) => {
-                ev.subscribers.retain(|(s, _)| *s != id);
+                ev.subscribers.retain(|s| s.id != id);
                 ev.subscribers.is_empty()
             }
             None => false,
@@ -344,23 +486,38 @@ impl Store {
 
     /// Resolves once every change committed before the call has been dispatched: change
     /// handlers ran, affected queries were re-evaluated and subscribers notified.
+    ///
+    /// The wait happens on tokio's blocking pool, which also keeps a paused test clock
+    /// (`start_paused`) from auto-advancing while the dispatcher thread works.
     pub async fn settle(&self) {
-        loop {
-            let notified = self.inner.settled.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.inner.pending.load(Ordering::SeqCst) == 0 {
-                return;
+        if self.inner.pending.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let inner = self.inner.clone();
+        let waited = tokio::task::spawn_blocking(move || {
+            let mut guard = inner.settle_lock.lock();
+            while inner.pending.load(Ordering::SeqCst) != 0 {
+                inner.settled.wait(&mut guard);
             }
-            notified.await;
+        })
+        .await;
+        if waited.is_err() {
+            tracing::warn!("settle: the wait was cancelled (runtime shutting down)");
         }
     }
 }
 
-/// The dispatcher: drains batches, runs change handlers, feeds the broadcast, then
-/// re-evaluates affected evaluations once per drained group of batches.
-pub(crate) async fn run_dispatcher(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Batch>) {
-    while let Some(first) = rx.recv().await {
+/// The dispatcher thread: drains batches, runs change handlers, then re-evaluates
+/// affected evaluations once per drained group of batches; `settle()` waiters are woken
+/// once every batch handed over so far is done. Runs inside `runtime` (entered, not
+/// blocked on), so handlers can spawn tokio tasks and timers. Ends with the store.
+pub(crate) fn run_dispatcher(
+    inner: Weak<Inner>,
+    mut rx: mpsc::UnboundedReceiver<Batch>,
+    runtime: tokio::runtime::Handle,
+) {
+    let _entered = runtime.enter();
+    while let Some(first) = rx.blocking_recv() {
         let mut batches = vec![first];
         while batches.len() < 1024 {
             match rx.try_recv() {
@@ -372,10 +529,10 @@ pub(crate) async fn run_dispatcher(inner: Weak<Inner>, mut rx: mpsc::UnboundedRe
         process(&inner, &batches);
         let n = batches.len() as u64;
         if inner.pending.fetch_sub(n, Ordering::SeqCst) == n {
-            inner.settled.notify_waiters();
+            // Under the lock, so a waiter between its check and its wait is not missed.
+            let _guard = inner.settle_lock.lock();
+            inner.settled.notify_all();
         }
-        drop(inner);
-        tokio::task::yield_now().await;
     }
 }
 
@@ -428,22 +585,18 @@ fn process(inner: &Inner, batches: &[Batch]) {
     // Each evaluation takes the read lock on its own, so a long list of re-evaluations
     // never holds writers (and the readers queued behind them) for its whole duration.
     // Every evaluation still sees whole commits only.
+    let limit = inner.limits.max_result_bytes;
     let results: Vec<(EvalKey, StoreResult<(Value, Deps)>)> = work
         .into_iter()
         .map(|(k, q, p)| {
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                let data = inner.data.read();
-                evaluate(&q, &p, &data, inner.now())
-            }))
-            .unwrap_or_else(|_| {
-                Err(StoreError::Internal {
-                    message: "query panicked".into(),
-                })
-            });
+            let data = inner.data.read();
+            let r = evaluate(&q, &p, &data, inner.now(), limit);
+            drop(data);
             (k, r)
         })
         .collect();
     let mut deliveries: Vec<(Arc<QueryResult>, Vec<Sink>)> = Vec::new();
+    let mut ended: Vec<(String, StoreError, Vec<Subscriber>)> = Vec::new();
     {
         let mut reg = inner.reactive.lock();
         for (key, result) in results {
@@ -457,17 +610,29 @@ fn process(inner: &Inner, batches: &[Batch]) {
                         ev.last = Arc::new(QueryResult::new(value));
                         deliveries.push((
                             ev.last.clone(),
-                            ev.subscribers.iter().map(|(_, s)| s.clone()).collect(),
+                            ev.subscribers.iter().map(|s| s.sink.clone()).collect(),
                         ));
                     }
                 }
-                Err(e) => tracing::warn!(query = %key.0, error = %e, "re-evaluation failed"),
+                // A dropped bucket: keep the last result (it resumes if the bucket is
+                // defined again and written to).
+                Err(StoreError::BucketNotDefined { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(query = %key.0, error = %e, "re-evaluation failed; ending its subscriptions");
+                    let subs = reg.take_evaluation(&key);
+                    ended.push((key.0, e, subs));
+                }
             }
         }
     }
     for (result, sinks) in deliveries {
         for sink in sinks {
             sink.deliver(&result);
+        }
+    }
+    for (query, error, subs) in ended {
+        for sub in subs {
+            sub.end(&query, error.clone());
         }
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::bucket::Bucket;
 use crate::error::{StoreError, StoreResult};
 use crate::filter::Filter;
-use crate::value::{Record, get_path, key_string};
+use crate::value::{Record, ResultBudget, get_path, key_string};
 
 /// One page of `paginate`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,10 +75,27 @@ fn positive(name: &str, n: usize) -> StoreResult<usize> {
     Ok(n)
 }
 
+/// Clones `records` into a result, measuring each before it is cloned: fails with
+/// `ResultTooLarge` as soon as the JSON would pass `limit` bytes.
+pub(crate) fn collect_within<'r>(
+    records: impl IntoIterator<Item = &'r Record>,
+    limit: usize,
+) -> StoreResult<Vec<Record>> {
+    let mut budget = ResultBudget::new(limit);
+    let mut out = Vec::new();
+    for r in records {
+        budget.add(r)?;
+        out.push(r.clone());
+    }
+    Ok(out)
+}
+
 /// A consistent view of one bucket's live records.
 pub(crate) struct Reads<'a> {
     pub bucket: &'a Bucket,
     pub now: u64,
+    /// `max_result_bytes`: the largest result a read that returns records may build.
+    pub limit: usize,
 }
 
 impl<'a> Reads<'a> {
@@ -86,8 +103,8 @@ impl<'a> Reads<'a> {
         self.bucket.get(&key_string(key), self.now).cloned()
     }
 
-    pub fn all(&self) -> Vec<Record> {
-        self.bucket.live(self.now).cloned().collect()
+    pub fn all(&self) -> StoreResult<Vec<Record>> {
+        collect_within(self.bucket.live(self.now), self.limit)
     }
 
     pub fn select(&self, filter: Option<&Map<String, Value>>) -> StoreResult<Vec<&'a Record>> {
@@ -100,15 +117,17 @@ impl<'a> Reads<'a> {
     }
 
     pub fn where_(&self, filter: &Map<String, Value>) -> StoreResult<Vec<Record>> {
-        Ok(self.select(Some(filter))?.into_iter().cloned().collect())
+        collect_within(self.select(Some(filter))?, self.limit)
     }
 
     pub fn find_one(&self, filter: &Map<String, Value>) -> StoreResult<Option<Record>> {
         let f = Filter::compile(filter)?;
-        if f.equality_hints().is_empty() {
-            return Ok(self.bucket.live(self.now).find(|r| f.matches(r)).cloned());
-        }
-        Ok(self.bucket.select(&f, self.now).into_iter().next().cloned())
+        let found = if f.equality_hints().is_empty() {
+            self.bucket.live(self.now).find(|r| f.matches(r))
+        } else {
+            self.bucket.select(&f, self.now).into_iter().next()
+        };
+        Ok(collect_within(found, self.limit)?.pop())
     }
 
     pub fn count(&self, filter: Option<&Map<String, Value>>) -> StoreResult<usize> {
@@ -117,32 +136,32 @@ impl<'a> Reads<'a> {
 
     pub fn first(&self, n: usize) -> StoreResult<Vec<Record>> {
         let n = positive("n", n)?;
-        Ok(self.bucket.live(self.now).take(n).cloned().collect())
+        collect_within(self.bucket.live(self.now).take(n), self.limit)
     }
 
     pub fn last(&self, n: usize) -> StoreResult<Vec<Record>> {
         let n = positive("n", n)?;
-        let mut out: Vec<Record> = self.bucket.live(self.now).rev().take(n).cloned().collect();
+        let mut out = collect_within(self.bucket.live(self.now).rev().take(n), self.limit)?;
         out.reverse();
         Ok(out)
     }
 
     pub fn paginate(&self, limit: usize, after: Option<&Value>) -> StoreResult<Page> {
         let limit = positive("limit", limit)?;
-        let mut page: Vec<Record> = match after {
+        let mut window: Vec<&Record> = match after {
             None => self
                 .bucket
                 .live(self.now)
                 .take(limit.saturating_add(1))
-                .cloned()
                 .collect(),
             Some(cursor) => match self.bucket.live_after(&key_string(cursor), self.now) {
-                Some(it) => it.take(limit.saturating_add(1)).cloned().collect(),
+                Some(it) => it.take(limit.saturating_add(1)).collect(),
                 None => Vec::new(),
             },
         };
-        let has_more = page.len() > limit;
-        page.truncate(limit);
+        let has_more = window.len() > limit;
+        window.truncate(limit);
+        let page = collect_within(window, self.limit)?;
         let next_cursor = if has_more {
             page.last()
                 .and_then(|r| r.get(&self.bucket.def.key))

@@ -2,13 +2,13 @@
 //! commit is atomic for every reader), bucket definition management and the write path
 //! that turns record changes into one published batch per commit.
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc};
 
 use crate::bucket::Bucket;
 use crate::clock::{Clock, TokioClock};
@@ -34,6 +34,35 @@ pub struct StoreConfig {
     pub clock: Option<Arc<dyn Clock>>,
     /// Durable storage; `None` (the default) keeps everything in memory only.
     pub persistence: Option<PersistenceConfig>,
+    /// Largest result, in bytes of JSON, that a read returning records (`all`, `where`,
+    /// `find_one`, `first`, `last`, `paginate`, their transaction forms) or a query
+    /// evaluation (`run_query`, `subscribe`, every re-evaluation) may build. Past it the
+    /// read fails with [`StoreError::ResultTooLarge`] as soon as the records collected so
+    /// far pass the limit, before the result is built. Default 8 MiB.
+    pub max_result_bytes: usize,
+    /// Most buckets the store holds; `define_bucket` beyond it fails with
+    /// [`StoreError::LimitExceeded`]. Buckets loaded from disk at start never fail on it.
+    /// Default 1 000.
+    pub max_buckets: usize,
+    /// Most queries (declarative and programmatic) the store holds; `define_query`
+    /// beyond it fails with [`StoreError::LimitExceeded`]. Queries loaded from disk at
+    /// start never fail on it. Default 1 000.
+    pub max_queries: usize,
+}
+
+/// Default of [`StoreConfig::max_result_bytes`]: 8 MiB.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
+/// Default of [`StoreConfig::max_buckets`].
+pub const DEFAULT_MAX_BUCKETS: usize = 1_000;
+/// Default of [`StoreConfig::max_queries`].
+pub const DEFAULT_MAX_QUERIES: usize = 1_000;
+
+/// The bounds of [`StoreConfig`] in force.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_result_bytes: usize,
+    pub max_buckets: usize,
+    pub max_queries: usize,
 }
 
 impl Default for StoreConfig {
@@ -44,6 +73,9 @@ impl Default for StoreConfig {
             change_feed_capacity: 1024,
             clock: None,
             persistence: None,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            max_buckets: DEFAULT_MAX_BUCKETS,
+            max_queries: DEFAULT_MAX_QUERIES,
         }
     }
 }
@@ -194,11 +226,16 @@ pub(crate) struct Inner {
     pub feed: broadcast::Sender<Arc<ChangeEvent>>,
     pub dispatch: mpsc::UnboundedSender<Batch>,
     pub pending: AtomicU64,
-    pub settled: Notify,
+    /// Held to check or signal that `pending` reached zero.
+    pub settle_lock: Mutex<()>,
+    /// Signalled (under `settle_lock`) when `pending` drops to zero.
+    pub settled: Condvar,
     pub next_tx: AtomicU64,
     pub ttl_interval: Duration,
     /// The open persistence, when configured.
     pub persist: Option<Persistence>,
+    /// Result size and definition count bounds.
+    pub limits: Limits,
 }
 
 impl Inner {
@@ -225,8 +262,11 @@ impl Inner {
             }
         }
         self.pending.fetch_add(1, Ordering::SeqCst);
-        if self.dispatch.send(Batch { events, dropped }).is_err() {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
+        if self.dispatch.send(Batch { events, dropped }).is_err()
+            && self.pending.fetch_sub(1, Ordering::SeqCst) == 1
+        {
+            let _guard = self.settle_lock.lock();
+            self.settled.notify_all();
         }
     }
 
@@ -308,8 +348,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// Creates a store and spawns its background tasks (notification dispatcher, TTL
-    /// sweep) on the current tokio runtime. Errors outside a runtime.
+    /// Creates a store, starts its dispatcher thread (change handlers, query
+    /// re-evaluation, notifications: an OS thread of its own that enters the current tokio
+    /// runtime, so handlers may spawn tasks and timers, and a long re-evaluation never
+    /// holds a runtime worker) and spawns the TTL sweep on the current tokio runtime.
+    /// Errors outside a runtime.
     ///
     /// With [`StoreConfig::persistence`], opens (or creates) the file and loads every
     /// bucket, record, declarative query, counter and side-table entry before returning;
@@ -342,12 +385,25 @@ impl Store {
             feed,
             dispatch: tx,
             pending: AtomicU64::new(0),
-            settled: Notify::new(),
+            settle_lock: Mutex::new(()),
+            settled: Condvar::new(),
             next_tx: AtomicU64::new(0),
             ttl_interval: config.ttl_check_interval,
             persist,
+            limits: Limits {
+                max_result_bytes: config.max_result_bytes,
+                max_buckets: config.max_buckets,
+                max_queries: config.max_queries,
+            },
         });
-        handle.spawn(crate::reactive::run_dispatcher(Arc::downgrade(&inner), rx));
+        let weak = Arc::downgrade(&inner);
+        let runtime = handle.clone();
+        std::thread::Builder::new()
+            .name(format!("{}-dispatch", inner.name))
+            .spawn(move || crate::reactive::run_dispatcher(weak, rx, runtime))
+            .map_err(|e| StoreError::Internal {
+                message: format!("cannot start the dispatcher thread: {e}"),
+            })?;
         if !inner.ttl_interval.is_zero() {
             handle.spawn(crate::ttl::run_sweep(
                 Arc::downgrade(&inner),
@@ -367,7 +423,8 @@ impl Store {
         self.inner.now()
     }
 
-    /// Defines a bucket. Errors: `BucketAlreadyExists`, `InvalidDefinition`.
+    /// Defines a bucket. Errors: `BucketAlreadyExists`, `InvalidDefinition`,
+    /// `LimitExceeded` when [`StoreConfig::max_buckets`] buckets exist.
     pub fn define_bucket(&self, name: &str, def: BucketDefinition) -> StoreResult<()> {
         if name.is_empty() {
             return Err(StoreError::invalid_def("bucket name must not be empty"));
@@ -378,6 +435,12 @@ impl Store {
             if data.buckets.contains_key(name) {
                 return Err(StoreError::BucketAlreadyExists {
                     bucket: name.to_owned(),
+                });
+            }
+            let max = self.inner.limits.max_buckets;
+            if data.buckets.len() >= max {
+                return Err(StoreError::LimitExceeded {
+                    message: format!("Bucket limit reached (max {max})"),
                 });
             }
             if is_persistent(&bucket.def) {

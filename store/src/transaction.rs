@@ -11,7 +11,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::filter::Filter;
 use crate::schema::{prepare_insert, prepare_update};
 use crate::store::{Inner, Store};
-use crate::value::{Record, key_string};
+use crate::value::{Record, ResultBudget, key_string};
 
 fn version(r: &Record) -> Option<u64> {
     r.get("_version").and_then(Value::as_u64)
@@ -258,14 +258,18 @@ impl TxBucket<'_, '_> {
         Ok(())
     }
 
-    /// The bucket's records as this transaction sees them, in insertion order.
-    fn view(&mut self, filter: &Filter) -> StoreResult<Vec<Record>> {
+    /// Hands `visit` the bucket's records matching `filter` as this transaction sees them,
+    /// in insertion order.
+    fn view(
+        &mut self,
+        filter: &Filter,
+        mut visit: impl FnMut(&Record) -> StoreResult<()>,
+    ) -> StoreResult<()> {
         let inner = self.tx.inner;
         let now = inner.now();
         let d = inner.data.read();
         let b = d.bucket(&self.bucket)?;
         let overlay = self.tx.overlay.get(&self.bucket);
-        let mut out = Vec::new();
         let mut seen = Vec::new();
         let committed: Vec<&Record> = match overlay {
             None => b.select(filter, now),
@@ -274,7 +278,7 @@ impl TxBucket<'_, '_> {
         for r in committed {
             let k = b.key_of(r);
             match overlay.and_then(|o| o.get(&k)) {
-                Some(Some(n)) if filter.matches(n) => out.push(n.clone()),
+                Some(Some(n)) if filter.matches(n) => visit(n)?,
                 Some(_) => {}
                 None if filter.matches(r) => {
                     seen.push((
@@ -282,7 +286,7 @@ impl TxBucket<'_, '_> {
                         r.get(&b.def.key).cloned().unwrap_or(Value::Null),
                         version(r),
                     ));
-                    out.push(r.clone());
+                    visit(r)?;
                 }
                 None => {}
             }
@@ -292,7 +296,7 @@ impl TxBucket<'_, '_> {
                 if bucket == &self.bucket && b.get(k, now).is_none() {
                     if let Some(Some(n)) = o.get(k) {
                         if filter.matches(n) {
-                            out.push(n.clone());
+                            visit(n)?;
                         }
                     }
                 }
@@ -302,28 +306,58 @@ impl TxBucket<'_, '_> {
         for (k, kv, v) in seen {
             self.note_read(&k, &kv, v);
         }
+        Ok(())
+    }
+
+    /// The records `view` visits, cloned within the store's `max_result_bytes`.
+    fn collect(&mut self, filter: &Filter) -> StoreResult<Vec<Record>> {
+        let mut budget = ResultBudget::new(self.tx.inner.limits.max_result_bytes);
+        let mut out = Vec::new();
+        self.view(filter, |r| {
+            budget.add(r)?;
+            out.push(r.clone());
+            Ok(())
+        })?;
         Ok(out)
     }
 
-    /// Records matching `filter` as this transaction sees them.
+    /// Records matching `filter` as this transaction sees them. Error: `ResultTooLarge`
+    /// past the store's `max_result_bytes`.
     pub fn where_(&mut self, filter: &Map<String, Value>) -> StoreResult<Vec<Record>> {
         let f = Filter::compile(filter)?;
-        self.view(&f)
+        self.collect(&f)
     }
 
     /// First record matching `filter`.
     pub fn find_one(&mut self, filter: &Map<String, Value>) -> StoreResult<Option<Record>> {
-        Ok(self.where_(filter)?.into_iter().next())
+        let f = Filter::compile(filter)?;
+        let limit = self.tx.inner.limits.max_result_bytes;
+        let mut first = None;
+        // Every match is still noted as read (a conflict on any of them fails the commit).
+        self.view(&f, |r| {
+            if first.is_none() {
+                ResultBudget::new(limit).add(r)?;
+                first = Some(r.clone());
+            }
+            Ok(())
+        })?;
+        Ok(first)
     }
 
     /// Number of records matching `filter` (all when `None`).
     pub fn count(&mut self, filter: Option<&Map<String, Value>>) -> StoreResult<usize> {
         let f = Filter::compile_opt(filter)?;
-        Ok(self.view(&f)?.len())
+        let mut n = 0;
+        self.view(&f, |_| {
+            n += 1;
+            Ok(())
+        })?;
+        Ok(n)
     }
 
-    /// All records as this transaction sees them.
+    /// All records as this transaction sees them. Error: `ResultTooLarge` past the
+    /// store's `max_result_bytes`.
     pub fn all(&mut self) -> StoreResult<Vec<Record>> {
-        self.view(&Filter::default())
+        self.collect(&Filter::default())
     }
 }

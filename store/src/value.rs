@@ -1,5 +1,7 @@
 //! JSON value helpers shared by filters, indexes, sorting and aggregates: field paths,
-//! numeric-aware equality and ordering, and the canonical key encoding used by maps.
+//! numeric-aware equality and ordering, the total order used by sorting, the canonical
+//! key encodings used by maps and `groupBy`, and the JSON size walk behind
+//! `max_result_bytes`.
 
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
@@ -71,4 +73,271 @@ pub(crate) fn is_expired(record: &Record, now: u64) -> bool {
         .get("_expiresAt")
         .and_then(Value::as_u64)
         .is_some_and(|t| t <= now)
+}
+
+/// Rank of a value's kind in the sort order: booleans, numbers, strings, arrays, objects;
+/// `null` (only met inside arrays and objects) ranks after everything.
+fn kind_rank(v: &Value) -> u8 {
+    match v {
+        Value::Bool(_) => 0,
+        Value::Number(_) => 1,
+        Value::String(_) => 2,
+        Value::Array(_) => 3,
+        Value::Object(_) => 4,
+        Value::Null => 5,
+    }
+}
+
+/// A total order over JSON values, consistent with [`json_eq`] (`total_cmp(a, b)` is
+/// `Equal` exactly when `json_eq(a, b)`):
+///
+/// - values of different kinds order by kind: boolean < number < string < array < object
+///   < null;
+/// - booleans: `false < true`; numbers by value (`1 == 1.0`, `-0 == 0`); strings by their
+///   UTF-8 bytes; arrays element by element, a prefix first; objects as their entries
+///   sorted by key, compared entry by entry (key, then value), a prefix first.
+pub(crate) fn total_cmp(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
+            // serde_json numbers are never NaN, so `partial_cmp` always answers.
+            x.partial_cmp(&y).unwrap_or(Ordering::Equal)
+        }
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Array(x), Value::Array(y)) => {
+            for (p, q) in x.iter().zip(y) {
+                let o = total_cmp(p, q);
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            let (xs, ys) = (sorted_entries(x), sorted_entries(y));
+            for ((kx, vx), (ky, vy)) in xs.iter().zip(&ys) {
+                let o = kx.cmp(ky).then_with(|| total_cmp(vx, vy));
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            xs.len().cmp(&ys.len())
+        }
+        (Value::Null, Value::Null) => Ordering::Equal,
+        _ => kind_rank(a).cmp(&kind_rank(b)),
+    }
+}
+
+/// An object's entries in key order.
+fn sorted_entries(m: &Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+    entries.sort_unstable_by(|p, q| p.0.cmp(q.0));
+    entries
+}
+
+/// Appends a canonical encoding of `v` to `out`: two values get the same encoding exactly
+/// when [`json_eq`] holds (numbers by value, object entries in key order). Used to hash
+/// group keys.
+pub(crate) fn canonical_key(v: &Value, out: &mut String) {
+    use std::fmt::Write;
+    match v {
+        Value::Null => out.push('z'),
+        Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(0.0);
+            // `-0.0 == 0.0`: one encoding for both.
+            let x = if x == 0.0 { 0.0 } else { x };
+            let _ = write!(out, "n{x:?};");
+        }
+        Value::String(s) => {
+            let _ = write!(out, "s{}:", s.len());
+            out.push_str(s);
+        }
+        Value::Array(items) => {
+            let _ = write!(out, "a{}:", items.len());
+            for item in items {
+                canonical_key(item, out);
+            }
+        }
+        Value::Object(m) => {
+            let entries = sorted_entries(m);
+            let _ = write!(out, "o{}:", entries.len());
+            for (k, v) in entries {
+                let _ = write!(out, "{}:", k.len());
+                out.push_str(k);
+                canonical_key(v, out);
+            }
+        }
+    }
+}
+
+/// Counts the bytes of JSON text written to it, failing once past `budget`.
+struct ByteCounter {
+    written: usize,
+    budget: usize,
+}
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written = self.written.saturating_add(buf.len());
+        if self.written > self.budget {
+            return Err(std::io::Error::other("over budget"));
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Size in bytes of `v` serialized as JSON, or `None` as soon as it passes `budget`
+/// (the walk stops there; nothing is allocated).
+pub(crate) fn json_size_within(v: &impl serde::Serialize, budget: usize) -> Option<usize> {
+    let mut counter = ByteCounter { written: 0, budget };
+    serde_json::to_writer(&mut counter, v).ok()?;
+    Some(counter.written)
+}
+
+/// The running size of a result being collected, against the store's
+/// `max_result_bytes`: every item is measured before it is cloned into the result.
+pub(crate) struct ResultBudget {
+    limit: usize,
+    used: usize,
+}
+
+impl ResultBudget {
+    /// An empty result allowed `limit` bytes of JSON.
+    pub fn new(limit: usize) -> Self {
+        ResultBudget { limit, used: 0 }
+    }
+
+    /// Adds one item of a JSON array (its text plus a separator); errors with
+    /// `ResultTooLarge` once the total passes the limit.
+    pub fn add(&mut self, item: &impl serde::Serialize) -> crate::error::StoreResult<()> {
+        let room = self.limit.saturating_sub(self.used);
+        let size = json_size_within(item, room);
+        self.used = size.map_or(usize::MAX, |n| self.used.saturating_add(n + 1));
+        if self.used > self.limit {
+            return Err(crate::error::StoreError::ResultTooLarge { limit: self.limit });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Any JSON value, small: every kind, equal numbers written as integers and floats.
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-3i64..3).prop_map(Value::from),
+            (-3i64..3).prop_map(|n| json!(n as f64)),
+            (-3i64..3).prop_map(|n| json!(n as f64 + 0.5)),
+            prop::sample::select(vec!["", "a", "ab", "B", "é"]).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(vec!["a", "b", "c"]), inner), 0..3)
+                    .prop_map(|entries| {
+                        Value::Object(
+                            entries
+                                .into_iter()
+                                .map(|(k, v)| (k.to_owned(), v))
+                                .collect(),
+                        )
+                    }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn total_cmp_is_antisymmetric_and_agrees_with_equality(a in value(), b in value()) {
+            prop_assert_eq!(total_cmp(&a, &b), total_cmp(&b, &a).reverse());
+            prop_assert_eq!(total_cmp(&a, &b) == Ordering::Equal, json_eq(&a, &b));
+            let (mut ka, mut kb) = (String::new(), String::new());
+            canonical_key(&a, &mut ka);
+            canonical_key(&b, &mut kb);
+            prop_assert_eq!(ka == kb, json_eq(&a, &b));
+        }
+
+        #[test]
+        fn total_cmp_is_transitive(a in value(), b in value(), c in value()) {
+            let mut v = [a, b, c];
+            v.sort_by(total_cmp);
+            prop_assert_ne!(total_cmp(&v[0], &v[1]), Ordering::Greater);
+            prop_assert_ne!(total_cmp(&v[1], &v[2]), Ordering::Greater);
+            prop_assert_ne!(total_cmp(&v[0], &v[2]), Ordering::Greater);
+        }
+
+        #[test]
+        fn sorting_mixed_values_never_panics(mut vs in prop::collection::vec(value(), 0..64)) {
+            vs.sort_by(total_cmp);
+            for w in vs.windows(2) {
+                prop_assert_ne!(total_cmp(&w[0], &w[1]), Ordering::Greater);
+            }
+        }
+
+        #[test]
+        fn size_walk_is_the_json_length(v in value()) {
+            let n = v.to_string().len();
+            prop_assert_eq!(json_size_within(&v, n), Some(n));
+            if n > 0 {
+                prop_assert_eq!(json_size_within(&v, n - 1), None);
+            }
+        }
+    }
+
+    #[test]
+    fn kinds_order_as_documented() {
+        let sorted = [
+            json!(false),
+            json!(true),
+            json!(-1),
+            json!(1),
+            json!(1.5),
+            json!("B"),
+            json!("a"),
+            json!([]),
+            json!([1]),
+            json!([1, 2]),
+            json!([2]),
+            json!({}),
+            json!({"a": 1}),
+            json!({"b": 0}),
+            Value::Null,
+        ];
+        for (i, a) in sorted.iter().enumerate() {
+            for (j, b) in sorted.iter().enumerate() {
+                assert_eq!(total_cmp(a, b), i.cmp(&j), "{a} vs {b}");
+            }
+        }
+        assert_eq!(total_cmp(&json!(1), &json!(1.0)), Ordering::Equal);
+        assert_eq!(total_cmp(&json!(-0.0), &json!(0)), Ordering::Equal);
+        assert_eq!(
+            total_cmp(&json!({"a": 1, "b": 2}), &json!({"b": 2.0, "a": 1})),
+            Ordering::Equal
+        );
+    }
+
+    #[test]
+    fn a_budget_stops_at_the_limit() {
+        let r = json!({"x": "0123456789"}); // 16 bytes
+        let mut budget = ResultBudget::new(40);
+        assert!(budget.add(&r).is_ok());
+        assert!(budget.add(&r).is_ok());
+        assert_eq!(
+            budget.add(&r),
+            Err(crate::error::StoreError::ResultTooLarge { limit: 40 })
+        );
+    }
 }

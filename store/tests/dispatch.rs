@@ -1,0 +1,419 @@
+//! The dispatcher: it runs on a thread of its own (a long re-evaluation never holds the
+//! tokio runtime), handlers can still spawn tokio tasks, `settle` waits for it, sorting
+//! mixed values uses a total order, grouping hashes keys, and a failed re-evaluation ends
+//! its subscriptions instead of freezing them.
+
+mod common;
+
+use common::{define, o};
+use noex_store::{QueryDefinition, Store, StoreError};
+use parking_lot::{Condvar, Mutex};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+fn items() -> Store {
+    let s = common::store();
+    define(
+        &s,
+        "items",
+        json!({"key": "id", "schema": {"id": {"type": "number"}}}),
+    );
+    s
+}
+
+fn query(s: &Store, name: &str, def: Value) {
+    s.define_query(name, QueryDefinition::from_json(def).unwrap())
+        .unwrap();
+}
+
+/// On a current-thread runtime, the old dispatcher (a tokio task) blocked the only worker
+/// for as long as a re-evaluation took: here the evaluation waits for the test task to
+/// open a gate, which only works if the runtime keeps running meanwhile.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_reevaluation_does_not_block_the_runtime() {
+    let s = items();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let entered = Arc::new(AtomicBool::new(false));
+    let opened_in_time = Arc::new(AtomicBool::new(false));
+    let evaluations = Arc::new(AtomicUsize::new(0));
+    let (g, e, ok, n) = (
+        gate.clone(),
+        entered.clone(),
+        opened_in_time.clone(),
+        evaluations.clone(),
+    );
+    s.define_programmatic_query("slow", move |ctx, _| {
+        let count = ctx.bucket("items")?.count(None)?;
+        if n.fetch_add(1, Ordering::SeqCst) == 1 {
+            e.store(true, Ordering::SeqCst);
+            let (lock, cv) = &*g;
+            let mut open = lock.lock();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !*open && std::time::Instant::now() < deadline {
+                cv.wait_until(&mut open, deadline);
+            }
+            ok.store(*open, Ordering::SeqCst);
+        }
+        Ok(json!(count))
+    })
+    .unwrap();
+    let (_, initial) = s.subscribe("slow", json!({}), |_| {}).unwrap();
+    assert_eq!(initial.value(), &json!(0));
+    s.bucket("items").insert(o(json!({"id": 1}))).unwrap();
+    // This task runs on the runtime's only thread while the evaluation is in progress.
+    while !entered.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let ticker = tokio::spawn(async { tokio::time::sleep(Duration::from_millis(1)).await });
+    ticker.await.unwrap();
+    {
+        let (lock, cv) = &*gate;
+        *lock.lock() = true;
+        cv.notify_all();
+    }
+    s.settle().await;
+    assert!(opened_in_time.load(Ordering::SeqCst));
+    assert_eq!(s.run_query("slow", &json!({})).unwrap(), json!(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_can_spawn_tokio_tasks_and_settle_waits_for_notifications() {
+    let s = items();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    s.on_change("bucket.items.*", move |event| {
+        let tx = tx.clone();
+        let key = event.key.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let _ = tx.send(key);
+        });
+    });
+    query(
+        &s,
+        "count",
+        json!({"bucket": "items", "aggregate": {"function": "count"}}),
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let l = seen.clone();
+    s.subscribe("count", json!({}), move |r| {
+        l.lock().push(r.value().clone())
+    })
+    .unwrap();
+    for id in 0..50 {
+        s.bucket("items").insert(o(json!({"id": id}))).unwrap();
+    }
+    s.settle().await;
+    assert_eq!(seen.lock().last(), Some(&json!(50)));
+    for _ in 0..50 {
+        assert!(rx.recv().await.is_some());
+    }
+}
+
+#[tokio::test]
+async fn sorting_mixed_values_uses_a_total_order() {
+    let s = items();
+    let values = [
+        json!(3),
+        json!("a"),
+        json!(true),
+        Value::Null,
+        json!([1]),
+        json!({"x": 1}),
+        json!(1.5),
+        json!(false),
+        json!("B"),
+        json!([0, 5]),
+        json!(-2),
+    ];
+    for (id, v) in values.iter().enumerate() {
+        s.bucket("items")
+            .insert(o(json!({"id": id, "v": v})))
+            .unwrap();
+    }
+    s.bucket("items").insert(o(json!({"id": 99}))).unwrap();
+    query(&s, "asc", json!({"bucket": "items", "sort": {"v": "asc"}}));
+    query(
+        &s,
+        "desc",
+        json!({"bucket": "items", "sort": {"v": "desc"}}),
+    );
+    let order = |q| -> Vec<i64> {
+        s.run_query(q, &json!({}))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect()
+    };
+    // false < true < -2 < 1.5 < 3 < "B" < "a" < [0, 5] < [1] < {x: 1}, then null, absent.
+    assert_eq!(order("asc"), [7, 2, 10, 6, 0, 8, 1, 9, 4, 5, 3, 99]);
+    assert_eq!(order("desc"), [5, 4, 9, 1, 8, 0, 6, 10, 2, 7, 3, 99]);
+}
+
+#[tokio::test]
+async fn a_sorted_subscription_keeps_working_when_types_get_mixed() {
+    let s = items();
+    query(
+        &s,
+        "sorted",
+        json!({"bucket": "items", "sort": {"v": "asc"}, "fields": ["id"]}),
+    );
+    for id in 0..40 {
+        s.bucket("items")
+            .insert(o(json!({"id": id, "v": id})))
+            .unwrap();
+    }
+    let (_, mut watch) = s.subscribe_watch("sorted", json!({})).unwrap();
+    for id in 40..80 {
+        let v = if id % 2 == 0 {
+            json!(format!("s{id}"))
+        } else {
+            json!(id)
+        };
+        s.bucket("items")
+            .insert(o(json!({"id": id, "v": v})))
+            .unwrap();
+    }
+    s.settle().await;
+    assert!(
+        watch.has_changed().unwrap(),
+        "the subscription still receives results"
+    );
+    let latest = watch.borrow_and_update().clone();
+    assert_eq!(latest.value().as_array().unwrap().len(), 80);
+    assert_eq!(
+        latest.value()[79],
+        json!({"id": 78}),
+        "strings after numbers"
+    );
+}
+
+#[tokio::test]
+async fn grouping_treats_equal_numbers_as_one_key_in_first_seen_order() {
+    let s = items();
+    for (id, g, h) in [
+        (1, json!(1), json!("a")),
+        (2, json!(2), json!("a")),
+        (3, json!(1.0), json!("a")),
+        (4, json!(1), json!("b")),
+        (5, Value::Null, json!("a")),
+    ] {
+        s.bucket("items")
+            .insert(o(json!({"id": id, "g": g, "h": h})))
+            .unwrap();
+    }
+    s.bucket("items")
+        .insert(o(json!({"id": 6, "h": "a"})))
+        .unwrap();
+    query(
+        &s,
+        "byG",
+        json!({"bucket": "items", "aggregate": {"function": "count", "groupBy": "g"}}),
+    );
+    query(
+        &s,
+        "byGH",
+        json!({"bucket": "items", "aggregate": {"function": "sum", "field": "id", "groupBy": ["g", "h"]}}),
+    );
+    assert_eq!(
+        s.run_query("byG", &json!({})).unwrap(),
+        json!([
+            {"key": {"g": 1}, "value": 3},
+            {"key": {"g": 2}, "value": 1},
+            {"key": {"g": null}, "value": 2}
+        ])
+    );
+    assert_eq!(
+        s.run_query("byGH", &json!({})).unwrap(),
+        json!([
+            {"key": {"g": 1, "h": "a"}, "value": 4},
+            {"key": {"g": 2, "h": "a"}, "value": 2},
+            {"key": {"g": 1, "h": "b"}, "value": 4},
+            {"key": {"g": null, "h": "a"}, "value": 11}
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_failing_reevaluation_ends_its_subscriptions() {
+    let s = items();
+    let fail = Arc::new(AtomicBool::new(false));
+    let f = fail.clone();
+    s.define_programmatic_query("fragile", move |ctx, _| {
+        let n = ctx.bucket("items")?.count(None)?;
+        if f.load(Ordering::SeqCst) {
+            panic!("boom");
+        }
+        Ok(json!(n))
+    })
+    .unwrap();
+    query(
+        &s,
+        "healthy",
+        json!({"bucket": "items", "aggregate": {"function": "count"}}),
+    );
+    let ends = Arc::new(Mutex::new(Vec::new()));
+    let results = Arc::new(AtomicUsize::new(0));
+    let (e, r) = (ends.clone(), results.clone());
+    let (with_end, _) = s
+        .subscribe_with(
+            "fragile",
+            json!({}),
+            move |_| {
+                r.fetch_add(1, Ordering::SeqCst);
+            },
+            move |err| e.lock().push(err),
+        )
+        .unwrap();
+    let (plain, _) = s.subscribe("fragile", json!({}), |_| {}).unwrap();
+    let (_, mut watch) = s.subscribe_watch("fragile", json!({})).unwrap();
+    let healthy_seen = Arc::new(Mutex::new(Vec::new()));
+    let h = healthy_seen.clone();
+    s.subscribe("healthy", json!({}), move |r| {
+        h.lock().push(r.value().clone())
+    })
+    .unwrap();
+
+    s.bucket("items").insert(o(json!({"id": 1}))).unwrap();
+    s.settle().await;
+    assert_eq!(results.load(Ordering::SeqCst), 1);
+    assert!(ends.lock().is_empty());
+
+    fail.store(true, Ordering::SeqCst);
+    s.bucket("items").insert(o(json!({"id": 2}))).unwrap();
+    s.settle().await;
+    let ended = ends.lock().clone();
+    assert_eq!(ended.len(), 1);
+    assert!(
+        matches!(&ended[0], StoreError::Internal { .. }),
+        "{ended:?}"
+    );
+    assert!(
+        watch.changed().await.is_ok(),
+        "the first result was delivered"
+    );
+    assert!(watch.changed().await.is_err(), "then the channel closed");
+    for id in [with_end, plain] {
+        assert!(matches!(
+            s.unsubscribe(id),
+            Err(StoreError::SubscriptionNotFound { .. })
+        ));
+    }
+    // Other subscriptions are unaffected, and the ended ones get nothing more.
+    s.bucket("items").insert(o(json!({"id": 3}))).unwrap();
+    s.settle().await;
+    assert_eq!(*healthy_seen.lock(), [json!(1), json!(2), json!(3)]);
+    assert_eq!(results.load(Ordering::SeqCst), 1);
+    assert_eq!(ends.lock().len(), 1);
+    assert_eq!(s.stats().queries.active_subscriptions, 1);
+}
+
+#[tokio::test]
+async fn undefining_a_query_ends_its_subscriptions_through_on_end() {
+    let s = items();
+    query(&s, "all", json!({"bucket": "items"}));
+    let ends = Arc::new(Mutex::new(Vec::new()));
+    let mut ids = Vec::new();
+    for params in [json!({}), json!({"other": 1})] {
+        let e = ends.clone();
+        let (id, _) = s
+            .subscribe_with("all", params, |_| {}, move |err| e.lock().push(err))
+            .unwrap();
+        ids.push(id);
+    }
+    s.undefine_query("all").unwrap();
+    assert_eq!(
+        *ends.lock(),
+        vec![StoreError::QueryNotDefined { name: "all".into() }; 2]
+    );
+    for id in ids {
+        assert!(s.unsubscribe(id).is_err());
+    }
+    // Unsubscribing never calls on_end.
+    query(&s, "all", json!({"bucket": "items"}));
+    let e = ends.clone();
+    let (id, _) = s
+        .subscribe_with("all", json!({}), |_| {}, move |err| e.lock().push(err))
+        .unwrap();
+    s.unsubscribe(id).unwrap();
+    s.undefine_query("all").unwrap();
+    assert_eq!(ends.lock().len(), 2);
+}
+
+#[tokio::test]
+async fn a_dropped_bucket_keeps_the_last_result_and_the_subscription() {
+    let s = items();
+    query(
+        &s,
+        "count",
+        json!({"bucket": "items", "aggregate": {"function": "count"}}),
+    );
+    s.bucket("items").insert(o(json!({"id": 1}))).unwrap();
+    let ends = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (e, l) = (ends.clone(), seen.clone());
+    let (id, _) = s
+        .subscribe_with(
+            "count",
+            json!({}),
+            move |r| l.lock().push(r.value().clone()),
+            move |err| e.lock().push(err),
+        )
+        .unwrap();
+    s.drop_bucket("items").unwrap();
+    s.settle().await;
+    assert!(ends.lock().is_empty());
+    define(
+        &s,
+        "items",
+        json!({"key": "id", "schema": {"id": {"type": "number"}}}),
+    );
+    s.bucket("items").insert(o(json!({"id": 7}))).unwrap();
+    s.bucket("items").insert(o(json!({"id": 8}))).unwrap();
+    s.settle().await;
+    assert_eq!(seen.lock().last(), Some(&json!(2)));
+    s.unsubscribe(id).unwrap();
+}
+
+/// A handler may write (the rules bridge does): with sync durability the write waits for
+/// its fsync on the dispatcher thread, which is not a runtime worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_can_write_with_sync_durability() {
+    let dir = std::env::temp_dir().join(format!("noex-dispatch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = Store::start(noex_store::StoreConfig {
+        persistence: Some(noex_store::PersistenceConfig::in_dir(
+            &dir,
+            noex_store::DurabilityMode::Sync,
+        )),
+        ..noex_store::StoreConfig::default()
+    })
+    .unwrap();
+    define(
+        &s,
+        "a",
+        json!({"key": "id", "schema": {"id": {"type": "number"}}}),
+    );
+    define(
+        &s,
+        "b",
+        json!({"key": "id", "schema": {"id": {"type": "number"}}}),
+    );
+    let writer = s.clone();
+    let handler = s.on_change("bucket.a.inserted", move |event| {
+        let _ = writer.bucket("b").insert(o(json!({"id": event.key})));
+    });
+    for id in 0..5 {
+        s.bucket("a").insert(o(json!({"id": id}))).unwrap();
+    }
+    s.settle().await;
+    assert_eq!(s.bucket("b").count(None).unwrap(), 5);
+    // The handler holds a clone of the store: remove it so the store can close.
+    assert!(s.off_change(handler));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,294 @@
+//! Store-wide bounds: `max_result_bytes` on every read that returns records and on query
+//! results, `max_buckets` and `max_queries` on definitions (not on what is loaded from
+//! disk).
+
+mod common;
+
+use common::{define, o};
+use noex_store::{
+    BucketDefinition, DEFAULT_MAX_RESULT_BYTES, DurabilityMode, PersistenceConfig, QueryDefinition,
+    Store, StoreConfig, StoreError,
+};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const LIMIT: usize = 10_000;
+
+/// A store whose results may hold at most 10 000 bytes, with 30 records of ~1 000 bytes.
+fn big() -> Store {
+    let s = Store::start(StoreConfig {
+        max_result_bytes: LIMIT,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    define(
+        &s,
+        "docs",
+        json!({"key": "id", "schema": {"id": {"type": "number"}, "body": {"type": "string"}}}),
+    );
+    let b = s.bucket("docs");
+    for id in 0..30 {
+        b.insert(o(json!({"id": id, "body": "x".repeat(1000)})))
+            .unwrap();
+    }
+    s
+}
+
+fn too_large<T: std::fmt::Debug>(r: Result<T, StoreError>) {
+    match r {
+        Err(e @ StoreError::ResultTooLarge { .. }) => {
+            assert_eq!(e, StoreError::ResultTooLarge { limit: LIMIT });
+            assert_eq!(e.code(), "VALIDATION_ERROR");
+            assert_eq!(
+                e.to_string(),
+                "Result exceeds 10000 bytes; read it in pages with store.paginate"
+            );
+        }
+        other => panic!("expected ResultTooLarge, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn reads_that_return_records_stop_at_the_limit() {
+    assert_eq!(StoreConfig::default().max_result_bytes, 8 * 1024 * 1024);
+    assert_eq!(DEFAULT_MAX_RESULT_BYTES, 8 * 1024 * 1024);
+    let s = big();
+    let b = s.bucket("docs");
+    too_large(b.all());
+    too_large(b.where_(&o(json!({"body": {"$startsWith": "x"}}))));
+    too_large(b.where_scan(&o(json!({"body": {"$startsWith": "x"}}))));
+    too_large(b.first(30));
+    too_large(b.last(30));
+    too_large(b.paginate(30, None));
+    too_large(b.paginate(20, Some(&json!(2))));
+    // What fits still answers: pages, small reads, counts and aggregates.
+    let page = b.paginate(5, None).unwrap();
+    assert_eq!(page.records.len(), 5);
+    assert!(page.has_more);
+    assert_eq!(b.first(9).unwrap().len(), 9);
+    assert_eq!(b.last(9).unwrap().len(), 9);
+    assert_eq!(b.where_(&o(json!({"id": {"$lt": 3}}))).unwrap().len(), 3);
+    assert_eq!(b.count(None).unwrap(), 30);
+    assert_eq!(b.sum("id", None).unwrap(), json!(435));
+    assert!(b.find_one(&o(json!({"id": 29}))).unwrap().is_some());
+    assert!(b.get(&json!(29)).unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_single_record_over_the_limit_is_not_returned_by_find_one() {
+    let s = big();
+    let b = s.bucket("docs");
+    b.insert(o(json!({"id": 100, "body": "y".repeat(LIMIT)})))
+        .unwrap();
+    too_large(b.find_one(&o(json!({"id": 100}))));
+    too_large(b.find_one(&o(json!({"body": {"$startsWith": "y"}}))));
+}
+
+#[tokio::test]
+async fn transaction_reads_stop_at_the_limit() {
+    let s = big();
+    too_large(s.transaction(|tx| tx.bucket("docs")?.all()));
+    too_large(s.transaction(|tx| tx.bucket("docs")?.where_(&o(json!({"id": {"$gte": 0}})))));
+    let n = s
+        .transaction(|tx| {
+            tx.bucket("docs")?
+                .insert(o(json!({"id": 31, "body": "z"})))?;
+            let n = tx.bucket("docs")?.count(None)?;
+            let first = tx
+                .bucket("docs")?
+                .find_one(&o(json!({"id": {"$gte": 0}})))?;
+            assert_eq!(first.unwrap()["id"], 0);
+            Ok(n)
+        })
+        .unwrap();
+    assert_eq!(n, 31);
+}
+
+#[tokio::test]
+async fn query_results_stop_at_the_limit() {
+    let s = big();
+    let def = |v| QueryDefinition::from_json(v).unwrap();
+    s.define_query("all", def(json!({"bucket": "docs"})))
+        .unwrap();
+    s.define_query("ids", def(json!({"bucket": "docs", "fields": ["id"]})))
+        .unwrap();
+    s.define_query(
+        "byBody",
+        def(json!({"bucket": "docs", "aggregate": {"function": "count", "groupBy": "body"}})),
+    )
+    .unwrap();
+    s.define_query(
+        "firstFew",
+        def(json!({"bucket": "docs", "sort": {"id": "desc"}, "limit": 3})),
+    )
+    .unwrap();
+    s.define_programmatic_query("prog", |ctx, _| {
+        Ok(json!(
+            ctx.bucket("docs")?.count(None)?.to_string().repeat(LIMIT)
+        ))
+    })
+    .unwrap();
+    s.define_programmatic_query("progAll", |ctx, _| {
+        Ok(json!(ctx.bucket("docs")?.all()?.len()))
+    })
+    .unwrap();
+    too_large(s.run_query("all", &json!({})));
+    too_large(s.subscribe("all", json!({}), |_| {}));
+    too_large(s.subscribe_watch("all", json!({})));
+    too_large(s.run_query("prog", &json!({})));
+    too_large(s.run_query("progAll", &json!({})));
+    assert_eq!(s.stats().queries.active_subscriptions, 0);
+    assert_eq!(
+        s.run_query("ids", &json!({}))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        30
+    );
+    assert_eq!(s.run_query("byBody", &json!({})).unwrap()[0]["value"], 30);
+    assert_eq!(s.run_query("firstFew", &json!({})).unwrap()[0]["id"], 29);
+}
+
+#[tokio::test]
+async fn bucket_and_query_counts_are_bounded() {
+    let s = Store::start(StoreConfig {
+        max_buckets: 2,
+        max_queries: 2,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let bucket = || {
+        BucketDefinition::from_json(json!({"key": "id", "schema": {"id": {"type": "number"}}}))
+            .unwrap()
+    };
+    s.define_bucket("a", bucket()).unwrap();
+    s.define_bucket("b", bucket()).unwrap();
+    let err = s.define_bucket("c", bucket()).unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::LimitExceeded {
+            message: "Bucket limit reached (max 2)".into()
+        }
+    );
+    assert_eq!(err.code(), "RATE_LIMITED");
+    assert_eq!(err.to_string(), "Bucket limit reached (max 2)");
+    // An existing name is still reported as such.
+    assert!(matches!(
+        s.define_bucket("a", bucket()),
+        Err(StoreError::BucketAlreadyExists { .. })
+    ));
+    s.drop_bucket("b").unwrap();
+    s.define_bucket("c", bucket()).unwrap();
+    assert_eq!(s.bucket_names(), ["a", "c"]);
+
+    let q = || QueryDefinition::from_json(json!({"bucket": "a"})).unwrap();
+    s.define_query("q1", q()).unwrap();
+    s.define_programmatic_query("q2", |_, _| Ok(json!(1)))
+        .unwrap();
+    let err = s.define_query("q3", q()).unwrap_err();
+    assert_eq!(err.code(), "RATE_LIMITED");
+    assert_eq!(err.to_string(), "Query limit reached (max 2)");
+    assert!(matches!(
+        s.define_programmatic_query("q3", |_, _| Ok(json!(1))),
+        Err(StoreError::LimitExceeded { .. })
+    ));
+    s.undefine_query("q1").unwrap();
+    s.define_query("q3", q()).unwrap();
+    assert_eq!(s.list_queries().len(), 2);
+}
+
+#[tokio::test]
+async fn definitions_loaded_from_disk_never_fail_on_the_limits() {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "noex-limits-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let persistence = Some(PersistenceConfig::in_dir(&dir, DurabilityMode::Sync));
+    {
+        let s = Store::start(StoreConfig {
+            persistence: persistence.clone(),
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        for name in ["a", "b", "c"] {
+            define(
+                &s,
+                name,
+                json!({"key": "id", "schema": {"id": {"type": "number"}}}),
+            );
+            s.define_query(
+                &format!("q{name}"),
+                QueryDefinition::from_json(json!({"bucket": name})).unwrap(),
+            )
+            .unwrap();
+        }
+        s.close_persistence().unwrap();
+    }
+    let s = Store::start(StoreConfig {
+        persistence,
+        max_buckets: 2,
+        max_queries: 2,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    assert_eq!(s.bucket_names(), ["a", "b", "c"]);
+    assert_eq!(s.list_queries().len(), 3);
+    let def =
+        BucketDefinition::from_json(json!({"key": "id", "schema": {"id": {"type": "number"}}}))
+            .unwrap();
+    assert!(matches!(
+        s.define_bucket("d", def),
+        Err(StoreError::LimitExceeded { .. })
+    ));
+    assert!(matches!(
+        s.define_query(
+            "qd",
+            QueryDefinition::from_json(json!({"bucket": "a"})).unwrap()
+        ),
+        Err(StoreError::LimitExceeded { .. })
+    ));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_subscription_whose_result_grows_past_the_limit_ends() {
+    let s = Store::start(StoreConfig {
+        max_result_bytes: LIMIT,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    define(
+        &s,
+        "docs",
+        json!({"key": "id", "schema": {"id": {"type": "number"}, "body": {"type": "string"}}}),
+    );
+    s.define_query(
+        "all",
+        QueryDefinition::from_json(json!({"bucket": "docs"})).unwrap(),
+    )
+    .unwrap();
+    let ended = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let e = ended.clone();
+    let (id, _) = s
+        .subscribe_with("all", json!({}), |_| {}, move |err| e.lock().push(err))
+        .unwrap();
+    let (_, mut watch) = s.subscribe_watch("all", json!({})).unwrap();
+    s.bucket("docs")
+        .insert(o(json!({"id": 1, "body": "x".repeat(LIMIT)})))
+        .unwrap();
+    s.settle().await;
+    assert_eq!(*ended.lock(), [StoreError::ResultTooLarge { limit: LIMIT }]);
+    assert!(watch.changed().await.is_err(), "the watch channel closes");
+    assert!(matches!(
+        s.unsubscribe(id),
+        Err(StoreError::SubscriptionNotFound { .. })
+    ));
+    assert_eq!(s.stats().queries.active_subscriptions, 0);
+}
