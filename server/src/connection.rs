@@ -89,6 +89,7 @@ pub(crate) async fn serve(
         progress,
         write_timeout,
     ));
+    let (ended_tx, ended_rx) = tokio::sync::mpsc::unbounded_channel();
     let connection = Connection {
         shared: Arc::clone(&shared),
         queue: Arc::clone(&queue),
@@ -97,6 +98,8 @@ pub(crate) async fn serve(
         activate_after_reply: Vec::new(),
         peer,
         session: ConnectionSession::default(),
+        ended_subscriptions: ended_tx,
+        ended_rx,
         session_deadline: None,
         pong_since_ping: true,
         pong_deadline: None,
@@ -221,6 +224,10 @@ pub(crate) struct Connection {
     pub(crate) peer: SocketAddr,
     /// The session after `auth.login`.
     pub(crate) session: ConnectionSession,
+    /// Where a subscription's source reports that it ended the subscription (its query
+    /// can no longer be evaluated): at most one message per subscription.
+    pub(crate) ended_subscriptions: tokio::sync::mpsc::UnboundedSender<(String, ServerError)>,
+    ended_rx: tokio::sync::mpsc::UnboundedReceiver<(String, ServerError)>,
     /// When the session's `expiresAt` passes (on the runtime's timer); its subscriptions
     /// end then, even if the client sends nothing.
     session_deadline: Option<tokio::time::Instant>,
@@ -286,6 +293,10 @@ impl Connection {
                 _ = heartbeat.tick() => self.on_heartbeat().await,
                 _ = wait_until(self.pong_deadline) => self.close(4001, "heartbeat_timeout").await,
                 _ = wait_until(self.session_deadline) => self.on_session_deadline(),
+                Some((id, why)) = self.ended_rx.recv() => {
+                    self.end_subscription(&id, why);
+                    Flow::Continue
+                }
                 // The writer gave up (write deadline or a failed write): stop reading too.
                 () = queue.closed() => Flow::Stop,
             };

@@ -330,7 +330,11 @@ fn subscribe(
     connection.queue.mark_pending(&id);
     let queue = Arc::clone(&connection.queue);
     let push_id = id.clone();
-    let subscribed = store.subscribe(
+    // When the store ends the subscription (a re-evaluation failed, the query was
+    // undefined), the connection forgets it and tells the client.
+    let ended = connection.ended_subscriptions.clone();
+    let ended_id = id.clone();
+    let subscribed = store.subscribe_with(
         query,
         params.unwrap_or(Value::Object(Map::new())),
         move |result: Arc<QueryResult>| {
@@ -338,6 +342,10 @@ fn subscribe(
             // only the envelope is built per subscription.
             let text = PushFrame::encode_raw(PushChannel::Subscription, &push_id, &result.json());
             queue.push(&push_id, PushKind::Latest, text);
+        },
+        move |err: StoreError| {
+            // The connection may be gone already; then there is nobody to tell.
+            let _ = ended.send((ended_id, ServerError::from(err)));
         },
     );
     let (store_id, initial) = match subscribed {
