@@ -1,8 +1,13 @@
 //! One bucket's storage: records in insertion order, the key map, secondary equality
 //! indexes and unique constraints. Everything here runs under the store's data lock.
+//!
+//! Records are shared (`Arc`): a query evaluation takes the records it needs under the
+//! lock at the cost of a reference count each, and sorts, groups and serializes them
+//! after releasing it.
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::definition::BucketDefinition;
 use crate::error::{StoreError, StoreResult};
@@ -18,7 +23,7 @@ pub(crate) struct Bucket {
     pub schema: Schema,
     pub ttl_ms: Option<u64>,
     pub gens: Generators,
-    records: BTreeMap<u64, Record>,
+    records: BTreeMap<u64, Arc<Record>>,
     by_key: HashMap<String, u64>,
     next_seq: u64,
     /// Whether any record ever carried `_expiresAt` (else reads skip the expiry check).
@@ -96,13 +101,16 @@ impl Bucket {
 
     /// The record stored under `key` (even if expired).
     pub fn get_raw(&self, key: &str) -> Option<&Record> {
-        self.by_key.get(key).and_then(|seq| self.records.get(seq))
+        self.by_key
+            .get(key)
+            .and_then(|seq| self.records.get(seq))
+            .map(|r| &**r)
     }
 
     /// The record under `key` (even if expired) with its insertion position.
     pub fn get_with_seq(&self, key: &str) -> Option<(u64, &Record)> {
         let seq = *self.by_key.get(key)?;
-        self.records.get(&seq).map(|r| (seq, r))
+        self.records.get(&seq).map(|r| (seq, &**r))
     }
 
     /// Installs a record read from persistence at its original insertion position.
@@ -124,6 +132,11 @@ impl Bucket {
 
     /// Live records in insertion order.
     pub fn live(&self, now: u64) -> impl DoubleEndedIterator<Item = &Record> + '_ {
+        self.live_shared(now).map(|r| &**r)
+    }
+
+    /// Live records in insertion order, as shared handles.
+    pub fn live_shared(&self, now: u64) -> impl DoubleEndedIterator<Item = &Arc<Record>> + '_ {
         self.records.values().filter(move |r| !self.expired(r, now))
     }
 
@@ -134,13 +147,21 @@ impl Bucket {
         Some(
             self.records
                 .range(seq.saturating_add(1)..)
-                .map(|(_, r)| r)
+                .map(|(_, r)| &**r)
                 .filter(move |r| !self.expired(r, now)),
         )
     }
 
     /// Live records matching `filter`, answered from an index when one applies.
     pub fn select<'a>(&'a self, filter: &Filter, now: u64) -> Vec<&'a Record> {
+        self.select_shared(filter, now)
+            .into_iter()
+            .map(|r| &**r)
+            .collect()
+    }
+
+    /// [`Bucket::select`] as shared handles.
+    pub fn select_shared<'a>(&'a self, filter: &Filter, now: u64) -> Vec<&'a Arc<Record>> {
         if let Some(seqs) = self.index_candidates(filter) {
             return seqs
                 .into_iter()
@@ -148,7 +169,9 @@ impl Bucket {
                 .filter(|r| !self.expired(r, now) && filter.matches(r))
                 .collect();
         }
-        self.live(now).filter(|r| filter.matches(r)).collect()
+        self.live_shared(now)
+            .filter(|r| filter.matches(r))
+            .collect()
     }
 
     /// Like [`Bucket::select`] but always scans (for tests and benchmarks).
@@ -214,7 +237,7 @@ impl Bucket {
         self.add_indexes(seq, &key, &record);
         self.may_expire |= record.contains_key("_expiresAt");
         self.by_key.insert(key, seq);
-        self.records.insert(seq, record);
+        self.records.insert(seq, Arc::new(record));
         old.map(|(_, r)| r)
     }
 
@@ -227,7 +250,6 @@ impl Bucket {
     pub fn remove_seq(&mut self, key: &str) -> Option<(u64, Record)> {
         let (seq, rec) = self.remove_indexed(key)?;
         self.by_key.remove(key);
-        self.records.remove(&seq);
         Some((seq, rec))
     }
 
@@ -237,12 +259,15 @@ impl Bucket {
         self.add_indexes(seq, &key, &record);
         self.may_expire |= record.contains_key("_expiresAt");
         self.by_key.insert(key, seq);
-        self.records.insert(seq, record);
+        self.records.insert(seq, Arc::new(record));
     }
 
+    /// Takes the record under `key` out of the records and the indexes (not the key map).
     fn remove_indexed(&mut self, key: &str) -> Option<(u64, Record)> {
         let seq = *self.by_key.get(key)?;
-        let rec = self.records.get(&seq)?.clone();
+        let rec = self.records.remove(&seq)?;
+        // Shared with an evaluation still running only in a rare race: then copied.
+        let rec = Arc::try_unwrap(rec).unwrap_or_else(|shared| (*shared).clone());
         for (field, index) in &mut self.indexes {
             if let Some(k) = rec.get(field).and_then(scalar_key) {
                 if let Some(set) = index.get_mut(&k) {
@@ -282,7 +307,10 @@ impl Bucket {
 
     /// Removes every record, returning them in insertion order.
     pub fn clear(&mut self) -> Vec<Record> {
-        let out: Vec<Record> = std::mem::take(&mut self.records).into_values().collect();
+        let out: Vec<Record> = std::mem::take(&mut self.records)
+            .into_values()
+            .map(|r| Arc::try_unwrap(r).unwrap_or_else(|shared| (*shared).clone()))
+            .collect();
         self.by_key.clear();
         for index in self.indexes.values_mut() {
             index.clear();

@@ -271,26 +271,40 @@ impl Acc {
     }
 }
 
-/// Evaluates a declarative query; depends on the whole bucket. Parameters are bound into
-/// the filter as values ([`Filter::compile_with_params`]); the result may not pass
-/// `limit` bytes of JSON.
-pub(crate) fn eval_declarative(
+/// The records a declarative query reads, taken under the data lock: the live records of
+/// its bucket that match its filter (parameters bound as values,
+/// [`Filter::compile_with_params`]), as shared handles.
+pub(crate) fn collect_declarative(
     def: &QueryDefinition,
     params: &Value,
     data: &Data,
     now: u64,
-    limit: usize,
-) -> StoreResult<(Value, Deps)> {
+) -> StoreResult<Vec<Arc<Record>>> {
     let bucket = data.bucket(&def.bucket)?;
     let filter = match &def.filter {
         Some(f) => Filter::compile_with_params(f, params)?,
         None => Filter::default(),
     };
-    let mut records = if filter.is_empty() {
-        bucket.live(now).collect::<Vec<_>>()
+    Ok(if filter.is_empty() {
+        bucket.live_shared(now).cloned().collect()
     } else {
-        bucket.select(&filter, now)
-    };
+        bucket
+            .select_shared(&filter, now)
+            .into_iter()
+            .cloned()
+            .collect()
+    })
+}
+
+/// Evaluates a declarative query over the records [`collect_declarative`] took (without
+/// the data lock); depends on the whole bucket. The result may not pass `limit` bytes of
+/// JSON.
+pub(crate) fn finish_declarative(
+    def: &QueryDefinition,
+    records: &[Arc<Record>],
+    limit: usize,
+) -> StoreResult<(Value, Deps)> {
+    let mut records: Vec<&Record> = records.iter().map(|r| &**r).collect();
     let mut deps = Deps::default();
     deps.buckets.insert(def.bucket.clone());
     if let Some(sort) = &def.sort {
@@ -379,17 +393,25 @@ pub(crate) fn eval_declarative(
 /// Evaluates any query kind; a result past `limit` bytes of JSON fails with
 /// `ResultTooLarge`, and a panic inside the evaluation (e.g. in a programmatic query)
 /// becomes an `Internal` error.
+///
+/// `data` is released as early as the query allows: a declarative query holds it only
+/// while it takes its records; a programmatic one (which reads through its context) for
+/// its whole run.
 pub(crate) fn evaluate(
     kind: &QueryKind,
     params: &Value,
-    data: &Data,
+    data: parking_lot::RwLockReadGuard<'_, Data>,
     now: u64,
     limit: usize,
 ) -> StoreResult<(Value, Deps)> {
-    catch_unwind(AssertUnwindSafe(|| match kind {
-        QueryKind::Declarative(def) => eval_declarative(def, params, data, now, limit),
+    catch_unwind(AssertUnwindSafe(move || match kind {
+        QueryKind::Declarative(def) => {
+            let records = collect_declarative(def, params, &data, now)?;
+            drop(data);
+            finish_declarative(def, &records, limit)
+        }
         QueryKind::Programmatic(f) => {
-            let ctx = QueryContext::new(data, now, limit);
+            let ctx = QueryContext::new(&data, now, limit);
             let value = f(&ctx, params)?;
             if json_size_within(&value, limit).is_none() {
                 return Err(StoreError::ResultTooLarge { limit });

@@ -321,7 +321,7 @@ impl Store {
             name: name.to_owned(),
         })?;
         let limit = self.inner.limits.max_result_bytes;
-        Ok(evaluate(&kind, params, &data, self.now(), limit)?.0)
+        Ok(evaluate(&kind, params, data, self.now(), limit)?.0)
     }
 
     fn subscribe_sink(
@@ -345,7 +345,10 @@ impl Store {
             Some(ev) => ev.last.clone(),
             None => {
                 let limit = self.inner.limits.max_result_bytes;
-                let (value, deps) = evaluate(&kind, &params, &data, self.now(), limit)?;
+                // The data lock goes as soon as the records are taken; the registry lock,
+                // taken while the data lock was held, stays until the evaluation is
+                // registered, so the dispatcher cannot miss a commit made meanwhile.
+                let (value, deps) = evaluate(&kind, &params, data, self.now(), limit)?;
                 let last = Arc::new(QueryResult::new(value));
                 reg.evals.insert(
                     key.clone(),
@@ -589,9 +592,7 @@ fn process(inner: &Inner, batches: &[Batch]) {
     let results: Vec<(EvalKey, StoreResult<(Value, Deps)>)> = work
         .into_iter()
         .map(|(k, q, p)| {
-            let data = inner.data.read();
-            let r = evaluate(&q, &p, &data, inner.now(), limit);
-            drop(data);
+            let r = evaluate(&q, &p, inner.data.read(), inner.now(), limit);
             (k, r)
         })
         .collect();
