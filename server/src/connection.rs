@@ -477,6 +477,11 @@ impl Connection {
         for id in self.activate_after_reply.drain(..) {
             self.queue.activate(&id);
         }
+        // Subscriptions this request ended (e.g. `store.undefineQuery`) are reported right
+        // after its answer.
+        while let Ok((id, why)) = self.ended_rx.try_recv() {
+            self.end_subscription(&id, why);
+        }
         match sent {
             Ok(()) => Flow::Continue,
             Err(()) => Flow::Stop,

@@ -517,6 +517,14 @@ async fn query_administration() {
         c.ok("store.undefineQuery", json!({"name": "top-2"})).await,
         json!({"name": "top-2", "undefined": true})
     );
+    // Its subscription ends, with an error frame naming it.
+    let ended = c.recv().await;
+    assert_eq!(
+        (&ended["type"], &ended["id"], &ended["code"]),
+        (&json!("error"), &json!(0), &json!("QUERY_NOT_DEFINED")),
+        "{ended}"
+    );
+    assert_eq!(ended["details"]["subscriptionId"], sub["subscriptionId"]);
     let (code, message, _) = c
         .fail("store.undefineQuery", json!({"name": "top-2"}))
         .await;
