@@ -72,7 +72,20 @@ pub(crate) async fn handle(
             None => Err(ServerError::internal("rules.* routed without an engine")),
             Some(engine) => crate::rules_ops::handle(connection, &engine, op, authority.as_ref()),
         },
-        Operation::Store(op) => crate::store_ops::handle(connection, op, authority.as_ref()),
+        Operation::Store(op) => {
+            let large = crate::store_ops::scanned_bucket(&op)
+                .and_then(|bucket| shared.store.bucket_len(bucket))
+                .is_some_and(|n| n > crate::store_ops::INLINE_SCAN_MAX_RECORDS);
+            if large {
+                // A scan of a large bucket runs on the blocking pool, so that the runtime's
+                // workers keep serving other connections meanwhile.
+                let store = shared.store.clone();
+                return tokio::task::spawn_blocking(move || crate::store_ops::read(&store, op))
+                    .await
+                    .unwrap_or_else(|err| Err(ServerError::internal(err)));
+            }
+            crate::store_ops::handle(connection, op, authority.as_ref())
+        }
         Operation::Server(ServerOp::Connections) => {
             to_json(connections(&shared.registry.snapshot()))
         }

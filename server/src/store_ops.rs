@@ -91,46 +91,17 @@ pub(crate) fn handle(
             store.bucket(&bucket).delete(&key)?;
             to_json(Deleted { deleted: true })
         }
-        StoreOp::All { bucket } => Ok(many(store.bucket(&bucket).all()?)),
-        StoreOp::Where { bucket, filter } => Ok(many(store.bucket(&bucket).where_(&filter)?)),
-        StoreOp::FindOne { bucket, filter } => Ok(one(store.bucket(&bucket).find_one(&filter)?)),
-        StoreOp::Count { bucket, filter } => to_json(store.bucket(&bucket).count(filter.as_ref())?),
-        StoreOp::First { bucket, n } => Ok(many(store.bucket(&bucket).first(clamp(n))?)),
-        StoreOp::Last { bucket, n } => Ok(many(store.bucket(&bucket).last(clamp(n))?)),
-        StoreOp::Paginate {
-            bucket,
-            limit,
-            after,
-        } => {
-            let page = store
-                .bucket(&bucket)
-                .paginate(clamp(limit), after.as_ref())?;
-            to_json(PaginateResult {
-                records: page.records.into_iter().map(Value::Object).collect(),
-                has_more: page.has_more,
-                next_cursor: page.next_cursor,
-            })
-        }
-        StoreOp::Sum {
-            bucket,
-            field,
-            filter,
-        } => Ok(store.bucket(&bucket).sum(&field, filter.as_ref())?),
-        StoreOp::Avg {
-            bucket,
-            field,
-            filter,
-        } => Ok(store.bucket(&bucket).avg(&field, filter.as_ref())?),
-        StoreOp::Min {
-            bucket,
-            field,
-            filter,
-        } => Ok(store.bucket(&bucket).min(&field, filter.as_ref())?),
-        StoreOp::Max {
-            bucket,
-            field,
-            filter,
-        } => Ok(store.bucket(&bucket).max(&field, filter.as_ref())?),
+        op @ (StoreOp::All { .. }
+        | StoreOp::Where { .. }
+        | StoreOp::FindOne { .. }
+        | StoreOp::Count { .. }
+        | StoreOp::First { .. }
+        | StoreOp::Last { .. }
+        | StoreOp::Paginate { .. }
+        | StoreOp::Sum { .. }
+        | StoreOp::Avg { .. }
+        | StoreOp::Min { .. }
+        | StoreOp::Max { .. }) => read(&store, op),
         StoreOp::Clear { bucket } => {
             store.bucket(&bucket).clear()?;
             to_json(Cleared { cleared: true })
@@ -236,6 +207,82 @@ pub(crate) fn handle(
             }
             to_json(json!({ "queries": queries }))
         }
+    }
+}
+
+/// Buckets with more records than this are scanned off the runtime's worker threads (a
+/// scan of this many records takes well under a millisecond; handing it to the blocking
+/// pool costs more than that saves).
+pub(crate) const INLINE_SCAN_MAX_RECORDS: usize = 4096;
+
+/// The bucket a read that may scan every record of it acts on (`store.all`, `where`,
+/// `findOne`, `count`, `first`, `last`, `paginate` and the aggregates); `None` for every
+/// other operation.
+pub(crate) fn scanned_bucket(op: &StoreOp) -> Option<&str> {
+    match op {
+        StoreOp::All { bucket }
+        | StoreOp::Where { bucket, .. }
+        | StoreOp::FindOne { bucket, .. }
+        | StoreOp::Count { bucket, .. }
+        | StoreOp::First { bucket, .. }
+        | StoreOp::Last { bucket, .. }
+        | StoreOp::Paginate { bucket, .. }
+        | StoreOp::Sum { bucket, .. }
+        | StoreOp::Avg { bucket, .. }
+        | StoreOp::Min { bucket, .. }
+        | StoreOp::Max { bucket, .. } => Some(bucket),
+        _ => None,
+    }
+}
+
+/// Answers a read of [`scanned_bucket`]'s kinds; it needs nothing of the connection, so it
+/// can run on the blocking pool.
+pub(crate) fn read(store: &Store, op: StoreOp) -> Result<Value, ServerError> {
+    match op {
+        StoreOp::All { bucket } => Ok(many(store.bucket(&bucket).all()?)),
+        StoreOp::Where { bucket, filter } => Ok(many(store.bucket(&bucket).where_(&filter)?)),
+        StoreOp::FindOne { bucket, filter } => Ok(one(store.bucket(&bucket).find_one(&filter)?)),
+        StoreOp::Count { bucket, filter } => to_json(store.bucket(&bucket).count(filter.as_ref())?),
+        StoreOp::First { bucket, n } => Ok(many(store.bucket(&bucket).first(clamp(n))?)),
+        StoreOp::Last { bucket, n } => Ok(many(store.bucket(&bucket).last(clamp(n))?)),
+        StoreOp::Paginate {
+            bucket,
+            limit,
+            after,
+        } => {
+            let page = store
+                .bucket(&bucket)
+                .paginate(clamp(limit), after.as_ref())?;
+            to_json(PaginateResult {
+                records: page.records.into_iter().map(Value::Object).collect(),
+                has_more: page.has_more,
+                next_cursor: page.next_cursor,
+            })
+        }
+        StoreOp::Sum {
+            bucket,
+            field,
+            filter,
+        } => Ok(store.bucket(&bucket).sum(&field, filter.as_ref())?),
+        StoreOp::Avg {
+            bucket,
+            field,
+            filter,
+        } => Ok(store.bucket(&bucket).avg(&field, filter.as_ref())?),
+        StoreOp::Min {
+            bucket,
+            field,
+            filter,
+        } => Ok(store.bucket(&bucket).min(&field, filter.as_ref())?),
+        StoreOp::Max {
+            bucket,
+            field,
+            filter,
+        } => Ok(store.bucket(&bucket).max(&field, filter.as_ref())?),
+        other => Err(ServerError::internal(format_args!(
+            "{} is not a read",
+            other.op_type()
+        ))),
     }
 }
 

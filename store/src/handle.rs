@@ -2,6 +2,7 @@
 //! lock briefly; writes take the exclusive lock, validate, apply and publish one batch.
 
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 use crate::error::{StoreError, StoreResult};
 use crate::reads::{Page, Reads};
@@ -28,6 +29,21 @@ impl BucketHandle {
     /// The bucket name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Takes the records `pick` chooses under the data lock (a reference count each), then
+    /// measures and copies them after releasing it: a large read holds writers (and the
+    /// readers queued behind them) only while it selects.
+    fn read_records(
+        &self,
+        pick: impl FnOnce(&crate::bucket::Bucket, u64) -> StoreResult<Vec<Arc<Record>>>,
+    ) -> StoreResult<Vec<Record>> {
+        let limit = self.store.inner.limits.max_result_bytes;
+        let shared = {
+            let data = self.store.inner.data.read();
+            pick(data.bucket(&self.name)?, self.store.now())?
+        };
+        crate::reads::collect_within(shared.iter().map(|r| &**r), limit)
     }
 
     fn read<T>(&self, f: impl FnOnce(&Reads<'_>) -> StoreResult<T>) -> StoreResult<T> {
@@ -120,12 +136,19 @@ impl BucketHandle {
     /// [`StoreConfig::max_result_bytes`](crate::StoreConfig::max_result_bytes) (as for
     /// every read that returns records; [`BucketHandle::paginate`] reads in pages).
     pub fn all(&self) -> StoreResult<Vec<Record>> {
-        self.read(|r| r.all())
+        self.read_records(|b, now| Ok(b.live_shared(now).cloned().collect()))
     }
 
     /// Records matching `filter`, in insertion order (uses an index for equality filters).
     pub fn where_(&self, filter: &Map<String, Value>) -> StoreResult<Vec<Record>> {
-        self.read(|r| r.where_(filter))
+        let f = crate::filter::Filter::compile(filter)?;
+        self.read_records(|b, now| {
+            Ok(if f.is_empty() {
+                b.live_shared(now).cloned().collect()
+            } else {
+                b.select_shared(&f, now).into_iter().cloned().collect()
+            })
+        })
     }
 
     /// Like [`BucketHandle::where_`] but never uses an index (reference for tests/benches).
@@ -148,12 +171,18 @@ impl BucketHandle {
 
     /// The first `n` records (`n` ≥ 1).
     pub fn first(&self, n: usize) -> StoreResult<Vec<Record>> {
-        self.read(|r| r.first(n))
+        let n = crate::reads::positive("n", n)?;
+        self.read_records(|b, now| Ok(b.live_shared(now).take(n).cloned().collect()))
     }
 
     /// The last `n` records (`n` ≥ 1), in insertion order.
     pub fn last(&self, n: usize) -> StoreResult<Vec<Record>> {
-        self.read(|r| r.last(n))
+        let n = crate::reads::positive("n", n)?;
+        self.read_records(|b, now| {
+            let mut out: Vec<_> = b.live_shared(now).rev().take(n).cloned().collect();
+            out.reverse();
+            Ok(out)
+        })
     }
 
     /// A page of up to `limit` records after the record with key `after`. An unknown

@@ -66,7 +66,7 @@ pub(crate) fn max_of(it: impl Iterator<Item = f64>) -> Value {
         .map_or(Value::Null, num_value)
 }
 
-fn positive(name: &str, n: usize) -> StoreResult<usize> {
+pub(crate) fn positive(name: &str, n: usize) -> StoreResult<usize> {
     if n == 0 {
         return Err(StoreError::invalid_arg(format!(
             "{name} must be a positive integer"

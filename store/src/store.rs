@@ -530,6 +530,12 @@ impl Store {
         Ok(self.inner.data.read().bucket(name)?.def.clone())
     }
 
+    /// Number of records stored in bucket `name` (expired ones not yet swept included);
+    /// `None` when there is no such bucket. Cheap: no record is read.
+    pub fn bucket_len(&self, name: &str) -> Option<usize> {
+        self.inner.data.read().buckets.get(name).map(|b| b.len())
+    }
+
     /// Names of all buckets (sorted).
     pub fn bucket_names(&self) -> Vec<String> {
         self.inner.data.read().buckets.keys().cloned().collect()
