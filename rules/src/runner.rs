@@ -100,8 +100,15 @@ impl State {
     }
 }
 
+/// Work items between two chances for other callers to take the engine's lock.
+const YIELD_EVERY: usize = 64;
+
 /// Processes `first` and everything it causes; returns the events to deliver, in order.
-pub(crate) fn process(inner: &Arc<Inner>, state: &mut State, first: Work) -> Vec<Event> {
+pub(crate) fn process(
+    inner: &Arc<Inner>,
+    state: &mut parking_lot::MutexGuard<'_, State>,
+    first: Work,
+) -> Vec<Event> {
     let started = std::time::Instant::now();
     let config = &inner.config;
     let mut budget = Budget::new(config);
@@ -112,7 +119,16 @@ pub(crate) fn process(inner: &Arc<Inner>, state: &mut State, first: Work) -> Vec
     queue.push_back(first);
     let mut delivered = Vec::new();
     let mut depth_reached = false;
+    let mut since_yield = 0usize;
     while let Some(work) = queue.pop_front() {
+        // A long cascade lets other callers of the engine (a client's `rules.getFact`, a
+        // timer) in between its work items, so one input never holds them for its whole
+        // run. Each work item still sees and leaves a consistent state.
+        since_yield += 1;
+        if since_yield == YIELD_EVERY {
+            since_yield = 0;
+            parking_lot::MutexGuard::bump(state);
+        }
         let mut run = Runner {
             inner,
             config,
