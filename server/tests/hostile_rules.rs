@@ -6,45 +6,10 @@
 
 mod common;
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{Client, local_config, spawn, start};
+use common::{Binary, Client, local_config, start};
 use serde_json::{Value, json};
-
-/// The spawned binary, killed when dropped so a failing test leaves no server behind.
-struct Binary {
-    child: Child,
-    url: String,
-}
-
-impl Binary {
-    async fn spawn(extra: &[&str]) -> Binary {
-        let mut args = vec!["--port", "0", "--host", "127.0.0.1"];
-        args.extend_from_slice(extra);
-        let (child, url) = spawn(&args).await;
-        Binary { child, url }
-    }
-
-    /// Peak resident set size of the process so far (`VmHWM`), in bytes.
-    fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc status of the server");
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("a VmHWM line");
-        kib * 1024
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// On `t`: for every item of `event.items`, emit `t` with the same items.
 fn re_emit_rule() -> Value {
@@ -122,7 +87,7 @@ async fn a_for_each_re_emitting_its_trigger_is_bounded_in_memory_and_time() {
             bystander_took < PROMPT,
             "{n} items: the bystander waited {bystander_took:?}"
         );
-        let peak = binary.peak_rss();
+        let peak = binary.peak_rss_kib() * 1024;
         eprintln!(
             "{n} items: emit answered in {took:?}, slowest bystander round trip \
              {bystander_took:?}, peak RSS {} MiB",

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, local_config, start};
+use common::{Binary, Client, local_config, start};
 use serde_json::json;
 
 fn people_config() -> noex_server::ServerConfig {
@@ -197,43 +197,18 @@ async fn buckets_and_queries_per_server_are_bounded() {
     );
 }
 
-/// `VmHWM` (peak resident set) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
-}
-
 #[tokio::test]
 async fn reading_records_of_a_mebibyte_is_refused_instead_of_one_huge_frame() {
-    let dir = std::env::temp_dir().join(format!("noex-big-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("noex.json");
-    std::fs::write(
+    let config = json!({
+        "maxPayloadBytes": 2 * 1024 * 1024,
+        "store": {"buckets": {"big": {"key": "id", "schema": {"id": {"type": "number"}, "blob": {"type": "string"}}}}}
+    });
+    let server = Binary::with_config(
         &config,
-        json!({
-            "maxPayloadBytes": 2 * 1024 * 1024,
-            "store": {"buckets": {"big": {"key": "id", "schema": {"id": {"type": "number"}, "blob": {"type": "string"}}}}}
-        })
-        .to_string(),
+        &["--no-rules", "--heartbeat-interval-ms", "600000"],
     )
-    .expect("config");
-    let (mut child, url) = common::spawn(&[
-        "--port",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--no-rules",
-        "--heartbeat-interval-ms",
-        "600000",
-        "--config",
-        config.to_str().expect("utf-8 path"),
-    ])
     .await;
-    let (mut c, _) = Client::connect_url(&url).await;
+    let (mut c, _) = Client::connect_url(&server.url).await;
     let blob = "x".repeat(1024 * 1024);
     // The attack stored 300 such records (a 312 MB answer); 40 show the same thing in a
     // debug build's time.
@@ -244,12 +219,12 @@ async fn reading_records_of_a_mebibyte_is_refused_instead_of_one_huge_frame() {
         )
         .await;
     }
-    let before = peak_rss_kib(child.id());
+    let before = server.peak_rss_kib();
     let (code, message, details) = c.fail("store.all", json!({"bucket": "big"})).await;
     assert_eq!(code, "VALIDATION_ERROR");
     assert!(message.contains("store.paginate"), "{message}");
     assert_eq!(details["limit"], 8 * 1024 * 1024);
-    let after = peak_rss_kib(child.id());
+    let after = server.peak_rss_kib();
     // Before the fix the answer was one frame the size of the bucket, built on top of a
     // clone of every record: the peak grew by several times the bucket's size.
     assert!(
@@ -262,9 +237,6 @@ async fn reading_records_of_a_mebibyte_is_refused_instead_of_one_huge_frame() {
         .ok("store.paginate", json!({"bucket": "big", "limit": 5}))
         .await;
     assert_eq!(page["records"].as_array().map(Vec::len), Some(5));
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,12 +6,11 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Client, WAIT, local_config, spawn, start};
+use common::{Binary, Client, WAIT, local_config, start};
 use noex_server::{AuthConfig, Server, ServerHandle, Session, TokenValidator, ValidateFuture};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
@@ -20,56 +19,6 @@ use tokio_tungstenite::MaybeTlsStream;
 
 // ---------------------------------------------------------------------------------------
 // Helpers: the spawned binary, raw sockets, raw WebSocket frames.
-
-/// Kills the spawned server when the test ends, however it ends.
-struct Spawned {
-    child: Child,
-    url: String,
-}
-
-impl Spawned {
-    async fn start(config: Value) -> Spawned {
-        let dir = std::env::temp_dir().join(format!(
-            "noex-hostile-{}-{}",
-            std::process::id(),
-            NEXT_FILE.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("config.json");
-        std::fs::write(&path, config.to_string()).expect("config file");
-        let path = path.to_str().expect("utf-8 path").to_owned();
-        let (child, url) = spawn(&["--host", "127.0.0.1", "--port", "0", "-c", &path]).await;
-        Spawned { child, url }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.url
-            .trim_start_matches("ws://")
-            .trim_end_matches('/')
-            .parse()
-            .expect("socket address in the URL")
-    }
-
-    /// A `/proc/PID/status` field in KiB (`VmRSS`, `VmHWM`).
-    fn status_kib(&self, field: &str) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-static NEXT_FILE: AtomicUsize = AtomicUsize::new(0);
 
 const MIB: u64 = 1024;
 
@@ -260,8 +209,11 @@ async fn client_from(addr: SocketAddr, from: Ipv4Addr, recv_buffer: Option<u32>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_from_a_client_that_never_reads_is_cut_off_and_memory_stays_bounded() {
-    let server =
-        Spawned::start(json!({"heartbeat": {"intervalMs": 60_000, "timeoutMs": 1_000}})).await;
+    let server = Binary::with_config(
+        &json!({"heartbeat": {"intervalMs": 60_000, "timeoutMs": 1_000}}),
+        &[],
+    )
+    .await;
     let addr = server.addr();
     // Warm up: one served client, then the baseline.
     let (mut warm, _) = Client::connect_url(&server.url).await;
@@ -425,14 +377,14 @@ async fn subscribers_that_never_read_are_dropped_by_the_write_deadline() {
     const SUBSCRIBERS: usize = 20;
     const RECORDS: usize = 40;
     const TIMEOUT_MS: u64 = 1_000;
-    let server = Spawned::start(json!({
+    let server = Binary::with_config(&json!({
         "heartbeat": {"intervalMs": 60_000, "timeoutMs": TIMEOUT_MS},
         "store": {
             "buckets": {"blobs": {"key": "id", "schema": {
                 "id": {"type": "string"}, "n": {"type": "number"}, "blob": {"type": "string"}}}},
             "queries": {"newest": {"bucket": "blobs", "sort": {"n": "desc"}, "limit": 1}}
         }
-    }))
+    }), &[])
     .await;
     let addr = server.addr();
     let (mut writer, _) = Client::connect_url(&server.url).await;
@@ -543,9 +495,12 @@ fn wide_in_request() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_of_deeply_nested_arrays_is_refused_before_it_is_parsed() {
-    let server = Spawned::start(json!({
-        "store": {"buckets": {"b": {"key": "id", "schema": {"id": {"type": "string"}}}}}
-    }))
+    let server = Binary::with_config(
+        &json!({
+            "store": {"buckets": {"b": {"key": "id", "schema": {"id": {"type": "string"}}}}}
+        }),
+        &[],
+    )
     .await;
     let (mut client, _) = Client::connect_url(&server.url).await;
     client.ok("server.stats", json!({})).await;

@@ -6,9 +6,8 @@ mod common;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::process::Child;
 
-use common::{Client, WAIT, local_config};
+use common::{Binary, Client, WAIT, local_config};
 use futures_util::{SinkExt, StreamExt};
 use noex_server::{PersistenceEngine, Server, ServerConfig};
 use serde_json::{Value, json};
@@ -123,46 +122,18 @@ async fn a_damaged_database_stops_start_up_naming_the_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The `noex-server` binary on `dir` with `--persistence redb --durability sync`, on a
-/// free port. Killed with SIGKILL when dropped, so a failing test leaves no server behind.
-struct Binary {
-    child: Child,
-    url: String,
-}
-
-impl Binary {
-    /// Starts the binary and waits (bounded) for its `listening on` line.
-    async fn spawn(dir: &Path) -> Binary {
-        let (child, url) = common::spawn(&[
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            "--persistence",
-            "redb",
-            "--data-dir",
-            dir.to_str().expect("UTF-8 data dir"),
-            "--durability",
-            "sync",
-            "--no-rules",
-        ])
-        .await;
-        Binary { child, url }
-    }
-
-    /// `kill -9` (what `Child::kill` sends on Unix), then reaps the process.
-    fn sigkill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        let status = self.child.wait().expect("reaped");
-        assert!(!status.success(), "killed, not finished: {status}");
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The `noex-server` binary on `dir` with `--persistence redb --durability sync`.
+async fn durable_binary(dir: &Path) -> Binary {
+    Binary::spawn(&[
+        "--persistence",
+        "redb",
+        "--data-dir",
+        dir.to_str().expect("UTF-8 data dir"),
+        "--durability",
+        "sync",
+        "--no-rules",
+    ])
+    .await
 }
 
 /// The binary with `--persistence redb --durability sync`: every acknowledged insert is
@@ -170,7 +141,7 @@ impl Drop for Binary {
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9_of_the_binary() {
     let dir = temp_dir("kill9");
-    let mut binary = Binary::spawn(&dir).await;
+    let mut binary = durable_binary(&dir).await;
     let (mut c, _) = Client::connect_url(&binary.url).await;
     c.ok(
         "store.defineBucket",
@@ -183,7 +154,7 @@ async fn acknowledged_writes_survive_kill_9_of_the_binary() {
     }
     binary.sigkill();
 
-    let binary = Binary::spawn(&dir).await;
+    let binary = durable_binary(&dir).await;
     let (mut c, _) = Client::connect_url(&binary.url).await;
     let count: Value = c.ok("store.count", json!({"bucket": "log"})).await;
     assert_eq!(count, 50, "every acknowledged insert survived kill -9");
@@ -288,7 +259,7 @@ async fn crash_ids(c: &mut Client, bucket: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_in_a_loop_while_clients_write_keeps_exactly_the_acknowledged_writes() {
     let dir = temp_dir("kill9-loop");
-    let mut binary = Binary::spawn(&dir).await;
+    let mut binary = durable_binary(&dir).await;
     {
         let (mut c, _) = Client::connect_url(&binary.url).await;
         for name in ["a", "b"] {
@@ -344,7 +315,7 @@ async fn sigkill_in_a_loop_while_clients_write_keeps_exactly_the_acknowledged_wr
             acked.insert(key);
         }
 
-        binary = Binary::spawn(&dir).await;
+        binary = durable_binary(&dir).await;
         let (mut c, _) = Client::connect_url(&binary.url).await;
         let a = crash_ids(&mut c, "a").await;
         let b = crash_ids(&mut c, "b").await;

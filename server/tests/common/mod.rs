@@ -69,6 +69,74 @@ pub async fn spawn(args: &[&str]) -> (Child, String) {
     }
 }
 
+/// The `noex-server` binary on 127.0.0.1 and a free port, spawned with [`spawn`] and
+/// killed (SIGKILL) and reaped when dropped, so a failing test leaves no server behind.
+pub struct Binary {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Binary {
+    /// Starts the binary with `--port 0 --host 127.0.0.1` and `args`.
+    pub async fn spawn(args: &[&str]) -> Binary {
+        let mut all = vec!["--port", "0", "--host", "127.0.0.1"];
+        all.extend_from_slice(args);
+        let (child, url) = spawn(&all).await;
+        Binary { child, url }
+    }
+
+    /// Starts the binary with `config` written to a config file of its own, then `args`.
+    pub async fn with_config(config: &Value, args: &[&str]) -> Binary {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("noex-test-{}-{n}.json", std::process::id()));
+        std::fs::write(&path, config.to_string()).expect("config file");
+        let path = path.to_str().expect("UTF-8 path").to_owned();
+        let mut all = vec!["--config", path.as_str()];
+        all.extend_from_slice(args);
+        Binary::spawn(&all).await
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.url
+            .trim_start_matches("ws://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("socket address in the URL")
+    }
+
+    /// A `/proc/PID/status` field in KiB (`VmRSS`, `VmHWM`).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+    }
+
+    /// Peak resident set size so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM")
+    }
+
+    /// `kill -9` (what `Child::kill` sends on Unix), then reaps the process.
+    pub fn sigkill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let status = self.child.wait().expect("reaped");
+        assert!(!status.success(), "killed, not finished: {status}");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Pushes read while waiting for an answer (see [`Client::call`]).
