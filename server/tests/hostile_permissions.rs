@@ -49,7 +49,10 @@ async fn start() -> (ServerHandle, Arc<ManualClock>) {
             ("ops-t".into(), token("ops", &["ops"], None)),
             ("watcher-t".into(), token("wat", &["watcher"], None)),
             ("ruler-t".into(), token("rul", &["ruler"], None)),
-            ("short-t".into(), token("sho", &["tenant"], Some(T0 + 1_000))),
+            (
+                "short-t".into(),
+                token("sho", &["tenant"], Some(T0 + 1_000)),
+            ),
         ])),
         permissions: serde_json::from_value(json!({
             "default": "deny",
@@ -58,7 +61,7 @@ async fn start() -> (ServerHandle, Arc<ManualClock>) {
                 {"role": "tenant", "allow": "store.*", "buckets": ["public"]},
                 {"role": "other-tenant", "allow": "store.*", "buckets": ["secret"]},
                 {"role": "ops", "allow": "rules.*", "topics": ["order.*", "order:*"]},
-                {"role": "watcher", "allow": ["rules.subscribe", "rules.unsubscribe"], "topics": ["bucket.*"]},
+                {"role": "watcher", "allow": "rules.subscribe", "topics": ["bucket.*"]},
                 {"role": "watcher", "allow": "store.all", "buckets": ["public"]},
                 {"role": "ruler", "allow": "rules.*", "topics": ["order.*", "bucket.*"]}
             ]
@@ -524,4 +527,25 @@ async fn subscriptions_end_with_the_session_that_allowed_them() {
         "{notice}"
     );
     no_more_pushes(&server, &mut client, &mut admin, "d").await;
+}
+
+#[tokio::test]
+async fn a_session_may_always_end_its_own_subscriptions() {
+    let (server, _) = start().await;
+    // The watcher's rules allow `rules.subscribe` and nothing about unsubscribing.
+    let mut watcher = logged_in(&server, "watcher-t").await;
+    let sub = watcher
+        .ok("rules.subscribe", json!({"pattern": "bucket.*"}))
+        .await;
+    let answer = watcher
+        .request(
+            json!({"id": 2, "type": "rules.unsubscribe", "subscriptionId": sub["subscriptionId"]}),
+        )
+        .await;
+    assert_eq!(answer["data"]["unsubscribed"], true, "{answer}");
+    // Someone else's (or no) subscription id is still NOT_FOUND, not a way to probe.
+    let answer = watcher
+        .request(json!({"id": 3, "type": "store.unsubscribe", "subscriptionId": "sub-999"}))
+        .await;
+    assert_eq!(answer["code"], "NOT_FOUND", "{answer}");
 }

@@ -84,8 +84,9 @@ pub enum Resource<'a> {
 }
 
 impl Operation {
-    /// The tier an operation requires; `None` for `auth.*` (always allowed) and for types
-    /// this version does not know (answered `UNKNOWN_OPERATION`).
+    /// The tier an operation requires; `None` for what is always allowed — `auth.*`, and
+    /// ending one of the connection's own subscriptions (whatever the session has become
+    /// since) — and for types this version does not know (answered `UNKNOWN_OPERATION`).
     ///
     /// ```
     /// use noex_protocol::{Operation, StoreOp, Tier};
@@ -94,6 +95,8 @@ impl Operation {
     /// ```
     pub fn tier(&self) -> Option<Tier> {
         match self {
+            Operation::Store(StoreOp::Unsubscribe { .. })
+            | Operation::Rules(RulesOp::Unsubscribe { .. }) => None,
             Operation::Store(op) => Some(op.tier()),
             Operation::Rules(op) => Some(op.tier()),
             Operation::Server(ServerOp::Stats | ServerOp::Connections) => Some(Tier::Admin),
