@@ -1,7 +1,7 @@
-//! The guide (`docs/*.md`) and the reference (`docs/reference/*.md`) work as printed: every
-//! request/answer exchange is replayed against a real server started with the config of
-//! its chapter, every config block parses (and starts a server), every rule and filter
-//! shown is accepted.
+//! The guide (`docs/*.md`), the reference (`docs/reference/*.md`) and the README work as
+//! printed: every request/answer exchange is replayed against a real server started with
+//! the config of its chapter, every config block parses (and starts a server), every rule
+//! and filter shown is accepted.
 //!
 //! # The convention in the documents
 //!
@@ -17,7 +17,8 @@
 //!   config `CONFIG` (`default` is the binary's defaults) over one WebSocket.
 //! - `<!-- check: json KIND -->`: JSON that must be accepted as a `server-config` (parsed and
 //!   validated; for blocks that cannot start alone, e.g. a key file path), a `rule`
-//!   (registered in a rule engine) or a `filter` (compiled by the store).
+//!   (registered in a rule engine) or a `filter` (compiled by the store); `defaults` is a
+//!   config whose every value must be the default.
 //! - `<!-- check: skip: REASON -->`: not checked, for the reason given.
 //!
 //! Config names are global over all documents. Like the `noex-server` binary, the checks
@@ -68,10 +69,11 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `docs/*.md` and `docs/reference/*.md`, in name order.
+/// `README.md`, `docs/*.md` and `docs/reference/*.md`, in name order.
 fn documents() -> Vec<(String, String)> {
     let root = root();
-    let mut out = Vec::new();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let mut out = vec![("README.md".to_owned(), readme)];
     for dir in ["docs", "docs/reference"] {
         if !root.join(dir).is_dir() {
             continue;
@@ -555,6 +557,19 @@ async fn check_json(block: &Block, kind: &str) -> Result<(), String> {
             let config: ServerConfig =
                 serde_json::from_value(value).map_err(|e| fail(e.to_string()))?;
             config.validate().map_err(|e| fail(e.to_string()))
+        }
+        "defaults" => {
+            let config: ServerConfig =
+                serde_json::from_value(value).map_err(|e| fail(e.to_string()))?;
+            let defaults = ServerConfig::default();
+            if config == defaults {
+                Ok(())
+            } else {
+                Err(fail(format!(
+                    "a value differs from the default; the defaults are\n{}",
+                    serde_json::to_string_pretty(&defaults).unwrap_or_default()
+                )))
+            }
         }
         "rule" => noex_rules::RuleEngine::default()
             .register_rule(&value)
