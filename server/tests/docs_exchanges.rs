@@ -43,7 +43,8 @@
 //! checks with one more round trip that nothing else was sent.
 //!
 //! `DOCS_DUMP=1 cargo test -p noex-server --test docs_exchanges -- --nocapture` prints the
-//! frames each session really receives, to write a new exchange.
+//! frames each session really receives, to write a new exchange; `DOCS_ONLY=store.md` limits
+//! the replay to the sessions of the files whose path contains that text.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -439,8 +440,23 @@ struct Counts {
     frames: usize,
 }
 
-/// Replays a session; the error says where and how it differs.
+/// Replays a session; the error says where and how it differs. With `dump` the frames
+/// really exchanged are printed (in one piece, after the session) instead of compared.
 async fn replay(block: &Block, config: ServerConfig, dump: bool) -> Result<Counts, String> {
+    let mut log = Vec::new();
+    let result = run_session(block, config, dump, &mut log).await;
+    if dump {
+        println!("== {}\n{}", block.at(), log.join("\n"));
+    }
+    result
+}
+
+async fn run_session(
+    block: &Block,
+    config: ServerConfig,
+    dump: bool,
+    log: &mut Vec<String>,
+) -> Result<Counts, String> {
     let groups = groups(block)?;
     let server = Server::start(config)
         .await
@@ -450,9 +466,6 @@ async fn replay(block: &Block, config: ServerConfig, dump: bool) -> Result<Count
         .await
         .map_err(|e| format!("{}: cannot connect: {e}", block.at()))?;
     let mut counts = Counts::default();
-    if dump {
-        println!("== {}", block.at());
-    }
     for (n, group) in groups.iter().enumerate() {
         if n == 0 && group.expected.is_empty() {
             // The session starts after the welcome.
@@ -469,9 +482,7 @@ async fn replay(block: &Block, config: ServerConfig, dump: bool) -> Result<Count
                 .await
                 .map_err(|e| format!("{}:{line}: cannot send: {e}", block.file))?;
             counts.requests += 1;
-            if dump {
-                println!("-> {text}");
-            }
+            log.push(format!("-> {text}"));
         }
         let mut actual = Vec::new();
         for (line, written, _) in &group.expected {
@@ -482,9 +493,7 @@ async fn replay(block: &Block, config: ServerConfig, dump: bool) -> Result<Count
                     show(&actual)
                 )
             })?;
-            if dump {
-                println!("<- {frame}");
-            }
+            log.push(format!("<- {frame}"));
             actual.push(frame);
         }
         counts.frames += actual.len();
@@ -590,6 +599,8 @@ async fn check_json(block: &Block, kind: &str) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_exchange_and_config_in_the_docs_works_as_printed() {
     let dump = std::env::var_os("DOCS_DUMP").is_some();
+    // `DOCS_ONLY=store.md` replays only the sessions of files whose path contains it.
+    let only = std::env::var("DOCS_ONLY").unwrap_or_default();
     let mut errors = Vec::new();
     let mut all = Vec::new();
     for (file, text) in documents() {
@@ -643,7 +654,11 @@ async fn every_exchange_and_config_in_the_docs_works_as_printed() {
                     },
                 );
             }
-            ["session", config] => sessions.push((block, (*config).to_owned())),
+            ["session", config] => {
+                if block.file.contains(only.as_str()) {
+                    sessions.push((block, (*config).to_owned()));
+                }
+            }
             ["json", kind] => json_blocks.push((block, (*kind).to_owned())),
             ["skip:", ..] if words.len() > 1 => skipped.push(block),
             _ => errors.push(format!("{}: unknown marker `{marker}`", block.at())),
