@@ -34,9 +34,10 @@
 //! lines continue the frame above; lines in parentheses are comments.
 //!
 //! Frames are compared after masking what differs from run to run: timestamps (`serverTime`,
-//! `timestamp`, `_createdAt`, `_updatedAt`, `_expiresAt`, `createdAt`, `updatedAt`,
-//! `connectedAt`, `uptimeMs`, `avgProcessingTimeMs`), the bound `port`, UUIDs, and waiting
-//! times (`retryAfterMs`, `Retry after Nms`). In an expected frame `{...}` stands for any
+//! `timestamp`, `_createdAt`, `_updatedAt`, `createdAt`, `updatedAt`, `connectedAt`,
+//! `uptimeMs`, `avgProcessingTimeMs`; a record's `_expiresAt` is compared as its distance
+//! from `_createdAt`), the bound `port`, UUIDs, and waiting times (`retryAfterMs`,
+//! `Retry after Nms`). In an expected frame `{...}` stands for any
 //! value, and `...` as the last member of an object for any further members.
 //!
 //! After the last frame the test waits until the store has dispatched every change and
@@ -280,6 +281,16 @@ fn parse_expected(text: &str) -> Result<Value, String> {
 fn normalize(value: &mut Value) {
     match value {
         Value::Object(map) => {
+            // A record's expiry is kept as its lifetime, which the bucket's TTL fixes.
+            if let (Some(created), Some(expires)) = (
+                map.get("_createdAt").and_then(Value::as_u64),
+                map.get("_expiresAt").and_then(Value::as_u64),
+            ) {
+                map.insert(
+                    "_expiresAt".into(),
+                    Value::from(format!("_createdAt + {}", expires.wrapping_sub(created))),
+                );
+            }
             for (key, v) in map.iter_mut() {
                 let masked = matches!(
                     key.as_str(),
@@ -752,6 +763,13 @@ fn the_frame_matcher_masks_and_wildcards_as_documented() {
         "id": "11111111-2222-4333-8444-555555555555", "rec": [1, 2], "_createdAt": 99, "more": true}});
     normalize(&mut got);
     assert!(matches(&want, &got));
+    let ttl = parse_expected(r#"{"_createdAt":5,"_expiresAt":1005}"#).expect("parses");
+    let mut same = serde_json::json!({"_createdAt": 70, "_expiresAt": 1070});
+    normalize(&mut same);
+    assert!(matches(&ttl, &same));
+    let mut longer = serde_json::json!({"_createdAt": 70, "_expiresAt": 2070});
+    normalize(&mut longer);
+    assert!(!matches(&ttl, &longer));
     let mut other = got.clone();
     other["id"] = Value::from(2);
     assert!(!matches(&want, &other));
