@@ -1,4 +1,4 @@
-//! noex-protocol: every message of the noex wire protocol (`shared/spec/PROTOCOL.md`) as Rust
+//! noex-protocol: every message of the noex wire protocol (`docs/reference/protocol.md`) as Rust
 //! types, the frame validation every server runs, and the TypeScript export of those types.
 //!
 //! The crate has no I/O and no async runtime, so the server, the native client and the

@@ -1,4 +1,4 @@
-//! noex-rules: the rule engine (see `shared/spec/RULES.md`).
+//! noex-rules: the rule engine (see `docs/reference/rules.md` in the repository).
 //!
 //! Keeps **facts** (`key -> JSON`, `:`-segment keys), receives **events** (`.`-segment topics)
 //! and runs **rules** — JSON data in the shape of the original noex-rules — that react to them

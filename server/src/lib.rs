@@ -1,5 +1,5 @@
 //! noex-server: the real-time data server speaking the noex WebSocket protocol
-//! (`shared/spec/PROTOCOL.md`).
+//! (`docs/reference/protocol.md` in the repository).
 //!
 //! - [`Server::start`] binds and serves; the returned [`ServerHandle`] reports the bound
 //!   address and connection count and stops the server gracefully.

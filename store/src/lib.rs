@@ -1,4 +1,4 @@
-//! noex-store: the embedded reactive store (see `shared/spec/STORE.md`).
+//! noex-store: the embedded reactive store (see `docs/reference/store.md` in the repository).
 //!
 //! - [`Store`]: buckets ([`Store::define_bucket`]), per-bucket handles ([`Store::bucket`]),
 //!   queries ([`Store::define_query`], [`Store::define_programmatic_query`]),
