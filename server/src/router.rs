@@ -43,6 +43,11 @@ pub(crate) async fn handle(
             .with_details(json!(RateLimitDetails { retry_after_ms })));
         }
     }
+    if shared.auth.is_none() && is_auth_op {
+        // Before field validation: without auth every auth.* is unknown (as the protocol
+        // says), whatever fields it carries.
+        return Err(ServerError::unknown_operation(op_type));
+    }
     if shared.rules.is_none() && namespace_of(op_type) == "rules" {
         // Before field validation: without an engine every rules.* is unavailable.
         return Err(ServerError::new(
