@@ -1,4 +1,4 @@
-//! Frames a client sends (spec section 3) and the frame validation every server runs first.
+//! Frames a client sends (docs/reference/protocol.md, "Frames a client sends") and the frame validation every server runs first.
 //!
 //! [`parse_client_frame`] applies the spec's validation order (first failure wins) and is the
 //! one place that order lives: the server calls it for every text frame and the tests check

@@ -1,5 +1,5 @@
 //! Typed shapes of the definitions clients send to admin operations: bucket definitions with
-//! their field schemas, declarative queries, and bucket updates (STORE.md "Buckets and
+//! their field schemas, declarative queries, and bucket updates (docs/reference/store.md "Buckets and
 //! schemas" and "Queries").
 //!
 //! Operations carry these as raw JSON (the store validates them and reports every issue
@@ -306,7 +306,7 @@ pub enum GroupBy {
 pub struct QueryConfig {
     /// The bucket queried.
     pub bucket: String,
-    /// Filter (see STORE.md "Filters").
+    /// Filter (see docs/reference/store.md, "Filters").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, as = "Option<BTreeMap<String, Value>>")]
     pub filter: Option<serde_json::Map<String, Value>>,

@@ -1,4 +1,4 @@
-//! The protocol's error codes (spec section 4): one enum, serialized exactly as on the wire.
+//! The protocol's error codes (docs/reference/protocol.md, "Error codes"): one enum, serialized exactly as on the wire.
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;

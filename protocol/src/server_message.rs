@@ -1,4 +1,4 @@
-//! Frames the server sends (spec section 2): welcome, result, error, push, ping, system.
+//! Frames the server sends (docs/reference/protocol.md, "Frames the server sends"): welcome, result, error, push, ping, system.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! Every message kind of PROTOCOL.md, round-tripped against literal JSON in the spec's shapes,
+//! Every message kind of the protocol (docs/reference/protocol.md), round-tripped against literal JSON in the spec's shapes,
 //! and the frame validation order of section 3 case by case.
 
 use noex_protocol::*;

@@ -2,7 +2,7 @@
 //! dot-path helpers every other module uses.
 //!
 //! Fact keys are `:`-separated; in a fact pattern `*` is exactly one segment. Topics are
-//! `.`-separated; a topic pattern follows PROTOCOL.md section 6 (see [`topic_matches`]).
+//! `.`-separated; a topic pattern follows the protocol's grammar (docs/reference/rules.md) (see [`topic_matches`]).
 
 use serde_json::Value;
 

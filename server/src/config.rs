@@ -1,4 +1,4 @@
-//! Server configuration: every field and default of PROTOCOL.md section 11, loadable from a
+//! Server configuration: every field and default of docs/reference/protocol.md "Configuration and defaults", loadable from a
 //! JSON file whose field names mirror the original server's config (camelCase).
 
 use std::collections::BTreeMap;

@@ -69,7 +69,7 @@ pub(crate) async fn handle(
     }
     match operation {
         Operation::Auth(op) => match &shared.auth {
-            // Auth is not configured: every auth.* is unknown (spec section 7).
+            // Auth is not configured: every auth.* is unknown (docs/reference/protocol.md, "Auth operations").
             None => Err(ServerError::unknown_operation(op_type)),
             Some(auth) => handle_auth(connection, auth, op, now).await,
         },

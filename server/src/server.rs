@@ -78,7 +78,7 @@ impl Shared {
         }
     }
 
-    /// `server.stats` (spec section 9), with per-bucket figures limited to the buckets
+    /// `server.stats` (docs/reference/protocol.md, "Server operations"), with per-bucket figures limited to the buckets
     /// `authority` may see (all of them without one).
     pub(crate) fn stats(
         &self,

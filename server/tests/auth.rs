@@ -1,4 +1,4 @@
-//! Auth, permissions and rate limiting over a real WebSocket (PROTOCOL.md sections 7 and 8),
+//! Auth, permissions and rate limiting over a real WebSocket (docs/reference/protocol.md and docs/07-auth.md),
 //! with an injected clock so expiry and windows move deterministically.
 
 mod common;

@@ -1,4 +1,4 @@
-//! `server.stats` and `server.connections` (PROTOCOL.md section 9) over a real WebSocket,
+//! `server.stats` and `server.connections` (docs/reference/protocol.md, "Server operations") over a real WebSocket,
 //! and the same figures from the Rust handle (`stats()`, `connections()`), kept current
 //! through connect, login, subscribe, unsubscribe and close.
 

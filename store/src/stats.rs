@@ -1,4 +1,4 @@
-//! Store statistics in the shape of STORE.md "Statistics" (camelCase when serialized).
+//! Store statistics in the shape `store.stats` answers (docs/reference/protocol.md) (camelCase when serialized).
 
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -47,7 +47,7 @@ pub struct RawOperation {
     pub fields: Map<String, Value>,
 }
 
-/// `auth.*` operations (spec section 7).
+/// `auth.*` operations (docs/reference/protocol.md, "Auth operations").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(tag = "type")]
 pub enum AuthOp {
@@ -65,7 +65,7 @@ pub enum AuthOp {
     Whoami,
 }
 
-/// `server.*` operations (spec section 9, admin tier).
+/// `server.*` operations (docs/reference/protocol.md, "Server operations"; admin tier).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(tag = "type")]
 pub enum ServerOp {

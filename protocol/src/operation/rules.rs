@@ -1,4 +1,4 @@
-//! `rules.*` operations (spec section 6).
+//! `rules.*` operations (docs/reference/protocol.md, "Rules operations").
 
 use serde::Serialize;
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! `store.*` operations (spec section 5) and the operations of a `store.transaction`.
+//! `store.*` operations (docs/reference/protocol.md, "Store operations") and the operations of a `store.transaction`.
 
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -1,4 +1,4 @@
-//! Results of `server.*` operations (spec section 9).
+//! Results of `server.*` operations (docs/reference/protocol.md, "Server operations").
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
