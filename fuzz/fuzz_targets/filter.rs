@@ -222,13 +222,16 @@ const STRINGS: &[&str] = &[
     "asc",
     "desc",
 ];
-const TYPES: &[&str] = &["string", "number", "boolean", "object", "array", "date"];
+const TYPES: &[&str] = &[
+    "number", "number", "string", "string", "boolean", "object", "array", "date",
+];
 
 /// A whole case: maybe a bucket definition, records, a filter, a query and params.
 fn generate(u: &mut Unstructured<'_>) -> Result<Value> {
     let mut g = Gen::new(u, FIELDS, STRINGS);
     let mut case = Map::new();
-    if g.chance(64)? {
+    g.fill_pool(4)?;
+    if g.chance(128)? {
         case.insert("bucket".into(), bucket(&mut g)?);
     }
     case.insert("filter".into(), Value::Object(filter(&mut g, 0)?));
@@ -258,7 +261,7 @@ fn bucket(g: &mut Gen<'_, '_>) -> Result<Value> {
                 field.insert("unique".into(), json!(true));
             }
             schema.insert(name.into(), Value::Object(field));
-            if g.chance(128)? {
+            if g.chance(160)? {
                 indexes.push(json!(name));
             }
         }

@@ -189,6 +189,7 @@ const DURATIONS: &[&str] = &[
 /// `{rules, facts, events, advanceMs}`.
 fn generate(u: &mut Unstructured<'_>) -> Result<Value> {
     let mut g = Gen::new(u, KEYS, STRINGS);
+    g.fill_pool(4)?;
     let rules = g.list(3, rule)?;
     let mut facts = Map::new();
     for _ in 0..g.len(2)? {

@@ -40,6 +40,7 @@ pub struct Gen<'a, 'b> {
     /// The fuzz bytes.
     pub u: &'a mut Unstructured<'b>,
     budget: usize,
+    pool: Vec<Value>,
     keys: &'static [&'static str],
     strings: &'static [&'static str],
 }
@@ -68,6 +69,7 @@ impl<'a, 'b> Gen<'a, 'b> {
         Gen {
             u,
             budget: VALUE_BUDGET,
+            pool: Vec::new(),
             keys,
             strings,
         }
@@ -137,9 +139,25 @@ impl<'a, 'b> Gen<'a, 'b> {
         })
     }
 
-    /// A scalar: null, boolean, number or string.
+    /// Draws `n` scalars that [`Gen::scalar`] then returns half the time, so that values
+    /// meet: a filter compares against what a record holds, a condition against what an
+    /// event carries.
+    pub fn fill_pool(&mut self, n: usize) -> Result<()> {
+        self.pool.clear();
+        for _ in 0..n {
+            let v = self.scalar()?;
+            self.pool.push(v);
+        }
+        Ok(())
+    }
+
+    /// A scalar: null, boolean, number or string (a pooled one half the time).
     pub fn scalar(&mut self) -> Result<Value> {
         self.spend();
+        if !self.pool.is_empty() && self.chance(128)? {
+            let i = self.u.choose_index(self.pool.len())?;
+            return Ok(self.pool[i].clone());
+        }
         Ok(match self.u.int_in_range(0..=5u8)? {
             0 => Value::Null,
             1 => Value::Bool(self.u.arbitrary()?),
