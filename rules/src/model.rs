@@ -25,7 +25,7 @@ pub struct RuleInput {
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// Free-form tags.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub tags: Vec<String>,
     /// Optional group name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,15 +33,24 @@ pub struct RuleInput {
     /// What makes the rule run.
     pub trigger: Trigger,
     /// All must hold for the actions to run.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub conditions: Vec<Condition>,
     /// Run in order when the conditions hold.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub actions: Vec<Action>,
 }
 
 fn default_true() -> bool {
     true
+}
+
+/// `null` reads as an empty list, as `validate_rule` treats it (like an absent field).
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// A registered rule: the input plus `version`, `createdAt`, `updatedAt`.

@@ -488,3 +488,23 @@ fn fact_trigger_data_keeps_its_field_order() {
         r#"{"key":"k","value":1,"previousValue":null,"deleted":false}"#
     );
 }
+
+// ----- inputs found by the `rule` fuzz target (fuzz/): what validate_rule accepts,
+// register_rule registers ------------------------------------------------------------------
+
+/// `validate_rule` takes `null` for the optional lists as "absent"; registration refused
+/// the same rule with "invalid type: null, expected a sequence".
+#[test]
+fn null_optional_lists_register_like_absent_ones() {
+    for field in ["tags", "conditions", "actions"] {
+        let (engine, _) = engine();
+        let mut rule = json!({"id": "r", "name": "r", "trigger": {"type": "event", "topic": "t"}});
+        rule[field] = serde_json::Value::Null;
+        assert!(engine.validate_rule(&rule).valid, "{field}");
+        let registered = engine
+            .register_rule(&rule)
+            .unwrap_or_else(|e| panic!("{field}: null: {e}"));
+        assert!(registered.input.tags.is_empty() && registered.input.actions.is_empty());
+        assert!(registered.input.conditions.is_empty());
+    }
+}

@@ -438,13 +438,18 @@ impl ServerConfig {
         let config: ServerConfig =
             serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
                 ConfigError::Parse {
-                    path: shown,
+                    path: shown.clone(),
                     message: match e.path().to_string().as_str() {
                         "." => e.inner().to_string(),
                         field => format!("{field}: {}", e.inner()),
                     },
                 }
             })?;
+        // Only whitespace may follow the object (`serde_json::from_str` checks this too).
+        deserializer.end().map_err(|e| ConfigError::Parse {
+            path: shown,
+            message: e.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -589,6 +594,29 @@ mod tests {
         let err =
             serde_json::from_str::<ServerConfig>(r#"{"heartbeat": {"interval": 1}}"#).unwrap_err();
         assert!(err.to_string().contains("interval"), "{err}");
+    }
+
+    /// Found by fuzzing (fuzz/, target config): the file reader ignored whatever followed
+    /// the config object, so `{} x` or two concatenated configs loaded as the first one.
+    #[test]
+    fn text_after_the_config_object_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("noex-config-trailing-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in [
+            ("nul.json", "{}\u{0}\u{e}"),
+            ("two.json", r#"{"port": 1} {"port": 2}"#),
+            ("junk.json", r#"{"port": 1}}"#),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let err = ServerConfig::from_file(&path).expect_err(text);
+            assert!(matches!(err, ConfigError::Parse { .. }), "{text:?}: {err}");
+            assert!(err.to_string().contains("trailing characters"), "{err}");
+        }
+        let path = dir.join("ok.json");
+        std::fs::write(&path, "{\"port\": 1}\n\n").unwrap();
+        assert_eq!(ServerConfig::from_file(&path).unwrap().port, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -13,7 +13,22 @@ use crate::definition::BucketDefinition;
 use crate::error::{StoreError, StoreResult};
 use crate::filter::Filter;
 use crate::schema::{Generators, Schema};
-use crate::value::{Record, is_expired, key_string, scalar_key};
+use crate::value::{Record, get_path, is_expired, key_string, scalar_key};
+
+/// Where `record` is filed in the index on `field`: under what a filter on `field` reads
+/// (the field itself, else the dotted path into nested objects, as [`get_path`]).
+fn index_entry(record: &Record, field: &str) -> Option<String> {
+    get_path(record, field).and_then(index_key)
+}
+
+/// The index key of a filter value or field value: its scalar key, except that `-0` is
+/// filed under `0`, since filters compare numbers by value.
+fn index_key(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) if n.as_f64() == Some(0.0) => scalar_key(&Value::from(0)),
+        _ => scalar_key(v),
+    }
+}
 
 /// A bucket: definition, compiled schema and records.
 #[derive(Debug)]
@@ -187,7 +202,7 @@ impl Bucket {
             };
             let mut set = BTreeSet::new();
             for v in values {
-                if let Some(seqs) = scalar_key(v).and_then(|k| index.get(&k)) {
+                if let Some(seqs) = index_key(v).and_then(|k| index.get(&k)) {
                     set.extend(seqs.iter().copied());
                 }
             }
@@ -269,7 +284,7 @@ impl Bucket {
         // Shared with an evaluation still running only in a rare race: then copied.
         let rec = Arc::try_unwrap(rec).unwrap_or_else(|shared| (*shared).clone());
         for (field, index) in &mut self.indexes {
-            if let Some(k) = rec.get(field).and_then(scalar_key) {
+            if let Some(k) = index_entry(&rec, field) {
                 if let Some(set) = index.get_mut(&k) {
                     set.remove(&seq);
                     if set.is_empty() {
@@ -290,7 +305,7 @@ impl Bucket {
 
     fn add_indexes(&mut self, seq: u64, key: &str, record: &Record) {
         for (field, index) in &mut self.indexes {
-            if let Some(k) = record.get(field).and_then(scalar_key) {
+            if let Some(k) = index_entry(record, field) {
                 index.entry(k).or_default().insert(seq);
             }
         }
@@ -352,7 +367,7 @@ impl Bucket {
         }
         let mut index: HashMap<String, BTreeSet<u64>> = HashMap::new();
         for (seq, rec) in &self.records {
-            if let Some(k) = rec.get(field).and_then(scalar_key) {
+            if let Some(k) = index_entry(rec, field) {
                 index.entry(k).or_default().insert(*seq);
             }
         }
