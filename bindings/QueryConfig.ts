@@ -13,7 +13,7 @@ export type QueryConfig = {
  */
 bucket: string, 
 /**
- * Filter (see STORE.md "Filters").
+ * Filter (see docs/reference/store.md, "Filters").
  */
 filter?: { [key in string]: JsonValue }, 
 /**
