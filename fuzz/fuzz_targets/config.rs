@@ -16,8 +16,9 @@
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use noex_fuzz::{Gen, obj, runtime};
+use noex_protocol::Operation;
 use noex_rules::RuleEngine;
-use noex_server::{JwtValidator, ServerConfig, Session, is_allowed};
+use noex_server::{AuthConfig, JwtValidator, ServerConfig, Session, authorize};
 use noex_store::{Store, StoreConfig};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
@@ -71,26 +72,13 @@ fn check(text: &str) {
 
 /// What `ServerBuilder::start` does with a valid config before it binds a socket.
 fn start_up(config: &ServerConfig) {
-    if let Some(auth) = &config.auth {
-        if let Some(jwt) = auth.jwt.as_ref().filter(|j| j.public_key_file.is_none()) {
-            let _ = JwtValidator::new(jwt);
-        }
-        let session = Session {
-            user_id: "u".into(),
-            roles: vec!["admin".into(), "customer".into(), "reader".into()],
-            expires_at: None,
-        };
-        for op in [
-            "store.insert",
-            "store.get",
-            "rules.emit",
-            "server.stats",
-            "auth.login",
-        ] {
-            for resource in ["*", "orders", "payment.received", ""] {
-                let _ = is_allowed(&session, op, resource, &auth.permissions, None);
-            }
-        }
+    if let Some(jwt) = config
+        .auth
+        .as_ref()
+        .and_then(|auth| auth.jwt.as_ref())
+        .filter(|j| j.public_key_file.is_none())
+    {
+        let _ = JwtValidator::new(jwt);
     }
     runtime().block_on(async {
         let store = Store::start(StoreConfig {
@@ -106,15 +94,61 @@ fn start_up(config: &ServerConfig) {
                 let _ = store.run_query(name, &json!({}));
             }
         }
-        if config.rules.enabled == Some(true) {
+        let engine = (config.rules.enabled == Some(true)).then(|| {
             let engine = RuleEngine::default();
             for rule in &config.rules.rules {
                 let _ = engine.register_rule(rule);
             }
+            engine
+        });
+        if let Some(auth) = &config.auth {
+            check_permissions(auth, &store, engine.as_ref());
+        }
+        if let Some(engine) = engine {
             engine.shutdown();
         }
         store.settle().await;
     });
+}
+
+/// Decides a few operations of every family for a session holding every built-in role,
+/// against the store and rules the config defined.
+fn check_permissions(auth: &AuthConfig, store: &Store, rules: Option<&RuleEngine>) {
+    let session = Session {
+        user_id: "u".into(),
+        roles: vec!["admin".into(), "customer".into(), "reader".into()],
+        expires_at: None,
+    };
+    let bucket = auth
+        .permissions
+        .rules
+        .first()
+        .and_then(|rule| rule.buckets.as_ref()?.first().cloned())
+        .unwrap_or_else(|| "orders".into());
+    let frames = [
+        json!({"type": "store.insert", "bucket": bucket, "data": {}}),
+        json!({"type": "store.all", "bucket": "*"}),
+        json!({"type": "store.dropBucket", "name": bucket}),
+        json!({"type": "store.subscribe", "query": bucket}),
+        json!({"type": "store.buckets"}),
+        json!({"type": "rules.emit", "topic": "payment.received", "data": {}}),
+        json!({"type": "rules.subscribe", "pattern": "bucket.*"}),
+        json!({"type": "rules.getFact", "key": "admin:flag"}),
+        json!({"type": "rules.getRule", "ruleId": "r"}),
+        json!({"type": "server.stats"}),
+    ];
+    for frame in frames {
+        let Value::Object(mut fields) = frame else {
+            continue;
+        };
+        let Some(Value::String(op_type)) = fields.remove("type") else {
+            continue;
+        };
+        if let Ok(op) = Operation::parse(&op_type, &fields) {
+            let _ = authorize(&session, &auth.permissions, None, &op, store, rules)
+                .map_err(|e| e.to_string());
+        }
+    }
 }
 
 // ----- the generator ---------------------------------------------------------------------

@@ -36,6 +36,27 @@ impl Resolver<'_> {
     }
 }
 
+/// Whether `session` may perform `op` under `policy` (and the optional Rust `hook`), decided
+/// exactly as the server decides it for a request: from the typed operation, the bucket a
+/// query reads in `store` and what a rule in `rules` reads and writes. `Ok(())` allows; the
+/// error is the `FORBIDDEN` answer the client would get (or the `VALIDATION_ERROR` of a
+/// definition that does not parse).
+pub fn authorize(
+    session: &crate::Session,
+    policy: &crate::PermissionsConfig,
+    hook: Option<&dyn crate::PermissionCheck>,
+    op: &Operation,
+    store: &Store,
+    rules: Option<&RuleEngine>,
+) -> Result<(), ServerError> {
+    let authority = Authority {
+        session,
+        policy,
+        hook,
+    };
+    check(&authority, op, Resolver { store, rules })
+}
+
 /// Allows `op` for `authority` or answers `FORBIDDEN` naming the first refused need; a
 /// definition that does not parse answers as its operation would (`VALIDATION_ERROR`).
 pub(crate) fn check(

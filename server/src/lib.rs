@@ -33,6 +33,7 @@ mod socket;
 mod store_ops;
 mod subscriptions;
 
+pub use access::authorize;
 pub use auth::{
     AuthConfig, JwtAlgorithm, JwtConfig, JwtValidator, Session, StaticToken, StaticTokenValidator,
     TokenValidator, ValidateFuture,
