@@ -87,6 +87,14 @@ pub struct EngineConfig {
     pub max_timers: usize,
     /// Most event subscriptions. Default 100 000.
     pub max_subscriptions: usize,
+    /// Shortest timer duration and repeat interval, in ms. A rule whose `set_timer` gives a
+    /// literal `duration` or `repeat.interval` below it is refused at registration (a
+    /// validation error); a computed one (`{ref}` or `${...}`) below it is raised to it when
+    /// the timer is set. Each expiry is an input of its own, so without a floor a rule
+    /// re-arming a 0 ms timer on its own expiry, or a 1 ms repeat, fires without end.
+    /// Default 100: at most 10 expiries per second per timer, while timeouts, reminders and
+    /// heartbeats (seconds to hours) are unaffected.
+    pub min_timer_interval_ms: u64,
     /// Source of timestamps.
     pub clock: Arc<dyn Clock>,
     /// Optional receiver of `log` actions (they always go to `tracing` as well).
@@ -106,6 +114,7 @@ impl Default for EngineConfig {
             max_rules: 10_000,
             max_timers: 10_000,
             max_subscriptions: 100_000,
+            min_timer_interval_ms: 100,
             clock: Arc::new(TokioClock::new()),
             log_hook: None,
             fact_observer: None,
@@ -127,6 +136,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("max_rules", &self.max_rules)
             .field("max_timers", &self.max_timers)
             .field("max_subscriptions", &self.max_subscriptions)
+            .field("min_timer_interval_ms", &self.min_timer_interval_ms)
             .field("clock", &self.clock)
             .field("log_hook", &self.log_hook.is_some())
             .field("fact_observer", &self.fact_observer.is_some())

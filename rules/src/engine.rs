@@ -22,7 +22,7 @@ use crate::pattern::{check_fact_pattern, check_topic_pattern, topic_matches};
 use crate::runner::{State, Work, absence_pattern, check_fact_key, check_topic, process};
 use crate::temporal::AbsenceWait;
 use crate::timers::TimerInfo;
-use crate::validate::{ValidationReport, validate_rule};
+use crate::validate::{ValidationReport, timer_floor_errors, validate_rule};
 
 /// A subscriber callback: receives every event whose topic matches its pattern.
 pub type EventCallback = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -326,15 +326,41 @@ impl RuleEngine {
 
     // ----- rules --------------------------------------------------------------------------
 
-    /// Validates a rule given as JSON (`rules.validateRule`).
+    /// Validates a rule given as JSON (`rules.validateRule`): [`validate_rule`], plus the
+    /// engine's bounds a rule can break when registered (a literal timer duration or repeat
+    /// interval below [`EngineConfig::min_timer_interval_ms`]).
     pub fn validate_rule(&self, rule: &Value) -> ValidationReport {
-        validate_rule(rule)
+        match self.parse_checked(rule) {
+            Ok(_) => ValidationReport {
+                valid: true,
+                errors: Vec::new(),
+            },
+            Err(RulesError::Validation(errors)) => ValidationReport {
+                valid: false,
+                errors,
+            },
+            Err(other) => ValidationReport {
+                valid: false,
+                errors: vec![RuleValidationError::new("", other.to_string())],
+            },
+        }
+    }
+
+    /// `parse_rule` plus the engine's bounds on rule definitions.
+    fn parse_checked(&self, rule: &Value) -> Result<RuleInput> {
+        let input = parse_rule(rule)?;
+        let errors = timer_floor_errors(&input, self.inner.config.min_timer_interval_ms);
+        if errors.is_empty() {
+            Ok(input)
+        } else {
+            Err(RulesError::Validation(errors))
+        }
     }
 
     /// Registers a rule given as JSON (`rules.registerRule`): `Validation` with every problem,
     /// `AlreadyExists` for a duplicate id.
     pub fn register_rule(&self, rule: &Value) -> Result<Rule> {
-        let input = parse_rule(rule)?;
+        let input = self.parse_checked(rule)?;
         let now = self.now();
         let mut state = self.inner.state.lock();
         if state.rules.contains_key(&input.id) {
@@ -382,7 +408,7 @@ impl RuleEngine {
         let mut state = self.inner.state.lock();
         let (_, current) = state.rules.get(id).ok_or_else(|| not_found(id))?;
         let merged = merge_update(&current.input, updates)?;
-        let input = parse_rule(&merged)?;
+        let input = self.parse_checked(&merged)?;
         let now = self.now();
         let entry = state.rules.get_mut(id).ok_or_else(|| not_found(id))?;
         let rule = Rule {

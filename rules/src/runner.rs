@@ -466,8 +466,12 @@ impl Exec<'_, '_> {
             Action::SetTimer { timer } => {
                 let name = ctx.interpolate(&timer.name, &state.facts, budget)?;
                 let duration = ctx.resolve_value(&timer.duration, &state.facts, budget)?;
+                // A computed duration or interval below the floor is raised to it (literal
+                // ones were refused at registration): each expiry is an input of its own.
+                let floor = self.runner.config.min_timer_interval_ms;
                 let duration_ms = parse_duration_ms(&duration)
-                    .map_err(|e| format!("timer {name:?}: duration {e}"))?;
+                    .map_err(|e| format!("timer {name:?}: duration {e}"))?
+                    .max(floor);
                 let topic = ctx.interpolate(&timer.on_expire.topic, &state.facts, budget)?;
                 check_topic(&topic)?;
                 let data = ctx.resolve_value(&timer.on_expire.data, &state.facts, budget)?;
@@ -485,7 +489,7 @@ impl Exec<'_, '_> {
                                 "timer {name:?}: repeat interval must be greater than 0"
                             )));
                         }
-                        Some((interval, r.max_count))
+                        Some((interval.max(floor), r.max_count))
                     }
                 };
                 let spec = TimerSpec {

@@ -323,6 +323,10 @@ pub struct LimitsConfig {
     /// Active rule timers per server; a rule's `set_timer` of a new name beyond it is an
     /// action error.
     pub max_timers: usize,
+    /// Shortest rule timer duration and repeat interval, in ms: `rules.registerRule` /
+    /// `rules.updateRule` of a rule with a literal one below it answers `VALIDATION_ERROR`;
+    /// a computed one (`{ref}`, `${...}`) is raised to it when the timer is set.
+    pub min_timer_interval_ms: u64,
     /// Work units one input to the rule engine (a `rules.emit`, `rules.setFact`, store
     /// change, fired timer) may use, its whole cascade included: one per event or fact
     /// change queued, rule evaluated, action and `for_each` iteration executed. At the bound
@@ -355,6 +359,7 @@ impl Default for LimitsConfig {
             max_facts: 100_000,
             max_rules: 1_000,
             max_timers: 10_000,
+            min_timer_interval_ms: 100,
             max_rule_work_per_input: 10_000,
             max_rule_chain_depth: 10,
             max_rule_queued_bytes: 16 * 1024 * 1024,
@@ -509,7 +514,7 @@ impl ServerConfig {
 impl LimitsConfig {
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 18] = [
+        let checks: [(&'static str, u64); 19] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -528,6 +533,7 @@ impl LimitsConfig {
             ("limits.maxFacts", self.max_facts as u64),
             ("limits.maxRules", self.max_rules as u64),
             ("limits.maxTimers", self.max_timers as u64),
+            ("limits.minTimerIntervalMs", self.min_timer_interval_ms),
             (
                 "limits.maxRuleWorkPerInput",
                 self.max_rule_work_per_input as u64,

@@ -67,6 +67,7 @@ pub(crate) fn engine_config(limits: &LimitsConfig, store: &Store) -> EngineConfi
         max_facts: limits.max_facts,
         max_rules: limits.max_rules,
         max_timers: limits.max_timers,
+        min_timer_interval_ms: limits.min_timer_interval_ms,
         max_work_per_input: limits.max_rule_work_per_input,
         max_chain_depth: limits.max_rule_chain_depth,
         max_queued_bytes_per_input: limits.max_rule_queued_bytes,

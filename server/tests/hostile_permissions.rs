@@ -571,7 +571,11 @@ async fn timer_names_a_rule_touches_are_checked_like_fact_keys() {
         // Overrides (replaces) the other tenant's timer.
         ("override", on_order.clone(), set_timer("payment:timeout")),
         // ...also through a template whose fixed part is not the role's.
-        ("template", on_order.clone(), set_timer("payment:${event.id}")),
+        (
+            "template",
+            on_order.clone(),
+            set_timer("payment:${event.id}"),
+        ),
         // Cancels it.
         (
             "cancel",
@@ -607,11 +611,11 @@ async fn timer_names_a_rule_touches_are_checked_like_fact_keys() {
     ops.ok(
         "rules.registerRule",
         json!({"rule": {"id": "own", "name": "own", "trigger": on_order,
-            "actions": [
-                {"type": "set_timer", "timer": {"name": "order:reminder", "duration": "1h",
-                    "onExpire": {"topic": "order.expired"}}},
-                {"type": "cancel_timer", "name": "order:old"}
-            ]}}),
+        "actions": [
+            {"type": "set_timer", "timer": {"name": "order:reminder", "duration": "1h",
+                "onExpire": {"topic": "order.expired"}}},
+            {"type": "cancel_timer", "name": "order:old"}
+        ]}}),
     )
     .await;
     ops.ok(

@@ -179,3 +179,108 @@ async fn the_rule_work_bound_of_the_config_reaches_the_engine() {
     assert_eq!(stats["rulesExecuted"], 20);
     assert_eq!(stats["actionErrors"], 0);
 }
+
+/// Round trips of `client` (`store.buckets`) for `window`; their durations, sorted.
+async fn round_trips(client: &mut Client, window: Duration) -> Vec<Duration> {
+    let started = Instant::now();
+    let mut took = Vec::new();
+    while started.elapsed() < window {
+        let one = Instant::now();
+        client.ok("store.buckets", json!({})).await;
+        took.push(one.elapsed());
+    }
+    took.sort();
+    took
+}
+
+fn p99(sorted: &[Duration]) -> Duration {
+    sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)]
+}
+
+/// Red-team rerun: a repeating timer with a 1 ms interval, or a 0 ms timer re-armed by its
+/// own expiry, flooded the engine and froze the server. Literal intervals below
+/// `limits.minTimerIntervalMs` are refused; computed ones (here 0 ms and 1 ms for 200
+/// timers) are raised to it, so the timers fire at most 10 times a second each and a
+/// bystander is served promptly meanwhile.
+#[tokio::test]
+async fn timer_storms_are_refused_or_slowed_to_the_minimum_interval() {
+    let binary = Binary::spawn(&[]).await;
+    let (mut attacker, _) = Client::connect_url(&binary.url).await;
+    let (mut bystander, _) = Client::connect_url(&binary.url).await;
+    let timer_rule = |id: &str, duration: Value, interval: Option<Value>| {
+        let mut timer = json!({"name": "storm:${context.i}", "duration": duration,
+                               "onExpire": {"topic": "storm.tick"}});
+        if let Some(interval) = interval {
+            timer["repeat"] = json!({"interval": interval});
+        }
+        json!({"rule": {"id": id, "name": id, "trigger": {"type": "event", "topic": "storm.go"},
+            "actions": [{"type": "for_each", "collection": {"ref": "event.items"}, "as": "i",
+                         "actions": [{"type": "set_timer", "timer": timer}]}]}})
+    };
+    // Literal: refused.
+    for (rule, path) in [
+        (
+            timer_rule("ms1", json!(1), Some(json!(1))),
+            "timer.duration",
+        ),
+        (
+            timer_rule("rep1", json!("1s"), Some(json!("1ms"))),
+            "timer.repeat.interval",
+        ),
+    ] {
+        let (code, message, details) = attacker.fail("rules.registerRule", rule).await;
+        assert_eq!(code, "VALIDATION_ERROR");
+        assert!(message.contains("at least 100 ms"), "{message}");
+        assert_eq!(details[0]["path"], format!("actions[0].actions[0].{path}"));
+    }
+    let (code, _, _) = attacker
+        .fail(
+            "rules.registerRule",
+            json!({"rule": {"id": "loop", "name": "loop", "trigger": {"type": "event", "topic": "l"},
+                "actions": [{"type": "set_timer", "timer": {"name": "l", "duration": 0,
+                             "onExpire": {"topic": "l"}}}]}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+
+    // Computed: 200 timers of 0 ms, repeating every 1 ms, raised to 100 ms.
+    attacker
+        .ok(
+            "rules.registerRule",
+            timer_rule(
+                "computed",
+                json!({"ref": "event.ms"}),
+                Some(json!("${event.ms}")),
+            ),
+        )
+        .await;
+    let items: Vec<u32> = (0..200).collect();
+    let before = attacker.ok("rules.stats", json!({})).await["eventsProcessed"]
+        .as_u64()
+        .unwrap_or(0);
+    let started = Instant::now();
+    attacker
+        .ok(
+            "rules.emit",
+            json!({"topic": "storm.go", "data": {"items": items, "ms": 1}}),
+        )
+        .await;
+    let took = round_trips(&mut bystander, Duration::from_secs(1)).await;
+    let stats = attacker.ok("rules.stats", json!({})).await;
+    let elapsed = started.elapsed();
+    let ticks = stats["eventsProcessed"].as_u64().unwrap_or(0) - before - 1;
+    assert_eq!(stats["timersCount"], 200, "{stats}");
+    // At most one expiry per timer and 100 ms (at 1 ms: 1 000 per timer and second).
+    let bound = 200 * (elapsed.as_millis() as u64 / 100 + 1);
+    assert!(
+        ticks <= bound,
+        "{ticks} expiries in {elapsed:?} (bound {bound})"
+    );
+    assert!(ticks >= 200, "the timers fire: {ticks}");
+    let (p99, max) = (p99(&took), took[took.len() - 1]);
+    eprintln!(
+        "timer storm: {ticks} expiries in {elapsed:?}; bystander: {} round trips, p99 {p99:?}, max {max:?}",
+        took.len()
+    );
+    assert!(max < Duration::from_millis(250), "bystander waited {max:?}");
+}
