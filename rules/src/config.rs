@@ -95,6 +95,11 @@ pub struct EngineConfig {
     /// Default 100: at most 10 expiries per second per timer, while timeouts, reminders and
     /// heartbeats (seconds to hours) are unaffected.
     pub min_timer_interval_ms: u64,
+    /// Most `log` lines one rule may write per second (a token bucket per rule, refilled
+    /// continuously by [`Self::clock`], holding at most one second's worth). Lines over it
+    /// are dropped and counted ([`crate::EngineStats::logs_dropped`]); the rule's next line
+    /// that passes is preceded by one warning saying how many were dropped. Default 20.
+    pub max_rule_logs_per_second: u32,
     /// Source of timestamps.
     pub clock: Arc<dyn Clock>,
     /// Optional receiver of `log` actions (they always go to `tracing` as well).
@@ -115,6 +120,7 @@ impl Default for EngineConfig {
             max_timers: 10_000,
             max_subscriptions: 100_000,
             min_timer_interval_ms: 100,
+            max_rule_logs_per_second: 20,
             clock: Arc::new(TokioClock::new()),
             log_hook: None,
             fact_observer: None,
@@ -137,6 +143,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("max_timers", &self.max_timers)
             .field("max_subscriptions", &self.max_subscriptions)
             .field("min_timer_interval_ms", &self.min_timer_interval_ms)
+            .field("max_rule_logs_per_second", &self.max_rule_logs_per_second)
             .field("clock", &self.clock)
             .field("log_hook", &self.log_hook.is_some())
             .field("fact_observer", &self.fact_observer.is_some())

@@ -64,6 +64,8 @@ pub struct EngineStats {
     /// Work items (events, fact changes) dropped unprocessed when a cascade reached
     /// `max_work_per_input` or `max_queued_bytes_per_input`.
     pub work_dropped: u64,
+    /// `log` lines of rules dropped by `max_rule_logs_per_second`.
+    pub logs_dropped: u64,
 }
 
 struct Subscription {
@@ -399,6 +401,7 @@ impl RuleEngine {
         let mut state = self.inner.state.lock();
         state.rules.remove(id).ok_or_else(|| not_found(id))?;
         state.temporal.clear_rule(id);
+        state.log_limits.forget(id);
         Ok(())
     }
 
@@ -503,6 +506,7 @@ impl RuleEngine {
             },
             cascades_truncated: s.cascades_truncated,
             work_dropped: s.work_dropped,
+            logs_dropped: s.log_limits.dropped_total(),
         }
     }
 

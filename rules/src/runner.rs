@@ -43,6 +43,67 @@ pub(crate) struct State {
     pub processing_nanos: u128,
     pub cascades_truncated: u64,
     pub work_dropped: u64,
+    /// Per-rule rate limits of `log` actions.
+    pub log_limits: LogLimits,
+}
+
+/// Token buckets bounding the `log` lines of each rule (`max_rule_logs_per_second`).
+#[derive(Default)]
+pub(crate) struct LogLimits {
+    buckets: HashMap<String, LogBucket>,
+    /// Lines dropped so far, all rules (removed ones included).
+    dropped: u64,
+}
+
+struct LogBucket {
+    tokens: f64,
+    last_ms: i64,
+    /// Lines dropped since the last one that passed.
+    dropped: u64,
+}
+
+/// What to do with one `log` line.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LogVerdict {
+    /// Write it, after a summary of `dropped` lines dropped before it when not 0.
+    Write { dropped: u64 },
+    /// Drop it.
+    Drop,
+}
+
+impl LogLimits {
+    /// Takes a token of `rule_id`'s bucket at `now_ms` (ms of the engine clock).
+    pub(crate) fn admit(&mut self, rule_id: &str, now_ms: i64, per_second: u32) -> LogVerdict {
+        let capacity = f64::from(per_second);
+        let bucket = self.buckets.entry(rule_id.to_owned()).or_insert(LogBucket {
+            tokens: capacity,
+            last_ms: now_ms,
+            dropped: 0,
+        });
+        let elapsed = now_ms.saturating_sub(bucket.last_ms).max(0) as f64;
+        bucket.tokens = (bucket.tokens + elapsed * capacity / 1000.0).min(capacity);
+        bucket.last_ms = bucket.last_ms.max(now_ms);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            LogVerdict::Write {
+                dropped: std::mem::take(&mut bucket.dropped),
+            }
+        } else {
+            bucket.dropped += 1;
+            self.dropped += 1;
+            LogVerdict::Drop
+        }
+    }
+
+    /// Forgets a removed rule's bucket.
+    pub(crate) fn forget(&mut self, rule_id: &str) {
+        self.buckets.remove(rule_id);
+    }
+
+    /// Lines dropped so far.
+    pub(crate) fn dropped_total(&self) -> u64 {
+        self.dropped
+    }
 }
 
 /// One unit of work.
@@ -511,8 +572,28 @@ impl Exec<'_, '_> {
                 state.timers.cancel(&name);
             }
             Action::Log { level, message } => {
-                let message = ctx.interpolate(message, &state.facts, budget)?;
                 let rule_id = self.rule_id;
+                let now = self.runner.config.clock.now_ms();
+                let per_second = self.runner.config.max_rule_logs_per_second;
+                let dropped = match state.log_limits.admit(rule_id, now, per_second) {
+                    // Not even interpolated: a dropped line costs no copying.
+                    LogVerdict::Drop => return Ok(()),
+                    LogVerdict::Write { dropped } => dropped,
+                };
+                if dropped > 0 {
+                    tracing::warn!(
+                        rule_id,
+                        dropped,
+                        per_second,
+                        "rule log lines dropped (over the per-rule log rate)"
+                    );
+                    if let Some(hook) = &self.runner.config.log_hook {
+                        let summary =
+                            format!("{dropped} log lines dropped (over {per_second} per second)");
+                        hook(LogLevel::Warn, &summary, rule_id);
+                    }
+                }
+                let message = ctx.interpolate(message, &state.facts, budget)?;
                 match level {
                     LogLevel::Debug => tracing::debug!(rule_id, "{message}"),
                     LogLevel::Info => tracing::info!(rule_id, "{message}"),

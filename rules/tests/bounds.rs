@@ -83,6 +83,8 @@ fn actions_and_iterations_count_even_when_nothing_is_queued() {
     let counter = Arc::clone(&logged);
     let engine = engine_with(EngineConfig {
         max_work_per_input: 5_000,
+        // Counts the log actions run, not the lines the log rate limit lets through.
+        max_rule_logs_per_second: u32::MAX,
         log_hook: Some(Arc::new(move |_, _, _| {
             counter.fetch_add(1, Ordering::Relaxed);
         })),
@@ -399,4 +401,78 @@ fn timers_and_rules_have_bounds_too() {
     let stats = engine.stats();
     assert_eq!(stats.timers_count, 1);
     assert_eq!(stats.action_errors, 1);
+}
+
+/// Red-team rerun: a rule whose `log` runs in a `for_each` (or on every event) wrote
+/// unbounded log lines. Each rule may write `max_rule_logs_per_second` lines per second of
+/// the engine clock; the rest are dropped, counted, and summed up in one warning before the
+/// rule's next line that passes.
+#[test]
+fn log_lines_of_a_rule_are_rate_limited_with_one_summary_of_the_dropped() {
+    let clock = noex_rules::ManualClock::new(1_000_000);
+    let lines = Arc::new(parking_lot::Mutex::new(Vec::<(String, String)>::new()));
+    let sink = Arc::clone(&lines);
+    let engine = engine_with(EngineConfig {
+        max_rule_logs_per_second: 5,
+        clock: Arc::new(clock.clone()),
+        log_hook: Some(Arc::new(move |_, message: &str, rule: &str| {
+            sink.lock().push((rule.to_owned(), message.to_owned()));
+        })),
+        ..Default::default()
+    });
+    let logger = |id: &str| {
+        on_event(
+            id,
+            "go",
+            json!([]),
+            json!([{"type": "for_each", "collection": {"ref": "event.items"}, "as": "i",
+                    "actions": [{"type": "log", "level": "info", "message": "line ${context.i}"}]}]),
+        )
+    };
+    register(&engine, logger("flood"));
+    register(&engine, logger("other"));
+    let take = |rule: &str| -> Vec<String> {
+        let mut all = lines.lock();
+        let (mine, rest): (Vec<_>, Vec<_>) = all.drain(..).partition(|(r, _)| r == rule);
+        *all = rest;
+        mine.into_iter().map(|(_, m)| m).collect()
+    };
+
+    // 1 000 lines at once: the burst of 5 passes, 995 are dropped.
+    engine.emit("go", items(1_000)).unwrap();
+    assert_eq!(
+        take("flood"),
+        ["line 0", "line 1", "line 2", "line 3", "line 4"]
+    );
+    // Each rule has its own bucket.
+    assert_eq!(take("other").len(), 5);
+    assert_eq!(engine.stats().logs_dropped, 2 * 995);
+    // Nothing refills without time passing.
+    engine.emit("go", items(3)).unwrap();
+    assert!(take("flood").is_empty());
+    assert_eq!(engine.stats().logs_dropped, 2 * 998);
+
+    // 400 ms later: 2 tokens; the first line that passes is preceded by the summary.
+    clock.advance(400);
+    engine.emit("go", items(10)).unwrap();
+    assert_eq!(
+        take("flood"),
+        [
+            "998 log lines dropped (over 5 per second)",
+            "line 0",
+            "line 1"
+        ]
+    );
+    assert_eq!(take("other").len(), 3);
+    // After a quiet second the bucket is full again (5, never more).
+    clock.advance(10_000);
+    engine.emit("go", items(10)).unwrap();
+    let flood = take("flood");
+    assert_eq!(flood.len(), 6, "{flood:?}");
+    assert_eq!(flood[0], "8 log lines dropped (over 5 per second)");
+    assert_eq!(take("other").len(), 6);
+    engine.emit("go", items(0)).unwrap();
+    let stats = engine.stats();
+    assert_eq!(stats.logs_dropped, 2 * 998 + 2 * 8 + 2 * 5);
+    assert_eq!(stats.action_errors, 0);
 }

@@ -327,6 +327,10 @@ pub struct LimitsConfig {
     /// `rules.updateRule` of a rule with a literal one below it answers `VALIDATION_ERROR`;
     /// a computed one (`{ref}`, `${...}`) is raised to it when the timer is set.
     pub min_timer_interval_ms: u64,
+    /// `log` lines one rule may write per second (token bucket per rule, one second of
+    /// burst); more are dropped, and the rule's next line that passes is preceded by one
+    /// warning saying how many were.
+    pub max_rule_logs_per_second: u32,
     /// Work units one input to the rule engine (a `rules.emit`, `rules.setFact`, store
     /// change, fired timer) may use, its whole cascade included: one per event or fact
     /// change queued, rule evaluated, action and `for_each` iteration executed. At the bound
@@ -360,6 +364,7 @@ impl Default for LimitsConfig {
             max_rules: 1_000,
             max_timers: 10_000,
             min_timer_interval_ms: 100,
+            max_rule_logs_per_second: 20,
             max_rule_work_per_input: 10_000,
             max_rule_chain_depth: 10,
             max_rule_queued_bytes: 16 * 1024 * 1024,
@@ -514,7 +519,7 @@ impl ServerConfig {
 impl LimitsConfig {
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 19] = [
+        let checks: [(&'static str, u64); 20] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -534,6 +539,10 @@ impl LimitsConfig {
             ("limits.maxRules", self.max_rules as u64),
             ("limits.maxTimers", self.max_timers as u64),
             ("limits.minTimerIntervalMs", self.min_timer_interval_ms),
+            (
+                "limits.maxRuleLogsPerSecond",
+                self.max_rule_logs_per_second.into(),
+            ),
             (
                 "limits.maxRuleWorkPerInput",
                 self.max_rule_work_per_input as u64,

@@ -68,6 +68,7 @@ pub(crate) fn engine_config(limits: &LimitsConfig, store: &Store) -> EngineConfi
         max_rules: limits.max_rules,
         max_timers: limits.max_timers,
         min_timer_interval_ms: limits.min_timer_interval_ms,
+        max_rule_logs_per_second: limits.max_rule_logs_per_second,
         max_work_per_input: limits.max_rule_work_per_input,
         max_chain_depth: limits.max_rule_chain_depth,
         max_queued_bytes_per_input: limits.max_rule_queued_bytes,
