@@ -5,6 +5,9 @@
 //! one that is due has run.
 //!
 //! Subscriber callbacks are called after the state lock is released, in emission order.
+//!
+//! A cascade can take a while; [`RuleEngine::run_input`] runs such a call without holding a
+//! tokio runtime worker (timers fire that way), so an async server stays responsive.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,6 +83,26 @@ pub(crate) struct Inner {
     next_subscription: Mutex<u64>,
     /// Serializes fact-observer calls so they happen in change order.
     observer_order: Mutex<()>,
+    /// Permits to run an input's cascade through [`RuleEngine::run_input`] (and fired
+    /// timers): bounds the threads that run or wait for cascades outside the runtime's
+    /// workers (the cascades themselves are serialized by the state lock anyway).
+    pub(crate) inputs: tokio::sync::Semaphore,
+}
+
+/// Cascades running through [`RuleEngine::run_input`] at once: one runs while the other
+/// delivers its events (or waits for the state lock).
+const INPUT_PERMITS: usize = 2;
+
+/// Runs `f` without holding a tokio runtime worker: on a worker of a multi-thread runtime,
+/// the worker's other tasks move to another thread while `f` runs (`block_in_place`);
+/// anywhere else (a current-thread runtime, a thread of its own) `f` runs as it is.
+pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 impl Drop for Inner {
@@ -133,6 +156,7 @@ impl RuleEngine {
                 subscriptions: RwLock::new(BTreeMap::new()),
                 next_subscription: Mutex::new(0),
                 observer_order: Mutex::new(()),
+                inputs: tokio::sync::Semaphore::new(INPUT_PERMITS),
             }),
         }
     }
@@ -172,6 +196,35 @@ impl RuleEngine {
             process(&self.inner, &mut state, work)
         };
         deliver(&self.inner, &delivered);
+    }
+
+    /// Runs `f` — a call that may run a cascade, such as [`Self::emit`], [`Self::set_fact`]
+    /// or [`Self::delete_fact`], or one that copies many facts — without holding a tokio
+    /// runtime worker, so a long cascade does not delay the other tasks of the runtime (a
+    /// server's other connections). Waits (asynchronously) for one of the engine's input
+    /// permits, which fired timers use too, so that a crowd of callers does not occupy a
+    /// crowd of threads; then, on a multi-thread runtime, the worker's other tasks move to
+    /// another thread while `f` runs. On a current-thread runtime `f` simply runs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() {
+    /// use noex_rules::RuleEngine;
+    /// use serde_json::json;
+    /// let engine = RuleEngine::default();
+    /// let event = engine.run_input(|e| e.emit("order.created", json!({"id": 1}))).await.unwrap();
+    /// assert_eq!(event.topic, "order.created");
+    /// # }
+    /// ```
+    pub async fn run_input<R>(&self, f: impl FnOnce(&RuleEngine) -> R) -> R {
+        // The semaphore is never closed; without a permit the call still runs.
+        let _permit = self.inner.inputs.acquire().await.ok();
+        off_worker(|| f(self))
+    }
+
+    /// [`Self::run_input`] for synchronous callers (no permit is taken): `f` runs without
+    /// holding a tokio runtime worker.
+    pub fn run_input_blocking<R>(&self, f: impl FnOnce(&RuleEngine) -> R) -> R {
+        off_worker(|| f(self))
     }
 
     // ----- events -------------------------------------------------------------------------

@@ -284,3 +284,75 @@ async fn timer_storms_are_refused_or_slowed_to_the_minimum_interval() {
     );
     assert!(max < Duration::from_millis(250), "bystander waited {max:?}");
 }
+
+/// Red-team rerun: a rule doing `for_each` over a large collection (within the work
+/// bound) ran its cascade on the runtime worker of the emitting connection, and other
+/// clients' `store.get` p99 went to hundreds of ms. Cascades run off the runtime workers:
+/// a bystander's store round trips stay prompt while an attacker emits one after another.
+#[tokio::test]
+async fn a_long_cascade_does_not_delay_other_clients_store_requests() {
+    let binary = Binary::spawn(&[]).await;
+    let (mut bystander, _) = Client::connect_url(&binary.url).await;
+    bystander
+        .ok(
+            "store.defineBucket",
+            json!({"name": "items", "config": {"key": "id", "schema": {"id": {"type": "string"}}}}),
+        )
+        .await;
+    bystander
+        .ok(
+            "store.insert",
+            json!({"bucket": "items", "data": {"id": "a"}}),
+        )
+        .await;
+    bystander
+        .ok("rules.registerRule", json!({"rule": re_emit_rule()}))
+        .await;
+    // Several attacking connections: one runs a cascade, the others wait for the engine.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for _ in 0..4 {
+        let (mut attacker, _) = Client::connect_url(&binary.url).await;
+        let flag = std::sync::Arc::clone(&stop);
+        attackers.push(tokio::spawn(async move {
+            let items: Vec<u32> = (0..1_000).collect();
+            let mut emits = 0u32;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                attacker
+                    .ok(
+                        "rules.emit",
+                        json!({"topic": "t", "data": {"items": items}}),
+                    )
+                    .await;
+                emits += 1;
+            }
+            emits
+        }));
+    }
+    let started = Instant::now();
+    let mut took = Vec::new();
+    while started.elapsed() < Duration::from_secs(2) {
+        let one = Instant::now();
+        let got = bystander
+            .ok("store.get", json!({"bucket": "items", "key": "a"}))
+            .await;
+        took.push(one.elapsed());
+        assert_eq!(got["id"], "a");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut emits = 0;
+    for attacker in attackers {
+        emits += attacker.await.expect("attacker");
+    }
+    took.sort();
+    let (p99, max) = (p99(&took), took[took.len() - 1]);
+    eprintln!(
+        "cascades: {emits} emits of 1 000 items; bystander store.get: {} round trips, p99 {p99:?}, max {max:?}",
+        took.len()
+    );
+    assert!(emits >= 2, "the attack ran: {emits}");
+    assert!(
+        max < Duration::from_millis(250),
+        "bystander waited {max:?} (p99 {p99:?})"
+    );
+}
