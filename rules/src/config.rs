@@ -77,6 +77,16 @@ pub struct EngineConfig {
     /// [`crate::RuleEngine::restore_facts`] restores every fact given (warning when that
     /// exceeds the bound). Default 100 000.
     pub max_facts: usize,
+    /// Largest value of one fact, in bytes of its JSON. Setting a larger value fails:
+    /// `set_fact` with [`crate::RulesError::TooLarge`], a rule's `set_fact` action as an
+    /// action error. Default 64 KiB.
+    pub max_fact_bytes: usize,
+    /// Most bytes of all facts together (JSON of every value plus every key). A set that
+    /// would grow the facts past it fails: `set_fact` with
+    /// [`crate::RulesError::LimitExceeded`], a rule's `set_fact` action as an action error.
+    /// Replacing a value by one no larger and deleting always work; facts restored at start
+    /// are all kept. Default 64 MiB.
+    pub max_facts_bytes: usize,
     /// Default `maxIterations` of `for_each` (also the upper bound of explicit values). Default 1000.
     pub max_for_each_iterations: u64,
     /// Most registered rules; registering one more fails with
@@ -108,6 +118,17 @@ pub struct EngineConfig {
     pub fact_observer: Option<FactObserver>,
 }
 
+impl EngineConfig {
+    /// The bounds of the fact store.
+    pub(crate) fn fact_limits(&self) -> crate::facts::FactLimits {
+        crate::facts::FactLimits {
+            max_facts: self.max_facts,
+            max_fact_bytes: self.max_fact_bytes,
+            max_facts_bytes: self.max_facts_bytes,
+        }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
@@ -115,6 +136,8 @@ impl Default for EngineConfig {
             max_work_per_input: 10_000,
             max_queued_bytes_per_input: 16 * 1024 * 1024,
             max_facts: 100_000,
+            max_fact_bytes: 64 * 1024,
+            max_facts_bytes: 64 * 1024 * 1024,
             max_for_each_iterations: 1000,
             max_rules: 10_000,
             max_timers: 10_000,
@@ -138,6 +161,8 @@ impl std::fmt::Debug for EngineConfig {
                 &self.max_queued_bytes_per_input,
             )
             .field("max_facts", &self.max_facts)
+            .field("max_fact_bytes", &self.max_fact_bytes)
+            .field("max_facts_bytes", &self.max_facts_bytes)
             .field("max_for_each_iterations", &self.max_for_each_iterations)
             .field("max_rules", &self.max_rules)
             .field("max_timers", &self.max_timers)

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::config::EngineConfig;
 use crate::error::{Result, RuleValidationError, RulesError};
 use crate::event::{EmitOptions, Event};
-use crate::facts::{Fact, FactEntry};
+use crate::facts::{Fact, FactEntry, value_bytes};
 use crate::model::{Rule, RuleInput, RuleSummary, TemporalPattern};
 use crate::pattern::{check_fact_pattern, check_topic_pattern, topic_matches};
 use crate::runner::{State, Work, absence_pattern, check_fact_key, check_topic, process};
@@ -170,6 +170,14 @@ impl RuleEngine {
         for fact in facts {
             state.facts.restore(fact);
         }
+        let max_bytes = self.inner.config.max_facts_bytes;
+        if state.facts.bytes() > max_bytes {
+            tracing::warn!(
+                bytes = state.facts.bytes(),
+                max_facts_bytes = max_bytes,
+                "restored facts exceed the fact storage limit; growing facts is refused until some are deleted"
+            );
+        }
         let max = self.inner.config.max_facts;
         if state.facts.len() > max {
             tracing::warn!(
@@ -309,15 +317,23 @@ impl RuleEngine {
     pub fn set_fact_with_source(&self, key: &str, value: Value, source: &str) -> Result<Fact> {
         check_fact_key(key).map_err(|m| invalid(key, m))?;
         let now = self.now();
+        let limits = self.inner.config.fact_limits();
+        let bytes = value_bytes(&value);
+        if bytes > limits.max_fact_bytes {
+            // Refused before taking the lock.
+            return Err(crate::facts::Refusal::Value {
+                bytes,
+                max: limits.max_fact_bytes,
+            }
+            .error(key));
+        }
         let (delivered, fact) = {
             let mut state = self.inner.state.lock();
-            let max = self.inner.config.max_facts;
-            if !state.facts.admits(key, max) {
-                return Err(RulesError::LimitExceeded(format!(
-                    "fact limit ({max}) reached"
-                )));
-            }
-            let (fact, previous) = state.facts.set(key, value.clone(), now, source);
+            state
+                .facts
+                .check_set(key, bytes, &limits)
+                .map_err(|refusal| refusal.error(key))?;
+            let (fact, previous) = state.facts.set(key, value.clone(), bytes, now, source);
             let work = Work::Fact {
                 key: key.to_string(),
                 value: Some(value),

@@ -18,7 +18,7 @@ use crate::config::EngineConfig;
 use crate::engine::Inner;
 use crate::eval::{EvalContext, as_ref};
 use crate::event::Event;
-use crate::facts::FactStore;
+use crate::facts::{FactStore, Refusal, value_bytes};
 use crate::model::{Action, LogLevel, Rule, TemporalPattern, Trigger};
 use crate::pattern::{
     check_fact_pattern, check_topic_pattern, fact_matches, parse_duration_ms, topic_matches,
@@ -471,13 +471,21 @@ impl Exec<'_, '_> {
             Action::SetFact { key, value } => {
                 let key = ctx.interpolate(key, &state.facts, budget)?;
                 check_fact_key(&key)?;
-                let max_facts = self.runner.config.max_facts;
-                if !state.facts.admits(&key, max_facts) {
-                    return Err(Fault::Failed(format!(
-                        "fact limit ({max_facts}) reached; {key:?} not set"
-                    )));
+                let limits = self.runner.config.fact_limits();
+                if !state.facts.admits(&key, limits.max_facts) {
+                    return Err(Fault::Failed(
+                        Refusal::Count {
+                            max: limits.max_facts,
+                        }
+                        .message(&key),
+                    ));
                 }
                 let value = ctx.resolve_value(value, &state.facts, budget)?;
+                let bytes = value_bytes(&value);
+                state
+                    .facts
+                    .check_set(&key, bytes, &limits)
+                    .map_err(|refusal| Fault::Failed(refusal.message(&key)))?;
                 // The fact change carries the replaced value to fact rules: charge it too.
                 if let Some(old) = state.facts.get(&key) {
                     budget.value(&old.value)?;
@@ -486,10 +494,8 @@ impl Exec<'_, '_> {
                 self.runner.budget.unit()?;
                 self.runner.budget.bytes(WORK_ITEM_BYTES)?;
                 let now = self.runner.config.clock.now_ms();
-                let (_, previous) =
-                    state
-                        .facts
-                        .set(&key, value.clone(), now, &format!("rule:{}", self.rule_id));
+                let source = format!("rule:{}", self.rule_id);
+                let (_, previous) = state.facts.set(&key, value.clone(), bytes, now, &source);
                 let cause = self.cause.cloned();
                 self.runner.queue.push_back(Work::Fact {
                     key,

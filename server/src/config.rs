@@ -318,6 +318,13 @@ pub struct LimitsConfig {
     /// rule's `set_fact` of a new key is an action error (`actionErrors`). Existing facts
     /// can always be changed or deleted; facts restored at start are all kept.
     pub max_facts: usize,
+    /// Largest fact value, in bytes of its JSON: `rules.setFact` of a larger one answers
+    /// `VALIDATION_ERROR`; a rule's `set_fact` of one is an action error.
+    pub max_fact_bytes: usize,
+    /// Bytes of all facts together (JSON of every value plus every key): `rules.setFact`
+    /// that would grow them past it answers `RATE_LIMITED`; a rule's `set_fact` is an
+    /// action error. Shrinking or deleting facts always works; restored facts are all kept.
+    pub max_facts_bytes: usize,
     /// Registered rules per server (`RATE_LIMITED` beyond).
     pub max_rules: usize,
     /// Active rule timers per server; a rule's `set_timer` of a new name beyond it is an
@@ -361,6 +368,8 @@ impl Default for LimitsConfig {
             max_buckets: 1_000,
             max_queries: 1_000,
             max_facts: 100_000,
+            max_fact_bytes: 64 * 1024,
+            max_facts_bytes: 64 * 1024 * 1024,
             max_rules: 1_000,
             max_timers: 10_000,
             min_timer_interval_ms: 100,
@@ -519,7 +528,7 @@ impl ServerConfig {
 impl LimitsConfig {
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 20] = [
+        let checks: [(&'static str, u64); 22] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -536,6 +545,8 @@ impl LimitsConfig {
             ("limits.maxBuckets", self.max_buckets as u64),
             ("limits.maxQueries", self.max_queries as u64),
             ("limits.maxFacts", self.max_facts as u64),
+            ("limits.maxFactBytes", self.max_fact_bytes as u64),
+            ("limits.maxFactsBytes", self.max_facts_bytes as u64),
             ("limits.maxRules", self.max_rules as u64),
             ("limits.maxTimers", self.max_timers as u64),
             ("limits.minTimerIntervalMs", self.min_timer_interval_ms),

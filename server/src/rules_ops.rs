@@ -48,7 +48,7 @@ impl From<RulesError> for ServerError {
                 let message = RulesError::Validation(errors.clone()).to_string();
                 ServerError::new(ErrorCode::ValidationError, message).with_details(json!(errors))
             }
-            err @ RulesError::InvalidPattern { .. } => {
+            err @ (RulesError::InvalidPattern { .. } | RulesError::TooLarge(_)) => {
                 ServerError::new(ErrorCode::ValidationError, err.to_string())
             }
             err @ RulesError::LimitExceeded(_) => {
@@ -65,6 +65,8 @@ impl From<RulesError> for ServerError {
 pub(crate) fn engine_config(limits: &LimitsConfig, store: &Store) -> EngineConfig {
     EngineConfig {
         max_facts: limits.max_facts,
+        max_fact_bytes: limits.max_fact_bytes,
+        max_facts_bytes: limits.max_facts_bytes,
         max_rules: limits.max_rules,
         max_timers: limits.max_timers,
         min_timer_interval_ms: limits.min_timer_interval_ms,

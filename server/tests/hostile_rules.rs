@@ -356,3 +356,71 @@ async fn a_long_cascade_does_not_delay_other_clients_store_requests() {
         "bystander waited {max:?} (p99 {p99:?})"
     );
 }
+
+/// Red-team rerun: `rules.setFact` with huge values, repeated up to `maxFacts`, grew the
+/// binary's memory until it died. One value is bounded by `limits.maxFactBytes`
+/// (`VALIDATION_ERROR`), all facts by `limits.maxFactsBytes` (`RATE_LIMITED`, as for
+/// `maxFacts`), and the attack stays under an RSS bound.
+#[tokio::test]
+async fn huge_fact_values_are_refused_and_all_facts_stay_within_their_byte_bound() {
+    let binary =
+        Binary::with_config(&json!({"limits": {"maxFactsBytes": 8 * 1024 * 1024}}), &[]).await;
+    let (mut c, _) = Client::connect_url(&binary.url).await;
+    let baseline = binary.status_kib("VmRSS") * 1024;
+
+    // One value of 900 KB (under maxPayloadBytes): over maxFactBytes (64 KiB).
+    let (code, message, _) = c
+        .fail(
+            "rules.setFact",
+            json!({"key": "huge", "value": "x".repeat(900_000)}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(
+        message.contains("fact size limit (65536 bytes)"),
+        "{message}"
+    );
+
+    // 60 KB values under ever new keys: 600 of them are 36 MB; the 8 MiB bound stops them
+    // after about 140.
+    let blob = "y".repeat(60_000);
+    let mut stored = 0;
+    let mut refused = None;
+    for i in 0..600 {
+        let answer = c
+            .call(
+                "rules.setFact",
+                json!({"key": format!("blob:{i}"), "value": blob}),
+            )
+            .await;
+        if answer["type"] == "result" {
+            stored += 1;
+        } else {
+            refused.get_or_insert_with(|| answer.clone());
+            assert_eq!(answer["code"], "RATE_LIMITED", "{answer}");
+        }
+    }
+    let refused = refused.expect("the byte bound was reached");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("fact storage limit (8388608 bytes")),
+        "{refused}"
+    );
+    assert!((130..=140).contains(&stored), "{stored} facts stored");
+    let stats = c.ok("rules.stats", json!({})).await;
+    assert_eq!(stats["factsCount"], stored);
+    // A deletion makes room again.
+    c.ok("rules.deleteFact", json!({"key": "blob:0"})).await;
+    c.ok("rules.setFact", json!({"key": "blob:again", "value": blob}))
+        .await;
+
+    let peak = binary.peak_rss_kib() * 1024;
+    eprintln!(
+        "fact flood: {stored} facts of 60 KB stored, RSS {} MiB at start, peak {} MiB",
+        baseline / (1024 * 1024),
+        peak / (1024 * 1024)
+    );
+    // Without the bound all 600 were kept (36 MB of values alone).
+    assert!(peak < baseline + 30 * 1024 * 1024, "peak RSS {peak} bytes");
+}
