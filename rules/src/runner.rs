@@ -75,11 +75,18 @@ impl LogLimits {
     /// Takes a token of `rule_id`'s bucket at `now_ms` (ms of the engine clock).
     pub(crate) fn admit(&mut self, rule_id: &str, now_ms: i64, per_second: u32) -> LogVerdict {
         let capacity = f64::from(per_second);
-        let bucket = self.buckets.entry(rule_id.to_owned()).or_insert(LogBucket {
-            tokens: capacity,
-            last_ms: now_ms,
-            dropped: 0,
-        });
+        // The key is copied only for a rule's first line.
+        if !self.buckets.contains_key(rule_id) {
+            let full = LogBucket {
+                tokens: capacity,
+                last_ms: now_ms,
+                dropped: 0,
+            };
+            self.buckets.insert(rule_id.to_owned(), full);
+        }
+        let Some(bucket) = self.buckets.get_mut(rule_id) else {
+            return LogVerdict::Drop;
+        };
         let elapsed = now_ms.saturating_sub(bucket.last_ms).max(0) as f64;
         bucket.tokens = (bucket.tokens + elapsed * capacity / 1000.0).min(capacity);
         bucket.last_ms = bucket.last_ms.max(now_ms);
