@@ -77,6 +77,16 @@ pub struct EngineConfig {
     /// [`crate::RuleEngine::restore_facts`] restores every fact given (warning when that
     /// exceeds the bound). Default 100 000.
     pub max_facts: usize,
+    /// Largest value of one fact, in bytes of its JSON. Setting a larger value fails:
+    /// `set_fact` with [`crate::RulesError::TooLarge`], a rule's `set_fact` action as an
+    /// action error. Default 64 KiB.
+    pub max_fact_bytes: usize,
+    /// Most bytes of all facts together (JSON of every value plus every key). A set that
+    /// would grow the facts past it fails: `set_fact` with
+    /// [`crate::RulesError::LimitExceeded`], a rule's `set_fact` action as an action error.
+    /// Replacing a value by one no larger and deleting always work; facts restored at start
+    /// are all kept. Default 64 MiB.
+    pub max_facts_bytes: usize,
     /// Default `maxIterations` of `for_each` (also the upper bound of explicit values). Default 1000.
     pub max_for_each_iterations: u64,
     /// Most registered rules; registering one more fails with
@@ -87,12 +97,36 @@ pub struct EngineConfig {
     pub max_timers: usize,
     /// Most event subscriptions. Default 100 000.
     pub max_subscriptions: usize,
+    /// Shortest timer duration and repeat interval, in ms. A rule whose `set_timer` gives a
+    /// literal `duration` or `repeat.interval` below it is refused at registration (a
+    /// validation error); a computed one (`{ref}` or `${...}`) below it is raised to it when
+    /// the timer is set. Each expiry is an input of its own, so without a floor a rule
+    /// re-arming a 0 ms timer on its own expiry, or a 1 ms repeat, fires without end.
+    /// Default 100: at most 10 expiries per second per timer, while timeouts, reminders and
+    /// heartbeats (seconds to hours) are unaffected.
+    pub min_timer_interval_ms: u64,
+    /// Most `log` lines one rule may write per second (a token bucket per rule, refilled
+    /// continuously by [`Self::clock`], holding at most one second's worth). Lines over it
+    /// are dropped and counted ([`crate::EngineStats::logs_dropped`]); the rule's next line
+    /// that passes is preceded by one warning saying how many were dropped. Default 20.
+    pub max_rule_logs_per_second: u32,
     /// Source of timestamps.
     pub clock: Arc<dyn Clock>,
     /// Optional receiver of `log` actions (they always go to `tracing` as well).
     pub log_hook: Option<LogHook>,
     /// Optional receiver of every fact change.
     pub fact_observer: Option<FactObserver>,
+}
+
+impl EngineConfig {
+    /// The bounds of the fact store.
+    pub(crate) fn fact_limits(&self) -> crate::facts::FactLimits {
+        crate::facts::FactLimits {
+            max_facts: self.max_facts,
+            max_fact_bytes: self.max_fact_bytes,
+            max_facts_bytes: self.max_facts_bytes,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -102,10 +136,14 @@ impl Default for EngineConfig {
             max_work_per_input: 10_000,
             max_queued_bytes_per_input: 16 * 1024 * 1024,
             max_facts: 100_000,
+            max_fact_bytes: 64 * 1024,
+            max_facts_bytes: 64 * 1024 * 1024,
             max_for_each_iterations: 1000,
             max_rules: 10_000,
             max_timers: 10_000,
             max_subscriptions: 100_000,
+            min_timer_interval_ms: 100,
+            max_rule_logs_per_second: 20,
             clock: Arc::new(TokioClock::new()),
             log_hook: None,
             fact_observer: None,
@@ -123,10 +161,14 @@ impl std::fmt::Debug for EngineConfig {
                 &self.max_queued_bytes_per_input,
             )
             .field("max_facts", &self.max_facts)
+            .field("max_fact_bytes", &self.max_fact_bytes)
+            .field("max_facts_bytes", &self.max_facts_bytes)
             .field("max_for_each_iterations", &self.max_for_each_iterations)
             .field("max_rules", &self.max_rules)
             .field("max_timers", &self.max_timers)
             .field("max_subscriptions", &self.max_subscriptions)
+            .field("min_timer_interval_ms", &self.min_timer_interval_ms)
+            .field("max_rule_logs_per_second", &self.max_rule_logs_per_second)
             .field("clock", &self.clock)
             .field("log_hook", &self.log_hook.is_some())
             .field("fact_observer", &self.fact_observer.is_some())

@@ -5,6 +5,9 @@
 //! one that is due has run.
 //!
 //! Subscriber callbacks are called after the state lock is released, in emission order.
+//!
+//! A cascade can take a while; [`RuleEngine::run_input`] runs such a call without holding a
+//! tokio runtime worker (timers fire that way), so an async server stays responsive.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,13 +19,13 @@ use serde_json::Value;
 use crate::config::EngineConfig;
 use crate::error::{Result, RuleValidationError, RulesError};
 use crate::event::{EmitOptions, Event};
-use crate::facts::{Fact, FactEntry};
+use crate::facts::{Fact, FactEntry, value_bytes};
 use crate::model::{Rule, RuleInput, RuleSummary, TemporalPattern};
 use crate::pattern::{check_fact_pattern, check_topic_pattern, topic_matches};
 use crate::runner::{State, Work, absence_pattern, check_fact_key, check_topic, process};
 use crate::temporal::AbsenceWait;
 use crate::timers::TimerInfo;
-use crate::validate::{ValidationReport, validate_rule};
+use crate::validate::{ValidationReport, timer_floor_errors, validate_rule};
 
 /// A subscriber callback: receives every event whose topic matches its pattern.
 pub type EventCallback = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -64,6 +67,8 @@ pub struct EngineStats {
     /// Work items (events, fact changes) dropped unprocessed when a cascade reached
     /// `max_work_per_input` or `max_queued_bytes_per_input`.
     pub work_dropped: u64,
+    /// `log` lines of rules dropped by `max_rule_logs_per_second`.
+    pub logs_dropped: u64,
 }
 
 struct Subscription {
@@ -78,6 +83,26 @@ pub(crate) struct Inner {
     next_subscription: Mutex<u64>,
     /// Serializes fact-observer calls so they happen in change order.
     observer_order: Mutex<()>,
+    /// Permits to run an input's cascade through [`RuleEngine::run_input`] (and fired
+    /// timers): bounds the threads that run or wait for cascades outside the runtime's
+    /// workers (the cascades themselves are serialized by the state lock anyway).
+    pub(crate) inputs: tokio::sync::Semaphore,
+}
+
+/// Cascades running through [`RuleEngine::run_input`] at once: one runs while the other
+/// delivers its events (or waits for the state lock).
+const INPUT_PERMITS: usize = 2;
+
+/// Runs `f` without holding a tokio runtime worker: on a worker of a multi-thread runtime,
+/// the worker's other tasks move to another thread while `f` runs (`block_in_place`);
+/// anywhere else (a current-thread runtime, a thread of its own) `f` runs as it is.
+pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 impl Drop for Inner {
@@ -131,6 +156,7 @@ impl RuleEngine {
                 subscriptions: RwLock::new(BTreeMap::new()),
                 next_subscription: Mutex::new(0),
                 observer_order: Mutex::new(()),
+                inputs: tokio::sync::Semaphore::new(INPUT_PERMITS),
             }),
         }
     }
@@ -143,6 +169,14 @@ impl RuleEngine {
         let mut state = self.inner.state.lock();
         for fact in facts {
             state.facts.restore(fact);
+        }
+        let max_bytes = self.inner.config.max_facts_bytes;
+        if state.facts.bytes() > max_bytes {
+            tracing::warn!(
+                bytes = state.facts.bytes(),
+                max_facts_bytes = max_bytes,
+                "restored facts exceed the fact storage limit; growing facts is refused until some are deleted"
+            );
         }
         let max = self.inner.config.max_facts;
         if state.facts.len() > max {
@@ -170,6 +204,35 @@ impl RuleEngine {
             process(&self.inner, &mut state, work)
         };
         deliver(&self.inner, &delivered);
+    }
+
+    /// Runs `f` — a call that may run a cascade, such as [`Self::emit`], [`Self::set_fact`]
+    /// or [`Self::delete_fact`], or one that copies many facts — without holding a tokio
+    /// runtime worker, so a long cascade does not delay the other tasks of the runtime (a
+    /// server's other connections). Waits (asynchronously) for one of the engine's input
+    /// permits, which fired timers use too, so that a crowd of callers does not occupy a
+    /// crowd of threads; then, on a multi-thread runtime, the worker's other tasks move to
+    /// another thread while `f` runs. On a current-thread runtime `f` simply runs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() {
+    /// use noex_rules::RuleEngine;
+    /// use serde_json::json;
+    /// let engine = RuleEngine::default();
+    /// let event = engine.run_input(|e| e.emit("order.created", json!({"id": 1}))).await.unwrap();
+    /// assert_eq!(event.topic, "order.created");
+    /// # }
+    /// ```
+    pub async fn run_input<R>(&self, f: impl FnOnce(&RuleEngine) -> R) -> R {
+        // The semaphore is never closed; without a permit the call still runs.
+        let _permit = self.inner.inputs.acquire().await.ok();
+        off_worker(|| f(self))
+    }
+
+    /// [`Self::run_input`] for synchronous callers (no permit is taken): `f` runs without
+    /// holding a tokio runtime worker.
+    pub fn run_input_blocking<R>(&self, f: impl FnOnce(&RuleEngine) -> R) -> R {
+        off_worker(|| f(self))
     }
 
     // ----- events -------------------------------------------------------------------------
@@ -254,15 +317,23 @@ impl RuleEngine {
     pub fn set_fact_with_source(&self, key: &str, value: Value, source: &str) -> Result<Fact> {
         check_fact_key(key).map_err(|m| invalid(key, m))?;
         let now = self.now();
+        let limits = self.inner.config.fact_limits();
+        let bytes = value_bytes(&value);
+        if bytes > limits.max_fact_bytes {
+            // Refused before taking the lock.
+            return Err(crate::facts::Refusal::Value {
+                bytes,
+                max: limits.max_fact_bytes,
+            }
+            .error(key));
+        }
         let (delivered, fact) = {
             let mut state = self.inner.state.lock();
-            let max = self.inner.config.max_facts;
-            if !state.facts.admits(key, max) {
-                return Err(RulesError::LimitExceeded(format!(
-                    "fact limit ({max}) reached"
-                )));
-            }
-            let (fact, previous) = state.facts.set(key, value.clone(), now, source);
+            state
+                .facts
+                .check_set(key, bytes, &limits)
+                .map_err(|refusal| refusal.error(key))?;
+            let (fact, previous) = state.facts.set(key, value.clone(), bytes, now, source);
             let work = Work::Fact {
                 key: key.to_string(),
                 value: Some(value),
@@ -326,15 +397,41 @@ impl RuleEngine {
 
     // ----- rules --------------------------------------------------------------------------
 
-    /// Validates a rule given as JSON (`rules.validateRule`).
+    /// Validates a rule given as JSON (`rules.validateRule`): [`validate_rule`], plus the
+    /// engine's bounds a rule can break when registered (a literal timer duration or repeat
+    /// interval below [`EngineConfig::min_timer_interval_ms`]).
     pub fn validate_rule(&self, rule: &Value) -> ValidationReport {
-        validate_rule(rule)
+        match self.parse_checked(rule) {
+            Ok(_) => ValidationReport {
+                valid: true,
+                errors: Vec::new(),
+            },
+            Err(RulesError::Validation(errors)) => ValidationReport {
+                valid: false,
+                errors,
+            },
+            Err(other) => ValidationReport {
+                valid: false,
+                errors: vec![RuleValidationError::new("", other.to_string())],
+            },
+        }
+    }
+
+    /// `parse_rule` plus the engine's bounds on rule definitions.
+    fn parse_checked(&self, rule: &Value) -> Result<RuleInput> {
+        let input = parse_rule(rule)?;
+        let errors = timer_floor_errors(&input, self.inner.config.min_timer_interval_ms);
+        if errors.is_empty() {
+            Ok(input)
+        } else {
+            Err(RulesError::Validation(errors))
+        }
     }
 
     /// Registers a rule given as JSON (`rules.registerRule`): `Validation` with every problem,
     /// `AlreadyExists` for a duplicate id.
     pub fn register_rule(&self, rule: &Value) -> Result<Rule> {
-        let input = parse_rule(rule)?;
+        let input = self.parse_checked(rule)?;
         let now = self.now();
         let mut state = self.inner.state.lock();
         if state.rules.contains_key(&input.id) {
@@ -373,6 +470,7 @@ impl RuleEngine {
         let mut state = self.inner.state.lock();
         state.rules.remove(id).ok_or_else(|| not_found(id))?;
         state.temporal.clear_rule(id);
+        state.log_limits.forget(id);
         Ok(())
     }
 
@@ -382,7 +480,7 @@ impl RuleEngine {
         let mut state = self.inner.state.lock();
         let (_, current) = state.rules.get(id).ok_or_else(|| not_found(id))?;
         let merged = merge_update(&current.input, updates)?;
-        let input = parse_rule(&merged)?;
+        let input = self.parse_checked(&merged)?;
         let now = self.now();
         let entry = state.rules.get_mut(id).ok_or_else(|| not_found(id))?;
         let rule = Rule {
@@ -477,6 +575,7 @@ impl RuleEngine {
             },
             cascades_truncated: s.cascades_truncated,
             work_dropped: s.work_dropped,
+            logs_dropped: s.log_limits.dropped_total(),
         }
     }
 

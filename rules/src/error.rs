@@ -47,8 +47,12 @@ pub enum RulesError {
         /// Why it is invalid.
         message: String,
     },
-    /// A configured bound was reached (rules, facts, subscriptions, timers); the server
-    /// answers `RATE_LIMITED`.
+    /// A value is larger than a configured bound allows for one item (a fact value over
+    /// `max_fact_bytes`); the server answers `VALIDATION_ERROR`.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// A configured bound was reached (rules, facts, bytes of all facts, subscriptions,
+    /// timers); the server answers `RATE_LIMITED`.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
 }

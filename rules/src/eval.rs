@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn interpolation_and_refs() {
         let mut facts = FactStore::default();
-        facts.set("customer:42:tier", json!("gold"), 0, "t");
+        facts.set("customer:42:tier", json!("gold"), 6, 0, "t");
         let mut ctx = EvalContext {
             trigger_data: Arc::new(json!({"orderId": 7, "amount": 12.5, "items": [1, 2]})),
             ..Default::default()

@@ -45,21 +45,123 @@ pub struct FactChange {
 /// In-memory facts, ordered by key so listings are deterministic.
 #[derive(Debug, Default)]
 pub(crate) struct FactStore {
-    facts: BTreeMap<String, Fact>,
+    /// Each fact with its size as [`FactStore::bytes`] counts it.
+    facts: BTreeMap<String, (Fact, usize)>,
     /// Changes not yet reported to the observer (`None`: nobody observes).
     journal: Option<Vec<FactChange>>,
+    /// Serialized bytes of every value plus the bytes of every key.
+    bytes: usize,
+}
+
+/// The bytes of `value` serialized as JSON (counted, not built).
+pub(crate) fn value_bytes(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// Why [`FactStore::check_set`] refuses a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A new key beyond `max_facts`.
+    Count { max: usize },
+    /// The value alone is over `max_fact_bytes`.
+    Value { bytes: usize, max: usize },
+    /// All facts together would pass `max_facts_bytes`.
+    Total { max: usize },
+}
+
+impl Refusal {
+    /// The message of the refusal.
+    pub(crate) fn message(&self, key: &str) -> String {
+        match self {
+            Refusal::Count { max } => format!("fact limit ({max}) reached; {key:?} not set"),
+            Refusal::Value { bytes, max } => format!(
+                "fact {key:?}: value of {bytes} bytes exceeds the fact size limit ({max} bytes)"
+            ),
+            Refusal::Total { max } => {
+                format!("fact storage limit ({max} bytes of all facts) reached; {key:?} not set")
+            }
+        }
+    }
+
+    /// The engine error of the refusal.
+    pub(crate) fn error(&self, key: &str) -> crate::error::RulesError {
+        match self {
+            Refusal::Value { .. } => crate::error::RulesError::TooLarge(self.message(key)),
+            _ => crate::error::RulesError::LimitExceeded(self.message(key)),
+        }
+    }
+}
+
+/// The bounds of the fact store (from [`crate::EngineConfig`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FactLimits {
+    pub max_facts: usize,
+    pub max_fact_bytes: usize,
+    pub max_facts_bytes: usize,
 }
 
 impl FactStore {
+    /// Whether `key` may be set to a value of `bytes` (see [`value_bytes`]) within
+    /// `limits`: a value over `max_fact_bytes` never; a new key only below `max_facts`; a
+    /// value that grows the store only while all facts stay within `max_facts_bytes`
+    /// (replacing a value by one no larger always works).
+    pub(crate) fn check_set(
+        &self,
+        key: &str,
+        bytes: usize,
+        limits: &FactLimits,
+    ) -> Result<(), Refusal> {
+        if bytes > limits.max_fact_bytes {
+            return Err(Refusal::Value {
+                bytes,
+                max: limits.max_fact_bytes,
+            });
+        }
+        if !self.admits(key, limits.max_facts) {
+            return Err(Refusal::Count {
+                max: limits.max_facts,
+            });
+        }
+        let old = self.facts.get(key).map(|(_, size)| *size);
+        let new = bytes + key.len();
+        let grows = old.is_none_or(|old| new > old);
+        if grows && self.bytes - old.unwrap_or(0) + new > limits.max_facts_bytes {
+            return Err(Refusal::Total {
+                max: limits.max_facts_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Serialized bytes of all values plus all keys.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Sets a fact, bumping its version; returns the new fact and the previous value.
+    /// `bytes` is [`value_bytes`] of `value`.
     pub(crate) fn set(
         &mut self,
         key: &str,
         value: Value,
+        bytes: usize,
         timestamp: i64,
         source: &str,
     ) -> (Fact, Option<Value>) {
-        let version = self.facts.get(key).map_or(1, |old| old.version + 1);
+        let version = self.facts.get(key).map_or(1, |(old, _)| old.version + 1);
         let fact = Fact {
             key: key.to_string(),
             value,
@@ -68,10 +170,15 @@ impl FactStore {
             version,
         };
         // The replaced value is moved out, not copied.
+        let size = bytes + key.len();
+        self.bytes += size;
         let previous = self
             .facts
-            .insert(key.to_string(), fact.clone())
-            .map(|old| old.value);
+            .insert(key.to_string(), (fact.clone(), size))
+            .map(|(old, old_size)| {
+                self.bytes -= old_size;
+                old.value
+            });
         if let Some(journal) = &mut self.journal {
             journal.push(FactChange {
                 key: key.to_string(),
@@ -102,15 +209,22 @@ impl FactStore {
 
     /// Puts a fact back as it was (e.g. loaded from disk): no version bump, no journal.
     pub(crate) fn restore(&mut self, fact: Fact) {
-        self.facts.insert(fact.key.clone(), fact);
+        let size = value_bytes(&fact.value) + fact.key.len();
+        self.bytes += size;
+        if let Some((_, old)) = self.facts.insert(fact.key.clone(), (fact, size)) {
+            self.bytes -= old;
+        }
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&Fact> {
-        self.facts.get(key)
+        self.facts.get(key).map(|(fact, _)| fact)
     }
 
     pub(crate) fn delete(&mut self, key: &str) -> Option<Fact> {
-        let removed = self.facts.remove(key);
+        let removed = self.facts.remove(key).map(|(fact, size)| {
+            self.bytes -= size;
+            fact
+        });
         if let (Some(journal), Some(_)) = (&mut self.journal, &removed) {
             journal.push(FactChange {
                 key: key.to_string(),
@@ -127,8 +241,8 @@ impl FactStore {
     pub(crate) fn query(&self, pattern: &str) -> Vec<FactEntry> {
         self.facts
             .values()
-            .filter(|f| fact_matches(pattern, &f.key))
-            .map(|f| FactEntry {
+            .filter(|(f, _)| fact_matches(pattern, &f.key))
+            .map(|(f, _)| FactEntry {
                 key: f.key.clone(),
                 value: f.value.clone(),
             })
@@ -138,18 +252,18 @@ impl FactStore {
     /// The value of the first fact matching `pattern` (the fact itself when `pattern` has no `*`).
     pub(crate) fn first_value(&self, pattern: &str) -> Option<&Value> {
         if !pattern.contains('*') {
-            return self.facts.get(pattern).map(|f| &f.value);
+            return self.facts.get(pattern).map(|(f, _)| &f.value);
         }
         self.facts
             .values()
-            .find(|f| fact_matches(pattern, &f.key))
-            .map(|f| &f.value)
+            .find(|(f, _)| fact_matches(pattern, &f.key))
+            .map(|(f, _)| &f.value)
     }
 
     pub(crate) fn all(&self) -> Vec<FactEntry> {
         self.facts
             .values()
-            .map(|f| FactEntry {
+            .map(|(f, _)| FactEntry {
                 key: f.key.clone(),
                 value: f.value.clone(),
             })
@@ -165,12 +279,12 @@ mod tests {
     #[test]
     fn versions_count_changes_and_queries_use_patterns() {
         let mut store = FactStore::default();
-        let (f1, prev) = store.set("user:1:name", json!("Ann"), 10, "api");
+        let (f1, prev) = store.set("user:1:name", json!("Ann"), 5, 10, "api");
         assert_eq!((f1.version, prev), (1, None));
-        let (f2, prev) = store.set("user:1:name", json!("Anna"), 20, "api");
+        let (f2, prev) = store.set("user:1:name", json!("Anna"), 6, 20, "api");
         assert_eq!((f2.version, prev), (2, Some(json!("Ann"))));
-        store.set("user:2:name", json!("Bob"), 30, "api");
-        store.set("user:2", json!({}), 30, "api");
+        store.set("user:2:name", json!("Bob"), 5, 30, "api");
+        store.set("user:2", json!({}), 2, 30, "api");
         let names = store.query("user:*:name");
         assert_eq!(
             names.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(),
@@ -183,5 +297,24 @@ mod tests {
         assert!(store.admits("user:1:name", 2));
         assert!(!store.admits("user:3", 2));
         assert!(store.admits("user:3", 3));
+        // Bytes: values as JSON plus keys, replaced and deleted ones no longer counted.
+        assert_eq!(value_bytes(&json!("Anna")), 6);
+        assert_eq!(store.bytes(), (6 + 11) + (5 + 11));
+        let limits = FactLimits {
+            max_facts: 10,
+            max_fact_bytes: 10,
+            max_facts_bytes: 40,
+        };
+        assert_eq!(
+            store.check_set("x", 11, &limits),
+            Err(Refusal::Value { bytes: 11, max: 10 })
+        );
+        assert_eq!(
+            store.check_set("x", 7, &limits),
+            Err(Refusal::Total { max: 40 })
+        );
+        assert_eq!(store.check_set("x", 6, &limits), Ok(()));
+        // Replacing counts the difference: 33 - 17 + (10 + 11) = 37.
+        assert_eq!(store.check_set("user:1:name", 10, &limits), Ok(()));
     }
 }

@@ -1,5 +1,5 @@
 //! What a rule reads and writes — the topics it reacts to or emits, the facts it reads, sets
-//! or deletes — as [`NamePattern`]s, so that a permission check can require rights on all of
+//! or deletes, the timers it reacts to, sets or cancels — as [`NamePattern`]s, so that a permission check can require rights on all of
 //! them before the rule is registered (a rule runs with the server's authority later).
 //!
 //! Templates (`order:${event.id}:vip`) are conservative: from the first templated segment
@@ -24,6 +24,12 @@ pub struct RuleFootprint {
     pub writes_topics: Vec<NamePattern>,
     /// Facts it sets or deletes.
     pub writes_facts: Vec<NamePattern>,
+    /// Timers whose expiry it reacts to (timer triggers), in the fact-key grammar that
+    /// timer names follow (`:` segments, `*` one segment).
+    pub reads_timers: Vec<NamePattern>,
+    /// Timers it sets (replacing one of the same name) or cancels (`set_timer`,
+    /// `cancel_timer`; templated names as for fact keys).
+    pub writes_timers: Vec<NamePattern>,
 }
 
 /// Validates a rule given as JSON and returns what it touches; the validation errors of
@@ -62,8 +68,8 @@ impl RuleFootprint {
         match &input.trigger {
             Trigger::Event { topic } => out.reads_topics.push(NamePattern::topic(topic)),
             Trigger::Fact { pattern } => out.reads_facts.push(NamePattern::fact(pattern)),
-            // Timers are named by the rules that set them; no client resource.
-            Trigger::Timer { .. } => {}
+            // A timer's expiry carries the data of whoever set it.
+            Trigger::Timer { name } => out.reads_timers.push(NamePattern::fact(name)),
             Trigger::Temporal { pattern } => out.temporal(pattern),
         }
         for condition in &input.conditions {
@@ -104,10 +110,15 @@ impl RuleFootprint {
                     self.writes_topics.push(NamePattern::topic_template(topic));
                 }
                 Action::SetTimer { timer } => {
+                    self.writes_timers
+                        .push(NamePattern::fact_template(&timer.name));
                     self.writes_topics
                         .push(NamePattern::topic_template(&timer.on_expire.topic));
                 }
-                Action::CancelTimer { .. } | Action::Log { .. } => {}
+                Action::CancelTimer { name } => {
+                    self.writes_timers.push(NamePattern::fact_template(name));
+                }
+                Action::Log { .. } => {}
                 Action::Conditional {
                     conditions,
                     then,
@@ -143,6 +154,11 @@ impl RuleFootprint {
     /// Every fact pattern, read or written.
     pub fn facts(&self) -> impl Iterator<Item = &NamePattern> {
         self.reads_facts.iter().chain(&self.writes_facts)
+    }
+
+    /// Every timer-name pattern, read or written.
+    pub fn timers(&self) -> impl Iterator<Item = &NamePattern> {
+        self.reads_timers.iter().chain(&self.writes_timers)
     }
 }
 
@@ -231,6 +247,33 @@ mod tests {
                 NamePattern::topic_template("timer.${context.i}")
             ]
         );
+    }
+
+    #[test]
+    fn timers_a_rule_reacts_to_sets_or_cancels_are_in_its_footprint() {
+        let f = rule_footprint(&json!({
+            "id": "r", "name": "r",
+            "trigger": {"type": "timer", "name": "payment:*"},
+            "actions": [
+                {"type": "cancel_timer", "name": "payment:${event.id}"},
+                {"type": "try_catch", "try": [
+                    {"type": "set_timer", "timer": {"name": "order:timeout", "duration": "5m",
+                        "onExpire": {"topic": "order.timeout"}}}
+                ]}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(f.reads_timers, [NamePattern::fact("payment:*")]);
+        assert_eq!(
+            f.writes_timers,
+            [
+                NamePattern::fact_template("payment:${event.id}"),
+                NamePattern::fact("order:timeout")
+            ]
+        );
+        assert_eq!(f.timers().count(), 3);
+        assert!(NamePattern::fact("payment:*").matches("payment:42"));
+        assert!(!NamePattern::fact("order:*").covers(&f.writes_timers[0]));
     }
 
     #[test]

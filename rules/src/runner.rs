@@ -18,7 +18,7 @@ use crate::config::EngineConfig;
 use crate::engine::Inner;
 use crate::eval::{EvalContext, as_ref};
 use crate::event::Event;
-use crate::facts::FactStore;
+use crate::facts::{FactStore, Refusal, value_bytes};
 use crate::model::{Action, LogLevel, Rule, TemporalPattern, Trigger};
 use crate::pattern::{
     check_fact_pattern, check_topic_pattern, fact_matches, parse_duration_ms, topic_matches,
@@ -43,6 +43,74 @@ pub(crate) struct State {
     pub processing_nanos: u128,
     pub cascades_truncated: u64,
     pub work_dropped: u64,
+    /// Per-rule rate limits of `log` actions.
+    pub log_limits: LogLimits,
+}
+
+/// Token buckets bounding the `log` lines of each rule (`max_rule_logs_per_second`).
+#[derive(Default)]
+pub(crate) struct LogLimits {
+    buckets: HashMap<String, LogBucket>,
+    /// Lines dropped so far, all rules (removed ones included).
+    dropped: u64,
+}
+
+struct LogBucket {
+    tokens: f64,
+    last_ms: i64,
+    /// Lines dropped since the last one that passed.
+    dropped: u64,
+}
+
+/// What to do with one `log` line.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LogVerdict {
+    /// Write it, after a summary of `dropped` lines dropped before it when not 0.
+    Write { dropped: u64 },
+    /// Drop it.
+    Drop,
+}
+
+impl LogLimits {
+    /// Takes a token of `rule_id`'s bucket at `now_ms` (ms of the engine clock).
+    pub(crate) fn admit(&mut self, rule_id: &str, now_ms: i64, per_second: u32) -> LogVerdict {
+        let capacity = f64::from(per_second);
+        // The key is copied only for a rule's first line.
+        if !self.buckets.contains_key(rule_id) {
+            let full = LogBucket {
+                tokens: capacity,
+                last_ms: now_ms,
+                dropped: 0,
+            };
+            self.buckets.insert(rule_id.to_owned(), full);
+        }
+        let Some(bucket) = self.buckets.get_mut(rule_id) else {
+            return LogVerdict::Drop;
+        };
+        let elapsed = now_ms.saturating_sub(bucket.last_ms).max(0) as f64;
+        bucket.tokens = (bucket.tokens + elapsed * capacity / 1000.0).min(capacity);
+        bucket.last_ms = bucket.last_ms.max(now_ms);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            LogVerdict::Write {
+                dropped: std::mem::take(&mut bucket.dropped),
+            }
+        } else {
+            bucket.dropped += 1;
+            self.dropped += 1;
+            LogVerdict::Drop
+        }
+    }
+
+    /// Forgets a removed rule's bucket.
+    pub(crate) fn forget(&mut self, rule_id: &str) {
+        self.buckets.remove(rule_id);
+    }
+
+    /// Lines dropped so far.
+    pub(crate) fn dropped_total(&self) -> u64 {
+        self.dropped
+    }
 }
 
 /// One unit of work.
@@ -410,13 +478,21 @@ impl Exec<'_, '_> {
             Action::SetFact { key, value } => {
                 let key = ctx.interpolate(key, &state.facts, budget)?;
                 check_fact_key(&key)?;
-                let max_facts = self.runner.config.max_facts;
-                if !state.facts.admits(&key, max_facts) {
-                    return Err(Fault::Failed(format!(
-                        "fact limit ({max_facts}) reached; {key:?} not set"
-                    )));
+                let limits = self.runner.config.fact_limits();
+                if !state.facts.admits(&key, limits.max_facts) {
+                    return Err(Fault::Failed(
+                        Refusal::Count {
+                            max: limits.max_facts,
+                        }
+                        .message(&key),
+                    ));
                 }
                 let value = ctx.resolve_value(value, &state.facts, budget)?;
+                let bytes = value_bytes(&value);
+                state
+                    .facts
+                    .check_set(&key, bytes, &limits)
+                    .map_err(|refusal| Fault::Failed(refusal.message(&key)))?;
                 // The fact change carries the replaced value to fact rules: charge it too.
                 if let Some(old) = state.facts.get(&key) {
                     budget.value(&old.value)?;
@@ -425,10 +501,8 @@ impl Exec<'_, '_> {
                 self.runner.budget.unit()?;
                 self.runner.budget.bytes(WORK_ITEM_BYTES)?;
                 let now = self.runner.config.clock.now_ms();
-                let (_, previous) =
-                    state
-                        .facts
-                        .set(&key, value.clone(), now, &format!("rule:{}", self.rule_id));
+                let source = format!("rule:{}", self.rule_id);
+                let (_, previous) = state.facts.set(&key, value.clone(), bytes, now, &source);
                 let cause = self.cause.cloned();
                 self.runner.queue.push_back(Work::Fact {
                     key,
@@ -466,8 +540,12 @@ impl Exec<'_, '_> {
             Action::SetTimer { timer } => {
                 let name = ctx.interpolate(&timer.name, &state.facts, budget)?;
                 let duration = ctx.resolve_value(&timer.duration, &state.facts, budget)?;
+                // A computed duration or interval below the floor is raised to it (literal
+                // ones were refused at registration): each expiry is an input of its own.
+                let floor = self.runner.config.min_timer_interval_ms;
                 let duration_ms = parse_duration_ms(&duration)
-                    .map_err(|e| format!("timer {name:?}: duration {e}"))?;
+                    .map_err(|e| format!("timer {name:?}: duration {e}"))?
+                    .max(floor);
                 let topic = ctx.interpolate(&timer.on_expire.topic, &state.facts, budget)?;
                 check_topic(&topic)?;
                 let data = ctx.resolve_value(&timer.on_expire.data, &state.facts, budget)?;
@@ -485,7 +563,7 @@ impl Exec<'_, '_> {
                                 "timer {name:?}: repeat interval must be greater than 0"
                             )));
                         }
-                        Some((interval, r.max_count))
+                        Some((interval.max(floor), r.max_count))
                     }
                 };
                 let spec = TimerSpec {
@@ -507,8 +585,28 @@ impl Exec<'_, '_> {
                 state.timers.cancel(&name);
             }
             Action::Log { level, message } => {
-                let message = ctx.interpolate(message, &state.facts, budget)?;
                 let rule_id = self.rule_id;
+                let now = self.runner.config.clock.now_ms();
+                let per_second = self.runner.config.max_rule_logs_per_second;
+                let dropped = match state.log_limits.admit(rule_id, now, per_second) {
+                    // Not even interpolated: a dropped line costs no copying.
+                    LogVerdict::Drop => return Ok(()),
+                    LogVerdict::Write { dropped } => dropped,
+                };
+                if dropped > 0 {
+                    tracing::warn!(
+                        rule_id,
+                        dropped,
+                        per_second,
+                        "rule log lines dropped (over the per-rule log rate)"
+                    );
+                    if let Some(hook) = &self.runner.config.log_hook {
+                        let summary =
+                            format!("{dropped} log lines dropped (over {per_second} per second)");
+                        hook(LogLevel::Warn, &summary, rule_id);
+                    }
+                }
+                let message = ctx.interpolate(message, &state.facts, budget)?;
                 match level {
                     LogLevel::Debug => tracing::debug!(rule_id, "{message}"),
                     LogLevel::Info => tracing::info!(rule_id, "{message}"),

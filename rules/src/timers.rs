@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::engine::{Inner, fire_absence, fire_timer};
+use crate::engine::{Inner, fire_absence, fire_timer, off_worker};
 use crate::temporal::AbsenceWait;
 
 /// What a `set_timer` action resolved to.
@@ -112,7 +112,12 @@ impl Timers {
                 let next = repeat
                     .filter(|(_, max)| max.is_none_or(|m| fired < m))
                     .map(|(interval, _)| deadline + Duration::from_millis(interval));
-                if !fire_timer(&inner, &name, id, next) {
+                // The expiry's cascade runs off the runtime's workers, one input permit
+                // at a time with the other inputs (many timers due at once queue here).
+                let permit = inner.inputs.acquire().await.ok();
+                let still_set = off_worker(|| fire_timer(&inner, &name, id, next));
+                drop(permit);
+                if !still_set {
                     return;
                 }
                 match next {
@@ -179,7 +184,8 @@ impl Timers {
         handle.spawn(async move {
             tokio::time::sleep_until(deadline).await;
             if let Some(inner) = weak.upgrade() {
-                fire_absence(&inner, wait);
+                let _permit = inner.inputs.acquire().await.ok();
+                off_worker(|| fire_absence(&inner, wait));
             }
         });
     }

@@ -83,6 +83,8 @@ fn actions_and_iterations_count_even_when_nothing_is_queued() {
     let counter = Arc::clone(&logged);
     let engine = engine_with(EngineConfig {
         max_work_per_input: 5_000,
+        // Counts the log actions run, not the lines the log rate limit lets through.
+        max_rule_logs_per_second: u32::MAX,
         log_hook: Some(Arc::new(move |_, _, _| {
             counter.fetch_add(1, Ordering::Relaxed);
         })),
@@ -178,6 +180,8 @@ fn a_fact_cannot_grow_beyond_the_bytes_bound_across_inputs() {
     let max_bytes = 256 * 1024;
     let engine = engine_with(EngineConfig {
         max_queued_bytes_per_input: max_bytes,
+        // The per-input bound is what this test is about, not the fact size bound.
+        max_fact_bytes: usize::MAX,
         ..Default::default()
     });
     engine.set_fact("big", json!("x".repeat(1_000))).unwrap();
@@ -399,4 +403,156 @@ fn timers_and_rules_have_bounds_too() {
     let stats = engine.stats();
     assert_eq!(stats.timers_count, 1);
     assert_eq!(stats.action_errors, 1);
+}
+
+/// Red-team rerun: a rule whose `log` runs in a `for_each` (or on every event) wrote
+/// unbounded log lines. Each rule may write `max_rule_logs_per_second` lines per second of
+/// the engine clock; the rest are dropped, counted, and summed up in one warning before the
+/// rule's next line that passes.
+#[test]
+fn log_lines_of_a_rule_are_rate_limited_with_one_summary_of_the_dropped() {
+    let clock = noex_rules::ManualClock::new(1_000_000);
+    let lines = Arc::new(parking_lot::Mutex::new(Vec::<(String, String)>::new()));
+    let sink = Arc::clone(&lines);
+    let engine = engine_with(EngineConfig {
+        max_rule_logs_per_second: 5,
+        clock: Arc::new(clock.clone()),
+        log_hook: Some(Arc::new(move |_, message: &str, rule: &str| {
+            sink.lock().push((rule.to_owned(), message.to_owned()));
+        })),
+        ..Default::default()
+    });
+    let logger = |id: &str| {
+        on_event(
+            id,
+            "go",
+            json!([]),
+            json!([{"type": "for_each", "collection": {"ref": "event.items"}, "as": "i",
+                    "actions": [{"type": "log", "level": "info", "message": "line ${context.i}"}]}]),
+        )
+    };
+    register(&engine, logger("flood"));
+    register(&engine, logger("other"));
+    let take = |rule: &str| -> Vec<String> {
+        let mut all = lines.lock();
+        let (mine, rest): (Vec<_>, Vec<_>) = all.drain(..).partition(|(r, _)| r == rule);
+        *all = rest;
+        mine.into_iter().map(|(_, m)| m).collect()
+    };
+
+    // 1 000 lines at once: the burst of 5 passes, 995 are dropped.
+    engine.emit("go", items(1_000)).unwrap();
+    assert_eq!(
+        take("flood"),
+        ["line 0", "line 1", "line 2", "line 3", "line 4"]
+    );
+    // Each rule has its own bucket.
+    assert_eq!(take("other").len(), 5);
+    assert_eq!(engine.stats().logs_dropped, 2 * 995);
+    // Nothing refills without time passing.
+    engine.emit("go", items(3)).unwrap();
+    assert!(take("flood").is_empty());
+    assert_eq!(engine.stats().logs_dropped, 2 * 998);
+
+    // 400 ms later: 2 tokens; the first line that passes is preceded by the summary.
+    clock.advance(400);
+    engine.emit("go", items(10)).unwrap();
+    assert_eq!(
+        take("flood"),
+        [
+            "998 log lines dropped (over 5 per second)",
+            "line 0",
+            "line 1"
+        ]
+    );
+    assert_eq!(take("other").len(), 3);
+    // After a quiet second the bucket is full again (5, never more).
+    clock.advance(10_000);
+    engine.emit("go", items(10)).unwrap();
+    let flood = take("flood");
+    assert_eq!(flood.len(), 6, "{flood:?}");
+    assert_eq!(flood[0], "8 log lines dropped (over 5 per second)");
+    assert_eq!(take("other").len(), 6);
+    engine.emit("go", items(0)).unwrap();
+    let stats = engine.stats();
+    assert_eq!(stats.logs_dropped, 2 * 998 + 2 * 8 + 2 * 5);
+    assert_eq!(stats.action_errors, 0);
+}
+
+/// Red-team rerun: `set_fact` with huge values, repeated up to `max_facts`, grew memory
+/// until the process died. One value is bounded by `max_fact_bytes`, all facts together by
+/// `max_facts_bytes` (JSON bytes of the values plus the keys), through the API and in rule
+/// actions (an action error there, never a panic).
+#[test]
+fn fact_values_and_all_facts_together_are_bounded_in_bytes() {
+    let engine = engine_with(EngineConfig {
+        max_fact_bytes: 100,
+        max_facts_bytes: 250,
+        ..Default::default()
+    });
+    let blob = |n: usize| json!("x".repeat(n - 2)); // n bytes of JSON
+    // One value over the bound: TooLarge, nothing stored.
+    match engine.set_fact("big", blob(101)) {
+        Err(RulesError::TooLarge(message)) => {
+            assert!(
+                message.contains("101 bytes") && message.contains("(100 bytes)"),
+                "{message}"
+            )
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(engine.get_fact("big"), None);
+    // 100 bytes + 2 of key each: two fit, the third would pass 250.
+    engine.set_fact("k1", blob(100)).unwrap();
+    engine.set_fact("k2", blob(100)).unwrap();
+    match engine.set_fact("k3", blob(100)) {
+        Err(RulesError::LimitExceeded(message)) => {
+            assert!(
+                message.contains("fact storage limit (250 bytes"),
+                "{message}"
+            )
+        }
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+    // A small new fact still fits (204 + 40 + 2 <= 250); growing an existing one does not,
+    // shrinking does, and a deletion makes room.
+    engine.set_fact("k3", blob(40)).unwrap();
+    assert!(matches!(
+        engine.set_fact("k3", blob(50)),
+        Err(RulesError::LimitExceeded(_))
+    ));
+    engine.set_fact("k1", blob(10)).unwrap();
+    engine.set_fact("k3", blob(100)).unwrap();
+    assert!(engine.delete_fact("k2"));
+    engine.set_fact("k4", blob(100)).unwrap();
+    // 12 + 102 + 102 = 216 bytes stored: 42 more do not fit.
+    assert!(matches!(
+        engine.set_fact("k5", blob(40)),
+        Err(RulesError::LimitExceeded(_))
+    ));
+
+    // In rule actions: an action error, the rest of the engine unharmed.
+    register(
+        &engine,
+        on_event(
+            "grow",
+            "grow",
+            json!([]),
+            json!([{"type": "set_fact", "key": "${event.key}", "value": {"ref": "event.blob"}}]),
+        ),
+    );
+    engine
+        .emit("grow", json!({"key": "r1", "blob": blob(1_000)}))
+        .unwrap();
+    engine
+        .emit("grow", json!({"key": "k1", "blob": blob(80)}))
+        .unwrap();
+    assert_eq!(engine.get_fact("r1"), None);
+    assert_eq!(engine.get_fact("k1"), Some(blob(10)));
+    assert_eq!(engine.stats().action_errors, 2);
+    engine
+        .emit("grow", json!({"key": "k1", "blob": 7}))
+        .unwrap();
+    assert_eq!(engine.get_fact("k1"), Some(json!(7)));
+    assert_eq!(engine.stats().action_errors, 2);
 }

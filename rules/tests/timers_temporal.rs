@@ -423,3 +423,62 @@ async fn timer_events_trigger_event_rules_and_temporal_rules_check_conditions() 
     engine.emit("pay", json!({"amount": 60})).unwrap();
     assert_eq!(matched.lock().len(), 1);
 }
+
+/// Red-team rerun / fuzzing: a rule re-arming a 0 ms timer on its own expiry fired without
+/// end, and a 1 ms repeat flooded the engine. A literal below `min_timer_interval_ms` is
+/// refused at registration (and by `validate_rule`); a computed one is raised to it.
+#[tokio::test(start_paused = true)]
+async fn timers_shorter_than_the_minimum_interval_are_refused_or_raised() {
+    let engine = RuleEngine::default();
+    assert_eq!(engine.config().min_timer_interval_ms, 100);
+    let timer = |duration: Value, repeat: Option<Value>| {
+        let mut t = json!({"name": "tm", "duration": duration, "onExpire": {"topic": "t"}});
+        if let Some(r) = repeat {
+            t["repeat"] = json!({"interval": r});
+        }
+        json!({"id": "loop", "name": "loop", "trigger": {"type": "event", "topic": "t"},
+               "actions": [{"type": "try_catch", "try": [{"type": "set_timer", "timer": t}]}]})
+    };
+    for (rule, path) in [
+        (timer(json!(0), None), "actions[0].try[0].timer.duration"),
+        (
+            timer(json!("99ms"), None),
+            "actions[0].try[0].timer.duration",
+        ),
+        (
+            timer(json!("1s"), Some(json!(1))),
+            "actions[0].try[0].timer.repeat.interval",
+        ),
+    ] {
+        let err = engine.register_rule(&rule).unwrap_err();
+        let noex_rules::RulesError::Validation(errors) = err else {
+            panic!("not a validation error: {err}")
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, path);
+        assert!(errors[0].message.contains("at least 100 ms"), "{errors:?}");
+        let report = engine.validate_rule(&rule);
+        assert!(!report.valid);
+        assert_eq!(report.errors, errors);
+    }
+    assert!(engine.get_rules().is_empty());
+
+    // Computed: raised to the floor. The 0 ms self re-arming loop fires once per 100 ms.
+    register(
+        &engine,
+        json!({"id": "loop", "name": "loop", "trigger": {"type": "event", "topic": "t"},
+               "actions": [{"type": "set_timer", "timer": {"name": "tm", "duration": {"ref": "event.ms"},
+                   "onExpire": {"topic": "t", "data": {"ms": 0}}}}]}),
+    );
+    let fired = record(&engine, "t");
+    engine.emit("t", json!({"ms": 0})).unwrap();
+    step(&engine, 99).await;
+    assert_eq!(fired.lock().len(), 1, "only the emit itself");
+    step(&engine, 1).await;
+    assert_eq!(fired.lock().len(), 2);
+    for _ in 0..9 {
+        step(&engine, 100).await;
+    }
+    assert_eq!(fired.lock().len(), 11, "one expiry per 100 ms over 1 s");
+    engine.shutdown();
+}

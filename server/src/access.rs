@@ -172,12 +172,13 @@ fn footprint_of(input: &noex_rules::RuleInput) -> RuleFootprint {
     RuleFootprint::of(input, &raw)
 }
 
-/// The topic and fact items of a rule's footprint.
+/// The topic, fact and timer items of a rule's footprint.
 pub(crate) fn footprint_items(footprint: &RuleFootprint) -> Vec<Item<'static>> {
     footprint
         .topics()
         .map(|p| Item::Topic(p.clone()))
         .chain(footprint.facts().map(|p| Item::Fact(p.clone())))
+        .chain(footprint.timers().map(|p| Item::Timer(p.clone())))
         .collect()
 }
 

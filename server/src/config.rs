@@ -318,11 +318,26 @@ pub struct LimitsConfig {
     /// rule's `set_fact` of a new key is an action error (`actionErrors`). Existing facts
     /// can always be changed or deleted; facts restored at start are all kept.
     pub max_facts: usize,
+    /// Largest fact value, in bytes of its JSON: `rules.setFact` of a larger one answers
+    /// `VALIDATION_ERROR`; a rule's `set_fact` of one is an action error.
+    pub max_fact_bytes: usize,
+    /// Bytes of all facts together (JSON of every value plus every key): `rules.setFact`
+    /// that would grow them past it answers `RATE_LIMITED`; a rule's `set_fact` is an
+    /// action error. Shrinking or deleting facts always works; restored facts are all kept.
+    pub max_facts_bytes: usize,
     /// Registered rules per server (`RATE_LIMITED` beyond).
     pub max_rules: usize,
     /// Active rule timers per server; a rule's `set_timer` of a new name beyond it is an
     /// action error.
     pub max_timers: usize,
+    /// Shortest rule timer duration and repeat interval, in ms: `rules.registerRule` /
+    /// `rules.updateRule` of a rule with a literal one below it answers `VALIDATION_ERROR`;
+    /// a computed one (`{ref}`, `${...}`) is raised to it when the timer is set.
+    pub min_timer_interval_ms: u64,
+    /// `log` lines one rule may write per second (token bucket per rule, one second of
+    /// burst); more are dropped, and the rule's next line that passes is preceded by one
+    /// warning saying how many were.
+    pub max_rule_logs_per_second: u32,
     /// Work units one input to the rule engine (a `rules.emit`, `rules.setFact`, store
     /// change, fired timer) may use, its whole cascade included: one per event or fact
     /// change queued, rule evaluated, action and `for_each` iteration executed. At the bound
@@ -353,8 +368,12 @@ impl Default for LimitsConfig {
             max_buckets: 1_000,
             max_queries: 1_000,
             max_facts: 100_000,
+            max_fact_bytes: 64 * 1024,
+            max_facts_bytes: 64 * 1024 * 1024,
             max_rules: 1_000,
             max_timers: 10_000,
+            min_timer_interval_ms: 100,
+            max_rule_logs_per_second: 20,
             max_rule_work_per_input: 10_000,
             max_rule_chain_depth: 10,
             max_rule_queued_bytes: 16 * 1024 * 1024,
@@ -509,7 +528,7 @@ impl ServerConfig {
 impl LimitsConfig {
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 18] = [
+        let checks: [(&'static str, u64); 22] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -526,8 +545,15 @@ impl LimitsConfig {
             ("limits.maxBuckets", self.max_buckets as u64),
             ("limits.maxQueries", self.max_queries as u64),
             ("limits.maxFacts", self.max_facts as u64),
+            ("limits.maxFactBytes", self.max_fact_bytes as u64),
+            ("limits.maxFactsBytes", self.max_facts_bytes as u64),
             ("limits.maxRules", self.max_rules as u64),
             ("limits.maxTimers", self.max_timers as u64),
+            ("limits.minTimerIntervalMs", self.min_timer_interval_ms),
+            (
+                "limits.maxRuleLogsPerSecond",
+                self.max_rule_logs_per_second.into(),
+            ),
             (
                 "limits.maxRuleWorkPerInput",
                 self.max_rule_work_per_input as u64,

@@ -72,10 +72,11 @@ pub struct PermissionRule {
     /// it reads is listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buckets: Option<Vec<String>>,
-    /// Only these topics and facts: every topic the operation emits or subscribes to and
-    /// every fact key it reads or writes must be covered by one of these patterns (topics in
-    /// the topic grammar, e.g. `order.*`; fact keys in the fact grammar, e.g. `cart:*`; `"*"`
-    /// covers everything).
+    /// Only these topics, facts and timers: every topic the operation emits or subscribes
+    /// to, every fact key it reads or writes and every timer name a rule reacts to, sets or
+    /// cancels must be covered by one of these patterns (topics in the topic grammar, e.g.
+    /// `order.*`; fact keys and timer names in the fact grammar, e.g. `cart:*`; `"*"` covers
+    /// everything).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topics: Option<Vec<String>>,
 }
@@ -164,6 +165,9 @@ pub(crate) enum Item<'a> {
     Topic(NamePattern),
     /// Fact keys (a key, a pattern, or what a template can produce).
     Fact(NamePattern),
+    /// Timer names (a name, a timer trigger's pattern, or what a template can produce), in
+    /// the fact grammar: covered by the `topics` list like fact keys.
+    Timer(NamePattern),
     /// Something no resource list can describe (a rule that does not exist): only a rule
     /// without a `topics` list (or one listing `"*"`) grants it.
     Opaque,
@@ -237,7 +241,9 @@ impl PermissionRule {
             }
             Item::AllBuckets => bucket_listed("*"),
             Item::Topic(pattern) => topic_covered(pattern, NamePattern::topic),
-            Item::Fact(pattern) => topic_covered(pattern, NamePattern::fact_permission),
+            Item::Fact(pattern) | Item::Timer(pattern) => {
+                topic_covered(pattern, NamePattern::fact_permission)
+            }
             Item::Opaque => self
                 .topics
                 .as_ref()

@@ -75,7 +75,9 @@ pub(crate) async fn handle(
         },
         Operation::Rules(op) => match shared.rules.clone() {
             None => Err(ServerError::internal("rules.* routed without an engine")),
-            Some(engine) => crate::rules_ops::handle(connection, &engine, op, authority.as_ref()),
+            Some(engine) => {
+                crate::rules_ops::handle(connection, &engine, op, authority.as_ref()).await
+            }
         },
         Operation::Store(op) => {
             let large = crate::store_ops::scanned_bucket(&op)

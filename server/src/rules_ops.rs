@@ -48,7 +48,7 @@ impl From<RulesError> for ServerError {
                 let message = RulesError::Validation(errors.clone()).to_string();
                 ServerError::new(ErrorCode::ValidationError, message).with_details(json!(errors))
             }
-            err @ RulesError::InvalidPattern { .. } => {
+            err @ (RulesError::InvalidPattern { .. } | RulesError::TooLarge(_)) => {
                 ServerError::new(ErrorCode::ValidationError, err.to_string())
             }
             err @ RulesError::LimitExceeded(_) => {
@@ -65,8 +65,12 @@ impl From<RulesError> for ServerError {
 pub(crate) fn engine_config(limits: &LimitsConfig, store: &Store) -> EngineConfig {
     EngineConfig {
         max_facts: limits.max_facts,
+        max_fact_bytes: limits.max_fact_bytes,
+        max_facts_bytes: limits.max_facts_bytes,
         max_rules: limits.max_rules,
         max_timers: limits.max_timers,
+        min_timer_interval_ms: limits.min_timer_interval_ms,
+        max_rule_logs_per_second: limits.max_rule_logs_per_second,
         max_work_per_input: limits.max_rule_work_per_input,
         max_chain_depth: limits.max_rule_chain_depth,
         max_queued_bytes_per_input: limits.max_rule_queued_bytes,
@@ -78,7 +82,11 @@ pub(crate) fn engine_config(limits: &LimitsConfig, store: &Store) -> EngineConfi
 /// Answers one `rules.*` request on `connection` with `engine`. Listings
 /// (`rules.queryFacts`, `rules.getAllFacts`, `rules.getRules`) hold only what `authority`
 /// may see (everything without one).
-pub(crate) fn handle(
+///
+/// What runs a cascade (`rules.emit`, `rules.setFact`, `rules.deleteFact`) or copies many
+/// facts runs through [`RuleEngine::run_input`]: not on the runtime worker that serves
+/// this and other connections, so a long cascade delays only its own client.
+pub(crate) async fn handle(
     connection: &mut Connection,
     engine: &RuleEngine,
     op: RulesOp,
@@ -91,29 +99,30 @@ pub(crate) fn handle(
             correlation_id,
             causation_id,
         } => {
-            let event = engine.emit_with(
-                &topic,
-                Value::Object(data),
-                EmitOptions {
-                    source: None,
-                    correlation_id,
-                    causation_id,
-                },
-            )?;
+            let options = EmitOptions {
+                source: None,
+                correlation_id,
+                causation_id,
+            };
+            let event = engine
+                .run_input(|e| e.emit_with(&topic, Value::Object(data), options))
+                .await?;
             to_json(wire_event(&event))
         }
-        RulesOp::SetFact { key, value } => to_json(engine.set_fact(&key, value)?),
+        RulesOp::SetFact { key, value } => {
+            to_json(engine.run_input(|e| e.set_fact(&key, value)).await?)
+        }
         RulesOp::GetFact { key } => Ok(engine.get_fact(&key).unwrap_or(Value::Null)),
         RulesOp::DeleteFact { key } => to_json(FactDeleted {
-            deleted: engine.delete_fact(&key),
+            deleted: engine.run_input(|e| e.delete_fact(&key)).await,
         }),
         RulesOp::QueryFacts { pattern } => {
-            let mut facts = engine.query_facts(&pattern)?;
+            let mut facts = engine.run_input(|e| e.query_facts(&pattern)).await?;
             facts.retain(|f| sees_fact(authority, "rules.queryFacts", &f.key));
             to_json(facts)
         }
         RulesOp::GetAllFacts => {
-            let mut facts = engine.get_all_facts();
+            let mut facts = engine.run_input(RuleEngine::get_all_facts).await;
             facts.retain(|f| sees_fact(authority, "rules.getAllFacts", &f.key));
             to_json(facts)
         }
@@ -419,7 +428,9 @@ pub(crate) fn connection_event(
         source: Some("server".to_owned()),
         ..EmitOptions::default()
     };
-    if let Err(err) = engine.emit_with(&format!("connection.{what}"), data, options) {
+    // Off the runtime worker: a rule on connection events may run a long cascade.
+    let topic = format!("connection.{what}");
+    if let Err(err) = engine.run_input_blocking(|e| e.emit_with(&topic, data, options)) {
         tracing::warn!(%err, what, "connection event not emitted to the rule engine");
     }
 }

@@ -549,3 +549,89 @@ async fn a_session_may_always_end_its_own_subscriptions() {
         .await;
     assert_eq!(answer["code"], "NOT_FOUND", "{answer}");
 }
+
+/// Red-team rerun: timer names were no resource, so a role limited to `order.*` could
+/// cancel or override another tenant's timer (`set_timer` / `cancel_timer` of its name) or
+/// read its data (a `timer` trigger on its name fires with the timer's `onExpire` data).
+/// Timer names are in the fact grammar and covered by `topics` like fact keys.
+#[tokio::test]
+async fn timer_names_a_rule_touches_are_checked_like_fact_keys() {
+    let (server, _) = start().await;
+    let mut ops = logged_in(&server, "ops-t").await;
+    let register = |id: &str, trigger: Value, actions: Value| {
+        json!({"type": "rules.registerRule", "rule": {
+            "id": id, "name": id, "trigger": trigger, "actions": actions}})
+    };
+    let on_order = json!({"type": "event", "topic": "order.created"});
+    let set_timer = |name: &str| {
+        json!([{"type": "set_timer", "timer": {"name": name, "duration": "1h",
+                "onExpire": {"topic": "order.expired"}}}])
+    };
+    let attacks = [
+        // Overrides (replaces) the other tenant's timer.
+        ("override", on_order.clone(), set_timer("payment:timeout")),
+        // ...also through a template whose fixed part is not the role's.
+        (
+            "template",
+            on_order.clone(),
+            set_timer("payment:${event.id}"),
+        ),
+        // Cancels it.
+        (
+            "cancel",
+            on_order.clone(),
+            json!([{"type": "cancel_timer", "name": "payment:timeout"}]),
+        ),
+        // ...nested in a for_each.
+        (
+            "nested",
+            on_order.clone(),
+            json!([{"type": "for_each", "collection": [1], "as": "i",
+                    "actions": [{"type": "cancel_timer", "name": "payment:timeout"}]}]),
+        ),
+        // Fires when the other tenant's timer expires and sees its data.
+        (
+            "listen",
+            json!({"type": "timer", "name": "payment:*"}),
+            json!([{"type": "emit_event", "topic": "order.copy", "data": {"d": {"ref": "event.secret"}}}]),
+        ),
+        // A template starting with a template can produce any name.
+        ("any", on_order.clone(), set_timer("${event.name}")),
+    ];
+    for (n, (id, trigger, actions)) in attacks.into_iter().enumerate() {
+        let answer = raw(&mut ops, n as u64 + 1, register(id, trigger, actions)).await;
+        forbidden(
+            &answer,
+            &format!("No permission for rules.registerRule on {id}"),
+        );
+    }
+    assert!(server.rules().expect("engine").get_rules().is_empty());
+
+    // Its own timer names (`order:*`, one segment) are fine.
+    ops.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "own", "name": "own", "trigger": on_order,
+        "actions": [
+            {"type": "set_timer", "timer": {"name": "order:reminder", "duration": "1h",
+                "onExpire": {"topic": "order.expired"}}},
+            {"type": "cancel_timer", "name": "order:old"}
+        ]}}),
+    )
+    .await;
+    ops.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "own-listen", "name": "own-listen",
+            "trigger": {"type": "timer", "name": "order:*"},
+            "actions": [{"type": "emit_event", "topic": "order.late"}]}}),
+    )
+    .await;
+    // ...and may not be widened to another tenant's timer by an update.
+    let widen = raw(
+        &mut ops,
+        10,
+        json!({"type": "rules.updateRule", "ruleId": "own-listen",
+               "updates": {"trigger": {"type": "timer", "name": "payment:timeout"}}}),
+    )
+    .await;
+    forbidden(&widen, "No permission for rules.updateRule on own-listen");
+}

@@ -179,3 +179,248 @@ async fn the_rule_work_bound_of_the_config_reaches_the_engine() {
     assert_eq!(stats["rulesExecuted"], 20);
     assert_eq!(stats["actionErrors"], 0);
 }
+
+/// Round trips of `client` (`store.buckets`) for `window`; their durations, sorted.
+async fn round_trips(client: &mut Client, window: Duration) -> Vec<Duration> {
+    let started = Instant::now();
+    let mut took = Vec::new();
+    while started.elapsed() < window {
+        let one = Instant::now();
+        client.ok("store.buckets", json!({})).await;
+        took.push(one.elapsed());
+    }
+    took.sort();
+    took
+}
+
+fn p99(sorted: &[Duration]) -> Duration {
+    sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)]
+}
+
+/// Red-team rerun: a repeating timer with a 1 ms interval, or a 0 ms timer re-armed by its
+/// own expiry, flooded the engine and froze the server. Literal intervals below
+/// `limits.minTimerIntervalMs` are refused; computed ones (here 0 ms and 1 ms for 200
+/// timers) are raised to it, so the timers fire at most 10 times a second each and a
+/// bystander is served promptly meanwhile.
+#[tokio::test]
+async fn timer_storms_are_refused_or_slowed_to_the_minimum_interval() {
+    let binary = Binary::spawn(&[]).await;
+    let (mut attacker, _) = Client::connect_url(&binary.url).await;
+    let (mut bystander, _) = Client::connect_url(&binary.url).await;
+    let timer_rule = |id: &str, duration: Value, interval: Option<Value>| {
+        let mut timer = json!({"name": "storm:${context.i}", "duration": duration,
+                               "onExpire": {"topic": "storm.tick"}});
+        if let Some(interval) = interval {
+            timer["repeat"] = json!({"interval": interval});
+        }
+        json!({"rule": {"id": id, "name": id, "trigger": {"type": "event", "topic": "storm.go"},
+            "actions": [{"type": "for_each", "collection": {"ref": "event.items"}, "as": "i",
+                         "actions": [{"type": "set_timer", "timer": timer}]}]}})
+    };
+    // Literal: refused.
+    for (rule, path) in [
+        (
+            timer_rule("ms1", json!(1), Some(json!(1))),
+            "timer.duration",
+        ),
+        (
+            timer_rule("rep1", json!("1s"), Some(json!("1ms"))),
+            "timer.repeat.interval",
+        ),
+    ] {
+        let (code, message, details) = attacker.fail("rules.registerRule", rule).await;
+        assert_eq!(code, "VALIDATION_ERROR");
+        assert!(message.contains("at least 100 ms"), "{message}");
+        assert_eq!(details[0]["path"], format!("actions[0].actions[0].{path}"));
+    }
+    let (code, _, _) = attacker
+        .fail(
+            "rules.registerRule",
+            json!({"rule": {"id": "loop", "name": "loop", "trigger": {"type": "event", "topic": "l"},
+                "actions": [{"type": "set_timer", "timer": {"name": "l", "duration": 0,
+                             "onExpire": {"topic": "l"}}}]}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+
+    // Computed: 200 timers of 0 ms, repeating every 1 ms, raised to 100 ms.
+    attacker
+        .ok(
+            "rules.registerRule",
+            timer_rule(
+                "computed",
+                json!({"ref": "event.ms"}),
+                Some(json!("${event.ms}")),
+            ),
+        )
+        .await;
+    let items: Vec<u32> = (0..200).collect();
+    let before = attacker.ok("rules.stats", json!({})).await["eventsProcessed"]
+        .as_u64()
+        .unwrap_or(0);
+    let started = Instant::now();
+    attacker
+        .ok(
+            "rules.emit",
+            json!({"topic": "storm.go", "data": {"items": items, "ms": 1}}),
+        )
+        .await;
+    let took = round_trips(&mut bystander, Duration::from_secs(1)).await;
+    let stats = attacker.ok("rules.stats", json!({})).await;
+    let elapsed = started.elapsed();
+    let ticks = stats["eventsProcessed"].as_u64().unwrap_or(0) - before - 1;
+    assert_eq!(stats["timersCount"], 200, "{stats}");
+    // At most one expiry per timer and 100 ms (at 1 ms: 1 000 per timer and second).
+    let bound = 200 * (elapsed.as_millis() as u64 / 100 + 1);
+    assert!(
+        ticks <= bound,
+        "{ticks} expiries in {elapsed:?} (bound {bound})"
+    );
+    assert!(ticks >= 200, "the timers fire: {ticks}");
+    let (p99, max) = (p99(&took), took[took.len() - 1]);
+    eprintln!(
+        "timer storm: {ticks} expiries in {elapsed:?}; bystander: {} round trips, p99 {p99:?}, max {max:?}",
+        took.len()
+    );
+    assert!(max < Duration::from_millis(250), "bystander waited {max:?}");
+}
+
+/// Red-team rerun: a rule doing `for_each` over a large collection (within the work
+/// bound) ran its cascade on the runtime worker of the emitting connection, and other
+/// clients' `store.get` p99 went to hundreds of ms. Cascades run off the runtime workers:
+/// a bystander's store round trips stay prompt while an attacker emits one after another.
+#[tokio::test]
+async fn a_long_cascade_does_not_delay_other_clients_store_requests() {
+    let binary = Binary::spawn(&[]).await;
+    let (mut bystander, _) = Client::connect_url(&binary.url).await;
+    bystander
+        .ok(
+            "store.defineBucket",
+            json!({"name": "items", "config": {"key": "id", "schema": {"id": {"type": "string"}}}}),
+        )
+        .await;
+    bystander
+        .ok(
+            "store.insert",
+            json!({"bucket": "items", "data": {"id": "a"}}),
+        )
+        .await;
+    bystander
+        .ok("rules.registerRule", json!({"rule": re_emit_rule()}))
+        .await;
+    // Several attacking connections: one runs a cascade, the others wait for the engine.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for _ in 0..4 {
+        let (mut attacker, _) = Client::connect_url(&binary.url).await;
+        let flag = std::sync::Arc::clone(&stop);
+        attackers.push(tokio::spawn(async move {
+            let items: Vec<u32> = (0..1_000).collect();
+            let mut emits = 0u32;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                attacker
+                    .ok(
+                        "rules.emit",
+                        json!({"topic": "t", "data": {"items": items}}),
+                    )
+                    .await;
+                emits += 1;
+            }
+            emits
+        }));
+    }
+    let started = Instant::now();
+    let mut took = Vec::new();
+    while started.elapsed() < Duration::from_secs(2) {
+        let one = Instant::now();
+        let got = bystander
+            .ok("store.get", json!({"bucket": "items", "key": "a"}))
+            .await;
+        took.push(one.elapsed());
+        assert_eq!(got["id"], "a");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut emits = 0;
+    for attacker in attackers {
+        emits += attacker.await.expect("attacker");
+    }
+    took.sort();
+    let (p99, max) = (p99(&took), took[took.len() - 1]);
+    eprintln!(
+        "cascades: {emits} emits of 1 000 items; bystander store.get: {} round trips, p99 {p99:?}, max {max:?}",
+        took.len()
+    );
+    assert!(emits >= 2, "the attack ran: {emits}");
+    assert!(
+        max < Duration::from_millis(250),
+        "bystander waited {max:?} (p99 {p99:?})"
+    );
+}
+
+/// Red-team rerun: `rules.setFact` with huge values, repeated up to `maxFacts`, grew the
+/// binary's memory until it died. One value is bounded by `limits.maxFactBytes`
+/// (`VALIDATION_ERROR`), all facts by `limits.maxFactsBytes` (`RATE_LIMITED`, as for
+/// `maxFacts`), and the attack stays under an RSS bound.
+#[tokio::test]
+async fn huge_fact_values_are_refused_and_all_facts_stay_within_their_byte_bound() {
+    let binary =
+        Binary::with_config(&json!({"limits": {"maxFactsBytes": 8 * 1024 * 1024}}), &[]).await;
+    let (mut c, _) = Client::connect_url(&binary.url).await;
+    let baseline = binary.status_kib("VmRSS") * 1024;
+
+    // One value of 900 KB (under maxPayloadBytes): over maxFactBytes (64 KiB).
+    let (code, message, _) = c
+        .fail(
+            "rules.setFact",
+            json!({"key": "huge", "value": "x".repeat(900_000)}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(
+        message.contains("fact size limit (65536 bytes)"),
+        "{message}"
+    );
+
+    // 60 KB values under ever new keys: 600 of them are 36 MB; the 8 MiB bound stops them
+    // after about 140.
+    let blob = "y".repeat(60_000);
+    let mut stored = 0;
+    let mut refused = None;
+    for i in 0..600 {
+        let answer = c
+            .call(
+                "rules.setFact",
+                json!({"key": format!("blob:{i}"), "value": blob}),
+            )
+            .await;
+        if answer["type"] == "result" {
+            stored += 1;
+        } else {
+            refused.get_or_insert_with(|| answer.clone());
+            assert_eq!(answer["code"], "RATE_LIMITED", "{answer}");
+        }
+    }
+    let refused = refused.expect("the byte bound was reached");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("fact storage limit (8388608 bytes")),
+        "{refused}"
+    );
+    assert!((130..=140).contains(&stored), "{stored} facts stored");
+    let stats = c.ok("rules.stats", json!({})).await;
+    assert_eq!(stats["factsCount"], stored);
+    // A deletion makes room again.
+    c.ok("rules.deleteFact", json!({"key": "blob:0"})).await;
+    c.ok("rules.setFact", json!({"key": "blob:again", "value": blob}))
+        .await;
+
+    let peak = binary.peak_rss_kib() * 1024;
+    eprintln!(
+        "fact flood: {stored} facts of 60 KB stored, RSS {} MiB at start, peak {} MiB",
+        baseline / (1024 * 1024),
+        peak / (1024 * 1024)
+    );
+    // Without the bound all 600 were kept (36 MB of values alone).
+    assert!(peak < baseline + 30 * 1024 * 1024, "peak RSS {peak} bytes");
+}

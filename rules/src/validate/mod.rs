@@ -40,6 +40,83 @@ pub(super) const ACTION_TYPES: &str = "set_fact, delete_fact, emit_event, set_ti
 /// Nesting bound for actions inside conditional / for_each / try_catch.
 pub(super) const MAX_ACTION_NESTING: usize = 16;
 
+/// The `set_timer` actions of a valid rule whose literal `duration` or `repeat.interval` is
+/// below `min_ms` (computed ones are checked when the timer is set), with their paths.
+pub fn timer_floor_errors(rule: &crate::model::RuleInput, min_ms: u64) -> Vec<RuleValidationError> {
+    let mut errors = Vec::new();
+    timer_floor(&rule.actions, "actions", min_ms, &mut errors);
+    errors
+}
+
+fn timer_floor(
+    actions: &[crate::model::Action],
+    path: &str,
+    min_ms: u64,
+    out: &mut Vec<RuleValidationError>,
+) {
+    use crate::model::Action;
+    let literal_below = |value: &Value| {
+        let computed =
+            value.get("ref").is_some() || value.as_str().is_some_and(|s| s.contains("${"));
+        !computed && parse_duration_ms(value).is_ok_and(|ms| ms < min_ms)
+    };
+    for (i, action) in actions.iter().enumerate() {
+        let here = format!("{path}[{i}]");
+        match action {
+            Action::SetTimer { timer } => {
+                let mut check = |value: &Value, field: String, name: &str| {
+                    if literal_below(value) {
+                        out.push(RuleValidationError::new(
+                            field,
+                            format!("Field \"{name}\" must be at least {min_ms} ms (the engine's minimum timer interval)"),
+                        ));
+                    }
+                };
+                check(
+                    &timer.duration,
+                    format!("{here}.timer.duration"),
+                    "duration",
+                );
+                if let Some(repeat) = &timer.repeat {
+                    check(
+                        &repeat.interval,
+                        format!("{here}.timer.repeat.interval"),
+                        "interval",
+                    );
+                }
+            }
+            Action::Conditional { then, else_, .. } => {
+                timer_floor(then, &format!("{here}.then"), min_ms, out);
+                if let Some(els) = else_ {
+                    timer_floor(els, &format!("{here}.else"), min_ms, out);
+                }
+            }
+            Action::ForEach { actions, .. } => {
+                timer_floor(actions, &format!("{here}.actions"), min_ms, out);
+            }
+            Action::TryCatch {
+                r#try,
+                catch,
+                finally,
+            } => {
+                timer_floor(r#try, &format!("{here}.try"), min_ms, out);
+                if let Some(catch) = catch {
+                    timer_floor(
+                        &catch.actions,
+                        &format!("{here}.catch.actions"),
+                        min_ms,
+                        out,
+                    );
+                }
+                if let Some(fin) = finally {
+                    timer_floor(fin, &format!("{here}.finally"), min_ms, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Validates a full rule input (`{id, name, trigger, ...}`) given as JSON.
 pub fn validate_rule(rule: &Value) -> ValidationReport {
     let mut v = Validator::default();
