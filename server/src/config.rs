@@ -302,7 +302,8 @@ impl Default for ConnectionLimits {
 pub struct LimitsConfig {
     /// Time a new TCP connection has to complete the WebSocket handshake; then it is dropped.
     pub handshake_timeout_ms: u64,
-    /// Connections still in the handshake, over all clients; more are dropped at once.
+    /// Connections still in the handshake, over all clients; a new one beyond it makes the
+    /// oldest pending one be dropped.
     pub max_pending_handshakes: u32,
     /// Connections still in the handshake from one IP address; more are dropped at once.
     pub max_pending_handshakes_per_ip: u32,

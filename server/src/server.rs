@@ -475,8 +475,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let Some(slot) = shared.handshakes.admit(peer.ip()) else {
-                    // Over `maxPendingHandshakes(PerIp)`: dropped at once, with a reset so
-                    // that nothing of it lingers.
+                    // Over `maxPendingHandshakesPerIp`: dropped at once, with a reset so
+                    // that nothing of it lingers. (At `maxPendingHandshakes` the oldest
+                    // pending handshake makes room instead.)
                     tracing::debug!(%peer, "too many pending handshakes: connection dropped");
                     let _ = stream.set_zero_linger();
                     continue;

@@ -354,18 +354,53 @@ async fn over_the_per_ip_handshake_cap_a_connection_is_dropped_at_once_but_other
 }
 
 #[tokio::test]
-async fn over_the_global_handshake_cap_every_new_connection_is_dropped() {
+async fn at_the_global_handshake_cap_the_oldest_pending_handshake_makes_room() {
     let mut config = local_config();
     config.limits.max_pending_handshakes = 2;
     let server = start(config).await;
     let addr = server.local_addr();
-    let _a = tcp_from(addr, Ipv4Addr::new(127, 0, 0, 4), None).await;
+    let mut oldest = tcp_from(addr, Ipv4Addr::new(127, 0, 0, 4), None).await;
     let _b = tcp_from(addr, Ipv4Addr::new(127, 0, 0, 5), None).await;
+    // A third pending handshake is over the global cap: the oldest is dropped, not it.
+    let _c = tcp_from(addr, Ipv4Addr::new(127, 0, 0, 6), None).await;
     assert!(
-        dropped_within(addr, Ipv4Addr::new(127, 0, 0, 6), Duration::from_secs(3))
+        await_eof(&mut oldest, Duration::from_secs(3))
             .await
             .is_some(),
-        "a third pending handshake is over the global cap"
+        "the oldest pending handshake makes room"
+    );
+}
+
+/// Rerun finding: silent connections from many addresses filled the global cap and every
+/// other client was refused until their handshake timeouts expired.
+#[tokio::test]
+async fn filling_the_handshake_cap_from_many_addresses_does_not_lock_others_out() {
+    const CAP: u32 = 8;
+    let mut config = local_config();
+    config.limits.max_pending_handshakes = CAP;
+    config.limits.handshake_timeout_ms = 60_000;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let mut silent = Vec::new();
+    for i in 0..CAP {
+        silent.push(tcp_from(addr, Ipv4Addr::new(127, 0, 1, 10 + i as u8), None).await);
+    }
+    let started = Instant::now();
+    let mut client = tokio::time::timeout(
+        Duration::from_secs(5),
+        client_from(addr, Ipv4Addr::new(127, 0, 2, 1), None),
+    )
+    .await
+    .expect("a normal client connects while the cap is full");
+    client.ok("server.stats", json!({})).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "connected in {took:?}");
+    // The silent connection that made room was the oldest.
+    assert!(
+        await_eof(&mut silent[0], Duration::from_secs(3))
+            .await
+            .is_some(),
+        "the oldest silent connection was dropped"
     );
 }
 
