@@ -497,6 +497,12 @@ impl ServerConfig {
             );
         }
         self.limits.validate()?;
+        if let Some(tokens) = self.auth.as_ref().and_then(|auth| auth.tokens.as_ref()) {
+            // The token itself is a secret: not named in the message.
+            if tokens.values().any(|token| token.user_id.is_empty()) {
+                return invalid("auth.tokens", "has a token with an empty userId");
+            }
+        }
         if self.rules.enabled == Some(false)
             && (!self.rules.rules.is_empty()
                 || self.rules.store_bridge
