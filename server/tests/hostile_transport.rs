@@ -722,6 +722,42 @@ async fn a_successful_login_resets_the_connections_failures_but_not_the_ips() {
     assert_login_limited(&login(&mut again, "good").await);
 }
 
+/// Rerun finding: one user behind a shared address can lock everyone there out. The per-IP
+/// bound stays (it is a brute-force defence); the lockout ends with its window however long
+/// the neighbour keeps trying, since refused attempts do not count.
+#[tokio::test]
+async fn a_per_ip_lockout_ends_with_its_window_even_while_the_neighbour_keeps_trying() {
+    let clock = noex_server::ManualClock::new(1_800_000_000_000);
+    let (server, _tried) = login_server(Arc::clone(&clock)).await;
+    let addr = server.local_addr();
+    let shared_ip = Ipv4Addr::new(127, 0, 0, 7);
+    // The neighbour uses up the address's 5 failures (3 per connection).
+    let mut neighbour = client_from(addr, shared_ip, None).await;
+    for _ in 0..3 {
+        assert_eq!(login(&mut neighbour, "wrong").await["code"], "UNAUTHORIZED");
+    }
+    let mut neighbour2 = client_from(addr, shared_ip, None).await;
+    for _ in 0..2 {
+        assert_eq!(
+            login(&mut neighbour2, "wrong").await["code"],
+            "UNAUTHORIZED"
+        );
+    }
+    let mut colleague = client_from(addr, shared_ip, None).await;
+    let refused = login(&mut colleague, "good").await;
+    assert_login_limited(&refused);
+    assert_eq!(refused["details"]["retryAfterMs"], 60_000);
+    // The neighbour hammers on through the window: refused, and the end does not move.
+    for _ in 0..5 {
+        clock.advance(11_000);
+        assert_login_limited(&login(&mut neighbour2, "wrong").await);
+    }
+    let refused = login(&mut colleague, "good").await;
+    assert_eq!(refused["details"]["retryAfterMs"], 5_000);
+    clock.advance(5_000);
+    assert_eq!(login(&mut colleague, "good").await["type"], "result");
+}
+
 // ---------------------------------------------------------------------------------------
 // Rerun finding: memory per subscriber that never reads.
 
