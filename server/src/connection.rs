@@ -50,9 +50,7 @@ pub(crate) async fn serve(
         // Bounded (tungstenite's default is unbounded): pongs to a client that pings
         // without reading would otherwise pile up here.
         .write_buffer_size(crate::socket::WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(crate::socket::write_buffer_limit(
-            config.limits.max_result_bytes,
-        ));
+        .max_write_buffer_size(crate::socket::WRITE_BUFFER_LIMIT);
     let Some((ws, progress)) =
         crate::handshake::accept(stream, peer, config, ws_config, slot).await
     else {
