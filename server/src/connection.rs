@@ -147,7 +147,9 @@ async fn write_loop(
         queue.shut();
     };
     loop {
-        let (batch, bytes) = queue.next_batch().await;
+        // A batch taken before the queue was aborted is given up at the abort (the socket is
+        // reset); one taken after it holds only the close frame.
+        let (batch, bytes, interruptible) = queue.next_batch().await;
         if batch.is_empty() {
             if within_write_deadline(sink.close(), &progress, timeout)
                 .await
@@ -157,9 +159,6 @@ async fn write_loop(
             }
             return;
         }
-        // A batch taken before the queue was aborted is given up at the abort (the socket is
-        // reset); one taken after it holds only the close frame.
-        let interruptible = !queue.is_aborted();
         for frame in batch {
             let (messages, charge) = match frame {
                 Frame::Text(text) => text.into_messages(),

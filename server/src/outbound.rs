@@ -596,6 +596,7 @@ impl OutboundQueue {
     }
 
     /// Whether the queue was aborted (see [`OutboundQueue::abort`]).
+    #[cfg(test)]
     pub(crate) fn is_aborted(&self) -> bool {
         self.state.lock().aborted
     }
@@ -611,9 +612,10 @@ impl OutboundQueue {
         }
     }
 
-    /// For the writer: everything queued, waiting until there is something. An empty batch
-    /// means the queue is closed and drained.
-    pub(crate) async fn next_batch(&self) -> (Vec<Frame>, usize) {
+    /// For the writer: everything queued, waiting until there is something, its bytes, and
+    /// whether it was taken before any abort (then an abort interrupts its writing). An
+    /// empty batch means the queue is closed and drained.
+    pub(crate) async fn next_batch(&self) -> (Vec<Frame>, usize, bool) {
         loop {
             let notified = self.writer.notified();
             {
@@ -627,10 +629,10 @@ impl OutboundQueue {
                             Frame::Close(..) => 0,
                         })
                         .sum();
-                    return (frames, bytes);
+                    return (frames, bytes, !state.aborted);
                 }
                 if state.closed {
-                    return (Vec::new(), 0);
+                    return (Vec::new(), 0, false);
                 }
             }
             notified.await;
@@ -725,7 +727,7 @@ mod tests {
         assert!(q.send("r1".into()).await);
         push(&q, "s", PushKind::Latest, "p1");
         assert!(q.send("r2".into()).await);
-        let (batch, bytes) = q.next_batch().await;
+        let (batch, bytes, _) = q.next_batch().await;
         assert_eq!(texts(&batch), ["r1", "p1", "r2"]);
         assert_eq!(bytes, 6);
         q.written(bytes);
@@ -745,11 +747,11 @@ mod tests {
             "only the newest value per subscription is kept"
         );
         assert!(q.send("r".into()).await);
-        let (batch, bytes) = q.next_batch().await;
+        let (batch, bytes, _) = q.next_batch().await;
         assert_eq!(texts(&batch), ["123456", "r"]);
         q.written(bytes);
         // Drained: the held values follow, newest only, in first-held order.
-        let (batch, _) = q.next_batch().await;
+        let (batch, _, _) = q.next_batch().await;
         assert_eq!(texts(&batch), ["a999", "b999"]);
         assert_eq!(q.held_bytes(), 0);
     }
@@ -761,10 +763,10 @@ mod tests {
         for i in 0..500 {
             push(&q, "e", PushKind::Event, &format!("{i}"));
         }
-        let (batch, bytes) = q.next_batch().await;
+        let (batch, bytes, _) = q.next_batch().await;
         q.written(bytes);
         assert_eq!(batch.len(), 1);
-        let (batch, _) = q.next_batch().await;
+        let (batch, _, _) = q.next_batch().await;
         assert_eq!(batch.len(), MAX_HELD_EVENTS);
         assert_eq!(texts(&batch).last().map(String::as_str), Some("499"));
     }
@@ -790,7 +792,7 @@ mod tests {
         push(&q, "s", PushKind::Latest, "early");
         assert!(q.send("subscribe-result".into()).await);
         q.activate("s");
-        let (batch, _) = q.next_batch().await;
+        let (batch, _, _) = q.next_batch().await;
         assert_eq!(texts(&batch), ["subscribe-result", "early"]);
     }
 
@@ -799,7 +801,7 @@ mod tests {
         let q = OutboundQueue::new(10, 0.8, &budget());
         let q2 = Arc::clone(&q);
         let sender = tokio::spawn(async move { q2.send("0123456789AB".into()).await });
-        let (batch, bytes) = q.next_batch().await;
+        let (batch, bytes, _) = q.next_batch().await;
         assert_eq!(batch.len(), 1);
         tokio::task::yield_now().await;
         assert!(
@@ -828,9 +830,9 @@ mod tests {
         assert!(q.send("bye".into()).await);
         q.close(1000, "server_shutdown");
         assert!(!q.send("late".into()).await);
-        let (batch, _) = q.next_batch().await;
+        let (batch, _, _) = q.next_batch().await;
         assert_eq!(texts(&batch), ["bye", "<close>"]);
-        let (batch, _) = q.next_batch().await;
+        let (batch, _, _) = q.next_batch().await;
         assert!(batch.is_empty());
     }
 
@@ -877,7 +879,7 @@ mod tests {
         assert!(big.is_aborted());
         assert!(!small.is_aborted());
         assert_eq!(budget.total(), 500);
-        let (batch, _) = big.next_batch().await;
+        let (batch, _, _) = big.next_batch().await;
         assert_eq!(texts(&batch), ["<close>"]);
         assert!(!big.send("late".into()).await);
     }
