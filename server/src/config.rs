@@ -497,6 +497,12 @@ impl ServerConfig {
             );
         }
         self.limits.validate()?;
+        if self.limits.max_total_buffered_bytes < self.backpressure.max_buffered_bytes {
+            return invalid(
+                "limits.maxTotalBufferedBytes",
+                "must be at least backpressure.maxBufferedBytes",
+            );
+        }
         if let Some(tokens) = self.auth.as_ref().and_then(|auth| auth.tokens.as_ref()) {
             // The token itself is a secret: not named in the message.
             if tokens.values().any(|token| token.user_id.is_empty()) {
@@ -613,6 +619,16 @@ mod tests {
         let c: ServerConfig =
             serde_json::from_str(r#"{"connectionLimits": {"maxConnectionsPerIp": null}}"#).unwrap();
         assert_eq!(c.connection_limits.max_connections_per_ip, None);
+    }
+
+    #[test]
+    fn the_total_outbound_cap_holds_at_least_one_connections_buffer() {
+        let mut c = ServerConfig::default();
+        c.limits.max_total_buffered_bytes = c.backpressure.max_buffered_bytes - 1;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: \"limits.maxTotalBufferedBytes\" must be at least backpressure.maxBufferedBytes"
+        );
     }
 
     #[test]
