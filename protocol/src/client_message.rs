@@ -114,6 +114,10 @@ pub const MSG_BAD_TYPE: &str = "Message must include non-empty string \"type\"";
 pub const MSG_BAD_PONG: &str = "Pong must include finite numeric \"timestamp\"";
 /// Message for a request without a finite numeric id.
 pub const MSG_BAD_ID: &str = "Request must include finite numeric \"id\"";
+/// Message for a request whose id could not be echoed exactly: an integer beyond 64 bits
+/// (parsed as a double, it would come back rounded) or any number of that magnitude.
+pub const MSG_ID_OUT_OF_RANGE: &str =
+    "Request \"id\" is too large to be echoed exactly (an integer id must fit in 64 bits)";
 /// Message for a frame whose arrays and objects nest deeper than the server allows.
 pub const MSG_TOO_DEEP: &str = "JSON is nested too deep (over the server's limits.maxJsonDepth)";
 /// Message for a frame with more JSON values than the server allows.
@@ -196,7 +200,13 @@ pub fn parse_client_frame_with_limits(
         };
     }
     let id = match object.remove("id") {
-        Some(Value::Number(n)) => RequestId::from_number(n),
+        Some(Value::Number(n)) if echoes_exactly(&n) => RequestId::from_number(n),
+        Some(Value::Number(_)) => {
+            return Err(FrameError {
+                code: ErrorCode::InvalidRequest,
+                message: MSG_ID_OUT_OF_RANGE,
+            });
+        }
         _ => {
             return Err(FrameError {
                 code: ErrorCode::InvalidRequest,
@@ -209,4 +219,14 @@ pub fn parse_client_frame_with_limits(
         op_type,
         fields: object,
     }))
+}
+
+/// Whether an id can be echoed as the number the client wrote: an integer in the 64-bit
+/// ranges is kept exactly; a number parsed as a double is echoed as the same double (the
+/// shortest text for it, e.g. `7.50` as `7.5`), which is exact only while it cannot be an
+/// integer beyond 64 bits, i.e. below 2^63 in magnitude.
+fn echoes_exactly(n: &serde_json::Number) -> bool {
+    /// 2^63.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    n.is_u64() || n.is_i64() || n.as_f64().is_some_and(|f| f.abs() < LIMIT)
 }

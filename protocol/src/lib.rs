@@ -34,8 +34,8 @@ mod server_message;
 mod typescript;
 
 pub use client_message::{
-    ClientFrame, FrameError, MSG_BAD_ID, MSG_BAD_PONG, MSG_BAD_TYPE, MSG_INVALID_JSON,
-    MSG_NOT_OBJECT, MSG_TOO_DEEP, MSG_TOO_MANY_VALUES, Pong, RawRequest, Request,
+    ClientFrame, FrameError, MSG_BAD_ID, MSG_BAD_PONG, MSG_BAD_TYPE, MSG_ID_OUT_OF_RANGE,
+    MSG_INVALID_JSON, MSG_NOT_OBJECT, MSG_TOO_DEEP, MSG_TOO_MANY_VALUES, Pong, RawRequest, Request,
     parse_client_frame, parse_client_frame_with_limits,
 };
 pub use definitions::{

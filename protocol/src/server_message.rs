@@ -98,17 +98,29 @@ impl PushFrame {
     /// This is how a server sends one serialized query result to many subscribers without
     /// serializing it again for each of them: only the envelope differs per subscriber.
     pub fn encode_raw(channel: PushChannel, subscription_id: &str, data_json: &str) -> String {
+        let mut out = Self::encode_head(channel, subscription_id);
+        out.reserve(data_json.len() + Self::TAIL.len());
+        out.push_str(data_json);
+        out.push_str(Self::TAIL);
+        out
+    }
+
+    /// The text of a push frame before its data: `head + data_json + TAIL` is
+    /// [`PushFrame::encode_raw`]. A server that keeps the data's text shared among many
+    /// subscribers only builds this per subscriber.
+    pub fn encode_head(channel: PushChannel, subscription_id: &str) -> String {
         let id = Value::String(subscription_id.to_owned()).to_string();
-        let mut out = String::with_capacity(64 + id.len() + data_json.len());
+        let mut out = String::with_capacity(64 + id.len());
         out.push_str(r#"{"type":"push","channel":""#);
         out.push_str(channel.as_str());
         out.push_str(r#"","subscriptionId":"#);
         out.push_str(&id);
         out.push_str(r#","data":"#);
-        out.push_str(data_json);
-        out.push('}');
         out
     }
+
+    /// The text of a push frame after its data (see [`PushFrame::encode_head`]).
+    pub const TAIL: &'static str = "}";
 }
 
 /// `{type: "ping", timestamp}`.

@@ -260,6 +260,48 @@ fn pong_needs_no_id_and_any_finite_id_is_echoed_exactly() {
     }
 }
 
+/// Rerun finding: ids past 2^53 and fractions. Integers of 64 bits come back digit for digit
+/// (past 2^53 too); other numbers as the same double in its shortest text; an integer past
+/// 64 bits (or any number that large) is refused rather than echoed rounded.
+#[test]
+fn large_and_fractional_ids_are_echoed_exactly_or_refused() {
+    let echo = |id: &str| {
+        let text = format!(r#"{{"id":{id},"type":"store.buckets"}}"#);
+        match parse_client_frame(&text) {
+            Ok(ClientFrame::Request(raw)) => Ok(serde_json::to_string(&raw.id).unwrap()),
+            Ok(other) => panic!("{other:?}"),
+            Err(err) => Err((err.code, err.message)),
+        }
+    };
+    for exact in [
+        "9007199254740993",     // 2^53 + 1
+        "18446744073709551615", // 2^64 - 1
+        "-9223372036854775808", // -2^63
+        "0.1",
+        "7.25",
+        "-1.5e-7",
+    ] {
+        assert_eq!(echo(exact).as_deref(), Ok(exact), "{exact}");
+    }
+    // The same double, in its shortest text.
+    assert_eq!(echo("7.50").as_deref(), Ok("7.5"));
+    assert_eq!(echo("9.2e18").as_deref(), Ok("9.2e+18"));
+    for refused in [
+        "18446744073709551616", // 2^64
+        "-9223372036854775809", // -2^63 - 1
+        "123456789012345678901234567890",
+        "1e19",
+        "-9.3e18",
+        "1e300",
+    ] {
+        assert_eq!(
+            echo(refused),
+            Err((ErrorCode::InvalidRequest, MSG_ID_OUT_OF_RANGE)),
+            "{refused}"
+        );
+    }
+}
+
 #[test]
 fn unknown_types_and_namespaces_are_unknown_operations() {
     let empty = serde_json::Map::new();

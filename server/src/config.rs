@@ -264,16 +264,24 @@ pub struct ConnectionLimits {
     pub max_subscriptions_per_connection: u32,
     /// Subscriptions over all connections; `None` for no limit.
     pub max_total_subscriptions: Option<u64>,
-    /// Connections from one IP address; `None` for no limit.
+    /// Connections from one IP address (the one over it is closed with 4003
+    /// `too_many_connections`); `null` for no limit. Default
+    /// [`DEFAULT_MAX_CONNECTIONS_PER_IP`].
     pub max_connections_per_ip: Option<u32>,
 }
+
+/// The default of `connectionLimits.maxConnectionsPerIp`: enough for a few hundred users
+/// behind one NAT (an office, a carrier-grade NAT) with a tab or two each, while one host
+/// cannot hold thousands of connections. Raise it (or set `null`) behind a proxy that
+/// makes every client come from its address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u32 = 256;
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             max_subscriptions_per_connection: 100,
             max_total_subscriptions: None,
-            max_connections_per_ip: None,
+            max_connections_per_ip: Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
         }
     }
 }
@@ -294,7 +302,8 @@ impl Default for ConnectionLimits {
 pub struct LimitsConfig {
     /// Time a new TCP connection has to complete the WebSocket handshake; then it is dropped.
     pub handshake_timeout_ms: u64,
-    /// Connections still in the handshake, over all clients; more are dropped at once.
+    /// Connections still in the handshake, over all clients; a new one beyond it makes the
+    /// oldest pending one be dropped.
     pub max_pending_handshakes: u32,
     /// Connections still in the handshake from one IP address; more are dropped at once.
     pub max_pending_handshakes_per_ip: u32,
@@ -351,6 +360,10 @@ pub struct LimitsConfig {
     /// refunded; at the bound the rest of the cascade is dropped and counted, the request
     /// still succeeds.
     pub max_rule_queued_bytes: usize,
+    /// Outbound bytes in memory over all connections: queued, in flight and held pushes
+    /// (data shared by several subscribers counts once). Over it the connection holding
+    /// the most is closed with 1008 `buffer_limit` and its buffers are freed.
+    pub max_total_buffered_bytes: usize,
     /// Failed `auth.login` attempts, limited even without `rateLimit`.
     pub login: LoginLimits,
 }
@@ -377,6 +390,7 @@ impl Default for LimitsConfig {
             max_rule_work_per_input: 10_000,
             max_rule_chain_depth: 10,
             max_rule_queued_bytes: 16 * 1024 * 1024,
+            max_total_buffered_bytes: 256 * 1024 * 1024,
             login: LoginLimits::default(),
         }
     }
@@ -502,6 +516,18 @@ impl ServerConfig {
             );
         }
         self.limits.validate()?;
+        if self.limits.max_total_buffered_bytes < self.backpressure.max_buffered_bytes {
+            return invalid(
+                "limits.maxTotalBufferedBytes",
+                "must be at least backpressure.maxBufferedBytes",
+            );
+        }
+        if let Some(tokens) = self.auth.as_ref().and_then(|auth| auth.tokens.as_ref()) {
+            // The token itself is a secret: not named in the message.
+            if tokens.values().any(|token| token.user_id.is_empty()) {
+                return invalid("auth.tokens", "has a token with an empty userId");
+            }
+        }
         if self.rules.enabled == Some(false)
             && (!self.rules.rules.is_empty()
                 || self.rules.store_bridge
@@ -528,7 +554,7 @@ impl ServerConfig {
 impl LimitsConfig {
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 22] = [
+        let checks: [(&'static str, u64); 23] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -562,6 +588,10 @@ impl LimitsConfig {
             (
                 "limits.maxRuleQueuedBytes",
                 self.max_rule_queued_bytes as u64,
+            ),
+            (
+                "limits.maxTotalBufferedBytes",
+                self.max_total_buffered_bytes as u64,
             ),
             (
                 "limits.login.maxFailuresPerConnection",
@@ -605,6 +635,26 @@ mod tests {
         assert_eq!(c.connection_limits.max_subscriptions_per_connection, 100);
         assert!(c.rate_limit.is_none() && c.allowed_origins.is_none());
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn connections_per_ip_are_limited_by_default_and_null_lifts_the_limit() {
+        let c: ServerConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c.connection_limits.max_connections_per_ip, Some(256));
+        assert_eq!(c.limits.max_total_buffered_bytes, 256 * 1024 * 1024);
+        let c: ServerConfig =
+            serde_json::from_str(r#"{"connectionLimits": {"maxConnectionsPerIp": null}}"#).unwrap();
+        assert_eq!(c.connection_limits.max_connections_per_ip, None);
+    }
+
+    #[test]
+    fn the_total_outbound_cap_holds_at_least_one_connections_buffer() {
+        let mut c = ServerConfig::default();
+        c.limits.max_total_buffered_bytes = c.backpressure.max_buffered_bytes - 1;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: \"limits.maxTotalBufferedBytes\" must be at least backpressure.maxBufferedBytes"
+        );
     }
 
     #[test]

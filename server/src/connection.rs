@@ -50,9 +50,7 @@ pub(crate) async fn serve(
         // Bounded (tungstenite's default is unbounded): pongs to a client that pings
         // without reading would otherwise pile up here.
         .write_buffer_size(crate::socket::WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(crate::socket::write_buffer_limit(
-            config.limits.max_result_bytes,
-        ));
+        .max_write_buffer_size(crate::socket::WRITE_BUFFER_LIMIT);
     let Some((ws, progress)) =
         crate::handshake::accept(stream, peer, config, ws_config, slot).await
     else {
@@ -80,6 +78,7 @@ pub(crate) async fn serve(
     let queue = OutboundQueue::new(
         config.backpressure.max_buffered_bytes,
         config.backpressure.high_water_mark,
+        &shared.outbound,
     );
     registration.attach_queue(Arc::clone(&queue));
     let write_timeout = Duration::from_millis(config.heartbeat.timeout_ms);
@@ -148,7 +147,9 @@ async fn write_loop(
         queue.shut();
     };
     loop {
-        let (batch, bytes) = queue.next_batch().await;
+        // A batch taken before the queue was aborted is given up at the abort (the socket is
+        // reset); one taken after it holds only the close frame.
+        let (batch, bytes, interruptible) = queue.next_batch().await;
         if batch.is_empty() {
             if within_write_deadline(sink.close(), &progress, timeout)
                 .await
@@ -159,8 +160,8 @@ async fn write_loop(
             return;
         }
         for frame in batch {
-            let write = match frame {
-                Frame::Text(text) => sink.feed(Message::Text(text.into())),
+            let (messages, charge) = match frame {
+                Frame::Text(text) => text.into_messages(),
                 Frame::Close(code, reason) => {
                     let frame = CloseFrame {
                         code: CloseCode::from(code),
@@ -179,20 +180,51 @@ async fn write_loop(
                     return;
                 }
             };
-            match within_write_deadline(write, &progress, timeout).await {
-                Some(Ok(())) => {}
-                Some(Err(err)) => {
-                    tracing::debug!(%err, "connection write failed");
+            for message in messages {
+                let write = within_write_deadline(sink.feed(message), &progress, timeout);
+                let outcome = if interruptible {
+                    tokio::select! {
+                        biased;
+                        () = queue.aborted() => {
+                            progress.reset_on_drop();
+                            queue.shut();
+                            return;
+                        }
+                        outcome = write => outcome,
+                    }
+                } else {
+                    write.await
+                };
+                match outcome {
+                    Some(Ok(())) => {}
+                    Some(Err(err)) => {
+                        tracing::debug!(%err, "connection write failed");
+                        queue.shut();
+                        return;
+                    }
+                    None => {
+                        stalled();
+                        return;
+                    }
+                }
+            }
+            drop(charge);
+        }
+        let flush = within_write_deadline(sink.flush(), &progress, timeout);
+        let outcome = if interruptible {
+            tokio::select! {
+                biased;
+                () = queue.aborted() => {
+                    progress.reset_on_drop();
                     queue.shut();
                     return;
                 }
-                None => {
-                    stalled();
-                    return;
-                }
+                outcome = flush => outcome,
             }
-        }
-        match within_write_deadline(sink.flush(), &progress, timeout).await {
+        } else {
+            flush.await
+        };
+        match outcome {
             Some(Ok(())) => queue.written(bytes),
             Some(Err(_)) => {
                 queue.shut();

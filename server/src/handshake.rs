@@ -3,14 +3,21 @@
 //! `limits.maxPendingHandshakesPerIp`), the handshake deadline (`limits.handshakeTimeoutMs`,
 //! covering the whole HTTP upgrade, so slowly dribbled headers too), and the path and
 //! origin checks of the upgrade request.
+//!
+//! Over the per-address cap a new connection is dropped at once. When the global cap is
+//! full, the *oldest* pending handshake is dropped to make room for the new one: a client
+//! completes its upgrade within a round trip, so the oldest are the silent ones, and an
+//! attacker holding the cap with many addresses cannot refuse everyone else until its
+//! handshakes time out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -44,17 +51,42 @@ pub(crate) struct HandshakeGate {
 
 #[derive(Debug, Default)]
 struct GateState {
-    total: usize,
+    /// Pending handshakes in admission order (oldest first): client key and the signal
+    /// that drops the handshake when it is evicted.
+    pending: BTreeMap<u64, (IpAddr, Arc<Notify>)>,
+    next_id: u64,
     /// Pending handshakes per client key; an entry exists only while it is above 0, so
     /// there are never more entries than `max_total`.
     per_ip: HashMap<IpAddr, u32>,
+}
+
+impl GateState {
+    /// Forgets pending handshake `id`; its signal when it was there.
+    fn remove(&mut self, id: u64) -> Option<Arc<Notify>> {
+        let (key, evict) = self.pending.remove(&id)?;
+        if let Some(count) = self.per_ip.get_mut(&key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_ip.remove(&key);
+            }
+        }
+        Some(evict)
+    }
 }
 
 /// One admitted pending handshake; dropping it frees the place.
 #[derive(Debug)]
 pub(crate) struct HandshakeSlot {
     gate: Arc<HandshakeGate>,
-    key: IpAddr,
+    id: u64,
+    evict: Arc<Notify>,
+}
+
+impl HandshakeSlot {
+    /// Resolves when the gate evicted this handshake to make room for a newer one.
+    pub(crate) async fn evicted(&self) {
+        self.evict.notified().await;
+    }
 }
 
 impl HandshakeGate {
@@ -67,43 +99,47 @@ impl HandshakeGate {
         })
     }
 
-    /// A place for a handshake from `ip`, or `None` when a cap is reached (the caller
-    /// drops the connection at once).
+    /// A place for a handshake from `ip`, or `None` when its address is at its cap (the
+    /// caller drops the connection at once). At the global cap the oldest pending handshake
+    /// is evicted (its task drops it) to make room.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<HandshakeSlot> {
         let key = client_key(ip);
         let mut state = self.state.lock();
-        if state.total >= self.max_total {
-            return None;
-        }
         let from_ip = state.per_ip.get(&key).copied().unwrap_or(0);
         if from_ip >= self.max_per_ip {
             return None;
         }
-        state.per_ip.insert(key, from_ip + 1);
-        state.total += 1;
+        while state.pending.len() >= self.max_total.max(1) {
+            let Some(oldest) = state.pending.keys().next().copied() else {
+                break;
+            };
+            if let Some(evict) = state.remove(oldest) {
+                evict.notify_one();
+            }
+        }
+        let id = state.next_id;
+        state.next_id += 1;
+        let evict = Arc::new(Notify::new());
+        *state.per_ip.entry(key).or_insert(0) += 1;
+        state.pending.insert(id, (key, Arc::clone(&evict)));
         Some(HandshakeSlot {
             gate: Arc::clone(self),
-            key,
+            id,
+            evict,
         })
     }
 }
 
 impl Drop for HandshakeSlot {
     fn drop(&mut self) {
-        let mut state = self.gate.state.lock();
-        state.total = state.total.saturating_sub(1);
-        if let Some(count) = state.per_ip.get_mut(&self.key) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                state.per_ip.remove(&self.key);
-            }
-        }
+        // Nothing to do when it was evicted: the gate forgot it then.
+        self.gate.state.lock().remove(self.id);
     }
 }
 
 /// Performs the WebSocket handshake on `stream` within `limits.handshakeTimeoutMs`, holding
 /// `slot` until it ends. `None` when it failed, was refused (wrong path: 404, origin not
-/// allowed: 403) or timed out; the connection is then dropped.
+/// allowed: 403), timed out or was evicted by a newer one; the connection is then dropped.
 pub(crate) async fn accept(
     stream: TcpStream,
     peer: SocketAddr,
@@ -134,15 +170,23 @@ pub(crate) async fn accept(
         check,
         Some(ws_config)
     ));
-    let result = tokio::time::timeout(timeout, &mut handshake).await;
+    let result = tokio::select! {
+        result = tokio::time::timeout(timeout, &mut handshake) => Some(result),
+        () = slot.evicted() => None,
+    };
     drop(slot);
     match result {
-        Ok(Ok(ws)) => Some((ws, progress)),
-        Ok(Err(err)) => {
+        Some(Ok(Ok(ws))) => Some((ws, progress)),
+        Some(Ok(Err(err))) => {
             tracing::debug!(%peer, %err, "handshake refused");
             None
         }
-        Err(_) => {
+        None => {
+            tracing::debug!(%peer, "oldest pending handshake evicted at the global cap");
+            progress.reset_on_drop();
+            None
+        }
+        Some(Err(_)) => {
             tracing::debug!(%peer, "handshake timed out");
             // The socket is still inside the pending handshake, dropped on return: reset
             // it rather than leave its buffers to a graceful close.
@@ -179,11 +223,31 @@ mod tests {
         let a1 = gate.admit(a).unwrap();
         let _a2 = gate.admit(a).unwrap();
         assert!(gate.admit(a).is_none(), "per-IP cap");
-        let _b1 = gate.admit(b).unwrap();
-        assert!(gate.admit(c).is_none(), "global cap");
+        let b1 = gate.admit(b).unwrap();
         drop(a1);
-        assert!(gate.admit(c).is_some());
+        let _c1 = gate.admit(c).unwrap();
+        drop(b1);
+        assert_eq!(gate.state.lock().pending.len(), 2);
         assert!(gate.state.lock().per_ip.len() <= 3);
+    }
+
+    #[tokio::test]
+    async fn at_the_global_cap_the_oldest_pending_handshake_is_evicted() {
+        let gate = gate(2, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        let a1 = gate.admit(a).unwrap();
+        let b1 = gate.admit(b).unwrap();
+        let c1 = gate.admit(c).expect("the newcomer gets a place");
+        a1.evicted().await; // resolves: the oldest made room
+        assert_eq!(gate.state.lock().pending.len(), 2);
+        assert!(!gate.state.lock().per_ip.contains_key(&a));
+        drop(a1); // an evicted slot frees nothing twice
+        assert_eq!(gate.state.lock().pending.len(), 2);
+        drop((b1, c1));
+        let state = gate.state.lock();
+        assert_eq!((state.pending.len(), state.per_ip.len()), (0, 0));
     }
 
     #[test]
@@ -192,7 +256,7 @@ mod tests {
         let slot = gate.admit("10.0.0.9".parse().unwrap()).unwrap();
         drop(slot);
         let state = gate.state.lock();
-        assert_eq!((state.total, state.per_ip.len()), (0, 0));
+        assert_eq!((state.pending.len(), state.per_ip.len()), (0, 0));
     }
 
     #[test]

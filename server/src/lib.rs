@@ -40,9 +40,9 @@ pub use auth::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    BackpressureConfig, ConfigError, ConnectionLimits, HeartbeatConfig, LimitsConfig, LoginLimits,
-    PersistenceEngine, PersistenceSection, RateLimitConfig, RulesSection, ServerConfig,
-    StoreSection,
+    BackpressureConfig, ConfigError, ConnectionLimits, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    HeartbeatConfig, LimitsConfig, LoginLimits, PersistenceEngine, PersistenceSection,
+    RateLimitConfig, RulesSection, ServerConfig, StoreSection,
 };
 pub use error::ServerError;
 pub use permissions::{

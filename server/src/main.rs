@@ -51,7 +51,7 @@ struct Cli {
     /// Subscriptions over all connections [default: unlimited].
     #[arg(long, value_name = "N")]
     max_total_subscriptions: Option<u64>,
-    /// Connections per client IP [default: unlimited].
+    /// Connections per client IP [default: 256].
     #[arg(long, value_name = "N")]
     max_connections_per_ip: Option<u32>,
     /// Enable rate limiting: requests per window and client.

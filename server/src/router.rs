@@ -170,7 +170,14 @@ async fn handle_auth(
             if let Err(retry_after_ms) = limiter.check(&connection.login_failures, ip, now) {
                 return Err(crate::login_limit::refusal(retry_after_ms));
             }
-            let Some(session) = auth.validator.validate(&token).await else {
+            // A session without a user id (from any validator, a custom one included) is no
+            // session: the same answer as any other invalid token.
+            let Some(session) = auth
+                .validator
+                .validate(&token)
+                .await
+                .filter(|session| !session.user_id.is_empty())
+            else {
                 limiter.failed(&mut connection.login_failures, ip, now);
                 return Err(ServerError::new(ErrorCode::Unauthorized, "Invalid token"));
             };

@@ -313,6 +313,7 @@ fn subscribe(
     let queue = Arc::clone(&connection.queue);
     let push_id = id.clone();
     let event_json = Arc::clone(&connection.shared.event_json);
+    let outbound = Arc::clone(&connection.shared.outbound);
     let reader = BucketReadFilter {
         shared: Arc::downgrade(&connection.shared),
         session: connection.session.view(),
@@ -322,8 +323,10 @@ fn subscribe(
             return;
         }
         if let Some(data) = event_json.of(event) {
-            let text = PushFrame::encode_raw(PushChannel::Event, &push_id, &data);
-            queue.push(&push_id, PushKind::Event, text);
+            // Shared by every subscriber's queue; only the envelope is per subscription.
+            let data = outbound.share(data);
+            let head = PushFrame::encode_head(PushChannel::Event, &push_id);
+            queue.push(&push_id, PushKind::Event, head, data, PushFrame::TAIL);
         }
     });
     let engine_id = match subscribed {

@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) rules: Option<RuleEngine>,
     /// The last event pushed to `rules.subscribe` subscribers, serialized once for all of them.
     pub(crate) event_json: Arc<crate::rules_ops::EventJson>,
+    /// Outbound text in memory over all connections (`limits.maxTotalBufferedBytes`).
+    pub(crate) outbound: Arc<crate::outbound::OutboundBudget>,
 }
 
 impl Shared {
@@ -399,6 +401,7 @@ impl ServerBuilder {
             rate_limiter: config.rate_limit.map(RateLimiter::new),
             login_limiter: LoginLimiter::new(config.limits.login),
             handshakes: HandshakeGate::new(&config.limits),
+            outbound: crate::outbound::OutboundBudget::new(config.limits.max_total_buffered_bytes),
             config,
             registry: Arc::new(ConnectionRegistry::default()),
             lifecycle,
@@ -472,8 +475,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let Some(slot) = shared.handshakes.admit(peer.ip()) else {
-                    // Over `maxPendingHandshakes(PerIp)`: dropped at once, with a reset so
-                    // that nothing of it lingers.
+                    // Over `maxPendingHandshakesPerIp`: dropped at once, with a reset so
+                    // that nothing of it lingers. (At `maxPendingHandshakes` the oldest
+                    // pending handshake makes room instead.)
                     tracing::debug!(%peer, "too many pending handshakes: connection dropped");
                     let _ = stream.set_zero_linger();
                     continue;
@@ -543,6 +547,12 @@ impl ServerHandle {
     /// Each open connection's outbound buffer: what backpressure holds for slow clients.
     pub fn connection_buffers(&self) -> Vec<crate::registry::ConnectionBuffer> {
         self.shared.registry.buffers()
+    }
+
+    /// Outbound bytes in memory over all connections, as `limits.maxTotalBufferedBytes`
+    /// counts them (data shared by several subscribers once).
+    pub fn outbound_bytes(&self) -> usize {
+        self.shared.outbound.total()
     }
 
     /// What `server.connections` answers (the original's `getConnections()`).

@@ -5,7 +5,7 @@
 //!   its write deadline ([`within_write_deadline`]): a socket that accepts nothing for
 //!   `heartbeat.timeoutMs` while the server has something to send is dropped, with a reset
 //!   so that the kernel frees its buffers at once.
-//! - [`write_buffer_limit`] bounds tungstenite's own out buffer (unbounded by default),
+//! - [`WRITE_BUFFER_LIMIT`] bounds tungstenite's own out buffer (unbounded by default),
 //!   where pongs to a client's pings pile up while the client does not read.
 //! - [`PingBudget`] bounds the WebSocket pings a client may send per second.
 
@@ -27,18 +27,16 @@ pub(crate) type WsStream = WebSocketStream<TrackedStream>;
 /// tungstenite's write buffer: frames are gathered up to this size before a write.
 pub(crate) const WRITE_BUFFER_BYTES: usize = 128 * 1024;
 
-/// Room over the largest result for the frame header and the envelope around the data.
+/// Room over the largest frame for its header and pongs.
 const FRAME_SLACK_BYTES: usize = 64 * 1024;
 
 /// The most tungstenite may hold unwritten for one connection: one write buffer plus the
-/// largest frame the server sends (a result or push of up to `limits.maxResultBytes`).
-/// Past it a pong to a client's ping is not queued again (one stays pending), and a frame
-/// that does not fit ends the connection.
-pub(crate) fn write_buffer_limit(max_result_bytes: usize) -> usize {
-    WRITE_BUFFER_BYTES
-        .saturating_add(max_result_bytes)
-        .saturating_add(FRAME_SLACK_BYTES)
-}
+/// largest frame the server sends (messages over [`crate::outbound::FRAGMENT_BYTES`] go out
+/// in fragments of that size, whatever `limits.maxResultBytes`). Past it a pong to a
+/// client's ping is not queued again (one stays pending), and a frame that does not fit
+/// ends the connection.
+pub(crate) const WRITE_BUFFER_LIMIT: usize =
+    WRITE_BUFFER_BYTES + crate::outbound::FRAGMENT_BYTES + FRAME_SLACK_BYTES;
 
 /// When a socket last accepted bytes, shared by its reader (which writes pongs), its writer
 /// and the stream itself.
@@ -239,9 +237,8 @@ mod tests {
     }
 
     #[test]
-    fn the_write_buffer_fits_the_largest_result() {
-        let limit = write_buffer_limit(8 * 1024 * 1024);
-        assert!(limit > WRITE_BUFFER_BYTES + 8 * 1024 * 1024);
-        assert_eq!(write_buffer_limit(usize::MAX), usize::MAX);
+    fn the_write_buffer_fits_the_largest_frame() {
+        let limit = WRITE_BUFFER_LIMIT;
+        assert!(limit > WRITE_BUFFER_BYTES + crate::outbound::FRAGMENT_BYTES);
     }
 }

@@ -376,6 +376,7 @@ fn subscribe(
     let id = connection.subscriptions.reserve()?;
     connection.queue.mark_pending(&id);
     let queue = Arc::clone(&connection.queue);
+    let outbound = Arc::clone(&connection.shared.outbound);
     let push_id = id.clone();
     // When the store ends the subscription (a re-evaluation failed, the query was
     // undefined), the connection forgets it and tells the client.
@@ -385,10 +386,11 @@ fn subscribe(
         query,
         params.unwrap_or(Value::Object(Map::new())),
         move |result: Arc<QueryResult>| {
-            // The result's JSON text is shared by every subscriber of (query, params);
-            // only the envelope is built per subscription.
-            let text = PushFrame::encode_raw(PushChannel::Subscription, &push_id, &result.json());
-            queue.push(&push_id, PushKind::Latest, text);
+            // The result's JSON text is shared by every subscriber of (query, params), in
+            // their queues too; only the envelope is built per subscription.
+            let data = outbound.share(result.json());
+            let head = PushFrame::encode_head(PushChannel::Subscription, &push_id);
+            queue.push(&push_id, PushKind::Latest, head, data, PushFrame::TAIL);
         },
         move |err: StoreError| {
             // The connection may be gone already; then there is nobody to tell.

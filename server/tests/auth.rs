@@ -366,6 +366,84 @@ async fn jwt_hs256_valid_bad_signature_and_expired() {
     assert_eq!(login(&mut c, "not.a.jwt").await["message"], "Invalid token");
 }
 
+/// Rerun finding: a JWT with `sub: ""` logged in as a session with an empty user id.
+#[tokio::test]
+async fn jwt_without_a_usable_sub_is_an_invalid_token() {
+    let auth = AuthConfig {
+        required: true,
+        jwt: Some(JwtConfig {
+            algorithm: JwtAlgorithm::HS256,
+            secret: Some("s3cret".into()),
+            public_key: None,
+            public_key_file: None,
+            roles_claim: "roles".into(),
+            issuer: None,
+            audience: None,
+        }),
+        ..AuthConfig::default()
+    };
+    let (server, _clock) = start_with(local_config(), auth).await;
+    let (mut c, _) = Client::connect(&server).await;
+    let key = EncodingKey::from_secret(b"s3cret");
+    let exp = (T0 / 1000) + 3600;
+    for claims in [
+        json!({"sub": "", "roles": ["admin"], "exp": exp}),
+        json!({"roles": ["admin"], "exp": exp}),
+        json!({"sub": 42, "roles": ["admin"], "exp": exp}),
+        json!({"sub": null, "roles": ["admin"], "exp": exp}),
+        json!({"sub": ["u"], "roles": ["admin"], "exp": exp}),
+    ] {
+        let answer = login(&mut c, &jwt(Algorithm::HS256, &key, claims.clone())).await;
+        assert_eq!(
+            (answer["code"].as_str(), answer["message"].as_str()),
+            (Some("UNAUTHORIZED"), Some("Invalid token")),
+            "{claims}"
+        );
+        let who = c.request(json!({"id": 5, "type": "auth.whoami"})).await;
+        assert_eq!(who["data"], json!({"authenticated": false}), "{claims}");
+    }
+}
+
+/// A custom validator's session with an empty user id is refused the same way.
+#[tokio::test]
+async fn a_session_with_an_empty_user_id_from_any_validator_is_refused() {
+    struct Empty;
+    impl noex_server::TokenValidator for Empty {
+        fn validate<'a>(&'a self, _token: &'a str) -> noex_server::ValidateFuture<'a> {
+            Box::pin(std::future::ready(Some(Session {
+                user_id: String::new(),
+                roles: vec!["admin".into()],
+                expires_at: None,
+            })))
+        }
+    }
+    let server = Server::builder(local_config())
+        .token_validator(Empty)
+        .start()
+        .await
+        .unwrap();
+    let (mut c, _) = Client::connect(&server).await;
+    let answer = login(&mut c, "anything").await;
+    assert_eq!(
+        (answer["code"].as_str(), answer["message"].as_str()),
+        (Some("UNAUTHORIZED"), Some("Invalid token"))
+    );
+}
+
+#[test]
+fn a_static_token_with_an_empty_user_id_is_a_config_error() {
+    let config: ServerConfig = serde_json::from_value(json!({
+        "auth": {"tokens": {"t-1": {"userId": "ada"}, "t-2": {"userId": ""}}}
+    }))
+    .unwrap();
+    let err = config.validate().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "invalid config: \"auth.tokens\" has a token with an empty userId"
+    );
+    assert!(!err.contains("t-2"), "the token is a secret: {err}");
+}
+
 #[tokio::test]
 async fn jwt_rs256_and_es256_with_public_keys() {
     let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/");

@@ -354,18 +354,53 @@ async fn over_the_per_ip_handshake_cap_a_connection_is_dropped_at_once_but_other
 }
 
 #[tokio::test]
-async fn over_the_global_handshake_cap_every_new_connection_is_dropped() {
+async fn at_the_global_handshake_cap_the_oldest_pending_handshake_makes_room() {
     let mut config = local_config();
     config.limits.max_pending_handshakes = 2;
     let server = start(config).await;
     let addr = server.local_addr();
-    let _a = tcp_from(addr, Ipv4Addr::new(127, 0, 0, 4), None).await;
+    let mut oldest = tcp_from(addr, Ipv4Addr::new(127, 0, 0, 4), None).await;
     let _b = tcp_from(addr, Ipv4Addr::new(127, 0, 0, 5), None).await;
+    // A third pending handshake is over the global cap: the oldest is dropped, not it.
+    let _c = tcp_from(addr, Ipv4Addr::new(127, 0, 0, 6), None).await;
     assert!(
-        dropped_within(addr, Ipv4Addr::new(127, 0, 0, 6), Duration::from_secs(3))
+        await_eof(&mut oldest, Duration::from_secs(3))
             .await
             .is_some(),
-        "a third pending handshake is over the global cap"
+        "the oldest pending handshake makes room"
+    );
+}
+
+/// Rerun finding: silent connections from many addresses filled the global cap and every
+/// other client was refused until their handshake timeouts expired.
+#[tokio::test]
+async fn filling_the_handshake_cap_from_many_addresses_does_not_lock_others_out() {
+    const CAP: u32 = 8;
+    let mut config = local_config();
+    config.limits.max_pending_handshakes = CAP;
+    config.limits.handshake_timeout_ms = 60_000;
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let mut silent = Vec::new();
+    for i in 0..CAP {
+        silent.push(tcp_from(addr, Ipv4Addr::new(127, 0, 1, 10 + i as u8), None).await);
+    }
+    let started = Instant::now();
+    let mut client = tokio::time::timeout(
+        Duration::from_secs(5),
+        client_from(addr, Ipv4Addr::new(127, 0, 2, 1), None),
+    )
+    .await
+    .expect("a normal client connects while the cap is full");
+    client.ok("server.stats", json!({})).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "connected in {took:?}");
+    // The silent connection that made room was the oldest.
+    assert!(
+        await_eof(&mut silent[0], Duration::from_secs(3))
+            .await
+            .is_some(),
+        "the oldest silent connection was dropped"
     );
 }
 
@@ -685,4 +720,240 @@ async fn a_successful_login_resets_the_connections_failures_but_not_the_ips() {
     assert_login_limited(&login(&mut client, "wrong").await);
     let mut again = client_from(addr, Ipv4Addr::new(127, 0, 0, 3), None).await;
     assert_login_limited(&login(&mut again, "good").await);
+}
+
+/// Rerun finding: one user behind a shared address can lock everyone there out. The per-IP
+/// bound stays (it is a brute-force defence); the lockout ends with its window however long
+/// the neighbour keeps trying, since refused attempts do not count.
+#[tokio::test]
+async fn a_per_ip_lockout_ends_with_its_window_even_while_the_neighbour_keeps_trying() {
+    let clock = noex_server::ManualClock::new(1_800_000_000_000);
+    let (server, _tried) = login_server(Arc::clone(&clock)).await;
+    let addr = server.local_addr();
+    let shared_ip = Ipv4Addr::new(127, 0, 0, 7);
+    // The neighbour uses up the address's 5 failures (3 per connection).
+    let mut neighbour = client_from(addr, shared_ip, None).await;
+    for _ in 0..3 {
+        assert_eq!(login(&mut neighbour, "wrong").await["code"], "UNAUTHORIZED");
+    }
+    let mut neighbour2 = client_from(addr, shared_ip, None).await;
+    for _ in 0..2 {
+        assert_eq!(
+            login(&mut neighbour2, "wrong").await["code"],
+            "UNAUTHORIZED"
+        );
+    }
+    let mut colleague = client_from(addr, shared_ip, None).await;
+    let refused = login(&mut colleague, "good").await;
+    assert_login_limited(&refused);
+    assert_eq!(refused["details"]["retryAfterMs"], 60_000);
+    // The neighbour hammers on through the window: refused, and the end does not move.
+    for _ in 0..5 {
+        clock.advance(11_000);
+        assert_login_limited(&login(&mut neighbour2, "wrong").await);
+    }
+    let refused = login(&mut colleague, "good").await;
+    assert_eq!(refused["details"]["retryAfterMs"], 5_000);
+    clock.advance(5_000);
+    assert_eq!(login(&mut colleague, "good").await["type"], "result");
+}
+
+// ---------------------------------------------------------------------------------------
+// Rerun finding: memory per subscriber that never reads.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_that_never_read_share_their_pushes_and_stay_within_a_memory_bound() {
+    const STORE_SUBSCRIBERS: usize = 12;
+    const RULES_SUBSCRIBERS: usize = 12;
+    const RECORDS: usize = 24;
+    // A long write deadline: the stalled subscribers stay connected for the whole test, so
+    // what they hold is measured (dropping them is another test's subject).
+    let server = Binary::with_config(&json!({
+        "heartbeat": {"intervalMs": 120_000, "timeoutMs": 120_000},
+        "rules": {"enabled": true},
+        "store": {
+            "buckets": {"blobs": {"key": "id", "schema": {
+                "id": {"type": "string"}, "n": {"type": "number"}, "blob": {"type": "string"}}}},
+            "queries": {"recent": {"bucket": "blobs", "sort": {"n": "desc"}, "limit": 8}}
+        }
+    }), &[])
+    .await;
+    let addr = server.addr();
+    let (mut writer, _) = Client::connect_url(&server.url).await;
+    writer.ok("server.stats", json!({})).await;
+    // A subscriber that reads (at the end) gets the final state of both subscriptions.
+    let (mut reader, _) = Client::connect_url(&server.url).await;
+    let store_sub = reader
+        .ok("store.subscribe", json!({"query": "recent"}))
+        .await;
+    let rules_sub = reader
+        .ok("rules.subscribe", json!({"pattern": "big.*"}))
+        .await;
+    let baseline = server.status_kib("VmRSS");
+
+    let mut stalled = Vec::new();
+    for i in 0..STORE_SUBSCRIBERS + RULES_SUBSCRIBERS {
+        let mut client = client_from(addr, Ipv4Addr::LOCALHOST, Some(4096)).await;
+        if i < STORE_SUBSCRIBERS {
+            client
+                .ok("store.subscribe", json!({"query": "recent"}))
+                .await;
+        } else {
+            client
+                .ok("rules.subscribe", json!({"pattern": "big.*"}))
+                .await;
+        }
+        stalled.push(client); // never read again
+    }
+    let blob = "x".repeat(256 * 1024);
+    for n in 0..RECORDS {
+        writer
+            .ok(
+                "store.insert",
+                json!({"bucket": "blobs", "data": {"id": format!("r{n}"), "n": n, "blob": blob}}),
+            )
+            .await;
+        writer
+            .ok(
+                "rules.emit",
+                json!({"topic": "big.blob", "data": {"n": n, "blob": blob}}),
+            )
+            .await;
+    }
+    let peak = server.status_kib("VmHWM");
+    let growth_mib = peak.saturating_sub(baseline) / MIB;
+
+    // Other clients are served: a fresh one at once, the reader gets the final state.
+    let asked = Instant::now();
+    let (mut other, _) = Client::connect_url(&server.url).await;
+    other.ok("server.stats", json!({})).await;
+    let answered = asked.elapsed();
+    let (mut newest_record, mut newest_event) = (None, None);
+    while newest_record != Some(RECORDS as u64 - 1) || newest_event != Some(RECORDS as u64 - 1) {
+        let push = reader.next_push().await;
+        if push["subscriptionId"] == store_sub["subscriptionId"] {
+            newest_record = push["data"][0]["n"].as_u64();
+        } else if push["subscriptionId"] == rules_sub["subscriptionId"] {
+            newest_event = push["data"]["event"]["data"]["n"].as_u64();
+        }
+    }
+    println!(
+        "{} stalled subscribers, {RECORDS} records and events of 256 KiB: RSS baseline {} MiB, \
+         peak {} MiB (+{growth_mib} MiB); another client answered in {answered:?}",
+        stalled.len(),
+        baseline / MIB,
+        peak / MIB
+    );
+    assert!(
+        growth_mib < 64,
+        "{} subscribers that never read grew the server by {growth_mib} MiB",
+        stalled.len()
+    );
+    assert!(answered < Duration::from_secs(2), "{answered:?}");
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_total_outbound_cap_the_connections_holding_the_most_are_closed() {
+    const CAP: usize = 4 * 1024 * 1024;
+    const STALLERS: usize = 8;
+    const REQUESTS: usize = 16;
+    let mut config = local_config();
+    config.limits.max_total_buffered_bytes = CAP;
+    config.heartbeat.timeout_ms = 120_000;
+    config.heartbeat.interval_ms = 120_000;
+    let max_buffered = config.backpressure.max_buffered_bytes;
+    config.store.buckets = serde_json::from_value(json!({"blobs": {"key": "id", "schema": {
+        "id": {"type": "string"}, "blob": {"type": "string"}}}}))
+    .expect("buckets");
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let (mut writer, _) = Client::connect(&server).await;
+    let blob = "x".repeat(200 * 1024);
+    for n in 0..4 {
+        writer
+            .ok(
+                "store.insert",
+                json!({"bucket": "blobs", "data": {"id": format!("r{n}"), "blob": blob}}),
+            )
+            .await;
+    }
+    // Each staller asks for ~800 KiB answers and does not read them: alone, each is within
+    // its own `maxBufferedBytes` (1 MiB, plus one answer); together they are far over the cap.
+    let mut stallers = Vec::new();
+    for _ in 0..STALLERS {
+        let mut client = client_from(addr, Ipv4Addr::LOCALHOST, Some(4096)).await;
+        for id in 1..=REQUESTS {
+            client
+                .send(json!({"id": id, "type": "store.all", "bucket": "blobs"}))
+                .await;
+        }
+        stallers.push(client);
+    }
+    // The attack settles when every staller left has its buffer full (its requests are no
+    // longer read). Nothing signals that: it is polled, within the wait bound.
+    let settled = tokio::time::timeout(WAIT, async {
+        loop {
+            let buffers = server.connection_buffers();
+            let stalled = buffers
+                .iter()
+                .filter(|b| b.buffered_bytes >= max_buffered)
+                .count();
+            if buffers.len() < 1 + STALLERS && stalled == buffers.len() - 1 {
+                return buffers.len() - 1;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let total = server.outbound_bytes();
+    let survivors = settled.unwrap_or_else(|_| {
+        panic!(
+            "the stallers did not settle; total {total}, buffers {:?}",
+            server.connection_buffers()
+        )
+    });
+    println!("{survivors} of {STALLERS} stallers left; outbound bytes {total} (cap {CAP})");
+    assert!(total <= CAP, "{total} bytes over a cap of {CAP}");
+    // Everybody else is served: the writer and a new client.
+    let all = writer.ok("store.all", json!({"bucket": "blobs"})).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(4));
+    let (mut other, _) = Client::connect(&server).await;
+    other.ok("server.stats", json!({})).await;
+    // Read now, a staller left gets every answer (reading it resumes its requests, which
+    // may take the total over the cap again and close another one); a closed one ends with
+    // 1008 (or a reset when its socket was full) before getting them all.
+    let mut closed = 0;
+    for staller in &mut stallers {
+        match read_to_the_end_or_all(staller, REQUESTS).await {
+            (answers, None) if answers == REQUESTS => {}
+            (answers, code) => {
+                assert!(answers < REQUESTS);
+                assert!(matches!(code, None | Some(1008)), "closed with {code:?}");
+                closed += 1;
+            }
+        }
+    }
+    assert!(closed >= STALLERS - survivors, "{closed} closed");
+}
+
+/// Reads a connection that was not read during an attack: the answers it gets, up to `all`,
+/// then how it ended (`None` for open, reset or ended without a close frame).
+async fn read_to_the_end_or_all(client: &mut Client, all: usize) -> (usize, Option<u16>) {
+    use tokio_tungstenite::tungstenite::Message;
+    let mut answers = 0;
+    while answers < all {
+        let next = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut client.ws))
+            .await
+            .expect("a frame or the end within the wait bound");
+        match next {
+            Some(Ok(Message::Text(_))) => answers += 1,
+            Some(Ok(Message::Close(frame))) => {
+                return (answers, Some(frame.map_or(1005, |f| u16::from(f.code))));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (answers, None),
+        }
+    }
+    (answers, None)
 }

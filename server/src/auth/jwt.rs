@@ -165,7 +165,11 @@ impl JwtValidator {
                 return None;
             }
         }
+        // A session needs a user: a missing, non-string or empty `sub` is an invalid token.
         let user_id = claims.get("sub")?.as_str()?.to_owned();
+        if user_id.is_empty() {
+            return None;
+        }
         let roles = match claims.get(&self.roles_claim) {
             Some(Value::Array(items)) => items
                 .iter()
