@@ -189,6 +189,22 @@ impl Bucket {
             .collect()
     }
 
+    /// The records `filter` may match, as shared handles, taken cheaply under the data
+    /// lock: the index candidates when an index applies, else every live record. The
+    /// caller tests them with [`Filter::matches`] after releasing the lock, so a costly
+    /// filter never holds writers (and the readers queued behind them).
+    pub fn candidates(&self, filter: &Filter, now: u64) -> Vec<Arc<Record>> {
+        if let Some(seqs) = self.index_candidates(filter) {
+            return seqs
+                .into_iter()
+                .filter_map(|s| self.records.get(&s))
+                .filter(|r| !self.expired(r, now))
+                .cloned()
+                .collect();
+        }
+        self.live_shared(now).cloned().collect()
+    }
+
     /// Like [`Bucket::select`] but always scans (for tests and benchmarks).
     pub fn select_scan<'a>(&'a self, filter: &Filter, now: u64) -> Vec<&'a Record> {
         self.live(now).filter(|r| filter.matches(r)).collect()
