@@ -214,6 +214,9 @@ impl Data {
 pub(crate) struct Batch {
     pub events: Vec<Arc<ChangeEvent>>,
     pub dropped: Vec<String>,
+    /// Evaluations (`(query, canonical params)`) to re-evaluate whatever changed: a new
+    /// evaluation registered after a commit it may not have seen.
+    pub recheck: Vec<(String, String)>,
 }
 
 /// Shared state of a store.
@@ -226,6 +229,10 @@ pub(crate) struct Inner {
     pub feed: broadcast::Sender<Arc<ChangeEvent>>,
     pub dispatch: mpsc::UnboundedSender<Batch>,
     pub pending: AtomicU64,
+    /// Commits published so far (incremented under the data write lock); a subscription
+    /// evaluated without the registry lock compares it to learn whether a commit came
+    /// between its evaluation and its registration.
+    pub commits: AtomicU64,
     /// Held to check or signal that `pending` reached zero.
     pub settle_lock: Mutex<()>,
     /// Signalled (under `settle_lock`) when `pending` drops to zero.
@@ -261,10 +268,18 @@ impl Inner {
                 let _ = self.feed.send(event.clone());
             }
         }
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        self.send_batch(Batch {
+            events,
+            dropped,
+            recheck: Vec::new(),
+        });
+    }
+
+    /// Hands a batch to the dispatcher, counted in `pending` until it is processed.
+    pub fn send_batch(&self, batch: Batch) {
         self.pending.fetch_add(1, Ordering::SeqCst);
-        if self.dispatch.send(Batch { events, dropped }).is_err()
-            && self.pending.fetch_sub(1, Ordering::SeqCst) == 1
-        {
+        if self.dispatch.send(batch).is_err() && self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
             let _guard = self.settle_lock.lock();
             self.settled.notify_all();
         }
@@ -385,6 +400,7 @@ impl Store {
             feed,
             dispatch: tx,
             pending: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
             settle_lock: Mutex::new(()),
             settled: Condvar::new(),
             next_tx: AtomicU64::new(0),
