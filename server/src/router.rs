@@ -8,7 +8,7 @@ use std::sync::Arc;
 use noex_protocol::payloads::{
     ConnectionInfo, LoginResult, LogoutResult, RateLimitDetails, WhoAmI,
 };
-use noex_protocol::{AuthOp, ErrorCode, Operation, RawRequest, ServerOp, namespace_of};
+use noex_protocol::{AuthOp, ErrorCode, Operation, RawRequest, ServerOp, StoreOp, namespace_of};
 use serde_json::{Value, json};
 
 use crate::access;
@@ -88,6 +88,9 @@ pub(crate) async fn handle(
                 return tokio::task::spawn_blocking(move || crate::store_ops::read(&store, op))
                     .await
                     .unwrap_or_else(|err| Err(ServerError::internal(err)));
+            }
+            if let StoreOp::Subscribe { query, params } = op {
+                return crate::store_ops::subscribe(connection, query, params).await;
             }
             crate::store_ops::handle(connection, op, authority.as_ref())
         }

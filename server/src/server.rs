@@ -91,7 +91,7 @@ impl Shared {
             total_store_subscriptions: entries.iter().map(|e| e.store_subscriptions).sum(),
             total_rules_subscriptions: entries.iter().map(|e| e.rules_subscriptions).sum(),
         };
-        let store = crate::store_ops::visible_stats(self.store.stats(), authority, "server.stats");
+        let store = crate::store_ops::visible_stats(&self.store, authority, "server.stats");
         let per_bucket = |m: &std::collections::BTreeMap<String, usize>| {
             m.iter().map(|(k, v)| (k.clone(), *v as u64)).collect()
         };
@@ -305,6 +305,8 @@ impl ServerBuilder {
                 max_result_bytes: config.limits.max_result_bytes,
                 max_buckets: config.limits.max_buckets,
                 max_queries: config.limits.max_queries,
+                max_record_bytes: config.limits.max_record_bytes,
+                max_store_bytes: config.limits.max_store_bytes,
                 ..StoreConfig::default()
             })
             .map_err(|source| StartError::Store {

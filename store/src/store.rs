@@ -504,11 +504,19 @@ impl Store {
         self.inner.now()
     }
 
-    /// Defines a bucket. Errors: `BucketAlreadyExists`, `InvalidDefinition`,
+    /// Defines a bucket. Errors: `BucketAlreadyExists`, `InvalidDefinition` (also for an
+    /// empty name or one holding `.` or `*`, which change-event topics cannot carry),
     /// `LimitExceeded` when [`StoreConfig::max_buckets`] buckets exist.
     pub fn define_bucket(&self, name: &str, def: BucketDefinition) -> StoreResult<()> {
         if name.is_empty() {
             return Err(StoreError::invalid_def("bucket name must not be empty"));
+        }
+        // Change events are published on `bucket.<name>.<kind>`: a `.` or `*` in the name
+        // would make topics ambiguous (and topic patterns see more than one bucket).
+        if name.contains(['.', '*']) {
+            return Err(StoreError::invalid_def(format!(
+                "bucket name \"{name}\" must not contain '.' or '*'"
+            )));
         }
         let bucket = Bucket::new(name, def)?;
         let queued = {
