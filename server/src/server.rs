@@ -67,6 +67,11 @@ pub(crate) struct Shared {
     pub(crate) rules: Option<RuleEngine>,
     /// The last event pushed to `rules.subscribe` subscribers, serialized once for all of them.
     pub(crate) event_json: Arc<crate::rules_ops::EventJson>,
+    /// Permits for heavy reads on the blocking pool (scans of large buckets, the first
+    /// evaluation of a subscription): one fewer than the machine's cores (at least one),
+    /// so however many clients start them at once, a core stays free for the runtime
+    /// workers that answer everybody else.
+    pub(crate) heavy_reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -412,6 +417,11 @@ impl ServerBuilder {
             subscription_counters: Arc::new(SubscriptionCounters::default()),
             rules,
             event_json: Arc::default(),
+            heavy_reads: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().saturating_sub(1))
+                    .max(1),
+            )),
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(ServerHandle {

@@ -448,9 +448,9 @@ fn transaction_op(tx: &mut Transaction<'_>, op: TransactionOp) -> Result<Value, 
 /// `store.subscribe`: reserves an id within the limits, subscribes in the store with a
 /// callback that queues each new result as a push, and answers with the initial result.
 ///
-/// The first evaluation runs on the blocking pool: a query over a large bucket (say a
-/// count grouped by a unique field) must not hold a runtime worker that other
-/// connections' requests need.
+/// The first evaluation runs on the blocking pool, holding a permit of the server's
+/// `heavy_reads`: a query over a large bucket (say a count grouped by a unique field) must
+/// not hold a runtime worker, nor all cores, that other connections' requests need.
 ///
 /// The subscription stays *pending* in the outbound queue until the connection has queued
 /// this answer, so a change racing with the subscribe can never push before the result.
@@ -476,7 +476,13 @@ pub(crate) async fn subscribe(
     let ended_id = id.clone();
     let subscribing = store.clone();
     let (answer, answered) = tokio::sync::oneshot::channel();
+    // Never closed, so the permit always comes.
+    let permit = Arc::clone(&connection.shared.heavy_reads)
+        .acquire_owned()
+        .await
+        .ok();
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let result = subscribing.subscribe_with(
             &query,
             params,
