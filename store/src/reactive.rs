@@ -5,6 +5,9 @@
 //! The dispatcher is an OS thread of its own (entered into the tokio runtime the store
 //! was started on, so change handlers may spawn tasks and timers): a long re-evaluation
 //! never holds a runtime worker, and takes the data lock for one evaluation at a time.
+//! A subscribe's first evaluation runs on the caller's thread without the registry lock;
+//! if a commit came between it and its registration, the dispatcher re-evaluates it once
+//! (a recheck batch), so no change is missed.
 //! An evaluation whose re-evaluation fails (an error, a panic, a result past
 //! `max_result_bytes`) is removed and its subscriptions end: `on_end` of
 //! [`Store::subscribe_with`] is called, a watch channel is closed. A re-evaluation that
