@@ -51,12 +51,19 @@ impl BucketHandle {
     /// filtered after it is released, so a costly filter (a long `$in`, a big bucket) never
     /// holds writers or the readers queued behind them.
     fn matching(&self, filter: Option<&Map<String, Value>>) -> StoreResult<Vec<Arc<Record>>> {
-        let f = crate::filter::Filter::compile_opt(filter)?;
-        let candidates = {
-            let data = self.store.inner.data.read();
-            data.bucket(&self.name)?.candidates(&f, self.store.now())
-        };
+        let (f, candidates) = self.candidates(filter)?;
         Ok(crate::query::narrow(&f, candidates))
+    }
+
+    /// The compiled filter and the candidates it is to be tested on (see `matching`).
+    fn candidates(
+        &self,
+        filter: Option<&Map<String, Value>>,
+    ) -> StoreResult<(crate::filter::Filter, Vec<Arc<Record>>)> {
+        let f = crate::filter::Filter::compile_opt(filter)?;
+        let data = self.store.inner.data.read();
+        let candidates = data.bucket(&self.name)?.candidates(&f, self.store.now());
+        Ok((f, candidates))
     }
 
     fn read<T>(&self, f: impl FnOnce(&Reads<'_>) -> StoreResult<T>) -> StoreResult<T> {
@@ -170,7 +177,9 @@ impl BucketHandle {
     /// The first record matching `filter`.
     pub fn find_one(&self, filter: &Map<String, Value>) -> StoreResult<Option<Record>> {
         let limit = self.store.inner.limits.max_result_bytes;
-        let first = self.matching(Some(filter))?.into_iter().next();
+        // Tested in order, stopping at the first match.
+        let (f, candidates) = self.candidates(Some(filter))?;
+        let first = candidates.into_iter().find(|r| f.matches(r));
         Ok(crate::reads::collect_within(first.as_deref(), limit)?.pop())
     }
 
