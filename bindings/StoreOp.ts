@@ -158,7 +158,7 @@ bucket: string, } | { "type": "store.buckets" } | { "type": "store.stats" } | { 
  */
 query: string, 
 /**
- * Query parameters.
+ * Query parameters: an object (anything else is a `VALIDATION_ERROR`).
  */
 params?: JsonValue, } | { "type": "store.unsubscribe", 
 /**

@@ -142,7 +142,7 @@ pub(crate) fn needs<'a>(
                 .unwrap_or("*")
                 .to_owned();
             let mut out = vec![need(Cow::Owned(id), footprint_items(&footprint))];
-            out.extend(bucket_reads(&footprint, resolver));
+            out.extend(bucket_reads(&footprint));
             out
         }
         Resource::RuleUpdate { id, updates } => {
@@ -155,7 +155,7 @@ pub(crate) fn needs<'a>(
             let mut items = footprint_items(&footprint_of(&current.input));
             items.extend(footprint_items(&updated));
             let mut out = vec![need(id.into(), items)];
-            out.extend(bucket_reads(&updated, resolver));
+            out.extend(bucket_reads(&updated));
             out
         }
     })
@@ -184,7 +184,7 @@ pub(crate) fn footprint_items(footprint: &RuleFootprint) -> Vec<Item<'static>> {
 
 /// A rule reacting to change events of a bucket sees its records: it needs
 /// [`BUCKET_READ`] on every bucket its triggers can see.
-fn bucket_reads(footprint: &RuleFootprint, resolver: Resolver<'_>) -> Vec<Need<'static>> {
+fn bucket_reads(footprint: &RuleFootprint) -> Vec<Need<'static>> {
     let mut out = Vec::new();
     for pattern in &footprint.reads_topics {
         match bucket_scope(pattern) {
@@ -192,15 +192,6 @@ fn bucket_reads(footprint: &RuleFootprint, resolver: Resolver<'_>) -> Vec<Need<'
             BucketScope::All => out.push(read_need(Cow::Borrowed("*"), Item::AllBuckets)),
             BucketScope::Named(name) => {
                 out.push(read_need(Cow::Owned(name.clone()), bucket_item(name)))
-            }
-            BucketScope::Prefix(prefix) => {
-                let dotted = format!("{prefix}.");
-                for bucket in resolver.store.bucket_names() {
-                    if bucket.starts_with(&dotted) {
-                        out.push(read_need(Cow::Owned(bucket.clone()), bucket_item(bucket)));
-                    }
-                }
-                out.push(read_need(Cow::Owned(prefix.clone()), bucket_item(prefix)));
             }
         }
     }
@@ -227,43 +218,32 @@ enum BucketScope {
     None,
     /// Exactly this bucket.
     Named(String),
-    /// This bucket and every bucket whose name continues it with `.`.
-    Prefix(String),
     /// Any bucket, including ones defined later.
     All,
 }
 
-/// Change-event topics are `bucket.<name>.<kind>`, and a bucket name may itself hold dots,
-/// so the name is everything between the first and the last segment.
+/// Change-event topics are `bucket.<name>.<kind>`: three segments, since a bucket name
+/// holds neither `.` nor `*` (the store refuses such names), so the name is the second.
 fn bucket_scope(pattern: &NamePattern) -> BucketScope {
     let Some((segments, any_tail)) = pattern.parts() else {
         return BucketScope::All;
     };
-    match segments.first() {
-        Some(Some(first)) if *first != "bucket" => return BucketScope::None,
-        None => return BucketScope::All,
-        _ => {}
-    }
-    let rest = &segments[1..];
-    let name_of = |parts: &[Option<&str>]| -> Option<String> {
-        parts
-            .iter()
-            .map(|p| p.map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .map(|v| v.join("."))
+    // Three segments exactly, or fewer followed by "any more".
+    let fits = if any_tail {
+        segments.len() < 3
+    } else {
+        segments.len() == 3
     };
-    if any_tail {
-        // The tail holds the kind and possibly more of the name.
-        if rest.is_empty() {
-            return BucketScope::All;
-        }
-        return name_of(rest).map_or(BucketScope::All, BucketScope::Prefix);
+    if !fits
+        || segments
+            .first()
+            .is_some_and(|s| s.is_some_and(|s| s != "bucket"))
+    {
+        return BucketScope::None;
     }
-    match rest.split_last() {
-        Some((_kind, name)) if !name.is_empty() => {
-            name_of(name).map_or(BucketScope::All, BucketScope::Named)
-        }
-        _ => BucketScope::None,
+    match segments.get(1) {
+        Some(Some(name)) => BucketScope::Named((*name).to_owned()),
+        _ => BucketScope::All,
     }
 }
 
@@ -279,11 +259,8 @@ mod tests {
             scope("bucket.users.inserted"),
             BucketScope::Named("users".into())
         );
-        assert_eq!(
-            scope("bucket.a.b.deleted"),
-            BucketScope::Named("a.b".into())
-        );
-        assert_eq!(scope("bucket.users.*"), BucketScope::Prefix("users".into()));
+        assert_eq!(scope("bucket.a.b.deleted"), BucketScope::None);
+        assert_eq!(scope("bucket.users.*"), BucketScope::Named("users".into()));
         assert_eq!(scope("bucket.*"), BucketScope::All);
         assert_eq!(scope("bucket.*.inserted"), BucketScope::All);
         assert_eq!(scope("*"), BucketScope::All);

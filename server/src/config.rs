@@ -319,6 +319,16 @@ pub struct LimitsConfig {
     /// Largest result or push one request or subscription may produce, in bytes of JSON;
     /// over it the request fails with `VALIDATION_ERROR` pointing to `store.paginate`.
     pub max_result_bytes: usize,
+    /// Operations in one `store.transaction` (`VALIDATION_ERROR` beyond, before any of
+    /// them runs).
+    pub max_transaction_ops: usize,
+    /// Largest record, in bytes of JSON with its metadata fields; an insert, update or
+    /// transaction writing a bigger one fails with `VALIDATION_ERROR`.
+    pub max_record_bytes: usize,
+    /// Most bytes of JSON all records of the store may take together (memory in use is a
+    /// small multiple of it); a write that would grow the total past it fails with
+    /// `RATE_LIMITED` and changes nothing. Deletes and expiry free room.
+    pub max_store_bytes: usize,
     /// Buckets per server (`RATE_LIMITED` beyond).
     pub max_buckets: usize,
     /// Defined queries per server (`RATE_LIMITED` beyond).
@@ -378,6 +388,9 @@ impl Default for LimitsConfig {
             max_json_depth: 64,
             max_json_elements: 100_000,
             max_result_bytes: 8 * 1024 * 1024,
+            max_transaction_ops: 1_000,
+            max_record_bytes: 1024 * 1024,
+            max_store_bytes: 1024 * 1024 * 1024,
             max_buckets: 1_000,
             max_queries: 1_000,
             max_facts: 100_000,
@@ -554,7 +567,7 @@ impl ServerConfig {
 impl LimitsConfig {
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 23] = [
+        let checks: [(&'static str, u64); 26] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -568,6 +581,9 @@ impl LimitsConfig {
             ("limits.maxJsonDepth", self.max_json_depth.into()),
             ("limits.maxJsonElements", self.max_json_elements.into()),
             ("limits.maxResultBytes", self.max_result_bytes as u64),
+            ("limits.maxTransactionOps", self.max_transaction_ops as u64),
+            ("limits.maxRecordBytes", self.max_record_bytes as u64),
+            ("limits.maxStoreBytes", self.max_store_bytes as u64),
             ("limits.maxBuckets", self.max_buckets as u64),
             ("limits.maxQueries", self.max_queries as u64),
             ("limits.maxFacts", self.max_facts as u64),

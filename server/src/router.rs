@@ -8,7 +8,7 @@ use std::sync::Arc;
 use noex_protocol::payloads::{
     ConnectionInfo, LoginResult, LogoutResult, RateLimitDetails, WhoAmI,
 };
-use noex_protocol::{AuthOp, ErrorCode, Operation, RawRequest, ServerOp, namespace_of};
+use noex_protocol::{AuthOp, ErrorCode, Operation, RawRequest, ServerOp, StoreOp, namespace_of};
 use serde_json::{Value, json};
 
 use crate::access;
@@ -86,10 +86,19 @@ pub(crate) async fn handle(
             if large {
                 // A scan of a large bucket runs on the blocking pool, so that the runtime's
                 // workers keep serving other connections meanwhile.
+                // At most `heavy_reads` of them at once (the semaphore is never closed, so
+                // the permit always comes).
                 let store = shared.store.clone();
-                return tokio::task::spawn_blocking(move || crate::store_ops::read(&store, op))
-                    .await
-                    .unwrap_or_else(|err| Err(ServerError::internal(err)));
+                let permit = Arc::clone(&shared.heavy_reads).acquire_owned().await.ok();
+                return tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    crate::store_ops::read(&store, op)
+                })
+                .await
+                .unwrap_or_else(|err| Err(ServerError::internal(err)));
+            }
+            if let StoreOp::Subscribe { query, params } = op {
+                return crate::store_ops::subscribe(connection, query, params).await;
             }
             crate::store_ops::handle(connection, op, authority.as_ref())
         }

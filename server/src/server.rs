@@ -69,6 +69,11 @@ pub(crate) struct Shared {
     pub(crate) event_json: Arc<crate::rules_ops::EventJson>,
     /// Outbound text in memory over all connections (`limits.maxTotalBufferedBytes`).
     pub(crate) outbound: Arc<crate::outbound::OutboundBudget>,
+    /// Permits for heavy reads on the blocking pool (scans of large buckets, the first
+    /// evaluation of a subscription): one fewer than the machine's cores (at least one),
+    /// so however many clients start them at once, a core stays free for the runtime
+    /// workers that answer everybody else.
+    pub(crate) heavy_reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -93,7 +98,7 @@ impl Shared {
             total_store_subscriptions: entries.iter().map(|e| e.store_subscriptions).sum(),
             total_rules_subscriptions: entries.iter().map(|e| e.rules_subscriptions).sum(),
         };
-        let store = crate::store_ops::visible_stats(self.store.stats(), authority, "server.stats");
+        let store = crate::store_ops::visible_stats(&self.store, authority, "server.stats");
         let per_bucket = |m: &std::collections::BTreeMap<String, usize>| {
             m.iter().map(|(k, v)| (k.clone(), *v as u64)).collect()
         };
@@ -307,6 +312,8 @@ impl ServerBuilder {
                 max_result_bytes: config.limits.max_result_bytes,
                 max_buckets: config.limits.max_buckets,
                 max_queries: config.limits.max_queries,
+                max_record_bytes: config.limits.max_record_bytes,
+                max_store_bytes: config.limits.max_store_bytes,
                 ..StoreConfig::default()
             })
             .map_err(|source| StartError::Store {
@@ -413,6 +420,11 @@ impl ServerBuilder {
             subscription_counters: Arc::new(SubscriptionCounters::default()),
             rules,
             event_json: Arc::default(),
+            heavy_reads: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().saturating_sub(1))
+                    .max(1),
+            )),
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(ServerHandle {

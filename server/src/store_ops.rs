@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use noex_protocol::payloads::{
     BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, Cleared,
-    ConflictDetails, Deleted, PaginateResult, QueryDefined, QueryUndefined, SubscribeResult,
-    TransactionOpResult, TransactionResult, UniqueViolationDetails, Unsubscribed,
+    ConflictDetails, Deleted, PaginateResult, QueryDefined, QueryUndefined, TransactionOpResult,
+    TransactionResult, UniqueViolationDetails, Unsubscribed,
 };
 use std::borrow::Cow;
 
@@ -114,14 +114,11 @@ pub(crate) fn handle(
                 names,
             })
         }
-        StoreOp::Stats => to_json(visible_stats(store.stats(), authority, "store.stats")),
-        StoreOp::Subscribe { query, params } => {
-            let origin = Operation::Store(StoreOp::Subscribe {
-                query: query.clone(),
-                params: params.clone(),
-            });
-            subscribe(connection, &store, &query, params, origin)
-        }
+        StoreOp::Stats => to_json(visible_stats(&store, authority, "store.stats")),
+        // Routed to `subscribe` (async) by the router; kept here for completeness.
+        StoreOp::Subscribe { .. } => Err(ServerError::internal(
+            "store.subscribe is answered by store_ops::subscribe",
+        )),
         StoreOp::Unsubscribe { subscription_id } => {
             let Connection {
                 subscriptions,
@@ -132,19 +129,13 @@ pub(crate) fn handle(
             to_json(Unsubscribed { unsubscribed: true })
         }
         StoreOp::Transaction { operations } => {
-            let results = store.transaction(|tx| {
-                operations
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, op)| {
-                        Ok(TransactionOpResult {
-                            index: u32::try_from(index).unwrap_or(u32::MAX),
-                            data: transaction_op(tx, op)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()
-            })?;
-            to_json(TransactionResult { results })
+            let limits = &connection.shared.config.limits;
+            transaction(
+                &store,
+                operations,
+                limits.max_transaction_ops,
+                limits.max_result_bytes,
+            )
         }
         StoreOp::DefineBucket { name, config } => {
             store.define_bucket(&name, BucketDefinition::from_json(Value::Object(config))?)?;
@@ -299,25 +290,47 @@ fn sees_bucket(authority: Option<&Authority<'_>>, op: &str, name: &str) -> bool 
 }
 
 /// Store statistics with the per-bucket figures (and the totals over them) limited to the
-/// buckets `authority` may see in the listing `op`.
+/// buckets `authority` may see in the listing `op`, and the query and subscription counts to
+/// the queries reading them (a programmatic query, which may read anything, counts only for
+/// a session that may see every bucket).
 pub(crate) fn visible_stats(
-    mut stats: StoreStats,
+    store: &Store,
     authority: Option<&Authority<'_>>,
     op: &str,
 ) -> StoreStats {
-    if authority.is_none() {
+    let mut stats = store.stats();
+    let Some(authority) = authority else {
         return stats;
-    }
+    };
     stats
         .buckets
         .names
-        .retain(|name| sees_bucket(authority, op, name));
+        .retain(|name| sees_bucket(Some(authority), op, name));
     let visible = |name: &String| stats.buckets.names.contains(name);
     stats.buckets.count = stats.buckets.names.len();
     stats.records.per_bucket.retain(|name, _| visible(name));
     stats.records.total = stats.records.per_bucket.values().sum();
     stats.indexes.per_bucket.retain(|name, _| visible(name));
     stats.indexes.total = stats.indexes.per_bucket.values().sum();
+    let sees_all = authority.allows(&Need {
+        op,
+        tier: Tier::Read,
+        resource: Cow::Borrowed("*"),
+        items: vec![Item::AllBuckets],
+    });
+    let (mut defined, mut active) = (0, 0);
+    for query in store.list_queries() {
+        let counted = match &query.config {
+            Some(def) => sees_bucket(Some(authority), op, &def.bucket),
+            None => sees_all,
+        };
+        if counted {
+            defined += 1;
+            active += query.active_subscriptions;
+        }
+    }
+    stats.queries.defined = defined;
+    stats.queries.active_subscriptions = active;
     stats
 }
 
@@ -335,6 +348,77 @@ fn one(record: Option<Record>) -> Value {
 /// A positive count from the wire as a `usize` (saturating on 32-bit targets).
 fn clamp(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// `store.transaction`: at most `max_ops` operations (else `VALIDATION_ERROR` before any
+/// runs); the results together may not pass `max_result_bytes` bytes of JSON, as any other
+/// read (else the transaction is rolled back and fails with the error of a read too large,
+/// pointing to `store.paginate`).
+fn transaction(
+    store: &Store,
+    operations: Vec<TransactionOp>,
+    max_ops: usize,
+    max_result_bytes: usize,
+) -> Result<Value, ServerError> {
+    if operations.len() > max_ops {
+        return Err(ServerError::new(
+            ErrorCode::ValidationError,
+            format!(
+                "A transaction may hold at most {max_ops} operations (got {})",
+                operations.len()
+            ),
+        )
+        .with_details(json!({ "limit": max_ops })));
+    }
+    let results = store.transaction(|tx| {
+        let mut used = 0usize;
+        operations
+            .into_iter()
+            .enumerate()
+            .map(|(index, op)| {
+                let result = TransactionOpResult {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    data: transaction_op(tx, op)?,
+                };
+                let room = max_result_bytes.saturating_sub(used);
+                used = match json_size_within(&result, room) {
+                    Some(n) => used.saturating_add(n).saturating_add(1),
+                    None => usize::MAX,
+                };
+                if used > max_result_bytes {
+                    return Err(StoreError::ResultTooLarge {
+                        limit: max_result_bytes,
+                    });
+                }
+                Ok(result)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+    })?;
+    to_json(TransactionResult { results })
+}
+
+/// Size in bytes of `value` as JSON, or `None` once it passes `budget` (counted without
+/// building the text).
+fn json_size_within(value: &impl serde::Serialize, budget: usize) -> Option<usize> {
+    struct Counter {
+        written: usize,
+        budget: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written = self.written.saturating_add(buf.len());
+            if self.written > self.budget {
+                return Err(std::io::Error::other("over budget"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { written: 0, budget };
+    serde_json::to_writer(&mut counter, value).ok()?;
+    Some(counter.written)
 }
 
 /// One operation of `store.transaction`; its result `data`.
@@ -364,15 +448,24 @@ fn transaction_op(tx: &mut Transaction<'_>, op: TransactionOp) -> Result<Value, 
 /// `store.subscribe`: reserves an id within the limits, subscribes in the store with a
 /// callback that queues each new result as a push, and answers with the initial result.
 ///
+/// The first evaluation runs on the blocking pool, holding a permit of the server's
+/// `heavy_reads`: a query over a large bucket (say a count grouped by a unique field) must
+/// not hold a runtime worker, nor all cores, that other connections' requests need.
+///
 /// The subscription stays *pending* in the outbound queue until the connection has queued
 /// this answer, so a change racing with the subscribe can never push before the result.
-fn subscribe(
+pub(crate) async fn subscribe(
     connection: &mut Connection,
-    store: &Store,
-    query: &str,
+    query: String,
     params: Option<Value>,
-    origin: Operation,
 ) -> Result<Value, ServerError> {
+    // An object or absent: the protocol refuses anything else.
+    let params = params.unwrap_or_else(|| Value::Object(Map::new()));
+    let origin = Operation::Store(StoreOp::Subscribe {
+        query: query.clone(),
+        params: Some(params.clone()),
+    });
+    let store = connection.shared.store.clone();
     let id = connection.subscriptions.reserve()?;
     connection.queue.mark_pending(&id);
     let queue = Arc::clone(&connection.queue);
@@ -382,21 +475,40 @@ fn subscribe(
     // undefined), the connection forgets it and tells the client.
     let ended = connection.ended_subscriptions.clone();
     let ended_id = id.clone();
-    let subscribed = store.subscribe_with(
-        query,
-        params.unwrap_or(Value::Object(Map::new())),
-        move |result: Arc<QueryResult>| {
-            // The result's JSON text is shared by every subscriber of (query, params), in
-            // their queues too; only the envelope is built per subscription.
-            let data = outbound.share(result.json());
-            let head = PushFrame::encode_head(PushChannel::Subscription, &push_id);
-            queue.push(&push_id, PushKind::Latest, head, data, PushFrame::TAIL);
-        },
-        move |err: StoreError| {
-            // The connection may be gone already; then there is nobody to tell.
-            let _ = ended.send((ended_id, ServerError::from(err)));
-        },
-    );
+    let subscribing = store.clone();
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    // Never closed, so the permit always comes.
+    let permit = Arc::clone(&connection.shared.heavy_reads)
+        .acquire_owned()
+        .await
+        .ok();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let result = subscribing.subscribe_with(
+            &query,
+            params,
+            move |result: Arc<QueryResult>| {
+                // The result's JSON text is shared by every subscriber of (query, params), in
+                // their queues too; only the envelope is built per subscription.
+                let data = outbound.share(result.json());
+                let head = PushFrame::encode_head(PushChannel::Subscription, &push_id);
+                queue.push(&push_id, PushKind::Latest, head, data, PushFrame::TAIL);
+            },
+            move |err: StoreError| {
+                // The connection may be gone already; then there is nobody to tell.
+                let _ = ended.send((ended_id, ServerError::from(err)));
+            },
+        );
+        // Nobody waits any more (the connection is gone): undo the subscription.
+        if let Err(Ok((store_id, _))) = answer.send(result) {
+            let _ = subscribing.unsubscribe(store_id);
+        }
+    });
+    let subscribed = answered.await.unwrap_or_else(|_| {
+        Err(StoreError::Internal {
+            message: "subscribe: the evaluation did not finish".into(),
+        })
+    });
     let (store_id, initial) = match subscribed {
         Ok(ok) => ok,
         Err(err) => {
@@ -405,7 +517,7 @@ fn subscribe(
             return Err(err.into());
         }
     };
-    let cancel_store = store.clone();
+    let cancel_store = store;
     let cancel_queue = Arc::clone(&connection.queue);
     let cancel_id = id.clone();
     connection.subscriptions.insert(
@@ -420,8 +532,10 @@ fn subscribe(
         &connection.registration,
     );
     connection.activate_after_reply.push(id.clone());
-    to_json(SubscribeResult {
-        subscription_id: id,
-        data: initial.value().clone(),
-    })
+    // `SubscribeResult`, built directly: `to_json` would copy the (possibly large) result
+    // a second time.
+    let mut answer = Map::with_capacity(2);
+    answer.insert("subscriptionId".into(), Value::String(id));
+    answer.insert("data".into(), initial.value().clone());
+    Ok(Value::Object(answer))
 }

@@ -198,8 +198,31 @@ async fn listings_show_only_what_the_session_may_see() {
         "{stats}"
     );
 
-    // The admin sees everything.
+    // The query counts too: a subscription to the secret bucket's query is not the
+    // tenant's business (before, the global counts showed it).
     let mut admin = logged_in(&server, "admin-t").await;
+    admin
+        .ok("store.subscribe", json!({"query": "secret-all"}))
+        .await;
+    let stats = raw(
+        &mut tenant,
+        4,
+        json!({"type":"store.stats","bucket":"public"}),
+    )
+    .await;
+    assert_eq!(
+        stats["data"]["queries"],
+        json!({"defined": 1, "activeSubscriptions": 0}),
+        "{stats}"
+    );
+    let all = admin.ok("store.stats", json!({})).await;
+    assert_eq!(
+        all["queries"],
+        json!({"defined": 2, "activeSubscriptions": 1}),
+        "{all}"
+    );
+
+    // The admin sees everything.
     let all = admin.ok("store.buckets", json!({})).await;
     assert_eq!(all["names"], json!(["public", "secret"]));
 }

@@ -201,6 +201,7 @@ async fn buckets_and_queries_per_server_are_bounded() {
 async fn reading_records_of_a_mebibyte_is_refused_instead_of_one_huge_frame() {
     let config = json!({
         "maxPayloadBytes": 2 * 1024 * 1024,
+        "limits": {"maxRecordBytes": 2 * 1024 * 1024},
         "store": {"buckets": {"big": {"key": "id", "schema": {"id": {"type": "number"}, "blob": {"type": "string"}}}}}
     });
     let server = Binary::with_config(
@@ -239,68 +240,433 @@ async fn reading_records_of_a_mebibyte_is_refused_instead_of_one_huge_frame() {
     assert_eq!(page["records"].as_array().map(Vec::len), Some(5));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Latencies of `store.get` from a bystander while a writer inserts a record every 10 ms
+/// for `span`, ids from `first_id` on; returns `(p50, p99, max)` and the next free id.
+async fn bystander_gets_during_inserts(
+    reader: &mut Client,
+    mut writer: Client,
+    first_id: u32,
+    span: Duration,
+) -> ((Duration, Duration, Duration), u32) {
+    let writes = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut id = first_id;
+        let mut pace = tokio::time::interval(Duration::from_millis(10));
+        while started.elapsed() < span {
+            pace.tick().await;
+            writer
+                .ok(
+                    "store.insert",
+                    json!({"bucket": "items", "data": {"id": id, "code": format!("n{id}")}}),
+                )
+                .await;
+            id += 1;
+        }
+        id
+    });
+    let mut lat = Vec::new();
+    while lat.len() < 20 || !writes.is_finished() {
+        let started = Instant::now();
+        let got = reader
+            .ok("store.get", json!({"bucket": "items", "key": 7}))
+            .await;
+        lat.push(started.elapsed());
+        assert_eq!(got["code"], "c7");
+    }
+    let next = writes.await.expect("writer");
+    lat.sort();
+    let at = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
+    ((at(0.5), at(0.99), at(1.0)), next)
+}
+
+// Four workers on the client side, so that parsing the 20 000-group pushes and answers in
+// this process does not delay the bystander's reads (the server is the real binary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_heavy_grouped_subscription_does_not_stall_other_clients() {
+    let config = json!({
+        "store": {
+            "buckets": {"items": {"key": "id", "schema": {"id": {"type": "number"}, "code": {"type": "string"}}}},
+            "queries": {"per-code": {"bucket": "items", "aggregate": {"function": "count", "groupBy": "code"}}}
+        }
+    });
+    let server = Binary::with_config(
+        &config,
+        &["--no-rules", "--heartbeat-interval-ms", "600000"],
+    )
+    .await;
+    let records = 20_000u32;
+    // Pipelined, so the setup does not take 20 000 round trips.
+    let (mut loader, _) = Client::connect_url(&server.url).await;
+    for chunk in (0..records).collect::<Vec<_>>().chunks(1000) {
+        for id in chunk {
+            loader
+                .send(json!({"id": id, "type": "store.insert", "bucket": "items",
+                    "data": {"id": id, "code": format!("c{id}")}}))
+                .await;
+        }
+        for _ in chunk {
+            assert_eq!(loader.recv().await["type"], "result");
+        }
+    }
+    let (mut reader, _) = Client::connect_url(&server.url).await;
+    let (writer, _) = Client::connect_url(&server.url).await;
+    let span = Duration::from_secs(3);
+
+    // The same load without the subscription: what a bystander sees on this machine now.
+    let ((base50, base99, base_max), next) =
+        bystander_gets_during_inserts(&mut reader, writer, records, span).await;
+
+    let (mut watcher, _) = Client::connect_url(&server.url).await;
+    let sub = watcher
+        .ok("store.subscribe", json!({"query": "per-code"}))
+        .await;
+    assert_eq!(sub["data"].as_array().map(Vec::len), Some(next as usize));
+    // The subscriber reads every push, as a live client does, until it has seen a result
+    // of `target` groups (set once the attack is over).
+    let target = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    let seen = target.clone();
+    let pushes = tokio::spawn(async move {
+        let mut n = 0u32;
+        loop {
+            let push = watcher.next_push().await;
+            n += 1;
+            let len = push["data"].as_array().map(Vec::len);
+            assert!(len.is_some(), "{push}");
+            if len == Some(seen.load(std::sync::atomic::Ordering::SeqCst)) {
+                return n;
+            }
+        }
+    });
+    // The attack: inserts that each change the 20 000-group result.
+    let (writer, _) = Client::connect_url(&server.url).await;
+    let ((p50, p99, max), last) =
+        bystander_gets_during_inserts(&mut reader, writer, next, span).await;
+    eprintln!(
+        "bystander store.get without the subscription p50 {base50:?} p99 {base99:?} max \
+         {base_max:?}; with it p50 {p50:?} p99 {p99:?} max {max:?}"
+    );
+    // One more insert after the target is known: its push ends the watcher.
+    target.store(last as usize + 1, std::sync::atomic::Ordering::SeqCst);
+    reader
+        .ok(
+            "store.insert",
+            json!({"bucket": "items", "data": {"id": last, "code": "last"}}),
+        )
+        .await;
+    let pushed = pushes.await.expect("watcher");
+    assert!(pushed >= 2, "{pushed} pushes");
+
+    // The same query subscribed again and again with new params, from two connections: each
+    // subscribe is a fresh 20 000-group evaluation. Before, each one held the registry lock
+    // while it ran and a runtime worker, and a second one waited for it holding the data
+    // lock, so writers and every reader queued behind them waited too.
+    let mut subscribers = Vec::new();
+    for a in 0..2 {
+        let (mut attacker, _) = Client::connect_url(&server.url).await;
+        subscribers.push(tokio::spawn(async move {
+            for i in 0..4 {
+                attacker
+                    .ok(
+                        "store.subscribe",
+                        json!({"query": "per-code", "params": {"n": a * 10 + i}}),
+                    )
+                    .await;
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    while lat.len() < 20 || subscribers.iter().any(|s| !s.is_finished()) {
+        let started = Instant::now();
+        reader
+            .ok("store.get", json!({"bucket": "items", "key": 7}))
+            .await;
+        lat.push(started.elapsed());
+    }
+    for s in subscribers {
+        s.await.expect("attacker");
+    }
+    lat.sort();
+    let sub99 = lat[((lat.len() - 1) as f64 * 0.99).round() as usize];
+    let sub_max = lat[lat.len() - 1];
+    eprintln!("bystander store.get during 8 heavy subscribes: p99 {sub99:?} max {sub_max:?}");
+    // Before the fix a get waited for running re-evaluations (350 ms at p99 in a release
+    // build). The bound is generous for a debug build on a loaded machine.
+    assert!(
+        p99 < base99 * 4 + Duration::from_millis(150),
+        "p99 {p99:?} against {base99:?} without the subscription"
+    );
+    assert!(
+        sub99 < base99 * 4 + Duration::from_millis(150),
+        "p99 {sub99:?} during subscribes against {base99:?} without them"
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_answer_is_bounded_and_its_operations_counted() {
+    let mut config = local_config();
+    config.limits.max_result_bytes = 64 * 1024;
+    config.limits.max_transaction_ops = 50;
+    config.store = serde_json::from_value(json!({
+        "buckets": {"docs": {"key": "id", "schema": {"id": {"type": "number"}, "blob": {"type": "string"}}}}
+    }))
+    .expect("store section");
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    let blob = "x".repeat(4 * 1024);
+    for id in 0..10 {
+        c.ok(
+            "store.insert",
+            json!({"bucket": "docs", "data": {"id": id, "blob": blob}}),
+        )
+        .await;
+    }
+    // One read is within the limit (about 40 KiB)...
+    let all = c
+        .ok("store.where", json!({"bucket": "docs", "filter": {}}))
+        .await;
+    assert_eq!(all.as_array().map(Vec::len), Some(10));
+    // ...the attack: many of them in one transaction, with a write that must not stay.
+    let mut operations = vec![json!({"op": "insert", "bucket": "docs", "data": {"id": 99}})];
+    operations.extend((0..20).map(|_| json!({"op": "where", "bucket": "docs", "filter": {}})));
+    let (code, message, details) = c
+        .fail("store.transaction", json!({"operations": operations}))
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.contains("store.paginate"), "{message}");
+    assert_eq!(details["limit"], 64 * 1024);
+    assert_eq!(
+        c.ok("store.get", json!({"bucket": "docs", "key": 99}))
+            .await,
+        json!(null),
+        "the failed transaction was rolled back"
+    );
+    // Too many operations: refused before any runs.
+    let operations: Vec<_> = (0..51)
+        .map(|id| json!({"op": "insert", "bucket": "docs", "data": {"id": 1000 + id}}))
+        .collect();
+    let (code, message, details) = c
+        .fail("store.transaction", json!({"operations": operations}))
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.contains("at most 50 operations"), "{message}");
+    assert_eq!(details["limit"], 50);
+    assert_eq!(server.store().bucket_len("docs"), Some(10));
+    // At the limit it works.
+    let operations: Vec<_> = (0..50)
+        .map(|id| json!({"op": "insert", "bucket": "docs", "data": {"id": 1000 + id}}))
+        .collect();
+    let done = c
+        .ok("store.transaction", json!({"operations": operations}))
+        .await;
+    assert_eq!(done["results"].as_array().map(Vec::len), Some(50));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_with_a_huge_in_list_does_not_stall_other_clients() {
     let mut config = local_config();
     config.store = serde_json::from_value(json!({
-        "buckets": {"items": {"key": "id", "schema": {"id": {"type": "number"}, "code": {"type": "string"}}}},
-        "queries": {"per-code": {"bucket": "items", "aggregate": {"function": "count", "groupBy": "code"}}}
+        "buckets": {"items": {"key": "id", "schema": {"id": {"type": "number"}, "code": {"type": "string"}}}}
     }))
     .expect("store section");
     let server = start(config).await;
     let items = server.store().bucket("items");
-    for id in 0..20_000u32 {
+    let records = 20_000u32;
+    for id in 0..records {
         let record = json!({"id": id, "code": format!("c{id}")});
         items
             .insert(record.as_object().cloned().unwrap_or_default())
             .expect("insert");
     }
-    let (mut watcher, _) = Client::connect(&server).await;
-    let sub = watcher
-        .ok("store.subscribe", json!({"query": "per-code"}))
-        .await;
-    assert_eq!(sub["data"].as_array().map(Vec::len), Some(20_000));
-
-    // Inserts that each re-evaluate the grouped count, while another client reads.
+    // A list of 60 000 values none of which (but the last) matches: before the fix every
+    // record was compared with every value, under the data lock (1.2e9 comparisons).
+    let mut list: Vec<serde_json::Value> = (0..60_000).map(|i| json!(format!("x{i}"))).collect();
+    list.push(json!("c7"));
+    let (mut attacker, _) = Client::connect(&server).await;
     let (mut reader, _) = Client::connect(&server).await;
     let (mut writer, _) = Client::connect(&server).await;
-    let writes = tokio::spawn(async move {
-        let mut slowest = Duration::ZERO;
-        for id in 20_000..20_100u32 {
-            let started = Instant::now();
-            writer
+    let started = Instant::now();
+    for op in ["$in", "$nin"] {
+        let answer = attacker
+            .ok(
+                "store.count",
+                json!({"bucket": "items", "filter": {"code": {op: list}}}),
+            )
+            .await;
+        let expected = if op == "$in" { 1 } else { records - 1 };
+        assert_eq!(answer, json!(expected), "{op}");
+    }
+    let attack = started.elapsed();
+    // And while such scans run, other clients read and write.
+    let attack_task = tokio::spawn(async move {
+        for _ in 0..3 {
+            attacker
                 .ok(
-                    "store.insert",
-                    json!({"bucket": "items", "data": {"id": id, "code": "new"}}),
+                    "store.count",
+                    json!({"bucket": "items", "filter": {"code": {"$nin": list}}}),
                 )
                 .await;
-            slowest = slowest.max(started.elapsed());
         }
-        slowest
     });
-    let mut slowest_read = Duration::ZERO;
-    let mut reads = 0;
-    while reads == 0 || !writes.is_finished() {
-        reads += 1;
-        let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut id = records;
+    while !attack_task.is_finished() {
+        let t = Instant::now();
         reader
             .ok("store.get", json!({"bucket": "items", "key": 7}))
             .await;
-        slowest_read = slowest_read.max(started.elapsed());
-        // A scan of the whole bucket (it runs on the blocking pool at this size).
-        let found = reader
+        writer
             .ok(
-                "store.where",
-                json!({"bucket": "items", "filter": {"code": "c7"}}),
+                "store.insert",
+                json!({"bucket": "items", "data": {"id": id, "code": "w"}}),
             )
             .await;
-        assert_eq!(found.as_array().map(Vec::len), Some(1));
+        id += 1;
+        slowest = slowest.max(t.elapsed());
     }
-    let slowest_write = writes.await.expect("writer");
-    // Before the fix each insert took 1.3 s in a release build (and a get as long); these
-    // bounds are for a debug build on a loaded machine. The figures of a release build
-    // come from `scripts/bench-grouped-subscription.sh`.
-    assert!(slowest_write < Duration::from_secs(2), "{slowest_write:?}");
-    assert!(slowest_read < Duration::from_secs(2), "{slowest_read:?}");
-    eprintln!("slowest insert {slowest_write:?}, slowest get {slowest_read:?} ({reads} reads)");
+    attack_task.await.expect("attacker");
+    eprintln!(
+        "two scans with 60 001 values: {attack:?}; slowest get + insert meanwhile {slowest:?}"
+    );
+    // Debug-build bounds on a loaded machine; before the fix the two scans took minutes.
+    assert!(attack < Duration::from_secs(20), "{attack:?}");
+    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+}
+
+#[tokio::test]
+async fn records_until_the_process_dies_are_refused_once_the_store_is_full() {
+    let config = json!({
+        "limits": {"maxRecordBytes": 300 * 1024, "maxStoreBytes": 16 * 1024 * 1024},
+        "store": {"buckets": {"big": {"key": "id", "schema": {"id": {"type": "number"}, "blob": {"type": "string"}}}}}
+    });
+    let server = Binary::with_config(
+        &config,
+        &["--no-rules", "--heartbeat-interval-ms", "600000"],
+    )
+    .await;
+    let (mut c, _) = Client::connect_url(&server.url).await;
+    // One record past maxRecordBytes.
+    let (code, message, _) = c
+        .fail(
+            "store.insert",
+            json!({"bucket": "big", "data": {"id": -1, "blob": "x".repeat(400 * 1024)}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.contains(&(300 * 1024).to_string()), "{message}");
+    let before = server.peak_rss_kib();
+    // The attack: large records, one after the other, until the server says no. Before the
+    // fix it never did (the attack ran until the process was killed); 1 000 records of
+    // 256 KiB end the test in that case.
+    let blob = "x".repeat(256 * 1024);
+    let mut stored = 0u32;
+    let refusal = loop {
+        let frame = c
+            .call(
+                "store.insert",
+                json!({"bucket": "big", "data": {"id": stored, "blob": blob}}),
+            )
+            .await;
+        if frame["type"] == "error" {
+            break frame;
+        }
+        stored += 1;
+        assert!(stored < 1_000, "the store never filled up");
+    };
+    assert_eq!(refusal["code"], "RATE_LIMITED", "{refusal}");
+    assert!(
+        refusal["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Store is full")),
+        "{refusal}"
+    );
+    // 16 MiB hold 63 records of 256 KiB and their metadata.
+    assert_eq!(stored, 63);
+    let grown = server.peak_rss_kib().saturating_sub(before);
+    eprintln!(
+        "16 MiB of records raised the peak RSS by {} MiB",
+        grown / 1024
+    );
+    assert!(grown < 160 * 1024, "peak RSS grew by {grown} KiB");
+    // A transaction that would pass the bound is refused as a whole.
+    let (code, _, _) = c
+        .fail(
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insert", "bucket": "big", "data": {"id": 5000}},
+                {"op": "insert", "bucket": "big", "data": {"id": 5001, "blob": blob}}
+            ]}),
+        )
+        .await;
+    assert_eq!(code, "RATE_LIMITED");
+    assert_eq!(
+        c.ok("store.get", json!({"bucket": "big", "key": 5000}))
+            .await,
+        json!(null)
+    );
+    // Deletes make room again.
+    c.ok("store.delete", json!({"bucket": "big", "key": 0}))
+        .await;
+    c.ok(
+        "store.insert",
+        json!({"bucket": "big", "data": {"id": 0, "blob": blob}}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bucket_names_that_would_make_event_topics_ambiguous_are_refused() {
+    let server = start(people_config()).await;
+    let (mut c, _) = Client::connect(&server).await;
+    // `bucket.a.b.inserted` could be bucket "a.b" or events of "a" under a pattern; `*` would
+    // be read as a wildcard by topic patterns.
+    for name in ["a.b", "users.*", "*", "x*y"] {
+        let (code, message, _) = c
+            .fail(
+                "store.defineBucket",
+                json!({"name": name, "config": {"key": "id", "schema": {"id": {"type": "string"}}}}),
+            )
+            .await;
+        assert_eq!(code, "VALIDATION_ERROR", "{name}");
+        assert!(message.contains("must not contain"), "{message}");
+    }
+    assert_eq!(server.store().bucket_names(), ["docs"]);
+    // The same from the config file.
+    let mut config = local_config();
+    config.store = serde_json::from_value(json!({
+        "buckets": {"a.b": {"key": "id", "schema": {"id": {"type": "string"}}}}
+    }))
+    .expect("store section");
+    let refused = noex_server::Server::builder(config).start().await;
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("must not contain"), "{message}");
+}
+
+#[tokio::test]
+async fn subscribe_params_must_be_an_object() {
+    let server = start(people_config()).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok(
+        "store.defineQuery",
+        json!({"name": "mine", "config": {"bucket": "docs", "filter": {"owner": "{{ params.owner }}"}}}),
+    )
+    .await;
+    for params in [json!("alice"), json!(["alice"]), json!(7), json!(true)] {
+        let (code, message, _) = c
+            .fail(
+                "store.subscribe",
+                json!({"query": "mine", "params": params}),
+            )
+            .await;
+        assert_eq!(code, "VALIDATION_ERROR", "{params}");
+        assert!(message.contains("params"), "{message}");
+    }
+    assert_eq!(server.store().stats().queries.active_subscriptions, 0);
+    // An object, null or nothing are fine.
+    for fields in [
+        json!({"query": "mine", "params": {"owner": "bob"}}),
+        json!({"query": "mine", "params": null}),
+        json!({"query": "mine"}),
+    ] {
+        c.ok("store.subscribe", fields).await;
+    }
 }

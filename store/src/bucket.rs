@@ -13,7 +13,13 @@ use crate::definition::BucketDefinition;
 use crate::error::{StoreError, StoreResult};
 use crate::filter::Filter;
 use crate::schema::{Generators, Schema};
-use crate::value::{Record, get_path, is_expired, key_string, scalar_key};
+use crate::value::{Record, get_path, is_expired, json_size_within, key_string, scalar_key};
+
+/// Size of a record in bytes of JSON: what `max_record_bytes` and `max_store_bytes`
+/// count.
+pub(crate) fn record_bytes(record: &Record) -> usize {
+    json_size_within(record, usize::MAX).unwrap_or(usize::MAX)
+}
 
 /// Where `record` is filed in the index on `field`: under what a filter on `field` reads
 /// (the field itself, else the dotted path into nested objects, as [`get_path`]).
@@ -47,6 +53,8 @@ pub(crate) struct Bucket {
     indexes: HashMap<String, HashMap<String, BTreeSet<u64>>>,
     /// unique field → scalar key → record key string.
     uniques: HashMap<String, HashMap<String, String>>,
+    /// Bytes of JSON of all stored records (expired-but-unswept included).
+    bytes: usize,
 }
 
 impl Bucket {
@@ -81,6 +89,7 @@ impl Bucket {
             may_expire: false,
             indexes: HashMap::new(),
             uniques: HashMap::new(),
+            bytes: 0,
             def,
         };
         for idx in bucket.def.indexes.clone() {
@@ -97,6 +106,11 @@ impl Bucket {
     /// Number of stored records (expired-but-unswept included).
     pub fn len(&self) -> usize {
         self.records.len()
+    }
+
+    /// Bytes of JSON of the stored records (expired-but-unswept included).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Number of secondary indexes plus unique constraints.
@@ -189,6 +203,22 @@ impl Bucket {
             .collect()
     }
 
+    /// The records `filter` may match, as shared handles, taken cheaply under the data
+    /// lock: the index candidates when an index applies, else every live record. The
+    /// caller tests them with [`Filter::matches`] after releasing the lock, so a costly
+    /// filter never holds writers (and the readers queued behind them).
+    pub fn candidates(&self, filter: &Filter, now: u64) -> Vec<Arc<Record>> {
+        if let Some(seqs) = self.index_candidates(filter) {
+            return seqs
+                .into_iter()
+                .filter_map(|s| self.records.get(&s))
+                .filter(|r| !self.expired(r, now))
+                .cloned()
+                .collect();
+        }
+        self.live_shared(now).cloned().collect()
+    }
+
     /// Like [`Bucket::select`] but always scans (for tests and benchmarks).
     pub fn select_scan<'a>(&'a self, filter: &Filter, now: u64) -> Vec<&'a Record> {
         self.live(now).filter(|r| filter.matches(r)).collect()
@@ -231,16 +261,23 @@ impl Bucket {
         Ok(())
     }
 
-    /// Stores `record` (new or replacing the same key), checking unique constraints.
-    /// Returns the previous record under that key.
-    pub fn put(&mut self, record: Record) -> StoreResult<Option<Record>> {
+    /// Stores `record` of `size` bytes ([`record_bytes`]), new or replacing the same key,
+    /// checking unique constraints. Returns the previous record under that key.
+    pub fn put(&mut self, record: Record, size: usize) -> StoreResult<Option<Record>> {
         let key = self.key_of(&record);
         self.check_unique(&record, &key)?;
-        Ok(self.put_unchecked(key, record))
+        Ok(self.put_sized(key, record, size))
     }
 
     /// Stores without checks (used to restore state on rollback).
     pub fn put_unchecked(&mut self, key: String, record: Record) -> Option<Record> {
+        let size = record_bytes(&record);
+        self.put_sized(key, record, size)
+    }
+
+    /// [`Bucket::put_unchecked`] of a record whose size ([`record_bytes`]) is known.
+    pub fn put_sized(&mut self, key: String, record: Record, size: usize) -> Option<Record> {
+        self.bytes = self.bytes.saturating_add(size);
         let old = self.remove_indexed(&key);
         let seq = match &old {
             Some((seq, _)) => *seq,
@@ -271,6 +308,7 @@ impl Bucket {
     /// Puts a removed record back at its old position (rollback).
     pub fn restore_at(&mut self, seq: u64, key: String, record: Record) {
         self.remove(&key);
+        self.bytes = self.bytes.saturating_add(record_bytes(&record));
         self.add_indexes(seq, &key, &record);
         self.may_expire |= record.contains_key("_expiresAt");
         self.by_key.insert(key, seq);
@@ -283,6 +321,7 @@ impl Bucket {
         let rec = self.records.remove(&seq)?;
         // Shared with an evaluation still running only in a rare race: then copied.
         let rec = Arc::try_unwrap(rec).unwrap_or_else(|shared| (*shared).clone());
+        self.bytes = self.bytes.saturating_sub(record_bytes(&rec));
         for (field, index) in &mut self.indexes {
             if let Some(k) = index_entry(&rec, field) {
                 if let Some(set) = index.get_mut(&k) {
@@ -327,6 +366,7 @@ impl Bucket {
             .map(|r| Arc::try_unwrap(r).unwrap_or_else(|shared| (*shared).clone()))
             .collect();
         self.by_key.clear();
+        self.bytes = 0;
         for index in self.indexes.values_mut() {
             index.clear();
         }

@@ -10,9 +10,42 @@
 
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 use crate::error::{StoreError, StoreResult};
-use crate::value::{Record, compare, get_path, json_eq};
+use crate::value::{Record, canonical_key, compare, get_path, json_eq};
+
+/// The list of `$in` / `$nin`: the values as written (for index hints) and the set of
+/// their canonical encodings ([`canonical_key`]: equal exactly when [`json_eq`] holds, so
+/// `1` and `1.0` are one member), so testing a record is one hash lookup however long the
+/// list is.
+#[derive(Debug, Clone)]
+struct ValueSet {
+    values: Vec<Value>,
+    keys: HashSet<String>,
+}
+
+impl ValueSet {
+    fn new(values: Vec<Value>) -> Self {
+        let keys = values
+            .iter()
+            .map(|v| {
+                let mut k = String::new();
+                canonical_key(v, &mut k);
+                k
+            })
+            .collect();
+        ValueSet { values, keys }
+    }
+
+    /// Whether a field value equals a member as `$eq` compares (an absent field equals
+    /// `null`).
+    fn contains(&self, v: Option<&Value>) -> bool {
+        let mut k = String::new();
+        canonical_key(v.unwrap_or(&Value::Null), &mut k);
+        self.keys.contains(&k)
+    }
+}
 
 /// One operator condition on a field.
 #[derive(Debug, Clone)]
@@ -23,8 +56,8 @@ enum Op {
     Gte(Value),
     Lt(Value),
     Lte(Value),
-    In(Vec<Value>),
-    Nin(Vec<Value>),
+    In(ValueSet),
+    Nin(ValueSet),
     Contains(String),
     StartsWith(String),
     EndsWith(String),
@@ -65,8 +98,8 @@ fn compile_op(op: &str, v: &Value) -> StoreResult<Op> {
         "$gte" => Op::Gte(v.clone()),
         "$lt" => Op::Lt(v.clone()),
         "$lte" => Op::Lte(v.clone()),
-        "$in" => Op::In(list(op, v)?),
-        "$nin" => Op::Nin(list(op, v)?),
+        "$in" => Op::In(ValueSet::new(list(op, v)?)),
+        "$nin" => Op::Nin(ValueSet::new(list(op, v)?)),
         "$contains" => Op::Contains(text(op, v)?.to_lowercase()),
         "$startsWith" => Op::StartsWith(text(op, v)?),
         "$endsWith" => Op::EndsWith(text(op, v)?),
@@ -321,8 +354,8 @@ impl Filter {
                 for op in ops {
                     match op {
                         Op::Eq(v) if is_scalar(v) => out.push((field.as_str(), vec![v])),
-                        Op::In(vs) if vs.iter().all(is_scalar) => {
-                            out.push((field.as_str(), vs.iter().collect()))
+                        Op::In(vs) if vs.values.iter().all(is_scalar) => {
+                            out.push((field.as_str(), vs.values.iter().collect()))
                         }
                         _ => {}
                     }
@@ -357,8 +390,8 @@ fn op_matches(op: &Op, v: Option<&Value>) -> bool {
         Op::Gte(a) => cmp_is(v, a, Ordering::is_ge),
         Op::Lt(a) => cmp_is(v, a, Ordering::is_lt),
         Op::Lte(a) => cmp_is(v, a, Ordering::is_le),
-        Op::In(list) => list.iter().any(|a| eq_opt(v, a)),
-        Op::Nin(list) => !list.iter().any(|a| eq_opt(v, a)),
+        Op::In(set) => set.contains(v),
+        Op::Nin(set) => !set.contains(v),
         Op::Contains(needle) => match v {
             Some(Value::String(s)) => s.to_lowercase().contains(needle.as_str()),
             Some(Value::Array(items)) => items.iter().any(|i| match i {
@@ -420,6 +453,39 @@ mod tests {
             interpolate(&f, &params),
             json!({"a": 5, "b": {"$in": ["hi", 1]}, "c": "x {{ params.x }}", "$or": [{"d": null}]})
         );
+    }
+
+    /// `$in` / `$nin` by hash agree with `$eq` on every member: numbers by value, deep
+    /// values, `null` matching an absent field.
+    #[test]
+    fn in_and_nin_compare_as_eq_does() {
+        let list = json!([1, "a", null, {"x": [2.0]}, -0.0, false]);
+        let records = [
+            json!({"v": 1.0}),
+            json!({"v": 1}),
+            json!({"v": 2}),
+            json!({"v": "a"}),
+            json!({"v": "A"}),
+            json!({}),
+            json!({"v": null}),
+            json!({"v": {"x": [2]}}),
+            json!({"v": {"x": [2, 3]}}),
+            json!({"v": 0}),
+            json!({"v": false}),
+            json!({"v": 0.5}),
+        ];
+        let in_f = Filter::compile(json!({"v": {"$in": list}}).as_object().unwrap()).unwrap();
+        let nin_f = Filter::compile(json!({"v": {"$nin": list}}).as_object().unwrap()).unwrap();
+        for r in &records {
+            let r = r.as_object().unwrap();
+            let by_eq = list.as_array().unwrap().iter().any(|a| {
+                Filter::compile(json!({"v": {"$eq": a}}).as_object().unwrap())
+                    .unwrap()
+                    .matches(r)
+            });
+            assert_eq!(in_f.matches(r), by_eq, "{r:?}");
+            assert_eq!(nin_f.matches(r), !by_eq, "{r:?}");
+        }
     }
 
     #[test]

@@ -46,6 +46,26 @@ impl BucketHandle {
         crate::reads::collect_within(shared.iter().map(|r| &**r), limit)
     }
 
+    /// The live records matching `filter` (all when `None`): the candidates are taken
+    /// under the data lock (index hits, else every live record, as shared handles) and
+    /// filtered after it is released, so a costly filter (a long `$in`, a big bucket) never
+    /// holds writers or the readers queued behind them.
+    fn matching(&self, filter: Option<&Map<String, Value>>) -> StoreResult<Vec<Arc<Record>>> {
+        let (f, candidates) = self.candidates(filter)?;
+        Ok(crate::query::narrow(&f, candidates))
+    }
+
+    /// The compiled filter and the candidates it is to be tested on (see `matching`).
+    fn candidates(
+        &self,
+        filter: Option<&Map<String, Value>>,
+    ) -> StoreResult<(crate::filter::Filter, Vec<Arc<Record>>)> {
+        let f = crate::filter::Filter::compile_opt(filter)?;
+        let data = self.store.inner.data.read();
+        let candidates = data.bucket(&self.name)?.candidates(&f, self.store.now());
+        Ok((f, candidates))
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Reads<'_>) -> StoreResult<T>) -> StoreResult<T> {
         let data = self.store.inner.data.read();
         let reads = Reads {
@@ -141,14 +161,9 @@ impl BucketHandle {
 
     /// Records matching `filter`, in insertion order (uses an index for equality filters).
     pub fn where_(&self, filter: &Map<String, Value>) -> StoreResult<Vec<Record>> {
-        let f = crate::filter::Filter::compile(filter)?;
-        self.read_records(|b, now| {
-            Ok(if f.is_empty() {
-                b.live_shared(now).cloned().collect()
-            } else {
-                b.select_shared(&f, now).into_iter().cloned().collect()
-            })
-        })
+        let matching = self.matching(Some(filter))?;
+        let limit = self.store.inner.limits.max_result_bytes;
+        crate::reads::collect_within(matching.iter().map(|r| &**r), limit)
     }
 
     /// Like [`BucketHandle::where_`] but never uses an index (reference for tests/benches).
@@ -161,12 +176,16 @@ impl BucketHandle {
 
     /// The first record matching `filter`.
     pub fn find_one(&self, filter: &Map<String, Value>) -> StoreResult<Option<Record>> {
-        self.read(|r| r.find_one(filter))
+        let limit = self.store.inner.limits.max_result_bytes;
+        // Tested in order, stopping at the first match.
+        let (f, candidates) = self.candidates(Some(filter))?;
+        let first = candidates.into_iter().find(|r| f.matches(r));
+        Ok(crate::reads::collect_within(first.as_deref(), limit)?.pop())
     }
 
     /// Number of records matching `filter` (all when `None`).
     pub fn count(&self, filter: Option<&Map<String, Value>>) -> StoreResult<usize> {
-        self.read(|r| r.count(filter))
+        Ok(self.matching(filter)?.len())
     }
 
     /// The first `n` records (`n` ≥ 1).
@@ -193,21 +212,37 @@ impl BucketHandle {
 
     /// Sum of the numeric values of `field` (0 when none).
     pub fn sum(&self, field: &str, filter: Option<&Map<String, Value>>) -> StoreResult<Value> {
-        self.read(|r| r.sum(field, filter))
+        let records = self.matching(filter)?;
+        Ok(crate::reads::sum_of(crate::reads::numbers(
+            records.iter().map(|r| &**r),
+            field,
+        )))
     }
 
     /// Average of the numeric values of `field` (0 when none).
     pub fn avg(&self, field: &str, filter: Option<&Map<String, Value>>) -> StoreResult<Value> {
-        self.read(|r| r.avg(field, filter))
+        let records = self.matching(filter)?;
+        Ok(crate::reads::avg_of(crate::reads::numbers(
+            records.iter().map(|r| &**r),
+            field,
+        )))
     }
 
     /// Smallest numeric value of `field`, `null` when none.
     pub fn min(&self, field: &str, filter: Option<&Map<String, Value>>) -> StoreResult<Value> {
-        self.read(|r| r.min(field, filter))
+        let records = self.matching(filter)?;
+        Ok(crate::reads::min_of(crate::reads::numbers(
+            records.iter().map(|r| &**r),
+            field,
+        )))
     }
 
     /// Largest numeric value of `field`, `null` when none.
     pub fn max(&self, field: &str, filter: Option<&Map<String, Value>>) -> StoreResult<Value> {
-        self.read(|r| r.max(field, filter))
+        let records = self.matching(filter)?;
+        Ok(crate::reads::max_of(crate::reads::numbers(
+            records.iter().map(|r| &**r),
+            field,
+        )))
     }
 }

@@ -9,6 +9,7 @@
 //!   queries and notifies subscribers (ending a subscription whose re-evaluation fails, see
 //!   [`Store::subscribe_with`]), and a sweep task removes expired records.
 //! - Bounds for untrusted callers: [`StoreConfig::max_result_bytes`],
+//!   [`StoreConfig::max_record_bytes`], [`StoreConfig::max_store_bytes`],
 //!   [`StoreConfig::max_buckets`], [`StoreConfig::max_queries`]; query parameters are bound
 //!   as values ([`Filter::compile_with_params`]).
 //! - Optional durable storage ([`StoreConfig::persistence`], [`PersistenceConfig`]) on the
@@ -48,7 +49,8 @@ pub use reactive::{QueryInfo, QueryType, SubscriptionCallback, SubscriptionId};
 pub use reads::Page;
 pub use stats::{BucketStats, PerBucket, PersistenceStats, QueryStats, StoreStats, TtlStats};
 pub use store::{
-    DEFAULT_MAX_BUCKETS, DEFAULT_MAX_QUERIES, DEFAULT_MAX_RESULT_BYTES, Store, StoreConfig,
+    DEFAULT_MAX_BUCKETS, DEFAULT_MAX_QUERIES, DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_STORE_BYTES, Store, StoreConfig,
 };
 pub use transaction::{Transaction, TxBucket};
 pub use value::Record;

@@ -271,29 +271,31 @@ impl Acc {
     }
 }
 
-/// The records a declarative query reads, taken under the data lock: the live records of
-/// its bucket that match its filter (parameters bound as values,
-/// [`Filter::compile_with_params`]), as shared handles.
+/// The records a declarative query may read, taken under the data lock: the live
+/// candidates of its bucket for its filter (parameters bound as values,
+/// [`Filter::compile_with_params`]), as shared handles, with the compiled filter. The
+/// filter is applied by [`narrow`], after the lock is released.
 pub(crate) fn collect_declarative(
     def: &QueryDefinition,
     params: &Value,
     data: &Data,
     now: u64,
-) -> StoreResult<Vec<Arc<Record>>> {
+) -> StoreResult<(Filter, Vec<Arc<Record>>)> {
     let bucket = data.bucket(&def.bucket)?;
     let filter = match &def.filter {
         Some(f) => Filter::compile_with_params(f, params)?,
         None => Filter::default(),
     };
-    Ok(if filter.is_empty() {
-        bucket.live_shared(now).cloned().collect()
-    } else {
-        bucket
-            .select_shared(&filter, now)
-            .into_iter()
-            .cloned()
-            .collect()
-    })
+    let records = bucket.candidates(&filter, now);
+    Ok((filter, records))
+}
+
+/// Keeps the records that match `filter` (run without the data lock).
+pub(crate) fn narrow(filter: &Filter, mut records: Vec<Arc<Record>>) -> Vec<Arc<Record>> {
+    if !filter.is_empty() {
+        records.retain(|r| filter.matches(r));
+    }
+    records
 }
 
 /// Evaluates a declarative query over the records [`collect_declarative`] took (without
@@ -406,9 +408,9 @@ pub(crate) fn evaluate(
 ) -> StoreResult<(Value, Deps)> {
     catch_unwind(AssertUnwindSafe(move || match kind {
         QueryKind::Declarative(def) => {
-            let records = collect_declarative(def, params, &data, now)?;
+            let (filter, records) = collect_declarative(def, params, &data, now)?;
             drop(data);
-            finish_declarative(def, &records, limit)
+            finish_declarative(def, &narrow(&filter, records), limit)
         }
         QueryKind::Programmatic(f) => {
             let ctx = QueryContext::new(&data, now, limit);

@@ -5,6 +5,9 @@
 //! The dispatcher is an OS thread of its own (entered into the tokio runtime the store
 //! was started on, so change handlers may spawn tasks and timers): a long re-evaluation
 //! never holds a runtime worker, and takes the data lock for one evaluation at a time.
+//! A subscribe's first evaluation runs on the caller's thread without the registry lock;
+//! if a commit came between it and its registration, the dispatcher re-evaluates it once
+//! (a recheck batch), so no change is missed.
 //! An evaluation whose re-evaluation fails (an error, a panic, a result past
 //! `max_result_bytes`) is removed and its subscriptions end: `on_end` of
 //! [`Store::subscribe_with`] is called, a watch channel is closed. A re-evaluation that
@@ -142,6 +145,17 @@ impl Registry {
     pub fn insert_declarative(&mut self, name: String, def: QueryDefinition) {
         self.queries
             .insert(name, QueryKind::Declarative(Box::new(def)));
+    }
+
+    /// Adds a subscriber to the registered evaluation `key`; returns its id.
+    fn attach(&mut self, key: EvalKey, sink: Sink, on_end: Option<EndHandler>) -> SubscriptionId {
+        self.next_sub += 1;
+        let id = SubscriptionId(self.next_sub);
+        if let Some(ev) = self.evals.get_mut(&key) {
+            ev.subscribers.push(Subscriber { id, sink, on_end });
+        }
+        self.subs.insert(id, key);
+        id
     }
 
     /// Removes an evaluation and its subscriptions; returns its subscribers to end.
@@ -295,6 +309,10 @@ impl Store {
     /// Every defined query with its kind, definition and subscription count.
     pub fn list_queries(&self) -> Vec<QueryInfo> {
         let reg = self.inner.reactive.lock();
+        let mut per_query: HashMap<&str, usize> = HashMap::new();
+        for (q, _) in reg.subs.values() {
+            *per_query.entry(q.as_str()).or_default() += 1;
+        }
         reg.queries
             .iter()
             .map(|(name, kind)| QueryInfo {
@@ -307,7 +325,7 @@ impl Store {
                     QueryKind::Declarative(d) => Some((**d).clone()),
                     QueryKind::Programmatic(_) => None,
                 },
-                active_subscriptions: reg.subs.values().filter(|(q, _)| q == name).count(),
+                active_subscriptions: per_query.get(name.as_str()).copied().unwrap_or(0),
             })
             .collect()
     }
@@ -315,13 +333,15 @@ impl Store {
     /// Evaluates a query once, without subscribing. Errors: `QueryNotDefined`,
     /// `InvalidParameter`, `ResultTooLarge`, or the evaluation's error.
     pub fn run_query(&self, name: &str, params: &Value) -> StoreResult<Value> {
-        let data = self.inner.data.read();
+        // The registry lock is never waited for while holding the data lock: it may be
+        // held by a subscribe evaluating its initial result, and a reader waiting under
+        // the data lock would stall writers and every reader queued behind them.
         let kind = self.inner.reactive.lock().queries.get(name).cloned();
         let kind = kind.ok_or_else(|| StoreError::QueryNotDefined {
             name: name.to_owned(),
         })?;
         let limit = self.inner.limits.max_result_bytes;
-        Ok(evaluate(&kind, params, data, self.now(), limit)?.0)
+        Ok(evaluate(&kind, params, self.inner.data.read(), self.now(), limit)?.0)
     }
 
     fn subscribe_sink(
@@ -331,44 +351,61 @@ impl Store {
         sink: impl FnOnce(&Arc<QueryResult>) -> Sink,
         on_end: Option<EndHandler>,
     ) -> StoreResult<(SubscriptionId, Arc<QueryResult>)> {
-        let data = self.inner.data.read();
-        let mut reg = self.inner.reactive.lock();
-        let kind = reg
-            .queries
-            .get(name)
-            .cloned()
-            .ok_or_else(|| StoreError::QueryNotDefined {
-                name: name.to_owned(),
-            })?;
         let key = (name.to_owned(), canonical(&params));
-        let last = match reg.evals.get(&key) {
-            Some(ev) => ev.last.clone(),
-            None => {
-                let limit = self.inner.limits.max_result_bytes;
-                // The data lock goes as soon as the records are taken; the registry lock,
-                // taken while the data lock was held, stays until the evaluation is
-                // registered, so the dispatcher cannot miss a commit made meanwhile.
-                let (value, deps) = evaluate(&kind, &params, data, self.now(), limit)?;
-                let last = Arc::new(QueryResult::new(value));
-                reg.evals.insert(
-                    key.clone(),
-                    Evaluation {
-                        params,
-                        deps,
-                        last: last.clone(),
-                        subscribers: Vec::new(),
-                    },
-                );
-                last
+        let kind = {
+            let mut reg = self.inner.reactive.lock();
+            if let Some(last) = reg.evals.get(&key).map(|ev| ev.last.clone()) {
+                let id = reg.attach(key, sink(&last), on_end);
+                return Ok((id, last));
             }
+            reg.queries
+                .get(name)
+                .cloned()
+                .ok_or_else(|| StoreError::QueryNotDefined {
+                    name: name.to_owned(),
+                })?
         };
-        reg.next_sub += 1;
-        let id = SubscriptionId(reg.next_sub);
-        let sink = sink(&last);
-        if let Some(ev) = reg.evals.get_mut(&key) {
-            ev.subscribers.push(Subscriber { id, sink, on_end });
+        // The first evaluation holds no registry lock (so the dispatcher, other
+        // subscribes and unsubscribes never wait for it) and the data lock only while it
+        // takes its records. `stamp` is the commit it saw.
+        let limit = self.inner.limits.max_result_bytes;
+        let data = self.inner.data.read();
+        let stamp = self.inner.commits.load(Ordering::SeqCst);
+        let (value, deps) = evaluate(&kind, &params, data, self.now(), limit)?;
+        let mut reg = self.inner.reactive.lock();
+        if !reg.queries.contains_key(name) {
+            return Err(StoreError::QueryNotDefined {
+                name: name.to_owned(),
+            });
         }
-        reg.subs.insert(id, key);
+        // Another subscriber registered the same evaluation meanwhile: share it.
+        if let Some(last) = reg.evals.get(&key).map(|ev| ev.last.clone()) {
+            let id = reg.attach(key, sink(&last), on_end);
+            return Ok((id, last));
+        }
+        let last = Arc::new(QueryResult::new(value));
+        reg.evals.insert(
+            key.clone(),
+            Evaluation {
+                params,
+                deps,
+                last: last.clone(),
+                subscribers: Vec::new(),
+            },
+        );
+        let id = reg.attach(key.clone(), sink(&last), on_end);
+        // A commit after `stamp` may have been dispatched before the evaluation was
+        // registered: the dispatcher re-evaluates it once more. A later commit finds it
+        // registered (the dispatcher takes the registry lock after the commit counts).
+        let missed = self.inner.commits.load(Ordering::SeqCst) != stamp;
+        drop(reg);
+        if missed {
+            self.inner.send_batch(Batch {
+                events: Vec::new(),
+                dropped: Vec::new(),
+                recheck: vec![key],
+            });
+        }
         Ok((id, last))
     }
 
@@ -542,8 +579,10 @@ pub(crate) fn run_dispatcher(
 fn process(inner: &Inner, batches: &[Batch]) {
     let mut touched: HashSet<(String, String)> = HashSet::new();
     let mut dropped: HashSet<String> = HashSet::new();
+    let mut recheck: HashSet<&EvalKey> = HashSet::new();
     for batch in batches {
         dropped.extend(batch.dropped.iter().cloned());
+        recheck.extend(batch.recheck.iter());
         for event in &batch.events {
             touched.insert((event.bucket.clone(), key_string(&event.key)));
             let handlers = {
@@ -566,8 +605,9 @@ fn process(inner: &Inner, batches: &[Batch]) {
         let reg = inner.reactive.lock();
         reg.evals
             .iter()
-            .filter(|(_, ev)| {
-                dropped.iter().any(|b| ev.deps.mentions(b))
+            .filter(|(k, ev)| {
+                recheck.contains(k)
+                    || dropped.iter().any(|b| ev.deps.mentions(b))
                     || ev
                         .deps
                         .buckets

@@ -304,8 +304,9 @@ fn base36(mut n: u128) -> String {
 }
 
 impl Generators {
-    fn generate(&self, kind: Generated, now: u64) -> Value {
-        match kind {
+    /// A fresh value of `kind`; `None` when the autoincrement counter is exhausted.
+    fn generate(&self, kind: Generated, now: u64) -> Option<Value> {
+        Some(match kind {
             Generated::Uuid => Value::String(uuid::Uuid::new_v4().to_string()),
             Generated::Cuid => {
                 let count = self.cuid_counter.fetch_add(1, Ordering::Relaxed);
@@ -321,13 +322,18 @@ impl Generators {
                     base36(random)
                 ))
             }
-            Generated::Autoincrement => Value::from(
-                self.autoincrement
-                    .fetch_add(1, Ordering::SeqCst)
-                    .wrapping_add(1),
-            ),
+            Generated::Autoincrement => {
+                // Checked: at the end of the range the counter stays where it is and the
+                // insert fails, it never wraps to a value a record may already hold.
+                let next = self
+                    .autoincrement
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_add(1))
+                    .ok()
+                    .and_then(|n| n.checked_add(1));
+                return next.map(Value::from);
+            }
             Generated::Timestamp => Value::from(now),
-        }
+        })
     }
 
     /// Keeps the counter ahead of explicitly given numeric values.
@@ -361,7 +367,21 @@ pub(crate) fn prepare_insert(
     for (name, field) in &schema.fields {
         if record.get(name).is_none_or(Value::is_null) {
             if let Some(kind) = field.def.generated {
-                record.insert(name.clone(), gens.generate(kind, now));
+                let Some(value) = gens.generate(kind, now) else {
+                    return Err(StoreError::Validation {
+                        bucket: bucket.to_owned(),
+                        issues: vec![ValidationIssue {
+                            field: name.clone(),
+                            message: format!(
+                                "autoincrement exhausted: the counter reached {}; give the \
+                                 value explicitly",
+                                u64::MAX
+                            ),
+                            code: "autoincrement_exhausted".to_owned(),
+                        }],
+                    });
+                };
+                record.insert(name.clone(), value);
             } else if let Some(default) = &field.def.default {
                 record.insert(name.clone(), default.clone());
             }
@@ -451,8 +471,8 @@ mod tests {
     #[test]
     fn cuids_are_distinct_and_prefixed() {
         let g = Generators::default();
-        let a = g.generate(Generated::Cuid, 1);
-        let b = g.generate(Generated::Cuid, 1);
+        let a = g.generate(Generated::Cuid, 1).unwrap();
+        let b = g.generate(Generated::Cuid, 1).unwrap();
         assert_ne!(a, b);
         assert!(a.as_str().is_some_and(|s| s.starts_with('c') && s.chars().all(|c| c.is_ascii_alphanumeric())));
         assert_eq!(base36(35), "z");

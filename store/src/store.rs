@@ -48,7 +48,22 @@ pub struct StoreConfig {
     /// beyond it fails with [`StoreError::LimitExceeded`]. Queries loaded from disk at
     /// start never fail on it. Default 1 000.
     pub max_queries: usize,
+    /// Largest record, in bytes of JSON (metadata fields included); a write of a bigger
+    /// one fails with [`StoreError::InvalidArgument`]. Records loaded from disk at start
+    /// are never refused. Default 1 MiB.
+    pub max_record_bytes: usize,
+    /// Most bytes of JSON all records together may take (an approximation of the memory
+    /// they use, which is a small multiple of it). A commit that would grow the total
+    /// past it fails with [`StoreError::LimitExceeded`] and changes nothing; commits that
+    /// shrink it (deletes, expiry) always pass. Records loaded from disk at start are never
+    /// refused. Default 1 GiB.
+    pub max_store_bytes: usize,
 }
+
+/// Default of [`StoreConfig::max_record_bytes`]: 1 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Default of [`StoreConfig::max_store_bytes`]: 1 GiB.
+pub const DEFAULT_MAX_STORE_BYTES: usize = 1024 * 1024 * 1024;
 
 /// Default of [`StoreConfig::max_result_bytes`]: 8 MiB.
 pub const DEFAULT_MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
@@ -63,6 +78,7 @@ pub(crate) struct Limits {
     pub max_result_bytes: usize,
     pub max_buckets: usize,
     pub max_queries: usize,
+    pub max_store_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -76,14 +92,26 @@ impl Default for StoreConfig {
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             max_buckets: DEFAULT_MAX_BUCKETS,
             max_queries: DEFAULT_MAX_QUERIES,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_store_bytes: DEFAULT_MAX_STORE_BYTES,
         }
     }
 }
 
 /// All buckets; guarded by one lock so commits are atomic across buckets.
-#[derive(Default)]
 pub(crate) struct Data {
     pub buckets: BTreeMap<String, Bucket>,
+    /// [`StoreConfig::max_record_bytes`], checked by every write of a record.
+    pub max_record_bytes: usize,
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Data {
+            buckets: BTreeMap::new(),
+            max_record_bytes: usize::MAX,
+        }
+    }
 }
 
 /// One record change inside a commit; also the undo log of a transaction.
@@ -97,6 +125,28 @@ pub(crate) struct Change {
 }
 
 impl Data {
+    /// Bytes of JSON of every stored record, all buckets together.
+    pub fn bytes(&self) -> usize {
+        self.buckets
+            .values()
+            .fold(0usize, |n, b| n.saturating_add(b.bytes()))
+    }
+
+    /// Fails a commit that grew the records from `before` bytes to past `max` (a commit
+    /// that shrinks them always passes, so deletes work on a full store).
+    pub fn check_growth(&self, before: usize, max: usize) -> StoreResult<()> {
+        let after = self.bytes();
+        if after > before && after > max {
+            return Err(StoreError::LimitExceeded {
+                message: format!(
+                    "Store is full: records may take at most {max} bytes; delete records to \
+                     make room"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     pub fn bucket(&self, name: &str) -> StoreResult<&Bucket> {
         self.buckets
             .get(name)
@@ -122,6 +172,13 @@ impl Data {
         now: u64,
         changes: &mut Vec<Change>,
     ) -> StoreResult<()> {
+        let size = crate::bucket::record_bytes(&record);
+        let max = self.max_record_bytes;
+        if size > max {
+            return Err(StoreError::invalid_arg(format!(
+                "Record exceeds {max} bytes (it has {size})"
+            )));
+        }
         let b = self.bucket_mut(bucket)?;
         let key_value = record.get(&b.def.key).cloned().unwrap_or(Value::Null);
         let key = key_string(&key_value);
@@ -137,7 +194,7 @@ impl Data {
                 seq,
             });
         }
-        let old = b.put(record.clone())?;
+        let old = b.put(record.clone(), size)?;
         changes.push(Change {
             bucket: bucket.to_owned(),
             key: key_value,
@@ -214,6 +271,9 @@ impl Data {
 pub(crate) struct Batch {
     pub events: Vec<Arc<ChangeEvent>>,
     pub dropped: Vec<String>,
+    /// Evaluations (`(query, canonical params)`) to re-evaluate whatever changed: a new
+    /// evaluation registered after a commit it may not have seen.
+    pub recheck: Vec<(String, String)>,
 }
 
 /// Shared state of a store.
@@ -226,6 +286,10 @@ pub(crate) struct Inner {
     pub feed: broadcast::Sender<Arc<ChangeEvent>>,
     pub dispatch: mpsc::UnboundedSender<Batch>,
     pub pending: AtomicU64,
+    /// Commits published so far (incremented under the data write lock); a subscription
+    /// evaluated without the registry lock compares it to learn whether a commit came
+    /// between its evaluation and its registration.
+    pub commits: AtomicU64,
     /// Held to check or signal that `pending` reached zero.
     pub settle_lock: Mutex<()>,
     /// Signalled (under `settle_lock`) when `pending` drops to zero.
@@ -261,10 +325,18 @@ impl Inner {
                 let _ = self.feed.send(event.clone());
             }
         }
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        self.send_batch(Batch {
+            events,
+            dropped,
+            recheck: Vec::new(),
+        });
+    }
+
+    /// Hands a batch to the dispatcher, counted in `pending` until it is processed.
+    pub fn send_batch(&self, batch: Batch) {
         self.pending.fetch_add(1, Ordering::SeqCst);
-        if self.dispatch.send(Batch { events, dropped }).is_err()
-            && self.pending.fetch_sub(1, Ordering::SeqCst) == 1
-        {
+        if self.dispatch.send(batch).is_err() && self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
             let _guard = self.settle_lock.lock();
             self.settled.notify_all();
         }
@@ -283,7 +355,12 @@ impl Inner {
             self.persist_check()?;
             let now = self.now();
             let mut changes = Vec::new();
-            match f(&mut data, now, &mut changes) {
+            let before = data.bytes();
+            let done = f(&mut data, now, &mut changes).and_then(|out| {
+                data.check_growth(before, self.limits.max_store_bytes)?;
+                Ok(out)
+            });
+            match done {
                 Ok(out) => {
                     let queued = self.persist_ops(|| bridge::record_ops(&data, &changes));
                     self.publish(changes, None, Vec::new());
@@ -374,6 +451,8 @@ impl Store {
             }
             None => None,
         };
+        // Set after the restore: what was stored before is never refused.
+        data.max_record_bytes = config.max_record_bytes;
         let (tx, rx) = mpsc::unbounded_channel();
         let (feed, _) = broadcast::channel(config.change_feed_capacity.max(1));
         let inner = Arc::new(Inner {
@@ -385,6 +464,7 @@ impl Store {
             feed,
             dispatch: tx,
             pending: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
             settle_lock: Mutex::new(()),
             settled: Condvar::new(),
             next_tx: AtomicU64::new(0),
@@ -394,6 +474,7 @@ impl Store {
                 max_result_bytes: config.max_result_bytes,
                 max_buckets: config.max_buckets,
                 max_queries: config.max_queries,
+                max_store_bytes: config.max_store_bytes,
             },
         });
         let weak = Arc::downgrade(&inner);
@@ -423,11 +504,19 @@ impl Store {
         self.inner.now()
     }
 
-    /// Defines a bucket. Errors: `BucketAlreadyExists`, `InvalidDefinition`,
+    /// Defines a bucket. Errors: `BucketAlreadyExists`, `InvalidDefinition` (also for an
+    /// empty name or one holding `.` or `*`, which change-event topics cannot carry),
     /// `LimitExceeded` when [`StoreConfig::max_buckets`] buckets exist.
     pub fn define_bucket(&self, name: &str, def: BucketDefinition) -> StoreResult<()> {
         if name.is_empty() {
             return Err(StoreError::invalid_def("bucket name must not be empty"));
+        }
+        // Change events are published on `bucket.<name>.<kind>`: a `.` or `*` in the name
+        // would make topics ambiguous (and topic patterns see more than one bucket).
+        if name.contains(['.', '*']) {
+            return Err(StoreError::invalid_def(format!(
+                "bucket name \"{name}\" must not contain '.' or '*'"
+            )));
         }
         let bucket = Bucket::new(name, def)?;
         let queued = {

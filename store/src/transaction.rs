@@ -96,6 +96,7 @@ impl<'s> Transaction<'s> {
             }
         }
         let mut changes = Vec::new();
+        let before = data.bytes();
         for (bucket, key, key_value) in &self.order {
             let state = self
                 .overlay
@@ -113,6 +114,10 @@ impl<'s> Transaction<'s> {
                 data.rollback(changes);
                 return Err(e);
             }
+        }
+        if let Err(e) = data.check_growth(before, inner.limits.max_store_bytes) {
+            data.rollback(changes);
+            return Err(e);
         }
         // All of the transaction's writes become one queued commit: one engine
         // transaction, so a crash keeps all of them or none.

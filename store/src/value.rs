@@ -62,9 +62,33 @@ pub(crate) fn scalar_key(v: &Value) -> Option<String> {
     }
 }
 
-/// Canonical text of a record key (any JSON value).
+/// Canonical text of a record key (any JSON value). Keys are identified exactly: two
+/// numbers are one key only when they are the same number (`1` and `1.0`, `0` and `-0`),
+/// so integers past 2^53 or near the ends of the 64-bit range never share a record, as
+/// they would if compared as floats.
 pub(crate) fn key_string(v: &Value) -> String {
-    scalar_key(v).unwrap_or_else(|| format!("j:{v}"))
+    match v {
+        Value::Number(n) => format!("n:{}", exact_number(n)),
+        _ => scalar_key(v).unwrap_or_else(|| format!("j:{v}")),
+    }
+}
+
+/// A number's exact value as text: integers (and floats holding an integer of at most
+/// 64 bits' magnitude, which convert exactly) in decimal, other floats as `f64` prints
+/// them (the same text [`scalar_key`] gives, so keys stored before stay the same).
+fn exact_number(n: &serde_json::Number) -> String {
+    if let Some(i) = n.as_i64() {
+        return i.to_string();
+    }
+    if let Some(u) = n.as_u64() {
+        return u.to_string();
+    }
+    let x = n.as_f64().unwrap_or(0.0);
+    // An integral float below 2^64 in magnitude is exactly an `i128`.
+    if x.fract() == 0.0 && x.abs() < 18_446_744_073_709_551_616.0 {
+        return (x as i128).to_string();
+    }
+    x.to_string()
 }
 
 /// Whether a record with `_expiresAt` is expired at `now` (ms).
@@ -327,6 +351,38 @@ mod tests {
             total_cmp(&json!({"a": 1, "b": 2}), &json!({"b": 2.0, "a": 1})),
             Ordering::Equal
         );
+    }
+
+    #[test]
+    fn record_keys_are_exact_numbers() {
+        let same = [
+            (json!(1), json!(1.0)),
+            (json!(0), json!(-0.0)),
+            (
+                json!(9_007_199_254_740_992u64),
+                json!(9_007_199_254_740_992.0),
+            ),
+            (json!(-5), json!(-5.0)),
+        ];
+        for (a, b) in same {
+            assert_eq!(key_string(&a), key_string(&b), "{a} {b}");
+        }
+        let distinct = [
+            (
+                json!(9_007_199_254_740_992u64),
+                json!(9_007_199_254_740_993u64),
+            ),
+            (json!(u64::MAX), json!(u64::MAX - 1)),
+            (json!(i64::MIN), json!(i64::MIN + 1)),
+            (json!(1), json!("1")),
+            (json!(1.5), json!(1)),
+        ];
+        for (a, b) in distinct {
+            assert_ne!(key_string(&a), key_string(&b), "{a} {b}");
+        }
+        // Keys of ordinary numbers read as before.
+        assert_eq!(key_string(&json!(42)), "n:42");
+        assert_eq!(key_string(&json!(1.5)), "n:1.5");
     }
 
     #[test]

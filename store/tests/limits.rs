@@ -292,3 +292,67 @@ async fn a_subscription_whose_result_grows_past_the_limit_ends() {
     ));
     assert_eq!(s.stats().queries.active_subscriptions, 0);
 }
+
+/// `max_record_bytes` bounds one record, `max_store_bytes` all of them: every write that
+/// grows the total is counted (insert, update, a whole transaction), deletes free room.
+#[tokio::test]
+async fn records_and_the_whole_store_are_bounded_in_bytes() {
+    let s = Store::start(StoreConfig {
+        max_record_bytes: 3_000,
+        max_store_bytes: 10_000,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    define(
+        &s,
+        "docs",
+        json!({"key": "id", "schema": {"id": {"type": "number"}, "body": {"type": "string"}}}),
+    );
+    let b = s.bucket("docs");
+    match b.insert(o(json!({"id": 0, "body": "x".repeat(3_000)}))) {
+        Err(StoreError::InvalidArgument { message }) => {
+            assert!(message.contains("3000"), "{message}")
+        }
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    // Records of about 1 080 bytes until the store is full.
+    let mut n = 0;
+    let full = loop {
+        match b.insert(o(json!({"id": n, "body": "x".repeat(1_000)}))) {
+            Ok(_) => n += 1,
+            Err(e) => break e,
+        }
+        assert!(n < 100, "never refused");
+    };
+    assert!(matches!(full, StoreError::LimitExceeded { .. }), "{full:?}");
+    assert!(full.to_string().contains("Store is full"), "{full}");
+    assert!((8..=9).contains(&n), "{n} records");
+    assert_eq!(b.count(None).unwrap(), n as usize);
+    // Growing a record by more than the room left is refused and changes nothing...
+    let grow = b.update(&json!(0), o(json!({"body": "y".repeat(2_100)})));
+    assert!(
+        matches!(grow, Err(StoreError::LimitExceeded { .. })),
+        "{grow:?}"
+    );
+    assert_eq!(b.get(&json!(0)).unwrap().unwrap()["_version"], 1);
+    // ...shrinking one always works.
+    b.update(&json!(0), o(json!({"body": "y"}))).unwrap();
+    // A transaction counts as a whole: three more records do not fit.
+    let tx = s.transaction(|tx| {
+        for id in 100..103 {
+            tx.bucket("docs")?
+                .insert(o(json!({"id": id, "body": "z".repeat(1_000)})))?;
+        }
+        Ok(())
+    });
+    assert!(
+        matches!(tx, Err(StoreError::LimitExceeded { .. })),
+        "{tx:?}"
+    );
+    assert_eq!(b.count(None).unwrap(), n as usize);
+    // Deletes free room.
+    b.delete(&json!(1)).unwrap();
+    b.delete(&json!(2)).unwrap();
+    b.insert(o(json!({"id": 200, "body": "x".repeat(1_000)})))
+        .unwrap();
+}

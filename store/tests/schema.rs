@@ -411,3 +411,85 @@ async fn update_ignores_generated_fields_and_deep_schemas_are_rejected() {
     let e = s.bucket("t").where_(&o(filter)).unwrap_err();
     assert!(matches!(e, StoreError::InvalidArgument { .. }));
 }
+
+/// Integer keys are compared exactly: near 2^53 and near the ends of the integer range,
+/// distinct keys never share a record.
+#[tokio::test]
+async fn distinct_big_integer_keys_never_collide() {
+    let s = store();
+    define(
+        &s,
+        "k",
+        json!({"key": "id", "schema": {"id": {"type": "number"}, "v": {"type": "string"}}}),
+    );
+    let b = s.bucket("k");
+    let keys = [
+        json!(9_007_199_254_740_992u64),
+        json!(9_007_199_254_740_993u64),
+        json!(u64::MAX),
+        json!(u64::MAX - 1),
+        json!(i64::MIN),
+        json!(i64::MIN + 1),
+        json!(i64::MAX),
+        json!(i64::MAX - 1),
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        b.insert(o(json!({"id": key, "v": format!("r{i}")})))
+            .unwrap_or_else(|e| panic!("insert {key}: {e}"));
+    }
+    assert_eq!(b.count(None).unwrap(), keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(b.get(key).unwrap().unwrap()["v"], format!("r{i}"), "{key}");
+    }
+    // A number is one key whatever its spelling: 2^53 written as a float is 2^53.
+    assert!(matches!(
+        b.insert(o(json!({"id": 9_007_199_254_740_992.0f64}))),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        b.get(&json!(9_007_199_254_740_992.0f64)).unwrap().unwrap()["v"],
+        "r0"
+    );
+    b.delete(&json!(9_007_199_254_740_993u64)).unwrap();
+    assert_eq!(
+        b.get(&json!(9_007_199_254_740_992u64)).unwrap().unwrap()["v"],
+        "r0"
+    );
+    assert_eq!(b.count(None).unwrap(), keys.len() - 1);
+}
+
+/// The autoincrement counter never wraps: at the end of its range an insert fails with a
+/// validation error naming the field, and no record is overwritten.
+#[tokio::test]
+async fn autoincrement_is_checked_at_the_end_of_its_range() {
+    let s = store();
+    define(
+        &s,
+        "a",
+        json!({"key": "n", "schema": {"n": {"type": "number", "generated": "autoincrement"}, "v": {"type": "string"}}}),
+    );
+    let b = s.bucket("a");
+    let first = b.insert(o(json!({"v": "first"}))).unwrap();
+    assert_eq!(first["n"], 1);
+    b.insert(o(json!({"n": u64::MAX - 1, "v": "near"})))
+        .unwrap();
+    let last = b.insert(o(json!({"v": "last"}))).unwrap();
+    assert_eq!(last["n"], json!(u64::MAX));
+    for _ in 0..2 {
+        match b.insert(o(json!({"v": "over"}))) {
+            Err(StoreError::Validation { issues, .. }) => {
+                assert_eq!(issues[0].field, "n");
+                assert!(issues[0].message.contains("exhausted"), "{issues:?}");
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+    // Nothing was overwritten or lost.
+    assert_eq!(b.count(None).unwrap(), 3);
+    assert_eq!(b.get(&json!(1)).unwrap().unwrap()["v"], "first");
+    assert_eq!(b.get(&json!(u64::MAX)).unwrap().unwrap()["v"], "last");
+    // Same inside a transaction.
+    let r = s.transaction(|tx| tx.bucket("a")?.insert(o(json!({"v": "tx"}))));
+    assert!(matches!(r, Err(StoreError::Validation { .. })), "{r:?}");
+    assert_eq!(b.count(None).unwrap(), 3);
+}

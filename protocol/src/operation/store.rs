@@ -176,7 +176,7 @@ pub enum StoreOp {
     Subscribe {
         /// Query name.
         query: String,
-        /// Query parameters.
+        /// Query parameters: an object (anything else is a `VALIDATION_ERROR`).
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         params: Option<Value>,
@@ -453,7 +453,7 @@ impl StoreOp {
                 "store.stats" => StoreOp::Stats,
                 "store.subscribe" => StoreOp::Subscribe {
                     query: f.string("query")?,
-                    params: f.opt_any("params"),
+                    params: f.opt_object("params")?.map(Value::Object),
                 },
                 "store.unsubscribe" => StoreOp::Unsubscribe {
                     subscription_id: f.string("subscriptionId")?,
