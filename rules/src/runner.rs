@@ -346,7 +346,13 @@ impl Runner<'_> {
             let Trigger::Temporal { pattern } = &rule.input.trigger else {
                 continue;
             };
-            let (matches, waits) = state.temporal.process(&rule.input.id, pattern, event, now);
+            let (matches, waits) = state.temporal.process(
+                &rule.input.id,
+                pattern,
+                event,
+                now,
+                self.config.max_temporal_bytes,
+            );
             for wait in waits {
                 state.timers.schedule_absence(self.inner, wait);
             }
@@ -533,6 +539,7 @@ impl Exec<'_, '_> {
             Action::EmitEvent { topic, data } => {
                 let topic = ctx.interpolate(topic, &state.facts, budget)?;
                 check_topic(&topic)?;
+                check_reserved(self.runner.config.reserved_topic_root.as_deref(), &topic)?;
                 let data = ctx.resolve_value(data, &state.facts, budget)?;
                 let event = self.new_event(topic, data);
                 self.runner.enqueue(Work::Event { event, depth: next })?;
@@ -548,7 +555,14 @@ impl Exec<'_, '_> {
                     .max(floor);
                 let topic = ctx.interpolate(&timer.on_expire.topic, &state.facts, budget)?;
                 check_topic(&topic)?;
+                check_reserved(self.runner.config.reserved_topic_root.as_deref(), &topic)?;
                 let data = ctx.resolve_value(&timer.on_expire.data, &state.facts, budget)?;
+                let max = self.runner.config.max_fact_bytes;
+                if crate::budget::approx_bytes(&data, max) > max {
+                    return Err(Fault::Failed(format!(
+                        "timer {name:?}: data over the size limit ({max} bytes)"
+                    )));
+                }
                 let repeat = match &timer.repeat {
                     None => None,
                     Some(r) => {
@@ -727,6 +741,16 @@ pub(crate) fn check_fact_key(key: &str) -> Result<(), String> {
         return Err(format!("fact key {key:?} must not contain `*`"));
     }
     Ok(())
+}
+
+/// Refuses a topic under the reserved root (`bucket` in the server), if there is one.
+fn check_reserved(root: Option<&str>, topic: &str) -> Result<(), String> {
+    match root {
+        Some(root) if topic.split('.').next() == Some(root) => Err(format!(
+            "topics under \"{root}.\" are reserved and cannot be emitted by rules"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A concrete topic: a valid pattern without wildcards.

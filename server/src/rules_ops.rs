@@ -58,6 +58,10 @@ impl From<RulesError> for ServerError {
     }
 }
 
+/// The first topic segment of the store change events (`bucket.<name>.<change>`): only the
+/// store bridge emits under it, so `rules.emit` and rules cannot forge store changes.
+pub(crate) const RESERVED_TOPIC_ROOT: &str = "bucket";
+
 /// The configuration of the engine the server creates: the rule bounds of the config's
 /// `limits` section (facts, rules, timers, and per input work, chain depth and produced
 /// bytes), and a fact persister when the store is durable. An engine supplied with
@@ -74,6 +78,8 @@ pub(crate) fn engine_config(limits: &LimitsConfig, store: &Store) -> EngineConfi
         max_work_per_input: limits.max_rule_work_per_input,
         max_chain_depth: limits.max_rule_chain_depth,
         max_queued_bytes_per_input: limits.max_rule_queued_bytes,
+        max_temporal_bytes: limits.max_rule_temporal_bytes,
+        reserved_topic_root: Some(RESERVED_TOPIC_ROOT.to_string()),
         fact_observer: fact_persister(store),
         ..EngineConfig::default()
     }
@@ -99,6 +105,14 @@ pub(crate) async fn handle(
             correlation_id,
             causation_id,
         } => {
+            if topic.split('.').next() == Some(RESERVED_TOPIC_ROOT) {
+                return Err(ServerError::new(
+                    ErrorCode::ValidationError,
+                    format!(
+                        "topics under \"{RESERVED_TOPIC_ROOT}.\" are reserved for store change events"
+                    ),
+                ));
+            }
             let options = EmitOptions {
                 source: None,
                 correlation_id,
