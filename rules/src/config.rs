@@ -112,7 +112,9 @@ pub struct EngineConfig {
     /// Most `log` lines one rule may write per second (a token bucket per rule, refilled
     /// continuously by [`Self::clock`], holding at most one second's worth). Lines over it
     /// are dropped and counted ([`crate::EngineStats::logs_dropped`]); the rule's next line
-    /// that passes is preceded by one warning saying how many were dropped. Default 20.
+    /// that passes is preceded by one warning saying how many were dropped. The warnings
+    /// about a rule (failed condition or action, truncated `for_each`) take tokens from the
+    /// same bucket and quote at most 256 characters of the error. Default 20.
     pub max_rule_logs_per_second: u32,
     /// Most bytes (approximate, as held in memory, see [`Self::max_fact_bytes`]) of event
     /// data all temporal patterns together keep (sequence steps, absence waits, count and

@@ -415,7 +415,7 @@ impl Runner<'_> {
             Err(Fault::Bound) => return Err(Stopped),
             Err(Fault::Failed(e)) => {
                 state.action_errors += 1;
-                tracing::warn!(rule_id = id, error = %e, "rule condition failed");
+                warn_for_rule(self.config, state, id, "rule condition failed", &e);
                 return Ok(());
             }
         }
@@ -432,7 +432,13 @@ impl Runner<'_> {
             Err(Fault::Bound) => Err(Stopped),
             Err(Fault::Failed(e)) => {
                 state.action_errors += 1;
-                tracing::warn!(rule_id = id, error = %e, "rule action failed; remaining actions of this rule skipped");
+                warn_for_rule(
+                    self.config,
+                    state,
+                    id,
+                    "rule action failed; remaining actions of this rule skipped",
+                    &e,
+                );
                 Ok(())
             }
         }
@@ -664,11 +670,12 @@ impl Exec<'_, '_> {
                     .min(self.runner.config.max_for_each_iterations)
                     as usize;
                 if items.len() > limit {
-                    tracing::warn!(
-                        rule_id = self.rule_id,
-                        limit,
-                        len = items.len(),
-                        "for_each truncated at maxIterations"
+                    warn_for_rule(
+                        self.runner.config,
+                        state,
+                        self.rule_id,
+                        "for_each truncated at maxIterations",
+                        &format!("{} items, limit {limit}", items.len()),
                     );
                 }
                 let index_name = format!("{}_index", r#as);
@@ -743,6 +750,40 @@ pub(crate) fn check_fact_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest part of an error message quoted in a warning (values in messages can be large).
+pub(crate) const MAX_WARNING_CHARS: usize = 256;
+
+/// `text`, cut to at most [`MAX_WARNING_CHARS`] characters (marked with `…`).
+pub(crate) fn truncated(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_WARNING_CHARS) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((end, _)) => {
+            std::borrow::Cow::Owned(format!("{}… ({} bytes in all)", &text[..end], text.len()))
+        }
+    }
+}
+
+/// Logs a warning about one rule (a failed condition or action, a truncated `for_each`)
+/// under the same per-rule rate as its `log` lines (`max_rule_logs_per_second`, dropped
+/// ones counted in `logs_dropped` and summarized before the next that passes), with
+/// `error` cut to [`MAX_WARNING_CHARS`].
+fn warn_for_rule(config: &EngineConfig, state: &mut State, rule_id: &str, what: &str, error: &str) {
+    let per_second = config.max_rule_logs_per_second;
+    let now = config.clock.now_ms();
+    let LogVerdict::Write { dropped } = state.log_limits.admit(rule_id, now, per_second) else {
+        return;
+    };
+    if dropped > 0 {
+        tracing::warn!(
+            rule_id,
+            dropped,
+            per_second,
+            "rule log lines and warnings dropped (over the per-rule log rate)"
+        );
+    }
+    tracing::warn!(rule_id, error = %truncated(error), "{what}");
+}
+
 /// Refuses a topic under the reserved root (`bucket` in the server), if there is one.
 fn check_reserved(root: Option<&str>, topic: &str) -> Result<(), String> {
     match root {
@@ -769,5 +810,20 @@ pub(crate) fn absence_pattern(rule: &Rule) -> Option<&TemporalPattern> {
             Some(pattern)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_quote_at_most_256_characters() {
+        assert_eq!(truncated("short"), "short");
+        let long = "é".repeat(1000);
+        let cut = truncated(&long);
+        assert!(cut.starts_with(&"é".repeat(MAX_WARNING_CHARS)));
+        assert!(cut.ends_with("… (2000 bytes in all)"), "{cut}");
+        assert!(cut.chars().count() < MAX_WARNING_CHARS + 30);
     }
 }

@@ -358,7 +358,8 @@ pub struct LimitsConfig {
     pub min_timer_interval_ms: u64,
     /// `log` lines one rule may write per second (token bucket per rule, one second of
     /// burst); more are dropped, and the rule's next line that passes is preceded by one
-    /// warning saying how many were.
+    /// warning saying how many were. Warnings about the rule (failed condition or action,
+    /// truncated `for_each`) share the bucket and quote at most 256 characters of the error.
     pub max_rule_logs_per_second: u32,
     /// Work units one input to the rule engine (a `rules.emit`, `rules.setFact`, store
     /// change, fired timer) may use, its whole cascade included: one per event or fact
