@@ -58,6 +58,23 @@ impl From<RulesError> for ServerError {
     }
 }
 
+/// Refuses a result over `limits.maxResultBytes` bytes of JSON (counted without building
+/// it), with the `VALIDATION_ERROR` and `details.limit` of the store reads.
+fn bounded_result(
+    connection: &Connection,
+    value: &impl serde::Serialize,
+) -> Result<(), ServerError> {
+    let limit = connection.shared.config.limits.max_result_bytes;
+    match crate::store_ops::json_size_within(value, limit) {
+        Some(_) => Ok(()),
+        None => Err(ServerError::new(
+            ErrorCode::ValidationError,
+            format!("Result exceeds {limit} bytes; narrow it with rules.queryFacts"),
+        )
+        .with_details(json!({ "limit": limit }))),
+    }
+}
+
 /// The first topic segment of the store change events (`bucket.<name>.<change>`): only the
 /// store bridge emits under it, so `rules.emit` and rules cannot forge store changes.
 pub(crate) const RESERVED_TOPIC_ROOT: &str = "bucket";
@@ -133,11 +150,13 @@ pub(crate) async fn handle(
         RulesOp::QueryFacts { pattern } => {
             let mut facts = engine.run_input(|e| e.query_facts(&pattern)).await?;
             facts.retain(|f| sees_fact(authority, "rules.queryFacts", &f.key));
+            bounded_result(connection, &facts)?;
             to_json(facts)
         }
         RulesOp::GetAllFacts => {
             let mut facts = engine.run_input(RuleEngine::get_all_facts).await;
             facts.retain(|f| sees_fact(authority, "rules.getAllFacts", &f.key));
+            bounded_result(connection, &facts)?;
             to_json(facts)
         }
         RulesOp::Subscribe { pattern } => subscribe(connection, engine, &pattern),

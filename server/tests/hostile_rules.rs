@@ -627,3 +627,42 @@ async fn store_change_events_cannot_be_forged() {
     assert_eq!(push["data"]["event"]["source"], "store", "{push}");
     assert_eq!(push["data"]["event"]["data"]["record"]["id"], 7, "{push}");
 }
+
+/// Red-team rerun: `rules.getAllFacts` answered 65 MB (1000 facts of 65 KB), ignoring
+/// `limits.maxResultBytes`; two clients calling it three times took RSS from 71 to 503 MB.
+/// `rules.getAllFacts` and `rules.queryFacts` now answer `VALIDATION_ERROR` with
+/// `details.limit` past it, as the store reads do.
+#[tokio::test]
+async fn fact_listings_are_bounded_by_max_result_bytes() {
+    let mut config = local_config();
+    config.rules.enabled = Some(true);
+    config.limits.max_result_bytes = 1024 * 1024;
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    let blob = "y".repeat(60_000);
+    for i in 0..40 {
+        c.ok(
+            "rules.setFact",
+            json!({"key": format!("blob:{i}"), "value": blob}),
+        )
+        .await;
+    }
+    c.ok("rules.setFact", json!({"key": "small:1", "value": 1}))
+        .await;
+    for (op, fields) in [
+        ("rules.getAllFacts", json!({})),
+        ("rules.queryFacts", json!({"pattern": "blob:*"})),
+    ] {
+        let (code, message, details) = c.fail(op, fields).await;
+        assert_eq!(code, "VALIDATION_ERROR", "{op}");
+        assert!(
+            message.contains("Result exceeds 1048576 bytes"),
+            "{message}"
+        );
+        assert_eq!(details["limit"], 1024 * 1024);
+    }
+    let small = c
+        .ok("rules.queryFacts", json!({"pattern": "small:*"}))
+        .await;
+    assert_eq!(small.as_array().map(Vec::len), Some(1), "{small}");
+}
