@@ -162,12 +162,16 @@ pub(crate) fn approx_bytes(value: &Value, cap: usize) -> usize {
     while let Some(v) = stack.pop() {
         total = total.saturating_add(NODE);
         match v {
-            Value::String(s) => total = total.saturating_add(s.len()),
+            Value::String(s) => total = total.saturating_add(s.capacity()),
             Value::Array(items) => {
-                // Every element costs at least a node: refuse early without walking them.
-                if total.saturating_add(items.len().saturating_mul(NODE)) > cap {
-                    return total.saturating_add(items.len().saturating_mul(NODE));
+                // Every element costs at least a node (unused capacity too): refuse early
+                // without walking them.
+                let slots = items.capacity().saturating_mul(NODE);
+                if total.saturating_add(slots) > cap {
+                    return total.saturating_add(slots);
                 }
+                // The elements' own nodes are counted when they are popped.
+                total = total.saturating_add((items.capacity() - items.len()) * NODE);
                 stack.extend(items.iter());
             }
             Value::Object(map) => {

@@ -77,11 +77,15 @@ pub struct EngineConfig {
     /// [`crate::RuleEngine::restore_facts`] restores every fact given (warning when that
     /// exceeds the bound). Default 100 000.
     pub max_facts: usize,
-    /// Largest value of one fact, in bytes of its JSON. Setting a larger value fails:
+    /// Largest value of one fact, in bytes: the larger of its JSON and an estimate of its
+    /// size in memory (a node per JSON value, string and key bytes, entry overheads; an
+    /// array of small numbers takes ~16x its JSON). Also the largest data of one timer
+    /// (`onExpire.data`, a rule's `set_timer` over it is an action error). Setting a larger value fails:
     /// `set_fact` with [`crate::RulesError::TooLarge`], a rule's `set_fact` action as an
     /// action error. Default 64 KiB.
     pub max_fact_bytes: usize,
-    /// Most bytes of all facts together (JSON of every value plus every key). A set that
+    /// Most bytes of all facts together (every value counted as for
+    /// [`Self::max_fact_bytes`], plus every key). A set that
     /// would grow the facts past it fails: `set_fact` with
     /// [`crate::RulesError::LimitExceeded`], a rule's `set_fact` action as an action error.
     /// Replacing a value by one no larger and deleting always work; facts restored at start
@@ -108,8 +112,22 @@ pub struct EngineConfig {
     /// Most `log` lines one rule may write per second (a token bucket per rule, refilled
     /// continuously by [`Self::clock`], holding at most one second's worth). Lines over it
     /// are dropped and counted ([`crate::EngineStats::logs_dropped`]); the rule's next line
-    /// that passes is preceded by one warning saying how many were dropped. Default 20.
+    /// that passes is preceded by one warning saying how many were dropped. The warnings
+    /// about a rule (failed condition or action, truncated `for_each`) take tokens from the
+    /// same bucket and quote at most 256 characters of the error. Default 20.
     pub max_rule_logs_per_second: u32,
+    /// Most bytes (approximate, as held in memory, see [`Self::max_fact_bytes`]) of event
+    /// data all temporal patterns together keep (sequence steps, absence waits, count and
+    /// aggregate windows). An event whose data would take them past it is not buffered: it
+    /// does not start or advance a sequence, open an absence wait or enter a window (it is
+    /// not counted), and a warning is logged; events leaving windows free room. The data of
+    /// one timer (`onExpire.data`) is bounded by [`Self::max_fact_bytes`]. Default 64 MiB.
+    pub max_temporal_bytes: usize,
+    /// A first topic segment only the embedding application may emit (the server sets
+    /// `bucket` for its store change events): a rule whose `emit_event` or timer `onExpire`
+    /// topic starts with it (literally) is refused at registration with a validation error,
+    /// and a computed topic under it is an action error. `None` (default): no such root.
+    pub reserved_topic_root: Option<String>,
     /// Source of timestamps.
     pub clock: Arc<dyn Clock>,
     /// Optional receiver of `log` actions (they always go to `tracing` as well).
@@ -144,6 +162,8 @@ impl Default for EngineConfig {
             max_subscriptions: 100_000,
             min_timer_interval_ms: 100,
             max_rule_logs_per_second: 20,
+            max_temporal_bytes: 64 * 1024 * 1024,
+            reserved_topic_root: None,
             clock: Arc::new(TokioClock::new()),
             log_hook: None,
             fact_observer: None,
@@ -169,6 +189,8 @@ impl std::fmt::Debug for EngineConfig {
             .field("max_subscriptions", &self.max_subscriptions)
             .field("min_timer_interval_ms", &self.min_timer_interval_ms)
             .field("max_rule_logs_per_second", &self.max_rule_logs_per_second)
+            .field("max_temporal_bytes", &self.max_temporal_bytes)
+            .field("reserved_topic_root", &self.reserved_topic_root)
             .field("clock", &self.clock)
             .field("log_hook", &self.log_hook.is_some())
             .field("fact_observer", &self.fact_observer.is_some())

@@ -420,7 +420,24 @@ impl RuleEngine {
     /// `parse_rule` plus the engine's bounds on rule definitions.
     fn parse_checked(&self, rule: &Value) -> Result<RuleInput> {
         let input = parse_rule(rule)?;
-        let errors = timer_floor_errors(&input, self.inner.config.min_timer_interval_ms);
+        let mut errors = timer_floor_errors(&input, self.inner.config.min_timer_interval_ms);
+        if let Some(root) = &self.inner.config.reserved_topic_root {
+            let footprint = crate::footprint::RuleFootprint::of(&input, rule);
+            for topic in &footprint.writes_topics {
+                if topic
+                    .parts()
+                    .is_some_and(|(segments, _)| segments.first() == Some(&Some(root.as_str())))
+                {
+                    errors.push(RuleValidationError::new(
+                        "actions",
+                        format!(
+                            "topics under \"{root}.\" are reserved and cannot be emitted by rules"
+                        ),
+                    ));
+                    break;
+                }
+            }
+        }
         if errors.is_empty() {
             Ok(input)
         } else {

@@ -49,12 +49,20 @@ pub(crate) struct FactStore {
     facts: BTreeMap<String, (Fact, usize)>,
     /// Changes not yet reported to the observer (`None`: nobody observes).
     journal: Option<Vec<FactChange>>,
-    /// Serialized bytes of every value plus the bytes of every key.
+    /// [`value_bytes`] of every value plus the bytes of every key.
     bytes: usize,
 }
 
-/// The bytes of `value` serialized as JSON (counted, not built).
+/// The size counted against the fact bounds: the larger of the bytes of `value`
+/// serialized as JSON (counted, not built) and its approximate size in memory
+/// ([`crate::budget::approx_bytes`]: a node per value, string and key bytes, entry
+/// overheads), since a parsed value takes up to ~35x its JSON (an array of small numbers).
 pub(crate) fn value_bytes(value: &Value) -> usize {
+    json_bytes(value).max(crate::budget::approx_bytes(value, usize::MAX))
+}
+
+/// The bytes of `value` serialized as JSON (counted, not built).
+fn json_bytes(value: &Value) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -298,7 +306,20 @@ mod tests {
         assert!(!store.admits("user:3", 2));
         assert!(store.admits("user:3", 3));
         // Bytes: values as JSON plus keys, replaced and deleted ones no longer counted.
-        assert_eq!(value_bytes(&json!("Anna")), 6);
+        // A value counts as the larger of its JSON and its size in memory.
+        let node = std::mem::size_of::<Value>();
+        assert_eq!(value_bytes(&json!("Anna")), (node + 4).max(6));
+        assert_eq!(
+            value_bytes(&json!("x".repeat(1000))),
+            (node + 1000).max(1002)
+        );
+        // An array of small numbers: ~2 bytes of JSON each, a whole node each in memory.
+        let zeros: Value = serde_json::from_str(&format!("[{}0]", "0,".repeat(32_699))).unwrap();
+        assert!(
+            value_bytes(&zeros) >= 32_700 * node,
+            "{}",
+            value_bytes(&zeros)
+        );
         assert_eq!(store.bytes(), (6 + 11) + (5 + 11));
         let limits = FactLimits {
             max_facts: 10,

@@ -346,7 +346,13 @@ impl Runner<'_> {
             let Trigger::Temporal { pattern } = &rule.input.trigger else {
                 continue;
             };
-            let (matches, waits) = state.temporal.process(&rule.input.id, pattern, event, now);
+            let (matches, waits) = state.temporal.process(
+                &rule.input.id,
+                pattern,
+                event,
+                now,
+                self.config.max_temporal_bytes,
+            );
             for wait in waits {
                 state.timers.schedule_absence(self.inner, wait);
             }
@@ -409,7 +415,7 @@ impl Runner<'_> {
             Err(Fault::Bound) => return Err(Stopped),
             Err(Fault::Failed(e)) => {
                 state.action_errors += 1;
-                tracing::warn!(rule_id = id, error = %e, "rule condition failed");
+                warn_for_rule(self.config, state, id, "rule condition failed", &e);
                 return Ok(());
             }
         }
@@ -426,7 +432,13 @@ impl Runner<'_> {
             Err(Fault::Bound) => Err(Stopped),
             Err(Fault::Failed(e)) => {
                 state.action_errors += 1;
-                tracing::warn!(rule_id = id, error = %e, "rule action failed; remaining actions of this rule skipped");
+                warn_for_rule(
+                    self.config,
+                    state,
+                    id,
+                    "rule action failed; remaining actions of this rule skipped",
+                    &e,
+                );
                 Ok(())
             }
         }
@@ -533,6 +545,7 @@ impl Exec<'_, '_> {
             Action::EmitEvent { topic, data } => {
                 let topic = ctx.interpolate(topic, &state.facts, budget)?;
                 check_topic(&topic)?;
+                check_reserved(self.runner.config.reserved_topic_root.as_deref(), &topic)?;
                 let data = ctx.resolve_value(data, &state.facts, budget)?;
                 let event = self.new_event(topic, data);
                 self.runner.enqueue(Work::Event { event, depth: next })?;
@@ -548,7 +561,14 @@ impl Exec<'_, '_> {
                     .max(floor);
                 let topic = ctx.interpolate(&timer.on_expire.topic, &state.facts, budget)?;
                 check_topic(&topic)?;
+                check_reserved(self.runner.config.reserved_topic_root.as_deref(), &topic)?;
                 let data = ctx.resolve_value(&timer.on_expire.data, &state.facts, budget)?;
+                let max = self.runner.config.max_fact_bytes;
+                if crate::budget::approx_bytes(&data, max) > max {
+                    return Err(Fault::Failed(format!(
+                        "timer {name:?}: data over the size limit ({max} bytes)"
+                    )));
+                }
                 let repeat = match &timer.repeat {
                     None => None,
                     Some(r) => {
@@ -650,11 +670,12 @@ impl Exec<'_, '_> {
                     .min(self.runner.config.max_for_each_iterations)
                     as usize;
                 if items.len() > limit {
-                    tracing::warn!(
-                        rule_id = self.rule_id,
-                        limit,
-                        len = items.len(),
-                        "for_each truncated at maxIterations"
+                    warn_for_rule(
+                        self.runner.config,
+                        state,
+                        self.rule_id,
+                        "for_each truncated at maxIterations",
+                        &format!("{} items, limit {limit}", items.len()),
                     );
                 }
                 let index_name = format!("{}_index", r#as);
@@ -729,6 +750,50 @@ pub(crate) fn check_fact_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest part of an error message quoted in a warning (values in messages can be large).
+pub(crate) const MAX_WARNING_CHARS: usize = 256;
+
+/// `text`, cut to at most [`MAX_WARNING_CHARS`] characters (marked with `…`).
+pub(crate) fn truncated(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_WARNING_CHARS) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((end, _)) => {
+            std::borrow::Cow::Owned(format!("{}… ({} bytes in all)", &text[..end], text.len()))
+        }
+    }
+}
+
+/// Logs a warning about one rule (a failed condition or action, a truncated `for_each`)
+/// under the same per-rule rate as its `log` lines (`max_rule_logs_per_second`, dropped
+/// ones counted in `logs_dropped` and summarized before the next that passes), with
+/// `error` cut to [`MAX_WARNING_CHARS`].
+fn warn_for_rule(config: &EngineConfig, state: &mut State, rule_id: &str, what: &str, error: &str) {
+    let per_second = config.max_rule_logs_per_second;
+    let now = config.clock.now_ms();
+    let LogVerdict::Write { dropped } = state.log_limits.admit(rule_id, now, per_second) else {
+        return;
+    };
+    if dropped > 0 {
+        tracing::warn!(
+            rule_id,
+            dropped,
+            per_second,
+            "rule log lines and warnings dropped (over the per-rule log rate)"
+        );
+    }
+    tracing::warn!(rule_id, error = %truncated(error), "{what}");
+}
+
+/// Refuses a topic under the reserved root (`bucket` in the server), if there is one.
+fn check_reserved(root: Option<&str>, topic: &str) -> Result<(), String> {
+    match root {
+        Some(root) if topic.split('.').next() == Some(root) => Err(format!(
+            "topics under \"{root}.\" are reserved and cannot be emitted by rules"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A concrete topic: a valid pattern without wildcards.
 pub(crate) fn check_topic(topic: &str) -> Result<(), String> {
     check_topic_pattern(topic)?;
@@ -745,5 +810,20 @@ pub(crate) fn absence_pattern(rule: &Rule) -> Option<&TemporalPattern> {
             Some(pattern)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_quote_at_most_256_characters() {
+        assert_eq!(truncated("short"), "short");
+        let long = "é".repeat(1000);
+        let cut = truncated(&long);
+        assert!(cut.starts_with(&"é".repeat(MAX_WARNING_CHARS)));
+        assert!(cut.ends_with("… (2000 bytes in all)"), "{cut}");
+        assert!(cut.chars().count() < MAX_WARNING_CHARS + 30);
     }
 }

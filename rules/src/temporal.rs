@@ -21,6 +21,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::{Map, Value, json};
 
+use crate::budget::approx_bytes;
 use crate::event::Event;
 use crate::model::{AggregateFunction, EventMatcher, TemporalPattern};
 use crate::pattern::{display_value, get_path, parse_duration_ms, topic_matches};
@@ -57,8 +58,55 @@ pub(crate) struct AbsenceWait {
 struct GroupState {
     sequence: Option<(i64, Vec<Event>)>,
     absence: Option<(u64, Event)>,
-    history: VecDeque<(i64, Value)>,
+    /// Count / aggregate window: timestamp, data, its approximate size.
+    history: VecDeque<(i64, Value, usize)>,
     window_start: Option<i64>,
+    /// Approximate bytes of `history`.
+    history_bytes: usize,
+    /// Approximate bytes of the events of `sequence` and `absence`.
+    held_bytes: usize,
+}
+
+impl GroupState {
+    fn bytes(&self) -> usize {
+        self.history_bytes + self.held_bytes
+    }
+
+    fn recount_held(&mut self) {
+        let sequence = self.sequence.as_ref().map_or(0, |(_, seen)| {
+            seen.iter()
+                .map(|e| approx_bytes(&e.data, usize::MAX))
+                .sum::<usize>()
+        });
+        let absence = self
+            .absence
+            .as_ref()
+            .map_or(0, |(_, e)| approx_bytes(&e.data, usize::MAX));
+        self.held_bytes = sequence + absence;
+    }
+
+    fn push(&mut self, ts: i64, data: Value, size: usize) {
+        if self.history.len() >= MAX_HISTORY
+            && let Some((_, _, dropped)) = self.history.pop_front()
+        {
+            self.history_bytes = self.history_bytes.saturating_sub(dropped);
+        }
+        self.history.push_back((ts, data, size));
+        self.history_bytes += size;
+    }
+
+    fn prune(&mut self, oldest: i64) {
+        while self.history.front().is_some_and(|(ts, _, _)| *ts < oldest) {
+            if let Some((_, _, dropped)) = self.history.pop_front() {
+                self.history_bytes = self.history_bytes.saturating_sub(dropped);
+            }
+        }
+    }
+
+    fn clear_history(&mut self) {
+        self.history.clear();
+        self.history_bytes = 0;
+    }
 }
 
 /// Per-rule, per-group temporal state.
@@ -66,6 +114,10 @@ struct GroupState {
 pub(crate) struct TemporalState {
     rules: HashMap<String, HashMap<String, GroupState>>,
     next_instance: u64,
+    /// Approximate bytes of event data held by all groups of all rules.
+    bytes: usize,
+    /// Events not buffered because of the byte bound.
+    refused: u64,
 }
 
 fn matcher_matches(m: &EventMatcher, event: &Event) -> bool {
@@ -104,16 +156,28 @@ fn info(pattern: &TemporalPattern, group: &str, grouped: bool) -> Map<String, Va
 impl TemporalState {
     /// Forgets everything about a rule (unregistered, updated or disabled).
     pub(crate) fn clear_rule(&mut self, rule_id: &str) {
-        self.rules.remove(rule_id);
+        if let Some(groups) = self.rules.remove(rule_id) {
+            self.bytes = self
+                .bytes
+                .saturating_sub(groups.values().map(GroupState::bytes).sum::<usize>());
+        }
     }
 
-    /// Feeds one event to one rule's pattern.
+    /// Approximate bytes of event data held by all patterns.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Feeds one event to one rule's pattern. Its data is buffered only while all patterns
+    /// together hold at most `max_bytes` (see `EngineConfig::max_temporal_bytes`).
     pub(crate) fn process(
         &mut self,
         rule_id: &str,
         pattern: &TemporalPattern,
         event: &Event,
         now: i64,
+        max_bytes: usize,
     ) -> (Vec<TemporalMatch>, Vec<AbsenceWait>) {
         let mut matches = Vec::new();
         let mut waits = Vec::new();
@@ -148,7 +212,27 @@ impl TemporalState {
             tracing::warn!(rule_id, "temporal group limit reached; event ignored");
             return (matches, waits);
         }
+        let size = approx_bytes(&event.data, max_bytes);
+        let fits = self.bytes.saturating_add(size) <= max_bytes;
+        if !fits {
+            self.refused += 1;
+            if self.refused.is_power_of_two() {
+                tracing::warn!(
+                    rule_id,
+                    refused = self.refused,
+                    max_bytes,
+                    "temporal patterns hold their byte limit; event not buffered"
+                );
+            }
+            if matches!(
+                pattern,
+                TemporalPattern::Count { .. } | TemporalPattern::Aggregate { .. }
+            ) {
+                return (matches, waits);
+            }
+        }
         let state = groups.entry(group.clone()).or_default();
+        let before = state.bytes();
         let base = |extra: Map<String, Value>| {
             let mut m = info(pattern, &group, group_by.is_some());
             m.extend(extra);
@@ -170,6 +254,7 @@ impl TemporalState {
                 let mut consumed = false;
                 if let Some((_, seen)) = &mut state.sequence {
                     if let Some(next) = events.get(seen.len())
+                        && fits
                         && matcher_matches(next, event)
                     {
                         seen.push(event.clone());
@@ -190,6 +275,7 @@ impl TemporalState {
                     }
                 }
                 if !consumed
+                    && fits
                     && state.sequence.is_none()
                     && events.first().is_some_and(|m| matcher_matches(m, event))
                 {
@@ -204,7 +290,7 @@ impl TemporalState {
             } => {
                 if state.absence.is_some() && matcher_matches(expected, event) {
                     state.absence = None;
-                } else if state.absence.is_none() && matcher_matches(after, event) {
+                } else if fits && state.absence.is_none() && matcher_matches(after, event) {
                     self.next_instance += 1;
                     state.absence = Some((self.next_instance, event.clone()));
                     waits.push(AbsenceWait {
@@ -224,21 +310,21 @@ impl TemporalState {
             } => {
                 let window = parse_duration_ms(window).unwrap_or(0) as i64;
                 if !*sliding && state.window_start.is_some_and(|s| now - s >= window) {
-                    state.history.clear();
+                    state.clear_history();
                     state.window_start = None;
                 }
                 state.window_start.get_or_insert(now);
-                push_bounded(&mut state.history, now, event.data.clone());
+                state.push(now, event.data.clone(), size);
                 if *sliding {
-                    prune(&mut state.history, now - window);
+                    state.prune(now - window);
                 }
                 let count = state.history.len() as f64;
                 if comparison.holds(count, *threshold) {
                     let matched: Vec<Value> =
-                        state.history.iter().map(|(_, d)| d.clone()).collect();
+                        state.history.iter().map(|(_, d, _)| d.clone()).collect();
                     if !*sliding {
                         // A tumbling window is consumed by its match; the next event opens a new one.
-                        state.history.clear();
+                        state.clear_history();
                         state.window_start = None;
                     }
                     let mut extra = Map::new();
@@ -261,12 +347,12 @@ impl TemporalState {
                 ..
             } => {
                 let window = parse_duration_ms(window).unwrap_or(0) as i64;
-                push_bounded(&mut state.history, now, event.data.clone());
-                prune(&mut state.history, now - window);
+                state.push(now, event.data.clone(), size);
+                state.prune(now - window);
                 let values: Vec<f64> = state
                     .history
                     .iter()
-                    .filter_map(|(_, d)| get_path(d, field).and_then(Value::as_f64))
+                    .filter_map(|(_, d, _)| get_path(d, field).and_then(Value::as_f64))
                     .collect();
                 let value = match function {
                     AggregateFunction::Count => Some(state.history.len() as f64),
@@ -288,12 +374,14 @@ impl TemporalState {
                         rule_id: rule_id.to_string(),
                         trigger_data: event.data.clone(),
                         last_event: Some(event.clone()),
-                        matched: state.history.iter().map(|(_, d)| d.clone()).collect(),
+                        matched: state.history.iter().map(|(_, d, _)| d.clone()).collect(),
                         info: base(extra),
                     });
                 }
             }
         }
+        state.recount_held();
+        self.bytes = self.bytes.saturating_sub(before) + state.bytes();
         (matches, waits)
     }
 
@@ -311,7 +399,10 @@ impl TemporalState {
             Some((id, _)) if *id == instance => {}
             _ => return None,
         }
+        let before = state.bytes();
         let (_, after) = state.absence.take()?;
+        state.recount_held();
+        self.bytes = self.bytes.saturating_sub(before) + state.bytes();
         let grouped = matches!(
             pattern,
             TemporalPattern::Absence {
@@ -329,15 +420,56 @@ impl TemporalState {
     }
 }
 
-fn push_bounded(history: &mut VecDeque<(i64, Value)>, ts: i64, data: Value) {
-    if history.len() >= MAX_HISTORY {
-        history.pop_front();
-    }
-    history.push_back((ts, data));
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn prune(history: &mut VecDeque<(i64, Value)>, oldest: i64) {
-    while history.front().is_some_and(|(ts, _)| *ts < oldest) {
-        history.pop_front();
+    fn event(topic: &str, data: Value) -> Event {
+        Event {
+            id: "e".into(),
+            topic: topic.into(),
+            data,
+            timestamp: 0,
+            correlation_id: None,
+            causation_id: None,
+            source: None,
+        }
+    }
+
+    fn pattern(value: Value) -> TemporalPattern {
+        serde_json::from_value(value).expect("a valid pattern")
+    }
+
+    #[test]
+    fn buffered_event_data_stays_within_the_byte_bound_and_is_freed() {
+        let count = pattern(json!({"type": "count", "event": {"topic": "order.c"},
+            "threshold": 1_000_000, "window": "1h"}));
+        let mut state = TemporalState::default();
+        let max = 100_000;
+        let blob = json!({"b": "x".repeat(9_000)});
+        for i in 0..100 {
+            state.process("r", &count, &event("order.c", blob.clone()), i, max);
+            assert!(state.bytes() <= max, "{}", state.bytes());
+        }
+        let held = state.rules["r"][""].history.len();
+        assert!((9..=11).contains(&held), "{held} events held");
+        // A sequence refused for want of room does not start; small events still pass.
+        let sequence = pattern(json!({"type": "sequence", "within": "1h",
+            "events": [{"topic": "a"}, {"topic": "b"}]}));
+        state.process("s", &sequence, &event("a", blob.clone()), 0, max);
+        assert!(state.rules["s"][""].sequence.is_none());
+        // Forgetting a rule frees its bytes; a sliding window frees what leaves it.
+        state.clear_rule("r");
+        assert_eq!(state.bytes(), 0);
+        let sliding = pattern(json!({"type": "count", "event": {"topic": "t"},
+            "threshold": 1_000_000, "window": 10, "sliding": true}));
+        state.process("w", &sliding, &event("t", blob.clone()), 0, max);
+        assert!(state.bytes() > 9_000);
+        state.process("w", &sliding, &event("t", json!({})), 100, max);
+        assert!(state.bytes() < 1_000, "{}", state.bytes());
+        state.process("s", &sequence, &event("a", blob.clone()), 0, max);
+        assert!(state.rules["s"][""].sequence.is_some());
+        state.process("s", &sequence, &event("b", json!({})), 1, max);
+        assert!(state.bytes() < 1_000, "{}", state.bytes());
     }
 }

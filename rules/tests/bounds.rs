@@ -481,53 +481,56 @@ fn log_lines_of_a_rule_are_rate_limited_with_one_summary_of_the_dropped() {
 
 /// Red-team rerun: `set_fact` with huge values, repeated up to `max_facts`, grew memory
 /// until the process died. One value is bounded by `max_fact_bytes`, all facts together by
-/// `max_facts_bytes` (JSON bytes of the values plus the keys), through the API and in rule
+/// `max_facts_bytes` (values counted as the larger of JSON and memory, plus the keys), through the API and in rule
 /// actions (an action error there, never a panic).
 #[test]
 fn fact_values_and_all_facts_together_are_bounded_in_bytes() {
     let engine = engine_with(EngineConfig {
-        max_fact_bytes: 100,
-        max_facts_bytes: 250,
+        max_fact_bytes: 1000,
+        max_facts_bytes: 2500,
         ..Default::default()
     });
-    let blob = |n: usize| json!("x".repeat(n - 2)); // n bytes of JSON
+    // A string counts as its size in memory (a node plus its bytes) when that is more than
+    // its JSON: `blob(n)` counts n bytes.
+    let node = std::mem::size_of::<Value>();
+    let blob = |n: usize| json!("x".repeat(n - node));
     // One value over the bound: TooLarge, nothing stored.
-    match engine.set_fact("big", blob(101)) {
+    match engine.set_fact("big", blob(1010)) {
         Err(RulesError::TooLarge(message)) => {
             assert!(
-                message.contains("101 bytes") && message.contains("(100 bytes)"),
+                message.contains("1010 bytes") && message.contains("(1000 bytes)"),
                 "{message}"
             )
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
     assert_eq!(engine.get_fact("big"), None);
-    // 100 bytes + 2 of key each: two fit, the third would pass 250.
-    engine.set_fact("k1", blob(100)).unwrap();
-    engine.set_fact("k2", blob(100)).unwrap();
-    match engine.set_fact("k3", blob(100)) {
+    // 1000 bytes + 2 of key each: two fit, the third would pass 2500.
+    engine.set_fact("k1", blob(1000)).unwrap();
+    engine.set_fact("k2", blob(1000)).unwrap();
+    match engine.set_fact("k3", blob(1000)) {
         Err(RulesError::LimitExceeded(message)) => {
             assert!(
-                message.contains("fact storage limit (250 bytes"),
+                message.contains("fact storage limit (2500 bytes"),
                 "{message}"
             )
         }
         other => panic!("expected LimitExceeded, got {other:?}"),
     }
-    // A small new fact still fits (204 + 40 + 2 <= 250); growing an existing one does not,
+    // A small new fact still fits (2004 + 400 + 2 <= 2500); growing an existing one does not,
     // shrinking does, and a deletion makes room.
-    engine.set_fact("k3", blob(40)).unwrap();
+    engine.set_fact("k3", blob(400)).unwrap();
     assert!(matches!(
-        engine.set_fact("k3", blob(50)),
+        engine.set_fact("k3", blob(500)),
         Err(RulesError::LimitExceeded(_))
     ));
-    engine.set_fact("k1", blob(10)).unwrap();
-    engine.set_fact("k3", blob(100)).unwrap();
+    engine.set_fact("k1", blob(100)).unwrap();
+    engine.set_fact("k3", blob(1000)).unwrap();
     assert!(engine.delete_fact("k2"));
-    engine.set_fact("k4", blob(100)).unwrap();
-    // 12 + 102 + 102 = 216 bytes stored: 42 more do not fit.
+    engine.set_fact("k4", blob(1000)).unwrap();
+    // 102 + 1002 + 1002 = 2106 bytes stored: 402 more do not fit.
     assert!(matches!(
-        engine.set_fact("k5", blob(40)),
+        engine.set_fact("k5", blob(400)),
         Err(RulesError::LimitExceeded(_))
     ));
 
@@ -542,17 +545,48 @@ fn fact_values_and_all_facts_together_are_bounded_in_bytes() {
         ),
     );
     engine
-        .emit("grow", json!({"key": "r1", "blob": blob(1_000)}))
+        .emit("grow", json!({"key": "r1", "blob": blob(10000)}))
         .unwrap();
     engine
-        .emit("grow", json!({"key": "k1", "blob": blob(80)}))
+        .emit("grow", json!({"key": "k1", "blob": blob(800)}))
         .unwrap();
     assert_eq!(engine.get_fact("r1"), None);
-    assert_eq!(engine.get_fact("k1"), Some(blob(10)));
+    assert_eq!(engine.get_fact("k1"), Some(blob(100)));
     assert_eq!(engine.stats().action_errors, 2);
     engine
         .emit("grow", json!({"key": "k1", "blob": 7}))
         .unwrap();
     assert_eq!(engine.get_fact("k1"), Some(json!(7)));
     assert_eq!(engine.stats().action_errors, 2);
+}
+
+/// Red-team rerun: a rule's `for_each` over `event.s`, 50 emits with `s` a 900 KB string,
+/// wrote 45 MB of action-error warnings in 1.6 s (each carried the whole value). The
+/// warnings of failed conditions and actions now share the per-rule rate of `log` lines:
+/// beyond it they are dropped and counted in `logs_dropped`.
+#[test]
+fn action_error_warnings_share_the_per_rule_log_rate() {
+    let engine = engine_with(EngineConfig {
+        clock: Arc::new(noex_rules::ManualClock::new(0)),
+        max_rule_logs_per_second: 5,
+        ..Default::default()
+    });
+    register(
+        &engine,
+        on_event(
+            "fail",
+            "go",
+            json!([]),
+            json!([{"type": "for_each", "collection": {"ref": "event.s"}, "as": "i",
+                    "actions": []}]),
+        ),
+    );
+    let big = "x".repeat(900_000);
+    for _ in 0..50 {
+        engine.emit("go", json!({"s": big})).unwrap();
+    }
+    let stats = engine.stats();
+    assert_eq!(stats.action_errors, 50);
+    // A burst of 5 warnings passed; 45 were dropped.
+    assert_eq!(stats.logs_dropped, 45);
 }

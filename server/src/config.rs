@@ -337,10 +337,13 @@ pub struct LimitsConfig {
     /// rule's `set_fact` of a new key is an action error (`actionErrors`). Existing facts
     /// can always be changed or deleted; facts restored at start are all kept.
     pub max_facts: usize,
-    /// Largest fact value, in bytes of its JSON: `rules.setFact` of a larger one answers
-    /// `VALIDATION_ERROR`; a rule's `set_fact` of one is an action error.
+    /// Largest fact value, in bytes: the larger of its JSON and an estimate of its size in
+    /// memory (a parsed array of small numbers takes ~35x its JSON). `rules.setFact` of a
+    /// larger one answers `VALIDATION_ERROR`; a rule's `set_fact` of one, or `set_timer`
+    /// with `onExpire.data` over it, is an action error.
     pub max_fact_bytes: usize,
-    /// Bytes of all facts together (JSON of every value plus every key): `rules.setFact`
+    /// Bytes of all facts together (every value counted as for `max_fact_bytes`, plus every
+    /// key): `rules.setFact`
     /// that would grow them past it answers `RATE_LIMITED`; a rule's `set_fact` is an
     /// action error. Shrinking or deleting facts always works; restored facts are all kept.
     pub max_facts_bytes: usize,
@@ -355,7 +358,8 @@ pub struct LimitsConfig {
     pub min_timer_interval_ms: u64,
     /// `log` lines one rule may write per second (token bucket per rule, one second of
     /// burst); more are dropped, and the rule's next line that passes is preceded by one
-    /// warning saying how many were.
+    /// warning saying how many were. Warnings about the rule (failed condition or action,
+    /// truncated `for_each`) share the bucket and quote at most 256 characters of the error.
     pub max_rule_logs_per_second: u32,
     /// Work units one input to the rule engine (a `rules.emit`, `rules.setFact`, store
     /// change, fired timer) may use, its whole cascade included: one per event or fact
@@ -370,6 +374,11 @@ pub struct LimitsConfig {
     /// refunded; at the bound the rest of the cascade is dropped and counted, the request
     /// still succeeds.
     pub max_rule_queued_bytes: usize,
+    /// Approximate bytes (as held in memory) of event data all temporal rule patterns
+    /// together keep (sequence steps, absence waits, count and aggregate windows). An event
+    /// that would take them past it is not buffered (not counted, starts or advances
+    /// nothing) and a warning is logged; events leaving their windows free room.
+    pub max_rule_temporal_bytes: usize,
     /// Outbound bytes in memory over all connections: queued, in flight and held pushes
     /// (data shared by several subscribers counts once). Over it the connection holding
     /// the most is closed with 1008 `buffer_limit` and its buffers are freed.
@@ -403,6 +412,7 @@ impl Default for LimitsConfig {
             max_rule_work_per_input: 10_000,
             max_rule_chain_depth: 10,
             max_rule_queued_bytes: 16 * 1024 * 1024,
+            max_rule_temporal_bytes: 64 * 1024 * 1024,
             max_total_buffered_bytes: 256 * 1024 * 1024,
             login: LoginLimits::default(),
         }
@@ -567,7 +577,7 @@ impl ServerConfig {
 impl LimitsConfig {
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 26] = [
+        let checks: [(&'static str, u64); 27] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -604,6 +614,10 @@ impl LimitsConfig {
             (
                 "limits.maxRuleQueuedBytes",
                 self.max_rule_queued_bytes as u64,
+            ),
+            (
+                "limits.maxRuleTemporalBytes",
+                self.max_rule_temporal_bytes as u64,
             ),
             (
                 "limits.maxTotalBufferedBytes",

@@ -58,6 +58,27 @@ impl From<RulesError> for ServerError {
     }
 }
 
+/// Refuses a result over `limits.maxResultBytes` bytes of JSON (counted without building
+/// it), with the `VALIDATION_ERROR` and `details.limit` of the store reads.
+fn bounded_result(
+    connection: &Connection,
+    value: &impl serde::Serialize,
+) -> Result<(), ServerError> {
+    let limit = connection.shared.config.limits.max_result_bytes;
+    match crate::store_ops::json_size_within(value, limit) {
+        Some(_) => Ok(()),
+        None => Err(ServerError::new(
+            ErrorCode::ValidationError,
+            format!("Result exceeds {limit} bytes; narrow it with rules.queryFacts"),
+        )
+        .with_details(json!({ "limit": limit }))),
+    }
+}
+
+/// The first topic segment of the store change events (`bucket.<name>.<change>`): only the
+/// store bridge emits under it, so `rules.emit` and rules cannot forge store changes.
+pub(crate) const RESERVED_TOPIC_ROOT: &str = "bucket";
+
 /// The configuration of the engine the server creates: the rule bounds of the config's
 /// `limits` section (facts, rules, timers, and per input work, chain depth and produced
 /// bytes), and a fact persister when the store is durable. An engine supplied with
@@ -74,6 +95,8 @@ pub(crate) fn engine_config(limits: &LimitsConfig, store: &Store) -> EngineConfi
         max_work_per_input: limits.max_rule_work_per_input,
         max_chain_depth: limits.max_rule_chain_depth,
         max_queued_bytes_per_input: limits.max_rule_queued_bytes,
+        max_temporal_bytes: limits.max_rule_temporal_bytes,
+        reserved_topic_root: Some(RESERVED_TOPIC_ROOT.to_string()),
         fact_observer: fact_persister(store),
         ..EngineConfig::default()
     }
@@ -99,6 +122,14 @@ pub(crate) async fn handle(
             correlation_id,
             causation_id,
         } => {
+            if topic.split('.').next() == Some(RESERVED_TOPIC_ROOT) {
+                return Err(ServerError::new(
+                    ErrorCode::ValidationError,
+                    format!(
+                        "topics under \"{RESERVED_TOPIC_ROOT}.\" are reserved for store change events"
+                    ),
+                ));
+            }
             let options = EmitOptions {
                 source: None,
                 correlation_id,
@@ -119,11 +150,13 @@ pub(crate) async fn handle(
         RulesOp::QueryFacts { pattern } => {
             let mut facts = engine.run_input(|e| e.query_facts(&pattern)).await?;
             facts.retain(|f| sees_fact(authority, "rules.queryFacts", &f.key));
+            bounded_result(connection, &facts)?;
             to_json(facts)
         }
         RulesOp::GetAllFacts => {
             let mut facts = engine.run_input(RuleEngine::get_all_facts).await;
             facts.retain(|f| sees_fact(authority, "rules.getAllFacts", &f.key));
+            bounded_result(connection, &facts)?;
             to_json(facts)
         }
         RulesOp::Subscribe { pattern } => subscribe(connection, engine, &pattern),

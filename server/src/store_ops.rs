@@ -399,7 +399,7 @@ fn transaction(
 
 /// Size in bytes of `value` as JSON, or `None` once it passes `budget` (counted without
 /// building the text).
-fn json_size_within(value: &impl serde::Serialize, budget: usize) -> Option<usize> {
+pub(crate) fn json_size_within(value: &impl serde::Serialize, budget: usize) -> Option<usize> {
     struct Counter {
         written: usize,
         budget: usize,

@@ -368,7 +368,7 @@ async fn jwt_hs256_valid_bad_signature_and_expired() {
 
 /// Rerun finding: a JWT with `sub: ""` logged in as a session with an empty user id.
 #[tokio::test]
-async fn jwt_without_a_usable_sub_is_an_invalid_token() {
+async fn jwt_without_a_usable_sub_or_with_malformed_roles_is_an_invalid_token() {
     let auth = AuthConfig {
         required: true,
         jwt: Some(JwtConfig {
@@ -383,7 +383,6 @@ async fn jwt_without_a_usable_sub_is_an_invalid_token() {
         ..AuthConfig::default()
     };
     let (server, _clock) = start_with(local_config(), auth).await;
-    let (mut c, _) = Client::connect(&server).await;
     let key = EncodingKey::from_secret(b"s3cret");
     let exp = (T0 / 1000) + 3600;
     for claims in [
@@ -392,7 +391,15 @@ async fn jwt_without_a_usable_sub_is_an_invalid_token() {
         json!({"sub": 42, "roles": ["admin"], "exp": exp}),
         json!({"sub": null, "roles": ["admin"], "exp": exp}),
         json!({"sub": ["u"], "roles": ["admin"], "exp": exp}),
+        // Red-team rerun: a roles claim that is not a string or an array of strings
+        // silently became no roles; it is an invalid token.
+        json!({"sub": "u", "roles": {"a": 1}, "exp": exp}),
+        json!({"sub": "u", "roles": 5, "exp": exp}),
+        json!({"sub": "u", "roles": null, "exp": exp}),
+        json!({"sub": "u", "roles": ["admin", 3], "exp": exp}),
     ] {
+        // A connection of its own: each takes 5 failed logins (`limits.login`).
+        let (mut c, _) = Client::connect(&server).await;
         let answer = login(&mut c, &jwt(Algorithm::HS256, &key, claims.clone())).await;
         assert_eq!(
             (answer["code"].as_str(), answer["message"].as_str()),

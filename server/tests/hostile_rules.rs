@@ -424,3 +424,245 @@ async fn huge_fact_values_are_refused_and_all_facts_stay_within_their_byte_bound
     // Without the bound all 600 were kept (36 MB of values alone).
     assert!(peak < baseline + 30 * 1024 * 1024, "peak RSS {peak} bytes");
 }
+
+/// The 32 700-zero array of the red-team rerun: 65 KB of JSON (under the 64 KiB
+/// `maxFactBytes` as JSON), about 2.3 MB once parsed.
+fn zeros_array() -> Value {
+    serde_json::from_str(&format!("[{}0]", "0,".repeat(32_699))).expect("valid JSON")
+}
+
+/// Red-team rerun: 500 `rules.setFact` of a 32 700-zero array (32.7 MB of JSON) took the
+/// binary from 6 to 1150 MB, because the fact bounds counted JSON bytes and a parsed
+/// value takes up to ~35x that. The bounds now count the larger of the JSON and an
+/// estimate of the memory: with the default `maxFactBytes` one such value is refused, and
+/// with a large one the 64 MiB `maxFactsBytes` stops the flood after about 28.
+#[tokio::test]
+async fn fact_bounds_count_memory_not_json_bytes() {
+    let binary =
+        Binary::with_config(&json!({"limits": {"maxFactBytes": 4 * 1024 * 1024}}), &[]).await;
+    let (mut c, _) = Client::connect_url(&binary.url).await;
+    let baseline = binary.status_kib("VmRSS") * 1024;
+    let zeros = zeros_array();
+    let mut stored = 0;
+    let mut refused = None;
+    for i in 0..500 {
+        let answer = c
+            .call(
+                "rules.setFact",
+                json!({"key": format!("z:{i}"), "value": zeros}),
+            )
+            .await;
+        if answer["type"] == "result" {
+            stored += 1;
+        } else {
+            refused.get_or_insert_with(|| answer.clone());
+            assert_eq!(answer["code"], "RATE_LIMITED", "{answer}");
+        }
+    }
+    assert!(refused.is_some(), "the byte bound was never reached");
+    // About 2.3 MB each in memory (a 72-byte node per zero): 64 MiB hold about 28.
+    assert!((20..=40).contains(&stored), "{stored} facts stored");
+    let peak = binary.peak_rss_kib() * 1024;
+    eprintln!(
+        "zeros flood: {stored} of 500 stored, RSS {} MiB at start, peak {} MiB",
+        baseline / (1024 * 1024),
+        peak / (1024 * 1024)
+    );
+    assert!(peak < baseline + 300 * 1024 * 1024, "peak RSS {peak} bytes");
+}
+
+/// The same value under the default `maxFactBytes` (64 KiB) is over it in memory.
+#[tokio::test]
+async fn a_small_json_value_large_in_memory_is_over_max_fact_bytes() {
+    let mut config = local_config();
+    config.rules.enabled = Some(true);
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    let (code, message, _) = c
+        .fail("rules.setFact", json!({"key": "z", "value": zeros_array()}))
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.contains("fact size limit"), "{message}");
+}
+
+/// Red-team rerun: a count pattern (`window` 1h, `threshold` 1e6) kept every matching
+/// event: 600 emits of 900 KB took the binary from 7 to 537 MB. All temporal patterns
+/// together now keep at most `limits.maxRuleTemporalBytes` of event data; further events
+/// are not buffered.
+#[tokio::test]
+async fn temporal_pattern_buffers_stay_within_their_byte_bound() {
+    let binary = Binary::with_config(
+        &json!({"limits": {"maxRuleTemporalBytes": 8 * 1024 * 1024}}),
+        &[],
+    )
+    .await;
+    let (mut c, _) = Client::connect_url(&binary.url).await;
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "hoard", "name": "hoard",
+            "trigger": {"type": "temporal", "pattern": {"type": "count",
+                "event": {"topic": "order.c"}, "threshold": 1_000_000, "window": "1h"}},
+            "actions": [{"type": "log", "level": "info", "message": "never"}]}}),
+    )
+    .await;
+    let baseline = binary.status_kib("VmRSS") * 1024;
+    let blob = "x".repeat(900_000);
+    for n in 0..200 {
+        c.ok(
+            "rules.emit",
+            json!({"topic": "order.c", "data": {"n": n, "b": blob}}),
+        )
+        .await;
+    }
+    let peak = binary.peak_rss_kib() * 1024;
+    eprintln!(
+        "count pattern flood: 200 events of 900 KB, RSS {} MiB at start, peak {} MiB",
+        baseline / (1024 * 1024),
+        peak / (1024 * 1024)
+    );
+    // Without the bound all 200 were kept (180 MB of data alone).
+    assert!(peak < baseline + 80 * 1024 * 1024, "peak RSS {peak} bytes");
+}
+
+/// Red-team rerun: 500 timers with 900 KB of `onExpire.data` each took 452 MB (about 9 GB
+/// at `maxTimers`). One timer's data is now bounded by `limits.maxFactBytes`: setting a
+/// larger one is an action error and no timer is kept.
+#[tokio::test]
+async fn timer_data_over_max_fact_bytes_is_an_action_error() {
+    let mut config = local_config();
+    config.rules.enabled = Some(true);
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "park", "name": "park",
+            "trigger": {"type": "event", "topic": "order.t"},
+            "actions": [{"type": "set_timer", "timer": {"name": "order:t:${event.n}",
+                "duration": "1h", "onExpire": {"topic": "order.x", "data": {"ref": "event.b"}}}}]}}),
+    )
+    .await;
+    c.ok(
+        "rules.emit",
+        json!({"topic": "order.t", "data": {"n": 0, "b": "small"}}),
+    )
+    .await;
+    for n in 1..=20 {
+        c.ok(
+            "rules.emit",
+            json!({"topic": "order.t", "data": {"n": n, "b": "x".repeat(900_000)}}),
+        )
+        .await;
+    }
+    let stats = c.ok("rules.stats", json!({})).await;
+    assert_eq!(stats["timersCount"], 1, "{stats}");
+    assert_eq!(stats["actionErrors"], 20, "{stats}");
+}
+
+/// Red-team rerun: a client allowed `rules.*` but not to read bucket `secret` emitted
+/// `bucket.secret.inserted` with a forged record; it reached `bucket.secret.*` subscribers
+/// and triggered rules on that topic. The `bucket.` namespace is now reserved for the
+/// store bridge: `rules.emit` under it and rules emitting under it are refused
+/// (`VALIDATION_ERROR`), and a computed topic under it is an action error.
+#[tokio::test]
+async fn store_change_events_cannot_be_forged() {
+    let mut config = local_config();
+    config.rules.enabled = Some(true);
+    config.rules.store_bridge = true;
+    config.store = serde_json::from_value(json!({
+        "buckets": {"secret": {"key": "id", "schema": {"id": {"type": "number"}}}}
+    }))
+    .expect("store");
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    let sub = c
+        .ok("rules.subscribe", json!({"pattern": "bucket.secret.*"}))
+        .await;
+    let (code, message, _) = c
+        .fail(
+            "rules.emit",
+            json!({"type": "rules.emit", "topic": "bucket.secret.inserted",
+                   "data": {"record": {"id": 1, "forged": true}}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.contains("reserved"), "{message}");
+    for topic in ["bucket.secret.inserted", "bucket.${event.b}.inserted"] {
+        let (code, message, _) = c
+            .fail(
+                "rules.registerRule",
+                json!({"rule": {"id": "forge", "name": "forge",
+                    "trigger": {"type": "event", "topic": "order.f"},
+                    "actions": [{"type": "emit_event", "topic": topic, "data": {}}]}}),
+            )
+            .await;
+        assert_eq!(code, "VALIDATION_ERROR", "{topic}");
+        assert!(
+            message.contains("reserved") || message.contains("Validation"),
+            "{message}"
+        );
+    }
+    // A topic computed entirely from the event: an action error when it lands under `bucket.`.
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "relay", "name": "relay",
+            "trigger": {"type": "event", "topic": "order.f"},
+            "actions": [{"type": "emit_event", "topic": "${event.t}", "data": {"forged": true}}]}}),
+    )
+    .await;
+    c.ok(
+        "rules.emit",
+        json!({"topic": "order.f", "data": {"t": "bucket.secret.inserted"}}),
+    )
+    .await;
+    let stats = c.ok("rules.stats", json!({})).await;
+    assert_eq!(stats["actionErrors"], 1, "{stats}");
+    // The first push the subscriber sees is the real store change.
+    c.ok(
+        "store.insert",
+        json!({"bucket": "secret", "data": {"id": 7}}),
+    )
+    .await;
+    let push = c.next_push().await;
+    assert_eq!(push["subscriptionId"], sub["subscriptionId"]);
+    assert_eq!(push["data"]["event"]["source"], "store", "{push}");
+    assert_eq!(push["data"]["event"]["data"]["record"]["id"], 7, "{push}");
+}
+
+/// Red-team rerun: `rules.getAllFacts` answered 65 MB (1000 facts of 65 KB), ignoring
+/// `limits.maxResultBytes`; two clients calling it three times took RSS from 71 to 503 MB.
+/// `rules.getAllFacts` and `rules.queryFacts` now answer `VALIDATION_ERROR` with
+/// `details.limit` past it, as the store reads do.
+#[tokio::test]
+async fn fact_listings_are_bounded_by_max_result_bytes() {
+    let mut config = local_config();
+    config.rules.enabled = Some(true);
+    config.limits.max_result_bytes = 1024 * 1024;
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    let blob = "y".repeat(60_000);
+    for i in 0..40 {
+        c.ok(
+            "rules.setFact",
+            json!({"key": format!("blob:{i}"), "value": blob}),
+        )
+        .await;
+    }
+    c.ok("rules.setFact", json!({"key": "small:1", "value": 1}))
+        .await;
+    for (op, fields) in [
+        ("rules.getAllFacts", json!({})),
+        ("rules.queryFacts", json!({"pattern": "blob:*"})),
+    ] {
+        let (code, message, details) = c.fail(op, fields).await;
+        assert_eq!(code, "VALIDATION_ERROR", "{op}");
+        assert!(
+            message.contains("Result exceeds 1048576 bytes"),
+            "{message}"
+        );
+        assert_eq!(details["limit"], 1024 * 1024);
+    }
+    let small = c
+        .ok("rules.queryFacts", json!({"pattern": "small:*"}))
+        .await;
+    assert_eq!(small.as_array().map(Vec::len), Some(1), "{small}");
+}

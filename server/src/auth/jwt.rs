@@ -170,13 +170,17 @@ impl JwtValidator {
         if user_id.is_empty() {
             return None;
         }
+        // The roles claim is absent (no roles), one string or an array of strings; anything
+        // else (an object, a number, a non-string element) is an invalid token rather than
+        // silently no roles.
         let roles = match claims.get(&self.roles_claim) {
+            None => Vec::new(),
             Some(Value::Array(items)) => items
                 .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()?,
             Some(Value::String(role)) => vec![role.clone()],
-            _ => Vec::new(),
+            Some(_) => return None,
         };
         let expires_at = exp.map(|secs| (secs * 1000.0).max(0.0) as u64);
         Some(Session {
