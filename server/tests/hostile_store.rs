@@ -670,3 +670,45 @@ async fn subscribe_params_must_be_an_object() {
         c.ok("store.subscribe", fields).await;
     }
 }
+
+#[tokio::test]
+async fn records_of_small_numbers_count_their_memory_not_their_json() {
+    // Exactly the red team's record: `{"id":i,"z":[0,0,…99 000 zeros]}` ×300, 59 MB of
+    // JSON under a store limit of 64 MiB. Counted by JSON they all fitted and the server
+    // grew to about 2 GB; counted by estimated memory the store refuses past 64 MiB.
+    let config = json!({
+        "limits": {"maxRecordBytes": 16 * 1024 * 1024, "maxStoreBytes": 64 * 1024 * 1024},
+        "store": {"buckets": {"a": {"key": "id", "schema": {"id": {"type": "number"}}}}}
+    });
+    let server = Binary::with_config(
+        &config,
+        &["--no-rules", "--heartbeat-interval-ms", "600000"],
+    )
+    .await;
+    let (mut c, _) = Client::connect_url(&server.url).await;
+    let zeros = vec![0; 99_000];
+    let mut stored = 0;
+    let mut refused = 0;
+    for id in 0..300 {
+        let frame = c
+            .call(
+                "store.insert",
+                json!({"bucket": "a", "data": {"id": id, "z": zeros}}),
+            )
+            .await;
+        if frame["type"] == "result" {
+            stored += 1;
+        } else {
+            assert_eq!(frame["code"], "RATE_LIMITED", "{frame}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 250, "stored {stored}, refused {refused}");
+    assert!(stored > 0, "stored {stored}");
+    let peak = server.peak_rss_kib() * 1024;
+    assert!(
+        peak < 400 * 1024 * 1024,
+        "peak RSS {} MiB",
+        peak / 1024 / 1024
+    );
+}
