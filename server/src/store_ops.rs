@@ -4,6 +4,7 @@
 //! connection's outbound queue.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use noex_protocol::payloads::{
     BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, Cleared,
@@ -445,6 +446,72 @@ fn transaction_op(tx: &mut Transaction<'_>, op: TransactionOp) -> Result<Value, 
     }
 }
 
+/// The estimated memory one store subscription's result holds, counted against its
+/// connection's `limits.maxSubscriptionResultBytes` and the server's
+/// `limits.maxTotalSubscriptionResultBytes`. `None` once released (the subscription
+/// ended, or was refused for passing a limit).
+struct ResultHold {
+    held: std::sync::Mutex<Option<usize>>,
+    connection: Arc<AtomicUsize>,
+    server: Arc<AtomicUsize>,
+    max_connection: usize,
+    max_server: usize,
+}
+
+impl ResultHold {
+    /// Counts `size` instead of what was held. A growth past either limit releases the
+    /// hold instead and returns the error to answer; a released hold stays released.
+    fn set(&self, size: usize) -> Result<(), ServerError> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(old) = *held else {
+            return Err(ServerError::new(
+                ErrorCode::RateLimited,
+                "Subscription results limit reached",
+            ));
+        };
+        if size > old {
+            let grow = size - old;
+            let over = if self.connection.load(Ordering::Relaxed).saturating_add(grow)
+                > self.max_connection
+            {
+                Some(format!(
+                    "Subscription results limit reached (max {} bytes per connection)",
+                    self.max_connection
+                ))
+            } else if self.server.load(Ordering::Relaxed).saturating_add(grow) > self.max_server {
+                Some(format!(
+                    "Subscription results limit reached (max {} bytes per server)",
+                    self.max_server
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = over {
+                self.connection.fetch_sub(old, Ordering::Relaxed);
+                self.server.fetch_sub(old, Ordering::Relaxed);
+                *held = None;
+                return Err(ServerError::new(ErrorCode::RateLimited, message));
+            }
+            self.connection.fetch_add(grow, Ordering::Relaxed);
+            self.server.fetch_add(grow, Ordering::Relaxed);
+        } else {
+            self.connection.fetch_sub(old - size, Ordering::Relaxed);
+            self.server.fetch_sub(old - size, Ordering::Relaxed);
+        }
+        *held = Some(size);
+        Ok(())
+    }
+
+    /// Stops counting this subscription's result.
+    fn release(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = held.take() {
+            self.connection.fetch_sub(old, Ordering::Relaxed);
+            self.server.fetch_sub(old, Ordering::Relaxed);
+        }
+    }
+}
+
 /// `store.subscribe`: reserves an id within the limits, subscribes in the store with a
 /// callback that queues each new result as a push, and answers with the initial result.
 ///
@@ -466,6 +533,18 @@ pub(crate) async fn subscribe(
         params: Some(params.clone()),
     });
     let store = connection.shared.store.clone();
+    // A connection already at its bound of held results is refused before evaluating.
+    let max_held = connection
+        .shared
+        .config
+        .limits
+        .max_subscription_result_bytes;
+    if connection.held_results.load(Ordering::Relaxed) >= max_held {
+        return Err(ServerError::new(
+            ErrorCode::RateLimited,
+            format!("Subscription results limit reached (max {max_held} bytes per connection)"),
+        ));
+    }
     let id = connection.subscriptions.reserve()?;
     connection.queue.mark_pending(&id);
     let queue = Arc::clone(&connection.queue);
@@ -476,6 +555,17 @@ pub(crate) async fn subscribe(
     let ended = connection.ended_subscriptions.clone();
     let ended_id = id.clone();
     let subscribing = store.clone();
+    let limits = &connection.shared.config.limits;
+    let hold = Arc::new(ResultHold {
+        held: std::sync::Mutex::new(Some(0)),
+        connection: Arc::clone(&connection.held_results),
+        server: Arc::clone(&connection.shared.held_results),
+        max_connection: limits.max_subscription_result_bytes,
+        max_server: limits.max_total_subscription_result_bytes,
+    });
+    let push_hold = Arc::clone(&hold);
+    let over_ended = connection.ended_subscriptions.clone();
+    let over_id = id.clone();
     let (answer, answered) = tokio::sync::oneshot::channel();
     // Never closed, so the permit always comes.
     let permit = Arc::clone(&connection.shared.heavy_reads)
@@ -488,6 +578,12 @@ pub(crate) async fn subscribe(
             &query,
             params,
             move |result: Arc<QueryResult>| {
+                // A result past the connection's (or server's) bound ends the subscription
+                // instead of being held and pushed.
+                if let Err(err) = push_hold.set(result.memory_size()) {
+                    let _ = over_ended.send((over_id.clone(), err));
+                    return;
+                }
                 // The result's JSON text is shared by every subscriber of (query, params), in
                 // their queues too; only the envelope is built per subscription.
                 let data = outbound.share(result.json());
@@ -510,8 +606,17 @@ pub(crate) async fn subscribe(
         })
     });
     let (store_id, initial) = match subscribed {
-        Ok(ok) => ok,
+        Ok(ok) => match hold.set(ok.1.memory_size()) {
+            Ok(()) => ok,
+            Err(err) => {
+                let _ = store.unsubscribe(ok.0);
+                connection.subscriptions.release();
+                connection.queue.remove(&id);
+                return Err(err);
+            }
+        },
         Err(err) => {
+            hold.release();
             connection.subscriptions.release();
             connection.queue.remove(&id);
             return Err(err.into());
@@ -528,6 +633,7 @@ pub(crate) async fn subscribe(
             // Already gone only if the store dropped it; nothing else to undo then.
             let _ = cancel_store.unsubscribe(store_id);
             cancel_queue.remove(&cancel_id);
+            hold.release();
         }),
         &connection.registration,
     );
