@@ -326,6 +326,14 @@ pub struct LimitsConfig {
     pub max_subscription_result_bytes: usize,
     /// The same over all connections of the server.
     pub max_total_subscription_result_bytes: usize,
+    /// Operator and field nodes in one filter a client sends (reads, counts, aggregates,
+    /// query definitions, transaction operations; an `$in` list is one node):
+    /// `VALIDATION_ERROR` beyond, before anything runs.
+    pub max_filter_nodes: usize,
+    /// Estimated scan work of one `store.transaction`: the records of the bucket of each
+    /// filter read (`where`, `findOne`, `count`) times its filter's nodes, summed.
+    /// `VALIDATION_ERROR` beyond, before any operation runs.
+    pub max_transaction_scan_cost: usize,
     /// Operations in one `store.transaction` (`VALIDATION_ERROR` beyond, before any of
     /// them runs).
     pub max_transaction_ops: usize,
@@ -398,6 +406,8 @@ impl Default for LimitsConfig {
             max_result_bytes: 8 * 1024 * 1024,
             max_subscription_result_bytes: 64 * 1024 * 1024,
             max_total_subscription_result_bytes: 1024 * 1024 * 1024,
+            max_filter_nodes: 1_000,
+            max_transaction_scan_cost: 2_000_000,
             max_transaction_ops: 1_000,
             max_record_bytes: 1024 * 1024,
             max_store_bytes: 1024 * 1024 * 1024,
@@ -577,7 +587,7 @@ impl ServerConfig {
 impl LimitsConfig {
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 28] = [
+        let checks: [(&'static str, u64); 30] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -592,6 +602,11 @@ impl LimitsConfig {
             ("limits.maxJsonElements", self.max_json_elements.into()),
             ("limits.maxResultBytes", self.max_result_bytes as u64),
             ("limits.maxTransactionOps", self.max_transaction_ops as u64),
+            ("limits.maxFilterNodes", self.max_filter_nodes as u64),
+            (
+                "limits.maxTransactionScanCost",
+                self.max_transaction_scan_cost as u64,
+            ),
             (
                 "limits.maxSubscriptionResultBytes",
                 self.max_subscription_result_bytes as u64,

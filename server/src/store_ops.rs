@@ -136,6 +136,7 @@ pub(crate) fn handle(
                 operations,
                 limits.max_transaction_ops,
                 limits.max_result_bytes,
+                limits.max_transaction_scan_cost,
             )
         }
         StoreOp::DefineBucket { name, config } => {
@@ -206,6 +207,116 @@ pub(crate) fn handle(
 /// scan of this many records takes well under a millisecond; handing it to the blocking
 /// pool costs more than that saves).
 pub(crate) const INLINE_SCAN_MAX_RECORDS: usize = 4096;
+
+/// Transactions with more operations than this run on the blocking pool.
+pub(crate) const INLINE_TRANSACTION_MAX_OPS: usize = 64;
+
+/// Operator and field nodes of a filter: each field, each operator on a field, each
+/// `$or` / `$and` and everything in it. An `$in` / `$nin` list is one node (it is tested
+/// with one hash lookup).
+pub(crate) fn filter_nodes(filter: &Map<String, Value>) -> usize {
+    filter.iter().fold(0usize, |n, (key, v)| {
+        let own = match (key.as_str(), v) {
+            ("$or" | "$and", Value::Array(items)) => items.iter().fold(1usize, |m, item| {
+                m.saturating_add(item.as_object().map_or(1, filter_nodes))
+            }),
+            (_, Value::Object(ops))
+                if !ops.is_empty() && ops.keys().all(|k| k.starts_with('$')) =>
+            {
+                1usize.saturating_add(ops.len())
+            }
+            _ => 1,
+        };
+        n.saturating_add(own)
+    })
+}
+
+/// The filters a client sends with `op`: of reads, counts and aggregates, of a query
+/// definition, and of every operation of a transaction.
+fn filters_of(op: &StoreOp) -> Vec<&Map<String, Value>> {
+    match op {
+        StoreOp::Where { filter, .. } | StoreOp::FindOne { filter, .. } => vec![filter],
+        StoreOp::Count { filter, .. }
+        | StoreOp::Sum { filter, .. }
+        | StoreOp::Avg { filter, .. }
+        | StoreOp::Min { filter, .. }
+        | StoreOp::Max { filter, .. } => filter.iter().collect(),
+        StoreOp::DefineQuery { config, .. } => config
+            .get("filter")
+            .and_then(Value::as_object)
+            .into_iter()
+            .collect(),
+        StoreOp::Transaction { operations } => operations
+            .iter()
+            .filter_map(|op| match op {
+                TransactionOp::Where { filter, .. } | TransactionOp::FindOne { filter, .. } => {
+                    Some(filter)
+                }
+                TransactionOp::Count { filter, .. } => filter.as_ref(),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// [`scan_cost`] of a transaction's operations: the sum over its filter reads.
+fn transaction_cost(store: &Store, operations: &[TransactionOp]) -> usize {
+    let one = |bucket: &str, filter: Option<&Map<String, Value>>| {
+        store
+            .bucket_len(bucket)
+            .unwrap_or(0)
+            .saturating_mul(filter.map_or(1, filter_nodes).max(1))
+    };
+    operations.iter().fold(0usize, |sum, op| {
+        let cost = match op {
+            TransactionOp::Where { bucket, filter } | TransactionOp::FindOne { bucket, filter } => {
+                one(bucket, Some(filter))
+            }
+            TransactionOp::Count { bucket, filter } => one(bucket, filter.as_ref()),
+            _ => 0,
+        };
+        sum.saturating_add(cost)
+    })
+}
+
+/// `VALIDATION_ERROR` when a filter of `op` has more than `max` nodes ([`filter_nodes`]).
+pub(crate) fn check_filters(op: &StoreOp, max: usize) -> Result<(), ServerError> {
+    for filter in filters_of(op) {
+        let nodes = filter_nodes(filter);
+        if nodes > max {
+            return Err(ServerError::new(
+                ErrorCode::ValidationError,
+                format!("A filter may hold at most {max} conditions (got {nodes})"),
+            )
+            .with_details(json!({ "limit": max })));
+        }
+    }
+    Ok(())
+}
+
+/// Estimated work of `op`: for each scan it makes, the records of its bucket times the
+/// nodes of its filter (at least one). Zero for operations that scan nothing.
+pub(crate) fn scan_cost(store: &Store, op: &StoreOp) -> usize {
+    let one = |bucket: &str, filter: Option<&Map<String, Value>>| {
+        store
+            .bucket_len(bucket)
+            .unwrap_or(0)
+            .saturating_mul(filter.map_or(1, filter_nodes).max(1))
+    };
+    match op {
+        StoreOp::Where { bucket, filter } | StoreOp::FindOne { bucket, filter } => {
+            one(bucket, Some(filter))
+        }
+        StoreOp::Count { bucket, filter }
+        | StoreOp::Sum { bucket, filter, .. }
+        | StoreOp::Avg { bucket, filter, .. }
+        | StoreOp::Min { bucket, filter, .. }
+        | StoreOp::Max { bucket, filter, .. } => one(bucket, filter.as_ref()),
+        StoreOp::Transaction { operations } => transaction_cost(store, operations),
+        other => scanned_bucket(other).map_or(0, |bucket| one(bucket, None)),
+    }
+}
 
 /// The bucket a read that may scan every record of it acts on (`store.all`, `where`,
 /// `findOne`, `count`, `first`, `last`, `paginate` and the aggregates); `None` for every
@@ -355,12 +466,23 @@ fn clamp(n: u64) -> usize {
 /// runs); the results together may not pass `max_result_bytes` bytes of JSON, as any other
 /// read (else the transaction is rolled back and fails with the error of a read too large,
 /// pointing to `store.paginate`).
-fn transaction(
+pub(crate) fn transaction(
     store: &Store,
     operations: Vec<TransactionOp>,
     max_ops: usize,
     max_result_bytes: usize,
+    max_scan_cost: usize,
 ) -> Result<Value, ServerError> {
+    let cost = transaction_cost(store, &operations);
+    if cost > max_scan_cost {
+        return Err(ServerError::new(
+            ErrorCode::ValidationError,
+            format!(
+                "A transaction may scan at most {max_scan_cost} records times filter conditions (this one {cost})"
+            ),
+        )
+        .with_details(json!({ "limit": max_scan_cost })));
+    }
     if operations.len() > max_ops {
         return Err(ServerError::new(
             ErrorCode::ValidationError,
@@ -515,8 +637,8 @@ impl ResultHold {
 /// `store.subscribe`: reserves an id within the limits, subscribes in the store with a
 /// callback that queues each new result as a push, and answers with the initial result.
 ///
-/// The first evaluation runs on the blocking pool, holding a permit of the server's
-/// `heavy_reads`: a query over a large bucket (say a count grouped by a unique field) must
+/// The first evaluation runs on the blocking pool; over a large bucket it holds a permit of
+/// the server's `heavy_reads`: a query over a large bucket (say a count grouped by a unique field) must
 /// not hold a runtime worker, nor all cores, that other connections' requests need.
 ///
 /// The subscription stays *pending* in the outbound queue until the connection has queued
@@ -567,11 +689,23 @@ pub(crate) async fn subscribe(
     let over_ended = connection.ended_subscriptions.clone();
     let over_id = id.clone();
     let (answer, answered) = tokio::sync::oneshot::channel();
-    // Never closed, so the permit always comes.
-    let permit = Arc::clone(&connection.shared.heavy_reads)
-        .acquire_owned()
-        .await
-        .ok();
+    // Only the first evaluation of a query over a large bucket (or a programmatic query,
+    // whose cost is unknown) waits for a heavy-read permit: a cheap subscribe must not
+    // queue behind other clients' long scans. Never closed, so the permit always comes.
+    let heavy = match store.query_bucket(&query) {
+        Some(Some(bucket)) => store
+            .bucket_len(&bucket)
+            .is_none_or(|n| n > INLINE_SCAN_MAX_RECORDS),
+        _ => true,
+    };
+    let permit = if heavy {
+        Arc::clone(&connection.shared.heavy_reads)
+            .acquire_owned()
+            .await
+            .ok()
+    } else {
+        None
+    };
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let result = subscribing.subscribe_with(
