@@ -319,14 +319,30 @@ pub struct LimitsConfig {
     /// Largest result or push one request or subscription may produce, in bytes of JSON;
     /// over it the request fails with `VALIDATION_ERROR` pointing to `store.paginate`.
     pub max_result_bytes: usize,
+    /// Estimated memory ([`noex_store::memory_size`]) of the results one connection's
+    /// store subscriptions hold together, each counted in full even when shared:
+    /// `store.subscribe` past it answers `RATE_LIMITED`; a re-evaluation that grows the
+    /// total past it ends that subscription with a `RATE_LIMITED` notice.
+    pub max_subscription_result_bytes: usize,
+    /// The same over all connections of the server.
+    pub max_total_subscription_result_bytes: usize,
+    /// Operator and field nodes in one filter a client sends (reads, counts, aggregates,
+    /// query definitions, transaction operations; an `$in` list is one node):
+    /// `VALIDATION_ERROR` beyond, before anything runs.
+    pub max_filter_nodes: usize,
+    /// Estimated scan work of one `store.transaction`: the records of the bucket of each
+    /// filter read (`where`, `findOne`, `count`) times its filter's nodes, summed.
+    /// `VALIDATION_ERROR` beyond, before any operation runs.
+    pub max_transaction_scan_cost: usize,
     /// Operations in one `store.transaction` (`VALIDATION_ERROR` beyond, before any of
     /// them runs).
     pub max_transaction_ops: usize,
-    /// Largest record, in bytes of JSON with its metadata fields; an insert, update or
+    /// Largest record, in bytes: the larger of its JSON (metadata included) and its
+    /// estimated memory (`noex_store::memory_size`); an insert, update or
     /// transaction writing a bigger one fails with `VALIDATION_ERROR`.
     pub max_record_bytes: usize,
-    /// Most bytes of JSON all records of the store may take together (memory in use is a
-    /// small multiple of it); a write that would grow the total past it fails with
+    /// Most bytes all records of the store may take together, each counted as the larger
+    /// of its JSON and its estimated memory (an approximation of the memory in use); a write that would grow the total past it fails with
     /// `RATE_LIMITED` and changes nothing. Deletes and expiry free room.
     pub max_store_bytes: usize,
     /// Buckets per server (`RATE_LIMITED` beyond).
@@ -397,6 +413,10 @@ impl Default for LimitsConfig {
             max_json_depth: 64,
             max_json_elements: 100_000,
             max_result_bytes: 8 * 1024 * 1024,
+            max_subscription_result_bytes: 64 * 1024 * 1024,
+            max_total_subscription_result_bytes: 1024 * 1024 * 1024,
+            max_filter_nodes: 1_000,
+            max_transaction_scan_cost: 2_000_000,
             max_transaction_ops: 1_000,
             max_record_bytes: 1024 * 1024,
             max_store_bytes: 1024 * 1024 * 1024,
@@ -577,7 +597,7 @@ impl ServerConfig {
 impl LimitsConfig {
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 27] = [
+        let checks: [(&'static str, u64); 31] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -592,6 +612,19 @@ impl LimitsConfig {
             ("limits.maxJsonElements", self.max_json_elements.into()),
             ("limits.maxResultBytes", self.max_result_bytes as u64),
             ("limits.maxTransactionOps", self.max_transaction_ops as u64),
+            ("limits.maxFilterNodes", self.max_filter_nodes as u64),
+            (
+                "limits.maxTransactionScanCost",
+                self.max_transaction_scan_cost as u64,
+            ),
+            (
+                "limits.maxSubscriptionResultBytes",
+                self.max_subscription_result_bytes as u64,
+            ),
+            (
+                "limits.maxTotalSubscriptionResultBytes",
+                self.max_total_subscription_result_bytes as u64,
+            ),
             ("limits.maxRecordBytes", self.max_record_bytes as u64),
             ("limits.maxStoreBytes", self.max_store_bytes as u64),
             ("limits.maxBuckets", self.max_buckets as u64),

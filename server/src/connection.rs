@@ -99,6 +99,7 @@ pub(crate) async fn serve(
         session: ConnectionSession::default(),
         ended_subscriptions: ended_tx,
         ended_rx,
+        held_results: Arc::default(),
         session_deadline: None,
         pong_since_ping: true,
         pong_deadline: None,
@@ -260,6 +261,9 @@ pub(crate) struct Connection {
     /// can no longer be evaluated): at most one message per subscription.
     pub(crate) ended_subscriptions: tokio::sync::mpsc::UnboundedSender<(String, ServerError)>,
     ended_rx: tokio::sync::mpsc::UnboundedReceiver<(String, ServerError)>,
+    /// Estimated memory of the results this connection's store subscriptions hold
+    /// (`limits.maxSubscriptionResultBytes`).
+    pub(crate) held_results: Arc<std::sync::atomic::AtomicUsize>,
     /// When the session's `expiresAt` passes (on the runtime's timer); its subscriptions
     /// end then, even if the client sends nothing.
     session_deadline: Option<tokio::time::Instant>,

@@ -80,10 +80,38 @@ pub(crate) async fn handle(
             }
         },
         Operation::Store(op) => {
-            let large = crate::store_ops::scanned_bucket(&op)
-                .and_then(|bucket| shared.store.bucket_len(bucket))
-                .is_some_and(|n| n > crate::store_ops::INLINE_SCAN_MAX_RECORDS);
-            if large {
+            crate::store_ops::check_filters(&op, shared.config.limits.max_filter_nodes)?;
+            // Estimated cost, not only bucket size: a long filter on a small bucket is as
+            // heavy as a short one on a large bucket.
+            let cost = crate::store_ops::scan_cost(&shared.store, &op);
+            let heavy = cost > crate::store_ops::INLINE_SCAN_MAX_RECORDS;
+            if let StoreOp::Transaction { operations } = op {
+                if !heavy && operations.len() <= crate::store_ops::INLINE_TRANSACTION_MAX_OPS {
+                    return crate::store_ops::handle(
+                        connection,
+                        StoreOp::Transaction { operations },
+                        authority.as_ref(),
+                    );
+                }
+                // A transaction with heavy reads or many operations runs on the blocking
+                // pool, holding a heavy-read permit, like a heavy read.
+                let store = shared.store.clone();
+                let limits = shared.config.limits;
+                let permit = Arc::clone(&shared.heavy_reads).acquire_owned().await.ok();
+                return tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    crate::store_ops::transaction(
+                        &store,
+                        operations,
+                        limits.max_transaction_ops,
+                        limits.max_result_bytes,
+                        limits.max_transaction_scan_cost,
+                    )
+                })
+                .await
+                .unwrap_or_else(|err| Err(ServerError::internal(err)));
+            }
+            if heavy && crate::store_ops::scanned_bucket(&op).is_some() {
                 // A scan of a large bucket runs on the blocking pool, so that the runtime's
                 // workers keep serving other connections meanwhile.
                 // At most `heavy_reads` of them at once (the semaphore is never closed, so

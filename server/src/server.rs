@@ -74,6 +74,9 @@ pub(crate) struct Shared {
     /// so however many clients start them at once, a core stays free for the runtime
     /// workers that answer everybody else.
     pub(crate) heavy_reads: Arc<tokio::sync::Semaphore>,
+    /// Estimated memory of the results all store subscriptions hold
+    /// (`limits.maxTotalSubscriptionResultBytes`).
+    pub(crate) held_results: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Shared {
@@ -420,6 +423,7 @@ impl ServerBuilder {
             subscription_counters: Arc::new(SubscriptionCounters::default()),
             rules,
             event_json: Arc::default(),
+            held_results: Arc::default(),
             heavy_reads: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism()
                     .map_or(1, |n| n.get().saturating_sub(1))

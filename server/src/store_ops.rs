@@ -4,6 +4,7 @@
 //! connection's outbound queue.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use noex_protocol::payloads::{
     BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, Cleared,
@@ -135,6 +136,7 @@ pub(crate) fn handle(
                 operations,
                 limits.max_transaction_ops,
                 limits.max_result_bytes,
+                limits.max_transaction_scan_cost,
             )
         }
         StoreOp::DefineBucket { name, config } => {
@@ -205,6 +207,116 @@ pub(crate) fn handle(
 /// scan of this many records takes well under a millisecond; handing it to the blocking
 /// pool costs more than that saves).
 pub(crate) const INLINE_SCAN_MAX_RECORDS: usize = 4096;
+
+/// Transactions with more operations than this run on the blocking pool.
+pub(crate) const INLINE_TRANSACTION_MAX_OPS: usize = 64;
+
+/// Operator and field nodes of a filter: each field, each operator on a field, each
+/// `$or` / `$and` and everything in it. An `$in` / `$nin` list is one node (it is tested
+/// with one hash lookup).
+pub(crate) fn filter_nodes(filter: &Map<String, Value>) -> usize {
+    filter.iter().fold(0usize, |n, (key, v)| {
+        let own = match (key.as_str(), v) {
+            ("$or" | "$and", Value::Array(items)) => items.iter().fold(1usize, |m, item| {
+                m.saturating_add(item.as_object().map_or(1, filter_nodes))
+            }),
+            (_, Value::Object(ops))
+                if !ops.is_empty() && ops.keys().all(|k| k.starts_with('$')) =>
+            {
+                1usize.saturating_add(ops.len())
+            }
+            _ => 1,
+        };
+        n.saturating_add(own)
+    })
+}
+
+/// The filters a client sends with `op`: of reads, counts and aggregates, of a query
+/// definition, and of every operation of a transaction.
+fn filters_of(op: &StoreOp) -> Vec<&Map<String, Value>> {
+    match op {
+        StoreOp::Where { filter, .. } | StoreOp::FindOne { filter, .. } => vec![filter],
+        StoreOp::Count { filter, .. }
+        | StoreOp::Sum { filter, .. }
+        | StoreOp::Avg { filter, .. }
+        | StoreOp::Min { filter, .. }
+        | StoreOp::Max { filter, .. } => filter.iter().collect(),
+        StoreOp::DefineQuery { config, .. } => config
+            .get("filter")
+            .and_then(Value::as_object)
+            .into_iter()
+            .collect(),
+        StoreOp::Transaction { operations } => operations
+            .iter()
+            .filter_map(|op| match op {
+                TransactionOp::Where { filter, .. } | TransactionOp::FindOne { filter, .. } => {
+                    Some(filter)
+                }
+                TransactionOp::Count { filter, .. } => filter.as_ref(),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// [`scan_cost`] of a transaction's operations: the sum over its filter reads.
+fn transaction_cost(store: &Store, operations: &[TransactionOp]) -> usize {
+    let one = |bucket: &str, filter: Option<&Map<String, Value>>| {
+        store
+            .bucket_len(bucket)
+            .unwrap_or(0)
+            .saturating_mul(filter.map_or(1, filter_nodes).max(1))
+    };
+    operations.iter().fold(0usize, |sum, op| {
+        let cost = match op {
+            TransactionOp::Where { bucket, filter } | TransactionOp::FindOne { bucket, filter } => {
+                one(bucket, Some(filter))
+            }
+            TransactionOp::Count { bucket, filter } => one(bucket, filter.as_ref()),
+            _ => 0,
+        };
+        sum.saturating_add(cost)
+    })
+}
+
+/// `VALIDATION_ERROR` when a filter of `op` has more than `max` nodes ([`filter_nodes`]).
+pub(crate) fn check_filters(op: &StoreOp, max: usize) -> Result<(), ServerError> {
+    for filter in filters_of(op) {
+        let nodes = filter_nodes(filter);
+        if nodes > max {
+            return Err(ServerError::new(
+                ErrorCode::ValidationError,
+                format!("A filter may hold at most {max} conditions (got {nodes})"),
+            )
+            .with_details(json!({ "limit": max })));
+        }
+    }
+    Ok(())
+}
+
+/// Estimated work of `op`: for each scan it makes, the records of its bucket times the
+/// nodes of its filter (at least one). Zero for operations that scan nothing.
+pub(crate) fn scan_cost(store: &Store, op: &StoreOp) -> usize {
+    let one = |bucket: &str, filter: Option<&Map<String, Value>>| {
+        store
+            .bucket_len(bucket)
+            .unwrap_or(0)
+            .saturating_mul(filter.map_or(1, filter_nodes).max(1))
+    };
+    match op {
+        StoreOp::Where { bucket, filter } | StoreOp::FindOne { bucket, filter } => {
+            one(bucket, Some(filter))
+        }
+        StoreOp::Count { bucket, filter }
+        | StoreOp::Sum { bucket, filter, .. }
+        | StoreOp::Avg { bucket, filter, .. }
+        | StoreOp::Min { bucket, filter, .. }
+        | StoreOp::Max { bucket, filter, .. } => one(bucket, filter.as_ref()),
+        StoreOp::Transaction { operations } => transaction_cost(store, operations),
+        other => scanned_bucket(other).map_or(0, |bucket| one(bucket, None)),
+    }
+}
 
 /// The bucket a read that may scan every record of it acts on (`store.all`, `where`,
 /// `findOne`, `count`, `first`, `last`, `paginate` and the aggregates); `None` for every
@@ -354,12 +466,23 @@ fn clamp(n: u64) -> usize {
 /// runs); the results together may not pass `max_result_bytes` bytes of JSON, as any other
 /// read (else the transaction is rolled back and fails with the error of a read too large,
 /// pointing to `store.paginate`).
-fn transaction(
+pub(crate) fn transaction(
     store: &Store,
     operations: Vec<TransactionOp>,
     max_ops: usize,
     max_result_bytes: usize,
+    max_scan_cost: usize,
 ) -> Result<Value, ServerError> {
+    let cost = transaction_cost(store, &operations);
+    if cost > max_scan_cost {
+        return Err(ServerError::new(
+            ErrorCode::ValidationError,
+            format!(
+                "A transaction may scan at most {max_scan_cost} records times filter conditions (this one {cost})"
+            ),
+        )
+        .with_details(json!({ "limit": max_scan_cost })));
+    }
     if operations.len() > max_ops {
         return Err(ServerError::new(
             ErrorCode::ValidationError,
@@ -445,11 +568,77 @@ fn transaction_op(tx: &mut Transaction<'_>, op: TransactionOp) -> Result<Value, 
     }
 }
 
+/// The estimated memory one store subscription's result holds, counted against its
+/// connection's `limits.maxSubscriptionResultBytes` and the server's
+/// `limits.maxTotalSubscriptionResultBytes`. `None` once released (the subscription
+/// ended, or was refused for passing a limit).
+struct ResultHold {
+    held: std::sync::Mutex<Option<usize>>,
+    connection: Arc<AtomicUsize>,
+    server: Arc<AtomicUsize>,
+    max_connection: usize,
+    max_server: usize,
+}
+
+impl ResultHold {
+    /// Counts `size` instead of what was held. A growth past either limit releases the
+    /// hold instead and returns the error to answer; a released hold stays released.
+    fn set(&self, size: usize) -> Result<(), ServerError> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(old) = *held else {
+            return Err(ServerError::new(
+                ErrorCode::RateLimited,
+                "Subscription results limit reached",
+            ));
+        };
+        if size > old {
+            let grow = size - old;
+            let over = if self.connection.load(Ordering::Relaxed).saturating_add(grow)
+                > self.max_connection
+            {
+                Some(format!(
+                    "Subscription results limit reached (max {} bytes per connection)",
+                    self.max_connection
+                ))
+            } else if self.server.load(Ordering::Relaxed).saturating_add(grow) > self.max_server {
+                Some(format!(
+                    "Subscription results limit reached (max {} bytes per server)",
+                    self.max_server
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = over {
+                self.connection.fetch_sub(old, Ordering::Relaxed);
+                self.server.fetch_sub(old, Ordering::Relaxed);
+                *held = None;
+                return Err(ServerError::new(ErrorCode::RateLimited, message));
+            }
+            self.connection.fetch_add(grow, Ordering::Relaxed);
+            self.server.fetch_add(grow, Ordering::Relaxed);
+        } else {
+            self.connection.fetch_sub(old - size, Ordering::Relaxed);
+            self.server.fetch_sub(old - size, Ordering::Relaxed);
+        }
+        *held = Some(size);
+        Ok(())
+    }
+
+    /// Stops counting this subscription's result.
+    fn release(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = held.take() {
+            self.connection.fetch_sub(old, Ordering::Relaxed);
+            self.server.fetch_sub(old, Ordering::Relaxed);
+        }
+    }
+}
+
 /// `store.subscribe`: reserves an id within the limits, subscribes in the store with a
 /// callback that queues each new result as a push, and answers with the initial result.
 ///
-/// The first evaluation runs on the blocking pool, holding a permit of the server's
-/// `heavy_reads`: a query over a large bucket (say a count grouped by a unique field) must
+/// The first evaluation runs on the blocking pool; over a large bucket it holds a permit of
+/// the server's `heavy_reads`: a query over a large bucket (say a count grouped by a unique field) must
 /// not hold a runtime worker, nor all cores, that other connections' requests need.
 ///
 /// The subscription stays *pending* in the outbound queue until the connection has queued
@@ -466,6 +655,18 @@ pub(crate) async fn subscribe(
         params: Some(params.clone()),
     });
     let store = connection.shared.store.clone();
+    // A connection already at its bound of held results is refused before evaluating.
+    let max_held = connection
+        .shared
+        .config
+        .limits
+        .max_subscription_result_bytes;
+    if connection.held_results.load(Ordering::Relaxed) >= max_held {
+        return Err(ServerError::new(
+            ErrorCode::RateLimited,
+            format!("Subscription results limit reached (max {max_held} bytes per connection)"),
+        ));
+    }
     let id = connection.subscriptions.reserve()?;
     connection.queue.mark_pending(&id);
     let queue = Arc::clone(&connection.queue);
@@ -476,18 +677,47 @@ pub(crate) async fn subscribe(
     let ended = connection.ended_subscriptions.clone();
     let ended_id = id.clone();
     let subscribing = store.clone();
+    let limits = &connection.shared.config.limits;
+    let hold = Arc::new(ResultHold {
+        held: std::sync::Mutex::new(Some(0)),
+        connection: Arc::clone(&connection.held_results),
+        server: Arc::clone(&connection.shared.held_results),
+        max_connection: limits.max_subscription_result_bytes,
+        max_server: limits.max_total_subscription_result_bytes,
+    });
+    let push_hold = Arc::clone(&hold);
+    let over_ended = connection.ended_subscriptions.clone();
+    let over_id = id.clone();
     let (answer, answered) = tokio::sync::oneshot::channel();
-    // Never closed, so the permit always comes.
-    let permit = Arc::clone(&connection.shared.heavy_reads)
-        .acquire_owned()
-        .await
-        .ok();
+    // Only the first evaluation of a query over a large bucket (or a programmatic query,
+    // whose cost is unknown) waits for a heavy-read permit: a cheap subscribe must not
+    // queue behind other clients' long scans. Never closed, so the permit always comes.
+    let heavy = match store.query_bucket(&query) {
+        Some(Some(bucket)) => store
+            .bucket_len(&bucket)
+            .is_none_or(|n| n > INLINE_SCAN_MAX_RECORDS),
+        _ => true,
+    };
+    let permit = if heavy {
+        Arc::clone(&connection.shared.heavy_reads)
+            .acquire_owned()
+            .await
+            .ok()
+    } else {
+        None
+    };
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let result = subscribing.subscribe_with(
             &query,
             params,
             move |result: Arc<QueryResult>| {
+                // A result past the connection's (or server's) bound ends the subscription
+                // instead of being held and pushed.
+                if let Err(err) = push_hold.set(result.memory_size()) {
+                    let _ = over_ended.send((over_id.clone(), err));
+                    return;
+                }
                 // The result's JSON text is shared by every subscriber of (query, params), in
                 // their queues too; only the envelope is built per subscription.
                 let data = outbound.share(result.json());
@@ -510,8 +740,17 @@ pub(crate) async fn subscribe(
         })
     });
     let (store_id, initial) = match subscribed {
-        Ok(ok) => ok,
+        Ok(ok) => match hold.set(ok.1.memory_size()) {
+            Ok(()) => ok,
+            Err(err) => {
+                let _ = store.unsubscribe(ok.0);
+                connection.subscriptions.release();
+                connection.queue.remove(&id);
+                return Err(err);
+            }
+        },
         Err(err) => {
+            hold.release();
             connection.subscriptions.release();
             connection.queue.remove(&id);
             return Err(err.into());
@@ -528,6 +767,7 @@ pub(crate) async fn subscribe(
             // Already gone only if the store dropped it; nothing else to undo then.
             let _ = cancel_store.unsubscribe(store_id);
             cancel_queue.remove(&cancel_id);
+            hold.release();
         }),
         &connection.registration,
     );

@@ -670,3 +670,133 @@ async fn subscribe_params_must_be_an_object() {
         c.ok("store.subscribe", fields).await;
     }
 }
+
+#[tokio::test]
+async fn records_of_small_numbers_count_their_memory_not_their_json() {
+    // Exactly the red team's record: `{"id":i,"z":[0,0,…99 000 zeros]}` ×300, 59 MB of
+    // JSON under a store limit of 64 MiB. Counted by JSON they all fitted and the server
+    // grew to about 2 GB; counted by estimated memory the store refuses past 64 MiB.
+    let config = json!({
+        "limits": {"maxRecordBytes": 16 * 1024 * 1024, "maxStoreBytes": 64 * 1024 * 1024},
+        "store": {"buckets": {"a": {"key": "id", "schema": {"id": {"type": "number"}}}}}
+    });
+    let server = Binary::with_config(
+        &config,
+        &["--no-rules", "--heartbeat-interval-ms", "600000"],
+    )
+    .await;
+    let (mut c, _) = Client::connect_url(&server.url).await;
+    let zeros = vec![0; 99_000];
+    let mut stored = 0;
+    let mut refused = 0;
+    for id in 0..300 {
+        let frame = c
+            .call(
+                "store.insert",
+                json!({"bucket": "a", "data": {"id": id, "z": zeros}}),
+            )
+            .await;
+        if frame["type"] == "result" {
+            stored += 1;
+        } else {
+            assert_eq!(frame["code"], "RATE_LIMITED", "{frame}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 250, "stored {stored}, refused {refused}");
+    assert!(stored > 0, "stored {stored}");
+    let peak = server.peak_rss_kib() * 1024;
+    assert!(
+        peak < 400 * 1024 * 1024,
+        "peak RSS {} MiB",
+        peak / 1024 / 1024
+    );
+}
+
+#[tokio::test]
+async fn subscriptions_with_different_params_hold_bounded_memory() {
+    // The red team's attack: `{"type":"store.subscribe","query":"allfat","params":{"k":N}}`
+    // for N = 1..100 over `{"bucket":"fat"}`; each distinct params value evaluated and kept
+    // its own copy of the whole bucket (about 11.5 MB each, RSS 32 -> 1216 MB).
+    let config = json!({
+        "limits": {"maxSubscriptionResultBytes": 16 * 1024 * 1024},
+        "store": {"buckets": {"fat": {"key": "id", "schema": {"id": {"type": "number"}}}}}
+    });
+    let server = Binary::with_config(
+        &config,
+        &["--no-rules", "--heartbeat-interval-ms", "600000"],
+    )
+    .await;
+    let (mut c, _) = Client::connect_url(&server.url).await;
+    // About 4 MiB of records.
+    let blob = "x".repeat(512 * 1024);
+    for id in 0..8 {
+        c.ok(
+            "store.insert",
+            json!({"bucket": "fat", "data": {"id": id, "blob": blob}}),
+        )
+        .await;
+    }
+    c.ok(
+        "store.defineQuery",
+        json!({"name": "allfat", "config": {"bucket": "fat"}}),
+    )
+    .await;
+    let before = server.peak_rss_kib();
+    let (mut held, mut refused) = (Vec::new(), 0);
+    for k in 1..=100 {
+        let frame = c
+            .call(
+                "store.subscribe",
+                json!({"query": "allfat", "params": {"k": k}}),
+            )
+            .await;
+        if frame["type"] == "result" {
+            held.push(frame["data"]["subscriptionId"].clone());
+        } else {
+            assert_eq!(frame["code"], "RATE_LIMITED", "{frame}");
+            assert!(
+                frame["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("per connection")),
+                "{frame}"
+            );
+            refused += 1;
+        }
+    }
+    let grown = server.peak_rss_kib().saturating_sub(before);
+    eprintln!(
+        "100 subscriptions raised the peak RSS by {} MiB",
+        grown / 1024
+    );
+    assert!(grown < 200 * 1024, "peak RSS grew by {grown} KiB");
+    // 16 MiB hold three results of about 4 MiB (the fourth passes the bound).
+    assert!((2..=4).contains(&held.len()), "held {}", held.len());
+    assert_eq!(refused, 100 - held.len());
+    // Ending one makes room for another.
+    c.ok("store.unsubscribe", json!({"subscriptionId": held[0]}))
+        .await;
+    c.ok(
+        "store.subscribe",
+        json!({"query": "allfat", "params": {"k": 1000}}),
+    )
+    .await;
+    // A re-evaluation that grows the held results past the bound ends that subscription
+    // with an error frame instead of holding it.
+    // Each record of 900 KB grows each of the held results by that much.
+    for id in 500..503 {
+        c.send(json!({"id": id, "type": "store.insert", "bucket": "fat", "data": {"id": id, "blob": "y".repeat(900 * 1024)}}))
+            .await;
+    }
+    let (mut answered, mut ended) = (0, 0);
+    while answered < 3 || ended == 0 {
+        let frame = c.recv().await;
+        if frame["type"] == "result" {
+            answered += 1;
+        } else if frame["type"] == "error" {
+            assert_eq!(frame["id"], 0, "{frame}");
+            assert_eq!(frame["code"], "RATE_LIMITED", "{frame}");
+            ended += 1;
+        }
+    }
+}

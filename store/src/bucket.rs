@@ -15,10 +15,13 @@ use crate::filter::Filter;
 use crate::schema::{Generators, Schema};
 use crate::value::{Record, get_path, is_expired, json_size_within, key_string, scalar_key};
 
-/// Size of a record in bytes of JSON: what `max_record_bytes` and `max_store_bytes`
-/// count.
+/// Size of a record: the larger of its bytes of JSON and its estimated size in memory
+/// ([`crate::value::memory_size`]); what `max_record_bytes` and `max_store_bytes` count.
+/// A record of small numbers takes about 30 times its JSON in memory, so JSON alone
+/// would let a store hold far more memory than its limit says.
 pub(crate) fn record_bytes(record: &Record) -> usize {
-    json_size_within(record, usize::MAX).unwrap_or(usize::MAX)
+    let json = json_size_within(record, usize::MAX).unwrap_or(usize::MAX);
+    json.max(crate::value::record_memory_size(record))
 }
 
 /// Where `record` is filed in the index on `field`: under what a filter on `field` reads

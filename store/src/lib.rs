@@ -54,3 +54,4 @@ pub use store::{
 };
 pub use transaction::{Transaction, TxBucket};
 pub use value::Record;
+pub use value::memory_size;

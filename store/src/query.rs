@@ -30,6 +30,7 @@ use crate::value::{
 pub struct QueryResult {
     value: Value,
     json: OnceLock<Arc<str>>,
+    memory: OnceLock<usize>,
 }
 
 impl QueryResult {
@@ -38,7 +39,15 @@ impl QueryResult {
         QueryResult {
             value,
             json: OnceLock::new(),
+            memory: OnceLock::new(),
         }
+    }
+    /// Estimated bytes of memory the result value takes ([`crate::memory_size`]),
+    /// computed once and shared.
+    pub fn memory_size(&self) -> usize {
+        *self
+            .memory
+            .get_or_init(|| crate::value::memory_size(&self.value))
     }
     /// The result value.
     pub fn value(&self) -> &Value {

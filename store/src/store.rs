@@ -48,12 +48,14 @@ pub struct StoreConfig {
     /// beyond it fails with [`StoreError::LimitExceeded`]. Queries loaded from disk at
     /// start never fail on it. Default 1 000.
     pub max_queries: usize,
-    /// Largest record, in bytes of JSON (metadata fields included); a write of a bigger
-    /// one fails with [`StoreError::InvalidArgument`]. Records loaded from disk at start
+    /// Largest record, in bytes: the larger of its JSON (metadata fields included) and its
+    /// estimated size in memory ([`crate::memory_size`]; an array of small numbers takes
+    /// about 30 times its JSON); a write of a bigger one fails with [`StoreError::InvalidArgument`]. Records loaded from disk at start
     /// are never refused. Default 1 MiB.
     pub max_record_bytes: usize,
-    /// Most bytes of JSON all records together may take (an approximation of the memory
-    /// they use, which is a small multiple of it). A commit that would grow the total
+    /// Most bytes all records together may take, each counted as for
+    /// [`StoreConfig::max_record_bytes`] (the larger of JSON and estimated memory, so an
+    /// approximation of the memory they use). A commit that would grow the total
     /// past it fails with [`StoreError::LimitExceeded`] and changes nothing; commits that
     /// shrink it (deletes, expiry) always pass. Records loaded from disk at start are never
     /// refused. Default 1 GiB.

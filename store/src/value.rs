@@ -223,6 +223,49 @@ pub(crate) fn json_size_within(v: &impl serde::Serialize, budget: usize) -> Opti
     Some(counter.written)
 }
 
+/// Estimated bytes of memory one object entry takes besides its key's and value's heap
+/// data: the key `String`, the `Value`, and the ordered map's hash and index slots.
+const MAP_ENTRY_BYTES: usize =
+    std::mem::size_of::<String>() + std::mem::size_of::<Value>() + 2 * std::mem::size_of::<usize>();
+
+/// Estimated heap bytes held by `v` (not counting the `Value` itself): string
+/// capacities, array buffers (by capacity), object entries and everything below.
+fn heap_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.capacity(),
+        Value::Array(items) => items.iter().map(heap_size).fold(
+            items
+                .capacity()
+                .saturating_mul(std::mem::size_of::<Value>()),
+            usize::saturating_add,
+        ),
+        Value::Object(map) => map_heap_size(map),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
+}
+
+/// Estimated heap bytes of an object's entries ([`MAP_ENTRY_BYTES`] each plus key and
+/// value heap data).
+fn map_heap_size(map: &Map<String, Value>) -> usize {
+    map.iter().fold(0usize, |acc, (k, v)| {
+        acc.saturating_add(MAP_ENTRY_BYTES)
+            .saturating_add(k.capacity())
+            .saturating_add(heap_size(v))
+    })
+}
+
+/// Estimated bytes of memory `v` takes: the `Value` plus its heap data. Approximate
+/// (allocator overhead and the map's spare slots are not counted), but of the right
+/// order for any shape, unlike the size of its JSON.
+pub fn memory_size(v: &Value) -> usize {
+    std::mem::size_of::<Value>().saturating_add(heap_size(v))
+}
+
+/// [`memory_size`] of a record (an object).
+pub(crate) fn record_memory_size(record: &Record) -> usize {
+    std::mem::size_of::<Value>().saturating_add(map_heap_size(record))
+}
+
 /// The running size of a result being collected, against the store's
 /// `max_result_bytes`: every item is measured before it is cloned into the result.
 pub(crate) struct ResultBudget {
@@ -383,6 +426,26 @@ mod tests {
         // Keys of ordinary numbers read as before.
         assert_eq!(key_string(&json!(42)), "n:42");
         assert_eq!(key_string(&json!(1.5)), "n:1.5");
+    }
+
+    #[test]
+    fn memory_size_counts_small_numbers_by_their_value_size() {
+        // The red team's record: 99 000 zeros are 198 KB of JSON but one `Value` each.
+        let zeros = Value::Array(vec![json!(0); 99_000]);
+        let record = json!({"id": 1, "z": zeros});
+        let json_len = serde_json::to_string(&record).map(|s| s.len()).unwrap_or(0);
+        let mem = memory_size(&record);
+        assert!(mem >= 99_000 * std::mem::size_of::<Value>(), "{mem}");
+        assert!(mem > 10 * json_len, "{mem} vs {json_len}");
+        let Value::Object(map) = &record else {
+            unreachable!()
+        };
+        assert_eq!(record_memory_size(map), mem);
+        assert!(crate::bucket::record_bytes(map) == mem);
+        // A long string costs about its length either way.
+        let text = json!({"s": "x".repeat(100_000)});
+        assert!(memory_size(&text) < 100_000 + 1_000);
+        assert!(memory_size(&text) >= 100_000);
     }
 
     #[test]
