@@ -65,7 +65,7 @@ fn bounded_result(
     value: &impl serde::Serialize,
 ) -> Result<(), ServerError> {
     let limit = connection.shared.config.limits.max_result_bytes;
-    match crate::store_ops::json_size_within(value, limit) {
+    match noex_store::json_size_within(value, limit) {
         Some(_) => Ok(()),
         None => Err(ServerError::new(
             ErrorCode::ValidationError,

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use noex_protocol::{ErrorCode, Operation, PushChannel, PushFrame, StoreOp, Tier, TransactionOp};
 use noex_store::{
     BucketDefinition, BucketUpdate, QueryDefinition, QueryResult, Record, Store, StoreError,
-    StoreStats, Transaction,
+    StoreStats, Transaction, json_size_within,
 };
 use serde_json::{Map, Value, json};
 
@@ -518,30 +518,6 @@ pub(crate) fn transaction(
             .collect::<Result<Vec<_>, StoreError>>()
     })?;
     to_json(TransactionResult { results })
-}
-
-/// Size in bytes of `value` as JSON, or `None` once it passes `budget` (counted without
-/// building the text).
-pub(crate) fn json_size_within(value: &impl serde::Serialize, budget: usize) -> Option<usize> {
-    struct Counter {
-        written: usize,
-        budget: usize,
-    }
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.written = self.written.saturating_add(buf.len());
-            if self.written > self.budget {
-                return Err(std::io::Error::other("over budget"));
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter { written: 0, budget };
-    serde_json::to_writer(&mut counter, value).ok()?;
-    Some(counter.written)
 }
 
 /// One operation of `store.transaction`; its result `data`.

@@ -54,4 +54,4 @@ pub use store::{
 };
 pub use transaction::{Transaction, TxBucket};
 pub use value::Record;
-pub use value::memory_size;
+pub use value::{json_size_within, memory_size};

@@ -217,7 +217,7 @@ impl std::io::Write for ByteCounter {
 
 /// Size in bytes of `v` serialized as JSON, or `None` as soon as it passes `budget`
 /// (the walk stops there; nothing is allocated).
-pub(crate) fn json_size_within(v: &impl serde::Serialize, budget: usize) -> Option<usize> {
+pub fn json_size_within(v: &impl serde::Serialize, budget: usize) -> Option<usize> {
     let mut counter = ByteCounter { written: 0, budget };
     serde_json::to_writer(&mut counter, v).ok()?;
     Some(counter.written)
