@@ -83,8 +83,11 @@ pub(crate) async fn handle(
             crate::store_ops::check_filters(&op, shared.config.limits.max_filter_nodes)?;
             // Estimated cost, not only bucket size: a long filter on a small bucket is as
             // heavy as a short one on a large bucket.
+            // And the bytes scanned: text conditions cost time per byte of each record.
             let cost = crate::store_ops::scan_cost(&shared.store, &op);
-            let heavy = cost > crate::store_ops::INLINE_SCAN_MAX_RECORDS;
+            let heavy = cost > crate::store_ops::INLINE_SCAN_MAX_RECORDS
+                || crate::store_ops::scanned_bytes(&shared.store, &op)
+                    > crate::store_ops::INLINE_SCAN_MAX_BYTES;
             if let StoreOp::Transaction { operations } = op {
                 if !heavy && operations.len() <= crate::store_ops::INLINE_TRANSACTION_MAX_OPS {
                     return crate::store_ops::handle(

@@ -208,6 +208,12 @@ pub(crate) fn handle(
 /// pool costs more than that saves).
 pub(crate) const INLINE_SCAN_MAX_RECORDS: usize = 4096;
 
+/// Reads that scan buckets holding more record bytes than this run off the runtime's worker
+/// threads too, whatever their record count: text conditions (`$contains`, `$startsWith`,
+/// regular expressions) cost time per byte, so a few hundred records of a mebibyte each
+/// are a long scan.
+pub(crate) const INLINE_SCAN_MAX_BYTES: usize = 1024 * 1024;
+
 /// Transactions with more operations than this run on the blocking pool.
 pub(crate) const INLINE_TRANSACTION_MAX_OPS: usize = 64;
 
@@ -315,6 +321,24 @@ pub(crate) fn scan_cost(store: &Store, op: &StoreOp) -> usize {
         | StoreOp::Max { bucket, filter, .. } => one(bucket, filter.as_ref()),
         StoreOp::Transaction { operations } => transaction_cost(store, operations),
         other => scanned_bucket(other).map_or(0, |bucket| one(bucket, None)),
+    }
+}
+
+/// Record bytes of the buckets `op` scans (every filter read of a transaction); zero for
+/// operations that scan nothing.
+pub(crate) fn scanned_bytes(store: &Store, op: &StoreOp) -> usize {
+    let bytes = |bucket: &str| store.bucket_bytes(bucket).unwrap_or(0);
+    match op {
+        StoreOp::Transaction { operations } => operations.iter().fold(0usize, |sum, op| {
+            let scanned = match op {
+                TransactionOp::Where { bucket, .. }
+                | TransactionOp::FindOne { bucket, .. }
+                | TransactionOp::Count { bucket, .. } => bytes(bucket),
+                _ => 0,
+            };
+            sum.saturating_add(scanned)
+        }),
+        other => scanned_bucket(other).map_or(0, bytes),
     }
 }
 
@@ -669,9 +693,14 @@ pub(crate) async fn subscribe(
     // whose cost is unknown) waits for a heavy-read permit: a cheap subscribe must not
     // queue behind other clients' long scans. Never closed, so the permit always comes.
     let heavy = match store.query_bucket(&query) {
-        Some(Some(bucket)) => store
-            .bucket_len(&bucket)
-            .is_none_or(|n| n > INLINE_SCAN_MAX_RECORDS),
+        Some(Some(bucket)) => {
+            store
+                .bucket_len(&bucket)
+                .is_none_or(|n| n > INLINE_SCAN_MAX_RECORDS)
+                || store
+                    .bucket_bytes(&bucket)
+                    .is_none_or(|n| n > INLINE_SCAN_MAX_BYTES)
+        }
         _ => true,
     };
     let permit = if heavy {

@@ -199,3 +199,64 @@ async fn long_filters_on_a_small_bucket_do_not_stall_other_clients() {
         "get {get:?}, attack left {attack_left:?}"
     );
 }
+
+#[tokio::test]
+async fn text_conditions_over_large_records_do_not_stall_other_clients() {
+    // The third red-team run: few records (so records x conditions stayed under the inline
+    // bound) of a mebibyte of non-ASCII text each, and `$contains`, which costs time per
+    // byte: two connections counting with four `$contains` stalled every client for 22 s.
+    let config = json!({
+        "store": {"buckets": {
+            "txt": {"key": "id", "schema": {"id": {"type": "number"}, "s": {"type": "string"}}},
+            "tiny": {"key": "id", "schema": {"id": {"type": "number"}}}
+        }}
+    });
+    let server = Binary::with_config(
+        &config,
+        &["--no-rules", "--heartbeat-interval-ms", "600000"],
+    )
+    .await;
+    let (mut c, _) = Client::connect_url(&server.url).await;
+    let text = "É".repeat(500_000);
+    for id in 0..48 {
+        c.ok(
+            "store.insert",
+            json!({"bucket": "txt", "data": {"id": id, "s": text}}),
+        )
+        .await;
+    }
+    c.ok("store.insert", json!({"bucket": "tiny", "data": {"id": 1}}))
+        .await;
+    let filter = json!({"$or": [
+        {"s": {"$contains": "z0"}}, {"s": {"$contains": "z1"}},
+        {"s": {"$contains": "z2"}}, {"s": {"$contains": "z3"}}
+    ]});
+    let mut attackers = Vec::new();
+    for _ in 0..2 {
+        let (mut a, _) = Client::connect_url(&server.url).await;
+        for id in 1..=2 {
+            a.send(json!({"id": id, "type": "store.count", "bucket": "txt", "filter": filter}))
+                .await;
+        }
+        attackers.push(a);
+    }
+    // Let the attackers' scans start (nothing observable marks that moment).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = Instant::now();
+    c.ok("store.get", json!({"bucket": "tiny", "key": 1})).await;
+    let get = started.elapsed();
+    let started = Instant::now();
+    for a in &mut attackers {
+        for _ in 0..2 {
+            let frame = a.recv().await;
+            assert_eq!(frame["type"], "result", "{frame}");
+            assert_eq!(frame["data"], 0, "{frame}");
+        }
+    }
+    let attack_left = started.elapsed();
+    eprintln!("store.get took {get:?}; the attack ran {attack_left:?} longer");
+    assert!(
+        get * 4 < attack_left,
+        "get {get:?}, attack left {attack_left:?}"
+    );
+}

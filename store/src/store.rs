@@ -627,6 +627,13 @@ impl Store {
         self.inner.data.read().buckets.get(name).map(|b| b.len())
     }
 
+    /// Bytes the records of bucket `name` count against `max_store_bytes` (the larger of
+    /// their JSON and their estimated memory); `None` when there is no such bucket. What a
+    /// scan of the bucket reads, for deciding where to run it.
+    pub fn bucket_bytes(&self, name: &str) -> Option<usize> {
+        self.inner.data.read().buckets.get(name).map(|b| b.bytes())
+    }
+
     /// Names of all buckets (sorted).
     pub fn bucket_names(&self) -> Vec<String> {
         self.inner.data.read().buckets.keys().cloned().collect()
