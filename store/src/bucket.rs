@@ -24,6 +24,12 @@ pub(crate) fn record_bytes(record: &Record) -> usize {
     json.max(crate::value::record_memory_size(record))
 }
 
+/// Estimated memory of one entry of a secondary index or unique map beyond its key's text:
+/// the key's `String`, the hash map slot and (for an index) the record-position set. Index
+/// entries count against `max_store_bytes` with the records: eight indexed text fields
+/// took almost three times the memory of the records alone.
+const INDEX_ENTRY_BYTES: usize = 128;
+
 /// Where `record` is filed in the index on `field`: under what a filter on `field` reads
 /// (the field itself, else the dotted path into nested objects, as [`get_path`]).
 fn index_entry(record: &Record, field: &str) -> Option<String> {
@@ -111,7 +117,8 @@ impl Bucket {
         self.records.len()
     }
 
-    /// Bytes of JSON of the stored records (expired-but-unswept included).
+    /// Bytes the stored records (expired-but-unswept included) and their index entries
+    /// count against `max_store_bytes`.
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -324,9 +331,10 @@ impl Bucket {
         let rec = self.records.remove(&seq)?;
         // Shared with an evaluation still running only in a rare race: then copied.
         let rec = Arc::try_unwrap(rec).unwrap_or_else(|shared| (*shared).clone());
-        self.bytes = self.bytes.saturating_sub(record_bytes(&rec));
+        let mut charge = record_bytes(&rec);
         for (field, index) in &mut self.indexes {
             if let Some(k) = index_entry(&rec, field) {
+                charge = charge.saturating_add(k.len() + INDEX_ENTRY_BYTES);
                 if let Some(set) = index.get_mut(&k) {
                     set.remove(&seq);
                     if set.is_empty() {
@@ -337,17 +345,21 @@ impl Bucket {
         }
         for (field, map) in &mut self.uniques {
             if let Some(k) = rec.get(field).filter(|v| !v.is_null()).and_then(scalar_key) {
+                charge = charge.saturating_add(k.len() + key.len() + INDEX_ENTRY_BYTES);
                 if map.get(&k).is_some_and(|o| o == key) {
                     map.remove(&k);
                 }
             }
         }
+        self.bytes = self.bytes.saturating_sub(charge);
         Some((seq, rec))
     }
 
     fn add_indexes(&mut self, seq: u64, key: &str, record: &Record) {
+        let mut charge = 0usize;
         for (field, index) in &mut self.indexes {
             if let Some(k) = index_entry(record, field) {
+                charge = charge.saturating_add(k.len() + INDEX_ENTRY_BYTES);
                 index.entry(k).or_default().insert(seq);
             }
         }
@@ -357,9 +369,11 @@ impl Bucket {
                 .filter(|v| !v.is_null())
                 .and_then(scalar_key)
             {
+                charge = charge.saturating_add(k.len() + key.len() + INDEX_ENTRY_BYTES);
                 map.insert(k, key.to_owned());
             }
         }
+        self.bytes = self.bytes.saturating_add(charge);
     }
 
     /// Removes every record, returning them in insertion order.
@@ -409,11 +423,14 @@ impl Bucket {
             return Ok(());
         }
         let mut index: HashMap<String, BTreeSet<u64>> = HashMap::new();
+        let mut charge = 0usize;
         for (seq, rec) in &self.records {
             if let Some(k) = index_entry(rec, field) {
+                charge = charge.saturating_add(k.len() + INDEX_ENTRY_BYTES);
                 index.entry(k).or_default().insert(*seq);
             }
         }
+        self.bytes = self.bytes.saturating_add(charge);
         self.indexes.insert(field.to_owned(), index);
         self.def.indexes.push(field.to_owned());
         Ok(())
@@ -435,11 +452,15 @@ impl Bucket {
         for (name, field) in &schema.fields {
             if field.def.unique && !self.uniques.contains_key(name) {
                 let mut map = HashMap::new();
+                let mut charge = 0usize;
                 for rec in self.records.values() {
                     if let Some(k) = rec.get(name).filter(|v| !v.is_null()).and_then(scalar_key) {
-                        map.insert(k, self.key_of(rec));
+                        let key = self.key_of(rec);
+                        charge = charge.saturating_add(k.len() + key.len() + INDEX_ENTRY_BYTES);
+                        map.insert(k, key);
                     }
                 }
+                self.bytes = self.bytes.saturating_add(charge);
                 self.uniques.insert(name.clone(), map);
             }
         }

@@ -357,3 +357,72 @@ async fn records_and_the_whole_store_are_bounded_in_bytes() {
     b.insert(o(json!({"id": 200, "body": "x".repeat(1_000)})))
         .unwrap();
 }
+
+/// Index entries count against `max_store_bytes` with their records (the third red-team
+/// run: eight indexed text fields took almost three times the memory of the records), and
+/// deleting the records frees their entries' room too.
+#[tokio::test]
+async fn index_entries_count_against_the_store_limit() {
+    let fields: Vec<String> = (0..8).map(|i| format!("f{i}")).collect();
+    let fill = |indexed: bool| {
+        let s = Store::start(StoreConfig {
+            max_store_bytes: 200_000,
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        let mut schema = serde_json::Map::new();
+        schema.insert("id".into(), json!({"type": "number"}));
+        for f in &fields {
+            schema.insert(f.clone(), json!({"type": "string"}));
+        }
+        let indexes: Vec<&String> = if indexed {
+            fields.iter().collect()
+        } else {
+            Vec::new()
+        };
+        define(
+            &s,
+            "docs",
+            json!({"key": "id", "schema": schema, "indexes": indexes}),
+        );
+        let b = s.bucket("docs");
+        let mut n = 0u32;
+        loop {
+            let mut record = serde_json::Map::new();
+            record.insert("id".into(), json!(n));
+            for f in &fields {
+                record.insert(f.clone(), json!(format!("{f}-{n:08}")));
+            }
+            match b.insert(record) {
+                Ok(_) => n += 1,
+                Err(e) => {
+                    assert!(matches!(e, StoreError::LimitExceeded { .. }), "{e:?}");
+                    break;
+                }
+            }
+            assert!(n < 10_000, "never refused");
+        }
+        (s, n)
+    };
+    let (_, plain) = fill(false);
+    let (s, indexed) = fill(true);
+    // Each record holds 8 entries of ~140 bytes besides its own ~1 000.
+    assert!(
+        indexed * 3 < plain * 2,
+        "{indexed} indexed records vs {plain} without indexes"
+    );
+    // Deleting every record frees the room of the records and of their entries alike.
+    let b = s.bucket("docs");
+    for id in 0..indexed {
+        b.delete(&json!(id)).unwrap();
+    }
+    let mut record = serde_json::Map::new();
+    record.insert("id".into(), json!(0));
+    for f in &fields {
+        record.insert(f.clone(), json!("again"));
+    }
+    for id in 0..indexed {
+        record.insert("id".into(), json!(id));
+        b.insert(record.clone()).unwrap();
+    }
+}
