@@ -5,6 +5,9 @@
 //! The dispatcher is an OS thread of its own (entered into the tokio runtime the store
 //! was started on, so change handlers may spawn tasks and timers): a long re-evaluation
 //! never holds a runtime worker, and takes the data lock for one evaluation at a time.
+//! An evaluation that once took longer than [`SLOW_EVALUATION`] is re-evaluated from then
+//! on by a second thread, the slow lane, which coalesces what arrived while it worked, so
+//! heavy queries delay only each other's pushes.
 //! A subscribe's first evaluation runs on the caller's thread without the registry lock;
 //! if a commit came between it and its registration, the dispatcher re-evaluates it once
 //! (a recheck batch), so no change is missed.
@@ -93,7 +96,7 @@ impl Subscriber {
 }
 
 /// `(query name, canonical params text)`.
-type EvalKey = (String, String);
+pub(crate) type EvalKey = (String, String);
 
 /// JSON text with object keys sorted, so `{a, b}` and `{b, a}` share one evaluation.
 fn canonical(v: &Value) -> String {
@@ -121,7 +124,13 @@ struct Evaluation {
     deps: Deps,
     last: Arc<QueryResult>,
     subscribers: Vec<Subscriber>,
+    /// An evaluation of it took longer than [`SLOW_EVALUATION`]: the slow lane
+    /// re-evaluates it from then on, so it never delays other subscriptions' pushes.
+    slow: bool,
 }
+
+/// An evaluation that takes longer than this moves to the slow lane for good.
+const SLOW_EVALUATION: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Defined queries, live evaluations and subscriptions.
 #[derive(Default)]
@@ -369,9 +378,11 @@ impl Store {
         // subscribes and unsubscribes never wait for it) and the data lock only while it
         // takes its records. `stamp` is the commit it saw.
         let limit = self.inner.limits.max_result_bytes;
+        let started = std::time::Instant::now();
         let data = self.inner.data.read();
         let stamp = self.inner.commits.load(Ordering::SeqCst);
         let (value, deps) = evaluate(&kind, &params, data, self.now(), limit)?;
+        let slow = started.elapsed() > SLOW_EVALUATION;
         let mut reg = self.inner.reactive.lock();
         if !reg.queries.contains_key(name) {
             return Err(StoreError::QueryNotDefined {
@@ -391,6 +402,7 @@ impl Store {
                 deps,
                 last: last.clone(),
                 subscribers: Vec::new(),
+                slow,
             },
         );
         let id = reg.attach(key.clone(), sink(&last), on_end);
@@ -601,49 +613,68 @@ fn process(inner: &Inner, batches: &[Batch]) {
         }
     }
     let touched_buckets: HashSet<&str> = touched.iter().map(|(b, _)| b.as_str()).collect();
-    let work: Vec<(EvalKey, QueryKind, Value)> = {
+    let (slow, work): (Vec<EvalKey>, Vec<(EvalKey, QueryKind, Value)>) = {
         let reg = inner.reactive.lock();
-        reg.evals
-            .iter()
-            .filter(|(k, ev)| {
-                recheck.contains(k)
-                    || dropped.iter().any(|b| ev.deps.mentions(b))
-                    || ev
-                        .deps
-                        .buckets
-                        .iter()
-                        .any(|b| touched_buckets.contains(b.as_str()))
-                    || ev.deps.records.iter().any(|r| touched.contains(r))
-            })
-            .filter_map(|(k, ev)| {
-                reg.queries
-                    .get(&k.0)
-                    .map(|q| (k.clone(), q.clone(), ev.params.clone()))
-            })
-            .collect()
+        let affected = reg.evals.iter().filter(|(k, ev)| {
+            recheck.contains(k)
+                || dropped.iter().any(|b| ev.deps.mentions(b))
+                || ev
+                    .deps
+                    .buckets
+                    .iter()
+                    .any(|b| touched_buckets.contains(b.as_str()))
+                || ev.deps.records.iter().any(|r| touched.contains(r))
+        });
+        let mut slow = Vec::new();
+        let mut work = Vec::new();
+        for (k, ev) in affected {
+            if ev.slow {
+                slow.push(k.clone());
+            } else if let Some(q) = reg.queries.get(&k.0) {
+                work.push((k.clone(), q.clone(), ev.params.clone()));
+            }
+        }
+        (slow, work)
     };
+    if !slow.is_empty() {
+        // Counted until the slow lane has re-evaluated them, so `settle()` waits for it.
+        inner.pending.fetch_add(1, Ordering::SeqCst);
+        if inner.slow_lane.send(slow).is_err() {
+            inner.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    reevaluate(inner, work);
+}
+
+/// One re-evaluation: its key, its outcome and whether it was slow.
+type Reevaluated = (EvalKey, StoreResult<(Value, Deps)>, bool);
+
+/// Re-evaluates `work` one evaluation at a time (each takes the data read lock on its
+/// own, so a long list never holds writers for its whole duration; every evaluation
+/// still sees whole commits only), then stores the results and notifies subscribers of
+/// the ones that changed. An evaluation slower than [`SLOW_EVALUATION`] is marked slow.
+fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>) {
     if work.is_empty() {
         return;
     }
-    // Each evaluation takes the read lock on its own, so a long list of re-evaluations
-    // never holds writers (and the readers queued behind them) for its whole duration.
-    // Every evaluation still sees whole commits only.
     let limit = inner.limits.max_result_bytes;
-    let results: Vec<(EvalKey, StoreResult<(Value, Deps)>)> = work
+    let results: Vec<Reevaluated> = work
         .into_iter()
         .map(|(k, q, p)| {
+            let started = std::time::Instant::now();
             let r = evaluate(&q, &p, inner.data.read(), inner.now(), limit);
-            (k, r)
+            (k, r, started.elapsed() > SLOW_EVALUATION)
         })
         .collect();
     let mut deliveries: Vec<(Arc<QueryResult>, Vec<Sink>)> = Vec::new();
     let mut ended: Vec<(String, StoreError, Vec<Subscriber>)> = Vec::new();
     {
         let mut reg = inner.reactive.lock();
-        for (key, result) in results {
+        for (key, result, slow) in results {
             let Some(ev) = reg.evals.get_mut(&key) else {
                 continue;
             };
+            ev.slow |= slow;
             match result {
                 Ok((value, deps)) => {
                     ev.deps = deps;
@@ -674,6 +705,42 @@ fn process(inner: &Inner, batches: &[Batch]) {
     for (query, error, subs) in ended {
         for sub in subs {
             sub.end(&query, error.clone());
+        }
+    }
+}
+
+/// The slow-lane thread: re-evaluates the evaluations marked slow, so a heavy query
+/// (a large grouping, a long text filter) delays only its own pushes, not the
+/// dispatcher's. Everything that arrived while it worked is taken at once and each
+/// evaluation re-evaluated once, on the newest data. Ends with the store.
+pub(crate) fn run_slow_lane(
+    inner: Weak<Inner>,
+    mut rx: mpsc::UnboundedReceiver<Vec<EvalKey>>,
+    runtime: tokio::runtime::Handle,
+) {
+    let _entered = runtime.enter();
+    while let Some(first) = rx.blocking_recv() {
+        let mut messages = 1u64;
+        let mut keys: HashSet<EvalKey> = first.into_iter().collect();
+        while let Ok(more) = rx.try_recv() {
+            messages += 1;
+            keys.extend(more);
+        }
+        let Some(inner) = inner.upgrade() else { break };
+        let work: Vec<(EvalKey, QueryKind, Value)> = {
+            let reg = inner.reactive.lock();
+            keys.into_iter()
+                .filter_map(|k| {
+                    let ev = reg.evals.get(&k)?;
+                    let q = reg.queries.get(&k.0)?;
+                    Some((k.clone(), q.clone(), ev.params.clone()))
+                })
+                .collect()
+        };
+        reevaluate(&inner, work);
+        if inner.pending.fetch_sub(messages, Ordering::SeqCst) == messages {
+            let _guard = inner.settle_lock.lock();
+            inner.settled.notify_all();
         }
     }
 }

@@ -287,6 +287,9 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     pub feed: broadcast::Sender<Arc<ChangeEvent>>,
     pub dispatch: mpsc::UnboundedSender<Batch>,
+    /// Re-evaluations of slow evaluations, for the slow lane (each message counted in
+    /// `pending` until it is processed).
+    pub slow_lane: mpsc::UnboundedSender<Vec<crate::reactive::EvalKey>>,
     pub pending: AtomicU64,
     /// Commits published so far (incremented under the data write lock); a subscription
     /// evaluated without the registry lock compares it to learn whether a commit came
@@ -456,6 +459,7 @@ impl Store {
         // Set after the restore: what was stored before is never refused.
         data.max_record_bytes = config.max_record_bytes;
         let (tx, rx) = mpsc::unbounded_channel();
+        let (slow_tx, slow_rx) = mpsc::unbounded_channel();
         let (feed, _) = broadcast::channel(config.change_feed_capacity.max(1));
         let inner = Arc::new(Inner {
             name: config.name,
@@ -465,6 +469,7 @@ impl Store {
             clock,
             feed,
             dispatch: tx,
+            slow_lane: slow_tx,
             pending: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             settle_lock: Mutex::new(()),
@@ -486,6 +491,14 @@ impl Store {
             .spawn(move || crate::reactive::run_dispatcher(weak, rx, runtime))
             .map_err(|e| StoreError::Internal {
                 message: format!("cannot start the dispatcher thread: {e}"),
+            })?;
+        let weak = Arc::downgrade(&inner);
+        let runtime = handle.clone();
+        std::thread::Builder::new()
+            .name(format!("{}-slow", inner.name))
+            .spawn(move || crate::reactive::run_slow_lane(weak, slow_rx, runtime))
+            .map_err(|e| StoreError::Internal {
+                message: format!("cannot start the slow-lane thread: {e}"),
             })?;
         if !inner.ttl_interval.is_zero() {
             handle.spawn(crate::ttl::run_sweep(

@@ -417,3 +417,66 @@ async fn a_handler_can_write_with_sync_durability() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A slow evaluation (here: its first evaluation took over 5 ms, then a re-evaluation
+/// waits for a gate) runs on the slow lane, so another subscription's pushes go out while
+/// it is still running: the third red-team run saw one client's heavy subscriptions delay
+/// another client's push by 1.2 s. `settle` still waits for the slow lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_evaluation_does_not_delay_other_subscriptions_pushes() {
+    let s = items();
+    define(
+        &s,
+        "other",
+        json!({"key": "id", "schema": {"id": {"type": "number"}}}),
+    );
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let evaluations = Arc::new(AtomicUsize::new(0));
+    let (g, n) = (gate.clone(), evaluations.clone());
+    s.define_programmatic_query("slow", move |ctx, _| {
+        let count = ctx.bucket("items")?.count(None)?;
+        match n.fetch_add(1, Ordering::SeqCst) {
+            0 => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let (lock, cv) = &*g;
+                let mut open = lock.lock();
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                while !*open && std::time::Instant::now() < deadline {
+                    cv.wait_until(&mut open, deadline);
+                }
+            }
+        }
+        Ok(json!(count))
+    })
+    .unwrap();
+    query(
+        &s,
+        "fast",
+        json!({"bucket": "other", "aggregate": {"function": "count"}}),
+    );
+    let slow_seen = Arc::new(Mutex::new(Vec::new()));
+    let l = slow_seen.clone();
+    s.subscribe("slow", json!({}), move |r| l.lock().push(r.value().clone()))
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    s.subscribe("fast", json!({}), move |r| {
+        let _ = tx.send(r.value().clone());
+    })
+    .unwrap();
+    // The slow query's re-evaluation starts and waits for the gate...
+    s.bucket("items").insert(o(json!({"id": 1}))).unwrap();
+    // ...while the fast one's push arrives.
+    s.bucket("other").insert(o(json!({"id": 1}))).unwrap();
+    let pushed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+    let gate_still_closed = !*gate.0.lock();
+    assert_eq!(pushed, Ok(Some(json!(1))), "the fast push waited");
+    assert!(gate_still_closed);
+    assert!(slow_seen.lock().is_empty());
+    {
+        let (lock, cv) = &*gate;
+        *lock.lock() = true;
+        cv.notify_all();
+    }
+    s.settle().await;
+    assert_eq!(slow_seen.lock().last(), Some(&json!(1)));
+}
