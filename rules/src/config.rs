@@ -89,7 +89,8 @@ pub struct EngineConfig {
     /// would grow the facts past it fails: `set_fact` with
     /// [`crate::RulesError::LimitExceeded`], a rule's `set_fact` action as an action error.
     /// Replacing a value by one no larger and deleting always work; facts restored at start
-    /// are all kept. Default 64 MiB.
+    /// are all kept. The data of all active timers together may take as much again (a
+    /// `set_timer` past it is an action error). Default 64 MiB.
     pub max_facts_bytes: usize,
     /// Default `maxIterations` of `for_each` (also the upper bound of explicit values). Default 1000.
     pub max_for_each_iterations: u64,

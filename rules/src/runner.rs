@@ -596,9 +596,12 @@ impl Exec<'_, '_> {
                         .cause
                         .and_then(|c| c.correlation_id.clone().or_else(|| Some(c.id.clone()))),
                 };
-                state
-                    .timers
-                    .set(self.runner.inner, spec, self.runner.config.max_timers)?;
+                state.timers.set(
+                    self.runner.inner,
+                    spec,
+                    self.runner.config.max_timers,
+                    self.runner.config.max_facts_bytes,
+                )?;
             }
             Action::CancelTimer { name } => {
                 let name = ctx.interpolate(name, &state.facts, budget)?;

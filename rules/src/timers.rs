@@ -47,6 +47,8 @@ pub(crate) struct TimerEntry {
     pub spec: TimerSpec,
     pub deadline: Instant,
     pub fired: u64,
+    /// Approximate memory of `spec.data`, counted in [`Timers::data_bytes`].
+    bytes: usize,
     handle: Option<AbortHandle>,
 }
 
@@ -56,6 +58,8 @@ pub(crate) struct Timers {
     entries: HashMap<String, TimerEntry>,
     absence: HashMap<u64, Instant>,
     next_id: u64,
+    /// Approximate memory of every active timer's data together.
+    data_bytes: usize,
 }
 
 fn runtime() -> Result<tokio::runtime::Handle, String> {
@@ -84,15 +88,29 @@ impl Timers {
         list
     }
 
-    /// Starts (or replaces) a timer.
+    /// Starts (or replaces) a timer: at most `max` timers, whose data together take at
+    /// most `max_bytes` (approximate memory).
     pub(crate) fn set(
         &mut self,
         inner: &Arc<Inner>,
         spec: TimerSpec,
         max: usize,
+        max_bytes: usize,
     ) -> Result<(), String> {
         if !self.entries.contains_key(&spec.name) && self.entries.len() >= max {
             return Err(format!("timer limit ({max}) reached"));
+        }
+        let bytes = crate::budget::approx_bytes(&spec.data, max_bytes.saturating_add(1));
+        let replaced = self.entries.get(&spec.name).map_or(0, |e| e.bytes);
+        if self
+            .data_bytes
+            .saturating_sub(replaced)
+            .saturating_add(bytes)
+            > max_bytes
+        {
+            return Err(format!(
+                "timers' data limit ({max_bytes} bytes for all timers together) reached"
+            ));
         }
         let handle = runtime()?;
         self.cancel(&spec.name);
@@ -133,9 +151,11 @@ impl Timers {
                 spec,
                 deadline,
                 fired: 0,
+                bytes,
                 handle: Some(task.abort_handle()),
             },
         );
+        self.data_bytes = self.data_bytes.saturating_add(bytes);
         Ok(())
     }
 
@@ -143,6 +163,7 @@ impl Timers {
     pub(crate) fn cancel(&mut self, name: &str) -> bool {
         match self.entries.remove(name) {
             Some(entry) => {
+                self.data_bytes = self.data_bytes.saturating_sub(entry.bytes);
                 if let Some(h) = entry.handle {
                     h.abort();
                 }
@@ -166,7 +187,9 @@ impl Timers {
         match next {
             Some(n) => entry.deadline = n,
             None => {
-                self.entries.remove(name);
+                if let Some(entry) = self.entries.remove(name) {
+                    self.data_bytes = self.data_bytes.saturating_sub(entry.bytes);
+                }
             }
         }
         Some(spec)
@@ -207,6 +230,7 @@ impl Timers {
                 h.abort();
             }
         }
+        self.data_bytes = 0;
         self.absence.clear();
     }
 }

@@ -666,3 +666,53 @@ async fn fact_listings_are_bounded_by_max_result_bytes() {
         .await;
     assert_eq!(small.as_array().map(Vec::len), Some(1), "{small}");
 }
+
+/// Third red-team run: 10 000 timers with 60 KB of `onExpire.data` each (each within
+/// `maxFactBytes`) took 600 MB. All active timers' data together may take at most
+/// `maxFactsBytes` (approximate memory); a `set_timer` past it is an action error, and
+/// cancelling a timer frees its room.
+#[tokio::test]
+async fn all_timers_data_together_is_bounded_by_max_facts_bytes() {
+    let mut config = local_config();
+    config.rules.enabled = Some(true);
+    config.limits.max_facts_bytes = 1_000_000;
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "park", "name": "park",
+            "trigger": {"type": "event", "topic": "order.t"},
+            "actions": [{"type": "set_timer", "timer": {"name": "order:t:${event.n}",
+                "duration": "1h", "onExpire": {"topic": "order.x", "data": {"ref": "event.b"}}}}]}}),
+    )
+    .await;
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "unpark", "name": "unpark",
+            "trigger": {"type": "event", "topic": "order.c"},
+            "actions": [{"type": "cancel_timer", "name": "order:t:${event.n}"}]}}),
+    )
+    .await;
+    for n in 0..40 {
+        c.ok(
+            "rules.emit",
+            json!({"topic": "order.t", "data": {"n": n, "b": "x".repeat(60_000)}}),
+        )
+        .await;
+    }
+    let stats = c.ok("rules.stats", json!({})).await;
+    let kept = stats["timersCount"].as_u64().expect("timersCount");
+    assert!((10..=16).contains(&kept), "{stats}");
+    assert_eq!(stats["actionErrors"], 40 - kept, "{stats}");
+    // Cancelling one makes room for one more.
+    c.ok("rules.emit", json!({"topic": "order.c", "data": {"n": 0}}))
+        .await;
+    c.ok(
+        "rules.emit",
+        json!({"topic": "order.t", "data": {"n": 100, "b": "x".repeat(60_000)}}),
+    )
+    .await;
+    let stats = c.ok("rules.stats", json!({})).await;
+    assert_eq!(stats["timersCount"], kept, "{stats}");
+    assert_eq!(stats["actionErrors"], 40 - kept, "{stats}");
+}
