@@ -14,6 +14,44 @@ fn long_or(clauses: usize) -> Value {
     json!({"$or": vec![json!({"a": -1}); clauses]})
 }
 
+/// Two attacking connections (one per runtime worker on a 2-core machine) each send
+/// `frame` twice; meanwhile `c` reads record 1 of bucket `tiny`. Returns how long that
+/// `store.get` took and how much longer the attack ran; every attack answer must be a
+/// result equal to `expected`.
+async fn get_while_attacked(
+    url: &str,
+    c: &mut Client,
+    frame: Value,
+    expected: Value,
+) -> (std::time::Duration, std::time::Duration) {
+    let mut attackers = Vec::new();
+    for _ in 0..2 {
+        let (mut a, _) = Client::connect_url(url).await;
+        for id in 1..=2 {
+            let mut request = frame.clone();
+            request["id"] = json!(id);
+            a.send(request).await;
+        }
+        attackers.push(a);
+    }
+    // Let the attackers' scans start (nothing observable marks that moment).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = Instant::now();
+    c.ok("store.get", json!({"bucket": "tiny", "key": 1})).await;
+    let get = started.elapsed();
+    let started = Instant::now();
+    for a in &mut attackers {
+        for _ in 0..2 {
+            let answer = a.recv().await;
+            assert_eq!(answer["type"], "result", "{answer}");
+            assert_eq!(answer["data"], expected, "{answer}");
+        }
+    }
+    let attack_left = started.elapsed();
+    eprintln!("store.get took {get:?}; the attack ran {attack_left:?} longer");
+    (get, attack_left)
+}
+
 async fn server_with(records: u32) -> (Binary, Client) {
     let config = json!({
         "store": {"buckets": {
@@ -169,31 +207,8 @@ async fn long_filters_on_a_small_bucket_do_not_stall_other_clients() {
     // worker on a 2-core machine) each counting with a long `$or` on a bucket of at most
     // 4 096 records, which used to be scanned inline on the workers.
     let (server, mut c) = server_with(4_000).await;
-    let mut attackers = Vec::new();
-    for _ in 0..2 {
-        let (mut a, _) = Client::connect_url(&server.url).await;
-        for id in 1..=2 {
-            a.send(
-                json!({"id": id, "type": "store.count", "bucket": "small", "filter": long_or(999)}),
-            )
-            .await;
-        }
-        attackers.push(a);
-    }
-    // Let the attackers' scans start (nothing observable marks that moment).
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let started = Instant::now();
-    c.ok("store.get", json!({"bucket": "tiny", "key": 1})).await;
-    let get = started.elapsed();
-    let started = Instant::now();
-    for a in &mut attackers {
-        for _ in 0..2 {
-            let frame = a.recv().await;
-            assert_eq!(frame["type"], "result", "{frame}");
-        }
-    }
-    let attack_left = started.elapsed();
-    eprintln!("store.get took {get:?}; the attack ran {attack_left:?} longer");
+    let frame = json!({"type": "store.count", "bucket": "small", "filter": long_or(999)});
+    let (get, attack_left) = get_while_attacked(&server.url, &mut c, frame, json!(0)).await;
     assert!(
         get * 4 < attack_left,
         "get {get:?}, attack left {attack_left:?}"
@@ -231,30 +246,8 @@ async fn text_conditions_over_large_records_do_not_stall_other_clients() {
         {"s": {"$contains": "z0"}}, {"s": {"$contains": "z1"}},
         {"s": {"$contains": "z2"}}, {"s": {"$contains": "z3"}}
     ]});
-    let mut attackers = Vec::new();
-    for _ in 0..2 {
-        let (mut a, _) = Client::connect_url(&server.url).await;
-        for id in 1..=2 {
-            a.send(json!({"id": id, "type": "store.count", "bucket": "txt", "filter": filter}))
-                .await;
-        }
-        attackers.push(a);
-    }
-    // Let the attackers' scans start (nothing observable marks that moment).
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let started = Instant::now();
-    c.ok("store.get", json!({"bucket": "tiny", "key": 1})).await;
-    let get = started.elapsed();
-    let started = Instant::now();
-    for a in &mut attackers {
-        for _ in 0..2 {
-            let frame = a.recv().await;
-            assert_eq!(frame["type"], "result", "{frame}");
-            assert_eq!(frame["data"], 0, "{frame}");
-        }
-    }
-    let attack_left = started.elapsed();
-    eprintln!("store.get took {get:?}; the attack ran {attack_left:?} longer");
+    let frame = json!({"type": "store.count", "bucket": "txt", "filter": filter});
+    let (get, attack_left) = get_while_attacked(&server.url, &mut c, frame, json!(0)).await;
     assert!(
         get * 4 < attack_left,
         "get {get:?}, attack left {attack_left:?}"
