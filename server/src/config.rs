@@ -334,6 +334,12 @@ pub struct LimitsConfig {
     /// filter read (`where`, `findOne`, `count`) times its filter's nodes, summed.
     /// `VALIDATION_ERROR` beyond, before any operation runs.
     pub max_transaction_scan_cost: usize,
+    /// Wall time one heavy read may run on the heavy-read pool (a scan of a large bucket,
+    /// a transaction with heavy reads or many operations, the first evaluation of a
+    /// subscription over a large bucket): past it, it stops and answers
+    /// `VALIDATION_ERROR` (a transaction rolls back, no subscription is made), giving the
+    /// shared slot back to the next client's heavy read.
+    pub max_read_ms: u64,
     /// Operations in one `store.transaction` (`VALIDATION_ERROR` beyond, before any of
     /// them runs).
     pub max_transaction_ops: usize,
@@ -417,6 +423,7 @@ impl Default for LimitsConfig {
             max_total_subscription_result_bytes: 1024 * 1024 * 1024,
             max_filter_nodes: 1_000,
             max_transaction_scan_cost: 2_000_000,
+            max_read_ms: 1_000,
             max_transaction_ops: 1_000,
             max_record_bytes: 1024 * 1024,
             max_store_bytes: 1024 * 1024 * 1024,
@@ -595,9 +602,14 @@ impl ServerConfig {
 }
 
 impl LimitsConfig {
+    /// `max_read_ms` as the budget handed to [`noex_store::with_read_deadline`].
+    pub fn read_budget(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.max_read_ms)
+    }
+
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 31] = [
+        let checks: [(&'static str, u64); 32] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -635,6 +647,7 @@ impl LimitsConfig {
             ("limits.maxRules", self.max_rules as u64),
             ("limits.maxTimers", self.max_timers as u64),
             ("limits.minTimerIntervalMs", self.min_timer_interval_ms),
+            ("limits.maxReadMs", self.max_read_ms),
             (
                 "limits.maxRuleLogsPerSecond",
                 self.max_rule_logs_per_second.into(),

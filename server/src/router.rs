@@ -103,13 +103,16 @@ pub(crate) async fn handle(
                 let permit = Arc::clone(&shared.heavy_reads).acquire_owned().await.ok();
                 return tokio::task::spawn_blocking(move || {
                     let _permit = permit;
-                    crate::store_ops::transaction(
-                        &store,
-                        operations,
-                        limits.max_transaction_ops,
-                        limits.max_result_bytes,
-                        limits.max_transaction_scan_cost,
-                    )
+                    // Within `maxReadMs`, or rolled back, so the slot comes back.
+                    noex_store::with_read_deadline(limits.read_budget(), || {
+                        crate::store_ops::transaction(
+                            &store,
+                            operations,
+                            limits.max_transaction_ops,
+                            limits.max_result_bytes,
+                            limits.max_transaction_scan_cost,
+                        )
+                    })
                 })
                 .await
                 .unwrap_or_else(|err| Err(ServerError::internal(err)));
@@ -120,10 +123,12 @@ pub(crate) async fn handle(
                 // At most `heavy_reads` of them at once (the semaphore is never closed, so
                 // the permit always comes).
                 let store = shared.store.clone();
+                let budget = shared.config.limits.read_budget();
                 let permit = Arc::clone(&shared.heavy_reads).acquire_owned().await.ok();
                 return tokio::task::spawn_blocking(move || {
                     let _permit = permit;
-                    crate::store_ops::read(&store, op)
+                    // Within `maxReadMs`, so the slot comes back to the next heavy read.
+                    noex_store::with_read_deadline(budget, || crate::store_ops::read(&store, op))
                 })
                 .await
                 .unwrap_or_else(|err| Err(ServerError::internal(err)));

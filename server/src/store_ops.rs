@@ -60,6 +60,10 @@ impl From<StoreError> for ServerError {
                 ServerError::new(ErrorCode::ValidationError, message)
                     .with_details(json!({ "limit": limit }))
             }
+            StoreError::ReadTimeout { limit_ms } => {
+                ServerError::new(ErrorCode::ValidationError, message)
+                    .with_details(json!({ "limitMs": limit_ms }))
+            }
             StoreError::LimitExceeded { .. } => ServerError::new(ErrorCode::RateLimited, message),
             StoreError::NotFound { .. } | StoreError::SubscriptionNotFound { .. } => {
                 ServerError::new(ErrorCode::NotFound, message)
@@ -711,29 +715,33 @@ pub(crate) async fn subscribe(
     } else {
         None
     };
+    let budget = limits.read_budget();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let result = subscribing.subscribe_with(
-            &query,
-            params,
-            move |result: Arc<QueryResult>| {
-                // A result past the connection's (or server's) bound ends the subscription
-                // instead of being held and pushed.
-                if let Err(err) = push_hold.set(result.memory_size()) {
-                    let _ = over_ended.send((over_id.clone(), err));
-                    return;
-                }
-                // The result's JSON text is shared by every subscriber of (query, params), in
-                // their queues too; only the envelope is built per subscription.
-                let data = outbound.share(result.json());
-                let head = PushFrame::encode_head(PushChannel::Subscription, &push_id);
-                queue.push(&push_id, PushKind::Latest, head, data, PushFrame::TAIL);
-            },
-            move |err: StoreError| {
-                // The connection may be gone already; then there is nobody to tell.
-                let _ = ended.send((ended_id, ServerError::from(err)));
-            },
-        );
+        // The first evaluation within `maxReadMs` (past it nothing is subscribed).
+        let result = noex_store::with_read_deadline(budget, || {
+            subscribing.subscribe_with(
+                &query,
+                params,
+                move |result: Arc<QueryResult>| {
+                    // A result past the connection's (or server's) bound ends the subscription
+                    // instead of being held and pushed.
+                    if let Err(err) = push_hold.set(result.memory_size()) {
+                        let _ = over_ended.send((over_id.clone(), err));
+                        return;
+                    }
+                    // The result's JSON text is shared by every subscriber of (query, params), in
+                    // their queues too; only the envelope is built per subscription.
+                    let data = outbound.share(result.json());
+                    let head = PushFrame::encode_head(PushChannel::Subscription, &push_id);
+                    queue.push(&push_id, PushKind::Latest, head, data, PushFrame::TAIL);
+                },
+                move |err: StoreError| {
+                    // The connection may be gone already; then there is nobody to tell.
+                    let _ = ended.send((ended_id, ServerError::from(err)));
+                },
+            )
+        });
         // Nobody waits any more (the connection is gone): undo the subscription.
         if let Err(Ok((store_id, _))) = answer.send(result) {
             let _ = subscribing.unsubscribe(store_id);

@@ -253,3 +253,81 @@ async fn text_conditions_over_large_records_do_not_stall_other_clients() {
         "get {get:?}, attack left {attack_left:?}"
     );
 }
+
+#[tokio::test]
+async fn a_long_scan_gives_the_heavy_read_slot_back_after_max_read_ms() {
+    // The fourth red-team run: heavy reads share the heavy-read slot (one on a 2-core
+    // machine), so one client's 16 s scan (`$contains` conditions over large text) held up
+    // every other client's heavy read for as long. With `limits.maxReadMs` a heavy read
+    // stops at its budget and answers VALIDATION_ERROR, and the next one runs.
+    let config = json!({
+        "limits": {"maxReadMs": 500},
+        "store": {"buckets": {
+            "txt": {"key": "id", "schema": {"id": {"type": "number"}, "s": {"type": "string"}}},
+            "mine": {"key": "id", "schema": {"id": {"type": "number"}, "s": {"type": "string"}}}
+        }}
+    });
+    let server = Binary::with_config(
+        &config,
+        &["--no-rules", "--heartbeat-interval-ms", "600000"],
+    )
+    .await;
+    let (mut c, _) = Client::connect_url(&server.url).await;
+    let text = "É".repeat(500_000);
+    for id in 0..48 {
+        c.ok(
+            "store.insert",
+            json!({"bucket": "txt", "data": {"id": id, "s": text}}),
+        )
+        .await;
+    }
+    for id in 0..4 {
+        c.ok(
+            "store.insert",
+            json!({"bucket": "mine", "data": {"id": id, "s": text}}),
+        )
+        .await;
+    }
+    // 400 conditions over 48 MB: tens of gigabytes of text search without a budget.
+    let clauses: Vec<Value> = (0..400)
+        .map(|i| json!({"s": {"$contains": format!("z{i}")}}))
+        .collect();
+    let attack = json!({"type": "store.count", "bucket": "txt", "filter": {"$or": clauses}});
+    let started = Instant::now();
+    let mut attackers = Vec::new();
+    for _ in 0..2 {
+        let (mut a, _) = Client::connect_url(&server.url).await;
+        let mut frame = attack.clone();
+        frame["id"] = json!(1);
+        a.send(frame).await;
+        attackers.push(a);
+    }
+    // The victim's own heavy read (4 MB of its own bucket scanned once) queues behind
+    // both attacks.
+    let count = c
+        .ok(
+            "store.count",
+            json!({"bucket": "mine", "filter": {"s": {"$contains": "z"}}}),
+        )
+        .await;
+    let victim = started.elapsed();
+    assert_eq!(count, json!(0));
+    for a in &mut attackers {
+        let answer = a.recv().await;
+        assert_eq!(answer["type"], "error", "{answer}");
+        assert_eq!(answer["code"], "VALIDATION_ERROR", "{answer}");
+        assert_eq!(answer["details"]["limitMs"], 500, "{answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains("store.paginate"), "{message}");
+    }
+    eprintln!("the victim's heavy read answered after {victim:?}");
+    // Two budgets of 500 ms ahead of it, plus its own scan; without the budget it waited
+    // for both attacks (many seconds each: past the test client's 10 s wait bound).
+    assert!(
+        victim < std::time::Duration::from_millis(4_000),
+        "victim {victim:?}"
+    );
+    // The server still answers.
+    let (mut late, _) = Client::connect_url(&server.url).await;
+    late.ok("store.count", json!({"bucket": "txt"})).await;
+}

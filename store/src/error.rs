@@ -114,6 +114,15 @@ pub enum StoreError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A read ran past the time budget of [`with_read_deadline`](crate::with_read_deadline)
+    /// (`VALIDATION_ERROR`): nothing of it is answered, a transaction rolls back.
+    #[error(
+        "Read stopped after {limit_ms} ms, its time budget; narrow the filter, filter on an indexed field, or read in pages with store.paginate"
+    )]
+    ReadTimeout {
+        /// The budget in milliseconds.
+        limit_ms: u64,
+    },
     /// A store-wide bound was reached: [`StoreConfig::max_buckets`](crate::StoreConfig::max_buckets)
     /// or [`StoreConfig::max_queries`](crate::StoreConfig::max_queries) (`RATE_LIMITED`).
     #[error("{message}")]
@@ -149,7 +158,8 @@ impl StoreError {
             | StoreError::InvalidDefinition { .. }
             | StoreError::InvalidArgument { .. }
             | StoreError::InvalidParameter { .. }
-            | StoreError::ResultTooLarge { .. } => "VALIDATION_ERROR",
+            | StoreError::ResultTooLarge { .. }
+            | StoreError::ReadTimeout { .. } => "VALIDATION_ERROR",
             StoreError::LimitExceeded { .. } => "RATE_LIMITED",
             StoreError::NotFound { .. } | StoreError::SubscriptionNotFound { .. } => "NOT_FOUND",
             StoreError::Conflict { .. } => "CONFLICT",

@@ -334,15 +334,27 @@ impl Filter {
         self.conds.is_empty()
     }
 
-    /// Evaluates the filter against a record.
+    /// Evaluates the filter against a record. Within a
+    /// [`with_read_deadline`](crate::with_read_deadline) whose time has run out, `false`
+    /// without evaluating (the read then answers `ReadTimeout`).
     pub fn matches(&self, record: &Record) -> bool {
-        self.conds.iter().all(|c| match c {
-            Cond::Field(field, ops) => {
-                let v = get_path(record, field);
-                ops.iter().all(|op| op_matches(op, v))
-            }
-            Cond::Or(fs) => fs.iter().any(|f| f.matches(record)),
-            Cond::And(fs) => fs.iter().all(|f| f.matches(record)),
+        self.test(record)
+    }
+
+    /// Each condition first ticks the read deadline: one record's conditions can cost
+    /// milliseconds (text searches over a large field), so the budget is checked within
+    /// a record, not only between records.
+    fn test(&self, record: &Record) -> bool {
+        self.conds.iter().all(|c| {
+            crate::deadline::tick()
+                && match c {
+                    Cond::Field(field, ops) => {
+                        let v = get_path(record, field);
+                        ops.iter().all(|op| op_matches(op, v))
+                    }
+                    Cond::Or(fs) => fs.iter().any(|f| f.test(record)),
+                    Cond::And(fs) => fs.iter().all(|f| f.test(record)),
+                }
         })
     }
 

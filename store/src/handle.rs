@@ -52,7 +52,9 @@ impl BucketHandle {
     /// holds writers or the readers queued behind them.
     fn matching(&self, filter: Option<&Map<String, Value>>) -> StoreResult<Vec<Arc<Record>>> {
         let (f, candidates) = self.candidates(filter)?;
-        Ok(crate::query::narrow(&f, candidates))
+        let matching = crate::query::narrow(&f, candidates);
+        crate::deadline::check()?;
+        Ok(matching)
     }
 
     /// The compiled filter and the candidates it is to be tested on (see `matching`).
@@ -170,7 +172,9 @@ impl BucketHandle {
     pub fn where_scan(&self, filter: &Map<String, Value>) -> StoreResult<Vec<Record>> {
         self.read(|r| {
             let f = crate::filter::Filter::compile(filter)?;
-            crate::reads::collect_within(r.bucket.select_scan(&f, r.now), r.limit)
+            let matching = r.bucket.select_scan(&f, r.now);
+            crate::deadline::check()?;
+            crate::reads::collect_within(matching, r.limit)
         })
     }
 
@@ -180,6 +184,7 @@ impl BucketHandle {
         // Tested in order, stopping at the first match.
         let (f, candidates) = self.candidates(Some(filter))?;
         let first = candidates.into_iter().find(|r| f.matches(r));
+        crate::deadline::check()?;
         Ok(crate::reads::collect_within(first.as_deref(), limit)?.pop())
     }
 

@@ -11,13 +11,15 @@
 //! - Bounds for untrusted callers: [`StoreConfig::max_result_bytes`],
 //!   [`StoreConfig::max_record_bytes`], [`StoreConfig::max_store_bytes`],
 //!   [`StoreConfig::max_buckets`], [`StoreConfig::max_queries`]; query parameters are bound
-//!   as values ([`Filter::compile_with_params`]).
+//!   as values ([`Filter::compile_with_params`]); a time budget per read on the calling
+//!   thread ([`with_read_deadline`]).
 //! - Optional durable storage ([`StoreConfig::persistence`], [`PersistenceConfig`]) on the
 //!   embedded engine redb, with sync or batched durability.
 //! - Errors are [`StoreError`] values, each mapping to one protocol code.
 
 mod bucket;
 mod clock;
+mod deadline;
 mod definition;
 mod error;
 mod events;
@@ -35,6 +37,7 @@ mod ttl;
 mod value;
 
 pub use clock::{Clock, ManualClock, TokioClock};
+pub use deadline::with_read_deadline;
 pub use definition::{
     Aggregate, AggregateFn, BucketDefinition, BucketUpdate, FieldDef, FieldType, Format, Generated,
     GroupBy, QueryDefinition, SortDir, Ttl,

@@ -109,11 +109,13 @@ impl<'a> Reads<'a> {
 
     pub fn select(&self, filter: Option<&Map<String, Value>>) -> StoreResult<Vec<&'a Record>> {
         let f = Filter::compile_opt(filter)?;
-        Ok(if f.is_empty() {
+        let selected = if f.is_empty() {
             self.bucket.live(self.now).collect()
         } else {
             self.bucket.select(&f, self.now)
-        })
+        };
+        crate::deadline::check()?;
+        Ok(selected)
     }
 
     pub fn where_(&self, filter: &Map<String, Value>) -> StoreResult<Vec<Record>> {
@@ -127,6 +129,7 @@ impl<'a> Reads<'a> {
         } else {
             self.bucket.select(&f, self.now).into_iter().next()
         };
+        crate::deadline::check()?;
         Ok(collect_within(found, self.limit)?.pop())
     }
 

@@ -308,6 +308,9 @@ impl TxBucket<'_, '_> {
             }
         }
         drop(d);
+        // Past a read deadline the filter tests failed fast: what was visited is partial,
+        // and the transaction must not act on it.
+        crate::deadline::check()?;
         for (k, kv, v) in seen {
             self.note_read(&k, &kv, v);
         }

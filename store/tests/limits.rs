@@ -1,13 +1,13 @@
 //! Store-wide bounds: `max_result_bytes` on every read that returns records and on query
 //! results, `max_buckets` and `max_queries` on definitions (not on what is loaded from
-//! disk).
+//! disk), and the read time budget of `with_read_deadline`.
 
 mod common;
 
 use common::{define, o};
 use noex_store::{
     BucketDefinition, DEFAULT_MAX_RESULT_BYTES, DurabilityMode, PersistenceConfig, QueryDefinition,
-    Store, StoreConfig, StoreError,
+    Store, StoreConfig, StoreError, with_read_deadline,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -425,4 +425,56 @@ async fn index_entries_count_against_the_store_limit() {
         record.insert("id".into(), json!(id));
         b.insert(record.clone()).unwrap();
     }
+}
+
+/// Past a read deadline every filter read answers `ReadTimeout` instead of a partial
+/// result: a transaction rolls back (its writes too), a subscription is not made, a
+/// programmatic query's reads fail; without a deadline the same reads answer.
+#[tokio::test]
+async fn reads_past_their_deadline_answer_read_timeout_and_leave_nothing_behind() {
+    let s = big();
+    let zero = std::time::Duration::ZERO;
+    let filter = o(json!({"id": {"$gte": 0}}));
+    let timed_out = |r: Result<_, StoreError>| {
+        assert!(
+            matches!(r, Err(StoreError::ReadTimeout { limit_ms: 0 })),
+            "{:?}",
+            r.map(|_: ()| ())
+        )
+    };
+    let docs = s.bucket("docs");
+    timed_out(with_read_deadline(zero, || {
+        docs.count(Some(&filter)).map(drop)
+    }));
+    timed_out(with_read_deadline(zero, || {
+        docs.find_one(&filter).map(drop)
+    }));
+    timed_out(with_read_deadline(zero, || {
+        docs.sum("id", Some(&filter)).map(drop)
+    }));
+    // A transaction that wrote first and then read past its deadline commits nothing.
+    timed_out(with_read_deadline(zero, || {
+        s.transaction(|tx| {
+            tx.bucket("docs")?
+                .insert(o(json!({"id": 100, "body": "late"})))?;
+            tx.bucket("docs")?.count(Some(&filter))
+        })
+        .map(drop)
+    }));
+    assert_eq!(docs.get(&json!(100)).unwrap(), None);
+    // A subscription whose first evaluation ran past the deadline is not made.
+    s.define_query(
+        "small",
+        QueryDefinition::from_json(json!({"bucket": "docs", "filter": {"id": {"$lt": 2}}}))
+            .unwrap(),
+    )
+    .unwrap();
+    timed_out(with_read_deadline(zero, || {
+        s.subscribe("small", json!({}), |_| {}).map(drop)
+    }));
+    assert_eq!(s.stats().queries.active_subscriptions, 0);
+    // Without a deadline (and after one) the same reads answer.
+    assert_eq!(docs.count(Some(&filter)).unwrap(), 30);
+    let (_, first) = s.subscribe("small", json!({}), |_| {}).unwrap();
+    assert_eq!(first.value().as_array().map(Vec::len), Some(2));
 }
