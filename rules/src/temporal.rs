@@ -16,6 +16,13 @@
 //!
 //! Bounded: at most [`MAX_GROUPS_PER_RULE`] group keys per rule and [`MAX_HISTORY`] events per
 //! group; windows prune older events on every arrival.
+//!
+//! All rules share one byte pool (`max_bytes`, see `EngineConfig::max_temporal_bytes`). When an
+//! event of rule R does not fit, the rule holding the most bytes gives way while it holds more
+//! than R would after buffering the event: its largest group loses its oldest window events
+//! first, and a group with no window events left loses its sequence / absence wait too. Only
+//! when no other rule holds more is the event refused. So a rule that holds, with the event, at
+//! most `max_bytes / n` (n: the rules holding temporal data, itself included) always gets room.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -72,6 +79,14 @@ impl GroupState {
         self.history_bytes + self.held_bytes
     }
 
+    /// Holds nothing a later event could continue: the group can be forgotten.
+    fn is_empty(&self) -> bool {
+        self.history.is_empty()
+            && self.sequence.is_none()
+            && self.absence.is_none()
+            && self.window_start.is_none()
+    }
+
     fn recount_held(&mut self) {
         let sequence = self.sequence.as_ref().map_or(0, |(_, seen)| {
             seen.iter()
@@ -109,10 +124,57 @@ impl GroupState {
     }
 }
 
+/// Smallest eviction step, as a fraction of the pool: a full pool then costs one scan per
+/// 1/64 of it freed, not one per event.
+const EVICTION_CHUNK_DIVISOR: usize = 64;
+
+/// One rule's groups and the bytes they hold together.
+#[derive(Debug, Default)]
+struct RuleState {
+    groups: HashMap<String, GroupState>,
+    /// Approximate bytes held by all of `groups` (the sum of their [`GroupState::bytes`]).
+    bytes: usize,
+}
+
+impl RuleState {
+    /// Frees about `goal` bytes from the largest group, stopping once the rule holds no more
+    /// than `floor`: oldest window events first; a group with no window events left is dropped
+    /// with its sequence / absence wait (an evicted wait then never fires). Bytes freed.
+    fn evict(&mut self, goal: usize, floor: usize) -> usize {
+        let Some(key) = self
+            .groups
+            .iter()
+            .max_by_key(|(_, g)| g.bytes())
+            .map(|(k, _)| k.clone())
+        else {
+            return 0;
+        };
+        let Some(group) = self.groups.get_mut(&key) else {
+            return 0;
+        };
+        let start = self.bytes;
+        let wanted = |bytes: usize| bytes > floor && start - bytes < goal;
+        while wanted(self.bytes) {
+            let Some((_, _, dropped)) = group.history.pop_front() else {
+                break;
+            };
+            group.history_bytes = group.history_bytes.saturating_sub(dropped);
+            self.bytes = self.bytes.saturating_sub(dropped);
+        }
+        if group.history.is_empty() && (group.held_bytes == 0 || wanted(self.bytes)) {
+            let rest = group.bytes();
+            self.groups.remove(&key);
+            self.bytes = self.bytes.saturating_sub(rest);
+        }
+        start - self.bytes
+    }
+}
+
 /// Per-rule, per-group temporal state.
 #[derive(Debug, Default)]
 pub(crate) struct TemporalState {
-    rules: HashMap<String, HashMap<String, GroupState>>,
+    /// Only rules holding some group state have an entry.
+    rules: HashMap<String, RuleState>,
     next_instance: u64,
     /// Approximate bytes of event data held by all groups of all rules.
     bytes: usize,
@@ -156,10 +218,48 @@ fn info(pattern: &TemporalPattern, group: &str, grouped: bool) -> Map<String, Va
 impl TemporalState {
     /// Forgets everything about a rule (unregistered, updated or disabled).
     pub(crate) fn clear_rule(&mut self, rule_id: &str) {
-        if let Some(groups) = self.rules.remove(rule_id) {
-            self.bytes = self
-                .bytes
-                .saturating_sub(groups.values().map(GroupState::bytes).sum::<usize>());
+        if let Some(rule) = self.rules.remove(rule_id) {
+            self.bytes = self.bytes.saturating_sub(rule.bytes);
+        }
+    }
+
+    /// Makes room for `size` more bytes of a rule holding `own` bytes, which is not in
+    /// `self.rules` while this runs (so it never gives way to itself): evicts from the rule
+    /// holding the most, while that one holds more than `own + size`. Whether it now fits.
+    fn make_room(&mut self, own: usize, size: usize, max_bytes: usize) -> bool {
+        let claim = own.saturating_add(size);
+        let chunk = max_bytes / EVICTION_CHUNK_DIVISOR;
+        loop {
+            let overflow = self.bytes.saturating_add(size).saturating_sub(max_bytes);
+            if overflow == 0 {
+                return true;
+            }
+            // No rule holds more than all others together (saves the scan for the flooder).
+            if self.bytes.saturating_sub(own) <= claim {
+                return false;
+            }
+            let Some((id, victim)) = self.rules.iter_mut().max_by_key(|(_, r)| r.bytes) else {
+                return false;
+            };
+            if victim.bytes <= claim {
+                return false;
+            }
+            let freed = victim.evict(overflow.max(chunk), claim);
+            self.bytes = self.bytes.saturating_sub(freed);
+            if victim.groups.is_empty() {
+                let id = id.clone();
+                self.rules.remove(&id);
+            }
+            if freed == 0 {
+                return false;
+            }
+        }
+    }
+
+    /// Puts a rule's state back after [`Self::process`] took it out (if it still holds any).
+    fn put_back(&mut self, rule_id: &str, rule: RuleState) {
+        if !rule.groups.is_empty() {
+            self.rules.insert(rule_id.to_string(), rule);
         }
     }
 
@@ -207,13 +307,67 @@ impl TemporalState {
         let Some(group) = group_key(group_by, event) else {
             return (matches, waits);
         };
-        let groups = self.rules.entry(rule_id.to_string()).or_default();
-        if !groups.contains_key(&group) && groups.len() >= MAX_GROUPS_PER_RULE {
+        // The rule's state leaves the map while this event is processed, so making room can
+        // evict from every other rule (never from this one) while its group is borrowed.
+        let mut rule = self.rules.remove(rule_id).unwrap_or_default();
+        if !rule.groups.contains_key(&group) && rule.groups.len() >= MAX_GROUPS_PER_RULE {
             tracing::warn!(rule_id, "temporal group limit reached; event ignored");
+            self.put_back(rule_id, rule);
             return (matches, waits);
         }
+        let state = rule.groups.entry(group.clone()).or_default();
+        let before = state.bytes();
+        // Time ran out for an open sequence / a tumbling window: forget them before asking
+        // for room, so the room check sees what the group really keeps.
+        match pattern {
+            TemporalPattern::Sequence { within, .. } => {
+                let within = parse_duration_ms(within).unwrap_or(0) as i64;
+                if let Some((started, _)) = &state.sequence
+                    && now - started > within
+                {
+                    state.sequence = None;
+                    state.recount_held();
+                }
+            }
+            TemporalPattern::Count {
+                window,
+                sliding: false,
+                ..
+            } => {
+                let window = parse_duration_ms(window).unwrap_or(0) as i64;
+                if state.window_start.is_some_and(|s| now - s >= window) {
+                    state.clear_history();
+                    state.window_start = None;
+                }
+            }
+            _ => {}
+        }
+        let after = state.bytes();
+        rule.bytes = rule.bytes.saturating_sub(before) + after;
+        self.bytes = self.bytes.saturating_sub(before) + after;
+        let before = after;
+        // Whether this event is to be kept (so room is made only for events that use it).
+        let buffers = match pattern {
+            TemporalPattern::Sequence { events, strict, .. } => {
+                let starts = events.first().is_some_and(|m| matcher_matches(m, event));
+                match &state.sequence {
+                    Some((_, seen)) => {
+                        events
+                            .get(seen.len())
+                            .is_some_and(|m| matcher_matches(m, event))
+                            || (*strict && starts)
+                    }
+                    None => starts,
+                }
+            }
+            TemporalPattern::Absence { after, .. } => {
+                state.absence.is_none() && matcher_matches(after, event)
+            }
+            TemporalPattern::Count { .. } | TemporalPattern::Aggregate { .. } => true,
+        };
         let size = approx_bytes(&event.data, max_bytes);
-        let fits = self.bytes.saturating_add(size) <= max_bytes;
+        let fits = !buffers || self.make_room(rule.bytes, size, max_bytes);
+        let mut refused_window = false;
         if !fits {
             self.refused += 1;
             if self.refused.is_power_of_two() {
@@ -224,33 +378,20 @@ impl TemporalState {
                     "temporal patterns hold their byte limit; event not buffered"
                 );
             }
-            if matches!(
+            refused_window = matches!(
                 pattern,
                 TemporalPattern::Count { .. } | TemporalPattern::Aggregate { .. }
-            ) {
-                return (matches, waits);
-            }
+            );
         }
-        let state = groups.entry(group.clone()).or_default();
-        let before = state.bytes();
         let base = |extra: Map<String, Value>| {
             let mut m = info(pattern, &group, group_by.is_some());
             m.extend(extra);
             m
         };
         match pattern {
-            TemporalPattern::Sequence {
-                events,
-                within,
-                strict,
-                ..
-            } => {
-                let within = parse_duration_ms(within).unwrap_or(0) as i64;
-                if let Some((started, _)) = &state.sequence
-                    && now - started > within
-                {
-                    state.sequence = None;
-                }
+            // Not counted: the window stays as it was.
+            _ if refused_window => {}
+            TemporalPattern::Sequence { events, strict, .. } => {
                 let mut consumed = false;
                 if let Some((_, seen)) = &mut state.sequence {
                     if let Some(next) = events.get(seen.len())
@@ -295,7 +436,7 @@ impl TemporalState {
                     state.absence = Some((self.next_instance, event.clone()));
                     waits.push(AbsenceWait {
                         rule_id: rule_id.to_string(),
-                        group,
+                        group: group.clone(),
                         instance: self.next_instance,
                         within_ms: parse_duration_ms(within).unwrap_or(0),
                     });
@@ -309,10 +450,6 @@ impl TemporalState {
                 ..
             } => {
                 let window = parse_duration_ms(window).unwrap_or(0) as i64;
-                if !*sliding && state.window_start.is_some_and(|s| now - s >= window) {
-                    state.clear_history();
-                    state.window_start = None;
-                }
                 state.window_start.get_or_insert(now);
                 state.push(now, event.data.clone(), size);
                 if *sliding {
@@ -381,7 +518,13 @@ impl TemporalState {
             }
         }
         state.recount_held();
-        self.bytes = self.bytes.saturating_sub(before) + state.bytes();
+        let after = state.bytes();
+        rule.bytes = rule.bytes.saturating_sub(before) + after;
+        self.bytes = self.bytes.saturating_sub(before) + after;
+        if state.is_empty() {
+            rule.groups.remove(&group);
+        }
+        self.put_back(rule_id, rule);
         (matches, waits)
     }
 
@@ -393,8 +536,8 @@ impl TemporalState {
         group: &str,
         instance: u64,
     ) -> Option<TemporalMatch> {
-        let groups = self.rules.get_mut(rule_id)?;
-        let state = groups.get_mut(group)?;
+        let rule = self.rules.get_mut(rule_id)?;
+        let state = rule.groups.get_mut(group)?;
         match &state.absence {
             Some((id, _)) if *id == instance => {}
             _ => return None,
@@ -402,7 +545,15 @@ impl TemporalState {
         let before = state.bytes();
         let (_, after) = state.absence.take()?;
         state.recount_held();
-        self.bytes = self.bytes.saturating_sub(before) + state.bytes();
+        let now_held = state.bytes();
+        rule.bytes = rule.bytes.saturating_sub(before) + now_held;
+        self.bytes = self.bytes.saturating_sub(before) + now_held;
+        if state.is_empty() {
+            rule.groups.remove(group);
+            if rule.groups.is_empty() {
+                self.rules.remove(rule_id);
+            }
+        }
         let grouped = matches!(
             pattern,
             TemporalPattern::Absence {
@@ -451,15 +602,18 @@ mod tests {
             state.process("r", &count, &event("order.c", blob.clone()), i, max);
             assert!(state.bytes() <= max, "{}", state.bytes());
         }
-        let held = state.rules["r"][""].history.len();
+        let held = state.rules["r"].groups[""].history.len();
         assert!((9..=11).contains(&held), "{held} events held");
-        // A sequence refused for want of room does not start; small events still pass.
+        // Another rule's sequence gets room: the rule holding the most gives way.
         let sequence = pattern(json!({"type": "sequence", "within": "1h",
             "events": [{"topic": "a"}, {"topic": "b"}]}));
         state.process("s", &sequence, &event("a", blob.clone()), 0, max);
-        assert!(state.rules["s"][""].sequence.is_none());
+        assert!(state.rules["s"].groups[""].sequence.is_some());
+        assert!(state.rules["r"].groups[""].history.len() < held);
+        assert!(state.bytes() <= max, "{}", state.bytes());
         // Forgetting a rule frees its bytes; a sliding window frees what leaves it.
         state.clear_rule("r");
+        state.clear_rule("s");
         assert_eq!(state.bytes(), 0);
         let sliding = pattern(json!({"type": "count", "event": {"topic": "t"},
             "threshold": 1_000_000, "window": 10, "sliding": true}));
@@ -468,8 +622,253 @@ mod tests {
         state.process("w", &sliding, &event("t", json!({})), 100, max);
         assert!(state.bytes() < 1_000, "{}", state.bytes());
         state.process("s", &sequence, &event("a", blob.clone()), 0, max);
-        assert!(state.rules["s"][""].sequence.is_some());
+        assert!(state.rules["s"].groups[""].sequence.is_some());
         state.process("s", &sequence, &event("b", json!({})), 1, max);
         assert!(state.bytes() < 1_000, "{}", state.bytes());
+    }
+}
+
+#[cfg(test)]
+mod fairness_tests {
+    use super::*;
+
+    fn event(topic: &str, data: Value) -> Event {
+        Event {
+            id: "e".into(),
+            topic: topic.into(),
+            data,
+            timestamp: 0,
+            correlation_id: None,
+            causation_id: None,
+            source: None,
+        }
+    }
+
+    fn pattern(value: Value) -> TemporalPattern {
+        serde_json::from_value(value).expect("a valid pattern")
+    }
+
+    const MAX: usize = 100_000;
+
+    /// A count rule that never fires, fed `events` ~9 KB events, then small ones until not
+    /// even those fit (no room left for anyone's small event).
+    fn flood(state: &mut TemporalState, rule: &str, events: i64) {
+        let count = pattern(json!({"type": "count", "event": {"topic": "flood"},
+            "threshold": 1_000_000, "window": "1h"}));
+        let blob = json!({"b": "x".repeat(9_000)});
+        for i in 0..events {
+            state.process(rule, &count, &event("flood", blob.clone()), i, MAX);
+        }
+        for i in 0..1_000 {
+            state.process(
+                rule,
+                &count,
+                &event("flood", json!({"n": i})),
+                events + i,
+                MAX,
+            );
+        }
+    }
+
+    #[test]
+    fn a_small_rule_still_fires_when_another_rule_filled_the_pool() {
+        let mut state = TemporalState::default();
+        flood(&mut state, "attacker", 100);
+        assert!(
+            state.bytes() + 9_000 > MAX,
+            "pool not full: {}",
+            state.bytes()
+        );
+        let victim = pattern(json!({"type": "count", "event": {"topic": "admin"},
+            "threshold": 3, "window": "1h"}));
+        let mut fired = 0;
+        for i in 0..3 {
+            let (matches, _) = state.process(
+                "victim",
+                &victim,
+                &event("admin", json!({"n": i})),
+                200 + i,
+                MAX,
+            );
+            fired += matches.len();
+        }
+        assert_eq!(fired, 1, "the victim's count pattern must fire");
+        assert!(state.bytes() <= MAX, "{}", state.bytes());
+    }
+
+    /// Bytes per rule recomputed from the buffered data itself; asserts each rule's and the
+    /// pool's running totals match them exactly.
+    fn assert_exact_totals(state: &TemporalState) -> HashMap<String, usize> {
+        let size = |v: &Value| approx_bytes(v, usize::MAX);
+        let mut per_rule = HashMap::new();
+        for (id, rule) in &state.rules {
+            let mut bytes = 0;
+            for group in rule.groups.values() {
+                bytes += group.history.iter().map(|(_, d, _)| size(d)).sum::<usize>();
+                if let Some((_, seen)) = &group.sequence {
+                    bytes += seen.iter().map(|e| size(&e.data)).sum::<usize>();
+                }
+                if let Some((_, e)) = &group.absence {
+                    bytes += size(&e.data);
+                }
+            }
+            assert_eq!(rule.bytes, bytes, "rule {id}");
+            per_rule.insert(id.clone(), bytes);
+        }
+        assert_eq!(state.bytes(), per_rule.values().sum::<usize>());
+        per_rule
+    }
+
+    #[test]
+    fn a_rule_within_its_share_always_gets_room() {
+        let mut state = TemporalState::default();
+        // Three flooders take turns with big events; each is refused only once it is the
+        // largest, so they end up sharing the pool.
+        for i in 0..60 {
+            flood_once(&mut state, &format!("flood{}", i % 3), i);
+        }
+        assert!(
+            state.bytes() + 9_000 > MAX,
+            "pool not full: {}",
+            state.bytes()
+        );
+        // With the victim, 4 rules hold state: its events fit while it stays within MAX / 4.
+        let victim = pattern(json!({"type": "count", "event": {"topic": "v"},
+            "threshold": 1_000_000, "window": "1h"}));
+        let data = json!({"b": "v".repeat(1_000)});
+        let size = approx_bytes(&data, usize::MAX);
+        let mut kept = 0;
+        while state.rules.get("victim").map_or(0, |r| r.bytes) + size <= MAX / 4 {
+            state.process(
+                "victim",
+                &victim,
+                &event("v", data.clone()),
+                1_000 + kept,
+                MAX,
+            );
+            kept += 1;
+            assert_eq!(state.rules["victim"].groups[""].history.len() as i64, kept);
+            assert!(state.bytes() <= MAX, "{}", state.bytes());
+            // The flooders keep pushing; they do not take the victim's share back.
+            flood_once(&mut state, &format!("flood{}", kept % 3), 2_000 + kept);
+        }
+        assert!(kept >= 20, "{kept}");
+        assert_exact_totals(&state);
+    }
+
+    fn flood_once(state: &mut TemporalState, rule: &str, now: i64) {
+        let count = pattern(json!({"type": "count", "event": {"topic": "flood"},
+            "threshold": 1_000_000, "window": "1h"}));
+        let blob = json!({"b": "x".repeat(9_000)});
+        state.process(rule, &count, &event("flood", blob), now, MAX);
+    }
+
+    #[test]
+    fn the_largest_rule_loses_its_oldest_events_and_totals_stay_exact() {
+        let mut state = TemporalState::default();
+        flood(&mut state, "attacker", 100);
+        let before = assert_exact_totals(&state)["attacker"];
+        let kept = |state: &TemporalState| {
+            let history = &state.rules["attacker"].groups[""].history;
+            (history[0].0, history.back().map(|(ts, _, _)| *ts))
+        };
+        let (oldest, newest) = kept(&state);
+        // An absence wait and a sequence of other rules, each with a big event.
+        let absence = pattern(json!({"type": "absence", "after": {"topic": "a"},
+            "expected": {"topic": "b"}, "within": "1h"}));
+        let blob = json!({"b": "y".repeat(5_000)});
+        let (_, waits) = state.process("wait", &absence, &event("a", blob.clone()), 300, MAX);
+        assert_eq!(waits.len(), 1);
+        let sequence = pattern(json!({"type": "sequence", "within": "1h",
+            "events": [{"topic": "a"}, {"topic": "b"}]}));
+        state.process("seq", &sequence, &event("a", blob.clone()), 301, MAX);
+        assert!(state.rules["seq"].groups[""].sequence.is_some());
+        let after = assert_exact_totals(&state);
+        assert!(
+            after["attacker"] < before,
+            "{} !< {before}",
+            after["attacker"]
+        );
+        assert!(after.contains_key("wait") && after.contains_key("seq"));
+        // The oldest entries went first: what is left is the newest, in order.
+        let (first_left, last_left) = kept(&state);
+        assert!(first_left > oldest, "{first_left} > {oldest}");
+        assert_eq!(last_left, newest);
+        assert!(state.bytes() <= MAX, "{}", state.bytes());
+    }
+
+    #[test]
+    fn an_evicted_absence_wait_never_fires() {
+        let mut state = TemporalState::default();
+        let absence = pattern(json!({"type": "absence", "after": {"topic": "a"},
+            "expected": {"topic": "b"}, "within": "1h", "groupBy": "k"}));
+        let blob = "z".repeat(9_000);
+        let mut waits = Vec::new();
+        for k in 0..20 {
+            let data = json!({"k": k, "b": blob});
+            waits.extend(
+                state
+                    .process("waits", &absence, &event("a", data), k, MAX)
+                    .1,
+            );
+        }
+        assert!(waits.len() >= 9, "{} waits", waits.len());
+        // A count rule with a big event evicts whole groups (no window to shrink first).
+        let count = pattern(json!({"type": "count", "event": {"topic": "c"},
+            "threshold": 100, "window": "1h"}));
+        state.process("count", &count, &event("c", json!({"b": blob})), 50, MAX);
+        assert_eq!(state.rules["count"].groups[""].history.len(), 1);
+        assert_exact_totals(&state);
+        let fired = waits
+            .iter()
+            .filter_map(|w| state.absence_expired(&w.rule_id, &absence, &w.group, w.instance))
+            .count();
+        assert!(
+            fired < waits.len(),
+            "{fired} of {} waits fired",
+            waits.len()
+        );
+        assert_eq!(state.bytes(), assert_exact_totals(&state)["count"]);
+    }
+
+    #[test]
+    fn the_only_rule_holding_state_is_refused_as_before() {
+        let mut state = TemporalState::default();
+        flood(&mut state, "attacker", 100);
+        let held = state.rules["attacker"].groups[""].history.len();
+        let bytes = state.bytes();
+        let refused = state.refused;
+        flood(&mut state, "attacker", 3);
+        assert_eq!(state.rules["attacker"].groups[""].history.len(), held);
+        assert_eq!(state.bytes(), bytes);
+        assert_eq!(state.refused, refused + 1_003);
+        // Also when it is the largest of several: another, smaller rule does not give way.
+        let small = pattern(json!({"type": "count", "event": {"topic": "s"},
+            "threshold": 100, "window": "1h"}));
+        state.clear_rule("attacker");
+        state.process("small", &small, &event("s", json!({"n": 1})), 0, MAX);
+        flood(&mut state, "attacker", 100);
+        assert_eq!(state.rules["small"].groups[""].history.len(), 1);
+        assert_exact_totals(&state);
+    }
+
+    #[test]
+    fn clearing_a_rule_after_evictions_leaves_the_exact_remaining_sum() {
+        let mut state = TemporalState::default();
+        flood(&mut state, "attacker", 100);
+        let victim = pattern(json!({"type": "count", "event": {"topic": "v"},
+            "threshold": 1_000, "window": "1h", "groupBy": "g"}));
+        for i in 0..30 {
+            let data = json!({"g": i % 3, "b": "v".repeat(500)});
+            state.process("victim", &victim, &event("v", data), 2_000 + i, MAX);
+        }
+        assert_eq!(state.rules["victim"].groups.len(), 3);
+        let per_rule = assert_exact_totals(&state);
+        state.clear_rule("attacker");
+        assert_eq!(state.bytes(), per_rule["victim"]);
+        assert_exact_totals(&state);
+        state.clear_rule("victim");
+        assert_eq!(state.bytes(), 0);
+        assert!(state.rules.is_empty());
     }
 }
