@@ -524,6 +524,56 @@ async fn temporal_pattern_buffers_stay_within_their_byte_bound() {
     assert!(peak < baseline + 80 * 1024 * 1024, "peak RSS {peak} bytes");
 }
 
+/// Fourth red-team run: all temporal patterns share `limits.maxRuleTemporalBytes`, so one
+/// client's count pattern that filled it (the `hoard` above) made an administrator's small
+/// count pattern stop firing. A full pool now takes room from the rule holding the most.
+#[tokio::test]
+async fn a_rule_that_filled_the_temporal_pool_does_not_starve_a_small_pattern() {
+    let binary = Binary::with_config(
+        &json!({"limits": {"maxRuleTemporalBytes": 4 * 1024 * 1024}}),
+        &[],
+    )
+    .await;
+    let (mut c, _) = Client::connect_url(&binary.url).await;
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "hoard", "name": "hoard",
+            "trigger": {"type": "temporal", "pattern": {"type": "count",
+                "event": {"topic": "order.c"}, "threshold": 1_000_000, "window": "1h"}},
+            "actions": [{"type": "log", "level": "info", "message": "never"}]}}),
+    )
+    .await;
+    // Large events, then smaller and smaller ones: the pool ends up full to within a
+    // few bytes.
+    for size in [900_000, 200_000, 50_000, 10_000, 2_000, 500, 100, 10] {
+        let blob = "x".repeat(size);
+        for n in 0..5 {
+            c.ok(
+                "rules.emit",
+                json!({"topic": "order.c", "data": {"n": n, "b": blob}}),
+            )
+            .await;
+        }
+    }
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "alarm", "name": "alarm",
+            "trigger": {"type": "temporal", "pattern": {"type": "count",
+                "event": {"topic": "admin.login_failed"}, "threshold": 3, "window": "1h"}},
+            "actions": [{"type": "set_fact", "key": "admin:alarm", "value": true}]}}),
+    )
+    .await;
+    for n in 0..3 {
+        c.ok(
+            "rules.emit",
+            json!({"topic": "admin.login_failed", "data": {"n": n, "who": "y".repeat(1_000)}}),
+        )
+        .await;
+    }
+    let fact = c.ok("rules.getFact", json!({"key": "admin:alarm"})).await;
+    assert_eq!(fact, json!(true), "the small count pattern fired");
+}
+
 /// Red-team rerun: 500 timers with 900 KB of `onExpire.data` each took 452 MB (about 9 GB
 /// at `maxTimers`). One timer's data is now bounded by `limits.maxFactBytes`: setting a
 /// larger one is an action error and no timer is kept.
