@@ -1,0 +1,13 @@
+//! noex-model: the vocabulary every other noex crate shares, defined once.
+//!
+//! It sits below `noex-protocol`, `noex-store` and `noex-rules` (and depends on none of
+//! them): what a bucket, a field, a query, a TTL, a duration, a validation issue, a topic
+//! pattern and the clock *are*. The protocol re-exports what the wire carries; the store and
+//! the rule engine use the same types, so they cannot drift apart.
+
+pub mod clock;
+pub mod definition;
+pub mod issue;
+pub mod json;
+pub mod pattern;
+pub mod ttl;
