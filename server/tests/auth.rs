@@ -848,6 +848,13 @@ async fn jwt_time_claims_must_be_numbers() {
         json!({"sub": "u", "nbf": "0"}),
         json!({"sub": "u", "iat": "yesterday"}),
         json!({"sub": "u", "exp": [later]}),
+        // Red team: far-future and negative dates used to mean "never expires".
+        json!({"sub": "u", "exp": 1e300}),
+        json!({"sub": "u", "exp": 1e30}),
+        json!({"sub": "u", "exp": u64::MAX}),
+        json!({"sub": "u", "exp": 253_402_300_800_u64}),
+        json!({"sub": "u", "nbf": -1}),
+        json!({"sub": "u", "iat": -5.5}),
     ] {
         // A fresh connection per token keeps the failed-login limit out of the way.
         let (mut c, _) = Client::connect(&server).await;

@@ -3,7 +3,8 @@
 //!
 //! On top of the signature and `iss` / `aud` checks of the crate, a token is invalid when
 //! its header carries `crit` (no extension is implemented, RFC 7515 section 4.1.11), when
-//! `exp`, `nbf` or `iat` is present but not a number, or before its `nbf` by the server's
+//! `exp`, `nbf` or `iat` is present but not a number between 0 and the end of year 9999
+//! (in seconds), or before its `nbf` by the server's
 //! clock (no leeway, like `exp`).
 
 use std::sync::Arc;
@@ -153,10 +154,15 @@ impl JwtValidator {
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation).ok()?;
         let claims = data.claims;
-        // RFC 7519 NumericDate: a JSON number (seconds, possibly fractional).
+        // RFC 7519 NumericDate: a JSON number (seconds, possibly fractional), here between
+        // the epoch and the end of year 9999: an `exp` of 1e300 is not "never expires" but
+        // an invalid token.
         let time_claim = |name: &str| match claims.get(name) {
             None => Some(None),
-            Some(Value::Number(n)) => n.as_f64().map(Some),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .filter(|secs| (0.0..=MAX_NUMERIC_DATE).contains(secs))
+                .map(Some),
             Some(_) => None,
         };
         let (exp, nbf, _iat) = (time_claim("exp")?, time_claim("nbf")?, time_claim("iat")?);
@@ -212,6 +218,9 @@ impl TokenValidator for JwtValidator {
         Box::pin(std::future::ready(self.session(token)))
     }
 }
+
+/// The largest NumericDate accepted: 9999-12-31T23:59:59Z, in seconds.
+const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
 
 #[cfg(test)]
 mod tests {
