@@ -338,7 +338,9 @@ pub struct LimitsConfig {
     /// a transaction with heavy reads or many operations, the first evaluation of a
     /// subscription over a large bucket): past it, it stops and answers
     /// `VALIDATION_ERROR` (a transaction rolls back, no subscription is made), giving the
-    /// shared slot back to the next client's heavy read.
+    /// shared slot back to the next client's heavy read. Re-evaluations of subscriptions
+    /// on the store's slow lane have the same budget; one past it ends its
+    /// subscriptions with that error.
     pub max_read_ms: u64,
     /// Operations in one `store.transaction` (`VALIDATION_ERROR` beyond, before any of
     /// them runs).

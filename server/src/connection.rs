@@ -240,6 +240,17 @@ async fn write_loop(
 }
 
 /// The per-connection actor: owns the session state and answers requests in order.
+impl Connection {
+    /// Who this connection's heavy reads are charged to: its user once logged in, else
+    /// its peer's address.
+    pub(crate) fn principal(&self) -> crate::heavy::Principal {
+        match self.session.get() {
+            Some(session) => crate::heavy::Principal::User(session.user_id.clone()),
+            None => crate::heavy::Principal::Address(self.peer.ip()),
+        }
+    }
+}
+
 pub(crate) struct Connection {
     pub(crate) shared: Arc<Shared>,
     /// Outbound frames, bounded in bytes.

@@ -20,6 +20,7 @@ mod config;
 mod connection;
 mod error;
 mod handshake;
+mod heavy;
 mod login_limit;
 mod outbound;
 mod permissions;

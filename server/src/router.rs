@@ -90,17 +90,21 @@ pub(crate) async fn handle(
                     > crate::store_ops::INLINE_SCAN_MAX_BYTES;
             if let StoreOp::Transaction { operations } = op {
                 if !heavy && operations.len() <= crate::store_ops::INLINE_TRANSACTION_MAX_OPS {
-                    return crate::store_ops::handle(
-                        connection,
-                        StoreOp::Transaction { operations },
-                        authority.as_ref(),
-                    );
+                    // Estimated cheap; the read budget is the backstop if the estimate errs.
+                    let budget = shared.config.limits.read_budget();
+                    return noex_store::with_read_deadline(budget, || {
+                        crate::store_ops::handle(
+                            connection,
+                            StoreOp::Transaction { operations },
+                            authority.as_ref(),
+                        )
+                    });
                 }
                 // A transaction with heavy reads or many operations runs on the blocking
                 // pool, holding a heavy-read permit, like a heavy read.
                 let store = shared.store.clone();
                 let limits = shared.config.limits;
-                let permit = Arc::clone(&shared.heavy_reads).acquire_owned().await.ok();
+                let permit = shared.heavy_reads.acquire(connection.principal()).await;
                 return tokio::task::spawn_blocking(move || {
                     let _permit = permit;
                     // Within `maxReadMs`, or rolled back, so the slot comes back.
@@ -124,7 +128,7 @@ pub(crate) async fn handle(
                 // the permit always comes).
                 let store = shared.store.clone();
                 let budget = shared.config.limits.read_budget();
-                let permit = Arc::clone(&shared.heavy_reads).acquire_owned().await.ok();
+                let permit = shared.heavy_reads.acquire(connection.principal()).await;
                 return tokio::task::spawn_blocking(move || {
                     let _permit = permit;
                     // Within `maxReadMs`, so the slot comes back to the next heavy read.
@@ -136,7 +140,11 @@ pub(crate) async fn handle(
             if let StoreOp::Subscribe { query, params } = op {
                 return crate::store_ops::subscribe(connection, query, params).await;
             }
-            crate::store_ops::handle(connection, op, authority.as_ref())
+            // Estimated cheap; the read budget is the backstop if the estimate errs.
+            let budget = shared.config.limits.read_budget();
+            noex_store::with_read_deadline(budget, || {
+                crate::store_ops::handle(connection, op, authority.as_ref())
+            })
         }
         Operation::Server(ServerOp::Connections) => {
             to_json(connections(&shared.registry.snapshot()))

@@ -69,11 +69,11 @@ pub(crate) struct Shared {
     pub(crate) event_json: Arc<crate::rules_ops::EventJson>,
     /// Outbound text in memory over all connections (`limits.maxTotalBufferedBytes`).
     pub(crate) outbound: Arc<crate::outbound::OutboundBudget>,
-    /// Permits for heavy reads on the blocking pool (scans of large buckets, the first
+    /// Slots for heavy reads on the blocking pool (scans of large buckets, the first
     /// evaluation of a subscription): one fewer than the machine's cores (at least one),
     /// so however many clients start them at once, a core stays free for the runtime
-    /// workers that answer everybody else.
-    pub(crate) heavy_reads: Arc<tokio::sync::Semaphore>,
+    /// workers that answer everybody else; one turn per client (see `heavy`).
+    pub(crate) heavy_reads: crate::heavy::HeavySlots,
     /// Estimated memory of the results all store subscriptions hold
     /// (`limits.maxTotalSubscriptionResultBytes`).
     pub(crate) held_results: Arc<std::sync::atomic::AtomicUsize>,
@@ -317,6 +317,7 @@ impl ServerBuilder {
                 max_queries: config.limits.max_queries,
                 max_record_bytes: config.limits.max_record_bytes,
                 max_store_bytes: config.limits.max_store_bytes,
+                max_evaluation_time: config.limits.read_budget(),
                 ..StoreConfig::default()
             })
             .map_err(|source| StartError::Store {
@@ -424,11 +425,9 @@ impl ServerBuilder {
             rules,
             event_json: Arc::default(),
             held_results: Arc::default(),
-            heavy_reads: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism()
-                    .map_or(1, |n| n.get().saturating_sub(1))
-                    .max(1),
-            )),
+            heavy_reads: crate::heavy::HeavySlots::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)),
+            ),
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(ServerHandle {

@@ -212,10 +212,11 @@ pub(crate) fn handle(
 /// pool costs more than that saves).
 pub(crate) const INLINE_SCAN_MAX_RECORDS: usize = 4096;
 
-/// Reads that scan buckets holding more record bytes than this run off the runtime's worker
-/// threads too, whatever their record count: text conditions (`$contains`, `$startsWith`,
-/// regular expressions) cost time per byte, so a few hundred records of a mebibyte each
-/// are a long scan.
+/// Reads whose scanned record bytes times filter nodes ([`scanned_bytes`]) pass this run
+/// off the runtime's worker threads too, whatever their record count: text conditions
+/// (`$contains`, `$startsWith`, regular expressions) cost time per byte, so a few hundred
+/// records of a mebibyte each are a long scan, and so is one record tested a thousand
+/// times.
 pub(crate) const INLINE_SCAN_MAX_BYTES: usize = 1024 * 1024;
 
 /// Transactions with more operations than this run on the blocking pool.
@@ -328,21 +329,36 @@ pub(crate) fn scan_cost(store: &Store, op: &StoreOp) -> usize {
     }
 }
 
-/// Record bytes of the buckets `op` scans (every filter read of a transaction); zero for
-/// operations that scan nothing.
+/// Record bytes of the buckets `op` scans times the nodes of the filter it scans them
+/// with (every filter read of a transaction, summed); zero for operations that scan
+/// nothing. Text conditions cost time per byte each, so one record of a mebibyte tested
+/// with 999 `$contains` is a gigabyte of searching (red team, round 4).
 pub(crate) fn scanned_bytes(store: &Store, op: &StoreOp) -> usize {
-    let bytes = |bucket: &str| store.bucket_bytes(bucket).unwrap_or(0);
+    let bytes = |bucket: &str, filter: Option<&Map<String, Value>>| {
+        store
+            .bucket_bytes(bucket)
+            .unwrap_or(0)
+            .saturating_mul(filter.map_or(1, filter_nodes).max(1))
+    };
     match op {
         StoreOp::Transaction { operations } => operations.iter().fold(0usize, |sum, op| {
             let scanned = match op {
-                TransactionOp::Where { bucket, .. }
-                | TransactionOp::FindOne { bucket, .. }
-                | TransactionOp::Count { bucket, .. } => bytes(bucket),
+                TransactionOp::Where { bucket, filter }
+                | TransactionOp::FindOne { bucket, filter } => bytes(bucket, Some(filter)),
+                TransactionOp::Count { bucket, filter } => bytes(bucket, filter.as_ref()),
                 _ => 0,
             };
             sum.saturating_add(scanned)
         }),
-        other => scanned_bucket(other).map_or(0, bytes),
+        StoreOp::Where { bucket, filter } | StoreOp::FindOne { bucket, filter } => {
+            bytes(bucket, Some(filter))
+        }
+        StoreOp::Count { bucket, filter }
+        | StoreOp::Sum { bucket, filter, .. }
+        | StoreOp::Avg { bucket, filter, .. }
+        | StoreOp::Min { bucket, filter, .. }
+        | StoreOp::Max { bucket, filter, .. } => bytes(bucket, filter.as_ref()),
+        other => scanned_bucket(other).map_or(0, |bucket| bytes(bucket, None)),
     }
 }
 
@@ -708,10 +724,13 @@ pub(crate) async fn subscribe(
         _ => true,
     };
     let permit = if heavy {
-        Arc::clone(&connection.shared.heavy_reads)
-            .acquire_owned()
-            .await
-            .ok()
+        Some(
+            connection
+                .shared
+                .heavy_reads
+                .acquire(connection.principal())
+                .await,
+        )
     } else {
         None
     };

@@ -54,6 +54,9 @@ async fn get_while_attacked(
 
 async fn server_with(records: u32) -> (Binary, Client) {
     let config = json!({
+        // No read budget: these attacks must run long, on the heavy path, while the
+        // bystander is served (the budget is tested on its own below).
+        "limits": {"maxReadMs": 600_000},
         "store": {"buckets": {
             "small": {"key": "id", "schema": {"id": {"type": "number"}, "a": {"type": "number"}}},
             "tiny": {"key": "id", "schema": {"id": {"type": "number"}}}
@@ -221,6 +224,9 @@ async fn text_conditions_over_large_records_do_not_stall_other_clients() {
     // bound) of a mebibyte of non-ASCII text each, and `$contains`, which costs time per
     // byte: two connections counting with four `$contains` stalled every client for 22 s.
     let config = json!({
+        // No read budget: these attacks must run long, on the heavy path, while the
+        // bystander is served (the budget is tested on its own below).
+        "limits": {"maxReadMs": 600_000},
         "store": {"buckets": {
             "txt": {"key": "id", "schema": {"id": {"type": "number"}, "s": {"type": "string"}}},
             "tiny": {"key": "id", "schema": {"id": {"type": "number"}}}
@@ -330,4 +336,166 @@ async fn a_long_scan_gives_the_heavy_read_slot_back_after_max_read_ms() {
     // The server still answers.
     let (mut late, _) = Client::connect_url(&server.url).await;
     late.ok("store.count", json!({"bucket": "txt"})).await;
+}
+
+/// A server (default limits) with bucket `public` (`owner` text), bucket `sec` and a
+/// connected client.
+async fn tenant_server() -> (Binary, Client) {
+    let config = json!({
+        "store": {"buckets": {
+            "public": {"key": "id", "schema": {"id": {"type": "number"}, "owner": {"type": "string"}}},
+            "sec": {"key": "id", "schema": {"id": {"type": "number"}}}
+        }}
+    });
+    let server = Binary::with_config(
+        &config,
+        &["--no-rules", "--heartbeat-interval-ms", "600000"],
+    )
+    .await;
+    let (c, _) = Client::connect_url(&server.url).await;
+    (server, c)
+}
+
+#[tokio::test]
+async fn an_in_list_repeating_one_value_on_an_indexed_field_is_one_lookup() {
+    // Fourth red-team run: the index lookup added the matching records once per list
+    // element, under the data lock and before any filter test: 99 000 copies of "c" over
+    // 2 000 records stalled every client for 9 s, then answered "Read stopped".
+    let (server, mut c) = tenant_server().await;
+    c.ok(
+        "store.updateBucket",
+        json!({"name": "public", "updates": {"addIndexes": ["owner"]}}),
+    )
+    .await;
+    for chunk in (0..2000).collect::<Vec<u32>>().chunks(500) {
+        let operations: Vec<Value> = chunk
+            .iter()
+            .map(|id| json!({"op": "insert", "bucket": "public", "data": {"id": id, "owner": "c"}}))
+            .collect();
+        c.ok("store.transaction", json!({"operations": operations}))
+            .await;
+    }
+    c.ok("store.insert", json!({"bucket": "sec", "data": {"id": 1}}))
+        .await;
+    let (mut attacker, _) = Client::connect_url(&server.url).await;
+    attacker
+        .send(json!({"id": 1, "type": "store.count", "bucket": "public",
+            "filter": {"owner": {"$in": vec!["c"; 99_000]}}}))
+        .await;
+    let started = Instant::now();
+    c.ok("store.get", json!({"bucket": "sec", "key": 1})).await;
+    let get = started.elapsed();
+    let answer = attacker.recv().await;
+    let attack = started.elapsed();
+    eprintln!("store.get took {get:?}; the count answered after {attack:?}");
+    assert_eq!(answer["type"], "result", "{answer}");
+    assert_eq!(answer["data"], json!(2000));
+    assert!(
+        attack < std::time::Duration::from_secs(3),
+        "the count took {attack:?}"
+    );
+}
+
+#[tokio::test]
+async fn many_text_conditions_on_one_large_record_are_a_heavy_read() {
+    // Fourth red-team run: one record of 520 000 "É" (under 1 MiB, one record, so neither
+    // bound of the inline path held) tested with 499 `$contains`: 12–15 s per read, on the
+    // runtime workers, stalled every client for as long. Scanned bytes now count times
+    // the filter's nodes, so it runs on the heavy path, within `limits.maxReadMs`.
+    let (server, mut c) = tenant_server().await;
+    c.ok(
+        "store.insert",
+        json!({"bucket": "public", "data": {"id": 1, "owner": "É".repeat(520_000)}}),
+    )
+    .await;
+    c.ok("store.insert", json!({"bucket": "sec", "data": {"id": 1}}))
+        .await;
+    let clauses: Vec<Value> = (0..499)
+        .map(|i| json!({"owner": {"$contains": format!("z{i}")}}))
+        .collect();
+    let mut attackers = Vec::new();
+    for _ in 0..2 {
+        let (mut a, _) = Client::connect_url(&server.url).await;
+        for id in 1..=2 {
+            a.send(json!({"id": id, "type": "store.count", "bucket": "public",
+                "filter": {"$or": clauses}}))
+                .await;
+        }
+        attackers.push(a);
+    }
+    // Let the attackers' scans start (nothing observable marks that moment).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = Instant::now();
+    c.ok("store.get", json!({"bucket": "sec", "key": 1})).await;
+    let get = started.elapsed();
+    for a in &mut attackers {
+        for _ in 0..2 {
+            let answer = a.recv().await;
+            // Either the count (a fast machine) or the read budget's answer.
+            let counted = answer["type"] == "result" && answer["data"] == json!(0);
+            let stopped =
+                answer["code"] == "VALIDATION_ERROR" && answer["details"]["limitMs"] == 1000;
+            assert!(counted || stopped, "{answer}");
+        }
+    }
+    let attack = started.elapsed();
+    eprintln!("store.get took {get:?}; the attack ran {attack:?}");
+    assert!(get * 4 < attack, "get {get:?}, attack {attack:?}");
+}
+
+#[tokio::test]
+async fn fresh_heavy_evaluations_do_not_hold_the_dispatcher() {
+    // Fourth red-team run: subscriptions of a query with 101 `$contains` made while its
+    // bucket was empty were fast, so not on the slow lane; one insert of a 1 MB record
+    // then made the dispatcher re-evaluate each of them itself (30 here), and every other client's
+    // pushes waited 18 s. The dispatcher now stops an evaluation after 5 ms and hands it
+    // (and every evaluation of its query) to the slow lane.
+    let (server, mut c) = tenant_server().await;
+    let mut clauses: Vec<Value> = (0..100)
+        .map(|i| json!({"owner": {"$contains": format!("z{i}")}}))
+        .collect();
+    clauses.push(json!({"owner": {"$contains": "{{ params.x }}"}}));
+    c.ok(
+        "store.defineQuery",
+        json!({"name": "heavy", "config": {"bucket": "public", "filter": {"$or": clauses}}}),
+    )
+    .await;
+    c.ok(
+        "store.defineQuery",
+        json!({"name": "mine", "config": {"bucket": "sec"}}),
+    )
+    .await;
+    let (mut attacker, _) = Client::connect_url(&server.url).await;
+    for n in 0..10 {
+        attacker
+            .ok(
+                "store.subscribe",
+                json!({"query": "heavy", "params": {"x": format!("k{n}")}}),
+            )
+            .await;
+    }
+    let (mut bystander, _) = Client::connect_url(&server.url).await;
+    bystander
+        .ok("store.subscribe", json!({"query": "mine"}))
+        .await;
+    // Answered once committed: its re-evaluations are the dispatcher's next work.
+    attacker
+        .ok(
+            "store.insert",
+            json!({"bucket": "public", "data": {"id": 1, "owner": "É".repeat(500_000)}}),
+        )
+        .await;
+    let started = Instant::now();
+    bystander
+        .ok("store.insert", json!({"bucket": "sec", "data": {"id": 1}}))
+        .await;
+    let push = bystander.next_push().await;
+    let waited = started.elapsed();
+    eprintln!("the bystander's push came after {waited:?}");
+    assert_eq!(push["data"].as_array().map(Vec::len), Some(1), "{push}");
+    assert!(
+        waited < std::time::Duration::from_millis(1_000),
+        "the bystander's push waited {waited:?}"
+    );
+    drop(server);
 }

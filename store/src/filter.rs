@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use crate::error::{StoreError, StoreResult};
 use crate::value::{Record, canonical_key, compare, get_path, json_eq};
 
-/// The list of `$in` / `$nin`: the values as written (for index hints) and the set of
+/// The list of `$in` / `$nin`: its distinct values as written (for index hints) and the set of
 /// their canonical encodings ([`canonical_key`]: equal exactly when [`json_eq`] holds, so
 /// `1` and `1.0` are one member), so testing a record is one hash lookup however long the
 /// list is.
@@ -26,13 +26,16 @@ struct ValueSet {
 }
 
 impl ValueSet {
+    /// Keeps each distinct member once (as `$eq` compares): an index lookup per listed
+    /// value must not repeat for a list of one value written 99 000 times.
     fn new(values: Vec<Value>) -> Self {
-        let keys = values
-            .iter()
-            .map(|v| {
+        let mut keys = HashSet::with_capacity(values.len());
+        let values = values
+            .into_iter()
+            .filter(|v| {
                 let mut k = String::new();
                 canonical_key(v, &mut k);
-                k
+                keys.insert(k)
             })
             .collect();
         ValueSet { values, keys }

@@ -52,8 +52,9 @@ pub use reactive::{QueryInfo, QueryType, SubscriptionCallback, SubscriptionId};
 pub use reads::Page;
 pub use stats::{BucketStats, PerBucket, PersistenceStats, QueryStats, StoreStats, TtlStats};
 pub use store::{
-    DEFAULT_MAX_BUCKETS, DEFAULT_MAX_QUERIES, DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_RESULT_BYTES,
-    DEFAULT_MAX_STORE_BYTES, Store, StoreConfig,
+    DEFAULT_MAX_BUCKETS, DEFAULT_MAX_EVALUATION_TIME, DEFAULT_MAX_QUERIES,
+    DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_STORE_BYTES, Store,
+    StoreConfig,
 };
 pub use transaction::{Transaction, TxBucket};
 pub use value::Record;

@@ -129,13 +129,23 @@ struct Evaluation {
     slow: bool,
 }
 
-/// An evaluation that takes longer than this moves to the slow lane for good.
+/// An evaluation that takes longer than this moves to the slow lane for good, with every
+/// other evaluation of its query; the dispatcher stops one at this time (its work is
+/// redone on the slow lane).
 const SLOW_EVALUATION: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Time the dispatcher spends re-evaluating for one batch of commits; what is left when
+/// it has passed goes to the slow lane (without being marked slow), so many queries that
+/// are each just under [`SLOW_EVALUATION`] cannot hold every push either.
+const DISPATCH_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Defined queries, live evaluations and subscriptions.
 #[derive(Default)]
 pub(crate) struct Registry {
     queries: BTreeMap<String, QueryKind>,
+    /// Queries one of whose evaluations was slow: all their evaluations, new ones too,
+    /// run on the slow lane.
+    slow_queries: HashSet<String>,
     evals: HashMap<EvalKey, Evaluation>,
     subs: HashMap<SubscriptionId, EvalKey>,
     next_sub: u64,
@@ -285,6 +295,7 @@ impl Store {
                 self.inner.persist_check()?;
             }
             reg.queries.remove(name);
+            reg.slow_queries.remove(name);
             let keys: Vec<EvalKey> = reg
                 .evals
                 .keys()
@@ -382,8 +393,12 @@ impl Store {
         let data = self.inner.data.read();
         let stamp = self.inner.commits.load(Ordering::SeqCst);
         let (value, deps) = evaluate(&kind, &params, data, self.now(), limit)?;
-        let slow = started.elapsed() > SLOW_EVALUATION;
+        let took_long = started.elapsed() > SLOW_EVALUATION;
         let mut reg = self.inner.reactive.lock();
+        if took_long {
+            reg.slow_queries.insert(name.to_owned());
+        }
+        let slow = reg.slow_queries.contains(name);
         if !reg.queries.contains_key(name) {
             return Err(StoreError::QueryNotDefined {
                 name: name.to_owned(),
@@ -636,6 +651,8 @@ fn process(inner: &Inner, batches: &[Batch]) {
         }
         (slow, work)
     };
+    let mut slow = slow;
+    slow.extend(reevaluate(inner, work, Lane::Dispatcher));
     if !slow.is_empty() {
         // Counted until the slow lane has re-evaluated them, so `settle()` waits for it.
         inner.pending.fetch_add(1, Ordering::SeqCst);
@@ -643,7 +660,16 @@ fn process(inner: &Inner, batches: &[Batch]) {
             inner.pending.fetch_sub(1, Ordering::SeqCst);
         }
     }
-    reevaluate(inner, work);
+}
+
+/// Where a re-evaluation runs, which sets its time budget.
+#[derive(Clone, Copy, PartialEq)]
+enum Lane {
+    /// [`SLOW_EVALUATION`] per evaluation and [`DISPATCH_BATCH_TIME`] per batch; what
+    /// does not fit goes on to the slow lane.
+    Dispatcher,
+    /// `StoreConfig::max_evaluation_time` per evaluation; past it, its subscriptions end.
+    Slow,
 }
 
 /// One re-evaluation: its key, its outcome and whether it was slow.
@@ -652,29 +678,73 @@ type Reevaluated = (EvalKey, StoreResult<(Value, Deps)>, bool);
 /// Re-evaluates `work` one evaluation at a time (each takes the data read lock on its
 /// own, so a long list never holds writers for its whole duration; every evaluation
 /// still sees whole commits only), then stores the results and notifies subscribers of
-/// the ones that changed. An evaluation slower than [`SLOW_EVALUATION`] is marked slow.
-fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>) {
+/// the ones that changed. An evaluation slower than [`SLOW_EVALUATION`] is marked slow,
+/// with its query.
+///
+/// On the dispatcher each evaluation has [`SLOW_EVALUATION`] and the batch
+/// [`DISPATCH_BATCH_TIME`]: an evaluation stopped at its budget (its query then slow),
+/// those of a query found slow meanwhile, and those left when the batch time has passed
+/// are returned, for the slow lane. On the slow lane an evaluation past
+/// `max_evaluation_time` ends its subscriptions with `ReadTimeout`.
+fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>, lane: Lane) -> Vec<EvalKey> {
+    let mut handed_on = Vec::new();
     if work.is_empty() {
-        return;
+        return handed_on;
     }
     let limit = inner.limits.max_result_bytes;
-    let results: Vec<Reevaluated> = work
-        .into_iter()
-        .map(|(k, q, p)| {
-            let started = std::time::Instant::now();
-            let r = evaluate(&q, &p, inner.data.read(), inner.now(), limit);
-            (k, r, started.elapsed() > SLOW_EVALUATION)
-        })
-        .collect();
+    let budget = match lane {
+        Lane::Dispatcher => SLOW_EVALUATION,
+        Lane::Slow => inner.limits.max_evaluation_time,
+    };
+    let batch_started = std::time::Instant::now();
+    let mut slow_queries: HashSet<String> = HashSet::new();
+    let mut results: Vec<Reevaluated> = Vec::with_capacity(work.len());
+    for (k, q, p) in work {
+        if lane == Lane::Dispatcher
+            && (slow_queries.contains(&k.0) || batch_started.elapsed() > DISPATCH_BATCH_TIME)
+        {
+            handed_on.push(k);
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let r = crate::deadline::with_read_deadline(budget, || {
+            evaluate(&q, &p, inner.data.read(), inner.now(), limit)
+        });
+        let slow = started.elapsed() > SLOW_EVALUATION;
+        if slow {
+            slow_queries.insert(k.0.clone());
+        }
+        if lane == Lane::Dispatcher && matches!(r, Err(StoreError::ReadTimeout { .. })) {
+            handed_on.push(k.clone());
+            results.push((k, Ok((Value::Null, Deps::default())), true));
+            continue;
+        }
+        results.push((k, r, slow));
+    }
     let mut deliveries: Vec<(Arc<QueryResult>, Vec<Sink>)> = Vec::new();
     let mut ended: Vec<(String, StoreError, Vec<Subscriber>)> = Vec::new();
     {
         let mut reg = inner.reactive.lock();
+        if !slow_queries.is_empty() {
+            // Every evaluation of a query found slow is slow from now on.
+            let registry = &mut *reg;
+            for (key, ev) in registry.evals.iter_mut() {
+                if slow_queries.contains(&key.0) {
+                    ev.slow = true;
+                }
+            }
+            registry.slow_queries.extend(slow_queries);
+        }
+        let handed: HashSet<&EvalKey> = handed_on.iter().collect();
         for (key, result, slow) in results {
             let Some(ev) = reg.evals.get_mut(&key) else {
                 continue;
             };
             ev.slow |= slow;
+            // Stopped on the dispatcher: the slow lane evaluates it again.
+            if handed.contains(&key) {
+                continue;
+            }
             match result {
                 Ok((value, deps)) => {
                     ev.deps = deps;
@@ -707,6 +777,7 @@ fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>) {
             sub.end(&query, error.clone());
         }
     }
+    handed_on
 }
 
 /// The slow-lane thread: re-evaluates the evaluations marked slow, so a heavy query
@@ -737,7 +808,7 @@ pub(crate) fn run_slow_lane(
                 })
                 .collect()
         };
-        reevaluate(&inner, work);
+        reevaluate(&inner, work, Lane::Slow);
         if inner.pending.fetch_sub(messages, Ordering::SeqCst) == messages {
             let _guard = inner.settle_lock.lock();
             inner.settled.notify_all();

@@ -60,7 +60,15 @@ pub struct StoreConfig {
     /// shrink it (deletes, expiry) always pass. Records loaded from disk at start are never
     /// refused. Default 1 GiB.
     pub max_store_bytes: usize,
+    /// Longest a re-evaluation of a subscription may run on the slow lane (see
+    /// [`Store::subscribe_with`]): past it the evaluation stops, and its subscriptions end
+    /// with [`StoreError::ReadTimeout`]. Default 1 s. (The dispatcher itself gives an
+    /// evaluation 5 ms before handing it to the slow lane.)
+    pub max_evaluation_time: Duration,
 }
+
+/// Default of [`StoreConfig::max_evaluation_time`]: 1 s.
+pub const DEFAULT_MAX_EVALUATION_TIME: Duration = Duration::from_secs(1);
 
 /// Default of [`StoreConfig::max_record_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
@@ -81,6 +89,7 @@ pub(crate) struct Limits {
     pub max_buckets: usize,
     pub max_queries: usize,
     pub max_store_bytes: usize,
+    pub max_evaluation_time: Duration,
 }
 
 impl Default for StoreConfig {
@@ -96,6 +105,7 @@ impl Default for StoreConfig {
             max_queries: DEFAULT_MAX_QUERIES,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_store_bytes: DEFAULT_MAX_STORE_BYTES,
+            max_evaluation_time: DEFAULT_MAX_EVALUATION_TIME,
         }
     }
 }
@@ -482,6 +492,7 @@ impl Store {
                 max_buckets: config.max_buckets,
                 max_queries: config.max_queries,
                 max_store_bytes: config.max_store_bytes,
+                max_evaluation_time: config.max_evaluation_time,
             },
         });
         let weak = Arc::downgrade(&inner);

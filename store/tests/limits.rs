@@ -478,3 +478,110 @@ async fn reads_past_their_deadline_answer_read_timeout_and_leave_nothing_behind(
     let (_, first) = s.subscribe("small", json!({}), |_| {}).unwrap();
     assert_eq!(first.value().as_array().map(Vec::len), Some(2));
 }
+
+/// A re-evaluation on the slow lane past `max_evaluation_time` ends its subscriptions
+/// with `ReadTimeout`, instead of holding the slow lane (and every heavy subscription
+/// behind it) for as long as it likes.
+#[tokio::test]
+async fn a_slow_lane_evaluation_past_its_time_ends_its_subscriptions() {
+    let s = Store::start(StoreConfig {
+        max_evaluation_time: std::time::Duration::from_millis(1),
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    define(
+        &s,
+        "txt",
+        json!({"key": "id", "schema": {"id": {"type": "number"}, "s": {"type": "string"}}}),
+    );
+    let text = "É".repeat(200_000);
+    for id in 0..8 {
+        s.bucket("txt")
+            .insert(o(json!({"id": id, "s": text})))
+            .unwrap();
+    }
+    let clauses: Vec<_> = (0..50)
+        .map(|i| json!({"s": {"$contains": format!("z{i}")}}))
+        .collect();
+    s.define_query(
+        "heavy",
+        QueryDefinition::from_json(json!({"bucket": "txt", "filter": {"$or": clauses}})).unwrap(),
+    )
+    .unwrap();
+    let ended = Arc::new(std::sync::Mutex::new(None));
+    let seen = ended.clone();
+    // The first evaluation (no deadline here) takes well over 5 ms: the query is slow.
+    s.subscribe_with(
+        "heavy",
+        json!({}),
+        |_| {},
+        move |err| {
+            *seen.lock().unwrap() = Some(err);
+        },
+    )
+    .unwrap();
+    s.bucket("txt")
+        .insert(o(json!({"id": 100, "s": text})))
+        .unwrap();
+    s.settle().await;
+    let ended = ended.lock().unwrap().take();
+    assert!(
+        matches!(ended, Some(StoreError::ReadTimeout { limit_ms: 1 })),
+        "{ended:?}"
+    );
+    assert_eq!(s.stats().queries.active_subscriptions, 0);
+}
+
+/// Sort values are compared by a bounded prefix: objects of thousands of keys used to
+/// cost seconds per sort (each comparison sorted both objects' keys). Values that differ
+/// in their first nodes still sort by them; values equal there keep insertion order.
+#[tokio::test]
+async fn large_sort_values_compare_by_their_first_nodes() {
+    let s = Store::start(StoreConfig::default()).unwrap();
+    define(
+        &s,
+        "docs",
+        json!({"key": "id", "schema": {"id": {"type": "number"}, "k": {"type": "object"}}}),
+    );
+    // Keys a0000.. a0999: the first key decides between records 0..3; records 3 and 4
+    // differ only in their last key, past the compared prefix.
+    let big = |first: u32, last: u32| {
+        let mut m = serde_json::Map::new();
+        for i in 0..1000 {
+            let v = match i {
+                0 => first,
+                999 => last,
+                _ => 7,
+            };
+            m.insert(format!("a{i:04}"), json!(v));
+        }
+        serde_json::Value::Object(m)
+    };
+    let rows = [
+        (0, big(3, 0)),
+        (1, big(1, 0)),
+        (2, big(2, 0)),
+        (3, big(0, 9)),
+        (4, big(0, 1)),
+    ];
+    for (id, k) in rows {
+        s.bucket("docs")
+            .insert(o(json!({"id": id, "k": k})))
+            .unwrap();
+    }
+    s.define_query(
+        "sorted",
+        QueryDefinition::from_json(json!({"bucket": "docs", "sort": {"k": "asc"}})).unwrap(),
+    )
+    .unwrap();
+    let (_, result) = s.subscribe("sorted", json!({}), |_| {}).unwrap();
+    let ids: Vec<_> = result
+        .value()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    // 3 and 4 tie (insertion order), then 1, 2, 0 by the first key.
+    assert_eq!(ids, vec![json!(3), json!(4), json!(1), json!(2), json!(0)]);
+}
