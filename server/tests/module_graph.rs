@@ -187,6 +187,18 @@ fn module_graph(crate_dir: &Path) -> Graph {
 /// Every import cycle of `graph`: one per strongly connected component of more than one
 /// module, as a path `a → b → … → a` through it.
 fn cycles(graph: &Graph) -> Vec<Vec<String>> {
+    tangles(graph)
+        .iter()
+        .map(|component| {
+            let members: Vec<&str> = component.iter().map(String::as_str).collect();
+            cycle_through(graph, &members)
+        })
+        .collect()
+}
+
+/// The strongly connected components of `graph` of more than one module (each a set of
+/// modules that all reach each other), members sorted.
+fn tangles(graph: &Graph) -> Vec<Vec<String>> {
     // Tarjan's algorithm, recursive: module graphs are small.
     struct State<'g> {
         graph: &'g Graph,
@@ -242,7 +254,11 @@ fn cycles(graph: &Graph) -> Vec<Vec<String>> {
         .components
         .into_iter()
         .filter(|c| c.len() > 1)
-        .map(|component| cycle_through(graph, &component))
+        .map(|component| {
+            let mut members: Vec<String> = component.iter().map(|m| (*m).to_owned()).collect();
+            members.sort();
+            members
+        })
         .collect()
 }
 
@@ -278,19 +294,24 @@ fn cycle_through(graph: &Graph, component: &[&str]) -> Vec<String> {
     component.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Fails with every cycle of the crate in `dir`, one per line.
+/// The cycles of `graph`, one line each: a path through each tangle and all its members.
+fn describe(graph: &Graph) -> String {
+    tangles(graph)
+        .iter()
+        .zip(cycles(graph))
+        .map(|(members, cycle)| format!("{} (tangled: {})", cycle.join(" → "), members.join(", ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Fails with every cycle of crate `name` (a directory of the repository), one per line.
 fn a_crate_without_import_cycles(name: &str) {
     let graph = module_graph(&crate_dir(name));
     assert!(graph.len() > 3, "{name}: no modules found");
-    let found = cycles(&graph);
     assert!(
-        found.is_empty(),
+        cycles(&graph).is_empty(),
         "import cycles between the modules of {name}/src:\n{}",
-        found
-            .iter()
-            .map(|c| c.join(" → "))
-            .collect::<Vec<_>>()
-            .join("\n")
+        describe(&graph)
     );
 }
 
@@ -318,8 +339,9 @@ fn store_and_rules_cycles_are_listed() {
     for name in ["store", "rules"] {
         let graph = module_graph(&crate_dir(name));
         assert!(graph.len() > 3, "{name}: no modules found");
-        for cycle in cycles(&graph) {
-            println!("{name}: {}", cycle.join(" → "));
+        let described = describe(&graph);
+        for line in described.lines() {
+            println!("{name}: {line}");
         }
     }
 }
@@ -358,6 +380,8 @@ fn a_cycle_is_found_and_spelled_out() {
     edge(&mut graph, "e", "d");
     let found = cycles(&graph);
     assert_eq!(found, vec![vec!["a", "b", "c", "a"]]);
+    assert_eq!(tangles(&graph), vec![vec!["a", "b", "c"]]);
+    assert!(describe(&graph).contains("a → b → c → a (tangled: a, b, c)"));
     graph.get_mut("c").expect("c").remove("a");
     assert!(cycles(&graph).is_empty());
 }
