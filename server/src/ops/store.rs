@@ -240,21 +240,21 @@ fn answer(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, ServerError> {
 /// Buckets with more records than this are scanned off the runtime's worker threads (a
 /// scan of this many records takes well under a millisecond; handing it to the blocking
 /// pool costs more than that saves).
-pub(crate) const INLINE_SCAN_MAX_RECORDS: usize = 4096;
+const INLINE_SCAN_MAX_RECORDS: usize = 4096;
 
 /// Reads that scan buckets holding more record bytes than this run off the runtime's worker
 /// threads too, whatever their record count: text conditions (`$contains`, `$startsWith`,
 /// regular expressions) cost time per byte, so a few hundred records of a mebibyte each
 /// are a long scan.
-pub(crate) const INLINE_SCAN_MAX_BYTES: usize = 1024 * 1024;
+const INLINE_SCAN_MAX_BYTES: usize = 1024 * 1024;
 
 /// Transactions with more operations than this run on the blocking pool.
-pub(crate) const INLINE_TRANSACTION_MAX_OPS: usize = 64;
+const INLINE_TRANSACTION_MAX_OPS: usize = 64;
 
 /// Operator and field nodes of a filter: each field, each operator on a field, each
 /// `$or` / `$and` and everything in it. An `$in` / `$nin` list is one node (it is tested
 /// with one hash lookup).
-pub(crate) fn filter_nodes(filter: &Map<String, Value>) -> usize {
+fn filter_nodes(filter: &Map<String, Value>) -> usize {
     filter.iter().fold(0usize, |n, (key, v)| {
         let own = match (key.as_str(), v) {
             ("$or" | "$and", Value::Array(items)) => items.iter().fold(1usize, |m, item| {
@@ -321,7 +321,7 @@ fn transaction_cost(store: &Store, operations: &[TransactionOp]) -> usize {
 }
 
 /// `VALIDATION_ERROR` when a filter of `op` has more than `max` nodes ([`filter_nodes`]).
-pub(crate) fn check_filters(op: &StoreOp, max: usize) -> Result<(), ServerError> {
+fn check_filters(op: &StoreOp, max: usize) -> Result<(), ServerError> {
     for filter in filters_of(op) {
         let nodes = filter_nodes(filter);
         if nodes > max {
@@ -337,7 +337,7 @@ pub(crate) fn check_filters(op: &StoreOp, max: usize) -> Result<(), ServerError>
 
 /// Estimated work of `op`: for each scan it makes, the records of its bucket times the
 /// nodes of its filter (at least one). Zero for operations that scan nothing.
-pub(crate) fn scan_cost(store: &Store, op: &StoreOp) -> usize {
+fn scan_cost(store: &Store, op: &StoreOp) -> usize {
     let one = |bucket: &str, filter: Option<&Map<String, Value>>| {
         store
             .bucket_len(bucket)
@@ -360,7 +360,7 @@ pub(crate) fn scan_cost(store: &Store, op: &StoreOp) -> usize {
 
 /// Record bytes of the buckets `op` scans (every filter read of a transaction); zero for
 /// operations that scan nothing.
-pub(crate) fn scanned_bytes(store: &Store, op: &StoreOp) -> usize {
+fn scanned_bytes(store: &Store, op: &StoreOp) -> usize {
     let bytes = |bucket: &str| store.bucket_bytes(bucket).unwrap_or(0);
     match op {
         StoreOp::Transaction { operations } => operations.iter().fold(0usize, |sum, op| {
@@ -379,7 +379,7 @@ pub(crate) fn scanned_bytes(store: &Store, op: &StoreOp) -> usize {
 /// The bucket a read that may scan every record of it acts on (`store.all`, `where`,
 /// `findOne`, `count`, `first`, `last`, `paginate` and the aggregates); `None` for every
 /// other operation.
-pub(crate) fn scanned_bucket(op: &StoreOp) -> Option<&str> {
+fn scanned_bucket(op: &StoreOp) -> Option<&str> {
     match op {
         StoreOp::All { bucket }
         | StoreOp::Where { bucket, .. }
@@ -398,7 +398,7 @@ pub(crate) fn scanned_bucket(op: &StoreOp) -> Option<&str> {
 
 /// Answers a read of [`scanned_bucket`]'s kinds; it needs nothing of the connection, so it
 /// can run on the blocking pool.
-pub(crate) fn read(store: &Store, op: StoreOp) -> Result<Value, ServerError> {
+fn read(store: &Store, op: StoreOp) -> Result<Value, ServerError> {
     match op {
         StoreOp::All { bucket } => Ok(many(store.bucket(&bucket).all()?)),
         StoreOp::Where { bucket, filter } => Ok(many(store.bucket(&bucket).where_(&filter)?)),
@@ -524,7 +524,7 @@ fn clamp(n: u64) -> usize {
 /// runs); the results together may not pass `max_result_bytes` bytes of JSON, as any other
 /// read (else the transaction is rolled back and fails with the error of a read too large,
 /// pointing to `store.paginate`).
-pub(crate) fn transaction(
+fn transaction(
     store: &Store,
     operations: Vec<TransactionOp>,
     max_ops: usize,
