@@ -8,6 +8,7 @@ use noex_store::{BucketDefinition, QueryDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthConfig;
+pub use crate::config_error::ConfigError;
 
 /// Everything a server can be configured with. `ServerConfig::default()` is the spec's
 /// defaults: `0.0.0.0:8080`, path `/`, 1 MiB frames, heartbeat 30 s / 10 s, backpressure
@@ -480,35 +481,6 @@ pub struct RateLimitConfig {
     pub max_requests: u32,
     /// Sliding window length.
     pub window_ms: u64,
-}
-
-/// A configuration that cannot be used, naming the offending field.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid JSON or has a field of the wrong type or name.
-    #[error("invalid config file {path}: {message}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// serde's message, which names the field and position.
-        message: String,
-    },
-    /// A field has a value outside its range.
-    #[error("invalid config: \"{field}\" {message}")]
-    Invalid {
-        /// Dotted field path, e.g. `backpressure.highWaterMark`.
-        field: &'static str,
-        /// What is expected.
-        message: &'static str,
-    },
 }
 
 impl ServerConfig {

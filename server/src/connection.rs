@@ -19,13 +19,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, error::CapacityError};
 
+use crate::connection_state::ConnectionState;
 use crate::error::ServerError;
 use crate::handshake::HandshakeSlot;
 use crate::outbound::{Frame, OutboundQueue};
-use crate::registry::Registration;
 use crate::router;
-use crate::server::{Lifecycle, Shared};
 use crate::session::ConnectionSession;
+use crate::shared::{Lifecycle, Shared};
 use crate::socket::{PingBudget, WriteProgress, WsStream, within_write_deadline};
 use crate::subscriptions::ConnectionSubscriptions;
 
@@ -90,25 +90,27 @@ pub(crate) async fn serve(
     ));
     let (ended_tx, ended_rx) = tokio::sync::mpsc::unbounded_channel();
     let connection = Connection {
-        shared: Arc::clone(&shared),
-        queue: Arc::clone(&queue),
-        registration,
-        subscriptions,
-        activate_after_reply: Vec::new(),
-        peer,
-        session: ConnectionSession::default(),
-        ended_subscriptions: ended_tx,
+        state: ConnectionState {
+            shared: Arc::clone(&shared),
+            queue: Arc::clone(&queue),
+            registration,
+            subscriptions,
+            activate_after_reply: Vec::new(),
+            peer,
+            session: ConnectionSession::default(),
+            ended_subscriptions: ended_tx,
+            held_results: Arc::default(),
+            session_deadline: None,
+            login_failures: Default::default(),
+        },
         ended_rx,
-        held_results: Arc::default(),
-        session_deadline: None,
         pong_since_ping: true,
         pong_deadline: None,
         pings: PingBudget::new(config.limits.max_pings_per_second),
-        login_failures: Default::default(),
     };
-    crate::rules_ops::connection_event(&shared, "opened", || {
+    crate::connection_events::emit(&shared, "opened", || {
         serde_json::json!({
-            "connectionId": connection.registration.wire_id(),
+            "connectionId": connection.state.registration.wire_id(),
             "remoteAddress": peer.ip().to_string(),
         })
     });
@@ -239,53 +241,18 @@ async fn write_loop(
     }
 }
 
-/// The per-connection actor: owns the session state and answers requests in order.
-impl Connection {
-    /// Who this connection's heavy reads are charged to: its user once logged in, else
-    /// its peer's address.
-    pub(crate) fn principal(&self) -> crate::heavy::Principal {
-        match self.session.get() {
-            Some(session) => crate::heavy::Principal::User(session.user_id.clone()),
-            None => crate::heavy::Principal::Address(self.peer.ip()),
-        }
-    }
-}
-
+/// The per-connection actor: owns the connection's state and answers requests in order.
 pub(crate) struct Connection {
-    pub(crate) shared: Arc<Shared>,
-    /// Outbound frames, bounded in bytes.
-    pub(crate) queue: Arc<OutboundQueue>,
-    /// Store and rules subscriptions; all cancelled when the connection ends. Declared
-    /// before `registration` so that they are gone by the time the registry shows the
-    /// connection as closed.
-    pub(crate) subscriptions: ConnectionSubscriptions,
-    /// This connection's registry entry; removed when the connection ends.
-    pub(crate) registration: Registration,
-    /// Subscriptions created by the request being answered: their pushes are released
-    /// once the answer is queued.
-    pub(crate) activate_after_reply: Vec<String>,
-    /// The peer's address (the rate-limit key before login).
-    pub(crate) peer: SocketAddr,
-    /// The session after `auth.login`.
-    pub(crate) session: ConnectionSession,
-    /// Where a subscription's source reports that it ended the subscription (its query
-    /// can no longer be evaluated): at most one message per subscription.
-    pub(crate) ended_subscriptions: tokio::sync::mpsc::UnboundedSender<(String, ServerError)>,
+    /// Session, subscriptions, queue, registry entry: what requests act on.
+    state: ConnectionState,
+    /// Subscriptions their source ended (see `ConnectionState::ended_subscriptions`).
     ended_rx: tokio::sync::mpsc::UnboundedReceiver<(String, ServerError)>,
-    /// Estimated memory of the results this connection's store subscriptions hold
-    /// (`limits.maxSubscriptionResultBytes`).
-    pub(crate) held_results: Arc<std::sync::atomic::AtomicUsize>,
-    /// When the session's `expiresAt` passes (on the runtime's timer); its subscriptions
-    /// end then, even if the client sends nothing.
-    session_deadline: Option<tokio::time::Instant>,
     /// Whether a pong arrived since the last ping (true before the first ping).
     pong_since_ping: bool,
     /// When the outstanding ping must have been answered (`heartbeat.timeoutMs` after it).
     pong_deadline: Option<tokio::time::Instant>,
     /// WebSocket pings this connection may still send in the current second.
     pings: PingBudget,
-    /// Failed `auth.login` attempts on this connection (see `login_limit`).
-    pub(crate) login_failures: crate::login_limit::ConnectionFailures,
 }
 
 enum Flow {
@@ -302,11 +269,12 @@ impl Connection {
         lifecycle: tokio::sync::watch::Receiver<Lifecycle>,
     ) {
         self.serve(stream, lifecycle).await;
-        crate::rules_ops::connection_event(&self.shared, "closed", || {
+        let state = &self.state;
+        crate::connection_events::emit(&state.shared, "closed", || {
             serde_json::json!({
-                "connectionId": self.registration.wire_id(),
-                "remoteAddress": self.peer.ip().to_string(),
-                "userId": self.session.get().map(|s| s.user_id.as_str()),
+                "connectionId": state.registration.wire_id(),
+                "remoteAddress": state.peer.ip().to_string(),
+                "userId": state.session.get().map(|s| s.user_id.as_str()),
             })
         });
     }
@@ -318,17 +286,17 @@ impl Connection {
     ) {
         let welcome = ServerMessage::Welcome(Welcome {
             version: PROTOCOL_VERSION.to_owned(),
-            server_time: self.shared.clock.now_ms(),
-            requires_auth: self.shared.auth.as_ref().is_some_and(|a| a.required),
+            server_time: self.state.shared.clock.now_ms(),
+            requires_auth: self.state.shared.auth.as_ref().is_some_and(|a| a.required),
         });
         if self.send(welcome.to_json()).await.is_err() {
             return;
         }
-        let interval = Duration::from_millis(self.shared.config.heartbeat.interval_ms);
+        let interval = Duration::from_millis(self.state.shared.config.heartbeat.interval_ms);
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let queue = Arc::clone(&self.queue);
+        let queue = Arc::clone(&self.state.queue);
 
         loop {
             let flow = tokio::select! {
@@ -339,9 +307,9 @@ impl Connection {
                 message = stream.next() => self.on_message(message).await,
                 _ = heartbeat.tick() => self.on_heartbeat().await,
                 _ = wait_until(self.pong_deadline) => self.close(4001, "heartbeat_timeout").await,
-                _ = wait_until(self.session_deadline) => self.on_session_deadline(),
+                _ = wait_until(self.state.session_deadline) => self.on_session_deadline(),
                 Some((id, why)) = self.ended_rx.recv() => {
-                    self.end_subscription(&id, why);
+                    self.state.end_subscription(&id, why);
                     Flow::Continue
                 }
                 // The writer gave up (write deadline or a failed write): stop reading too.
@@ -356,73 +324,17 @@ impl Connection {
     /// The session's `expiresAt` may have passed: end the session (and the subscriptions it
     /// alone allowed) if the clock says so, else wait again.
     fn on_session_deadline(&mut self) -> Flow {
-        let now = self.shared.clock.now_ms();
-        if self.session.expires_at().is_some_and(|at| at <= now) {
-            crate::router::set_session(self, None, "Session expired");
+        let now = self.state.shared.clock.now_ms();
+        if self.state.session.expires_at().is_some_and(|at| at <= now) {
+            self.state.set_session(None, "Session expired");
         } else {
-            self.arm_session_expiry();
+            self.state.arm_session_expiry();
         }
         Flow::Continue
     }
 
-    /// Sets the timer for the current session's expiry (none without one).
-    pub(crate) fn arm_session_expiry(&mut self) {
-        let now = self.shared.clock.now_ms();
-        self.session_deadline = self
-            .session
-            .expires_at()
-            .map(|at| tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now)));
-    }
-
-    /// Ends every subscription the current session (or, with none, an anonymous client) may
-    /// not hold, each with an error frame (id 0) naming it; `why_anonymous` is the reason
-    /// when auth is required and there is no session.
-    pub(crate) fn end_forbidden_subscriptions(&mut self, why_anonymous: &str) {
-        let shared = Arc::clone(&self.shared);
-        let Some(auth) = &shared.auth else { return };
-        let session = self.session.get().cloned();
-        let refused: Vec<(String, ServerError)> = self
-            .subscriptions
-            .origins()
-            .filter_map(|(id, origin)| {
-                let verdict = match &session {
-                    Some(session) => {
-                        crate::access::check(&auth.authority(session), origin, shared.resolver())
-                    }
-                    None if auth.required => Err(ServerError::new(
-                        noex_protocol::ErrorCode::Unauthorized,
-                        why_anonymous,
-                    )),
-                    None => Ok(()),
-                };
-                verdict.err().map(|err| (id.to_owned(), err))
-            })
-            .collect();
-        for (id, err) in refused {
-            self.end_subscription(&id, err);
-        }
-    }
-
-    /// Ends subscription `id` at its source and tells the client with an error frame
-    /// `{id: 0, code, message: "Subscription <id> ended: <why>", details: {subscriptionId}}`.
-    pub(crate) fn end_subscription(&mut self, id: &str, why: ServerError) {
-        if !self.subscriptions.end(id, &self.registration) {
-            return;
-        }
-        let notice = ServerError::new(
-            why.code,
-            format!("Subscription {id} ended: {}", why.message),
-        )
-        .with_details(serde_json::json!({ "subscriptionId": id }));
-        let frame = notice.into_frame(
-            noex_protocol::RequestId::zero(),
-            self.shared.config.expose_error_details,
-        );
-        self.queue.notice(ServerMessage::Error(frame).to_json());
-    }
-
     async fn send(&self, text: String) -> Result<(), ()> {
-        if self.queue.send(text).await {
+        if self.state.queue.send(text).await {
             Ok(())
         } else {
             Err(())
@@ -430,7 +342,7 @@ impl Connection {
     }
 
     async fn close(&self, code: u16, reason: &'static str) -> Flow {
-        self.queue.close(code, reason);
+        self.state.queue.close(code, reason);
         Flow::Stop
     }
 
@@ -457,10 +369,10 @@ impl Connection {
             return self.close(4001, "heartbeat_timeout").await;
         }
         self.pong_since_ping = false;
-        let timeout = Duration::from_millis(self.shared.config.heartbeat.timeout_ms);
+        let timeout = Duration::from_millis(self.state.shared.config.heartbeat.timeout_ms);
         self.pong_deadline = Some(tokio::time::Instant::now() + timeout);
         let ping = ServerMessage::Ping(Ping {
-            timestamp: self.shared.clock.now_ms(),
+            timestamp: self.state.shared.clock.now_ms(),
         });
         match self.send(ping.to_json()).await {
             Ok(()) => Flow::Continue,
@@ -500,8 +412,8 @@ impl Connection {
 
     async fn on_text(&mut self, text: &str) -> Flow {
         let limits = JsonLimits {
-            max_depth: self.shared.config.limits.max_json_depth,
-            max_elements: self.shared.config.limits.max_json_elements,
+            max_depth: self.state.shared.config.limits.max_json_depth,
+            max_elements: self.state.shared.config.limits.max_json_elements,
         };
         let reply = match parse_client_frame_with_limits(text, limits) {
             Err(err) => ServerMessage::Error(err.to_error_frame()),
@@ -515,19 +427,19 @@ impl Connection {
                 match self.handle_guarded(request).await {
                     Ok(data) => ServerMessage::Result(ResultFrame { id, data }),
                     Err(err) => ServerMessage::Error(
-                        err.into_frame(id, self.shared.config.expose_error_details),
+                        err.into_frame(id, self.state.shared.config.expose_error_details),
                     ),
                 }
             }
         };
         let sent = self.send(reply.to_json()).await;
-        for id in self.activate_after_reply.drain(..) {
-            self.queue.activate(&id);
+        for id in self.state.activate_after_reply.drain(..) {
+            self.state.queue.activate(&id);
         }
         // Subscriptions this request ended (e.g. `store.undefineQuery`) are reported right
         // after its answer.
         while let Ok((id, why)) = self.ended_rx.try_recv() {
-            self.end_subscription(&id, why);
+            self.state.end_subscription(&id, why);
         }
         match sent {
             Ok(()) => Flow::Continue,
@@ -541,7 +453,7 @@ impl Connection {
         request: RawRequest,
     ) -> Result<serde_json::Value, ServerError> {
         let op_type = request.op_type.clone();
-        match guard_panics(router::handle(self, request)).await {
+        match guard_panics(router::handle(&mut self.state, request)).await {
             Ok(result) => result,
             Err(()) => Err(ServerError::internal(format_args!(
                 "panic while handling {op_type}"

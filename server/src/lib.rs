@@ -7,9 +7,12 @@
 //!   loads it from a JSON file and command-line flags.
 //!
 //! Inside, every accepted socket passes `handshake` (caps and deadline), every connection
-//! is one task (`connection`) over a guarded socket (`socket`), requests go through
-//! `router` (failed logins are limited by `login_limit`), and every failure becomes one
-//! protocol error in `error`.
+//! is one task (`connection`) over a guarded socket (`socket`) owning its state
+//! (`connection_state`), requests go through `router` to one module per operation family
+//! in `ops` (failed logins are limited by `login_limit`), and every failure becomes one
+//! protocol error in `error`. Beside the requests: `store_bridge` (store changes into the
+//! rule engine), `rule_persistence` (facts and rules on disk) and `connection_events`.
+//! `docs/architecture.md` walks through it all.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -17,21 +20,28 @@ mod access;
 mod auth;
 mod clock;
 mod config;
+mod config_error;
 mod connection;
+mod connection_events;
+mod connection_state;
 mod error;
 mod handshake;
 mod heavy;
+mod identity;
 mod login_limit;
+mod ops;
 mod outbound;
 mod permissions;
 mod rate_limit;
 mod registry;
 mod router;
-mod rules_ops;
+mod rule_events;
+mod rule_persistence;
 mod server;
 mod session;
+mod shared;
 mod socket;
-mod store_ops;
+mod store_bridge;
 mod subscriptions;
 
 pub use access::authorize;

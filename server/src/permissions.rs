@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use noex_rules::pattern::NamePattern;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Session;
+use crate::identity::Session;
 
 pub use noex_protocol::Tier;
 

@@ -1,39 +1,43 @@
-//! Request routing: the pipeline after frame validation — auth check → rate limit →
-//! typed operation → permission check (decided from the typed operation) → namespace
-//! handler — and the `auth.*` operations, which also end the subscriptions a new (or no)
-//! session may not keep.
+//! Request routing: the pipeline after frame validation — session check → rate limit →
+//! typed operation → permission check (decided from the typed operation) → the family's
+//! handler in `ops`, given a context borrowed from the connection's state. The router
+//! decides nothing about an operation itself; an `auth.*` answer's session change is
+//! applied to the connection here.
 
 use std::sync::Arc;
 
-use noex_protocol::payloads::{
-    ConnectionInfo, LoginResult, LogoutResult, RateLimitDetails, WhoAmI,
-};
-use noex_protocol::{AuthOp, ErrorCode, Operation, RawRequest, ServerOp, StoreOp, namespace_of};
+use noex_protocol::payloads::RateLimitDetails;
+use noex_protocol::{ErrorCode, Operation, RawRequest, namespace_of};
 use serde_json::{Value, json};
 
 use crate::access;
-use crate::connection::Connection;
+use crate::connection_state::ConnectionState;
 use crate::error::ServerError;
-use crate::registry::{ConnectionEntry, wire_connection_id};
-use crate::server::AuthRuntime;
+use crate::ops;
+use crate::ops::auth::AuthContext;
+use crate::ops::rules::RulesContext;
+use crate::ops::server::ServerContext;
+use crate::ops::store::StoreContext;
+use crate::session::BucketReadFilter;
+use crate::shared::AuthRuntime;
 
-/// Answers one request on `connection`.
+/// Answers one request on the connection whose state is `state`.
 pub(crate) async fn handle(
-    connection: &mut Connection,
+    state: &mut ConnectionState,
     mut request: RawRequest,
 ) -> Result<Value, ServerError> {
-    let shared = Arc::clone(&connection.shared);
+    let shared = Arc::clone(&state.shared);
     let op_type = request.op_type.as_str();
     let is_auth_op = namespace_of(op_type) == "auth";
     let now = shared.clock.now_ms();
 
     if let (Some(auth), false) = (&shared.auth, is_auth_op) {
-        check_session(connection, auth, now)?;
+        check_session(state, auth, now)?;
     }
     if let Some(limiter) = &shared.rate_limiter {
-        let key = match connection.session.get() {
+        let key = match state.session.get() {
             Some(session) => format!("user:{}", session.user_id),
-            None => format!("ip:{}", connection.peer.ip()),
+            None => format!("ip:{}", state.peer.ip()),
         };
         if let Err(retry_after_ms) = limiter.check(&key, now) {
             return Err(ServerError::new(
@@ -59,7 +63,7 @@ pub(crate) async fn handle(
     let operation = Operation::parse_owned(op_type, std::mem::take(&mut request.fields))?;
     // Permissions apply once a session exists (anonymous clients of a server with
     // `required: false` may do everything, as the protocol says).
-    let session = connection.session.get().cloned();
+    let session = state.session.get().cloned();
     let authority = match (&shared.auth, &session) {
         (Some(auth), Some(session)) => Some(auth.authority(session)),
         _ => None,
@@ -71,85 +75,58 @@ pub(crate) async fn handle(
         Operation::Auth(op) => match &shared.auth {
             // Auth is not configured: every auth.* is unknown (docs/reference/protocol.md, "Auth operations").
             None => Err(ServerError::unknown_operation(op_type)),
-            Some(auth) => handle_auth(connection, auth, op, now).await,
+            Some(auth) => {
+                let ctx = AuthContext {
+                    auth,
+                    session: session.as_ref(),
+                    login_limiter: &shared.login_limiter,
+                    login_failures: &mut state.login_failures,
+                    peer_ip: state.peer.ip(),
+                    now,
+                };
+                let answer = ops::auth::handle(ctx, op).await?;
+                if let Some(change) = answer.change {
+                    state.set_session(change.session, change.why_anonymous);
+                }
+                Ok(answer.result)
+            }
         },
-        Operation::Rules(op) => match shared.rules.clone() {
+        Operation::Rules(op) => match &shared.rules {
             None => Err(ServerError::internal("rules.* routed without an engine")),
             Some(engine) => {
-                crate::rules_ops::handle(connection, &engine, op, authority.as_ref()).await
+                let ctx = RulesContext {
+                    engine,
+                    store: &shared.store,
+                    max_result_bytes: shared.config.limits.max_result_bytes,
+                    resolver: shared.resolver(),
+                    authority: authority.as_ref(),
+                    event_json: &shared.event_json,
+                    bucket_reader: BucketReadFilter::new(&shared, state.session.view()),
+                    subscriptions: state.subscriptions(),
+                };
+                ops::rules::handle(ctx, op).await
             }
         },
         Operation::Store(op) => {
-            crate::store_ops::check_filters(&op, shared.config.limits.max_filter_nodes)?;
-            // Estimated cost, not only bucket size: a long filter on a small bucket is as
-            // heavy as a short one on a large bucket.
-            // And the bytes scanned: text conditions cost time per byte of each record.
-            let cost = crate::store_ops::scan_cost(&shared.store, &op);
-            let heavy = cost > crate::store_ops::INLINE_SCAN_MAX_RECORDS
-                || crate::store_ops::scanned_bytes(&shared.store, &op)
-                    > crate::store_ops::INLINE_SCAN_MAX_BYTES;
-            if let StoreOp::Transaction { operations } = op {
-                if !heavy && operations.len() <= crate::store_ops::INLINE_TRANSACTION_MAX_OPS {
-                    // Estimated cheap; the read budget is the backstop if the estimate errs.
-                    let budget = shared.config.limits.read_budget();
-                    return noex_store::with_read_deadline(budget, || {
-                        crate::store_ops::handle(
-                            connection,
-                            StoreOp::Transaction { operations },
-                            authority.as_ref(),
-                        )
-                    });
-                }
-                // A transaction with heavy reads or many operations runs on the blocking
-                // pool, holding a heavy-read permit, like a heavy read.
-                let store = shared.store.clone();
-                let limits = shared.config.limits;
-                let permit = shared.heavy_reads.acquire(connection.principal()).await;
-                return tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    // Within `maxReadMs`, or rolled back, so the slot comes back.
-                    noex_store::with_read_deadline(limits.read_budget(), || {
-                        crate::store_ops::transaction(
-                            &store,
-                            operations,
-                            limits.max_transaction_ops,
-                            limits.max_result_bytes,
-                            limits.max_transaction_scan_cost,
-                        )
-                    })
-                })
-                .await
-                .unwrap_or_else(|err| Err(ServerError::internal(err)));
-            }
-            if heavy && crate::store_ops::scanned_bucket(&op).is_some() {
-                // A scan of a large bucket runs on the blocking pool, so that the runtime's
-                // workers keep serving other connections meanwhile.
-                // At most `heavy_reads` of them at once (the semaphore is never closed, so
-                // the permit always comes).
-                let store = shared.store.clone();
-                let budget = shared.config.limits.read_budget();
-                let permit = shared.heavy_reads.acquire(connection.principal()).await;
-                return tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    // Within `maxReadMs`, so the slot comes back to the next heavy read.
-                    noex_store::with_read_deadline(budget, || crate::store_ops::read(&store, op))
-                })
-                .await
-                .unwrap_or_else(|err| Err(ServerError::internal(err)));
-            }
-            if let StoreOp::Subscribe { query, params } = op {
-                return crate::store_ops::subscribe(connection, query, params).await;
-            }
-            // Estimated cheap; the read budget is the backstop if the estimate errs.
-            let budget = shared.config.limits.read_budget();
-            noex_store::with_read_deadline(budget, || {
-                crate::store_ops::handle(connection, op, authority.as_ref())
-            })
+            let ctx = StoreContext {
+                store: &shared.store,
+                limits: &shared.config.limits,
+                heavy_reads: &shared.heavy_reads,
+                principal: state.principal(),
+                server_held_results: &shared.held_results,
+                resolver: shared.resolver(),
+                authority: authority.as_ref(),
+                subscriptions: state.subscriptions(),
+            };
+            ops::store::handle(ctx, op).await
         }
-        Operation::Server(ServerOp::Connections) => {
-            to_json(connections(&shared.registry.snapshot()))
+        Operation::Server(op) => {
+            let ctx = ServerContext {
+                shared: &shared,
+                authority: authority.as_ref(),
+            };
+            ops::server::handle(ctx, op)
         }
-        Operation::Server(ServerOp::Stats) => to_json(shared.stats(authority.as_ref())),
         Operation::Unknown(_) => Err(ServerError::unknown_operation(op_type)),
     }
 }
@@ -157,13 +134,13 @@ pub(crate) async fn handle(
 /// `UNAUTHORIZED` when a session is required and missing, or when it has expired (the
 /// expired session is cleared and its subscriptions end).
 fn check_session(
-    connection: &mut Connection,
+    state: &mut ConnectionState,
     auth: &AuthRuntime,
     now: u64,
 ) -> Result<(), ServerError> {
-    match connection.session.get() {
+    match state.session.get() {
         Some(session) if session.expires_at.is_some_and(|at| at <= now) => {
-            set_session(connection, None, "Session expired");
+            state.set_session(None, "Session expired");
             Err(ServerError::new(ErrorCode::Unauthorized, "Session expired"))
         }
         Some(_) => Ok(()),
@@ -173,128 +150,4 @@ fn check_session(
         )),
         None => Ok(()),
     }
-}
-
-/// Replaces the connection's session (reporting `connection.login` / `connection.logout`
-/// events when they are on), then ends every subscription the new session — or, with
-/// `None`, an anonymous client — may not hold; `why_anonymous` is the reason given when
-/// auth is required and no session is left.
-pub(crate) fn set_session(
-    connection: &mut Connection,
-    session: Option<crate::auth::Session>,
-    why_anonymous: &str,
-) {
-    let user_id = session.as_ref().map(|s| s.user_id.clone());
-    connection
-        .registration
-        .update(|entry| entry.user_id = user_id);
-    if let Some(old) = connection.session.get() {
-        let same_user = session.as_ref().is_some_and(|s| s.user_id == old.user_id);
-        if !same_user {
-            crate::rules_ops::connection_event(
-                &connection.shared,
-                "logout",
-                || json!({"connectionId": connection.registration.wire_id(), "userId": old.user_id}),
-            );
-        }
-    }
-    if let Some(new) = &session {
-        crate::rules_ops::connection_event(
-            &connection.shared,
-            "login",
-            || json!({"connectionId": connection.registration.wire_id(), "userId": new.user_id, "roles": new.roles}),
-        );
-    }
-    connection.session.replace(session);
-    connection.end_forbidden_subscriptions(why_anonymous);
-    connection.arm_session_expiry();
-}
-
-async fn handle_auth(
-    connection: &mut Connection,
-    auth: &AuthRuntime,
-    op: AuthOp,
-    now: u64,
-) -> Result<Value, ServerError> {
-    match op {
-        AuthOp::Login { token } => {
-            let limiter = &connection.shared.login_limiter;
-            let ip = connection.peer.ip();
-            if let Err(retry_after_ms) = limiter.check(&connection.login_failures, ip, now) {
-                return Err(crate::login_limit::refusal(retry_after_ms));
-            }
-            // A session without a user id (from any validator, a custom one included) is no
-            // session: the same answer as any other invalid token.
-            let Some(session) = auth
-                .validator
-                .validate(&token)
-                .await
-                .filter(|session| !session.user_id.is_empty())
-            else {
-                limiter.failed(&mut connection.login_failures, ip, now);
-                return Err(ServerError::new(ErrorCode::Unauthorized, "Invalid token"));
-            };
-            if session.expires_at.is_some_and(|at| at <= now) {
-                limiter.failed(&mut connection.login_failures, ip, now);
-                return Err(ServerError::new(
-                    ErrorCode::Unauthorized,
-                    "Token has expired",
-                ));
-            }
-            crate::login_limit::LoginLimiter::succeeded(&mut connection.login_failures);
-            let result = LoginResult {
-                user_id: session.user_id.clone(),
-                roles: session.roles.clone(),
-                expires_at: session.expires_at,
-            };
-            set_session(connection, Some(session), "Authentication required");
-            to_json(result)
-        }
-        AuthOp::Logout => {
-            set_session(connection, None, "Logged out");
-            to_json(LogoutResult { logged_out: true })
-        }
-        AuthOp::Whoami => {
-            if connection
-                .session
-                .get()
-                .is_some_and(|s| s.expires_at.is_some_and(|at| at <= now))
-            {
-                set_session(connection, None, "Session expired");
-            }
-            let who = match connection.session.get() {
-                Some(s) => WhoAmI::Authenticated {
-                    authenticated: true,
-                    user_id: s.user_id.clone(),
-                    roles: s.roles.clone(),
-                    expires_at: s.expires_at,
-                },
-                None => WhoAmI::Anonymous {
-                    authenticated: false,
-                },
-            };
-            to_json(who)
-        }
-    }
-}
-
-/// Serializes a result payload; failure here is a bug, reported as `INTERNAL_ERROR`.
-pub(crate) fn to_json(value: impl serde::Serialize) -> Result<Value, ServerError> {
-    serde_json::to_value(value).map_err(ServerError::internal)
-}
-
-/// `server.connections`: every open connection.
-pub(crate) fn connections(entries: &[ConnectionEntry]) -> Vec<ConnectionInfo> {
-    entries
-        .iter()
-        .map(|e| ConnectionInfo {
-            connection_id: wire_connection_id(e.id),
-            remote_address: e.remote.ip().to_string(),
-            connected_at: e.connected_at,
-            authenticated: e.user_id.is_some(),
-            user_id: e.user_id.clone(),
-            store_subscription_count: e.store_subscriptions,
-            rules_subscription_count: e.rules_subscriptions,
-        })
-        .collect()
 }

@@ -14,141 +14,14 @@ use crate::config::{ConfigError, ServerConfig};
 use crate::connection;
 use crate::handshake::HandshakeGate;
 use crate::login_limit::LoginLimiter;
-use crate::permissions::{PermissionCheck, PermissionsConfig};
+use crate::permissions::PermissionCheck;
 use crate::rate_limit::RateLimiter;
 use crate::registry::ConnectionRegistry;
+use crate::shared::{AuthRuntime, Lifecycle, Shared};
 use crate::subscriptions::SubscriptionCounters;
-use noex_protocol::payloads::{ConnectionInfo, ConnectionsSummary, ServerStats};
+use noex_protocol::payloads::{ConnectionInfo, ServerStats};
 use noex_rules::{RuleEngine, RulesError};
 use noex_store::{Store, StoreConfig, StoreError};
-
-/// Auth as the running server applies it.
-pub(crate) struct AuthRuntime {
-    pub(crate) required: bool,
-    pub(crate) validator: Arc<dyn TokenValidator>,
-    pub(crate) permissions: PermissionsConfig,
-    pub(crate) hook: Option<Arc<dyn PermissionCheck>>,
-}
-
-/// Where the server is in its life; connection tasks watch it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lifecycle {
-    /// Serving.
-    Running,
-    /// `stop` was called: connections were told `{event: "shutdown", gracePeriodMs}`,
-    /// new connections are closed with 1001.
-    Draining {
-        /// The announced grace period.
-        grace_ms: u64,
-    },
-    /// Grace is over: every connection closes with 1000 `server_shutdown`.
-    Closing,
-}
-
-/// State shared by the accept loop and every connection task.
-pub(crate) struct Shared {
-    pub(crate) config: ServerConfig,
-    pub(crate) registry: Arc<ConnectionRegistry>,
-    pub(crate) lifecycle: watch::Sender<Lifecycle>,
-    pub(crate) local_addr: SocketAddr,
-    pub(crate) started_at: Instant,
-    pub(crate) auth: Option<AuthRuntime>,
-    pub(crate) rate_limiter: Option<RateLimiter>,
-    /// Failed-login limits (`limits.login`), applied with or without `rate_limiter`.
-    pub(crate) login_limiter: LoginLimiter,
-    /// Connections still in their WebSocket handshake.
-    pub(crate) handshakes: Arc<HandshakeGate>,
-    pub(crate) clock: Arc<dyn Clock>,
-    /// The embedded store every connection reads and writes.
-    pub(crate) store: Store,
-    /// Subscription ids and the server-wide count.
-    pub(crate) subscription_counters: Arc<SubscriptionCounters>,
-    /// The rule engine, when the server runs one.
-    pub(crate) rules: Option<RuleEngine>,
-    /// The last event pushed to `rules.subscribe` subscribers, serialized once for all of them.
-    pub(crate) event_json: Arc<crate::rules_ops::EventJson>,
-    /// Outbound text in memory over all connections (`limits.maxTotalBufferedBytes`).
-    pub(crate) outbound: Arc<crate::outbound::OutboundBudget>,
-    /// Slots for heavy reads on the blocking pool (scans of large buckets, the first
-    /// evaluation of a subscription): one fewer than the machine's cores (at least one),
-    /// so however many clients start them at once, a core stays free for the runtime
-    /// workers that answer everybody else; one turn per client (see `heavy`).
-    pub(crate) heavy_reads: crate::heavy::HeavySlots,
-    /// Estimated memory of the results all store subscriptions hold
-    /// (`limits.maxTotalSubscriptionResultBytes`).
-    pub(crate) held_results: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Shared {
-    /// What permission checks need to know about the store and the rule engine.
-    pub(crate) fn resolver(&self) -> crate::access::Resolver<'_> {
-        crate::access::Resolver {
-            store: &self.store,
-            rules: self.rules.as_ref(),
-        }
-    }
-
-    /// `server.stats` (docs/reference/protocol.md, "Server operations"), with per-bucket figures limited to the buckets
-    /// `authority` may see (all of them without one).
-    pub(crate) fn stats(
-        &self,
-        authority: Option<&crate::permissions::Authority<'_>>,
-    ) -> ServerStats {
-        let entries = self.registry.snapshot();
-        let connections = ConnectionsSummary {
-            active: entries.len() as u64,
-            authenticated: entries.iter().filter(|e| e.user_id.is_some()).count() as u64,
-            total_store_subscriptions: entries.iter().map(|e| e.store_subscriptions).sum(),
-            total_rules_subscriptions: entries.iter().map(|e| e.rules_subscriptions).sum(),
-        };
-        let store = crate::store_ops::visible_stats(&self.store, authority, "server.stats");
-        let per_bucket = |m: &std::collections::BTreeMap<String, usize>| {
-            m.iter().map(|(k, v)| (k.clone(), *v as u64)).collect()
-        };
-        let store = noex_protocol::payloads::StoreStats {
-            name: Some(store.name.clone()),
-            buckets: noex_protocol::payloads::BucketList {
-                count: store.buckets.count as u64,
-                names: store.buckets.names.clone(),
-            },
-            records: noex_protocol::payloads::RecordStats {
-                total: store.records.total as u64,
-                per_bucket: per_bucket(&store.records.per_bucket),
-            },
-            indexes: noex_protocol::payloads::IndexStats {
-                total: store.indexes.total as u64,
-                per_bucket: per_bucket(&store.indexes.per_bucket),
-            },
-            queries: noex_protocol::payloads::QueryStats {
-                defined: store.queries.defined as u64,
-                active_subscriptions: store.queries.active_subscriptions as u64,
-            },
-            persistence: noex_protocol::payloads::PersistenceStats {
-                enabled: store.persistence.enabled,
-            },
-            ttl: noex_protocol::payloads::TtlStats {
-                enabled: store.ttl.enabled,
-                check_interval_ms: store.ttl.check_interval_ms,
-            },
-        };
-        ServerStats {
-            name: self.config.name.clone(),
-            port: self.local_addr.port(),
-            host: self.config.host.clone(),
-            connection_count: entries.len() as u64,
-            uptime_ms: u64::try_from(self.started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
-            auth_enabled: self.auth.is_some(),
-            rate_limit_enabled: self.rate_limiter.is_some(),
-            rules_enabled: self.rules.is_some(),
-            connections,
-            store,
-            rules: self
-                .rules
-                .as_ref()
-                .map(|engine| crate::rules_ops::wire_stats(engine.stats())),
-        }
-    }
-}
 
 /// Failure to start a server.
 #[derive(Debug, thiserror::Error)]
@@ -350,7 +223,7 @@ impl ServerBuilder {
         let rules = match (config.rules.enabled, rule_engine) {
             (Some(false), _) | (None, None) => None,
             (_, Some(engine)) => Some(engine),
-            (Some(true), None) => Some(RuleEngine::new(crate::rules_ops::engine_config(
+            (Some(true), None) => Some(RuleEngine::new(crate::rule_persistence::engine_config(
                 &config.limits,
                 &store,
             ))),
@@ -362,7 +235,7 @@ impl ServerBuilder {
                      its facts will not survive a restart"
                 );
             }
-            crate::rules_ops::restore(&store, engine);
+            crate::rule_persistence::restore(&store, engine);
             for (index, rule) in config.rules.rules.iter().enumerate() {
                 // The config is the source of truth for its rules: a persisted rule with
                 // the same id is replaced.
@@ -372,15 +245,14 @@ impl ServerBuilder {
                 let registered = engine
                     .register_rule(rule)
                     .map_err(|source| StartError::Rule { index, source })?;
-                crate::rules_ops::persist_rule(&store, engine, &registered.input.id).map_err(
-                    |source| StartError::Store {
+                crate::rule_persistence::persist_rule(&store, engine, &registered.input.id)
+                    .map_err(|source| StartError::Store {
                         what: format!("rule {:?}", registered.input.id),
                         source: Box::new(source),
-                    },
-                )?;
+                    })?;
             }
             if config.rules.store_bridge {
-                crate::rules_ops::bridge_store(&store, engine);
+                crate::store_bridge::bridge_store(&store, engine);
             }
         } else if !config.rules.rules.is_empty()
             || config.rules.store_bridge
@@ -556,7 +428,7 @@ impl ServerHandle {
 
     /// What `server.stats` answers (the original's `getStats()`).
     pub fn stats(&self) -> ServerStats {
-        self.shared.stats(None)
+        crate::ops::server::stats(&self.shared, None)
     }
 
     /// Each open connection's outbound buffer: what backpressure holds for slow clients.
@@ -572,7 +444,7 @@ impl ServerHandle {
 
     /// What `server.connections` answers (the original's `getConnections()`).
     pub fn connections(&self) -> Vec<ConnectionInfo> {
-        crate::router::connections(&self.shared.registry.snapshot())
+        crate::ops::server::connections(&self.shared.registry.snapshot())
     }
 
     /// Stops gracefully: when `grace` is non-zero and clients are connected, they receive

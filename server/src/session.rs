@@ -2,13 +2,16 @@
 //! of it for code that runs outside the connection task (the filter that keeps a bucket's
 //! change events from rules subscribers who may not read that bucket).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use noex_protocol::Tier;
 use parking_lot::RwLock;
 
+use crate::access::BUCKET_READ;
 use crate::auth::Session;
-use crate::permissions::Authority;
-use crate::server::AuthRuntime;
+use crate::permissions::{Authority, Item, Need};
+use crate::shared::{AuthRuntime, Shared};
 
 /// The session as callbacks outside the connection task see it.
 #[derive(Debug, Default)]
@@ -60,5 +63,41 @@ impl AuthRuntime {
             policy: &self.permissions,
             hook: self.hook.as_deref(),
         }
+    }
+}
+
+/// Whether a connection's session — as it is when asked, not when the filter was made —
+/// may read a bucket (`store.all`): the check that keeps a bucket's change events (which
+/// carry its records) from `rules.subscribe` subscribers who may not read it. It runs in
+/// the engine's callbacks, outside the connection task.
+pub(crate) struct BucketReadFilter {
+    shared: std::sync::Weak<Shared>,
+    session: Arc<SessionView>,
+}
+
+impl BucketReadFilter {
+    /// A filter following `session` under the policy of `shared`.
+    pub(crate) fn new(shared: &Arc<Shared>, session: Arc<SessionView>) -> Self {
+        BucketReadFilter {
+            shared: Arc::downgrade(shared),
+            session,
+        }
+    }
+
+    /// Whether the session may read `bucket` now (never once the server is gone).
+    pub(crate) fn may_read(&self, bucket: &str) -> bool {
+        let Some(shared) = self.shared.upgrade() else {
+            return false;
+        };
+        let (Some(auth), Some(session)) = (&shared.auth, self.session.get()) else {
+            // No auth, or an anonymous client that may do everything.
+            return shared.auth.as_ref().is_none_or(|auth| !auth.required);
+        };
+        auth.authority(&session).allows(&Need {
+            op: BUCKET_READ,
+            tier: Tier::Read,
+            resource: Cow::Borrowed(bucket),
+            items: vec![Item::Bucket(Cow::Borrowed(bucket))],
+        })
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::{Session, TokenValidator, ValidateFuture};
 use crate::clock::{Clock, SystemClock};
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// Supported signature algorithms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,20 +14,9 @@ use serde::{Deserialize, Serialize};
 pub use jwt::{JwtAlgorithm, JwtConfig, JwtValidator};
 pub use static_tokens::{StaticToken, StaticTokenValidator};
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
+pub use crate::identity::Session;
 use crate::permissions::PermissionsConfig;
-
-/// Who a connection is after a successful `auth.login`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Session {
-    /// The user.
-    pub user_id: String,
-    /// The user's roles (`reader`, `writer`, `admin` are the built-in tiers).
-    pub roles: Vec<String>,
-    /// When the session ends, ms since the Unix epoch; `None` for never.
-    pub expires_at: Option<u64>,
-}
 
 /// A boxed future returned by [`TokenValidator::validate`].
 pub type ValidateFuture<'a> = Pin<Box<dyn Future<Output = Option<Session>> + Send + 'a>>;

@@ -1,15 +1,16 @@
-//! The `store.*` operations over the wire: each typed [`StoreOp`] becomes one call on the
-//! embedded [`Store`], each [`StoreError`] becomes one protocol error (with the structured
-//! `details` of the spec), and `store.subscribe` connects a store subscription to the
-//! connection's outbound queue.
+//! The `store.*` operations: each typed [`StoreOp`] becomes one call on the embedded
+//! [`Store`] (its errors become protocol errors in `crate::error`). Heavy reads — scans of
+//! large buckets, big transactions, the first evaluation of a subscription — run on the
+//! blocking pool under a heavy-read permit and the `maxReadMs` budget; `store.subscribe`
+//! connects a store subscription to the connection's outbound queue.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use noex_protocol::payloads::{
-    BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, Cleared,
-    ConflictDetails, Deleted, PaginateResult, QueryDefined, QueryUndefined, TransactionOpResult,
-    TransactionResult, UniqueViolationDetails, Unsubscribed,
+    BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, Cleared, Deleted,
+    PaginateResult, QueryDefined, QueryUndefined, TransactionOpResult, TransactionResult,
+    Unsubscribed,
 };
 use std::borrow::Cow;
 
@@ -20,72 +21,108 @@ use noex_store::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::connection::Connection;
+use crate::access::Resolver;
+use crate::config::LimitsConfig;
 use crate::error::ServerError;
+use crate::ops::{Subscriptions, to_json};
 use crate::outbound::PushKind;
 use crate::permissions::{Authority, Item, Need};
-use crate::router::to_json;
 use crate::subscriptions::SubKind;
 
-impl From<StoreError> for ServerError {
-    fn from(err: StoreError) -> Self {
-        let message = err.to_string();
-        match err {
-            StoreError::BucketNotDefined { .. } => {
-                ServerError::new(ErrorCode::BucketNotDefined, message)
-            }
-            StoreError::BucketAlreadyExists { .. } | StoreError::QueryAlreadyExists { .. } => {
-                ServerError::new(ErrorCode::AlreadyExists, message)
-            }
-            StoreError::AlreadyExists {
-                bucket,
-                field,
-                value,
-            } => ServerError::new(ErrorCode::AlreadyExists, message).with_details(json!(
-                UniqueViolationDetails {
-                    bucket,
-                    field,
-                    value
-                }
-            )),
-            StoreError::Validation { issues, .. } => {
-                ServerError::new(ErrorCode::ValidationError, message).with_details(json!(issues))
-            }
-            StoreError::InvalidDefinition { .. }
-            | StoreError::InvalidArgument { .. }
-            | StoreError::InvalidParameter { .. } => {
-                ServerError::new(ErrorCode::ValidationError, message)
-            }
-            StoreError::ResultTooLarge { limit } => {
-                ServerError::new(ErrorCode::ValidationError, message)
-                    .with_details(json!({ "limit": limit }))
-            }
-            StoreError::ReadTimeout { limit_ms } => {
-                ServerError::new(ErrorCode::ValidationError, message)
-                    .with_details(json!({ "limitMs": limit_ms }))
-            }
-            StoreError::LimitExceeded { .. } => ServerError::new(ErrorCode::RateLimited, message),
-            StoreError::NotFound { .. } | StoreError::SubscriptionNotFound { .. } => {
-                ServerError::new(ErrorCode::NotFound, message)
-            }
-            StoreError::Conflict { bucket, key } => ServerError::new(ErrorCode::Conflict, message)
-                .with_details(json!(ConflictDetails { bucket, key })),
-            StoreError::QueryNotDefined { .. } => {
-                ServerError::new(ErrorCode::QueryNotDefined, message)
-            }
-            StoreError::Internal { .. } => ServerError::internal(message),
-        }
-    }
+/// What the `store.*` operations need: the store, the limits, the heavy-read permits, who
+/// asks, and the connection's subscriptions.
+pub(crate) struct StoreContext<'a> {
+    /// The embedded store.
+    pub(crate) store: &'a Store,
+    /// The config's `limits` section.
+    pub(crate) limits: &'a LimitsConfig,
+    /// Slots for heavy reads on the blocking pool, one turn per client.
+    pub(crate) heavy_reads: &'a crate::heavy::HeavySlots,
+    /// Who this connection's heavy reads are charged to.
+    pub(crate) principal: crate::heavy::Principal,
+    /// Memory the results of all store subscriptions of the server hold.
+    pub(crate) server_held_results: &'a Arc<AtomicUsize>,
+    /// What permission checks know of the store and the engine.
+    pub(crate) resolver: Resolver<'a>,
+    /// The session's rights (`None`: everything is visible).
+    pub(crate) authority: Option<&'a Authority<'a>>,
+    /// The connection's subscriptions.
+    pub(crate) subscriptions: Subscriptions<'a>,
 }
 
-/// Answers one `store.*` request on `connection`. Listings (`store.buckets`, `store.stats`,
-/// `store.listQueries`) hold only what `authority` may see (everything without one).
-pub(crate) fn handle(
-    connection: &mut Connection,
-    op: StoreOp,
-    authority: Option<&Authority<'_>>,
-) -> Result<Value, ServerError> {
-    let store = connection.shared.store.clone();
+/// Answers one `store.*` request. A read that may scan a large bucket (by records or by
+/// bytes) and a transaction with heavy reads or many operations run on the blocking pool,
+/// at most `heavy_reads` at once, each within `limits.maxReadMs`.
+pub(crate) async fn handle(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, ServerError> {
+    check_filters(&op, ctx.limits.max_filter_nodes)?;
+    // Estimated cost, not only bucket size: a long filter on a small bucket is as
+    // heavy as a short one on a large bucket.
+    // And the bytes scanned: text conditions cost time per byte of each record.
+    let heavy = scan_cost(ctx.store, &op) > INLINE_SCAN_MAX_RECORDS
+        || scanned_bytes(ctx.store, &op) > INLINE_SCAN_MAX_BYTES;
+    if let StoreOp::Transaction { operations } = op {
+        let limits = *ctx.limits;
+        if !heavy && operations.len() <= INLINE_TRANSACTION_MAX_OPS {
+            // Estimated cheap; the read budget is the backstop if the estimate errs.
+            return noex_store::with_read_deadline(limits.read_budget(), || {
+                transaction(
+                    ctx.store,
+                    operations,
+                    limits.max_transaction_ops,
+                    limits.max_result_bytes,
+                    limits.max_transaction_scan_cost,
+                )
+            });
+        }
+        // A transaction with heavy reads or many operations runs on the blocking
+        // pool, holding a heavy-read permit, like a heavy read.
+        let store = ctx.store.clone();
+        let permit = ctx.heavy_reads.acquire(ctx.principal.clone()).await;
+        return tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            // Within `maxReadMs`, or rolled back, so the slot comes back.
+            noex_store::with_read_deadline(limits.read_budget(), || {
+                transaction(
+                    &store,
+                    operations,
+                    limits.max_transaction_ops,
+                    limits.max_result_bytes,
+                    limits.max_transaction_scan_cost,
+                )
+            })
+        })
+        .await
+        .unwrap_or_else(|err| Err(ServerError::internal(err)));
+    }
+    if heavy && scanned_bucket(&op).is_some() {
+        // A scan of a large bucket runs on the blocking pool, so that the runtime's
+        // workers keep serving other connections meanwhile.
+        // At most `heavy_reads` of them at once, one per client.
+        let store = ctx.store.clone();
+        let budget = ctx.limits.read_budget();
+        let permit = ctx.heavy_reads.acquire(ctx.principal.clone()).await;
+        return tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            // Within `maxReadMs`, so the slot comes back to the next heavy read.
+            noex_store::with_read_deadline(budget, || read(&store, op))
+        })
+        .await
+        .unwrap_or_else(|err| Err(ServerError::internal(err)));
+    }
+    if let StoreOp::Subscribe { query, params } = op {
+        return subscribe(ctx, query, params).await;
+    }
+    // Estimated cheap; the read budget is the backstop if the estimate errs.
+    let budget = ctx.limits.read_budget();
+    noex_store::with_read_deadline(budget, || answer(ctx, op))
+}
+
+/// Answers a `store.*` request on the runtime worker. Listings (`store.buckets`,
+/// `store.stats`, `store.listQueries`) hold only what the authority may see (everything
+/// without one).
+fn answer(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, ServerError> {
+    let store = ctx.store;
+    let authority = ctx.authority;
     match op {
         StoreOp::Insert { bucket, data } => Ok(Value::Object(store.bucket(&bucket).insert(data)?)),
         StoreOp::Get { bucket, key } => Ok(one(store.bucket(&bucket).get(&key)?)),
@@ -106,7 +143,7 @@ pub(crate) fn handle(
         | StoreOp::Sum { .. }
         | StoreOp::Avg { .. }
         | StoreOp::Min { .. }
-        | StoreOp::Max { .. }) => read(&store, op),
+        | StoreOp::Max { .. }) => read(store, op),
         StoreOp::Clear { bucket } => {
             store.bucket(&bucket).clear()?;
             to_json(Cleared { cleared: true })
@@ -119,24 +156,21 @@ pub(crate) fn handle(
                 names,
             })
         }
-        StoreOp::Stats => to_json(visible_stats(&store, authority, "store.stats")),
-        // Routed to `subscribe` (async) by the router; kept here for completeness.
+        StoreOp::Stats => to_json(visible_stats(store, authority, "store.stats")),
+        // Answered by `subscribe` (async) in `handle`; kept here for completeness.
         StoreOp::Subscribe { .. } => Err(ServerError::internal(
-            "store.subscribe is answered by store_ops::subscribe",
+            "store.subscribe is answered by ops::store::subscribe",
         )),
         StoreOp::Unsubscribe { subscription_id } => {
-            let Connection {
-                subscriptions,
-                registration,
-                ..
-            } = connection;
-            subscriptions.remove(&subscription_id, SubKind::Store, registration)?;
+            let subs = ctx.subscriptions;
+            subs.subscriptions
+                .remove(&subscription_id, SubKind::Store, subs.registration)?;
             to_json(Unsubscribed { unsubscribed: true })
         }
         StoreOp::Transaction { operations } => {
-            let limits = &connection.shared.config.limits;
+            let limits = ctx.limits;
             transaction(
-                &store,
+                store,
                 operations,
                 limits.max_transaction_ops,
                 limits.max_result_bytes,
@@ -192,7 +226,7 @@ pub(crate) fn handle(
         StoreOp::ListQueries => {
             let mut queries = store.list_queries();
             if let Some(authority) = authority {
-                let resolver = connection.shared.resolver();
+                let resolver = ctx.resolver;
                 queries.retain(|q| {
                     authority.allows(&Need {
                         op: "store.listQueries",
@@ -210,22 +244,22 @@ pub(crate) fn handle(
 /// Buckets with more records than this are scanned off the runtime's worker threads (a
 /// scan of this many records takes well under a millisecond; handing it to the blocking
 /// pool costs more than that saves).
-pub(crate) const INLINE_SCAN_MAX_RECORDS: usize = 4096;
+const INLINE_SCAN_MAX_RECORDS: usize = 4096;
 
 /// Reads whose scanned record bytes times filter nodes ([`scanned_bytes`]) pass this run
 /// off the runtime's worker threads too, whatever their record count: text conditions
 /// (`$contains`, `$startsWith`, regular expressions) cost time per byte, so a few hundred
 /// records of a mebibyte each are a long scan, and so is one record tested a thousand
 /// times.
-pub(crate) const INLINE_SCAN_MAX_BYTES: usize = 1024 * 1024;
+const INLINE_SCAN_MAX_BYTES: usize = 1024 * 1024;
 
 /// Transactions with more operations than this run on the blocking pool.
-pub(crate) const INLINE_TRANSACTION_MAX_OPS: usize = 64;
+const INLINE_TRANSACTION_MAX_OPS: usize = 64;
 
 /// Operator and field nodes of a filter: each field, each operator on a field, each
 /// `$or` / `$and` and everything in it. An `$in` / `$nin` list is one node (it is tested
 /// with one hash lookup).
-pub(crate) fn filter_nodes(filter: &Map<String, Value>) -> usize {
+fn filter_nodes(filter: &Map<String, Value>) -> usize {
     filter.iter().fold(0usize, |n, (key, v)| {
         let own = match (key.as_str(), v) {
             ("$or" | "$and", Value::Array(items)) => items.iter().fold(1usize, |m, item| {
@@ -292,7 +326,7 @@ fn transaction_cost(store: &Store, operations: &[TransactionOp]) -> usize {
 }
 
 /// `VALIDATION_ERROR` when a filter of `op` has more than `max` nodes ([`filter_nodes`]).
-pub(crate) fn check_filters(op: &StoreOp, max: usize) -> Result<(), ServerError> {
+fn check_filters(op: &StoreOp, max: usize) -> Result<(), ServerError> {
     for filter in filters_of(op) {
         let nodes = filter_nodes(filter);
         if nodes > max {
@@ -308,7 +342,7 @@ pub(crate) fn check_filters(op: &StoreOp, max: usize) -> Result<(), ServerError>
 
 /// Estimated work of `op`: for each scan it makes, the records of its bucket times the
 /// nodes of its filter (at least one). Zero for operations that scan nothing.
-pub(crate) fn scan_cost(store: &Store, op: &StoreOp) -> usize {
+fn scan_cost(store: &Store, op: &StoreOp) -> usize {
     let one = |bucket: &str, filter: Option<&Map<String, Value>>| {
         store
             .bucket_len(bucket)
@@ -333,7 +367,7 @@ pub(crate) fn scan_cost(store: &Store, op: &StoreOp) -> usize {
 /// with (every filter read of a transaction, summed); zero for operations that scan
 /// nothing. Text conditions cost time per byte each, so one record of a mebibyte tested
 /// with 999 `$contains` is a gigabyte of searching (red team, round 4).
-pub(crate) fn scanned_bytes(store: &Store, op: &StoreOp) -> usize {
+fn scanned_bytes(store: &Store, op: &StoreOp) -> usize {
     let bytes = |bucket: &str, filter: Option<&Map<String, Value>>| {
         store
             .bucket_bytes(bucket)
@@ -365,7 +399,7 @@ pub(crate) fn scanned_bytes(store: &Store, op: &StoreOp) -> usize {
 /// The bucket a read that may scan every record of it acts on (`store.all`, `where`,
 /// `findOne`, `count`, `first`, `last`, `paginate` and the aggregates); `None` for every
 /// other operation.
-pub(crate) fn scanned_bucket(op: &StoreOp) -> Option<&str> {
+fn scanned_bucket(op: &StoreOp) -> Option<&str> {
     match op {
         StoreOp::All { bucket }
         | StoreOp::Where { bucket, .. }
@@ -384,7 +418,7 @@ pub(crate) fn scanned_bucket(op: &StoreOp) -> Option<&str> {
 
 /// Answers a read of [`scanned_bucket`]'s kinds; it needs nothing of the connection, so it
 /// can run on the blocking pool.
-pub(crate) fn read(store: &Store, op: StoreOp) -> Result<Value, ServerError> {
+fn read(store: &Store, op: StoreOp) -> Result<Value, ServerError> {
     match op {
         StoreOp::All { bucket } => Ok(many(store.bucket(&bucket).all()?)),
         StoreOp::Where { bucket, filter } => Ok(many(store.bucket(&bucket).where_(&filter)?)),
@@ -510,7 +544,7 @@ fn clamp(n: u64) -> usize {
 /// runs); the results together may not pass `max_result_bytes` bytes of JSON, as any other
 /// read (else the transaction is rolled back and fails with the error of a read too large,
 /// pointing to `store.paginate`).
-pub(crate) fn transaction(
+fn transaction(
     store: &Store,
     operations: Vec<TransactionOp>,
     max_ops: usize,
@@ -663,8 +697,8 @@ impl ResultHold {
 ///
 /// The subscription stays *pending* in the outbound queue until the connection has queued
 /// this answer, so a change racing with the subscribe can never push before the result.
-pub(crate) async fn subscribe(
-    connection: &mut Connection,
+async fn subscribe(
+    ctx: StoreContext<'_>,
     query: String,
     params: Option<Value>,
 ) -> Result<Value, ServerError> {
@@ -674,39 +708,36 @@ pub(crate) async fn subscribe(
         query: query.clone(),
         params: Some(params.clone()),
     });
-    let store = connection.shared.store.clone();
+    let store = ctx.store.clone();
+    let subs = ctx.subscriptions;
     // A connection already at its bound of held results is refused before evaluating.
-    let max_held = connection
-        .shared
-        .config
-        .limits
-        .max_subscription_result_bytes;
-    if connection.held_results.load(Ordering::Relaxed) >= max_held {
+    let max_held = ctx.limits.max_subscription_result_bytes;
+    if subs.held_results.load(Ordering::Relaxed) >= max_held {
         return Err(ServerError::new(
             ErrorCode::RateLimited,
             format!("Subscription results limit reached (max {max_held} bytes per connection)"),
         ));
     }
-    let id = connection.subscriptions.reserve()?;
-    connection.queue.mark_pending(&id);
-    let queue = Arc::clone(&connection.queue);
-    let outbound = Arc::clone(&connection.shared.outbound);
+    let id = subs.subscriptions.reserve()?;
+    subs.queue.mark_pending(&id);
+    let queue = Arc::clone(subs.queue);
+    let outbound = Arc::clone(subs.outbound);
     let push_id = id.clone();
     // When the store ends the subscription (a re-evaluation failed, the query was
     // undefined), the connection forgets it and tells the client.
-    let ended = connection.ended_subscriptions.clone();
+    let ended = subs.ended.clone();
     let ended_id = id.clone();
     let subscribing = store.clone();
-    let limits = &connection.shared.config.limits;
+    let limits = ctx.limits;
     let hold = Arc::new(ResultHold {
         held: std::sync::Mutex::new(Some(0)),
-        connection: Arc::clone(&connection.held_results),
-        server: Arc::clone(&connection.shared.held_results),
+        connection: Arc::clone(subs.held_results),
+        server: Arc::clone(ctx.server_held_results),
         max_connection: limits.max_subscription_result_bytes,
         max_server: limits.max_total_subscription_result_bytes,
     });
     let push_hold = Arc::clone(&hold);
-    let over_ended = connection.ended_subscriptions.clone();
+    let over_ended = subs.ended.clone();
     let over_id = id.clone();
     let (answer, answered) = tokio::sync::oneshot::channel();
     // Only the first evaluation of a query over a large bucket (or a programmatic query,
@@ -724,13 +755,7 @@ pub(crate) async fn subscribe(
         _ => true,
     };
     let permit = if heavy {
-        Some(
-            connection
-                .shared
-                .heavy_reads
-                .acquire(connection.principal())
-                .await,
-        )
+        Some(ctx.heavy_reads.acquire(ctx.principal.clone()).await)
     } else {
         None
     };
@@ -776,22 +801,22 @@ pub(crate) async fn subscribe(
             Ok(()) => ok,
             Err(err) => {
                 let _ = store.unsubscribe(ok.0);
-                connection.subscriptions.release();
-                connection.queue.remove(&id);
+                subs.subscriptions.release();
+                subs.queue.remove(&id);
                 return Err(err);
             }
         },
         Err(err) => {
             hold.release();
-            connection.subscriptions.release();
-            connection.queue.remove(&id);
+            subs.subscriptions.release();
+            subs.queue.remove(&id);
             return Err(err.into());
         }
     };
     let cancel_store = store;
-    let cancel_queue = Arc::clone(&connection.queue);
+    let cancel_queue = Arc::clone(subs.queue);
     let cancel_id = id.clone();
-    connection.subscriptions.insert(
+    subs.subscriptions.insert(
         id.clone(),
         SubKind::Store,
         origin,
@@ -801,9 +826,9 @@ pub(crate) async fn subscribe(
             cancel_queue.remove(&cancel_id);
             hold.release();
         }),
-        &connection.registration,
+        subs.registration,
     );
-    connection.activate_after_reply.push(id.clone());
+    subs.activate_after_reply.push(id.clone());
     // `SubscribeResult`, built directly: `to_json` would copy the (possibly large) result
     // a second time.
     let mut answer = Map::with_capacity(2);
