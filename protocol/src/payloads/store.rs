@@ -255,17 +255,8 @@ pub struct StoreStats {
     pub ttl: TtlStats,
 }
 
-/// One schema-validation issue, listed in a `VALIDATION_ERROR`'s `details`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct ValidationIssue {
-    /// Field path, e.g. `address.city` or `tags[2]`.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-    /// `required`, `type`, `enum`, `minLength`, `maxLength`, `pattern`, `format`, `min`,
-    /// `max` or `custom`.
-    pub code: String,
-}
+/// One schema-validation issue (defined in `noex-model`, shared with the store).
+pub use noex_model::ValidationIssue;
 
 /// `details` of an `ALREADY_EXISTS` caused by a unique constraint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
