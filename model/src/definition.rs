@@ -8,6 +8,7 @@
 //! and name the exact path of a bad field; [`FieldDef`] is the typed form of one entry. Its
 //! TypeScript type is still `{ [key in string]: FieldDef }`.
 
+#[cfg(feature = "ts")]
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -39,13 +39,14 @@ mod value;
 pub use clock::{Clock, ManualClock, TokioClock};
 pub use deadline::with_read_deadline;
 pub use definition::{
-    Aggregate, AggregateFn, BucketDefinition, BucketUpdate, FieldDef, FieldType, Format, Generated,
-    GroupBy, QueryDefinition, SortDir, Ttl,
+    Aggregate, AggregateFunction, BucketDefinition, BucketUpdate, FieldDef, FieldType, Generated,
+    GroupBy, QueryDefinition, SortOrder, StringFormat, Ttl,
 };
-pub use error::{StoreError, StoreResult, ValidationIssue};
+pub use error::{StoreError, StoreResult};
 pub use events::{ChangeEvent, ChangeHandler, ChangeKind, topic_matches};
 pub use filter::{Filter, interpolate};
 pub use handle::BucketHandle;
+pub use noex_model::ValidationIssue;
 pub use persistence::{DEFAULT_FILE_NAME, DurabilityMode, PersistenceConfig};
 pub use query::{BucketReader, QueryContext, QueryFn, QueryResult};
 pub use reactive::{QueryInfo, QueryType, SubscriptionCallback, SubscriptionId};

@@ -241,7 +241,7 @@ impl Store {
     /// evaluated ([`Filter::compile_with_params`]): a placeholder may stand for any
     /// operand here, and its kind is checked against the parameter's value then.
     pub fn define_query(&self, name: &str, def: QueryDefinition) -> StoreResult<()> {
-        def.check()?;
+        crate::definition::check_query(&def)?;
         if let Some(f) = &def.filter {
             Filter::check_template(f).map_err(|e| StoreError::invalid_def(e.to_string()))?;
         }

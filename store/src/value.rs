@@ -25,21 +25,7 @@ pub(crate) fn get_path<'a>(record: &'a Record, path: &str) -> Option<&'a Value> 
     Some(cur)
 }
 
-/// Deep equality where numbers compare by value (`1 == 1.0`).
-pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
-        }
-        _ => a == b,
-    }
-}
+pub(crate) use noex_model::json::json_eq;
 
 /// Ordering between two numbers or two strings; `None` for any other pair.
 pub(crate) fn compare(a: &Value, b: &Value) -> Option<Ordering> {
@@ -196,32 +182,7 @@ pub(crate) fn canonical_key(v: &Value, out: &mut String) {
     }
 }
 
-/// Counts the bytes of JSON text written to it, failing once past `budget`.
-struct ByteCounter {
-    written: usize,
-    budget: usize,
-}
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.written = self.written.saturating_add(buf.len());
-        if self.written > self.budget {
-            return Err(std::io::Error::other("over budget"));
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Size in bytes of `v` serialized as JSON, or `None` as soon as it passes `budget`
-/// (the walk stops there; nothing is allocated).
-pub fn json_size_within(v: &impl serde::Serialize, budget: usize) -> Option<usize> {
-    let mut counter = ByteCounter { written: 0, budget };
-    serde_json::to_writer(&mut counter, v).ok()?;
-    Some(counter.written)
-}
+pub use noex_model::json::json_size_within;
 
 /// Estimated bytes of memory one object entry takes besides its key's and value's heap
 /// data: the key `String`, the `Value`, and the ordered map's hash and index slots.

@@ -141,16 +141,7 @@ pub(super) fn join(path: &str, field: &str) -> String {
     }
 }
 
-pub(super) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
+pub(super) use noex_model::json::type_name;
 
 impl Validator {
     pub(super) fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
