@@ -1,5 +1,6 @@
-//! [`ValidationIssue`]: one problem the store found in a record against its bucket's schema,
-//! as a `VALIDATION_ERROR` lists it in its `details`.
+//! Validation issues: [`ValidationIssue`], one problem the store found in a record against its
+//! bucket's schema (as a `VALIDATION_ERROR` lists it in its `details`), and
+//! [`RuleValidationIssue`], one problem the rule engine found in a rule definition.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,4 +15,24 @@ pub struct ValidationIssue {
     /// `required`, `type`, `enum`, `minLength`, `maxLength`, `pattern`, `format`, `min`,
     /// `max` or `custom`.
     pub code: String,
+}
+
+/// One problem found in a rule definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RuleValidationIssue {
+    /// Where, e.g. `trigger.type` or `actions[1].key`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl RuleValidationIssue {
+    /// An issue at `path` (`""` for the rule itself).
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
 }

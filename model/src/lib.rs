@@ -10,11 +10,13 @@ pub mod definition;
 pub mod issue;
 pub mod json;
 pub mod pattern;
+pub mod rule;
+pub mod stats;
 pub mod ttl;
 
 pub use definition::{
     Aggregate, AggregateFunction, BucketDefinition, BucketUpdate, FieldDef, FieldType, Generated,
     GroupBy, InvalidDefinition, QueryDefinition, SortOrder, StringFormat,
 };
-pub use issue::ValidationIssue;
+pub use issue::{RuleValidationIssue, ValidationIssue};
 pub use ttl::{DurationError, MAX_DURATION_MS, Ttl, parse_duration_ms};

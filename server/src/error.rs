@@ -70,3 +70,11 @@ impl From<OperationError> for ServerError {
         ServerError::new(err.code(), err.message())
     }
 }
+
+/// A definition without the wire shape answers like any other invalid definition the store
+/// refuses (`VALIDATION_ERROR`, "Invalid definition: ...").
+impl From<noex_store::InvalidDefinition> for ServerError {
+    fn from(err: noex_store::InvalidDefinition) -> Self {
+        noex_store::StoreError::from(err).into()
+    }
+}

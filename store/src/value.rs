@@ -184,47 +184,17 @@ pub(crate) fn canonical_key(v: &Value, out: &mut String) {
 
 pub use noex_model::json::json_size_within;
 
-/// Estimated bytes of memory one object entry takes besides its key's and value's heap
-/// data: the key `String`, the `Value`, and the ordered map's hash and index slots.
-const MAP_ENTRY_BYTES: usize =
-    std::mem::size_of::<String>() + std::mem::size_of::<Value>() + 2 * std::mem::size_of::<usize>();
-
-/// Estimated heap bytes held by `v` (not counting the `Value` itself): string
-/// capacities, array buffers (by capacity), object entries and everything below.
-fn heap_size(v: &Value) -> usize {
-    match v {
-        Value::String(s) => s.capacity(),
-        Value::Array(items) => items.iter().map(heap_size).fold(
-            items
-                .capacity()
-                .saturating_mul(std::mem::size_of::<Value>()),
-            usize::saturating_add,
-        ),
-        Value::Object(map) => map_heap_size(map),
-        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
-    }
-}
-
-/// Estimated heap bytes of an object's entries ([`MAP_ENTRY_BYTES`] each plus key and
-/// value heap data).
-fn map_heap_size(map: &Map<String, Value>) -> usize {
-    map.iter().fold(0usize, |acc, (k, v)| {
-        acc.saturating_add(MAP_ENTRY_BYTES)
-            .saturating_add(k.capacity())
-            .saturating_add(heap_size(v))
-    })
-}
-
-/// Estimated bytes of memory `v` takes: the `Value` plus its heap data. Approximate
-/// (allocator overhead and the map's spare slots are not counted), but of the right
-/// order for any shape, unlike the size of its JSON.
+/// Estimated bytes of memory `v` takes: the `Value` plus its heap data (the one estimate
+/// shared with the rule engine, `noex_model::json::memory_size_within`). Approximate
+/// (allocator overhead and the map's spare slots are not counted), but of the right order
+/// for any shape, unlike the size of its JSON.
 pub fn memory_size(v: &Value) -> usize {
-    std::mem::size_of::<Value>().saturating_add(heap_size(v))
+    noex_model::json::memory_size_within(v, usize::MAX)
 }
 
 /// [`memory_size`] of a record (an object).
 pub(crate) fn record_memory_size(record: &Record) -> usize {
-    std::mem::size_of::<Value>().saturating_add(map_heap_size(record))
+    noex_model::json::object_memory_size_within(record, usize::MAX)
 }
 
 /// The running size of a result being collected, against the store's

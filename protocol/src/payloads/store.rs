@@ -1,7 +1,5 @@
 //! Results of `store.*` operations and the `details` of store errors.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
@@ -90,14 +88,10 @@ pub struct TransactionResult {
     pub results: Vec<TransactionOpResult>,
 }
 
-/// `store.buckets` → `{count, names}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct BucketList {
-    /// Number of buckets.
-    pub count: u64,
-    /// Their names.
-    pub names: Vec<String>,
-}
+/// The store statistics (defined in `noex-model`, shared with the store).
+pub use noex_model::stats::{
+    BucketList, IndexStats, PersistenceStats, QueryStats, RecordStats, StoreStats, TtlStats,
+};
 
 /// `store.defineBucket` → `{name, created: true}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -185,74 +179,6 @@ pub struct QueryInfo {
 pub struct QueryList {
     /// Every defined query.
     pub queries: Vec<QueryInfo>,
-}
-
-/// Record counts in [`StoreStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct RecordStats {
-    /// All records.
-    pub total: u64,
-    /// Records per bucket.
-    pub per_bucket: BTreeMap<String, u64>,
-}
-
-/// Index counts in [`StoreStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct IndexStats {
-    /// All secondary indexes.
-    pub total: u64,
-    /// Indexes per bucket.
-    pub per_bucket: BTreeMap<String, u64>,
-}
-
-/// Query counts in [`StoreStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct QueryStats {
-    /// Defined queries.
-    pub defined: u64,
-    /// Open subscriptions over all queries.
-    pub active_subscriptions: u64,
-}
-
-/// Persistence state in [`StoreStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
-pub struct PersistenceStats {
-    /// Whether records are written to durable storage.
-    pub enabled: bool,
-}
-
-/// TTL sweep state in [`StoreStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct TtlStats {
-    /// Whether a background sweep runs.
-    pub enabled: bool,
-    /// Sweep period.
-    pub check_interval_ms: u64,
-}
-
-/// `store.stats`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct StoreStats {
-    /// Store name, when configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
-    pub name: Option<String>,
-    /// Bucket count and names.
-    pub buckets: BucketList,
-    /// Record counts.
-    pub records: RecordStats,
-    /// Index counts.
-    pub indexes: IndexStats,
-    /// Query counts.
-    pub queries: QueryStats,
-    /// Persistence state.
-    pub persistence: PersistenceStats,
-    /// TTL sweep state.
-    pub ttl: TtlStats,
 }
 
 /// One schema-validation issue (defined in `noex-model`, shared with the store).
