@@ -137,7 +137,7 @@ fn add_entries<'a>(
     Ok(total)
 }
 
-fn walk<'a>(mut total: usize, stack: &mut Vec<&'a Value>, cap: usize) -> usize {
+fn walk(mut total: usize, stack: &mut Vec<&Value>, cap: usize) -> usize {
     while let Some(v) = stack.pop() {
         total = total.saturating_add(NODE);
         match v {
