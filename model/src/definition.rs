@@ -394,6 +394,35 @@ impl QueryDefinition {
     }
 }
 
+/// How a query was defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub enum QueryKind {
+    /// A Rust function registered by the embedder.
+    Programmatic,
+    /// A JSON definition (config file or `store.defineQuery`).
+    Declarative,
+}
+
+/// One entry of `store.listQueries`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct QueryInfo {
+    /// Query name.
+    pub name: String,
+    /// Programmatic or declarative.
+    #[serde(rename = "type")]
+    pub kind: QueryKind,
+    /// The definition, for declarative queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional, as = "Option<Value>"))]
+    pub config: Option<QueryDefinition>,
+    /// Subscriptions currently open on it.
+    pub active_subscriptions: u64,
+}
+
 /// `store.updateBucket`'s `updates`: `{addFields?, addIndexes?, ttl?}` (`ttl: null` removes it).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "BucketUpdates"))]

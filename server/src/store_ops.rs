@@ -466,7 +466,7 @@ pub(crate) fn visible_stats(
         };
         if counted {
             defined += 1;
-            active += query.active_subscriptions as u64;
+            active += query.active_subscriptions;
         }
     }
     stats.queries.defined = defined;

@@ -48,9 +48,10 @@ pub use filter::{Filter, interpolate};
 pub use handle::BucketHandle;
 pub use noex_model::ValidationIssue;
 pub use noex_model::definition::InvalidDefinition;
+pub use noex_model::definition::QueryKind;
 pub use persistence::{DEFAULT_FILE_NAME, DurabilityMode, PersistenceConfig};
 pub use query::{BucketReader, QueryContext, QueryFn, QueryResult};
-pub use reactive::{QueryInfo, QueryType, SubscriptionCallback, SubscriptionId};
+pub use reactive::{QueryInfo, SubscriptionCallback, SubscriptionId};
 pub use reads::Page;
 pub use stats::{
     BucketList, IndexStats, PersistenceStats, QueryStats, RecordStats, StoreStats, TtlStats,

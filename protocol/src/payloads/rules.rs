@@ -56,14 +56,9 @@ pub struct Fact {
     pub version: u64,
 }
 
-/// One entry of `rules.queryFacts` / `rules.getAllFacts`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct FactEntry {
-    /// Fact key.
-    pub key: String,
-    /// Fact value.
-    pub value: Value,
-}
+/// One entry of `rules.queryFacts` / `rules.getAllFacts` (defined in `noex-model`, shared
+/// with the rule engine).
+pub use noex_model::rule::FactEntry;
 
 /// `rules.deleteFact` → `{deleted}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]

@@ -147,32 +147,8 @@ pub struct QueryUndefined {
     pub undefined: bool,
 }
 
-/// How a query was defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "lowercase")]
-pub enum QueryKind {
-    /// A Rust function registered by the embedder.
-    Programmatic,
-    /// A JSON definition (config file or `store.defineQuery`).
-    Declarative,
-}
-
-/// One entry of `store.listQueries`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct QueryInfo {
-    /// Query name.
-    pub name: String,
-    /// Programmatic or declarative.
-    #[serde(rename = "type")]
-    pub kind: QueryKind,
-    /// The definition, for declarative queries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
-    pub config: Option<Value>,
-    /// Subscriptions currently open on it.
-    pub active_subscriptions: u64,
-}
+/// A listed query and its kind (defined in `noex-model`, shared with the store).
+pub use noex_model::definition::{QueryInfo, QueryKind};
 
 /// `store.listQueries` → `{queries}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
