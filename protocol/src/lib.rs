@@ -23,7 +23,6 @@
 //! ```
 
 mod client_message;
-mod definitions;
 mod error_code;
 mod fields;
 mod json_limits;
@@ -38,12 +37,15 @@ pub use client_message::{
     MSG_INVALID_JSON, MSG_NOT_OBJECT, MSG_TOO_DEEP, MSG_TOO_MANY_VALUES, Pong, RawRequest, Request,
     parse_client_frame, parse_client_frame_with_limits,
 };
-pub use definitions::{
-    Aggregate, AggregateFunction, BucketConfig, BucketUpdates, FieldDef, FieldType, Generated,
-    GroupBy, QueryConfig, SortOrder, StringFormat, Ttl,
-};
 pub use error_code::ErrorCode;
 pub use json_limits::{JsonLimitExceeded, JsonLimits, check_json_limits};
+/// The definitions clients send to admin operations, defined once in `noex-model` (which the
+/// store shares); the wire names are the TypeScript ones.
+pub use noex_model::definition::{
+    Aggregate, AggregateFunction, BucketDefinition as BucketConfig, BucketUpdate as BucketUpdates,
+    FieldDef, FieldType, Generated, GroupBy, QueryDefinition as QueryConfig, SortOrder,
+    StringFormat, Ttl,
+};
 pub use operation::{
     AuthOp, JsonObject, Listing, Operation, OperationError, RawOperation, Resource, RulesOp,
     ServerOp, StoreOp, Tier, TransactionOp, namespace_of,

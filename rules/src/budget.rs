@@ -60,9 +60,6 @@ impl From<String> for Fault {
 /// slot, event id, topic and source strings, the delivery copy of an event).
 pub(crate) const WORK_ITEM_BYTES: usize = std::mem::size_of::<crate::runner::Work>() + 160;
 
-/// Per-entry bookkeeping of a JSON object beyond the key and value themselves.
-const MAP_ENTRY_BYTES: usize = std::mem::size_of::<String>() + 16;
-
 /// What one input may still use.
 #[derive(Debug)]
 pub(crate) struct Budget {
@@ -153,44 +150,8 @@ impl Budget {
 }
 
 /// The approximate heap and inline size of `value` in bytes, counted until it exceeds `cap`
-/// (the result is then some number above `cap`). Iterative, so deep nesting cannot overflow
-/// the stack.
-pub(crate) fn approx_bytes(value: &Value, cap: usize) -> usize {
-    const NODE: usize = std::mem::size_of::<Value>();
-    let mut total = 0usize;
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
-        total = total.saturating_add(NODE);
-        match v {
-            Value::String(s) => total = total.saturating_add(s.capacity()),
-            Value::Array(items) => {
-                // Every element costs at least a node (unused capacity too): refuse early
-                // without walking them.
-                let slots = items.capacity().saturating_mul(NODE);
-                if total.saturating_add(slots) > cap {
-                    return total.saturating_add(slots);
-                }
-                // The elements' own nodes are counted when they are popped.
-                total = total.saturating_add((items.capacity() - items.len()) * NODE);
-                stack.extend(items.iter());
-            }
-            Value::Object(map) => {
-                if total.saturating_add(map.len().saturating_mul(NODE + MAP_ENTRY_BYTES)) > cap {
-                    return total.saturating_add(map.len().saturating_mul(NODE + MAP_ENTRY_BYTES));
-                }
-                for (key, item) in map {
-                    total = total.saturating_add(MAP_ENTRY_BYTES + key.len());
-                    stack.push(item);
-                }
-            }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
-        }
-        if total > cap {
-            return total;
-        }
-    }
-    total
-}
+/// (the result is then some number above `cap`): the one estimate the store uses too.
+pub(crate) use noex_model::json::memory_size_within as approx_bytes;
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::EngineConfig;
-use crate::error::{Result, RuleValidationError, RulesError};
+use crate::error::{Result, RuleValidationIssue, RulesError};
 use crate::event::{EmitOptions, Event};
 use crate::facts::{Fact, FactEntry, value_bytes};
 use crate::model::{Rule, RuleInput, RuleSummary, TemporalPattern};
@@ -412,7 +412,7 @@ impl RuleEngine {
             },
             Err(other) => ValidationReport {
                 valid: false,
-                errors: vec![RuleValidationError::new("", other.to_string())],
+                errors: vec![RuleValidationIssue::new("", other.to_string())],
             },
         }
     }
@@ -428,7 +428,7 @@ impl RuleEngine {
                     .parts()
                     .is_some_and(|(segments, _)| segments.first() == Some(&Some(root.as_str())))
                 {
-                    errors.push(RuleValidationError::new(
+                    errors.push(RuleValidationIssue::new(
                         "actions",
                         format!(
                             "topics under \"{root}.\" are reserved and cannot be emitted by rules"
@@ -477,7 +477,7 @@ impl RuleEngine {
     /// Registers a rule built in Rust (validated like JSON input).
     pub fn register(&self, input: RuleInput) -> Result<Rule> {
         let json = serde_json::to_value(&input).map_err(|e| {
-            RulesError::Validation(vec![RuleValidationError::new("", e.to_string())])
+            RulesError::Validation(vec![RuleValidationIssue::new("", e.to_string())])
         })?;
         self.register_rule(&json)
     }
@@ -636,7 +636,7 @@ fn not_found(id: &str) -> RulesError {
 /// them: `id`, `version`, `createdAt` and `updatedAt` are ignored. Not validated.
 pub(crate) fn merge_update(current: &RuleInput, updates: &Value) -> Result<Value> {
     let Value::Object(updates) = updates else {
-        return Err(RulesError::Validation(vec![RuleValidationError::new(
+        return Err(RulesError::Validation(vec![RuleValidationIssue::new(
             "updates",
             "Updates must be an object",
         )]));
@@ -644,7 +644,7 @@ pub(crate) fn merge_update(current: &RuleInput, updates: &Value) -> Result<Value
     let mut merged = match serde_json::to_value(current) {
         Ok(Value::Object(m)) => m,
         _ => {
-            return Err(RulesError::Validation(vec![RuleValidationError::new(
+            return Err(RulesError::Validation(vec![RuleValidationIssue::new(
                 "",
                 "rule is not serializable",
             )]));
@@ -664,7 +664,7 @@ pub(crate) fn parse_rule(rule: &Value) -> Result<RuleInput> {
         return Err(RulesError::Validation(report.errors));
     }
     serde_json::from_value(rule.clone())
-        .map_err(|e| RulesError::Validation(vec![RuleValidationError::new("", e.to_string())]))
+        .map_err(|e| RulesError::Validation(vec![RuleValidationIssue::new("", e.to_string())]))
 }
 
 fn deliver(inner: &Inner, events: &[Event]) {

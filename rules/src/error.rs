@@ -1,26 +1,7 @@
 //! Typed errors of the rule engine. Each variant maps to exactly one protocol error code
 //! in the server (`NOT_FOUND`, `ALREADY_EXISTS`, `VALIDATION_ERROR`, ...).
 
-use serde::{Deserialize, Serialize};
-
-/// One precise problem found in a rule: where (`path`, e.g. `conditions[0].operator`) and what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuleValidationError {
-    /// Dotted path into the rule JSON (`""` for the rule itself).
-    pub path: String,
-    /// Human readable message.
-    pub message: String,
-}
-
-impl RuleValidationError {
-    /// Builds an error for `path`.
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use noex_model::issue::RuleValidationIssue;
 
 /// Errors returned by [`crate::RuleEngine`] operations.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -38,7 +19,7 @@ pub enum RulesError {
     AlreadyExists(String),
     /// The rule is invalid (`VALIDATION_ERROR`); every problem found is listed.
     #[error("invalid rule: {}", summarize(.0))]
-    Validation(Vec<RuleValidationError>),
+    Validation(Vec<RuleValidationIssue>),
     /// A topic or fact pattern, or a fact key, is malformed (`VALIDATION_ERROR`).
     #[error("invalid pattern {pattern:?}: {message}")]
     InvalidPattern {
@@ -57,7 +38,7 @@ pub enum RulesError {
     LimitExceeded(String),
 }
 
-fn summarize(errors: &[RuleValidationError]) -> String {
+fn summarize(errors: &[RuleValidationIssue]) -> String {
     errors
         .iter()
         .map(|e| {

@@ -200,21 +200,7 @@ pub(crate) fn as_ref(value: &Value) -> Option<&str> {
     }
 }
 
-/// JSON equality where numbers compare by value (`1 == 1.0`).
-pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
-        }
-        _ => a == b,
-    }
-}
+pub(crate) use noex_model::json::json_eq;
 
 fn ordering(a: Option<&Value>, b: Option<&Value>) -> Option<std::cmp::Ordering> {
     match (a?, b?) {

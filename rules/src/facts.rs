@@ -23,14 +23,7 @@ pub struct Fact {
     pub version: u64,
 }
 
-/// `{key, value}`: the shape `queryFacts` / `getAllFacts` return.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FactEntry {
-    /// The key.
-    pub key: String,
-    /// The value.
-    pub value: Value,
-}
+pub use noex_model::rule::FactEntry;
 
 /// One change of the fact store, as reported to [`crate::EngineConfig::fact_observer`]:
 /// the fact as it now is, or `None` when it was deleted.

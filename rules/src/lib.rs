@@ -41,7 +41,7 @@ pub mod validate;
 
 pub use config::{EngineConfig, FactObserver, LogHook};
 pub use engine::{EngineStats, EventCallback, RuleEngine, SubscriptionId};
-pub use error::{Result, RuleValidationError, RulesError};
+pub use error::{Result, RuleValidationIssue, RulesError};
 pub use event::{Clock, EmitOptions, Event, ManualClock, TokioClock};
 pub use facts::{Fact, FactChange, FactEntry};
 pub use footprint::{RuleFootprint, rule_footprint, updated_rule_footprint};

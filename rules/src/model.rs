@@ -68,25 +68,7 @@ pub struct Rule {
     pub updated_at: i64,
 }
 
-/// The `getRules` list entry: `{id, name, enabled, priority, version, tags, group}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RuleSummary {
-    /// Rule id.
-    pub id: String,
-    /// Rule name.
-    pub name: String,
-    /// Whether it runs.
-    pub enabled: bool,
-    /// Priority (higher first).
-    pub priority: i64,
-    /// Version.
-    pub version: u64,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// Group, if any (serialized as `null` when absent).
-    pub group: Option<String>,
-}
+pub use noex_model::rule::RuleSummary;
 
 impl Rule {
     /// The list-entry view of this rule.

@@ -96,54 +96,10 @@ pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     Some(current)
 }
 
-/// Parses a duration: a non-negative number of milliseconds, or a string `<digits><unit>` with
-/// unit `ms`, `s`, `m`, `h`, `d`, `w` or `y` (`"15m"`, `"30s"`, `"1h"`, `"7d"`); digits alone are ms.
-pub fn parse_duration_ms(value: &Value) -> Result<u64, String> {
-    match value {
-        Value::Number(n) => match n.as_f64() {
-            Some(ms) if ms.is_finite() && ms >= 0.0 && ms <= MAX_DURATION_MS as f64 => {
-                Ok(ms as u64)
-            }
-            _ => Err(format!(
-                "must be a non-negative number of milliseconds, got {n}"
-            )),
-        },
-        Value::String(s) => parse_duration_str(s),
-        other => Err(format!(
-            "must be a duration (ms number or string like \"15m\"), got {other}"
-        )),
-    }
-}
-
-/// The longest duration accepted (about 100 years), so arithmetic cannot overflow.
-pub const MAX_DURATION_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
-
-fn parse_duration_str(s: &str) -> Result<u64, String> {
-    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(digits_end);
-    let bad = || {
-        format!(
-            "invalid duration {s:?} (expected e.g. \"500ms\", \"30s\", \"15m\", \"1h\", \"7d\")"
-        )
-    };
-    if digits.is_empty() {
-        return Err(bad());
-    }
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let mult: u64 = match unit {
-        "" | "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "w" => 604_800_000,
-        "y" => 31_536_000_000,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(mult)
-        .filter(|ms| *ms <= MAX_DURATION_MS)
-        .ok_or_else(bad)
-}
+/// Durations are parsed by the one parser the store's TTLs use (`noex_model::ttl`): a number
+/// is milliseconds, a string is `<digits><unit>?` with unit `ms`, `s`, `m`, `h`, `d`, `w` or
+/// `y`, digits alone being milliseconds.
+pub use noex_model::ttl::{MAX_DURATION_MS, parse_duration_ms};
 
 /// Renders a JSON value the way string interpolation shows it (strings bare, null empty).
 pub fn display_value(value: &Value) -> String {

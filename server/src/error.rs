@@ -147,6 +147,14 @@ impl From<RulesError> for ServerError {
     }
 }
 
+/// A definition without the wire shape answers like any other invalid definition the store
+/// refuses (`VALIDATION_ERROR`, "Invalid definition: ...").
+impl From<noex_store::InvalidDefinition> for ServerError {
+    fn from(err: noex_store::InvalidDefinition) -> Self {
+        noex_store::StoreError::from(err).into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

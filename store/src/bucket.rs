@@ -86,7 +86,11 @@ impl Bucket {
         if def.max_size == Some(0) {
             return Err(StoreError::invalid_def("maxSize must be positive"));
         }
-        let ttl_ms = def.ttl.as_ref().map(|t| t.as_ms()).transpose()?;
+        let ttl_ms = def
+            .ttl
+            .as_ref()
+            .map(crate::definition::ttl_ms)
+            .transpose()?;
         let mut bucket = Bucket {
             name: name.to_owned(),
             schema,

@@ -1,21 +1,9 @@
 //! The store's typed errors. Every variant maps to exactly one protocol error code
 //! (see [`StoreError::code`]); messages are precise and safe to show to a client.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// One schema-validation problem: the field path (`address.city`, `tags[2]`), a readable
-/// message and a machine code (`required`, `type`, `enum`, `minLength`, `maxLength`,
-/// `pattern`, `format`, `min`, `max`, `custom`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ValidationIssue {
-    /// Path of the offending field.
-    pub field: String,
-    /// Human-readable description.
-    pub message: String,
-    /// Machine-readable issue code.
-    pub code: String,
-}
+pub use noex_model::ValidationIssue;
 
 /// Everything that can go wrong in a store operation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

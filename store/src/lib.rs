@@ -39,18 +39,23 @@ mod value;
 pub use clock::{Clock, ManualClock, TokioClock};
 pub use deadline::with_read_deadline;
 pub use definition::{
-    Aggregate, AggregateFn, BucketDefinition, BucketUpdate, FieldDef, FieldType, Format, Generated,
-    GroupBy, QueryDefinition, SortDir, Ttl,
+    Aggregate, AggregateFunction, BucketDefinition, BucketUpdate, FieldDef, FieldType, Generated,
+    GroupBy, QueryDefinition, SortOrder, StringFormat, Ttl,
 };
-pub use error::{StoreError, StoreResult, ValidationIssue};
+pub use error::{StoreError, StoreResult};
 pub use events::{ChangeEvent, ChangeHandler, ChangeKind, topic_matches};
 pub use filter::{Filter, interpolate};
 pub use handle::BucketHandle;
+pub use noex_model::ValidationIssue;
+pub use noex_model::definition::InvalidDefinition;
+pub use noex_model::definition::QueryKind;
 pub use persistence::{DEFAULT_FILE_NAME, DurabilityMode, PersistenceConfig};
 pub use query::{BucketReader, QueryContext, QueryFn, QueryResult};
-pub use reactive::{QueryInfo, QueryType, SubscriptionCallback, SubscriptionId};
+pub use reactive::{QueryInfo, SubscriptionCallback, SubscriptionId};
 pub use reads::Page;
-pub use stats::{BucketStats, PerBucket, PersistenceStats, QueryStats, StoreStats, TtlStats};
+pub use stats::{
+    BucketList, IndexStats, PersistenceStats, QueryStats, RecordStats, StoreStats, TtlStats,
+};
 pub use store::{
     DEFAULT_MAX_BUCKETS, DEFAULT_MAX_EVALUATION_TIME, DEFAULT_MAX_QUERIES,
     DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_STORE_BYTES, Store,

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
-use crate::definition::{AggregateFn, QueryDefinition};
+use crate::definition::{AggregateFunction, QueryDefinition};
 use crate::error::{StoreError, StoreResult};
 use crate::filter::Filter;
 use crate::reads::{Page, Reads, num_value};
@@ -314,9 +314,9 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, r: &Record, field: &str, function: AggregateFn) {
+    fn add(&mut self, r: &Record, field: &str, function: AggregateFunction) {
         self.count += 1;
-        if function == AggregateFn::Count {
+        if function == AggregateFunction::Count {
             return;
         }
         if let Some(x) = get_path(r, field).and_then(Value::as_f64) {
@@ -327,14 +327,14 @@ impl Acc {
         }
     }
 
-    fn value(&self, function: AggregateFn) -> Value {
+    fn value(&self, function: AggregateFunction) -> Value {
         match function {
-            AggregateFn::Count => Value::from(self.count),
-            AggregateFn::Sum => num_value(self.sum),
-            AggregateFn::Avg if self.n == 0 => Value::from(0),
-            AggregateFn::Avg => num_value(self.sum / self.n as f64),
-            AggregateFn::Min => self.min.map_or(Value::Null, num_value),
-            AggregateFn::Max => self.max.map_or(Value::Null, num_value),
+            AggregateFunction::Count => Value::from(self.count),
+            AggregateFunction::Sum => num_value(self.sum),
+            AggregateFunction::Avg if self.n == 0 => Value::from(0),
+            AggregateFunction::Avg => num_value(self.sum / self.n as f64),
+            AggregateFunction::Min => self.min.map_or(Value::Null, num_value),
+            AggregateFunction::Max => self.max.map_or(Value::Null, num_value),
         }
     }
 }

@@ -189,31 +189,7 @@ impl Registry {
     }
 }
 
-/// Kind of a listed query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QueryType {
-    /// Defined in Rust.
-    Programmatic,
-    /// Defined from JSON.
-    Declarative,
-}
-
-/// One entry of [`Store::list_queries`](crate::Store::list_queries).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QueryInfo {
-    /// Query name.
-    pub name: String,
-    /// Kind.
-    #[serde(rename = "type")]
-    pub query_type: QueryType,
-    /// Definition of a declarative query.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub config: Option<QueryDefinition>,
-    /// Number of subscriptions to this query (all params).
-    pub active_subscriptions: usize,
-}
+pub use noex_model::definition::QueryInfo;
 
 impl Store {
     /// Registers a query; `persist` is the op recording it durably (queued under the
@@ -251,7 +227,7 @@ impl Store {
     /// evaluated ([`Filter::compile_with_params`]): a placeholder may stand for any
     /// operand here, and its kind is checked against the parameter's value then.
     pub fn define_query(&self, name: &str, def: QueryDefinition) -> StoreResult<()> {
-        def.check()?;
+        crate::definition::check_query(&def)?;
         if let Some(f) = &def.filter {
             Filter::check_template(f).map_err(|e| StoreError::invalid_def(e.to_string()))?;
         }
@@ -329,7 +305,7 @@ impl Store {
     /// Every defined query with its kind, definition and subscription count.
     pub fn list_queries(&self) -> Vec<QueryInfo> {
         let reg = self.inner.reactive.lock();
-        let mut per_query: HashMap<&str, usize> = HashMap::new();
+        let mut per_query: HashMap<&str, u64> = HashMap::new();
         for (q, _) in reg.subs.values() {
             *per_query.entry(q.as_str()).or_default() += 1;
         }
@@ -337,9 +313,9 @@ impl Store {
             .iter()
             .map(|(name, kind)| QueryInfo {
                 name: name.clone(),
-                query_type: match kind {
-                    QueryKind::Declarative(_) => QueryType::Declarative,
-                    QueryKind::Programmatic(_) => QueryType::Programmatic,
+                kind: match kind {
+                    QueryKind::Declarative(_) => noex_model::definition::QueryKind::Declarative,
+                    QueryKind::Programmatic(_) => noex_model::definition::QueryKind::Programmatic,
                 },
                 config: match kind {
                     QueryKind::Declarative(d) => Some((**d).clone()),

@@ -6,9 +6,11 @@ use regex::Regex;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::definition::{FieldDef, FieldType, Format, Generated};
-use crate::error::{StoreError, StoreResult, ValidationIssue};
+use crate::definition::{FieldDef, FieldType, Generated, StringFormat};
+use crate::error::{StoreError, StoreResult};
 use crate::value::Record;
+use noex_model::ValidationIssue;
+use noex_model::json::{json_eq, type_name};
 
 /// Metadata fields the store maintains; clients cannot set them.
 pub(crate) const META_FIELDS: [&str; 4] = ["_version", "_createdAt", "_updatedAt", "_expiresAt"];
@@ -132,17 +134,6 @@ fn validate_object(
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 fn type_matches(t: FieldType, v: &Value) -> bool {
     match t {
         FieldType::String => v.is_string(),
@@ -170,7 +161,7 @@ fn validate_value(field: &Field, v: &Value, path: &str, issues: &mut Vec<Validat
         return;
     }
     if let Some(allowed) = &def.enum_values {
-        if !allowed.iter().any(|a| crate::value::json_eq(a, v)) {
+        if !allowed.iter().any(|a| json_eq(a, v)) {
             let list: Vec<String> = allowed
                 .iter()
                 .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_owned))
@@ -217,9 +208,9 @@ fn validate_value(field: &Field, v: &Value, path: &str, issues: &mut Vec<Validat
         }
         if let Some(format) = def.format {
             let (ok, name) = match format {
-                Format::Email => (is_email(s), "email"),
-                Format::Url => (is_url(s), "url"),
-                Format::IsoDate => (is_iso_date(s), "iso-date"),
+                StringFormat::Email => (is_email(s), "email"),
+                StringFormat::Url => (is_url(s), "url"),
+                StringFormat::IsoDate => (is_iso_date(s), "iso-date"),
             };
             if !ok {
                 issue(issues, path, "format", format!("Invalid {name} format"));

@@ -602,7 +602,7 @@ impl Store {
         }
         let b = data.bucket_mut(name)?;
         let ttl_ms = match &update.ttl {
-            Some(Some(t)) => Some(Some(t.as_ms()?)),
+            Some(Some(t)) => Some(Some(crate::definition::ttl_ms(t)?)),
             Some(None) => Some(None),
             None => None,
         };

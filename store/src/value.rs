@@ -25,21 +25,7 @@ pub(crate) fn get_path<'a>(record: &'a Record, path: &str) -> Option<&'a Value> 
     Some(cur)
 }
 
-/// Deep equality where numbers compare by value (`1 == 1.0`).
-pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
-        }
-        _ => a == b,
-    }
-}
+pub(crate) use noex_model::json::json_eq;
 
 /// Ordering between two numbers or two strings; `None` for any other pair.
 pub(crate) fn compare(a: &Value, b: &Value) -> Option<Ordering> {
@@ -196,74 +182,19 @@ pub(crate) fn canonical_key(v: &Value, out: &mut String) {
     }
 }
 
-/// Counts the bytes of JSON text written to it, failing once past `budget`.
-struct ByteCounter {
-    written: usize,
-    budget: usize,
-}
+pub use noex_model::json::json_size_within;
 
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.written = self.written.saturating_add(buf.len());
-        if self.written > self.budget {
-            return Err(std::io::Error::other("over budget"));
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Size in bytes of `v` serialized as JSON, or `None` as soon as it passes `budget`
-/// (the walk stops there; nothing is allocated).
-pub fn json_size_within(v: &impl serde::Serialize, budget: usize) -> Option<usize> {
-    let mut counter = ByteCounter { written: 0, budget };
-    serde_json::to_writer(&mut counter, v).ok()?;
-    Some(counter.written)
-}
-
-/// Estimated bytes of memory one object entry takes besides its key's and value's heap
-/// data: the key `String`, the `Value`, and the ordered map's hash and index slots.
-const MAP_ENTRY_BYTES: usize =
-    std::mem::size_of::<String>() + std::mem::size_of::<Value>() + 2 * std::mem::size_of::<usize>();
-
-/// Estimated heap bytes held by `v` (not counting the `Value` itself): string
-/// capacities, array buffers (by capacity), object entries and everything below.
-fn heap_size(v: &Value) -> usize {
-    match v {
-        Value::String(s) => s.capacity(),
-        Value::Array(items) => items.iter().map(heap_size).fold(
-            items
-                .capacity()
-                .saturating_mul(std::mem::size_of::<Value>()),
-            usize::saturating_add,
-        ),
-        Value::Object(map) => map_heap_size(map),
-        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
-    }
-}
-
-/// Estimated heap bytes of an object's entries ([`MAP_ENTRY_BYTES`] each plus key and
-/// value heap data).
-fn map_heap_size(map: &Map<String, Value>) -> usize {
-    map.iter().fold(0usize, |acc, (k, v)| {
-        acc.saturating_add(MAP_ENTRY_BYTES)
-            .saturating_add(k.capacity())
-            .saturating_add(heap_size(v))
-    })
-}
-
-/// Estimated bytes of memory `v` takes: the `Value` plus its heap data. Approximate
-/// (allocator overhead and the map's spare slots are not counted), but of the right
-/// order for any shape, unlike the size of its JSON.
+/// Estimated bytes of memory `v` takes: the `Value` plus its heap data (the one estimate
+/// shared with the rule engine, `noex_model::json::memory_size_within`). Approximate
+/// (allocator overhead and the map's spare slots are not counted), but of the right order
+/// for any shape, unlike the size of its JSON.
 pub fn memory_size(v: &Value) -> usize {
-    std::mem::size_of::<Value>().saturating_add(heap_size(v))
+    noex_model::json::memory_size_within(v, usize::MAX)
 }
 
 /// [`memory_size`] of a record (an object).
 pub(crate) fn record_memory_size(record: &Record) -> usize {
-    std::mem::size_of::<Value>().saturating_add(map_heap_size(record))
+    noex_model::json::object_memory_size_within(record, usize::MAX)
 }
 
 /// The running size of a result being collected, against the store's

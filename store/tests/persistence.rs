@@ -7,7 +7,7 @@ mod common;
 use common::{define, o};
 use noex_store::{
     BucketDefinition, BucketUpdate, DurabilityMode, ManualClock, PersistenceConfig,
-    QueryDefinition, QueryType, Store, StoreConfig, StoreError,
+    QueryDefinition, QueryKind, Store, StoreConfig, StoreError,
 };
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use serde_json::{Value, json};
@@ -69,7 +69,7 @@ fn state(s: &Store) -> Value {
     let queries: Vec<Value> = s
         .list_queries()
         .into_iter()
-        .filter(|q| q.query_type == QueryType::Declarative)
+        .filter(|q| q.kind == QueryKind::Declarative)
         .map(|q| json!({"name": q.name, "config": q.config}))
         .collect();
     json!({"buckets": buckets, "queries": queries, "aux": s.load_aux("facts")})

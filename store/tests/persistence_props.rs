@@ -9,7 +9,7 @@ mod common;
 
 use common::o;
 use noex_store::{
-    BucketDefinition, DurabilityMode, PersistenceConfig, QueryDefinition, QueryType, Store,
+    BucketDefinition, DurabilityMode, PersistenceConfig, QueryDefinition, QueryKind, Store,
     StoreConfig,
 };
 use proptest::prelude::*;
@@ -136,7 +136,7 @@ fn persisted_state(s: &Store) -> Value {
     let queries: Vec<Value> = s
         .list_queries()
         .into_iter()
-        .filter(|q| q.query_type == QueryType::Declarative)
+        .filter(|q| q.kind == QueryKind::Declarative)
         .filter(|q| q.config.as_ref().is_some_and(|c| c.bucket != "volatile"))
         .map(|q| json!({"name": q.name, "config": q.config}))
         .collect();

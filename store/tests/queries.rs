@@ -145,7 +145,7 @@ async fn declarative_features() {
 #[tokio::test]
 async fn query_definition_errors_and_listing() {
     let s = seeded().await;
-    let def = |v: Value| QueryDefinition::from_json(v);
+    let def = |v: Value| QueryDefinition::from_json(v).map_err(StoreError::from);
     assert!(matches!(
         def(json!({"bucket": "users", "bogus": 1})),
         Err(StoreError::InvalidDefinition { .. })

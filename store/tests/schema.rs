@@ -232,6 +232,7 @@ async fn bad_definitions_are_typed_errors() {
     let s = store();
     for (i, def) in bad.into_iter().enumerate() {
         let err = BucketDefinition::from_json(def)
+            .map_err(StoreError::from)
             .and_then(|d| s.define_bucket(&format!("b{i}"), d))
             .unwrap_err();
         assert!(

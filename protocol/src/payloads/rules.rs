@@ -56,14 +56,9 @@ pub struct Fact {
     pub version: u64,
 }
 
-/// One entry of `rules.queryFacts` / `rules.getAllFacts`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct FactEntry {
-    /// Fact key.
-    pub key: String,
-    /// Fact value.
-    pub value: Value,
-}
+/// One entry of `rules.queryFacts` / `rules.getAllFacts` (defined in `noex-model`, shared
+/// with the rule engine).
+pub use noex_model::rule::FactEntry;
 
 /// `rules.deleteFact` → `{deleted}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -150,24 +145,8 @@ pub struct RuleEnabled {
     pub enabled: bool,
 }
 
-/// One entry of `rules.getRules`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct RuleSummary {
-    /// Rule id.
-    pub id: String,
-    /// Rule name.
-    pub name: String,
-    /// Whether it runs.
-    pub enabled: bool,
-    /// Higher runs first.
-    pub priority: i64,
-    /// Current version.
-    pub version: u64,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// Group, if any.
-    pub group: Option<String>,
-}
+/// One entry of `rules.getRules` (defined in `noex-model`, shared with the rule engine).
+pub use noex_model::rule::RuleSummary;
 
 /// `rules.getRules` → `{rules}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -176,14 +155,8 @@ pub struct RuleList {
     pub rules: Vec<RuleSummary>,
 }
 
-/// One problem found in a rule definition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct RuleValidationIssue {
-    /// Where, e.g. `trigger.type` or `actions[1].key`.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
+/// One problem found in a rule definition (defined in `noex-model`, shared with the rule engine).
+pub use noex_model::issue::RuleValidationIssue;
 
 /// `rules.validateRule` → `{valid, errors}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

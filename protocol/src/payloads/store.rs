@@ -1,7 +1,5 @@
 //! Results of `store.*` operations and the `details` of store errors.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
@@ -90,14 +88,10 @@ pub struct TransactionResult {
     pub results: Vec<TransactionOpResult>,
 }
 
-/// `store.buckets` → `{count, names}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct BucketList {
-    /// Number of buckets.
-    pub count: u64,
-    /// Their names.
-    pub names: Vec<String>,
-}
+/// The store statistics (defined in `noex-model`, shared with the store).
+pub use noex_model::stats::{
+    BucketList, IndexStats, PersistenceStats, QueryStats, RecordStats, StoreStats, TtlStats,
+};
 
 /// `store.defineBucket` → `{name, created: true}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -153,32 +147,8 @@ pub struct QueryUndefined {
     pub undefined: bool,
 }
 
-/// How a query was defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "lowercase")]
-pub enum QueryKind {
-    /// A Rust function registered by the embedder.
-    Programmatic,
-    /// A JSON definition (config file or `store.defineQuery`).
-    Declarative,
-}
-
-/// One entry of `store.listQueries`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct QueryInfo {
-    /// Query name.
-    pub name: String,
-    /// Programmatic or declarative.
-    #[serde(rename = "type")]
-    pub kind: QueryKind,
-    /// The definition, for declarative queries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
-    pub config: Option<Value>,
-    /// Subscriptions currently open on it.
-    pub active_subscriptions: u64,
-}
+/// A listed query and its kind (defined in `noex-model`, shared with the store).
+pub use noex_model::definition::{QueryInfo, QueryKind};
 
 /// `store.listQueries` → `{queries}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -187,85 +157,8 @@ pub struct QueryList {
     pub queries: Vec<QueryInfo>,
 }
 
-/// Record counts in [`StoreStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct RecordStats {
-    /// All records.
-    pub total: u64,
-    /// Records per bucket.
-    pub per_bucket: BTreeMap<String, u64>,
-}
-
-/// Index counts in [`StoreStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct IndexStats {
-    /// All secondary indexes.
-    pub total: u64,
-    /// Indexes per bucket.
-    pub per_bucket: BTreeMap<String, u64>,
-}
-
-/// Query counts in [`StoreStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct QueryStats {
-    /// Defined queries.
-    pub defined: u64,
-    /// Open subscriptions over all queries.
-    pub active_subscriptions: u64,
-}
-
-/// Persistence state in [`StoreStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
-pub struct PersistenceStats {
-    /// Whether records are written to durable storage.
-    pub enabled: bool,
-}
-
-/// TTL sweep state in [`StoreStats`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct TtlStats {
-    /// Whether a background sweep runs.
-    pub enabled: bool,
-    /// Sweep period.
-    pub check_interval_ms: u64,
-}
-
-/// `store.stats`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct StoreStats {
-    /// Store name, when configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
-    pub name: Option<String>,
-    /// Bucket count and names.
-    pub buckets: BucketList,
-    /// Record counts.
-    pub records: RecordStats,
-    /// Index counts.
-    pub indexes: IndexStats,
-    /// Query counts.
-    pub queries: QueryStats,
-    /// Persistence state.
-    pub persistence: PersistenceStats,
-    /// TTL sweep state.
-    pub ttl: TtlStats,
-}
-
-/// One schema-validation issue, listed in a `VALIDATION_ERROR`'s `details`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct ValidationIssue {
-    /// Field path, e.g. `address.city` or `tags[2]`.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-    /// `required`, `type`, `enum`, `minLength`, `maxLength`, `pattern`, `format`, `min`,
-    /// `max` or `custom`.
-    pub code: String,
-}
+/// One schema-validation issue (defined in `noex-model`, shared with the store).
+pub use noex_model::ValidationIssue;
 
 /// `details` of an `ALREADY_EXISTS` caused by a unique constraint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::RuleValidationError;
+use crate::error::RuleValidationIssue;
 use crate::pattern::{check_fact_pattern, check_topic_pattern, parse_duration_ms};
 
 mod actions;
@@ -17,7 +17,7 @@ pub struct ValidationReport {
     /// True when `errors` is empty.
     pub valid: bool,
     /// Every problem found.
-    pub errors: Vec<RuleValidationError>,
+    pub errors: Vec<RuleValidationIssue>,
 }
 
 const TRIGGER_TYPES: &str = "event, fact, timer, temporal";
@@ -42,7 +42,7 @@ pub(super) const MAX_ACTION_NESTING: usize = 16;
 
 /// The `set_timer` actions of a valid rule whose literal `duration` or `repeat.interval` is
 /// below `min_ms` (computed ones are checked when the timer is set), with their paths.
-pub fn timer_floor_errors(rule: &crate::model::RuleInput, min_ms: u64) -> Vec<RuleValidationError> {
+pub fn timer_floor_errors(rule: &crate::model::RuleInput, min_ms: u64) -> Vec<RuleValidationIssue> {
     let mut errors = Vec::new();
     timer_floor(&rule.actions, "actions", min_ms, &mut errors);
     errors
@@ -52,7 +52,7 @@ fn timer_floor(
     actions: &[crate::model::Action],
     path: &str,
     min_ms: u64,
-    out: &mut Vec<RuleValidationError>,
+    out: &mut Vec<RuleValidationIssue>,
 ) {
     use crate::model::Action;
     let literal_below = |value: &Value| {
@@ -66,7 +66,7 @@ fn timer_floor(
             Action::SetTimer { timer } => {
                 let mut check = |value: &Value, field: String, name: &str| {
                     if literal_below(value) {
-                        out.push(RuleValidationError::new(
+                        out.push(RuleValidationIssue::new(
                             field,
                             format!("Field \"{name}\" must be at least {min_ms} ms (the engine's minimum timer interval)"),
                         ));
@@ -130,7 +130,7 @@ pub fn validate_rule(rule: &Value) -> ValidationReport {
 #[derive(Default)]
 pub(super) struct Validator {
     /// Problems found so far.
-    pub(super) errors: Vec<RuleValidationError>,
+    pub(super) errors: Vec<RuleValidationIssue>,
 }
 
 pub(super) fn join(path: &str, field: &str) -> String {
@@ -141,20 +141,11 @@ pub(super) fn join(path: &str, field: &str) -> String {
     }
 }
 
-pub(super) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
+pub(super) use noex_model::json::type_name;
 
 impl Validator {
     pub(super) fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(RuleValidationError::new(path, message));
+        self.errors.push(RuleValidationIssue::new(path, message));
     }
 
     pub(super) fn object<'a>(

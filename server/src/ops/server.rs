@@ -55,35 +55,6 @@ pub(crate) fn stats(shared: &Shared, authority: Option<&Authority<'_>>) -> Serve
         total_rules_subscriptions: entries.iter().map(|e| e.rules_subscriptions).sum(),
     };
     let store = crate::ops::store::visible_stats(&shared.store, authority, "server.stats");
-    let per_bucket = |m: &std::collections::BTreeMap<String, usize>| {
-        m.iter().map(|(k, v)| (k.clone(), *v as u64)).collect()
-    };
-    let store = noex_protocol::payloads::StoreStats {
-        name: Some(store.name.clone()),
-        buckets: noex_protocol::payloads::BucketList {
-            count: store.buckets.count as u64,
-            names: store.buckets.names.clone(),
-        },
-        records: noex_protocol::payloads::RecordStats {
-            total: store.records.total as u64,
-            per_bucket: per_bucket(&store.records.per_bucket),
-        },
-        indexes: noex_protocol::payloads::IndexStats {
-            total: store.indexes.total as u64,
-            per_bucket: per_bucket(&store.indexes.per_bucket),
-        },
-        queries: noex_protocol::payloads::QueryStats {
-            defined: store.queries.defined as u64,
-            active_subscriptions: store.queries.active_subscriptions as u64,
-        },
-        persistence: noex_protocol::payloads::PersistenceStats {
-            enabled: store.persistence.enabled,
-        },
-        ttl: noex_protocol::payloads::TtlStats {
-            enabled: store.ttl.enabled,
-            check_interval_ms: store.ttl.check_interval_ms,
-        },
-    };
     ServerStats {
         name: shared.config.name.clone(),
         port: shared.local_addr.port(),

@@ -497,7 +497,7 @@ pub(crate) fn visible_stats(
         .names
         .retain(|name| sees_bucket(Some(authority), op, name));
     let visible = |name: &String| stats.buckets.names.contains(name);
-    stats.buckets.count = stats.buckets.names.len();
+    stats.buckets.count = stats.buckets.names.len() as u64;
     stats.records.per_bucket.retain(|name, _| visible(name));
     stats.records.total = stats.records.per_bucket.values().sum();
     stats.indexes.per_bucket.retain(|name, _| visible(name));

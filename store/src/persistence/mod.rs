@@ -33,9 +33,9 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::definition::Ttl;
 use crate::error::{StoreError, StoreResult};
 use crate::store::Store;
+use noex_model::ttl::Ttl;
 
 pub(crate) use engine::Snapshot;
 
