@@ -42,7 +42,7 @@ pub mod validate;
 pub use config::{EngineConfig, FactObserver, LogHook};
 pub use engine::{EngineStats, EventCallback, RuleEngine, SubscriptionId};
 pub use error::{Result, RuleValidationError, RulesError};
-pub use event::{Clock, EmitOptions, Event, ManualClock, TokioClock};
+pub use event::{EmitOptions, Event};
 pub use facts::{Fact, FactChange, FactEntry};
 pub use footprint::{RuleFootprint, rule_footprint, updated_rule_footprint};
 pub use model::{
@@ -50,6 +50,7 @@ pub use model::{
     LogLevel, OnExpire, Operator, Rule, RuleInput, RuleSummary, TemporalPattern, TimerConfig,
     TimerRepeat, Trigger,
 };
+pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use temporal::{MAX_GROUPS_PER_RULE, MAX_HISTORY};
 pub use timers::TimerInfo;
 pub use validate::{ValidationReport, validate_rule};
