@@ -12,8 +12,8 @@ use noex_protocol::payloads::{
 };
 use std::borrow::Cow;
 
+use noex_model::pattern::NamePattern;
 use noex_protocol::{ErrorCode, Operation, PushChannel, PushFrame, RulesOp, Tier};
-use noex_rules::pattern::NamePattern;
 use noex_rules::{
     EmitOptions, EngineConfig, EngineStats, Event, Fact, FactChange, FactObserver, Rule,
     RuleEngine, RulesError,

@@ -9,7 +9,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::{ChainValidator, TokenValidator};
-use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection;
 use crate::handshake::HandshakeGate;
@@ -18,6 +17,7 @@ use crate::permissions::{PermissionCheck, PermissionsConfig};
 use crate::rate_limit::RateLimiter;
 use crate::registry::ConnectionRegistry;
 use crate::subscriptions::SubscriptionCounters;
+use noex_model::clock::{Clock, SystemClock};
 use noex_protocol::payloads::{ConnectionInfo, ConnectionsSummary, ServerStats};
 use noex_rules::{RuleEngine, RulesError};
 use noex_store::{Store, StoreConfig, StoreError};
@@ -285,7 +285,11 @@ impl ServerBuilder {
     }
 
     /// Reads time from `clock` for session expiry, JWT `nbf`, and rate-limit and
-    /// failed-login windows.
+    /// failed-login windows, and gives it to the store the server starts (record timestamps,
+    /// TTL expiry and sweep) and to its rule engine (timers, absence waits, event and fact
+    /// timestamps). A store or rule engine passed to [`ServerBuilder::store`] or
+    /// [`ServerBuilder::rule_engine`] keeps the clock of its own config. Default: the
+    /// system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -317,6 +321,7 @@ impl ServerBuilder {
                 max_queries: config.limits.max_queries,
                 max_record_bytes: config.limits.max_record_bytes,
                 max_store_bytes: config.limits.max_store_bytes,
+                clock: Some(Arc::clone(&clock)),
                 ..StoreConfig::default()
             })
             .map_err(|source| StartError::Store {
@@ -349,10 +354,10 @@ impl ServerBuilder {
         let rules = match (config.rules.enabled, rule_engine) {
             (Some(false), _) | (None, None) => None,
             (_, Some(engine)) => Some(engine),
-            (Some(true), None) => Some(RuleEngine::new(crate::rules_ops::engine_config(
-                &config.limits,
-                &store,
-            ))),
+            (Some(true), None) => Some(RuleEngine::new(noex_rules::EngineConfig {
+                clock: Arc::clone(&clock),
+                ..crate::rules_ops::engine_config(&config.limits, &store)
+            })),
         };
         if let Some(engine) = &rules {
             if store.persistence_path().is_some() && engine.config().fact_observer.is_none() {
