@@ -19,7 +19,8 @@
 //! assert_eq!(engine.get_fact("order:7:vip"), Some(json!(true)));
 //! ```
 //!
-//! Modules: [`pattern`] (topic / fact patterns, durations), `facts`, `event` (events, clocks),
+//! Modules: [`pattern`] (durations, paths; the topic / fact patterns of `noex-model`),
+//! `facts`, `event` (events; the clock is `noex-model`'s [`Clock`]),
 //! `model` (rule serde types), [`validate`] (raw JSON validation), `eval` (conditions,
 //! interpolation), `temporal`, `timers`, `budget` (the bounds of one input), `runner` (rule
 //! execution) and `engine` (the API).
