@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::event::{Clock, TokioClock};
 use crate::model::LogLevel;
+use noex_model::clock::{Clock, TokioClock};
 
 /// Receives every `log` action: level, interpolated message, rule id.
 pub type LogHook = Arc<dyn Fn(LogLevel, &str, &str) + Send + Sync>;
@@ -134,7 +134,8 @@ pub struct EngineConfig {
     /// topic starts with it (literally) is refused at registration with a validation error,
     /// and a computed topic under it is an action error. `None` (default): no such root.
     pub reserved_topic_root: Option<String>,
-    /// Source of timestamps.
+    /// Source of timestamps, and what timers and absence waits wait on (advancing a
+    /// [`noex_model::clock::ManualClock`] fires what is due). Default: a [`TokioClock`].
     pub clock: Arc<dyn Clock>,
     /// Optional receiver of `log` actions (they always go to `tracing` as well).
     pub log_hook: Option<LogHook>,

@@ -194,7 +194,7 @@ impl RuleEngine {
     }
 
     fn now(&self) -> i64 {
-        self.inner.config.clock.now_ms()
+        crate::event::clock_now(&*self.inner.config.clock)
     }
 
     /// Runs `work` to completion and delivers the resulting events.
@@ -565,7 +565,11 @@ impl RuleEngine {
 
     /// Active timers, by name.
     pub fn timers(&self) -> Vec<TimerInfo> {
-        self.inner.state.lock().timers.list()
+        self.inner
+            .state
+            .lock()
+            .timers
+            .list(self.inner.config.clock.now_ms())
     }
 
     /// Cancels a timer by name; whether it existed.
@@ -597,7 +601,8 @@ impl RuleEngine {
     }
 
     /// Resolves once no timer or absence wait is due without having run (deterministic under
-    /// paused tokio time: `advance(..)` then `settle().await`). Never sleeps.
+    /// paused tokio time: `advance(..)` then `settle().await`; with a manual clock:
+    /// `clock.advance(..)` then `settle().await`). Never sleeps.
     pub async fn settle(&self) {
         for _ in 0..MAX_SETTLE_ROUNDS {
             let due = self
@@ -605,7 +610,7 @@ impl RuleEngine {
                 .state
                 .lock()
                 .timers
-                .any_due(tokio::time::Instant::now());
+                .any_due(self.inner.config.clock.now_ms());
             if !due {
                 return;
             }
@@ -695,12 +700,7 @@ fn deliver(inner: &Inner, events: &[Event]) {
 }
 
 /// A timer task reached its deadline. Returns false when the timer was replaced or cancelled.
-pub(crate) fn fire_timer(
-    inner: &Arc<Inner>,
-    name: &str,
-    id: u64,
-    next: Option<tokio::time::Instant>,
-) -> bool {
+pub(crate) fn fire_timer(inner: &Arc<Inner>, name: &str, id: u64, next: Option<u64>) -> bool {
     let delivered = {
         let mut state = inner.state.lock();
         let Some(spec) = state.timers.on_fire(name, id, next) else {
@@ -710,7 +710,7 @@ pub(crate) fn fire_timer(
             id: uuid::Uuid::new_v4().to_string(),
             topic: spec.topic.clone(),
             data: spec.data.clone(),
-            timestamp: inner.config.clock.now_ms(),
+            timestamp: crate::event::clock_now(&*inner.config.clock),
             correlation_id: spec.correlation_id.clone(),
             causation_id: None,
             source: Some(format!("timer:{name}")),

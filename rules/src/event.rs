@@ -1,8 +1,6 @@
-//! Events and the injectable clock that stamps them (and facts).
+//! Events, stamped (like facts) by the engine clock ([`noex_model::clock::Clock`]).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
+use noex_model::clock::Clock;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -40,71 +38,7 @@ pub struct EmitOptions {
     pub causation_id: Option<String>,
 }
 
-/// A source of wall-clock timestamps (ms since the Unix epoch). Injected for deterministic tests.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Current time in ms since the Unix epoch.
-    fn now_ms(&self) -> i64;
-}
-
-/// The default clock: wall time at creation plus elapsed *tokio* time, so timestamps and
-/// temporal windows advance with `tokio::time::advance` under paused time.
-#[derive(Debug)]
-pub struct TokioClock {
-    base_ms: i64,
-    base: tokio::time::Instant,
-}
-
-impl TokioClock {
-    /// Starts the clock at the current system time.
-    pub fn new() -> Self {
-        let base_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Self {
-            base_ms,
-            base: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Default for TokioClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for TokioClock {
-    fn now_ms(&self) -> i64 {
-        self.base_ms + self.base.elapsed().as_millis() as i64
-    }
-}
-
-/// A clock that only moves when told to. Cloning shares the same time.
-#[derive(Debug, Clone, Default)]
-pub struct ManualClock {
-    now: Arc<AtomicI64>,
-}
-
-impl ManualClock {
-    /// A clock reading `start_ms`.
-    pub fn new(start_ms: i64) -> Self {
-        Self {
-            now: Arc::new(AtomicI64::new(start_ms)),
-        }
-    }
-    /// Moves the clock forward by `ms`.
-    pub fn advance(&self, ms: i64) {
-        self.now.fetch_add(ms, Ordering::SeqCst);
-    }
-    /// Sets the clock to `ms`.
-    pub fn set(&self, ms: i64) {
-        self.now.store(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.now.load(Ordering::SeqCst)
-    }
+/// The engine's timestamps are signed ms since the Unix epoch; the clock's are unsigned.
+pub(crate) fn clock_now(clock: &dyn Clock) -> i64 {
+    i64::try_from(clock.now_ms()).unwrap_or(i64::MAX)
 }

@@ -19,7 +19,8 @@
 //! assert_eq!(engine.get_fact("order:7:vip"), Some(json!(true)));
 //! ```
 //!
-//! Modules: [`pattern`] (topic / fact patterns, durations), `facts`, `event` (events, clocks),
+//! Modules: [`pattern`] (durations, paths; the topic / fact patterns of `noex-model`),
+//! `facts`, `event` (events; the clock is `noex-model`'s [`Clock`]),
 //! `model` (rule serde types), [`validate`] (raw JSON validation), `eval` (conditions,
 //! interpolation), `temporal`, `timers`, `budget` (the bounds of one input), `runner` (rule
 //! execution) and `engine` (the API).
@@ -42,7 +43,7 @@ pub mod validate;
 pub use config::{EngineConfig, FactObserver, LogHook};
 pub use engine::{EngineStats, EventCallback, RuleEngine, SubscriptionId};
 pub use error::{Result, RuleValidationIssue, RulesError};
-pub use event::{Clock, EmitOptions, Event, ManualClock, TokioClock};
+pub use event::{EmitOptions, Event};
 pub use facts::{Fact, FactChange, FactEntry};
 pub use footprint::{RuleFootprint, rule_footprint, updated_rule_footprint};
 pub use model::{
@@ -50,6 +51,7 @@ pub use model::{
     LogLevel, OnExpire, Operator, Rule, RuleInput, RuleSummary, TemporalPattern, TimerConfig,
     TimerRepeat, Trigger,
 };
+pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use temporal::{MAX_GROUPS_PER_RULE, MAX_HISTORY};
 pub use timers::TimerInfo;
 pub use validate::{ValidationReport, validate_rule};

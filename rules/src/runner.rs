@@ -340,7 +340,7 @@ impl Runner<'_> {
     }
 
     fn on_event(&mut self, state: &mut State, event: &Event, depth: usize) {
-        let now = self.config.clock.now_ms();
+        let now = crate::event::clock_now(&*self.config.clock);
         // Temporal patterns see every event, in priority order like other rules.
         for rule in state.candidates(|t| matches!(t, Trigger::Temporal { .. })) {
             let Trigger::Temporal { pattern } = &rule.input.trigger else {
@@ -470,7 +470,7 @@ impl Exec<'_, '_> {
             id: uuid::Uuid::new_v4().to_string(),
             topic,
             data,
-            timestamp: self.runner.config.clock.now_ms(),
+            timestamp: crate::event::clock_now(&*self.runner.config.clock),
             correlation_id: self.cause.and_then(|c| c.correlation_id.clone()),
             causation_id: self.cause.map(|c| c.id.clone()),
             source: Some(format!("rule:{}", self.rule_id)),
@@ -512,7 +512,7 @@ impl Exec<'_, '_> {
                 // Queueing must succeed before the fact changes: a refused change is not made.
                 self.runner.budget.unit()?;
                 self.runner.budget.bytes(WORK_ITEM_BYTES)?;
-                let now = self.runner.config.clock.now_ms();
+                let now = crate::event::clock_now(&*self.runner.config.clock);
                 let source = format!("rule:{}", self.rule_id);
                 let (_, previous) = state.facts.set(&key, value.clone(), bytes, now, &source);
                 let cause = self.cause.cloned();
@@ -609,7 +609,7 @@ impl Exec<'_, '_> {
             }
             Action::Log { level, message } => {
                 let rule_id = self.rule_id;
-                let now = self.runner.config.clock.now_ms();
+                let now = crate::event::clock_now(&*self.runner.config.clock);
                 let per_second = self.runner.config.max_rule_logs_per_second;
                 let dropped = match state.log_limits.admit(rule_id, now, per_second) {
                     // Not even interpolated: a dropped line costs no copying.
@@ -772,7 +772,7 @@ pub(crate) fn truncated(text: &str) -> std::borrow::Cow<'_, str> {
 /// `error` cut to [`MAX_WARNING_CHARS`].
 fn warn_for_rule(config: &EngineConfig, state: &mut State, rule_id: &str, what: &str, error: &str) {
     let per_second = config.max_rule_logs_per_second;
-    let now = config.clock.now_ms();
+    let now = crate::event::clock_now(&*config.clock);
     let LogVerdict::Write { dropped } = state.log_limits.admit(rule_id, now, per_second) else {
         return;
     };

@@ -1,17 +1,16 @@
-//! Named timers on tokio time. Each timer is one task sleeping until its deadline, then firing
-//! into the engine; a timer set again under the same name replaces (aborts) the old one.
-//! Absence waits of temporal patterns use the same mechanism.
+//! Named timers on the engine clock ([`crate::EngineConfig::clock`]). Each timer is one task
+//! waiting (`Clock::sleep_until`) for its deadline, then firing into the engine; a timer set
+//! again under the same name replaces (aborts) the old one. Absence waits of temporal
+//! patterns use the same mechanism. With a manual clock, advancing it past a deadline fires
+//! the timer; with the default tokio clock, the wait is a tokio sleep.
 //!
-//! Deadlines are kept here so [`crate::RuleEngine::settle`] can tell whether anything that is
-//! due has not run yet, without sleeping.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+//! Deadlines (ms on the engine clock) are kept here so [`crate::RuleEngine::settle`] can tell
+//! whether anything that is due has not run yet, without sleeping.
 
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
 
 use crate::engine::{Inner, fire_absence, fire_timer, off_worker};
 use crate::temporal::AbsenceWait;
@@ -45,7 +44,8 @@ pub struct TimerInfo {
 pub(crate) struct TimerEntry {
     pub id: u64,
     pub spec: TimerSpec,
-    pub deadline: Instant,
+    /// Next expiry, ms on the engine clock.
+    pub deadline: u64,
     pub fired: u64,
     /// Approximate memory of `spec.data`, counted in [`Timers::data_bytes`].
     bytes: usize,
@@ -56,7 +56,8 @@ pub(crate) struct TimerEntry {
 #[derive(Default)]
 pub(crate) struct Timers {
     entries: HashMap<String, TimerEntry>,
-    absence: HashMap<u64, Instant>,
+    /// Absence waits by instance: their deadline, ms on the engine clock.
+    absence: HashMap<u64, u64>,
     next_id: u64,
     /// Approximate memory of every active timer's data together.
     data_bytes: usize,
@@ -72,15 +73,14 @@ impl Timers {
         self.entries.len()
     }
 
-    pub(crate) fn list(&self) -> Vec<TimerInfo> {
-        let now = Instant::now();
+    pub(crate) fn list(&self, now: u64) -> Vec<TimerInfo> {
         let mut list: Vec<TimerInfo> = self
             .entries
             .values()
             .map(|t| TimerInfo {
                 name: t.spec.name.clone(),
                 topic: t.spec.topic.clone(),
-                remaining_ms: t.deadline.saturating_duration_since(now).as_millis() as u64,
+                remaining_ms: t.deadline.saturating_sub(now),
                 fired: t.fired,
             })
             .collect();
@@ -116,7 +116,8 @@ impl Timers {
         self.cancel(&spec.name);
         self.next_id += 1;
         let id = self.next_id;
-        let deadline = Instant::now() + Duration::from_millis(spec.duration_ms);
+        let clock = Arc::clone(&inner.config.clock);
+        let deadline = clock.now_ms().saturating_add(spec.duration_ms);
         let weak: Weak<Inner> = Arc::downgrade(inner);
         let name = spec.name.clone();
         let repeat = spec.repeat;
@@ -124,12 +125,12 @@ impl Timers {
             let mut deadline = deadline;
             let mut fired = 0u64;
             loop {
-                tokio::time::sleep_until(deadline).await;
+                clock.sleep_until(deadline).await;
                 let Some(inner) = weak.upgrade() else { return };
                 fired += 1;
                 let next = repeat
                     .filter(|(_, max)| max.is_none_or(|m| fired < m))
-                    .map(|(interval, _)| deadline + Duration::from_millis(interval));
+                    .map(|(interval, _)| deadline.saturating_add(interval));
                 // The expiry's cascade runs off the runtime's workers, one input permit
                 // at a time with the other inputs (many timers due at once queue here).
                 let permit = inner.inputs.acquire().await.ok();
@@ -175,12 +176,7 @@ impl Timers {
 
     /// Called by a firing timer task: the entry, if `id` is still the current timer of `name`.
     /// Updates the deadline for a repeat, or removes the entry after its last expiry.
-    pub(crate) fn on_fire(
-        &mut self,
-        name: &str,
-        id: u64,
-        next: Option<Instant>,
-    ) -> Option<TimerSpec> {
+    pub(crate) fn on_fire(&mut self, name: &str, id: u64, next: Option<u64>) -> Option<TimerSpec> {
         let entry = self.entries.get_mut(name).filter(|e| e.id == id)?;
         entry.fired += 1;
         let spec = entry.spec.clone();
@@ -201,11 +197,12 @@ impl Timers {
             tracing::warn!(rule_id = %wait.rule_id, "absence pattern needs a running tokio runtime; wait ignored");
             return;
         };
-        let deadline = Instant::now() + Duration::from_millis(wait.within_ms);
+        let clock = Arc::clone(&inner.config.clock);
+        let deadline = clock.now_ms().saturating_add(wait.within_ms);
         self.absence.insert(wait.instance, deadline);
         let weak: Weak<Inner> = Arc::downgrade(inner);
         handle.spawn(async move {
-            tokio::time::sleep_until(deadline).await;
+            clock.sleep_until(deadline).await;
             if let Some(inner) = weak.upgrade() {
                 let _permit = inner.inputs.acquire().await.ok();
                 off_worker(|| fire_absence(&inner, wait));
@@ -219,7 +216,7 @@ impl Timers {
     }
 
     /// Whether a timer or absence wait is due but has not run yet.
-    pub(crate) fn any_due(&self, now: Instant) -> bool {
+    pub(crate) fn any_due(&self, now: u64) -> bool {
         self.entries.values().any(|t| t.deadline <= now) || self.absence.values().any(|d| *d <= now)
     }
 

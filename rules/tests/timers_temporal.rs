@@ -482,3 +482,47 @@ async fn timers_shorter_than_the_minimum_interval_are_refused_or_raised() {
     assert_eq!(fired.lock().len(), 11, "one expiry per 100 ms over 1 s");
     engine.shutdown();
 }
+
+/// Timers and absence waits follow the engine clock, not tokio time: on a manual clock a
+/// timer fires when the clock is advanced past its duration (and its event carries the
+/// manual time), and an absence wait ends the same way.
+#[tokio::test]
+async fn a_manual_clock_drives_timers_and_absence_waits() {
+    let (engine, clock) = common::engine();
+    register(
+        &engine,
+        json!({"id": "start", "name": "start", "trigger": {"type": "event", "topic": "go"},
+        "actions": [{"type": "set_timer", "timer": {"name": "t", "duration": "10s",
+            "onExpire": {"topic": "done", "data": {}}}}]}),
+    );
+    register(
+        &engine,
+        temporal(
+            "quiet",
+            json!({"type": "absence", "after": {"topic": "go"}, "expected": {"topic": "ack"},
+                   "within": "5s"}),
+        ),
+    );
+    let done = record(&engine, "done");
+    let matched = record(&engine, "matched.*");
+    engine.emit("go", json!({})).unwrap();
+    engine.settle().await;
+    assert_eq!(engine.timers()[0].remaining_ms, 10_000);
+    clock.advance(4_999);
+    engine.settle().await;
+    assert!(matched.lock().is_empty(), "absence wait one ms short");
+    clock.advance(1);
+    engine.settle().await;
+    assert_eq!(topics(&matched), ["matched.absence"]);
+    assert!(done.lock().is_empty());
+    clock.advance(4_999);
+    engine.settle().await;
+    assert!(done.lock().is_empty(), "timer one ms short");
+    assert_eq!(engine.timers()[0].remaining_ms, 1);
+    clock.advance(1);
+    engine.settle().await;
+    let fired = done.lock().clone();
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].timestamp, 1_010_000);
+    assert!(engine.timers().is_empty());
+}

@@ -6,8 +6,8 @@
 
 use std::borrow::Cow;
 
+use noex_model::pattern::NamePattern;
 use noex_protocol::{ErrorCode, Operation, Resource, Tier};
-use noex_rules::pattern::NamePattern;
 use noex_rules::{RuleEngine, RuleFootprint, rule_footprint, updated_rule_footprint};
 use noex_store::{QueryDefinition, Store};
 use serde_json::Value;

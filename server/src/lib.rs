@@ -18,7 +18,6 @@
 
 mod access;
 mod auth;
-mod clock;
 mod config;
 mod config_error;
 mod connection;
@@ -49,13 +48,13 @@ pub use auth::{
     AuthConfig, JwtAlgorithm, JwtConfig, JwtValidator, Session, StaticToken, StaticTokenValidator,
     TokenValidator, ValidateFuture,
 };
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     BackpressureConfig, ConfigError, ConnectionLimits, DEFAULT_MAX_CONNECTIONS_PER_IP,
     HeartbeatConfig, LimitsConfig, LoginLimits, PersistenceEngine, PersistenceSection,
     RateLimitConfig, RulesSection, ServerConfig, StoreSection,
 };
 pub use error::ServerError;
+pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use permissions::{
     Decision, DefaultPolicy, Patterns, PermissionCheck, PermissionRule, PermissionsConfig, Tier,
     match_pattern,

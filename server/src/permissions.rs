@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use noex_rules::pattern::NamePattern;
+use noex_model::pattern::{NamePattern, topic_matches};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::Session;
@@ -131,16 +131,13 @@ where
     }
 }
 
-/// `*` matches everything, `prefix.*` everything starting with `prefix.`, else exact: the
-/// grammar of operation patterns in `allow`.
+/// Whether the operation type `value` matches the `allow` pattern `pattern`. Operation types
+/// are `.`-separated names like topics, and `allow` patterns are topic patterns
+/// ([`noex_model::pattern::topic_matches`]): `*` matches every operation, `namespace.*`
+/// every operation of the namespace, a name without `*` itself, and any other `*` one
+/// segment (`*.stats`).
 pub fn match_pattern(pattern: &str, value: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    match pattern.strip_suffix('*') {
-        Some(prefix) if prefix.ends_with('.') => value.starts_with(prefix),
-        _ => pattern == value,
-    }
+    topic_matches(pattern, value)
 }
 
 /// One resource a [`Need`] touches, as the declarative rules' resource lists see it:
@@ -416,5 +413,11 @@ mod tests {
         assert!(!match_pattern("store.*", "rules.emit"));
         assert!(match_pattern("store.get", "store.get"));
         assert!(!match_pattern("store.get", "store.getX"));
+        // The topic grammar: `*` elsewhere is one segment; a partial `*` is a literal.
+        assert!(match_pattern("*.stats", "store.stats"));
+        assert!(match_pattern("*.stats", "rules.stats"));
+        assert!(!match_pattern("*.stats", "store.get"));
+        assert!(!match_pattern("store.g*", "store.get"));
+        assert!(!match_pattern("store.*", "store"));
     }
 }

@@ -9,7 +9,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::{ChainValidator, TokenValidator};
-use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection;
 use crate::handshake::HandshakeGate;
@@ -19,6 +18,7 @@ use crate::rate_limit::RateLimiter;
 use crate::registry::ConnectionRegistry;
 use crate::shared::{AuthRuntime, Lifecycle, Shared};
 use crate::subscriptions::SubscriptionCounters;
+use noex_model::clock::{Clock, SystemClock};
 use noex_protocol::payloads::{ConnectionInfo, ServerStats};
 use noex_rules::{RuleEngine, RulesError};
 use noex_store::{Store, StoreConfig, StoreError};
@@ -158,7 +158,11 @@ impl ServerBuilder {
     }
 
     /// Reads time from `clock` for session expiry, JWT `nbf`, and rate-limit and
-    /// failed-login windows.
+    /// failed-login windows, and gives it to the store the server starts (record timestamps,
+    /// TTL expiry and sweep) and to its rule engine (timers, absence waits, event and fact
+    /// timestamps). A store or rule engine passed to [`ServerBuilder::store`] or
+    /// [`ServerBuilder::rule_engine`] keeps the clock of its own config. Default: the
+    /// system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -191,6 +195,7 @@ impl ServerBuilder {
                 max_record_bytes: config.limits.max_record_bytes,
                 max_store_bytes: config.limits.max_store_bytes,
                 max_evaluation_time: config.limits.read_budget(),
+                clock: Some(Arc::clone(&clock)),
                 ..StoreConfig::default()
             })
             .map_err(|source| StartError::Store {
@@ -223,10 +228,10 @@ impl ServerBuilder {
         let rules = match (config.rules.enabled, rule_engine) {
             (Some(false), _) | (None, None) => None,
             (_, Some(engine)) => Some(engine),
-            (Some(true), None) => Some(RuleEngine::new(crate::rule_persistence::engine_config(
-                &config.limits,
-                &store,
-            ))),
+            (Some(true), None) => Some(RuleEngine::new(noex_rules::EngineConfig {
+                clock: Arc::clone(&clock),
+                ..crate::rule_persistence::engine_config(&config.limits, &store)
+            })),
         };
         if let Some(engine) = &rules {
             if store.persistence_path().is_some() && engine.config().fact_observer.is_none() {

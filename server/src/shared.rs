@@ -11,7 +11,6 @@ use noex_store::Store;
 use tokio::sync::watch;
 
 use crate::auth::TokenValidator;
-use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::handshake::HandshakeGate;
 use crate::login_limit::LoginLimiter;
@@ -19,6 +18,7 @@ use crate::permissions::{PermissionCheck, PermissionsConfig};
 use crate::rate_limit::RateLimiter;
 use crate::registry::ConnectionRegistry;
 use crate::subscriptions::SubscriptionCounters;
+use noex_model::clock::Clock;
 
 /// Auth as the running server applies it.
 pub(crate) struct AuthRuntime {

@@ -44,7 +44,7 @@ async fn start_with(
     auth: AuthConfig,
 ) -> (ServerHandle, Arc<ManualClock>) {
     config.auth = Some(auth);
-    let clock = ManualClock::new(T0);
+    let clock = Arc::new(ManualClock::new(T0));
     let server = Server::builder(config)
         .clock(clock.clone() as Arc<dyn Clock>)
         .start()

@@ -69,7 +69,7 @@ async fn start() -> (ServerHandle, Arc<ManualClock>) {
         .expect("permissions"),
         ..AuthConfig::default()
     });
-    let clock = ManualClock::new(T0);
+    let clock = Arc::new(ManualClock::new(T0));
     let server = Server::builder(config)
         .clock(clock.clone() as Arc<dyn Clock>)
         .start()

@@ -668,7 +668,7 @@ fn assert_login_limited(frame: &Value) {
 
 #[tokio::test]
 async fn wrong_logins_are_cut_off_per_connection_and_per_ip() {
-    let clock = noex_server::ManualClock::new(1_800_000_000_000);
+    let clock = Arc::new(noex_server::ManualClock::new(1_800_000_000_000));
     let (server, tried) = login_server(Arc::clone(&clock)).await;
     let addr = server.local_addr();
 
@@ -705,7 +705,7 @@ async fn wrong_logins_are_cut_off_per_connection_and_per_ip() {
 
 #[tokio::test]
 async fn a_successful_login_resets_the_connections_failures_but_not_the_ips() {
-    let clock = noex_server::ManualClock::new(1_800_000_000_000);
+    let clock = Arc::new(noex_server::ManualClock::new(1_800_000_000_000));
     let (server, _tried) = login_server(clock).await;
     let addr = server.local_addr();
     let mut client = client_from(addr, Ipv4Addr::new(127, 0, 0, 3), None).await;
@@ -727,7 +727,7 @@ async fn a_successful_login_resets_the_connections_failures_but_not_the_ips() {
 /// the neighbour keeps trying, since refused attempts do not count.
 #[tokio::test]
 async fn a_per_ip_lockout_ends_with_its_window_even_while_the_neighbour_keeps_trying() {
-    let clock = noex_server::ManualClock::new(1_800_000_000_000);
+    let clock = Arc::new(noex_server::ManualClock::new(1_800_000_000_000));
     let (server, _tried) = login_server(Arc::clone(&clock)).await;
     let addr = server.local_addr();
     let shared_ip = Ipv4Addr::new(127, 0, 0, 7);

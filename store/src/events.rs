@@ -1,6 +1,8 @@
 //! The change feed: one serializable [`ChangeEvent`] per committed record change, topic
-//! names (`bucket.<name>.<type>`), wildcard pattern matching and the handler registry.
+//! names (`bucket.<name>.<type>`) and the handler registry, whose patterns are the
+//! protocol's topic patterns ([`noex_model::pattern::topic_matches`]).
 
+use noex_model::pattern::topic_matches;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -111,25 +113,6 @@ impl ChangeEvent {
     }
 }
 
-/// Whether `topic` matches `pattern`: dot-separated segments, `*` matches one segment,
-/// a trailing `**` (or a lone `*`) matches the rest.
-pub fn topic_matches(pattern: &str, topic: &str) -> bool {
-    if pattern == "*" || pattern == "**" {
-        return true;
-    }
-    let mut p = pattern.split('.');
-    let mut t = topic.split('.');
-    loop {
-        match (p.next(), t.next()) {
-            (Some("**"), _) => return true,
-            (Some("*"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
 /// A change handler.
 pub type ChangeHandler = Arc<dyn Fn(&ChangeEvent) + Send + Sync>;
 
@@ -167,8 +150,10 @@ impl HandlerRegistry {
 }
 
 impl crate::store::Store {
-    /// Registers `handler` for every committed change whose topic matches `pattern`
-    /// (e.g. `bucket.*.*`, `bucket.users.inserted`). Handlers run on the dispatcher thread
+    /// Registers `handler` for every committed change whose topic (`bucket.<name>.<type>`)
+    /// matches `pattern`, a topic pattern in the protocol's grammar: `bucket.users.inserted`
+    /// exactly, `bucket.*.deleted` (`*` is one segment), `bucket.users.*` or `bucket.*` (a
+    /// trailing `.*` matches any depth), `*` (everything). `**` has no special meaning. Handlers run on the dispatcher thread
     /// (inside the tokio runtime the store was started on: they may spawn tasks).
     /// Returns an id for [`Store::off_change`](crate::Store::off_change).
     pub fn on_change<F>(&self, pattern: &str, handler: F) -> u64
@@ -197,20 +182,24 @@ impl crate::store::Store {
 mod tests {
     use super::topic_matches;
 
+    /// The store's change topics under the protocol's topic grammar (a trailing `.*` matches
+    /// any depth; `**` is not a wildcard).
     #[test]
-    fn wildcards() {
-        assert!(topic_matches("bucket.*.*", "bucket.users.inserted"));
-        assert!(topic_matches(
-            "bucket.users.inserted",
-            "bucket.users.inserted"
-        ));
-        assert!(topic_matches("bucket.**", "bucket.users.deleted"));
-        assert!(topic_matches("*", "bucket.users.deleted"));
-        assert!(!topic_matches(
-            "bucket.users.inserted",
-            "bucket.users.updated"
-        ));
-        assert!(!topic_matches("bucket.*", "bucket.users.updated"));
-        assert!(!topic_matches("bucket.*.*.*", "bucket.users.updated"));
+    fn change_topics_follow_the_protocol_grammar() {
+        let t = "bucket.users.inserted";
+        assert!(topic_matches("bucket.*.*", t));
+        assert!(topic_matches("bucket.users.inserted", t));
+        assert!(topic_matches("bucket.users.*", t));
+        assert!(topic_matches("bucket.*", t), "a trailing .* is any depth");
+        assert!(topic_matches("*", t));
+        assert!(topic_matches("bucket.*.inserted", t));
+        assert!(!topic_matches("bucket.*.deleted", t));
+        assert!(!topic_matches("bucket.users.updated", t));
+        assert!(!topic_matches("bucket.*.*.*", t));
+        assert!(
+            !topic_matches("bucket.**", t),
+            "`**` is a literal segment now"
+        );
+        assert!(!topic_matches("**", t));
     }
 }

@@ -18,7 +18,6 @@
 //! - Errors are [`StoreError`] values, each mapping to one protocol code.
 
 mod bucket;
-mod clock;
 mod deadline;
 mod definition;
 mod error;
@@ -36,19 +35,20 @@ mod transaction;
 mod ttl;
 mod value;
 
-pub use clock::{Clock, ManualClock, TokioClock};
 pub use deadline::with_read_deadline;
 pub use definition::{
     Aggregate, AggregateFunction, BucketDefinition, BucketUpdate, FieldDef, FieldType, Generated,
     GroupBy, QueryDefinition, SortOrder, StringFormat, Ttl,
 };
 pub use error::{StoreError, StoreResult};
-pub use events::{ChangeEvent, ChangeHandler, ChangeKind, topic_matches};
+pub use events::{ChangeEvent, ChangeHandler, ChangeKind};
 pub use filter::{Filter, interpolate};
 pub use handle::BucketHandle;
 pub use noex_model::ValidationIssue;
+pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use noex_model::definition::InvalidDefinition;
 pub use noex_model::definition::QueryKind;
+pub use noex_model::pattern::topic_matches;
 pub use persistence::{DEFAULT_FILE_NAME, DurabilityMode, PersistenceConfig};
 pub use query::{BucketReader, QueryContext, QueryFn, QueryResult};
 pub use reactive::{QueryInfo, SubscriptionCallback, SubscriptionId};

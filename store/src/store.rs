@@ -11,7 +11,6 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::bucket::Bucket;
-use crate::clock::{Clock, TokioClock};
 use crate::definition::{BucketDefinition, BucketUpdate};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{ChangeEvent, HandlerRegistry};
@@ -20,17 +19,19 @@ use crate::persistence::bridge::{self, is_persistent};
 use crate::persistence::{Op, Persistence, PersistenceConfig, Ticket};
 use crate::reactive::Registry;
 use crate::value::{Record, key_string};
+use noex_model::clock::{Clock, TokioClock};
 
 /// Store configuration.
 #[derive(Clone)]
 pub struct StoreConfig {
     /// Name reported by `stats()`.
     pub name: String,
-    /// Interval of the background TTL sweep; `Duration::ZERO` disables it.
+    /// Interval of the background TTL sweep, on [`Self::clock`]; `Duration::ZERO` disables it.
     pub ttl_check_interval: Duration,
     /// Capacity of the broadcast change feed (slow receivers lag, never block writers).
     pub change_feed_capacity: usize,
-    /// Time source (default: [`TokioClock`]).
+    /// Time source: record timestamps (`_createdAt`, `_updatedAt`, `_expiresAt`), TTL
+    /// expiry and the TTL sweep follow it (default: a [`TokioClock`]).
     pub clock: Option<Arc<dyn Clock>>,
     /// Durable storage; `None` (the default) keeps everything in memory only.
     pub persistence: Option<PersistenceConfig>,
@@ -514,6 +515,7 @@ impl Store {
         if !inner.ttl_interval.is_zero() {
             handle.spawn(crate::ttl::run_sweep(
                 Arc::downgrade(&inner),
+                Arc::clone(&inner.clock),
                 inner.ttl_interval,
             ));
         }

@@ -1,8 +1,10 @@
 //! Time-to-live: the purge of expired records (each removal is a `deleted` change that
-//! notifies subscribers) and the background sweep driven by tokio time.
+//! notifies subscribers) and the background sweep, which waits on the store's clock: with a
+//! manual clock, advancing it past the next sweep time runs the sweep.
 
+use noex_model::clock::Clock;
 use serde_json::Value;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::store::{Inner, Store};
@@ -35,13 +37,14 @@ fn purge(inner: &Inner) -> usize {
     result.unwrap_or(0)
 }
 
-/// Periodically purges expired records until the store is dropped.
-pub(crate) async fn run_sweep(inner: Weak<Inner>, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
+/// Purges expired records every `interval` of the store's clock until the store is dropped
+/// (the next sweep is `interval` after the previous one ran, however far the clock jumped).
+pub(crate) async fn run_sweep(inner: Weak<Inner>, clock: Arc<dyn Clock>, interval: Duration) {
+    let interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
     loop {
-        ticker.tick().await;
+        clock
+            .sleep_until(clock.now_ms().saturating_add(interval_ms))
+            .await;
         let Some(inner) = inner.upgrade() else { break };
         let removed = purge(&inner);
         if removed > 0 {

@@ -483,3 +483,42 @@ async fn params_key_order_does_not_split_evaluations() {
     assert!(Arc::ptr_eq(&one, &two));
     assert_eq!(names(one.value()), ["Bob"]);
 }
+
+/// `Store::on_change` patterns are the protocol's topic patterns: a trailing `.*` matches
+/// any depth (so `bucket.*` now sees every change, where it used to see none), `*` is one
+/// segment elsewhere, and `**` is no wildcard any more (it matched "the rest" before).
+#[tokio::test]
+async fn on_change_patterns_use_the_topic_grammar() {
+    let s = seeded().await;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    for pattern in [
+        "bucket.*",
+        "bucket.**",
+        "*.users.*",
+        "bucket.*.deleted",
+        "*",
+    ] {
+        let log = seen.clone();
+        s.on_change(pattern, move |e| {
+            log.lock().push(format!("{pattern} {}", e.topic()))
+        });
+    }
+    let users = s.bucket("users");
+    users.insert(o(json!({"id": "e", "name": "Eve"}))).unwrap();
+    users.delete(&json!("e")).unwrap();
+    s.settle().await;
+    let mut got = seen.lock().clone();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "* bucket.users.deleted",
+            "* bucket.users.inserted",
+            "*.users.* bucket.users.deleted",
+            "*.users.* bucket.users.inserted",
+            "bucket.* bucket.users.deleted",
+            "bucket.* bucket.users.inserted",
+            "bucket.*.deleted bucket.users.deleted",
+        ]
+    );
+}

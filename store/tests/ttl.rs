@@ -122,3 +122,34 @@ async fn max_size_evicts_oldest_and_notifies() {
         &json!([{"id": 3}, {"id": 4}, {"id": 5}])
     );
 }
+
+/// The background sweep waits on the store's clock: with a manual clock nothing expires
+/// until the clock is advanced, then the sweep removes the record (a `deleted` change)
+/// without any tokio time passing. Timestamps are the manual clock's.
+#[tokio::test]
+async fn the_sweep_follows_a_manual_clock() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let s = Store::start(StoreConfig {
+        ttl_check_interval: Duration::from_secs(1),
+        clock: Some(clock.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    define(
+        &s,
+        "c",
+        json!({"key": "id", "schema": {"id": {"type": "string"}}, "ttl": "5s"}),
+    );
+    let r = s.bucket("c").insert(o(json!({"id": "a"}))).unwrap();
+    assert_eq!(r["_createdAt"], json!(1_000_000));
+    assert_eq!(r["_expiresAt"], json!(1_005_000));
+    let mut feed = s.change_feed();
+    clock.advance(4_000);
+    tokio::task::yield_now().await;
+    assert_eq!(s.stats().records.total, 1, "not expired yet");
+    clock.advance(2_000);
+    let ev = feed.recv().await.unwrap();
+    assert_eq!(ev.topic(), "bucket.c.deleted");
+    assert_eq!(ev.key, json!("a"));
+    assert_eq!(s.stats().records.total, 0);
+}

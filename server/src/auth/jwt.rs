@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Session, TokenValidator, ValidateFuture};
-use crate::clock::{Clock, SystemClock};
 use crate::config_error::ConfigError;
+use noex_model::clock::{Clock, SystemClock};
 
 /// Supported signature algorithms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -106,7 +106,7 @@ impl AuthConfig {
     /// `clock` for `nbf`).
     pub(crate) fn validators(
         &self,
-        clock: &Arc<dyn crate::clock::Clock>,
+        clock: &Arc<dyn noex_model::clock::Clock>,
     ) -> Result<Vec<Arc<dyn TokenValidator>>, ConfigError> {
         let mut out: Vec<Arc<dyn TokenValidator>> = Vec::new();
         if let Some(tokens) = &self.tokens {

@@ -6,12 +6,12 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use noex_model::pattern::NamePattern;
 use noex_protocol::payloads::{
     FactDeleted, RuleEnabled, RuleList, RuleRegistered, RuleUnregistered, RuleUpdated,
     RulesSubscribeResult, Unsubscribed,
 };
 use noex_protocol::{ErrorCode, Operation, PushChannel, PushFrame, RulesOp, Tier};
-use noex_rules::pattern::NamePattern;
 use noex_rules::{EmitOptions, Event, Rule, RuleEngine};
 use noex_store::Store;
 use serde_json::{Value, json};
