@@ -8,6 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+/// No heartbeat pings during a test: on a loaded machine a long flood can outlast the
+/// default 30 s interval, and an unexpected ping frame would fail the test.
+const QUIET: &[&str] = &["--heartbeat-interval-ms", "600000"];
+
 use common::{Binary, Client, local_config, start};
 use serde_json::{Value, json};
 
@@ -35,7 +39,7 @@ const PROMPT: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn a_for_each_re_emitting_its_trigger_is_bounded_in_memory_and_time() {
-    let binary = Binary::spawn(&[]).await;
+    let binary = Binary::spawn(QUIET).await;
     let (mut attacker, _) = Client::connect_url(&binary.url).await;
     let (mut bystander, _) = Client::connect_url(&binary.url).await;
     attacker
@@ -204,7 +208,7 @@ fn p99(sorted: &[Duration]) -> Duration {
 /// bystander is served promptly meanwhile.
 #[tokio::test]
 async fn timer_storms_are_refused_or_slowed_to_the_minimum_interval() {
-    let binary = Binary::spawn(&[]).await;
+    let binary = Binary::spawn(QUIET).await;
     let (mut attacker, _) = Client::connect_url(&binary.url).await;
     let (mut bystander, _) = Client::connect_url(&binary.url).await;
     let timer_rule = |id: &str, duration: Value, interval: Option<Value>| {
@@ -291,7 +295,7 @@ async fn timer_storms_are_refused_or_slowed_to_the_minimum_interval() {
 /// a bystander's store round trips stay prompt while an attacker emits one after another.
 #[tokio::test]
 async fn a_long_cascade_does_not_delay_other_clients_store_requests() {
-    let binary = Binary::spawn(&[]).await;
+    let binary = Binary::spawn(QUIET).await;
     let (mut bystander, _) = Client::connect_url(&binary.url).await;
     bystander
         .ok(
@@ -363,8 +367,11 @@ async fn a_long_cascade_does_not_delay_other_clients_store_requests() {
 /// `maxFacts`), and the attack stays under an RSS bound.
 #[tokio::test]
 async fn huge_fact_values_are_refused_and_all_facts_stay_within_their_byte_bound() {
-    let binary =
-        Binary::with_config(&json!({"limits": {"maxFactsBytes": 8 * 1024 * 1024}}), &[]).await;
+    let binary = Binary::with_config(
+        &json!({"limits": {"maxFactsBytes": 8 * 1024 * 1024}}),
+        QUIET,
+    )
+    .await;
     let (mut c, _) = Client::connect_url(&binary.url).await;
     let baseline = binary.status_kib("VmRSS") * 1024;
 
@@ -439,7 +446,7 @@ fn zeros_array() -> Value {
 #[tokio::test]
 async fn fact_bounds_count_memory_not_json_bytes() {
     let binary =
-        Binary::with_config(&json!({"limits": {"maxFactBytes": 4 * 1024 * 1024}}), &[]).await;
+        Binary::with_config(&json!({"limits": {"maxFactBytes": 4 * 1024 * 1024}}), QUIET).await;
     let (mut c, _) = Client::connect_url(&binary.url).await;
     let baseline = binary.status_kib("VmRSS") * 1024;
     let zeros = zeros_array();
@@ -493,7 +500,7 @@ async fn a_small_json_value_large_in_memory_is_over_max_fact_bytes() {
 async fn temporal_pattern_buffers_stay_within_their_byte_bound() {
     let binary = Binary::with_config(
         &json!({"limits": {"maxRuleTemporalBytes": 8 * 1024 * 1024}}),
-        &[],
+        QUIET,
     )
     .await;
     let (mut c, _) = Client::connect_url(&binary.url).await;
@@ -531,7 +538,7 @@ async fn temporal_pattern_buffers_stay_within_their_byte_bound() {
 async fn a_rule_that_filled_the_temporal_pool_does_not_starve_a_small_pattern() {
     let binary = Binary::with_config(
         &json!({"limits": {"maxRuleTemporalBytes": 4 * 1024 * 1024}}),
-        &[],
+        QUIET,
     )
     .await;
     let (mut c, _) = Client::connect_url(&binary.url).await;
