@@ -563,12 +563,6 @@ impl Exec<'_, '_> {
                 check_topic(&topic)?;
                 check_reserved(self.runner.config.reserved_topic_root.as_deref(), &topic)?;
                 let data = ctx.resolve_value(&timer.on_expire.data, &state.facts, budget)?;
-                let max = self.runner.config.max_fact_bytes;
-                if crate::budget::approx_bytes(&data, max) > max {
-                    return Err(Fault::Failed(format!(
-                        "timer {name:?}: data over the size limit ({max} bytes)"
-                    )));
-                }
                 let repeat = match &timer.repeat {
                     None => None,
                     Some(r) => {
@@ -596,6 +590,17 @@ impl Exec<'_, '_> {
                         .cause
                         .and_then(|c| c.correlation_id.clone().or_else(|| Some(c.id.clone()))),
                 };
+                // One timer (data, name, topic) is bounded like one fact.
+                let max = self.runner.config.max_fact_bytes;
+                if crate::timers::footprint(&spec, max) > max {
+                    let mut shown: String = spec.name.chars().take(64).collect();
+                    if shown.len() < spec.name.len() {
+                        shown.push('…');
+                    }
+                    return Err(Fault::Failed(format!(
+                        "timer {shown:?}: over the size limit ({max} bytes with its name and topic)"
+                    )));
+                }
                 state.timers.set(
                     self.runner.inner,
                     spec,

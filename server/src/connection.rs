@@ -101,6 +101,7 @@ pub(crate) async fn serve(
             ended_subscriptions: ended_tx,
             held_results: Arc::default(),
             session_deadline: None,
+            expired_unseen: false,
             login_failures: Default::default(),
         },
         ended_rx,
@@ -298,7 +299,13 @@ impl Connection {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let queue = Arc::clone(&self.state.queue);
 
+        // The wait for the session's expiry, on the server's clock, and the time it is for.
+        let mut session_wait: Option<(u64, noex_model::clock::Sleep)> = None;
         loop {
+            let deadline = self.state.session_deadline;
+            if session_wait.as_ref().map(|(at, _)| *at) != deadline {
+                session_wait = deadline.map(|at| (at, self.state.shared.clock.sleep_until(at)));
+            }
             let flow = tokio::select! {
                 changed = lifecycle.changed() => {
                     let state = if changed.is_ok() { *lifecycle.borrow_and_update() } else { Lifecycle::Closing };
@@ -307,7 +314,16 @@ impl Connection {
                 message = stream.next() => self.on_message(message).await,
                 _ = heartbeat.tick() => self.on_heartbeat().await,
                 _ = wait_until(self.pong_deadline) => self.close(4001, "heartbeat_timeout").await,
-                _ = wait_until(self.state.session_deadline) => self.on_session_deadline(),
+                _ = async {
+                    match session_wait.as_mut() {
+                        Some((_, sleep)) => sleep.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    // Done: a new wait is made for whatever deadline is set next.
+                    session_wait = None;
+                    self.on_session_deadline()
+                }
                 Some((id, why)) = self.ended_rx.recv() => {
                     self.state.end_subscription(&id, why);
                     Flow::Continue
@@ -327,6 +343,7 @@ impl Connection {
         let now = self.state.shared.clock.now_ms();
         if self.state.session.expires_at().is_some_and(|at| at <= now) {
             self.state.set_session(None, "Session expired");
+            self.state.expired_unseen = true;
         } else {
             self.state.arm_session_expiry();
         }

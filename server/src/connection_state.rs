@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
 
 use noex_protocol::{ErrorCode, RequestId, ServerMessage};
 use serde_json::json;
@@ -47,9 +46,11 @@ pub(crate) struct ConnectionState {
     /// Estimated memory of the results this connection's store subscriptions hold
     /// (`limits.maxSubscriptionResultBytes`).
     pub(crate) held_results: Arc<AtomicUsize>,
-    /// When the session's `expiresAt` passes (on the runtime's timer); its subscriptions
+    /// When the session's `expiresAt` passes, in ms on the server's clock; its subscriptions
     /// end then, even if the client sends nothing.
-    pub(crate) session_deadline: Option<tokio::time::Instant>,
+    pub(crate) session_deadline: Option<u64>,
+    /// The session expired on its timer and no request has been refused for it yet.
+    pub(crate) expired_unseen: bool,
     /// Failed `auth.login` attempts on this connection (see `login_limit`).
     pub(crate) login_failures: ConnectionFailures,
 }
@@ -82,6 +83,7 @@ impl ConnectionState {
     /// anonymous client — may not hold; `why_anonymous` is the reason given when auth is
     /// required and no session is left.
     pub(crate) fn set_session(&mut self, session: Option<Session>, why_anonymous: &str) {
+        self.expired_unseen = false;
         let user_id = session.as_ref().map(|s| s.user_id.clone());
         self.registration.update(|entry| entry.user_id = user_id);
         if let Some(old) = self.session.get() {
@@ -106,13 +108,11 @@ impl ConnectionState {
         self.arm_session_expiry();
     }
 
-    /// Sets the timer for the current session's expiry (none without one).
+    /// Sets the timer for the current session's expiry (none without one), in ms on the
+    /// server's clock: the connection waits for it with `Clock::sleep_until`, so a manual
+    /// clock that is advanced past it ends the session at once.
     pub(crate) fn arm_session_expiry(&mut self) {
-        let now = self.shared.clock.now_ms();
-        self.session_deadline = self
-            .session
-            .expires_at()
-            .map(|at| tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now)));
+        self.session_deadline = self.session.expires_at();
     }
 
     /// Ends every subscription the current session (or, with none, an anonymous client) may

@@ -4,10 +4,11 @@
 //! covering the whole HTTP upgrade, so slowly dribbled headers too), and the path and
 //! origin checks of the upgrade request.
 //!
-//! Over the per-address cap a new connection is dropped at once. When the global cap is
-//! full, the *oldest* pending handshake is dropped to make room for the new one: a client
-//! completes its upgrade within a round trip, so the oldest are the silent ones, and an
-//! attacker holding the cap with many addresses cannot refuse everyone else until its
+//! When a cap is full, the *oldest* pending handshake under it (from that address for the
+//! per-address cap, from anyone for the global one) is dropped to make room for the new
+//! one: a client completes its upgrade within a round trip, so the oldest are the silent
+//! ones, and an attacker holding a cap — with many addresses, or with silent sockets from
+//! the address a real client shares (a NAT) — cannot refuse everyone else until its
 //! handshakes time out.
 
 use std::collections::{BTreeMap, HashMap};
@@ -99,15 +100,27 @@ impl HandshakeGate {
         })
     }
 
-    /// A place for a handshake from `ip`, or `None` when its address is at its cap (the
-    /// caller drops the connection at once). At the global cap the oldest pending handshake
-    /// is evicted (its task drops it) to make room.
+    /// A place for a handshake from `ip`. At the per-address cap the oldest pending
+    /// handshake from that address, at the global cap the oldest of all, is evicted (its
+    /// task drops it) to make room. `None` only with a per-address cap of zero.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<HandshakeSlot> {
         let key = client_key(ip);
         let mut state = self.state.lock();
-        let from_ip = state.per_ip.get(&key).copied().unwrap_or(0);
-        if from_ip >= self.max_per_ip {
+        if self.max_per_ip == 0 {
             return None;
+        }
+        while state.per_ip.get(&key).copied().unwrap_or(0) >= self.max_per_ip {
+            let Some(oldest) = state
+                .pending
+                .iter()
+                .find(|(_, (k, _))| *k == key)
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            if let Some(evict) = state.remove(oldest) {
+                evict.notify_one();
+            }
         }
         while state.pending.len() >= self.max_total.max(1) {
             let Some(oldest) = state.pending.keys().next().copied() else {
@@ -222,12 +235,22 @@ mod tests {
         let c: IpAddr = "10.0.0.3".parse().unwrap();
         let a1 = gate.admit(a).unwrap();
         let _a2 = gate.admit(a).unwrap();
-        assert!(gate.admit(a).is_none(), "per-IP cap");
-        let b1 = gate.admit(b).unwrap();
+        // At the per-IP cap the newcomer from `a` takes the place of `a`'s oldest.
+        let _a3 = gate.admit(a).unwrap();
+        assert_eq!(
+            gate.state.lock().per_ip.get(&a).copied(),
+            Some(2),
+            "per-IP cap"
+        );
+        assert!(
+            !gate.state.lock().pending.contains_key(&a1.id),
+            "a1 evicted"
+        );
         drop(a1);
+        let b1 = gate.admit(b).unwrap();
         let _c1 = gate.admit(c).unwrap();
         drop(b1);
-        assert_eq!(gate.state.lock().pending.len(), 2);
+        assert!(gate.state.lock().pending.len() <= 3);
         assert!(gate.state.lock().per_ip.len() <= 3);
     }
 

@@ -144,6 +144,11 @@ fn check_session(
             Err(ServerError::new(ErrorCode::Unauthorized, "Session expired"))
         }
         Some(_) => Ok(()),
+        // The session ran out while the client was silent: the first request after it
+        // learns why, as if it had arrived just before the timer.
+        None if auth.required && std::mem::take(&mut state.expired_unseen) => {
+            Err(ServerError::new(ErrorCode::Unauthorized, "Session expired"))
+        }
         None if auth.required => Err(ServerError::new(
             ErrorCode::Unauthorized,
             "Authentication required",

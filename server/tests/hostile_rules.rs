@@ -531,6 +531,52 @@ async fn temporal_pattern_buffers_stay_within_their_byte_bound() {
     assert!(peak < baseline + 80 * 1024 * 1024, "peak RSS {peak} bytes");
 }
 
+/// Fourth red-team run: a `set_timer` named from an event field (`order:${event.b}`) with a
+/// 400 KB `b` kept 400 KB of name per timer, three times over, uncounted: 1 000 emits took
+/// the server from 8 to 1 166 MB. A timer's name and topic now count with its data, per
+/// timer (`maxFactBytes`) and for all timers together (`maxFactsBytes`).
+#[tokio::test]
+async fn timer_names_count_against_the_timer_memory_bounds() {
+    let binary =
+        Binary::with_config(&json!({"limits": {"maxFactsBytes": 1024 * 1024}}), QUIET).await;
+    let (mut c, _) = Client::connect_url(&binary.url).await;
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": {"id": "park", "name": "park",
+            "trigger": {"type": "event", "topic": "order.t"},
+            "actions": [{"type": "set_timer", "timer": {"name": "order:${event.b}",
+                "duration": "1h", "onExpire": {"topic": "order.x"}}}]}}),
+    )
+    .await;
+    // Names of 400 KB: each timer alone is over `maxFactBytes` (64 KiB).
+    for n in 0..5 {
+        c.ok(
+            "rules.emit",
+            json!({"topic": "order.t", "data": {"b": format!("{n}{}", "y".repeat(400_000))}}),
+        )
+        .await;
+    }
+    let stats = c.ok("rules.stats", json!({})).await;
+    assert_eq!(stats["timersCount"], 0, "{stats}");
+    assert_eq!(stats["actionErrors"], 5, "{stats}");
+    // Names of 20 KB (60 KB counted each): all of them together stop at 1 MiB.
+    for n in 0..40 {
+        c.ok(
+            "rules.emit",
+            json!({"topic": "order.t", "data": {"b": format!("{n:02}{}", "y".repeat(20_000))}}),
+        )
+        .await;
+    }
+    let stats = c.ok("rules.stats", json!({})).await;
+    let kept = stats["timersCount"].as_u64().unwrap_or(0);
+    assert!((10..=17).contains(&kept), "{stats}");
+    assert_eq!(
+        stats["actionErrors"].as_u64(),
+        Some(5 + 40 - kept),
+        "{stats}"
+    );
+}
+
 /// Fourth red-team run: all temporal patterns share `limits.maxRuleTemporalBytes`, so one
 /// client's count pattern that filled it (the `hoard` above) made an administrator's small
 /// count pattern stop firing. A full pool now takes room from the rule holding the most.
