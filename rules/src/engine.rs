@@ -396,9 +396,10 @@ impl RuleEngine {
 
     // ----- rules --------------------------------------------------------------------------
 
-    /// Validates a rule given as JSON (`rules.validateRule`): [`validate_rule`], plus the
-    /// engine's bounds a rule can break when registered (a literal timer duration or repeat
-    /// interval below [`EngineConfig::min_timer_interval_ms`]).
+    /// Validates a rule given as JSON (`rules.validateRule`):
+    /// [`validate_rule`](crate::validate_rule), plus the engine's bounds a rule can break
+    /// when registered (a literal timer duration or repeat interval below
+    /// [`EngineConfig::min_timer_interval_ms`]).
     pub fn validate_rule(&self, rule: &Value) -> ValidationReport {
         match self.parse_checked(rule) {
             Ok(_) => ValidationReport {

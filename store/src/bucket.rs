@@ -266,7 +266,7 @@ impl Bucket {
         Ok(())
     }
 
-    /// Stores `record` of `size` bytes ([`record_bytes`](crate::value::record_bytes)), new or replacing the same key,
+    /// Stores `record` of `size` bytes ([`record_bytes`]), new or replacing the same key,
     /// checking unique constraints. Returns the previous record under that key.
     pub fn put(&mut self, record: Record, size: usize) -> StoreResult<Option<Record>> {
         let key = self.key_of(&record);
@@ -280,7 +280,7 @@ impl Bucket {
         self.put_sized(key, record, size)
     }
 
-    /// [`Bucket::put_unchecked`] of a record whose size ([`record_bytes`](crate::value::record_bytes)) is known.
+    /// [`Bucket::put_unchecked`] of a record whose size ([`record_bytes`]) is known.
     pub fn put_sized(&mut self, key: String, record: Record, size: usize) -> Option<Record> {
         self.bytes = self.bytes.saturating_add(size);
         let old = self.remove_indexed(&key);

@@ -12,7 +12,8 @@ use crate::value::{Record, key_string, record_bytes};
 /// All buckets; guarded by one lock so commits are atomic across buckets.
 pub(crate) struct Data {
     pub buckets: BTreeMap<String, Bucket>,
-    /// [`StoreConfig::max_record_bytes`], checked by every write of a record.
+    /// [`StoreConfig::max_record_bytes`](crate::StoreConfig::max_record_bytes), checked by
+    /// every write of a record.
     pub max_record_bytes: usize,
 }
 

@@ -1,6 +1,7 @@
-//! Reactive queries: the query registry, shared evaluations keyed by `(query, params)`,
-//! subscriptions (callbacks or watch channels), the dispatcher that re-evaluates only
-//! affected evaluations after each commit and notifies on change, and `settle()`.
+//! Reactive queries: defining them, subscriptions (callbacks or watch channels) to the
+//! shared evaluations keyed by `(query, params)` (held in `registry`), the dispatcher
+//! that re-evaluates only affected evaluations after each commit and notifies on change,
+//! and `settle()`.
 //!
 //! The dispatcher is an OS thread of its own (entered into the tokio runtime the store
 //! was started on, so change handlers may spawn tasks and timers): a long re-evaluation

@@ -48,7 +48,8 @@ impl Sink {
     }
 }
 
-/// Called once when the store ends a subscription (see [`Store::subscribe_with`](crate::Store::subscribe_with)).
+/// Called once when the store ends a subscription (see
+/// [`Store::subscribe_with`](crate::Store::subscribe_with)).
 pub(crate) type EndHandler = Box<dyn FnOnce(StoreError) + Send>;
 
 /// One subscriber of an evaluation.

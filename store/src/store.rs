@@ -1,6 +1,9 @@
 //! The [`Store`]: configuration, the shared state behind one lock (so a multi-bucket
 //! commit is atomic for every reader), bucket definition management and the write path
-//! that turns record changes into one published batch per commit.
+//! that hands each commit's changes to the disk layer and publishes them as one batch
+//! (the change feed, the dispatcher); subscribing to the change feed and the durability
+//! controls. Starting a store is in `start`; what works on a started store (handles,
+//! reactive queries, transactions, the TTL sweep) sits above this module.
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde_json::Value;
@@ -30,7 +33,7 @@ pub struct StoreConfig {
     /// Capacity of the broadcast change feed (slow receivers lag, never block writers).
     pub change_feed_capacity: usize,
     /// Time source: record timestamps (`_createdAt`, `_updatedAt`, `_expiresAt`), TTL
-    /// expiry and the TTL sweep follow it (default: a [`TokioClock`]).
+    /// expiry and the TTL sweep follow it (default: a [`TokioClock`](crate::TokioClock)).
     pub clock: Option<Arc<dyn Clock>>,
     /// Durable storage; `None` (the default) keeps everything in memory only.
     pub persistence: Option<PersistenceConfig>,

@@ -1,6 +1,6 @@
 //! The bridge between the store's in-memory structures and persistence: *capture* turns a
 //! commit (record changes, a bucket or query definition) into [`Op`]s, *restore* installs
-//! a loaded [`Snapshot`] into fresh store state.
+//! a loaded [`Snapshot`]'s buckets into fresh store data and gives back its queries.
 //!
 //! Capture writes the **final** state of every record a commit touched (read back from the
 //! bucket after the commit), not the individual changes: an insert that evicted an older
