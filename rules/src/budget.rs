@@ -56,10 +56,6 @@ impl From<String> for Fault {
     }
 }
 
-/// Fixed cost, in bytes, charged for each queued work item on top of its values (the queue
-/// slot, event id, topic and source strings, the delivery copy of an event).
-pub(crate) const WORK_ITEM_BYTES: usize = std::mem::size_of::<crate::runner::Work>() + 160;
-
 /// What one input may still use.
 #[derive(Debug)]
 pub(crate) struct Budget {

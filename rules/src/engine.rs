@@ -24,8 +24,8 @@ use crate::model::{Rule, RuleInput, RuleSummary, TemporalPattern};
 use crate::pattern::{check_fact_pattern, check_topic_pattern, topic_matches};
 use crate::runner::{State, Work, absence_pattern, check_fact_key, check_topic, process};
 use crate::temporal::AbsenceWait;
-use crate::timers::TimerInfo;
-use crate::validate::{ValidationReport, timer_floor_errors, validate_rule};
+use crate::timers::{TimerInfo, TimerTarget, off_worker};
+use crate::validate::{ValidationReport, merge_update, parse_rule, timer_floor_errors};
 
 /// A subscriber callback: receives every event whose topic matches its pattern.
 pub type EventCallback = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -93,18 +93,6 @@ pub(crate) struct Inner {
 /// delivers its events (or waits for the state lock).
 const INPUT_PERMITS: usize = 2;
 
-/// Runs `f` without holding a tokio runtime worker: on a worker of a multi-thread runtime,
-/// the worker's other tasks move to another thread while `f` runs (`block_in_place`);
-/// anywhere else (a current-thread runtime, a thread of its own) `f` runs as it is.
-pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
-}
-
 impl Drop for Inner {
     /// The last engine handle is gone: stop timer tasks instead of letting them sleep on.
     fn drop(&mut self) {
@@ -143,6 +131,11 @@ fn invalid(pattern: &str, message: String) -> RulesError {
 }
 
 impl RuleEngine {
+    /// The engine as timers see it: what they fire into.
+    fn timer_target(&self) -> Arc<dyn TimerTarget> {
+        Arc::clone(&self.inner) as Arc<dyn TimerTarget>
+    }
+
     /// A new engine with `config`.
     pub fn new(config: EngineConfig) -> Self {
         let mut state = State::default();
@@ -201,7 +194,7 @@ impl RuleEngine {
     fn run(&self, work: Work) {
         let delivered = {
             let mut state = self.inner.state.lock();
-            process(&self.inner, &mut state, work)
+            process(&self.inner.config, &self.timer_target(), &mut state, work)
         };
         deliver(&self.inner, &delivered);
     }
@@ -341,7 +334,10 @@ impl RuleEngine {
                 cause: None,
                 depth: 0,
             };
-            (process(&self.inner, &mut state, work), fact)
+            (
+                process(&self.inner.config, &self.timer_target(), &mut state, work),
+                fact,
+            )
         };
         deliver(&self.inner, &delivered);
         Ok(fact)
@@ -376,7 +372,10 @@ impl RuleEngine {
                         cause: None,
                         depth: 0,
                     };
-                    (process(&self.inner, &mut state, work), true)
+                    (
+                        process(&self.inner.config, &self.timer_target(), &mut state, work),
+                        true,
+                    )
                 }
             }
         };
@@ -397,9 +396,10 @@ impl RuleEngine {
 
     // ----- rules --------------------------------------------------------------------------
 
-    /// Validates a rule given as JSON (`rules.validateRule`): [`validate_rule`], plus the
-    /// engine's bounds a rule can break when registered (a literal timer duration or repeat
-    /// interval below [`EngineConfig::min_timer_interval_ms`]).
+    /// Validates a rule given as JSON (`rules.validateRule`):
+    /// [`validate_rule`](crate::validate_rule), plus the engine's bounds a rule can break
+    /// when registered (a literal timer duration or repeat interval below
+    /// [`EngineConfig::min_timer_interval_ms`]).
     pub fn validate_rule(&self, rule: &Value) -> ValidationReport {
         match self.parse_checked(rule) {
             Ok(_) => ValidationReport {
@@ -637,41 +637,6 @@ fn not_found(id: &str) -> RulesError {
     }
 }
 
-/// A rule's input with `updates` (a partial rule object) applied, as `update_rule` applies
-/// them: `id`, `version`, `createdAt` and `updatedAt` are ignored. Not validated.
-pub(crate) fn merge_update(current: &RuleInput, updates: &Value) -> Result<Value> {
-    let Value::Object(updates) = updates else {
-        return Err(RulesError::Validation(vec![RuleValidationIssue::new(
-            "updates",
-            "Updates must be an object",
-        )]));
-    };
-    let mut merged = match serde_json::to_value(current) {
-        Ok(Value::Object(m)) => m,
-        _ => {
-            return Err(RulesError::Validation(vec![RuleValidationIssue::new(
-                "",
-                "rule is not serializable",
-            )]));
-        }
-    };
-    for (k, v) in updates {
-        if !matches!(k.as_str(), "id" | "version" | "createdAt" | "updatedAt") {
-            merged.insert(k.clone(), v.clone());
-        }
-    }
-    Ok(Value::Object(merged))
-}
-
-pub(crate) fn parse_rule(rule: &Value) -> Result<RuleInput> {
-    let report = validate_rule(rule);
-    if !report.valid {
-        return Err(RulesError::Validation(report.errors));
-    }
-    serde_json::from_value(rule.clone())
-        .map_err(|e| RulesError::Validation(vec![RuleValidationIssue::new("", e.to_string())]))
-}
-
 fn deliver(inner: &Inner, events: &[Event]) {
     if let Some(observer) = &inner.config.fact_observer {
         // Draining and reporting under one lock keeps reports in change order even when
@@ -700,7 +665,7 @@ fn deliver(inner: &Inner, events: &[Event]) {
 }
 
 /// A timer task reached its deadline. Returns false when the timer was replaced or cancelled.
-pub(crate) fn fire_timer(inner: &Arc<Inner>, name: &str, id: u64, next: Option<u64>) -> bool {
+fn fire_timer(inner: &Arc<Inner>, name: &str, id: u64, next: Option<u64>) -> bool {
     let delivered = {
         let mut state = inner.state.lock();
         let Some(spec) = state.timers.on_fire(name, id, next) else {
@@ -716,7 +681,8 @@ pub(crate) fn fire_timer(inner: &Arc<Inner>, name: &str, id: u64, next: Option<u
             source: Some(format!("timer:{name}")),
         };
         process(
-            inner,
+            &inner.config,
+            &(Arc::clone(inner) as Arc<dyn TimerTarget>),
             &mut state,
             Work::Timer {
                 name: name.to_string(),
@@ -730,7 +696,7 @@ pub(crate) fn fire_timer(inner: &Arc<Inner>, name: &str, id: u64, next: Option<u
 }
 
 /// An absence wait ran out.
-pub(crate) fn fire_absence(inner: &Arc<Inner>, wait: AbsenceWait) {
+fn fire_absence(inner: &Arc<Inner>, wait: AbsenceWait) {
     let delivered = {
         let mut state = inner.state.lock();
         state.timers.absence_done(wait.instance);
@@ -747,7 +713,31 @@ pub(crate) fn fire_absence(inner: &Arc<Inner>, wait: AbsenceWait) {
         else {
             return;
         };
-        process(inner, &mut state, Work::Temporal { matched, depth: 0 })
+        process(
+            &inner.config,
+            &(Arc::clone(inner) as Arc<dyn TimerTarget>),
+            &mut state,
+            Work::Temporal { matched, depth: 0 },
+        )
     };
     deliver(inner, &delivered);
+}
+
+/// Timers and absence waits fire into the engine through its shared state.
+impl TimerTarget for Inner {
+    fn clock(&self) -> Arc<dyn noex_model::clock::Clock> {
+        Arc::clone(&self.config.clock)
+    }
+
+    fn inputs(&self) -> &tokio::sync::Semaphore {
+        &self.inputs
+    }
+
+    fn fire_timer(self: Arc<Self>, name: &str, id: u64, next: Option<u64>) -> bool {
+        fire_timer(&self, name, id, next)
+    }
+
+    fn fire_absence(self: Arc<Self>, wait: AbsenceWait) {
+        fire_absence(&self, wait);
+    }
 }

@@ -48,10 +48,10 @@ pub(crate) struct FactStore {
 
 /// The size counted against the fact bounds: the larger of the bytes of `value`
 /// serialized as JSON (counted, not built) and its approximate size in memory
-/// ([`crate::budget::approx_bytes`]: a node per value, string and key bytes, entry
+/// ([`noex_model::json::memory_size_within`]: a node per value, string and key bytes, entry
 /// overheads), since a parsed value takes up to ~35x its JSON (an array of small numbers).
 pub(crate) fn value_bytes(value: &Value) -> usize {
-    json_bytes(value).max(crate::budget::approx_bytes(value, usize::MAX))
+    json_bytes(value).max(noex_model::json::memory_size_within(value, usize::MAX))
 }
 
 /// The bytes of `value` serialized as JSON (counted, not built).

@@ -7,10 +7,10 @@
 
 use serde_json::Value;
 
-use crate::engine::{merge_update, parse_rule};
 use crate::error::Result;
 use crate::model::{Action, ConditionSource, RuleInput, TemporalPattern, Trigger};
 use crate::pattern::NamePattern;
+use crate::validate::{merge_update, parse_rule};
 
 /// The resources a rule touches. Build it with [`rule_footprint`] (from JSON) or
 /// [`RuleFootprint::of`] (from a parsed rule).

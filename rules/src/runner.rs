@@ -13,9 +13,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::budget::{Budget, Fault, WORK_ITEM_BYTES};
+use crate::budget::{Budget, Fault};
 use crate::config::EngineConfig;
-use crate::engine::Inner;
 use crate::eval::{EvalContext, as_ref};
 use crate::event::Event;
 use crate::facts::{FactStore, Refusal, value_bytes};
@@ -24,7 +23,7 @@ use crate::pattern::{
     check_fact_pattern, check_topic_pattern, fact_matches, parse_duration_ms, topic_matches,
 };
 use crate::temporal::{TemporalMatch, TemporalState};
-use crate::timers::{TimerSpec, Timers};
+use crate::timers::{TimerSpec, TimerTarget, Timers};
 
 /// Mutable engine state, guarded by one lock.
 #[derive(Default)]
@@ -168,17 +167,22 @@ impl State {
     }
 }
 
+/// Fixed cost, in bytes, charged for each queued work item on top of its values (the queue
+/// slot, event id, topic and source strings, the delivery copy of an event).
+const WORK_ITEM_BYTES: usize = std::mem::size_of::<Work>() + 160;
+
 /// Work items between two chances for other callers to take the engine's lock.
 const YIELD_EVERY: usize = 64;
 
 /// Processes `first` and everything it causes; returns the events to deliver, in order.
+/// `config` bounds the run; `engine` is what timers and absence waits it starts fire into.
 pub(crate) fn process(
-    inner: &Arc<Inner>,
+    config: &EngineConfig,
+    engine: &Arc<dyn TimerTarget>,
     state: &mut parking_lot::MutexGuard<'_, State>,
     first: Work,
 ) -> Vec<Event> {
     let started = std::time::Instant::now();
-    let config = &inner.config;
     let mut budget = Budget::new(config);
     let mut queue = VecDeque::new();
     // The input itself is the first work item: one unit (it runs even if that is over the
@@ -198,7 +202,7 @@ pub(crate) fn process(
             parking_lot::MutexGuard::bump(state);
         }
         let mut run = Runner {
-            inner,
+            engine,
             config,
             queue: &mut queue,
             budget: &mut budget,
@@ -313,7 +317,8 @@ pub(crate) fn process(
 struct Stopped;
 
 struct Runner<'a> {
-    inner: &'a Arc<Inner>,
+    /// What timers and absence waits started by the input fire into.
+    engine: &'a Arc<dyn TimerTarget>,
     config: &'a EngineConfig,
     queue: &'a mut VecDeque<Work>,
     budget: &'a mut Budget,
@@ -354,7 +359,7 @@ impl Runner<'_> {
                 self.config.max_temporal_bytes,
             );
             for wait in waits {
-                state.timers.schedule_absence(self.inner, wait);
+                state.timers.schedule_absence(self.engine, wait);
             }
             for m in matches {
                 if self.run_temporal(state, &rule, m, depth).is_err() {
@@ -602,7 +607,7 @@ impl Exec<'_, '_> {
                     )));
                 }
                 state.timers.set(
-                    self.runner.inner,
+                    self.runner.engine,
                     spec,
                     self.runner.config.max_timers,
                     self.runner.config.max_facts_bytes,

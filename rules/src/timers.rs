@@ -7,13 +7,41 @@
 //! Deadlines (ms on the engine clock) are kept here so [`crate::RuleEngine::settle`] can tell
 //! whether anything that is due has not run yet, without sleeping.
 
+use noex_model::clock::Clock;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 
-use crate::engine::{Inner, fire_absence, fire_timer, off_worker};
 use crate::temporal::AbsenceWait;
+
+/// What timer tasks fire into (the engine): given to [`Timers::set`] and
+/// [`Timers::schedule_absence`] by their caller, so timers know nothing of the engine's
+/// insides. A task holds it weakly and stops once the engine is gone.
+pub(crate) trait TimerTarget: Send + Sync {
+    /// The clock deadlines are measured and waited on.
+    fn clock(&self) -> Arc<dyn Clock>;
+    /// Permits to run an input's cascade; a firing task holds one while it runs.
+    fn inputs(&self) -> &Semaphore;
+    /// Timer `name` (set as `id`) reached its deadline; `next` is its next deadline for a
+    /// repeat. Runs the expiry's cascade; false when the timer was replaced or cancelled.
+    fn fire_timer(self: Arc<Self>, name: &str, id: u64, next: Option<u64>) -> bool;
+    /// An absence wait ran out: runs its cascade.
+    fn fire_absence(self: Arc<Self>, wait: AbsenceWait);
+}
+
+/// Runs `f` without holding a tokio runtime worker: on a worker of a multi-thread runtime,
+/// the worker's other tasks move to another thread while `f` runs (`block_in_place`);
+/// anywhere else (a current-thread runtime, a thread of its own) `f` runs as it is.
+pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
 
 /// What a `set_timer` action resolved to.
 #[derive(Debug, Clone)]
@@ -107,7 +135,7 @@ impl Timers {
     /// `max_bytes` (approximate memory, see [`footprint`]).
     pub(crate) fn set(
         &mut self,
-        inner: &Arc<Inner>,
+        engine: &Arc<dyn TimerTarget>,
         spec: TimerSpec,
         max: usize,
         max_bytes: usize,
@@ -131,9 +159,9 @@ impl Timers {
         self.cancel(&spec.name);
         self.next_id += 1;
         let id = self.next_id;
-        let clock = Arc::clone(&inner.config.clock);
+        let clock = engine.clock();
         let deadline = clock.now_ms().saturating_add(spec.duration_ms);
-        let weak: Weak<Inner> = Arc::downgrade(inner);
+        let weak: Weak<dyn TimerTarget> = Arc::downgrade(engine);
         let name = spec.name.clone();
         let repeat = spec.repeat;
         let task = handle.spawn(async move {
@@ -141,15 +169,15 @@ impl Timers {
             let mut fired = 0u64;
             loop {
                 clock.sleep_until(deadline).await;
-                let Some(inner) = weak.upgrade() else { return };
+                let Some(engine) = weak.upgrade() else { return };
                 fired += 1;
                 let next = repeat
                     .filter(|(_, max)| max.is_none_or(|m| fired < m))
                     .map(|(interval, _)| deadline.saturating_add(interval));
                 // The expiry's cascade runs off the runtime's workers, one input permit
                 // at a time with the other inputs (many timers due at once queue here).
-                let permit = inner.inputs.acquire().await.ok();
-                let still_set = off_worker(|| fire_timer(&inner, &name, id, next));
+                let permit = engine.inputs().acquire().await.ok();
+                let still_set = off_worker(|| Arc::clone(&engine).fire_timer(&name, id, next));
                 drop(permit);
                 if !still_set {
                     return;
@@ -207,20 +235,20 @@ impl Timers {
     }
 
     /// Schedules the end of an absence wait.
-    pub(crate) fn schedule_absence(&mut self, inner: &Arc<Inner>, wait: AbsenceWait) {
+    pub(crate) fn schedule_absence(&mut self, engine: &Arc<dyn TimerTarget>, wait: AbsenceWait) {
         let Ok(handle) = runtime() else {
             tracing::warn!(rule_id = %wait.rule_id, "absence pattern needs a running tokio runtime; wait ignored");
             return;
         };
-        let clock = Arc::clone(&inner.config.clock);
+        let clock = engine.clock();
         let deadline = clock.now_ms().saturating_add(wait.within_ms);
         self.absence.insert(wait.instance, deadline);
-        let weak: Weak<Inner> = Arc::downgrade(inner);
+        let weak: Weak<dyn TimerTarget> = Arc::downgrade(engine);
         handle.spawn(async move {
             clock.sleep_until(deadline).await;
-            if let Some(inner) = weak.upgrade() {
-                let _permit = inner.inputs.acquire().await.ok();
-                off_worker(|| fire_absence(&inner, wait));
+            if let Some(engine) = weak.upgrade() {
+                let _permit = engine.inputs().acquire().await.ok();
+                off_worker(|| Arc::clone(&engine).fire_absence(wait));
             }
         });
     }

@@ -1,8 +1,7 @@
 //! The module graph of a crate, read from its files: which top-level module of `src/`
 //! refers to which (`crate::x`, `use crate::{x, y::z}`, and items the crate root
-//! re-exports from a module), and the import cycles in it. The server crate must have
-//! none; `store` and `rules` are listed by an informative test (their cycles are removed
-//! by a later change, then they join `a_crate_without_import_cycles`).
+//! re-exports from a module), and the import cycles in it. The server, store and rules
+//! crates must have none.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -331,19 +330,53 @@ fn the_servers_operation_families_sit_below_the_router() {
     assert!(graph["connection"].contains("router"));
 }
 
-/// Informative: the cycles `store` and `rules` still have (to be removed by a later
-/// change; then they join `a_crate_without_import_cycles`). Asserts only that their
-/// graphs were read.
 #[test]
-fn store_and_rules_cycles_are_listed() {
-    for name in ["store", "rules"] {
-        let graph = module_graph(&crate_dir(name));
-        assert!(graph.len() > 3, "{name}: no modules found");
-        let described = describe(&graph);
-        for line in described.lines() {
-            println!("{name}: {line}");
+fn the_store_has_no_import_cycles() {
+    a_crate_without_import_cycles("store");
+}
+
+#[test]
+fn the_rules_engine_has_no_import_cycles() {
+    a_crate_without_import_cycles("rules");
+}
+
+/// The store's layers: the disk layer and the query registry know nothing of the
+/// `Store` handle or of the dispatcher, and the write path (`store`) knows nothing of
+/// what sits on it (handles, reactive queries, transactions, the TTL sweep).
+#[test]
+fn the_stores_disk_layer_and_registry_sit_below_the_store() {
+    let graph = module_graph(&crate_dir("store"));
+    for below in ["persistence", "registry", "data", "query"] {
+        for above in ["store", "reactive", "start", "handle", "transaction", "ttl"] {
+            assert!(
+                !graph[below].contains(above),
+                "{below} refers to {above}: {:?}",
+                graph[below]
+            );
         }
     }
+    for above in ["handle", "reactive", "transaction", "ttl", "start"] {
+        assert!(!graph["store"].contains(above), "store refers to {above}");
+    }
+    assert!(graph["store"].contains("persistence"));
+    assert!(graph["start"].contains("reactive"));
+}
+
+/// The rule engine's runner and timers take what they need as arguments: neither refers
+/// to the engine, which drives both.
+#[test]
+fn the_rules_runner_and_timers_sit_below_the_engine() {
+    let graph = module_graph(&crate_dir("rules"));
+    for below in ["runner", "timers", "footprint", "budget"] {
+        assert!(
+            !graph[below].contains("engine"),
+            "{below} refers to engine: {:?}",
+            graph[below]
+        );
+    }
+    assert!(!graph["timers"].contains("runner"));
+    assert!(graph["engine"].contains("runner"));
+    assert!(graph["engine"].contains("timers"));
 }
 
 #[test]

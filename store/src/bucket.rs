@@ -13,16 +13,7 @@ use crate::definition::BucketDefinition;
 use crate::error::{StoreError, StoreResult};
 use crate::filter::Filter;
 use crate::schema::{Generators, Schema};
-use crate::value::{Record, get_path, is_expired, json_size_within, key_string, scalar_key};
-
-/// Size of a record: the larger of its bytes of JSON and its estimated size in memory
-/// ([`crate::value::memory_size`]); what `max_record_bytes` and `max_store_bytes` count.
-/// A record of small numbers takes about 30 times its JSON in memory, so JSON alone
-/// would let a store hold far more memory than its limit says.
-pub(crate) fn record_bytes(record: &Record) -> usize {
-    let json = json_size_within(record, usize::MAX).unwrap_or(usize::MAX);
-    json.max(crate::value::record_memory_size(record))
-}
+use crate::value::{Record, get_path, is_expired, key_string, record_bytes, scalar_key};
 
 /// Estimated memory of one entry of a secondary index or unique map beyond its key's text:
 /// the key's `String`, the hash map slot and (for an index) the record-position set. Index

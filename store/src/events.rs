@@ -149,35 +149,6 @@ impl HandlerRegistry {
     }
 }
 
-impl crate::store::Store {
-    /// Registers `handler` for every committed change whose topic (`bucket.<name>.<type>`)
-    /// matches `pattern`, a topic pattern in the protocol's grammar: `bucket.users.inserted`
-    /// exactly, `bucket.*.deleted` (`*` is one segment), `bucket.users.*` or `bucket.*` (a
-    /// trailing `.*` matches any depth), `*` (everything). `**` has no special meaning. Handlers run on the dispatcher thread
-    /// (inside the tokio runtime the store was started on: they may spawn tasks).
-    /// Returns an id for [`Store::off_change`](crate::Store::off_change).
-    pub fn on_change<F>(&self, pattern: &str, handler: F) -> u64
-    where
-        F: Fn(&ChangeEvent) + Send + Sync + 'static,
-    {
-        self.inner
-            .handlers
-            .lock()
-            .add(pattern.to_owned(), Arc::new(handler))
-    }
-
-    /// Removes a change handler; returns whether it existed.
-    pub fn off_change(&self, id: u64) -> bool {
-        self.inner.handlers.lock().remove(id)
-    }
-
-    /// A receiver of every change committed after this call, in commit order. Bounded: a receiver that
-    /// falls behind gets `RecvError::Lagged` instead of slowing the store down.
-    pub fn change_feed(&self) -> tokio::sync::broadcast::Receiver<Arc<ChangeEvent>> {
-        self.inner.feed.subscribe()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::topic_matches;

@@ -137,7 +137,7 @@ impl BucketHandle {
             let n = removed.len();
             for old in removed {
                 let key = old.get(&key_field).cloned().unwrap_or(Value::Null);
-                changes.push(crate::store::Change {
+                changes.push(crate::data::Change {
                     bucket: name.clone(),
                     key,
                     old: Some(old),
@@ -249,5 +249,12 @@ impl BucketHandle {
             records.iter().map(|r| &**r),
             field,
         )))
+    }
+}
+
+impl Store {
+    /// A handle for reads and writes on bucket `name` (checked on each call).
+    pub fn bucket(&self, name: &str) -> BucketHandle {
+        BucketHandle::new(self.clone(), name)
     }
 }

@@ -18,6 +18,7 @@
 //! - Errors are [`StoreError`] values, each mapping to one protocol code.
 
 mod bucket;
+mod data;
 mod deadline;
 mod definition;
 mod error;
@@ -28,7 +29,9 @@ mod persistence;
 mod query;
 mod reactive;
 mod reads;
+mod registry;
 mod schema;
+mod start;
 mod stats;
 mod store;
 mod transaction;
@@ -51,8 +54,9 @@ pub use noex_model::definition::QueryKind;
 pub use noex_model::pattern::topic_matches;
 pub use persistence::{DEFAULT_FILE_NAME, DurabilityMode, PersistenceConfig};
 pub use query::{BucketReader, QueryContext, QueryFn, QueryResult};
-pub use reactive::{QueryInfo, SubscriptionCallback, SubscriptionId};
+pub use reactive::QueryInfo;
 pub use reads::Page;
+pub use registry::{SubscriptionCallback, SubscriptionId};
 pub use stats::{
     BucketList, IndexStats, PersistenceStats, QueryStats, RecordStats, StoreStats, TtlStats,
 };

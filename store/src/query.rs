@@ -15,11 +15,11 @@ use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
+use crate::data::Data;
 use crate::definition::{AggregateFunction, QueryDefinition};
 use crate::error::{StoreError, StoreResult};
 use crate::filter::Filter;
 use crate::reads::{Page, Reads, num_value};
-use crate::store::Data;
 use crate::value::{
     Record, ResultBudget, canonical_key, get_path, json_size_within, key_string, total_cmp,
 };

@@ -1,6 +1,7 @@
-//! Reactive queries: the query registry, shared evaluations keyed by `(query, params)`,
-//! subscriptions (callbacks or watch channels), the dispatcher that re-evaluates only
-//! affected evaluations after each commit and notifies on change, and `settle()`.
+//! Reactive queries: defining them, subscriptions (callbacks or watch channels) to the
+//! shared evaluations keyed by `(query, params)` (held in `registry`), the dispatcher
+//! that re-evaluates only affected evaluations after each commit and notifies on change,
+//! and `settle()`.
 //!
 //! The dispatcher is an OS thread of its own (entered into the tokio runtime the store
 //! was started on, so change handlers may spawn tasks and timers): a long re-evaluation
@@ -16,9 +17,8 @@
 //! [`Store::subscribe_with`] is called, a watch channel is closed. A re-evaluation that
 //! fails because its bucket was dropped keeps the last result instead.
 
-use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -30,104 +30,12 @@ use crate::filter::Filter;
 use crate::persistence::Op;
 use crate::persistence::bridge::{is_persistent, query_op};
 use crate::query::{Deps, QueryContext, QueryKind, QueryResult, evaluate};
+use crate::registry::{
+    EndHandler, EvalKey, Evaluation, Sink, Subscriber, SubscriptionCallback, SubscriptionId,
+    canonical,
+};
 use crate::store::{Batch, Inner, Store};
 use crate::value::key_string;
-
-/// Identifies one subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct SubscriptionId(pub u64);
-
-impl std::fmt::Display for SubscriptionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "sub-{}", self.0)
-    }
-}
-
-/// Called with every new result of a subscription (on the dispatcher thread; keep it short,
-/// e.g. push to a queue). The `Arc` is shared by all subscribers of the same evaluation.
-pub type SubscriptionCallback = Arc<dyn Fn(Arc<QueryResult>) + Send + Sync>;
-
-#[derive(Clone)]
-enum Sink {
-    Callback(SubscriptionCallback),
-    Watch(watch::Sender<Arc<QueryResult>>),
-}
-
-impl Sink {
-    fn deliver(&self, result: &Arc<QueryResult>) {
-        match self {
-            Sink::Callback(cb) => {
-                if catch_unwind(AssertUnwindSafe(|| cb(result.clone()))).is_err() {
-                    tracing::warn!("subscription callback panicked");
-                }
-            }
-            Sink::Watch(tx) => {
-                let _ = tx.send(result.clone());
-            }
-        }
-    }
-}
-
-/// Called once when the store ends a subscription (see [`Store::subscribe_with`]).
-type EndHandler = Box<dyn FnOnce(StoreError) + Send>;
-
-/// One subscriber of an evaluation.
-struct Subscriber {
-    id: SubscriptionId,
-    sink: Sink,
-    on_end: Option<EndHandler>,
-}
-
-impl Subscriber {
-    /// Tells the subscriber its subscription is over: `on_end` runs (panics caught), a
-    /// watch sender is dropped here, which closes its channel.
-    fn end(self, query: &str, error: StoreError) {
-        match self.on_end {
-            Some(on_end) => {
-                if catch_unwind(AssertUnwindSafe(|| on_end(error))).is_err() {
-                    tracing::warn!("subscription end handler panicked");
-                }
-            }
-            None => {
-                tracing::warn!(query, subscription = %self.id, %error, "subscription ended");
-            }
-        }
-    }
-}
-
-/// `(query name, canonical params text)`.
-pub(crate) type EvalKey = (String, String);
-
-/// JSON text with object keys sorted, so `{a, b}` and `{b, a}` share one evaluation.
-fn canonical(v: &Value) -> String {
-    fn sorted(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                Value::Object(
-                    entries
-                        .into_iter()
-                        .map(|(k, v)| (k.clone(), sorted(v)))
-                        .collect(),
-                )
-            }
-            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    sorted(v).to_string()
-}
-
-struct Evaluation {
-    params: Value,
-    deps: Deps,
-    last: Arc<QueryResult>,
-    subscribers: Vec<Subscriber>,
-    /// An evaluation of it took longer than [`SLOW_EVALUATION`]: the slow lane
-    /// re-evaluates it from then on, so it never delays other subscriptions' pushes.
-    slow: bool,
-}
 
 /// An evaluation that takes longer than this moves to the slow lane for good, with every
 /// other evaluation of its query; the dispatcher stops one at this time (its work is
@@ -138,56 +46,6 @@ const SLOW_EVALUATION: std::time::Duration = std::time::Duration::from_millis(5)
 /// it has passed goes to the slow lane (without being marked slow), so many queries that
 /// are each just under [`SLOW_EVALUATION`] cannot hold every push either.
 const DISPATCH_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Defined queries, live evaluations and subscriptions.
-#[derive(Default)]
-pub(crate) struct Registry {
-    queries: BTreeMap<String, QueryKind>,
-    /// Queries one of whose evaluations was slow: all their evaluations, new ones too,
-    /// run on the slow lane.
-    slow_queries: HashSet<String>,
-    evals: HashMap<EvalKey, Evaluation>,
-    subs: HashMap<SubscriptionId, EvalKey>,
-    next_sub: u64,
-}
-
-impl Registry {
-    pub fn query_count(&self) -> usize {
-        self.queries.len()
-    }
-    pub fn subscription_count(&self) -> usize {
-        self.subs.len()
-    }
-
-    /// Installs a declarative query loaded from persistence (its bucket is not checked:
-    /// a query may outlive its bucket, as in memory).
-    pub fn insert_declarative(&mut self, name: String, def: QueryDefinition) {
-        self.queries
-            .insert(name, QueryKind::Declarative(Box::new(def)));
-    }
-
-    /// Adds a subscriber to the registered evaluation `key`; returns its id.
-    fn attach(&mut self, key: EvalKey, sink: Sink, on_end: Option<EndHandler>) -> SubscriptionId {
-        self.next_sub += 1;
-        let id = SubscriptionId(self.next_sub);
-        if let Some(ev) = self.evals.get_mut(&key) {
-            ev.subscribers.push(Subscriber { id, sink, on_end });
-        }
-        self.subs.insert(id, key);
-        id
-    }
-
-    /// Removes an evaluation and its subscriptions; returns its subscribers to end.
-    fn take_evaluation(&mut self, key: &EvalKey) -> Vec<Subscriber> {
-        let Some(ev) = self.evals.remove(key) else {
-            return Vec::new();
-        };
-        for sub in &ev.subscribers {
-            self.subs.remove(&sub.id);
-        }
-        ev.subscribers
-    }
-}
 
 pub use noex_model::definition::QueryInfo;
 

@@ -1,25 +1,27 @@
 //! The [`Store`]: configuration, the shared state behind one lock (so a multi-bucket
 //! commit is atomic for every reader), bucket definition management and the write path
-//! that turns record changes into one published batch per commit.
+//! that hands each commit's changes to the disk layer and publishes them as one batch
+//! (the change feed, the dispatcher); subscribing to the change feed and the durability
+//! controls. Starting a store is in `start`; what works on a started store (handles,
+//! reactive queries, transactions, the TTL sweep) sits above this module.
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::bucket::Bucket;
+use crate::data::{Change, Data};
 use crate::definition::{BucketDefinition, BucketUpdate};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{ChangeEvent, HandlerRegistry};
-use crate::handle::BucketHandle;
 use crate::persistence::bridge::{self, is_persistent};
 use crate::persistence::{Op, Persistence, PersistenceConfig, Ticket};
-use crate::reactive::Registry;
-use crate::value::{Record, key_string};
-use noex_model::clock::{Clock, TokioClock};
+use crate::registry::{EvalKey, Registry};
+use noex_model::clock::Clock;
 
 /// Store configuration.
 #[derive(Clone)]
@@ -31,7 +33,7 @@ pub struct StoreConfig {
     /// Capacity of the broadcast change feed (slow receivers lag, never block writers).
     pub change_feed_capacity: usize,
     /// Time source: record timestamps (`_createdAt`, `_updatedAt`, `_expiresAt`), TTL
-    /// expiry and the TTL sweep follow it (default: a [`TokioClock`]).
+    /// expiry and the TTL sweep follow it (default: a [`TokioClock`](crate::TokioClock)).
     pub clock: Option<Arc<dyn Clock>>,
     /// Durable storage; `None` (the default) keeps everything in memory only.
     pub persistence: Option<PersistenceConfig>,
@@ -111,175 +113,6 @@ impl Default for StoreConfig {
     }
 }
 
-/// All buckets; guarded by one lock so commits are atomic across buckets.
-pub(crate) struct Data {
-    pub buckets: BTreeMap<String, Bucket>,
-    /// [`StoreConfig::max_record_bytes`], checked by every write of a record.
-    pub max_record_bytes: usize,
-}
-
-impl Default for Data {
-    fn default() -> Self {
-        Data {
-            buckets: BTreeMap::new(),
-            max_record_bytes: usize::MAX,
-        }
-    }
-}
-
-/// One record change inside a commit; also the undo log of a transaction.
-pub(crate) struct Change {
-    pub bucket: String,
-    pub key: Value,
-    pub old: Option<Record>,
-    pub new: Option<Record>,
-    /// Position of a removed record, so a rollback restores insertion order.
-    pub seq: Option<u64>,
-}
-
-impl Data {
-    /// Bytes of JSON of every stored record, all buckets together.
-    pub fn bytes(&self) -> usize {
-        self.buckets
-            .values()
-            .fold(0usize, |n, b| n.saturating_add(b.bytes()))
-    }
-
-    /// Fails a commit that grew the records from `before` bytes to past `max` (a commit
-    /// that shrinks them always passes, so deletes work on a full store).
-    pub fn check_growth(&self, before: usize, max: usize) -> StoreResult<()> {
-        let after = self.bytes();
-        if after > before && after > max {
-            return Err(StoreError::LimitExceeded {
-                message: format!(
-                    "Store is full: records may take at most {max} bytes; delete records to \
-                     make room"
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    pub fn bucket(&self, name: &str) -> StoreResult<&Bucket> {
-        self.buckets
-            .get(name)
-            .ok_or_else(|| StoreError::BucketNotDefined {
-                bucket: name.to_owned(),
-            })
-    }
-
-    pub fn bucket_mut(&mut self, name: &str) -> StoreResult<&mut Bucket> {
-        self.buckets
-            .get_mut(name)
-            .ok_or_else(|| StoreError::BucketNotDefined {
-                bucket: name.to_owned(),
-            })
-    }
-
-    /// Stores a prepared record: replaces a live record with the same key (update) or
-    /// inserts it (dropping an expired leftover, then evicting past `maxSize`).
-    pub fn apply_put(
-        &mut self,
-        bucket: &str,
-        record: Record,
-        now: u64,
-        changes: &mut Vec<Change>,
-    ) -> StoreResult<()> {
-        let size = crate::bucket::record_bytes(&record);
-        let max = self.max_record_bytes;
-        if size > max {
-            return Err(StoreError::invalid_arg(format!(
-                "Record exceeds {max} bytes (it has {size})"
-            )));
-        }
-        let b = self.bucket_mut(bucket)?;
-        let key_value = record.get(&b.def.key).cloned().unwrap_or(Value::Null);
-        let key = key_string(&key_value);
-        let live = b.get(&key, now).is_some();
-        if !live && b.get_raw(&key).is_some() {
-            b.check_unique(&record, &key)?;
-            let (seq, old) = b.remove_seq(&key).unzip();
-            changes.push(Change {
-                bucket: bucket.to_owned(),
-                key: key_value.clone(),
-                old,
-                new: None,
-                seq,
-            });
-        }
-        let old = b.put(record.clone(), size)?;
-        changes.push(Change {
-            bucket: bucket.to_owned(),
-            key: key_value,
-            old,
-            new: Some(record),
-            seq: None,
-        });
-        if !live {
-            if let Some(max) = b.def.max_size {
-                while b.len() > max {
-                    let Some(oldest) = b.oldest_key() else { break };
-                    if oldest == key {
-                        break;
-                    }
-                    if let Some((seq, old)) = b.remove_seq(&oldest) {
-                        let k = old.get(&b.def.key).cloned().unwrap_or(Value::Null);
-                        changes.push(Change {
-                            bucket: bucket.to_owned(),
-                            key: k,
-                            old: Some(old),
-                            new: None,
-                            seq: Some(seq),
-                        });
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes a record (live or expired).
-    pub fn apply_remove(
-        &mut self,
-        bucket: &str,
-        key: &Value,
-        changes: &mut Vec<Change>,
-    ) -> StoreResult<bool> {
-        let b = self.bucket_mut(bucket)?;
-        let (seq, old) = b.remove_seq(&key_string(key)).unzip();
-        let removed = old.is_some();
-        if removed {
-            changes.push(Change {
-                bucket: bucket.to_owned(),
-                key: key.clone(),
-                old,
-                new: None,
-                seq,
-            });
-        }
-        Ok(removed)
-    }
-
-    /// Undoes `changes` (newest first).
-    pub fn rollback(&mut self, changes: Vec<Change>) {
-        for c in changes.into_iter().rev() {
-            let Some(b) = self.buckets.get_mut(&c.bucket) else {
-                continue;
-            };
-            let key = key_string(&c.key);
-            match (c.old, c.seq) {
-                (Some(old), Some(seq)) => b.restore_at(seq, key, old),
-                (Some(old), None) => {
-                    b.put_unchecked(key, old);
-                }
-                (None, _) => {
-                    b.remove(&key);
-                }
-            }
-        }
-    }
-}
-
 /// What the dispatcher receives after each commit.
 pub(crate) struct Batch {
     pub events: Vec<Arc<ChangeEvent>>,
@@ -300,7 +133,7 @@ pub(crate) struct Inner {
     pub dispatch: mpsc::UnboundedSender<Batch>,
     /// Re-evaluations of slow evaluations, for the slow lane (each message counted in
     /// `pending` until it is processed).
-    pub slow_lane: mpsc::UnboundedSender<Vec<crate::reactive::EvalKey>>,
+    pub slow_lane: mpsc::UnboundedSender<Vec<EvalKey>>,
     pub pending: AtomicU64,
     /// Commits published so far (incremented under the data write lock); a subscription
     /// evaluated without the registry lock compares it to learn whether a commit came
@@ -441,87 +274,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// Creates a store, starts its dispatcher thread (change handlers, query
-    /// re-evaluation, notifications: an OS thread of its own that enters the current tokio
-    /// runtime, so handlers may spawn tasks and timers, and a long re-evaluation never
-    /// holds a runtime worker) and spawns the TTL sweep on the current tokio runtime.
-    /// Errors outside a runtime.
-    ///
-    /// With [`StoreConfig::persistence`], opens (or creates) the file and loads every
-    /// bucket, record, declarative query, counter and side-table entry before returning;
-    /// records whose TTL passed while the store was down are dropped. A file that cannot
-    /// be opened or read fails with a [`StoreError::Internal`] naming the file; the store
-    /// never starts empty in its place.
-    pub fn start(config: StoreConfig) -> StoreResult<Store> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| StoreError::Internal {
-            message: "Store::start needs a tokio runtime".into(),
-        })?;
-        let clock = config.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
-        let mut data = Data::default();
-        let mut registry = Registry::default();
-        let persist = match &config.persistence {
-            Some(pc) => {
-                let (persist, snapshot) = Persistence::open(pc, clock.now_ms())?;
-                bridge::restore(snapshot, persist.path(), &mut data, &mut registry)?;
-                Some(persist)
-            }
-            None => None,
-        };
-        // Set after the restore: what was stored before is never refused.
-        data.max_record_bytes = config.max_record_bytes;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (slow_tx, slow_rx) = mpsc::unbounded_channel();
-        let (feed, _) = broadcast::channel(config.change_feed_capacity.max(1));
-        let inner = Arc::new(Inner {
-            name: config.name,
-            data: RwLock::new(data),
-            reactive: Mutex::new(registry),
-            handlers: Mutex::new(HandlerRegistry::default()),
-            clock,
-            feed,
-            dispatch: tx,
-            slow_lane: slow_tx,
-            pending: AtomicU64::new(0),
-            commits: AtomicU64::new(0),
-            settle_lock: Mutex::new(()),
-            settled: Condvar::new(),
-            next_tx: AtomicU64::new(0),
-            ttl_interval: config.ttl_check_interval,
-            persist,
-            limits: Limits {
-                max_result_bytes: config.max_result_bytes,
-                max_buckets: config.max_buckets,
-                max_queries: config.max_queries,
-                max_store_bytes: config.max_store_bytes,
-                max_evaluation_time: config.max_evaluation_time,
-            },
-        });
-        let weak = Arc::downgrade(&inner);
-        let runtime = handle.clone();
-        std::thread::Builder::new()
-            .name(format!("{}-dispatch", inner.name))
-            .spawn(move || crate::reactive::run_dispatcher(weak, rx, runtime))
-            .map_err(|e| StoreError::Internal {
-                message: format!("cannot start the dispatcher thread: {e}"),
-            })?;
-        let weak = Arc::downgrade(&inner);
-        let runtime = handle.clone();
-        std::thread::Builder::new()
-            .name(format!("{}-slow", inner.name))
-            .spawn(move || crate::reactive::run_slow_lane(weak, slow_rx, runtime))
-            .map_err(|e| StoreError::Internal {
-                message: format!("cannot start the slow-lane thread: {e}"),
-            })?;
-        if !inner.ttl_interval.is_zero() {
-            handle.spawn(crate::ttl::run_sweep(
-                Arc::downgrade(&inner),
-                Arc::clone(&inner.clock),
-                inner.ttl_interval,
-            ));
-        }
-        Ok(Store { inner })
-    }
-
     /// The store's name.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -664,9 +416,160 @@ impl Store {
     pub fn bucket_names(&self) -> Vec<String> {
         self.inner.data.read().buckets.keys().cloned().collect()
     }
+}
 
-    /// A handle for reads and writes on bucket `name` (checked on each call).
-    pub fn bucket(&self, name: &str) -> BucketHandle {
-        BucketHandle::new(self.clone(), name)
+/// The change feed: handlers called for each committed change and a broadcast receiver.
+impl Store {
+    /// Registers `handler` for every committed change whose topic (`bucket.<name>.<type>`)
+    /// matches `pattern`, a topic pattern in the protocol's grammar: `bucket.users.inserted`
+    /// exactly, `bucket.*.deleted` (`*` is one segment), `bucket.users.*` or `bucket.*` (a
+    /// trailing `.*` matches any depth), `*` (everything). `**` has no special meaning. Handlers run on the dispatcher thread
+    /// (inside the tokio runtime the store was started on: they may spawn tasks).
+    /// Returns an id for [`Store::off_change`](crate::Store::off_change).
+    pub fn on_change<F>(&self, pattern: &str, handler: F) -> u64
+    where
+        F: Fn(&ChangeEvent) + Send + Sync + 'static,
+    {
+        self.inner
+            .handlers
+            .lock()
+            .add(pattern.to_owned(), Arc::new(handler))
+    }
+
+    /// Removes a change handler; returns whether it existed.
+    pub fn off_change(&self, id: u64) -> bool {
+        self.inner.handlers.lock().remove(id)
+    }
+
+    /// A receiver of every change committed after this call, in commit order. Bounded: a receiver that
+    /// falls behind gets `RecvError::Lagged` instead of slowing the store down.
+    pub fn change_feed(&self) -> tokio::sync::broadcast::Receiver<Arc<ChangeEvent>> {
+        self.inner.feed.subscribe()
+    }
+}
+
+/// Durability controls and the persistence side table.
+impl Store {
+    /// The persistence file, when persistence is on.
+    pub fn persistence_path(&self) -> Option<&Path> {
+        self.inner.persist.as_ref().map(Persistence::path)
+    }
+
+    /// Blocks until every write made so far is durable (useful in batched mode, e.g. at
+    /// shutdown). Without persistence: nothing to do.
+    pub fn flush(&self) -> StoreResult<()> {
+        self.inner
+            .persist
+            .as_ref()
+            .map_or(Ok(()), Persistence::flush)
+    }
+
+    /// Writes what is queued, closes the persistence file and releases its lock (so it
+    /// can be opened again, e.g. by a new store in the same process). Every later write
+    /// fails; reads keep working. Idempotent; without persistence: nothing to do. Dropping
+    /// the last clone of the store does the same.
+    pub fn close_persistence(&self) -> StoreResult<()> {
+        self.inner
+            .persist
+            .as_ref()
+            .map_or(Ok(()), Persistence::close)
+    }
+
+    /// Sets (`Some`) or removes (`None`) an entry of the persistence side table: a small
+    /// durable key/value space for state the store does not own (e.g. the rule engine's
+    /// facts and rules, kept by the server). Same durability as record writes. Without
+    /// persistence this does nothing and [`Store::load_aux`] stays empty.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), noex_store::StoreError> {
+    /// # use noex_store::{DurabilityMode, PersistenceConfig, Store, StoreConfig};
+    /// # let dir = std::env::temp_dir().join(format!("noex-aux-doc-{}", std::process::id()));
+    /// let config = || StoreConfig {
+    ///     persistence: Some(PersistenceConfig::in_dir(&dir, DurabilityMode::Sync)),
+    ///     ..StoreConfig::default()
+    /// };
+    /// let store = Store::start(config())?;
+    /// store.persist_aux("facts", "user:1:tier", Some(serde_json::json!("gold")))?;
+    /// store.close_persistence()?;
+    /// let store = Store::start(config())?;
+    /// assert_eq!(store.load_aux("facts"), vec![("user:1:tier".to_owned(), serde_json::json!("gold"))]);
+    /// # store.close_persistence()?;
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok(()) }
+    /// ```
+    pub fn persist_aux(&self, namespace: &str, key: &str, value: Option<Value>) -> StoreResult<()> {
+        self.persist_aux_many(namespace, vec![(key.to_owned(), value)])
+    }
+
+    /// [`Store::persist_aux`] for several entries of one namespace, written as one commit
+    /// (one fsync in sync mode, all or nothing after a crash).
+    pub fn persist_aux_many(
+        &self,
+        namespace: &str,
+        entries: Vec<(String, Option<Value>)>,
+    ) -> StoreResult<()> {
+        match &self.inner.persist {
+            Some(p) => {
+                let queued = p.aux_set(namespace, entries);
+                p.wait(queued?)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Every side-table entry of `namespace` (as loaded at start plus later changes),
+    /// sorted by key.
+    pub fn load_aux(&self, namespace: &str) -> Vec<(String, Value)> {
+        self.inner
+            .persist
+            .as_ref()
+            .map(|p| p.aux_entries(namespace))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistence::{DurabilityMode, PersistenceConfig};
+    use serde_json::json;
+
+    /// After the writer reports a failure, writes are refused before they touch memory,
+    /// while reads keep working.
+    #[tokio::test]
+    async fn a_failed_writer_makes_the_store_refuse_writes() {
+        let dir = std::env::temp_dir().join(format!("noex-persist-fail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::start(StoreConfig {
+            persistence: Some(PersistenceConfig::in_dir(&dir, DurabilityMode::Sync)),
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        let def = json!({"key": "id", "schema": {"id": {"type": "number"}}});
+        store
+            .define_bucket("b", BucketDefinition::from_json(def).unwrap())
+            .unwrap();
+        let b = store.bucket("b");
+        b.insert(json!({"id": 1}).as_object().unwrap().clone())
+            .unwrap();
+        let persist = store.inner.persist.as_ref().unwrap();
+        persist.fail_writer("disk full");
+
+        let err = b
+            .insert(json!({"id": 2}).as_object().unwrap().clone())
+            .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert!(
+            store
+                .transaction(|tx| tx.bucket("b")?.delete(&json!(1)))
+                .is_err()
+        );
+        assert!(store.drop_bucket("b").is_err());
+        assert_eq!(b.count(None).unwrap(), 1, "memory unchanged, reads work");
+        assert!(store.persist_aux("x", "k", Some(json!(1))).is_err());
+        assert!(store.flush().is_err());
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -223,6 +223,15 @@ impl ResultBudget {
     }
 }
 
+/// Size of a record: the larger of its bytes of JSON and its estimated size in memory
+/// ([`memory_size`]); what `max_record_bytes` and `max_store_bytes` count.
+/// A record of small numbers takes about 30 times its JSON in memory, so JSON alone
+/// would let a store hold far more memory than its limit says.
+pub(crate) fn record_bytes(record: &Record) -> usize {
+    let json = json_size_within(record, usize::MAX).unwrap_or(usize::MAX);
+    json.max(record_memory_size(record))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,7 +381,7 @@ mod tests {
             unreachable!()
         };
         assert_eq!(record_memory_size(map), mem);
-        assert!(crate::bucket::record_bytes(map) == mem);
+        assert!(super::record_bytes(map) == mem);
         // A long string costs about its length either way.
         let text = json!({"s": "x".repeat(100_000)});
         assert!(memory_size(&text) < 100_000 + 1_000);

@@ -4,7 +4,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::RuleValidationIssue;
+use crate::error::{Result, RuleValidationIssue, RulesError};
+use crate::model::RuleInput;
 use crate::pattern::{check_fact_pattern, check_topic_pattern, parse_duration_ms};
 
 mod actions;
@@ -42,7 +43,7 @@ pub(super) const MAX_ACTION_NESTING: usize = 16;
 
 /// The `set_timer` actions of a valid rule whose literal `duration` or `repeat.interval` is
 /// below `min_ms` (computed ones are checked when the timer is set), with their paths.
-pub fn timer_floor_errors(rule: &crate::model::RuleInput, min_ms: u64) -> Vec<RuleValidationIssue> {
+pub fn timer_floor_errors(rule: &RuleInput, min_ms: u64) -> Vec<RuleValidationIssue> {
     let mut errors = Vec::new();
     timer_floor(&rule.actions, "actions", min_ms, &mut errors);
     errors
@@ -540,4 +541,40 @@ impl Validator {
             self.err(join(path, "value.ref"), "Field \"ref\" must be a string");
         }
     }
+}
+
+/// A rule's input with `updates` (a partial rule object) applied, as `update_rule` applies
+/// them: `id`, `version`, `createdAt` and `updatedAt` are ignored. Not validated.
+pub(crate) fn merge_update(current: &RuleInput, updates: &Value) -> Result<Value> {
+    let Value::Object(updates) = updates else {
+        return Err(RulesError::Validation(vec![RuleValidationIssue::new(
+            "updates",
+            "Updates must be an object",
+        )]));
+    };
+    let mut merged = match serde_json::to_value(current) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Err(RulesError::Validation(vec![RuleValidationIssue::new(
+                "",
+                "rule is not serializable",
+            )]));
+        }
+    };
+    for (k, v) in updates {
+        if !matches!(k.as_str(), "id" | "version" | "createdAt" | "updatedAt") {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(Value::Object(merged))
+}
+
+/// A rule's input from its JSON, after [`validate_rule`]: every issue found, or the typed rule.
+pub(crate) fn parse_rule(rule: &Value) -> Result<RuleInput> {
+    let report = validate_rule(rule);
+    if !report.valid {
+        return Err(RulesError::Validation(report.errors));
+    }
+    serde_json::from_value(rule.clone())
+        .map_err(|e| RulesError::Validation(vec![RuleValidationIssue::new("", e.to_string())]))
 }

@@ -1,6 +1,6 @@
 //! The bridge between the store's in-memory structures and persistence: *capture* turns a
 //! commit (record changes, a bucket or query definition) into [`Op`]s, *restore* installs
-//! a loaded [`Snapshot`] into fresh store state.
+//! a loaded [`Snapshot`]'s buckets into fresh store data and gives back its queries.
 //!
 //! Capture writes the **final** state of every record a commit touched (read back from the
 //! bucket after the commit), not the individual changes: an insert that evicted an older
@@ -13,10 +13,9 @@ use std::sync::atomic::Ordering;
 
 use super::{Op, Snapshot, file_error};
 use crate::bucket::Bucket;
+use crate::data::{Change, Data};
 use crate::definition::{BucketDefinition, Generated, QueryDefinition};
 use crate::error::{StoreError, StoreResult};
-use crate::reactive::Registry;
-use crate::store::{Change, Data};
 use crate::value::key_string;
 
 /// Whether a bucket is written to persistence (`persistent: false` opts out).
@@ -102,14 +101,14 @@ pub(crate) fn record_ops(data: &Data, changes: &[Change]) -> StoreResult<Vec<Op>
     Ok(ops)
 }
 
-/// Installs a loaded snapshot into empty store state. A definition the store no longer
+/// Installs a loaded snapshot's buckets and records into empty store data and returns its
+/// declarative queries, for the caller to register. A definition the store no longer
 /// accepts is an error naming the file.
 pub(crate) fn restore(
     snapshot: Snapshot,
     path: &Path,
     data: &mut Data,
-    registry: &mut Registry,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<(String, QueryDefinition)>> {
     let buckets = snapshot.buckets.len();
     let records: usize = snapshot.buckets.iter().map(|b| b.records.len()).sum();
     let queries = snapshot.queries.len();
@@ -129,9 +128,6 @@ pub(crate) fn restore(
             .fetch_max(loaded.counter, Ordering::SeqCst);
         data.buckets.insert(loaded.name, bucket);
     }
-    for (name, def) in snapshot.queries {
-        registry.insert_declarative(name, def);
-    }
     tracing::info!(
         path = %path.display(),
         buckets,
@@ -140,5 +136,5 @@ pub(crate) fn restore(
         expired = snapshot.expired,
         "store loaded from disk"
     );
-    Ok(())
+    Ok(snapshot.queries)
 }

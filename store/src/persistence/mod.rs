@@ -1,6 +1,6 @@
 //! Durable storage under the store, on the embedded engine [`redb`].
 //!
-//! The in-memory [`Data`](crate::store::Data) stays the source of truth for reads; every
+//! The in-memory [`Data`](crate::data::Data) stays the source of truth for reads; every
 //! commit additionally becomes one ordered message of [`Op`]s (bucket definitions, record
 //! states, declarative queries, autoincrement counters, side-table entries) sent to a
 //! single writer thread that owns the database. The writer applies each group of messages
@@ -34,7 +34,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{StoreError, StoreResult};
-use crate::store::Store;
 use noex_model::ttl::Ttl;
 
 pub(crate) use engine::Snapshot;
@@ -442,6 +441,14 @@ impl Persistence {
     }
 }
 
+#[cfg(test)]
+impl Persistence {
+    /// Makes the writer report `message` as a failure, as a full disk would.
+    pub(crate) fn fail_writer(&self, message: &str) {
+        self.shared.finish(0, Err(message.into()));
+    }
+}
+
 impl Drop for Persistence {
     fn drop(&mut self) {
         if let Err(e) = self.close() {
@@ -464,91 +471,9 @@ fn write_error(message: impl std::fmt::Display) -> StoreError {
     }
 }
 
-impl Store {
-    /// The persistence file, when persistence is on.
-    pub fn persistence_path(&self) -> Option<&Path> {
-        self.inner.persist.as_ref().map(Persistence::path)
-    }
-
-    /// Blocks until every write made so far is durable (useful in batched mode, e.g. at
-    /// shutdown). Without persistence: nothing to do.
-    pub fn flush(&self) -> StoreResult<()> {
-        self.inner
-            .persist
-            .as_ref()
-            .map_or(Ok(()), Persistence::flush)
-    }
-
-    /// Writes what is queued, closes the persistence file and releases its lock (so it
-    /// can be opened again, e.g. by a new store in the same process). Every later write
-    /// fails; reads keep working. Idempotent; without persistence: nothing to do. Dropping
-    /// the last clone of the store does the same.
-    pub fn close_persistence(&self) -> StoreResult<()> {
-        self.inner
-            .persist
-            .as_ref()
-            .map_or(Ok(()), Persistence::close)
-    }
-
-    /// Sets (`Some`) or removes (`None`) an entry of the persistence side table: a small
-    /// durable key/value space for state the store does not own (e.g. the rule engine's
-    /// facts and rules, kept by the server). Same durability as record writes. Without
-    /// persistence this does nothing and [`Store::load_aux`] stays empty.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), noex_store::StoreError> {
-    /// # use noex_store::{DurabilityMode, PersistenceConfig, Store, StoreConfig};
-    /// # let dir = std::env::temp_dir().join(format!("noex-aux-doc-{}", std::process::id()));
-    /// let config = || StoreConfig {
-    ///     persistence: Some(PersistenceConfig::in_dir(&dir, DurabilityMode::Sync)),
-    ///     ..StoreConfig::default()
-    /// };
-    /// let store = Store::start(config())?;
-    /// store.persist_aux("facts", "user:1:tier", Some(serde_json::json!("gold")))?;
-    /// store.close_persistence()?;
-    /// let store = Store::start(config())?;
-    /// assert_eq!(store.load_aux("facts"), vec![("user:1:tier".to_owned(), serde_json::json!("gold"))]);
-    /// # store.close_persistence()?;
-    /// # let _ = std::fs::remove_dir_all(&dir);
-    /// # Ok(()) }
-    /// ```
-    pub fn persist_aux(&self, namespace: &str, key: &str, value: Option<Value>) -> StoreResult<()> {
-        self.persist_aux_many(namespace, vec![(key.to_owned(), value)])
-    }
-
-    /// [`Store::persist_aux`] for several entries of one namespace, written as one commit
-    /// (one fsync in sync mode, all or nothing after a crash).
-    pub fn persist_aux_many(
-        &self,
-        namespace: &str,
-        entries: Vec<(String, Option<Value>)>,
-    ) -> StoreResult<()> {
-        match &self.inner.persist {
-            Some(p) => {
-                let queued = p.aux_set(namespace, entries);
-                p.wait(queued?)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Every side-table entry of `namespace` (as loaded at start plus later changes),
-    /// sorted by key.
-    pub fn load_aux(&self, namespace: &str) -> Vec<(String, Value)> {
-        self.inner
-            .persist
-            .as_ref()
-            .map(|p| p.aux_entries(namespace))
-            .unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BucketDefinition, StoreConfig};
-    use serde_json::json;
 
     #[test]
     fn durability_modes_parse() {
@@ -575,43 +500,5 @@ mod tests {
         ] {
             assert!(bad.parse::<DurabilityMode>().is_err(), "{bad}");
         }
-    }
-
-    /// After the writer reports a failure, writes are refused before they touch memory,
-    /// while reads keep working.
-    #[tokio::test]
-    async fn a_failed_writer_makes_the_store_refuse_writes() {
-        let dir = std::env::temp_dir().join(format!("noex-persist-fail-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::start(StoreConfig {
-            persistence: Some(PersistenceConfig::in_dir(&dir, DurabilityMode::Sync)),
-            ..StoreConfig::default()
-        })
-        .unwrap();
-        let def = json!({"key": "id", "schema": {"id": {"type": "number"}}});
-        store
-            .define_bucket("b", BucketDefinition::from_json(def).unwrap())
-            .unwrap();
-        let b = store.bucket("b");
-        b.insert(json!({"id": 1}).as_object().unwrap().clone())
-            .unwrap();
-        let persist = store.inner.persist.as_ref().unwrap();
-        persist.shared.finish(0, Err("disk full".into()));
-
-        let err = b
-            .insert(json!({"id": 2}).as_object().unwrap().clone())
-            .unwrap_err();
-        assert!(err.to_string().contains("disk full"), "{err}");
-        assert!(
-            store
-                .transaction(|tx| tx.bucket("b")?.delete(&json!(1)))
-                .is_err()
-        );
-        assert!(store.drop_bucket("b").is_err());
-        assert_eq!(b.count(None).unwrap(), 1, "memory unchanged, reads work");
-        assert!(store.persist_aux("x", "k", Some(json!(1))).is_err());
-        assert!(store.flush().is_err());
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
