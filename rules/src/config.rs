@@ -119,12 +119,15 @@ pub struct EngineConfig {
     pub max_rule_logs_per_second: u32,
     /// Most bytes (approximate, as held in memory, see [`Self::max_fact_bytes`]) of event
     /// data all temporal patterns together keep (sequence steps, absence waits, count and
-    /// aggregate windows). When an event of rule R does not fit, the rule holding the most
-    /// gives way while it holds more than R would with the event (oldest window events of its
-    /// largest group first, then that group's sequence / absence wait), so a rule holding,
-    /// with the event, at most `max_temporal_bytes / n` (n: rules holding temporal data, R
-    /// included) always gets room. Only when no other rule holds more is the event not
-    /// buffered: it does not start or advance a sequence, open an absence wait or enter a
+    /// aggregate windows). When an event of rule R (of owner O, see
+    /// [`crate::RuleEngine::register_rule_as`]; rules without one share the owner `""`) does
+    /// not fit, the owner holding the most gives way while it holds more than O would with
+    /// the event, its largest rule first (oldest window events of its largest group first,
+    /// then that group's sequence / absence wait); then, within O, its largest rule while it
+    /// holds more than R would. So an owner holding, with the event, at most
+    /// `max_temporal_bytes / n` (n: owners holding temporal data, O included) always gets
+    /// room, however many rules the others registered, and so does a rule within its share
+    /// of its owner's part. Only when nobody holds more is the event not buffered: it does not start or advance a sequence, open an absence wait or enter a
     /// window (it is not counted), and a warning is logged; events leaving windows free room.
     /// The data of one timer (`onExpire.data`) is bounded by [`Self::max_fact_bytes`].
     /// Default 64 MiB.

@@ -448,6 +448,14 @@ impl RuleEngine {
     /// Registers a rule given as JSON (`rules.registerRule`): `Validation` with every problem,
     /// `AlreadyExists` for a duplicate id.
     pub fn register_rule(&self, rule: &Value) -> Result<Rule> {
+        self.register_rule_as(rule, None)
+    }
+
+    /// [`RuleEngine::register_rule`] on behalf of `owner` (a user id): when the temporal
+    /// patterns' byte pool is full, owners give way in turn (the one holding the most
+    /// first), so one owner's many rules cannot starve another owner's
+    /// ([`crate::EngineConfig::max_temporal_bytes`]). Updates keep the owner.
+    pub fn register_rule_as(&self, rule: &Value, owner: Option<&str>) -> Result<Rule> {
         let input = self.parse_checked(rule)?;
         let now = self.now();
         let mut state = self.inner.state.lock();
@@ -465,6 +473,7 @@ impl RuleEngine {
             version: 1,
             created_at: now,
             updated_at: now,
+            owner: owner.map(str::to_owned),
         };
         state.next_seq += 1;
         let seq = state.next_seq;
@@ -505,6 +514,7 @@ impl RuleEngine {
             version: entry.1.version + 1,
             created_at: entry.1.created_at,
             updated_at: now,
+            owner: entry.1.owner.clone(),
         };
         entry.1 = Arc::new(rule.clone());
         state.temporal.clear_rule(id);

@@ -66,6 +66,11 @@ pub struct Rule {
     pub created_at: i64,
     /// Last update time (ms since the Unix epoch).
     pub updated_at: i64,
+    /// Who registered it (a user id), when the caller said so
+    /// ([`RuleEngine::register_rule_as`](crate::RuleEngine::register_rule_as)): temporal
+    /// patterns share a full pool by owner. Not part of the rule's JSON.
+    #[serde(skip)]
+    pub owner: Option<String>,
 }
 
 pub use noex_model::rule::RuleSummary;

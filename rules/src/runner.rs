@@ -351,8 +351,9 @@ impl Runner<'_> {
             let Trigger::Temporal { pattern } = &rule.input.trigger else {
                 continue;
             };
-            let (matches, waits) = state.temporal.process(
+            let (matches, waits) = state.temporal.process_owned(
                 &rule.input.id,
+                rule.owner.as_deref().unwrap_or(""),
                 pattern,
                 event,
                 now,

@@ -131,6 +131,9 @@ const EVICTION_CHUNK_DIVISOR: usize = 64;
 /// One rule's groups and the bytes they hold together.
 #[derive(Debug, Default)]
 struct RuleState {
+    /// Who registered the rule (`""` for rules without an owner): a full pool takes room
+    /// from the owner holding the most.
+    owner: String,
     groups: HashMap<String, GroupState>,
     /// Approximate bytes held by all of `groups` (the sum of their [`GroupState::bytes`]).
     bytes: usize,
@@ -223,28 +226,55 @@ impl TemporalState {
         }
     }
 
-    /// Makes room for `size` more bytes of a rule holding `own` bytes, which is not in
-    /// `self.rules` while this runs (so it never gives way to itself): evicts from the rule
-    /// holding the most, while that one holds more than `own + size`. Whether it now fits.
-    fn make_room(&mut self, own: usize, size: usize, max_bytes: usize) -> bool {
-        let claim = own.saturating_add(size);
+    /// Makes room for `size` more bytes of a rule of `owner` holding `own` bytes, which is
+    /// not in `self.rules` while this runs (so it never gives way to itself). Owners first:
+    /// while another owner holds more than `owner` would with the event, the largest rule
+    /// of the owner holding the most gives way; then, within `owner`, its largest rule
+    /// while that holds more than `own + size`. Whether the event now fits.
+    ///
+    /// So one client registering twenty rules gets no more of the pool than another with
+    /// one (red team, round 4), and one client's rules share its part fairly.
+    fn make_room(&mut self, owner: &str, own: usize, size: usize, max_bytes: usize) -> bool {
         let chunk = max_bytes / EVICTION_CHUNK_DIVISOR;
+        let rule_claim = own.saturating_add(size);
         loop {
             let overflow = self.bytes.saturating_add(size).saturating_sub(max_bytes);
             if overflow == 0 {
                 return true;
             }
-            // No rule holds more than all others together (saves the scan for the flooder).
-            if self.bytes.saturating_sub(own) <= claim {
-                return false;
+            let mut totals: HashMap<&str, usize> = HashMap::new();
+            for rule in self.rules.values() {
+                *totals.entry(rule.owner.as_str()).or_default() += rule.bytes;
             }
-            let Some((id, victim)) = self.rules.iter_mut().max_by_key(|(_, r)| r.bytes) else {
+            let owner_claim = totals
+                .get(owner)
+                .copied()
+                .unwrap_or(0)
+                .saturating_add(rule_claim);
+            let other = totals
+                .iter()
+                .filter(|(o, total)| **o != owner && **total > owner_claim)
+                .max_by_key(|(_, total)| **total)
+                .map(|(o, total)| (o.to_string(), *total));
+            let (victim_owner, keep) = match other {
+                // The other owner keeps at least what `owner` would hold.
+                Some((o, total)) => (o, Some(total - owner_claim)),
+                None => (owner.to_string(), None),
+            };
+            let Some((id, victim)) = self
+                .rules
+                .iter_mut()
+                .filter(|(_, r)| r.owner == victim_owner)
+                .max_by_key(|(_, r)| r.bytes)
+            else {
                 return false;
             };
-            if victim.bytes <= claim {
-                return false;
-            }
-            let freed = victim.evict(overflow.max(chunk), claim);
+            let floor = match keep {
+                Some(excess) => victim.bytes.saturating_sub(excess),
+                None if victim.bytes > rule_claim => rule_claim,
+                None => return false,
+            };
+            let freed = victim.evict(overflow.max(chunk), floor);
             self.bytes = self.bytes.saturating_sub(freed);
             if victim.groups.is_empty() {
                 let id = id.clone();
@@ -271,9 +301,24 @@ impl TemporalState {
 
     /// Feeds one event to one rule's pattern. Its data is buffered only while all patterns
     /// together hold at most `max_bytes` (see `EngineConfig::max_temporal_bytes`).
+    #[cfg(test)]
     pub(crate) fn process(
         &mut self,
         rule_id: &str,
+        pattern: &TemporalPattern,
+        event: &Event,
+        now: i64,
+        max_bytes: usize,
+    ) -> (Vec<TemporalMatch>, Vec<AbsenceWait>) {
+        self.process_owned(rule_id, "", pattern, event, now, max_bytes)
+    }
+
+    /// [`Self::process`] for a rule registered by `owner` (`""`: no owner), whose share of
+    /// a full pool is counted with its owner's other rules (see `make_room`).
+    pub(crate) fn process_owned(
+        &mut self,
+        rule_id: &str,
+        owner: &str,
         pattern: &TemporalPattern,
         event: &Event,
         now: i64,
@@ -310,6 +355,9 @@ impl TemporalState {
         // The rule's state leaves the map while this event is processed, so making room can
         // evict from every other rule (never from this one) while its group is borrowed.
         let mut rule = self.rules.remove(rule_id).unwrap_or_default();
+        if rule.owner != owner {
+            rule.owner = owner.to_string();
+        }
         if !rule.groups.contains_key(&group) && rule.groups.len() >= MAX_GROUPS_PER_RULE {
             tracing::warn!(rule_id, "temporal group limit reached; event ignored");
             self.put_back(rule_id, rule);
@@ -366,7 +414,7 @@ impl TemporalState {
             TemporalPattern::Count { .. } | TemporalPattern::Aggregate { .. } => true,
         };
         let size = approx_bytes(&event.data, max_bytes);
-        let fits = !buffers || self.make_room(rule.bytes, size, max_bytes);
+        let fits = !buffers || self.make_room(owner, rule.bytes, size, max_bytes);
         let mut refused_window = false;
         if !fits {
             self.refused += 1;
@@ -668,6 +716,96 @@ mod fairness_tests {
                 MAX,
             );
         }
+    }
+
+    /// Fourth red-team run: twenty rules of one tenant each held their per-rule share, so
+    /// the admin's one rule got a twenty-first of the pool and its count never fired.
+    /// Owners share first: the admin gets half.
+    #[test]
+    fn one_owner_with_many_rules_does_not_starve_another_owner() {
+        let mut state = TemporalState::default();
+        let count = pattern(json!({"type": "count", "event": {"topic": "flood"},
+            "threshold": 1_000_000, "window": "1h"}));
+        let blob = json!({"b": "x".repeat(4_000)});
+        for i in 0..200 {
+            let rule = format!("t{}", i % 20);
+            state.process_owned(
+                &rule,
+                "tenant",
+                &count,
+                &event("flood", blob.clone()),
+                i,
+                MAX,
+            );
+        }
+        assert!(
+            state.bytes() + 4_000 > MAX,
+            "pool not full: {}",
+            state.bytes()
+        );
+        // The admin's rule needs 8 events of ~4 KB: far over 1/21 of the pool, under 1/2.
+        let alarm = pattern(json!({"type": "count", "event": {"topic": "pay.fail"},
+            "threshold": 8, "window": "1h"}));
+        let mut fired = 0;
+        for i in 0..8 {
+            let (matches, _) = state.process_owned(
+                "alarm",
+                "admin",
+                &alarm,
+                &event("pay.fail", json!({"n": i, "b": "y".repeat(4_000)})),
+                300 + i,
+                MAX,
+            );
+            fired += matches.len();
+        }
+        assert_eq!(fired, 1, "the admin's count fired");
+        // The tenant's rules gave way, not the admin's; the totals stay exact.
+        let tenant: usize = state
+            .rules
+            .values()
+            .filter(|r| r.owner == "tenant")
+            .map(|r| r.bytes)
+            .sum();
+        let all: usize = state.rules.values().map(|r| r.bytes).sum();
+        assert_eq!(all, state.bytes());
+        assert!(tenant < MAX, "{tenant}");
+    }
+
+    /// Among one owner's rules the largest gives way, as before owners existed; but the
+    /// owner as a whole does not take room from an owner holding less.
+    #[test]
+    fn an_owner_holding_less_keeps_its_part() {
+        let mut state = TemporalState::default();
+        let count = pattern(json!({"type": "count", "event": {"topic": "flood"},
+            "threshold": 1_000_000, "window": "1h"}));
+        let blob = json!({"b": "x".repeat(4_000)});
+        // The admin holds a little, then the tenant floods.
+        for i in 0..3 {
+            state.process_owned(
+                "keep",
+                "admin",
+                &count,
+                &event("flood", blob.clone()),
+                i,
+                MAX,
+            );
+        }
+        let admin_before: usize = state.rules["keep"].bytes;
+        for i in 0..200 {
+            state.process_owned(
+                "big",
+                "tenant",
+                &count,
+                &event("flood", blob.clone()),
+                10 + i,
+                MAX,
+            );
+        }
+        assert_eq!(
+            state.rules["keep"].bytes, admin_before,
+            "the admin kept its events"
+        );
+        assert!(state.bytes() <= MAX);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! facts and rules kept in the durable store's side table (written on every change,
 //! loaded at start).
 
+use serde_json::Value;
 use std::sync::Arc;
 
 use noex_rules::{EngineConfig, Fact, FactChange, FactObserver, RuleEngine};
@@ -39,6 +40,8 @@ const FACTS: &str = "rules.facts";
 const RULES: &str = "rules.rules";
 /// Fields the engine adds to a registered rule; not part of what `register_rule` takes.
 const RULE_METADATA: [&str; 3] = ["version", "createdAt", "updatedAt"];
+/// Where a persisted rule keeps its owner (not part of the rule's JSON on the wire).
+const RULE_OWNER: &str = "_owner";
 
 /// A fact observer that writes every fact change to the store's side table, or `None`
 /// when the store is not durable.
@@ -78,11 +81,14 @@ pub(crate) fn persist_rule(
 ) -> Result<(), noex_store::StoreError> {
     let value = match engine.get_rule(id) {
         Ok(rule) => {
-            Some(
-                serde_json::to_value(rule).map_err(|e| noex_store::StoreError::Internal {
+            let mut value =
+                serde_json::to_value(&rule).map_err(|e| noex_store::StoreError::Internal {
                     message: format!("rule {id:?} does not serialize: {e}"),
-                })?,
-            )
+                })?;
+            if let (Some(map), Some(owner)) = (value.as_object_mut(), &rule.owner) {
+                map.insert(RULE_OWNER.to_owned(), Value::String(owner.clone()));
+            }
+            Some(value)
         }
         Err(_) => None,
     };
@@ -105,13 +111,68 @@ pub(crate) fn restore(store: &Store, engine: &RuleEngine) {
         });
     engine.restore_facts(facts);
     for (id, mut rule) in store.load_aux(RULES) {
+        let mut owner = None;
         if let Some(map) = rule.as_object_mut() {
             for field in RULE_METADATA {
                 map.remove(field);
             }
+            if let Some(Value::String(o)) = map.remove(RULE_OWNER) {
+                owner = Some(o);
+            }
         }
-        if let Err(err) = engine.register_rule(&rule) {
+        if let Err(err) = engine.register_rule_as(&rule, owner.as_deref()) {
             tracing::error!(%err, rule = %id, "persisted rule no longer registers; skipped");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use noex_store::{DurabilityMode, PersistenceConfig, StoreConfig};
+    use serde_json::json;
+
+    /// A rule's owner is written with it and given back at restore, so the temporal pool
+    /// stays shared by owner after a restart.
+    #[tokio::test]
+    async fn a_rules_owner_survives_a_restart() {
+        let dir = std::env::temp_dir().join(format!(
+            "noex-rule-owner-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = || StoreConfig {
+            persistence: Some(PersistenceConfig::new(
+                dir.join("data.redb"),
+                DurabilityMode::Sync,
+            )),
+            ..StoreConfig::default()
+        };
+        let rule = json!({"id": "r", "name": "r",
+            "trigger": {"type": "event", "topic": "order.x"},
+            "actions": [{"type": "log", "level": "info", "message": "x"}]});
+        {
+            let store = Store::start(config()).expect("store");
+            let engine = RuleEngine::new(engine_config(&LimitsConfig::default(), &store));
+            engine
+                .register_rule_as(&rule, Some("ten"))
+                .expect("registers");
+            persist_rule(&store, &engine, "r").expect("persisted");
+        }
+        let store = Store::start(config()).expect("store again");
+        let engine = RuleEngine::new(engine_config(&LimitsConfig::default(), &store));
+        restore(&store, &engine);
+        let restored = engine.get_rule("r").expect("restored");
+        assert_eq!(restored.owner.as_deref(), Some("ten"));
+        // The owner is not part of the rule's JSON.
+        let wire = serde_json::to_value(&restored).expect("serializes");
+        assert!(
+            wire.get("_owner").is_none() && wire.get("owner").is_none(),
+            "{wire}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -658,3 +658,78 @@ async fn timer_names_a_rule_touches_are_checked_like_fact_keys() {
     .await;
     forbidden(&widen, "No permission for rules.updateRule on own-listen");
 }
+
+/// Fourth red-team run: the temporal byte pool was shared fairly per rule, so a tenant with
+/// twenty count rules held twenty shares and the administrator's one rule (a count of 40
+/// events of 200 KB) never fired. Rules are owned by the user who registered them, and a
+/// full pool is shared by owner first.
+#[tokio::test]
+async fn a_tenant_with_many_temporal_rules_does_not_starve_the_admins_rule() {
+    let mut config = local_config();
+    config.rules.enabled = Some(true);
+    config.limits.max_rule_temporal_bytes = 8 * 1024 * 1024;
+    config.auth = Some(AuthConfig {
+        required: true,
+        tokens: Some(BTreeMap::from([
+            ("admin-t".into(), token("ada", &["admin"], None)),
+            ("ops-t".into(), token("ops", &["ops"], None)),
+        ])),
+        permissions: serde_json::from_value(json!({
+            "default": "deny",
+            "rules": [
+                {"role": "admin", "allow": "*"},
+                {"role": "ops", "allow": "rules.*", "topics": ["order.*", "order:*"]}
+            ]
+        }))
+        .expect("permissions"),
+        ..AuthConfig::default()
+    });
+    let server = Server::builder(config)
+        .start()
+        .await
+        .expect("server starts");
+    let mut tenant = logged_in(&server, "ops-t").await;
+    for n in 0..20 {
+        tenant
+            .ok(
+                "rules.registerRule",
+                json!({"rule": {"id": format!("hoard-{n}"), "name": "hoard",
+                    "trigger": {"type": "temporal", "pattern": {"type": "count",
+                        "event": {"topic": "order.c"}, "threshold": 1_000_000, "window": "1h"}},
+                    "actions": [{"type": "log", "level": "info", "message": "never"}]}}),
+            )
+            .await;
+    }
+    let blob = "x".repeat(900_000);
+    for n in 0..30 {
+        tenant
+            .ok(
+                "rules.emit",
+                json!({"topic": "order.c", "data": {"n": n, "b": blob}}),
+            )
+            .await;
+    }
+    let mut admin = logged_in(&server, "admin-t").await;
+    admin
+        .ok(
+            "rules.registerRule",
+            json!({"rule": {"id": "alarm", "name": "alarm",
+                "trigger": {"type": "temporal", "pattern": {"type": "count",
+                    "event": {"topic": "pay.fail"}, "threshold": 10, "window": "1h"}},
+                "actions": [{"type": "set_fact", "key": "admin:alarm", "value": true}]}}),
+        )
+        .await;
+    let payload = "y".repeat(200_000);
+    for n in 0..10 {
+        admin
+            .ok(
+                "rules.emit",
+                json!({"topic": "pay.fail", "data": {"n": n, "b": payload}}),
+            )
+            .await;
+    }
+    let fact = admin
+        .ok("rules.getFact", json!({"key": "admin:alarm"}))
+        .await;
+    assert_eq!(fact, json!(true), "the admin's count fired");
+}

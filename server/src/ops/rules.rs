@@ -124,7 +124,9 @@ pub(crate) async fn handle(ctx: RulesContext<'_>, op: RulesOp) -> Result<Value, 
         }
         RulesOp::Stats => to_json(wire_stats(engine.stats())),
         RulesOp::RegisterRule { rule } => {
-            let rule = engine.register_rule(&Value::Object(rule))?;
+            // Owned by the session's user: a full temporal pool is shared by owner.
+            let owner = ctx.authority.map(|a| a.session.user_id.as_str());
+            let rule = engine.register_rule_as(&Value::Object(rule), owner)?;
             persist_rule(ctx.store, engine, &rule.input.id)?;
             to_json(RuleRegistered {
                 id: rule.input.id.clone(),
