@@ -252,6 +252,7 @@ impl Store {
                 last: last.clone(),
                 subscribers: Vec::new(),
                 slow,
+                cost: started.elapsed(),
             },
         );
         let id = reg.attach(key.clone(), sink(&last), on_end);
@@ -506,8 +507,13 @@ enum Lane {
     Slow,
 }
 
-/// One re-evaluation: its key, its outcome and whether it was slow.
-type Reevaluated = (EvalKey, StoreResult<(Value, Deps)>, bool);
+/// One re-evaluation: its key, its outcome, whether it was slow and how long it took.
+type Reevaluated = (
+    EvalKey,
+    StoreResult<(Value, Deps)>,
+    bool,
+    std::time::Duration,
+);
 
 /// Re-evaluates `work` one evaluation at a time (each takes the data read lock on its
 /// own, so a long list never holds writers for its whole duration; every evaluation
@@ -544,16 +550,17 @@ fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>, lane: Lane)
         let r = crate::deadline::with_read_deadline(budget, || {
             evaluate(&q, &p, inner.data.read(), inner.now(), limit)
         });
-        let slow = started.elapsed() > SLOW_EVALUATION;
+        let cost = started.elapsed();
+        let slow = cost > SLOW_EVALUATION;
         if slow {
             slow_queries.insert(k.0.clone());
         }
         if lane == Lane::Dispatcher && matches!(r, Err(StoreError::ReadTimeout { .. })) {
             handed_on.push(k.clone());
-            results.push((k, Ok((Value::Null, Deps::default())), true));
+            results.push((k, Ok((Value::Null, Deps::default())), true, cost));
             continue;
         }
-        results.push((k, r, slow));
+        results.push((k, r, slow, cost));
     }
     let mut deliveries: Vec<(Arc<QueryResult>, Vec<Sink>)> = Vec::new();
     let mut ended: Vec<(String, StoreError, Vec<Subscriber>)> = Vec::new();
@@ -570,11 +577,12 @@ fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>, lane: Lane)
             registry.slow_queries.extend(slow_queries);
         }
         let handed: HashSet<&EvalKey> = handed_on.iter().collect();
-        for (key, result, slow) in results {
+        for (key, result, slow, cost) in results {
             let Some(ev) = reg.evals.get_mut(&key) else {
                 continue;
             };
             ev.slow |= slow;
+            ev.cost = cost;
             // Stopped on the dispatcher: the slow lane evaluates it again.
             if handed.contains(&key) {
                 continue;
@@ -617,7 +625,8 @@ fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>, lane: Lane)
 /// The slow-lane thread: re-evaluates the evaluations marked slow, so a heavy query
 /// (a large grouping, a long text filter) delays only its own pushes, not the
 /// dispatcher's. Everything that arrived while it worked is taken at once and each
-/// evaluation re-evaluated once, on the newest data. Ends with the store.
+/// evaluation re-evaluated once, on the newest data, cheapest first (by its last run),
+/// each delivered as soon as it is done. Ends with the store.
 pub(crate) fn run_slow_lane(
     inner: Weak<Inner>,
     mut rx: mpsc::UnboundedReceiver<Vec<EvalKey>>,
@@ -632,17 +641,25 @@ pub(crate) fn run_slow_lane(
             keys.extend(more);
         }
         let Some(inner) = inner.upgrade() else { break };
+        // Cheapest first (by each evaluation's last run): a heavy subscription waits only
+        // for evaluations cheaper than itself, however many long ones others hold.
         let work: Vec<(EvalKey, QueryKind, Value)> = {
             let reg = inner.reactive.lock();
-            keys.into_iter()
+            let mut work: Vec<(std::time::Duration, (EvalKey, QueryKind, Value))> = keys
+                .into_iter()
                 .filter_map(|k| {
                     let ev = reg.evals.get(&k)?;
                     let q = reg.queries.get(&k.0)?;
-                    Some((k.clone(), q.clone(), ev.params.clone()))
+                    Some((ev.cost, (k.clone(), q.clone(), ev.params.clone())))
                 })
-                .collect()
+                .collect();
+            work.sort_by_key(|(cost, _)| *cost);
+            work.into_iter().map(|(_, w)| w).collect()
         };
-        reevaluate(&inner, work, Lane::Slow);
+        // One at a time, each delivered as soon as it is done.
+        for item in work {
+            reevaluate(&inner, vec![item], Lane::Slow);
+        }
         if inner.pending.fetch_sub(messages, Ordering::SeqCst) == messages {
             let _guard = inner.settle_lock.lock();
             inner.settled.notify_all();

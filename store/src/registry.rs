@@ -108,6 +108,10 @@ pub(crate) struct Evaluation {
     /// An evaluation of it took longer than the dispatcher's slow-evaluation threshold: the slow lane
     /// re-evaluates it from then on, so it never delays other subscriptions' pushes.
     pub slow: bool,
+    /// How long its last evaluation took: the slow lane runs the cheapest first, so a
+    /// heavy subscription waits only for evaluations cheaper than its own, not for a
+    /// tenant's many long ones.
+    pub cost: std::time::Duration,
 }
 
 /// Defined queries, live evaluations and subscriptions.

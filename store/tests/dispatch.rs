@@ -480,3 +480,70 @@ async fn a_slow_evaluation_does_not_delay_other_subscriptions_pushes() {
     s.settle().await;
     assert_eq!(slow_seen.lock().last(), Some(&json!(1)));
 }
+
+/// The slow lane runs the cheapest evaluation first and delivers each as soon as it is
+/// done: a heavy subscription does not wait behind another client's longer ones (before,
+/// every result of a slow-lane batch was delivered after the whole batch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slow_lane_delivers_the_cheaper_evaluation_first() {
+    let s = items();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let long_runs = Arc::new(AtomicUsize::new(0));
+    let (g, n) = (gate.clone(), long_runs.clone());
+    // The long query: 200 ms at first (so it is slow and known to be long), then it waits
+    // for the gate.
+    s.define_programmatic_query("long", move |ctx, _| {
+        let count = ctx.bucket("items")?.count(None)?;
+        match n.fetch_add(1, Ordering::SeqCst) {
+            0 => std::thread::sleep(Duration::from_millis(200)),
+            _ => {
+                let (lock, cv) = &*g;
+                let mut open = lock.lock();
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                while !*open && std::time::Instant::now() < deadline {
+                    cv.wait_until(&mut open, deadline);
+                }
+            }
+        }
+        Ok(json!(count))
+    })
+    .unwrap();
+    // The short query: 20 ms every time (slow, so on the slow lane too, but cheaper).
+    s.define_programmatic_query("short", move |ctx, _| {
+        let count = ctx.bucket("items")?.count(None)?;
+        std::thread::sleep(Duration::from_millis(20));
+        Ok(json!(count))
+    })
+    .unwrap();
+    s.subscribe("long", json!({}), |_| {}).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    s.subscribe("short", json!({}), move |r| {
+        let _ = tx.send(r.value().clone());
+    })
+    .unwrap();
+    // Both are re-evaluated on the slow lane; the long one waits for the gate.
+    s.bucket("items").insert(o(json!({"id": 1}))).unwrap();
+    let t0 = std::time::Instant::now();
+    let pushed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+    let waited = t0.elapsed();
+    let gate_still_closed = !*gate.0.lock();
+    {
+        let (lock, cv) = &*gate;
+        *lock.lock() = true;
+        cv.notify_all();
+    }
+    assert_eq!(
+        pushed,
+        Ok(Some(json!(1))),
+        "the short push waited for the long one"
+    );
+    assert!(gate_still_closed);
+    // Before, the short push came only once the long evaluation gave up (30 s).
+    assert!(
+        waited < Duration::from_secs(5),
+        "the short push took {waited:?}"
+    );
+    s.settle().await;
+    // The long query was re-evaluated too (after the short one).
+    assert_eq!(long_runs.load(Ordering::SeqCst), 2);
+}
