@@ -74,7 +74,8 @@ impl ConnectionState {
     pub(crate) fn principal(&self) -> crate::heavy::Principal {
         match self.session.get() {
             Some(session) => crate::heavy::Principal::User(session.user_id.clone()),
-            None => crate::heavy::Principal::Address(self.peer.ip()),
+            // By client key: an IPv6 client holds a whole /64.
+            None => crate::heavy::Principal::Address(crate::handshake::client_key(self.peer.ip())),
         }
     }
 

@@ -83,12 +83,14 @@ impl ConnectionRegistry {
         self.len() == 0
     }
 
-    /// Open connections from `ip`.
+    /// Open connections from `ip`'s client: the address, or for IPv6 its /64 network.
     pub fn count_from(&self, ip: IpAddr) -> usize {
+        // By client key: an IPv6 client holds a whole /64 (see `handshake::client_key`).
+        let key = crate::handshake::client_key(ip);
         self.entries
             .lock()
             .values()
-            .filter(|e| e.remote.ip() == ip)
+            .filter(|e| crate::handshake::client_key(e.remote.ip()) == key)
             .count()
     }
 
@@ -175,6 +177,21 @@ impl Drop for Registration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fifth red-team run: an IPv6 host holds a /64, so counting per full address let one
+    /// host open unlimited connections (and take unlimited heavy-read turns).
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let registry = Arc::new(ConnectionRegistry::default());
+        let one: SocketAddr = "[2001:db8:1:2::1]:1".parse().unwrap();
+        let other: SocketAddr = "[2001:db8:1:2:ffff::9]:2".parse().unwrap();
+        let elsewhere: SocketAddr = "[2001:db8:1:3::1]:3".parse().unwrap();
+        let _a = registry.register(one, 1);
+        let _b = registry.register(other, 2);
+        let _c = registry.register(elsewhere, 3);
+        assert_eq!(registry.count_from(one.ip()), 2);
+        assert_eq!(registry.count_from(elsewhere.ip()), 1);
+    }
 
     #[tokio::test]
     async fn entries_leave_when_their_registration_drops() {

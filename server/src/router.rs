@@ -37,7 +37,8 @@ pub(crate) async fn handle(
     if let Some(limiter) = &shared.rate_limiter {
         let key = match state.session.get() {
             Some(session) => format!("user:{}", session.user_id),
-            None => format!("ip:{}", state.peer.ip()),
+            // By client key: an IPv6 client holds a whole /64.
+            None => format!("ip:{}", crate::handshake::client_key(state.peer.ip())),
         };
         if let Err(retry_after_ms) = limiter.check(&key, now) {
             return Err(ServerError::new(

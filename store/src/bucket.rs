@@ -249,6 +249,16 @@ impl Bucket {
     }
 
     /// Errors if a unique field of `record` collides with another record.
+    /// The key of the record holding `value` in unique field `field`, from the unique
+    /// index: `None` when nobody holds it; `Some(None)` when the field has no unique index
+    /// or the value is not a scalar (the caller then compares record by record).
+    pub fn unique_holder(&self, field: &str, value: &Value) -> Option<Option<&str>> {
+        let (Some(map), Some(k)) = (self.uniques.get(field), scalar_key(value)) else {
+            return Some(None);
+        };
+        map.get(&k).map(|owner| Some(owner.as_str()))
+    }
+
     pub fn check_unique(&self, record: &Record, own_key: &str) -> StoreResult<()> {
         for (field, map) in &self.uniques {
             let Some(v) = record.get(field).filter(|v| !v.is_null()) else {

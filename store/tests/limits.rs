@@ -585,3 +585,76 @@ async fn large_sort_values_compare_by_their_first_nodes() {
     // 3 and 4 tie (insertion order), then 1, 2, 0 by the first key.
     assert_eq!(ids, vec![json!(3), json!(4), json!(1), json!(2), json!(0)]);
 }
+
+/// Fifth red-team run: `groupBy` repeating one field a thousand times made each group key a
+/// thousand copies of a 1 MB value (2 GB for one subscribe; 5 000 aborted the server).
+/// `fields` and `groupBy` name distinct fields, at most 256 and 32.
+#[tokio::test]
+async fn fields_and_group_by_name_each_field_once_within_a_bound() {
+    let s = big();
+    let def = |v| QueryDefinition::from_json(v).unwrap();
+    let refused = |name: &str, v| match s.define_query(name, def(v)) {
+        Err(StoreError::InvalidDefinition { message }) => message,
+        other => panic!("{name}: {other:?}"),
+    };
+    let repeated = refused(
+        "g",
+        json!({"bucket": "docs", "aggregate": {"function": "count", "groupBy": ["body", "body"]}}),
+    );
+    assert!(
+        repeated.contains("groupBy names \"body\" more than once"),
+        "{repeated}"
+    );
+    let many: Vec<String> = (0..33).map(|i| format!("f{i}")).collect();
+    let too_many = refused(
+        "h",
+        json!({"bucket": "docs", "aggregate": {"function": "count", "groupBy": many}}),
+    );
+    assert!(too_many.contains("at most 32"), "{too_many}");
+    let projected = refused("p", json!({"bucket": "docs", "fields": vec!["body"; 1000]}));
+    assert!(projected.contains("at most 256"), "{projected}");
+    let twice = refused("q", json!({"bucket": "docs", "fields": ["id", "id"]}));
+    assert!(
+        twice.contains("fields names \"id\" more than once"),
+        "{twice}"
+    );
+    // Distinct fields within the bounds are fine.
+    s.define_query(
+        "ok",
+        def(json!({"bucket": "docs", "fields": ["id", "body"],
+            "aggregate": {"function": "count", "groupBy": ["id", "body"]}})),
+    )
+    .unwrap();
+}
+
+/// Fifth red-team run: a projection or grouping over a large value ran to its end however
+/// long it took (the read budget was only checked in filter tests); now every record of
+/// them ticks the budget.
+#[tokio::test]
+async fn projection_and_grouping_stop_at_the_read_deadline() {
+    let s = big();
+    s.define_query(
+        "grouped",
+        QueryDefinition::from_json(
+            json!({"bucket": "docs", "aggregate": {"function": "count", "groupBy": "body"}}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    s.define_query(
+        "projected",
+        QueryDefinition::from_json(json!({"bucket": "docs", "fields": ["body"], "limit": 3}))
+            .unwrap(),
+    )
+    .unwrap();
+    for name in ["grouped", "projected"] {
+        let late = with_read_deadline(std::time::Duration::ZERO, || {
+            s.subscribe(name, json!({}), |_| {}).map(drop)
+        });
+        assert!(
+            matches!(late, Err(StoreError::ReadTimeout { .. })),
+            "{name}: {late:?}"
+        );
+    }
+    assert_eq!(s.stats().queries.active_subscriptions, 0);
+}

@@ -326,3 +326,41 @@ async fn rollback_restores_evicted_and_deleted_records_in_their_place() {
         1
     );
 }
+
+/// The unique check inside a transaction answers from the unique index (it scanned the
+/// whole bucket for each write: red team, round 5) and sees the transaction's own
+/// changes: a value held by a committed record clashes, unless this transaction deleted
+/// or changed that record first.
+#[tokio::test]
+async fn unique_values_inside_a_transaction_follow_its_own_changes() {
+    let s = accounts().await;
+    s.bucket("accounts")
+        .update(&json!("a"), o(json!({"email": "a@x"})))
+        .unwrap();
+    let clash = s.transaction(|tx| {
+        tx.bucket("accounts")?
+            .insert(o(json!({"id": "c", "balance": 1, "email": "a@x"})))
+    });
+    assert!(
+        matches!(clash, Err(StoreError::AlreadyExists { ref field, .. }) if field == "email"),
+        "{clash:?}"
+    );
+    // The holder gives the value up earlier in the same transaction: no clash.
+    s.transaction(|tx| {
+        tx.bucket("accounts")?
+            .update(&json!("a"), o(json!({"email": "a@y"})))?;
+        tx.bucket("accounts")?
+            .insert(o(json!({"id": "c", "balance": 1, "email": "a@x"})))
+    })
+    .unwrap();
+    s.transaction(|tx| {
+        tx.bucket("accounts")?.delete(&json!("c"))?;
+        tx.bucket("accounts")?
+            .insert(o(json!({"id": "d", "balance": 1, "email": "a@x"})))
+    })
+    .unwrap();
+    assert_eq!(
+        s.bucket("accounts").get(&json!("d")).unwrap().unwrap()["email"],
+        "a@x"
+    );
+}
