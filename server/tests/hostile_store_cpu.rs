@@ -499,3 +499,57 @@ async fn fresh_heavy_evaluations_do_not_hold_the_dispatcher() {
     );
     drop(server);
 }
+
+#[tokio::test]
+async fn group_by_and_fields_lists_repeating_a_field_are_refused() {
+    // Fifth red-team run: a `groupBy` repeating `owner` 5 000 times over one 1 MB record
+    // asked for 8 GB and aborted the server; `fields` repeating it 50 000 times held the
+    // dispatcher for 2.8 s per change.
+    let (_server, mut c) = tenant_server().await;
+    c.ok(
+        "store.insert",
+        json!({"bucket": "public", "data": {"id": 1, "owner": "x".repeat(1_000_000)}}),
+    )
+    .await;
+    let (code, message, _) = c
+        .fail(
+            "store.defineQuery",
+            json!({"name": "g1", "config": {"bucket": "public",
+                "aggregate": {"function": "count", "groupBy": vec!["owner"; 5000]}}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(
+        message.contains("groupBy may name at most 32 fields"),
+        "{message}"
+    );
+    let (code, message, _) = c
+        .fail(
+            "store.defineQuery",
+            json!({"name": "g2", "config": {"bucket": "public",
+                "aggregate": {"function": "count", "groupBy": ["owner", "owner"]}}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.contains("more than once"), "{message}");
+    let (code, message, _) = c
+        .fail(
+            "store.defineQuery",
+            json!({"name": "f1", "config": {"bucket": "public", "fields": vec!["owner"; 50_000]}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(
+        message.contains("fields may name at most 256 fields"),
+        "{message}"
+    );
+    // The server is still there, and a sensible grouping works.
+    c.ok(
+        "store.defineQuery",
+        json!({"name": "g3", "config": {"bucket": "public",
+            "aggregate": {"function": "count", "groupBy": "owner"}}}),
+    )
+    .await;
+    let groups = c.ok("store.subscribe", json!({"query": "g3"})).await;
+    assert_eq!(groups["data"].as_array().map(Vec::len), Some(1), "{groups}");
+}
