@@ -553,3 +553,86 @@ async fn group_by_and_fields_lists_repeating_a_field_are_refused() {
     let groups = c.ok("store.subscribe", json!({"query": "g3"})).await;
     assert_eq!(groups["data"].as_array().map(Vec::len), Some(1), "{groups}");
 }
+
+#[tokio::test]
+async fn a_heavy_transaction_read_does_not_hold_readers_behind_a_waiting_writer() {
+    // Fifth red-team run: a one-operation transaction `count` with `$contains` over large
+    // text filtered under the data read lock; a writer waiting for the lock then held every
+    // other reader (a bystander's `store.get` went from 4 ms to 930 ms). Its filter now runs
+    // after the lock is released.
+    let config = json!({
+        "store": {"buckets": {
+            "txt": {"key": "id", "schema": {"id": {"type": "number"}, "s": {"type": "string"}}},
+            "public": {"key": "id", "schema": {"id": {"type": "number"}}}
+        }}
+    });
+    let server = Binary::with_config(
+        &config,
+        &["--no-rules", "--heartbeat-interval-ms", "600000"],
+    )
+    .await;
+    let (mut c, _) = Client::connect_url(&server.url).await;
+    let text = "É".repeat(500_000);
+    for id in 0..48 {
+        c.ok(
+            "store.insert",
+            json!({"bucket": "txt", "data": {"id": id, "s": text}}),
+        )
+        .await;
+    }
+    c.ok(
+        "store.insert",
+        json!({"bucket": "public", "data": {"id": 1}}),
+    )
+    .await;
+    let filter = json!({"$or": [
+        {"s": {"$contains": "z0"}}, {"s": {"$contains": "z1"}},
+        {"s": {"$contains": "z2"}}, {"s": {"$contains": "z3"}}
+    ]});
+    // The attacker: three transactions, one after the other, each a single heavy count.
+    let (mut attacker, _) = Client::connect_url(&server.url).await;
+    for id in 1..=3 {
+        attacker
+            .send(json!({"id": id, "type": "store.transaction",
+                "operations": [{"op": "count", "bucket": "txt", "filter": filter}]}))
+            .await;
+    }
+    // A writer keeps a write waiting for the lock meanwhile.
+    let (mut writer, _) = Client::connect_url(&server.url).await;
+    let writes = tokio::spawn(async move {
+        for n in 0..30u32 {
+            let operations: Vec<Value> = (0..100)
+                .map(|i| json!({"op": "insert", "bucket": "public", "data": {"id": 1000 + n * 100 + i}}))
+                .collect();
+            writer
+                .ok("store.transaction", json!({"operations": operations}))
+                .await;
+        }
+    });
+    let started = Instant::now();
+    let mut worst = std::time::Duration::ZERO;
+    let mut answered = 0;
+    while answered < 3 {
+        let t = Instant::now();
+        c.ok("store.get", json!({"bucket": "public", "key": 1}))
+            .await;
+        worst = worst.max(t.elapsed());
+        while let Ok(Some(answer)) =
+            tokio::time::timeout(std::time::Duration::from_millis(1), attacker.recv())
+                .await
+                .map(Some)
+        {
+            let counted = answer["type"] == "result";
+            let stopped = answer["code"] == "VALIDATION_ERROR";
+            assert!(counted || stopped, "{answer}");
+            answered += 1;
+        }
+    }
+    let attack = started.elapsed();
+    writes.await.expect("writer");
+    eprintln!("the bystander's worst store.get: {worst:?} during {attack:?} of attack");
+    assert!(
+        worst * 3 < attack && worst < std::time::Duration::from_millis(500),
+        "worst get {worst:?}, attack {attack:?}"
+    );
+}
