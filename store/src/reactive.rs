@@ -208,7 +208,15 @@ impl Store {
         let key = (name.to_owned(), canonical(&params));
         let kind = {
             let mut reg = self.inner.reactive.lock();
-            if let Some(last) = reg.evals.get(&key).map(|ev| ev.last.clone()) {
+            // Shared only while current: after a commit its re-evaluation may still be on
+            // its way, and the subscriber must see at least what was committed before it.
+            let commits = self.inner.commits.load(Ordering::SeqCst);
+            if let Some(last) = reg
+                .evals
+                .get(&key)
+                .filter(|ev| ev.stamp == commits)
+                .map(|ev| ev.last.clone())
+            {
                 let id = reg.attach(key, sink(&last), on_end);
                 return Ok((id, last));
             }
@@ -238,10 +246,13 @@ impl Store {
                 name: name.to_owned(),
             });
         }
-        // Another subscriber registered the same evaluation meanwhile: share it.
-        if let Some(last) = reg.evals.get(&key).map(|ev| ev.last.clone()) {
-            let id = reg.attach(key, sink(&last), on_end);
-            return Ok((id, last));
+        // The evaluation exists (registered meanwhile, or stale when this subscribe
+        // started): join it, starting from this fresh result; the evaluation's own
+        // re-evaluation follows with a push.
+        if reg.evals.contains_key(&key) {
+            let fresh = Arc::new(QueryResult::new(value));
+            let id = reg.attach(key, sink(&fresh), on_end);
+            return Ok((id, fresh));
         }
         let last = Arc::new(QueryResult::new(value));
         reg.evals.insert(
@@ -253,6 +264,7 @@ impl Store {
                 subscribers: Vec::new(),
                 slow,
                 cost: started.elapsed(),
+                stamp,
             },
         );
         let id = reg.attach(key.clone(), sink(&last), on_end);
@@ -507,12 +519,14 @@ enum Lane {
     Slow,
 }
 
-/// One re-evaluation: its key, its outcome, whether it was slow and how long it took.
+/// One re-evaluation: its key, its outcome, whether it was slow, how long it took and the
+/// commit count its data reflected.
 type Reevaluated = (
     EvalKey,
     StoreResult<(Value, Deps)>,
     bool,
     std::time::Duration,
+    u64,
 );
 
 /// Re-evaluates `work` one evaluation at a time (each takes the data read lock on its
@@ -547,8 +561,12 @@ fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>, lane: Lane)
             continue;
         }
         let started = std::time::Instant::now();
+        let mut stamp = 0;
         let r = crate::deadline::with_read_deadline(budget, || {
-            evaluate(&q, &p, inner.data.read(), inner.now(), limit)
+            let data = inner.data.read();
+            // Commits count under the write lock: this is the last one the data holds.
+            stamp = inner.commits.load(Ordering::SeqCst);
+            evaluate(&q, &p, data, inner.now(), limit)
         });
         let cost = started.elapsed();
         let slow = cost > SLOW_EVALUATION;
@@ -557,10 +575,10 @@ fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>, lane: Lane)
         }
         if lane == Lane::Dispatcher && matches!(r, Err(StoreError::ReadTimeout { .. })) {
             handed_on.push(k.clone());
-            results.push((k, Ok((Value::Null, Deps::default())), true, cost));
+            results.push((k, Ok((Value::Null, Deps::default())), true, cost, stamp));
             continue;
         }
-        results.push((k, r, slow, cost));
+        results.push((k, r, slow, cost, stamp));
     }
     let mut deliveries: Vec<(Arc<QueryResult>, Vec<Sink>)> = Vec::new();
     let mut ended: Vec<(String, StoreError, Vec<Subscriber>)> = Vec::new();
@@ -577,7 +595,7 @@ fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>, lane: Lane)
             registry.slow_queries.extend(slow_queries);
         }
         let handed: HashSet<&EvalKey> = handed_on.iter().collect();
-        for (key, result, slow, cost) in results {
+        for (key, result, slow, cost, stamp) in results {
             let Some(ev) = reg.evals.get_mut(&key) else {
                 continue;
             };
@@ -590,6 +608,7 @@ fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>, lane: Lane)
             match result {
                 Ok((value, deps)) => {
                     ev.deps = deps;
+                    ev.stamp = ev.stamp.max(stamp);
                     if ev.last.value() != &value {
                         ev.last = Arc::new(QueryResult::new(value));
                         deliveries.push((

@@ -112,6 +112,10 @@ pub(crate) struct Evaluation {
     /// heavy subscription waits only for evaluations cheaper than its own, not for a
     /// tenant's many long ones.
     pub cost: std::time::Duration,
+    /// The store's commit count its `last` result reflects: a subscribe shares `last` only
+    /// while no commit came since (else a client that wrote and then subscribed could get
+    /// a result from before its own write).
+    pub stamp: u64,
 }
 
 /// Defined queries, live evaluations and subscriptions.

@@ -547,3 +547,48 @@ async fn the_slow_lane_delivers_the_cheaper_evaluation_first() {
     // The long query was re-evaluated too (after the short one).
     assert_eq!(long_runs.load(Ordering::SeqCst), 2);
 }
+
+/// A subscribe joining an existing evaluation gets a result that includes every commit
+/// before it: a client that wrote and then subscribed used to get the shared evaluation's
+/// last result while its re-evaluation was still on its way (from before its own write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribe_after_a_write_sees_it_even_when_the_shared_evaluation_lags() {
+    let s = items();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (g, n) = (gate.clone(), runs.clone());
+    s.define_programmatic_query("count", move |ctx, _| {
+        let count = ctx.bucket("items")?.count(None)?;
+        // The second run (the re-evaluation after the insert) waits for the gate.
+        if n.fetch_add(1, Ordering::SeqCst) == 1 {
+            let (lock, cv) = &*g;
+            let mut open = lock.lock();
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !*open && std::time::Instant::now() < deadline {
+                cv.wait_until(&mut open, deadline);
+            }
+        }
+        Ok(json!(count))
+    })
+    .unwrap();
+    let (_, first) = s.subscribe("count", json!({}), |_| {}).unwrap();
+    assert_eq!(first.value(), &json!(0));
+    s.bucket("items").insert(o(json!({"id": 1}))).unwrap();
+    // Wait until the re-evaluation is running (and held by the gate).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while runs.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+    let (_, joined) = s.subscribe("count", json!({}), |_| {}).unwrap();
+    {
+        let (lock, cv) = &*gate;
+        *lock.lock() = true;
+        cv.notify_all();
+    }
+    assert_eq!(
+        joined.value(),
+        &json!(1),
+        "the joining subscriber saw its own write"
+    );
+    s.settle().await;
+}
