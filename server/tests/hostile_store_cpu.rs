@@ -636,3 +636,46 @@ async fn a_heavy_transaction_read_does_not_hold_readers_behind_a_waiting_writer(
         "worst get {worst:?}, attack {attack:?}"
     );
 }
+
+#[tokio::test]
+async fn a_sort_over_thousands_of_fields_and_a_unique_object_field_are_refused() {
+    // Sixth red-team run: a query sorting on 48 000 fields took 3.5 MB per record and
+    // aborted the server; a unique object field made every transaction insert scan the
+    // bucket (and was never enforced on plain inserts).
+    let (_server, mut c) = tenant_server().await;
+    c.ok(
+        "store.insert",
+        json!({"bucket": "public", "data": {"id": 1, "owner": "o"}}),
+    )
+    .await;
+    let sort: serde_json::Map<String, Value> = (0..48_000)
+        .map(|i| (format!("f{i}"), json!("asc")))
+        .collect();
+    let (code, message, _) = c
+        .fail(
+            "store.defineQuery",
+            json!({"name": "s1", "config": {"bucket": "public", "sort": sort, "fields": ["id"]}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(
+        message.contains("sort may name at most 32 fields"),
+        "{message}"
+    );
+    let (code, message, _) = c
+        .fail(
+            "store.updateBucket",
+            json!({"name": "public", "updates": {"addFields": {"u": {"type": "object", "unique": true}}}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.contains("unique needs a scalar type"), "{message}");
+    // A sort on a few fields still works.
+    c.ok(
+        "store.defineQuery",
+        json!({"name": "s2", "config": {"bucket": "public", "sort": {"owner": "asc", "id": "desc"}}}),
+    )
+    .await;
+    let sorted = c.ok("store.subscribe", json!({"query": "s2"})).await;
+    assert_eq!(sorted["data"].as_array().map(Vec::len), Some(1), "{sorted}");
+}
