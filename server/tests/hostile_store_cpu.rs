@@ -52,6 +52,19 @@ async fn get_while_attacked(
     (get, attack_left)
 }
 
+/// Inserts `n` records of half a million "É" (1 MB of non-ASCII text each, in field `s`)
+/// into `bucket`: text conditions cost time per byte, so these make long scans.
+async fn insert_text(c: &mut Client, bucket: &str, n: u32) {
+    let text = "É".repeat(500_000);
+    for id in 0..n {
+        c.ok(
+            "store.insert",
+            json!({"bucket": bucket, "data": {"id": id, "s": text}}),
+        )
+        .await;
+    }
+}
+
 async fn server_with(records: u32) -> (Binary, Client) {
     let config = json!({
         // No read budget: these attacks must run long, on the heavy path, while the
@@ -238,14 +251,7 @@ async fn text_conditions_over_large_records_do_not_stall_other_clients() {
     )
     .await;
     let (mut c, _) = Client::connect_url(&server.url).await;
-    let text = "É".repeat(500_000);
-    for id in 0..48 {
-        c.ok(
-            "store.insert",
-            json!({"bucket": "txt", "data": {"id": id, "s": text}}),
-        )
-        .await;
-    }
+    insert_text(&mut c, "txt", 48).await;
     c.ok("store.insert", json!({"bucket": "tiny", "data": {"id": 1}}))
         .await;
     let filter = json!({"$or": [
@@ -279,21 +285,8 @@ async fn a_long_scan_gives_the_heavy_read_slot_back_after_max_read_ms() {
     )
     .await;
     let (mut c, _) = Client::connect_url(&server.url).await;
-    let text = "É".repeat(500_000);
-    for id in 0..48 {
-        c.ok(
-            "store.insert",
-            json!({"bucket": "txt", "data": {"id": id, "s": text}}),
-        )
-        .await;
-    }
-    for id in 0..4 {
-        c.ok(
-            "store.insert",
-            json!({"bucket": "mine", "data": {"id": id, "s": text}}),
-        )
-        .await;
-    }
+    insert_text(&mut c, "txt", 48).await;
+    insert_text(&mut c, "mine", 4).await;
     // 400 conditions over 48 MB: tens of gigabytes of text search without a budget.
     let clauses: Vec<Value> = (0..400)
         .map(|i| json!({"s": {"$contains": format!("z{i}")}}))
@@ -572,14 +565,7 @@ async fn a_heavy_transaction_read_does_not_hold_readers_behind_a_waiting_writer(
     )
     .await;
     let (mut c, _) = Client::connect_url(&server.url).await;
-    let text = "É".repeat(500_000);
-    for id in 0..48 {
-        c.ok(
-            "store.insert",
-            json!({"bucket": "txt", "data": {"id": id, "s": text}}),
-        )
-        .await;
-    }
+    insert_text(&mut c, "txt", 48).await;
     c.ok(
         "store.insert",
         json!({"bucket": "public", "data": {"id": 1}}),

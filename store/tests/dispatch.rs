@@ -13,6 +13,34 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// A gate a query evaluation waits at (on the store's thread) until the test opens it.
+struct Gate(Mutex<bool>, Condvar);
+
+impl Gate {
+    fn new() -> Arc<Self> {
+        Arc::new(Gate(Mutex::new(false), Condvar::new()))
+    }
+
+    /// Waits until the gate is open or `bound` has passed; whether it opened.
+    fn wait(&self, bound: Duration) -> bool {
+        let mut open = self.0.lock();
+        let deadline = std::time::Instant::now() + bound;
+        while !*open && std::time::Instant::now() < deadline {
+            self.1.wait_until(&mut open, deadline);
+        }
+        *open
+    }
+
+    fn open(&self) {
+        *self.0.lock() = true;
+        self.1.notify_all();
+    }
+
+    fn is_open(&self) -> bool {
+        *self.0.lock()
+    }
+}
+
 fn items() -> Store {
     let s = common::store();
     define(
@@ -34,7 +62,7 @@ fn query(s: &Store, name: &str, def: Value) {
 #[tokio::test(flavor = "current_thread")]
 async fn a_slow_reevaluation_does_not_block_the_runtime() {
     let s = items();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let gate = Gate::new();
     let entered = Arc::new(AtomicBool::new(false));
     let opened_in_time = Arc::new(AtomicBool::new(false));
     let evaluations = Arc::new(AtomicUsize::new(0));
@@ -48,13 +76,7 @@ async fn a_slow_reevaluation_does_not_block_the_runtime() {
         let count = ctx.bucket("items")?.count(None)?;
         if n.fetch_add(1, Ordering::SeqCst) == 1 {
             e.store(true, Ordering::SeqCst);
-            let (lock, cv) = &*g;
-            let mut open = lock.lock();
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while !*open && std::time::Instant::now() < deadline {
-                cv.wait_until(&mut open, deadline);
-            }
-            ok.store(*open, Ordering::SeqCst);
+            ok.store(g.wait(Duration::from_secs(5)), Ordering::SeqCst);
         }
         Ok(json!(count))
     })
@@ -68,11 +90,7 @@ async fn a_slow_reevaluation_does_not_block_the_runtime() {
     }
     let ticker = tokio::spawn(async { tokio::time::sleep(Duration::from_millis(1)).await });
     ticker.await.unwrap();
-    {
-        let (lock, cv) = &*gate;
-        *lock.lock() = true;
-        cv.notify_all();
-    }
+    gate.open();
     s.settle().await;
     assert!(opened_in_time.load(Ordering::SeqCst));
     assert_eq!(s.run_query("slow", &json!({})).unwrap(), json!(1));
@@ -430,7 +448,7 @@ async fn a_slow_evaluation_does_not_delay_other_subscriptions_pushes() {
         "other",
         json!({"key": "id", "schema": {"id": {"type": "number"}}}),
     );
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let gate = Gate::new();
     let evaluations = Arc::new(AtomicUsize::new(0));
     let (g, n) = (gate.clone(), evaluations.clone());
     s.define_programmatic_query("slow", move |ctx, _| {
@@ -438,12 +456,7 @@ async fn a_slow_evaluation_does_not_delay_other_subscriptions_pushes() {
         match n.fetch_add(1, Ordering::SeqCst) {
             0 => std::thread::sleep(Duration::from_millis(20)),
             _ => {
-                let (lock, cv) = &*g;
-                let mut open = lock.lock();
-                let deadline = std::time::Instant::now() + Duration::from_secs(30);
-                while !*open && std::time::Instant::now() < deadline {
-                    cv.wait_until(&mut open, deadline);
-                }
+                g.wait(Duration::from_secs(30));
             }
         }
         Ok(json!(count))
@@ -468,15 +481,11 @@ async fn a_slow_evaluation_does_not_delay_other_subscriptions_pushes() {
     // ...while the fast one's push arrives.
     s.bucket("other").insert(o(json!({"id": 1}))).unwrap();
     let pushed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
-    let gate_still_closed = !*gate.0.lock();
+    let gate_still_closed = !gate.is_open();
     assert_eq!(pushed, Ok(Some(json!(1))), "the fast push waited");
     assert!(gate_still_closed);
     assert!(slow_seen.lock().is_empty());
-    {
-        let (lock, cv) = &*gate;
-        *lock.lock() = true;
-        cv.notify_all();
-    }
+    gate.open();
     s.settle().await;
     assert_eq!(slow_seen.lock().last(), Some(&json!(1)));
 }
@@ -487,7 +496,7 @@ async fn a_slow_evaluation_does_not_delay_other_subscriptions_pushes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_slow_lane_delivers_the_cheaper_evaluation_first() {
     let s = items();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let gate = Gate::new();
     let long_runs = Arc::new(AtomicUsize::new(0));
     let (g, n) = (gate.clone(), long_runs.clone());
     // The long query: 200 ms at first (so it is slow and known to be long), then it waits
@@ -497,12 +506,7 @@ async fn the_slow_lane_delivers_the_cheaper_evaluation_first() {
         match n.fetch_add(1, Ordering::SeqCst) {
             0 => std::thread::sleep(Duration::from_millis(200)),
             _ => {
-                let (lock, cv) = &*g;
-                let mut open = lock.lock();
-                let deadline = std::time::Instant::now() + Duration::from_secs(30);
-                while !*open && std::time::Instant::now() < deadline {
-                    cv.wait_until(&mut open, deadline);
-                }
+                g.wait(Duration::from_secs(30));
             }
         }
         Ok(json!(count))
@@ -526,12 +530,8 @@ async fn the_slow_lane_delivers_the_cheaper_evaluation_first() {
     let t0 = std::time::Instant::now();
     let pushed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
     let waited = t0.elapsed();
-    let gate_still_closed = !*gate.0.lock();
-    {
-        let (lock, cv) = &*gate;
-        *lock.lock() = true;
-        cv.notify_all();
-    }
+    let gate_still_closed = !gate.is_open();
+    gate.open();
     assert_eq!(
         pushed,
         Ok(Some(json!(1))),
@@ -554,19 +554,14 @@ async fn the_slow_lane_delivers_the_cheaper_evaluation_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribe_after_a_write_sees_it_even_when_the_shared_evaluation_lags() {
     let s = items();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let gate = Gate::new();
     let runs = Arc::new(AtomicUsize::new(0));
     let (g, n) = (gate.clone(), runs.clone());
     s.define_programmatic_query("count", move |ctx, _| {
         let count = ctx.bucket("items")?.count(None)?;
         // The second run (the re-evaluation after the insert) waits for the gate.
         if n.fetch_add(1, Ordering::SeqCst) == 1 {
-            let (lock, cv) = &*g;
-            let mut open = lock.lock();
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while !*open && std::time::Instant::now() < deadline {
-                cv.wait_until(&mut open, deadline);
-            }
+            g.wait(Duration::from_secs(30));
         }
         Ok(json!(count))
     })
@@ -580,11 +575,7 @@ async fn a_subscribe_after_a_write_sees_it_even_when_the_shared_evaluation_lags(
         tokio::task::yield_now().await;
     }
     let (_, joined) = s.subscribe("count", json!({}), |_| {}).unwrap();
-    {
-        let (lock, cv) = &*gate;
-        *lock.lock() = true;
-        cv.notify_all();
-    }
+    gate.open();
     assert_eq!(
         joined.value(),
         &json!(1),
