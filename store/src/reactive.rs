@@ -643,9 +643,13 @@ fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>, lane: Lane)
 
 /// The slow-lane thread: re-evaluates the evaluations marked slow, so a heavy query
 /// (a large grouping, a long text filter) delays only its own pushes, not the
-/// dispatcher's. Everything that arrived while it worked is taken at once and each
-/// evaluation re-evaluated once, on the newest data, cheapest first (by its last run),
-/// each delivered as soon as it is done. Ends with the store.
+/// dispatcher's. Keys are coalesced (each evaluation re-evaluated once per turn, on the
+/// newest data) and run one at a time, each delivered as soon as it is done. Before each
+/// run the lane takes everything that arrived meanwhile and picks again, the one with the
+/// lowest [`slow_lane_priority`]: the cheapest by its last run, aged by how long it has
+/// waited. So a cheap evaluation that arrives behind a queue of long ones waits for the
+/// one running, not for the queue, and a long one is not starved by a stream of cheap
+/// ones. Ends with the store.
 pub(crate) fn run_slow_lane(
     inner: Weak<Inner>,
     mut rx: mpsc::UnboundedReceiver<Vec<EvalKey>>,
@@ -653,37 +657,59 @@ pub(crate) fn run_slow_lane(
 ) {
     let _entered = runtime.enter();
     while let Some(first) = rx.blocking_recv() {
-        let mut messages = 1u64;
-        let mut keys: HashSet<EvalKey> = first.into_iter().collect();
-        while let Ok(more) = rx.try_recv() {
+        // Keys waiting, with when each arrived; messages taken but not yet accounted.
+        let mut waiting: HashMap<EvalKey, std::time::Instant> = HashMap::new();
+        let mut messages = 0u64;
+        let mut take = |keys: Vec<EvalKey>, waiting: &mut HashMap<EvalKey, std::time::Instant>| {
             messages += 1;
-            keys.extend(more);
-        }
-        let Some(inner) = inner.upgrade() else { break };
-        // Cheapest first (by each evaluation's last run): a heavy subscription waits only
-        // for evaluations cheaper than itself, however many long ones others hold.
-        let work: Vec<(EvalKey, QueryKind, Value)> = {
-            let reg = inner.reactive.lock();
-            let mut work: Vec<(std::time::Duration, (EvalKey, QueryKind, Value))> = keys
-                .into_iter()
-                .filter_map(|k| {
-                    let ev = reg.evals.get(&k)?;
-                    let q = reg.queries.get(&k.0)?;
-                    Some((ev.cost, (k.clone(), q.clone(), ev.params.clone())))
-                })
-                .collect();
-            work.sort_by_key(|(cost, _)| *cost);
-            work.into_iter().map(|(_, w)| w).collect()
+            let now = std::time::Instant::now();
+            for k in keys {
+                waiting.entry(k).or_insert(now);
+            }
         };
-        // One at a time, each delivered as soon as it is done.
-        for item in work {
+        take(first, &mut waiting);
+        loop {
+            while let Ok(more) = rx.try_recv() {
+                take(more, &mut waiting);
+            }
+            let Some(inner) = inner.upgrade() else { return };
+            let next = {
+                let reg = inner.reactive.lock();
+                let now = std::time::Instant::now();
+                // Gone evaluations (unsubscribed meanwhile) are dropped here.
+                waiting.retain(|k, _| reg.evals.contains_key(k) && reg.queries.contains_key(&k.0));
+                waiting
+                    .iter()
+                    .filter_map(|(k, since)| {
+                        let ev = reg.evals.get(k)?;
+                        let q = reg.queries.get(&k.0)?;
+                        let priority = slow_lane_priority(ev.cost, now.duration_since(*since));
+                        Some((priority, (k.clone(), q.clone(), ev.params.clone())))
+                    })
+                    .min_by_key(|(priority, _)| *priority)
+                    .map(|(_, item)| item)
+            };
+            let Some(item) = next else {
+                break;
+            };
+            waiting.remove(&item.0);
             reevaluate(&inner, vec![item], Lane::Slow);
         }
+        let Some(inner) = inner.upgrade() else { break };
         if inner.pending.fetch_sub(messages, Ordering::SeqCst) == messages {
             let _guard = inner.settle_lock.lock();
             inner.settled.notify_all();
         }
     }
+}
+
+/// The slow lane's order: an evaluation's last cost less an eighth of the time it has
+/// waited (lowest runs first). Shortest-first keeps cheap pushes prompt even behind a
+/// queue of long evaluations; the ageing means no evaluation waits forever behind a
+/// steady stream of cheaper ones (one that has waited eight times its cost goes before
+/// any newly arrived one).
+fn slow_lane_priority(cost: std::time::Duration, waited: std::time::Duration) -> i128 {
+    cost.as_nanos() as i128 - (waited.as_nanos() / 8) as i128
 }
 
 impl Store {

@@ -548,6 +548,81 @@ async fn the_slow_lane_delivers_the_cheaper_evaluation_first() {
     assert_eq!(long_runs.load(Ordering::SeqCst), 2);
 }
 
+/// The slow lane picks again after every evaluation: a cheap evaluation that arrives
+/// while the lane works through a queue of long ones waits for the one running, not for
+/// the whole queue (the sixth red-team run saw a cheap push wait ~8 s behind another
+/// client's list of heavy subscriptions, taken at once before it arrived).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheap_evaluation_does_not_wait_for_the_slow_lanes_whole_queue() {
+    let s = items();
+    define(
+        &s,
+        "other",
+        json!({"key": "id", "schema": {"id": {"type": "number"}}}),
+    );
+    let entered = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicUsize::new(0));
+    const LONG: usize = 6;
+    for i in 0..LONG {
+        let (e, f) = (entered.clone(), finished.clone());
+        let runs = AtomicUsize::new(0);
+        // 200 ms every time: slow, and known to be long. (A programmatic query holds the
+        // data lock while it runs, so the insert below waits for the one running.)
+        s.define_programmatic_query(&format!("long{i}"), move |ctx, _| {
+            let count = ctx.bucket("items")?.count(None)?;
+            let rerun = runs.fetch_add(1, Ordering::SeqCst) > 0;
+            if rerun {
+                e.store(true, Ordering::SeqCst);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            if rerun {
+                f.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(json!(count))
+        })
+        .unwrap();
+        s.subscribe(&format!("long{i}"), json!({}), |_| {}).unwrap();
+    }
+    // A cheaper query, slow too (20 ms), over another bucket.
+    s.define_programmatic_query("short", move |ctx, _| {
+        let count = ctx.bucket("other")?.count(None)?;
+        std::thread::sleep(Duration::from_millis(20));
+        Ok(json!(count))
+    })
+    .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let f = finished.clone();
+    s.subscribe("short", json!({}), move |r| {
+        let _ = tx.send((r.value().clone(), f.load(Ordering::SeqCst)));
+    })
+    .unwrap();
+    // All the long ones go to the slow lane at once.
+    s.bucket("items").insert(o(json!({"id": 1}))).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !entered.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        entered.load(Ordering::SeqCst),
+        "a long re-evaluation started"
+    );
+    // The cheap one arrives behind the queue.
+    s.bucket("other").insert(o(json!({"id": 1}))).unwrap();
+    let pushed = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await;
+    let Ok(Some((value, long_done))) = pushed else {
+        panic!("no push for the short query: {pushed:?}");
+    };
+    assert_eq!(value, json!(1));
+    // Before, all six long re-evaluations ran first; now the one running when the insert
+    // came, and at most one more started before the cheap one reached the lane.
+    assert!(
+        long_done <= 3,
+        "the cheap push waited for {long_done} long evaluations"
+    );
+    s.settle().await;
+    assert_eq!(finished.load(Ordering::SeqCst), LONG, "every long one ran");
+}
+
 /// A subscribe joining an existing evaluation gets a result that includes every commit
 /// before it: a client that wrote and then subscribed used to get the shared evaluation's
 /// last result while its re-evaluation was still on its way (from before its own write).
