@@ -4,14 +4,15 @@
 //!
 //! Sorting uses a total order over JSON values: null and absent last in both directions,
 //! and among present values boolean (false < true) < number (by value) < string < array
-//! (element-wise) < object; ties keep insertion order. `groupBy` hashes a canonical text
-//! of each record's group key (numbers by value, `1` and `1.0` together), so grouping is
-//! linear. Every result is built within the store's `max_result_bytes`.
+//! (element-wise) < object; ties keep insertion order. `groupBy` hashes a canonical
+//! encoding of each record's group key (numbers by value, `1` and `1.0` together), so
+//! grouping is linear and copies no key but each group's first. Every result is built within the store's `max_result_bytes`.
 
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
@@ -21,7 +22,8 @@ use crate::error::{StoreError, StoreResult};
 use crate::filter::Filter;
 use crate::reads::{Page, Reads, num_value};
 use crate::value::{
-    Record, ResultBudget, canonical_key, get_path, json_size_within, key_string, total_cmp,
+    KeyHasher, Record, ResultBudget, canonical_key, get_path, json_eq, json_size_within,
+    key_string, total_cmp,
 };
 
 /// One evaluation's result, shared by every subscriber of the same `(query, params)`.
@@ -407,25 +409,35 @@ pub(crate) fn finish_declarative(
             return Ok((acc.value(agg.function), deps));
         };
         let fields = group_by.fields();
-        // Groups in first-seen order, found by the canonical text of their key values
-        // (numbers by value, as `json_eq` compares them): one hash lookup per record, and
-        // each group's aggregate is accumulated as its records come.
-        let mut index: HashMap<String, usize> = HashMap::new();
+        // Groups in first-seen order, found by a hash of the canonical encoding of their
+        // key values (numbers by value, as `json_eq` compares them) and confirmed with
+        // `json_eq` against the group's first record: one hash lookup per record, each
+        // group's aggregate accumulated as its records come, and no copy of a key (a key
+        // of 32 paths into one large value used to be copied 32 times per group).
+        let hashing = std::collections::hash_map::RandomState::new();
+        let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
         let mut groups: Vec<(&Record, Acc)> = Vec::new();
-        let mut text = String::new();
         for r in &records {
             // Past a read deadline, stop: the evaluation answers `ReadTimeout`.
             if !crate::deadline::tick() {
                 break;
             }
-            text.clear();
+            let mut hasher = KeyHasher(hashing.build_hasher());
             for f in &fields {
-                canonical_key(get_path(r, f).unwrap_or(&Value::Null), &mut text);
+                canonical_key(key_of(r, f), &mut hasher);
             }
-            let i = match index.get(&text) {
-                Some(&i) => i,
+            let same = index.entry(hasher.0.finish()).or_default();
+            let found = same.iter().copied().find(|&i| {
+                groups.get(i).is_some_and(|(first, _)| {
+                    fields
+                        .iter()
+                        .all(|f| json_eq(key_of(first, f), key_of(r, f)))
+                })
+            });
+            let i = match found {
+                Some(i) => i,
                 None => {
-                    index.insert(text.clone(), groups.len());
+                    same.push(groups.len());
                     groups.push((r, Acc::default()));
                     groups.len() - 1
                 }
@@ -436,13 +448,11 @@ pub(crate) fn finish_declarative(
         }
         let mut out = Vec::with_capacity(groups.len());
         for (first, acc) in groups {
-            // The key as the group's first record holds it.
+            // The key as the group's first record holds it, measured before it is copied.
+            budget.check_fits(fields.iter().map(|f| key_of(first, f)))?;
             let key: Map<String, Value> = fields
                 .iter()
-                .map(|f| {
-                    let v = get_path(first, f).cloned().unwrap_or(Value::Null);
-                    ((*f).to_owned(), v)
-                })
+                .map(|f| ((*f).to_owned(), key_of(first, f).clone()))
                 .collect();
             let mut m = Map::with_capacity(2);
             m.insert("key".into(), Value::Object(key));
@@ -476,6 +486,11 @@ pub(crate) fn finish_declarative(
         out.push(item);
     }
     Ok((Value::Array(out), deps))
+}
+
+/// The value of group-key path `f` in `r` (null when absent).
+fn key_of<'r>(r: &'r Record, f: &str) -> &'r Value {
+    get_path(r, f).unwrap_or(&Value::Null)
 }
 
 /// Evaluates any query kind; a result past `limit` bytes of JSON fails with

@@ -147,13 +147,17 @@ fn sorted_entries(m: &Map<String, Value>) -> Vec<(&String, &Value)> {
 }
 
 /// Appends a canonical encoding of `v` to `out`: two values get the same encoding exactly
-/// when [`json_eq`] holds (numbers by value, object entries in key order). Used to hash
-/// group keys.
-pub(crate) fn canonical_key(v: &Value, out: &mut String) {
-    use std::fmt::Write;
+/// when [`json_eq`] holds (numbers by value, object entries in key order). `out` is a
+/// `String` (the `$in` set's keys) or a [`KeyHasher`] (group keys, hashed as they are
+/// encoded, so no copy of a large key is made).
+pub(crate) fn canonical_key(v: &Value, out: &mut impl std::fmt::Write) {
     match v {
-        Value::Null => out.push('z'),
-        Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+        Value::Null => {
+            let _ = out.write_char('z');
+        }
+        Value::Bool(b) => {
+            let _ = out.write_char(if *b { 't' } else { 'f' });
+        }
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or(0.0);
             // `-0.0 == 0.0`: one encoding for both.
@@ -162,7 +166,7 @@ pub(crate) fn canonical_key(v: &Value, out: &mut String) {
         }
         Value::String(s) => {
             let _ = write!(out, "s{}:", s.len());
-            out.push_str(s);
+            let _ = out.write_str(s);
         }
         Value::Array(items) => {
             let _ = write!(out, "a{}:", items.len());
@@ -175,10 +179,21 @@ pub(crate) fn canonical_key(v: &Value, out: &mut String) {
             let _ = write!(out, "o{}:", entries.len());
             for (k, v) in entries {
                 let _ = write!(out, "{}:", k.len());
-                out.push_str(k);
+                let _ = out.write_str(k);
                 canonical_key(v, out);
             }
         }
+    }
+}
+
+/// Hashes the text written to it: [`canonical_key`] into a [`KeyHasher`] gives equal
+/// hashes for [`json_eq`]-equal values without building the text.
+pub(crate) struct KeyHasher<H>(pub H);
+
+impl<H: std::hash::Hasher> std::fmt::Write for KeyHasher<H> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.write(s.as_bytes());
+        Ok(())
     }
 }
 
@@ -208,6 +223,23 @@ impl ResultBudget {
     /// An empty result allowed `limit` bytes of JSON.
     pub fn new(limit: usize) -> Self {
         ResultBudget { limit, used: 0 }
+    }
+
+    /// Errors with `ResultTooLarge` unless `values` together fit in what is left, measuring
+    /// each only as far as the room reaches: checked before large values are copied into
+    /// a result item.
+    pub fn check_fits<'a>(
+        &self,
+        values: impl IntoIterator<Item = &'a Value>,
+    ) -> crate::error::StoreResult<()> {
+        let mut room = self.limit.saturating_sub(self.used);
+        for v in values {
+            match json_size_within(v, room) {
+                Some(n) => room = room.saturating_sub(n),
+                None => return Err(crate::error::StoreError::ResultTooLarge { limit: self.limit }),
+            }
+        }
+        Ok(())
     }
 
     /// Adds one item of a JSON array (its text plus a separator); errors with
