@@ -62,10 +62,11 @@ pub struct EngineStats {
     /// Mean wall time to process one input with everything it caused, in ms.
     pub avg_processing_time_ms: f64,
     /// Inputs whose cascade was cut short by a bound: work at `max_chain_depth` that
-    /// triggered no rule, or `max_work_per_input` / `max_queued_bytes_per_input` reached.
+    /// triggered no rule, or `max_work_per_input` / `max_queued_bytes_per_input` /
+    /// `max_scanned_bytes_per_input` reached.
     pub cascades_truncated: u64,
     /// Work items (events, fact changes) dropped unprocessed when a cascade reached
-    /// `max_work_per_input` or `max_queued_bytes_per_input`.
+    /// `max_work_per_input`, `max_queued_bytes_per_input` or `max_scanned_bytes_per_input`.
     pub work_dropped: u64,
     /// `log` lines of rules dropped by `max_rule_logs_per_second`.
     pub logs_dropped: u64,

@@ -900,10 +900,11 @@ async fn conditions_over_a_large_field_are_bounded_by_the_scanned_bytes() {
          round trips, slowest {slowest:?}",
         waited.len()
     );
-    // Generous for a debug build on a busy machine (a release build scans the bound's
-    // 16 MiB in ~1 ms); before the bound one emit held the engine for seconds.
+    // Generous for a debug build on a busy machine (the scan of the bound's 16 MiB takes
+    // ~100 ms there, ~1 ms in a release build); before the bound one emit held the engine
+    // for more than 10 s in a debug build (~300 ms in a release build).
     assert!(
-        slowest < Duration::from_millis(500),
+        slowest < Duration::from_secs(1),
         "bystander waited {slowest:?}"
     );
     let engine = server.rules().expect("rules enabled");
