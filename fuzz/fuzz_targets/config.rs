@@ -324,10 +324,13 @@ fn limits(g: &mut Gen<'_, '_>) -> Result<Value> {
             ("maxQueries", num),
             ("maxFacts", num),
             ("maxRules", num),
+            ("maxRuleBytes", num),
+            ("maxRulesBytes", num),
             ("maxTimers", num),
             ("maxRuleWorkPerInput", num),
             ("maxRuleChainDepth", num),
             ("maxRuleQueuedBytes", num),
+            ("maxRuleScanBytes", num),
             ("login", |g| {
                 section(
                     g,

@@ -14,6 +14,13 @@
 //!   collections. It is charged *before* a value is copied and never refunded, so it bounds
 //!   both the memory the cascade holds and the copying it does, even when a rule multiplies
 //!   a large value by referring to it many times.
+//! - **scanned bytes** ([`crate::EngineConfig::max_scanned_bytes_per_input`]): what rule
+//!   conditions look at — a fixed [`SCAN_BASE_BYTES`] per condition, plus the haystack and
+//!   needle of a string `contains` / `not_contains` / `matches`, the compared values of an
+//!   `eq` / `neq` / `in` / `not_in` / array `contains` over arrays and objects (measured only
+//!   as far as the budget reaches), the strings an ordering compares, and the fact keys a
+//!   wildcard fact lookup passes. Charged *before* the comparison, so a condition over the
+//!   bound is not evaluated: the time conditions take is bounded, not only their count.
 //!
 //! Once a bound is reached the budget is *tripped*: every later charge fails, the action that
 //! hit it does not run, and the runner drops the rest of the cascade (see `runner`).
@@ -29,6 +36,8 @@ pub(crate) enum Bound {
     Work,
     /// `max_queued_bytes_per_input`.
     Bytes,
+    /// `max_scanned_bytes_per_input`.
+    Scan,
 }
 
 impl Bound {
@@ -37,6 +46,7 @@ impl Bound {
         match self {
             Bound::Work => "max_work_per_input",
             Bound::Bytes => "max_queued_bytes_per_input",
+            Bound::Scan => "max_scanned_bytes_per_input",
         }
     }
 }
@@ -61,8 +71,10 @@ impl From<String> for Fault {
 pub(crate) struct Budget {
     max_work: usize,
     max_bytes: usize,
+    max_scan: usize,
     work: usize,
     bytes: usize,
+    scanned: usize,
     tripped: Option<Bound>,
 }
 
@@ -72,8 +84,10 @@ impl Budget {
         Self {
             max_work: config.max_work_per_input,
             max_bytes: config.max_queued_bytes_per_input,
+            max_scan: config.max_scanned_bytes_per_input,
             work: 0,
             bytes: 0,
+            scanned: 0,
             tripped: None,
         }
     }
@@ -84,8 +98,10 @@ impl Budget {
         Self {
             max_work: usize::MAX,
             max_bytes: usize::MAX,
+            max_scan: usize::MAX,
             work: 0,
             bytes: 0,
+            scanned: 0,
             tripped: None,
         }
     }
@@ -103,6 +119,25 @@ impl Budget {
     /// Bytes charged so far.
     pub(crate) fn bytes_used(&self) -> usize {
         self.bytes
+    }
+
+    /// Bytes scanned by conditions so far.
+    pub(crate) fn scanned(&self) -> usize {
+        self.scanned
+    }
+
+    /// Scanned bytes that may still be charged.
+    pub(crate) fn scan_left(&self) -> usize {
+        self.max_scan.saturating_sub(self.scanned)
+    }
+
+    /// Charges `n` scanned bytes (before the scan is made).
+    pub(crate) fn scan(&mut self, n: usize) -> Result<(), Fault> {
+        if self.tripped.is_some() || n > self.scan_left() {
+            return Err(self.trip(Bound::Scan));
+        }
+        self.scanned += n;
+        Ok(())
     }
 
     fn trip(&mut self, bound: Bound) -> Fault {
@@ -144,6 +179,10 @@ impl Budget {
         self.bytes(size)
     }
 }
+
+/// Scanned bytes every evaluated condition costs on top of what it compares (resolving its
+/// operands, the comparison itself): thousands of cheap conditions count too.
+pub(crate) const SCAN_BASE_BYTES: usize = 64;
 
 /// The approximate heap and inline size of `value` in bytes, counted until it exceeds `cap`
 /// (the result is then some number above `cap`): the one estimate the store uses too.
@@ -200,6 +239,18 @@ mod tests {
         assert_eq!(budget.bytes(60), Ok(()));
         assert_eq!(budget.value(&json!("x".repeat(100))), Err(Fault::Bound));
         assert_eq!(budget.tripped(), Some(Bound::Bytes));
+        assert_eq!(budget.unit(), Err(Fault::Bound));
+
+        let config = EngineConfig {
+            max_scanned_bytes_per_input: 100,
+            ..EngineConfig::default()
+        };
+        let mut budget = Budget::new(&config);
+        assert_eq!(budget.scan(100), Ok(()));
+        assert_eq!(budget.scan_left(), 0);
+        assert_eq!(budget.scan(1), Err(Fault::Bound));
+        assert_eq!(budget.tripped(), Some(Bound::Scan));
+        assert_eq!(Bound::Scan.setting(), "max_scanned_bytes_per_input");
         assert_eq!(budget.unit(), Err(Fault::Bound));
     }
 }

@@ -18,7 +18,7 @@ pub type FactObserver = Arc<dyn Fn(&[crate::facts::FactChange]) + Send + Sync>;
 ///
 /// Each input — an emitted event, a fact set or deleted through the API, a fired timer, an
 /// expired absence wait — runs to completion together with everything its rules cause (its
-/// *cascade*). Three settings bound a cascade, so that a rule which feeds itself (say a
+/// *cascade*). Four settings bound a cascade, so that a rule which feeds itself (say a
 /// `for_each` that re-emits its own trigger for every item) cannot exhaust memory or hold
 /// the engine for long:
 ///
@@ -26,9 +26,11 @@ pub type FactObserver = Arc<dyn Fn(&[crate::facts::FactChange]) + Send + Sync>;
 /// - [`max_work_per_input`](Self::max_work_per_input): work units — work queued, rules
 ///   evaluated, actions and `for_each` iterations executed;
 /// - [`max_queued_bytes_per_input`](Self::max_queued_bytes_per_input): approximate bytes of
-///   the values rule actions produce.
+///   the values rule actions produce;
+/// - [`max_scanned_bytes_per_input`](Self::max_scanned_bytes_per_input): approximate bytes
+///   rule conditions look at.
 ///
-/// When the work or bytes bound is reached, the action that would exceed it does not run,
+/// When the work, bytes or scanned-bytes bound is reached, the action that would exceed it does not run,
 /// the rest of the cascade (work still queued, remaining rules and actions) is dropped, one
 /// warning is logged for the input and [`crate::EngineStats::cascades_truncated`] /
 /// [`crate::EngineStats::work_dropped`] count it. What ran before stays: facts already set,
@@ -71,6 +73,24 @@ pub struct EngineConfig {
     /// the memory a cascade holds and the copying it does. At the bound the rest of the
     /// cascade is dropped. The input's own data is not counted. Default 16 MiB.
     pub max_queued_bytes_per_input: usize,
+    /// Most bytes rule conditions may look at for one input, its whole cascade included
+    /// (conditions of rules and of `conditional` actions, in `for_each` iterations too).
+    /// Every evaluated condition costs 64 bytes, plus what it compares: the haystack and
+    /// needle of a string `contains` / `not_contains` / `matches`; the strings an ordering
+    /// or string equality compares; the approximate size (as held in memory, measured only
+    /// as far as this bound reaches) of arrays and objects an `eq` / `neq` / `in` /
+    /// `not_in` / `contains` compares; the fact keys a wildcard fact condition passes. It is
+    /// charged *before* the comparison, so a condition that would pass the bound is not
+    /// evaluated, and at the bound the rest of the cascade is dropped like at the other
+    /// bounds. Without it one rule of thousands of `not_contains` over a 900 KB event field
+    /// took ~250 ms per event while counting as one work unit.
+    ///
+    /// Default 16 MiB: substring search and comparison run at a few GB/s, so the bound
+    /// holds the conditions of one input to a few milliseconds (~16 ms even at 1 GB/s),
+    /// while ordinary rule sets — tens of rules with a few conditions each over fields of
+    /// kilobytes — use well under 1 MiB, and 262 144 cheap (scalar) conditions still fit.
+    /// A field of 900 KB can be scanned ~18 times per input.
+    pub max_scanned_bytes_per_input: usize,
     /// Most stored facts. Setting a *new* key beyond it fails: `set_fact` with
     /// [`crate::RulesError::LimitExceeded`], a rule's `set_fact` action as an action error
     /// (counted in `action_errors`). Changing or deleting existing facts always works, and
@@ -97,6 +117,19 @@ pub struct EngineConfig {
     /// Most registered rules; registering one more fails with
     /// [`crate::RulesError::LimitExceeded`]. Default 10 000.
     pub max_rules: usize,
+    /// Largest definition of one rule, in bytes: the larger of its JSON and an estimate of
+    /// its size in memory, counted as for [`Self::max_fact_bytes`] (the rule as given to
+    /// `register_rule`, or as merged by `update_rule`). A larger one is refused with
+    /// [`crate::RulesError::TooLarge`]. Rules are cloned for listings and their conditions
+    /// walked for every matching input, so one rule's size is time as well as memory.
+    /// Default 64 KiB (hundreds of conditions and actions; real rules take a few KB).
+    pub max_rule_bytes: usize,
+    /// Most bytes of all registered rules together (each counted as for
+    /// [`Self::max_rule_bytes`]). A registration or update that would grow them past it
+    /// fails with [`crate::RulesError::LimitExceeded`]; unregistering frees room, and rules
+    /// restored at start ([`crate::RuleEngine::restore_rules`]) are all kept. Default
+    /// 32 MiB (512 rules at the one-rule bound).
+    pub max_rules_bytes: usize,
     /// Most active timers; a `set_timer` action for a new name beyond it is an action error
     /// (re-arming an existing timer always works). Default 10 000.
     pub max_timers: usize,
@@ -163,11 +196,14 @@ impl Default for EngineConfig {
             max_chain_depth: 10,
             max_work_per_input: 10_000,
             max_queued_bytes_per_input: 16 * 1024 * 1024,
+            max_scanned_bytes_per_input: 16 * 1024 * 1024,
             max_facts: 100_000,
             max_fact_bytes: 64 * 1024,
             max_facts_bytes: 64 * 1024 * 1024,
             max_for_each_iterations: 1000,
             max_rules: 10_000,
+            max_rule_bytes: 64 * 1024,
+            max_rules_bytes: 32 * 1024 * 1024,
             max_timers: 10_000,
             max_subscriptions: 100_000,
             min_timer_interval_ms: 100,
@@ -190,11 +226,17 @@ impl std::fmt::Debug for EngineConfig {
                 "max_queued_bytes_per_input",
                 &self.max_queued_bytes_per_input,
             )
+            .field(
+                "max_scanned_bytes_per_input",
+                &self.max_scanned_bytes_per_input,
+            )
             .field("max_facts", &self.max_facts)
             .field("max_fact_bytes", &self.max_fact_bytes)
             .field("max_facts_bytes", &self.max_facts_bytes)
             .field("max_for_each_iterations", &self.max_for_each_iterations)
             .field("max_rules", &self.max_rules)
+            .field("max_rule_bytes", &self.max_rule_bytes)
+            .field("max_rules_bytes", &self.max_rules_bytes)
             .field("max_timers", &self.max_timers)
             .field("max_subscriptions", &self.max_subscriptions)
             .field("min_timer_interval_ms", &self.min_timer_interval_ms)

@@ -62,10 +62,11 @@ pub struct EngineStats {
     /// Mean wall time to process one input with everything it caused, in ms.
     pub avg_processing_time_ms: f64,
     /// Inputs whose cascade was cut short by a bound: work at `max_chain_depth` that
-    /// triggered no rule, or `max_work_per_input` / `max_queued_bytes_per_input` reached.
+    /// triggered no rule, or `max_work_per_input` / `max_queued_bytes_per_input` /
+    /// `max_scanned_bytes_per_input` reached.
     pub cascades_truncated: u64,
     /// Work items (events, fact changes) dropped unprocessed when a cascade reached
-    /// `max_work_per_input` or `max_queued_bytes_per_input`.
+    /// `max_work_per_input`, `max_queued_bytes_per_input` or `max_scanned_bytes_per_input`.
     pub work_dropped: u64,
     /// `log` lines of rules dropped by `max_rule_logs_per_second`.
     pub logs_dropped: u64,
@@ -455,18 +456,59 @@ impl RuleEngine {
     /// patterns' byte pool is full, owners give way in turn (the one holding the most
     /// first), so one owner's many rules cannot starve another owner's
     /// ([`crate::EngineConfig::max_temporal_bytes`]). Updates keep the owner.
+    ///
+    /// A rule over [`EngineConfig::max_rule_bytes`] fails with [`RulesError::TooLarge`]
+    /// (before it is validated), one that would take all rules past
+    /// [`EngineConfig::max_rules_bytes`] with [`RulesError::LimitExceeded`].
     pub fn register_rule_as(&self, rule: &Value, owner: Option<&str>) -> Result<Rule> {
+        self.add_rule(rule, owner, false)
+    }
+
+    /// Registers a rule restored from storage at start, like
+    /// [`RuleEngine::register_rule_as`] but kept even when it is over
+    /// [`EngineConfig::max_rule_bytes`] or takes all rules past
+    /// [`EngineConfig::max_rules_bytes`] (a warning is logged; until rules are removed,
+    /// registrations and growing updates are refused), as restored facts are.
+    pub fn restore_rule_as(&self, rule: &Value, owner: Option<&str>) -> Result<Rule> {
+        self.add_rule(rule, owner, true)
+    }
+
+    fn add_rule(&self, rule: &Value, owner: Option<&str>, restoring: bool) -> Result<Rule> {
+        let bytes = value_bytes(rule);
+        let config = &self.inner.config;
+        if bytes > config.max_rule_bytes {
+            let id = rule.get("id").and_then(Value::as_str).unwrap_or("");
+            let message = rule_too_large(id, bytes, config.max_rule_bytes);
+            if !restoring {
+                return Err(RulesError::TooLarge(message));
+            }
+            tracing::warn!(%message, "restored rule kept over the rule size limit");
+        }
         let input = self.parse_checked(rule)?;
         let now = self.now();
         let mut state = self.inner.state.lock();
         if state.rules.contains_key(&input.id) {
             return Err(RulesError::AlreadyExists(input.id));
         }
-        if state.rules.len() >= self.inner.config.max_rules {
+        if state.rules.len() >= config.max_rules {
             return Err(RulesError::LimitExceeded(format!(
                 "rule limit ({}) reached",
-                self.inner.config.max_rules
+                config.max_rules
             )));
+        }
+        let total = state.rules_bytes.saturating_add(bytes);
+        if total > config.max_rules_bytes {
+            let message = rules_full(&input.id, config.max_rules_bytes, "registered");
+            if !restoring {
+                return Err(RulesError::LimitExceeded(message));
+            }
+            if state.rules_bytes <= config.max_rules_bytes {
+                tracing::warn!(
+                    bytes = total,
+                    max_rules_bytes = config.max_rules_bytes,
+                    "restored rules exceed the rule storage limit; registering rules is refused until some are removed"
+                );
+            }
         }
         let rule = Rule {
             input,
@@ -477,6 +519,8 @@ impl RuleEngine {
         };
         state.next_seq += 1;
         let seq = state.next_seq;
+        state.rules_bytes = total;
+        state.rule_bytes.insert(rule.input.id.clone(), bytes);
         state
             .rules
             .insert(rule.input.id.clone(), (seq, Arc::new(rule.clone())));
@@ -495,6 +539,8 @@ impl RuleEngine {
     pub fn unregister_rule(&self, id: &str) -> Result<()> {
         let mut state = self.inner.state.lock();
         state.rules.remove(id).ok_or_else(|| not_found(id))?;
+        let bytes = state.rule_bytes.remove(id).unwrap_or(0);
+        state.rules_bytes = state.rules_bytes.saturating_sub(bytes);
         state.temporal.clear_rule(id);
         state.log_limits.forget(id);
         Ok(())
@@ -502,12 +548,35 @@ impl RuleEngine {
 
     /// Applies `updates` (a partial rule object; `id`, `version`, `createdAt`, `updatedAt` are
     /// ignored) to a rule, re-validates it and bumps its version. Temporal state restarts.
+    /// The updated rule is bounded like a new one ([`EngineConfig::max_rule_bytes`],
+    /// [`EngineConfig::max_rules_bytes`]; an update that does not grow the rule always
+    /// passes the second).
     pub fn update_rule(&self, id: &str, updates: &Value) -> Result<Rule> {
+        let config = &self.inner.config;
         let mut state = self.inner.state.lock();
         let (_, current) = state.rules.get(id).ok_or_else(|| not_found(id))?;
         let merged = merge_update(&current.input, updates)?;
+        let bytes = value_bytes(&merged);
+        if bytes > config.max_rule_bytes {
+            return Err(RulesError::TooLarge(rule_too_large(
+                id,
+                bytes,
+                config.max_rule_bytes,
+            )));
+        }
+        let old = state.rule_bytes.get(id).copied().unwrap_or(0);
+        let total = state.rules_bytes.saturating_sub(old).saturating_add(bytes);
+        if bytes > old && total > config.max_rules_bytes {
+            return Err(RulesError::LimitExceeded(rules_full(
+                id,
+                config.max_rules_bytes,
+                "updated",
+            )));
+        }
         let input = self.parse_checked(&merged)?;
         let now = self.now();
+        state.rules_bytes = total;
+        state.rule_bytes.insert(id.to_owned(), bytes);
         let entry = state.rules.get_mut(id).ok_or_else(|| not_found(id))?;
         let rule = Rule {
             input,
@@ -568,7 +637,11 @@ impl RuleEngine {
 
     /// The `getRules` list: `{id, name, enabled, priority, version, tags, group}` per rule.
     pub fn get_rules(&self) -> Vec<RuleSummary> {
-        self.rules().iter().map(Rule::summary).collect()
+        // Summarized in place: the definitions themselves are not copied.
+        let state = self.inner.state.lock();
+        let mut rules: Vec<&(u64, Arc<Rule>)> = state.rules.values().collect();
+        rules.sort_by(|(sa, a), (sb, b)| b.input.priority.cmp(&a.input.priority).then(sa.cmp(sb)));
+        rules.into_iter().map(|(_, r)| r.summary()).collect()
     }
 
     // ----- timers, stats, lifecycle --------------------------------------------------------
@@ -638,6 +711,22 @@ impl RuleEngine {
             state.temporal.clear_rule(&id);
         }
     }
+}
+
+/// The message of a rule over `max_rule_bytes` (the id cut, it may be long).
+fn rule_too_large(id: &str, bytes: usize, max: usize) -> String {
+    format!(
+        "rule {:?}: definition of {bytes} bytes exceeds the rule size limit ({max} bytes)",
+        crate::runner::truncated(id)
+    )
+}
+
+/// The message of a rule refused by `max_rules_bytes`.
+fn rules_full(id: &str, max: usize, what: &str) -> String {
+    format!(
+        "rule storage limit ({max} bytes of all rules) reached; rule {:?} not {what}",
+        crate::runner::truncated(id)
+    )
 }
 
 fn not_found(id: &str) -> RulesError {

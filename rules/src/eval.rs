@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use crate::budget::{Budget, Fault};
+use crate::budget::{Budget, Fault, SCAN_BASE_BYTES, approx_bytes};
 use crate::facts::FactStore;
 use crate::model::{Condition, ConditionSource, Operator};
 use crate::pattern::get_path;
@@ -151,18 +151,21 @@ impl EvalContext {
         })
     }
 
-    /// Evaluates one condition. Values are compared where they are, not copied.
+    /// Evaluates one condition. Values are compared where they are, not copied. What the
+    /// comparison looks at is charged to `budget`'s scanned bytes first (see
+    /// [`scan_cost`]), so a condition over the bound is not evaluated.
     pub(crate) fn condition_holds(
         &self,
         condition: &Condition,
         facts: &FactStore,
         budget: &mut Budget,
     ) -> Result<bool, Fault> {
+        budget.scan(SCAN_BASE_BYTES)?;
         let left = match &condition.source {
             ConditionSource::Event { field } => get_path(&self.trigger_data, field),
             ConditionSource::Fact { pattern } => {
                 let key = self.interpolate(pattern, facts, budget)?;
-                facts.first_value(&key)
+                facts.first_value_scanned(&key, budget)?
             }
             ConditionSource::Context { key } => {
                 let (name, path) = key.split_once('.').unwrap_or((key.as_str(), ""));
@@ -173,6 +176,8 @@ impl EvalContext {
             Some(r) => self.lookup(r, facts)?,
             None => Some(&condition.value),
         };
+        let cost = scan_cost(condition.operator, left, right, budget.scan_left());
+        budget.scan(cost)?;
         Ok(apply_operator(condition.operator, left, right)?)
     }
 
@@ -233,6 +238,49 @@ fn cached_regex(pattern: &str) -> Result<Regex, String> {
     }
     cache.insert(pattern.to_string(), re.clone());
     Ok(re)
+}
+
+/// The scanned bytes `op` looks at to compare `left` with `right` (beyond the base every
+/// condition costs), measured only as far as `cap` (a result over `cap` means "too much").
+/// Strings count their bytes where they are searched or compared; arrays and objects their
+/// approximate size in memory, the needle of an array `contains` or an `in` list included.
+pub(crate) fn scan_cost(
+    op: Operator,
+    left: Option<&Value>,
+    right: Option<&Value>,
+    cap: usize,
+) -> usize {
+    let null = Value::Null;
+    let l = left.unwrap_or(&null);
+    let r = right.unwrap_or(&null);
+    // Arrays and objects walked (strings and scalars compared at once count nothing here).
+    let nested = |v: &Value| match v {
+        Value::Array(_) | Value::Object(_) => approx_bytes(v, cap),
+        _ => 0,
+    };
+    let both = |a: usize, b: usize| a.saturating_add(b);
+    match op {
+        Operator::Exists | Operator::NotExists => 0,
+        Operator::Contains | Operator::NotContains | Operator::Matches => match (l, r) {
+            (Value::String(s), Value::String(n)) => both(s.len(), n.len()),
+            (Value::Array(_), n) if op != Operator::Matches => {
+                both(approx_bytes(l, cap), approx_bytes(n, cap))
+            }
+            _ => 0,
+        },
+        Operator::Eq | Operator::Neq | Operator::In | Operator::NotIn => match (l, r) {
+            // Equal lengths are compared byte by byte.
+            (Value::String(a), Value::String(b)) if a.len() == b.len() => a.len(),
+            _ if matches!(op, Operator::In | Operator::NotIn) && r.is_array() => {
+                both(approx_bytes(l, cap), approx_bytes(r, cap))
+            }
+            _ => both(nested(l), nested(r)),
+        },
+        Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte => match (l, r) {
+            (Value::String(a), Value::String(b)) => a.len().min(b.len()),
+            _ => 0,
+        },
+    }
 }
 
 /// Applies an operator; a missing left value is `None`.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::budget::{Budget, Fault};
 use crate::pattern::fact_matches;
 
 /// One stored fact.
@@ -34,6 +35,9 @@ pub struct FactChange {
     /// The new fact; `None` after a deletion.
     pub fact: Option<Fact>,
 }
+
+/// Scanned bytes charged per fact a wildcard fact condition passes, on top of its key.
+const SCANNED_ENTRY_BYTES: usize = 16;
 
 /// In-memory facts, ordered by key so listings are deterministic.
 #[derive(Debug, Default)]
@@ -250,15 +254,25 @@ impl FactStore {
             .collect()
     }
 
-    /// The value of the first fact matching `pattern` (the fact itself when `pattern` has no `*`).
-    pub(crate) fn first_value(&self, pattern: &str) -> Option<&Value> {
+    /// The value of the first fact matching `pattern` (the fact itself when `pattern` has no
+    /// `*`), charging `budget`'s scanned bytes for every key a wildcard pattern passes (its
+    /// length plus a per-entry cost) before it is compared: a wildcard fact condition walks
+    /// the facts in key order until one matches.
+    pub(crate) fn first_value_scanned(
+        &self,
+        pattern: &str,
+        budget: &mut Budget,
+    ) -> Result<Option<&Value>, Fault> {
         if !pattern.contains('*') {
-            return self.facts.get(pattern).map(|(f, _)| &f.value);
+            return Ok(self.facts.get(pattern).map(|(f, _)| &f.value));
         }
-        self.facts
-            .values()
-            .find(|(f, _)| fact_matches(pattern, &f.key))
-            .map(|(f, _)| &f.value)
+        for (f, _) in self.facts.values() {
+            budget.scan(f.key.len() + SCANNED_ENTRY_BYTES)?;
+            if fact_matches(pattern, &f.key) {
+                return Ok(Some(&f.value));
+            }
+        }
+        Ok(None)
     }
 
     pub(crate) fn all(&self) -> Vec<FactEntry> {

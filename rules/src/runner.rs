@@ -4,7 +4,8 @@
 //! chaining depth bound. Runs under the engine's state lock; events to deliver to subscribers
 //! are returned so callbacks run after the lock is released.
 //!
-//! Every input has a [`Budget`] (work units and bytes, see `budget`). When it runs out, the
+//! Every input has a [`Budget`] (work units, bytes produced and bytes scanned by
+//! conditions, see `budget`). When it runs out, the
 //! action that hit the bound does not run, nothing more is queued, the work still queued is
 //! dropped, and the input is counted in `cascades_truncated` with one warning.
 
@@ -44,6 +45,10 @@ pub(crate) struct State {
     pub work_dropped: u64,
     /// Per-rule rate limits of `log` actions.
     pub log_limits: LogLimits,
+    /// The size of every registered rule, as `max_rule_bytes` counts it.
+    pub rule_bytes: HashMap<String, usize>,
+    /// The sum of `rule_bytes` (bounded by `max_rules_bytes`).
+    pub rules_bytes: usize,
 }
 
 /// Token buckets bounding the `log` lines of each rule (`max_rule_logs_per_second`).
@@ -294,6 +299,7 @@ pub(crate) fn process(
                 bound = bound.setting(),
                 work_used = budget.work_used(),
                 bytes_used = budget.bytes_used(),
+                scanned = budget.scanned(),
                 dropped,
                 "rule engine bound reached for one input; the rest of its cascade is dropped"
             );

@@ -590,3 +590,204 @@ fn action_error_warnings_share_the_per_rule_log_rate() {
     // A burst of 5 warnings passed; 45 were dropped.
     assert_eq!(stats.logs_dropped, 45);
 }
+
+/// `count` conditions `not_contains "zz<i>"` on `event.text` (none holds false on text
+/// without `zz`), then an `ok` event.
+fn not_contains_rule(id: &str, count: usize) -> Value {
+    let conditions: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({"source": {"type": "event", "field": "text"},
+                        "operator": "not_contains", "value": format!("zz{i}")})
+        })
+        .collect();
+    on_event(
+        id,
+        "t",
+        json!(conditions),
+        json!([{"type": "emit_event", "topic": "ok", "data": {}}]),
+    )
+}
+
+/// Red-team rerun: one rule of 7 000 `not_contains` over a 900 KB event field took ~250 ms
+/// per event (6.3 GB compared) and counted as one work unit. What conditions look at is
+/// charged to `max_scanned_bytes_per_input` before they compare: the rule stops after
+/// ~18 conditions, the input is counted as truncated, and the same rule over a small
+/// field, or a normal rule over the large one, is unaffected.
+#[test]
+fn conditions_scanning_a_large_field_are_bounded_by_the_scanned_bytes() {
+    let engine = engine_with(EngineConfig {
+        max_rule_bytes: usize::MAX,
+        max_rules_bytes: usize::MAX,
+        ..Default::default()
+    });
+    register(&engine, not_contains_rule("heavy", 7_000));
+    let ok = record(&engine, "ok");
+    let text = "x".repeat(900_000);
+
+    let started = std::time::Instant::now();
+    engine.emit("t", json!({ "text": text })).unwrap();
+    let took = started.elapsed();
+    let stats = engine.stats();
+    assert_eq!(stats.cascades_truncated, 1, "{stats:?}");
+    assert_eq!(stats.rules_executed, 0, "{stats:?}");
+    assert_eq!(stats.action_errors, 0, "a bound is not an action error");
+    assert!(ok.lock().is_empty());
+    eprintln!("7 000 not_contains over 900 KB: one emit took {took:?}");
+
+    // The same 7 000 conditions over a short text: ~0.5 MB scanned, the rule runs.
+    engine.emit("t", json!({ "text": "hello" })).unwrap();
+    let stats = engine.stats();
+    assert_eq!((stats.cascades_truncated, stats.rules_executed), (1, 1));
+    assert_eq!(ok.lock().len(), 1);
+
+    // A normal rule over the large text: 3 conditions, ~2.7 MB scanned.
+    engine.unregister_rule("heavy").unwrap();
+    register(&engine, not_contains_rule("normal", 3));
+    engine.emit("t", json!({ "text": text })).unwrap();
+    let stats = engine.stats();
+    assert_eq!((stats.cascades_truncated, stats.rules_executed), (1, 2));
+    assert_eq!(ok.lock().len(), 2);
+}
+
+/// Conditions of `conditional` actions (here in a `for_each`), comparisons of large arrays
+/// and wildcard fact lookups are charged too.
+#[test]
+fn action_conditions_array_comparisons_and_fact_lookups_are_scanned_bytes() {
+    let config = || EngineConfig {
+        max_scanned_bytes_per_input: 1024 * 1024,
+        ..Default::default()
+    };
+    // 1 000 iterations, each checking a 100 KB text: 100 MB without the bound.
+    let engine = engine_with(config());
+    register(
+        &engine,
+        on_event(
+            "loop",
+            "t",
+            json!([]),
+            json!([{"type": "for_each", "collection": {"ref": "event.items"}, "as": "i",
+                    "actions": [{"type": "conditional",
+                        "conditions": [{"source": {"type": "event", "field": "text"},
+                                        "operator": "contains", "value": "zz"}],
+                        "then": [{"type": "emit_event", "topic": "found", "data": {}}]}]}]),
+        ),
+    );
+    let items: Vec<u32> = (0..1_000).collect();
+    engine
+        .emit("t", json!({"items": items, "text": "x".repeat(100_000)}))
+        .unwrap();
+    let stats = engine.stats();
+    assert_eq!(stats.cascades_truncated, 1, "{stats:?}");
+
+    // `eq` of two large arrays walks them.
+    let engine = engine_with(config());
+    let conditions: Vec<Value> = (0..10)
+        .map(|_| {
+            json!({"source": {"type": "event", "field": "a"}, "operator": "eq",
+                   "value": {"ref": "event.b"}})
+        })
+        .collect();
+    register(&engine, on_event("eq", "t", json!(conditions), json!([])));
+    let big: Vec<u32> = (0..20_000).collect();
+    engine.emit("t", json!({"a": big, "b": big})).unwrap();
+    assert_eq!(engine.stats().cascades_truncated, 1);
+    assert_eq!(engine.stats().rules_executed, 0);
+
+    // A wildcard fact condition passes every fact before the one it finds.
+    let engine = engine_with(config());
+    for i in 0..20_000 {
+        engine
+            .set_fact(&format!("a:{i:05}:padding-padding-padding"), json!(i))
+            .unwrap();
+    }
+    let conditions: Vec<Value> = (0..10)
+        .map(|_| json!({"source": {"type": "fact", "pattern": "z:*"}, "operator": "not_exists"}))
+        .collect();
+    register(
+        &engine,
+        on_event("facts", "t", json!(conditions), json!([])),
+    );
+    engine.emit("t", json!({})).unwrap();
+    let stats = engine.stats();
+    assert_eq!((stats.cascades_truncated, stats.rules_executed), (1, 0));
+}
+
+/// Red-team rerun: 400 rules of 616 KB each were accepted (512 MB) and `rules.getRules`
+/// took 11.8 s. One rule is bounded by `max_rule_bytes` (`TooLarge`), all rules together
+/// by `max_rules_bytes` (`LimitExceeded`); unregistering frees room, updates are bounded
+/// too, and restored rules are all kept.
+#[test]
+fn rule_definitions_are_bounded_in_bytes() {
+    let engine = engine_with(EngineConfig {
+        max_rules_bytes: 256 * 1024,
+        ..Default::default()
+    });
+    let err = engine
+        .register_rule(&not_contains_rule("huge", 7_000))
+        .unwrap_err();
+    let RulesError::TooLarge(message) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        message.starts_with("rule \"huge\": definition of ")
+            && message.ends_with("exceeds the rule size limit (65536 bytes)"),
+        "{message}"
+    );
+    assert!(engine.get_rule("huge").is_err());
+
+    // Rules of 60 conditions (~42 KB each): the 256 KiB total is reached after 6.
+    let mut stored = Vec::new();
+    let refused = loop {
+        let id = format!("r{}", stored.len());
+        match engine.register_rule(&not_contains_rule(&id, 60)) {
+            Ok(_) => stored.push(id),
+            Err(e) => break e,
+        }
+        assert!(stored.len() < 100, "the total bound was never reached");
+    };
+    assert_eq!(stored.len(), 6);
+    let RulesError::LimitExceeded(message) = &refused else {
+        panic!("{refused:?}");
+    };
+    assert!(
+        message.contains("rule storage limit (262144 bytes of all rules) reached"),
+        "{message}"
+    );
+    // A growing update is refused as well; one that shrinks always works.
+    assert!(matches!(
+        engine.update_rule(
+            &stored[0],
+            &json!({"conditions": not_contains_rule("x", 75)["conditions"]})
+        ),
+        Err(RulesError::LimitExceeded(_))
+    ));
+    assert!(matches!(
+        engine.update_rule(
+            &stored[0],
+            &json!({"conditions": not_contains_rule("x", 7_000)["conditions"]})
+        ),
+        Err(RulesError::TooLarge(_))
+    ));
+    engine
+        .update_rule(
+            &stored[0],
+            &json!({"conditions": not_contains_rule("x", 1)["conditions"]}),
+        )
+        .unwrap();
+    // Unregistering frees room.
+    engine.unregister_rule(&stored[1]).unwrap();
+    register(&engine, not_contains_rule("again", 60));
+
+    // Restored rules are kept over both bounds.
+    engine
+        .restore_rule_as(&not_contains_rule("restored", 7_000), Some("o"))
+        .unwrap();
+    assert_eq!(
+        engine.get_rule("restored").unwrap().owner.as_deref(),
+        Some("o")
+    );
+    assert!(matches!(
+        engine.register_rule(&not_contains_rule("small", 1)),
+        Err(RulesError::LimitExceeded(_))
+    ));
+}

@@ -374,6 +374,14 @@ pub struct LimitsConfig {
     pub max_facts_bytes: usize,
     /// Registered rules per server (`RATE_LIMITED` beyond).
     pub max_rules: usize,
+    /// Largest rule definition, in bytes: the larger of its JSON and its estimated memory
+    /// (as for `max_fact_bytes`). `rules.registerRule` / `rules.updateRule` of a larger one
+    /// answers `VALIDATION_ERROR`. Rules restored at start are all kept.
+    pub max_rule_bytes: usize,
+    /// Bytes of all registered rules together (each counted as for `max_rule_bytes`):
+    /// `rules.registerRule`, or a growing `rules.updateRule`, past it answers
+    /// `RATE_LIMITED`. Unregistering frees room; rules restored at start are all kept.
+    pub max_rules_bytes: usize,
     /// Active rule timers per server; a rule's `set_timer` of a new name beyond it is an
     /// action error.
     pub max_timers: usize,
@@ -399,6 +407,12 @@ pub struct LimitsConfig {
     /// refunded; at the bound the rest of the cascade is dropped and counted, the request
     /// still succeeds.
     pub max_rule_queued_bytes: usize,
+    /// Approximate bytes rule conditions may look at for one input, its whole cascade
+    /// included: 64 per condition evaluated plus the strings searched or compared
+    /// (`contains`, `not_contains`, `matches`: the haystack) and the arrays and objects
+    /// compared. Charged before the comparison; at the bound the rest of the cascade is
+    /// dropped and counted, the request still succeeds.
+    pub max_rule_scan_bytes: usize,
     /// Approximate bytes (as held in memory) of event data all temporal rule patterns
     /// together keep (sequence steps, absence waits, count and aggregate windows). An event
     /// that would take them past it is not buffered (not counted, starts or advances
@@ -436,12 +450,15 @@ impl Default for LimitsConfig {
             max_fact_bytes: 64 * 1024,
             max_facts_bytes: 64 * 1024 * 1024,
             max_rules: 1_000,
+            max_rule_bytes: 64 * 1024,
+            max_rules_bytes: 32 * 1024 * 1024,
             max_timers: 10_000,
             min_timer_interval_ms: 100,
             max_rule_logs_per_second: 20,
             max_rule_work_per_input: 10_000,
             max_rule_chain_depth: 10,
             max_rule_queued_bytes: 16 * 1024 * 1024,
+            max_rule_scan_bytes: 16 * 1024 * 1024,
             max_rule_temporal_bytes: 64 * 1024 * 1024,
             max_total_buffered_bytes: 256 * 1024 * 1024,
             login: LoginLimits::default(),
@@ -583,7 +600,7 @@ impl LimitsConfig {
 
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 32] = [
+        let checks: [(&'static str, u64); 35] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -619,6 +636,8 @@ impl LimitsConfig {
             ("limits.maxFactBytes", self.max_fact_bytes as u64),
             ("limits.maxFactsBytes", self.max_facts_bytes as u64),
             ("limits.maxRules", self.max_rules as u64),
+            ("limits.maxRuleBytes", self.max_rule_bytes as u64),
+            ("limits.maxRulesBytes", self.max_rules_bytes as u64),
             ("limits.maxTimers", self.max_timers as u64),
             ("limits.minTimerIntervalMs", self.min_timer_interval_ms),
             ("limits.maxReadMs", self.max_read_ms),
@@ -635,6 +654,7 @@ impl LimitsConfig {
                 "limits.maxRuleQueuedBytes",
                 self.max_rule_queued_bytes as u64,
             ),
+            ("limits.maxRuleScanBytes", self.max_rule_scan_bytes as u64),
             (
                 "limits.maxRuleTemporalBytes",
                 self.max_rule_temporal_bytes as u64,

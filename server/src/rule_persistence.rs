@@ -12,8 +12,8 @@ use crate::config::LimitsConfig;
 use crate::store_bridge::RESERVED_TOPIC_ROOT;
 
 /// The configuration of the engine the server creates: the rule bounds of the config's
-/// `limits` section (facts, rules, timers, and per input work, chain depth and produced
-/// bytes), and a fact persister when the store is durable. An engine supplied with
+/// `limits` section (facts, rules and their bytes, timers, and per input work, chain
+/// depth, produced and scanned bytes), and a fact persister when the store is durable. An engine supplied with
 /// [`crate::ServerBuilder::rule_engine`] keeps its own configuration.
 pub(crate) fn engine_config(limits: &LimitsConfig, store: &Store) -> EngineConfig {
     EngineConfig {
@@ -21,12 +21,15 @@ pub(crate) fn engine_config(limits: &LimitsConfig, store: &Store) -> EngineConfi
         max_fact_bytes: limits.max_fact_bytes,
         max_facts_bytes: limits.max_facts_bytes,
         max_rules: limits.max_rules,
+        max_rule_bytes: limits.max_rule_bytes,
+        max_rules_bytes: limits.max_rules_bytes,
         max_timers: limits.max_timers,
         min_timer_interval_ms: limits.min_timer_interval_ms,
         max_rule_logs_per_second: limits.max_rule_logs_per_second,
         max_work_per_input: limits.max_rule_work_per_input,
         max_chain_depth: limits.max_rule_chain_depth,
         max_queued_bytes_per_input: limits.max_rule_queued_bytes,
+        max_scanned_bytes_per_input: limits.max_rule_scan_bytes,
         max_temporal_bytes: limits.max_rule_temporal_bytes,
         reserved_topic_root: Some(RESERVED_TOPIC_ROOT.to_string()),
         fact_observer: fact_persister(store),
@@ -120,7 +123,8 @@ pub(crate) fn restore(store: &Store, engine: &RuleEngine) {
                 owner = Some(o);
             }
         }
-        if let Err(err) = engine.register_rule_as(&rule, owner.as_deref()) {
+        // Kept even over the rule size bounds (the engine warns), like restored facts.
+        if let Err(err) = engine.restore_rule_as(&rule, owner.as_deref()) {
             tracing::error!(%err, rule = %id, "persisted rule no longer registers; skipped");
         }
     }
@@ -173,6 +177,55 @@ mod tests {
             wire.get("_owner").is_none() && wire.get("owner").is_none(),
             "{wire}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Rules restored at start are all kept, even when a lowered `maxRuleBytes` /
+    /// `maxRulesBytes` no longer admits them; new registrations are then refused.
+    #[tokio::test]
+    async fn restored_rules_are_kept_over_the_rule_byte_bounds() {
+        let dir = std::env::temp_dir().join(format!(
+            "noex-rule-bytes-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = || StoreConfig {
+            persistence: Some(PersistenceConfig::new(
+                dir.join("data.redb"),
+                DurabilityMode::Sync,
+            )),
+            ..StoreConfig::default()
+        };
+        let rule = |id: &str| {
+            json!({"id": id, "name": id,
+                "trigger": {"type": "event", "topic": "order.x"},
+                "actions": [{"type": "log", "level": "info", "message": "x".repeat(2_000)}]})
+        };
+        {
+            let store = Store::start(config()).expect("store");
+            let engine = RuleEngine::new(engine_config(&LimitsConfig::default(), &store));
+            for id in ["a", "b", "c"] {
+                engine.register_rule(&rule(id)).expect("registers");
+                persist_rule(&store, &engine, id).expect("persisted");
+            }
+        }
+        let store = Store::start(config()).expect("store again");
+        let limits = LimitsConfig {
+            max_rule_bytes: 1_000,
+            max_rules_bytes: 2_000,
+            ..LimitsConfig::default()
+        };
+        let engine = RuleEngine::new(engine_config(&limits, &store));
+        restore(&store, &engine);
+        assert_eq!(engine.get_rules().len(), 3);
+        assert!(matches!(
+            engine.register_rule(&json!({"id": "d", "name": "d",
+                "trigger": {"type": "event", "topic": "order.x"}})),
+            Err(noex_rules::RulesError::LimitExceeded(_))
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

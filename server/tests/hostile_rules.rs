@@ -819,3 +819,158 @@ async fn all_timers_data_together_is_bounded_by_max_facts_bytes() {
     assert_eq!(stats["timersCount"], kept, "{stats}");
     assert_eq!(stats["actionErrors"], 40 - kept, "{stats}");
 }
+
+/// A rule of `count` conditions `not_contains "zz<i>"` on `event.text` of topic `t`.
+fn not_contains_rule(id: &str, count: usize) -> Value {
+    let conditions: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({"source": {"type": "event", "field": "text"},
+                        "operator": "not_contains", "value": format!("zz{i}")})
+        })
+        .collect();
+    json!({"id": id, "name": id, "trigger": {"type": "event", "topic": "t"},
+           "conditions": conditions,
+           "actions": [{"type": "emit_event", "topic": "ok", "data": {}}]})
+}
+
+/// Red-team rerun: a 616 KB rule of 7 000 `not_contains` over a 900 KB event field cost
+/// ~250 ms per evaluation (release build; tens of seconds in a debug build) as one work
+/// unit, and emitting such events in a loop made another client's `rules.getFact` wait
+/// 16.5 s. What conditions look at is charged to `limits.maxRuleScanBytes` (16 MiB) before
+/// they compare: each emit stops after ~18 conditions, the bystander is served promptly
+/// and the truncations are counted. (The rule itself is over the default
+/// `limits.maxRuleBytes`; the limit is raised so that the scan bound is what is tested.)
+///
+/// In process (not the binary) so that the engine's statistics, which count the truncated
+/// cascades, can be read (`rules.stats` does not carry them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_over_a_large_field_are_bounded_by_the_scanned_bytes() {
+    let mut config = local_config();
+    config.rules.enabled = Some(true);
+    config.heartbeat.interval_ms = 600_000;
+    config.limits.max_rule_bytes = 8 * 1024 * 1024;
+    let server = start(config).await;
+    let (mut attacker, _) = Client::connect(&server).await;
+    let (mut bystander, _) = Client::connect(&server).await;
+    attacker
+        .ok(
+            "rules.registerRule",
+            json!({"rule": not_contains_rule("scan", 7_000)}),
+        )
+        .await;
+    bystander
+        .ok("rules.setFact", json!({"key": "probe", "value": 1}))
+        .await;
+
+    const EMITS: usize = 5;
+    let emits = tokio::spawn(async move {
+        let text = "x".repeat(900_000);
+        let mut took = Vec::new();
+        for _ in 0..EMITS {
+            let started = Instant::now();
+            let answer = attacker
+                .call("rules.emit", json!({"topic": "t", "data": {"text": text}}))
+                .await;
+            took.push(started.elapsed());
+            assert_eq!(answer["type"], "result", "{answer}");
+        }
+        (attacker, took)
+    });
+    // Each `rules.getFact` waits at most for the condition scan of one emit (before the
+    // bound: for all 7 000 conditions over 900 KB).
+    let mut waited = Vec::new();
+    loop {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(
+            PROMPT,
+            bystander.ok("rules.getFact", json!({"key": "probe"})),
+        )
+        .await
+        .expect("rules.getFact answered within 5 s");
+        waited.push(started.elapsed());
+        assert_eq!(answer, json!(1));
+        if emits.is_finished() {
+            break;
+        }
+    }
+    let (mut attacker, took) = emits.await.expect("emit task");
+    let slowest = waited.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "7 000 not_contains over 900 KB: emits took {took:?}; bystander rules.getFact: {} \
+         round trips, slowest {slowest:?}",
+        waited.len()
+    );
+    // Generous for a debug build on a busy machine (the scan of the bound's 16 MiB takes
+    // ~100 ms there, ~1 ms in a release build); before the bound one emit held the engine
+    // for more than 10 s in a debug build (~300 ms in a release build).
+    assert!(
+        slowest < Duration::from_secs(1),
+        "bystander waited {slowest:?}"
+    );
+    let engine = server.rules().expect("rules enabled");
+    let stats = engine.stats();
+    assert_eq!(stats.cascades_truncated, EMITS as u64, "{stats:?}");
+    assert_eq!((stats.rules_executed, stats.action_errors), (0, 0));
+    // The same rule over a short text runs.
+    attacker
+        .ok(
+            "rules.emit",
+            json!({"topic": "t", "data": {"text": "hello"}}),
+        )
+        .await;
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.cascades_truncated, stats.rules_executed),
+        (EMITS as u64, 1)
+    );
+}
+
+/// Red-team rerun: 400 rules of 616 KB were accepted (512 MB held) and `rules.getRules`
+/// took 11.8 s. One rule is bounded by `limits.maxRuleBytes` (`VALIDATION_ERROR`), all
+/// rules by `limits.maxRulesBytes` (`RATE_LIMITED`); unregistering frees room.
+#[tokio::test]
+async fn rule_definitions_are_bounded_in_bytes() {
+    let binary =
+        Binary::with_config(&json!({"limits": {"maxRulesBytes": 256 * 1024}}), QUIET).await;
+    let (mut c, _) = Client::connect_url(&binary.url).await;
+    let (code, message, _) = c
+        .fail(
+            "rules.registerRule",
+            json!({"rule": not_contains_rule("huge", 7_000)}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(
+        message.contains("rule \"huge\": definition of")
+            && message.contains("exceeds the rule size limit (65536 bytes)"),
+        "{message}"
+    );
+
+    // Rules of 60 conditions (~42 KB counted): the 256 KiB total holds 6.
+    for i in 0..6 {
+        c.ok(
+            "rules.registerRule",
+            json!({"rule": not_contains_rule(&format!("r{i}"), 60)}),
+        )
+        .await;
+    }
+    let (code, message, _) = c
+        .fail(
+            "rules.registerRule",
+            json!({"rule": not_contains_rule("r6", 60)}),
+        )
+        .await;
+    assert_eq!(code, "RATE_LIMITED");
+    assert!(
+        message.contains("rule storage limit (262144 bytes of all rules) reached"),
+        "{message}"
+    );
+    c.ok("rules.unregisterRule", json!({"ruleId": "r0"})).await;
+    c.ok(
+        "rules.registerRule",
+        json!({"rule": not_contains_rule("r6", 60)}),
+    )
+    .await;
+    let stats = c.ok("rules.stats", json!({})).await;
+    assert_eq!(stats["rulesCount"], 6, "{stats}");
+}
