@@ -79,7 +79,9 @@ pub struct EngineConfig {
     /// needle of a string `contains` / `not_contains` / `matches`; the strings an ordering
     /// or string equality compares; the approximate size (as held in memory, measured only
     /// as far as this bound reaches) of arrays and objects an `eq` / `neq` / `in` /
-    /// `not_in` / `contains` compares; the fact keys a wildcard fact condition passes. It is
+    /// `not_in` / `contains` compares; the fact keys a wildcard fact condition passes; and
+    /// 4 MiB for a `matches` whose pattern is not compiled yet (one taken from event data,
+    /// say: a compile takes milliseconds, so one input compiles at most four). It is
     /// charged *before* the comparison, so a condition that would pass the bound is not
     /// evaluated, and at the bound the rest of the cascade is dropped like at the other
     /// bounds. Without it one rule of thousands of `not_contains` over a 900 KB event field

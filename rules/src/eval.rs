@@ -178,6 +178,13 @@ impl EvalContext {
         };
         let cost = scan_cost(condition.operator, left, right, budget.scan_left());
         budget.scan(cost)?;
+        // A pattern not compiled yet (taken from event data, say) costs its compile too.
+        if condition.operator == Operator::Matches
+            && let (Some(Value::String(_)), Some(Value::String(pattern))) = (left, right)
+            && !regex_is_cached(pattern)
+        {
+            budget.scan(REGEX_COMPILE_SCAN_BYTES)?;
+        }
         Ok(apply_operator(condition.operator, left, right)?)
     }
 
@@ -215,22 +222,45 @@ fn ordering(a: Option<&Value>, b: Option<&Value>) -> Option<std::cmp::Ordering> 
     }
 }
 
-/// Bound on the compiled size of a `matches` regex (rule data is client input).
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
-/// Most compiled regexes kept; the cache is emptied when full.
+/// Bound on the compiled size of a `matches` regex (rule data is client input). At it a
+/// compile takes a few milliseconds; at the regex crate's default (10 MiB), or even 1 MiB,
+/// tens of milliseconds, and the cache below could hold a gigabyte. Literal patterns over
+/// it are refused when the rule is registered.
+pub(crate) const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+/// Most compiled regexes kept; the cache is emptied when full. With [`REGEX_SIZE_LIMIT`]
+/// it holds at most 64 MiB.
 const REGEX_CACHE_SIZE: usize = 256;
+/// Scanned bytes a `matches` condition is charged when its pattern is not compiled yet
+/// (a pattern taken from event data, a cache emptied by many patterns): a quarter of the
+/// default `max_scanned_bytes_per_input`, so one input compiles at most four patterns,
+/// while patterns already compiled cost nothing extra.
+pub(crate) const REGEX_COMPILE_SCAN_BYTES: usize = 4 * 1024 * 1024;
+
+fn regex_cache() -> &'static parking_lot::Mutex<std::collections::HashMap<String, Regex>> {
+    static CACHE: OnceLock<parking_lot::Mutex<std::collections::HashMap<String, Regex>>> =
+        OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Whether `pattern` is compiled already (a `matches` on it costs no compile).
+pub(crate) fn regex_is_cached(pattern: &str) -> bool {
+    regex_cache().lock().contains_key(pattern)
+}
+
+/// Compiles `pattern` within [`REGEX_SIZE_LIMIT`] (what registration checks too).
+pub(crate) fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
 
 /// Compiles a `matches` pattern once and reuses it (rules evaluate the same pattern per event).
 fn cached_regex(pattern: &str) -> Result<Regex, String> {
-    static CACHE: OnceLock<parking_lot::Mutex<std::collections::HashMap<String, Regex>>> =
-        OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
+    let cache = regex_cache();
     if let Some(re) = cache.lock().get(pattern) {
         return Ok(re.clone());
     }
-    let re = regex::RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
+    let re = compile_regex(pattern)
         .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))?;
     let mut cache = cache.lock();
     if cache.len() >= REGEX_CACHE_SIZE {

@@ -974,3 +974,83 @@ async fn rule_definitions_are_bounded_in_bytes() {
     let stats = c.ok("rules.stats", json!({})).await;
     assert_eq!(stats["rulesCount"], 6, "{stats}");
 }
+
+/// Seventh red-team run: a `matches` condition whose pattern comes from the event
+/// (`{"ref": "event.p"}`) compiled the pattern on every evaluation, each compile up to the
+/// 1 MiB regex size limit (~44 ms): 100 rules × 40 such conditions made one 60-byte
+/// `rules.emit` take 4.4 s and another client's `rules.getFact` wait as long. Patterns are
+/// now compiled within 256 KiB and a compile not cached costs a quarter of the input's
+/// scanned-bytes bound, so one input compiles at most four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regexes_taken_from_event_data_are_bounded_per_input() {
+    let mut config = local_config();
+    config.rules.enabled = Some(true);
+    config.heartbeat.interval_ms = 600_000;
+    let server = start(config).await;
+    let (mut attacker, _) = Client::connect(&server).await;
+    let (mut bystander, _) = Client::connect(&server).await;
+    let condition = json!({"source": {"type": "event", "field": "s"}, "operator": "matches", "value": {"ref": "event.p"}});
+    for i in 0..100 {
+        let rule = json!({
+            "id": format!("rx{i}"), "name": "regex from the event",
+            "trigger": {"type": "event", "topic": "rx.*"},
+            "conditions": vec![condition.clone(); 40],
+            "actions": [{"type": "log", "level": "info", "message": "matched"}]
+        });
+        attacker
+            .ok("rules.registerRule", json!({"rule": rule}))
+            .await;
+    }
+    bystander
+        .ok("rules.setFact", json!({"key": "probe", "value": 1}))
+        .await;
+    let emits = tokio::spawn(async move {
+        let mut took = Vec::new();
+        for i in 0..3 {
+            // The red team's frame; each emit a new pattern, so none is cached.
+            let pattern = format!("(?:\\w{{40}}){{{}}}", 40 + i);
+            let started = Instant::now();
+            let answer = attacker
+                .call(
+                    "rules.emit",
+                    json!({"topic": "rx.a", "data": {"s": "zz", "p": pattern}}),
+                )
+                .await;
+            took.push(started.elapsed());
+            assert_eq!(answer["type"], "result", "{answer}");
+        }
+        took
+    });
+    let mut waited = Vec::new();
+    loop {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(
+            PROMPT,
+            bystander.ok("rules.getFact", json!({"key": "probe"})),
+        )
+        .await
+        .expect("rules.getFact answered within 5 s");
+        waited.push(started.elapsed());
+        assert_eq!(answer, json!(1));
+        if emits.is_finished() {
+            break;
+        }
+    }
+    let took = emits.await.expect("emit task");
+    let slowest = waited.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "100 rules x 40 matches on event patterns: emits took {took:?}; bystander slowest {slowest:?} of {}",
+        waited.len()
+    );
+    // Before: more than 4 s per emit in a release build. Now at most four failing
+    // compiles per emit (a few ms each in release, tens in a debug build).
+    for t in &took {
+        assert!(*t < Duration::from_secs(2), "an emit took {t:?}");
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "bystander waited {slowest:?}"
+    );
+    let stats = server.rules().expect("rules enabled").stats();
+    assert_eq!(stats.cascades_truncated, 3, "{stats:?}");
+}

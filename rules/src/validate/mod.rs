@@ -522,7 +522,7 @@ impl Validator {
                 );
             }
             if op == "matches" {
-                match v.as_str().map(regex::Regex::new) {
+                match v.as_str().map(crate::eval::compile_regex) {
                     Some(Ok(_)) => {}
                     Some(Err(e)) => self.err(
                         join(path, "value"),

@@ -81,3 +81,17 @@ fn bad_regex_and_non_array_in_are_caught() {
     );
     assert_eq!(p, ["conditions[0].value", "conditions[1].value"]);
 }
+
+#[test]
+fn literal_patterns_must_compile_within_the_regex_size_limit() {
+    let rule = |pattern: &str| {
+        json!({"id": "r", "name": "R", "trigger": {"type": "event", "topic": "t"},
+            "conditions": [{"source": {"type": "event", "field": "x"}, "operator": "matches", "value": pattern}]})
+    };
+    // Unicode `\w` repeated: past 256 KiB compiled (tens of ms to compile at 1 MiB).
+    assert_eq!(paths(rule(r"\w{10}")), ["conditions[0].value"]);
+    assert_eq!(paths(rule(r"(?:\w{40}){40}")), ["conditions[0].value"]);
+    // The ASCII spellings fit.
+    assert!(paths(rule(r"(?-u:\w){10}")).is_empty());
+    assert!(paths(rule(r"^ORD-[0-9]+$")).is_empty());
+}
