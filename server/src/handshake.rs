@@ -143,6 +143,23 @@ impl HandshakeGate {
     }
 }
 
+impl HandshakeGate {
+    /// Evicts the oldest pending handshake (its task drops the connection); whether there
+    /// was one. The accept loop calls it when the process is out of file descriptors, so
+    /// connections that never finish their handshake cannot keep new clients out until
+    /// they time out.
+    pub(crate) fn evict_oldest(&self) -> bool {
+        let mut state = self.state.lock();
+        let Some(oldest) = state.pending.keys().next().copied() else {
+            return false;
+        };
+        if let Some(evict) = state.remove(oldest) {
+            evict.notify_one();
+        }
+        true
+    }
+}
+
 impl Drop for HandshakeSlot {
     fn drop(&mut self) {
         // Nothing to do when it was evicted: the gate forgot it then.

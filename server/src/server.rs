@@ -377,13 +377,28 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(connection::serve(stream, peer, Arc::clone(&shared), slot));
             }
+            Err(err) if out_of_descriptors(&err) && shared.handshakes.evict_oldest() => {
+                // Out of file descriptors while connections sit in their handshake (say,
+                // a flood of TCP connects that never send a byte): the oldest makes room,
+                // as at `maxPendingHandshakes`, instead of locking every new client out
+                // until the handshake timeout. Its task closes it; accept again after it ran.
+                tracing::debug!(%err, "out of file descriptors: oldest pending handshake evicted");
+                tokio::task::yield_now().await;
+            }
             Err(err) => {
-                // Typically EMFILE: back off briefly instead of spinning.
+                // Typically EMFILE with every descriptor held by open connections: back off
+                // briefly instead of spinning.
                 tracing::warn!(%err, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
+}
+
+/// Whether an accept failed because the process or the system is out of file descriptors
+/// (`EMFILE`, `ENFILE`).
+fn out_of_descriptors(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(23 | 24))
 }
 
 /// A running server.

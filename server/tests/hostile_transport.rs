@@ -399,6 +399,48 @@ async fn filling_the_handshake_cap_from_many_addresses_does_not_lock_others_out(
     );
 }
 
+/// Seventh red-team run: under a low open-file limit, TCP connects that never send a byte
+/// from many addresses used every descriptor; accept failed with EMFILE, the handshake cap
+/// never saw the new connections, and every new client timed out until the silent ones
+/// reached the handshake timeout (4 of 4 probes failed while the attacker kept
+/// reconnecting). Out of descriptors, the oldest pending handshake now makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_oldest_pending_handshake_makes_room() {
+    // 64 descriptors: a few for the runtime and the listener, the rest for connections.
+    // (The handshake timeout, 10 s by default, is longer than the client's 5 s wait.)
+    let binary = Binary::spawn_with_fd_limit(64, &["--heartbeat-interval-ms", "600000"]).await;
+    let addr = binary.addr();
+    // More silent connections than descriptors, each from an address of its own (below
+    // every per-address cap).
+    let mut silent = Vec::new();
+    for i in 0..120u8 {
+        if let Ok(stream) = try_tcp_from(addr, Ipv4Addr::new(127, 0, 3, 10 + i), None).await {
+            silent.push(stream);
+        }
+    }
+    let started = Instant::now();
+    let mut client = tokio::time::timeout(
+        Duration::from_secs(5),
+        client_from(addr, Ipv4Addr::new(127, 0, 4, 1), None),
+    )
+    .await
+    .expect("a normal client connects while the descriptors are used up");
+    client.ok("server.stats", json!({})).await;
+    let took = started.elapsed();
+    eprintln!(
+        "connected in {took:?} past {} silent connections",
+        silent.len()
+    );
+    assert!(took < Duration::from_secs(3), "connected in {took:?}");
+    // The first silent connections were accepted and then dropped to make room.
+    assert!(
+        await_eof(&mut silent[0], Duration::from_secs(3))
+            .await
+            .is_some(),
+        "the oldest silent connection was dropped"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Finding 8: subscribers that never read.
 

@@ -36,8 +36,17 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_noex-server");
 /// it with the URL. If that line does not come, the child is killed before the panic, so
 /// a failing test leaves no server behind.
 pub async fn spawn(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
+    spawn_command(Command::new(BIN).args(args)).await
+}
+
+/// [`spawn`] with the process's open-file limit (`ulimit -n`) set to `fd_limit`.
+pub async fn spawn_with_fd_limit(fd_limit: u32, args: &[&str]) -> (Child, String) {
+    let script = format!("ulimit -n {fd_limit} && exec \"$0\" \"$@\"");
+    spawn_command(Command::new("sh").arg("-c").arg(script).arg(BIN).args(args)).await
+}
+
+async fn spawn_command(command: &mut Command) -> (Child, String) {
+    let mut child = command
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -82,6 +91,14 @@ impl Binary {
         let mut all = vec!["--port", "0", "--host", "127.0.0.1"];
         all.extend_from_slice(args);
         let (child, url) = spawn(&all).await;
+        Binary { child, url }
+    }
+
+    /// [`Binary::spawn`] with the open-file limit (`ulimit -n`) set to `fd_limit`.
+    pub async fn spawn_with_fd_limit(fd_limit: u32, args: &[&str]) -> Binary {
+        let mut all = vec!["--port", "0", "--host", "127.0.0.1"];
+        all.extend_from_slice(args);
+        let (child, url) = spawn_with_fd_limit(fd_limit, &all).await;
         Binary { child, url }
     }
 
