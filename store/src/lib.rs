@@ -26,6 +26,7 @@ mod events;
 mod filter;
 mod handle;
 mod persistence;
+mod priority;
 mod query;
 mod reactive;
 mod reads;

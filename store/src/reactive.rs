@@ -649,13 +649,16 @@ fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>, lane: Lane)
 /// lowest [`slow_lane_priority`]: the cheapest by its last run, aged by how long it has
 /// waited. So a cheap evaluation that arrives behind a queue of long ones waits for the
 /// one running, not for the queue, and a long one is not starved by a stream of cheap
-/// ones. Ends with the store.
+/// ones. It runs at the lowest CPU priority (nice 19 on Linux): request handling and the
+/// dispatcher's pushes come first. Ends with the store.
 pub(crate) fn run_slow_lane(
     inner: Weak<Inner>,
     mut rx: mpsc::UnboundedReceiver<Vec<EvalKey>>,
     runtime: tokio::runtime::Handle,
 ) {
     let _entered = runtime.enter();
+    // Best effort, behind request handling and the dispatcher's pushes.
+    crate::priority::lower_current_thread();
     while let Some(first) = rx.blocking_recv() {
         // Keys waiting, with when each arrived; messages taken but not yet accounted.
         let mut waiting: HashMap<EvalKey, std::time::Instant> = HashMap::new();
