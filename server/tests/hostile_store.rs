@@ -283,7 +283,10 @@ async fn bystander_gets_during_inserts(
 // this process does not delay the bystander's reads (the server is the real binary).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_heavy_grouped_subscription_does_not_stall_other_clients() {
+    // A read budget far above what the grouping takes even in a debug build on a busy
+    // machine: this test is about other clients' latency, not about the budget.
     let config = json!({
+        "limits": {"maxReadMs": 30_000},
         "store": {
             "buckets": {"items": {"key": "id", "schema": {"id": {"type": "number"}, "code": {"type": "string"}}}},
             "queries": {"per-code": {"bucket": "items", "aggregate": {"function": "count", "groupBy": "code"}}}
@@ -464,6 +467,9 @@ async fn a_transaction_answer_is_bounded_and_its_operations_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filter_with_a_huge_in_list_does_not_stall_other_clients() {
     let mut config = local_config();
+    // About other clients' latency, not the read budget: room for a debug build on a busy
+    // machine.
+    config.limits.max_read_ms = 30_000;
     config.store = serde_json::from_value(json!({
         "buckets": {"items": {"key": "id", "schema": {"id": {"type": "number"}, "code": {"type": "string"}}}}
     }))
@@ -719,7 +725,8 @@ async fn subscriptions_with_different_params_hold_bounded_memory() {
     // for N = 1..100 over `{"bucket":"fat"}`; each distinct params value evaluated and kept
     // its own copy of the whole bucket (about 11.5 MB each, RSS 32 -> 1216 MB).
     let config = json!({
-        "limits": {"maxSubscriptionResultBytes": 16 * 1024 * 1024},
+        // (A read budget with room for a debug build on a busy machine.)
+        "limits": {"maxSubscriptionResultBytes": 16 * 1024 * 1024, "maxReadMs": 30_000},
         "store": {"buckets": {"fat": {"key": "id", "schema": {"id": {"type": "number"}}}}}
     });
     let server = Binary::with_config(
