@@ -474,3 +474,35 @@ async fn bulk_writes_touch_at_most_max_bulk_records() {
         3
     );
 }
+
+#[tokio::test]
+async fn group_by_is_bounded_by_the_result_limit() {
+    let mut config = config(1000);
+    config.limits.max_result_bytes = 300;
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    let data: Vec<Value> = (0..20).map(|i| item(&format!("i{i:02}"), "x", i)).collect();
+    c.ok("store.insertMany", json!({"bucket": "items", "data": data}))
+        .await;
+    // Twenty groups of about 30 bytes each pass 300 bytes; one group does not.
+    let (code, message, details) = c
+        .fail(
+            "store.groupBy",
+            json!({"bucket": "items", "field": "id", "aggregate": {"function": "count"}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert_eq!(
+        message,
+        "Result exceeds 300 bytes; read it in pages with store.paginate"
+    );
+    assert_eq!(details, json!({"limit": 300}));
+    assert_eq!(
+        c.ok(
+            "store.groupBy",
+            json!({"bucket": "items", "field": "cat", "aggregate": {"function": "max", "field": "qty"}}),
+        )
+        .await,
+        json!([{"key": {"cat": "x"}, "value": 19}])
+    );
+}
