@@ -94,7 +94,7 @@ pub(crate) async fn handle(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, 
         .await
         .unwrap_or_else(|err| Err(ServerError::internal(err)));
     }
-    if let Some(records) = bulk_records(&op) {
+    if let Some(records) = bulk_records(ctx.store, &op, ctx.limits.max_bulk_records) {
         let limits = *ctx.limits;
         if !heavy && records <= INLINE_TRANSACTION_MAX_OPS {
             // Estimated cheap; the read budget bounds the scan of a filter if it errs.
@@ -671,14 +671,16 @@ fn transaction_op(tx: &mut Transaction<'_>, op: TransactionOp) -> Result<Value, 
 }
 
 /// Records a bulk write handles, for choosing where it runs: the records of an
-/// `insertMany`, one for an `upsert`, and for `updateMany` / `deleteMany` the matches it
-/// may touch at most (`limits.maxBulkRecords` is checked when they are known). `None` for
-/// every other operation.
-fn bulk_records(op: &StoreOp) -> Option<usize> {
+/// `insertMany`, one for an `upsert`, and for `updateMany` / `deleteMany` the most it may
+/// touch (the bucket's records, at most `max`; the exact bound is checked once the matches
+/// are known). `None` for every other operation.
+fn bulk_records(store: &Store, op: &StoreOp, max: usize) -> Option<usize> {
     match op {
         StoreOp::InsertMany { data, .. } => Some(data.len()),
         StoreOp::Upsert { .. } => Some(1),
-        StoreOp::UpdateMany { .. } | StoreOp::DeleteMany { .. } => Some(0),
+        StoreOp::UpdateMany { bucket, .. } | StoreOp::DeleteMany { bucket, .. } => {
+            Some(store.bucket_len(bucket).unwrap_or(0).min(max))
+        }
         _ => None,
     }
 }
@@ -713,6 +715,9 @@ fn bulk_error(op: &str, err: StoreError, failure: Option<BulkFailure>, max: usiz
         Some(BulkFailure::At(index, key)) => (index, key),
     };
     let err = ServerError::from(err);
+    if err.code == ErrorCode::InternalError {
+        return err;
+    }
     let mut details = Map::new();
     details.insert("index".into(), json!(index));
     let at = match &key {
