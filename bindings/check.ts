@@ -1,8 +1,10 @@
 // Type-level check of the generated protocol bindings: `tsc --noEmit` must accept this file.
 // It builds a request, reads a result and narrows a push the way a TypeScript client would.
 import type {
+  BulkErrorDetails,
   ErrorCode,
   BucketConfig,
+  GroupByEntry,
   Operation,
   PaginateResult,
   QueryConfig,
@@ -73,7 +75,35 @@ function describe(message: ServerMessage): string {
   }
 }
 
+const bulk: Request[] = [
+  { id: 4, type: "store.insertMany", bucket: "users", data: [{ name: "Ann" }, { name: "Bob" }] },
+  { id: 5, type: "store.updateMany", bucket: "users", filter: { role: "guest" }, data: { role: "user" } },
+  { id: 6, type: "store.deleteMany", bucket: "users", filter: {} },
+  { id: 7, type: "store.upsert", bucket: "users", data: { id: "a", name: "Ann" } },
+  { id: 8, type: "store.groupBy", bucket: "orders", field: ["status"], aggregate: { function: "sum", field: "total" } },
+];
+
+// @ts-expect-error: `store.insertMany` takes an array of records, not one.
+const oneRecord: Request = { id: 9, type: "store.insertMany", bucket: "users", data: { name: "Ann" } };
+
+const groups: GroupByEntry[] = [{ key: { status: "paid" }, value: 3 }];
+const badRecord: BulkErrorDetails = { index: 3, issues: [] };
+
 const sub: SubscribeResult = { subscriptionId: "sub-1", data: [] };
 const me: WhoAmI = { authenticated: false };
 
-export const checked = [insert, tx, typo, describe, sub, me, defineUsers, byRole, badField];
+export const checked = [
+  insert,
+  tx,
+  typo,
+  describe,
+  sub,
+  me,
+  defineUsers,
+  byRole,
+  badField,
+  bulk,
+  oneRecord,
+  groups,
+  badRecord,
+];

@@ -16,6 +16,8 @@ import type {
   Fact,
   FactDeleted,
   FactEntry,
+  GroupAggregate,
+  GroupByEntry,
   JsonValue,
   LoginResult,
   LogoutResult,
@@ -138,6 +140,23 @@ export interface Bucket<T extends object = Fields> {
   avg(field: keyof T & string, filter?: Filter): Promise<number>;
   min(field: keyof T & string, filter?: Filter): Promise<number | null>;
   max(field: keyof T & string, filter?: Filter): Promise<number | null>;
+  /**
+   * Inserts the records in one commit, all or none (a failing record's position is the
+   * error's `details.index`); at most the server's `limits.maxBulkRecords`.
+   */
+  insertMany(data: Partial<T>[]): Promise<StoredRecord<T>[]>;
+  /** Merges `data` into every record matching `filter` in one commit; how many. */
+  updateMany(filter: Filter, data: Partial<T>): Promise<number>;
+  /** Deletes every record matching `filter` in one commit; how many. */
+  deleteMany(filter: Filter): Promise<number>;
+  /** Inserts the record, or merges it into the record with its key. */
+  upsert(data: Partial<T>): Promise<StoredRecord<T>>;
+  /** One aggregate per group of records with equal values of `field` (or fields). */
+  groupBy(
+    field: (keyof T & string) | (keyof T & string)[],
+    aggregate: GroupAggregate,
+    filter?: Filter,
+  ): Promise<GroupByEntry[]>;
   clear(): Promise<Cleared>;
 }
 

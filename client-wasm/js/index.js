@@ -180,5 +180,10 @@ class Bucket {
   avg(field, filter) { return this.#call('avg', { field, filter }); }
   min(field, filter) { return this.#call('min', { field, filter }); }
   max(field, filter) { return this.#call('max', { field, filter }); }
+  insertMany(data) { return this.#call('insertMany', { data }); }
+  updateMany(filter, data) { return this.#call('updateMany', { filter, data }); }
+  deleteMany(filter) { return this.#call('deleteMany', { filter }); }
+  upsert(data) { return this.#call('upsert', { data }); }
+  groupBy(field, aggregate, filter) { return this.#call('groupBy', { field, aggregate, filter }); }
   clear() { return this.#call('clear'); }
 }

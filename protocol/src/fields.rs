@@ -141,6 +141,56 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An array of objects (possibly empty); an element of another type is named by its
+    /// index: `data[3]: expected object`.
+    pub(crate) fn object_array(&self, name: &str) -> Result<Vec<Map<String, Value>>, String> {
+        let error = || self.err(format!("Missing or invalid \"{name}\": expected array"));
+        let bad = self.peek(name, |v| match v {
+            Some(Value::Array(items)) => Ok(items.iter().position(|item| !item.is_object())),
+            _ => Err(()),
+        });
+        match bad {
+            Err(()) => return Err(error()),
+            Ok(Some(i)) => return Err(self.err(format!("{name}[{i}]: expected object"))),
+            Ok(None) => {}
+        }
+        match self.take(name) {
+            Some(Value::Array(items)) => Ok(items
+                .into_iter()
+                .filter_map(|item| match item {
+                    Value::Object(o) => Some(o),
+                    _ => None,
+                })
+                .collect()),
+            _ => Err(error()),
+        }
+    }
+
+    /// One non-empty field name or a non-empty array of them (a `groupBy` key).
+    pub(crate) fn field_names(
+        &self,
+        name: &str,
+    ) -> Result<noex_model::definition::GroupBy, String> {
+        use noex_model::definition::GroupBy;
+        let parsed = self.peek(name, |v| match v {
+            Some(Value::String(s)) if !s.is_empty() => Some(GroupBy::One(s.clone())),
+            Some(Value::Array(items)) if !items.is_empty() => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(GroupBy::Many),
+            _ => None,
+        });
+        parsed.ok_or_else(|| {
+            self.err(format!(
+                "Missing or invalid \"{name}\": expected non-empty string or non-empty array of non-empty strings"
+            ))
+        })
+    }
+
     pub(crate) fn non_empty_array(&self, name: &str) -> Result<Vec<Value>, String> {
         let error = || {
             self.err(format!(

@@ -54,6 +54,8 @@ pub fn export_typescript(dir: &Path) -> Result<(), ExportError> {
         UniqueViolationDetails,
         ConflictDetails,
         RateLimitDetails,
+        GroupByEntry,
+        BulkErrorDetails,
         // rules
         RuleEvent,
         EventPush,

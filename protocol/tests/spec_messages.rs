@@ -81,6 +81,13 @@ const REQUESTS: &[&str] = &[
     r#"{"id":1,"type":"store.avg","bucket":"orders","field":"total","filter":{"paid":true}}"#,
     r#"{"id":1,"type":"store.min","bucket":"orders","field":"total"}"#,
     r#"{"id":1,"type":"store.max","bucket":"orders","field":"total"}"#,
+    r#"{"id":1,"type":"store.insertMany","bucket":"users","data":[{"name":"Alice"},{"name":"Bob"}]}"#,
+    r#"{"id":1,"type":"store.insertMany","bucket":"users","data":[]}"#,
+    r#"{"id":1,"type":"store.updateMany","bucket":"users","filter":{"role":"guest"},"data":{"role":"user"}}"#,
+    r#"{"id":1,"type":"store.deleteMany","bucket":"users","filter":{"age":{"$lt":18}}}"#,
+    r#"{"id":1,"type":"store.upsert","bucket":"users","data":{"id":"a","name":"Alice"}}"#,
+    r#"{"id":1,"type":"store.groupBy","bucket":"orders","field":"status","aggregate":{"function":"count"}}"#,
+    r#"{"id":1,"type":"store.groupBy","bucket":"orders","field":["status","region"],"aggregate":{"function":"sum","field":"total"},"filter":{"paid":true}}"#,
     r#"{"id":1,"type":"store.clear","bucket":"users"}"#,
     r#"{"id":1,"type":"store.buckets"}"#,
     r#"{"id":1,"type":"store.stats"}"#,
@@ -152,8 +159,8 @@ fn every_request_round_trips_through_its_typed_operation() {
         let back = serde_json::to_value(&request).unwrap();
         assert_eq!(back, serde_json::from_str::<Value>(text).unwrap(), "{text}");
     }
-    // 28 store, 17 rules, 3 auth, 2 server operations.
-    assert_eq!(types.len(), 50);
+    // 33 store, 17 rules, 3 auth, 2 server operations.
+    assert_eq!(types.len(), 55);
 }
 
 #[test]
@@ -381,6 +388,36 @@ fn field_validation_messages_follow_the_spec_pattern() {
             "store.sum",
             json!({"bucket": "u"}),
             r#"Missing or invalid "field": expected non-empty string"#,
+        ),
+        (
+            "store.insertMany",
+            json!({"bucket": "u", "data": {}}),
+            r#"Missing or invalid "data": expected array"#,
+        ),
+        (
+            "store.insertMany",
+            json!({"bucket": "u", "data": [{}, {}, null]}),
+            "data[2]: expected object",
+        ),
+        (
+            "store.updateMany",
+            json!({"bucket": "u", "filter": {}}),
+            r#"Missing or invalid "data": expected object"#,
+        ),
+        (
+            "store.deleteMany",
+            json!({"bucket": "u", "filter": []}),
+            r#"Missing or invalid "filter": expected object"#,
+        ),
+        (
+            "store.groupBy",
+            json!({"bucket": "u", "field": [], "aggregate": {"function": "count"}}),
+            r#"Missing or invalid "field": expected non-empty string or non-empty array of non-empty strings"#,
+        ),
+        (
+            "store.groupBy",
+            json!({"bucket": "u", "field": "c", "aggregate": {"function": "count", "field": 3}}),
+            r#"Invalid "aggregate.field": expected non-empty string"#,
         ),
         (
             "store.subscribe",

@@ -346,6 +346,10 @@ pub struct LimitsConfig {
     /// Operations in one `store.transaction` (`VALIDATION_ERROR` beyond, before any of
     /// them runs).
     pub max_transaction_ops: usize,
+    /// Records one bulk write may touch: the records of a `store.insertMany`, the matches
+    /// of a `store.updateMany` / `store.deleteMany` (`VALIDATION_ERROR` beyond, naming the
+    /// limit, before anything is written).
+    pub max_bulk_records: usize,
     /// Largest record, in bytes: the larger of its JSON (metadata included) and its
     /// estimated memory (`noex_store::memory_size`); an insert, update or
     /// transaction writing a bigger one fails with `VALIDATION_ERROR`.
@@ -442,6 +446,7 @@ impl Default for LimitsConfig {
             max_transaction_scan_cost: 2_000_000,
             max_read_ms: 1_000,
             max_transaction_ops: 1_000,
+            max_bulk_records: 1_000,
             max_record_bytes: 1024 * 1024,
             max_store_bytes: 1024 * 1024 * 1024,
             max_buckets: 1_000,
@@ -600,7 +605,7 @@ impl LimitsConfig {
 
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 35] = [
+        let checks: [(&'static str, u64); 36] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -615,6 +620,7 @@ impl LimitsConfig {
             ("limits.maxJsonElements", self.max_json_elements.into()),
             ("limits.maxResultBytes", self.max_result_bytes as u64),
             ("limits.maxTransactionOps", self.max_transaction_ops as u64),
+            ("limits.maxBulkRecords", self.max_bulk_records as u64),
             ("limits.maxFilterNodes", self.max_filter_nodes as u64),
             (
                 "limits.maxTransactionScanCost",

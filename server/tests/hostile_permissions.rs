@@ -149,6 +149,81 @@ async fn bucket_administration_is_checked_on_the_bucket_it_names() {
 }
 
 #[tokio::test]
+async fn bulk_operations_are_checked_on_the_bucket_they_name() {
+    let (server, _) = start().await;
+    let mut admin = logged_in(&server, "admin-t").await;
+    admin
+        .ok(
+            "store.insert",
+            json!({"bucket": "secret", "data": {"id": "s1", "owner": "ada"}}),
+        )
+        .await;
+    let mut tenant = logged_in(&server, "tenant-t").await;
+    // Each with a decoy `name` / `buckets` field naming the bucket the tenant may use.
+    let frames = [
+        (
+            "store.insertMany",
+            json!({"type":"store.insertMany","bucket":"secret","name":"public",
+                   "data":[{"id":"x1","owner":"ten"},{"id":"x2","owner":"ten"}]}),
+        ),
+        (
+            "store.updateMany",
+            json!({"type":"store.updateMany","bucket":"secret","buckets":["public"],
+                   "filter":{},"data":{"owner":"ten"}}),
+        ),
+        (
+            "store.deleteMany",
+            json!({"type":"store.deleteMany","bucket":"secret","name":"public","filter":{}}),
+        ),
+        (
+            "store.upsert",
+            json!({"type":"store.upsert","bucket":"secret","name":"public",
+                   "data":{"id":"s1","owner":"ten"}}),
+        ),
+        (
+            "store.groupBy",
+            json!({"type":"store.groupBy","bucket":"secret","name":"public",
+                   "field":"owner","aggregate":{"function":"count"}}),
+        ),
+    ];
+    for (i, (op, frame)) in frames.into_iter().enumerate() {
+        let answer = raw(&mut tenant, 10 + i as u64, frame).await;
+        forbidden(&answer, &format!("No permission for {op} on secret"));
+    }
+    // Nothing was written: the one record is as the admin left it.
+    let all = admin.ok("store.all", json!({"bucket": "secret"})).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all[0]["owner"], "ada", "{all}");
+
+    // The same operations on `public` are allowed.
+    let inserted = raw(
+        &mut tenant,
+        20,
+        json!({"type":"store.insertMany","bucket":"public","data":[{"id":"p1","owner":"ten"}]}),
+    )
+    .await;
+    assert_eq!(inserted["data"][0]["id"], "p1", "{inserted}");
+    let grouped = raw(
+        &mut tenant,
+        21,
+        json!({"type":"store.groupBy","bucket":"public","field":"owner","aggregate":{"function":"count"}}),
+    )
+    .await;
+    assert_eq!(
+        grouped["data"],
+        json!([{"key": {"owner": "ten"}, "value": 1}]),
+        "{grouped}"
+    );
+    let deleted = raw(
+        &mut tenant,
+        22,
+        json!({"type":"store.deleteMany","bucket":"public","filter":{"owner":"ten"}}),
+    )
+    .await;
+    assert_eq!(deleted["data"], 1, "{deleted}");
+}
+
+#[tokio::test]
 async fn listings_show_only_what_the_session_may_see() {
     let (server, _) = start().await;
     let mut tenant = logged_in(&server, "tenant-t").await;

@@ -84,13 +84,7 @@ impl Data {
         now: u64,
         changes: &mut Vec<Change>,
     ) -> StoreResult<()> {
-        let size = record_bytes(&record);
-        let max = self.max_record_bytes;
-        if size > max {
-            return Err(StoreError::invalid_arg(format!(
-                "Record exceeds {max} bytes (it has {size})"
-            )));
-        }
+        let size = check_record_size(&record, self.max_record_bytes)?;
         let b = self.bucket_mut(bucket)?;
         let key_value = record.get(&b.def.key).cloned().unwrap_or(Value::Null);
         let key = key_string(&key_value);
@@ -177,4 +171,15 @@ impl Data {
             }
         }
     }
+}
+
+/// The size of `record` ([`record_bytes`]), or `InvalidArgument` when it passes `max`.
+pub(crate) fn check_record_size(record: &Record, max: usize) -> StoreResult<usize> {
+    let size = record_bytes(record);
+    if size > max {
+        return Err(StoreError::invalid_arg(format!(
+            "Record exceeds {max} bytes (it has {size})"
+        )));
+    }
+    Ok(size)
 }

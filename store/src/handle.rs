@@ -242,6 +242,57 @@ impl BucketHandle {
         )))
     }
 
+    /// One aggregate per group of the records matching `filter` with equal values of the
+    /// `group_by` fields, as a declarative query's grouped aggregate computes it:
+    /// `[{key: {field: value, ...}, value}]`, groups in order of their first record. At most
+    /// 32 grouping fields, each named once, and a field for every function but `count`
+    /// (else `InvalidDefinition`); the result may not pass
+    /// [`StoreConfig::max_result_bytes`](crate::StoreConfig::max_result_bytes)
+    /// (`ResultTooLarge`), and it stops at a read deadline (`ReadTimeout`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), noex_store::StoreError> {
+    /// # use noex_store::{AggregateFunction, BucketDefinition, GroupBy, Store, StoreConfig};
+    /// # use serde_json::json;
+    /// # let store = Store::start(StoreConfig::default())?;
+    /// # store.define_bucket("o", BucketDefinition::from_json(json!({"key": "id", "schema": {"id": {"type": "number"}, "c": {"type": "string"}, "n": {"type": "number"}}}))?)?;
+    /// for (id, c, n) in [(1, "a", 2), (2, "b", 5), (3, "a", 3)] {
+    ///     store.bucket("o").insert(json!({"id": id, "c": c, "n": n}).as_object().unwrap().clone())?;
+    /// }
+    /// let groups = store.bucket("o").group_by(GroupBy::One("c".into()), AggregateFunction::Sum, Some("n"), None)?;
+    /// assert_eq!(groups, json!([{"key": {"c": "a"}, "value": 5}, {"key": {"c": "b"}, "value": 5}]));
+    /// # Ok(()) }
+    /// ```
+    pub fn group_by(
+        &self,
+        group_by: crate::definition::GroupBy,
+        function: crate::definition::AggregateFunction,
+        field: Option<&str>,
+        filter: Option<&Map<String, Value>>,
+    ) -> StoreResult<Value> {
+        let def = crate::definition::QueryDefinition {
+            bucket: self.name.clone(),
+            filter: None,
+            sort: None,
+            limit: None,
+            offset: None,
+            fields: None,
+            aggregate: Some(crate::definition::Aggregate {
+                function,
+                field: field.map(str::to_owned),
+                group_by: Some(group_by),
+            }),
+        };
+        crate::definition::check_query(&def)?;
+        let records = self.matching(filter)?;
+        let limit = self.store.inner.limits.max_result_bytes;
+        let (value, _) = crate::query::finish_declarative(&def, &records, limit)?;
+        // Past a read deadline the grouping stopped early: the result is partial.
+        crate::deadline::check()?;
+        Ok(value)
+    }
+
     /// Largest numeric value of `field`, `null` when none.
     pub fn max(&self, field: &str, filter: Option<&Map<String, Value>>) -> StoreResult<Value> {
         let records = self.matching(filter)?;

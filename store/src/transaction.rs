@@ -174,18 +174,19 @@ impl TxBucket<'_, '_> {
             let d = self.tx.inner.data.read();
             let b = d.bucket(&self.bucket)?;
             let now = self.tx.inner.now();
-            (
-                prepare_insert(
-                    &self.bucket,
-                    &b.schema,
-                    &b.def.key,
-                    &b.gens,
-                    &data,
-                    now,
-                    b.ttl_ms,
-                )?,
-                b.def.key.clone(),
-            )
+            let record = prepare_insert(
+                &self.bucket,
+                &b.schema,
+                &b.def.key,
+                &b.gens,
+                &data,
+                now,
+                b.ttl_ms,
+            )?;
+            // Checked again at commit; here too, so that the error comes from the
+            // operation that wrote the record (a bulk write names its position).
+            crate::data::check_record_size(&record, d.max_record_bytes)?;
+            (record, b.def.key.clone())
         };
         let key_value = record.get(&key_field).cloned().unwrap_or(Value::Null);
         if self.get(&key_value)?.is_some() {
@@ -209,14 +210,16 @@ impl TxBucket<'_, '_> {
         let record = {
             let d = self.tx.inner.data.read();
             let b = d.bucket(&self.bucket)?;
-            prepare_update(
+            let record = prepare_update(
                 &self.bucket,
                 &b.schema,
                 &b.def.key,
                 &existing,
                 &patch,
                 self.tx.inner.now(),
-            )?
+            )?;
+            crate::data::check_record_size(&record, d.max_record_bytes)?;
+            record
         };
         self.check_unique(&record, &key_string(key))?;
         self.buffer(key_string(key), key.clone(), Some(record.clone()));
@@ -383,6 +386,36 @@ impl TxBucket<'_, '_> {
             Ok(())
         })?;
         Ok(n)
+    }
+
+    /// Keys of the records matching `filter` as this transaction sees them, in insertion
+    /// order: at most `max + 1` of them, so that a caller bounding a bulk write to `max`
+    /// records sees that more match without holding every key. Every match is noted as read
+    /// (a conflict on any of them fails the commit).
+    pub fn keys_where(
+        &mut self,
+        filter: &Map<String, Value>,
+        max: usize,
+    ) -> StoreResult<Vec<Value>> {
+        let f = Filter::compile(filter)?;
+        let key_field = {
+            let d = self.tx.inner.data.read();
+            d.bucket(&self.bucket)?.def.key.clone()
+        };
+        let mut keys = Vec::new();
+        self.view(&f, |r| {
+            if keys.len() <= max {
+                keys.push(r.get(&key_field).cloned().unwrap_or(Value::Null));
+            }
+            Ok(())
+        })?;
+        Ok(keys)
+    }
+
+    /// The bucket's key field.
+    pub fn key_field(&self) -> StoreResult<String> {
+        let d = self.tx.inner.data.read();
+        Ok(d.bucket(&self.bucket)?.def.key.clone())
     }
 
     /// All records as this transaction sees them. Error: `ResultTooLarge` past the

@@ -658,3 +658,51 @@ async fn projection_and_grouping_stop_at_the_read_deadline() {
     }
     assert_eq!(s.stats().queries.active_subscriptions, 0);
 }
+
+/// A record past `max_record_bytes` fails at the transaction operation that writes it (an
+/// insert or an update), before commit, so that its caller knows which one it was.
+#[tokio::test]
+async fn a_transaction_write_too_large_fails_where_it_is_written() {
+    let s = Store::start(StoreConfig {
+        max_record_bytes: 3_000,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    define(
+        &s,
+        "docs",
+        json!({"key": "id", "schema": {"id": {"type": "number"}, "body": {"type": "string"}}}),
+    );
+    let mut failed_at = None;
+    let tx = s.transaction(|tx| {
+        let mut b = tx.bucket("docs")?;
+        for (i, len) in [10, 20, 3_000, 30].into_iter().enumerate() {
+            if let Err(e) = b.insert(o(json!({"id": i, "body": "x".repeat(len)}))) {
+                failed_at = Some(i);
+                return Err(e);
+            }
+        }
+        Ok(())
+    });
+    assert!(
+        matches!(&tx, Err(StoreError::InvalidArgument { message }) if message.contains("3000")),
+        "{tx:?}"
+    );
+    assert_eq!(failed_at, Some(2));
+    assert_eq!(s.bucket("docs").count(None).unwrap(), 0);
+    s.bucket("docs")
+        .insert(o(json!({"id": 1, "body": "x"})))
+        .unwrap();
+    let grow = s.transaction(|tx| {
+        tx.bucket("docs")?
+            .update(&json!(1), o(json!({"body": "y".repeat(3_000)})))
+    });
+    assert!(
+        matches!(grow, Err(StoreError::InvalidArgument { .. })),
+        "{grow:?}"
+    );
+    assert_eq!(
+        s.bucket("docs").get(&json!(1)).unwrap().unwrap()["body"],
+        "x"
+    );
+}

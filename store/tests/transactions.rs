@@ -364,3 +364,36 @@ async fn unique_values_inside_a_transaction_follow_its_own_changes() {
         "a@x"
     );
 }
+
+/// `keys_where` sees the transaction's own writes, stops collecting past `max + 1` keys,
+/// and notes every match as read (a concurrent change to one fails the commit).
+#[tokio::test]
+async fn keys_where_sees_own_writes_and_is_bounded() {
+    let s = accounts().await;
+    let keys = s
+        .transaction(|tx| {
+            let mut acc = tx.bucket("accounts")?;
+            acc.insert(o(json!({"id": "c", "balance": 5})))?;
+            acc.delete(&json!("b"))?;
+            let all = acc.keys_where(&o(json!({})), 10)?;
+            let capped = acc.keys_where(&o(json!({})), 0)?;
+            Ok((all, capped))
+        })
+        .unwrap();
+    assert_eq!(keys.0, [json!("a"), json!("c")]);
+    assert_eq!(keys.1, [json!("a")], "max + 1 keys");
+    // A transaction that writes (here to another record) fails on a match changed
+    // meanwhile.
+    let conflict = s.transaction(|tx| {
+        let mut acc = tx.bucket("accounts")?;
+        let keys = acc.keys_where(&o(json!({"balance": {"$gte": 50}})), 10)?;
+        acc.insert(o(json!({"id": "e", "balance": 1})))?;
+        s.bucket("accounts")
+            .update(&json!("a"), o(json!({"balance": 99})))?;
+        Ok(keys)
+    });
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict { .. })),
+        "{conflict:?}"
+    );
+}

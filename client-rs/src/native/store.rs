@@ -4,10 +4,12 @@
 use std::marker::PhantomData;
 
 use noex_protocol::payloads::{
-    BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, QueryDefined, QueryList,
-    QueryUndefined, StoreStats, TransactionResult,
+    BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, GroupByEntry,
+    QueryDefined, QueryList, QueryUndefined, StoreStats, TransactionResult,
 };
-use noex_protocol::{JsonObject, Operation, StoreOp, TransactionOp};
+use noex_protocol::{
+    AggregateFunction, GroupAggregate, GroupBy, JsonObject, Operation, StoreOp, TransactionOp,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -534,6 +536,130 @@ impl<T: DeserializeOwned> Bucket<T> {
         self.call(StoreOp::Max {
             bucket: self.b(),
             field: field.to_owned(),
+            filter,
+        })
+        .await
+    }
+
+    /// Inserts several records in one commit and returns them as stored, in order. All or
+    /// nothing: the first record that fails fails the call (its position is the error's
+    /// `details.index`) and nothing is written. At most the server's
+    /// `limits.maxBulkRecords` (1 000 by default) records.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let both = users
+    ///     .insert_many([serde_json::json!({"name": "Ann"}), serde_json::json!({"name": "Bob"})])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn insert_many<D: Serialize>(
+        &self,
+        data: impl IntoIterator<Item = D>,
+    ) -> Result<Vec<T>, ClientError> {
+        let data = data.into_iter().map(object).collect::<Result<_, _>>()?;
+        self.call(StoreOp::InsertMany {
+            bucket: self.b(),
+            data,
+        })
+        .await
+    }
+
+    /// Merges `data` into every record matching `filter` (`{}` matches all) in one commit;
+    /// returns how many were updated. All or nothing, at most `limits.maxBulkRecords`
+    /// matches.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let n = users
+    ///     .update_many(serde_json::json!({"role": "guest"}), serde_json::json!({"role": "user"}))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn update_many(
+        &self,
+        filter: impl Serialize,
+        data: impl Serialize,
+    ) -> Result<u64, ClientError> {
+        let filter = object(filter)?;
+        let data = object(data)?;
+        self.call(StoreOp::UpdateMany {
+            bucket: self.b(),
+            filter,
+            data,
+        })
+        .await
+    }
+
+    /// Deletes every record matching `filter` (`{}` matches all) in one commit; returns how
+    /// many were deleted. At most `limits.maxBulkRecords` matches.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let n = users.delete_many(serde_json::json!({"role": "guest"})).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_many(&self, filter: impl Serialize) -> Result<u64, ClientError> {
+        let filter = object(filter)?;
+        self.call(StoreOp::DeleteMany {
+            bucket: self.b(),
+            filter,
+        })
+        .await
+    }
+
+    /// Inserts a record, or merges its fields into the record with its key when one
+    /// exists; returns it as stored.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let users = client.store().bucket::<serde_json::Value>("users");
+    /// let ann = users.upsert(serde_json::json!({"id": "a1", "name": "Ann"})).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn upsert(&self, data: impl Serialize) -> Result<T, ClientError> {
+        let data = object(data)?;
+        self.call(StoreOp::Upsert {
+            bucket: self.b(),
+            data,
+        })
+        .await
+    }
+
+    /// One aggregate per group of records with equal values of `fields` (one field or
+    /// several), over the records matching `filter`: `[{key, value}]`, groups in order of
+    /// their first record. `field` is the field `function` reads (all but `count`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// use noex_client::protocol::AggregateFunction;
+    /// let orders = client.store().bucket::<serde_json::Value>("orders");
+    /// let totals = orders
+    ///     .group_by(&["status"], AggregateFunction::Sum, Some("total"), None)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn group_by(
+        &self,
+        fields: &[&str],
+        function: AggregateFunction,
+        field: Option<&str>,
+        filter: Option<JsonObject>,
+    ) -> Result<Vec<GroupByEntry>, ClientError> {
+        let group = match fields {
+            [one] => GroupBy::One((*one).to_owned()),
+            many => GroupBy::Many(many.iter().map(|f| (*f).to_owned()).collect()),
+        };
+        self.call(StoreOp::GroupBy {
+            bucket: self.b(),
+            field: group,
+            aggregate: GroupAggregate {
+                function,
+                field: field.map(str::to_owned),
+            },
             filter,
         })
         .await

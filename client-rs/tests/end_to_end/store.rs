@@ -490,3 +490,83 @@ async fn subscription_stream_gets_initial_data_then_pushes_from_another_client()
     watcher.disconnect().await;
     writer.disconnect().await;
 }
+
+#[tokio::test]
+async fn bulk_operations_with_a_typed_bucket() {
+    use noex_client::protocol::AggregateFunction;
+    let server = start(config()).await;
+    let client = connect(&server).await;
+    let tasks = client.store().bucket::<Task>("tasks");
+    let mut all = client
+        .store()
+        .subscribe::<Vec<Task>>("all-tasks", None)
+        .await
+        .unwrap();
+    assert!(next("initial", &mut all).await.unwrap().is_empty());
+
+    let inserted = tasks
+        .insert_many([
+            task("a", "ann", 1.0),
+            task("b", "bob", 2.0),
+            task("c", "ann", 3.0),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ids(&inserted), ["a", "b", "c"]);
+    // One push for the three records.
+    assert_eq!(
+        ids(&next("push after insertMany", &mut all).await.unwrap()),
+        ["a", "b", "c"]
+    );
+
+    // A bad record writes nothing and is named by its index.
+    let bad = tasks
+        .insert_many([
+            json!({"id": "d", "title": "ok"}),
+            json!({"id": "e", "title": ""}),
+        ])
+        .await
+        .unwrap_err();
+    let (code, _, details) = server_error(bad);
+    assert_eq!(code, ErrorCode::ValidationError);
+    let details = details.expect("details");
+    assert_eq!(details["index"], 1, "{details}");
+    assert_eq!(details["issues"][0]["field"], "title", "{details}");
+    assert_eq!(tasks.count(None).await.unwrap(), 3);
+
+    let n = tasks
+        .update_many(json!({"owner": "ann"}), json!({"done": true}))
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let after = next("push after updateMany", &mut all).await.unwrap();
+    assert_eq!(after.iter().filter(|t| t.done).count(), 2);
+
+    let totals = tasks
+        .group_by(&["owner"], AggregateFunction::Sum, Some("points"), None)
+        .await
+        .unwrap();
+    let totals: Vec<(Value, Value)> = totals
+        .into_iter()
+        .map(|g| (g.key["owner"].clone(), g.value))
+        .collect();
+    assert_eq!(totals, [(json!("ann"), json!(4)), (json!("bob"), json!(2))]);
+
+    let up = tasks.upsert(json!({"id": "b", "points": 7})).await.unwrap();
+    assert_eq!((up.points, up.title.as_str()), (7.0, "task b"));
+    let new = tasks
+        .upsert(json!({"id": "z", "title": "new"}))
+        .await
+        .unwrap();
+    assert_eq!(new.points, 1.0);
+
+    assert_eq!(tasks.delete_many(json!({"done": true})).await.unwrap(), 2);
+    let left: Vec<String> = tasks
+        .all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(left, ["b", "z"]);
+}

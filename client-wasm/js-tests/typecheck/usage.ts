@@ -32,6 +32,19 @@ export async function demo(url: string, WebSocket: new (url: string) => unknown)
   const total: number = await users.sum('age');
   // @ts-expect-error: aggregates take a field of the record type.
   await users.sum('agee');
+  const many: StoredRecord<User>[] = await users.insertMany([{ name: 'Bob' }, { name: 'Cyd', age: 3 }]);
+  // @ts-expect-error: insertMany takes an array of records.
+  await users.insertMany({ name: 'Bob' });
+  const changed: number = await users.updateMany({ age: { $lt: 18 } }, { age: 18 });
+  const removed: number = await users.deleteMany({});
+  const upserted: StoredRecord<User> = await users.upsert({ id: 'u1', name: 'Ann' });
+  const groups = await users.groupBy('name', { function: 'avg', field: 'age' });
+  const groupValue = groups[0]?.value;
+  // @ts-expect-error: groupBy groups by fields of the record type.
+  await users.groupBy('nmae', { function: 'count' });
+  // @ts-expect-error: "median" is not an aggregate function.
+  await users.groupBy('name', { function: 'median', field: 'age' });
+  console.log(many, changed, removed, upserted, groupValue);
   const page = await users.paginate({ limit: 10 });
   const firstName: string | undefined = page.records[0]?.name;
 

@@ -142,6 +142,7 @@ impl StoreOp {
             | StoreOp::Avg { .. }
             | StoreOp::Min { .. }
             | StoreOp::Max { .. }
+            | StoreOp::GroupBy { .. }
             | StoreOp::Buckets
             | StoreOp::Stats
             | StoreOp::Subscribe { .. }
@@ -149,6 +150,10 @@ impl StoreOp {
             StoreOp::Insert { .. }
             | StoreOp::Update { .. }
             | StoreOp::Delete { .. }
+            | StoreOp::InsertMany { .. }
+            | StoreOp::UpdateMany { .. }
+            | StoreOp::DeleteMany { .. }
+            | StoreOp::Upsert { .. }
             | StoreOp::Clear { .. }
             | StoreOp::Transaction { .. } => Tier::Write,
             StoreOp::DefineBucket { .. }
@@ -179,6 +184,11 @@ impl StoreOp {
             | StoreOp::Avg { bucket, .. }
             | StoreOp::Min { bucket, .. }
             | StoreOp::Max { bucket, .. }
+            | StoreOp::InsertMany { bucket, .. }
+            | StoreOp::UpdateMany { bucket, .. }
+            | StoreOp::DeleteMany { bucket, .. }
+            | StoreOp::Upsert { bucket, .. }
+            | StoreOp::GroupBy { bucket, .. }
             | StoreOp::Clear { bucket } => Resource::Bucket(bucket),
             StoreOp::DefineBucket { name, .. }
             | StoreOp::DropBucket { name }

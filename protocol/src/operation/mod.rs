@@ -9,7 +9,7 @@ mod store;
 pub use access::{Listing, Resource, Tier};
 
 pub use rules::RulesOp;
-pub use store::{JsonObject, StoreOp, TransactionOp};
+pub use store::{GroupAggregate, JsonObject, StoreOp, TransactionOp};
 
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -9,6 +9,38 @@ use crate::fields::Fields;
 /// A JSON object: record data, filters.
 pub type JsonObject = Map<String, Value>;
 
+/// The aggregate of `store.groupBy`: `{function, field?}` (`field` for all but `count`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct GroupAggregate {
+    /// `count`, `sum`, `avg`, `min` or `max`.
+    pub function: noex_model::definition::AggregateFunction,
+    /// The field the function reads (all but `count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub field: Option<String>,
+}
+
+impl GroupAggregate {
+    fn parse(value: JsonObject) -> Result<GroupAggregate, String> {
+        let function = value
+            .get("function")
+            .cloned()
+            .and_then(|f| serde_json::from_value(f).ok())
+            .ok_or_else(|| {
+                "Missing or invalid \"aggregate.function\": expected one of count, sum, avg, min, max"
+                    .to_owned()
+            })?;
+        let field = match value.get("field") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(_) => {
+                return Err("Invalid \"aggregate.field\": expected non-empty string".to_owned());
+            }
+        };
+        Ok(GroupAggregate { function, field })
+    }
+}
+
 /// Every `store.*` operation with its fields.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
@@ -154,6 +186,60 @@ pub enum StoreOp {
         bucket: String,
         /// Field.
         field: String,
+        /// Optional filter.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "Record<string, JsonValue>")]
+        filter: Option<JsonObject>,
+    },
+    /// Insert several records in one commit, all or none; returns them in order.
+    #[serde(rename = "store.insertMany")]
+    InsertMany {
+        /// Bucket name.
+        bucket: String,
+        /// The records' fields, in order.
+        #[ts(type = "Array<Record<string, JsonValue>>")]
+        data: Vec<JsonObject>,
+    },
+    /// Merge the same fields into every record matching a filter, in one commit; returns
+    /// how many were updated.
+    #[serde(rename = "store.updateMany")]
+    UpdateMany {
+        /// Bucket name.
+        bucket: String,
+        /// The filter (`{}` matches every record).
+        #[ts(type = "Record<string, JsonValue>")]
+        filter: JsonObject,
+        /// Fields to merge.
+        #[ts(type = "Record<string, JsonValue>")]
+        data: JsonObject,
+    },
+    /// Delete every record matching a filter, in one commit; returns how many were deleted.
+    #[serde(rename = "store.deleteMany")]
+    DeleteMany {
+        /// Bucket name.
+        bucket: String,
+        /// The filter (`{}` matches every record).
+        #[ts(type = "Record<string, JsonValue>")]
+        filter: JsonObject,
+    },
+    /// Insert a record, or merge its fields into the record with its key when one exists.
+    #[serde(rename = "store.upsert")]
+    Upsert {
+        /// Bucket name.
+        bucket: String,
+        /// The record's fields (with its key to update an existing record).
+        #[ts(type = "Record<string, JsonValue>")]
+        data: JsonObject,
+    },
+    /// An aggregate per group of records with equal values of `field`: `[{key, value}]`.
+    #[serde(rename = "store.groupBy")]
+    GroupBy {
+        /// Bucket name.
+        bucket: String,
+        /// The grouping field, or several.
+        field: noex_model::definition::GroupBy,
+        /// The aggregate computed per group.
+        aggregate: GroupAggregate,
         /// Optional filter.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional, type = "Record<string, JsonValue>")]
@@ -446,6 +532,29 @@ impl StoreOp {
                         },
                     }
                 }
+                "store.insertMany" => StoreOp::InsertMany {
+                    bucket: f.string("bucket")?,
+                    data: f.object_array("data")?,
+                },
+                "store.updateMany" => StoreOp::UpdateMany {
+                    bucket: f.string("bucket")?,
+                    filter: f.object("filter")?,
+                    data: f.object("data")?,
+                },
+                "store.deleteMany" => StoreOp::DeleteMany {
+                    bucket: f.string("bucket")?,
+                    filter: f.object("filter")?,
+                },
+                "store.upsert" => StoreOp::Upsert {
+                    bucket: f.string("bucket")?,
+                    data: f.object("data")?,
+                },
+                "store.groupBy" => StoreOp::GroupBy {
+                    bucket: f.string("bucket")?,
+                    field: f.field_names("field")?,
+                    aggregate: GroupAggregate::parse(f.object("aggregate")?)?,
+                    filter: f.opt_object("filter")?,
+                },
                 "store.clear" => StoreOp::Clear {
                     bucket: f.string("bucket")?,
                 },
@@ -514,6 +623,11 @@ impl StoreOp {
             StoreOp::Avg { .. } => "store.avg",
             StoreOp::Min { .. } => "store.min",
             StoreOp::Max { .. } => "store.max",
+            StoreOp::InsertMany { .. } => "store.insertMany",
+            StoreOp::UpdateMany { .. } => "store.updateMany",
+            StoreOp::DeleteMany { .. } => "store.deleteMany",
+            StoreOp::Upsert { .. } => "store.upsert",
+            StoreOp::GroupBy { .. } => "store.groupBy",
             StoreOp::Clear { .. } => "store.clear",
             StoreOp::Buckets => "store.buckets",
             StoreOp::Stats => "store.stats",

@@ -14,9 +14,9 @@ pub use rules::{
 };
 pub use server::{ConnectionInfo, ConnectionsSummary, ServerStats};
 pub use store::{
-    BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, Cleared,
-    ConflictDetails, Deleted, IndexStats, PaginateResult, PersistenceStats, QueryDefined,
-    QueryInfo, QueryKind, QueryList, QueryStats, QueryUndefined, RateLimitDetails, RecordMeta,
-    RecordStats, StoreStats, SubscribeResult, TransactionOpResult, TransactionResult, TtlStats,
-    UniqueViolationDetails, Unsubscribed, ValidationIssue,
+    BucketDefined, BucketDropped, BucketList, BucketSchema, BucketUpdated, BulkErrorDetails,
+    Cleared, ConflictDetails, Deleted, GroupByEntry, IndexStats, PaginateResult, PersistenceStats,
+    QueryDefined, QueryInfo, QueryKind, QueryList, QueryStats, QueryUndefined, RateLimitDetails,
+    RecordMeta, RecordStats, StoreStats, SubscribeResult, TransactionOpResult, TransactionResult,
+    TtlStats, UniqueViolationDetails, Unsubscribed, ValidationIssue,
 };

@@ -88,6 +88,53 @@ pub struct TransactionResult {
     pub results: Vec<TransactionOpResult>,
 }
 
+/// One group of a `store.groupBy` result (the same shape as the groups of a declarative
+/// query's grouped aggregate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct GroupByEntry {
+    /// The group's value of each grouping field (`null` where a record has none).
+    #[ts(type = "Record<string, JsonValue>")]
+    pub key: serde_json::Map<String, Value>,
+    /// The aggregate over the group's records: a number, or `null` for `min`/`max` of a
+    /// group without numeric values.
+    pub value: Value,
+}
+
+/// `details` of an error of `store.insertMany` / `store.updateMany` / `store.deleteMany`
+/// caused by one record: its position, and the details the same error has on a single
+/// write (`issues` of a `VALIDATION_ERROR`; `bucket`, `field`, `value` of an
+/// `ALREADY_EXISTS`; `limit` of a size limit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct BulkErrorDetails {
+    /// Position of the record in `data` (`insertMany`) or among the matched records in
+    /// insertion order (`updateMany`, `deleteMany`).
+    pub index: u32,
+    /// Key of the matched record (`updateMany`, `deleteMany`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub key: Option<Value>,
+    /// The schema issues of a `VALIDATION_ERROR`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub issues: Option<Vec<ValidationIssue>>,
+    /// Bucket of an `ALREADY_EXISTS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub bucket: Option<String>,
+    /// Unique (or key) field of an `ALREADY_EXISTS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub field: Option<String>,
+    /// Colliding value of an `ALREADY_EXISTS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub value: Option<Value>,
+    /// The limit passed, of a size limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub limit: Option<u64>,
+}
+
 /// The store statistics (defined in `noex-model`, shared with the store).
 pub use noex_model::stats::{
     BucketList, IndexStats, PersistenceStats, QueryStats, RecordStats, StoreStats, TtlStats,

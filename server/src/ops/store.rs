@@ -94,6 +94,27 @@ pub(crate) async fn handle(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, 
         .await
         .unwrap_or_else(|err| Err(ServerError::internal(err)));
     }
+    if let Some(records) = bulk_records(ctx.store, &op, ctx.limits.max_bulk_records) {
+        let limits = *ctx.limits;
+        if !heavy && records <= INLINE_TRANSACTION_MAX_OPS {
+            // Estimated cheap; the read budget bounds the scan of a filter if it errs.
+            return noex_store::with_read_deadline(limits.read_budget(), || {
+                bulk_write(ctx.store, op, limits.max_bulk_records)
+            });
+        }
+        // Many records, or a filter scanning a large bucket: on the blocking pool under a
+        // heavy-read permit, as a heavy transaction.
+        let store = ctx.store.clone();
+        let permit = ctx.heavy_reads.acquire(ctx.principal.clone()).await;
+        return tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            noex_store::with_read_deadline(limits.read_budget(), || {
+                bulk_write(&store, op, limits.max_bulk_records)
+            })
+        })
+        .await
+        .unwrap_or_else(|err| Err(ServerError::internal(err)));
+    }
     if heavy && scanned_bucket(&op).is_some() {
         // A scan of a large bucket runs on the blocking pool, so that the runtime's
         // workers keep serving other connections meanwhile.
@@ -143,7 +164,12 @@ fn answer(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, ServerError> {
         | StoreOp::Sum { .. }
         | StoreOp::Avg { .. }
         | StoreOp::Min { .. }
-        | StoreOp::Max { .. }) => read(store, op),
+        | StoreOp::Max { .. }
+        | StoreOp::GroupBy { .. }) => read(store, op),
+        op @ (StoreOp::InsertMany { .. }
+        | StoreOp::UpdateMany { .. }
+        | StoreOp::DeleteMany { .. }
+        | StoreOp::Upsert { .. }) => bulk_write(store, op, ctx.limits.max_bulk_records),
         StoreOp::Clear { bucket } => {
             store.bucket(&bucket).clear()?;
             to_json(Cleared { cleared: true })
@@ -285,7 +311,9 @@ fn filters_of(op: &StoreOp) -> Vec<&Map<String, Value>> {
         | StoreOp::Sum { filter, .. }
         | StoreOp::Avg { filter, .. }
         | StoreOp::Min { filter, .. }
-        | StoreOp::Max { filter, .. } => filter.iter().collect(),
+        | StoreOp::Max { filter, .. }
+        | StoreOp::GroupBy { filter, .. } => filter.iter().collect(),
+        StoreOp::UpdateMany { filter, .. } | StoreOp::DeleteMany { filter, .. } => vec![filter],
         StoreOp::DefineQuery { config, .. } => config
             .get("filter")
             .and_then(Value::as_object)
@@ -357,7 +385,11 @@ fn scan_cost(store: &Store, op: &StoreOp) -> usize {
         | StoreOp::Sum { bucket, filter, .. }
         | StoreOp::Avg { bucket, filter, .. }
         | StoreOp::Min { bucket, filter, .. }
-        | StoreOp::Max { bucket, filter, .. } => one(bucket, filter.as_ref()),
+        | StoreOp::Max { bucket, filter, .. }
+        | StoreOp::GroupBy { bucket, filter, .. } => one(bucket, filter.as_ref()),
+        StoreOp::UpdateMany { bucket, filter, .. } | StoreOp::DeleteMany { bucket, filter } => {
+            one(bucket, Some(filter))
+        }
         StoreOp::Transaction { operations } => transaction_cost(store, operations),
         other => scanned_bucket(other).map_or(0, |bucket| one(bucket, None)),
     }
@@ -391,14 +423,18 @@ fn scanned_bytes(store: &Store, op: &StoreOp) -> usize {
         | StoreOp::Sum { bucket, filter, .. }
         | StoreOp::Avg { bucket, filter, .. }
         | StoreOp::Min { bucket, filter, .. }
-        | StoreOp::Max { bucket, filter, .. } => bytes(bucket, filter.as_ref()),
+        | StoreOp::Max { bucket, filter, .. }
+        | StoreOp::GroupBy { bucket, filter, .. } => bytes(bucket, filter.as_ref()),
+        StoreOp::UpdateMany { bucket, filter, .. } | StoreOp::DeleteMany { bucket, filter } => {
+            bytes(bucket, Some(filter))
+        }
         other => scanned_bucket(other).map_or(0, |bucket| bytes(bucket, None)),
     }
 }
 
 /// The bucket a read that may scan every record of it acts on (`store.all`, `where`,
-/// `findOne`, `count`, `first`, `last`, `paginate` and the aggregates); `None` for every
-/// other operation.
+/// `findOne`, `count`, `first`, `last`, `paginate`, the aggregates and `groupBy`); `None`
+/// for every other operation.
 fn scanned_bucket(op: &StoreOp) -> Option<&str> {
     match op {
         StoreOp::All { bucket }
@@ -411,7 +447,8 @@ fn scanned_bucket(op: &StoreOp) -> Option<&str> {
         | StoreOp::Sum { bucket, .. }
         | StoreOp::Avg { bucket, .. }
         | StoreOp::Min { bucket, .. }
-        | StoreOp::Max { bucket, .. } => Some(bucket),
+        | StoreOp::Max { bucket, .. }
+        | StoreOp::GroupBy { bucket, .. } => Some(bucket),
         _ => None,
     }
 }
@@ -460,6 +497,17 @@ fn read(store: &Store, op: StoreOp) -> Result<Value, ServerError> {
             field,
             filter,
         } => Ok(store.bucket(&bucket).max(&field, filter.as_ref())?),
+        StoreOp::GroupBy {
+            bucket,
+            field,
+            aggregate,
+            filter,
+        } => Ok(store.bucket(&bucket).group_by(
+            field,
+            aggregate.function,
+            aggregate.field.as_deref(),
+            filter.as_ref(),
+        )?),
         other => Err(ServerError::internal(format_args!(
             "{} is not a read",
             other.op_type()
@@ -620,6 +668,170 @@ fn transaction_op(tx: &mut Transaction<'_>, op: TransactionOp) -> Result<Value, 
             Ok(json!(tx.bucket(&bucket)?.count(filter.as_ref())?))
         }
     }
+}
+
+/// Records a bulk write handles, for choosing where it runs: the records of an
+/// `insertMany`, one for an `upsert`, and for `updateMany` / `deleteMany` the most it may
+/// touch (the bucket's records, at most `max`; the exact bound is checked once the matches
+/// are known). `None` for every other operation.
+fn bulk_records(store: &Store, op: &StoreOp, max: usize) -> Option<usize> {
+    match op {
+        StoreOp::InsertMany { data, .. } => Some(data.len()),
+        StoreOp::Upsert { .. } => Some(1),
+        StoreOp::UpdateMany { bucket, .. } | StoreOp::DeleteMany { bucket, .. } => {
+            Some(store.bucket_len(bucket).unwrap_or(0).min(max))
+        }
+        _ => None,
+    }
+}
+
+/// Where a bulk write stopped, to name it in the error.
+enum BulkFailure {
+    /// The record at this position (with its key, for a matched record) failed.
+    At(usize, Option<Value>),
+    /// More records than `limits.maxBulkRecords` match the filter.
+    TooMany,
+}
+
+/// `VALIDATION_ERROR` for a bulk write over `max` records.
+fn too_many(op: &str, max: usize, got: Option<usize>) -> ServerError {
+    let message = match got {
+        Some(n) => format!("{op} may write at most {max} records (got {n})"),
+        None => format!(
+            "{op} may write at most {max} records (more match the filter); narrow the filter"
+        ),
+    };
+    ServerError::new(ErrorCode::ValidationError, message).with_details(json!({ "limit": max }))
+}
+
+/// The error of a bulk write: the store's error, with the position of the record that
+/// caused it (and its key) in the message and in `details` (`BulkErrorDetails`: `index`,
+/// `key?`, then the details the error has on a single write, the issues of a validation
+/// error as `issues`).
+fn bulk_error(op: &str, err: StoreError, failure: Option<BulkFailure>, max: usize) -> ServerError {
+    let (index, key) = match failure {
+        None => return err.into(),
+        Some(BulkFailure::TooMany) => return too_many(op, max, None),
+        Some(BulkFailure::At(index, key)) => (index, key),
+    };
+    let err = ServerError::from(err);
+    if err.code == ErrorCode::InternalError {
+        return err;
+    }
+    let mut details = Map::new();
+    details.insert("index".into(), json!(index));
+    let at = match &key {
+        Some(key) => {
+            details.insert("key".into(), key.clone());
+            format!("record {index} (key {key})")
+        }
+        None => format!("data[{index}]"),
+    };
+    match err.details {
+        Some(Value::Array(issues)) => {
+            details.insert("issues".into(), Value::Array(issues));
+        }
+        Some(Value::Object(more)) => {
+            for (name, value) in more {
+                details.entry(name).or_insert(value);
+            }
+        }
+        _ => {}
+    }
+    ServerError::new(err.code, format!("{at}: {}", err.message))
+        .with_details(Value::Object(details))
+}
+
+/// The bulk writes, each one store transaction: validated as a whole (the first record
+/// that fails stops it, and nothing is written), committed at once (one change batch, so
+/// one push per affected subscription). `insertMany` answers the inserted records,
+/// `updateMany` / `deleteMany` how many records they changed, `upsert` the record.
+fn bulk_write(store: &Store, op: StoreOp, max_records: usize) -> Result<Value, ServerError> {
+    let op_type = op.op_type();
+    let mut failure = None;
+    let result = match op {
+        StoreOp::InsertMany { bucket, data } => {
+            if data.len() > max_records {
+                return Err(too_many(op_type, max_records, Some(data.len())));
+            }
+            store.transaction(|tx| {
+                let mut b = tx.bucket(&bucket)?;
+                let mut out = Vec::with_capacity(data.len());
+                for (index, record) in data.into_iter().enumerate() {
+                    match b.insert(record) {
+                        Ok(record) => out.push(Value::Object(record)),
+                        Err(err) => {
+                            failure = Some(BulkFailure::At(index, None));
+                            return Err(err);
+                        }
+                    }
+                }
+                Ok(Value::Array(out))
+            })
+        }
+        StoreOp::UpdateMany {
+            bucket,
+            filter,
+            data,
+        } => store.transaction(|tx| {
+            let mut b = tx.bucket(&bucket)?;
+            let keys = b.keys_where(&filter, max_records)?;
+            if keys.len() > max_records {
+                failure = Some(BulkFailure::TooMany);
+                return Err(StoreError::InvalidArgument {
+                    message: "too many records".into(),
+                });
+            }
+            let n = keys.len();
+            for (index, key) in keys.into_iter().enumerate() {
+                if let Err(err) = b.update(&key, data.clone()) {
+                    failure = Some(BulkFailure::At(index, Some(key)));
+                    return Err(err);
+                }
+            }
+            Ok(json!(n))
+        }),
+        StoreOp::DeleteMany { bucket, filter } => store.transaction(|tx| {
+            let mut b = tx.bucket(&bucket)?;
+            let keys = b.keys_where(&filter, max_records)?;
+            if keys.len() > max_records {
+                failure = Some(BulkFailure::TooMany);
+                return Err(StoreError::InvalidArgument {
+                    message: "too many records".into(),
+                });
+            }
+            let mut n = 0usize;
+            for key in keys {
+                if b.delete(&key)? {
+                    n += 1;
+                }
+            }
+            Ok(json!(n))
+        }),
+        StoreOp::Upsert { bucket, data } => store.transaction(|tx| {
+            let mut b = tx.bucket(&bucket)?;
+            let key_field = b.key_field()?;
+            let existing = match data.get(&key_field).filter(|k| !k.is_null()) {
+                Some(key) => b.get(key)?.map(|_| key.clone()),
+                None => None,
+            };
+            Ok(Value::Object(match existing {
+                Some(key) => {
+                    let mut patch = data;
+                    patch.remove(&key_field);
+                    b.update(&key, patch)?
+                }
+                None => b.insert(data)?,
+            }))
+        }),
+        other => {
+            return Err(ServerError::internal(format_args!(
+                "{} is not a bulk write",
+                other.op_type()
+            )));
+        }
+    };
+    result.map_err(|err| bulk_error(op_type, err, failure, max_records))
 }
 
 /// The estimated memory one store subscription's result holds, counted against its
