@@ -27,8 +27,6 @@
 
 use serde_json::Value;
 
-use crate::config::EngineConfig;
-
 /// Which bound stopped a cascade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bound {
@@ -79,12 +77,13 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    /// A fresh budget with the bounds of `config`.
-    pub(crate) fn new(config: &EngineConfig) -> Self {
+    /// A fresh budget of `max_work` units, `max_bytes` produced and `max_scan` scanned
+    /// (an [`crate::EngineConfig`]'s bounds: `EngineConfig::budget`).
+    pub(crate) fn new(max_work: usize, max_bytes: usize, max_scan: usize) -> Self {
         Self {
-            max_work: config.max_work_per_input,
-            max_bytes: config.max_queued_bytes_per_input,
-            max_scan: config.max_scanned_bytes_per_input,
+            max_work,
+            max_bytes,
+            max_scan,
             work: 0,
             bytes: 0,
             scanned: 0,
@@ -222,12 +221,8 @@ mod tests {
 
     #[test]
     fn a_tripped_budget_refuses_everything() {
-        let config = EngineConfig {
-            max_work_per_input: 2,
-            max_queued_bytes_per_input: 100,
-            ..EngineConfig::default()
-        };
-        let mut budget = Budget::new(&config);
+        let fresh = || Budget::new(2, 100, usize::MAX);
+        let mut budget = fresh();
         assert_eq!(budget.unit(), Ok(()));
         assert_eq!(budget.unit(), Ok(()));
         assert_eq!(budget.unit(), Err(Fault::Bound));
@@ -235,17 +230,13 @@ mod tests {
         assert_eq!(budget.bytes(1), Err(Fault::Bound));
         assert_eq!(budget.tripped(), Some(Bound::Work));
 
-        let mut budget = Budget::new(&config);
+        let mut budget = fresh();
         assert_eq!(budget.bytes(60), Ok(()));
         assert_eq!(budget.value(&json!("x".repeat(100))), Err(Fault::Bound));
         assert_eq!(budget.tripped(), Some(Bound::Bytes));
         assert_eq!(budget.unit(), Err(Fault::Bound));
 
-        let config = EngineConfig {
-            max_scanned_bytes_per_input: 100,
-            ..EngineConfig::default()
-        };
-        let mut budget = Budget::new(&config);
+        let mut budget = Budget::new(usize::MAX, usize::MAX, 100);
         assert_eq!(budget.scan(100), Ok(()));
         assert_eq!(budget.scan_left(), 0);
         assert_eq!(budget.scan(1), Err(Fault::Bound));

@@ -183,6 +183,15 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// The bounds of the fact store.
+    /// A fresh budget for one input, with this configuration's bounds.
+    pub(crate) fn budget(&self) -> crate::budget::Budget {
+        crate::budget::Budget::new(
+            self.max_work_per_input,
+            self.max_queued_bytes_per_input,
+            self.max_scanned_bytes_per_input,
+        )
+    }
+
     pub(crate) fn fact_limits(&self) -> crate::facts::FactLimits {
         crate::facts::FactLimits {
             max_facts: self.max_facts,

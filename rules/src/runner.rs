@@ -188,7 +188,7 @@ pub(crate) fn process(
     first: Work,
 ) -> Vec<Event> {
     let started = std::time::Instant::now();
-    let mut budget = Budget::new(config);
+    let mut budget = config.budget();
     let mut queue = VecDeque::new();
     // The input itself is the first work item: one unit (it runs even if that is over the
     // bound, which then stops its rules); its data is the caller's and not charged.
