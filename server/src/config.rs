@@ -58,6 +58,11 @@ pub struct ServerConfig {
     pub rules: RulesSection,
     /// Where the store keeps its data: in memory (default) or durably on disk.
     pub persistence: PersistenceSection,
+    /// The audit log and `audit.query`; `None` turns both off (`audit.query` then answers
+    /// `UNKNOWN_OPERATION`).
+    pub audit: Option<crate::audit::AuditConfig>,
+    /// Session revocation: how long a revoked user may not log in again.
+    pub revocation: crate::revocation::RevocationConfig,
 }
 
 /// Storage engine of the store.
@@ -212,6 +217,8 @@ impl Default for ServerConfig {
             store: StoreSection::default(),
             rules: RulesSection::default(),
             persistence: PersistenceSection::default(),
+            audit: None,
+            revocation: crate::revocation::RevocationConfig::default(),
         }
     }
 }
@@ -557,6 +564,17 @@ impl ServerConfig {
             );
         }
         self.limits.validate()?;
+        if let Some(audit) = &self.audit {
+            if audit.max_entries == 0 || audit.max_entries > crate::audit::MAX_AUDIT_MAX_ENTRIES {
+                return invalid("audit.maxEntries", "must be between 1 and 1000000");
+            }
+            if audit.bucket.as_deref() == Some("") {
+                return invalid("audit.bucket", "must not be empty");
+            }
+        }
+        if self.revocation.blacklist_ttl_ms == 0 {
+            return invalid("revocation.blacklistTtlMs", "must be at least 1");
+        }
         if self.limits.max_total_buffered_bytes < self.backpressure.max_buffered_bytes {
             return invalid(
                 "limits.maxTotalBufferedBytes",

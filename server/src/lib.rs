@@ -17,6 +17,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod access;
+mod audit;
 mod auth;
 mod config;
 mod config_error;
@@ -33,6 +34,7 @@ mod outbound;
 mod permissions;
 mod rate_limit;
 mod registry;
+mod revocation;
 mod router;
 mod rule_events;
 mod rule_persistence;
@@ -44,6 +46,10 @@ mod store_bridge;
 mod subscriptions;
 
 pub use access::authorize;
+pub use audit::{
+    AuditConfig, AuditHook, AuditTier, DEFAULT_AUDIT_MAX_ENTRIES, MAX_AUDIT_DETAILS_BYTES,
+    MAX_AUDIT_MAX_ENTRIES, MAX_AUDIT_TEXT_BYTES,
+};
 pub use auth::{
     AuthConfig, JwtAlgorithm, JwtConfig, JwtValidator, Session, StaticToken, StaticTokenValidator,
     TokenValidator, ValidateFuture,
@@ -61,4 +67,8 @@ pub use permissions::{
 };
 pub use rate_limit::RateLimiter;
 pub use registry::{ConnectionBuffer, ConnectionEntry, ConnectionRegistry};
+pub use revocation::{
+    DEFAULT_BLACKLIST_TTL_MS, MAX_REVOKED_USERS, REVOKED_CLOSE_CODE, REVOKED_REASON,
+    RevocationConfig, RevokeFilter,
+};
 pub use server::{Server, ServerBuilder, ServerHandle, StartError};
