@@ -13,77 +13,17 @@ use noex_protocol::{
 };
 use noex_store::{BucketDefinition, Store, StoreError};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::config::AuditConfig;
 use crate::error::ServerError;
 
-/// Default of `audit.maxEntries`.
-pub const DEFAULT_AUDIT_MAX_ENTRIES: usize = 10_000;
-/// Largest `audit.maxEntries` accepted.
-pub const MAX_AUDIT_MAX_ENTRIES: usize = 1_000_000;
 /// Longest `error`, `resource` or `userId` an entry keeps, in bytes (longer ones are cut
 /// at a character boundary and end with `…`).
 pub const MAX_AUDIT_TEXT_BYTES: usize = 1024;
 /// Largest `details` an entry keeps, in bytes of JSON; larger ones are replaced by
 /// `{"truncated": true, "bytes": N}`.
 pub const MAX_AUDIT_DETAILS_BYTES: usize = 4096;
-
-/// A tier of operations to audit, as the config names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuditTier {
-    /// Reads.
-    Read,
-    /// Data mutations.
-    Write,
-    /// Structural changes and server introspection (the default).
-    Admin,
-}
-
-impl AuditTier {
-    fn tier(self) -> Tier {
-        match self {
-            AuditTier::Read => Tier::Read,
-            AuditTier::Write => Tier::Write,
-            AuditTier::Admin => Tier::Admin,
-        }
-    }
-}
-
-/// `audit: {tiers, maxEntries, bucket?}`: turns the audit log (and `audit.query`) on.
-///
-/// ```
-/// let config: noex_server::ServerConfig =
-///     serde_json::from_str(r#"{"audit": {"tiers": ["admin", "write"], "bucket": "_audit"}}"#).unwrap();
-/// let audit = config.audit.unwrap();
-/// assert_eq!(audit.max_entries, 10_000); // default kept
-/// assert_eq!(audit.bucket.as_deref(), Some("_audit"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
-pub struct AuditConfig {
-    /// Which tiers of operations are logged. Default `["admin"]`.
-    pub tiers: Vec<AuditTier>,
-    /// Entries kept in memory (a ring buffer: the oldest goes first), and in `bucket`.
-    /// Default [`DEFAULT_AUDIT_MAX_ENTRIES`].
-    pub max_entries: usize,
-    /// A bucket every entry is also appended to (defined at start if missing), keeping the
-    /// newest `maxEntries`: with durable storage the log survives a restart. Clients cannot
-    /// touch it through `store.*` (`FORBIDDEN`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bucket: Option<String>,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        AuditConfig {
-            tiers: vec![AuditTier::Admin],
-            max_entries: DEFAULT_AUDIT_MAX_ENTRIES,
-            bucket: None,
-        }
-    }
-}
 
 /// Called with every audit entry once it is logged (see [`crate::ServerBuilder::audit_hook`]).
 pub type AuditHook = Arc<dyn Fn(&AuditEntry) + Send + Sync>;
@@ -292,7 +232,7 @@ impl AuditLog {
             }
             entries.push(AuditEntry::clone(&entry));
         }
-        crate::ops::to_json(AuditEntries { entries })
+        serde_json::to_value(AuditEntries { entries }).map_err(ServerError::internal)
     }
 }
 

@@ -46,18 +46,17 @@ mod store_bridge;
 mod subscriptions;
 
 pub use access::authorize;
-pub use audit::{
-    AuditConfig, AuditHook, AuditTier, DEFAULT_AUDIT_MAX_ENTRIES, MAX_AUDIT_DETAILS_BYTES,
-    MAX_AUDIT_MAX_ENTRIES, MAX_AUDIT_TEXT_BYTES,
-};
+pub use audit::{AuditHook, MAX_AUDIT_DETAILS_BYTES, MAX_AUDIT_TEXT_BYTES};
 pub use auth::{
     AuthConfig, JwtAlgorithm, JwtConfig, JwtValidator, Session, StaticToken, StaticTokenValidator,
     TokenValidator, ValidateFuture,
 };
 pub use config::{
-    BackpressureConfig, ConfigError, ConnectionLimits, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    HeartbeatConfig, LimitsConfig, LoginLimits, PersistenceEngine, PersistenceSection,
-    RateLimitConfig, RulesSection, ServerConfig, StoreSection,
+    AuditConfig, AuditTier, BackpressureConfig, ConfigError, ConnectionLimits,
+    DEFAULT_AUDIT_MAX_ENTRIES, DEFAULT_BLACKLIST_TTL_MS, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    HeartbeatConfig, LimitsConfig, LoginLimits, MAX_AUDIT_MAX_ENTRIES, PersistenceEngine,
+    PersistenceSection, RateLimitConfig, RevocationConfig, RulesSection, ServerConfig,
+    StoreSection,
 };
 pub use error::ServerError;
 pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};
@@ -67,8 +66,5 @@ pub use permissions::{
 };
 pub use rate_limit::RateLimiter;
 pub use registry::{ConnectionBuffer, ConnectionEntry, ConnectionRegistry};
-pub use revocation::{
-    DEFAULT_BLACKLIST_TTL_MS, MAX_REVOKED_USERS, REVOKED_CLOSE_CODE, REVOKED_REASON,
-    RevocationConfig, RevokeFilter,
-};
+pub use revocation::{MAX_REVOKED_USERS, REVOKED_CLOSE_CODE, REVOKED_REASON, RevokeFilter};
 pub use server::{Server, ServerBuilder, ServerHandle, StartError};

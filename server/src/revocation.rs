@@ -13,42 +13,17 @@ use std::sync::Arc;
 use noex_model::clock::Clock;
 use noex_protocol::{ServerMessage, SystemEvent};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
+use crate::config::RevocationConfig;
 use crate::identity::Session;
 use crate::outbound::OutboundQueue;
 
-/// Default of `revocation.blacklistTtlMs`: one hour.
-pub const DEFAULT_BLACKLIST_TTL_MS: u64 = 3_600_000;
 /// Most users the blacklist holds at once.
 pub const MAX_REVOKED_USERS: usize = 100_000;
 /// The `reason` of the `session_revoked` notice.
 pub const REVOKED_REASON: &str = "Session revoked by administrator";
 /// The close code of a revoked connection.
 pub const REVOKED_CLOSE_CODE: u16 = 4002;
-
-/// `revocation: {blacklistTtlMs}`.
-///
-/// ```
-/// let config: noex_server::ServerConfig =
-///     serde_json::from_str(r#"{"revocation": {"blacklistTtlMs": 60000}}"#).unwrap();
-/// assert_eq!(config.revocation.blacklist_ttl_ms, 60_000);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
-pub struct RevocationConfig {
-    /// How long a revoked user may not log in again, in ms. Default
-    /// [`DEFAULT_BLACKLIST_TTL_MS`].
-    pub blacklist_ttl_ms: u64,
-}
-
-impl Default for RevocationConfig {
-    fn default() -> Self {
-        RevocationConfig {
-            blacklist_ttl_ms: DEFAULT_BLACKLIST_TTL_MS,
-        }
-    }
-}
 
 /// Which connections [`crate::ServerHandle::revoke_sessions`] revokes: the authenticated
 /// ones matching every given field (all authenticated connections when none is given).

@@ -29,7 +29,7 @@ pub struct AuditEntry {
     pub error: Option<String>,
     /// Operation-specific facts (bounded), e.g. the filter of `server.revokeSessions`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional, type = "Record<string, JsonValue>")]
+    #[ts(optional, as = "Option<std::collections::HashMap<String, Value>>")]
     pub details: Option<Map<String, Value>>,
     /// The client's IP address.
     pub remote_address: String,
