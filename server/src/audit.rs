@@ -34,6 +34,10 @@ pub(crate) struct AuditLog {
     max_entries: usize,
     ring: Mutex<VecDeque<Arc<AuditEntry>>>,
     bucket: Option<String>,
+    /// The keys (`seq`) of the bucket's records, oldest first: the ones to remove when
+    /// it holds more than `max_entries` (the bucket's own order after a restart need not
+    /// be the order of insertion). Its lock also serializes the bucket's writes.
+    persisted: Mutex<VecDeque<u64>>,
     store: Store,
     hook: Option<AuditHook>,
 }
@@ -67,6 +71,7 @@ impl AuditLog {
             max_entries: config.max_entries.max(1),
             ring: Mutex::new(VecDeque::new()),
             bucket: config.bucket.clone(),
+            persisted: Mutex::new(VecDeque::new()),
             store: store.clone(),
             hook,
         };
@@ -92,11 +97,15 @@ impl AuditLog {
     fn load(&self, bucket: &str) -> Result<(), StoreError> {
         let handle = self.store.bucket(bucket);
         let mut loaded: Vec<(u64, AuditEntry)> = Vec::new();
+        let mut seqs: Vec<u64> = Vec::new();
         let mut after: Option<Value> = None;
         loop {
             let page = handle.paginate(LOAD_PAGE, after.as_ref())?;
             for record in &page.records {
-                let seq = record.get(SEQ).and_then(Value::as_u64).unwrap_or(0);
+                let Some(seq) = record.get(SEQ).and_then(Value::as_u64) else {
+                    continue;
+                };
+                seqs.push(seq);
                 if let Some(entry) = record
                     .get(ENTRY)
                     .and_then(|e| serde_json::from_value::<AuditEntry>(e.clone()).ok())
@@ -111,9 +120,14 @@ impl AuditLog {
         }
         loaded.sort_by_key(|(seq, _)| *seq);
         let skip = loaded.len().saturating_sub(self.max_entries);
-        let mut ring = self.ring.lock();
-        ring.extend(loaded.into_iter().skip(skip).map(|(_, e)| Arc::new(e)));
-        Ok(())
+        self.ring
+            .lock()
+            .extend(loaded.into_iter().skip(skip).map(|(_, e)| Arc::new(e)));
+        seqs.sort_unstable();
+        let mut persisted = self.persisted.lock();
+        persisted.extend(seqs);
+        // A smaller maxEntries than before: the bucket shrinks to it now.
+        trim(&handle, &mut persisted, self.max_entries)
     }
 
     /// Whether operations of `tier` are logged.
@@ -178,16 +192,12 @@ impl AuditLog {
         })?;
         let mut record = Map::new();
         record.insert(ENTRY.to_owned(), value);
-        handle.insert(record)?;
-        let len = self.store.bucket_len(bucket).unwrap_or(0);
-        if len > self.max_entries {
-            for old in handle.first(len - self.max_entries)? {
-                if let Some(key) = old.get(SEQ) {
-                    handle.delete(key)?;
-                }
-            }
+        let mut persisted = self.persisted.lock();
+        let inserted = handle.insert(record)?;
+        if let Some(seq) = inserted.get(SEQ).and_then(Value::as_u64) {
+            persisted.push_back(seq);
         }
-        Ok(())
+        trim(&handle, &mut persisted, self.max_entries)
     }
 
     /// Number of entries held in memory.
@@ -234,6 +244,20 @@ impl AuditLog {
         }
         serde_json::to_value(AuditEntries { entries }).map_err(ServerError::internal)
     }
+}
+
+/// Deletes the oldest records of the audit bucket until at most `max` remain.
+fn trim(
+    handle: &noex_store::BucketHandle,
+    persisted: &mut VecDeque<u64>,
+    max: usize,
+) -> Result<(), StoreError> {
+    while persisted.len() > max {
+        if let Some(seq) = persisted.pop_front() {
+            handle.delete(&Value::from(seq))?;
+        }
+    }
+    Ok(())
 }
 
 /// A close upper estimate of an entry's JSON size (its strings plus the field names).

@@ -11,7 +11,8 @@
 //! (`connection_state`), requests go through `router` to one module per operation family
 //! in `ops` (failed logins are limited by `login_limit`), and every failure becomes one
 //! protocol error in `error`. Beside the requests: `store_bridge` (store changes into the
-//! rule engine), `rule_persistence` (facts and rules on disk) and `connection_events`.
+//! rule engine), `rule_persistence` (facts and rules on disk) and `connection_events`;
+//! `audit` (the audit log) and `revocation` (revoked sessions and their blacklist).
 //! `docs/architecture.md` walks through it all.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

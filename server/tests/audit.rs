@@ -432,9 +432,14 @@ fn durable(dir: &std::path::Path, max_entries: usize) -> ServerConfig {
 #[tokio::test]
 async fn the_durable_bucket_survives_a_restart_and_stays_bounded() {
     let dir = temp_dir("restart");
+    let stop = |server: ServerHandle| async move {
+        server.stop(std::time::Duration::ZERO).await;
+        server.store().close_persistence().expect("closes");
+    };
     let (first, clock) = start(durable(&dir, 4)).await;
     let mut ws = connect(&first, "admin").await;
-    for step in 1..=6 {
+    // Keys past 9, whose text order is not their order.
+    for step in 1..=12 {
         clock.set(T0 + step);
         ws.ok("server.stats", json!({})).await;
     }
@@ -444,27 +449,51 @@ async fn the_durable_bucket_survives_a_restart_and_stays_bounded() {
         "trimmed to maxEntries"
     );
     drop(ws);
-    first.stop(std::time::Duration::ZERO).await;
-    first.store().close_persistence().expect("closes");
-    drop(first);
+    stop(first).await;
 
-    let (second, _) = start(durable(&dir, 4)).await;
+    let (second, clock) = start(durable(&dir, 4)).await;
     assert_eq!(second.audit_len(), 4, "loaded at start");
     let mut ws = connect(&second, "admin").await;
-    let entries = entries(&mut ws, json!({})).await;
-    let times: Vec<&Value> = entries.iter().map(|e| &e["timestamp"]).collect();
+    clock.set(T0 + 20);
+    let loaded = entries(&mut ws, json!({})).await;
+    let times: Vec<&Value> = loaded.iter().map(|e| &e["timestamp"]).collect();
     assert_eq!(
         times,
         [
-            &json!(T0 + 6),
-            &json!(T0 + 5),
-            &json!(T0 + 4),
-            &json!(T0 + 3)
+            &json!(T0 + 12),
+            &json!(T0 + 11),
+            &json!(T0 + 10),
+            &json!(T0 + 9)
         ]
     );
-    assert!(entries.iter().all(|e| e["userId"] == "admin-1"));
-    second.stop(std::time::Duration::ZERO).await;
-    second.store().close_persistence().expect("closes");
+    assert!(loaded.iter().all(|e| e["userId"] == "admin-1"));
+    clock.set(T0 + 21);
+    ws.ok("server.stats", json!({})).await;
+    assert_eq!(second.store().bucket_len("_audit"), Some(4));
+    drop(ws);
+    stop(second).await;
+
+    // The oldest went (not the lowest key in text order), and a smaller maxEntries
+    // shrinks the bucket at start.
+    let (third, clock) = start(durable(&dir, 2)).await;
+    assert_eq!(third.audit_len(), 2);
+    assert_eq!(third.store().bucket_len("_audit"), Some(2));
+    let mut ws = connect(&third, "admin").await;
+    clock.set(T0 + 30);
+    let left = entries(&mut ws, json!({})).await;
+    let kept: Vec<(&Value, &Value)> = left
+        .iter()
+        .map(|e| (&e["timestamp"], &e["operation"]))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (&json!(T0 + 21), &json!("server.stats")),
+            (&json!(T0 + 20), &json!("audit.query"))
+        ]
+    );
+    drop(ws);
+    stop(third).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
