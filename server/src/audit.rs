@@ -77,6 +77,14 @@ impl AuditLog {
         };
         if let Some(bucket) = &log.bucket {
             if store.bucket_names().iter().any(|name| name == bucket) {
+                // A bucket of another shape is someone's data, not the audit log.
+                if store.bucket_schema(bucket)?.key != SEQ {
+                    return Err(StoreError::InvalidDefinition {
+                        message: format!(
+                            "bucket \"{bucket}\" exists and is not an audit log (its key is not \"{SEQ}\")"
+                        ),
+                    });
+                }
                 log.load(bucket)?;
             } else {
                 let definition = BucketDefinition::from_json(json!({

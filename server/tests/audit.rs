@@ -550,3 +550,17 @@ async fn store_operations_cannot_touch_the_audit_bucket() {
     let entries = entries(&mut ws, json!({"operation": "store.dropBucket"})).await;
     assert_eq!(entries[0]["result"], "error", "the attempt is audited");
 }
+
+#[tokio::test]
+async fn an_existing_bucket_of_another_shape_is_not_taken_for_the_log() {
+    let mut config = config(Some(AuditConfig {
+        bucket: Some("users".into()),
+        ..AuditConfig::default()
+    }));
+    config.rules.enabled = Some(false);
+    let err = Server::start(config).await.err().expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "cannot define the audit bucket \"users\": Invalid definition: bucket \"users\" exists and is not an audit log (its key is not \"seq\")"
+    );
+}
