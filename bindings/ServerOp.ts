@@ -3,4 +3,16 @@
 /**
  * `server.*` operations (docs/reference/protocol.md, "Server operations"; admin tier).
  */
-export type ServerOp = { "type": "server.stats" } | { "type": "server.connections" };
+export type ServerOp = { "type": "server.stats" } | { "type": "server.connections" } | { "type": "server.revokeSessions", 
+/**
+ * Connections of this user.
+ */
+userId?: string, 
+/**
+ * Connections whose session has this role.
+ */
+role?: string, 
+/**
+ * The connection with this id (`conn-N`, as `server.connections` lists it).
+ */
+connectionId?: string, };

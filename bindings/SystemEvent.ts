@@ -7,4 +7,8 @@ export type SystemEvent = { "event": "shutdown",
 /**
  * How long the server waits before closing the remaining connections.
  */
-gracePeriodMs: number, };
+gracePeriodMs: number, } | { "event": "session_revoked", 
+/**
+ * Why, e.g. `Session revoked by administrator`.
+ */
+reason: string, };

@@ -71,7 +71,9 @@ function describe(message: ServerMessage): string {
     case "ping":
       return `ping ${message.timestamp}`;
     case "system":
-      return `shutdown in ${message.gracePeriodMs} ms`;
+      return message.event === "shutdown"
+        ? `shutdown in ${message.gracePeriodMs} ms`
+        : `session revoked: ${message.reason}`;
   }
 }
 

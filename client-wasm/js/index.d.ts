@@ -1,6 +1,9 @@
 // Types of the noex client. Every payload and result type comes from the protocol bindings
 // generated from the Rust wire types (./types, a copy of the repository's bindings/).
 import type {
+  AuditEntry,
+  AuditResult,
+  SessionsRevoked,
   RecordMeta,
   BucketConfig,
   BucketDefined,
@@ -116,6 +119,8 @@ export interface ClientEvents {
   reconnecting: { attempt: number; delayMs: number };
   reconnected: Welcome;
   shutdown: { gracePeriodMs: number };
+  /** An administrator revoked the session; the client does not reconnect (as the original's `session_revoked`). */
+  session_revoked: { reason: string };
   error: NoexError;
 }
 
@@ -214,6 +219,23 @@ export interface AuthApi {
 export interface ServerApi {
   stats(): Promise<ServerStats>;
   connections(): Promise<ConnectionInfo[]>;
+  /** Revokes matching sessions (admin; an extension of this server): at least one filter. */
+  revokeSessions(filter: { userId?: string; role?: string; connectionId?: string }): Promise<SessionsRevoked>;
+}
+
+/** Filters of `audit.query`; every given one must match. */
+export interface AuditQuery {
+  userId?: string;
+  operation?: string;
+  result?: AuditResult;
+  from?: number;
+  to?: number;
+  limit?: number;
+}
+
+export interface AuditApi {
+  /** Entries of the audit log (admin), newest first. */
+  query(filter?: AuditQuery): Promise<AuditEntry[]>;
 }
 
 /** A connection to a noex server, driven by the Rust client core compiled to WebAssembly. */
@@ -225,6 +247,7 @@ export declare class NoexClient {
   readonly rules: RulesApi;
   readonly auth: AuthApi;
   readonly server: ServerApi;
+  readonly audit: AuditApi;
   /** Any operation, typed by the bindings; resolves with the result's `data`. */
   request<K extends Operation['type']>(type: K, fields?: OperationFields<K>): Promise<unknown>;
   on<E extends keyof ClientEvents>(event: E, handler: (payload: ClientEvents[E]) => void): () => void;

@@ -112,9 +112,14 @@ export class NoexClient {
       logout: () => request('auth.logout'),
       whoami: () => request('auth.whoami'),
     });
+    this.audit = Object.freeze({
+      // As the original client: resolves with the entries, newest first.
+      query: (filter = {}) => request('audit.query', filter).then((data) => data.entries),
+    });
     this.server = Object.freeze({
       stats: () => request('server.stats'),
       connections: () => request('server.connections'),
+      revokeSessions: (filter) => request('server.revokeSessions', filter),
     });
   }
 

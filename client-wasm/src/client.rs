@@ -409,6 +409,10 @@ impl Inner {
                 "shutdown",
                 object(&[("gracePeriodMs", (grace_period_ms as f64).into())]),
             ),
+            LifecycleEvent::SessionRevoked { reason } => (
+                "session_revoked",
+                object(&[("reason", reason.as_str().into())]),
+            ),
             LifecycleEvent::Error(e) => ("error", error::to_js(&e)),
         };
         actions.push(Action::Event(self.on_event.clone(), name, payload));

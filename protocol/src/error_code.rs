@@ -40,11 +40,14 @@ pub enum ErrorCode {
     QueryNotDefined,
     /// A `rules.*` request while no rule engine is configured.
     RulesNotAvailable,
+    /// `auth.login` for a user whose sessions an administrator revoked (for
+    /// `revocation.blacklistTtlMs`).
+    SessionRevoked,
 }
 
 impl ErrorCode {
     /// All codes, in the order of the spec's table.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::ParseError,
         ErrorCode::InvalidRequest,
         ErrorCode::UnknownOperation,
@@ -60,6 +63,7 @@ impl ErrorCode {
         ErrorCode::BucketNotDefined,
         ErrorCode::QueryNotDefined,
         ErrorCode::RulesNotAvailable,
+        ErrorCode::SessionRevoked,
     ];
 
     /// The code as it appears on the wire.
@@ -80,6 +84,7 @@ impl ErrorCode {
             ErrorCode::BucketNotDefined => "BUCKET_NOT_DEFINED",
             ErrorCode::QueryNotDefined => "QUERY_NOT_DEFINED",
             ErrorCode::RulesNotAvailable => "RULES_NOT_AVAILABLE",
+            ErrorCode::SessionRevoked => "SESSION_REVOKED",
         }
     }
 }
@@ -108,6 +113,6 @@ mod tests {
     fn codes_are_distinct() {
         let names: std::collections::HashSet<_> =
             ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-        assert_eq!(names.len(), 15);
+        assert_eq!(names.len(), 16);
     }
 }

@@ -47,8 +47,8 @@ pub use noex_model::definition::{
     StringFormat, Ttl,
 };
 pub use operation::{
-    AuthOp, GroupAggregate, JsonObject, Listing, Operation, OperationError, RawOperation, Resource,
-    RulesOp, ServerOp, StoreOp, Tier, TransactionOp, namespace_of,
+    AuditOp, AuditResult, AuthOp, GroupAggregate, JsonObject, Listing, Operation, OperationError,
+    RawOperation, Resource, RulesOp, ServerOp, StoreOp, Tier, TransactionOp, namespace_of,
 };
 pub use request_id::RequestId;
 pub use server_message::{

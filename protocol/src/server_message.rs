@@ -140,6 +140,13 @@ pub enum SystemEvent {
         /// How long the server waits before closing the remaining connections.
         grace_period_ms: u64,
     },
+    /// An administrator revoked this connection's session; the server closes it with 4002
+    /// `session_revoked` right after. Clients do not reconnect on it.
+    #[serde(rename = "session_revoked")]
+    SessionRevoked {
+        /// Why, e.g. `Session revoked by administrator`.
+        reason: String,
+    },
 }
 
 impl ServerMessage {

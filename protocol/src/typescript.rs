@@ -77,6 +77,10 @@ pub fn export_typescript(dir: &Path) -> Result<(), ExportError> {
         // server
         ServerStats,
         ConnectionInfo,
+        SessionsRevoked,
+        // audit
+        AuditEntry,
+        AuditEntries,
     );
 
     let mut modules = Vec::new();

@@ -58,6 +58,11 @@ pub struct ServerConfig {
     pub rules: RulesSection,
     /// Where the store keeps its data: in memory (default) or durably on disk.
     pub persistence: PersistenceSection,
+    /// The audit log and `audit.query`; `None` turns both off (`audit.query` then answers
+    /// `UNKNOWN_OPERATION`).
+    pub audit: Option<AuditConfig>,
+    /// Session revocation: how long a revoked user may not log in again.
+    pub revocation: RevocationConfig,
 }
 
 /// Storage engine of the store.
@@ -212,6 +217,94 @@ impl Default for ServerConfig {
             store: StoreSection::default(),
             rules: RulesSection::default(),
             persistence: PersistenceSection::default(),
+            audit: None,
+            revocation: RevocationConfig::default(),
+        }
+    }
+}
+
+/// Default of `audit.maxEntries`.
+pub const DEFAULT_AUDIT_MAX_ENTRIES: usize = 10_000;
+/// Largest `audit.maxEntries` accepted.
+pub const MAX_AUDIT_MAX_ENTRIES: usize = 1_000_000;
+/// A tier of operations to audit, as the config names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditTier {
+    /// Reads.
+    Read,
+    /// Data mutations.
+    Write,
+    /// Structural changes and server introspection (the default).
+    Admin,
+}
+
+impl AuditTier {
+    /// The operation tier it names.
+    pub fn tier(self) -> noex_protocol::Tier {
+        match self {
+            AuditTier::Read => noex_protocol::Tier::Read,
+            AuditTier::Write => noex_protocol::Tier::Write,
+            AuditTier::Admin => noex_protocol::Tier::Admin,
+        }
+    }
+}
+
+/// `audit: {tiers, maxEntries, bucket?}`: turns the audit log (and `audit.query`) on.
+///
+/// ```
+/// let config: noex_server::ServerConfig =
+///     serde_json::from_str(r#"{"audit": {"tiers": ["admin", "write"], "bucket": "_audit"}}"#).unwrap();
+/// let audit = config.audit.unwrap();
+/// assert_eq!(audit.max_entries, 10_000); // default kept
+/// assert_eq!(audit.bucket.as_deref(), Some("_audit"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuditConfig {
+    /// Which tiers of operations are logged. Default `["admin"]`.
+    pub tiers: Vec<AuditTier>,
+    /// Entries kept in memory (a ring buffer: the oldest goes first), and in `bucket`.
+    /// Default [`DEFAULT_AUDIT_MAX_ENTRIES`].
+    pub max_entries: usize,
+    /// A bucket every entry is also appended to (defined at start if missing), keeping the
+    /// newest `maxEntries`: with durable storage the log survives a restart. Clients cannot
+    /// touch it through `store.*` (`FORBIDDEN`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            tiers: vec![AuditTier::Admin],
+            max_entries: DEFAULT_AUDIT_MAX_ENTRIES,
+            bucket: None,
+        }
+    }
+}
+
+/// Default of `revocation.blacklistTtlMs`: one hour.
+pub const DEFAULT_BLACKLIST_TTL_MS: u64 = 3_600_000;
+/// `revocation: {blacklistTtlMs}`.
+///
+/// ```
+/// let config: noex_server::ServerConfig =
+///     serde_json::from_str(r#"{"revocation": {"blacklistTtlMs": 60000}}"#).unwrap();
+/// assert_eq!(config.revocation.blacklist_ttl_ms, 60_000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct RevocationConfig {
+    /// How long a revoked user may not log in again, in ms. Default
+    /// [`DEFAULT_BLACKLIST_TTL_MS`].
+    pub blacklist_ttl_ms: u64,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        RevocationConfig {
+            blacklist_ttl_ms: DEFAULT_BLACKLIST_TTL_MS,
         }
     }
 }
@@ -562,6 +655,17 @@ impl ServerConfig {
             );
         }
         self.limits.validate()?;
+        if let Some(audit) = &self.audit {
+            if audit.max_entries == 0 || audit.max_entries > MAX_AUDIT_MAX_ENTRIES {
+                return invalid("audit.maxEntries", "must be between 1 and 1000000");
+            }
+            if audit.bucket.as_deref() == Some("") {
+                return invalid("audit.bucket", "must not be empty");
+            }
+        }
+        if self.revocation.blacklist_ttl_ms == 0 {
+            return invalid("revocation.blacklistTtlMs", "must be at least 1");
+        }
         if self.limits.max_total_buffered_bytes < self.backpressure.max_buffered_bytes {
             return invalid(
                 "limits.maxTotalBufferedBytes",

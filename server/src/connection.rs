@@ -81,6 +81,7 @@ pub(crate) async fn serve(
         &shared.outbound,
     );
     registration.attach_queue(Arc::clone(&queue));
+    let registration_id = registration.id();
     let write_timeout = Duration::from_millis(config.heartbeat.timeout_ms);
     let writer = tokio::spawn(write_loop(
         sink,
@@ -103,6 +104,7 @@ pub(crate) async fn serve(
             session_deadline: None,
             expired_unseen: false,
             login_failures: Default::default(),
+            revocation: shared.revocations.slot(registration_id, Arc::clone(&queue)),
         },
         ended_rx,
         pong_since_ping: true,
@@ -450,6 +452,8 @@ impl Connection {
             }
         };
         let sent = self.send(reply.to_json()).await;
+        // A request that revoked its own connection: the notice and close follow its answer.
+        self.state.revocation.close_if_revoked();
         for id in self.state.activate_after_reply.drain(..) {
             self.state.queue.activate(&id);
         }

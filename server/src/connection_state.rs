@@ -53,6 +53,8 @@ pub(crate) struct ConnectionState {
     pub(crate) expired_unseen: bool,
     /// Failed `auth.login` attempts on this connection (see `login_limit`).
     pub(crate) login_failures: ConnectionFailures,
+    /// This connection's place in session revocation (see `revocation`).
+    pub(crate) revocation: crate::revocation::RevocationSlot,
 }
 
 impl ConnectionState {
@@ -104,6 +106,7 @@ impl ConnectionState {
                 || json!({"connectionId": self.registration.wire_id(), "userId": new.user_id, "roles": new.roles}),
             );
         }
+        self.revocation.set(session.as_ref());
         self.session.replace(session);
         self.end_forbidden_subscriptions(why_anonymous);
         self.arm_session_expiry();

@@ -11,12 +11,14 @@
 //! (`connection_state`), requests go through `router` to one module per operation family
 //! in `ops` (failed logins are limited by `login_limit`), and every failure becomes one
 //! protocol error in `error`. Beside the requests: `store_bridge` (store changes into the
-//! rule engine), `rule_persistence` (facts and rules on disk) and `connection_events`.
+//! rule engine), `rule_persistence` (facts and rules on disk) and `connection_events`;
+//! `audit` (the audit log) and `revocation` (revoked sessions and their blacklist).
 //! `docs/architecture.md` walks through it all.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod access;
+mod audit;
 mod auth;
 mod config;
 mod config_error;
@@ -33,6 +35,7 @@ mod outbound;
 mod permissions;
 mod rate_limit;
 mod registry;
+mod revocation;
 mod router;
 mod rule_events;
 mod rule_persistence;
@@ -44,14 +47,17 @@ mod store_bridge;
 mod subscriptions;
 
 pub use access::authorize;
+pub use audit::{AuditHook, MAX_AUDIT_DETAILS_BYTES, MAX_AUDIT_TEXT_BYTES};
 pub use auth::{
     AuthConfig, JwtAlgorithm, JwtConfig, JwtValidator, Session, StaticToken, StaticTokenValidator,
     TokenValidator, ValidateFuture,
 };
 pub use config::{
-    BackpressureConfig, ConfigError, ConnectionLimits, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    HeartbeatConfig, LimitsConfig, LoginLimits, PersistenceEngine, PersistenceSection,
-    RateLimitConfig, RulesSection, ServerConfig, StoreSection,
+    AuditConfig, AuditTier, BackpressureConfig, ConfigError, ConnectionLimits,
+    DEFAULT_AUDIT_MAX_ENTRIES, DEFAULT_BLACKLIST_TTL_MS, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    HeartbeatConfig, LimitsConfig, LoginLimits, MAX_AUDIT_MAX_ENTRIES, PersistenceEngine,
+    PersistenceSection, RateLimitConfig, RevocationConfig, RulesSection, ServerConfig,
+    StoreSection,
 };
 pub use error::ServerError;
 pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};
@@ -61,4 +67,5 @@ pub use permissions::{
 };
 pub use rate_limit::RateLimiter;
 pub use registry::{ConnectionBuffer, ConnectionEntry, ConnectionRegistry};
+pub use revocation::{MAX_REVOKED_USERS, REVOKED_CLOSE_CODE, REVOKED_REASON, RevokeFilter};
 pub use server::{Server, ServerBuilder, ServerHandle, StartError};

@@ -21,16 +21,34 @@ use crate::ops::store::StoreContext;
 use crate::session::BucketReadFilter;
 use crate::shared::AuthRuntime;
 
-/// Answers one request on the connection whose state is `state`.
+/// Answers one request on the connection whose state is `state`, and logs it in the audit
+/// log when its tier is audited.
 pub(crate) async fn handle(
     state: &mut ConnectionState,
-    mut request: RawRequest,
+    request: RawRequest,
 ) -> Result<Value, ServerError> {
-    let shared = Arc::clone(&state.shared);
-    let op_type = request.op_type.as_str();
-    let is_auth_op = namespace_of(op_type) == "auth";
-    let now = shared.clock.now_ms();
+    let mut target = None;
+    let result = route(state, request, &mut target).await;
+    if let (Some(audit), Some(target)) = (&state.shared.audit, target) {
+        let session = state.session.get();
+        let entry = crate::audit::entry(
+            target,
+            state.shared.clock.now_ms(),
+            session.map(|s| s.user_id.as_str()),
+            session.map(|_| state.registration.wire_id()),
+            result.as_ref().map(|_| ()),
+            state.peer.ip().to_string(),
+        );
+        audit.append(entry);
+    }
+    result
+}
 
+/// The checks before an operation is parsed: session, rate limit, and namespaces that are
+/// not configured.
+fn precheck(state: &mut ConnectionState, op_type: &str, now: u64) -> Result<(), ServerError> {
+    let shared = Arc::clone(&state.shared);
+    let is_auth_op = namespace_of(op_type) == "auth";
     if let (Some(auth), false) = (&shared.auth, is_auth_op) {
         check_session(state, auth, now)?;
     }
@@ -60,8 +78,41 @@ pub(crate) async fn handle(
             "Rule engine is not configured",
         ));
     }
+    if shared.audit.is_none() && namespace_of(op_type) == "audit" {
+        return Err(ServerError::new(
+            ErrorCode::UnknownOperation,
+            "Audit log is not configured",
+        ));
+    }
+    Ok(())
+}
+
+/// Answers one request; `target` receives what the audit log says about it once its
+/// operation is known (when its tier is audited).
+async fn route(
+    state: &mut ConnectionState,
+    mut request: RawRequest,
+    target: &mut Option<crate::audit::AuditTarget>,
+) -> Result<Value, ServerError> {
+    let shared = Arc::clone(&state.shared);
+    let op_type = request.op_type.as_str();
+    let now = shared.clock.now_ms();
+
+    if let Err(err) = precheck(state, op_type, now) {
+        if let Some(audit) = &shared.audit {
+            // Refused before parsing: the tier comes from the operation as it would parse.
+            *target = Operation::parse(op_type, &request.fields)
+                .ok()
+                .and_then(|op| crate::audit::target(audit, &op));
+        }
+        return Err(err);
+    }
     // The fields move into the operation: a large record or filter is not copied.
     let operation = Operation::parse_owned(op_type, std::mem::take(&mut request.fields))?;
+    if let Some(audit) = &shared.audit {
+        *target = crate::audit::target(audit, &operation);
+        audit.guard(&operation)?;
+    }
     // Permissions apply once a session exists (anonymous clients of a server with
     // `required: false` may do everything, as the protocol says).
     let session = state.session.get().cloned();
@@ -87,6 +138,18 @@ pub(crate) async fn handle(
                 };
                 let answer = ops::auth::handle(ctx, op).await?;
                 if let Some(change) = answer.change {
+                    if let Some(new) = &change.session
+                        && shared.revocations.is_revoked(&new.user_id)
+                    {
+                        // As the original: the login fails and no session is left.
+                        if state.session.get().is_some() {
+                            state.set_session(None, "Session has been revoked");
+                        }
+                        return Err(ServerError::new(
+                            ErrorCode::SessionRevoked,
+                            "Session has been revoked",
+                        ));
+                    }
                     state.set_session(change.session, change.why_anonymous);
                 }
                 Ok(answer.result)
@@ -125,9 +188,14 @@ pub(crate) async fn handle(
             let ctx = ServerContext {
                 shared: &shared,
                 authority: authority.as_ref(),
+                revocation: &state.revocation,
             };
             ops::server::handle(ctx, op)
         }
+        Operation::Audit(op) => match &shared.audit {
+            None => Err(ServerError::internal("audit.* routed without an audit log")),
+            Some(audit) => audit.query(op, shared.config.limits.max_result_bytes),
+        },
         Operation::Unknown(_) => Err(ServerError::unknown_operation(op_type)),
     }
 }

@@ -83,6 +83,7 @@ impl Server {
             clock: None,
             store: None,
             rule_engine: None,
+            audit_hook: None,
         }
     }
 }
@@ -107,9 +108,33 @@ pub struct ServerBuilder {
     clock: Option<Arc<dyn Clock>>,
     store: Option<Store>,
     rule_engine: Option<RuleEngine>,
+    audit_hook: Option<crate::audit::AuditHook>,
 }
 
 impl ServerBuilder {
+    /// Calls `hook` with every audit entry once it is logged (the original's
+    /// `audit.onEntry`), e.g. to export the log. It runs on the request's task, after the
+    /// entry is in the ring buffer: keep it quick (hand the entry to a channel). A panic in
+    /// it is caught and logged. Needs the config's `audit` section.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), noex_server::StartError> {
+    /// use noex_server::{AuditConfig, Server, ServerConfig};
+    /// let config = ServerConfig { audit: Some(AuditConfig::default()), ..Default::default() };
+    /// let server = Server::builder(config)
+    ///     .audit_hook(|entry| println!("{} {}", entry.operation, entry.resource))
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn audit_hook(
+        mut self,
+        hook: impl Fn(&noex_protocol::payloads::AuditEntry) + Send + Sync + 'static,
+    ) -> Self {
+        self.audit_hook = Some(Arc::new(hook));
+        self
+    }
+
     /// Serves `engine` as the rule engine (turning `rules.*` on whatever the config's
     /// `rules.enabled` says, unless it is `false`): the way to share an engine with
     /// in-process code or to give it a custom [`noex_rules::EngineConfig`] (the config's
@@ -177,6 +202,7 @@ impl ServerBuilder {
             clock,
             store,
             rule_engine,
+            audit_hook,
         } = self;
         config.validate()?;
         let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -204,6 +230,28 @@ impl ServerBuilder {
             })?,
         };
         apply_store_section(&store, &config.store)?;
+        let audit = match &config.audit {
+            Some(audit_config) => Some(
+                crate::audit::AuditLog::start(audit_config, &store, audit_hook).map_err(
+                    |source| StartError::Store {
+                        what: format!(
+                            "the audit bucket {:?}",
+                            audit_config.bucket.as_deref().unwrap_or_default()
+                        ),
+                        source: Box::new(source),
+                    },
+                )?,
+            ),
+            None if audit_hook.is_some() => {
+                return Err(StartError::Config(ConfigError::Invalid {
+                    field: "audit",
+                    message: "must be configured for an audit hook",
+                }));
+            }
+            None => None,
+        };
+        let revocations =
+            crate::revocation::Revocations::new(config.revocation, Arc::clone(&clock));
         let auth = match (&config.auth, validator) {
             (None, None) => None,
             (auth_config, custom) => {
@@ -302,6 +350,8 @@ impl ServerBuilder {
             rules,
             event_json: Arc::default(),
             held_results: Arc::default(),
+            audit,
+            revocations,
             heavy_reads: crate::heavy::HeavySlots::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)),
             ),
@@ -465,6 +515,48 @@ impl ServerHandle {
     /// What `server.connections` answers (the original's `getConnections()`).
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         crate::ops::server::connections(&self.shared.registry.snapshot())
+    }
+
+    /// Revokes every session of `user_id` (the original's `revokeSession`): its connections
+    /// are sent `{type: "system", event: "session_revoked", reason}` and closed with 4002
+    /// `session_revoked`, their subscriptions end, and the user may not log in again for
+    /// `revocation.blacklistTtlMs` (even when no connection was open). Returns how many
+    /// connections were revoked.
+    pub fn revoke_session(&self, user_id: &str) -> usize {
+        self.shared.revocations.revoke_user(user_id)
+    }
+
+    /// Revokes the authenticated connections matching every field of `filter` (the
+    /// original's `revokeSessions`, plus a connection id), blacklisting each one's user.
+    /// Unauthenticated connections are never revoked. Returns how many were revoked.
+    ///
+    /// ```no_run
+    /// # fn run(server: &noex_server::ServerHandle) {
+    /// use noex_server::RevokeFilter;
+    /// let revoked = server.revoke_sessions(&RevokeFilter {
+    ///     role: Some("writer".into()),
+    ///     ..Default::default()
+    /// });
+    /// println!("{revoked} connections revoked");
+    /// # }
+    /// ```
+    pub fn revoke_sessions(&self, filter: &crate::revocation::RevokeFilter) -> usize {
+        self.shared.revocations.revoke(filter)
+    }
+
+    /// Whether `user_id` is blacklisted now (revoked within `revocation.blacklistTtlMs`).
+    pub fn is_revoked(&self, user_id: &str) -> bool {
+        self.shared.revocations.is_revoked(user_id)
+    }
+
+    /// Users blacklisted now.
+    pub fn revoked_users(&self) -> usize {
+        self.shared.revocations.blacklisted()
+    }
+
+    /// Entries the audit log holds in memory (0 without an `audit` section).
+    pub fn audit_len(&self) -> usize {
+        self.shared.audit.as_ref().map_or(0, |log| log.len())
     }
 
     /// Stops gracefully: when `grace` is non-zero and clients are connected, they receive

@@ -75,6 +75,10 @@ pub(crate) struct Shared {
     /// Estimated memory of the results all store subscriptions hold
     /// (`limits.maxTotalSubscriptionResultBytes`).
     pub(crate) held_results: Arc<std::sync::atomic::AtomicUsize>,
+    /// The audit log, when the config has an `audit` section.
+    pub(crate) audit: Option<crate::audit::AuditLog>,
+    /// Revoked users and the authenticated connections revocation can reach.
+    pub(crate) revocations: Arc<crate::revocation::Revocations>,
 }
 
 impl Shared {

@@ -68,6 +68,13 @@ pub enum LifecycleEvent {
         /// The server's grace period.
         grace_period_ms: u64,
     },
+    /// An administrator revoked the session (`{type: "system", event: "session_revoked"}`):
+    /// the server closes the connection with 4002 and the core does not reconnect (a
+    /// reconnect could not log in again), as the original client.
+    SessionRevoked {
+        /// The server's reason.
+        reason: String,
+    },
     /// Something went wrong that belongs to no request (malformed frame, id-0 error,
     /// failed re-login or re-subscription).
     Error(ClientError),

@@ -79,6 +79,8 @@ pub struct ClientCore {
     user_handles: u64,
     out: VecDeque<Output>,
     welcome: Option<Welcome>,
+    /// The server revoked the session: the next close is final.
+    revoked: bool,
 }
 
 impl ClientCore {
@@ -103,6 +105,7 @@ impl ClientCore {
             user_handles: 0,
             out: VecDeque::new(),
             welcome: None,
+            revoked: false,
         }
     }
 
@@ -202,7 +205,8 @@ impl ClientCore {
         self.subs.clear_server_ids();
         self.forget_subscription_requests();
         self.attempt += 1;
-        let will_reconnect = self.ever_welcomed && self.backoff.allows(self.attempt);
+        let will_reconnect =
+            self.ever_welcomed && !self.revoked && self.backoff.allows(self.attempt);
         if was_connected {
             self.emit(LifecycleEvent::Disconnected { will_reconnect });
         }
@@ -431,6 +435,13 @@ impl ClientCore {
             }
             ServerMessage::System(SystemEvent::Shutdown { grace_period_ms }) => {
                 self.emit(LifecycleEvent::Shutdown { grace_period_ms });
+            }
+            ServerMessage::System(SystemEvent::SessionRevoked { reason }) => {
+                // No reconnect and no re-login: the user is blacklisted for a while, and a
+                // loop of reconnects would only be refused again.
+                self.revoked = true;
+                self.config.auth_token = None;
+                self.emit(LifecycleEvent::SessionRevoked { reason });
             }
         }
     }

@@ -863,3 +863,34 @@ fn a_logout_cut_by_a_disconnect_still_forgets_the_token() {
         "{frames:?}"
     );
 }
+
+/// As the original client: after `session_revoked` (and the server's 4002 close) the
+/// client does not reconnect, so it cannot loop reconnecting and being refused.
+#[test]
+fn a_revoked_session_is_not_reconnected() {
+    let mut core = open(CoreConfig {
+        auth_token: Some("t".into()),
+        ..config()
+    });
+    core.frame_received(
+        r#"{"type":"system","event":"session_revoked","reason":"Session revoked by administrator"}"#,
+        10,
+    );
+    assert_eq!(
+        drain(&mut core),
+        vec![Output::Event(LifecycleEvent::SessionRevoked {
+            reason: "Session revoked by administrator".into()
+        })]
+    );
+    core.connection_closed(11);
+    assert_eq!(
+        drain(&mut core),
+        vec![Output::Event(LifecycleEvent::Disconnected {
+            will_reconnect: false
+        })]
+    );
+    assert!(core.is_terminated());
+    core.handle_timeout(100_000);
+    assert_eq!(drain(&mut core), vec![], "no reconnect attempt, ever");
+    assert_eq!(core.next_timeout(), None);
+}

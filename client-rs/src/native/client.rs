@@ -215,6 +215,60 @@ impl Client {
         self.call(Operation::Server(ServerOp::Connections)).await
     }
 
+    /// Revokes the sessions of the authenticated connections matching every given filter
+    /// (`server.revokeSessions`, admin tier; an extension of this server): they are told
+    /// `session_revoked`, closed with 4002, and their users may not log in again for the
+    /// server's `revocation.blacklistTtlMs`. Returns how many connections were revoked.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let revoked = client.revoke_sessions(Some("mallory"), None, None).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn revoke_sessions(
+        &self,
+        user_id: Option<&str>,
+        role: Option<&str>,
+        connection_id: Option<&str>,
+    ) -> Result<u64, ClientError> {
+        let answer: noex_protocol::payloads::SessionsRevoked = self
+            .call(Operation::Server(ServerOp::RevokeSessions {
+                user_id: user_id.map(str::to_owned),
+                role: role.map(str::to_owned),
+                connection_id: connection_id.map(str::to_owned),
+            }))
+            .await?;
+        Ok(answer.revoked)
+    }
+
+    /// Entries of the server's audit log, newest first (`audit.query`, admin tier).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// use noex_client::AuditQuery;
+    /// let denied = client
+    ///     .audit_query(AuditQuery { result: Some(noex_protocol::AuditResult::Error), ..Default::default() })
+    ///     .await?;
+    /// for entry in denied { println!("{:?} {} {}", entry.user_id, entry.operation, entry.resource); }
+    /// # Ok(()) }
+    /// ```
+    pub async fn audit_query(
+        &self,
+        query: AuditQuery,
+    ) -> Result<Vec<noex_protocol::payloads::AuditEntry>, ClientError> {
+        let answer: noex_protocol::payloads::AuditEntries = self
+            .call(Operation::Audit(noex_protocol::AuditOp::Query {
+                user_id: query.user_id,
+                operation: query.operation,
+                result: query.result,
+                from: query.from.map(|t| t as f64),
+                to: query.to.map(|t| t as f64),
+                limit: query.limit,
+            }))
+            .await?;
+        Ok(answer.entries)
+    }
+
     /// The store API.
     ///
     /// ```no_run
@@ -298,4 +352,21 @@ impl Stream for EventStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx)
     }
+}
+
+/// Filters of [`Client::audit_query`]; every given one must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only entries of this user.
+    pub user_id: Option<String>,
+    /// Only entries of this operation type.
+    pub operation: Option<String>,
+    /// Only successes or only errors.
+    pub result: Option<noex_protocol::AuditResult>,
+    /// Only entries at or after this time (ms since the Unix epoch).
+    pub from: Option<u64>,
+    /// Only entries at or before this time (ms since the Unix epoch).
+    pub to: Option<u64>,
+    /// At most this many entries (at least 1).
+    pub limit: Option<u64>,
 }

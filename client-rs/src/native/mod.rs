@@ -9,7 +9,7 @@ mod store;
 mod subscription;
 
 pub use auth::Auth;
-pub use client::{Client, ClientOptions, EventStream};
+pub use client::{AuditQuery, Client, ClientOptions, EventStream};
 pub use record::{Page, Record};
 pub use rules::Rules;
 pub use store::{Bucket, Store};

@@ -83,6 +83,14 @@ export async function demo(url: string, WebSocket: new (url: string) => unknown)
   const event = await client.rules.emit('order.created', { total: 1 });
   const topic: string = event.topic;
   await client.rules.subscribe('order.*', (e, t) => console.log(e.id, t));
+  const denied = await client.audit.query({ result: 'error', limit: 10 });
+  const who: string | null = denied[0].userId;
+  // @ts-expect-error: `result` is "success" or "error".
+  await client.audit.query({ result: 'failed' });
+  const { revoked } = await client.server.revokeSessions({ role: 'contractor' });
+  const off3 = client.on('session_revoked', ({ reason }) => console.log(reason));
+  off3();
+  const revokedCode: ErrorCode = 'SESSION_REVOKED';
   client.disconnect();
-  console.log(version, name, found, total, firstName, badTx, index, code, badCode, me, topic);
+  console.log(version, name, found, total, firstName, badTx, index, code, badCode, me, topic, who, revoked, revokedCode);
 }

@@ -3,7 +3,7 @@
 //! later does not compile until it says both. Permission checks read these declarations and
 //! never the raw request fields.
 
-use super::{AuthOp, JsonObject, Operation, RulesOp, ServerOp, StoreOp, TransactionOp};
+use super::{AuditOp, AuthOp, JsonObject, Operation, RulesOp, ServerOp, StoreOp, TransactionOp};
 
 /// How much an operation can change; the built-in roles `reader < writer < admin` grant
 /// these tiers.
@@ -99,7 +99,10 @@ impl Operation {
             | Operation::Rules(RulesOp::Unsubscribe { .. }) => None,
             Operation::Store(op) => Some(op.tier()),
             Operation::Rules(op) => Some(op.tier()),
-            Operation::Server(ServerOp::Stats | ServerOp::Connections) => Some(Tier::Admin),
+            Operation::Server(
+                ServerOp::Stats | ServerOp::Connections | ServerOp::RevokeSessions { .. },
+            ) => Some(Tier::Admin),
+            Operation::Audit(AuditOp::Query { .. }) => Some(Tier::Admin),
             Operation::Auth(AuthOp::Login { .. } | AuthOp::Logout | AuthOp::Whoami) => None,
             Operation::Unknown(_) => None,
         }
@@ -117,7 +120,10 @@ impl Operation {
         match self {
             Operation::Store(op) => op.resource(),
             Operation::Rules(op) => op.resource(),
-            Operation::Server(ServerOp::Stats | ServerOp::Connections) => Resource::None,
+            Operation::Server(
+                ServerOp::Stats | ServerOp::Connections | ServerOp::RevokeSessions { .. },
+            ) => Resource::None,
+            Operation::Audit(AuditOp::Query { .. }) => Resource::None,
             Operation::Auth(AuthOp::Login { .. } | AuthOp::Logout | AuthOp::Whoami) => {
                 Resource::None
             }

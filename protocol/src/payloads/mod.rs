@@ -1,11 +1,13 @@
 //! Result payloads whose shape the protocol fixes: what goes in a result's `data` (and in
 //! some errors' `details`), namespace by namespace.
 
+mod audit;
 mod auth;
 mod rules;
 mod server;
 mod store;
 
+pub use audit::{AuditEntries, AuditEntry, SessionsRevoked};
 pub use auth::{LoginResult, LogoutResult, WhoAmI};
 pub use rules::{
     EventPush, Fact, FactDeleted, FactEntry, RuleEnabled, RuleEvent, RuleList, RuleRegistered,

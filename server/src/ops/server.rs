@@ -2,7 +2,7 @@
 //! itself. Also what [`crate::ServerHandle`] reports in process.
 
 use noex_protocol::ServerOp;
-use noex_protocol::payloads::{ConnectionInfo, ConnectionsSummary, ServerStats};
+use noex_protocol::payloads::{ConnectionInfo, ConnectionsSummary, ServerStats, SessionsRevoked};
 use serde_json::Value;
 
 use crate::error::ServerError;
@@ -18,6 +18,8 @@ pub(crate) struct ServerContext<'a> {
     pub(crate) shared: &'a Shared,
     /// The session's rights (`None`: everything is visible).
     pub(crate) authority: Option<&'a Authority<'a>>,
+    /// The asking connection's place in revocation (it may revoke itself).
+    pub(crate) revocation: &'a crate::revocation::RevocationSlot,
 }
 
 /// Answers one `server.*` request.
@@ -25,6 +27,24 @@ pub(crate) fn handle(ctx: ServerContext<'_>, op: ServerOp) -> Result<Value, Serv
     match op {
         ServerOp::Connections => to_json(connections(&ctx.shared.registry.snapshot())),
         ServerOp::Stats => to_json(stats(ctx.shared, ctx.authority)),
+        ServerOp::RevokeSessions {
+            user_id,
+            role,
+            connection_id,
+        } => {
+            let filter = crate::revocation::RevokeFilter {
+                user_id,
+                role,
+                connection_id,
+            };
+            let revoked = ctx
+                .shared
+                .revocations
+                .revoke_from(&filter, Some(ctx.revocation));
+            to_json(SessionsRevoked {
+                revoked: revoked as u64,
+            })
+        }
     }
 }
 
