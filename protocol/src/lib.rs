@@ -47,8 +47,8 @@ pub use noex_model::definition::{
     StringFormat, Ttl,
 };
 pub use operation::{
-    AuthOp, JsonObject, Listing, Operation, OperationError, RawOperation, Resource, RulesOp,
-    ServerOp, StoreOp, Tier, TransactionOp, namespace_of,
+    AuthOp, JsonObject, Listing, Operation, OperationError, ProceduresOp, RawOperation, Resource,
+    RulesOp, ServerOp, StoreOp, Tier, TransactionOp, namespace_of,
 };
 pub use request_id::RequestId;
 pub use server_message::{

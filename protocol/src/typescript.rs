@@ -54,6 +54,14 @@ pub fn export_typescript(dir: &Path) -> Result<(), ExportError> {
         UniqueViolationDetails,
         ConflictDetails,
         RateLimitDetails,
+        // procedures
+        ProceduresOp,
+        ProcedureRegistered,
+        ProcedureUnregistered,
+        ProcedureUpdated,
+        ProcedureInfo,
+        ProcedureList,
+        ProcedureCallResult,
         // rules
         RuleEvent,
         EventPush,

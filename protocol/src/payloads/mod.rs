@@ -2,11 +2,16 @@
 //! some errors' `details`), namespace by namespace.
 
 mod auth;
+mod procedures;
 mod rules;
 mod server;
 mod store;
 
 pub use auth::{LoginResult, LogoutResult, WhoAmI};
+pub use procedures::{
+    ProcedureCallResult, ProcedureInfo, ProcedureList, ProcedureRegistered, ProcedureUnregistered,
+    ProcedureUpdated,
+};
 pub use rules::{
     EventPush, Fact, FactDeleted, FactEntry, RuleEnabled, RuleEvent, RuleList, RuleRegistered,
     RuleSummary, RuleUnregistered, RuleUpdated, RuleValidation, RuleValidationIssue, RulesStats,
