@@ -58,6 +58,42 @@ pub struct ServerConfig {
     pub rules: RulesSection,
     /// Where the store keeps its data: in memory (default) or durably on disk.
     pub persistence: PersistenceSection,
+    /// Procedures: defined at start, their default timeout and `if` nesting.
+    pub procedures: ProceduresSection,
+}
+
+/// `procedures: {maxConditionDepth?, defaultTimeoutMs?, procedures?: [definition]}`: the
+/// original's `procedures` section (its `maxSteps` is `limits.maxProcedureSteps` here), plus
+/// procedures registered at start, in the wire shape of `procedures.register`'s
+/// `procedure`. With persistence, one with the name of a persisted procedure replaces it.
+///
+/// ```
+/// let config: noex_server::ServerConfig = serde_json::from_str(r#"{"procedures": {
+///     "defaultTimeoutMs": 5000,
+///     "procedures": [{"name": "ping", "steps": [{"action": "return", "value": "pong"}]}]
+/// }}"#).unwrap();
+/// assert_eq!(config.procedures.default_timeout_ms, 5000);
+/// assert_eq!(config.procedures.max_condition_depth, 5); // default kept
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProceduresSection {
+    /// Deepest nesting of `if` steps in a definition (default 5).
+    pub max_condition_depth: usize,
+    /// Timeout of a call whose procedure sets no `timeoutMs`, in ms (default 30 000).
+    pub default_timeout_ms: u64,
+    /// Procedures registered at start, in order.
+    pub procedures: Vec<serde_json::Value>,
+}
+
+impl Default for ProceduresSection {
+    fn default() -> Self {
+        ProceduresSection {
+            max_condition_depth: 5,
+            default_timeout_ms: 30_000,
+            procedures: Vec::new(),
+        }
+    }
 }
 
 /// Storage engine of the store.
@@ -212,6 +248,7 @@ impl Default for ServerConfig {
             store: StoreSection::default(),
             rules: RulesSection::default(),
             persistence: PersistenceSection::default(),
+            procedures: ProceduresSection::default(),
         }
     }
 }
@@ -374,6 +411,14 @@ pub struct LimitsConfig {
     pub max_facts_bytes: usize,
     /// Registered rules per server (`RATE_LIMITED` beyond).
     pub max_rules: usize,
+    /// Registered procedures per server (`procedures.register` beyond it answers
+    /// `RATE_LIMITED`).
+    pub max_procedures: usize,
+    /// Largest procedure definition, in bytes of JSON (`VALIDATION_ERROR` beyond).
+    pub max_procedure_bytes: usize,
+    /// Most steps in one procedure definition, nested `then`/`else` steps included
+    /// (`VALIDATION_ERROR` at registration), which also bounds the steps one call executes.
+    pub max_procedure_steps: usize,
     /// Active rule timers per server; a rule's `set_timer` of a new name beyond it is an
     /// action error.
     pub max_timers: usize,
@@ -436,6 +481,9 @@ impl Default for LimitsConfig {
             max_fact_bytes: 64 * 1024,
             max_facts_bytes: 64 * 1024 * 1024,
             max_rules: 1_000,
+            max_procedures: 1_000,
+            max_procedure_bytes: 64 * 1024,
+            max_procedure_steps: 100,
             max_timers: 10_000,
             min_timer_interval_ms: 100,
             max_rule_logs_per_second: 20,
@@ -562,6 +610,12 @@ impl ServerConfig {
                 "is false but rules, the store bridge or connection events are configured",
             );
         }
+        if self.procedures.max_condition_depth == 0 {
+            return invalid("procedures.maxConditionDepth", "must be at least 1");
+        }
+        if self.procedures.default_timeout_ms == 0 {
+            return invalid("procedures.defaultTimeoutMs", "must be at least 1");
+        }
         self.persistence.store_config()?;
         if let Some(rate) = self.rate_limit {
             if rate.max_requests == 0 {
@@ -583,7 +637,7 @@ impl LimitsConfig {
 
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 32] = [
+        let checks: [(&'static str, u64); 35] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -619,6 +673,9 @@ impl LimitsConfig {
             ("limits.maxFactBytes", self.max_fact_bytes as u64),
             ("limits.maxFactsBytes", self.max_facts_bytes as u64),
             ("limits.maxRules", self.max_rules as u64),
+            ("limits.maxProcedures", self.max_procedures as u64),
+            ("limits.maxProcedureBytes", self.max_procedure_bytes as u64),
+            ("limits.maxProcedureSteps", self.max_procedure_steps as u64),
             ("limits.maxTimers", self.max_timers as u64),
             ("limits.minTimerIntervalMs", self.min_timer_interval_ms),
             ("limits.maxReadMs", self.max_read_ms),

@@ -31,6 +31,7 @@ mod login_limit;
 mod ops;
 mod outbound;
 mod permissions;
+mod procedures;
 mod rate_limit;
 mod registry;
 mod router;
@@ -51,7 +52,7 @@ pub use auth::{
 pub use config::{
     BackpressureConfig, ConfigError, ConnectionLimits, DEFAULT_MAX_CONNECTIONS_PER_IP,
     HeartbeatConfig, LimitsConfig, LoginLimits, PersistenceEngine, PersistenceSection,
-    RateLimitConfig, RulesSection, ServerConfig, StoreSection,
+    ProceduresSection, RateLimitConfig, RulesSection, ServerConfig, StoreSection,
 };
 pub use error::ServerError;
 pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};
@@ -59,6 +60,7 @@ pub use permissions::{
     Decision, DefaultPolicy, Patterns, PermissionCheck, PermissionRule, PermissionsConfig, Tier,
     match_pattern,
 };
+pub use procedures::CONFLICT_ATTEMPTS as PROCEDURE_CONFLICT_ATTEMPTS;
 pub use rate_limit::RateLimiter;
 pub use registry::{ConnectionBuffer, ConnectionEntry, ConnectionRegistry};
 pub use server::{Server, ServerBuilder, ServerHandle, StartError};

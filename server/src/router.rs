@@ -15,6 +15,7 @@ use crate::connection_state::ConnectionState;
 use crate::error::ServerError;
 use crate::ops;
 use crate::ops::auth::AuthContext;
+use crate::ops::procedures::ProceduresContext;
 use crate::ops::rules::RulesContext;
 use crate::ops::server::ServerContext;
 use crate::ops::store::StoreContext;
@@ -127,6 +128,14 @@ pub(crate) async fn handle(
                 authority: authority.as_ref(),
             };
             ops::server::handle(ctx, op)
+        }
+        Operation::Procedures(op) => {
+            let ctx = ProceduresContext {
+                procedures: &shared.procedures,
+                resolver: shared.resolver(),
+                authority: authority.as_ref(),
+            };
+            ops::procedures::handle(ctx, op).await
         }
         Operation::Unknown(_) => Err(ServerError::unknown_operation(op_type)),
     }

@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     /// Estimated memory of the results all store subscriptions hold
     /// (`limits.maxTotalSubscriptionResultBytes`).
     pub(crate) held_results: Arc<std::sync::atomic::AtomicUsize>,
+    /// The registered procedures.
+    pub(crate) procedures: crate::procedures::Procedures,
 }
 
 impl Shared {
