@@ -70,6 +70,12 @@ export async function demo(url: string, WebSocket: new (url: string) => unknown)
   const event = await client.rules.emit('order.created', { total: 1 });
   const topic: string = event.topic;
   await client.rules.subscribe('order.*', (e, t) => console.log(e.id, t));
+  const called = await client.procedures.call('transfer', { from: 'a', to: 'b', amount: 1 });
+  const success: boolean = called.success;
+  const steps: number = (await client.procedures.list()).procedures[0].stepsCount;
+  // @ts-expect-error: procedures.call takes an object input.
+  await client.procedures.call('transfer', 5);
   client.disconnect();
+  console.log(success, steps);
   console.log(version, name, found, total, firstName, badTx, index, code, badCode, me, topic);
 }
