@@ -745,6 +745,49 @@ mod tests {
     }
 
     #[test]
+    fn procedure_settings_are_validated_like_their_neighbours() {
+        let c: ServerConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(
+            (
+                c.limits.max_procedures,
+                c.limits.max_procedure_bytes,
+                c.limits.max_procedure_steps
+            ),
+            (1_000, 65_536, 100)
+        );
+        assert_eq!(
+            (
+                c.procedures.max_condition_depth,
+                c.procedures.default_timeout_ms
+            ),
+            (5, 30_000)
+        );
+        for (json, field) in [
+            (
+                r#"{"limits": {"maxProcedureSteps": 0}}"#,
+                "limits.maxProcedureSteps",
+            ),
+            (
+                r#"{"limits": {"maxProcedures": 0}}"#,
+                "limits.maxProcedures",
+            ),
+            (
+                r#"{"procedures": {"defaultTimeoutMs": 0}}"#,
+                "procedures.defaultTimeoutMs",
+            ),
+        ] {
+            let c: ServerConfig = serde_json::from_str(json).unwrap();
+            match c.validate() {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        assert!(
+            serde_json::from_str::<ServerConfig>(r#"{"procedures": {"maxSteps": 5}}"#).is_err()
+        );
+    }
+
+    #[test]
     fn connections_per_ip_are_limited_by_default_and_null_lifts_the_limit() {
         let c: ServerConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(c.connection_limits.max_connections_per_ip, Some(256));

@@ -706,6 +706,7 @@ async fn limits_step_bound_and_timeout() {
     config.limits.max_procedures = 2;
     config.limits.max_procedure_steps = 10;
     config.limits.max_procedure_bytes = 2_000;
+    config.limits.max_result_bytes = 400_000;
     let server = start(config).await;
     let (mut c, _) = Client::connect(&server).await;
     // 1 + 5 + 5 = 11 steps counting nested branches.
@@ -749,6 +750,29 @@ async fn limits_step_bound_and_timeout() {
             {"action": "return", "value": "{{ m.length }}"}]}}),
     )
     .await;
+    let (code, message, _) = c.fail("procedures.call", json!({"name": "slow"})).await;
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("INTERNAL_ERROR", "Procedure \"slow\" timed out after 1ms")
+    );
+    // Without the timeout the answer is bounded by limits.maxResultBytes.
+    c.ok("procedures.update", json!({"name": "slow", "updates": {"timeoutMs": 30_000,
+        "steps": [{"action": "store.where", "bucket": "items", "filter": {"kind": "k"}, "as": "all"},
+                  {"action": "return", "value": "{{ all }}"}]}}))
+        .await;
+    let (code, message, details) = c.fail("procedures.call", json!({"name": "slow"})).await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(
+        message.starts_with("Result exceeds 400000 bytes"),
+        "{message}"
+    );
+    assert_eq!(details["limit"], 400_000);
+    c.ok("procedures.update", json!({"name": "slow", "updates": {"timeoutMs": 1,
+        "steps": [
+            {"action": "store.where", "bucket": "items", "filter": {"kind": "k"}, "as": "all"},
+            {"action": "transform", "source": "all", "operation": "map", "args": {"x": {"$add": ["$item.price", 1]}}, "as": "m"},
+            {"action": "return", "value": "{{ m.length }}"}]}}))
+        .await;
     let (code, message, _) = c.fail("procedures.call", json!({"name": "slow"})).await;
     assert_eq!(
         (code.as_str(), message.as_str()),

@@ -51,6 +51,8 @@ pub(crate) struct ProcedureLimits {
     pub(crate) max_depth: usize,
     /// `procedures.defaultTimeoutMs`.
     pub(crate) default_timeout_ms: u64,
+    /// `limits.maxResultBytes`: the largest answer of one call.
+    pub(crate) max_result_bytes: usize,
 }
 
 impl ProcedureLimits {
@@ -62,6 +64,7 @@ impl ProcedureLimits {
             max_steps: limits.max_procedure_steps,
             max_depth: section.max_condition_depth,
             default_timeout_ms: section.default_timeout_ms,
+            max_result_bytes: limits.max_result_bytes,
         }
     }
 }
@@ -242,6 +245,18 @@ impl Procedures {
         let outcome = tokio::task::spawn_blocking(run)
             .await
             .map_err(ServerError::internal)?;
+        if let Ok(answer) = &outcome {
+            if noex_store::json_size_within(answer, limits.max_result_bytes).is_none() {
+                return Err(ServerError::new(
+                    ErrorCode::ValidationError,
+                    format!(
+                        "Result exceeds {} bytes; return less from procedure \"{name}\"",
+                        limits.max_result_bytes
+                    ),
+                )
+                .with_details(json!({ "limit": limits.max_result_bytes })));
+            }
+        }
         outcome.map_err(|e| {
             // A store read stopped by the deadline is the call's timeout: any failure past
             // the deadline is reported as the timeout.
