@@ -744,7 +744,7 @@ impl Parser<'_, '_> {
                     return None;
                 }
                 let condition = match s.get("condition") {
-                    Some(c @ Value::Object(map)) if map.contains_key("ref") => {
+                    Some(Value::Object(map)) if map.contains_key("ref") => {
                         let reference = match map.get("ref") {
                             Some(Value::String(r)) if !r.is_empty() => r.clone(),
                             _ => {
@@ -774,7 +774,6 @@ impl Parser<'_, '_> {
                         if let Some(v) = &value {
                             self.references(v, names, false, path, action);
                         }
-                        let _ = c;
                         Condition::Compare {
                             reference,
                             operator: operator.to_owned(),

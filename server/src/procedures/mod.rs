@@ -387,5 +387,5 @@ fn run_call(
         "Procedure \"{}\" conflicted with concurrent writes {CONFLICT_ATTEMPTS} times: {}",
         procedure.name, err.message
     );
-    Ok(()).and(Err(err))
+    Err(err)
 }
