@@ -16,7 +16,7 @@ pub enum ProceduresOp {
     #[serde(rename = "procedures.register")]
     Register {
         /// The procedure definition.
-        #[ts(type = "Record<string, JsonValue>")]
+        #[ts(as = "std::collections::BTreeMap<String, serde_json::Value>")]
         procedure: JsonObject,
     },
     /// Remove a procedure (admin).
@@ -31,7 +31,7 @@ pub enum ProceduresOp {
         /// The procedure's name.
         name: String,
         /// Fields to replace.
-        #[ts(type = "Record<string, JsonValue>")]
+        #[ts(as = "std::collections::BTreeMap<String, serde_json::Value>")]
         updates: JsonObject,
     },
     /// One procedure's definition (read tier).
@@ -49,7 +49,7 @@ pub enum ProceduresOp {
         /// The procedure's name.
         name: String,
         /// Input values, checked against the procedure's `input` (default `{}`).
-        #[ts(type = "Record<string, JsonValue>")]
+        #[ts(as = "std::collections::BTreeMap<String, serde_json::Value>")]
         input: JsonObject,
     },
 }

@@ -60,9 +60,9 @@ pub struct ProcedureCallResult {
     pub success: bool,
     /// What the `return` step produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional, type = "JsonValue")]
+    #[ts(optional)]
     pub result: Option<Value>,
     /// Each step result by its `as` name.
-    #[ts(type = "Record<string, JsonValue>")]
+    #[ts(as = "std::collections::BTreeMap<String, Value>")]
     pub results: Map<String, Value>,
 }
