@@ -26,6 +26,11 @@ import type {
   LogoutResult,
   Operation,
   PaginateResult,
+  ProcedureCallResult,
+  ProcedureList,
+  ProcedureRegistered,
+  ProcedureUnregistered,
+  ProcedureUpdated,
   QueryConfig,
   QueryDefined,
   QueryList,
@@ -208,6 +213,18 @@ export interface RulesApi {
   validateRule(rule: OperationFields<'rules.validateRule'>['rule']): Promise<RuleValidation>;
 }
 
+/** `client.procedures`: server-side procedures (register, update, unregister and list are admin). */
+export interface ProceduresApi {
+  register(procedure: OperationFields<'procedures.register'>['procedure']): Promise<ProcedureRegistered>;
+  unregister(name: string): Promise<ProcedureUnregistered>;
+  update(name: string, updates: OperationFields<'procedures.update'>['updates']): Promise<ProcedureUpdated>;
+  /** The definition as registered. */
+  get(name: string): Promise<{ [key: string]: JsonValue }>;
+  list(): Promise<ProcedureList>;
+  /** Runs the procedure; `result` is what its `return` step gave. */
+  call(name: string, input?: { [key: string]: JsonValue }): Promise<ProcedureCallResult>;
+}
+
 /** `client.auth`. */
 export interface AuthApi {
   login(token: string): Promise<LoginResult>;
@@ -245,6 +262,7 @@ export declare class NoexClient {
   private constructor();
   readonly store: StoreApi;
   readonly rules: RulesApi;
+  readonly procedures: ProceduresApi;
   readonly auth: AuthApi;
   readonly server: ServerApi;
   readonly audit: AuditApi;

@@ -107,6 +107,14 @@ export class NoexClient {
       getRules: () => request('rules.getRules'),
       validateRule: (rule) => request('rules.validateRule', { rule }),
     });
+    this.procedures = Object.freeze({
+      register: (procedure) => request('procedures.register', { procedure }),
+      unregister: (name) => request('procedures.unregister', { name }),
+      update: (name, updates) => request('procedures.update', { name, updates }),
+      get: (name) => request('procedures.get', { name }),
+      list: () => request('procedures.list'),
+      call: (name, input) => request('procedures.call', { name, input }),
+    });
     this.auth = Object.freeze({
       login: (token) => request('auth.login', { token }),
       logout: () => request('auth.logout'),

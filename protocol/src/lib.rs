@@ -48,7 +48,8 @@ pub use noex_model::definition::{
 };
 pub use operation::{
     AuditOp, AuditResult, AuthOp, GroupAggregate, JsonObject, Listing, Operation, OperationError,
-    RawOperation, Resource, RulesOp, ServerOp, StoreOp, Tier, TransactionOp, namespace_of,
+    ProceduresOp, RawOperation, Resource, RulesOp, ServerOp, StoreOp, Tier, TransactionOp,
+    namespace_of,
 };
 pub use request_id::RequestId;
 pub use server_message::{

@@ -56,6 +56,14 @@ pub fn export_typescript(dir: &Path) -> Result<(), ExportError> {
         RateLimitDetails,
         GroupByEntry,
         BulkErrorDetails,
+        // procedures
+        ProceduresOp,
+        ProcedureRegistered,
+        ProcedureUnregistered,
+        ProcedureUpdated,
+        ProcedureInfo,
+        ProcedureList,
+        ProcedureCallResult,
         // rules
         RuleEvent,
         EventPush,

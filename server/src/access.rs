@@ -126,6 +126,9 @@ pub(crate) fn needs<'a>(
             vec![Item::Topic(NamePattern::topic(topic))],
         )],
         Resource::Fact(key) => vec![need(key.into(), vec![Item::Fact(NamePattern::fact(key))])],
+        Resource::Procedure(name) => {
+            vec![need(name.into(), vec![Item::Procedure(name.into())])]
+        }
         Resource::Rule(id) => {
             let items = match existing_footprint(resolver, id) {
                 Some(footprint) => footprint_items(&footprint),

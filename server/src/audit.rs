@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use noex_protocol::payloads::{AuditEntries, AuditEntry};
 use noex_protocol::{
-    AuditOp, AuditResult, ErrorCode, Operation, Resource, RulesOp, ServerOp, StoreOp, Tier,
+    AuditOp, AuditResult, ErrorCode, Operation, ProceduresOp, Resource, RulesOp, ServerOp, StoreOp,
+    Tier,
 };
 use noex_store::{BucketDefinition, Store, StoreError};
 use parking_lot::Mutex;
@@ -331,7 +332,8 @@ fn resource_name(operation: &Operation) -> &str {
         | Resource::TopicPattern(name)
         | Resource::Fact(name)
         | Resource::Rule(name)
-        | Resource::RuleUpdate { id: name, .. } => name,
+        | Resource::RuleUpdate { id: name, .. }
+        | Resource::Procedure(name) => name,
         Resource::RuleDefinition(rule) => rule.get("id").and_then(Value::as_str).unwrap_or("*"),
         Resource::Transaction(_) | Resource::Listing(_) | Resource::None => "*",
     }
@@ -344,7 +346,9 @@ fn details(operation: &Operation) -> Option<Map<String, Value>> {
         Operation::Store(StoreOp::DefineBucket { config, .. })
         | Operation::Store(StoreOp::DefineQuery { config, .. }) => ("config", config),
         Operation::Store(StoreOp::UpdateBucket { updates, .. })
-        | Operation::Rules(RulesOp::UpdateRule { updates, .. }) => ("updates", updates),
+        | Operation::Rules(RulesOp::UpdateRule { updates, .. })
+        | Operation::Procedures(ProceduresOp::Update { updates, .. }) => ("updates", updates),
+        Operation::Procedures(ProceduresOp::Register { procedure }) => ("procedure", procedure),
         Operation::Rules(RulesOp::RegisterRule { rule }) => ("rule", rule),
         Operation::Server(ServerOp::RevokeSessions {
             user_id,

@@ -63,6 +63,42 @@ pub struct ServerConfig {
     pub audit: Option<AuditConfig>,
     /// Session revocation: how long a revoked user may not log in again.
     pub revocation: RevocationConfig,
+    /// Procedures: defined at start, their default timeout and `if` nesting.
+    pub procedures: ProceduresSection,
+}
+
+/// `procedures: {maxConditionDepth?, defaultTimeoutMs?, procedures?: [definition]}`: the
+/// original's `procedures` section (its `maxSteps` is `limits.maxProcedureSteps` here), plus
+/// procedures registered at start, in the wire shape of `procedures.register`'s
+/// `procedure`. With persistence, one with the name of a persisted procedure replaces it.
+///
+/// ```
+/// let config: noex_server::ServerConfig = serde_json::from_str(r#"{"procedures": {
+///     "defaultTimeoutMs": 5000,
+///     "procedures": [{"name": "ping", "steps": [{"action": "return", "value": "pong"}]}]
+/// }}"#).unwrap();
+/// assert_eq!(config.procedures.default_timeout_ms, 5000);
+/// assert_eq!(config.procedures.max_condition_depth, 5); // default kept
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProceduresSection {
+    /// Deepest nesting of `if` steps in a definition (default 5).
+    pub max_condition_depth: usize,
+    /// Timeout of a call whose procedure sets no `timeoutMs`, in ms (default 30 000).
+    pub default_timeout_ms: u64,
+    /// Procedures registered at start, in order.
+    pub procedures: Vec<serde_json::Value>,
+}
+
+impl Default for ProceduresSection {
+    fn default() -> Self {
+        ProceduresSection {
+            max_condition_depth: 5,
+            default_timeout_ms: 30_000,
+            procedures: Vec::new(),
+        }
+    }
 }
 
 /// Storage engine of the store.
@@ -217,6 +253,7 @@ impl Default for ServerConfig {
             store: StoreSection::default(),
             rules: RulesSection::default(),
             persistence: PersistenceSection::default(),
+            procedures: ProceduresSection::default(),
             audit: None,
             revocation: RevocationConfig::default(),
         }
@@ -479,6 +516,14 @@ pub struct LimitsConfig {
     /// `rules.registerRule`, or a growing `rules.updateRule`, past it answers
     /// `RATE_LIMITED`. Unregistering frees room; rules restored at start are all kept.
     pub max_rules_bytes: usize,
+    /// Registered procedures per server (`procedures.register` beyond it answers
+    /// `RATE_LIMITED`).
+    pub max_procedures: usize,
+    /// Largest procedure definition, in bytes of JSON (`VALIDATION_ERROR` beyond).
+    pub max_procedure_bytes: usize,
+    /// Most steps in one procedure definition, nested `then`/`else` steps included
+    /// (`VALIDATION_ERROR` at registration), which also bounds the steps one call executes.
+    pub max_procedure_steps: usize,
     /// Active rule timers per server; a rule's `set_timer` of a new name beyond it is an
     /// action error.
     pub max_timers: usize,
@@ -550,6 +595,9 @@ impl Default for LimitsConfig {
             max_rules: 1_000,
             max_rule_bytes: 64 * 1024,
             max_rules_bytes: 32 * 1024 * 1024,
+            max_procedures: 1_000,
+            max_procedure_bytes: 64 * 1024,
+            max_procedure_steps: 100,
             max_timers: 10_000,
             min_timer_interval_ms: 100,
             max_rule_logs_per_second: 20,
@@ -688,6 +736,12 @@ impl ServerConfig {
                 "is false but rules, the store bridge or connection events are configured",
             );
         }
+        if self.procedures.max_condition_depth == 0 {
+            return invalid("procedures.maxConditionDepth", "must be at least 1");
+        }
+        if self.procedures.default_timeout_ms == 0 {
+            return invalid("procedures.defaultTimeoutMs", "must be at least 1");
+        }
         self.persistence.store_config()?;
         if let Some(rate) = self.rate_limit {
             if rate.max_requests == 0 {
@@ -709,7 +763,7 @@ impl LimitsConfig {
 
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 36] = [
+        let checks: [(&'static str, u64); 39] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -748,6 +802,9 @@ impl LimitsConfig {
             ("limits.maxRules", self.max_rules as u64),
             ("limits.maxRuleBytes", self.max_rule_bytes as u64),
             ("limits.maxRulesBytes", self.max_rules_bytes as u64),
+            ("limits.maxProcedures", self.max_procedures as u64),
+            ("limits.maxProcedureBytes", self.max_procedure_bytes as u64),
+            ("limits.maxProcedureSteps", self.max_procedure_steps as u64),
             ("limits.maxTimers", self.max_timers as u64),
             ("limits.minTimerIntervalMs", self.min_timer_interval_ms),
             ("limits.maxReadMs", self.max_read_ms),
@@ -815,6 +872,49 @@ mod tests {
         assert_eq!(c.connection_limits.max_subscriptions_per_connection, 100);
         assert!(c.rate_limit.is_none() && c.allowed_origins.is_none());
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn procedure_settings_are_validated_like_their_neighbours() {
+        let c: ServerConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(
+            (
+                c.limits.max_procedures,
+                c.limits.max_procedure_bytes,
+                c.limits.max_procedure_steps
+            ),
+            (1_000, 65_536, 100)
+        );
+        assert_eq!(
+            (
+                c.procedures.max_condition_depth,
+                c.procedures.default_timeout_ms
+            ),
+            (5, 30_000)
+        );
+        for (json, field) in [
+            (
+                r#"{"limits": {"maxProcedureSteps": 0}}"#,
+                "limits.maxProcedureSteps",
+            ),
+            (
+                r#"{"limits": {"maxProcedures": 0}}"#,
+                "limits.maxProcedures",
+            ),
+            (
+                r#"{"procedures": {"defaultTimeoutMs": 0}}"#,
+                "procedures.defaultTimeoutMs",
+            ),
+        ] {
+            let c: ServerConfig = serde_json::from_str(json).unwrap();
+            match c.validate() {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        assert!(
+            serde_json::from_str::<ServerConfig>(r#"{"procedures": {"maxSteps": 5}}"#).is_err()
+        );
     }
 
     #[test]

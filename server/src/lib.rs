@@ -33,6 +33,7 @@ mod login_limit;
 mod ops;
 mod outbound;
 mod permissions;
+mod procedures;
 mod rate_limit;
 mod registry;
 mod revocation;
@@ -56,8 +57,8 @@ pub use config::{
     AuditConfig, AuditTier, BackpressureConfig, ConfigError, ConnectionLimits,
     DEFAULT_AUDIT_MAX_ENTRIES, DEFAULT_BLACKLIST_TTL_MS, DEFAULT_MAX_CONNECTIONS_PER_IP,
     HeartbeatConfig, LimitsConfig, LoginLimits, MAX_AUDIT_MAX_ENTRIES, PersistenceEngine,
-    PersistenceSection, RateLimitConfig, RevocationConfig, RulesSection, ServerConfig,
-    StoreSection,
+    PersistenceSection, ProceduresSection, RateLimitConfig, RevocationConfig, RulesSection,
+    ServerConfig, StoreSection,
 };
 pub use error::ServerError;
 pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};
@@ -65,6 +66,7 @@ pub use permissions::{
     Decision, DefaultPolicy, Patterns, PermissionCheck, PermissionRule, PermissionsConfig, Tier,
     match_pattern,
 };
+pub use procedures::CONFLICT_ATTEMPTS as PROCEDURE_CONFLICT_ATTEMPTS;
 pub use rate_limit::RateLimiter;
 pub use registry::{ConnectionBuffer, ConnectionEntry, ConnectionRegistry};
 pub use revocation::{MAX_REVOKED_USERS, REVOKED_CLOSE_CODE, REVOKED_REASON, RevokeFilter};

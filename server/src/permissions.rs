@@ -79,6 +79,10 @@ pub struct PermissionRule {
     /// everything).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topics: Option<Vec<String>>,
+    /// Only these procedures (by name; `"*"` lists every procedure): `procedures.*`
+    /// operations on a procedure not listed are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub procedures: Option<Vec<String>>,
 }
 
 /// `permissions: {default?, rules?}`.
@@ -165,6 +169,8 @@ pub(crate) enum Item<'a> {
     /// Timer names (a name, a timer trigger's pattern, or what a template can produce), in
     /// the fact grammar: covered by the `topics` list like fact keys.
     Timer(NamePattern),
+    /// A procedure, by name: constrained by `procedures`.
+    Procedure(Cow<'a, str>),
     /// Something no resource list can describe (a rule that does not exist): only a rule
     /// without a `topics` list (or one listing `"*"`) grants it.
     Opaque,
@@ -241,6 +247,10 @@ impl PermissionRule {
             Item::Fact(pattern) | Item::Timer(pattern) => {
                 topic_covered(pattern, NamePattern::fact_permission)
             }
+            Item::Procedure(name) => self
+                .procedures
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|p| p == "*" || p == name)),
             Item::Opaque => self
                 .topics
                 .as_ref()

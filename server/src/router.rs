@@ -15,6 +15,7 @@ use crate::connection_state::ConnectionState;
 use crate::error::ServerError;
 use crate::ops;
 use crate::ops::auth::AuthContext;
+use crate::ops::procedures::ProceduresContext;
 use crate::ops::rules::RulesContext;
 use crate::ops::server::ServerContext;
 use crate::ops::store::StoreContext;
@@ -196,6 +197,14 @@ async fn route(
             None => Err(ServerError::internal("audit.* routed without an audit log")),
             Some(audit) => audit.query(op, shared.config.limits.max_result_bytes),
         },
+        Operation::Procedures(op) => {
+            let ctx = ProceduresContext {
+                procedures: &shared.procedures,
+                resolver: shared.resolver(),
+                authority: authority.as_ref(),
+            };
+            ops::procedures::handle(ctx, op).await
+        }
         Operation::Unknown(_) => Err(ServerError::unknown_operation(op_type)),
     }
 }

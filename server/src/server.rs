@@ -45,6 +45,14 @@ pub enum StartError {
         /// Why.
         source: RulesError,
     },
+    /// A procedure of the config's `procedures` section could not be registered.
+    #[error("cannot register procedure #{index}: {message}")]
+    Procedure {
+        /// Position in `procedures.procedures`.
+        index: usize,
+        /// Why.
+        message: String,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -316,6 +324,15 @@ impl ServerBuilder {
                 message: "must be true when rules, the store bridge or connection events are configured",
             }));
         }
+        let procedures = crate::procedures::Procedures::new(
+            store.clone(),
+            rules.clone(),
+            crate::procedures::ProcedureLimits::of(&config.limits, &config.procedures),
+        );
+        procedures.restore();
+        procedures
+            .apply_config(&config.procedures.procedures)
+            .map_err(|(index, message)| StartError::Procedure { index, message })?;
         let addr = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind(&addr)
             .await
@@ -352,6 +369,7 @@ impl ServerBuilder {
             held_results: Arc::default(),
             audit,
             revocations,
+            procedures,
             heavy_reads: crate::heavy::HeavySlots::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)),
             ),

@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     pub(crate) audit: Option<crate::audit::AuditLog>,
     /// Revoked users and the authenticated connections revocation can reach.
     pub(crate) revocations: Arc<crate::revocation::Revocations>,
+    /// The registered procedures.
+    pub(crate) procedures: crate::procedures::Procedures,
 }
 
 impl Shared {

@@ -3,7 +3,7 @@
 //! given) and the write primitives that produce them.
 
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::bucket::Bucket;
 use crate::error::{StoreError, StoreResult};
@@ -15,6 +15,11 @@ pub(crate) struct Data {
     /// [`StoreConfig::max_record_bytes`](crate::StoreConfig::max_record_bytes), checked by
     /// every write of a record.
     pub max_record_bytes: usize,
+    /// Counts every change of a bucket's records or definition, over all buckets.
+    pub change_seq: u64,
+    /// The value of `change_seq` at each bucket's last change: what a serializable
+    /// transaction compares with the moment it read the bucket through a filter.
+    pub bucket_changed: HashMap<String, u64>,
 }
 
 impl Default for Data {
@@ -22,6 +27,8 @@ impl Default for Data {
         Data {
             buckets: BTreeMap::new(),
             max_record_bytes: usize::MAX,
+            change_seq: 0,
+            bucket_changed: HashMap::new(),
         }
     }
 }
@@ -59,6 +66,22 @@ impl Data {
         Ok(())
     }
 
+    /// Notes that bucket `name` changed (its records, or the bucket itself).
+    pub fn touch(&mut self, name: &str) {
+        self.change_seq += 1;
+        match self.bucket_changed.get_mut(name) {
+            Some(at) => *at = self.change_seq,
+            None => {
+                self.bucket_changed.insert(name.to_owned(), self.change_seq);
+            }
+        }
+    }
+
+    /// `change_seq` at the last change of bucket `name` (0: never changed).
+    pub fn bucket_changed_at(&self, name: &str) -> u64 {
+        self.bucket_changed.get(name).copied().unwrap_or(0)
+    }
+
     pub fn bucket(&self, name: &str) -> StoreResult<&Bucket> {
         self.buckets
             .get(name)
@@ -85,6 +108,8 @@ impl Data {
         changes: &mut Vec<Change>,
     ) -> StoreResult<()> {
         let size = check_record_size(&record, self.max_record_bytes)?;
+        self.bucket(bucket)?;
+        self.touch(bucket);
         let b = self.bucket_mut(bucket)?;
         let key_value = record.get(&b.def.key).cloned().unwrap_or(Value::Null);
         let key = key_string(&key_value);
@@ -138,6 +163,8 @@ impl Data {
         key: &Value,
         changes: &mut Vec<Change>,
     ) -> StoreResult<bool> {
+        self.bucket(bucket)?;
+        self.touch(bucket);
         let b = self.bucket_mut(bucket)?;
         let (seq, old) = b.remove_seq(&key_string(key)).unzip();
         let removed = old.is_some();
@@ -156,6 +183,9 @@ impl Data {
     /// Undoes `changes` (newest first).
     pub fn rollback(&mut self, changes: Vec<Change>) {
         for c in changes.into_iter().rev() {
+            if self.buckets.contains_key(&c.bucket) {
+                self.touch(&c.bucket);
+            }
             let Some(b) = self.buckets.get_mut(&c.bucket) else {
                 continue;
             };

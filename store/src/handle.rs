@@ -131,6 +131,7 @@ impl BucketHandle {
     pub fn clear(&self) -> StoreResult<usize> {
         let name = &self.name;
         self.store.inner.write(|d, _now, changes| {
+            d.touch(name);
             let b = d.bucket_mut(name)?;
             let key_field = b.def.key.clone();
             let removed = b.clear();

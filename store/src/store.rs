@@ -319,6 +319,7 @@ impl Store {
                 .inner
                 .persist_ops(|| Ok(bridge::bucket_op(&bucket)?.into_iter().collect()));
             data.buckets.insert(name.to_owned(), bucket);
+            data.touch(name);
             queued
         };
         self.inner.persist_wait(queued)
@@ -333,6 +334,10 @@ impl Store {
                 self.inner.persist_check()?;
             }
             data.buckets.remove(name);
+            // A transaction that read it sees a conflict: the entry is gone (a redefinition
+            // starts after every earlier read).
+            data.touch(name);
+            data.bucket_changed.remove(name);
             let queued = self.inner.persist_ops(|| {
                 Ok(if persistent {
                     vec![Op::DropBucket {
@@ -354,6 +359,7 @@ impl Store {
         if is_persistent(&data.bucket(name)?.def) {
             self.inner.persist_check()?;
         }
+        data.touch(name);
         let b = data.bucket_mut(name)?;
         let ttl_ms = match &update.ttl {
             Some(Some(t)) => Some(Some(crate::definition::ttl_ms(t)?)),

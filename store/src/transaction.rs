@@ -2,6 +2,12 @@
 //! commit takes the exclusive lock once, checks every read/written record's `_version`
 //! (else `Conflict`), applies all buckets and publishes a single batch. Any error rolls
 //! back everything, so no reader or subscriber ever sees half a transaction.
+//!
+//! A serializable transaction ([`Store::serializable_transaction`]) also fails with
+//! `Conflict` when a bucket it read through a filter (`where`, `findOne`, `count`, `all`)
+//! changed between that read and the commit, even by an insert that only now matches
+//! (a phantom); and its commit checks its reads even when it wrote nothing. The check is
+//! per bucket: a change to any record of the bucket counts, whether it matches or not.
 
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -27,6 +33,10 @@ pub struct Transaction<'s> {
     order: Vec<(String, String, Value)>,
     /// Version seen per (bucket, key string); `None` = absent.
     reads: HashMap<(String, String), (Value, Option<u64>)>,
+    /// Serializable only: bucket → the data's change counter at its first filter read.
+    filter_reads: HashMap<String, u64>,
+    /// Whether filter reads and read-only commits are checked.
+    serializable: bool,
 }
 
 /// Reads and writes on one bucket inside a transaction.
@@ -57,11 +67,50 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
+        self.run_transaction(false, f)
+    }
+
+    /// [`Store::transaction`] that is serializable including what it read through filters:
+    /// the commit fails with `Conflict` when a record read by key changed, and also when
+    /// any bucket read through `where`, `findOne`, `count` or `all` changed after that
+    /// read (a phantom insert included), and it checks its reads even when nothing was
+    /// written. The caller retries on `Conflict`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), noex_store::StoreError> {
+    /// # use noex_store::{BucketDefinition, Store, StoreConfig, StoreError};
+    /// # use serde_json::json;
+    /// # let store = Store::start(StoreConfig::default())?;
+    /// # store.define_bucket("a", BucketDefinition::from_json(json!({"key": "id", "schema": {"id": {"type": "number"}}}))?)?;
+    /// let outcome = store.serializable_transaction(|tx| {
+    ///     let n = tx.bucket("a")?.count(None)?;
+    ///     // Another writer inserts meanwhile: the count is stale.
+    ///     store.bucket("a").insert(json!({"id": 7}).as_object().unwrap().clone())?;
+    ///     tx.bucket("a")?.insert(json!({"id": n}).as_object().unwrap().clone())
+    /// });
+    /// assert!(matches!(outcome, Err(StoreError::Conflict { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn serializable_transaction<T>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.run_transaction(true, f)
+    }
+
+    fn run_transaction<T>(
+        &self,
+        serializable: bool,
+        f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let mut tx = Transaction {
             inner: &self.inner,
             overlay: BTreeMap::new(),
             order: Vec::new(),
             reads: HashMap::new(),
+            filter_reads: HashMap::new(),
+            serializable,
         };
         let out = f(&mut tx)?;
         tx.commit()?;
@@ -79,14 +128,9 @@ impl<'s> Transaction<'s> {
         })
     }
 
-    fn commit(self) -> StoreResult<()> {
-        if self.order.is_empty() {
-            return Ok(());
-        }
-        let inner = self.inner;
-        let mut data = inner.data.write();
-        inner.persist_check()?;
-        let now = inner.now();
+    /// Whether every read still holds in `data`: the versions of the records read by key
+    /// and, when serializable, the buckets read through filters.
+    fn check_reads(&self, data: &crate::data::Data, now: u64) -> StoreResult<()> {
         for ((bucket, key), (key_value, seen)) in &self.reads {
             let current = data.bucket(bucket)?.get(key, now).and_then(version);
             if current != *seen {
@@ -96,6 +140,30 @@ impl<'s> Transaction<'s> {
                 });
             }
         }
+        for (bucket, seen_at) in &self.filter_reads {
+            if !data.buckets.contains_key(bucket) || data.bucket_changed_at(bucket) > *seen_at {
+                return Err(StoreError::Conflict {
+                    bucket: bucket.clone(),
+                    key: Value::Null,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(self) -> StoreResult<()> {
+        if self.order.is_empty() {
+            if self.serializable {
+                let data = self.inner.data.read();
+                return self.check_reads(&data, self.inner.now());
+            }
+            return Ok(());
+        }
+        let inner = self.inner;
+        let mut data = inner.data.write();
+        inner.persist_check()?;
+        let now = inner.now();
+        self.check_reads(&data, now)?;
         let mut changes = Vec::new();
         let before = data.bytes();
         for (bucket, key, key_value) in &self.order {
@@ -290,6 +358,11 @@ impl TxBucket<'_, '_> {
         let (committed, key_field, new_keys) = {
             let d = inner.data.read();
             let b = d.bucket(&self.bucket)?;
+            if self.tx.serializable && !self.tx.filter_reads.contains_key(&self.bucket) {
+                self.tx
+                    .filter_reads
+                    .insert(self.bucket.clone(), d.change_seq);
+            }
             let candidates: Vec<Arc<Record>> = match overlay {
                 None => b.candidates(filter, now),
                 Some(_) => b.live_shared(now).cloned().collect(),

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::driver::{Command, Driver, open_socket};
-use super::{Auth, ClientEvent, ReconnectPolicy, Rules, Store};
+use super::{Auth, ClientEvent, Procedures, ReconnectPolicy, Rules, Store};
 use crate::ClientError;
 use crate::core::{ClientCore, CoreConfig};
 
@@ -285,6 +285,15 @@ impl Client {
     /// ```
     pub fn rules(&self) -> Rules {
         Rules::new(self.clone())
+    }
+
+    /// The procedures API.
+    ///
+    /// ```no_run
+    /// # fn demo(client: noex_client::Client) { let procedures = client.procedures(); }
+    /// ```
+    pub fn procedures(&self) -> Procedures {
+        Procedures::new(self.clone())
     }
 
     /// The auth API.

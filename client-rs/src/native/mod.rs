@@ -3,6 +3,7 @@
 mod auth;
 mod client;
 mod driver;
+mod procedures;
 mod record;
 mod rules;
 mod store;
@@ -10,6 +11,7 @@ mod subscription;
 
 pub use auth::Auth;
 pub use client::{AuditQuery, Client, ClientOptions, EventStream};
+pub use procedures::Procedures;
 pub use record::{Page, Record};
 pub use rules::Rules;
 pub use store::{Bucket, Store};

@@ -1,10 +1,12 @@
 //! End-to-end tests of noex-client against the real noex server started in-process:
-//! the typed store API ([`store`]), rules ([`rules`]), auth ([`auth`]) and connection
-//! loss / server restart ([`reconnect`]). One test binary so the server links once.
+//! the typed store API ([`store`]), rules ([`rules`]), procedures ([`procedures`]), auth
+//! ([`auth`]) and connection loss / server restart ([`reconnect`]). One test binary so the
+//! server links once.
 #![cfg(feature = "native")]
 
 mod auth;
 mod common;
+mod procedures;
 mod reconnect;
 mod rules;
 mod store;

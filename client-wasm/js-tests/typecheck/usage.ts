@@ -83,6 +83,11 @@ export async function demo(url: string, WebSocket: new (url: string) => unknown)
   const event = await client.rules.emit('order.created', { total: 1 });
   const topic: string = event.topic;
   await client.rules.subscribe('order.*', (e, t) => console.log(e.id, t));
+  const called = await client.procedures.call('transfer', { from: 'a', to: 'b', amount: 1 });
+  const success: boolean = called.success;
+  const steps: number = (await client.procedures.list()).procedures[0].stepsCount;
+  // @ts-expect-error: procedures.call takes an object input.
+  await client.procedures.call('transfer', 5);
   const denied = await client.audit.query({ result: 'error', limit: 10 });
   const who: string | null = denied[0].userId;
   // @ts-expect-error: `result` is "success" or "error".
@@ -92,5 +97,5 @@ export async function demo(url: string, WebSocket: new (url: string) => unknown)
   off3();
   const revokedCode: ErrorCode = 'SESSION_REVOKED';
   client.disconnect();
-  console.log(version, name, found, total, firstName, badTx, index, code, badCode, me, topic, who, revoked, revokedCode);
+  console.log(success, steps, version, name, found, total, firstName, badTx, index, code, badCode, me, topic, who, revoked, revokedCode);
 }

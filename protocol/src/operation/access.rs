@@ -3,7 +3,9 @@
 //! later does not compile until it says both. Permission checks read these declarations and
 //! never the raw request fields.
 
-use super::{AuditOp, AuthOp, JsonObject, Operation, RulesOp, ServerOp, StoreOp, TransactionOp};
+use super::{
+    AuditOp, AuthOp, JsonObject, Operation, ProceduresOp, RulesOp, ServerOp, StoreOp, TransactionOp,
+};
 
 /// How much an operation can change; the built-in roles `reader < writer < admin` grant
 /// these tiers.
@@ -39,6 +41,8 @@ pub enum Listing {
     Facts,
     /// Rules.
     Rules,
+    /// Procedures.
+    Procedures,
 }
 
 /// What one operation touches, as permission checks see it.
@@ -74,6 +78,8 @@ pub enum Resource<'a> {
     Rule(&'a str),
     /// A rule being registered: what it reads and writes is part of its definition.
     RuleDefinition(&'a JsonObject),
+    /// A procedure, by name (registering, changing, reading or calling it).
+    Procedure(&'a str),
     /// A change to a registered rule: the rule as it is and as it would be.
     RuleUpdate {
         /// The rule id.
@@ -103,6 +109,7 @@ impl Operation {
                 ServerOp::Stats | ServerOp::Connections | ServerOp::RevokeSessions { .. },
             ) => Some(Tier::Admin),
             Operation::Audit(AuditOp::Query { .. }) => Some(Tier::Admin),
+            Operation::Procedures(op) => Some(op.tier()),
             Operation::Auth(AuthOp::Login { .. } | AuthOp::Logout | AuthOp::Whoami) => None,
             Operation::Unknown(_) => None,
         }
@@ -124,10 +131,44 @@ impl Operation {
                 ServerOp::Stats | ServerOp::Connections | ServerOp::RevokeSessions { .. },
             ) => Resource::None,
             Operation::Audit(AuditOp::Query { .. }) => Resource::None,
+            Operation::Procedures(op) => op.resource(),
             Operation::Auth(AuthOp::Login { .. } | AuthOp::Logout | AuthOp::Whoami) => {
                 Resource::None
             }
             Operation::Unknown(_) => Resource::None,
+        }
+    }
+}
+
+impl ProceduresOp {
+    /// See [`Operation::tier`]: the original's tiers — registering, changing and listing
+    /// are admin, calling is write, reading one definition is read.
+    pub fn tier(&self) -> Tier {
+        match self {
+            ProceduresOp::Register { .. }
+            | ProceduresOp::Unregister { .. }
+            | ProceduresOp::Update { .. }
+            | ProceduresOp::List => Tier::Admin,
+            ProceduresOp::Call { .. } => Tier::Write,
+            ProceduresOp::Get { .. } => Tier::Read,
+        }
+    }
+
+    /// See [`Operation::resource`]: the procedure's name (a definition being registered
+    /// names itself; one without a usable name is checked as `*`).
+    pub fn resource(&self) -> Resource<'_> {
+        match self {
+            ProceduresOp::Register { procedure } => Resource::Procedure(
+                procedure
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("*"),
+            ),
+            ProceduresOp::Unregister { name }
+            | ProceduresOp::Update { name, .. }
+            | ProceduresOp::Get { name }
+            | ProceduresOp::Call { name, .. } => Resource::Procedure(name),
+            ProceduresOp::List => Resource::Listing(Listing::Procedures),
         }
     }
 }

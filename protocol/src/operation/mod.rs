@@ -1,15 +1,18 @@
-//! The typed operations of every namespace (`store.*`, `rules.*`, `auth.*`, `server.*`) and
+//! The typed operations of every namespace (`store.*`, `rules.*`, `auth.*`, `server.*`,
+//! `procedures.*`) and
 //! [`Operation::parse`], which turns a request's `type` and fields into one of them with the
 //! protocol's exact field-validation messages.
 
 mod access;
 mod audit;
+mod procedures;
 mod rules;
 mod store;
 
 pub use access::{Listing, Resource, Tier};
 pub use audit::{AuditOp, AuditResult};
 
+pub use procedures::ProceduresOp;
 pub use rules::RulesOp;
 pub use store::{GroupAggregate, JsonObject, StoreOp, TransactionOp};
 
@@ -35,6 +38,8 @@ pub enum Operation {
     Server(ServerOp),
     /// `audit.*`.
     Audit(AuditOp),
+    /// `procedures.*`.
+    Procedures(ProceduresOp),
     /// A type this version does not know; sent as is. Servers answer `UNKNOWN_OPERATION`.
     #[ts(skip)]
     Unknown(RawOperation),
@@ -176,6 +181,9 @@ impl Operation {
             "store" => StoreOp::parse(op_type, fields).map(|r| r.map(Operation::Store)),
             "rules" => RulesOp::parse(op_type, fields).map(|r| r.map(Operation::Rules)),
             "auth" => parse_auth(op_type, fields).map(|r| r.map(Operation::Auth)),
+            "procedures" => {
+                ProceduresOp::parse(op_type, fields).map(|r| r.map(Operation::Procedures))
+            }
             "server" => match op_type {
                 "server.stats" => Some(Ok(Operation::Server(ServerOp::Stats))),
                 "server.connections" => Some(Ok(Operation::Server(ServerOp::Connections))),
@@ -197,6 +205,7 @@ impl Operation {
         match self {
             Operation::Store(op) => op.op_type(),
             Operation::Rules(op) => op.op_type(),
+            Operation::Procedures(op) => op.op_type(),
             Operation::Auth(AuthOp::Login { .. }) => "auth.login",
             Operation::Auth(AuthOp::Logout) => "auth.logout",
             Operation::Auth(AuthOp::Whoami) => "auth.whoami",

@@ -3,12 +3,17 @@
 
 mod audit;
 mod auth;
+mod procedures;
 mod rules;
 mod server;
 mod store;
 
 pub use audit::{AuditEntries, AuditEntry, SessionsRevoked};
 pub use auth::{LoginResult, LogoutResult, WhoAmI};
+pub use procedures::{
+    ProcedureCallResult, ProcedureInfo, ProcedureList, ProcedureRegistered, ProcedureUnregistered,
+    ProcedureUpdated,
+};
 pub use rules::{
     EventPush, Fact, FactDeleted, FactEntry, RuleEnabled, RuleEvent, RuleList, RuleRegistered,
     RuleSummary, RuleUnregistered, RuleUpdated, RuleValidation, RuleValidationIssue, RulesStats,
