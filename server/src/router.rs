@@ -30,8 +30,11 @@ pub(crate) async fn handle(
     let op_type = request.op_type.as_str();
     let is_auth_op = namespace_of(op_type) == "auth";
     let now = shared.clock.now_ms();
+    // As in the original, the operations that establish a session need none.
+    let opens_session =
+        is_auth_op || op_type == "identity.login" || op_type == "identity.loginWithSecret";
 
-    if let (Some(auth), false) = (&shared.auth, is_auth_op) {
+    if let (Some(auth), false) = (&shared.auth, opens_session) {
         check_session(state, auth, now)?;
     }
     if let Some(limiter) = &shared.rate_limiter {
@@ -48,10 +51,10 @@ pub(crate) async fn handle(
             .with_details(json!(RateLimitDetails { retry_after_ms })));
         }
     }
-    if shared.auth.is_none() && is_auth_op {
-        // Before field validation: without auth every auth.* is unknown (as the protocol
-        // says), whatever fields it carries.
-        return Err(ServerError::unknown_operation(op_type));
+    if let Some(message) = not_configured(namespace_of(op_type), shared.auth.is_some()) {
+        // Before field validation, whatever fields it carries: a namespace this server does
+        // not run answers UNKNOWN_OPERATION saying so, with the original's message.
+        return Err(ServerError::new(ErrorCode::UnknownOperation, message));
     }
     if shared.rules.is_none() && namespace_of(op_type) == "rules" {
         // Before field validation: without an engine every rules.* is unavailable.
@@ -74,8 +77,11 @@ pub(crate) async fn handle(
     }
     match operation {
         Operation::Auth(op) => match &shared.auth {
-            // Auth is not configured: every auth.* is unknown (docs/reference/protocol.md, "Auth operations").
-            None => Err(ServerError::unknown_operation(op_type)),
+            // Answered above (`not_configured`).
+            None => Err(ServerError::new(
+                ErrorCode::UnknownOperation,
+                AUTH_NOT_CONFIGURED,
+            )),
             Some(auth) => {
                 let ctx = AuthContext {
                     auth,
@@ -129,6 +135,23 @@ pub(crate) async fn handle(
             ops::server::handle(ctx, op)
         }
         Operation::Unknown(_) => Err(ServerError::unknown_operation(op_type)),
+    }
+}
+
+/// What `auth.*` answers on a server without auth.
+const AUTH_NOT_CONFIGURED: &str = "Authentication is not configured";
+
+/// The message of `UNKNOWN_OPERATION` for an operation of a namespace this server does not
+/// run (the original's wording): `auth.*` without auth, and the original's `audit.*`,
+/// `identity.*` and `procedures.*`, which this server does not implement. `None` for the
+/// namespaces it serves (an unknown operation in them says `Unknown operation "..."`).
+fn not_configured(namespace: &str, auth_on: bool) -> Option<&'static str> {
+    match namespace {
+        "auth" if !auth_on => Some(AUTH_NOT_CONFIGURED),
+        "audit" => Some("Audit log is not configured"),
+        "identity" => Some("Identity management is not configured"),
+        "procedures" => Some("Procedures engine is not configured"),
+        _ => None,
     }
 }
 
