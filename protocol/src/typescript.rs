@@ -58,7 +58,6 @@ pub fn export_typescript(dir: &Path) -> Result<(), ExportError> {
         RuleEvent,
         EventPush,
         Fact,
-        FactEntry,
         FactDeleted,
         RulesSubscribeResult,
         RulesStats,

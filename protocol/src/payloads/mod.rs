@@ -8,8 +8,8 @@ mod store;
 
 pub use auth::{LoginResult, LogoutResult, WhoAmI};
 pub use rules::{
-    EventPush, Fact, FactDeleted, FactEntry, RuleEnabled, RuleEvent, RuleList, RuleRegistered,
-    RuleSummary, RuleUnregistered, RuleUpdated, RuleValidation, RuleValidationIssue, RulesStats,
+    EventPush, Fact, FactDeleted, RuleEnabled, RuleEvent, RuleList, RuleRegistered, RuleSummary,
+    RuleUnregistered, RuleUpdated, RuleValidation, RuleValidationIssue, RulesStats,
     RulesSubscribeResult,
 };
 pub use server::{ConnectionInfo, ConnectionsSummary, ServerStats};
