@@ -5,6 +5,7 @@ import {
   NoexClient,
   isNoexError,
   type ErrorCode,
+  type Fact,
   type NoexError,
   type StoredRecord,
   type TransactionOp,
@@ -69,7 +70,13 @@ export async function demo(url: string, WebSocket: new (url: string) => unknown)
   const me: WhoAmI = await client.auth.whoami();
   const event = await client.rules.emit('order.created', { total: 1 });
   const topic: string = event.topic;
-  await client.rules.subscribe('order.*', (e, t) => console.log(e.id, t));
+  // Every event has a source; facts are whole in every answer (the original's shapes).
+  const source: string = event.source;
+  await client.rules.subscribe('order.*', (e, t) => console.log(e.id, t, e.source));
+  const facts: Fact[] = await client.rules.queryFacts('order:*');
+  const factVersion: number = facts[0].version;
+  const factSource: string = (await client.rules.getAllFacts())[0].source;
   client.disconnect();
   console.log(version, name, found, total, firstName, badTx, index, code, badCode, me, topic);
+  console.log(source, factVersion, factSource);
 }
