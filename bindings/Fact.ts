@@ -2,11 +2,14 @@
 import type { JsonValue } from "./serde_json/JsonValue.js";
 
 /**
- * `rules.setFact` → the stored fact `{key, value, timestamp, source?, version}`.
+ * A fact as the rule engine stores it and the protocol carries it: the result of
+ * `rules.setFact` and each entry of `rules.queryFacts` / `rules.getAllFacts` (the
+ * original's `Fact`, `{key, value, timestamp, source, version}`). The same shape is what
+ * a durable server persists for each fact.
  */
 export type Fact = { 
 /**
- * Fact key.
+ * Fact key, `:`-separated segments.
  */
 key: string, 
 /**
@@ -14,14 +17,15 @@ key: string,
  */
 value: JsonValue, 
 /**
- * When it was set, ms since the Unix epoch.
+ * When it was last set, ms since the Unix epoch (from the engine clock).
  */
 timestamp: number, 
 /**
- * Who set it.
+ * Who set it last: `api` (a client's `rules.setFact`), `rule` (a rule's `set_fact`
+ * action), or what an embedding program passed.
  */
-source?: string, 
+source: string, 
 /**
- * How many times this key has been set.
+ * How many times this key has been set (1 after the first set).
  */
 version: number, };

@@ -30,6 +30,8 @@ correlationId?: string,
  */
 causationId?: string, 
 /**
- * Who emitted it (a client, a rule, a timer, the store bridge).
+ * Who emitted it: `api` (a client's `rules.emit`), `rule` (a rule's `emit_event`),
+ * `timer` (a timer's `onExpire`), `store` (a bucket change), `server` (a connection
+ * event).
  */
-source?: string, };
+source: string, };

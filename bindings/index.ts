@@ -24,7 +24,6 @@ export * from "./ErrorFrame.js";
 export * from "./EventPush.js";
 export * from "./Fact.js";
 export * from "./FactDeleted.js";
-export * from "./FactEntry.js";
 export * from "./FieldDef.js";
 export * from "./FieldType.js";
 export * from "./Generated.js";

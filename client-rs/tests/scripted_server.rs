@@ -279,7 +279,8 @@ async fn scripted_subscriptions_resubscribe_and_relogin_after_reconnect() {
     assert_eq!(r["type"], "rules.subscribe");
     answer(&mut conn, &r, json!({"subscriptionId": "r1"})).await;
     let mut orders = sub.await.unwrap().unwrap();
-    let event = json!({"id": "e1", "topic": "order.created", "data": {}, "timestamp": 3});
+    let event =
+        json!({"id": "e1", "topic": "order.created", "data": {}, "timestamp": 3, "source": "api"});
     send(&mut conn, json!({"type": "push", "channel": "event", "subscriptionId": "r1", "data": {"topic": "order.created", "event": event}})).await;
     let push: EventPush = orders.next().await.unwrap().unwrap();
     assert_eq!(push.topic, "order.created");

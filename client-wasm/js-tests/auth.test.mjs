@@ -25,7 +25,7 @@ test('login, whoami, tier check, logout', async () => {
   const login = await c.request({ id: 2, type: 'auth.login', token: 'tok-reader' });
   assert.deepEqual(login.data, { userId: 'rea', roles: ['reader'], expiresAt: null });
   const denied = await c.request({ id: 3, type: 'store.insert', bucket: 'b', data: {} });
-  assert.deepEqual([denied.code, denied.message], ['FORBIDDEN', 'No permission for store.insert on b']);
+  assert.deepEqual([denied.code, denied.message], ['FORBIDDEN', 'Role level insufficient for store.insert (requires write)']);
   const out = await c.request({ id: 4, type: 'auth.logout' });
   assert.deepEqual(out.data, { loggedOut: true });
   c.close();

@@ -25,9 +25,10 @@ test('login, whoami, permission tiers, logout', async () => {
   await assert.rejects(client.auth.login('bogus'), { code: 'UNAUTHORIZED', message: 'Invalid token' });
   assert.deepEqual(await client.auth.login('tok-reader'), { userId: 'rea', roles: ['reader'], expiresAt: null });
   assert.deepEqual(await client.store.bucket('notes').all(), []);
+  // A tier refusal names the tier, as the original's.
   await assert.rejects(client.store.bucket('notes').insert({ text: 'x' }), {
     code: 'FORBIDDEN',
-    message: 'No permission for store.insert on notes',
+    message: 'Role level insufficient for store.insert (requires write)',
   });
   assert.deepEqual(await client.auth.logout(), { loggedOut: true });
   assert.deepEqual(await client.auth.whoami(), { authenticated: false });
@@ -63,10 +64,28 @@ test('rules: a subscriber gets the events another client emits', async () => {
     const seen = inbox();
     const unsubscribe = await a.rules.subscribe('order.*', (event, topic) => seen.push({ event, topic }));
     const emitted = await b.rules.emit('order.created', { total: 3 });
+    assert.equal(emitted.source, 'api');
     assert.deepEqual(await seen.next(), { event: emitted, topic: 'order.created' });
     unsubscribe();
   } finally {
     a.disconnect();
     b.disconnect();
+  }
+});
+
+test('rules: facts come back whole, {key, value, timestamp, source, version}', async () => {
+  const client = await NoexClient.connect(server.url, { WebSocket, authToken: 'tok-admin' });
+  try {
+    const first = await client.rules.setFact('js:1', 'a');
+    const set = await client.rules.setFact('js:1', 'b');
+    assert.deepEqual(Object.keys(set), ['key', 'value', 'timestamp', 'source', 'version']);
+    assert.equal(set.source, 'api');
+    assert.equal(set.version, first.version + 1);
+    assert.equal(typeof set.timestamp, 'number');
+    assert.deepEqual(await client.rules.queryFacts('js:*'), [set]);
+    assert.deepEqual((await client.rules.getAllFacts()).filter((f) => f.key === 'js:1'), [set]);
+    assert.equal(await client.rules.getFact('js:1'), 'b');
+  } finally {
+    client.disconnect();
   }
 });

@@ -18,7 +18,6 @@ import type {
   ErrorCode,
   Fact,
   FactDeleted,
-  FactEntry,
   GroupAggregate,
   GroupByEntry,
   JsonValue,
@@ -198,8 +197,8 @@ export interface RulesApi {
   setFact(key: string, value: JsonValue): Promise<Fact>;
   getFact(key: string): Promise<JsonValue | null>;
   deleteFact(key: string): Promise<FactDeleted>;
-  queryFacts(pattern: string): Promise<FactEntry[]>;
-  getAllFacts(): Promise<FactEntry[]>;
+  queryFacts(pattern: string): Promise<Fact[]>;
+  getAllFacts(): Promise<Fact[]>;
   /** Calls `callback` for every event whose topic matches `pattern`. */
   subscribe(pattern: string, callback: (event: RuleEvent, topic: string) => void): Promise<Unsubscribe>;
   stats(): Promise<RulesStats>;

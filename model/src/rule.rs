@@ -1,6 +1,6 @@
 //! What the rule engine answers and the protocol carries: [`RuleSummary`], a registered rule
-//! as `rules.getRules` lists it, and [`FactEntry`], a fact as `rules.queryFacts` and
-//! `rules.getAllFacts` list it.
+//! as `rules.getRules` lists it, and [`Fact`], a fact as the engine stores it and
+//! `rules.setFact`, `rules.queryFacts` and `rules.getAllFacts` answer it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,12 +25,22 @@ pub struct RuleSummary {
     pub group: Option<String>,
 }
 
-/// One entry of `rules.queryFacts` / `rules.getAllFacts`.
+/// A fact as the rule engine stores it and the protocol carries it: the result of
+/// `rules.setFact` and each entry of `rules.queryFacts` / `rules.getAllFacts` (the
+/// original's `Fact`, `{key, value, timestamp, source, version}`). The same shape is what
+/// a durable server persists for each fact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct FactEntry {
-    /// Fact key.
+pub struct Fact {
+    /// Fact key, `:`-separated segments.
     pub key: String,
     /// Fact value.
     pub value: Value,
+    /// When it was last set, ms since the Unix epoch (from the engine clock).
+    pub timestamp: i64,
+    /// Who set it last: `api` (a client's `rules.setFact`), `rule` (a rule's `set_fact`
+    /// action), or what an embedding program passed.
+    pub source: String,
+    /// How many times this key has been set (1 after the first set).
+    pub version: u64,
 }

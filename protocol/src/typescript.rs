@@ -68,7 +68,6 @@ pub fn export_typescript(dir: &Path) -> Result<(), ExportError> {
         RuleEvent,
         EventPush,
         Fact,
-        FactEntry,
         FactDeleted,
         RulesSubscribeResult,
         RulesStats,

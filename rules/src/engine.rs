@@ -18,8 +18,8 @@ use serde_json::Value;
 
 use crate::config::EngineConfig;
 use crate::error::{Result, RuleValidationIssue, RulesError};
-use crate::event::{EmitOptions, Event};
-use crate::facts::{Fact, FactEntry, value_bytes};
+use crate::event::{API_SOURCE, EmitOptions, Event, TIMER_SOURCE};
+use crate::facts::{Fact, value_bytes};
 use crate::model::{Rule, RuleInput, RuleSummary, TemporalPattern};
 use crate::pattern::{check_fact_pattern, check_topic_pattern, topic_matches};
 use crate::runner::{State, Work, absence_pattern, check_fact_key, check_topic, process};
@@ -237,7 +237,7 @@ impl RuleEngine {
             topic,
             data,
             EmitOptions {
-                source: Some("api".into()),
+                source: Some(API_SOURCE.into()),
                 ..Default::default()
             },
         )
@@ -254,7 +254,7 @@ impl RuleEngine {
             timestamp: self.now(),
             correlation_id: options.correlation_id,
             causation_id: options.causation_id,
-            source: options.source,
+            source: options.source.unwrap_or_else(|| API_SOURCE.into()),
         };
         self.run(Work::Event {
             event: event.clone(),
@@ -303,7 +303,7 @@ impl RuleEngine {
     /// Sets a fact (source `"api"`) and runs the fact rules it triggers. A new key beyond
     /// [`EngineConfig::max_facts`] fails with [`RulesError::LimitExceeded`].
     pub fn set_fact(&self, key: &str, value: Value) -> Result<Fact> {
-        self.set_fact_with_source(key, value, "api")
+        self.set_fact_with_source(key, value, API_SOURCE)
     }
 
     /// Sets a fact recording `source`, and runs the fact rules it triggers. A new key beyond
@@ -384,14 +384,15 @@ impl RuleEngine {
         existed
     }
 
-    /// Facts whose key matches `pattern` (`*` = one segment), ordered by key.
-    pub fn query_facts(&self, pattern: &str) -> Result<Vec<FactEntry>> {
+    /// Facts whose key matches `pattern` (`*` = one segment), ordered by key, each with its
+    /// timestamp, source and version.
+    pub fn query_facts(&self, pattern: &str) -> Result<Vec<Fact>> {
         check_fact_pattern(pattern).map_err(|m| invalid(pattern, m))?;
         Ok(self.inner.state.lock().facts.query(pattern))
     }
 
     /// Every fact, ordered by key.
-    pub fn get_all_facts(&self) -> Vec<FactEntry> {
+    pub fn get_all_facts(&self) -> Vec<Fact> {
         self.inner.state.lock().facts.all()
     }
 
@@ -777,7 +778,7 @@ fn fire_timer(inner: &Arc<Inner>, name: &str, id: u64, next: Option<u64>) -> boo
             timestamp: crate::event::clock_now(&*inner.config.clock),
             correlation_id: spec.correlation_id.clone(),
             causation_id: None,
-            source: Some(format!("timer:{name}")),
+            source: TIMER_SOURCE.into(),
         };
         process(
             &inner.config,

@@ -22,21 +22,30 @@ pub struct Event {
     /// Id of the event that caused this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<String>,
-    /// Who emitted it (`api`, `rule:<id>`, `timer:<name>`, `store`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    /// Who emitted it, as the original engine names it: `api` (a client or the embedding
+    /// program), `rule` (a rule's `emit_event`), `timer` (a timer's `onExpire`); the server
+    /// adds `store` (bucket changes) and `server` (connection events).
+    pub source: String,
 }
 
 /// Optional metadata for [`crate::RuleEngine::emit_with`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EmitOptions {
-    /// Source recorded on the event (for example `"store"` for the store bridge).
+    /// Source recorded on the event (for example `"store"` for the store bridge); `None`
+    /// records `"api"`.
     pub source: Option<String>,
     /// Correlation id; rule-emitted descendants carry it on.
     pub correlation_id: Option<String>,
     /// Causation id.
     pub causation_id: Option<String>,
 }
+
+/// The source of events and facts from a client or the embedding program.
+pub const API_SOURCE: &str = "api";
+/// The source of events and facts a rule's actions produce.
+pub const RULE_SOURCE: &str = "rule";
+/// The source of a timer's `onExpire` event.
+pub const TIMER_SOURCE: &str = "timer";
 
 /// The engine's timestamps are signed ms since the Unix epoch; the clock's are unsigned.
 pub(crate) fn clock_now(clock: &dyn Clock) -> i64 {

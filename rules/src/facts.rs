@@ -2,29 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::budget::{Budget, Fault};
 use crate::pattern::fact_matches;
 
-/// One stored fact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Fact {
-    /// The key, `:`-separated segments.
-    pub key: String,
-    /// The value.
-    pub value: Value,
-    /// When it was last set (ms since the Unix epoch, from the engine clock).
-    pub timestamp: i64,
-    /// Who set it (`api`, `rule:<id>`, ...).
-    pub source: String,
-    /// How many times this key was set (1 after the first set).
-    pub version: u64,
-}
-
-pub use noex_model::rule::FactEntry;
+/// One stored fact: the model's [`noex_model::rule::Fact`], the shape the protocol carries
+/// and the server persists (`{key, value, timestamp, source, version}`).
+pub use noex_model::rule::Fact;
 
 /// One change of the fact store, as reported to [`crate::EngineConfig::fact_observer`]:
 /// the fact as it now is, or `None` when it was deleted.
@@ -243,14 +228,11 @@ impl FactStore {
         self.facts.len()
     }
 
-    pub(crate) fn query(&self, pattern: &str) -> Vec<FactEntry> {
+    pub(crate) fn query(&self, pattern: &str) -> Vec<Fact> {
         self.facts
             .values()
             .filter(|(f, _)| fact_matches(pattern, &f.key))
-            .map(|(f, _)| FactEntry {
-                key: f.key.clone(),
-                value: f.value.clone(),
-            })
+            .map(|(f, _)| f.clone())
             .collect()
     }
 
@@ -275,14 +257,8 @@ impl FactStore {
         Ok(None)
     }
 
-    pub(crate) fn all(&self) -> Vec<FactEntry> {
-        self.facts
-            .values()
-            .map(|(f, _)| FactEntry {
-                key: f.key.clone(),
-                value: f.value.clone(),
-            })
-            .collect()
+    pub(crate) fn all(&self) -> Vec<Fact> {
+        self.facts.values().map(|(f, _)| f.clone()).collect()
     }
 }
 

@@ -43,8 +43,8 @@ pub mod validate;
 pub use config::{EngineConfig, FactObserver, LogHook};
 pub use engine::{EngineStats, EventCallback, RuleEngine, SubscriptionId};
 pub use error::{Result, RuleValidationIssue, RulesError};
-pub use event::{EmitOptions, Event};
-pub use facts::{Fact, FactChange, FactEntry};
+pub use event::{API_SOURCE, EmitOptions, Event, RULE_SOURCE, TIMER_SOURCE};
+pub use facts::{Fact, FactChange};
 pub use footprint::{RuleFootprint, rule_footprint, updated_rule_footprint};
 pub use model::{
     Action, AggregateFunction, CatchBlock, Comparison, Condition, ConditionSource, EventMatcher,

@@ -485,7 +485,7 @@ impl Exec<'_, '_> {
             timestamp: crate::event::clock_now(&*self.runner.config.clock),
             correlation_id: self.cause.and_then(|c| c.correlation_id.clone()),
             causation_id: self.cause.map(|c| c.id.clone()),
-            source: Some(format!("rule:{}", self.rule_id)),
+            source: crate::event::RULE_SOURCE.into(),
         }
     }
 
@@ -525,8 +525,8 @@ impl Exec<'_, '_> {
                 self.runner.budget.unit()?;
                 self.runner.budget.bytes(WORK_ITEM_BYTES)?;
                 let now = crate::event::clock_now(&*self.runner.config.clock);
-                let source = format!("rule:{}", self.rule_id);
-                let (_, previous) = state.facts.set(&key, value.clone(), bytes, now, &source);
+                let source = crate::event::RULE_SOURCE;
+                let (_, previous) = state.facts.set(&key, value.clone(), bytes, now, source);
                 let cause = self.cause.cloned();
                 self.runner.queue.push_back(Work::Fact {
                     key,

@@ -631,7 +631,7 @@ mod tests {
             timestamp: 0,
             correlation_id: None,
             causation_id: None,
-            source: None,
+            source: "api".into(),
         }
     }
 
@@ -688,7 +688,7 @@ mod fairness_tests {
             timestamp: 0,
             correlation_id: None,
             causation_id: None,
-            source: None,
+            source: "api".into(),
         }
     }
 

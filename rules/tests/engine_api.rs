@@ -44,7 +44,11 @@ fn facts_are_versioned_queried_and_deleted() {
         Err(RulesError::InvalidPattern { .. })
     ));
     let json = serde_json::to_value(engine.query_facts("user:1:name").unwrap()).unwrap();
-    assert_eq!(json, json!([{"key": "user:1:name", "value": "Anna"}]));
+    // Listings carry the whole fact, as the original's `Fact`.
+    assert_eq!(
+        json,
+        json!([{"key": "user:1:name", "value": "Anna", "timestamp": 1_000_000, "source": "api", "version": 2}])
+    );
 }
 
 #[test]
@@ -57,7 +61,7 @@ fn emit_returns_the_event_and_subscribers_get_matching_ones() {
     engine.emit("order.item.added", json!({})).unwrap();
     engine.emit("user.created", json!({})).unwrap();
     assert_eq!(e.topic, "order.created");
-    assert_eq!(e.source.as_deref(), Some("api"));
+    assert_eq!(e.source, "api");
     assert_eq!(e.timestamp, 1_000_000);
     assert_eq!(topics(&orders), ["order.created", "order.item.added"]);
     assert_eq!(topics(&all).len(), 3);
@@ -130,7 +134,7 @@ fn rule_events_carry_correlation_and_causation() {
     assert_eq!(acks[0].data, json!({"orderId": 9}));
     assert_eq!(acks[0].correlation_id.as_deref(), Some("corr-1"));
     assert_eq!(acks[0].causation_id.as_deref(), Some(e.id.as_str()));
-    assert_eq!(acks[0].source.as_deref(), Some("rule:r"));
+    assert_eq!(acks[0].source, "rule");
 }
 
 #[test]
@@ -269,7 +273,7 @@ fn fact_triggers_fire_on_set_and_delete_and_chain() {
             .get_fact_record("customer:1:spent:tier")
             .unwrap()
             .source,
-        "rule:tier"
+        "rule"
     );
     assert!(engine.delete_fact("customer:1:spent:tier"));
     let gold = gold.lock();

@@ -45,7 +45,7 @@ async fn timer_fires_event_and_timer_rule_after_its_duration() {
     let t = timeouts.lock().clone();
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].data, json!({"orderId": 42}));
-    assert_eq!(t[0].source.as_deref(), Some("timer:pay:42"));
+    assert_eq!(t[0].source, "timer");
     assert_eq!(t[0].correlation_id.as_deref(), Some(created.id.as_str()));
     assert_eq!(engine.get_fact("order:42:status"), Some(json!("expired")));
     assert_eq!(engine.stats().timers_count, 0);

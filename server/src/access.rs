@@ -65,10 +65,10 @@ pub(crate) fn check(
     resolver: Resolver<'_>,
 ) -> Result<(), ServerError> {
     for need in needs(op, resolver)? {
-        if !authority.allows(&need) {
+        if let Err(denial) = authority.decide(&need) {
             return Err(ServerError::new(
                 ErrorCode::Forbidden,
-                format!("No permission for {} on {}", need.op, need.resource),
+                denial.message(&need),
             ));
         }
     }

@@ -3,6 +3,13 @@
 //! reaction to shutdown. A separate writer task owns the socket's sink and batches outbound
 //! frames, flushing once per burst, under a write deadline (see `socket`): a socket that
 //! accepts nothing for `heartbeat.timeoutMs` ends the connection, reader included.
+//!
+//! A close the server starts (shutdown, heartbeat, a bad frame) is a closing handshake: the
+//! connection stays registered — so `ServerHandle::stop` and the process wait for it — until
+//! its close frame is written and the client's reply is read (or [`CLOSE_REPLY_WAIT`]
+//! passes). Dropping the socket earlier lost the close frame when the process exited first,
+//! and dropping it with the client's frames unread resets it: either way the client saw a
+//! bare close (1006) instead of the code sent.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -31,6 +38,10 @@ use crate::subscriptions::ConnectionSubscriptions;
 
 /// Initial capacity of each connection's WebSocket read buffer (it grows for big frames).
 const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// How long a connection the server closes waits for the client's close frame, reading and
+/// dropping what the client still sends, before the socket is dropped.
+pub(crate) const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
 
 /// Handles one accepted TCP stream from handshake to close.
 pub(crate) async fn serve(
@@ -110,6 +121,7 @@ pub(crate) async fn serve(
         pong_since_ping: true,
         pong_deadline: None,
         pings: PingBudget::new(config.limits.max_pings_per_second),
+        closing: false,
     };
     crate::connection_events::emit(&shared, "opened", || {
         serde_json::json!({
@@ -118,12 +130,34 @@ pub(crate) async fn serve(
         })
     });
     // `run` consumes the connection: when it returns, its subscriptions are dropped, which
-    // cancels every one of them at its source, however the connection ended.
-    connection.run(stream, lifecycle).await;
+    // cancels every one of them at its source, however the connection ended. Its registry
+    // entry is kept until the socket is done with.
+    let ended = connection.run(stream, lifecycle).await;
     // The reader is done: the writer drains what is queued (including any close frame)
     // and ends.
     queue.shut();
-    let _ = writer.await;
+    let close_sent = writer.await.unwrap_or(false);
+    if let (true, Some(stream)) = (close_sent, ended.stream) {
+        // The closing handshake: the client answers the close frame with its own.
+        let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, await_close_reply(stream)).await;
+    }
+    drop(ended.registration);
+}
+
+/// Reads (and drops) what the client sends until its close frame or the end of the stream.
+async fn await_close_reply(mut stream: futures_util::stream::SplitStream<WsStream>) {
+    while let Some(Ok(message)) = stream.next().await {
+        if message.is_close() {
+            return;
+        }
+    }
+}
+
+/// What is left of a connection once it stops serving: its registry entry, and its read half
+/// when the server closed it (to read the client's close reply).
+struct Ended {
+    registration: crate::registry::Registration,
+    stream: Option<futures_util::stream::SplitStream<WsStream>>,
 }
 
 async fn close_now(mut ws: WsStream, code: u16, reason: &'static str) {
@@ -137,6 +171,7 @@ async fn close_now(mut ws: WsStream, code: u16, reason: &'static str) {
 
 /// Writes queued frames, flushing once per batch so that a burst of answers costs one
 /// flush, and reports flushed bytes back to the queue (which releases held pushes).
+/// Returns whether it ended by writing a close frame.
 ///
 /// Every write runs under the write deadline: when the socket accepts no bytes for
 /// `timeout`, the connection is given up (the queue is shut, which stops the reader too,
@@ -146,7 +181,7 @@ async fn write_loop(
     queue: Arc<OutboundQueue>,
     progress: Arc<WriteProgress>,
     timeout: Duration,
-) {
+) -> bool {
     let stalled = || {
         tracing::debug!("socket accepted no bytes within the write deadline: dropped");
         progress.reset_on_drop();
@@ -163,7 +198,7 @@ async fn write_loop(
             {
                 stalled();
             }
-            return;
+            return false;
         }
         for frame in batch {
             let (messages, charge) = match frame {
@@ -179,11 +214,12 @@ async fn write_loop(
                         timeout,
                     )
                     .await;
+                    let written = matches!(sent, Some(Ok(())));
                     if sent.is_none() {
                         stalled();
                     }
                     queue.shut();
-                    return;
+                    return written;
                 }
             };
             for message in messages {
@@ -194,7 +230,7 @@ async fn write_loop(
                         () = queue.aborted() => {
                             progress.reset_on_drop();
                             queue.shut();
-                            return;
+                            return false;
                         }
                         outcome = write => outcome,
                     }
@@ -206,11 +242,11 @@ async fn write_loop(
                     Some(Err(err)) => {
                         tracing::debug!(%err, "connection write failed");
                         queue.shut();
-                        return;
+                        return false;
                     }
                     None => {
                         stalled();
-                        return;
+                        return false;
                     }
                 }
             }
@@ -223,7 +259,7 @@ async fn write_loop(
                 () = queue.aborted() => {
                     progress.reset_on_drop();
                     queue.shut();
-                    return;
+                    return false;
                 }
                 outcome = flush => outcome,
             }
@@ -234,11 +270,11 @@ async fn write_loop(
             Some(Ok(())) => queue.written(bytes),
             Some(Err(_)) => {
                 queue.shut();
-                return;
+                return false;
             }
             None => {
                 stalled();
-                return;
+                return false;
             }
         }
     }
@@ -256,6 +292,8 @@ pub(crate) struct Connection {
     pong_deadline: Option<tokio::time::Instant>,
     /// WebSocket pings this connection may still send in the current second.
     pings: PingBudget,
+    /// Whether the server queued a close frame (then the client's reply is awaited).
+    closing: bool,
 }
 
 enum Flow {
@@ -265,13 +303,14 @@ enum Flow {
 
 impl Connection {
     /// Serves the connection until it ends, then reports `connection.closed` (when
-    /// connection events are on) with the user logged in at that moment.
+    /// connection events are on) with the user logged in at that moment. Everything but
+    /// the registry entry (and the read half, when the server closed) is dropped here.
     async fn run(
         mut self,
         stream: futures_util::stream::SplitStream<WsStream>,
         lifecycle: tokio::sync::watch::Receiver<Lifecycle>,
-    ) {
-        self.serve(stream, lifecycle).await;
+    ) -> Ended {
+        let stream = self.serve(stream, lifecycle).await;
         let state = &self.state;
         crate::connection_events::emit(&state.shared, "closed", || {
             serde_json::json!({
@@ -280,20 +319,33 @@ impl Connection {
                 "userId": state.session.get().map(|s| s.user_id.as_str()),
             })
         });
+        let stream = if self.closing { stream } else { None };
+        // Subscriptions go before the registry entry (see `ConnectionState::subscriptions`).
+        let ConnectionState {
+            subscriptions,
+            registration,
+            ..
+        } = self.state;
+        drop(subscriptions);
+        Ended {
+            registration,
+            stream,
+        }
     }
 
+    /// Serves until the connection stops; returns the read half unless it failed or ended.
     async fn serve(
         &mut self,
         mut stream: futures_util::stream::SplitStream<WsStream>,
         mut lifecycle: tokio::sync::watch::Receiver<Lifecycle>,
-    ) {
+    ) -> Option<futures_util::stream::SplitStream<WsStream>> {
         let welcome = ServerMessage::Welcome(Welcome {
             version: PROTOCOL_VERSION.to_owned(),
             server_time: self.state.shared.clock.now_ms(),
             requires_auth: self.state.shared.auth.as_ref().is_some_and(|a| a.required),
         });
         if self.send(welcome.to_json()).await.is_err() {
-            return;
+            return None;
         }
         let interval = Duration::from_millis(self.state.shared.config.heartbeat.interval_ms);
         let mut heartbeat =
@@ -334,7 +386,7 @@ impl Connection {
                 () = queue.closed() => Flow::Stop,
             };
             if let Flow::Stop = flow {
-                break;
+                return Some(stream);
             }
         }
     }
@@ -360,8 +412,9 @@ impl Connection {
         }
     }
 
-    async fn close(&self, code: u16, reason: &'static str) -> Flow {
+    async fn close(&mut self, code: u16, reason: &'static str) -> Flow {
         self.state.queue.close(code, reason);
+        self.closing = true;
         Flow::Stop
     }
 

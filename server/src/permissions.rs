@@ -199,18 +199,47 @@ pub(crate) struct Authority<'a> {
     pub(crate) hook: Option<&'a dyn PermissionCheck>,
 }
 
+/// Why [`Authority::decide`] refuses a need: the messages differ, as in the original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Denial {
+    /// The session's built-in roles grant a lower tier than the need's, which is named
+    /// (`Role level insufficient for <op> (requires <tier>)`).
+    Tier(Tier),
+    /// The hook or the declarative rules refuse (`No permission for <op> on <resource>`).
+    Policy,
+}
+
+impl Denial {
+    /// The `FORBIDDEN` message refusing `need` for this reason.
+    pub(crate) fn message(self, need: &Need<'_>) -> String {
+        match self {
+            Denial::Tier(tier) => format!(
+                "Role level insufficient for {} (requires {})",
+                need.op,
+                tier.name()
+            ),
+            Denial::Policy => format!("No permission for {} on {}", need.op, need.resource),
+        }
+    }
+}
+
 impl Authority<'_> {
+    /// Whether [`Authority::decide`] allows `need`.
+    pub(crate) fn allows(&self, need: &Need<'_>) -> bool {
+        self.decide(need).is_ok()
+    }
+
     /// The tier check (built-in roles), then the hook, then the declarative rules (the first
     /// rule of one of the session's roles whose `allow` matches `need.op` and whose resource
     /// lists cover every item), then the default.
-    pub(crate) fn allows(&self, need: &Need<'_>) -> bool {
+    pub(crate) fn decide(&self, need: &Need<'_>) -> Result<(), Denial> {
         if role_tier(&self.session.roles).is_some_and(|granted| granted < need.tier) {
-            return false;
+            return Err(Denial::Tier(need.tier));
         }
         if let Some(hook) = self.hook {
             match hook.check(self.session, need.op, &need.resource) {
-                Decision::Allow => return true,
-                Decision::Deny => return false,
+                Decision::Allow => return Ok(()),
+                Decision::Deny => return Err(Denial::Policy),
                 Decision::Pass => {}
             }
         }
@@ -219,7 +248,11 @@ impl Authority<'_> {
                 && rule.allow.matches(need.op)
                 && need.items.iter().all(|item| rule.covers(item))
         });
-        matched || self.policy.default == DefaultPolicy::Allow
+        if matched || self.policy.default == DefaultPolicy::Allow {
+            Ok(())
+        } else {
+            Err(Denial::Policy)
+        }
     }
 }
 

@@ -50,7 +50,10 @@ pub(crate) async fn handle(
 fn precheck(state: &mut ConnectionState, op_type: &str, now: u64) -> Result<(), ServerError> {
     let shared = Arc::clone(&state.shared);
     let is_auth_op = namespace_of(op_type) == "auth";
-    if let (Some(auth), false) = (&shared.auth, is_auth_op) {
+    // As in the original, the operations that establish a session need none.
+    let opens_session =
+        is_auth_op || op_type == "identity.login" || op_type == "identity.loginWithSecret";
+    if let (Some(auth), false) = (&shared.auth, opens_session) {
         check_session(state, auth, now)?;
     }
     if let Some(limiter) = &shared.rate_limiter {
@@ -67,22 +70,20 @@ fn precheck(state: &mut ConnectionState, op_type: &str, now: u64) -> Result<(), 
             .with_details(json!(RateLimitDetails { retry_after_ms })));
         }
     }
-    if shared.auth.is_none() && is_auth_op {
-        // Before field validation: without auth every auth.* is unknown (as the protocol
-        // says), whatever fields it carries.
-        return Err(ServerError::unknown_operation(op_type));
+    if let Some(message) = not_configured(
+        namespace_of(op_type),
+        shared.auth.is_some(),
+        shared.audit.is_some(),
+    ) {
+        // Before field validation, whatever fields it carries: a namespace this server does
+        // not run answers UNKNOWN_OPERATION saying so, with the original's message.
+        return Err(ServerError::new(ErrorCode::UnknownOperation, message));
     }
     if shared.rules.is_none() && namespace_of(op_type) == "rules" {
         // Before field validation: without an engine every rules.* is unavailable.
         return Err(ServerError::new(
             ErrorCode::RulesNotAvailable,
             "Rule engine is not configured",
-        ));
-    }
-    if shared.audit.is_none() && namespace_of(op_type) == "audit" {
-        return Err(ServerError::new(
-            ErrorCode::UnknownOperation,
-            "Audit log is not configured",
         ));
     }
     Ok(())
@@ -126,8 +127,11 @@ async fn route(
     }
     match operation {
         Operation::Auth(op) => match &shared.auth {
-            // Auth is not configured: every auth.* is unknown (docs/reference/protocol.md, "Auth operations").
-            None => Err(ServerError::unknown_operation(op_type)),
+            // Answered above (`not_configured`).
+            None => Err(ServerError::new(
+                ErrorCode::UnknownOperation,
+                AUTH_NOT_CONFIGURED,
+            )),
             Some(auth) => {
                 let ctx = AuthContext {
                     auth,
@@ -206,6 +210,22 @@ async fn route(
             ops::procedures::handle(ctx, op).await
         }
         Operation::Unknown(_) => Err(ServerError::unknown_operation(op_type)),
+    }
+}
+
+/// What `auth.*` answers on a server without auth.
+const AUTH_NOT_CONFIGURED: &str = "Authentication is not configured";
+
+/// The message of `UNKNOWN_OPERATION` for an operation of a namespace this server does not
+/// run (the original's wording): `auth.*` without auth, and the original's `audit.*`,
+/// `identity.*` and `procedures.*`, which this server does not implement. `None` for the
+/// namespaces it serves (an unknown operation in them says `Unknown operation "..."`).
+fn not_configured(namespace: &str, auth_on: bool, audit_on: bool) -> Option<&'static str> {
+    match namespace {
+        "auth" if !auth_on => Some(AUTH_NOT_CONFIGURED),
+        "audit" if !audit_on => Some("Audit log is not configured"),
+        "identity" => Some("Identity management is not configured"),
+        _ => None,
     }
 }
 

@@ -86,7 +86,7 @@ mod tests {
             timestamp: 5,
             correlation_id: None,
             causation_id: None,
-            source: None,
+            source: "api".into(),
         }
     }
 

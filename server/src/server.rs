@@ -377,7 +377,7 @@ impl ServerBuilder {
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(ServerHandle {
             shared,
-            accept_task,
+            accept_task: parking_lot::Mutex::new(Some(accept_task)),
         })
     }
 }
@@ -472,7 +472,8 @@ fn out_of_descriptors(err: &std::io::Error) -> bool {
 /// A running server.
 pub struct ServerHandle {
     shared: Arc<Shared>,
-    accept_task: JoinHandle<()>,
+    /// The accept loop, which owns the listener; taken by `stop`.
+    accept_task: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ServerHandle {
@@ -600,7 +601,13 @@ impl ServerHandle {
         // is stuck so that stop() always returns.
         let _ =
             tokio::time::timeout(Duration::from_secs(5), self.shared.registry.wait_empty()).await;
-        self.accept_task.abort();
+        let accept_task = self.accept_task.lock().take();
+        if let Some(task) = accept_task {
+            task.abort();
+            // Awaited: the listener is closed once `stop` returns, so the port can be bound
+            // again at once (an aborted task is dropped only when the runtime gets to it).
+            let _ = task.await;
+        }
         if let Some(engine) = &self.shared.rules {
             // No timer fires into a stopped server.
             engine.shutdown();
@@ -614,7 +621,9 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        self.accept_task.abort();
+        if let Some(task) = self.accept_task.lock().take() {
+            task.abort();
+        }
         self.shared.lifecycle.send_replace(Lifecycle::Closing);
     }
 }

@@ -92,7 +92,7 @@ impl ConnectionSubscriptions {
                 self.counters.total.fetch_sub(1, Ordering::SeqCst);
                 return Err(ServerError::new(
                     ErrorCode::RateLimited,
-                    format!("Subscription limit reached (max {limit} in total)"),
+                    format!("Global subscription limit reached (max {limit})"),
                 ));
             }
         }
@@ -280,7 +280,7 @@ mod tests {
         one.insert(id, SubKind::Store, origin(), Box::new(|| {}), &reg);
         let _reserved = two.reserve().unwrap();
         let err = two.reserve().unwrap_err();
-        assert_eq!(err.message, "Subscription limit reached (max 2 in total)");
+        assert_eq!(err.message, "Global subscription limit reached (max 2)");
         two.release();
         assert_eq!(counters.total(), 1);
     }

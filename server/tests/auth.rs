@@ -194,7 +194,11 @@ async fn optional_auth_lets_anonymous_clients_through_and_checks_sessions() {
         .request(json!({"id": 2, "type": "store.insert", "bucket": "a", "data": {}}))
         .await;
     assert_eq!(denied["code"], "FORBIDDEN");
-    assert_eq!(denied["message"], "No permission for store.insert on a");
+    // A tier refusal names the tier, in the original's words.
+    assert_eq!(
+        denied["message"],
+        "Role level insufficient for store.insert (requires write)"
+    );
 }
 
 #[tokio::test]

@@ -405,6 +405,21 @@ async fn facts_and_rules_survive_a_restart() {
     )
     .await;
     c.ok("rules.disableRule", json!({"ruleId": "tier"})).await;
+    let before = c.ok("rules.getAllFacts", json!({})).await;
+    assert_eq!(before[0]["source"], "rule");
+    assert_eq!(before[1]["source"], "api");
+    // A fact as servers before the wire-compatible sources wrote it (source `rule:ID`).
+    first
+        .store()
+        .persist_aux(
+            "rules.facts",
+            "legacy:1",
+            Some(
+                json!({"key": "legacy:1", "value": 7, "timestamp": 1_700_000_000_000_i64,
+                "source": "rule:tier", "version": 3}),
+            ),
+        )
+        .expect("written");
     drop(c);
     first.stop(std::time::Duration::ZERO).await;
     first.store().close_persistence().expect("closes");
@@ -412,9 +427,16 @@ async fn facts_and_rules_survive_a_restart() {
 
     let second = Server::start(config()).await.expect("restarts");
     let (mut c, _) = Client::connect(&second).await;
+    // Facts come back whole: value, timestamp, source and version.
+    let legacy = json!({"key": "legacy:1", "value": 7, "timestamp": 1_700_000_000_000_i64,
+        "source": "rule:tier", "version": 3});
+    let mut expected = vec![legacy.clone()];
+    expected.extend(before.as_array().expect("facts").iter().cloned());
+    assert_eq!(c.ok("rules.getAllFacts", json!({})).await, json!(expected));
     assert_eq!(
-        c.ok("rules.getAllFacts", json!({})).await,
-        json!([{"key": "tier:u1", "value": "gold"}, {"key": "visits:u1", "value": 2}])
+        c.ok("rules.queryFacts", json!({"pattern": "legacy:*"}))
+            .await,
+        json!([legacy])
     );
     let rules = c.ok("rules.getRules", json!({})).await;
     let rules = rules["rules"].as_array().expect("rules");

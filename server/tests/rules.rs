@@ -62,11 +62,16 @@ async fn facts_round_trip() {
         c.ok("rules.getFact", json!({"key": "nobody"})).await,
         Value::Null
     );
+    // Each entry is the whole fact, as rules.setFact answered it.
+    let listed = c
+        .ok("rules.queryFacts", json!({"pattern": "user:*:tier"}))
+        .await;
+    assert_eq!(listed[0], fact);
     assert_eq!(
-        c.ok("rules.queryFacts", json!({"pattern": "user:*:tier"}))
-            .await,
-        json!([{"key": "user:1:tier", "value": "gold"}, {"key": "user:2:tier", "value": null}])
+        (&listed[1]["key"], &listed[1]["value"], &listed[1]["source"]),
+        (&json!("user:2:tier"), &Value::Null, &json!("api"))
     );
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
     assert_eq!(
         c.ok("rules.getAllFacts", json!({}))
             .await

@@ -275,7 +275,7 @@ async fn the_global_limit_spans_connections() {
         .fail("store.subscribe", json!({"query": "open-count"}))
         .await;
     assert_eq!(code, "RATE_LIMITED");
-    assert_eq!(message, "Subscription limit reached (max 3 in total)");
+    assert_eq!(message, "Global subscription limit reached (max 3)");
 
     // When the connections close, their slots come back.
     drop(a);

@@ -1,7 +1,7 @@
 //! Typed rules API: events, facts, event subscriptions, stats and rule management.
 
 use noex_protocol::payloads::{
-    EventPush, Fact, FactDeleted, FactEntry, RuleEnabled, RuleEvent, RuleList, RuleRegistered,
+    EventPush, Fact, FactDeleted, RuleEnabled, RuleEvent, RuleList, RuleRegistered,
     RuleUnregistered, RuleUpdated, RuleValidation, RulesStats,
 };
 use noex_protocol::{JsonObject, Operation, RulesOp};
@@ -106,7 +106,7 @@ impl Rules {
     /// let tiers = rules.query_facts("user:*:tier").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn query_facts(&self, pattern: &str) -> Result<Vec<FactEntry>, ClientError> {
+    pub async fn query_facts(&self, pattern: &str) -> Result<Vec<Fact>, ClientError> {
         self.call(RulesOp::QueryFacts {
             pattern: pattern.to_owned(),
         })
@@ -121,7 +121,7 @@ impl Rules {
     /// let facts = rules.all_facts().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn all_facts(&self) -> Result<Vec<FactEntry>, ClientError> {
+    pub async fn all_facts(&self) -> Result<Vec<Fact>, ClientError> {
         self.call(RulesOp::GetAllFacts).await
     }
 

@@ -5,6 +5,7 @@ import {
   NoexClient,
   isNoexError,
   type ErrorCode,
+  type Fact,
   type NoexError,
   type StoredRecord,
   type TransactionOp,
@@ -82,7 +83,12 @@ export async function demo(url: string, WebSocket: new (url: string) => unknown)
   const me: WhoAmI = await client.auth.whoami();
   const event = await client.rules.emit('order.created', { total: 1 });
   const topic: string = event.topic;
-  await client.rules.subscribe('order.*', (e, t) => console.log(e.id, t));
+  // Every event has a source; facts are whole in every answer (the original's shapes).
+  const source: string = event.source;
+  await client.rules.subscribe('order.*', (e, t) => console.log(e.id, t, e.source));
+  const facts: Fact[] = await client.rules.queryFacts('order:*');
+  const factVersion: number = facts[0].version;
+  const factSource: string = (await client.rules.getAllFacts())[0].source;
   const called = await client.procedures.call('transfer', { from: 'a', to: 'b', amount: 1 });
   const success: boolean = called.success;
   const steps: number = (await client.procedures.list()).procedures[0].stepsCount;
@@ -97,5 +103,6 @@ export async function demo(url: string, WebSocket: new (url: string) => unknown)
   off3();
   const revokedCode: ErrorCode = 'SESSION_REVOKED';
   client.disconnect();
+  console.log(source, factVersion, factSource);
   console.log(success, steps, version, name, found, total, firstName, badTx, index, code, badCode, me, topic, who, revoked, revokedCode);
 }

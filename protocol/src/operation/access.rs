@@ -20,6 +20,16 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// The tier's own name, as refusals name it (`... (requires write)`): `read`, `write`,
+    /// `admin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Read => "read",
+            Tier::Write => "write",
+            Tier::Admin => "admin",
+        }
+    }
+
     /// The tier's name as the built-in role that grants it: `reader`, `writer`, `admin`.
     pub fn role(self) -> &'static str {
         match self {

@@ -15,8 +15,8 @@ pub use procedures::{
     ProcedureUpdated,
 };
 pub use rules::{
-    EventPush, Fact, FactDeleted, FactEntry, RuleEnabled, RuleEvent, RuleList, RuleRegistered,
-    RuleSummary, RuleUnregistered, RuleUpdated, RuleValidation, RuleValidationIssue, RulesStats,
+    EventPush, Fact, FactDeleted, RuleEnabled, RuleEvent, RuleList, RuleRegistered, RuleSummary,
+    RuleUnregistered, RuleUpdated, RuleValidation, RuleValidationIssue, RulesStats,
     RulesSubscribeResult,
 };
 pub use server::{ConnectionInfo, ConnectionsSummary, ServerStats};

@@ -24,10 +24,10 @@ pub struct RuleEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub causation_id: Option<String>,
-    /// Who emitted it (a client, a rule, a timer, the store bridge).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
-    pub source: Option<String>,
+    /// Who emitted it: `api` (a client's `rules.emit`), `rule` (a rule's `emit_event`),
+    /// `timer` (a timer's `onExpire`), `store` (a bucket change), `server` (a connection
+    /// event).
+    pub source: String,
 }
 
 /// `data` of a push on channel `event`: `{topic, event}`.
@@ -39,26 +39,10 @@ pub struct EventPush {
     pub event: RuleEvent,
 }
 
-/// `rules.setFact` → the stored fact `{key, value, timestamp, source?, version}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct Fact {
-    /// Fact key.
-    pub key: String,
-    /// Fact value.
-    pub value: Value,
-    /// When it was set, ms since the Unix epoch.
-    pub timestamp: u64,
-    /// Who set it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
-    pub source: Option<String>,
-    /// How many times this key has been set.
-    pub version: u64,
-}
-
-/// One entry of `rules.queryFacts` / `rules.getAllFacts` (defined in `noex-model`, shared
-/// with the rule engine).
-pub use noex_model::rule::FactEntry;
+/// A fact, `{key, value, timestamp, source, version}`: `rules.setFact`'s result and each
+/// entry of `rules.queryFacts` / `rules.getAllFacts` (defined in `noex-model`, the very type
+/// the rule engine stores).
+pub use noex_model::rule::Fact;
 
 /// `rules.deleteFact` → `{deleted}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]

@@ -86,8 +86,9 @@ pub(crate) async fn handle(ctx: RulesContext<'_>, op: RulesOp) -> Result<Value, 
                     ),
                 ));
             }
+            // Source `api`, as the original's `engine.emit`.
             let options = EmitOptions {
-                source: None,
+                source: Some(noex_rules::API_SOURCE.to_owned()),
                 correlation_id,
                 causation_id,
             };
@@ -277,7 +278,7 @@ fn subscribe(ctx: RulesContext<'_>, pattern: &str) -> Result<Value, ServerError>
 /// Whether a subscriber passing `reader` receives `event`: a bucket's change event (source
 /// `store`) only if the session may read that bucket; every other event.
 fn may_see(reader: &BucketReadFilter, event: &Event) -> bool {
-    if event.source.as_deref() != Some(STORE_SOURCE) {
+    if event.source != STORE_SOURCE {
         return true;
     }
     match event.data.get("bucket").and_then(Value::as_str) {
