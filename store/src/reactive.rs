@@ -649,7 +649,7 @@ fn reevaluate(inner: &Inner, work: Vec<(EvalKey, QueryKind, Value)>, lane: Lane)
 /// lowest [`slow_lane_priority`]: the cheapest by its last run, aged by how long it has
 /// waited. So a cheap evaluation that arrives behind a queue of long ones waits for the
 /// one running, not for the queue, and a long one is not starved by a stream of cheap
-/// ones. It runs at the lowest CPU priority (nice 19 on Linux): request handling and the
+/// ones. It runs at a lower CPU priority (nice 10 on Linux): request handling and the
 /// dispatcher's pushes come first. Ends with the store.
 pub(crate) fn run_slow_lane(
     inner: Weak<Inner>,

@@ -659,12 +659,12 @@ async fn a_subscribe_after_a_write_sees_it_even_when_the_shared_evaluation_lags(
     s.settle().await;
 }
 
-/// The slow lane runs at the lowest CPU priority, behind request handling and the
+/// The slow lane runs at a lower CPU priority (nice 10), behind request handling and the
 /// dispatcher (the seventh red-team run: three clients' heavy subscriptions, re-evaluated
 /// back to back, raised other clients' `store.get` p99 from 1.8 to 411 ms on two cores).
 #[cfg(target_os = "linux")]
 #[tokio::test]
-async fn the_slow_lane_runs_at_the_lowest_cpu_priority() {
+async fn the_slow_lane_runs_at_a_lower_cpu_priority() {
     let s = common::store();
     let nice_of = |name: &str| -> Option<i64> {
         std::fs::read_dir("/proc/self/task").ok()?.find_map(|task| {
@@ -681,10 +681,10 @@ async fn the_slow_lane_runs_at_the_lowest_cpu_priority() {
     };
     // The thread lowers itself as it starts.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while nice_of("noex-store-slow") != Some(19) && std::time::Instant::now() < deadline {
+    while nice_of("noex-store-slow") != Some(10) && std::time::Instant::now() < deadline {
         tokio::task::yield_now().await;
     }
-    assert_eq!(nice_of("noex-store-slow"), Some(19));
+    assert_eq!(nice_of("noex-store-slow"), Some(10));
     assert_eq!(
         nice_of("noex-store-disp"),
         Some(0),
