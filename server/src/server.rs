@@ -313,7 +313,10 @@ impl ServerBuilder {
                     })?;
             }
             if config.rules.store_bridge {
-                crate::store_bridge::bridge_store(&store, engine);
+                // The audit log's changes stay out of the engine: a rule or a
+                // `rules.subscribe` would see every entry (the eighth red-team run).
+                let audit_bucket = config.audit.as_ref().and_then(|a| a.bucket.clone());
+                crate::store_bridge::bridge_store(&store, engine, audit_bucket);
             }
         } else if !config.rules.rules.is_empty()
             || config.rules.store_bridge
@@ -328,6 +331,7 @@ impl ServerBuilder {
             store.clone(),
             rules.clone(),
             crate::procedures::ProcedureLimits::of(&config.limits, &config.procedures),
+            config.audit.as_ref().and_then(|a| a.bucket.clone()),
         );
         procedures.restore();
         procedures

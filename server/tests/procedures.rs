@@ -705,7 +705,8 @@ async fn limits_step_bound_and_timeout() {
     let mut config = config();
     config.limits.max_procedures = 2;
     config.limits.max_procedure_steps = 10;
-    config.limits.max_procedure_bytes = 2_000;
+    // Measured in memory too: an 11-step definition takes ~3 KB there.
+    config.limits.max_procedure_bytes = 8_000;
     config.limits.max_result_bytes = 400_000;
     let server = start(config).await;
     let (mut c, _) = Client::connect(&server).await;
@@ -728,12 +729,12 @@ async fn limits_step_bound_and_timeout() {
     let (code, message, _) = c
         .fail(
             "procedures.register",
-            json!({"procedure": {"name": "fat", "description": "x".repeat(3_000),
+            json!({"procedure": {"name": "fat", "description": "x".repeat(9_000),
             "steps": [{"action": "return", "value": 1}]}}),
         )
         .await;
     assert_eq!(code, "VALIDATION_ERROR");
-    assert!(message.contains("exceeds 2000 bytes"), "{message}");
+    assert!(message.contains("exceeds 8000 bytes"), "{message}");
 
     let items: Vec<Value> = (0..3_000)
         .map(|i| json!({"op": "insert", "bucket": "items", "data": {"kind": "k", "price": i}}))
@@ -755,10 +756,22 @@ async fn limits_step_bound_and_timeout() {
         (code.as_str(), message.as_str()),
         ("INTERNAL_ERROR", "Procedure \"slow\" timed out after 1ms")
     );
-    // Without the timeout the answer is bounded by limits.maxResultBytes.
+    // Without the timeout the answer is bounded by limits.maxResultBytes, and what the
+    // steps hold by four times it (3 000 records take more than that in memory).
     c.ok("procedures.update", json!({"name": "slow", "updates": {"timeoutMs": 30_000,
         "steps": [{"action": "store.where", "bucket": "items", "filter": {"kind": "k"}, "as": "all"},
                   {"action": "return", "value": "{{ all }}"}]}}))
+        .await;
+    let (code, message, _) = c.fail("procedures.call", json!({"name": "slow"})).await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(
+        message.contains("take more than 1600000 bytes (4 times limits.maxResultBytes)"),
+        "{message}"
+    );
+    // A result the steps may hold but the answer may not: the answer's limit.
+    c.ok("procedures.update", json!({"name": "slow", "updates": {
+        "steps": [{"action": "store.where", "bucket": "items", "filter": {"price": {"$lt": 2000}}, "as": "half"},
+                  {"action": "return", "value": "{{ half }}"}]}}))
         .await;
     let (code, message, details) = c.fail("procedures.call", json!({"name": "slow"})).await;
     assert_eq!(code, "VALIDATION_ERROR");

@@ -166,6 +166,20 @@ pub(crate) enum Step {
 
 impl Step {
     /// The step's `action`, for messages.
+    /// The bucket a store step reads or writes.
+    pub(crate) fn bucket(&self) -> Option<&str> {
+        match self {
+            Step::Get { bucket, .. }
+            | Step::Where { bucket, .. }
+            | Step::FindOne { bucket, .. }
+            | Step::Insert { bucket, .. }
+            | Step::Update { bucket, .. }
+            | Step::Delete { bucket, .. }
+            | Step::Count { bucket, .. } => Some(bucket),
+            _ => None,
+        }
+    }
+
     pub(crate) fn action(&self) -> &'static str {
         match self {
             Step::Get { .. } => "store.get",

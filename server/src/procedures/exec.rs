@@ -124,6 +124,10 @@ pub(crate) struct Run<'a> {
     pub(crate) returned: Option<Value>,
     pub(crate) steps_run: usize,
     pub(crate) max_steps: usize,
+    /// Bytes (estimated in memory) of the step results produced so far, never refunded.
+    pub(crate) held: usize,
+    /// At most this many: `limits.maxResultBytes` × [`super::HELD_RESULTS_FACTOR`].
+    pub(crate) max_held: usize,
     pub(crate) deadline: Instant,
     pub(crate) timeout_ms: u64,
     pub(crate) now_ms: u64,
@@ -284,8 +288,26 @@ impl<'a> Run<'a> {
         })
     }
 
-    fn set(&mut self, name: &str, value: Value) {
+    /// Keeps a step's result, its size charged to the call's bound first.
+    fn set(&mut self, name: &str, value: Value) -> Result<(), Failure> {
+        let room = self.max_held.saturating_sub(self.held);
+        let size = noex_model::json::memory_size_within(&value, room);
+        if size > room {
+            return Err(self.too_much());
+        }
+        self.held += size;
         self.results.insert(name.to_owned(), value);
+        Ok(())
+    }
+
+    /// The failure of a call whose step results pass `max_held` (a transform that doubles
+    /// its input step after step held 3 GB in the eighth red-team run).
+    fn too_much(&self) -> Failure {
+        Failure::Value(format!(
+            "the results of this call's steps take more than {} bytes ({} times limits.maxResultBytes)",
+            self.max_held,
+            super::HELD_RESULTS_FACTOR
+        ))
     }
 
     fn step(&mut self, step: &Step, store: &mut dyn StoreSteps) -> Result<(), Failure> {
@@ -293,7 +315,7 @@ impl<'a> Run<'a> {
             Step::Get { bucket, key, name } => {
                 let key = self.resolve(key)?;
                 let record = store.get(bucket, &key)?;
-                self.set(name, record.map_or(Value::Null, Value::Object));
+                self.set(name, record.map_or(Value::Null, Value::Object))?;
             }
             Step::Where {
                 bucket,
@@ -305,7 +327,7 @@ impl<'a> Run<'a> {
                 self.set(
                     name,
                     Value::Array(records.into_iter().map(Value::Object).collect()),
-                );
+                )?;
             }
             Step::FindOne {
                 bucket,
@@ -314,13 +336,13 @@ impl<'a> Run<'a> {
             } => {
                 let filter = self.scope(None).resolve_filter(filter)?;
                 let record = store.find_one(bucket, &filter)?;
-                self.set(name, record.map_or(Value::Null, Value::Object));
+                self.set(name, record.map_or(Value::Null, Value::Object))?;
             }
             Step::Insert { bucket, data, name } => {
                 let data = object(self.resolve(data)?, "data")?;
                 let record = store.insert(bucket, data)?;
                 if let Some(name) = name {
-                    self.set(name, Value::Object(record));
+                    self.set(name, Value::Object(record))?;
                 }
             }
             Step::Update {
@@ -333,7 +355,7 @@ impl<'a> Run<'a> {
                 let data = object(self.resolve(data)?, "data")?;
                 let record = store.update(bucket, &key, data)?;
                 if let Some(name) = name {
-                    self.set(name, Value::Object(record));
+                    self.set(name, Value::Object(record))?;
                 }
             }
             Step::Delete { bucket, key } => {
@@ -350,7 +372,7 @@ impl<'a> Run<'a> {
                     None => None,
                 };
                 let n = store.count(bucket, filter.as_ref())?;
-                self.set(name, Value::from(n));
+                self.set(name, Value::from(n))?;
             }
             Step::Aggregate {
                 source,
@@ -364,7 +386,7 @@ impl<'a> Run<'a> {
                     field.as_deref(),
                     *op,
                 )?;
-                self.set(name, value);
+                self.set(name, value)?;
             }
             Step::Emit { topic, data } => {
                 let topic = text(self.resolve(topic)?, "topic")?;
@@ -397,7 +419,7 @@ impl<'a> Run<'a> {
                     Some(v) => v,
                     None => self.engine()?.get_fact(&key).unwrap_or(Value::Null),
                 };
-                self.set(name, value);
+                self.set(name, value)?;
             }
             Step::Transform {
                 source,
@@ -406,7 +428,7 @@ impl<'a> Run<'a> {
                 name,
             } => {
                 let value = self.transform(source, *op, args)?;
-                self.set(name, value);
+                self.set(name, value)?;
             }
             Step::Return { value } => {
                 self.returned = Some(self.resolve(value)?);
@@ -500,6 +522,9 @@ impl<'a> Run<'a> {
                     return Err(not("an array"));
                 };
                 let mut out = Vec::with_capacity(items.len());
+                // What the output may grow to before it is kept (`set` charges it then):
+                // checked item by item, so a map that multiplies its input stops early.
+                let mut room = self.max_held.saturating_sub(self.held);
                 for (n, item) in items.into_iter().enumerate() {
                     if n % 256 == 0 {
                         self.check_deadline().map_err(Failure::Server)?;
@@ -513,6 +538,11 @@ impl<'a> Run<'a> {
                         object(self.scope(Some(&current)).resolve(args)?, "args")?
                     };
                     record.extend(added);
+                    let size = noex_model::json::object_memory_size_within(&record, room);
+                    if size > room {
+                        return Err(self.too_much());
+                    }
+                    room -= size;
                     out.push(Value::Object(record));
                 }
                 Value::Array(out)

@@ -28,6 +28,9 @@ pub(crate) struct Scope<'a> {
     pub(crate) now_ms: u64,
 }
 
+/// Most bytes (estimated in memory) the operands of one operator may take together.
+pub(crate) const MAX_OPERANDS_BYTES: usize = 16 * 1024 * 1024;
+
 /// Operators of the expression language (the client's `logic` API).
 pub(crate) const OPERATORS: &[&str] = &[
     "$add",
@@ -250,7 +253,26 @@ impl Scope<'_> {
 
     fn operands(&self, op: &str, operand: &Value, depth: usize) -> Result<Vec<Value>> {
         match operand {
-            Value::Array(items) => items.iter().map(|v| self.operand(v, depth)).collect(),
+            Value::Array(items) => {
+                // Operands are copies of what they refer to: bounded together, so one
+                // `$concat` of thousands of references to a large input cannot build
+                // hundreds of megabytes.
+                let mut room = MAX_OPERANDS_BYTES;
+                items
+                    .iter()
+                    .map(|v| {
+                        let value = self.operand(v, depth)?;
+                        let size = noex_model::json::memory_size_within(&value, room);
+                        if size > room {
+                            return fail(format!(
+                                "{op}: operands take more than {MAX_OPERANDS_BYTES} bytes"
+                            ));
+                        }
+                        room -= size;
+                        Ok(value)
+                    })
+                    .collect()
+            }
             _ => fail(format!("{op}: expected an array of operands")),
         }
     }
@@ -620,7 +642,11 @@ fn arithmetic(op: &str, a: &Value, b: &Value) -> Result<Value> {
             "$multiply" => x.checked_mul(y),
             "$divide" if y == 0 => return fail("$divide: division by zero"),
             "$mod" if y == 0 => return fail("$mod: division by zero"),
-            "$divide" => (x % y == 0).then(|| x / y),
+            // `checked_*`: i64::MIN / -1 overflows (it panicked in the eighth red-team run).
+            "$divide" => x
+                .checked_rem(y)
+                .filter(|r| *r == 0)
+                .and_then(|_| x.checked_div(y)),
             _ => x.checked_rem(y),
         };
         if let Some(n) = exact {

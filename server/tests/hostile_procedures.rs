@@ -1,0 +1,205 @@
+//! Hostile use of procedures over the wire (the eighth red-team run): step results that
+//! multiply memory, definitions that are small in JSON and large in memory, an overflowing
+//! division, and procedures or rules reaching the audit log's bucket.
+
+mod common;
+
+use common::{Client, local_config, start};
+use serde_json::{Value, json};
+
+/// A server with rules and the store bridge on, and the audit log kept in `_audit`.
+fn config() -> noex_server::ServerConfig {
+    let mut config = local_config();
+    config.rules.enabled = Some(true);
+    config.rules.store_bridge = true;
+    config.heartbeat.interval_ms = 600_000;
+    config.audit = serde_json::from_value(json!({"tiers": ["admin", "write"], "bucket": "_audit"}))
+        .expect("audit section");
+    config
+}
+
+async fn fails(c: &mut Client, op: &str, fields: Value) -> (String, String) {
+    let (code, message, _) = c.fail(op, fields).await;
+    (code, message)
+}
+
+/// `store.where` of 1 000 records, then a `transform` map adding the input's 900 KB note
+/// to each: one call held 1.7 GB. The step results of a call are bounded (4 × the result
+/// limit), item by item inside a transform.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_results_of_one_call_are_bounded_in_memory() {
+    let server = start(config()).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok(
+        "store.defineBucket",
+        json!({"name": "tasks", "config": {"key": "id", "schema": {"id": {"type": "number"}}}}),
+    )
+    .await;
+    let tasks: Vec<Value> = (0..1000)
+        .map(|i| json!({"id": i, "owner": "wes"}))
+        .collect();
+    c.ok(
+        "store.insertMany",
+        json!({"bucket": "tasks", "data": tasks}),
+    )
+    .await;
+    c.ok("procedures.register", json!({"procedure": {"name": "preview", "input": {"note": {"type": "string"}}, "steps": [
+        {"action": "store.where", "bucket": "tasks", "filter": {"owner": "wes"}, "as": "mine"},
+        {"action": "transform", "source": "mine", "operation": "map", "args": {"note": "{{ input.note }}"}, "as": "labelled"},
+        {"action": "return", "value": "{{ labelled.length }}"}]}}))
+        .await;
+    let small = c
+        .ok(
+            "procedures.call",
+            json!({"name": "preview", "input": {"note": "hello"}}),
+        )
+        .await;
+    assert_eq!(small["result"], json!(1000));
+    let before = peak_rss_kib();
+    let (code, message) = fails(
+        &mut c,
+        "procedures.call",
+        json!({"name": "preview", "input": {"note": "n".repeat(900_000)}}),
+    )
+    .await;
+    let grew_mib = (peak_rss_kib() - before) / 1024;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(
+        message.contains("steps[1]") && message.contains("take more than"),
+        "{message}"
+    );
+    // Before: 1.7 GB. The bound is 32 MiB of results plus the input and the answer.
+    assert!(
+        grew_mib < 300,
+        "the call grew the peak RSS by {grew_mib} MiB"
+    );
+
+    // Doubling a 100 KB string step after step stops at the bound too.
+    let mut steps = vec![
+        json!({"action": "store.where", "bucket": "tasks", "filter": {"id": 0}, "as": "d0"}),
+        json!({"action": "transform", "source": "d0", "operation": "map", "args": {"s": "{{ input.s }}"}, "as": "d1"}),
+    ];
+    for k in 2..=14 {
+        steps.push(
+            json!({"action": "transform", "source": format!("d{}", k - 1), "operation": "map",
+            "args": {"s": {"$concat": ["$item.s", "$item.s"]}}, "as": format!("d{k}")}),
+        );
+    }
+    c.ok("procedures.register", json!({"procedure": {"name": "doubling", "input": {"s": {"type": "string"}}, "steps": steps}}))
+        .await;
+    let (code, message) = fails(
+        &mut c,
+        "procedures.call",
+        json!({"name": "doubling", "input": {"s": "x".repeat(100_000)}}),
+    )
+    .await;
+    assert_eq!(code, "VALIDATION_ERROR", "{message}");
+    assert!(
+        message.contains("take more than") || message.contains("operands take more than"),
+        "{message}"
+    );
+}
+
+/// The peak RSS of this process (the server runs in it), in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// `{"name":"pN","steps":[{"action":"return","value":[0 × 32000]}]}` is 64 001 bytes of
+/// JSON and ~4.4 MB in memory: 679 of them held 3 GB. Definitions are measured in memory
+/// too, as rules are.
+#[tokio::test]
+async fn procedure_definitions_are_measured_in_memory() {
+    let server = start(config()).await;
+    let (mut c, _) = Client::connect(&server).await;
+    let zeros = vec![0; 32_000];
+    let (code, message) = fails(
+        &mut c,
+        "procedures.register",
+        json!({"procedure": {"name": "p1", "steps": [{"action": "return", "value": zeros}]}}),
+    )
+    .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.contains("limits.maxProcedureBytes"), "{message}");
+}
+
+/// `{"$divide": [-9223372036854775808, -1]}` panicked (remainder overflow) in a return, a
+/// filter, a setFact value and a transactional update.
+#[tokio::test]
+async fn an_overflowing_division_is_a_number_not_a_panic() {
+    let server = start(config()).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok(
+        "procedures.register",
+        json!({"procedure": {"name": "div", "steps": [
+        {"action": "return", "value": {"$divide": [i64::MIN, -1]}}]}}),
+    )
+    .await;
+    let answer = c
+        .ok("procedures.call", json!({"name": "div", "input": {}}))
+        .await;
+    // Not an i64: computed in floating point, as the original's numbers are.
+    assert_eq!(
+        answer["result"].as_f64(),
+        Some(9.223_372_036_854_776e18),
+        "{answer}"
+    );
+}
+
+/// A procedure read, rewrote and deleted the audit log's entries (`store.*` refuses that
+/// bucket to everyone), and `rules.subscribe` on `bucket._audit.*` received every entry.
+#[tokio::test]
+async fn neither_procedures_nor_rules_reach_the_audit_bucket() {
+    let server = start(config()).await;
+    let (mut c, _) = Client::connect(&server).await;
+    let (mut watcher, _) = Client::connect(&server).await;
+    // The red team's frames.
+    let (code, message) = fails(&mut c, "procedures.register", json!({"procedure": {"name": "tamper", "input": {"u": {"type": "string"}}, "steps": [
+        {"action": "store.where", "bucket": "_audit", "filter": {"entry.userId": "{{ input.u }}"}, "as": "mine"}]}}))
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.contains("\"_audit\""), "{message}");
+    let (code, _) = fails(
+        &mut c,
+        "procedures.register",
+        json!({"procedure": {"name": "wipe", "steps": [
+        {"action": "store.delete", "bucket": "_audit", "key": 1}]}}),
+    )
+    .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    // A subscription to the audit bucket's change events sees nothing of it.
+    watcher
+        .ok("rules.subscribe", json!({"pattern": "bucket.*"}))
+        .await;
+    // An audited admin operation appends an entry...
+    c.ok(
+        "store.defineBucket",
+        json!({"name": "payroll", "config": {"key": "id", "schema": {"id": {"type": "string"}}}}),
+    )
+    .await;
+    // ...and a write to an ordinary bucket is forwarded.
+    c.ok(
+        "store.insert",
+        json!({"bucket": "payroll", "data": {"id": "x"}}),
+    )
+    .await;
+    let push = watcher.next_push().await;
+    assert_eq!(
+        push["data"]["topic"],
+        json!("bucket.payroll.inserted"),
+        "{push}"
+    );
+    let entries = c
+        .ok("audit.query", json!({"operation": "store.defineBucket"}))
+        .await;
+    assert_eq!(
+        entries["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{entries}"
+    );
+}
