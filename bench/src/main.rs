@@ -91,7 +91,7 @@ struct RunArgs {
     /// churn: connect/subscribe/disconnect cycles.
     #[arg(long, default_value_t = 3000)]
     churn_cycles: u64,
-    /// transfer: accounts (each opened with balance 100).
+    /// transfer: accounts (each opened with balance 100; at least 2).
     #[arg(long, default_value_t = 1000)]
     accounts: usize,
     /// transfer: concurrent clients, one procedures.call in flight each.

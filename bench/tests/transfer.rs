@@ -1,8 +1,13 @@
 //! End-to-end: the `transfer` scenario against a real noex server (in this process, port 0,
 //! real WebSocket) completes calls and checks the invariant over every account; against a
-//! target without `procedures.*` it is "not applicable" (see echo_baseline.rs for echo).
+//! server that loses money the scenario fails (echo_baseline.rs: "not applicable" to echo).
 
 use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
 
 use noex_bench::scenario::{Config, Outcome, transfer};
 use noex_server::{Server, ServerConfig};
@@ -66,4 +71,64 @@ async fn transfers_against_the_real_server_keep_the_invariant() {
     assert_eq!(metric(&out, "accounts_checked"), 600.0);
     assert_eq!(metric(&out, "total_drift"), 0.0);
     assert_eq!(metric(&out, "negative_accounts"), 0.0);
+}
+
+/// A fake server that accepts every request and answers `store.paginate` with accounts
+/// whose balances no longer add up (70, -5, 105 and 100 for the rest: 130 went missing).
+async fn leaky_server(accounts: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(Message::Text(text))) = ws.next().await {
+                    let req: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                    let data = match req["type"].as_str() {
+                        Some("procedures.list") => json!({"procedures": []}),
+                        Some("procedures.call") => json!({"success": true, "result": {"ok": true}}),
+                        Some("store.paginate") => {
+                            let records: Vec<Value> = (0..accounts)
+                                .map(|i| {
+                                    let balance = match i {
+                                        0 => 70,
+                                        1 => -5,
+                                        2 => 105,
+                                        _ => 100,
+                                    };
+                                    json!({"id": format!("a{i}"), "balance": balance})
+                                })
+                                .collect();
+                            json!({"records": records, "hasMore": false})
+                        }
+                        _ => json!({}),
+                    };
+                    let answer = json!({"id": req["id"], "type": "result", "data": data});
+                    if ws.send(Message::text(answer.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_invariant_fails_the_scenario() {
+    let port = leaky_server(10).await;
+    let out = transfer::run_port(port, &config(10)).await;
+    let failure = out.failure.clone().unwrap_or_else(|| panic!("{out:?}"));
+    assert!(
+        failure.contains("sum of balances is 870 (expected 1000)"),
+        "{failure}"
+    );
+    assert!(
+        failure.contains("1 accounts have a negative balance (lowest -5)"),
+        "{failure}"
+    );
+    assert_eq!(metric(&out, "total_drift"), -130.0);
+    assert_eq!(metric(&out, "negative_accounts"), 1.0);
 }
