@@ -97,10 +97,19 @@ pub fn pong(timestamp: &Value) -> Message {
     Message::text(serde_json::json!({"type": "pong", "timestamp": timestamp}).to_string())
 }
 
+/// The server's answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// A `result` frame's data.
+    Result(Value),
+    /// An `error` frame's code, e.g. `CONFLICT`.
+    Error(String),
+}
+
 /// Sends `body` (an object; `id` is set here) and waits for the answer with that id,
-/// answering pings and ignoring pushes meanwhile. `Ok(data)` for a result, `Err` for an
-/// error frame (its code), a closed connection or a timeout.
-pub async fn request(ws: &mut Ws, id: u64, mut body: Value) -> Result<Value, String> {
+/// answering pings and ignoring pushes meanwhile. `Err` only when no answer came: the
+/// connection closed or broke, or [`REQUEST_TIMEOUT`] passed.
+pub async fn call(ws: &mut Ws, id: u64, mut body: Value) -> Result<Reply, String> {
     body["id"] = Value::from(id);
     ws.send(Message::text(body.to_string()))
         .await
@@ -114,13 +123,22 @@ pub async fn request(ws: &mut Ws, id: u64, mut body: Value) -> Result<Value, Str
             Ok(Some(Ok(m))) => m,
         };
         match classify(&msg) {
-            Frame::Result { id: got, data } if got == id => return Ok(data),
-            Frame::Error { id: got, code } if got == id => return Err(code),
+            Frame::Result { id: got, data } if got == id => return Ok(Reply::Result(data)),
+            Frame::Error { id: got, code } if got == id => return Ok(Reply::Error(code)),
             Frame::Ping { timestamp } => {
                 let _ = ws.send(pong(&timestamp)).await;
             }
             _ => {}
         }
+    }
+}
+
+/// [`call`] for setup and introspection: `Ok(data)` for a result, `Err` for an error
+/// frame (its code), a closed connection or a timeout.
+pub async fn request(ws: &mut Ws, id: u64, body: Value) -> Result<Value, String> {
+    match call(ws, id, body).await? {
+        Reply::Result(data) => Ok(data),
+        Reply::Error(code) => Err(code),
     }
 }
 

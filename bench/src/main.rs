@@ -1,8 +1,10 @@
 //! `noex-bench`: loopback load generator for the noex server.
 //!
-//! `noex-bench run --scenarios request-rtt,fanout,connections,churn --targets echo,noex`
+//! `noex-bench run --scenarios request-rtt,fanout,connections,churn,transfer --targets echo,noex`
 //! spawns each server as a child (on 127.0.0.1, ephemeral port), runs the scenarios and
 //! prints a table with noex/echo ratios; `--json FILE` also writes the figures as JSON.
+//! A scenario whose correctness check fails (the transfer invariant) makes the run exit
+//! with a failure status.
 //! The hidden `echo-server` subcommand is the raw WebSocket baseline.
 
 use std::path::PathBuf;
@@ -40,11 +42,11 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Comma-separated scenarios: request-rtt, fanout, connections, churn.
+    /// Comma-separated scenarios: request-rtt, fanout, connections, churn, transfer.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "request-rtt,fanout,connections,churn"
+        default_value = "request-rtt,fanout,connections,churn,transfer"
     )]
     scenarios: Vec<String>,
     /// Comma-separated targets: echo, noex.
@@ -89,6 +91,15 @@ struct RunArgs {
     /// churn: connect/subscribe/disconnect cycles.
     #[arg(long, default_value_t = 3000)]
     churn_cycles: u64,
+    /// transfer: accounts (each opened with balance 100; at least 2).
+    #[arg(long, default_value_t = 1000)]
+    accounts: usize,
+    /// transfer: concurrent clients, one procedures.call in flight each.
+    #[arg(long, default_value_t = 16)]
+    transfer_clients: usize,
+    /// transfer: total calls (the phase also ends at --duration-secs).
+    #[arg(long, default_value_t = 1_000_000)]
+    transfer_calls: u64,
     /// Wall-clock limit of each scenario's load phase, in seconds.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
@@ -176,6 +187,9 @@ async fn run(args: RunArgs) -> ExitCode {
         open_concurrency: args.open_concurrency,
         churn_workers: args.churn_workers,
         churn_cycles: args.churn_cycles,
+        accounts: args.accounts,
+        transfer_clients: args.transfer_clients,
+        transfer_calls: args.transfer_calls,
         duration: Duration::from_secs(args.duration_secs),
         max_samples: args.max_samples,
     };
@@ -187,6 +201,8 @@ async fn run(args: RunArgs) -> ExitCode {
             "requests": cfg.requests, "subscribers": cfg.subscribers, "rate": cfg.rate,
             "inserts": cfg.inserts, "idle_connections": cfg.idle_connections,
             "churn_workers": cfg.churn_workers, "churn_cycles": cfg.churn_cycles,
+            "accounts": cfg.accounts, "transfer_clients": cfg.transfer_clients,
+            "transfer_calls": cfg.transfer_calls,
             "duration_secs": args.duration_secs,
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         });
@@ -197,5 +213,21 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    ExitCode::SUCCESS
+    let failed: Vec<&report::Row> = rows
+        .iter()
+        .filter(|r| r.outcome.failure.is_some())
+        .collect();
+    for r in &failed {
+        eprintln!(
+            "noex-bench: FAILED {} against {}: {}",
+            r.scenario,
+            r.target.name(),
+            r.outcome.failure.as_deref().unwrap_or_default()
+        );
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

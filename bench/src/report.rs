@@ -49,6 +49,14 @@ fn scenarios(rows: &[Row]) -> Vec<&'static str> {
     names
 }
 
+/// A cell: `n/a` for a target the scenario does not apply to.
+fn cell(o: Option<&Outcome>, metric: &str) -> String {
+    match o {
+        Some(o) if o.not_applicable.is_some() => "n/a".into(),
+        _ => fmt(value(o, metric)),
+    }
+}
+
 fn fmt(v: Option<f64>) -> String {
     match v {
         None => "-".into(),
@@ -87,11 +95,17 @@ pub fn table(rows: &[Row]) -> String {
             let _ = writeln!(
                 s,
                 "{name:<14} {m:<18} {:>12} {:>12} {r:>10}",
-                fmt(e),
-                fmt(n)
+                cell(echo, m),
+                cell(noex, m)
             );
         }
         for (t, o) in [("echo", echo), ("noex", noex)] {
+            if let Some(why) = o.and_then(|o| o.not_applicable.as_deref()) {
+                let _ = writeln!(s, "{name:<14} not applicable ({t}): {why}");
+            }
+            if let Some(failure) = o.and_then(|o| o.failure.as_deref()) {
+                let _ = writeln!(s, "{name:<14} FAILED ({t}): {failure}");
+            }
             for note in o.map(|o| o.notes.as_slice()).unwrap_or_default() {
                 let _ = writeln!(s, "{name:<14} note ({t}): {note}");
             }
@@ -115,7 +129,8 @@ pub fn json(rows: &[Row], params: Value) -> Value {
                 .map(|m| (m.name.to_owned(), json!(m.value)))
                 .collect();
             json!({"scenario": r.scenario, "target": r.target.name(),
-                "metrics": metrics, "notes": r.outcome.notes, "degraded": r.outcome.degraded})
+                "metrics": metrics, "notes": r.outcome.notes, "degraded": r.outcome.degraded,
+                "not_applicable": r.outcome.not_applicable, "failure": r.outcome.failure})
         })
         .collect();
     let mut ratios = Vec::new();
@@ -124,7 +139,7 @@ pub fn json(rows: &[Row], params: Value) -> Value {
         let Some(noex) = find(rows, name, TargetKind::Noex) else {
             continue;
         };
-        if noex.degraded || echo.is_some_and(|e| e.degraded) {
+        if noex.degraded || noex.failure.is_some() || echo.is_some_and(|e| e.degraded) {
             // Error answers measure error handling, not the scenario: no ratio.
             continue;
         }

@@ -7,7 +7,7 @@ use crate::scenario::{self, Config};
 use crate::target::{Binaries, Target, TargetKind};
 
 /// All scenario names, in run order.
-pub const SCENARIOS: [&str; 4] = ["request-rtt", "fanout", "connections", "churn"];
+pub const SCENARIOS: [&str; 5] = ["request-rtt", "fanout", "connections", "churn", "transfer"];
 
 /// Runs every `scenarios` x `targets` pair and returns the rows. A target that fails to
 /// start yields a row with a note instead of aborting the run.
@@ -26,14 +26,18 @@ pub async fn run(
                     "request-rtt" => scenario::rtt::run(&target, cfg).await,
                     "fanout" => scenario::fanout::run(&target, cfg).await,
                     "connections" => scenario::connections::run(&target, cfg).await,
+                    "transfer" => scenario::transfer::run(&target, cfg).await,
                     _ => scenario::churn::run(&target, cfg).await,
                 },
                 Err(e) => scenario::Outcome {
-                    metrics: vec![],
                     notes: vec![e],
                     degraded: true,
+                    ..scenario::Outcome::default()
                 },
             };
+            if let Some(failure) = &outcome.failure {
+                eprintln!("FAILED: {name} against {}: {failure}", kind.name());
+            }
             rows.push(Row {
                 scenario: name,
                 target: kind,

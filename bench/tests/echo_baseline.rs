@@ -1,5 +1,6 @@
 //! End-to-end: a tiny `request-rtt` and `connections` run against the echo baseline
-//! produces sane figures (non-zero throughput, ordered percentiles, RSS per connection).
+//! produces sane figures (non-zero throughput, ordered percentiles, RSS per connection),
+//! and `transfer`, which needs `procedures.*`, is cleanly "not applicable" to it.
 
 use std::process::Command;
 
@@ -25,7 +26,7 @@ fn tiny_run_against_echo_baseline() {
             "--targets",
             "echo",
             "--scenarios",
-            "request-rtt,connections",
+            "request-rtt,connections,transfer",
             "--connections",
             "4",
             "--depth",
@@ -65,4 +66,22 @@ fn tiny_run_against_echo_baseline() {
     assert_eq!(metric(&doc, "connections", "opened"), 50.0);
     assert!(metric(&doc, "connections", "conns_per_s") > 0.0);
     assert!(metric(&doc, "connections", "rss_kib_per_conn") >= 0.0);
+
+    let results = doc["results"].as_array().cloned().unwrap_or_default();
+    let transfer = results
+        .iter()
+        .find(|r| r["scenario"] == "transfer")
+        .unwrap_or_else(|| panic!("no transfer row in {doc}"));
+    assert!(
+        transfer["not_applicable"]
+            .as_str()
+            .is_some_and(|why| why.contains("procedures")),
+        "{transfer}"
+    );
+    assert_eq!(transfer["degraded"], false, "{transfer}");
+    assert_eq!(transfer["failure"], Value::Null, "{transfer}");
+    assert!(
+        table.contains("transfer       not applicable (echo)"),
+        "table: {table}"
+    );
 }

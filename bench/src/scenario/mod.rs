@@ -5,6 +5,7 @@ pub mod churn;
 pub mod connections;
 pub mod fanout;
 pub mod rtt;
+pub mod transfer;
 
 use std::time::Duration;
 
@@ -37,6 +38,12 @@ pub struct Config {
     pub churn_workers: usize,
     /// churn: total connect/subscribe/disconnect cycles.
     pub churn_cycles: u64,
+    /// transfer: accounts in the `accounts` bucket (each opened with balance 100).
+    pub accounts: usize,
+    /// transfer: concurrent clients, one call in flight each.
+    pub transfer_clients: usize,
+    /// transfer: total `procedures.call` requests across all clients.
+    pub transfer_calls: u64,
     /// Wall-clock limit of each scenario's load phase.
     pub duration: Duration,
     /// Latency samples kept per scenario (reservoir past this).
@@ -64,9 +71,23 @@ pub struct Outcome {
     /// Some operations were answered with errors or failed: the figures do not measure
     /// the intended work, so no ratio is computed from them.
     pub degraded: bool,
+    /// The target lacks what the scenario exercises (e.g. the echo baseline has no
+    /// `procedures.*`): why. Shown as `n/a`, not as an error.
+    pub not_applicable: Option<String>,
+    /// A correctness check of the scenario failed (e.g. the transfer invariant): what was
+    /// violated. The run prints it loudly and exits with a failure status.
+    pub failure: Option<String>,
 }
 
 impl Outcome {
+    /// The outcome for a target that lacks what the scenario exercises.
+    pub fn not_applicable(reason: impl Into<String>) -> Self {
+        Outcome {
+            not_applicable: Some(reason.into()),
+            ..Outcome::default()
+        }
+    }
+
     /// Adds a figure where larger is better (throughput).
     pub fn more(&mut self, name: &'static str, value: f64) {
         self.metrics.push(Metric {
