@@ -550,21 +550,9 @@ pub(crate) fn truthy(value: &Value) -> bool {
     }
 }
 
-/// Equality with numbers compared by value (`1` equals `1.0`).
-pub(crate) fn json_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
-        }
-        _ => a == b,
-    }
-}
+/// Equality with numbers compared by value (`1` equals `1.0`): the one the store and the
+/// rule engine use.
+pub(crate) use noex_model::json::json_eq as json_equal;
 
 /// An ordering comparison: numbers with numbers, strings with strings; anything else is
 /// `false`.
