@@ -122,8 +122,9 @@ fn compile_op(op: &str, v: &Value) -> StoreResult<Op> {
     })
 }
 
-/// Every operator of the filter language.
-const OPERATORS: [&str; 14] = [
+/// Every operator of the filter language (an object of these at a field's place is a
+/// condition; procedures use it to tell a filter from an expression).
+pub const FILTER_OPERATORS: [&str; 14] = [
     "$eq",
     "$neq",
     "$ne",
@@ -209,7 +210,7 @@ fn bind_literal(v: &Value, params: Params<'_>) -> StoreResult<Value> {
 /// Compiles operator `op` with operand `arg`, binding placeholders. `None` when checking
 /// a template and the whole operand is a placeholder (its kind is checked once bound).
 fn compile_bound_op(op: &str, arg: &Value, params: Params<'_>) -> StoreResult<Option<Op>> {
-    if !OPERATORS.contains(&op) {
+    if !FILTER_OPERATORS.contains(&op) {
         return Err(StoreError::invalid_arg(format!(
             "unknown operator \"{op}\""
         )));

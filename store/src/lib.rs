@@ -46,7 +46,7 @@ pub use definition::{
 };
 pub use error::{StoreError, StoreResult};
 pub use events::{ChangeEvent, ChangeHandler, ChangeKind};
-pub use filter::{Filter, interpolate};
+pub use filter::{FILTER_OPERATORS, Filter, interpolate};
 pub use handle::BucketHandle;
 pub use noex_model::ValidationIssue;
 pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};

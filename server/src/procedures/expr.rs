@@ -73,24 +73,9 @@ pub(crate) const OPERATORS: &[&str] = &[
     "$count",
 ];
 
-/// Operators of store filters: an object of these at a field's place is a filter
-/// condition, not an expression.
-const FILTER_OPERATORS: &[&str] = &[
-    "$eq",
-    "$neq",
-    "$ne",
-    "$gt",
-    "$gte",
-    "$lt",
-    "$lte",
-    "$in",
-    "$nin",
-    "$contains",
-    "$startsWith",
-    "$endsWith",
-    "$exists",
-    "$between",
-];
+// Operators of store filters: an object of these at a field's place is a filter
+// condition, not an expression.
+use noex_store::FILTER_OPERATORS;
 
 /// The operator and operand of `value` when it is an expression: an object with exactly
 /// one key, a known operator.
