@@ -448,9 +448,15 @@ async fn out_of_file_descriptors_the_oldest_pending_handshake_makes_room() {
 async fn subscribers_that_never_read_are_dropped_by_the_write_deadline() {
     const SUBSCRIBERS: usize = 20;
     const RECORDS: usize = 40;
+    // What fills a stalled socket: every record is inserted and also emitted as an event.
+    // Query results coalesce (on a loaded machine the heavy query runs on the store's slow
+    // lane and a subscriber may see a few of the 40 results, which the kernel's buffers
+    // absorb), events do not: 40 x 256 KiB reach every subscriber's socket, more than its
+    // buffers hold, so each one stalls whatever the machine's load.
     const TIMEOUT_MS: u64 = 1_000;
     let server = Binary::with_config(&json!({
         "heartbeat": {"intervalMs": 60_000, "timeoutMs": TIMEOUT_MS},
+        "rules": {"enabled": true},
         "store": {
             "buckets": {"blobs": {"key": "id", "schema": {
                 "id": {"type": "string"}, "n": {"type": "number"}, "blob": {"type": "string"}}}},
@@ -468,6 +474,9 @@ async fn subscribers_that_never_read_are_dropped_by_the_write_deadline() {
         let mut client = client_from(addr, Ipv4Addr::LOCALHOST, Some(4096)).await;
         client
             .ok("store.subscribe", json!({"query": "newest"}))
+            .await;
+        client
+            .ok("rules.subscribe", json!({"pattern": "big.*"}))
             .await;
         subscribers.push(client); // never read again
     }
@@ -498,6 +507,12 @@ async fn subscribers_that_never_read_are_dropped_by_the_write_deadline() {
                 .ok(
                     "store.insert",
                     json!({"bucket": "blobs", "data": {"id": format!("r{n}"), "n": n, "blob": blob}}),
+                )
+                .await;
+            writer
+                .ok(
+                    "rules.emit",
+                    json!({"topic": "big.blob", "data": {"n": n, "blob": blob}}),
                 )
                 .await;
         }
