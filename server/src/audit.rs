@@ -33,7 +33,9 @@ pub type AuditHook = Arc<dyn Fn(&AuditEntry) + Send + Sync>;
 pub(crate) struct AuditLog {
     tiers: Vec<Tier>,
     max_entries: usize,
-    ring: Mutex<VecDeque<Arc<AuditEntry>>>,
+    /// Entries oldest first, each with its estimated JSON size (measured once, when it
+    /// is added, so that a query over many large entries does not measure them again).
+    ring: Mutex<VecDeque<(Arc<AuditEntry>, usize)>>,
     bucket: Option<String>,
     /// The keys (`seq`) of the bucket's records, oldest first: the ones to remove when
     /// it holds more than `max_entries` (the bucket's own order after a restart need not
@@ -131,7 +133,10 @@ impl AuditLog {
         let skip = loaded.len().saturating_sub(self.max_entries);
         self.ring
             .lock()
-            .extend(loaded.into_iter().skip(skip).map(|(_, e)| Arc::new(e)));
+            .extend(loaded.into_iter().skip(skip).map(|(_, e)| {
+                let bytes = estimate_bytes(&e);
+                (Arc::new(e), bytes)
+            }));
         seqs.sort_unstable();
         let mut persisted = self.persisted.lock();
         persisted.extend(seqs);
@@ -174,12 +179,13 @@ impl AuditLog {
     /// to `maxEntries`), then to the hook.
     pub(crate) fn append(&self, entry: AuditEntry) {
         let entry = Arc::new(entry);
+        let bytes = estimate_bytes(&entry);
         {
             let mut ring = self.ring.lock();
             while ring.len() >= self.max_entries {
                 ring.pop_front();
             }
-            ring.push_back(Arc::clone(&entry));
+            ring.push_back((Arc::clone(&entry), bytes));
         }
         if let Some(bucket) = &self.bucket {
             if let Err(err) = self.persist(bucket, &entry) {
@@ -225,10 +231,11 @@ impl AuditLog {
             limit,
         } = op;
         let limit = limit.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        let snapshot: Vec<Arc<AuditEntry>> = self.ring.lock().iter().rev().cloned().collect();
+        let snapshot: Vec<(Arc<AuditEntry>, usize)> =
+            self.ring.lock().iter().rev().cloned().collect();
         let mut entries = Vec::new();
         let mut bytes = 0usize;
-        for entry in snapshot {
+        for (entry, size) in snapshot {
             if entries.len() >= limit {
                 break;
             }
@@ -242,7 +249,7 @@ impl AuditLog {
             if !matches {
                 continue;
             }
-            bytes = bytes.saturating_add(estimate_bytes(&entry));
+            bytes = bytes.saturating_add(size);
             if bytes > max_result_bytes {
                 return Err(StoreError::ResultTooLarge {
                     limit: max_result_bytes,

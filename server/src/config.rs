@@ -484,6 +484,11 @@ pub struct LimitsConfig {
     /// estimated memory (`noex_store::memory_size`); an insert, update or
     /// transaction writing a bigger one fails with `VALIDATION_ERROR`.
     pub max_record_bytes: usize,
+    /// Most bytes of records one write may write: a `store.transaction`, a bulk write
+    /// (`store.insertMany` / `updateMany` / `upsert`) or a procedure call, every inserted
+    /// or updated record counted as for `max_record_bytes`. Past it the write fails with
+    /// `VALIDATION_ERROR` and nothing is written. At least `max_record_bytes`.
+    pub max_transaction_bytes: usize,
     /// Most bytes all records of the store may take together, each counted as the larger
     /// of its JSON and its estimated memory (an approximation of the memory in use); a write that would grow the total past it fails with
     /// `RATE_LIMITED` and changes nothing. Deletes and expiry free room.
@@ -586,6 +591,7 @@ impl Default for LimitsConfig {
             max_transaction_ops: 1_000,
             max_bulk_records: 1_000,
             max_record_bytes: 1024 * 1024,
+            max_transaction_bytes: 16 * 1024 * 1024,
             max_store_bytes: 1024 * 1024 * 1024,
             max_buckets: 1_000,
             max_queries: 1_000,
@@ -763,7 +769,7 @@ impl LimitsConfig {
 
     /// Every limit must be at least 1 (a zero would refuse everything).
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64); 39] = [
+        let checks: [(&'static str, u64); 40] = [
             ("limits.handshakeTimeoutMs", self.handshake_timeout_ms),
             (
                 "limits.maxPendingHandshakes",
@@ -793,6 +799,10 @@ impl LimitsConfig {
                 self.max_total_subscription_result_bytes as u64,
             ),
             ("limits.maxRecordBytes", self.max_record_bytes as u64),
+            (
+                "limits.maxTransactionBytes",
+                self.max_transaction_bytes as u64,
+            ),
             ("limits.maxStoreBytes", self.max_store_bytes as u64),
             ("limits.maxBuckets", self.max_buckets as u64),
             ("limits.maxQueries", self.max_queries as u64),
@@ -840,13 +850,19 @@ impl LimitsConfig {
             ),
             ("limits.login.windowMs", self.login.window_ms),
         ];
-        match checks.iter().find(|(_, value)| *value == 0) {
-            Some((field, _)) => Err(ConfigError::Invalid {
+        if let Some((field, _)) = checks.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::Invalid {
                 field,
                 message: "must be at least 1",
-            }),
-            None => Ok(()),
+            });
         }
+        if self.max_transaction_bytes < self.max_record_bytes {
+            return Err(ConfigError::Invalid {
+                field: "limits.maxTransactionBytes",
+                message: "must be at least limits.maxRecordBytes",
+            });
+        }
+        Ok(())
     }
 }
 

@@ -227,6 +227,7 @@ impl ServerBuilder {
                 max_buckets: config.limits.max_buckets,
                 max_queries: config.limits.max_queries,
                 max_record_bytes: config.limits.max_record_bytes,
+                max_transaction_bytes: config.limits.max_transaction_bytes,
                 max_store_bytes: config.limits.max_store_bytes,
                 max_evaluation_time: config.limits.read_budget(),
                 clock: Some(Arc::clone(&clock)),

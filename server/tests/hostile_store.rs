@@ -807,3 +807,84 @@ async fn subscriptions_with_different_params_hold_bounded_memory() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Red team 8, finding 5: `store.updateMany` over 300 records of 900 KB took ~1 s and
+// +770 MB per call, and two clients looping it held others' reads for 486 ms (p99).
+
+#[tokio::test]
+async fn a_write_of_many_large_records_is_bounded_in_bytes() {
+    const RECORDS: usize = 40;
+    let server = Binary::with_config(
+        &json!({
+            "store": {"buckets": {"fat": {"key": "id", "schema": {
+                "id": {"type": "string"}, "n": {"type": "number"}, "blob": {"type": "string"}}}}}
+        }),
+        &["--no-rules"],
+    )
+    .await;
+    let (mut c, _) = Client::connect_url(&server.url).await;
+    let blob = "x".repeat(900 * 1024);
+    for i in 0..RECORDS {
+        c.ok(
+            "store.insert",
+            json!({"bucket": "fat", "data": {"id": format!("r{i:02}"), "n": 0, "blob": blob}}),
+        )
+        .await;
+    }
+    let before = server.peak_rss_kib();
+    // The attack's frame: 40 x 900 KB = 36 MB of records rewritten in one write.
+    let answer = c
+        .request(json!({"id": 1, "type": "store.updateMany", "bucket": "fat", "filter": {}, "data": {"n": 1}}))
+        .await;
+    assert_eq!(answer["code"], "VALIDATION_ERROR", "{answer}");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(message.contains("limits.maxTransactionBytes"), "{message}");
+    assert!(
+        message.contains(&(16 * 1024 * 1024).to_string()),
+        "{message}"
+    );
+    // The same as a transaction of single updates: refused too (its results, the updated
+    // records, pass limits.maxResultBytes first).
+    let operations: Vec<_> = (0..RECORDS)
+        .map(|i| json!({"op": "update", "bucket": "fat", "key": format!("r{i:02}"), "data": {"n": 1}}))
+        .collect();
+    let (code, message, _) = c
+        .fail("store.transaction", json!({"operations": operations}))
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(message.contains("Result exceeds"), "{message}");
+    let grown = server.peak_rss_kib().saturating_sub(before) / 1024;
+    eprintln!("two refused writes of {RECORDS} x 900 KB raised the peak RSS by {grown} MiB");
+    // Stopped at 16 MiB of written records (about 18), not 36 MB of them.
+    assert!(grown < 96, "peak RSS grew by {grown} MiB");
+    // Nothing was written.
+    let count = c
+        .ok("store.count", json!({"bucket": "fat", "filter": {"n": 1}}))
+        .await;
+    assert_eq!(count, json!(0));
+    // Under the bound the same write goes through: 10 x 900 KB.
+    let changed = c
+        .ok(
+            "store.updateMany",
+            json!({"bucket": "fat", "filter": {"id": {"$lt": "r10"}}, "data": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(changed, json!(10));
+    let count = c
+        .ok("store.count", json!({"bucket": "fat", "filter": {"n": 1}}))
+        .await;
+    assert_eq!(count, json!(10));
+}
+
+#[tokio::test]
+async fn the_transaction_bound_cannot_be_below_one_record() {
+    let mut config = local_config();
+    config.limits.max_record_bytes = 2 * 1024 * 1024;
+    config.limits.max_transaction_bytes = 1024 * 1024;
+    let err = config.validate().expect_err("refused");
+    assert!(
+        err.to_string().contains("limits.maxTransactionBytes"),
+        "{err}"
+    );
+}

@@ -15,6 +15,9 @@ pub(crate) struct Data {
     /// [`StoreConfig::max_record_bytes`](crate::StoreConfig::max_record_bytes), checked by
     /// every write of a record.
     pub max_record_bytes: usize,
+    /// [`StoreConfig::max_transaction_bytes`](crate::StoreConfig::max_transaction_bytes),
+    /// checked by every record a transaction buffers.
+    pub max_transaction_bytes: usize,
     /// Counts every change of a bucket's records or definition, over all buckets.
     pub change_seq: u64,
     /// The value of `change_seq` at each bucket's last change: what a serializable
@@ -27,6 +30,7 @@ impl Default for Data {
         Data {
             buckets: BTreeMap::new(),
             max_record_bytes: usize::MAX,
+            max_transaction_bytes: usize::MAX,
             change_seq: 0,
             bucket_changed: HashMap::new(),
         }

@@ -47,6 +47,7 @@ impl Store {
         };
         // Set after the restore: what was stored before is never refused.
         data.max_record_bytes = config.max_record_bytes;
+        data.max_transaction_bytes = config.max_transaction_bytes.max(config.max_record_bytes);
         let (tx, rx) = mpsc::unbounded_channel();
         let (slow_tx, slow_rx) = mpsc::unbounded_channel();
         let (feed, _) = broadcast::channel(config.change_feed_capacity.max(1));

@@ -63,6 +63,14 @@ pub struct StoreConfig {
     /// shrink it (deletes, expiry) always pass. Records loaded from disk at start are never
     /// refused. Default 1 GiB.
     pub max_store_bytes: usize,
+    /// Most bytes of records one transaction may write (every inserted or updated record
+    /// counted as for [`StoreConfig::max_record_bytes`], a record written twice counted
+    /// twice): past it the write fails with [`StoreError::InvalidArgument`] and the
+    /// transaction changes nothing. It bounds the memory and the commit time of one
+    /// transaction, of a bulk write (`insertMany`, `updateMany`, `upsert`) and of a
+    /// procedure call. Never less than `max_record_bytes` (a single-record write always
+    /// fits). Default 16 MiB.
+    pub max_transaction_bytes: usize,
     /// Longest a re-evaluation of a subscription may run on the slow lane (see
     /// [`Store::subscribe_with`]): past it the evaluation stops, and its subscriptions end
     /// with [`StoreError::ReadTimeout`]. Default 1 s. (The dispatcher itself gives an
@@ -75,6 +83,8 @@ pub const DEFAULT_MAX_EVALUATION_TIME: Duration = Duration::from_secs(1);
 
 /// Default of [`StoreConfig::max_record_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Default of [`StoreConfig::max_transaction_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_TRANSACTION_BYTES: usize = 16 * 1024 * 1024;
 /// Default of [`StoreConfig::max_store_bytes`]: 1 GiB.
 pub const DEFAULT_MAX_STORE_BYTES: usize = 1024 * 1024 * 1024;
 
@@ -108,6 +118,7 @@ impl Default for StoreConfig {
             max_queries: DEFAULT_MAX_QUERIES,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_store_bytes: DEFAULT_MAX_STORE_BYTES,
+            max_transaction_bytes: DEFAULT_MAX_TRANSACTION_BYTES,
             max_evaluation_time: DEFAULT_MAX_EVALUATION_TIME,
         }
     }

@@ -37,6 +37,9 @@ pub struct Transaction<'s> {
     filter_reads: HashMap<String, u64>,
     /// Whether filter reads and read-only commits are checked.
     serializable: bool,
+    /// Bytes of the records buffered so far (inserts and updates), against
+    /// [`crate::StoreConfig::max_transaction_bytes`].
+    written: usize,
 }
 
 /// Reads and writes on one bucket inside a transaction.
@@ -111,6 +114,7 @@ impl Store {
             reads: HashMap::new(),
             filter_reads: HashMap::new(),
             serializable,
+            written: 0,
         };
         let out = f(&mut tx)?;
         tx.commit()?;
@@ -119,6 +123,21 @@ impl Store {
 }
 
 impl<'s> Transaction<'s> {
+    /// Counts `size` more bytes of written records; past `max`
+    /// ([`crate::StoreConfig::max_transaction_bytes`]) the write fails, before the record
+    /// is buffered.
+    fn charge_write(&mut self, size: usize, max: usize) -> StoreResult<()> {
+        let written = self.written.saturating_add(size);
+        if written > max {
+            return Err(StoreError::invalid_arg(format!(
+                "Transaction writes more than {max} bytes of records \
+                 (limits.maxTransactionBytes); write them in smaller transactions"
+            )));
+        }
+        self.written = written;
+        Ok(())
+    }
+
     /// Access to bucket `name`. Error: `BucketNotDefined`.
     pub fn bucket<'t>(&'t mut self, name: &str) -> StoreResult<TxBucket<'t, 's>> {
         self.inner.data.read().bucket(name)?;
@@ -253,7 +272,8 @@ impl TxBucket<'_, '_> {
             )?;
             // Checked again at commit; here too, so that the error comes from the
             // operation that wrote the record (a bulk write names its position).
-            crate::data::check_record_size(&record, d.max_record_bytes)?;
+            let size = crate::data::check_record_size(&record, d.max_record_bytes)?;
+            self.tx.charge_write(size, d.max_transaction_bytes)?;
             (record, b.def.key.clone())
         };
         let key_value = record.get(&key_field).cloned().unwrap_or(Value::Null);
@@ -286,7 +306,8 @@ impl TxBucket<'_, '_> {
                 &patch,
                 self.tx.inner.now(),
             )?;
-            crate::data::check_record_size(&record, d.max_record_bytes)?;
+            let size = crate::data::check_record_size(&record, d.max_record_bytes)?;
+            self.tx.charge_write(size, d.max_transaction_bytes)?;
             record
         };
         self.check_unique(&record, &key_string(key))?;

@@ -706,3 +706,70 @@ async fn a_transaction_write_too_large_fails_where_it_is_written() {
         "x"
     );
 }
+
+#[tokio::test]
+async fn the_records_one_transaction_writes_are_bounded_together() {
+    assert_eq!(
+        StoreConfig::default().max_transaction_bytes,
+        16 * 1024 * 1024
+    );
+    let s = Store::start(StoreConfig {
+        max_record_bytes: 3_000,
+        max_transaction_bytes: 6_000,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    define(
+        &s,
+        "docs",
+        json!({"key": "id", "schema": {"id": {"type": "number"}, "body": {"type": "string"}}}),
+    );
+    // Two records of ~2 KB fit; the third (an update counts like an insert) does not.
+    let mut failed_at = None;
+    let tx = s.transaction(|tx| {
+        let mut b = tx.bucket("docs")?;
+        for (i, step) in ["insert", "insert", "update"].into_iter().enumerate() {
+            let done = if step == "insert" {
+                b.insert(o(json!({"id": i, "body": "x".repeat(2_000)})))
+            } else {
+                b.update(&json!(0), o(json!({"body": "y".repeat(2_000)})))
+            };
+            if let Err(e) = done {
+                failed_at = Some(i);
+                return Err(e);
+            }
+        }
+        Ok(())
+    });
+    assert!(
+        matches!(&tx, Err(StoreError::InvalidArgument { message })
+            if message.contains("more than 6000 bytes") && message.contains("maxTransactionBytes")),
+        "{tx:?}"
+    );
+    assert_eq!(failed_at, Some(2));
+    assert_eq!(s.bucket("docs").count(None).unwrap(), 0, "nothing applied");
+    // Under the bound, and a bound below one record is raised to it.
+    s.transaction(|tx| {
+        let mut b = tx.bucket("docs")?;
+        b.insert(o(json!({"id": 1, "body": "x".repeat(2_000)})))?;
+        b.insert(o(json!({"id": 2, "body": "x".repeat(2_000)})))
+    })
+    .unwrap();
+    let small = Store::start(StoreConfig {
+        max_record_bytes: 3_000,
+        max_transaction_bytes: 10,
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    define(
+        &small,
+        "docs",
+        json!({"key": "id", "schema": {"id": {"type": "number"}, "body": {"type": "string"}}}),
+    );
+    small
+        .transaction(|tx| {
+            tx.bucket("docs")?
+                .insert(o(json!({"id": 1, "body": "x".repeat(2_000)})))
+        })
+        .unwrap();
+}
