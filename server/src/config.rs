@@ -87,6 +87,10 @@ pub struct ProceduresSection {
     pub max_condition_depth: usize,
     /// Timeout of a call whose procedure sets no `timeoutMs`, in ms (default 30 000).
     pub default_timeout_ms: u64,
+    /// Calls one client (its user id once logged in, else its IP address) may run at once
+    /// (default 2); its further calls wait until one of them ends, whatever connection
+    /// they come from. Other clients never wait for them.
+    pub max_concurrent_calls_per_client: usize,
     /// Procedures registered at start, in order.
     pub procedures: Vec<serde_json::Value>,
 }
@@ -96,6 +100,7 @@ impl Default for ProceduresSection {
         ProceduresSection {
             max_condition_depth: 5,
             default_timeout_ms: 30_000,
+            max_concurrent_calls_per_client: 2,
             procedures: Vec::new(),
         }
     }
@@ -748,6 +753,12 @@ impl ServerConfig {
         if self.procedures.default_timeout_ms == 0 {
             return invalid("procedures.defaultTimeoutMs", "must be at least 1");
         }
+        if self.procedures.max_concurrent_calls_per_client == 0 {
+            return invalid(
+                "procedures.maxConcurrentCallsPerClient",
+                "must be at least 1",
+            );
+        }
         self.persistence.store_config()?;
         if let Some(rate) = self.rate_limit {
             if rate.max_requests == 0 {
@@ -904,9 +915,10 @@ mod tests {
         assert_eq!(
             (
                 c.procedures.max_condition_depth,
-                c.procedures.default_timeout_ms
+                c.procedures.default_timeout_ms,
+                c.procedures.max_concurrent_calls_per_client
             ),
-            (5, 30_000)
+            (5, 30_000, 2)
         );
         for (json, field) in [
             (

@@ -24,6 +24,8 @@ pub(crate) enum Principal {
 pub(crate) struct HeavySlots {
     slots: Arc<Semaphore>,
     turns: Mutex<HashMap<Principal, Arc<Semaphore>>>,
+    /// Heavy reads one client may run at once (its others wait for its turn).
+    per_client: usize,
 }
 
 /// A running heavy read's place: its client's turn and a slot, released on drop.
@@ -38,6 +40,19 @@ impl HeavySlots {
         HeavySlots {
             slots: Arc::new(Semaphore::new(slots.max(1))),
             turns: Mutex::new(HashMap::new()),
+            per_client: 1,
+        }
+    }
+
+    /// No bound over all clients, `per_client` at once for each client: what procedure
+    /// calls use (a call can run for its whole `timeoutMs`, far longer than a heavy read's
+    /// budget, so calls do not share the heavy-read slots; each client's calls queue
+    /// behind its own).
+    pub(crate) fn per_client(per_client: usize) -> Self {
+        HeavySlots {
+            slots: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
+            turns: Mutex::new(HashMap::new()),
+            per_client: per_client.max(1),
         }
     }
 
@@ -53,7 +68,7 @@ impl HeavySlots {
             Arc::clone(
                 turns
                     .entry(principal)
-                    .or_insert_with(|| Arc::new(Semaphore::new(1))),
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.per_client))),
             )
         };
         let turn = turn.acquire_owned().await.ok();

@@ -206,6 +206,7 @@ async fn route(
                 procedures: &shared.procedures,
                 resolver: shared.resolver(),
                 authority: authority.as_ref(),
+                principal: state.principal(),
             };
             ops::procedures::handle(ctx, op).await
         }

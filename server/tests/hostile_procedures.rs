@@ -203,3 +203,104 @@ async fn neither_procedures_nor_rules_reach_the_audit_bucket() {
         "{entries}"
     );
 }
+
+/// A client connected from `ip` (a loopback address), so that the server counts it as its
+/// own client.
+async fn client_from(server: &noex_server::ServerHandle, ip: [u8; 4]) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((ip, 0)))
+        .expect("bind a loopback address");
+    let stream = socket.connect(server.local_addr()).await.expect("connects");
+    let (ws, _) = tokio_tungstenite::client_async(
+        format!("ws://{}/", server.local_addr()),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .expect("WebSocket handshake");
+    let mut client = Client::from_ws(ws);
+    assert_eq!(client.recv().await["type"], "welcome");
+    client
+}
+
+/// One client's calls run at most `procedures.maxConcurrentCallsPerClient` at once, from
+/// however many connections (each call may run for its whole `timeoutMs`: before, a client
+/// with many connections ran as many at once); another client's call does not wait for
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_calls_run_a_bounded_number_at_once_and_others_do_not_wait() {
+    const TIMEOUT_MS: u64 = 300;
+    let mut config = config();
+    config.procedures.max_concurrent_calls_per_client = 1;
+    // Room for a definition with a 999-clause filter.
+    config.limits.max_procedure_bytes = 1024 * 1024;
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok(
+        "store.defineBucket",
+        json!({"name": "small", "config": {"key": "id", "schema": {"id": {"type": "number"}, "a": {"type": "number"}}}}),
+    )
+    .await;
+    let records: Vec<Value> = (0..1000).map(|i| json!({"id": i, "a": i})).collect();
+    c.ok(
+        "store.insertMany",
+        json!({"bucket": "small", "data": records.clone()}),
+    )
+    .await;
+    let more: Vec<Value> = (1000..2000).map(|i| json!({"id": i, "a": i})).collect();
+    c.ok("store.insertMany", json!({"bucket": "small", "data": more}))
+        .await;
+    // 2 000 records x 999 clauses: far longer than the call's 300 ms, so every call runs
+    // until its deadline stops it.
+    let long_or = json!({"$or": vec![json!({"a": -1}); 999]});
+    c.ok(
+        "procedures.register",
+        json!({"procedure": {"name": "slow", "timeoutMs": TIMEOUT_MS, "steps": [
+            {"action": "store.count", "bucket": "small", "filter": long_or, "as": "n"},
+            {"action": "return", "value": "{{ n }}"}]}}),
+    )
+    .await;
+    let mut attacker = Vec::new();
+    for _ in 0..3 {
+        attacker.push(client_from(&server, [127, 0, 0, 1]).await);
+    }
+    let mut other = client_from(&server, [127, 0, 0, 2]).await;
+    let started = std::time::Instant::now();
+    for a in &mut attacker {
+        a.send(json!({"id": 1, "type": "procedures.call", "name": "slow"}))
+            .await;
+    }
+    other
+        .send(json!({"id": 1, "type": "procedures.call", "name": "slow"}))
+        .await;
+    let timed_out = |frame: &Value| {
+        assert_eq!(frame["code"], "INTERNAL_ERROR", "{frame}");
+        assert!(
+            frame["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("timed out after 300ms")),
+            "{frame}"
+        );
+    };
+    let answer = other.recv().await;
+    timed_out(&answer);
+    let other_done = started.elapsed();
+    let mut last = std::time::Duration::ZERO;
+    for a in &mut attacker {
+        let answer = a.recv().await;
+        timed_out(&answer);
+        last = last.max(started.elapsed());
+    }
+    eprintln!(
+        "the other client was answered after {other_done:?}, the attacker's last call after {last:?}"
+    );
+    // One at a time: three deadlines one after the other.
+    assert!(
+        last >= std::time::Duration::from_millis(3 * TIMEOUT_MS),
+        "the attacker's three calls ended after {last:?}"
+    );
+    assert!(
+        other_done < last,
+        "the other client waited for the attacker: {other_done:?} vs {last:?}"
+    );
+}

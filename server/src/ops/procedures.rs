@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::access::{self, Resolver};
 use crate::error::ServerError;
+use crate::heavy::Principal;
 use crate::ops::to_json;
 use crate::permissions::Authority;
 use crate::procedures::Procedures;
@@ -22,6 +23,8 @@ pub(crate) struct ProceduresContext<'a> {
     pub(crate) resolver: Resolver<'a>,
     /// The session's rights (`None`: everything is visible).
     pub(crate) authority: Option<&'a Authority<'a>>,
+    /// Who calls, for `procedures.maxConcurrentCallsPerClient`.
+    pub(crate) principal: Principal,
 }
 
 /// Answers one `procedures.*` request (its permission was checked by the router).
@@ -66,6 +69,8 @@ pub(crate) async fn handle(
             }
             to_json(ProcedureList { procedures: list })
         }
-        ProceduresOp::Call { name, input } => to_json(procedures.call(&name, input).await?),
+        ProceduresOp::Call { name, input } => {
+            to_json(procedures.call(&name, input, ctx.principal).await?)
+        }
     }
 }

@@ -29,6 +29,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{LimitsConfig, ProceduresSection};
 use crate::error::ServerError;
+use crate::heavy::{HeavySlots, Principal};
 use definition::{Known, Procedure};
 use exec::{Direct, InTransaction, Run};
 
@@ -51,6 +52,8 @@ pub(crate) struct ProcedureLimits {
     pub(crate) max_depth: usize,
     /// `procedures.defaultTimeoutMs`.
     pub(crate) default_timeout_ms: u64,
+    /// `procedures.maxConcurrentCallsPerClient`.
+    pub(crate) max_concurrent_calls: usize,
     /// `limits.maxResultBytes`: the largest answer of one call.
     pub(crate) max_result_bytes: usize,
 }
@@ -64,6 +67,7 @@ impl ProcedureLimits {
             max_steps: limits.max_procedure_steps,
             max_depth: section.max_condition_depth,
             default_timeout_ms: section.default_timeout_ms,
+            max_concurrent_calls: section.max_concurrent_calls_per_client,
             max_result_bytes: limits.max_result_bytes,
         }
     }
@@ -77,6 +81,8 @@ pub(crate) struct Procedures {
     rules: Option<RuleEngine>,
     /// A bucket no step may touch: the audit log's.
     reserved: Option<String>,
+    /// Each client's running calls (`procedures.maxConcurrentCallsPerClient`).
+    calls: HeavySlots,
 }
 
 /// Whether a store step of `steps` (in `if` branches too) acts on `bucket`.
@@ -116,6 +122,7 @@ impl Procedures {
     ) -> Self {
         Procedures {
             registered: RwLock::new(BTreeMap::new()),
+            calls: HeavySlots::per_client(limits.max_concurrent_calls),
             limits,
             store,
             rules,
@@ -236,11 +243,13 @@ impl Procedures {
             .collect()
     }
 
-    /// `procedures.call`: runs the procedure off the runtime's workers.
+    /// `procedures.call`: runs the procedure off the runtime's workers, once `principal`
+    /// has fewer than `procedures.maxConcurrentCallsPerClient` calls running.
     pub(crate) async fn call(
         &self,
         name: &str,
         input: Map<String, Value>,
+        principal: Principal,
     ) -> Result<ProcedureCallResult, ServerError> {
         let procedure = self
             .registered
@@ -261,6 +270,8 @@ impl Procedures {
             ));
         }
         let input = exec::validate_input(&procedure, input)?;
+        // The client's turn; the call's time starts once it has it.
+        let permit = self.calls.acquire(principal).await;
         let store = self.store.clone();
         let rules = self.rules.clone();
         let limits = self.limits;
@@ -268,6 +279,7 @@ impl Procedures {
         let started = Instant::now();
         let deadline = started + Duration::from_millis(timeout_ms);
         let run = move || {
+            let _permit = permit;
             // Store reads check the same deadline, so one long scan cannot outlive it.
             noex_store::with_read_deadline(Duration::from_millis(timeout_ms), || {
                 run_call(
