@@ -47,9 +47,9 @@ pub use noex_model::definition::{
     StringFormat, Ttl,
 };
 pub use operation::{
-    AuditOp, AuditResult, AuthOp, GroupAggregate, JsonObject, Listing, Operation, OperationError,
-    ProceduresOp, RawOperation, Resource, RulesOp, ServerOp, StoreOp, Tier, TransactionOp,
-    namespace_of,
+    AuditOp, AuditResult, AuthOp, GroupAggregate, IdentityOp, JsonObject, Listing, Operation,
+    OperationError, ProceduresOp, RawOperation, Resource, RulesOp, ServerOp, StoreOp, Tier,
+    TransactionOp, namespace_of,
 };
 pub use request_id::RequestId;
 pub use server_message::{

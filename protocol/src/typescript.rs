@@ -81,6 +81,17 @@ pub fn export_typescript(dir: &Path) -> Result<(), ExportError> {
         LoginResult,
         LogoutResult,
         WhoAmI,
+        // identity
+        IdentityOp,
+        IdentityUser,
+        IdentityRole,
+        IdentityLogin,
+        IdentityUserList,
+        IdentityRoleList,
+        PasswordChanged,
+        PasswordReset,
+        RoleAssigned,
+        RoleRemoved,
         // server
         ServerStats,
         ConnectionInfo,

@@ -121,6 +121,9 @@ impl Operation {
             Operation::Audit(AuditOp::Query { .. }) => Some(Tier::Admin),
             Operation::Procedures(op) => Some(op.tier()),
             Operation::Auth(AuthOp::Login { .. } | AuthOp::Logout | AuthOp::Whoami) => None,
+            // Identity operations check the caller's identity roles themselves (admin,
+            // superadmin or the user itself), as the original does.
+            Operation::Identity(_) => None,
             Operation::Unknown(_) => None,
         }
     }
@@ -145,6 +148,7 @@ impl Operation {
             Operation::Auth(AuthOp::Login { .. } | AuthOp::Logout | AuthOp::Whoami) => {
                 Resource::None
             }
+            Operation::Identity(_) => Resource::None,
             Operation::Unknown(_) => Resource::None,
         }
     }

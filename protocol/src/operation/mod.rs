@@ -1,16 +1,18 @@
 //! The typed operations of every namespace (`store.*`, `rules.*`, `auth.*`, `server.*`,
-//! `procedures.*`) and
+//! `procedures.*`, `identity.*`) and
 //! [`Operation::parse`], which turns a request's `type` and fields into one of them with the
 //! protocol's exact field-validation messages.
 
 mod access;
 mod audit;
+mod identity;
 mod procedures;
 mod rules;
 mod store;
 
 pub use access::{Listing, Resource, Tier};
 pub use audit::{AuditOp, AuditResult};
+pub use identity::IdentityOp;
 
 pub use procedures::ProceduresOp;
 pub use rules::RulesOp;
@@ -40,6 +42,8 @@ pub enum Operation {
     Audit(AuditOp),
     /// `procedures.*`.
     Procedures(ProceduresOp),
+    /// `identity.*`.
+    Identity(IdentityOp),
     /// A type this version does not know; sent as is. Servers answer `UNKNOWN_OPERATION`.
     #[ts(skip)]
     Unknown(RawOperation),
@@ -191,6 +195,7 @@ impl Operation {
                 _ => None,
             },
             "audit" => AuditOp::parse(op_type, fields).map(|r| r.map(Operation::Audit)),
+            "identity" => IdentityOp::parse(op_type, fields).map(|r| r.map(Operation::Identity)),
             _ => None,
         };
         match parsed {
@@ -213,6 +218,7 @@ impl Operation {
             Operation::Server(ServerOp::Connections) => "server.connections",
             Operation::Server(ServerOp::RevokeSessions { .. }) => "server.revokeSessions",
             Operation::Audit(op) => op.op_type(),
+            Operation::Identity(op) => op.op_type(),
             Operation::Unknown(raw) => &raw.op_type,
         }
     }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod identity;
 mod procedures;
 mod rules;
 mod server;
@@ -10,6 +11,10 @@ mod store;
 
 pub use audit::{AuditEntries, AuditEntry, SessionsRevoked};
 pub use auth::{LoginResult, LogoutResult, WhoAmI};
+pub use identity::{
+    IdentityLogin, IdentityLoginUser, IdentityRole, IdentityRoleList, IdentityUser,
+    IdentityUserList, PasswordChanged, PasswordReset, RoleAssigned, RoleRemoved,
+};
 pub use procedures::{
     ProcedureCallResult, ProcedureInfo, ProcedureList, ProcedureRegistered, ProcedureUnregistered,
     ProcedureUpdated,
