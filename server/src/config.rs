@@ -65,6 +65,51 @@ pub struct ServerConfig {
     pub revocation: RevocationConfig,
     /// Procedures: defined at start, their default timeout and `if` nesting.
     pub procedures: ProceduresSection,
+    /// Built-in identity (`identity.*`): users, roles and password sessions in system
+    /// buckets; off by default.
+    pub identity: IdentitySection,
+}
+
+/// `identity: {enabled?, adminSecret?, sessionTtlMs?, maxLoginAttempts?, loginWindowMs?}`:
+/// the built-in users, roles and password sessions (docs/12-identity.md).
+///
+/// ```
+/// let config: noex_server::ServerConfig = serde_json::from_str(
+///     r#"{"identity": {"enabled": true, "adminSecret": "a-long-bootstrap-secret"}}"#,
+/// ).unwrap();
+/// assert_eq!(config.identity.session_ttl_ms, 86_400_000);
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct IdentitySection {
+    /// Whether `identity.*` is served (default `false`).
+    pub enabled: bool,
+    /// The secret of `identity.loginWithSecret` (the bootstrap superadmin); required when
+    /// enabled, at least 16 bytes.
+    pub admin_secret: Option<String>,
+    /// How long a session token lives, ms (default 24 h, the original's).
+    pub session_ttl_ms: u64,
+    /// Failed `identity.login` for one username inside `loginWindowMs` after which its
+    /// logins are refused with `RATE_LIMITED` (default 5, the original's).
+    pub max_login_attempts: u32,
+    /// The window of `maxLoginAttempts`, ms (default 15 min, the original's).
+    pub login_window_ms: u64,
+}
+
+/// Shortest accepted `identity.adminSecret`, bytes.
+pub const MIN_ADMIN_SECRET_BYTES: usize = 16;
+
+impl Default for IdentitySection {
+    fn default() -> Self {
+        IdentitySection {
+            enabled: false,
+            admin_secret: None,
+            session_ttl_ms: 24 * 60 * 60 * 1000,
+            max_login_attempts: 5,
+            login_window_ms: 15 * 60 * 1000,
+        }
+    }
 }
 
 /// `procedures: {maxConditionDepth?, defaultTimeoutMs?, procedures?: [definition]}`: the
@@ -261,6 +306,7 @@ impl Default for ServerConfig {
             procedures: ProceduresSection::default(),
             audit: None,
             revocation: RevocationConfig::default(),
+            identity: IdentitySection::default(),
         }
     }
 }
@@ -720,6 +766,24 @@ impl ServerConfig {
             }
             if audit.bucket.as_deref() == Some("") {
                 return invalid("audit.bucket", "must not be empty");
+            }
+        }
+        if self.identity.enabled {
+            let secret = self.identity.admin_secret.as_deref().unwrap_or_default();
+            if secret.len() < MIN_ADMIN_SECRET_BYTES {
+                return invalid(
+                    "identity.adminSecret",
+                    "must be at least 16 bytes when identity is enabled",
+                );
+            }
+            if self.identity.session_ttl_ms == 0 {
+                return invalid("identity.sessionTtlMs", "must be at least 1");
+            }
+            if self.identity.max_login_attempts == 0 {
+                return invalid("identity.maxLoginAttempts", "must be at least 1");
+            }
+            if self.identity.login_window_ms == 0 {
+                return invalid("identity.loginWindowMs", "must be at least 1");
             }
         }
         if self.revocation.blacklist_ttl_ms == 0 {

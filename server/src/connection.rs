@@ -115,6 +115,7 @@ pub(crate) async fn serve(
             session_deadline: None,
             expired_unseen: false,
             login_failures: Default::default(),
+            identity_token: None,
             revocation: shared.revocations.slot(registration_id, Arc::clone(&queue)),
         },
         ended_rx,

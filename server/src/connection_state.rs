@@ -53,6 +53,9 @@ pub(crate) struct ConnectionState {
     pub(crate) expired_unseen: bool,
     /// Failed `auth.login` attempts on this connection (see `login_limit`).
     pub(crate) login_failures: ConnectionFailures,
+    /// The SHA-256 of the identity session token this connection logged in with through
+    /// `identity.*` (what `identity.logout` and `identity.refreshSession` act on).
+    pub(crate) identity_token: Option<String>,
     /// This connection's place in session revocation (see `revocation`).
     pub(crate) revocation: crate::revocation::RevocationSlot,
 }

@@ -20,6 +20,7 @@
 mod access;
 mod audit;
 mod auth;
+mod auth_session;
 mod config;
 mod config_error;
 mod connection;
@@ -56,9 +57,9 @@ pub use auth::{
 pub use config::{
     AuditConfig, AuditTier, BackpressureConfig, ConfigError, ConnectionLimits,
     DEFAULT_AUDIT_MAX_ENTRIES, DEFAULT_BLACKLIST_TTL_MS, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    HeartbeatConfig, LimitsConfig, LoginLimits, MAX_AUDIT_MAX_ENTRIES, PersistenceEngine,
-    PersistenceSection, ProceduresSection, RateLimitConfig, RevocationConfig, RulesSection,
-    ServerConfig, StoreSection,
+    HeartbeatConfig, IdentitySection, LimitsConfig, LoginLimits, MAX_AUDIT_MAX_ENTRIES,
+    PersistenceEngine, PersistenceSection, ProceduresSection, RateLimitConfig, RevocationConfig,
+    RulesSection, ServerConfig, StoreSection,
 };
 pub use error::ServerError;
 pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};

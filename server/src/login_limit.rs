@@ -40,7 +40,7 @@ pub(crate) struct FailureWindow {
 
 impl FailureWindow {
     /// The failures that still count at `now_ms`.
-    fn current(&self, now_ms: u64, window_ms: u64) -> u32 {
+    pub(crate) fn current(&self, now_ms: u64, window_ms: u64) -> u32 {
         if now_ms >= self.start_ms.saturating_add(window_ms) {
             0
         } else {
@@ -49,7 +49,7 @@ impl FailureWindow {
     }
 
     /// `Err(retry_after_ms)` when `max` failures already count at `now_ms`.
-    fn check(&self, max: u32, now_ms: u64, window_ms: u64) -> Result<(), u64> {
+    pub(crate) fn check(&self, max: u32, now_ms: u64, window_ms: u64) -> Result<(), u64> {
         if self.current(now_ms, window_ms) >= max {
             let ends = self.start_ms.saturating_add(window_ms);
             Err(ends.saturating_sub(now_ms).max(1))
@@ -58,7 +58,7 @@ impl FailureWindow {
         }
     }
 
-    fn record(&mut self, now_ms: u64, window_ms: u64) {
+    pub(crate) fn record(&mut self, now_ms: u64, window_ms: u64) {
         if self.current(now_ms, window_ms) == 0 {
             *self = FailureWindow {
                 start_ms: now_ms,

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use noex_model::pattern::{NamePattern, topic_matches};
 use serde::{Deserialize, Serialize};
 
-use crate::identity::Session;
+use crate::auth_session::Session;
 
 pub use noex_protocol::Tier;
 

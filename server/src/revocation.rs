@@ -14,8 +14,8 @@ use noex_model::clock::Clock;
 use noex_protocol::{ServerMessage, SystemEvent};
 use parking_lot::Mutex;
 
+use crate::auth_session::Session;
 use crate::config::RevocationConfig;
-use crate::identity::Session;
 use crate::outbound::OutboundQueue;
 
 /// Most users the blacklist holds at once.
@@ -154,6 +154,24 @@ impl Revocations {
             }
         }
         close_all(revoked.into_iter().map(|(_, m)| m.queue).collect());
+        count
+    }
+
+    /// Ends every authenticated connection of `user_id` (the notice and the 4002 close)
+    /// without blacklisting it: what disabling or deleting a built-in identity user does
+    /// (enabling it again lets it log in at once). `own` as in [`Revocations::revoke_from`].
+    pub(crate) fn end_user_from(&self, user_id: &str, own: Option<&RevocationSlot>) -> usize {
+        let mut ended = take_matching(&mut self.state.lock(), |_, m| m.user_id == user_id);
+        let count = ended.len();
+        if let Some(own) = own {
+            let before = ended.len();
+            ended.retain(|(id, _)| *id != own.id);
+            if ended.len() < before {
+                own.close_after_answer
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        close_all(ended.into_iter().map(|(_, m)| m.queue).collect());
         count
     }
 

@@ -15,6 +15,7 @@ use crate::connection_state::ConnectionState;
 use crate::error::ServerError;
 use crate::ops;
 use crate::ops::auth::AuthContext;
+use crate::ops::identity::IdentityContext;
 use crate::ops::procedures::ProceduresContext;
 use crate::ops::rules::RulesContext;
 use crate::ops::server::ServerContext;
@@ -51,8 +52,12 @@ fn precheck(state: &mut ConnectionState, op_type: &str, now: u64) -> Result<(), 
     let shared = Arc::clone(&state.shared);
     let is_auth_op = namespace_of(op_type) == "auth";
     // As in the original, the operations that establish a session need none.
-    let opens_session =
-        is_auth_op || op_type == "identity.login" || op_type == "identity.loginWithSecret";
+    // `identity.whoami` answers `{authenticated: false}` without one.
+    let opens_session = is_auth_op
+        || matches!(
+            op_type,
+            "identity.login" | "identity.loginWithSecret" | "identity.whoami"
+        );
     if let (Some(auth), false) = (&shared.auth, opens_session) {
         check_session(state, auth, now)?;
     }
@@ -74,6 +79,7 @@ fn precheck(state: &mut ConnectionState, op_type: &str, now: u64) -> Result<(), 
         namespace_of(op_type),
         shared.auth.is_some(),
         shared.audit.is_some(),
+        shared.identity.is_some(),
     ) {
         // Before field validation, whatever fields it carries: a namespace this server does
         // not run answers UNKNOWN_OPERATION saying so, with the original's message.
@@ -114,6 +120,9 @@ async fn route(
     if let Some(audit) = &shared.audit {
         *target = crate::audit::target(audit, &operation);
         audit.guard(&operation)?;
+    }
+    if shared.identity.is_some() {
+        crate::identity::Identity::guard(&operation)?;
     }
     // Permissions apply once a session exists (anonymous clients of a server with
     // `required: false` may do everything, as the protocol says).
@@ -156,6 +165,44 @@ async fn route(
                         ));
                     }
                     state.set_session(change.session, change.why_anonymous);
+                    state.identity_token = None;
+                }
+                Ok(answer.result)
+            }
+        },
+        Operation::Identity(op) => match &shared.identity {
+            None => Err(ServerError::internal("identity.* routed without identity")),
+            Some(identity) => {
+                let ctx = IdentityContext {
+                    identity,
+                    session: session.as_ref(),
+                    token_hash: state.identity_token.as_deref(),
+                    login_limiter: &shared.login_limiter,
+                    login_failures: &mut state.login_failures,
+                    peer_ip: state.peer.ip(),
+                    revocations: &shared.revocations,
+                    own: &state.revocation,
+                    now,
+                };
+                let answer = ops::identity::handle(ctx, op).await?;
+                if let Some(change) = answer.change {
+                    if let Some(new) = &change.session
+                        && shared.revocations.is_revoked(&new.user_id)
+                    {
+                        if let Some(hash) = &change.token_hash {
+                            let _ = identity.logout(hash);
+                        }
+                        if state.session.get().is_some() {
+                            state.set_session(None, "Session has been revoked");
+                        }
+                        state.identity_token = None;
+                        return Err(ServerError::new(
+                            ErrorCode::SessionRevoked,
+                            "Session has been revoked",
+                        ));
+                    }
+                    state.set_session(change.session, change.why_anonymous);
+                    state.identity_token = change.token_hash;
                 }
                 Ok(answer.result)
             }
@@ -218,14 +265,19 @@ async fn route(
 const AUTH_NOT_CONFIGURED: &str = "Authentication is not configured";
 
 /// The message of `UNKNOWN_OPERATION` for an operation of a namespace this server does not
-/// run (the original's wording): `auth.*` without auth, and the original's `audit.*`,
-/// `identity.*` and `procedures.*`, which this server does not implement. `None` for the
+/// run (the original's wording): `auth.*` without auth, `audit.*` without an audit log and
+/// `identity.*` without built-in identity. `None` for the
 /// namespaces it serves (an unknown operation in them says `Unknown operation "..."`).
-fn not_configured(namespace: &str, auth_on: bool, audit_on: bool) -> Option<&'static str> {
+fn not_configured(
+    namespace: &str,
+    auth_on: bool,
+    audit_on: bool,
+    identity_on: bool,
+) -> Option<&'static str> {
     match namespace {
         "auth" if !auth_on => Some(AUTH_NOT_CONFIGURED),
         "audit" if !audit_on => Some("Audit log is not configured"),
-        "identity" => Some("Identity management is not configured"),
+        "identity" if !identity_on => Some("Identity management is not configured"),
         _ => None,
     }
 }

@@ -53,6 +53,12 @@ pub enum StartError {
         /// Why.
         message: String,
     },
+    /// The built-in identity could not start (its system buckets or roles).
+    #[error("cannot start the identity system: {message}")]
+    Identity {
+        /// Why.
+        message: String,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -259,15 +265,43 @@ impl ServerBuilder {
             }
             None => None,
         };
+        let identity = if config.identity.enabled {
+            let identity =
+                crate::identity::Identity::start(&store, &config.identity, Arc::clone(&clock))
+                    .map_err(|err| StartError::Identity {
+                        message: err.message,
+                    })?;
+            Some(Arc::new(identity))
+        } else {
+            None
+        };
+        // Buckets neither procedures nor the rule engine see, with what they are for.
+        let mut reserved: Vec<(String, &'static str)> = Vec::new();
+        if let Some(bucket) = config.audit.as_ref().and_then(|a| a.bucket.clone()) {
+            reserved.push((bucket, "the audit log"));
+        }
+        if identity.is_some() {
+            for bucket in crate::identity::SYSTEM_BUCKETS {
+                reserved.push((bucket.to_owned(), "the identity system"));
+            }
+        }
         let revocations =
             crate::revocation::Revocations::new(config.revocation, Arc::clone(&clock));
-        let auth = match (&config.auth, validator) {
-            (None, None) => None,
-            (auth_config, custom) => {
+        let auth = match (&config.auth, validator, &identity) {
+            (None, None, None) => None,
+            (auth_config, custom, identity) => {
                 let auth_config = auth_config.clone().unwrap_or_default();
                 let mut validators = Vec::new();
                 validators.extend(custom);
                 validators.extend(auth_config.validators(&clock)?);
+                // Identity session tokens log in through `auth.login` too, after the
+                // configured sources.
+                if let Some(identity) = identity {
+                    validators.push(Arc::new(crate::identity::SessionValidator(Arc::clone(
+                        identity,
+                    )))
+                        as Arc<dyn crate::auth::TokenValidator>);
+                }
                 if validators.is_empty() {
                     return Err(StartError::Config(ConfigError::Invalid {
                         field: "auth",
@@ -316,8 +350,9 @@ impl ServerBuilder {
             if config.rules.store_bridge {
                 // The audit log's changes stay out of the engine: a rule or a
                 // `rules.subscribe` would see every entry (the eighth red-team run).
-                let audit_bucket = config.audit.as_ref().and_then(|a| a.bucket.clone());
-                crate::store_bridge::bridge_store(&store, engine, audit_bucket);
+                // Nor do the identity system's (users, sessions, password hashes).
+                let hidden = reserved.iter().map(|(bucket, _)| bucket.clone()).collect();
+                crate::store_bridge::bridge_store(&store, engine, hidden);
             }
         } else if !config.rules.rules.is_empty()
             || config.rules.store_bridge
@@ -332,7 +367,7 @@ impl ServerBuilder {
             store.clone(),
             rules.clone(),
             crate::procedures::ProcedureLimits::of(&config.limits, &config.procedures),
-            config.audit.as_ref().and_then(|a| a.bucket.clone()),
+            reserved,
         );
         procedures.restore();
         procedures
@@ -375,6 +410,7 @@ impl ServerBuilder {
             audit,
             revocations,
             procedures,
+            identity,
             heavy_reads: crate::heavy::HeavySlots::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)),
             ),

@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     pub(crate) revocations: Arc<crate::revocation::Revocations>,
     /// The registered procedures.
     pub(crate) procedures: crate::procedures::Procedures,
+    /// The built-in identity, when `identity.enabled`.
+    pub(crate) identity: Option<Arc<crate::identity::Identity>>,
 }
 
 impl Shared {

@@ -15,12 +15,12 @@ pub(crate) const STORE_SOURCE: &str = "store";
 /// Forwards every committed store change to `engine` as the event
 /// `bucket.<name>.inserted|updated|deleted` (source `store`) carrying the change
 /// `{type, bucket, key, record | oldRecord + newRecord, version}`, except the changes of
-/// `hidden` (the audit log's bucket, which no client may read). Returns the store handler
-/// id.
-pub(crate) fn bridge_store(store: &Store, engine: &RuleEngine, hidden: Option<String>) -> u64 {
+/// the `hidden` buckets (the audit log's and the identity system's, which no client may
+/// read). Returns the store handler id.
+pub(crate) fn bridge_store(store: &Store, engine: &RuleEngine, hidden: Vec<String>) -> u64 {
     let engine = engine.clone();
     store.on_change("bucket.*.*", move |change| {
-        if hidden.as_deref() == Some(change.bucket.as_str()) {
+        if hidden.iter().any(|h| h == &change.bucket) {
             return;
         }
         let data = match serde_json::to_value(change) {

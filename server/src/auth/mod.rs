@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 pub use jwt::{JwtAlgorithm, JwtConfig, JwtValidator};
 pub use static_tokens::{StaticToken, StaticTokenValidator};
 
+pub use crate::auth_session::Session;
 use crate::config_error::ConfigError;
-pub use crate::identity::Session;
 use crate::permissions::PermissionsConfig;
 
 /// A boxed future returned by [`TokenValidator::validate`].

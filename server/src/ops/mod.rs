@@ -1,5 +1,6 @@
 //! The operations, one module per family: `store.*` ([`store`]), `rules.*` ([`rules`]),
-//! `auth.*` ([`auth`]), `server.*` ([`server`]) and `procedures.*` ([`procedures`]). Each handler is a function of its typed
+//! `auth.*` ([`auth`]), `server.*` ([`server`]), `procedures.*` ([`procedures`]) and
+//! `identity.*` ([`identity`]). Each handler is a function of its typed
 //! request and a narrow context holding only what it needs; none sees the connection.
 //! The router checks the session and permissions and picks the family.
 //!
@@ -18,6 +19,7 @@ use crate::registry::Registration;
 use crate::subscriptions::ConnectionSubscriptions;
 
 pub(crate) mod auth;
+pub(crate) mod identity;
 pub(crate) mod procedures;
 pub(crate) mod rules;
 pub(crate) mod server;

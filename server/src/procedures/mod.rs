@@ -79,8 +79,9 @@ pub(crate) struct Procedures {
     limits: ProcedureLimits,
     store: Store,
     rules: Option<RuleEngine>,
-    /// A bucket no step may touch: the audit log's.
-    reserved: Option<String>,
+    /// Buckets no step may touch, each with what it is reserved for: the audit log's and
+    /// the identity system's.
+    reserved: Vec<(String, &'static str)>,
     /// Each client's running calls (`procedures.maxConcurrentCallsPerClient`).
     calls: HeavySlots,
 }
@@ -112,13 +113,14 @@ fn invalid(issues: Vec<String>) -> ServerError {
 
 impl Procedures {
     /// No procedures yet.
-    /// The procedures of a server; `reserved` is a bucket no step may touch (the audit
-    /// log's, which `store.*` refuses to everyone too).
+    /// The procedures of a server; `reserved` lists buckets no step may touch, with what
+    /// each is reserved for (the audit log's and the identity system's, which `store.*`
+    /// refuses to everyone too).
     pub(crate) fn new(
         store: Store,
         rules: Option<RuleEngine>,
         limits: ProcedureLimits,
-        reserved: Option<String>,
+        reserved: Vec<(String, &'static str)>,
     ) -> Self {
         Procedures {
             registered: RwLock::new(BTreeMap::new()),
@@ -146,10 +148,12 @@ impl Procedures {
             ));
         }
         let store = &self.store;
-        let reserved = self.reserved.as_deref();
+        let reserved = &self.reserved;
         // The audit log's bucket is not there for procedures (a procedure rewrote and
-        // deleted audit entries in the eighth red-team run).
-        let exists = |bucket: &str| Some(bucket) != reserved && store.bucket_len(bucket).is_some();
+        // deleted audit entries in the eighth red-team run), nor are the identity's.
+        let exists = |bucket: &str| {
+            !reserved.iter().any(|(r, _)| r == bucket) && store.bucket_len(bucket).is_some()
+        };
         let known = Known {
             bucket_exists: &exists,
             has_rules: self.rules.is_some(),
@@ -259,13 +263,15 @@ impl Procedures {
             .ok_or_else(|| not_found(name))?;
         // Registered before the audit log took the bucket (a restart with a new config):
         // refused at the call too.
-        if let Some(reserved) = self.reserved.as_deref()
-            && touches(&procedure.steps, reserved)
+        if let Some((reserved, why)) = self
+            .reserved
+            .iter()
+            .find(|(bucket, _)| touches(&procedure.steps, bucket))
         {
             return Err(ServerError::new(
                 ErrorCode::Forbidden,
                 format!(
-                    "Procedure \"{name}\" uses bucket \"{reserved}\", which is reserved for the audit log"
+                    "Procedure \"{name}\" uses bucket \"{reserved}\", which is reserved for {why}"
                 ),
             ));
         }

@@ -1,0 +1,335 @@
+//! The `identity.*` operations: the caller's identity roles are checked here, as the
+//! original does (admin: `superadmin` or `admin`; role administration: `superadmin`; a
+//! user may update its own profile and change its own password). Like `auth.*`, a login
+//! answers with the session change the connection applies.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use noex_protocol::payloads::{
+    Deleted, IdentityRoleList, IdentityUserList, LogoutResult, PasswordChanged, PasswordReset,
+    RoleAssigned, RoleRemoved, WhoAmI,
+};
+use noex_protocol::{ErrorCode, IdentityOp};
+use serde_json::Value;
+
+use crate::auth::Session;
+use crate::error::ServerError;
+use crate::identity::{Identity, LoggedIn, SUPERADMIN_ID};
+use crate::login_limit::{ConnectionFailures, LoginLimiter};
+use crate::ops::to_json;
+use crate::revocation::{RevocationSlot, Revocations};
+
+/// What the `identity.*` operations need.
+pub(crate) struct IdentityContext<'a> {
+    /// The built-in identity.
+    pub(crate) identity: &'a Identity,
+    /// The connection's session, if any.
+    pub(crate) session: Option<&'a Arc<Session>>,
+    /// The SHA-256 of the connection's identity session token, when it logged in through
+    /// `identity.*`.
+    pub(crate) token_hash: Option<&'a str>,
+    /// The server's failed-login limits (per connection and per address).
+    pub(crate) login_limiter: &'a LoginLimiter,
+    /// Failed logins on this connection.
+    pub(crate) login_failures: &'a mut ConnectionFailures,
+    /// The peer's address.
+    pub(crate) peer_ip: IpAddr,
+    /// Ends the connections of disabled and deleted users.
+    pub(crate) revocations: &'a Revocations,
+    /// This connection's place in revocation.
+    pub(crate) own: &'a RevocationSlot,
+    /// Now, on the server's clock (ms).
+    pub(crate) now: u64,
+}
+
+/// A session change asked of the connection.
+pub(crate) struct IdentityChange {
+    /// The new session (`None`: anonymous).
+    pub(crate) session: Option<Session>,
+    /// The new identity token's hash.
+    pub(crate) token_hash: Option<String>,
+    /// Why subscriptions end when no session is left.
+    pub(crate) why_anonymous: &'static str,
+}
+
+/// The answer and the session change to apply before it is sent.
+pub(crate) struct IdentityAnswer {
+    /// The result payload.
+    pub(crate) result: Value,
+    /// The change, if any.
+    pub(crate) change: Option<IdentityChange>,
+}
+
+fn answer(result: impl serde::Serialize) -> Result<IdentityAnswer, ServerError> {
+    Ok(IdentityAnswer {
+        result: to_json(result)?,
+        change: None,
+    })
+}
+
+fn logged_in(login: LoggedIn) -> Result<IdentityAnswer, ServerError> {
+    Ok(IdentityAnswer {
+        result: to_json(&login.result)?,
+        change: Some(IdentityChange {
+            session: Some(login.session),
+            token_hash: Some(login.token_hash),
+            why_anonymous: "Authentication required",
+        }),
+    })
+}
+
+fn require_auth<'a>(ctx: &IdentityContext<'a>) -> Result<&'a Arc<Session>, ServerError> {
+    ctx.session
+        .filter(|s| s.expires_at.is_none_or(|at| at > ctx.now))
+        .ok_or_else(|| ServerError::new(ErrorCode::Unauthorized, "Authentication required"))
+}
+
+fn require_admin<'a>(ctx: &IdentityContext<'a>) -> Result<&'a Arc<Session>, ServerError> {
+    let session = require_auth(ctx)?;
+    if !Identity::is_admin(&session.roles) {
+        return Err(ServerError::new(
+            ErrorCode::Forbidden,
+            "Admin role required",
+        ));
+    }
+    Ok(session)
+}
+
+fn require_superadmin(ctx: &IdentityContext<'_>) -> Result<(), ServerError> {
+    let session = require_auth(ctx)?;
+    if !session.roles.iter().any(|r| r == "superadmin") {
+        return Err(ServerError::new(
+            ErrorCode::Forbidden,
+            "Superadmin role required",
+        ));
+    }
+    Ok(())
+}
+
+fn not_the_superadmin(user_id: &str, what: &str) -> Result<(), ServerError> {
+    if user_id == SUPERADMIN_ID {
+        return Err(ServerError::new(
+            ErrorCode::Forbidden,
+            format!("Cannot {what} virtual superadmin"),
+        ));
+    }
+    Ok(())
+}
+
+/// Answers one `identity.*` request.
+pub(crate) async fn handle(
+    ctx: IdentityContext<'_>,
+    op: IdentityOp,
+) -> Result<IdentityAnswer, ServerError> {
+    let identity = ctx.identity;
+    let ip = ctx.peer_ip.to_string();
+    match op {
+        IdentityOp::Login { username, password } => {
+            if let Err(retry_after_ms) =
+                ctx.login_limiter
+                    .check(ctx.login_failures, ctx.peer_ip, ctx.now)
+            {
+                return Err(crate::login_limit::refusal(retry_after_ms));
+            }
+            match identity.login(&username, &password, &ip).await {
+                Ok(login) => {
+                    LoginLimiter::succeeded(ctx.login_failures);
+                    logged_in(login)
+                }
+                Err(err) => {
+                    if err.code == ErrorCode::Unauthorized {
+                        ctx.login_limiter
+                            .failed(ctx.login_failures, ctx.peer_ip, ctx.now);
+                    }
+                    Err(err)
+                }
+            }
+        }
+        IdentityOp::LoginWithSecret { secret } => {
+            if let Err(retry_after_ms) =
+                ctx.login_limiter
+                    .check(ctx.login_failures, ctx.peer_ip, ctx.now)
+            {
+                return Err(crate::login_limit::refusal(retry_after_ms));
+            }
+            match identity.login_with_secret(&secret, &ip) {
+                Ok(login) => logged_in(login),
+                Err(err) => {
+                    ctx.login_limiter
+                        .failed(ctx.login_failures, ctx.peer_ip, ctx.now);
+                    Err(err)
+                }
+            }
+        }
+        IdentityOp::Logout => {
+            if let Some(hash) = ctx.token_hash {
+                identity.logout(hash)?;
+            }
+            Ok(IdentityAnswer {
+                result: to_json(LogoutResult { logged_out: true })?,
+                change: Some(IdentityChange {
+                    session: None,
+                    token_hash: None,
+                    why_anonymous: "Logged out",
+                }),
+            })
+        }
+        IdentityOp::Whoami => answer(match require_auth(&ctx) {
+            Ok(s) => WhoAmI::Authenticated {
+                authenticated: true,
+                user_id: s.user_id.clone(),
+                roles: s.roles.clone(),
+                expires_at: s.expires_at,
+            },
+            Err(_) => WhoAmI::Anonymous {
+                authenticated: false,
+            },
+        }),
+        IdentityOp::RefreshSession => {
+            let hash = ctx.token_hash.filter(|_| require_auth(&ctx).is_ok());
+            let Some(hash) = hash else {
+                return Err(ServerError::new(
+                    ErrorCode::Unauthorized,
+                    "No active session to refresh",
+                ));
+            };
+            logged_in(identity.refresh(hash, &ip)?)
+        }
+        IdentityOp::CreateUser {
+            username,
+            password,
+            display_name,
+            email,
+            enabled,
+            metadata,
+        } => {
+            require_admin(&ctx)?;
+            answer(
+                identity
+                    .create_user(username, password, display_name, email, enabled, metadata)
+                    .await?,
+            )
+        }
+        IdentityOp::GetUser { user_id } => {
+            require_admin(&ctx)?;
+            answer(identity.get_user(&user_id)?)
+        }
+        IdentityOp::UpdateUser {
+            user_id,
+            display_name,
+            email,
+            metadata,
+        } => {
+            let session = require_auth(&ctx)?;
+            if session.user_id != user_id && !Identity::is_admin(&session.roles) {
+                return Err(ServerError::new(
+                    ErrorCode::Forbidden,
+                    "Admin role required",
+                ));
+            }
+            answer(identity.update_user(&user_id, display_name, email, metadata)?)
+        }
+        IdentityOp::DeleteUser { user_id } => {
+            require_admin(&ctx)?;
+            not_the_superadmin(&user_id, "delete")?;
+            identity.delete_user(&user_id)?;
+            ctx.revocations.end_user_from(&user_id, Some(ctx.own));
+            answer(Deleted { deleted: true })
+        }
+        IdentityOp::ListUsers { page, page_size } => {
+            require_admin(&ctx)?;
+            let (users, total, page, page_size) = identity.list_users(page, page_size)?;
+            answer(IdentityUserList {
+                users,
+                total,
+                page,
+                page_size,
+            })
+        }
+        IdentityOp::EnableUser { user_id } => {
+            require_admin(&ctx)?;
+            answer(identity.set_enabled(&user_id, true)?)
+        }
+        IdentityOp::DisableUser { user_id } => {
+            require_admin(&ctx)?;
+            not_the_superadmin(&user_id, "disable")?;
+            let user = identity.set_enabled(&user_id, false)?;
+            ctx.revocations.end_user_from(&user_id, Some(ctx.own));
+            answer(user)
+        }
+        IdentityOp::ChangePassword {
+            user_id,
+            current_password,
+            new_password,
+        } => {
+            let session = require_auth(&ctx)?;
+            if session.user_id != user_id {
+                return Err(ServerError::new(
+                    ErrorCode::Forbidden,
+                    "Can only change your own password (use resetPassword for other users)",
+                ));
+            }
+            identity
+                .change_password(&user_id, current_password, new_password)
+                .await?;
+            answer(PasswordChanged { changed: true })
+        }
+        IdentityOp::ResetPassword {
+            user_id,
+            new_password,
+        } => {
+            require_admin(&ctx)?;
+            identity.reset_password(&user_id, new_password).await?;
+            answer(PasswordReset { reset: true })
+        }
+        IdentityOp::CreateRole {
+            name,
+            description,
+            permissions,
+        } => {
+            require_superadmin(&ctx)?;
+            answer(identity.create_role(&name, description, permissions)?)
+        }
+        IdentityOp::UpdateRole {
+            role_id,
+            description,
+            permissions,
+        } => {
+            require_superadmin(&ctx)?;
+            answer(identity.update_role(&role_id, description, permissions)?)
+        }
+        IdentityOp::DeleteRole { role_id } => {
+            require_superadmin(&ctx)?;
+            // Losing a right takes effect at once: the holders' connections end.
+            for user in identity.delete_role(&role_id)? {
+                ctx.revocations.end_user_from(&user, Some(ctx.own));
+            }
+            answer(Deleted { deleted: true })
+        }
+        IdentityOp::ListRoles => {
+            require_admin(&ctx)?;
+            answer(IdentityRoleList {
+                roles: identity.list_roles()?,
+            })
+        }
+        IdentityOp::AssignRole { user_id, role_name } => {
+            let session = require_admin(&ctx)?;
+            identity.assign_role(&user_id, &role_name, &session.user_id)?;
+            answer(RoleAssigned { assigned: true })
+        }
+        IdentityOp::RemoveRole { user_id, role_name } => {
+            let session = require_admin(&ctx)?;
+            identity.remove_role(&user_id, &role_name, &session.user_id)?;
+            // Losing a right takes effect at once: the user's connections end.
+            ctx.revocations.end_user_from(&user_id, Some(ctx.own));
+            answer(RoleRemoved { removed: true })
+        }
+        IdentityOp::GetUserRoles { user_id } => {
+            require_admin(&ctx)?;
+            answer(IdentityRoleList {
+                roles: identity.get_user_roles(&user_id)?,
+            })
+        }
+    }
+}

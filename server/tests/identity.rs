@@ -1,0 +1,991 @@
+//! Built-in identity (`identity.*`) over a real WebSocket: bootstrap, users, passwords,
+//! roles, sessions (expiry on an injected clock, refresh, logout, revocation of disabled
+//! and deleted users), the login rate limiter, the system buckets' guard, and the effect of
+//! roles on store access. Every answer in this file goes through [`ok`] or [`fail`], which
+//! assert that no frame carries a password hash.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Client, local_config};
+use noex_server::{
+    AuthConfig, Clock, DefaultPolicy, IdentitySection, ManualClock, Patterns, PermissionRule,
+    PermissionsConfig, Server, ServerConfig, ServerHandle,
+};
+use serde_json::{Value, json};
+
+const T0: u64 = 1_800_000_000_000;
+const SECRET: &str = "bootstrap-secret-0123456789";
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+fn config() -> ServerConfig {
+    let mut config = local_config();
+    config.identity = IdentitySection {
+        enabled: true,
+        admin_secret: Some(SECRET.into()),
+        ..IdentitySection::default()
+    };
+    config
+}
+
+async fn start(config: ServerConfig) -> (ServerHandle, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let server = Server::builder(config)
+        .clock(clock.clone() as Arc<dyn Clock>)
+        .start()
+        .await
+        .expect("server starts");
+    (server, clock)
+}
+
+/// Fails the test when a frame carries a password hash.
+fn assert_no_hash(frame: &Value) {
+    let text = frame.to_string();
+    assert!(
+        !text.contains("passwordHash") && !text.contains("$argon2"),
+        "a frame carries a password hash: {text}"
+    );
+}
+
+/// The call must succeed; returns `data`. Scans the answer and any pushes read with it.
+async fn ok(c: &mut Client, op: &str, fields: Value) -> Value {
+    let frame = c.call(op, fields).await;
+    assert_no_hash(&frame);
+    c.pushes.iter().for_each(assert_no_hash);
+    assert_eq!(frame["type"], "result", "{op} failed: {frame}");
+    frame["data"].clone()
+}
+
+/// The call must fail; returns `(code, message)`.
+async fn fail(c: &mut Client, op: &str, fields: Value) -> (String, String) {
+    let frame = c.call(op, fields).await;
+    assert_no_hash(&frame);
+    assert_eq!(frame["type"], "error", "{op} should fail: {frame}");
+    (
+        frame["code"].as_str().unwrap_or_default().to_owned(),
+        frame["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+fn err(code: &str, message: &str) -> (String, String) {
+    (code.to_owned(), message.to_owned())
+}
+
+/// A connection logged in as the bootstrap superadmin.
+async fn superadmin(server: &ServerHandle) -> Client {
+    let (mut c, _) = Client::connect(server).await;
+    ok(
+        &mut c,
+        "identity.loginWithSecret",
+        json!({"secret": SECRET}),
+    )
+    .await;
+    c
+}
+
+/// A connection logged in as `username`.
+async fn login(server: &ServerHandle, username: &str, password: &str) -> (Client, Value) {
+    let (mut c, _) = Client::connect(server).await;
+    let answer = ok(
+        &mut c,
+        "identity.login",
+        json!({"username": username, "password": password}),
+    )
+    .await;
+    (c, answer)
+}
+
+/// Creates a user with `roles`; returns its id.
+async fn user(admin: &mut Client, username: &str, roles: &[&str]) -> String {
+    let created = ok(
+        admin,
+        "identity.createUser",
+        json!({"username": username, "password": "password-1"}),
+    )
+    .await;
+    let id = created["id"].as_str().expect("an id").to_owned();
+    for role in roles {
+        ok(
+            admin,
+            "identity.assignRole",
+            json!({"userId": id, "roleName": role}),
+        )
+        .await;
+    }
+    id
+}
+
+#[tokio::test]
+async fn bootstrap_with_the_admin_secret() {
+    let (server, _) = start(config()).await;
+    let (mut c, _) = Client::connect(&server).await;
+    // Before login nothing else is served.
+    assert_eq!(
+        fail(&mut c, "identity.listUsers", json!({})).await,
+        err("UNAUTHORIZED", "Authentication required")
+    );
+    assert_eq!(
+        fail(
+            &mut c,
+            "identity.loginWithSecret",
+            json!({"secret": "wrong"})
+        )
+        .await,
+        err("UNAUTHORIZED", "Invalid secret")
+    );
+    assert_eq!(
+        fail(&mut c, "identity.loginWithSecret", json!({})).await,
+        err(
+            "VALIDATION_ERROR",
+            r#"Missing or invalid "secret": expected non-empty string"#
+        )
+    );
+    let login = ok(
+        &mut c,
+        "identity.loginWithSecret",
+        json!({"secret": SECRET}),
+    )
+    .await;
+    assert_eq!(login["expiresAt"], json!(T0 + DAY_MS));
+    assert_eq!(
+        login["user"],
+        json!({"id": "__superadmin__", "username": "__superadmin__", "roles": ["superadmin"]})
+    );
+    let token = login["token"].as_str().expect("a token");
+    assert_eq!(token.len(), 64, "256 random bits, hex");
+    assert_eq!(
+        ok(&mut c, "identity.whoami", json!({})).await,
+        json!({"authenticated": true, "userId": "__superadmin__", "roles": ["superadmin"],
+               "expiresAt": T0 + DAY_MS})
+    );
+    // The four system roles exist.
+    let roles = ok(&mut c, "identity.listRoles", json!({})).await;
+    let names: Vec<&str> = roles["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["superadmin", "admin", "writer", "reader"]);
+    assert!(
+        roles["roles"]
+            .as_array()
+            .expect("roles")
+            .iter()
+            .all(|r| r["system"] == true)
+    );
+    // The superadmin's roles.
+    let mine = ok(
+        &mut c,
+        "identity.getUserRoles",
+        json!({"userId": "__superadmin__"}),
+    )
+    .await;
+    assert_eq!(mine["roles"][0]["name"], "superadmin");
+    // The superadmin cannot be deleted or disabled.
+    assert_eq!(
+        fail(
+            &mut c,
+            "identity.deleteUser",
+            json!({"userId": "__superadmin__"})
+        )
+        .await,
+        err("FORBIDDEN", "Cannot delete virtual superadmin")
+    );
+    assert_eq!(
+        fail(
+            &mut c,
+            "identity.disableUser",
+            json!({"userId": "__superadmin__"})
+        )
+        .await,
+        err("FORBIDDEN", "Cannot disable virtual superadmin")
+    );
+    // Logout ends the session; whoami says so.
+    assert_eq!(
+        ok(&mut c, "identity.logout", json!({})).await,
+        json!({"loggedOut": true})
+    );
+    assert_eq!(
+        ok(&mut c, "identity.whoami", json!({})).await,
+        json!({"authenticated": false})
+    );
+}
+
+#[tokio::test]
+async fn users_are_created_read_updated_listed_and_deleted() {
+    let (server, _) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    let created = ok(
+        &mut admin,
+        "identity.createUser",
+        json!({"username": "alice", "password": "correct horse", "displayName": "Alice",
+               "email": "alice@example.com", "metadata": {"team": "blue"}}),
+    )
+    .await;
+    let alice = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(created["username"], "alice");
+    assert_eq!(created["displayName"], "Alice");
+    assert_eq!(created["email"], "alice@example.com");
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["metadata"], json!({"team": "blue"}));
+    assert_eq!(created["_createdAt"], json!(T0));
+    assert_eq!(
+        ok(&mut admin, "identity.getUser", json!({"userId": alice})).await,
+        created
+    );
+    // Duplicates, limits and bad ids: each a clear error that changes nothing.
+    assert_eq!(
+        fail(
+            &mut admin,
+            "identity.createUser",
+            json!({"username": "alice", "password": "password-2"})
+        )
+        .await,
+        err("ALREADY_EXISTS", r#"User "alice" already exists"#)
+    );
+    for username in ["ab".to_owned(), "x".repeat(65)] {
+        assert_eq!(
+            fail(
+                &mut admin,
+                "identity.createUser",
+                json!({"username": username, "password": "password-2"})
+            )
+            .await,
+            err(
+                "VALIDATION_ERROR",
+                "Username must be between 3 and 64 characters"
+            )
+        );
+    }
+    assert_eq!(
+        fail(
+            &mut admin,
+            "identity.createUser",
+            json!({"username": "bob", "password": "short"})
+        )
+        .await,
+        err("VALIDATION_ERROR", "Password must be at least 8 characters")
+    );
+    assert_eq!(
+        fail(
+            &mut admin,
+            "identity.createUser",
+            json!({"username": "bob", "password": "p".repeat(257)})
+        )
+        .await,
+        err(
+            "VALIDATION_ERROR",
+            "Password must be at most 256 characters"
+        )
+    );
+    assert_eq!(
+        fail(&mut admin, "identity.getUser", json!({"userId": "nobody"})).await,
+        err("NOT_FOUND", "User not found")
+    );
+    assert_eq!(
+        fail(
+            &mut admin,
+            "identity.deleteUser",
+            json!({"userId": "nobody"})
+        )
+        .await,
+        err("NOT_FOUND", "User not found")
+    );
+    let list = ok(&mut admin, "identity.listUsers", json!({})).await;
+    assert_eq!(
+        list["total"], 1,
+        "the refused users were not created: {list}"
+    );
+    // Update: profile fields only.
+    let updated = ok(
+        &mut admin,
+        "identity.updateUser",
+        json!({"userId": alice, "displayName": "Alice A."}),
+    )
+    .await;
+    assert_eq!(updated["displayName"], "Alice A.");
+    assert_eq!(updated["email"], "alice@example.com");
+    // Pagination.
+    for name in ["carol", "dave", "erin", "frank"] {
+        user(&mut admin, name, &[]).await;
+    }
+    let page = ok(
+        &mut admin,
+        "identity.listUsers",
+        json!({"page": 2, "pageSize": 2}),
+    )
+    .await;
+    assert_eq!(page["total"], 5);
+    assert_eq!(page["page"], 2);
+    assert_eq!(page["pageSize"], 2);
+    let names: Vec<&str> = page["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| u["username"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["dave", "erin"]);
+    let capped = ok(&mut admin, "identity.listUsers", json!({"pageSize": 1000})).await;
+    assert_eq!(capped["pageSize"], 200);
+    assert_eq!(
+        fail(&mut admin, "identity.listUsers", json!({"page": 0})).await,
+        err(
+            "VALIDATION_ERROR",
+            r#"Invalid "page": expected positive integer"#
+        )
+    );
+    // Delete.
+    assert_eq!(
+        ok(&mut admin, "identity.deleteUser", json!({"userId": alice})).await,
+        json!({"deleted": true})
+    );
+    assert_eq!(
+        fail(&mut admin, "identity.getUser", json!({"userId": alice})).await,
+        err("NOT_FOUND", "User not found")
+    );
+    assert_eq!(
+        ok(&mut admin, "identity.listUsers", json!({})).await["total"],
+        4
+    );
+}
+
+#[tokio::test]
+async fn login_answers_the_same_for_an_unknown_user_and_a_wrong_password() {
+    let (server, _) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    let id = user(&mut admin, "alice", &["writer"]).await;
+    let (mut c, _) = Client::connect(&server).await;
+    let wrong = fail(
+        &mut c,
+        "identity.login",
+        json!({"username": "alice", "password": "not-her-password"}),
+    )
+    .await;
+    let unknown = fail(
+        &mut c,
+        "identity.login",
+        json!({"username": "mallory", "password": "password-1"}),
+    )
+    .await;
+    assert_eq!(wrong, err("UNAUTHORIZED", "Invalid credentials"));
+    assert_eq!(unknown, wrong);
+    let (mut alice, session) = login(&server, "alice", "password-1").await;
+    assert_eq!(
+        session["user"],
+        json!({"id": id, "username": "alice", "roles": ["writer"]})
+    );
+    assert_eq!(
+        ok(&mut alice, "identity.whoami", json!({})).await["userId"],
+        json!(id)
+    );
+    // A non-admin may not administer users, but may update itself.
+    assert_eq!(
+        fail(&mut alice, "identity.listUsers", json!({})).await,
+        err("FORBIDDEN", "Admin role required")
+    );
+    assert_eq!(
+        fail(&mut alice, "identity.createRole", json!({"name": "x"})).await,
+        err("FORBIDDEN", "Superadmin role required")
+    );
+    ok(
+        &mut alice,
+        "identity.updateUser",
+        json!({"userId": id, "displayName": "Me"}),
+    )
+    .await;
+    let other = user(&mut admin, "bob", &[]).await;
+    assert_eq!(
+        fail(
+            &mut alice,
+            "identity.updateUser",
+            json!({"userId": other, "displayName": "Not me"})
+        )
+        .await,
+        err("FORBIDDEN", "Admin role required")
+    );
+    // A disabled user cannot log in; enabled again, it can at once.
+    ok(&mut admin, "identity.disableUser", json!({"userId": id})).await;
+    let (mut c2, _) = Client::connect(&server).await;
+    assert_eq!(
+        fail(
+            &mut c2,
+            "identity.login",
+            json!({"username": "alice", "password": "password-1"})
+        )
+        .await,
+        err("UNAUTHORIZED", "Account disabled")
+    );
+    let enabled = ok(&mut admin, "identity.enableUser", json!({"userId": id})).await;
+    assert_eq!(enabled["enabled"], true);
+    login(&server, "alice", "password-1").await;
+}
+
+#[tokio::test]
+async fn a_session_token_logs_in_on_another_connection_until_logout() {
+    let (server, _) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    user(&mut admin, "alice", &["reader"]).await;
+    let (mut alice, session) = login(&server, "alice", "password-1").await;
+    let token = session["token"].as_str().expect("token").to_owned();
+    let (mut other, _) = Client::connect(&server).await;
+    let session = ok(&mut other, "auth.login", json!({"token": token})).await;
+    assert_eq!(session["roles"], json!(["reader"]));
+    assert_eq!(session["expiresAt"], json!(T0 + DAY_MS));
+    // Refresh: a new token; the old one stops working.
+    let refreshed = ok(&mut alice, "identity.refreshSession", json!({})).await;
+    let new_token = refreshed["token"].as_str().expect("token").to_owned();
+    assert_ne!(new_token, token);
+    let (mut third, _) = Client::connect(&server).await;
+    assert_eq!(
+        fail(&mut third, "auth.login", json!({"token": token})).await,
+        err("UNAUTHORIZED", "Invalid token")
+    );
+    ok(&mut third, "auth.login", json!({"token": new_token})).await;
+    // Logout deletes the session.
+    ok(&mut alice, "identity.logout", json!({})).await;
+    let (mut fourth, _) = Client::connect(&server).await;
+    assert_eq!(
+        fail(&mut fourth, "auth.login", json!({"token": new_token})).await,
+        err("UNAUTHORIZED", "Invalid token")
+    );
+    assert_eq!(
+        fail(&mut alice, "identity.refreshSession", json!({})).await,
+        err("UNAUTHORIZED", "Authentication required")
+    );
+}
+
+#[tokio::test]
+async fn sessions_expire_on_the_server_clock() {
+    let mut config = config();
+    config.identity.session_ttl_ms = 60_000;
+    let (server, clock) = start(config).await;
+    let mut admin = superadmin(&server).await;
+    user(&mut admin, "alice", &["reader"]).await;
+    let (mut alice, session) = login(&server, "alice", "password-1").await;
+    let token = session["token"].as_str().expect("token").to_owned();
+    assert_eq!(session["expiresAt"], json!(T0 + 60_000));
+    ok(&mut alice, "store.buckets", json!({})).await;
+    clock.advance(60_001);
+    assert_eq!(
+        fail(&mut alice, "store.buckets", json!({})).await,
+        err("UNAUTHORIZED", "Session expired")
+    );
+    assert_eq!(
+        ok(&mut alice, "identity.whoami", json!({})).await,
+        json!({"authenticated": false})
+    );
+    let (mut c, _) = Client::connect(&server).await;
+    assert_eq!(
+        fail(&mut c, "auth.login", json!({"token": token})).await,
+        err("UNAUTHORIZED", "Invalid token")
+    );
+}
+
+#[tokio::test]
+async fn disabling_or_deleting_a_user_ends_its_sessions_and_subscriptions_at_once() {
+    let (server, _) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    ok(
+        &mut admin,
+        "store.defineBucket",
+        json!({"name": "notes", "config": {"key": "id", "schema": {"id": {"type": "string"}}}}),
+    )
+    .await;
+    ok(
+        &mut admin,
+        "store.defineQuery",
+        json!({"name": "all-notes", "config": {"bucket": "notes"}}),
+    )
+    .await;
+    for (action, name) in [
+        ("identity.disableUser", "alice"),
+        ("identity.deleteUser", "bob"),
+    ] {
+        let id = user(&mut admin, name, &["reader"]).await;
+        let (mut c, session) = login(&server, name, "password-1").await;
+        let token = session["token"].as_str().expect("token").to_owned();
+        ok(&mut c, "store.subscribe", json!({"query": "all-notes"})).await;
+        ok(&mut admin, action, json!({"userId": id})).await;
+        // The notice, then the close; no push after it.
+        loop {
+            let frame = c.recv().await;
+            if frame["type"] == "system" {
+                assert_eq!(frame["event"], "session_revoked", "{action}");
+                break;
+            }
+        }
+        assert_eq!(c.expect_close().await.0, 4002, "{action}");
+        // Its token no longer logs in.
+        let (mut again, _) = Client::connect(&server).await;
+        assert_eq!(
+            fail(&mut again, "auth.login", json!({"token": token})).await,
+            err("UNAUTHORIZED", "Invalid token"),
+            "{action}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn passwords_are_changed_by_their_owner_and_reset_by_an_admin() {
+    let (server, _) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    let id = user(&mut admin, "alice", &[]).await;
+    let other = user(&mut admin, "bob", &[]).await;
+    let (mut alice, session) = login(&server, "alice", "password-1").await;
+    let token = session["token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        fail(
+            &mut alice,
+            "identity.changePassword",
+            json!({"userId": other, "currentPassword": "password-1", "newPassword": "password-9"})
+        )
+        .await,
+        err(
+            "FORBIDDEN",
+            "Can only change your own password (use resetPassword for other users)"
+        )
+    );
+    assert_eq!(
+        fail(
+            &mut alice,
+            "identity.changePassword",
+            json!({"userId": id, "currentPassword": "wrong-one", "newPassword": "password-2"})
+        )
+        .await,
+        err("UNAUTHORIZED", "Current password is incorrect")
+    );
+    assert_eq!(
+        fail(
+            &mut alice,
+            "identity.changePassword",
+            json!({"userId": id, "currentPassword": "password-1", "newPassword": "short"})
+        )
+        .await,
+        err("VALIDATION_ERROR", "Password must be at least 8 characters")
+    );
+    assert_eq!(
+        ok(
+            &mut alice,
+            "identity.changePassword",
+            json!({"userId": id, "currentPassword": "password-1", "newPassword": "password-2"})
+        )
+        .await,
+        json!({"changed": true})
+    );
+    // The user's sessions are gone: its old token no longer logs in.
+    let (mut c, _) = Client::connect(&server).await;
+    assert_eq!(
+        fail(&mut c, "auth.login", json!({"token": token})).await,
+        err("UNAUTHORIZED", "Invalid token")
+    );
+    login_fails(&server, "alice", "password-1").await;
+    login(&server, "alice", "password-2").await;
+    // An admin resets it.
+    assert_eq!(
+        fail(
+            &mut alice,
+            "identity.resetPassword",
+            json!({"userId": id, "newPassword": "password-3"})
+        )
+        .await,
+        err("FORBIDDEN", "Admin role required")
+    );
+    assert_eq!(
+        ok(
+            &mut admin,
+            "identity.resetPassword",
+            json!({"userId": id, "newPassword": "password-3"})
+        )
+        .await,
+        json!({"reset": true})
+    );
+    assert_eq!(
+        fail(
+            &mut admin,
+            "identity.resetPassword",
+            json!({"userId": "nobody", "newPassword": "password-3"})
+        )
+        .await,
+        err("NOT_FOUND", "User not found")
+    );
+    login(&server, "alice", "password-3").await;
+}
+
+async fn login_fails(server: &ServerHandle, username: &str, password: &str) {
+    let (mut c, _) = Client::connect(server).await;
+    assert_eq!(
+        fail(
+            &mut c,
+            "identity.login",
+            json!({"username": username, "password": password})
+        )
+        .await,
+        err("UNAUTHORIZED", "Invalid credentials")
+    );
+}
+
+#[tokio::test]
+async fn roles_are_created_assigned_and_removed() {
+    let (server, _) = start(config()).await;
+    let mut root = superadmin(&server).await;
+    let role = ok(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "clerk", "description": "Orders",
+               "permissions": [{"allow": "store.*", "buckets": ["orders"]}]}),
+    )
+    .await;
+    let role_id = role["id"].as_str().expect("id").to_owned();
+    assert_eq!(role["system"], false);
+    assert_eq!(
+        role["permissions"],
+        json!([{"allow": "store.*", "buckets": ["orders"]}])
+    );
+    assert_eq!(
+        fail(&mut root, "identity.createRole", json!({"name": "clerk"})).await,
+        err("ALREADY_EXISTS", r#"Role "clerk" already exists"#)
+    );
+    assert_eq!(
+        fail(
+            &mut root,
+            "identity.createRole",
+            json!({"name": "x".repeat(65)})
+        )
+        .await,
+        err(
+            "VALIDATION_ERROR",
+            "Role name must be between 1 and 64 characters"
+        )
+    );
+    let (code, message) = fail(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "bad", "permissions": [{"allow": "*", "tables": []}]}),
+    )
+    .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(
+        message.starts_with(r#"Invalid "permissions[0]""#),
+        "{message}"
+    );
+    let updated = ok(
+        &mut root,
+        "identity.updateRole",
+        json!({"roleId": role_id, "description": "All orders"}),
+    )
+    .await;
+    assert_eq!(updated["description"], "All orders");
+    assert_eq!(
+        fail(&mut root, "identity.updateRole", json!({"roleId": "nope"})).await,
+        err("NOT_FOUND", "Role not found")
+    );
+    // System roles stay.
+    let roles = ok(&mut root, "identity.listRoles", json!({})).await;
+    let reader_id = roles["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .find(|r| r["name"] == "reader")
+        .and_then(|r| r["id"].as_str())
+        .expect("reader")
+        .to_owned();
+    assert_eq!(
+        fail(
+            &mut root,
+            "identity.deleteRole",
+            json!({"roleId": reader_id})
+        )
+        .await,
+        err("FORBIDDEN", "Cannot delete system role")
+    );
+    // Assign, list, remove.
+    let alice = user(&mut root, "alice", &["clerk"]).await;
+    assert_eq!(
+        fail(
+            &mut root,
+            "identity.assignRole",
+            json!({"userId": alice, "roleName": "clerk"})
+        )
+        .await,
+        err("ALREADY_EXISTS", r#"User already has role "clerk""#)
+    );
+    assert_eq!(
+        fail(
+            &mut root,
+            "identity.assignRole",
+            json!({"userId": alice, "roleName": "ghost"})
+        )
+        .await,
+        err("NOT_FOUND", r#"Role "ghost" not found"#)
+    );
+    assert_eq!(
+        fail(
+            &mut root,
+            "identity.assignRole",
+            json!({"userId": "nobody", "roleName": "clerk"})
+        )
+        .await,
+        err("NOT_FOUND", "User not found")
+    );
+    let held = ok(&mut root, "identity.getUserRoles", json!({"userId": alice})).await;
+    assert_eq!(held["roles"][0]["name"], "clerk");
+    assert_eq!(
+        ok(
+            &mut root,
+            "identity.removeRole",
+            json!({"userId": alice, "roleName": "clerk"})
+        )
+        .await,
+        json!({"removed": true})
+    );
+    assert_eq!(
+        fail(
+            &mut root,
+            "identity.removeRole",
+            json!({"userId": alice, "roleName": "clerk"})
+        )
+        .await,
+        err("NOT_FOUND", r#"User does not have role "clerk""#)
+    );
+    assert_eq!(
+        ok(&mut root, "identity.getUserRoles", json!({"userId": alice})).await,
+        json!({"roles": []})
+    );
+    // Deleting a role removes its assignments.
+    ok(
+        &mut root,
+        "identity.assignRole",
+        json!({"userId": alice, "roleName": "clerk"}),
+    )
+    .await;
+    assert_eq!(
+        ok(&mut root, "identity.deleteRole", json!({"roleId": role_id})).await,
+        json!({"deleted": true})
+    );
+    assert_eq!(
+        ok(&mut root, "identity.getUserRoles", json!({"userId": alice})).await,
+        json!({"roles": []})
+    );
+}
+
+#[tokio::test]
+async fn an_admin_cannot_remove_its_own_last_admin_role() {
+    let (server, _) = start(config()).await;
+    let mut root = superadmin(&server).await;
+    let id = user(&mut root, "boss", &["admin"]).await;
+    let (mut boss, _) = login(&server, "boss", "password-1").await;
+    assert_eq!(
+        fail(
+            &mut boss,
+            "identity.removeRole",
+            json!({"userId": id, "roleName": "admin"})
+        )
+        .await,
+        err("FORBIDDEN", "Cannot remove your own last admin role")
+    );
+    let held = ok(&mut boss, "identity.getUserRoles", json!({"userId": id})).await;
+    assert_eq!(held["roles"][0]["name"], "admin", "nothing changed");
+    // An admin cannot manage roles themselves.
+    assert_eq!(
+        fail(&mut boss, "identity.deleteRole", json!({"roleId": "x"})).await,
+        err("FORBIDDEN", "Superadmin role required")
+    );
+}
+
+#[tokio::test]
+async fn roles_decide_store_access_and_losing_one_takes_effect_at_once() {
+    let mut config = config();
+    // A deny-by-default policy: the custom role `clerk` may use `orders` only.
+    config.auth = Some(AuthConfig {
+        permissions: PermissionsConfig {
+            default: DefaultPolicy::Deny,
+            rules: vec![
+                PermissionRule {
+                    role: "superadmin".into(),
+                    allow: Patterns::One("*".into()),
+                    buckets: None,
+                    topics: None,
+                    procedures: None,
+                },
+                PermissionRule {
+                    role: "clerk".into(),
+                    allow: Patterns::One("store.*".into()),
+                    buckets: Some(vec!["orders".into()]),
+                    topics: None,
+                    procedures: None,
+                },
+            ],
+        },
+        ..AuthConfig::default()
+    });
+    let (server, _) = start(config).await;
+    let mut root = superadmin(&server).await;
+    for bucket in ["orders", "payroll"] {
+        ok(
+            &mut root,
+            "store.defineBucket",
+            json!({"name": bucket, "config": {"key": "id", "schema": {"id": {"type": "string"}}}}),
+        )
+        .await;
+    }
+    ok(&mut root, "identity.createRole", json!({"name": "clerk"})).await;
+    let id = user(&mut root, "alice", &[]).await;
+    let (mut alice, _) = login(&server, "alice", "password-1").await;
+    assert_eq!(
+        fail(
+            &mut alice,
+            "store.insert",
+            json!({"bucket": "orders", "data": {"id": "1"}})
+        )
+        .await
+        .0,
+        "FORBIDDEN"
+    );
+    ok(
+        &mut root,
+        "identity.assignRole",
+        json!({"userId": id, "roleName": "clerk"}),
+    )
+    .await;
+    // A new role counts from the next session (login or refresh).
+    ok(&mut alice, "identity.refreshSession", json!({})).await;
+    ok(
+        &mut alice,
+        "store.insert",
+        json!({"bucket": "orders", "data": {"id": "1"}}),
+    )
+    .await;
+    assert_eq!(
+        fail(&mut alice, "store.all", json!({"bucket": "payroll"})).await,
+        err("FORBIDDEN", "No permission for store.all on payroll")
+    );
+    // Inside a transaction too.
+    assert_eq!(
+        fail(
+            &mut alice,
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insert", "bucket": "orders", "data": {"id": "2"}},
+                {"op": "insert", "bucket": "payroll", "data": {"id": "2"}}]})
+        )
+        .await
+        .0,
+        "FORBIDDEN"
+    );
+    // Removing the role ends the user's connections at once.
+    ok(
+        &mut root,
+        "identity.removeRole",
+        json!({"userId": id, "roleName": "clerk"}),
+    )
+    .await;
+    assert_eq!(alice.expect_close().await.0, 4002);
+    let (mut again, _) = login(&server, "alice", "password-1").await;
+    assert_eq!(
+        fail(&mut again, "store.all", json!({"bucket": "orders"}))
+            .await
+            .0,
+        "FORBIDDEN"
+    );
+}
+
+#[tokio::test]
+async fn the_login_rate_limiter_counts_failures_per_username() {
+    let (server, _) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    user(&mut admin, "alice", &[]).await;
+    user(&mut admin, "bob", &[]).await;
+    // Five failures, each on a new connection (the per-connection limit is not the one
+    // under test).
+    for _ in 0..5 {
+        login_fails(&server, "alice", "guess-guess").await;
+    }
+    let (mut c, _) = Client::connect(&server).await;
+    let frame = c
+        .call(
+            "identity.login",
+            json!({"username": "alice", "password": "password-1"}),
+        )
+        .await;
+    assert_eq!(frame["code"], "RATE_LIMITED", "{frame}");
+    assert_eq!(
+        frame["message"],
+        "Too many failed login attempts. Try again later."
+    );
+    assert!(
+        frame["details"]["retryAfterMs"]
+            .as_u64()
+            .is_some_and(|ms| ms > 0)
+    );
+    // Another username from the same address still logs in.
+    login(&server, "bob", "password-1").await;
+}
+
+#[tokio::test]
+async fn store_operations_on_the_system_buckets_are_forbidden() {
+    let (server, _) = start(config()).await;
+    let mut root = superadmin(&server).await;
+    user(&mut root, "alice", &[]).await;
+    for bucket in [
+        "_users",
+        "_roles",
+        "_user_roles",
+        "_acl",
+        "_sessions",
+        "_resource_owners",
+    ] {
+        let message = format!("Bucket \"{bucket}\" is reserved for the identity system");
+        for (op, fields) in [
+            ("store.all", json!({"bucket": bucket})),
+            ("store.get", json!({"bucket": bucket, "key": "x"})),
+            ("store.where", json!({"bucket": bucket, "filter": {}})),
+            (
+                "store.insert",
+                json!({"bucket": bucket, "data": {"id": "x"}}),
+            ),
+            ("store.clear", json!({"bucket": bucket})),
+            ("store.dropBucket", json!({"name": bucket})),
+            (
+                "store.transaction",
+                json!({"operations": [{"op": "get", "bucket": bucket, "key": "x"}]}),
+            ),
+            (
+                "store.defineQuery",
+                json!({"name": "q", "config": {"bucket": bucket}}),
+            ),
+        ] {
+            assert_eq!(
+                fail(&mut root, op, fields).await,
+                err("FORBIDDEN", &message),
+                "{op} on {bucket}"
+            );
+        }
+    }
+    // Nothing changed: the user is still there.
+    assert_eq!(
+        ok(&mut root, "identity.listUsers", json!({})).await["total"],
+        1
+    );
+    // Procedures do not see them either.
+    let (code, message) = fail(
+        &mut root,
+        "procedures.register",
+        json!({"procedure": {"name": "steal", "steps": [
+            {"action": "store.all", "bucket": "_users", "as": "users"}]}}),
+    )
+    .await;
+    assert_eq!(code, "VALIDATION_ERROR", "{message}");
+}
+
+#[tokio::test]
+async fn identity_needs_an_admin_secret_of_sixteen_bytes() {
+    let mut config = config();
+    config.identity.admin_secret = Some("short".into());
+    let err = Server::start(config).await.err().expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "invalid config: \"identity.adminSecret\" must be at least 16 bytes when identity is enabled"
+    );
+}
