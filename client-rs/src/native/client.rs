@@ -305,6 +305,15 @@ impl Client {
         Auth::new(self.clone())
     }
 
+    /// The identity API (the server's built-in users, roles and password sessions).
+    ///
+    /// ```no_run
+    /// # fn demo(client: noex_client::Client) { let identity = client.identity(); }
+    /// ```
+    pub fn identity(&self) -> super::Identity {
+        super::Identity::new(self.clone())
+    }
+
     /// A stream of lifecycle events from now on (ends when the client is closed for good).
     ///
     /// ```no_run

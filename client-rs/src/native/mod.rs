@@ -3,6 +3,7 @@
 mod auth;
 mod client;
 mod driver;
+mod identity;
 mod procedures;
 mod record;
 mod rules;
@@ -11,6 +12,7 @@ mod subscription;
 
 pub use auth::Auth;
 pub use client::{AuditQuery, Client, ClientOptions, EventStream};
+pub use identity::{Identity, NewUser, UserChanges};
 pub use procedures::Procedures;
 pub use record::{Page, Record};
 pub use rules::Rules;

@@ -1,0 +1,102 @@
+//! The identity API against a server with built-in identity: bootstrap with the admin
+//! secret, create a user and give it a role, log in with its password, use the session
+//! token with `auth_token` on a new client, and the errors a client sees.
+
+use noex_client::{Client, ClientOptions, NewUser, UserChanges};
+use noex_protocol::ErrorCode;
+use noex_protocol::payloads::WhoAmI;
+use noex_server::IdentitySection;
+use serde_json::{Value, json};
+
+use crate::common::{config, connect, start, url};
+
+const SECRET: &str = "bootstrap-secret-0123456789";
+
+#[tokio::test]
+async fn bootstrap_create_a_user_and_log_in_with_its_password() {
+    let mut config = config();
+    config.identity = IdentitySection {
+        enabled: true,
+        admin_secret: Some(SECRET.into()),
+        ..IdentitySection::default()
+    };
+    let server = start(config).await;
+    let admin = connect(&server).await;
+    let identity = admin.identity();
+    let root = identity.login_with_secret(SECRET).await.unwrap();
+    assert_eq!(root.user.roles, ["superadmin"]);
+
+    let alice = identity
+        .create_user(NewUser {
+            display_name: Some("Alice".into()),
+            ..NewUser::new("alice", "correct horse battery")
+        })
+        .await
+        .unwrap();
+    assert_eq!(alice.username, "alice");
+    assert!(alice.enabled);
+    identity.assign_role(&alice.id, "writer").await.unwrap();
+    let roles = identity.get_user_roles(&alice.id).await.unwrap().roles;
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0].name, "writer");
+    assert_eq!(identity.list_users(None, None).await.unwrap().total, 1);
+    let clerk = identity
+        .create_role(
+            "clerk",
+            Some("Orders"),
+            Some(vec![json!({"allow": "store.*"})]),
+        )
+        .await
+        .unwrap();
+    assert!(!clerk.system);
+    assert_eq!(identity.list_roles().await.unwrap().roles.len(), 5);
+
+    // Alice logs in with her password and edits her own profile.
+    let client = connect(&server).await;
+    let session = client
+        .identity()
+        .login("alice", "correct horse battery")
+        .await
+        .unwrap();
+    assert_eq!(session.user.roles, ["writer"]);
+    let changed = client
+        .identity()
+        .update_user(
+            &alice.id,
+            UserChanges {
+                email: Some("alice@example.com".into()),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.email.as_deref(), Some("alice@example.com"));
+    let refused = client.identity().list_users(None, None).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden));
+    let wrong = client
+        .identity()
+        .login("alice", "not her password")
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Some(ErrorCode::Unauthorized));
+
+    // Her session token logs a new client in on connect.
+    let options = ClientOptions {
+        auth_token: Some(session.token.clone()),
+        ..ClientOptions::default()
+    };
+    let again = Client::connect(&url(&server), options).await.unwrap();
+    match again.identity().whoami().await.unwrap() {
+        WhoAmI::Authenticated { user_id, .. } => assert_eq!(user_id, alice.id),
+        other => panic!("expected a session, got {other:?}"),
+    }
+    again.store().bucket::<Value>("tasks").all().await.unwrap();
+
+    // Disabling her ends her sessions; her token no longer logs in.
+    identity.disable_user(&alice.id).await.unwrap();
+    let late = connect(&server).await;
+    let err = late.auth().login(&session.token).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Unauthorized));
+    identity.delete_user(&alice.id).await.unwrap();
+    assert_eq!(identity.list_users(None, None).await.unwrap().total, 0);
+}
