@@ -148,4 +148,72 @@ roleName: string, } | { "type": "identity.getUserRoles",
 /**
  * The user's id.
  */
-userId: string, };
+userId: string, } | { "type": "identity.grant", 
+/**
+ * `user` or `role`.
+ */
+subjectType: string, 
+/**
+ * The user's or the role's id.
+ */
+subjectId: string, 
+/**
+ * `bucket`, `topic`, `procedure` or `query`.
+ */
+resourceType: string, 
+/**
+ * The resource's name (a topic pattern for `topic`).
+ */
+resourceName: string, 
+/**
+ * Any of `read`, `write`, `admin`.
+ */
+operations: Array<string>, } | { "type": "identity.revoke", 
+/**
+ * `user` or `role`.
+ */
+subjectType: string, 
+/**
+ * The user's or the role's id.
+ */
+subjectId: string, 
+/**
+ * `bucket`, `topic`, `procedure` or `query`.
+ */
+resourceType: string, 
+/**
+ * The resource's name.
+ */
+resourceName: string, 
+/**
+ * The operations to take back; all when absent.
+ */
+operations?: Array<string>, } | { "type": "identity.getAcl", 
+/**
+ * `bucket`, `topic`, `procedure` or `query`.
+ */
+resourceType: string, 
+/**
+ * The resource's name.
+ */
+resourceName: string, } | { "type": "identity.myAccess" } | { "type": "identity.getOwner", 
+/**
+ * `bucket`, `topic`, `procedure` or `query`.
+ */
+resourceType: string, 
+/**
+ * The resource's name.
+ */
+resourceName: string, } | { "type": "identity.transferOwner", 
+/**
+ * `bucket`, `topic`, `procedure` or `query`.
+ */
+resourceType: string, 
+/**
+ * The resource's name.
+ */
+resourceName: string, 
+/**
+ * The new owner's id.
+ */
+newOwnerId: string, };

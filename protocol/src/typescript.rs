@@ -92,6 +92,12 @@ pub fn export_typescript(dir: &Path) -> Result<(), ExportError> {
         PasswordReset,
         RoleAssigned,
         RoleRemoved,
+        AccessGranted,
+        AccessRevoked,
+        OwnerTransferred,
+        AclEntries,
+        MyAccess,
+        OwnerInfo,
         // server
         ServerStats,
         ConnectionInfo,

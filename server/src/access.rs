@@ -53,6 +53,7 @@ pub fn authorize(
         session,
         policy,
         hook,
+        grants: None,
     };
     check(&authority, op, Resolver { store, rules })
 }

@@ -191,12 +191,24 @@ pub(crate) struct Need<'a> {
     pub(crate) items: Vec<Item<'a>>,
 }
 
-/// One session's rights: its roles, the declarative policy and the optional hook.
+/// Rights a session holds besides the declarative policy: the built-in identity's grants
+/// (superadmin, ACL entries and ownership, which allow a need outright) and the permission
+/// rules of the session user's roles as they are now (evaluated like the config's rules).
+pub(crate) trait Grants: Send + Sync {
+    /// Whether grants allow `need` for `session` outright.
+    fn allows(&self, session: &Session, need: &Need<'_>) -> bool;
+    /// The permission rules of `session`'s user's roles now, each with `role` set.
+    fn role_rules(&self, session: &Session) -> Vec<PermissionRule>;
+}
+
+/// One session's rights: its roles, the declarative policy, the optional hook and the
+/// built-in identity's grants.
 #[derive(Clone, Copy)]
 pub(crate) struct Authority<'a> {
     pub(crate) session: &'a Session,
     pub(crate) policy: &'a PermissionsConfig,
     pub(crate) hook: Option<&'a dyn PermissionCheck>,
+    pub(crate) grants: Option<&'a dyn Grants>,
 }
 
 /// Why [`Authority::decide`] refuses a need: the messages differ, as in the original.
@@ -229,10 +241,17 @@ impl Authority<'_> {
         self.decide(need).is_ok()
     }
 
-    /// The tier check (built-in roles), then the hook, then the declarative rules (the first
-    /// rule of one of the session's roles whose `allow` matches `need.op` and whose resource
-    /// lists cover every item), then the default.
+    /// The built-in identity's grants (allow outright), then the tier check (built-in roles),
+    /// then the hook, then the declarative rules (the first rule of one of the session's
+    /// roles whose `allow` matches `need.op` and whose resource lists cover every item — the
+    /// config's, then those of the identity user's roles), then the default.
     pub(crate) fn decide(&self, need: &Need<'_>) -> Result<(), Denial> {
+        if self
+            .grants
+            .is_some_and(|grants| grants.allows(self.session, need))
+        {
+            return Ok(());
+        }
         if role_tier(&self.session.roles).is_some_and(|granted| granted < need.tier) {
             return Err(Denial::Tier(need.tier));
         }
@@ -243,11 +262,17 @@ impl Authority<'_> {
                 Decision::Pass => {}
             }
         }
-        let matched = self.policy.rules.iter().any(|rule| {
-            self.session.roles.contains(&rule.role)
-                && rule.allow.matches(need.op)
-                && need.items.iter().all(|item| rule.covers(item))
-        });
+        let rule_allows = |rule: &PermissionRule| {
+            rule.allow.matches(need.op) && need.items.iter().all(|item| rule.covers(item))
+        };
+        let matched = self
+            .policy
+            .rules
+            .iter()
+            .any(|rule| self.session.roles.contains(&rule.role) && rule_allows(rule))
+            || self
+                .grants
+                .is_some_and(|grants| grants.role_rules(self.session).iter().any(rule_allows));
         if matched || self.policy.default == DefaultPolicy::Allow {
             Ok(())
         } else {
@@ -326,6 +351,7 @@ mod tests {
     ) -> bool {
         let session = session(roles);
         Authority {
+            grants: None,
             session: &session,
             policy,
             hook,

@@ -121,8 +121,11 @@ async fn route(
         *target = crate::audit::target(audit, &operation);
         audit.guard(&operation)?;
     }
-    if shared.identity.is_some() {
+    // What this request creates or removes, for the identity's ownership records.
+    let mut ownership = None;
+    if let Some(identity) = &shared.identity {
         crate::identity::Identity::guard(&operation)?;
+        ownership = crate::identity::Ownership::of(&operation).map(|o| (Arc::clone(identity), o));
     }
     // Permissions apply once a session exists (anonymous clients of a server with
     // `required: false` may do everything, as the protocol says).
@@ -134,6 +137,30 @@ async fn route(
     if let Some(authority) = &authority {
         access::check(authority, &operation, shared.resolver())?;
     }
+    let result = dispatch(state, operation, &session, authority, now).await;
+    if let (Ok(_), Some((identity, change)), Some(session)) =
+        (&result, ownership, state.session.get())
+    {
+        // The creator of a bucket, query or procedure owns it; a removed one's owner and
+        // grants go with it.
+        if let Err(err) = change.apply(&identity, &session.user_id) {
+            tracing::warn!(%err, "identity ownership not recorded");
+        }
+    }
+    result
+}
+
+/// Runs a parsed and allowed operation.
+async fn dispatch(
+    state: &mut ConnectionState,
+    operation: Operation,
+    session: &Option<Arc<crate::auth::Session>>,
+    authority: Option<crate::permissions::Authority<'_>>,
+    now: u64,
+) -> Result<Value, ServerError> {
+    let shared = Arc::clone(&state.shared);
+    let op_type = operation.op_type().to_owned();
+    let op_type = op_type.as_str();
     match operation {
         Operation::Auth(op) => match &shared.auth {
             // Answered above (`not_configured`).
@@ -183,6 +210,8 @@ async fn route(
                     revocations: &shared.revocations,
                     own: &state.revocation,
                     now,
+                    store: &shared.store,
+                    procedures: &shared.procedures,
                 };
                 let answer = ops::identity::handle(ctx, op).await?;
                 if let Some(change) = answer.change {

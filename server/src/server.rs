@@ -308,11 +308,22 @@ impl ServerBuilder {
                         message: "needs \"tokens\", \"jwt\" or a custom token validator",
                     }));
                 }
+                let mut permissions = auth_config.permissions;
+                if identity.is_some() && config.auth.is_none() {
+                    // Built-in identity alone: a user may do what its roles' rules, its
+                    // grants and its ownership allow, nothing else (as the original's
+                    // built-in mode).
+                    permissions.default = crate::permissions::DefaultPolicy::Deny;
+                }
                 Some(AuthRuntime {
                     required: auth_config.required,
                     validator: Arc::new(ChainValidator(validators)),
-                    permissions: auth_config.permissions,
+                    permissions,
                     hook: permission_check,
+                    grants: identity.as_ref().map(|identity| {
+                        Arc::new(crate::identity::IdentityGrants(Arc::clone(identity)))
+                            as Arc<dyn crate::permissions::Grants>
+                    }),
                 })
             }
         };

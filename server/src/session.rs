@@ -62,6 +62,7 @@ impl AuthRuntime {
             session,
             policy: &self.permissions,
             hook: self.hook.as_deref(),
+            grants: self.grants.as_deref(),
         }
     }
 }

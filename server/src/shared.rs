@@ -26,6 +26,8 @@ pub(crate) struct AuthRuntime {
     pub(crate) validator: Arc<dyn TokenValidator>,
     pub(crate) permissions: PermissionsConfig,
     pub(crate) hook: Option<Arc<dyn PermissionCheck>>,
+    /// The built-in identity's grants and role rules, when identity is on.
+    pub(crate) grants: Option<Arc<dyn crate::permissions::Grants>>,
 }
 
 /// Where the server is in its life; connection tasks watch it.

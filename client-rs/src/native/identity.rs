@@ -2,8 +2,9 @@
 //! (`identity.*`, served when the server's `identity.enabled` is on).
 
 use noex_protocol::payloads::{
-    Deleted, IdentityLogin, IdentityRole, IdentityRoleList, IdentityUser, IdentityUserList,
-    LogoutResult, PasswordChanged, PasswordReset, RoleAssigned, RoleRemoved, WhoAmI,
+    AccessGranted, AccessRevoked, AclEntries, Deleted, IdentityLogin, IdentityRole,
+    IdentityRoleList, IdentityUser, IdentityUserList, LogoutResult, MyAccess, OwnerInfo,
+    OwnerTransferred, PasswordChanged, PasswordReset, RoleAssigned, RoleRemoved, WhoAmI,
 };
 use noex_protocol::{IdentityOp, JsonObject, Operation};
 use serde::de::DeserializeOwned;
@@ -424,6 +425,125 @@ impl Identity {
     pub async fn get_user_roles(&self, user_id: &str) -> Result<IdentityRoleList, ClientError> {
         self.call_op(IdentityOp::GetUserRoles {
             user_id: user_id.to_owned(),
+        })
+        .await
+    }
+
+    /// Grants `operations` (`read`, `write`, `admin`) on a resource (`bucket`, `topic`,
+    /// `procedure`, `query`) to a user or a role (`subject_type` `user` or `role`); merged
+    /// with an existing grant. An admin, the resource's owner or a holder of `admin` on it
+    /// may grant.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// client.identity().grant(("user", "user-id"), ("bucket", "docs"), &["read"]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn grant(
+        &self,
+        subject: (&str, &str),
+        resource: (&str, &str),
+        operations: &[&str],
+    ) -> Result<AccessGranted, ClientError> {
+        self.call_op(IdentityOp::Grant {
+            subject_type: subject.0.to_owned(),
+            subject_id: subject.1.to_owned(),
+            resource_type: resource.0.to_owned(),
+            resource_name: resource.1.to_owned(),
+            operations: operations.iter().map(|s| (*s).to_owned()).collect(),
+        })
+        .await
+    }
+
+    /// Takes `operations` (all of them when `None`) back from a grant.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// client.identity().revoke(("user", "user-id"), ("bucket", "docs"), None).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn revoke(
+        &self,
+        subject: (&str, &str),
+        resource: (&str, &str),
+        operations: Option<&[&str]>,
+    ) -> Result<AccessRevoked, ClientError> {
+        self.call_op(IdentityOp::Revoke {
+            subject_type: subject.0.to_owned(),
+            subject_id: subject.1.to_owned(),
+            resource_type: resource.0.to_owned(),
+            resource_name: resource.1.to_owned(),
+            operations: operations.map(|ops| ops.iter().map(|s| (*s).to_owned()).collect()),
+        })
+        .await
+    }
+
+    /// The grants on a resource, its owner first.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let acl = client.identity().get_acl("bucket", "docs").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_acl(
+        &self,
+        resource_type: &str,
+        resource_name: &str,
+    ) -> Result<AclEntries, ClientError> {
+        self.call_op(IdentityOp::GetAcl {
+            resource_type: resource_type.to_owned(),
+            resource_name: resource_name.to_owned(),
+        })
+        .await
+    }
+
+    /// The caller's roles, grants and owned resources.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// for r in client.identity().my_access().await?.resources { println!("{}", r.resource_name); }
+    /// # Ok(()) }
+    /// ```
+    pub async fn my_access(&self) -> Result<MyAccess, ClientError> {
+        self.call_op(IdentityOp::MyAccess).await
+    }
+
+    /// Who owns a resource (`owner` is `None` when nobody does).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// let owner = client.identity().get_owner("bucket", "docs").await?.owner;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_owner(
+        &self,
+        resource_type: &str,
+        resource_name: &str,
+    ) -> Result<OwnerInfo, ClientError> {
+        self.call_op(IdentityOp::GetOwner {
+            resource_type: resource_type.to_owned(),
+            resource_name: resource_name.to_owned(),
+        })
+        .await
+    }
+
+    /// Gives a resource to another user (its owner or a superadmin).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {
+    /// client.identity().transfer_owner("bucket", "docs", "user-id").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn transfer_owner(
+        &self,
+        resource_type: &str,
+        resource_name: &str,
+        new_owner_id: &str,
+    ) -> Result<OwnerTransferred, ClientError> {
+        self.call_op(IdentityOp::TransferOwner {
+            resource_type: resource_type.to_owned(),
+            resource_name: resource_name.to_owned(),
+            new_owner_id: new_owner_id.to_owned(),
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! The identity API against a server with built-in identity: bootstrap with the admin
 //! secret, create a user and give it a role, log in with its password, use the session
-//! token with `auth_token` on a new client, and the errors a client sees.
+//! token with `auth_token` on a new client, grants and ownership, and the errors a client
+//! sees.
 
 use noex_client::{Client, ClientOptions, NewUser, UserChanges};
 use noex_protocol::ErrorCode;
@@ -91,6 +92,32 @@ async fn bootstrap_create_a_user_and_log_in_with_its_password() {
         other => panic!("expected a session, got {other:?}"),
     }
     again.store().bucket::<Value>("tasks").all().await.unwrap();
+
+    // Grants, ownership and the caller's view of them.
+    let owner = identity.get_owner("bucket", "tasks").await.unwrap().owner;
+    assert_eq!(owner, None, "config buckets have no owner");
+    identity
+        .grant(("user", &alice.id), ("bucket", "tasks"), &["read"])
+        .await
+        .unwrap();
+    let entries = identity.get_acl("bucket", "tasks").await.unwrap().entries;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].operations, ["read"]);
+    let mine = again.identity().my_access().await.unwrap();
+    assert_eq!(mine.resources.len(), 1);
+    assert_eq!(mine.resources[0].resource_name, "tasks");
+    identity
+        .revoke(("user", &alice.id), ("bucket", "tasks"), None)
+        .await
+        .unwrap();
+    assert!(
+        identity
+            .get_acl("bucket", "tasks")
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
 
     // Disabling her ends her sessions; her token no longer logs in.
     identity.disable_user(&alice.id).await.unwrap();

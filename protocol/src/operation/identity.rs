@@ -196,6 +196,84 @@ pub enum IdentityOp {
         /// The user's id.
         user_id: String,
     },
+    /// Grant a user or a role operations on a resource (an admin, the resource's owner or a
+    /// holder of `admin` on it); merges with an existing grant.
+    #[serde(rename = "identity.grant")]
+    Grant {
+        /// `user` or `role`.
+        subject_type: String,
+        /// The user's or the role's id.
+        subject_id: String,
+        /// `bucket`, `topic`, `procedure` or `query`.
+        resource_type: String,
+        /// The resource's name (a topic pattern for `topic`).
+        resource_name: String,
+        /// Any of `read`, `write`, `admin`.
+        operations: Vec<String>,
+    },
+    /// Take operations (all of them without `operations`) back from a grant.
+    #[serde(rename = "identity.revoke")]
+    Revoke {
+        /// `user` or `role`.
+        subject_type: String,
+        /// The user's or the role's id.
+        subject_id: String,
+        /// `bucket`, `topic`, `procedure` or `query`.
+        resource_type: String,
+        /// The resource's name.
+        resource_name: String,
+        /// The operations to take back; all when absent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        operations: Option<Vec<String>>,
+    },
+    /// The grants on a resource, its owner first.
+    #[serde(rename = "identity.getAcl")]
+    GetAcl {
+        /// `bucket`, `topic`, `procedure` or `query`.
+        resource_type: String,
+        /// The resource's name.
+        resource_name: String,
+    },
+    /// The caller's grants and owned resources.
+    #[serde(rename = "identity.myAccess")]
+    MyAccess,
+    /// Who owns a resource.
+    #[serde(rename = "identity.getOwner")]
+    GetOwner {
+        /// `bucket`, `topic`, `procedure` or `query`.
+        resource_type: String,
+        /// The resource's name.
+        resource_name: String,
+    },
+    /// Give a resource to another user (its owner or a superadmin).
+    #[serde(rename = "identity.transferOwner")]
+    TransferOwner {
+        /// `bucket`, `topic`, `procedure` or `query`.
+        resource_type: String,
+        /// The resource's name.
+        resource_name: String,
+        /// The new owner's id.
+        new_owner_id: String,
+    },
+}
+
+/// A list of strings.
+fn strings(f: &Fields<'_>, name: &str, required: bool) -> Result<Option<Vec<String>>, String> {
+    let error = || format!("Missing or invalid \"{name}\": expected non-empty array");
+    match f.opt_any(name) {
+        None if required => Err(error()),
+        None => Ok(None),
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s),
+                _ => Err(format!("Invalid \"{name}\": expected an array of strings")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(error()),
+    }
 }
 
 /// An optional boolean field.
@@ -317,6 +395,34 @@ impl IdentityOp {
                 "identity.getUserRoles" => IdentityOp::GetUserRoles {
                     user_id: f.string("userId")?,
                 },
+                "identity.grant" => IdentityOp::Grant {
+                    subject_type: f.string("subjectType")?,
+                    subject_id: f.string("subjectId")?,
+                    resource_type: f.string("resourceType")?,
+                    resource_name: f.string("resourceName")?,
+                    operations: strings(f, "operations", true)?.unwrap_or_default(),
+                },
+                "identity.revoke" => IdentityOp::Revoke {
+                    subject_type: f.string("subjectType")?,
+                    subject_id: f.string("subjectId")?,
+                    resource_type: f.string("resourceType")?,
+                    resource_name: f.string("resourceName")?,
+                    operations: strings(f, "operations", false)?,
+                },
+                "identity.getAcl" => IdentityOp::GetAcl {
+                    resource_type: f.string("resourceType")?,
+                    resource_name: f.string("resourceName")?,
+                },
+                "identity.myAccess" => IdentityOp::MyAccess,
+                "identity.getOwner" => IdentityOp::GetOwner {
+                    resource_type: f.string("resourceType")?,
+                    resource_name: f.string("resourceName")?,
+                },
+                "identity.transferOwner" => IdentityOp::TransferOwner {
+                    resource_type: f.string("resourceType")?,
+                    resource_name: f.string("resourceName")?,
+                    new_owner_id: f.string("newOwnerId")?,
+                },
                 _ => return Err(None),
             })
         })();
@@ -347,6 +453,12 @@ impl IdentityOp {
             IdentityOp::AssignRole { .. } => "identity.assignRole",
             IdentityOp::RemoveRole { .. } => "identity.removeRole",
             IdentityOp::GetUserRoles { .. } => "identity.getUserRoles",
+            IdentityOp::Grant { .. } => "identity.grant",
+            IdentityOp::Revoke { .. } => "identity.revoke",
+            IdentityOp::GetAcl { .. } => "identity.getAcl",
+            IdentityOp::MyAccess => "identity.myAccess",
+            IdentityOp::GetOwner { .. } => "identity.getOwner",
+            IdentityOp::TransferOwner { .. } => "identity.transferOwner",
         }
     }
 }

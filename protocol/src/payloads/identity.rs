@@ -138,3 +138,98 @@ pub struct RoleRemoved {
     /// Always `true`.
     pub removed: bool,
 }
+
+/// `identity.grant` → `{granted: true}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AccessGranted {
+    /// Always `true`.
+    pub granted: bool,
+}
+
+/// `identity.revoke` → `{revoked: true}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AccessRevoked {
+    /// Always `true`.
+    pub revoked: bool,
+}
+
+/// `identity.transferOwner` → `{transferred: true}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct OwnerTransferred {
+    /// Always `true`.
+    pub transferred: bool,
+}
+
+/// One entry of `identity.getAcl`: a grant, or the owner's implicit full access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AclEntry {
+    /// `user` or `role`.
+    pub subject_type: String,
+    /// The user's or the role's id.
+    pub subject_id: String,
+    /// The user's name or the role's name (`null` when it no longer exists).
+    pub subject_name: Option<String>,
+    /// Granted operations (`read`, `write`, `admin`).
+    pub operations: Vec<String>,
+    /// Whether this is the owner's entry.
+    pub is_owner: bool,
+}
+
+/// `identity.getAcl` → `{entries}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AclEntries {
+    /// The owner first, then the grants.
+    pub entries: Vec<AclEntry>,
+}
+
+/// One resource of `identity.myAccess`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceAccess {
+    /// `bucket`, `topic`, `procedure` or `query`.
+    pub resource_type: String,
+    /// The resource's name.
+    pub resource_name: String,
+    /// What the caller may do on it, sorted.
+    pub operations: Vec<String>,
+    /// Whether the caller owns it.
+    pub is_owner: bool,
+}
+
+/// The user part of [`MyAccess`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AccessUser {
+    /// The user's id.
+    pub id: String,
+    /// The user's name.
+    pub username: String,
+}
+
+/// `identity.myAccess` → `{user: {id, username}, roles, resources}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct MyAccess {
+    /// The caller.
+    pub user: AccessUser,
+    /// The caller's role names.
+    pub roles: Vec<String>,
+    /// Resources the caller was granted (directly or through a role) or owns.
+    pub resources: Vec<ResourceAccess>,
+}
+
+/// The owner in [`OwnerInfo`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceOwner {
+    /// The owner's id.
+    pub user_id: String,
+    /// The owner's name.
+    pub username: String,
+}
+
+/// `identity.getOwner` → `{owner}` (`null` when nobody owns it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct OwnerInfo {
+    /// The owner.
+    pub owner: Option<ResourceOwner>,
+}

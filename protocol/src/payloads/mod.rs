@@ -12,8 +12,10 @@ mod store;
 pub use audit::{AuditEntries, AuditEntry, SessionsRevoked};
 pub use auth::{LoginResult, LogoutResult, WhoAmI};
 pub use identity::{
-    IdentityLogin, IdentityLoginUser, IdentityRole, IdentityRoleList, IdentityUser,
-    IdentityUserList, PasswordChanged, PasswordReset, RoleAssigned, RoleRemoved,
+    AccessGranted, AccessRevoked, AccessUser, AclEntries, AclEntry, IdentityLogin,
+    IdentityLoginUser, IdentityRole, IdentityRoleList, IdentityUser, IdentityUserList, MyAccess,
+    OwnerInfo, OwnerTransferred, PasswordChanged, PasswordReset, ResourceAccess, ResourceOwner,
+    RoleAssigned, RoleRemoved,
 };
 pub use procedures::{
     ProcedureCallResult, ProcedureInfo, ProcedureList, ProcedureRegistered, ProcedureUnregistered,

@@ -6,6 +6,9 @@
 //! ([`SessionValidator`]). `store.*` cannot touch the system buckets ([`Identity::guard`]).
 
 mod password;
+mod rights;
+
+pub(crate) use rights::{ACL_OPERATIONS, IdentityGrants, RESOURCE_TYPES, Rights};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -189,6 +192,9 @@ pub(crate) struct Identity {
     failures: Mutex<HashMap<String, FailureWindow>>,
     /// Serializes the check-then-write sequences of the operations (no await inside).
     writes: Mutex<()>,
+    /// Roles, assignments, grants and owners as permission checks read them, reloaded after
+    /// every identity write.
+    rights: parking_lot::RwLock<Arc<Rights>>,
 }
 
 /// Who a successful login is, and the token to hand out.
@@ -318,14 +324,196 @@ impl Identity {
             }
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Ok(Identity {
+        let identity = Identity {
             store: store.clone(),
             config: config.clone(),
             clock,
             hasher: password::Hasher::new(cores)?,
             failures: Mutex::new(HashMap::new()),
             writes: Mutex::new(()),
-        })
+            rights: parking_lot::RwLock::new(Arc::default()),
+        };
+        identity.reload()?;
+        Ok(identity)
+    }
+
+    /// Reads roles, assignments, grants and owners again (after a write).
+    pub(crate) fn reload(&self) -> Result<(), ServerError> {
+        let rights = Rights::load(&self.store)?;
+        *self.rights.write() = Arc::new(rights);
+        Ok(())
+    }
+
+    /// The rights as they are now.
+    pub(crate) fn rights(&self) -> Arc<Rights> {
+        Arc::clone(&self.rights.read())
+    }
+
+    /// The username of `user_id` (`__superadmin__` for the virtual superadmin).
+    pub(crate) fn username(&self, user_id: &str) -> Result<Option<String>, ServerError> {
+        if user_id == SUPERADMIN_ID {
+            return Ok(Some(SUPERADMIN_ID.to_owned()));
+        }
+        Ok(self
+            .store
+            .bucket("_users")
+            .get(&json!(user_id))?
+            .and_then(|u| text(&u, "username")))
+    }
+
+    /// Whether a user (or the virtual superadmin) with this id exists.
+    pub(crate) fn user_exists(&self, user_id: &str) -> Result<bool, ServerError> {
+        Ok(user_id == SUPERADMIN_ID || self.store.bucket("_users").get(&json!(user_id))?.is_some())
+    }
+
+    /// Whether a role with this id exists.
+    pub(crate) fn role_exists(&self, role_id: &str) -> Result<bool, ServerError> {
+        Ok(self.store.bucket("_roles").get(&json!(role_id))?.is_some())
+    }
+
+    /// Grants `operations` on a resource to a subject, merged with its existing grant.
+    pub(crate) fn grant(
+        &self,
+        subject: (&str, &str),
+        resource: (&str, &str),
+        operations: &[String],
+        granted_by: &str,
+    ) -> Result<(), ServerError> {
+        let _writes = self.writes.lock();
+        let acl = self.store.bucket("_acl");
+        let existing = self.acl_entry(subject, resource)?;
+        match existing {
+            Some(entry) => {
+                let mut merged: Vec<String> = entry
+                    .get("operations")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                for op in operations {
+                    if !merged.contains(op) {
+                        merged.push(op.clone());
+                    }
+                }
+                merged.sort();
+                let mut patch = Map::new();
+                patch.insert("operations".into(), json!(merged));
+                if let Some(id) = entry.get("id") {
+                    acl.update(id, patch)?;
+                }
+            }
+            None => {
+                let mut ops = operations.to_vec();
+                ops.sort();
+                ops.dedup();
+                let mut record = Map::new();
+                record.insert("subjectType".into(), json!(subject.0));
+                record.insert("subjectId".into(), json!(subject.1));
+                record.insert("resourceType".into(), json!(resource.0));
+                record.insert("resourceName".into(), json!(resource.1));
+                record.insert("operations".into(), json!(ops));
+                record.insert("grantedBy".into(), json!(granted_by));
+                acl.insert(record)?;
+            }
+        }
+        self.reload()
+    }
+
+    fn acl_entry(
+        &self,
+        subject: (&str, &str),
+        resource: (&str, &str),
+    ) -> Result<Option<Map<String, Value>>, ServerError> {
+        Ok(self
+            .store
+            .bucket("_acl")
+            .where_(&filter("subjectId", subject.1))?
+            .into_iter()
+            .find(|e| {
+                text(e, "subjectType").as_deref() == Some(subject.0)
+                    && text(e, "resourceType").as_deref() == Some(resource.0)
+                    && text(e, "resourceName").as_deref() == Some(resource.1)
+            }))
+    }
+
+    /// Takes `operations` (all when `None`) back from a subject's grant on a resource.
+    pub(crate) fn revoke(
+        &self,
+        subject: (&str, &str),
+        resource: (&str, &str),
+        operations: Option<&[String]>,
+    ) -> Result<(), ServerError> {
+        let _writes = self.writes.lock();
+        let acl = self.store.bucket("_acl");
+        let Some(entry) = self.acl_entry(subject, resource)? else {
+            return Err(not_found("ACL entry"));
+        };
+        let Some(id) = entry.get("id") else {
+            return Err(not_found("ACL entry"));
+        };
+        let left: Vec<String> = match operations {
+            None => Vec::new(),
+            Some(remove) => entry
+                .get("operations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .filter(|op| !remove.contains(op))
+                .collect(),
+        };
+        if left.is_empty() {
+            acl.delete(id)?;
+        } else {
+            let mut patch = Map::new();
+            patch.insert("operations".into(), json!(left));
+            acl.update(id, patch)?;
+        }
+        self.reload()
+    }
+
+    /// Records `user_id` as the owner of a resource it created (replacing an old owner).
+    pub(crate) fn set_owner(
+        &self,
+        resource: (&str, &str),
+        user_id: &str,
+    ) -> Result<(), ServerError> {
+        let _writes = self.writes.lock();
+        self.remove_owner_record(resource)?;
+        let mut record = Map::new();
+        record.insert("userId".into(), json!(user_id));
+        record.insert("resourceType".into(), json!(resource.0));
+        record.insert("resourceName".into(), json!(resource.1));
+        self.store.bucket("_resource_owners").insert(record)?;
+        self.reload()
+    }
+
+    fn remove_owner_record(&self, resource: (&str, &str)) -> Result<(), ServerError> {
+        let owners = self.store.bucket("_resource_owners");
+        for record in owners.where_(&filter("resourceName", resource.1))? {
+            if text(&record, "resourceType").as_deref() == Some(resource.0)
+                && let Some(id) = record.get("id")
+            {
+                owners.delete(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A resource is gone: its owner and its grants go too.
+    pub(crate) fn forget_resource(&self, resource: (&str, &str)) -> Result<(), ServerError> {
+        let _writes = self.writes.lock();
+        self.remove_owner_record(resource)?;
+        let acl = self.store.bucket("_acl");
+        for entry in acl.where_(&filter("resourceName", resource.1))? {
+            if text(&entry, "resourceType").as_deref() == Some(resource.0)
+                && let Some(id) = entry.get("id")
+            {
+                acl.delete(id)?;
+            }
+        }
+        self.reload()
     }
 
     /// `FORBIDDEN` for a `store.*` operation on a system bucket: only `identity.*` reads
@@ -697,7 +885,7 @@ impl Identity {
         let _writes = self.writes.lock();
         self.user_record(user_id)?;
         self.delete_sessions(user_id)?;
-        for bucket in ["_user_roles", "_acl"] {
+        for bucket in ["_user_roles", "_acl", "_resource_owners"] {
             let field = if bucket == "_acl" {
                 "subjectId"
             } else {
@@ -711,7 +899,7 @@ impl Identity {
             }
         }
         self.store.bucket("_users").delete(&json!(user_id))?;
-        Ok(())
+        self.reload()
     }
 
     /// `identity.listUsers`: `(users, total, page, pageSize)`.
@@ -824,7 +1012,9 @@ impl Identity {
         if let Some(v) = description {
             record.insert("description".into(), json!(v));
         }
-        Ok(role_info(&roles.insert(record)?))
+        let role = role_info(&roles.insert(record)?);
+        self.reload()?;
+        Ok(role)
     }
 
     /// `identity.updateRole`: description and permissions.
@@ -851,7 +1041,9 @@ impl Identity {
         if patch.is_empty() {
             return Ok(role_info(&existing));
         }
-        Ok(role_info(&roles.update(&json!(role_id), patch)?))
+        let role = role_info(&roles.update(&json!(role_id), patch)?);
+        self.reload()?;
+        Ok(role)
     }
 
     /// `identity.deleteRole`: not a system role; its assignments go with it. Answers the
@@ -879,6 +1071,14 @@ impl Identity {
             }
         }
         roles.delete(&json!(role_id))?;
+        // Its grants go with it.
+        let acl = self.store.bucket("_acl");
+        for entry in acl.where_(&filter("subjectId", role_id))? {
+            if let Some(id) = entry.get("id") {
+                acl.delete(id)?;
+            }
+        }
+        self.reload()?;
         Ok(holders)
     }
 
@@ -922,7 +1122,7 @@ impl Identity {
         record.insert("roleId".into(), json!(role_id));
         record.insert("grantedBy".into(), json!(granted_by));
         assignments.insert(record)?;
-        Ok(())
+        self.reload()
     }
 
     /// `identity.removeRole`. `caller` may not remove its own last admin role.
@@ -961,7 +1161,7 @@ impl Identity {
         if let Some(id) = assignment.get("id") {
             assignments.delete(id)?;
         }
-        Ok(())
+        self.reload()
     }
 
     /// `identity.getUserRoles`.
@@ -1005,5 +1205,51 @@ impl TokenValidator for SessionValidator {
                 }
             }
         })
+    }
+}
+
+/// What a successful request does to the ownership records: the creator of a bucket, a
+/// query or a procedure owns it; removing one forgets its owner and its grants.
+pub(crate) enum Ownership {
+    /// `(type, name)` was created.
+    Created(&'static str, String),
+    /// `(type, name)` was removed.
+    Removed(&'static str, String),
+}
+
+impl Ownership {
+    /// The ownership change `operation` makes if it succeeds.
+    pub(crate) fn of(operation: &Operation) -> Option<Ownership> {
+        use noex_protocol::{ProceduresOp, StoreOp};
+        match operation {
+            Operation::Store(StoreOp::DefineBucket { name, .. }) => {
+                Some(Ownership::Created("bucket", name.clone()))
+            }
+            Operation::Store(StoreOp::DropBucket { name }) => {
+                Some(Ownership::Removed("bucket", name.clone()))
+            }
+            Operation::Store(StoreOp::DefineQuery { name, .. }) => {
+                Some(Ownership::Created("query", name.clone()))
+            }
+            Operation::Store(StoreOp::UndefineQuery { name }) => {
+                Some(Ownership::Removed("query", name.clone()))
+            }
+            Operation::Procedures(ProceduresOp::Register { procedure }) => procedure
+                .get("name")
+                .and_then(Value::as_str)
+                .map(|name| Ownership::Created("procedure", name.to_owned())),
+            Operation::Procedures(ProceduresOp::Unregister { name }) => {
+                Some(Ownership::Removed("procedure", name.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Records the change, made by `user_id`.
+    pub(crate) fn apply(self, identity: &Identity, user_id: &str) -> Result<(), ServerError> {
+        match self {
+            Ownership::Created(kind, name) => identity.set_owner((kind, &name), user_id),
+            Ownership::Removed(kind, name) => identity.forget_resource((kind, &name)),
+        }
     }
 }

@@ -7,15 +7,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use noex_protocol::payloads::{
-    Deleted, IdentityRoleList, IdentityUserList, LogoutResult, PasswordChanged, PasswordReset,
-    RoleAssigned, RoleRemoved, WhoAmI,
+    AccessGranted, AccessRevoked, AccessUser, AclEntries, AclEntry, Deleted, IdentityRoleList,
+    IdentityUserList, LogoutResult, MyAccess, OwnerInfo, OwnerTransferred, PasswordChanged,
+    PasswordReset, ResourceAccess, ResourceOwner, RoleAssigned, RoleRemoved, WhoAmI,
 };
 use noex_protocol::{ErrorCode, IdentityOp};
 use serde_json::Value;
 
 use crate::auth::Session;
 use crate::error::ServerError;
-use crate::identity::{Identity, LoggedIn, SUPERADMIN_ID};
+use crate::identity::{ACL_OPERATIONS, Identity, LoggedIn, RESOURCE_TYPES, SUPERADMIN_ID};
 use crate::login_limit::{ConnectionFailures, LoginLimiter};
 use crate::ops::to_json;
 use crate::revocation::{RevocationSlot, Revocations};
@@ -41,6 +42,10 @@ pub(crate) struct IdentityContext<'a> {
     pub(crate) own: &'a RevocationSlot,
     /// Now, on the server's clock (ms).
     pub(crate) now: u64,
+    /// The store (whether a granted bucket or query exists).
+    pub(crate) store: &'a noex_store::Store,
+    /// The procedures (whether a granted procedure exists).
+    pub(crate) procedures: &'a crate::procedures::Procedures,
 }
 
 /// A session change asked of the connection.
@@ -115,6 +120,99 @@ fn not_the_superadmin(user_id: &str, what: &str) -> Result<(), ServerError> {
         ));
     }
     Ok(())
+}
+
+fn validation(message: String) -> ServerError {
+    ServerError::new(ErrorCode::ValidationError, message)
+}
+
+/// `VALIDATION_ERROR` unless `resource_type` is one of the grantable types.
+fn check_resource_type(resource_type: &str) -> Result<(), ServerError> {
+    if RESOURCE_TYPES.contains(&resource_type) {
+        Ok(())
+    } else {
+        Err(validation(format!(
+            "Invalid \"resourceType\": expected one of {}",
+            RESOURCE_TYPES.join(", ")
+        )))
+    }
+}
+
+/// `NOT_FOUND` unless the resource exists (a topic always does).
+fn check_resource_exists(
+    ctx: &IdentityContext<'_>,
+    resource_type: &str,
+    name: &str,
+) -> Result<(), ServerError> {
+    let exists = match resource_type {
+        "bucket" => ctx.store.bucket_len(name).is_some(),
+        "query" => ctx.store.list_queries().iter().any(|q| q.name == name),
+        "procedure" => ctx.procedures.get(name).is_ok(),
+        _ => true,
+    };
+    if exists {
+        Ok(())
+    } else {
+        let kind = match resource_type {
+            "bucket" => "Bucket",
+            "query" => "Query",
+            _ => "Procedure",
+        };
+        Err(ServerError::new(
+            ErrorCode::NotFound,
+            format!("{kind} \"{name}\" not found"),
+        ))
+    }
+}
+
+/// `FORBIDDEN` unless the caller may manage access to a resource: an admin, its owner, or
+/// a holder of `admin` on it.
+fn require_resource_admin(
+    ctx: &IdentityContext<'_>,
+    resource_type: &str,
+    name: &str,
+) -> Result<(), ServerError> {
+    let session = require_auth(ctx)?;
+    if Identity::is_admin(&session.roles)
+        || ctx
+            .identity
+            .rights()
+            .operations_on(&session.user_id, resource_type, name)
+            .iter()
+            .any(|op| op == "admin")
+    {
+        return Ok(());
+    }
+    Err(ServerError::new(
+        ErrorCode::Forbidden,
+        format!("No permission to manage access to {resource_type} \"{name}\""),
+    ))
+}
+
+/// Validates a grant's or a revocation's subject.
+fn check_subject(ctx: &IdentityContext<'_>, kind: &str, id: &str) -> Result<(), ServerError> {
+    match kind {
+        "user" if ctx.identity.user_exists(id)? => Ok(()),
+        "user" => Err(ServerError::new(ErrorCode::NotFound, "User not found")),
+        "role" if ctx.identity.role_exists(id)? => Ok(()),
+        "role" => Err(ServerError::new(ErrorCode::NotFound, "Role not found")),
+        _ => Err(validation(
+            "Invalid \"subjectType\": expected one of user, role".to_owned(),
+        )),
+    }
+}
+
+fn check_operations(operations: &[String]) -> Result<(), ServerError> {
+    match operations
+        .iter()
+        .find(|op| !ACL_OPERATIONS.contains(&op.as_str()))
+    {
+        Some(bad) => Err(validation(format!(
+            "Invalid operation \"{bad}\": expected one of {}",
+            ACL_OPERATIONS.join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Answers one `identity.*` request.
@@ -330,6 +428,150 @@ pub(crate) async fn handle(
             answer(IdentityRoleList {
                 roles: identity.get_user_roles(&user_id)?,
             })
+        }
+        IdentityOp::Grant {
+            subject_type,
+            subject_id,
+            resource_type,
+            resource_name,
+            operations,
+        } => {
+            require_auth(&ctx)?;
+            check_resource_type(&resource_type)?;
+            check_operations(&operations)?;
+            require_resource_admin(&ctx, &resource_type, &resource_name)?;
+            check_subject(&ctx, &subject_type, &subject_id)?;
+            check_resource_exists(&ctx, &resource_type, &resource_name)?;
+            let by = require_auth(&ctx)?.user_id.clone();
+            identity.grant(
+                (&subject_type, &subject_id),
+                (&resource_type, &resource_name),
+                &operations,
+                &by,
+            )?;
+            answer(AccessGranted { granted: true })
+        }
+        IdentityOp::Revoke {
+            subject_type,
+            subject_id,
+            resource_type,
+            resource_name,
+            operations,
+        } => {
+            require_auth(&ctx)?;
+            check_resource_type(&resource_type)?;
+            if let Some(operations) = &operations {
+                check_operations(operations)?;
+            }
+            require_resource_admin(&ctx, &resource_type, &resource_name)?;
+            check_subject(&ctx, &subject_type, &subject_id)?;
+            identity.revoke(
+                (&subject_type, &subject_id),
+                (&resource_type, &resource_name),
+                operations.as_deref(),
+            )?;
+            answer(AccessRevoked { revoked: true })
+        }
+        IdentityOp::GetAcl {
+            resource_type,
+            resource_name,
+        } => {
+            require_auth(&ctx)?;
+            check_resource_type(&resource_type)?;
+            let rights = identity.rights();
+            let mut entries = Vec::new();
+            if let Some(owner) = rights.owner_of(&resource_type, &resource_name) {
+                entries.push(AclEntry {
+                    subject_type: "user".into(),
+                    subject_id: owner.to_owned(),
+                    subject_name: identity.username(owner)?,
+                    operations: ACL_OPERATIONS.iter().map(|s| (*s).to_owned()).collect(),
+                    is_owner: true,
+                });
+            }
+            for grant in rights
+                .grants
+                .iter()
+                .filter(|g| g.resource_type == resource_type && g.resource_name == resource_name)
+            {
+                let subject_name = match grant.subject_type.as_str() {
+                    "user" => identity.username(&grant.subject_id)?,
+                    _ => rights.roles.get(&grant.subject_id).map(|r| r.name.clone()),
+                };
+                entries.push(AclEntry {
+                    subject_type: grant.subject_type.clone(),
+                    subject_id: grant.subject_id.clone(),
+                    subject_name,
+                    operations: grant.operations.clone(),
+                    is_owner: false,
+                });
+            }
+            answer(AclEntries { entries })
+        }
+        IdentityOp::MyAccess => {
+            let session = require_auth(&ctx)?;
+            let rights = identity.rights();
+            let resources = rights
+                .resources_of(&session.user_id)
+                .into_iter()
+                .map(
+                    |(resource_type, resource_name, operations, is_owner)| ResourceAccess {
+                        resource_type,
+                        resource_name,
+                        operations,
+                        is_owner,
+                    },
+                )
+                .collect();
+            answer(MyAccess {
+                user: AccessUser {
+                    id: session.user_id.clone(),
+                    username: identity.username(&session.user_id)?.unwrap_or_default(),
+                },
+                roles: identity.role_names(&session.user_id)?,
+                resources,
+            })
+        }
+        IdentityOp::GetOwner {
+            resource_type,
+            resource_name,
+        } => {
+            require_auth(&ctx)?;
+            check_resource_type(&resource_type)?;
+            let rights = identity.rights();
+            let owner = match rights.owner_of(&resource_type, &resource_name) {
+                Some(user_id) => Some(ResourceOwner {
+                    user_id: user_id.to_owned(),
+                    username: identity.username(user_id)?.unwrap_or_default(),
+                }),
+                None => None,
+            };
+            answer(OwnerInfo { owner })
+        }
+        IdentityOp::TransferOwner {
+            resource_type,
+            resource_name,
+            new_owner_id,
+        } => {
+            let session = require_auth(&ctx)?;
+            check_resource_type(&resource_type)?;
+            let owner = identity
+                .rights()
+                .owner_of(&resource_type, &resource_name)
+                .map(str::to_owned);
+            let superadmin = session.roles.iter().any(|r| r == "superadmin");
+            if owner.as_deref() != Some(session.user_id.as_str()) && !superadmin {
+                return Err(ServerError::new(
+                    ErrorCode::Forbidden,
+                    "Only the owner or a superadmin can transfer ownership",
+                ));
+            }
+            check_resource_exists(&ctx, &resource_type, &resource_name)?;
+            if !identity.user_exists(&new_owner_id)? {
+                return Err(ServerError::new(ErrorCode::NotFound, "User not found"));
+            }
+            identity.set_owner((&resource_type, &resource_name), &new_owner_id)?;
+            answer(OwnerTransferred { transferred: true })
         }
     }
 }

@@ -1,0 +1,605 @@
+//! Built-in identity's authorization over a real WebSocket, on a server with identity alone
+//! (no `auth` section: a user may do what its roles' rules, its ACL grants and its
+//! ownership allow, nothing else): grants and revocations change store, query and procedure
+//! access live, role rules apply from the moment a role is assigned, the creator of a
+//! bucket, query or procedure owns it, ownership moves, and the rule engine never sees the
+//! system buckets' changes. No answer carries a password hash.
+
+mod common;
+
+use common::{Client, local_config};
+use noex_server::{IdentitySection, Server, ServerConfig, ServerHandle};
+use serde_json::{Value, json};
+
+const SECRET: &str = "bootstrap-secret-0123456789";
+
+fn config() -> ServerConfig {
+    let mut config = local_config();
+    config.identity = IdentitySection {
+        enabled: true,
+        admin_secret: Some(SECRET.into()),
+        ..IdentitySection::default()
+    };
+    config
+}
+
+async fn start() -> ServerHandle {
+    Server::start(config()).await.expect("server starts")
+}
+
+fn assert_no_hash(frame: &Value) {
+    let text = frame.to_string();
+    assert!(
+        !text.contains("passwordHash") && !text.contains("$argon2"),
+        "a frame carries a password hash: {text}"
+    );
+}
+
+async fn ok(c: &mut Client, op: &str, fields: Value) -> Value {
+    let frame = c.call(op, fields).await;
+    assert_no_hash(&frame);
+    c.pushes.iter().for_each(assert_no_hash);
+    assert_eq!(frame["type"], "result", "{op} failed: {frame}");
+    frame["data"].clone()
+}
+
+async fn fail(c: &mut Client, op: &str, fields: Value) -> (String, String) {
+    let frame = c.call(op, fields).await;
+    assert_no_hash(&frame);
+    assert_eq!(frame["type"], "error", "{op} should fail: {frame}");
+    (
+        frame["code"].as_str().unwrap_or_default().to_owned(),
+        frame["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+async fn code(c: &mut Client, op: &str, fields: Value) -> String {
+    fail(c, op, fields).await.0
+}
+
+async fn superadmin(server: &ServerHandle) -> Client {
+    let (mut c, _) = Client::connect(server).await;
+    ok(
+        &mut c,
+        "identity.loginWithSecret",
+        json!({"secret": SECRET}),
+    )
+    .await;
+    c
+}
+
+/// Creates `username` with `roles` and logs it in on a new connection.
+async fn user(
+    server: &ServerHandle,
+    root: &mut Client,
+    username: &str,
+    roles: &[&str],
+) -> (Client, String) {
+    let created = ok(
+        root,
+        "identity.createUser",
+        json!({"username": username, "password": "password-1"}),
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    for role in roles {
+        ok(
+            root,
+            "identity.assignRole",
+            json!({"userId": id, "roleName": role}),
+        )
+        .await;
+    }
+    let (mut c, _) = Client::connect(server).await;
+    ok(
+        &mut c,
+        "identity.login",
+        json!({"username": username, "password": "password-1"}),
+    )
+    .await;
+    (c, id)
+}
+
+async fn define_bucket(c: &mut Client, name: &str) {
+    ok(
+        c,
+        "store.defineBucket",
+        json!({"name": name, "config": {"key": "id", "schema": {
+            "id": {"type": "string", "generated": "uuid"}, "value": {"type": "string"}}}}),
+    )
+    .await;
+}
+
+fn grant(subject_type: &str, subject_id: &str, bucket: &str, ops: &[&str]) -> Value {
+    json!({"subjectType": subject_type, "subjectId": subject_id, "resourceType": "bucket",
+           "resourceName": bucket, "operations": ops})
+}
+
+#[tokio::test]
+async fn grants_and_revocations_change_store_access_live() {
+    let server = start().await;
+    let mut root = superadmin(&server).await;
+    define_bucket(&mut root, "docs").await;
+    let (mut bob, bob_id) = user(&server, &mut root, "bob", &[]).await;
+    // No role, no grant: nothing.
+    assert_eq!(
+        code(&mut bob, "store.all", json!({"bucket": "docs"})).await,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        ok(
+            &mut root,
+            "identity.grant",
+            grant("user", &bob_id, "docs", &["read"])
+        )
+        .await,
+        json!({"granted": true})
+    );
+    // Live: the same session reads now, but may not write.
+    ok(&mut bob, "store.all", json!({"bucket": "docs"})).await;
+    assert_eq!(
+        code(
+            &mut bob,
+            "store.insert",
+            json!({"bucket": "docs", "data": {"value": "x"}})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    // A second grant merges.
+    ok(
+        &mut root,
+        "identity.grant",
+        grant("user", &bob_id, "docs", &["write"]),
+    )
+    .await;
+    ok(
+        &mut bob,
+        "store.insert",
+        json!({"bucket": "docs", "data": {"value": "x"}}),
+    )
+    .await;
+    let acl = ok(
+        &mut root,
+        "identity.getAcl",
+        json!({"resourceType": "bucket", "resourceName": "docs"}),
+    )
+    .await;
+    let entries = acl["entries"].as_array().expect("entries");
+    let owner = entries
+        .iter()
+        .find(|e| e["isOwner"] == true)
+        .expect("owner entry");
+    assert_eq!(owner["subjectName"], "__superadmin__");
+    let bobs = entries
+        .iter()
+        .find(|e| e["subjectId"] == json!(bob_id))
+        .expect("bob");
+    assert_eq!(bobs["operations"], json!(["read", "write"]));
+    assert_eq!(bobs["subjectName"], "bob");
+    assert_eq!(bobs["isOwner"], false);
+    // Inside a transaction, every entry needs its grant.
+    define_bucket(&mut root, "secret").await;
+    assert_eq!(
+        code(
+            &mut bob,
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insert", "bucket": "docs", "data": {"value": "y"}},
+                {"op": "insert", "bucket": "secret", "data": {"value": "y"}}]})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        ok(&mut bob, "store.count", json!({"bucket": "docs"})).await,
+        1,
+        "nothing written"
+    );
+    // Revoke write: read stays.
+    assert_eq!(
+        ok(
+            &mut root,
+            "identity.revoke",
+            json!({"subjectType": "user", "subjectId": bob_id, "resourceType": "bucket",
+                   "resourceName": "docs", "operations": ["write"]})
+        )
+        .await,
+        json!({"revoked": true})
+    );
+    ok(&mut bob, "store.all", json!({"bucket": "docs"})).await;
+    assert_eq!(
+        code(
+            &mut bob,
+            "store.insert",
+            json!({"bucket": "docs", "data": {"value": "z"}})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    // Revoke all.
+    ok(
+        &mut root,
+        "identity.revoke",
+        json!({"subjectType": "user", "subjectId": bob_id, "resourceType": "bucket",
+               "resourceName": "docs"}),
+    )
+    .await;
+    assert_eq!(
+        code(&mut bob, "store.all", json!({"bucket": "docs"})).await,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        fail(
+            &mut root,
+            "identity.revoke",
+            json!({"subjectType": "user", "subjectId": bob_id, "resourceType": "bucket",
+                   "resourceName": "docs"})
+        )
+        .await,
+        ("NOT_FOUND".to_owned(), "ACL entry not found".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn bad_grants_are_refused_and_change_nothing() {
+    let server = start().await;
+    let mut root = superadmin(&server).await;
+    define_bucket(&mut root, "docs").await;
+    let (mut alice, _) = user(&server, &mut root, "alice", &["writer"]).await;
+    let (_, bob_id) = user(&server, &mut root, "bob", &[]).await;
+    let cases = [
+        (
+            grant("user", &bob_id, "docs", &["read", "execute"]),
+            "VALIDATION_ERROR",
+        ),
+        (grant("user", "nobody", "docs", &["read"]), "NOT_FOUND"),
+        (grant("role", "no-role", "docs", &["read"]), "NOT_FOUND"),
+        (
+            grant("group", &bob_id, "docs", &["read"]),
+            "VALIDATION_ERROR",
+        ),
+        (grant("user", &bob_id, "missing", &["read"]), "NOT_FOUND"),
+        (grant("user", &bob_id, "docs", &[]), "VALIDATION_ERROR"),
+    ];
+    for (fields, expected) in cases {
+        assert_eq!(
+            code(&mut root, "identity.grant", fields.clone()).await,
+            expected,
+            "{fields}"
+        );
+    }
+    let (c, m) = fail(
+        &mut root,
+        "identity.grant",
+        json!({"subjectType": "user", "subjectId": bob_id, "resourceType": "table",
+               "resourceName": "docs", "operations": ["read"]}),
+    )
+    .await;
+    assert_eq!(
+        (c.as_str(), m.as_str()),
+        (
+            "VALIDATION_ERROR",
+            r#"Invalid "resourceType": expected one of bucket, topic, procedure, query"#
+        )
+    );
+    assert_eq!(
+        fail(
+            &mut root,
+            "identity.grant",
+            grant("user", &bob_id, "missing", &["read"])
+        )
+        .await
+        .1,
+        r#"Bucket "missing" not found"#
+    );
+    // A writer that neither owns nor administers the bucket may not grant.
+    assert_eq!(
+        code(
+            &mut alice,
+            "identity.grant",
+            grant("user", &bob_id, "docs", &["read"])
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    let acl = ok(
+        &mut root,
+        "identity.getAcl",
+        json!({"resourceType": "bucket", "resourceName": "docs"}),
+    )
+    .await;
+    assert_eq!(
+        acl["entries"].as_array().map(Vec::len),
+        Some(1),
+        "only the owner: {acl}"
+    );
+}
+
+#[tokio::test]
+async fn role_grants_and_role_rules_apply_to_the_roles_holders() {
+    let server = start().await;
+    let mut root = superadmin(&server).await;
+    define_bucket(&mut root, "docs").await;
+    define_bucket(&mut root, "orders").await;
+    let editor = ok(&mut root, "identity.createRole", json!({"name": "editor"})).await;
+    let editor_id = editor["id"].as_str().expect("id").to_owned();
+    ok(
+        &mut root,
+        "identity.grant",
+        grant("role", &editor_id, "docs", &["read", "write"]),
+    )
+    .await;
+    let (mut ed, ed_id) = user(&server, &mut root, "eddie", &["editor"]).await;
+    ok(
+        &mut ed,
+        "store.insert",
+        json!({"bucket": "docs", "data": {"value": "via role"}}),
+    )
+    .await;
+    assert_eq!(
+        code(&mut ed, "store.all", json!({"bucket": "orders"})).await,
+        "FORBIDDEN"
+    );
+    // A role whose rules allow reading `orders`, assigned while ed is logged in.
+    ok(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "order-reader", "permissions": [
+            {"allow": ["store.all", "store.get"], "buckets": ["orders"]}]}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "identity.assignRole",
+        json!({"userId": ed_id, "roleName": "order-reader"}),
+    )
+    .await;
+    ok(&mut ed, "store.all", json!({"bucket": "orders"})).await;
+    assert_eq!(
+        code(
+            &mut ed,
+            "store.insert",
+            json!({"bucket": "orders", "data": {"value": "x"}})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    // The system roles' rules: a reader reads every bucket and writes none.
+    let (mut rita, _) = user(&server, &mut root, "rita", &["reader"]).await;
+    ok(&mut rita, "store.all", json!({"bucket": "orders"})).await;
+    assert_eq!(
+        code(
+            &mut rita,
+            "store.insert",
+            json!({"bucket": "orders", "data": {"value": "x"}})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    let access = ok(&mut ed, "identity.myAccess", json!({})).await;
+    assert_eq!(access["user"], json!({"id": ed_id, "username": "eddie"}));
+    assert_eq!(access["roles"], json!(["editor", "order-reader"]));
+    assert_eq!(
+        access["resources"],
+        json!([{"resourceType": "bucket", "resourceName": "docs",
+                "operations": ["read", "write"], "isOwner": false}])
+    );
+}
+
+#[tokio::test]
+async fn subscribing_to_a_query_needs_access_to_the_bucket_it_reads() {
+    let server = start().await;
+    let mut root = superadmin(&server).await;
+    define_bucket(&mut root, "docs").await;
+    ok(
+        &mut root,
+        "store.defineQuery",
+        json!({"name": "all-docs", "config": {"bucket": "docs"}}),
+    )
+    .await;
+    let (mut bob, bob_id) = user(&server, &mut root, "bob", &[]).await;
+    assert_eq!(
+        code(&mut bob, "store.subscribe", json!({"query": "all-docs"})).await,
+        "FORBIDDEN"
+    );
+    ok(
+        &mut root,
+        "identity.grant",
+        grant("user", &bob_id, "docs", &["read"]),
+    )
+    .await;
+    ok(&mut bob, "store.subscribe", json!({"query": "all-docs"})).await;
+    // A grant of the query alone also lets it subscribe.
+    let (mut carol, carol_id) = user(&server, &mut root, "carol", &[]).await;
+    ok(
+        &mut root,
+        "identity.grant",
+        json!({"subjectType": "user", "subjectId": carol_id, "resourceType": "query",
+               "resourceName": "all-docs", "operations": ["read"]}),
+    )
+    .await;
+    ok(&mut carol, "store.subscribe", json!({"query": "all-docs"})).await;
+    assert_eq!(
+        code(&mut carol, "store.all", json!({"bucket": "docs"})).await,
+        "FORBIDDEN"
+    );
+}
+
+#[tokio::test]
+async fn procedures_are_called_with_a_grant() {
+    let server = start().await;
+    let mut root = superadmin(&server).await;
+    ok(
+        &mut root,
+        "procedures.register",
+        json!({"procedure": {"name": "ping", "steps": [{"action": "return", "value": "pong"}]}}),
+    )
+    .await;
+    let (mut bob, bob_id) = user(&server, &mut root, "bob", &[]).await;
+    assert_eq!(
+        code(&mut bob, "procedures.call", json!({"name": "ping"})).await,
+        "FORBIDDEN"
+    );
+    ok(
+        &mut root,
+        "identity.grant",
+        json!({"subjectType": "user", "subjectId": bob_id, "resourceType": "procedure",
+               "resourceName": "ping", "operations": ["write"]}),
+    )
+    .await;
+    assert_eq!(
+        ok(&mut bob, "procedures.call", json!({"name": "ping"})).await["result"],
+        "pong"
+    );
+    // The superadmin registered it: it owns it.
+    let owner = ok(
+        &mut root,
+        "identity.getOwner",
+        json!({"resourceType": "procedure", "resourceName": "ping"}),
+    )
+    .await;
+    assert_eq!(
+        owner,
+        json!({"owner": {"userId": "__superadmin__", "username": "__superadmin__"}})
+    );
+}
+
+#[tokio::test]
+async fn the_creator_owns_a_bucket_and_may_hand_it_over() {
+    let server = start().await;
+    let mut root = superadmin(&server).await;
+    let (mut alice, alice_id) = user(&server, &mut root, "alice", &["admin"]).await;
+    let (mut bob, bob_id) = user(&server, &mut root, "bob", &[]).await;
+    define_bucket(&mut alice, "alice-data").await;
+    assert_eq!(
+        ok(
+            &mut root,
+            "identity.getOwner",
+            json!({"resourceType": "bucket", "resourceName": "alice-data"})
+        )
+        .await,
+        json!({"owner": {"userId": alice_id, "username": "alice"}})
+    );
+    let mine = ok(&mut alice, "identity.myAccess", json!({})).await;
+    assert_eq!(
+        mine["resources"],
+        json!([{"resourceType": "bucket", "resourceName": "alice-data",
+                "operations": ["admin", "read", "write"], "isOwner": true}])
+    );
+    // The owner grants; bob may not transfer what he does not own.
+    ok(
+        &mut alice,
+        "identity.grant",
+        grant("user", &bob_id, "alice-data", &["read"]),
+    )
+    .await;
+    ok(&mut bob, "store.all", json!({"bucket": "alice-data"})).await;
+    assert_eq!(
+        fail(
+            &mut bob,
+            "identity.transferOwner",
+            json!({"resourceType": "bucket", "resourceName": "alice-data", "newOwnerId": bob_id})
+        )
+        .await,
+        (
+            "FORBIDDEN".to_owned(),
+            "Only the owner or a superadmin can transfer ownership".to_owned()
+        )
+    );
+    assert_eq!(
+        code(
+            &mut alice,
+            "identity.transferOwner",
+            json!({"resourceType": "bucket", "resourceName": "alice-data", "newOwnerId": "nobody"})
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        ok(
+            &mut alice,
+            "identity.transferOwner",
+            json!({"resourceType": "bucket", "resourceName": "alice-data", "newOwnerId": bob_id})
+        )
+        .await,
+        json!({"transferred": true})
+    );
+    // Bob owns it now: he may write and drop it.
+    ok(
+        &mut bob,
+        "store.insert",
+        json!({"bucket": "alice-data", "data": {"value": "mine"}}),
+    )
+    .await;
+    ok(&mut bob, "store.dropBucket", json!({"name": "alice-data"})).await;
+    // Dropped: no owner, no grants left.
+    assert_eq!(
+        ok(
+            &mut root,
+            "identity.getOwner",
+            json!({"resourceType": "bucket", "resourceName": "alice-data"})
+        )
+        .await,
+        json!({"owner": null})
+    );
+    assert_eq!(
+        ok(
+            &mut root,
+            "identity.getAcl",
+            json!({"resourceType": "bucket", "resourceName": "alice-data"})
+        )
+        .await,
+        json!({"entries": []})
+    );
+    // Deleting a user forgets what it owned.
+    define_bucket(&mut alice, "alice-2").await;
+    ok(
+        &mut root,
+        "identity.deleteUser",
+        json!({"userId": alice_id}),
+    )
+    .await;
+    assert_eq!(
+        ok(
+            &mut root,
+            "identity.getOwner",
+            json!({"resourceType": "bucket", "resourceName": "alice-2"})
+        )
+        .await,
+        json!({"owner": null})
+    );
+}
+
+#[tokio::test]
+async fn the_rule_engine_never_sees_the_system_buckets() {
+    let mut config = config();
+    config.rules.enabled = Some(true);
+    config.rules.store_bridge = true;
+    let server = Server::start(config).await.expect("server starts");
+    let mut root = superadmin(&server).await;
+    ok(
+        &mut root,
+        "rules.subscribe",
+        json!({"pattern": "bucket.*.*"}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "identity.createUser",
+        json!({"username": "alice", "password": "password-1"}),
+    )
+    .await;
+    define_bucket(&mut root, "visible").await;
+    ok(
+        &mut root,
+        "store.insert",
+        json!({"bucket": "visible", "data": {"value": "x"}}),
+    )
+    .await;
+    // The first push is the visible bucket's insert: no `_users` (nor `_resource_owners`)
+    // change came before it.
+    let push = root.next_push().await;
+    assert_no_hash(&push);
+    assert_eq!(push["data"]["topic"], "bucket.visible.inserted", "{push}");
+}
