@@ -169,6 +169,10 @@ async fn dispatch(
                 AUTH_NOT_CONFIGURED,
             )),
             Some(auth) => {
+                let login_token = match &op {
+                    noex_protocol::AuthOp::Login { token } => Some(token.clone()),
+                    _ => None,
+                };
                 let ctx = AuthContext {
                     auth,
                     session: session.as_ref(),
@@ -192,7 +196,14 @@ async fn dispatch(
                         ));
                     }
                     state.set_session(change.session, change.why_anonymous);
-                    state.identity_token = None;
+                    // A session token of the built-in identity logs in here too; the
+                    // connection keeps its key for identity.logout / refreshSession.
+                    state.identity_token = match (&shared.identity, login_token) {
+                        (Some(identity), Some(token)) if state.session.get().is_some() => {
+                            identity.session_key(&token)
+                        }
+                        _ => None,
+                    };
                 }
                 Ok(answer.result)
             }

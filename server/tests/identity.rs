@@ -433,7 +433,47 @@ async fn a_session_token_logs_in_on_another_connection_until_logout() {
     let session = ok(&mut other, "auth.login", json!({"token": token})).await;
     assert_eq!(session["roles"], json!(["reader"]));
     assert_eq!(session["expiresAt"], json!(T0 + DAY_MS));
-    // Refresh: a new token; the old one stops working.
+    // A connection logged in with the token through auth.login may refresh it: the
+    // refreshed token works, the old one no longer.
+    let via_auth = ok(&mut other, "identity.refreshSession", json!({})).await;
+    let via_auth_token = via_auth["token"].as_str().expect("token").to_owned();
+    let (mut check, _) = Client::connect(&server).await;
+    assert_eq!(
+        fail(&mut check, "auth.login", json!({"token": token})).await,
+        err("UNAUTHORIZED", "Invalid token")
+    );
+    ok(&mut check, "auth.login", json!({"token": via_auth_token})).await;
+    // Over-long usernames and passwords are refused like any wrong credentials.
+    assert_eq!(
+        fail(
+            &mut check,
+            "identity.login",
+            json!({"username": "u".repeat(10_000), "password": "password-1"})
+        )
+        .await,
+        err("UNAUTHORIZED", "Invalid credentials")
+    );
+    assert_eq!(
+        fail(
+            &mut check,
+            "identity.login",
+            json!({"username": "alice", "password": "p".repeat(10_000)})
+        )
+        .await,
+        err("UNAUTHORIZED", "Invalid credentials")
+    );
+    // Refresh: a new token; the old one stops working. (Alice's own token was refreshed
+    // by the other connection above: she logs in again first.)
+    ok(
+        &mut alice,
+        "identity.login",
+        json!({"username": "alice", "password": "password-1"}),
+    )
+    .await;
+    let token = ok(&mut alice, "identity.refreshSession", json!({})).await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let refreshed = ok(&mut alice, "identity.refreshSession", json!({})).await;
     let new_token = refreshed["token"].as_str().expect("token").to_owned();
     assert_ne!(new_token, token);

@@ -670,6 +670,13 @@ impl Identity {
         password: &str,
         ip: &str,
     ) -> Result<LoggedIn, ServerError> {
+        // No user has a longer name or password: refused without a lookup or a hash (and
+        // without a failure-table entry, whose keys stay within the username limit).
+        if username.chars().count() > USERNAME_CHARS.1
+            || password.chars().count() > MAX_PASSWORD_CHARS
+        {
+            return Err(unauthorized("Invalid credentials"));
+        }
         if let Err(retry_after_ms) = self.check_failures(username) {
             return Err(crate::login_limit::refusal(retry_after_ms));
         }
@@ -731,6 +738,14 @@ impl Identity {
     /// The session of a token, if it is live and its user may log in.
     pub(crate) fn validate(&self, token: &str) -> Result<Option<Session>, ServerError> {
         self.validate_hash(&token_hash(token))
+    }
+
+    /// The `_sessions` key of `token` when it is a live identity session token: what a
+    /// connection that logged in with it through `auth.login` keeps, so that
+    /// `identity.logout` and `identity.refreshSession` act on it.
+    pub(crate) fn session_key(&self, token: &str) -> Option<String> {
+        let hash = token_hash(token);
+        matches!(self.validate_hash(&hash), Ok(Some(_))).then_some(hash)
     }
 
     fn validate_hash(&self, hash: &str) -> Result<Option<Session>, ServerError> {
