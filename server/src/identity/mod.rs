@@ -323,7 +323,11 @@ impl Identity {
                 roles.insert(record)?;
             }
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // One fewer than the cores (at least one), like the heavy-read slots: however many
+        // logins arrive at once, a core stays free for the workers answering everybody else.
+        let cores = std::thread::available_parallelism()
+            .map_or(1, |n| n.get().saturating_sub(1))
+            .max(1);
         let identity = Identity {
             store: store.clone(),
             config: config.clone(),

@@ -1,7 +1,8 @@
 //! Password hashing: Argon2id (RustCrypto `argon2`, its default parameters m = 19 MiB,
 //! t = 2, p = 1, the OWASP minimum) in the PHC string format. Hashing and verifying run on
-//! the blocking pool under a semaphore of one permit per core, so logins waiting for a
-//! hash never hold up the runtime workers that answer other clients.
+//! the blocking pool under a semaphore of one permit fewer than the cores (at least one),
+//! so logins waiting for a hash never hold up the runtime workers that answer other
+//! clients.
 
 use std::sync::Arc;
 
