@@ -3,7 +3,8 @@
 //! ownership allow, nothing else): grants and revocations change store, query and procedure
 //! access live, role rules apply from the moment a role is assigned, the creator of a
 //! bucket, query or procedure owns it, ownership moves, and the rule engine never sees the
-//! system buckets' changes. No answer carries a password hash.
+//! system buckets' changes; users, roles, grants and sessions survive a restart on durable
+//! storage. No answer carries a password hash.
 
 mod common;
 
@@ -602,4 +603,69 @@ async fn the_rule_engine_never_sees_the_system_buckets() {
     let push = root.next_push().await;
     assert_no_hash(&push);
     assert_eq!(push["data"]["topic"], "bucket.visible.inserted", "{push}");
+}
+
+#[tokio::test]
+async fn users_roles_grants_and_sessions_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("noex-identity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let durable = || {
+        let mut config = config();
+        config.persistence.engine = noex_server::PersistenceEngine::Redb;
+        config.persistence.data_dir = Some(dir.clone());
+        config
+    };
+    let first = Server::start(durable()).await.expect("starts");
+    let mut root = superadmin(&first).await;
+    define_bucket(&mut root, "docs").await;
+    ok(&mut root, "identity.createRole", json!({"name": "editor"})).await;
+    let (mut bob, bob_id) = user(&first, &mut root, "bob", &["editor"]).await;
+    ok(
+        &mut root,
+        "identity.grant",
+        grant("user", &bob_id, "docs", &["read"]),
+    )
+    .await;
+    let token = ok(&mut bob, "identity.refreshSession", json!({})).await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    drop((root, bob));
+    first.stop(std::time::Duration::ZERO).await;
+    first.store().close_persistence().expect("closes");
+    drop(first);
+
+    let second = Server::start(durable()).await.expect("restarts");
+    // The session token still logs in; the role, the grant and the ownership are there.
+    let (mut bob, _) = Client::connect(&second).await;
+    let session = ok(&mut bob, "auth.login", json!({"token": token})).await;
+    assert_eq!(session["roles"], json!(["editor"]));
+    ok(&mut bob, "store.all", json!({"bucket": "docs"})).await;
+    let (mut again, _) = Client::connect(&second).await;
+    ok(
+        &mut again,
+        "identity.login",
+        json!({"username": "bob", "password": "password-1"}),
+    )
+    .await;
+    let mut root = superadmin(&second).await;
+    let roles = ok(&mut root, "identity.listRoles", json!({})).await;
+    assert_eq!(
+        roles["roles"].as_array().map(Vec::len),
+        Some(5),
+        "no role twice: {roles}"
+    );
+    assert_eq!(
+        ok(
+            &mut root,
+            "identity.getOwner",
+            json!({"resourceType": "bucket", "resourceName": "docs"})
+        )
+        .await["owner"]["userId"],
+        "__superadmin__"
+    );
+    drop((bob, again, root));
+    second.stop(std::time::Duration::ZERO).await;
+    second.store().close_persistence().expect("closes");
+    let _ = std::fs::remove_dir_all(&dir);
 }
