@@ -91,6 +91,12 @@ pub struct ProceduresSection {
     /// (default 2); its further calls wait until one of them ends, whatever connection
     /// they come from. Other clients never wait for them.
     pub max_concurrent_calls_per_client: usize,
+    /// Calls running at once over all clients (default `null`: one fewer than the CPU
+    /// cores, at least 1, as the heavy-read slots); further calls wait for a slot, each
+    /// client behind its own earlier calls. With the step results of one call bounded (4 ×
+    /// `limits.maxResultBytes`), this bounds what all calls together hold and the cores
+    /// they take from request handling.
+    pub max_concurrent_calls: Option<usize>,
     /// Procedures registered at start, in order.
     pub procedures: Vec<serde_json::Value>,
 }
@@ -101,6 +107,7 @@ impl Default for ProceduresSection {
             max_condition_depth: 5,
             default_timeout_ms: 30_000,
             max_concurrent_calls_per_client: 2,
+            max_concurrent_calls: None,
             procedures: Vec::new(),
         }
     }
@@ -752,6 +759,9 @@ impl ServerConfig {
         }
         if self.procedures.default_timeout_ms == 0 {
             return invalid("procedures.defaultTimeoutMs", "must be at least 1");
+        }
+        if self.procedures.max_concurrent_calls == Some(0) {
+            return invalid("procedures.maxConcurrentCalls", "must be at least 1");
         }
         if self.procedures.max_concurrent_calls_per_client == 0 {
             return invalid(
