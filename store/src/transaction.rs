@@ -331,7 +331,7 @@ impl TxBucket<'_, '_> {
                     let data = self.tx.inner.data.read();
                     let committed = data.bucket(&self.bucket)?.get(&k, self.tx.inner.now());
                     (
-                        committed.map(|r| version(r)),
+                        committed.map(version),
                         committed.map_or(0, crate::value::record_bytes),
                         data.max_transaction_bytes,
                     )
