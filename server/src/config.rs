@@ -89,7 +89,8 @@ pub struct ProceduresSection {
     pub default_timeout_ms: u64,
     /// Calls one client (its user id once logged in, else its IP address) may run at once
     /// (default 2); its further calls wait until one of them ends, whatever connection
-    /// they come from. Other clients never wait for them.
+    /// they come from. Other clients' calls do not queue behind them (only for a free
+    /// slot of `maxConcurrentCalls`).
     pub max_concurrent_calls_per_client: usize,
     /// Calls running at once over all clients (default `null`: one fewer than the CPU
     /// cores, at least 1, as the heavy-read slots); further calls wait for a slot, each
