@@ -23,7 +23,9 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::config::{LimitsConfig, ServerConfig};
+use crate::config::LimitsConfig;
+use crate::http::Listener;
+use crate::shared::Shared;
 use crate::socket::{TrackedStream, WriteProgress, WsStream};
 
 /// The key a client's address is counted under: an IPv4 address (also when it arrives
@@ -144,6 +146,11 @@ impl HandshakeGate {
 }
 
 impl HandshakeGate {
+    /// Connections in their handshake now.
+    pub(crate) fn pending(&self) -> usize {
+        self.state.lock().pending.len()
+    }
+
     /// Evicts the oldest pending handshake (its task drops the connection); whether there
     /// was one. The accept loop calls it when the process is out of file descriptors, so
     /// connections that never finish their handshake cannot keep new clients out until
@@ -167,17 +174,20 @@ impl Drop for HandshakeSlot {
     }
 }
 
-/// Performs the WebSocket handshake on `stream` within `limits.handshakeTimeoutMs`, holding
-/// `slot` until it ends. `None` when it failed, was refused (wrong path: 404, origin not
-/// allowed: 403), timed out or was evicted by a newer one; the connection is then dropped.
+/// Reads the request head of `stream` and performs the WebSocket handshake, or answers a
+/// plain HTTP request (see `http`), within `limits.handshakeTimeoutMs`, holding `slot`
+/// until it ends. `None` when it was not an upgrade, or the upgrade failed, was refused
+/// (wrong path: 404, origin not allowed: 403), timed out or was evicted by a newer one; the
+/// connection is then dropped (a timed-out or evicted one is reset, without an answer).
 pub(crate) async fn accept(
     stream: TcpStream,
     peer: SocketAddr,
-    config: &ServerConfig,
+    shared: &Arc<Shared>,
+    listener: Listener,
     ws_config: WebSocketConfig,
     slot: HandshakeSlot,
 ) -> Option<(WsStream, Arc<WriteProgress>)> {
-    let (stream, progress) = TrackedStream::new(stream);
+    let config = &shared.config;
     let path = config.path.clone();
     let allowed_origins = config.allowed_origins.clone();
     // The error type is fixed by tungstenite's handshake callback trait.
@@ -195,20 +205,36 @@ pub(crate) async fn accept(
         Ok(response)
     };
     let timeout = Duration::from_millis(config.limits.handshake_timeout_ms);
-    let mut handshake = std::pin::pin!(tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        check,
-        Some(ws_config)
-    ));
+    let (mut stream, progress) = TrackedStream::new(stream, Vec::new());
+    let work = async move {
+        let head = crate::http::read_head(&mut stream).await;
+        match head {
+            Ok((head, bytes)) if head.upgrade && listener == Listener::Main => {
+                // tungstenite reads the head again, and whatever followed it.
+                stream.replay(bytes);
+                tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config))
+                    .await
+                    .map_err(|err| err.to_string())
+            }
+            Ok((head, _)) => {
+                crate::http::respond(&mut stream, Ok(&head), shared, listener).await;
+                Err("plain HTTP request answered".to_owned())
+            }
+            Err(err) => {
+                crate::http::respond(&mut stream, Err(&err), shared, listener).await;
+                Err(format!("no HTTP request head: {err:?}"))
+            }
+        }
+    };
     let result = tokio::select! {
-        result = tokio::time::timeout(timeout, &mut handshake) => Some(result),
+        result = tokio::time::timeout(timeout, work) => Some(result),
         () = slot.evicted() => None,
     };
     drop(slot);
     match result {
         Some(Ok(Ok(ws))) => Some((ws, progress)),
         Some(Ok(Err(err))) => {
-            tracing::debug!(%peer, %err, "handshake refused");
+            tracing::debug!(%peer, %err, "no WebSocket handshake");
             None
         }
         None => {

@@ -28,8 +28,10 @@ mod connection_state;
 mod error;
 mod handshake;
 mod heavy;
+mod http;
 mod identity;
 mod login_limit;
+mod metrics;
 mod ops;
 mod outbound;
 mod permissions;
@@ -56,9 +58,9 @@ pub use auth::{
 pub use config::{
     AuditConfig, AuditTier, BackpressureConfig, ConfigError, ConnectionLimits,
     DEFAULT_AUDIT_MAX_ENTRIES, DEFAULT_BLACKLIST_TTL_MS, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    HeartbeatConfig, LimitsConfig, LoginLimits, MAX_AUDIT_MAX_ENTRIES, PersistenceEngine,
-    PersistenceSection, ProceduresSection, RateLimitConfig, RevocationConfig, RulesSection,
-    ServerConfig, StoreSection,
+    HeartbeatConfig, HttpConfig, LimitsConfig, LogConfig, LogFormat, LoginLimits,
+    MAX_AUDIT_MAX_ENTRIES, PersistenceEngine, PersistenceSection, ProceduresSection,
+    RateLimitConfig, RevocationConfig, RulesSection, ServerConfig, StoreSection,
 };
 pub use error::ServerError;
 pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};

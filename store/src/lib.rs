@@ -62,7 +62,7 @@ pub use stats::{
     BucketList, IndexStats, PersistenceStats, QueryStats, RecordStats, StoreStats, TtlStats,
 };
 pub use store::{
-    DEFAULT_MAX_BUCKETS, DEFAULT_MAX_EVALUATION_TIME, DEFAULT_MAX_QUERIES,
+    CommitObserver, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_EVALUATION_TIME, DEFAULT_MAX_QUERIES,
     DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_STORE_BYTES, Store,
     StoreConfig,
 };

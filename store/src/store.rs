@@ -68,7 +68,14 @@ pub struct StoreConfig {
     /// with [`StoreError::ReadTimeout`]. Default 1 s. (The dispatcher itself gives an
     /// evaluation 5 ms before handing it to the slow lane.)
     pub max_evaluation_time: Duration,
+    /// Called on the persistence writer thread with the duration of each engine commit (a
+    /// group of store commits written and made durable together), e.g. for a latency
+    /// histogram. Keep it quick. Default `None`; unused without persistence.
+    pub commit_observer: Option<CommitObserver>,
 }
+
+/// See [`StoreConfig::commit_observer`].
+pub type CommitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
 
 /// Default of [`StoreConfig::max_evaluation_time`]: 1 s.
 pub const DEFAULT_MAX_EVALUATION_TIME: Duration = Duration::from_secs(1);
@@ -108,6 +115,7 @@ impl Default for StoreConfig {
             max_queries: DEFAULT_MAX_QUERIES,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_store_bytes: DEFAULT_MAX_STORE_BYTES,
+            commit_observer: None,
             max_evaluation_time: DEFAULT_MAX_EVALUATION_TIME,
         }
     }
