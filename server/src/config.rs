@@ -992,6 +992,33 @@ mod tests {
     }
 
     #[test]
+    fn the_http_section_is_validated() {
+        let c: ServerConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c.http, HttpConfig::default());
+        assert!(c.http.health && c.http.metrics);
+        assert_eq!(c.log.format, LogFormat::Text);
+        let c: ServerConfig = serde_json::from_str(
+            r#"{"http": {"admin": "127.0.0.1:0", "metricsToken": "t"}, "log": {"format": "json"}}"#,
+        )
+        .unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.log.format, LogFormat::Json);
+        for (json, field) in [
+            (r#"{"http": {"metricsToken": ""}}"#, "http.metricsToken"),
+            (r#"{"http": {"admin": "localhost"}}"#, "http.admin"),
+            (r#"{"http": {"admin": "nowhere:80"}}"#, "http.admin"),
+        ] {
+            let c: ServerConfig = serde_json::from_str(json).unwrap();
+            match c.validate() {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        assert!(serde_json::from_str::<ServerConfig>(r#"{"log": {"format": "xml"}}"#).is_err());
+        assert!(serde_json::from_str::<ServerConfig>(r#"{"http": {"console": true}}"#).is_err());
+    }
+
+    #[test]
     fn connections_per_ip_are_limited_by_default_and_null_lifts_the_limit() {
         let c: ServerConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(c.connection_limits.max_connections_per_ip, Some(256));

@@ -63,8 +63,23 @@ pub(crate) async fn serve(
         // without reading would otherwise pile up here.
         .write_buffer_size(crate::socket::WRITE_BUFFER_BYTES)
         .max_write_buffer_size(crate::socket::WRITE_BUFFER_LIMIT);
-    let Some((ws, progress)) =
-        crate::handshake::accept(stream, peer, &shared, listener, ws_config, slot).await
+    let Some((ws, progress)) = crate::handshake::accept(
+        stream,
+        peer,
+        config,
+        listener,
+        ws_config,
+        slot,
+        |socket, head| {
+            Box::pin(crate::endpoints::respond(
+                socket,
+                head,
+                Arc::clone(&shared),
+                listener,
+            ))
+        },
+    )
+    .await
     else {
         return;
     };

@@ -23,9 +23,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::config::LimitsConfig;
-use crate::http::Listener;
-use crate::shared::Shared;
+use crate::config::{LimitsConfig, ServerConfig};
+use crate::http::{HeadError, Listener, RequestHead};
 use crate::socket::{TrackedStream, WriteProgress, WsStream};
 
 /// The key a client's address is counted under: an IPv4 address (also when it arrives
@@ -174,20 +173,27 @@ impl Drop for HandshakeSlot {
     }
 }
 
-/// Reads the request head of `stream` and performs the WebSocket handshake, or answers a
-/// plain HTTP request (see `http`), within `limits.handshakeTimeoutMs`, holding `slot`
+/// Answering a plain HTTP request (see `endpoints`), borrowing the socket.
+pub(crate) type HttpAnswer<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// Reads the request head of `stream` and performs the WebSocket handshake, or has `respond`
+/// answer a plain HTTP request, within `limits.handshakeTimeoutMs`, holding `slot`
 /// until it ends. `None` when it was not an upgrade, or the upgrade failed, was refused
 /// (wrong path: 404, origin not allowed: 403), timed out or was evicted by a newer one; the
 /// connection is then dropped (a timed-out or evicted one is reset, without an answer).
-pub(crate) async fn accept(
+pub(crate) async fn accept<R>(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: &Arc<Shared>,
+    config: &ServerConfig,
     listener: Listener,
     ws_config: WebSocketConfig,
     slot: HandshakeSlot,
-) -> Option<(WsStream, Arc<WriteProgress>)> {
-    let config = &shared.config;
+    respond: R,
+) -> Option<(WsStream, Arc<WriteProgress>)>
+where
+    R: for<'a> FnOnce(&'a mut TrackedStream, Result<RequestHead, HeadError>) -> HttpAnswer<'a>,
+{
     let path = config.path.clone();
     let allowed_origins = config.allowed_origins.clone();
     // The error type is fixed by tungstenite's handshake callback trait.
@@ -217,12 +223,13 @@ pub(crate) async fn accept(
                     .map_err(|err| err.to_string())
             }
             Ok((head, _)) => {
-                crate::http::respond(&mut stream, Ok(&head), shared, listener).await;
+                respond(&mut stream, Ok(head)).await;
                 Err("plain HTTP request answered".to_owned())
             }
             Err(err) => {
-                crate::http::respond(&mut stream, Err(&err), shared, listener).await;
-                Err(format!("no HTTP request head: {err:?}"))
+                let why = format!("no HTTP request head: {err:?}");
+                respond(&mut stream, Err(err)).await;
+                Err(why)
             }
         }
     };

@@ -1,8 +1,8 @@
 //! Plain HTTP on the listeners: the request head of every accepted connection is read here
 //! (at most [`MAX_HEAD_BYTES`], within the handshake deadline and under the pending
 //! handshake caps, like any upgrade), a WebSocket upgrade goes on to tungstenite with the
-//! bytes already read, and anything else is answered by [`respond`] — one request per
-//! connection (`Connection: close`):
+//! bytes already read, and anything else is answered by `endpoints` through
+//! [`write_answer`] — one request per connection (`Connection: close`):
 //!
 //! - `GET|HEAD /health` (liveness), `/ready` (readiness: 503 while shutting down) and
 //!   `/metrics` (Prometheus text, optionally behind a bearer token), on the main listener
@@ -11,17 +11,12 @@
 //!   method on an endpoint: 405; a malformed head: 400; one over [`MAX_HEAD_BYTES`] or
 //!   with too many headers: 431.
 //!
-//! The routes are one table ([`route`]): a later endpoint (say a `/console`, off by
-//! default) is one more arm there.
+//! This module knows HTTP only; which path answers what is `endpoints`' route table.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-use crate::metrics::HttpEndpoint;
-use crate::shared::{Lifecycle, Shared};
 
 /// The largest request head read (request line and headers); a longer one is answered 431.
 /// Browsers' WebSocket upgrades, cookies included, stay well below it.
@@ -51,19 +46,23 @@ pub(crate) enum Listener {
 #[derive(Debug)]
 pub(crate) struct RequestHead {
     /// `GET`, `HEAD` or anything else.
-    method: Method,
+    pub(crate) method: Method,
     /// The path without its query.
-    path: String,
+    pub(crate) path: String,
     /// Whether it asks for a WebSocket upgrade (`Upgrade: websocket`).
     pub(crate) upgrade: bool,
     /// The `Authorization` header's value.
-    authorization: Option<Vec<u8>>,
+    pub(crate) authorization: Option<Vec<u8>>,
 }
 
+/// A request's method, as far as the endpoints care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
+pub(crate) enum Method {
+    /// `GET`.
     Get,
+    /// `HEAD`: answered as `GET`, without the body.
     Head,
+    /// Anything else (405 on the endpoints).
     Other,
 }
 
@@ -144,17 +143,22 @@ fn parse(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
 }
 
 /// One answer.
-struct Answer {
-    status: u16,
-    reason: &'static str,
-    content_type: &'static str,
+pub(crate) struct Answer {
+    /// The status code.
+    pub(crate) status: u16,
+    /// Its reason phrase.
+    pub(crate) reason: &'static str,
+    /// The body's `Content-Type`.
+    pub(crate) content_type: &'static str,
     /// Further header lines, each ending in `\r\n`.
-    headers: &'static str,
-    body: String,
+    pub(crate) headers: &'static str,
+    /// The body.
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn json(status: u16, reason: &'static str, body: serde_json::Value) -> Self {
+    /// A JSON answer.
+    pub(crate) fn json(status: u16, reason: &'static str, body: serde_json::Value) -> Self {
         Answer {
             status,
             reason,
@@ -164,71 +168,20 @@ impl Answer {
         }
     }
 
-    fn error(status: u16, reason: &'static str, message: &str) -> Self {
+    /// `{"error": message}`.
+    pub(crate) fn error(status: u16, reason: &'static str, message: &str) -> Self {
         Answer::json(status, reason, serde_json::json!({ "error": message }))
     }
 }
 
-/// Which endpoint a request is for, as the listener and the config serve them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Health,
-    Ready,
-    Metrics,
-    /// A plain request on the WebSocket path: 426.
-    UpgradeRequired,
-    NotFound,
-}
-
-/// The route table.
-fn route(path: &str, listener: Listener, shared: &Shared) -> Route {
-    let http = &shared.config.http;
-    if listener == Listener::Main && path == shared.config.path {
-        return Route::UpgradeRequired;
-    }
-    let endpoints_here = match listener {
-        Listener::Main => http.admin.is_none(),
-        Listener::Admin => true,
-    };
-    match path {
-        "/health" if endpoints_here && http.health => Route::Health,
-        "/ready" if endpoints_here && http.health => Route::Ready,
-        "/metrics" if endpoints_here && http.metrics => Route::Metrics,
-        _ => Route::NotFound,
-    }
-}
-
-/// Answers a request head that is not a WebSocket upgrade (`head: None`: the head could
-/// not be read, `error` says why), then closes the connection.
-pub(crate) async fn respond(
+/// Writes `answer` (without its body for a `HEAD` request), then closes the connection,
+/// reading what the client still sends for a moment (a body, the rest of an oversized
+/// head) so that it reads the answer rather than a reset.
+pub(crate) async fn write_answer(
     stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
-    head: Result<&RequestHead, &HeadError>,
-    shared: &Arc<Shared>,
-    listener: Listener,
+    answer: &Answer,
+    head_only: bool,
 ) {
-    let metrics = &shared.metrics;
-    let (answer, head_only) = match head {
-        Err(HeadError::Closed) => return,
-        Err(HeadError::Malformed) => {
-            metrics.record_http(HttpEndpoint::Refused);
-            (
-                Answer::error(400, "Bad Request", "malformed HTTP request"),
-                false,
-            )
-        }
-        Err(HeadError::TooLarge) => {
-            metrics.record_http(HttpEndpoint::Refused);
-            (
-                Answer::error(
-                    431,
-                    "Request Header Fields Too Large",
-                    "request head too large",
-                ),
-                false,
-            )
-        }
-        Ok(head) => (answer(head, shared, listener), head.method == Method::Head),
-    };
     let mut text = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n{}\r\n",
         answer.status,
@@ -244,8 +197,6 @@ pub(crate) async fn respond(
         return;
     }
     let _ = stream.shutdown().await;
-    // Read what the client still sends (a body, the rest of an oversized head) so that
-    // closing does not reset the connection before the client reads the answer.
     let _ = tokio::time::timeout(DRAIN_WAIT, async {
         let mut chunk = [0u8; 4096];
         let mut drained = 0;
@@ -259,83 +210,8 @@ pub(crate) async fn respond(
     .await;
 }
 
-fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answer {
-    let metrics = &shared.metrics;
-    let route = route(&head.path, listener, shared);
-    let endpoint = match route {
-        Route::Health => HttpEndpoint::Health,
-        Route::Ready => HttpEndpoint::Ready,
-        Route::Metrics => HttpEndpoint::Metrics,
-        Route::UpgradeRequired | Route::NotFound => HttpEndpoint::Other,
-    };
-    metrics.record_http(endpoint);
-    match route {
-        Route::NotFound => return Answer::error(404, "Not Found", "not found"),
-        Route::UpgradeRequired => {
-            return Answer {
-                headers: "Upgrade: websocket\r\n",
-                ..Answer::error(
-                    426,
-                    "Upgrade Required",
-                    "this path serves WebSocket upgrades only",
-                )
-            };
-        }
-        Route::Health | Route::Ready | Route::Metrics => {}
-    }
-    if head.method == Method::Other {
-        return Answer {
-            headers: "Allow: GET, HEAD\r\n",
-            ..Answer::error(405, "Method Not Allowed", "only GET and HEAD")
-        };
-    }
-    match route {
-        Route::Health => Answer::json(
-            200,
-            "OK",
-            serde_json::json!({
-                "status": "ok",
-                "name": shared.config.name,
-                "uptimeMs": u64::try_from(shared.started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
-            }),
-        ),
-        Route::Ready => match *shared.lifecycle.borrow() {
-            Lifecycle::Running => Answer::json(200, "OK", serde_json::json!({"status": "ready"})),
-            Lifecycle::Draining { .. } | Lifecycle::Closing => Answer::json(
-                503,
-                "Service Unavailable",
-                serde_json::json!({
-                    "status": "shutting_down",
-                    "reason": "the server is stopping: clients are being asked to leave",
-                }),
-            ),
-        },
-        Route::Metrics => {
-            if let Some(token) = &shared.config.http.metrics_token
-                && !bearer_matches(head.authorization.as_deref(), token)
-            {
-                return Answer {
-                    headers: "WWW-Authenticate: Bearer\r\n",
-                    ..Answer::error(401, "Unauthorized", "a valid bearer token is required")
-                };
-            }
-            match crate::metrics::render(shared) {
-                Ok(body) => Answer {
-                    status: 200,
-                    reason: "OK",
-                    content_type: crate::metrics::CONTENT_TYPE,
-                    headers: "",
-                    body,
-                },
-                Err(_) => Answer::error(500, "Internal Server Error", "metrics unavailable"),
-            }
-        }
-        Route::UpgradeRequired | Route::NotFound => Answer::error(404, "Not Found", "not found"),
-    }
-}
-
 /// Whether `authorization` is `Bearer <token>`, compared in constant time.
-fn bearer_matches(authorization: Option<&[u8]>, token: &str) -> bool {
+pub(crate) fn bearer_matches(authorization: Option<&[u8]>, token: &str) -> bool {
     let Some(value) = authorization else {
         return false;
     };

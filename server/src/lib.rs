@@ -25,6 +25,7 @@ mod config_error;
 mod connection;
 mod connection_events;
 mod connection_state;
+mod endpoints;
 mod error;
 mod handshake;
 mod heavy;

@@ -1,10 +1,9 @@
 //! What `GET /metrics` reports (see docs/10-production.md for the list): counters and
 //! histograms kept on the request path as plain atomics in fixed tables indexed by the
 //! *typed* operation, result code, close code and operation family — no lock, no
-//! allocation and no label built from a client's string while serving — and gauges read
-//! at scrape time (connections, subscriptions, buckets, the rule engine). A scrape turns it
-//! all into the Prometheus text format (0.0.4) with `prometheus-client`'s encoder, through
-//! one [`Collector`] over the server's state.
+//! allocation and no label built from a client's string while serving. A scrape
+//! (`endpoints`) encodes them with `prometheus-client`'s encoder, beside the gauges it
+//! reads from the server's state then (connections, subscriptions, buckets, rules).
 //!
 //! With `http.metrics: false` nothing is counted (every `record_*` returns at once).
 
@@ -14,14 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use noex_protocol::ErrorCode;
-use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
-
-use crate::shared::Shared;
 
 /// Every operation the protocol knows, sorted (binary search); anything else is counted
 /// as [`UNKNOWN_OPERATION`]. A unit test checks each one parses as a known operation.
@@ -391,57 +385,12 @@ impl Metrics {
     }
 }
 
-/// The Prometheus text exposition of `shared`'s metrics (`text/plain; version=0.0.4`).
-pub(crate) fn render(shared: &Arc<Shared>) -> Result<String, fmt::Error> {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(Scrape(Arc::clone(shared))));
-    let mut text = String::with_capacity(16 * 1024);
-    prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;
-    Ok(text)
-}
-
-/// The `Content-Type` of [`render`]'s output.
-pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
-
-/// One scrape's view of the server.
-struct Scrape(Arc<Shared>);
-
-impl fmt::Debug for Scrape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Scrape")
-    }
-}
-
-fn gauge(value: usize) -> ConstGauge {
-    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
-}
-
-fn load(counter: &AtomicU64) -> ConstCounter {
-    ConstCounter::new(counter.load(Ordering::Relaxed))
-}
-
-impl Collector for Scrape {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        let shared = &self.0;
-        let m = &shared.metrics;
+impl Metrics {
+    /// Encodes the counters and histograms kept while serving (the scrape-time gauges are
+    /// the caller's: see `endpoints`).
+    pub(crate) fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let m = self;
         let counter = MetricType::Counter;
-        let gauge_type = MetricType::Gauge;
-
-        // Connections.
-        let e = encoder.encode_descriptor(
-            "noex_connections_open",
-            "Open WebSocket connections",
-            None,
-            gauge_type,
-        )?;
-        gauge(shared.registry.len()).encode(e)?;
-        let e = encoder.encode_descriptor(
-            "noex_handshakes_pending",
-            "Connections in their handshake (WebSocket upgrades and plain HTTP requests)",
-            None,
-            gauge_type,
-        )?;
-        gauge(shared.handshakes.pending()).encode(e)?;
         let e = encoder.encode_descriptor(
             "noex_connections_opened",
             "WebSocket connections opened (handshake completed)",
@@ -461,8 +410,6 @@ impl Collector for Scrape {
                 ConstCounter::new(v).encode(e.encode_family(&[("code", *label)])?)?;
             }
         }
-
-        // Requests.
         let mut e = encoder.encode_descriptor(
             "noex_requests",
             "Requests answered, by operation and result (ok or the error code)",
@@ -488,66 +435,6 @@ impl Collector for Scrape {
         for (family, histogram) in FAMILIES.iter().zip(&m.latency) {
             histogram.encode(&mut e.encode_family(&[("family", *family)])?)?;
         }
-
-        // Pushes.
-        let outbound = &shared.outbound;
-        let e = encoder.encode_descriptor(
-            "noex_pushes",
-            "Subscription pushes queued for clients",
-            None,
-            counter,
-        )?;
-        ConstCounter::new(outbound.pushes()).encode(e)?;
-        let mut e = encoder.encode_descriptor(
-            "noex_pushes_coalesced",
-            "Pushes held back under backpressure and replaced by a newer one (result) or \
-             dropped as too many (event)",
-            None,
-            counter,
-        )?;
-        let (results, events) = outbound.coalesced();
-        ConstCounter::new(results).encode(e.encode_family(&[("kind", "result")])?)?;
-        ConstCounter::new(events).encode(e.encode_family(&[("kind", "event")])?)?;
-        let e = encoder.encode_descriptor(
-            "noex_outbound_bytes",
-            "Outbound bytes in memory over all connections",
-            None,
-            gauge_type,
-        )?;
-        gauge(outbound.total()).encode(e)?;
-        let e = encoder.encode_descriptor(
-            "noex_subscriptions",
-            "Active subscriptions (store and rules) over all connections",
-            None,
-            gauge_type,
-        )?;
-        ConstGauge::new(i64::try_from(shared.subscription_counters.total()).unwrap_or(i64::MAX))
-            .encode(e)?;
-
-        // The store, bounded by `limits.maxBuckets`.
-        let names = shared.store.bucket_names();
-        let mut e = encoder.encode_descriptor(
-            "noex_bucket_records",
-            "Records per bucket",
-            None,
-            gauge_type,
-        )?;
-        for name in &names {
-            if let Some(n) = shared.store.bucket_len(name) {
-                gauge(n).encode(e.encode_family(&[("bucket", name.as_str())])?)?;
-            }
-        }
-        let mut e = encoder.encode_descriptor(
-            "noex_bucket_bytes",
-            "Approximate bytes of the records per bucket (as limits.maxStoreBytes counts them)",
-            None,
-            gauge_type,
-        )?;
-        for name in &names {
-            if let Some(n) = shared.store.bucket_bytes(name) {
-                gauge(n).encode(e.encode_family(&[("bucket", name.as_str())])?)?;
-            }
-        }
         let mut e = encoder.encode_descriptor(
             "noex_persistence_commit_duration_seconds",
             "Time to write and commit one group of store changes to disk (durable storage only)",
@@ -555,39 +442,6 @@ impl Collector for Scrape {
             MetricType::Histogram,
         )?;
         m.commits.encode(&mut e)?;
-
-        // Rules.
-        if let Some(engine) = &shared.rules {
-            let stats = engine.stats();
-            let e = encoder.encode_descriptor(
-                "noex_rule_firings",
-                "Rule runs whose conditions held",
-                None,
-                counter,
-            )?;
-            ConstCounter::new(stats.rules_executed).encode(e)?;
-            let e = encoder.encode_descriptor(
-                "noex_rule_action_errors",
-                "Rule runs stopped by a failing condition or action",
-                None,
-                counter,
-            )?;
-            ConstCounter::new(stats.action_errors).encode(e)?;
-            let e = encoder.encode_descriptor(
-                "noex_rule_events_processed",
-                "Events processed by the rule engine",
-                None,
-                counter,
-            )?;
-            ConstCounter::new(stats.events_processed).encode(e)?;
-            let e =
-                encoder.encode_descriptor("noex_rules", "Registered rules", None, gauge_type)?;
-            gauge(stats.rules_count).encode(e)?;
-            let e = encoder.encode_descriptor("noex_facts", "Stored facts", None, gauge_type)?;
-            gauge(stats.facts_count).encode(e)?;
-        }
-
-        // Refusals and drops.
         for (name, help, value) in [
             (
                 "noex_rate_limited",
@@ -623,15 +477,13 @@ impl Collector for Scrape {
         for (label, value) in HTTP_LABELS.iter().zip(&m.http_requests) {
             load(value).encode(e.encode_family(&[("endpoint", *label)])?)?;
         }
-        let e = encoder.encode_descriptor(
-            "noex_uptime_seconds",
-            "Seconds since the server started",
-            None,
-            gauge_type,
-        )?;
-        ConstGauge::new(shared.started_at.elapsed().as_secs_f64()).encode(e)?;
         Ok(())
     }
+}
+
+/// A counter's current value, for encoding.
+fn load(counter: &AtomicU64) -> ConstCounter {
+    ConstCounter::new(counter.load(Ordering::Relaxed))
 }
 
 #[cfg(test)]

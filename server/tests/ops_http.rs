@@ -456,3 +456,38 @@ async fn json_logs_carry_the_request_span_fields() {
     assert_eq!(answered["fields"]["result"], "ok");
     assert_eq!(answered["level"], "DEBUG");
 }
+
+#[tokio::test]
+async fn durable_commits_are_timed() {
+    let dir = std::env::temp_dir().join(format!("noex-commit-metrics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = local_config();
+    config.persistence.engine = noex_server::PersistenceEngine::Redb;
+    config.persistence.data_dir = Some(dir.clone());
+    config.store = serde_json::from_value(json!({
+        "buckets": {"items": {"key": "id", "schema": {"id": {"type": "string", "required": true}}}}
+    }))
+    .expect("store section");
+    let server = start(config).await;
+    let before = Metrics::scrape(server.local_addr(), None).await;
+    let (mut client, _) = Client::connect(&server).await;
+    for id in ["a", "b"] {
+        client
+            .ok(
+                "store.insert",
+                json!({"bucket": "items", "data": {"id": id}}),
+            )
+            .await;
+    }
+    let after = Metrics::scrape(server.local_addr(), None).await;
+    let name = "noex_persistence_commit_duration_seconds";
+    // Sync durability: each acknowledged insert was committed (possibly grouped).
+    assert!(
+        after.histogram_count(name, &[]) > before.histogram_count(name, &[]),
+        "{} -> {}",
+        before.histogram_count(name, &[]),
+        after.histogram_count(name, &[])
+    );
+    server.stop(Duration::ZERO).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -19,7 +19,7 @@ use crate::definition::{BucketDefinition, BucketUpdate};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{ChangeEvent, HandlerRegistry};
 use crate::persistence::bridge::{self, is_persistent};
-use crate::persistence::{Op, Persistence, PersistenceConfig, Ticket};
+use crate::persistence::{CommitObserver, Op, Persistence, PersistenceConfig, Ticket};
 use crate::registry::{EvalKey, Registry};
 use noex_model::clock::Clock;
 
@@ -73,9 +73,6 @@ pub struct StoreConfig {
     /// histogram. Keep it quick. Default `None`; unused without persistence.
     pub commit_observer: Option<CommitObserver>,
 }
-
-/// See [`StoreConfig::commit_observer`].
-pub type CommitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
 
 /// Default of [`StoreConfig::max_evaluation_time`]: 1 s.
 pub const DEFAULT_MAX_EVALUATION_TIME: Duration = Duration::from_secs(1);

@@ -418,7 +418,7 @@ pub(crate) fn run_writer(
     rx: Receiver<Msg>,
     mode: DurabilityMode,
     shared: &Shared,
-    observer: Option<crate::CommitObserver>,
+    observer: Option<super::CommitObserver>,
 ) {
     let mut failed = false;
     while let Ok(first) = rx.recv() {

@@ -170,6 +170,9 @@ pub(crate) enum Op {
     },
 }
 
+/// Called with the duration of each engine commit (see `StoreConfig::commit_observer`).
+pub type CommitObserver = std::sync::Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
 /// One queued commit.
 pub(crate) struct Msg {
     ticket: u64,
@@ -239,7 +242,7 @@ impl Persistence {
     pub fn open(
         config: &PersistenceConfig,
         now: u64,
-        observer: Option<crate::CommitObserver>,
+        observer: Option<CommitObserver>,
     ) -> StoreResult<(Persistence, Snapshot)> {
         let path = config.path.clone();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
