@@ -154,10 +154,6 @@ pub(crate) async fn serve(
     // cancels every one of them at its source, however the connection ended. Its registry
     // entry is kept until the socket is done with.
     let ended = connection.run(stream, lifecycle).await;
-    // The code the server sent, else the client's, else none (1006).
-    shared
-        .metrics
-        .record_closed(queue.close_code().or(ended.client_close));
     // The reader is done: the writer drains what is queued (including any close frame)
     // and ends.
     queue.shut();
@@ -167,6 +163,11 @@ pub(crate) async fn serve(
         let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, await_close_reply(stream)).await;
     }
     drop(ended.registration);
+    // Counted once the connection is gone from `noex_connections_open`: the code the
+    // server sent, else the client's, else none (1006).
+    shared
+        .metrics
+        .record_closed(queue.close_code().or(ended.client_close));
 }
 
 /// Reads (and drops) what the client sends until its close frame or the end of the stream.

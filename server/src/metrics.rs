@@ -6,10 +6,12 @@
 //! reads from the server's state then (connections, subscriptions, buckets, rules).
 //!
 //! With `http.metrics: false` nothing is counted (every `record_*` returns at once).
+//! Request counters and latency histograms are sharded per thread (see `RequestShard`).
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use noex_protocol::ErrorCode;
@@ -168,13 +170,13 @@ fn close_index(code: Option<u16>) -> usize {
         .unwrap_or(CLOSE_CODES.len())
 }
 
-/// A histogram of durations over fixed bounds, updated with three relaxed atomic adds.
+/// A histogram of durations over fixed bounds, updated with two relaxed atomic adds (its
+/// count is the sum of its buckets).
 #[derive(Debug)]
 struct DurationHistogram {
     /// Per-bucket (not cumulative) counts; the last is the `+Inf` overflow.
     buckets: Vec<AtomicU64>,
     bounds: &'static [f64],
-    count: AtomicU64,
     sum_ns: AtomicU64,
 }
 
@@ -183,7 +185,6 @@ impl DurationHistogram {
         DurationHistogram {
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             bounds,
-            count: AtomicU64::new(0),
             sum_ns: AtomicU64::new(0),
         }
     }
@@ -194,25 +195,83 @@ impl DurationHistogram {
         if let Some(bucket) = self.buckets.get(index) {
             bucket.fetch_add(1, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
     fn encode(&self, encoder: &mut prometheus_client::encoding::MetricEncoder<'_>) -> fmt::Result {
-        let buckets: Vec<(f64, u64)> = self
-            .bounds
-            .iter()
-            .copied()
-            .chain(std::iter::once(f64::INFINITY))
-            .zip(self.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
-            .collect();
-        // The count is the sum of the buckets read, so that the exposition is consistent
-        // even while requests are being counted.
-        let count = buckets.iter().map(|(_, n)| n).sum();
-        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+        encode_merged(self.bounds, &[self], encoder)
     }
+}
+
+/// Encodes the sum of `histograms` (all over `bounds`).
+fn encode_merged(
+    bounds: &'static [f64],
+    histograms: &[&DurationHistogram],
+    encoder: &mut prometheus_client::encoding::MetricEncoder<'_>,
+) -> fmt::Result {
+    let mut buckets: Vec<(f64, u64)> = bounds
+        .iter()
+        .copied()
+        .chain(std::iter::once(f64::INFINITY))
+        .map(|bound| (bound, 0))
+        .collect();
+    let mut sum_ns = 0u64;
+    for histogram in histograms {
+        for ((_, total), bucket) in buckets.iter_mut().zip(&histogram.buckets) {
+            *total += bucket.load(Ordering::Relaxed);
+        }
+        sum_ns = sum_ns.saturating_add(histogram.sum_ns.load(Ordering::Relaxed));
+    }
+    // The count is the sum of the buckets read, so that the exposition is consistent even
+    // while requests are being counted.
+    let count = buckets.iter().map(|(_, n)| n).sum();
+    encoder.encode_histogram::<NoLabelSet>(sum_ns as f64 / 1e9, count, &buckets, None)
+}
+
+/// The request counters and latency histograms written by the threads that map to it
+/// (see [`shard_index`]): each runtime worker writes cache lines of its own, so counting a
+/// request never waits for a line held by another core. (With one shared set, `request-rtt`
+/// on 2 cores measured about 5 % more server CPU per request than with metrics off.)
+#[derive(Debug)]
+#[repr(align(128))]
+struct RequestShard {
+    /// `(OPERATIONS.len() + 1) × RESULTS` request counters.
+    counts: Vec<AtomicU64>,
+    /// One latency histogram per family.
+    latency: Vec<DurationHistogram>,
+}
+
+impl RequestShard {
+    fn new() -> Self {
+        RequestShard {
+            counts: (0..(OPERATIONS.len() + 1) * RESULTS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            latency: FAMILIES
+                .iter()
+                .map(|_| DurationHistogram::new(&LATENCY_BOUNDS))
+                .collect(),
+        }
+    }
+}
+
+/// The most request shards (one per core up to this).
+const MAX_SHARDS: usize = 16;
+
+/// This thread's shard among `shards`: threads are numbered on first use.
+fn shard_index(shards: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static THREAD: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    let number = THREAD.with(|n| {
+        if n.get() == usize::MAX {
+            n.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        n.get()
+    });
+    number % shards.max(1)
 }
 
 /// The counters and histograms kept while serving (see the module documentation).
@@ -221,9 +280,8 @@ pub(crate) struct Metrics {
     enabled: bool,
     connections_opened: AtomicU64,
     connections_closed: [AtomicU64; CLOSE_LABELS.len()],
-    /// `(OPERATIONS.len() + 1) × RESULTS` request counters.
-    requests: Vec<AtomicU64>,
-    latency: Vec<DurationHistogram>,
+    /// Request counters and latency, sharded by thread.
+    shards: Vec<RequestShard>,
     rate_limited: AtomicU64,
     login_limited: AtomicU64,
     heartbeat_timeouts: AtomicU64,
@@ -263,12 +321,13 @@ impl Metrics {
             enabled,
             connections_opened: AtomicU64::new(0),
             connections_closed: Default::default(),
-            requests: (0..(OPERATIONS.len() + 1) * RESULTS)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            latency: FAMILIES
-                .iter()
-                .map(|_| DurationHistogram::new(&LATENCY_BOUNDS))
+            // Without metrics nothing is counted: no memory for the tables either.
+            shards: (0..if enabled {
+                std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_SHARDS))
+            } else {
+                0
+            })
+                .map(|_| RequestShard::new())
                 .collect(),
             rate_limited: AtomicU64::new(0),
             login_limited: AtomicU64::new(0),
@@ -295,14 +354,14 @@ impl Metrics {
         if !self.enabled {
             return;
         }
+        let Some(shard) = self.shards.get(shard_index(self.shards.len())) else {
+            return;
+        };
         let operation = operation.min(OPERATIONS.len());
-        if let Some(counter) = self
-            .requests
-            .get(operation * RESULTS + result_index(result))
-        {
+        if let Some(counter) = shard.counts.get(operation * RESULTS + result_index(result)) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(histogram) = self.latency.get(family_index(operation)) {
+        if let Some(histogram) = shard.latency.get(family_index(operation)) {
             histogram.observe(elapsed);
         }
     }
@@ -312,8 +371,11 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        if let Some(counter) = self
-            .requests
+        let Some(shard) = self.shards.get(shard_index(self.shards.len())) else {
+            return;
+        };
+        if let Some(counter) = shard
+            .counts
             .get(OPERATIONS.len() * RESULTS + result_index(Err(code)))
         {
             counter.fetch_add(1, Ordering::Relaxed);
@@ -416,8 +478,13 @@ impl Metrics {
             None,
             counter,
         )?;
-        for (index, value) in m.requests.iter().enumerate() {
-            let v = value.load(Ordering::Relaxed);
+        for index in 0..(OPERATIONS.len() + 1) * RESULTS {
+            let v: u64 = m
+                .shards
+                .iter()
+                .filter_map(|shard| shard.counts.get(index))
+                .map(|c| c.load(Ordering::Relaxed))
+                .sum();
             if v > 0 {
                 let labels = [
                     ("operation", operation_label(index / RESULTS)),
@@ -432,8 +499,17 @@ impl Metrics {
             None,
             MetricType::Histogram,
         )?;
-        for (family, histogram) in FAMILIES.iter().zip(&m.latency) {
-            histogram.encode(&mut e.encode_family(&[("family", *family)])?)?;
+        for (index, family) in FAMILIES.iter().enumerate() {
+            let histograms: Vec<&DurationHistogram> = m
+                .shards
+                .iter()
+                .filter_map(|shard| shard.latency.get(index))
+                .collect();
+            encode_merged(
+                &LATENCY_BOUNDS,
+                &histograms,
+                &mut e.encode_family(&[("family", *family)])?,
+            )?;
         }
         let mut e = encoder.encode_descriptor(
             "noex_persistence_commit_duration_seconds",
@@ -535,6 +611,6 @@ mod tests {
         h.observe(Duration::from_secs(20)); // +Inf
         assert_eq!(h.buckets[0].load(Ordering::Relaxed), 2);
         assert_eq!(h.buckets[LATENCY_BOUNDS.len()].load(Ordering::Relaxed), 1);
-        assert_eq!(h.count.load(Ordering::Relaxed), 3);
+        assert_eq!(h.sum_ns.load(Ordering::Relaxed), 20_000_150_000);
     }
 }

@@ -179,6 +179,7 @@ async fn metrics_move_with_real_traffic() {
     // The close is counted once the server has seen it.
     let after = scrape_until(addr, |m| {
         m.value("noex_connections_closed_total", &[("code", "1005")]) >= 1.0
+            && m.value("noex_connections_open", &[]) <= 1.0
     })
     .await;
     let requests = |op: &str, result: &str| {
