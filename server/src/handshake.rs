@@ -2,7 +2,9 @@
 //! their handshake (`limits.maxPendingHandshakes` over all clients and
 //! `limits.maxPendingHandshakesPerIp`), the handshake deadline (`limits.handshakeTimeoutMs`,
 //! covering the whole HTTP upgrade, so slowly dribbled headers too), and the path and
-//! origin checks of the upgrade request.
+//! origin checks of the upgrade request. A plain HTTP request (`/health`, `/metrics`...)
+//! takes the same path up to its head, so it holds a place under the same caps and
+//! deadline until it is answered.
 //!
 //! When a cap is full, the *oldest* pending handshake under it (from that address for the
 //! per-address cap, from anyone for the global one) is dropped to make room for the new

@@ -6,7 +6,8 @@
 //! - [`ServerConfig`] holds every setting with the spec's defaults; the `noex-server` binary
 //!   loads it from a JSON file and command-line flags.
 //!
-//! Inside, every accepted socket passes `handshake` (caps and deadline), every connection
+//! Inside, every accepted socket passes `handshake` (caps and deadline; a plain HTTP
+//! request is answered by `endpoints` through `http`, from the counters of `metrics`), every connection
 //! is one task (`connection`) over a guarded socket (`socket`) owning its state
 //! (`connection_state`), requests go through `router` to one module per operation family
 //! in `ops` (failed logins are limited by `login_limit`), and every failure becomes one

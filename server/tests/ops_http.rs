@@ -492,3 +492,18 @@ async fn durable_commits_are_timed() {
     server.stop(Duration::ZERO).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_binarys_flags_set_the_token_and_turn_metrics_off() {
+    let guarded = Binary::spawn(&["--metrics-token", "tok-1"]).await;
+    assert_eq!(get(guarded.addr(), "/metrics").await.status, 401);
+    let metrics = Metrics::scrape(guarded.addr(), Some("tok-1")).await;
+    assert_eq!(metrics.value("noex_connections_open", &[]), 0.0);
+    let off = Binary::spawn(&["--no-metrics", "--no-health"]).await;
+    for path in ["/metrics", "/health", "/ready"] {
+        assert_eq!(get(off.addr(), path).await.status, 404, "{path}");
+    }
+    // A WebSocket client is served as ever.
+    let (mut client, _) = Client::connect_url(&off.url).await;
+    client.ok("store.buckets", json!({})).await;
+}
