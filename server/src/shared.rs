@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     pub(crate) revocations: Arc<crate::revocation::Revocations>,
     /// The registered procedures.
     pub(crate) procedures: crate::procedures::Procedures,
+    /// What `/metrics` reports.
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl Shared {
