@@ -126,6 +126,11 @@ impl Target {
     pub fn rss_kib(&self) -> Option<u64> {
         rss_kib(self.child.id())
     }
+
+    /// CPU time the server process has used so far (user plus system), if readable.
+    pub fn cpu_time(&self) -> Option<std::time::Duration> {
+        cpu_time(self.child.id())
+    }
 }
 
 impl Drop for Target {
@@ -140,6 +145,19 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time (utime + stime) of `pid` from `/proc/PID/stat`, in clock ticks of
+/// `USER_HZ` (100 per second on Linux, whatever the kernel's own tick rate).
+pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing paren.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After the name: state is field 3, utime 14 and stime 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(std::time::Duration::from_millis((utime + stime) * 10))
 }
 
 /// Extracts PORT from a line containing `ws://127.0.0.1:PORT/`.
@@ -160,6 +178,19 @@ mod tests {
             Some(40123)
         );
         assert_eq!(parse_port("hello"), None);
+    }
+
+    #[test]
+    fn reads_own_cpu_time() {
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < std::time::Duration::from_millis(50) {
+            x = x.wrapping_add(1);
+        }
+        assert!(x > 0);
+        assert!(
+            cpu_time(std::process::id()).is_some_and(|t| t >= std::time::Duration::from_millis(20))
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use noex_protocol::payloads::{AuditEntries, AuditEntry};
+use noex_protocol::payloads::AuditEntry;
 use noex_protocol::{
     AuditOp, AuditResult, ErrorCode, Operation, ProceduresOp, Resource, RulesOp, ServerOp, StoreOp,
     Tier,
@@ -231,34 +231,42 @@ impl AuditLog {
             limit,
         } = op;
         let limit = limit.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        let snapshot: Vec<(Arc<AuditEntry>, usize)> =
-            self.ring.lock().iter().rev().cloned().collect();
-        let mut entries = Vec::new();
-        let mut bytes = 0usize;
-        for (entry, size) in snapshot {
-            if entries.len() >= limit {
-                break;
-            }
-            let matches = user_id
-                .as_ref()
-                .is_none_or(|u| entry.user_id.as_ref() == Some(u))
-                && operation.as_ref().is_none_or(|o| &entry.operation == o)
-                && result.is_none_or(|r| entry.result == r)
-                && from.is_none_or(|f| entry.timestamp as f64 >= f)
-                && to.is_none_or(|t| entry.timestamp as f64 <= t);
-            if !matches {
-                continue;
-            }
-            bytes = bytes.saturating_add(size);
-            if bytes > max_result_bytes {
-                return Err(StoreError::ResultTooLarge {
-                    limit: max_result_bytes,
+        // Matched and measured first, copied only once the answer is known to fit: a query
+        // without a limit over a large log is refused without copying what it matched.
+        let matched: Vec<Arc<AuditEntry>> = {
+            let ring = self.ring.lock();
+            let mut matched = Vec::new();
+            let mut bytes = 0usize;
+            for (entry, size) in ring.iter().rev() {
+                if matched.len() >= limit {
+                    break;
                 }
-                .into());
+                let matches = user_id
+                    .as_ref()
+                    .is_none_or(|u| entry.user_id.as_ref() == Some(u))
+                    && operation.as_ref().is_none_or(|o| &entry.operation == o)
+                    && result.is_none_or(|r| entry.result == r)
+                    && from.is_none_or(|f| entry.timestamp as f64 >= f)
+                    && to.is_none_or(|t| entry.timestamp as f64 <= t);
+                if !matches {
+                    continue;
+                }
+                bytes = bytes.saturating_add(*size);
+                if bytes > max_result_bytes {
+                    return Err(StoreError::ResultTooLarge {
+                        limit: max_result_bytes,
+                    }
+                    .into());
+                }
+                matched.push(Arc::clone(entry));
             }
-            entries.push(AuditEntry::clone(&entry));
-        }
-        serde_json::to_value(AuditEntries { entries }).map_err(ServerError::internal)
+            matched
+        };
+        // The shape of `noex_protocol::payloads::AuditEntries`, serialized from the shared
+        // entries without copying them.
+        let entries: Vec<&AuditEntry> = matched.iter().map(Arc::as_ref).collect();
+        let entries = serde_json::to_value(entries).map_err(ServerError::internal)?;
+        Ok(serde_json::json!({ "entries": entries }))
     }
 }
 

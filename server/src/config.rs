@@ -65,6 +65,11 @@ pub struct ServerConfig {
     pub revocation: RevocationConfig,
     /// Procedures: defined at start, their default timeout and `if` nesting.
     pub procedures: ProceduresSection,
+    /// The plain-HTTP endpoints (`/health`, `/ready`, `/metrics`): on or off, a bearer
+    /// token for `/metrics`, or a separate admin listener for them.
+    pub http: HttpConfig,
+    /// How the binary writes its log lines (the library leaves logging to its embedder).
+    pub log: LogConfig,
     /// Built-in identity (`identity.*`): users, roles and password sessions in system
     /// buckets; off by default.
     pub identity: IdentitySection,
@@ -112,6 +117,62 @@ impl Default for IdentitySection {
     }
 }
 
+/// `http: {health, metrics, metricsToken, admin}`: the plain-HTTP endpoints served beside
+/// the WebSocket upgrade (see docs/10-production.md, "Health, readiness and metrics").
+///
+/// ```
+/// let config: noex_server::ServerConfig = serde_json::from_str(
+///     r#"{"http": {"metricsToken": "s3cret", "admin": "127.0.0.1:9091"}}"#,
+/// ).unwrap();
+/// assert!(config.http.health && config.http.metrics); // defaults kept
+/// assert_eq!(config.http.admin.as_deref(), Some("127.0.0.1:9091"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpConfig {
+    /// Serve `GET /health` and `GET /ready`. Default `true`.
+    pub health: bool,
+    /// Serve `GET /metrics` (and count what it reports). Default `true`.
+    pub metrics: bool,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`
+    /// (401 otherwise). Default `null`.
+    pub metrics_token: Option<String>,
+    /// `IP:PORT` of a separate listener for these endpoints (port 0 picks a free one);
+    /// the main listener then answers them 404. Default `null` (served on the main
+    /// listener).
+    pub admin: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            health: true,
+            metrics: true,
+            metrics_token: None,
+            admin: None,
+        }
+    }
+}
+
+/// `log: {format}`: the binary's log format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogConfig {
+    /// `"text"` (default, human-readable) or `"json"` (one JSON object a line).
+    pub format: LogFormat,
+}
+
+/// A log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line, with the span fields (connection id, user id, operation).
+    Json,
+}
+
 /// `procedures: {maxConditionDepth?, defaultTimeoutMs?, procedures?: [definition]}`: the
 /// original's `procedures` section (its `maxSteps` is `limits.maxProcedureSteps` here), plus
 /// procedures registered at start, in the wire shape of `procedures.register`'s
@@ -134,8 +195,15 @@ pub struct ProceduresSection {
     pub default_timeout_ms: u64,
     /// Calls one client (its user id once logged in, else its IP address) may run at once
     /// (default 2); its further calls wait until one of them ends, whatever connection
-    /// they come from. Other clients never wait for them.
+    /// they come from. Other clients' calls do not queue behind them (only for a free
+    /// slot of `maxConcurrentCalls`).
     pub max_concurrent_calls_per_client: usize,
+    /// Calls running at once over all clients (default `null`: one fewer than the CPU
+    /// cores, at least 1, as the heavy-read slots); further calls wait for a slot, each
+    /// client behind its own earlier calls. With the step results of one call bounded (4 ×
+    /// `limits.maxResultBytes`), this bounds what all calls together hold and the cores
+    /// they take from request handling.
+    pub max_concurrent_calls: Option<usize>,
     /// Procedures registered at start, in order.
     pub procedures: Vec<serde_json::Value>,
 }
@@ -146,6 +214,7 @@ impl Default for ProceduresSection {
             max_condition_depth: 5,
             default_timeout_ms: 30_000,
             max_concurrent_calls_per_client: 2,
+            max_concurrent_calls: None,
             procedures: Vec::new(),
         }
     }
@@ -304,6 +373,8 @@ impl Default for ServerConfig {
             rules: RulesSection::default(),
             persistence: PersistenceSection::default(),
             procedures: ProceduresSection::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
             audit: None,
             revocation: RevocationConfig::default(),
             identity: IdentitySection::default(),
@@ -811,11 +882,25 @@ impl ServerConfig {
                 "is false but rules, the store bridge or connection events are configured",
             );
         }
+        if self.http.metrics_token.as_deref() == Some("") {
+            return invalid("http.metricsToken", "must not be empty (null turns it off)");
+        }
+        if let Some(admin) = &self.http.admin
+            && admin.parse::<std::net::SocketAddr>().is_err()
+        {
+            return invalid(
+                "http.admin",
+                "must be an IP:PORT address such as 127.0.0.1:9091",
+            );
+        }
         if self.procedures.max_condition_depth == 0 {
             return invalid("procedures.maxConditionDepth", "must be at least 1");
         }
         if self.procedures.default_timeout_ms == 0 {
             return invalid("procedures.defaultTimeoutMs", "must be at least 1");
+        }
+        if self.procedures.max_concurrent_calls == Some(0) {
+            return invalid("procedures.maxConcurrentCalls", "must be at least 1");
         }
         if self.procedures.max_concurrent_calls_per_client == 0 {
             return invalid(
@@ -1007,6 +1092,33 @@ mod tests {
         assert!(
             serde_json::from_str::<ServerConfig>(r#"{"procedures": {"maxSteps": 5}}"#).is_err()
         );
+    }
+
+    #[test]
+    fn the_http_section_is_validated() {
+        let c: ServerConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c.http, HttpConfig::default());
+        assert!(c.http.health && c.http.metrics);
+        assert_eq!(c.log.format, LogFormat::Text);
+        let c: ServerConfig = serde_json::from_str(
+            r#"{"http": {"admin": "127.0.0.1:0", "metricsToken": "t"}, "log": {"format": "json"}}"#,
+        )
+        .unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.log.format, LogFormat::Json);
+        for (json, field) in [
+            (r#"{"http": {"metricsToken": ""}}"#, "http.metricsToken"),
+            (r#"{"http": {"admin": "localhost"}}"#, "http.admin"),
+            (r#"{"http": {"admin": "nowhere:80"}}"#, "http.admin"),
+        ] {
+            let c: ServerConfig = serde_json::from_str(json).unwrap();
+            match c.validate() {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        assert!(serde_json::from_str::<ServerConfig>(r#"{"log": {"format": "xml"}}"#).is_err());
+        assert!(serde_json::from_str::<ServerConfig>(r#"{"http": {"console": true}}"#).is_err());
     }
 
     #[test]

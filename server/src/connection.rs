@@ -49,6 +49,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     shared: Arc<Shared>,
     slot: HandshakeSlot,
+    listener: crate::http::Listener,
 ) {
     let config = &shared.config;
     // tungstenite allocates its read buffer eagerly (128 KiB by default): with requests of
@@ -62,20 +63,38 @@ pub(crate) async fn serve(
         // without reading would otherwise pile up here.
         .write_buffer_size(crate::socket::WRITE_BUFFER_BYTES)
         .max_write_buffer_size(crate::socket::WRITE_BUFFER_LIMIT);
-    let Some((ws, progress)) =
-        crate::handshake::accept(stream, peer, config, ws_config, slot).await
+    let Some((ws, progress)) = crate::handshake::accept(
+        stream,
+        peer,
+        config,
+        listener,
+        ws_config,
+        slot,
+        |socket, head| {
+            Box::pin(crate::endpoints::respond(
+                socket,
+                head,
+                Arc::clone(&shared),
+                listener,
+            ))
+        },
+    )
+    .await
     else {
         return;
     };
+    shared.metrics.record_opened();
 
     let lifecycle = shared.lifecycle.subscribe();
     if *lifecycle.borrow() != Lifecycle::Running {
         close_now(ws, 1001, "server_shutting_down").await;
+        shared.metrics.record_closed(Some(1001));
         return;
     }
     if let Some(limit) = config.connection_limits.max_connections_per_ip {
         if shared.registry.count_from(peer.ip()) >= limit as usize {
             close_now(ws, 4003, "too_many_connections").await;
+            shared.metrics.record_closed(Some(4003));
             return;
         }
     }
@@ -99,6 +118,7 @@ pub(crate) async fn serve(
         Arc::clone(&queue),
         progress,
         write_timeout,
+        Arc::clone(&shared),
     ));
     let (ended_tx, ended_rx) = tokio::sync::mpsc::unbounded_channel();
     let connection = Connection {
@@ -123,6 +143,7 @@ pub(crate) async fn serve(
         pong_deadline: None,
         pings: PingBudget::new(config.limits.max_pings_per_second),
         closing: false,
+        client_close: None,
     };
     crate::connection_events::emit(&shared, "opened", || {
         serde_json::json!({
@@ -143,6 +164,11 @@ pub(crate) async fn serve(
         let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, await_close_reply(stream)).await;
     }
     drop(ended.registration);
+    // Counted once the connection is gone from `noex_connections_open`: the code the
+    // server sent, else the client's, else none (1006).
+    shared
+        .metrics
+        .record_closed(queue.close_code().or(ended.client_close));
 }
 
 /// Reads (and drops) what the client sends until its close frame or the end of the stream.
@@ -157,6 +183,8 @@ async fn await_close_reply(mut stream: futures_util::stream::SplitStream<WsStrea
 /// What is left of a connection once it stops serving: its registry entry, and its read half
 /// when the server closed it (to read the client's close reply).
 struct Ended {
+    /// The code of the client's close frame (1005 for one without a code), if it sent one.
+    client_close: Option<u16>,
     registration: crate::registry::Registration,
     stream: Option<futures_util::stream::SplitStream<WsStream>>,
 }
@@ -182,9 +210,11 @@ async fn write_loop(
     queue: Arc<OutboundQueue>,
     progress: Arc<WriteProgress>,
     timeout: Duration,
+    shared: Arc<Shared>,
 ) -> bool {
     let stalled = || {
         tracing::debug!("socket accepted no bytes within the write deadline: dropped");
+        shared.metrics.record_write_deadline_drop();
         progress.reset_on_drop();
         queue.shut();
     };
@@ -295,6 +325,8 @@ pub(crate) struct Connection {
     pings: PingBudget,
     /// Whether the server queued a close frame (then the client's reply is awaited).
     closing: bool,
+    /// The code of the client's close frame, once it sent one (1005: without a code).
+    client_close: Option<u16>,
 }
 
 enum Flow {
@@ -329,6 +361,7 @@ impl Connection {
         } = self.state;
         drop(subscriptions);
         Ended {
+            client_close: self.client_close,
             registration,
             stream,
         }
@@ -414,6 +447,9 @@ impl Connection {
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) -> Flow {
+        if code == 4001 {
+            self.state.shared.metrics.record_heartbeat_timeout();
+        }
         self.state.queue.close(code, reason);
         self.closing = true;
         Flow::Stop
@@ -459,7 +495,11 @@ impl Connection {
     ) -> Flow {
         use tokio_tungstenite::tungstenite::Error as WsError;
         match message {
-            None | Some(Ok(Message::Close(_))) => Flow::Stop,
+            None => Flow::Stop,
+            Some(Ok(Message::Close(frame))) => {
+                self.client_close = Some(frame.map_or(1005, |f| u16::from(f.code)));
+                Flow::Stop
+            }
             Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
             Some(Ok(Message::Binary(_))) => self.close(1003, "binary_not_supported").await,
             // WebSocket-level pings are answered by tungstenite itself, within a budget.
@@ -489,7 +529,10 @@ impl Connection {
             max_elements: self.state.shared.config.limits.max_json_elements,
         };
         let reply = match parse_client_frame_with_limits(text, limits) {
-            Err(err) => ServerMessage::Error(err.to_error_frame()),
+            Err(err) => {
+                self.state.shared.metrics.record_invalid_frame(err.code);
+                ServerMessage::Error(err.to_error_frame())
+            }
             Ok(ClientFrame::Pong { .. }) => {
                 self.pong_since_ping = true;
                 self.pong_deadline = None;
@@ -497,7 +540,38 @@ impl Connection {
             }
             Ok(ClientFrame::Request(request)) => {
                 let id = request.id.clone();
-                match self.handle_guarded(request).await {
+                let metrics_on = self.state.shared.metrics.enabled();
+                let started = metrics_on.then(std::time::Instant::now);
+                let operation = crate::metrics::operation_index(&request.op_type);
+                // Disabled (a few loads) unless the log filter lets debug through.
+                let span = tracing::debug_span!(
+                    "request",
+                    connection = tracing::field::Empty,
+                    user = tracing::field::Empty,
+                    operation = crate::metrics::operation_name(operation),
+                );
+                if !span.is_disabled() {
+                    let connection = self.state.registration.wire_id();
+                    span.record("connection", connection.as_str());
+                    if let Some(session) = self.state.session.get() {
+                        span.record("user", session.user_id.as_str());
+                    }
+                }
+                let result =
+                    tracing::Instrument::instrument(self.handle_guarded(request), span.clone())
+                        .await;
+                if let Some(started) = started {
+                    let code = result.as_ref().map(|_| ()).map_err(|err| err.code);
+                    self.state
+                        .shared
+                        .metrics
+                        .record_request(operation, code, started.elapsed());
+                }
+                span.in_scope(|| match &result {
+                    Ok(_) => tracing::debug!(result = "ok", "request answered"),
+                    Err(err) => tracing::debug!(result = err.code.as_str(), "request answered"),
+                });
+                match result {
                     Ok(data) => ServerMessage::Result(ResultFrame { id, data }),
                     Err(err) => ServerMessage::Error(
                         err.into_frame(id, self.state.shared.config.expose_error_details),

@@ -2,7 +2,9 @@
 //! their handshake (`limits.maxPendingHandshakes` over all clients and
 //! `limits.maxPendingHandshakesPerIp`), the handshake deadline (`limits.handshakeTimeoutMs`,
 //! covering the whole HTTP upgrade, so slowly dribbled headers too), and the path and
-//! origin checks of the upgrade request.
+//! origin checks of the upgrade request. A plain HTTP request (`/health`, `/metrics`...)
+//! takes the same path up to its head, so it holds a place under the same caps and
+//! deadline until it is answered.
 //!
 //! When a cap is full, the *oldest* pending handshake under it (from that address for the
 //! per-address cap, from anyone for the global one) is dropped to make room for the new
@@ -24,6 +26,7 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{LimitsConfig, ServerConfig};
+use crate::http::{HeadError, Listener, RequestHead};
 use crate::socket::{TrackedStream, WriteProgress, WsStream};
 
 /// The key a client's address is counted under: an IPv4 address (also when it arrives
@@ -144,6 +147,11 @@ impl HandshakeGate {
 }
 
 impl HandshakeGate {
+    /// Connections in their handshake now.
+    pub(crate) fn pending(&self) -> usize {
+        self.state.lock().pending.len()
+    }
+
     /// Evicts the oldest pending handshake (its task drops the connection); whether there
     /// was one. The accept loop calls it when the process is out of file descriptors, so
     /// connections that never finish their handshake cannot keep new clients out until
@@ -167,17 +175,27 @@ impl Drop for HandshakeSlot {
     }
 }
 
-/// Performs the WebSocket handshake on `stream` within `limits.handshakeTimeoutMs`, holding
-/// `slot` until it ends. `None` when it failed, was refused (wrong path: 404, origin not
-/// allowed: 403), timed out or was evicted by a newer one; the connection is then dropped.
-pub(crate) async fn accept(
+/// Answering a plain HTTP request (see `endpoints`), borrowing the socket.
+pub(crate) type HttpAnswer<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// Reads the request head of `stream` and performs the WebSocket handshake, or has `respond`
+/// answer a plain HTTP request, within `limits.handshakeTimeoutMs`, holding `slot`
+/// until it ends. `None` when it was not an upgrade, or the upgrade failed, was refused
+/// (wrong path: 404, origin not allowed: 403), timed out or was evicted by a newer one; the
+/// connection is then dropped (a timed-out or evicted one is reset, without an answer).
+pub(crate) async fn accept<R>(
     stream: TcpStream,
     peer: SocketAddr,
     config: &ServerConfig,
+    listener: Listener,
     ws_config: WebSocketConfig,
     slot: HandshakeSlot,
-) -> Option<(WsStream, Arc<WriteProgress>)> {
-    let (stream, progress) = TrackedStream::new(stream);
+    respond: R,
+) -> Option<(WsStream, Arc<WriteProgress>)>
+where
+    R: for<'a> FnOnce(&'a mut TrackedStream, Result<RequestHead, HeadError>) -> HttpAnswer<'a>,
+{
     let path = config.path.clone();
     let allowed_origins = config.allowed_origins.clone();
     // The error type is fixed by tungstenite's handshake callback trait.
@@ -195,20 +213,37 @@ pub(crate) async fn accept(
         Ok(response)
     };
     let timeout = Duration::from_millis(config.limits.handshake_timeout_ms);
-    let mut handshake = std::pin::pin!(tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        check,
-        Some(ws_config)
-    ));
+    let (mut stream, progress) = TrackedStream::new(stream, Vec::new());
+    let work = async move {
+        let head = crate::http::read_head(&mut stream).await;
+        match head {
+            Ok((head, bytes)) if head.upgrade && listener == Listener::Main => {
+                // tungstenite reads the head again, and whatever followed it.
+                stream.replay(bytes);
+                tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config))
+                    .await
+                    .map_err(|err| err.to_string())
+            }
+            Ok((head, _)) => {
+                respond(&mut stream, Ok(head)).await;
+                Err("plain HTTP request answered".to_owned())
+            }
+            Err(err) => {
+                let why = format!("no HTTP request head: {err:?}");
+                respond(&mut stream, Err(err)).await;
+                Err(why)
+            }
+        }
+    };
     let result = tokio::select! {
-        result = tokio::time::timeout(timeout, &mut handshake) => Some(result),
+        result = tokio::time::timeout(timeout, work) => Some(result),
         () = slot.evicted() => None,
     };
     drop(slot);
     match result {
         Some(Ok(Ok(ws))) => Some((ws, progress)),
         Some(Ok(Err(err))) => {
-            tracing::debug!(%peer, %err, "handshake refused");
+            tracing::debug!(%peer, %err, "no WebSocket handshake");
             None
         }
         None => {

@@ -44,13 +44,13 @@ impl HeavySlots {
         }
     }
 
-    /// No bound over all clients, `per_client` at once for each client: what procedure
-    /// calls use (a call can run for its whole `timeoutMs`, far longer than a heavy read's
-    /// budget, so calls do not share the heavy-read slots; each client's calls queue
-    /// behind its own).
-    pub(crate) fn per_client(per_client: usize) -> Self {
+    /// `slots` at once over all clients and `per_client` at once for each client: what
+    /// procedure calls use (a call can run for its whole `timeoutMs`, far longer than a
+    /// heavy read's budget, so calls have slots of their own; each client's calls queue
+    /// behind its own, then all clients' calls share the slots).
+    pub(crate) fn per_client(slots: usize, per_client: usize) -> Self {
         HeavySlots {
-            slots: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
+            slots: Arc::new(Semaphore::new(slots.clamp(1, Semaphore::MAX_PERMITS))),
             turns: Mutex::new(HashMap::new()),
             per_client: per_client.max(1),
         }

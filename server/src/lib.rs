@@ -6,7 +6,8 @@
 //! - [`ServerConfig`] holds every setting with the spec's defaults; the `noex-server` binary
 //!   loads it from a JSON file and command-line flags.
 //!
-//! Inside, every accepted socket passes `handshake` (caps and deadline), every connection
+//! Inside, every accepted socket passes `handshake` (caps and deadline; a plain HTTP
+//! request is answered by `endpoints` through `http`, from the counters of `metrics`), every connection
 //! is one task (`connection`) over a guarded socket (`socket`) owning its state
 //! (`connection_state`), requests go through `router` to one module per operation family
 //! in `ops` (failed logins are limited by `login_limit`), and every failure becomes one
@@ -26,11 +27,14 @@ mod config_error;
 mod connection;
 mod connection_events;
 mod connection_state;
+mod endpoints;
 mod error;
 mod handshake;
 mod heavy;
+mod http;
 mod identity;
 mod login_limit;
+mod metrics;
 mod ops;
 mod outbound;
 mod permissions;
@@ -57,9 +61,9 @@ pub use auth::{
 pub use config::{
     AuditConfig, AuditTier, BackpressureConfig, ConfigError, ConnectionLimits,
     DEFAULT_AUDIT_MAX_ENTRIES, DEFAULT_BLACKLIST_TTL_MS, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    HeartbeatConfig, IdentitySection, LimitsConfig, LoginLimits, MAX_AUDIT_MAX_ENTRIES,
-    PersistenceEngine, PersistenceSection, ProceduresSection, RateLimitConfig, RevocationConfig,
-    RulesSection, ServerConfig, StoreSection,
+    HeartbeatConfig, HttpConfig, IdentitySection, LimitsConfig, LogConfig, LogFormat, LoginLimits,
+    MAX_AUDIT_MAX_ENTRIES, PersistenceEngine, PersistenceSection, ProceduresSection,
+    RateLimitConfig, RevocationConfig, RulesSection, ServerConfig, StoreSection,
 };
 pub use error::ServerError;
 pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};

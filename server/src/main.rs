@@ -86,6 +86,22 @@ struct Cli {
     /// Grace period for clients to leave on SIGINT / SIGTERM, in ms.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     shutdown_grace_ms: u64,
+    /// Serve /health, /ready and /metrics on this separate IP:PORT instead of the main
+    /// listener (which then answers them 404).
+    #[arg(long, value_name = "ADDR")]
+    http_admin: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on /metrics (also NOEX_METRICS_TOKEN).
+    #[arg(long, value_name = "TOKEN", env = "NOEX_METRICS_TOKEN")]
+    metrics_token: Option<String>,
+    /// Neither serve /metrics nor count what it reports.
+    #[arg(long)]
+    no_metrics: bool,
+    /// Do not serve /health and /ready.
+    #[arg(long)]
+    no_health: bool,
+    /// Log line format: `text` (default) or `json` (one JSON object a line).
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<noex_server::LogFormat>,
     /// Log filter, e.g. `info` or `noex_server=debug` (also RUST_LOG).
     #[arg(long, value_name = "FILTER", default_value = "info", env = "RUST_LOG")]
     log: String,
@@ -149,6 +165,21 @@ impl Cli {
         if let Some(durability) = self.durability {
             c.persistence.durability = durability;
         }
+        if let Some(admin) = self.http_admin {
+            c.http.admin = Some(admin);
+        }
+        if let Some(token) = self.metrics_token {
+            c.http.metrics_token = Some(token);
+        }
+        if self.no_metrics {
+            c.http.metrics = false;
+        }
+        if self.no_health {
+            c.http.health = false;
+        }
+        if let Some(format) = self.log_format {
+            c.log.format = format;
+        }
         if self.no_rules {
             c.rules.enabled = Some(false);
         } else if c.rules.enabled.is_none() {
@@ -163,10 +194,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
     let grace = Duration::from_millis(cli.shutdown_grace_ms);
     let config = match cli.into_config() {
         Ok(config) => config,
@@ -175,6 +202,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        noex_server::LogFormat::Text => logs.init(),
+        // One object a line: the event's fields, its span (the request's connection, user
+        // and operation) and the spans around it.
+        noex_server::LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -204,12 +244,15 @@ async fn run(config: ServerConfig, grace: Duration) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The one line on stdout: scripts and tests read the address from it.
+    // The first line on stdout: scripts and tests read the address from it.
     println!(
         "noex-server listening on ws://{}{}",
         server.local_addr(),
         path
     );
+    if let Some(admin) = server.admin_addr() {
+        println!("noex-server admin endpoints on http://{admin}");
+    }
     stop.wait().await;
     tracing::info!(grace_ms = grace.as_millis() as u64, "stopping");
     server.stop(grace).await;

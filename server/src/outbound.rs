@@ -87,6 +87,12 @@ pub(crate) struct OutboundBudget {
     queues: Mutex<HashMap<u64, Weak<OutboundQueue>>>,
     /// Weak: finding a text again must not keep it alive.
     recent: Mutex<(usize, Vec<Weak<SharedText>>)>,
+    /// Pushes queued or held for clients (the `noex_pushes` metric).
+    pushes: AtomicU64,
+    /// Held store results replaced by a newer one before they were sent.
+    replaced_results: AtomicU64,
+    /// Held events dropped as too many before they were sent.
+    dropped_events: AtomicU64,
 }
 
 impl OutboundBudget {
@@ -98,7 +104,23 @@ impl OutboundBudget {
             next_id: AtomicU64::new(0),
             queues: Mutex::new(HashMap::new()),
             recent: Mutex::new((0, Vec::new())),
+            pushes: AtomicU64::new(0),
+            replaced_results: AtomicU64::new(0),
+            dropped_events: AtomicU64::new(0),
         })
+    }
+
+    /// Pushes queued or held for clients so far.
+    pub(crate) fn pushes(&self) -> u64 {
+        self.pushes.load(Ordering::Relaxed)
+    }
+
+    /// Held pushes given up for a newer one so far: store results replaced, events dropped.
+    pub(crate) fn coalesced(&self) -> (u64, u64) {
+        (
+            self.replaced_results.load(Ordering::Relaxed),
+            self.dropped_events.load(Ordering::Relaxed),
+        )
     }
 
     fn charge(self: &Arc<Self>, bytes: usize) -> Charge {
@@ -300,6 +322,8 @@ struct State {
     /// Closed by the budget: what the writer has in hand is dropped too.
     aborted: bool,
     dropped_events: u64,
+    /// The code of the close frame queued, if any.
+    close_code: Option<u16>,
 }
 
 /// See the module documentation.
@@ -421,6 +445,7 @@ impl OutboundQueue {
         if state.closed {
             return;
         }
+        self.budget.pushes.fetch_add(1, Ordering::Relaxed);
         let text = Text {
             charge: self.budget.charge(head.len() + tail.len()),
             own: head,
@@ -465,6 +490,7 @@ impl OutboundQueue {
                 PushKind::Latest => {
                     for old in held.frames.drain(..) {
                         *held_bytes = held_bytes.saturating_sub(old.len());
+                        self.budget.replaced_results.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 PushKind::Event => {
@@ -477,6 +503,7 @@ impl OutboundQueue {
                         if let Some(old) = held.frames.pop_front() {
                             *held_bytes = held_bytes.saturating_sub(old.len());
                             *dropped_events += 1;
+                            self.budget.dropped_events.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
@@ -520,6 +547,11 @@ impl OutboundQueue {
         });
     }
 
+    /// The code of the close frame the server queued, if it queued one.
+    pub(crate) fn close_code(&self) -> Option<u16> {
+        self.state.lock().close_code
+    }
+
     /// Queues a close frame; nothing is accepted after it.
     pub(crate) fn close(&self, code: u16, reason: &'static str) {
         {
@@ -528,6 +560,7 @@ impl OutboundQueue {
                 return;
             }
             state.frames.push_back(Frame::Close(code, reason));
+            state.close_code = Some(code);
             state.closed = true;
             state.held.clear();
             state.held_bytes = 0;
@@ -554,6 +587,7 @@ impl OutboundQueue {
             let held = std::mem::take(&mut state.held);
             if send_close {
                 state.frames.push_back(Frame::Close(code, reason));
+                state.close_code = Some(code);
             }
             state.closed = true;
             state.aborted = true;

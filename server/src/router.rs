@@ -68,6 +68,7 @@ fn precheck(state: &mut ConnectionState, op_type: &str, now: u64) -> Result<(), 
             None => format!("ip:{}", crate::handshake::client_key(state.peer.ip())),
         };
         if let Err(retry_after_ms) = limiter.check(&key, now) {
+            shared.metrics.record_rate_limited();
             return Err(ServerError::new(
                 ErrorCode::RateLimited,
                 format!("Rate limit exceeded. Retry after {retry_after_ms}ms"),
@@ -180,6 +181,7 @@ async fn dispatch(
                     login_failures: &mut state.login_failures,
                     peer_ip: state.peer.ip(),
                     now,
+                    metrics: &shared.metrics,
                 };
                 let answer = ops::auth::handle(ctx, op).await?;
                 if let Some(change) = answer.change {

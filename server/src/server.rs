@@ -12,6 +12,7 @@ use crate::auth::{ChainValidator, TokenValidator};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection;
 use crate::handshake::HandshakeGate;
+use crate::http::Listener;
 use crate::login_limit::LoginLimiter;
 use crate::permissions::PermissionCheck;
 use crate::rate_limit::RateLimiter;
@@ -219,6 +220,7 @@ impl ServerBuilder {
             audit_hook,
         } = self;
         config.validate()?;
+        let metrics = crate::metrics::Metrics::new(config.http.metrics);
         let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
         let store = match store {
             Some(store) => store,
@@ -237,6 +239,7 @@ impl ServerBuilder {
                 max_store_bytes: config.limits.max_store_bytes,
                 max_evaluation_time: config.limits.read_budget(),
                 clock: Some(Arc::clone(&clock)),
+                commit_observer: metrics.commit_observer(),
                 ..StoreConfig::default()
             })
             .map_err(|source| StartError::Store {
@@ -394,6 +397,22 @@ impl ServerBuilder {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
+        let admin = match &config.http.admin {
+            Some(addr) => {
+                let admin = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                let admin_addr = admin.local_addr().map_err(|source| StartError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?;
+                Some((admin, admin_addr))
+            }
+            None => None,
+        };
         if !local_addr.ip().is_loopback() && config.rate_limit.is_none() {
             tracing::warn!(
                 %local_addr,
@@ -425,11 +444,25 @@ impl ServerBuilder {
             heavy_reads: crate::heavy::HeavySlots::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)),
             ),
+            metrics,
         });
-        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), Listener::Main));
+        let (admin_task, admin_addr) = match admin {
+            Some((admin, addr)) => (
+                Some(tokio::spawn(accept_loop(
+                    admin,
+                    Arc::clone(&shared),
+                    Listener::Admin,
+                ))),
+                Some(addr),
+            ),
+            None => (None, None),
+        };
         Ok(ServerHandle {
             shared,
             accept_task: parking_lot::Mutex::new(Some(accept_task)),
+            admin_task: parking_lot::Mutex::new(admin_task),
+            admin_addr,
         })
     }
 }
@@ -482,7 +515,9 @@ fn apply_store_section(
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections on `listener` (the main one or the `http.admin` one): every one
+/// holds a place under the pending-handshake caps until its upgrade or HTTP answer is done.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, kind: Listener) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -495,7 +530,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection::serve(stream, peer, Arc::clone(&shared), slot));
+                tokio::spawn(connection::serve(
+                    stream,
+                    peer,
+                    Arc::clone(&shared),
+                    slot,
+                    kind,
+                ));
             }
             Err(err) if out_of_descriptors(&err) && shared.handshakes.evict_oldest() => {
                 // Out of file descriptors while connections sit in their handshake (say,
@@ -526,12 +567,20 @@ pub struct ServerHandle {
     shared: Arc<Shared>,
     /// The accept loop, which owns the listener; taken by `stop`.
     accept_task: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    /// The `http.admin` listener's accept loop, when configured; taken by `stop`.
+    admin_task: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl ServerHandle {
     /// The bound address (the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// The bound address of the `http.admin` listener, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Open WebSocket connections.
@@ -653,8 +702,11 @@ impl ServerHandle {
         // is stuck so that stop() always returns.
         let _ =
             tokio::time::timeout(Duration::from_secs(5), self.shared.registry.wait_empty()).await;
-        let accept_task = self.accept_task.lock().take();
-        if let Some(task) = accept_task {
+        let tasks = [
+            self.accept_task.lock().take(),
+            self.admin_task.lock().take(),
+        ];
+        for task in tasks.into_iter().flatten() {
             task.abort();
             // Awaited: the listener is closed once `stop` returns, so the port can be bound
             // again at once (an aborted task is dropped only when the runtime gets to it).
@@ -674,6 +726,9 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         if let Some(task) = self.accept_task.lock().take() {
+            task.abort();
+        }
+        if let Some(task) = self.admin_task.lock().take() {
             task.abort();
         }
         self.shared.lifecycle.send_replace(Lifecycle::Closing);

@@ -83,6 +83,8 @@ pub(crate) struct Shared {
     pub(crate) revocations: Arc<crate::revocation::Revocations>,
     /// The registered procedures.
     pub(crate) procedures: crate::procedures::Procedures,
+    /// What `/metrics` reports.
+    pub(crate) metrics: crate::metrics::Metrics,
     /// The built-in identity, when `identity.enabled`.
     pub(crate) identity: Option<Arc<crate::identity::Identity>>,
 }

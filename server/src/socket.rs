@@ -80,17 +80,31 @@ impl WriteProgress {
 pub(crate) struct TrackedStream {
     inner: TcpStream,
     progress: Arc<WriteProgress>,
+    /// Bytes already read from `inner` (the request head, read to route the request),
+    /// returned by the first reads; emptied once consumed.
+    prefix: Vec<u8>,
+    /// How much of `prefix` was read.
+    prefix_read: usize,
 }
 
 impl TrackedStream {
-    /// Wraps `inner`; the returned handle observes its writes.
-    pub(crate) fn new(inner: TcpStream) -> (TrackedStream, Arc<WriteProgress>) {
+    /// Wraps `inner`, whose first bytes `prefix` were already read from it; the returned
+    /// handle observes its writes.
+    pub(crate) fn new(inner: TcpStream, prefix: Vec<u8>) -> (TrackedStream, Arc<WriteProgress>) {
         let progress = WriteProgress::new();
         let stream = TrackedStream {
             inner,
             progress: Arc::clone(&progress),
+            prefix,
+            prefix_read: 0,
         };
         (stream, progress)
+    }
+
+    /// Makes the next reads return `bytes` (already read from the socket) first.
+    pub(crate) fn replay(&mut self, bytes: Vec<u8>) {
+        self.prefix = bytes;
+        self.prefix_read = 0;
     }
 }
 
@@ -109,6 +123,17 @@ impl AsyncRead for TrackedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.prefix_read < self.prefix.len() {
+            let rest = self.prefix.get(self.prefix_read..).unwrap_or_default();
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(rest.get(..n).unwrap_or_default());
+            self.prefix_read += n;
+            if self.prefix_read >= self.prefix.len() {
+                self.prefix = Vec::new();
+                self.prefix_read = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }

@@ -38,7 +38,6 @@ impl SubscriptionCounters {
     }
 
     /// Subscriptions open over all connections.
-    #[cfg(test)]
     pub(crate) fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
     }

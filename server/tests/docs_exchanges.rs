@@ -263,6 +263,10 @@ fn server_config(value: &Value) -> Result<ServerConfig, String> {
     }
     config.host = "127.0.0.1".into();
     config.port = 0;
+    if config.http.admin.is_some() {
+        // A free port for the admin listener as for the main one.
+        config.http.admin = Some("127.0.0.1:0".into());
+    }
     Ok(config)
 }
 

@@ -223,15 +223,12 @@ async fn client_from(server: &noex_server::ServerHandle, ip: [u8; 4]) -> Client 
     client
 }
 
-/// One client's calls run at most `procedures.maxConcurrentCallsPerClient` at once, from
-/// however many connections (each call may run for its whole `timeoutMs`: before, a client
-/// with many connections ran as many at once); another client's call does not wait for
-/// them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clients_calls_run_a_bounded_number_at_once_and_others_do_not_wait() {
-    const TIMEOUT_MS: u64 = 300;
-    let mut config = config();
-    config.procedures.max_concurrent_calls_per_client = 1;
+/// A server with procedure `slow`: a count over 2 000 records with a 999-clause filter, far
+/// longer than the call's `timeoutMs` of [`SLOW_TIMEOUT_MS`], so every call runs until its
+/// deadline stops it.
+async fn slow_procedure_server(
+    mut config: noex_server::ServerConfig,
+) -> (noex_server::ServerHandle, Client) {
     // Room for a definition with a 999-clause filter.
     config.limits.max_procedure_bytes = 1024 * 1024;
     let server = start(config).await;
@@ -255,11 +252,39 @@ async fn a_clients_calls_run_a_bounded_number_at_once_and_others_do_not_wait() {
     let long_or = json!({"$or": vec![json!({"a": -1}); 999]});
     c.ok(
         "procedures.register",
-        json!({"procedure": {"name": "slow", "timeoutMs": TIMEOUT_MS, "steps": [
+        json!({"procedure": {"name": "slow", "timeoutMs": SLOW_TIMEOUT_MS, "steps": [
             {"action": "store.count", "bucket": "small", "filter": long_or, "as": "n"},
             {"action": "return", "value": "{{ n }}"}]}}),
     )
     .await;
+    (server, c)
+}
+
+const SLOW_TIMEOUT_MS: u64 = 300;
+
+/// Asserts `frame` is the timeout answer of procedure `slow`.
+fn timed_out(frame: &Value) {
+    assert_eq!(frame["code"], "INTERNAL_ERROR", "{frame}");
+    assert!(
+        frame["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("timed out after 300ms")),
+        "{frame}"
+    );
+}
+
+/// One client's calls run at most `procedures.maxConcurrentCallsPerClient` at once, from
+/// however many connections (each call may run for its whole `timeoutMs`: before, a client
+/// with many connections ran as many at once); another client's call does not wait for
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_calls_run_a_bounded_number_at_once_and_others_do_not_wait() {
+    const TIMEOUT_MS: u64 = SLOW_TIMEOUT_MS;
+    let mut config = config();
+    config.procedures.max_concurrent_calls_per_client = 1;
+    // Slots for everyone: this test is about one client's calls.
+    config.procedures.max_concurrent_calls = Some(8);
+    let (server, _c) = slow_procedure_server(config).await;
     let mut attacker = Vec::new();
     for _ in 0..3 {
         attacker.push(client_from(&server, [127, 0, 0, 1]).await);
@@ -273,15 +298,6 @@ async fn a_clients_calls_run_a_bounded_number_at_once_and_others_do_not_wait() {
     other
         .send(json!({"id": 1, "type": "procedures.call", "name": "slow"}))
         .await;
-    let timed_out = |frame: &Value| {
-        assert_eq!(frame["code"], "INTERNAL_ERROR", "{frame}");
-        assert!(
-            frame["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("timed out after 300ms")),
-            "{frame}"
-        );
-    };
     let answer = other.recv().await;
     timed_out(&answer);
     let other_done = started.elapsed();
@@ -303,4 +319,79 @@ async fn a_clients_calls_run_a_bounded_number_at_once_and_others_do_not_wait() {
         other_done < last,
         "the other client waited for the attacker: {other_done:?} vs {last:?}"
     );
+}
+
+/// All clients together run at most `procedures.maxConcurrentCalls` calls at once (red team
+/// 9: calls from 40 addresses, each bounded on its own, held 2.4 GB and put others' get
+/// p99 at 1 s); the others wait for a slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_clients_together_run_a_bounded_number_of_calls_at_once() {
+    let mut config = config();
+    config.procedures.max_concurrent_calls = Some(1);
+    let (server, _c) = slow_procedure_server(config).await;
+    let mut clients = Vec::new();
+    for last in 1..=3 {
+        clients.push(client_from(&server, [127, 0, 0, last]).await);
+    }
+    let started = std::time::Instant::now();
+    for c in &mut clients {
+        c.send(json!({"id": 1, "type": "procedures.call", "name": "slow"}))
+            .await;
+    }
+    let mut last = std::time::Duration::ZERO;
+    for c in &mut clients {
+        timed_out(&c.recv().await);
+        last = last.max(started.elapsed());
+    }
+    eprintln!("three clients' calls ended after {last:?}");
+    assert!(
+        last >= std::time::Duration::from_millis(3 * SLOW_TIMEOUT_MS),
+        "three calls ran at once: all ended after {last:?}"
+    );
+}
+
+/// The records one call writes without `transaction` are bounded together like a
+/// transaction's (red team 9: one call of 87 inserts of a 1 MB input wrote 87 MB in
+/// 135 ms, eight calls 696 MB): the write after `limits.maxTransactionBytes` is passed
+/// fails, naming its step; what the earlier steps wrote stays, as for any failed call
+/// without `transaction`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_records_one_call_writes_are_bounded_without_a_transaction_too() {
+    let mut config = config();
+    config.limits.max_transaction_bytes = 2 * 1024 * 1024;
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok(
+        "store.defineBucket",
+        json!({"name": "fat", "config": {"key": "id", "schema": {"id": {"type": "string"}, "p": {"type": "string"}}}}),
+    )
+    .await;
+    let steps: Vec<Value> = (0..5)
+        .map(|i| json!({"action": "store.insert", "bucket": "fat", "data": {"id": format!("{{{{ input.k }}}}-{i}"), "p": "{{ input.s }}"}}))
+        .collect();
+    c.ok(
+        "procedures.register",
+        json!({"procedure": {"name": "fill", "input": {"k": {"type": "string"}, "s": {"type": "string"}}, "steps": steps}}),
+    )
+    .await;
+    let (code, message) = fails(
+        &mut c,
+        "procedures.call",
+        json!({"name": "fill", "input": {"k": "a", "s": "x".repeat(600 * 1024)}}),
+    )
+    .await;
+    assert_eq!(code, "VALIDATION_ERROR", "{message}");
+    assert!(
+        message.contains("steps[4]") && message.contains("limits.maxTransactionBytes"),
+        "{message}"
+    );
+    // 4 x 600 KB: the fourth passed 2 MiB, the fifth was refused.
+    assert_eq!(c.ok("store.count", json!({"bucket": "fat"})).await, 4);
+    // Small writes are not affected.
+    c.ok(
+        "procedures.call",
+        json!({"name": "fill", "input": {"k": "b", "s": "small"}}),
+    )
+    .await;
+    assert_eq!(c.ok("store.count", json!({"bucket": "fat"})).await, 9);
 }

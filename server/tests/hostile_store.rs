@@ -863,6 +863,20 @@ async fn a_write_of_many_large_records_is_bounded_in_bytes() {
         .ok("store.count", json!({"bucket": "fat", "filter": {"n": 1}}))
         .await;
     assert_eq!(count, json!(0));
+    // Red team 9: a deleteMany of 700 records of 1 MB held other clients' reads for about
+    // a second. Removed records count against the same bound.
+    let (code, message, _) = c
+        .fail("store.deleteMany", json!({"bucket": "fat", "filter": {}}))
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert!(
+        message.contains("writes or removes more than") && message.contains("maxTransactionBytes"),
+        "{message}"
+    );
+    assert_eq!(
+        c.ok("store.count", json!({"bucket": "fat"})).await,
+        json!(RECORDS)
+    );
     // Under the bound the same write goes through: 10 x 900 KB.
     let changed = c
         .ok(

@@ -71,28 +71,22 @@ impl ChangeEvent {
         new: Option<Record>,
         tx: Option<u64>,
     ) -> Option<Self> {
+        // The records are moved into the event, not copied: this runs under the store's
+        // write lock, and a copy of every written or removed record there cost a deleteMany
+        // of 700 records of 1 MB about a second and 576 MB (red team, round 9).
         let (kind, record, old_record, new_record, version) = match (old, new) {
-            (None, Some(n)) => (
-                ChangeKind::Inserted,
-                Some(n.clone()),
-                None,
-                None,
-                version_of(&n),
-            ),
-            (Some(o), Some(n)) => (
-                ChangeKind::Updated,
-                None,
-                Some(o),
-                Some(n.clone()),
-                version_of(&n),
-            ),
-            (Some(o), None) => (
-                ChangeKind::Deleted,
-                Some(o.clone()),
-                None,
-                None,
-                version_of(&o),
-            ),
+            (None, Some(n)) => {
+                let version = version_of(&n);
+                (ChangeKind::Inserted, Some(n), None, None, version)
+            }
+            (Some(o), Some(n)) => {
+                let version = version_of(&n);
+                (ChangeKind::Updated, None, Some(o), Some(n), version)
+            }
+            (Some(o), None) => {
+                let version = version_of(&o);
+                (ChangeKind::Deleted, Some(o), None, None, version)
+            }
             (None, None) => return None,
         };
         Some(ChangeEvent {

@@ -53,7 +53,7 @@ pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use noex_model::definition::InvalidDefinition;
 pub use noex_model::definition::QueryKind;
 pub use noex_model::pattern::topic_matches;
-pub use persistence::{DEFAULT_FILE_NAME, DurabilityMode, PersistenceConfig};
+pub use persistence::{CommitObserver, DEFAULT_FILE_NAME, DurabilityMode, PersistenceConfig};
 pub use query::{BucketReader, QueryContext, QueryFn, QueryResult};
 pub use reactive::QueryInfo;
 pub use reads::Page;

@@ -37,7 +37,8 @@ impl Store {
         let mut registry = Registry::default();
         let persist = match &config.persistence {
             Some(pc) => {
-                let (persist, snapshot) = Persistence::open(pc, clock.now_ms())?;
+                let (persist, snapshot) =
+                    Persistence::open(pc, clock.now_ms(), config.commit_observer.clone())?;
                 for (name, def) in bridge::restore(snapshot, persist.path(), &mut data)? {
                     registry.insert_declarative(name, def);
                 }

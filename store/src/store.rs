@@ -19,7 +19,7 @@ use crate::definition::{BucketDefinition, BucketUpdate};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{ChangeEvent, HandlerRegistry};
 use crate::persistence::bridge::{self, is_persistent};
-use crate::persistence::{Op, Persistence, PersistenceConfig, Ticket};
+use crate::persistence::{CommitObserver, Op, Persistence, PersistenceConfig, Ticket};
 use crate::registry::{EvalKey, Registry};
 use noex_model::clock::Clock;
 
@@ -76,6 +76,10 @@ pub struct StoreConfig {
     /// with [`StoreError::ReadTimeout`]. Default 1 s. (The dispatcher itself gives an
     /// evaluation 5 ms before handing it to the slow lane.)
     pub max_evaluation_time: Duration,
+    /// Called on the persistence writer thread with the duration of each engine commit (a
+    /// group of store commits written and made durable together), e.g. for a latency
+    /// histogram. Keep it quick. Default `None`; unused without persistence.
+    pub commit_observer: Option<CommitObserver>,
 }
 
 /// Default of [`StoreConfig::max_evaluation_time`]: 1 s.
@@ -119,6 +123,7 @@ impl Default for StoreConfig {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_store_bytes: DEFAULT_MAX_STORE_BYTES,
             max_transaction_bytes: DEFAULT_MAX_TRANSACTION_BYTES,
+            commit_observer: None,
             max_evaluation_time: DEFAULT_MAX_EVALUATION_TIME,
         }
     }

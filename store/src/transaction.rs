@@ -130,8 +130,8 @@ impl<'s> Transaction<'s> {
         let written = self.written.saturating_add(size);
         if written > max {
             return Err(StoreError::invalid_arg(format!(
-                "Transaction writes more than {max} bytes of records \
-                 (limits.maxTransactionBytes); write them in smaller transactions"
+                "Transaction writes or removes more than {max} bytes of records \
+                 (limits.maxTransactionBytes); split it into smaller ones"
             )));
         }
         self.written = written;
@@ -316,10 +316,35 @@ impl TxBucket<'_, '_> {
     }
 
     /// Buffers a delete; returns whether the record existed.
+    ///
+    /// A committed record it removes counts against
+    /// [`crate::StoreConfig::max_transaction_bytes`] at its size, as a written one does:
+    /// removing it costs time in proportion (its index entries, its change event), and a
+    /// `deleteMany` over hundreds of large records held every other client's reads for a
+    /// second (red team, round 9). It is not copied to find out whether it exists.
     pub fn delete(&mut self, key: &Value) -> StoreResult<bool> {
-        let existed = self.get(key)?.is_some();
+        let k = key_string(key);
+        let existed = match self.buffered(&k) {
+            Some(state) => state.is_some(),
+            None => {
+                let (seen, size, max) = {
+                    let data = self.tx.inner.data.read();
+                    let committed = data.bucket(&self.bucket)?.get(&k, self.tx.inner.now());
+                    (
+                        committed.map(version),
+                        committed.map_or(0, crate::value::record_bytes),
+                        data.max_transaction_bytes,
+                    )
+                };
+                self.note_read(&k, key, seen.flatten());
+                if seen.is_some() {
+                    self.tx.charge_write(size, max)?;
+                }
+                seen.is_some()
+            }
+        };
         if existed {
-            self.buffer(key_string(key), key.clone(), None);
+            self.buffer(k, key.clone(), None);
         }
         Ok(existed)
     }

@@ -755,6 +755,22 @@ async fn the_records_one_transaction_writes_are_bounded_together() {
         b.insert(o(json!({"id": 2, "body": "x".repeat(2_000)})))
     })
     .unwrap();
+    // Removed records count too; a record buffered here is not counted twice.
+    let removed = s.transaction(|tx| {
+        let mut b = tx.bucket("docs")?;
+        b.insert(o(json!({"id": 3, "body": "x".repeat(2_000)})))?;
+        b.delete(&json!(3))?;
+        b.delete(&json!(1))?;
+        b.delete(&json!(2))
+    });
+    assert!(
+        matches!(&removed, Err(StoreError::InvalidArgument { message }) if message.contains("removes more than 6000")),
+        "{removed:?}"
+    );
+    assert_eq!(s.bucket("docs").count(None).unwrap(), 2, "nothing applied");
+    s.transaction(|tx| tx.bucket("docs")?.delete(&json!(1)))
+        .unwrap();
+    assert_eq!(s.bucket("docs").count(None).unwrap(), 1);
     let small = Store::start(StoreConfig {
         max_record_bytes: 3_000,
         max_transaction_bytes: 10,

@@ -43,6 +43,7 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
         define_schema(ws, &mut out).await;
     }
     let budget = Arc::new(AtomicU64::new(cfg.requests));
+    let cpu_before = target.cpu_time();
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let per_conn_cap = cfg.max_samples / sockets.len().max(1);
@@ -66,6 +67,10 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
         }
     }
     let elapsed = start.elapsed();
+    let cpu_used = target
+        .cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let ok: u64 = results.iter().map(|r| r.ok).sum();
     let errors: u64 = results.iter().map(|r| r.errors).sum();
     let sets: Vec<Samples> = results.into_iter().map(|r| r.samples).collect();
@@ -75,6 +80,13 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
     out.less("p99_us", sum.p99_us);
     out.less("p999_us", sum.p999_us);
     out.more("answered", (ok + errors) as f64);
+    if let Some(cpu) = cpu_used.filter(|_| ok + errors > 0) {
+        // The server's own CPU (user + system, from /proc/PID/stat) per answered request.
+        out.less(
+            "server_cpu_us_per_req",
+            cpu.as_secs_f64() * 1e6 / (ok + errors) as f64,
+        );
+    }
     if errors > 0 {
         out.degraded = true;
         out.notes

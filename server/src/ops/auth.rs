@@ -31,6 +31,8 @@ pub(crate) struct AuthContext<'a> {
     pub(crate) peer_ip: IpAddr,
     /// Now, on the server's clock (ms).
     pub(crate) now: u64,
+    /// Counts logins refused by the limits.
+    pub(crate) metrics: &'a crate::metrics::Metrics,
 }
 
 /// A session change an `auth.*` operation asks of the connection.
@@ -57,6 +59,7 @@ pub(crate) async fn handle(ctx: AuthContext<'_>, op: AuthOp) -> Result<AuthAnswe
             let limiter = ctx.login_limiter;
             let ip = ctx.peer_ip;
             if let Err(retry_after_ms) = limiter.check(ctx.login_failures, ip, now) {
+                ctx.metrics.record_login_limited();
                 return Err(crate::login_limit::refusal(retry_after_ms));
             }
             // A session without a user id (from any validator, a custom one included) is no

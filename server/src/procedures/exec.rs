@@ -34,25 +34,67 @@ pub(crate) trait StoreSteps {
     fn count(&mut self, bucket: &str, filter: Option<&Map<String, Value>>) -> StoreResult<usize>;
 }
 
-/// Each step is its own write (a procedure without `transaction`).
-pub(crate) struct Direct<'a>(pub(crate) &'a Store);
+/// Each step is its own write (a procedure without `transaction`). The records one call
+/// writes are bounded together as a transaction's are (`limits.maxTransactionBytes`):
+/// each write is measured once done, and a write after the bound is passed fails.
+pub(crate) struct Direct<'a> {
+    store: &'a Store,
+    /// Bytes of JSON of the records written so far.
+    written: usize,
+    max_written: usize,
+}
+
+impl<'a> Direct<'a> {
+    /// Steps on `store`, writing at most `max_written` bytes of records in all.
+    pub(crate) fn new(store: &'a Store, max_written: usize) -> Self {
+        Direct {
+            store,
+            written: 0,
+            max_written,
+        }
+    }
+
+    /// Fails once the call has written more than its bound.
+    fn check_room(&self) -> StoreResult<()> {
+        if self.written > self.max_written {
+            return Err(noex_store::StoreError::InvalidArgument {
+                message: format!(
+                    "Procedure call writes more than {} bytes of records \
+                     (limits.maxTransactionBytes)",
+                    self.max_written
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts a written record.
+    fn wrote(&mut self, record: &Record) {
+        let room = self.max_written.saturating_sub(self.written);
+        let size = noex_store::json_size_within(record, room).unwrap_or(room.saturating_add(1));
+        self.written = self.written.saturating_add(size);
+    }
+}
 
 impl StoreSteps for Direct<'_> {
     fn get(&mut self, bucket: &str, key: &Value) -> StoreResult<Option<Record>> {
-        self.0.bucket(bucket).get(key)
+        self.store.bucket(bucket).get(key)
     }
     fn where_(&mut self, bucket: &str, filter: &Map<String, Value>) -> StoreResult<Vec<Record>> {
-        self.0.bucket(bucket).where_(filter)
+        self.store.bucket(bucket).where_(filter)
     }
     fn find_one(
         &mut self,
         bucket: &str,
         filter: &Map<String, Value>,
     ) -> StoreResult<Option<Record>> {
-        self.0.bucket(bucket).find_one(filter)
+        self.store.bucket(bucket).find_one(filter)
     }
     fn insert(&mut self, bucket: &str, data: Map<String, Value>) -> StoreResult<Record> {
-        self.0.bucket(bucket).insert(data)
+        self.check_room()?;
+        let record = self.store.bucket(bucket).insert(data)?;
+        self.wrote(&record);
+        Ok(record)
     }
     fn update(
         &mut self,
@@ -60,13 +102,16 @@ impl StoreSteps for Direct<'_> {
         key: &Value,
         data: Map<String, Value>,
     ) -> StoreResult<Record> {
-        self.0.bucket(bucket).update(key, data)
+        self.check_room()?;
+        let record = self.store.bucket(bucket).update(key, data)?;
+        self.wrote(&record);
+        Ok(record)
     }
     fn delete(&mut self, bucket: &str, key: &Value) -> StoreResult<bool> {
-        self.0.bucket(bucket).delete(key)
+        self.store.bucket(bucket).delete(key)
     }
     fn count(&mut self, bucket: &str, filter: Option<&Map<String, Value>>) -> StoreResult<usize> {
-        self.0.bucket(bucket).count(filter)
+        self.store.bucket(bucket).count(filter)
     }
 }
 

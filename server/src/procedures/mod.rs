@@ -53,9 +53,13 @@ pub(crate) struct ProcedureLimits {
     /// `procedures.defaultTimeoutMs`.
     pub(crate) default_timeout_ms: u64,
     /// `procedures.maxConcurrentCallsPerClient`.
-    pub(crate) max_concurrent_calls: usize,
+    pub(crate) max_calls_per_client: usize,
+    /// `procedures.maxConcurrentCalls`, resolved (cores − 1, at least 1, when unset).
+    pub(crate) max_calls: usize,
     /// `limits.maxResultBytes`: the largest answer of one call.
     pub(crate) max_result_bytes: usize,
+    /// `limits.maxTransactionBytes`: the records one call writes, transactional or not.
+    pub(crate) max_written_bytes: usize,
 }
 
 impl ProcedureLimits {
@@ -67,8 +71,12 @@ impl ProcedureLimits {
             max_steps: limits.max_procedure_steps,
             max_depth: section.max_condition_depth,
             default_timeout_ms: section.default_timeout_ms,
-            max_concurrent_calls: section.max_concurrent_calls_per_client,
+            max_calls_per_client: section.max_concurrent_calls_per_client,
+            max_calls: section.max_concurrent_calls.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1))
+            }),
             max_result_bytes: limits.max_result_bytes,
+            max_written_bytes: limits.max_transaction_bytes,
         }
     }
 }
@@ -82,7 +90,8 @@ pub(crate) struct Procedures {
     /// Buckets no step may touch, each with what it is reserved for: the audit log's and
     /// the identity system's.
     reserved: Vec<(String, &'static str)>,
-    /// Each client's running calls (`procedures.maxConcurrentCallsPerClient`).
+    /// The running calls: each client's (`procedures.maxConcurrentCallsPerClient`) and
+    /// all of them (`procedures.maxConcurrentCalls`).
     calls: HeavySlots,
 }
 
@@ -124,7 +133,7 @@ impl Procedures {
     ) -> Self {
         Procedures {
             registered: RwLock::new(BTreeMap::new()),
-            calls: HeavySlots::per_client(limits.max_concurrent_calls),
+            calls: HeavySlots::per_client(limits.max_calls, limits.max_calls_per_client),
             limits,
             store,
             rules,
@@ -248,7 +257,8 @@ impl Procedures {
     }
 
     /// `procedures.call`: runs the procedure off the runtime's workers, once `principal`
-    /// has fewer than `procedures.maxConcurrentCallsPerClient` calls running.
+    /// has fewer than `procedures.maxConcurrentCallsPerClient` calls running and one of
+    /// the `procedures.maxConcurrentCalls` slots is free.
     pub(crate) async fn call(
         &self,
         name: &str,
@@ -396,7 +406,8 @@ fn run_call(
     };
     if !procedure.transaction {
         let mut run = new_run(None);
-        run.steps(&procedure.steps, "steps", &mut Direct(store))?;
+        let mut direct = Direct::new(store, limits.max_written_bytes);
+        run.steps(&procedure.steps, "steps", &mut direct)?;
         return Ok(finish(run));
     }
     let mut last_conflict = None;

@@ -413,7 +413,13 @@ fn records_of<'c, 'txn>(
 /// queued in `Sync` mode; up to the window in `Batched` mode), applies each group in one
 /// engine transaction and reports the highest durable ticket. Ends when every sender is
 /// gone, after writing what was queued.
-pub(crate) fn run_writer(db: Database, rx: Receiver<Msg>, mode: DurabilityMode, shared: &Shared) {
+pub(crate) fn run_writer(
+    db: Database,
+    rx: Receiver<Msg>,
+    mode: DurabilityMode,
+    shared: &Shared,
+    observer: Option<super::CommitObserver>,
+) {
     let mut failed = false;
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
@@ -449,10 +455,14 @@ pub(crate) fn run_writer(db: Database, rx: Receiver<Msg>, mode: DurabilityMode, 
         }
         // A panic inside the engine must not leave sync writers waiting forever: it
         // fails persistence like an I/O error does.
+        let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| apply(&db, &group)))
             .map_err(|p| format!("the storage engine panicked: {}", panic_text(&*p)))
             .and_then(|r| r.map_err(|e| e.to_string()));
         failed = result.is_err();
+        if let (Some(observe), false) = (&observer, failed) {
+            observe(started.elapsed());
+        }
         shared.finish(last, result);
     }
 }

@@ -170,6 +170,9 @@ pub(crate) enum Op {
     },
 }
 
+/// Called with the duration of each engine commit (see `StoreConfig::commit_observer`).
+pub type CommitObserver = std::sync::Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
 /// One queued commit.
 pub(crate) struct Msg {
     ticket: u64,
@@ -236,7 +239,11 @@ impl Persistence {
     /// Opens (or creates) the file, loads everything in it (dropping records that expired
     /// at `now`) and starts the writer thread. Any unreadable content is an error naming
     /// the file.
-    pub fn open(config: &PersistenceConfig, now: u64) -> StoreResult<(Persistence, Snapshot)> {
+    pub fn open(
+        config: &PersistenceConfig,
+        now: u64,
+        observer: Option<CommitObserver>,
+    ) -> StoreResult<(Persistence, Snapshot)> {
         let path = config.path.clone();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -254,7 +261,7 @@ impl Persistence {
         let writer_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("noex-store-persist".into())
-            .spawn(move || engine::run_writer(db, rx, mode, &writer_shared))
+            .spawn(move || engine::run_writer(db, rx, mode, &writer_shared, observer))
             .map_err(|e| file_error(&path, format!("cannot start the writer thread: {e}")))?;
         Ok((
             Persistence {
