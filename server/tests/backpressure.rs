@@ -14,6 +14,11 @@ const BLOB: usize = 4_096;
 async fn a_stalled_client_gets_the_final_state_and_nobody_waits_for_it() {
     let mut config = local_config();
     config.backpressure.max_buffered_bytes = 256 * 1024;
+    // The stalled client stays connected for the whole test, however long a loaded machine
+    // makes it: the write deadline (heartbeat.timeoutMs, 10 s by default) would drop it and
+    // what it holds with it (dropping it is hostile_transport's subject).
+    config.heartbeat.interval_ms = 600_000;
+    config.heartbeat.timeout_ms = 600_000;
     config.store = serde_json::from_value(json!({
         "buckets": {"doc": {"key": "id", "schema": {"id": {"type": "string"}, "n": {"type": "number"}, "blob": {"type": "string"}}}},
         "queries": {"doc": {"bucket": "doc"}}
