@@ -118,6 +118,7 @@ fn check_permissions(auth: &AuthConfig, store: &Store, rules: Option<&RuleEngine
         user_id: "u".into(),
         roles: vec!["admin".into(), "customer".into(), "reader".into()],
         expires_at: None,
+        identity: false,
     };
     let bucket = auth
         .permissions

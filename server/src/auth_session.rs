@@ -14,4 +14,10 @@ pub struct Session {
     pub roles: Vec<String>,
     /// When the session ends, ms since the Unix epoch; `None` for never.
     pub expires_at: Option<u64>,
+    /// Whether the built-in identity (`identity.*`) issued it. Only then do the identity's
+    /// role rules and ACL grants apply to it: a static token or a JWT whose user id happens
+    /// to be an identity user's (or the superadmin's) gets the rights its own roles give,
+    /// nothing more. Token validators of an embedder set `false`.
+    #[serde(default)]
+    pub identity: bool,
 }

@@ -327,6 +327,7 @@ mod tests {
             user_id: "u".into(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             expires_at: None,
+            identity: false,
         }
     }
 

@@ -281,6 +281,7 @@ async fn a_rust_permission_hook_and_a_custom_validator() {
             user_id: u.into(),
             roles: vec!["member".into()],
             expires_at: None,
+            identity: false,
         })
     };
     struct FnValidator<F>(F);
@@ -425,6 +426,7 @@ async fn a_session_with_an_empty_user_id_from_any_validator_is_refused() {
                 user_id: String::new(),
                 roles: vec!["admin".into()],
                 expires_at: None,
+                identity: false,
             })))
         }
     }
@@ -640,6 +642,7 @@ async fn a_panicking_validator_is_an_internal_error_and_the_connection_lives_on(
                     user_id: token.into(),
                     roles: vec![],
                     expires_at: None,
+                    identity: false,
                 })
             })
         }

@@ -689,6 +689,7 @@ impl TokenValidator for CountingValidator {
                 user_id: "ann".into(),
                 roles: vec!["writer".into()],
                 expires_at: None,
+                identity: false,
             })
         })
     }

@@ -1029,3 +1029,41 @@ async fn identity_needs_an_admin_secret_of_sixteen_bytes() {
         "invalid config: \"identity.adminSecret\" must be at least 16 bytes when identity is enabled"
     );
 }
+
+/// One user's logins cannot grow `_sessions` without bound: past 64 live sessions a login
+/// ends the oldest session's token (before, every login added a record until the store
+/// was full, and the per-login sweep read them all).
+#[tokio::test]
+async fn a_user_holds_a_bounded_number_of_sessions() {
+    let (server, clock) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    let alice = user(&mut admin, "alice", &["reader"]).await;
+    let mut tokens = Vec::new();
+    let (mut c, _) = Client::connect(&server).await;
+    for _ in 0..70 {
+        let session = ok(
+            &mut c,
+            "identity.login",
+            json!({"username": "alice", "password": "password-1"}),
+        )
+        .await;
+        tokens.push(session["token"].as_str().expect("token").to_owned());
+        clock.advance(1);
+    }
+    let held = server
+        .store()
+        .bucket("_sessions")
+        .count(Some(
+            &serde_json::from_value(json!({"userId": alice})).expect("filter"),
+        ))
+        .expect("count");
+    assert_eq!(held, 64);
+    let (mut check, _) = Client::connect(&server).await;
+    assert_eq!(
+        fail(&mut check, "auth.login", json!({"token": tokens[0]})).await,
+        err("UNAUTHORIZED", "Invalid token")
+    );
+    ok(&mut check, "auth.login", json!({"token": tokens[69]})).await;
+    let (mut check, _) = Client::connect(&server).await;
+    ok(&mut check, "auth.login", json!({"token": tokens[6]})).await;
+}

@@ -669,3 +669,46 @@ async fn users_roles_grants_and_sessions_survive_a_restart() {
     second.store().close_persistence().expect("closes");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A session from another source whose user id is an identity user's — here the virtual
+/// superadmin's — gets only what its own roles give: the identity's ownership, grants and
+/// role rules apply to the sessions the identity issued (before, a static token or a JWT
+/// naming `__superadmin__` owned every bucket the superadmin had created).
+#[tokio::test]
+async fn a_token_from_another_source_naming_an_identity_user_gets_no_identity_rights() {
+    let mut config = config();
+    config.auth = serde_json::from_value(json!({"tokens": {
+        "fake-super": {"userId": "__superadmin__", "roles": ["reader"]}
+    }}))
+    .expect("auth section");
+    let server = Server::start(config).await.expect("server starts");
+    // The real superadmin creates (so owns) a bucket.
+    let mut root = superadmin(&server).await;
+    ok(
+        &mut root,
+        "store.defineBucket",
+        json!({"name": "vault", "config": {"key": "id", "schema": {"id": {"type": "string"}}}}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "store.insert",
+        json!({"bucket": "vault", "data": {"id": "gold"}}),
+    )
+    .await;
+    let (mut c, _) = Client::connect(&server).await;
+    ok(&mut c, "auth.login", json!({"token": "fake-super"})).await;
+    for (op, fields) in [
+        (
+            "store.insert",
+            json!({"bucket": "vault", "data": {"id": "forged"}}),
+        ),
+        ("store.dropBucket", json!({"name": "vault"})),
+    ] {
+        assert_eq!(code(&mut c, op, fields).await, "FORBIDDEN", "{op}");
+    }
+    assert_eq!(
+        ok(&mut root, "store.count", json!({"bucket": "vault"})).await,
+        json!(1)
+    );
+}

@@ -193,6 +193,7 @@ impl JwtValidator {
             user_id,
             roles,
             expires_at,
+            identity: false,
         })
     }
 }

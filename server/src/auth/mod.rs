@@ -37,6 +37,7 @@ pub type ValidateFuture<'a> = Pin<Box<dyn Future<Output = Option<Session>> + Sen
 ///                 user_id: "alice".into(),
 ///                 roles: vec!["writer".into()],
 ///                 expires_at: None,
+///                 identity: false,
 ///             })
 ///         })
 ///     }

@@ -39,6 +39,7 @@ impl TokenValidator for StaticTokenValidator {
             user_id: t.user_id.clone(),
             roles: t.roles.clone(),
             expires_at: t.expires_at,
+            identity: false,
         });
         Box::pin(std::future::ready(session))
     }

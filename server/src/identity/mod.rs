@@ -39,6 +39,9 @@ pub(crate) const SYSTEM_BUCKETS: [&str; 6] = [
 /// The id (and username) of the virtual superadmin of `identity.loginWithSecret`.
 pub(crate) const SUPERADMIN_ID: &str = "__superadmin__";
 
+/// Live sessions one user may hold: a login past it ends the oldest session's token.
+pub(crate) const MAX_SESSIONS_PER_USER: usize = 64;
+
 /// The roles that may administer users.
 const ADMIN_ROLES: [&str; 2] = ["superadmin", "admin"];
 
@@ -604,12 +607,24 @@ impl Identity {
         let hash = token_hash(&token);
         let expires_at = self.now().saturating_add(self.config.session_ttl_ms);
         let sessions = self.store.bucket("_sessions");
-        // Sessions of this user that ran out go now (a bounded sweep at each login).
+        // Sessions of this user that ran out go now (a bounded sweep at each login), and
+        // past MAX_SESSIONS_PER_USER live ones the oldest go too: one user's logins cannot
+        // grow `_sessions` without bound (nor past what one read of them may return).
+        let mut live = Vec::new();
         for old in sessions.where_(&filter("userId", &user.id))? {
-            if number(&old, "expiresAt") <= self.now()
-                && let Some(id) = old.get("id")
-            {
+            let Some(id) = old.get("id") else { continue };
+            let expires = number(&old, "expiresAt");
+            if expires <= self.now() {
                 sessions.delete(id)?;
+            } else {
+                live.push((expires, id.clone()));
+            }
+        }
+        if live.len() >= MAX_SESSIONS_PER_USER {
+            live.sort_by_key(|(expires, _)| *expires);
+            let excess = live.len() + 1 - MAX_SESSIONS_PER_USER;
+            for (_, id) in live.into_iter().take(excess) {
+                sessions.delete(&id)?;
             }
         }
         let mut record = Map::new();
@@ -622,6 +637,7 @@ impl Identity {
             user_id: user.id.clone(),
             roles: user.roles.clone(),
             expires_at: Some(expires_at),
+            identity: true,
         };
         Ok(LoggedIn {
             result: IdentityLogin {
@@ -773,6 +789,7 @@ impl Identity {
             roles: self.role_names(&user_id)?,
             user_id,
             expires_at: Some(expires_at),
+            identity: true,
         }))
     }
 

@@ -251,7 +251,9 @@ pub(crate) struct IdentityGrants(pub(crate) std::sync::Arc<super::Identity>);
 
 impl Grants for IdentityGrants {
     fn allows(&self, session: &Session, need: &Need<'_>) -> bool {
-        if need.items.is_empty() {
+        // Only sessions the identity issued: a token from another source naming the same
+        // user id (or the superadmin's) gets no grants.
+        if !session.identity || need.items.is_empty() {
             return false;
         }
         let rights = self.0.rights();
@@ -263,6 +265,9 @@ impl Grants for IdentityGrants {
     }
 
     fn role_rules(&self, session: &Session) -> Vec<PermissionRule> {
+        if !session.identity {
+            return Vec::new();
+        }
         let rights = self.0.rights();
         rights
             .role_ids(&session.user_id)
