@@ -1067,3 +1067,79 @@ async fn a_user_holds_a_bounded_number_of_sessions() {
     let (mut check, _) = Client::connect(&server).await;
     ok(&mut check, "auth.login", json!({"token": tokens[6]})).await;
 }
+
+/// Red team round 10: an admin assigned itself `superadmin`
+/// (`{"type":"identity.assignRole","userId":"<own id>","roleName":"superadmin"}` answered
+/// `{"assigned":true}`). Only a superadmin assigns or removes it.
+#[tokio::test]
+async fn only_a_superadmin_hands_out_superadmin() {
+    let (server, _) = start(config()).await;
+    let mut root = superadmin(&server).await;
+    let admin_id = user(&mut root, "admin1", &["admin"]).await;
+    let (mut admin, _) = login(&server, "admin1", "password-1").await;
+    assert_eq!(
+        fail(
+            &mut admin,
+            "identity.assignRole",
+            json!({"userId": admin_id, "roleName": "superadmin"})
+        )
+        .await,
+        err("FORBIDDEN", "Superadmin role required")
+    );
+    let roles = ok(
+        &mut admin,
+        "identity.getUserRoles",
+        json!({"userId": admin_id}),
+    )
+    .await;
+    assert!(
+        !roles.to_string().contains("superadmin"),
+        "the admin holds superadmin: {roles}"
+    );
+    // The superadmin may.
+    ok(
+        &mut root,
+        "identity.assignRole",
+        json!({"userId": admin_id, "roleName": "superadmin"}),
+    )
+    .await;
+}
+
+/// Red team round 10: logins sent at once all passed the per-username limit, which was
+/// checked before the password hash and counted after it (60 connections, 59 wrong
+/// passwords and then the right one: 59 × UNAUTHORIZED and a session). An attempt is
+/// counted when it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_sent_at_once_are_limited_per_username_too() {
+    let (server, _) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    user(&mut admin, "alice", &["reader"]).await;
+    let mut guessers = Vec::new();
+    for _ in 0..20 {
+        guessers.push(Client::connect(&server).await.0);
+    }
+    let last = guessers.len() - 1;
+    for (i, c) in guessers.iter_mut().enumerate() {
+        let password = if i == last {
+            "password-1".to_owned()
+        } else {
+            format!("guess-{i}")
+        };
+        c.send(
+            json!({"id": 1, "type": "identity.login", "username": "alice", "password": password}),
+        )
+        .await;
+    }
+    let mut codes = Vec::new();
+    for c in &mut guessers {
+        let answer = c.recv().await;
+        assert_no_hash(&answer);
+        codes.push(answer["code"].as_str().unwrap_or("none").to_owned());
+    }
+    let checked = codes.iter().filter(|c| *c == "UNAUTHORIZED").count();
+    assert!(checked <= 5, "{checked} passwords were checked: {codes:?}");
+    assert!(
+        codes.iter().all(|c| c != "none"),
+        "a guess logged in: {codes:?}"
+    );
+}

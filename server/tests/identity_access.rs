@@ -712,3 +712,57 @@ async fn a_token_from_another_source_naming_an_identity_user_gets_no_identity_ri
         json!(1)
     );
 }
+
+/// Red team round 10: a user allowed only `store.defineQuery` owned the query it defined
+/// over a bucket it could not read, and subscribed to its records through that ownership.
+/// A query's records need a right on its bucket (or a grant of the query).
+#[tokio::test]
+async fn owning_a_query_over_a_bucket_gives_no_right_to_read_the_bucket() {
+    let server = start().await;
+    let mut root = superadmin(&server).await;
+    ok(
+        &mut root,
+        "store.defineBucket",
+        json!({"name": "secret", "config": {"key": "id", "schema": {"id": {"type": "string"}, "pay": {"type": "number"}}}}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "store.insert",
+        json!({"bucket": "secret", "data": {"id": "ceo", "pay": 1000000}}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "querier", "permissions": [
+            {"allow": ["store.defineQuery"], "buckets": ["*"]}]}),
+    )
+    .await;
+    let (mut eve, _) = user(&server, &mut root, "eve", &["querier"]).await;
+    assert_eq!(
+        code(
+            &mut eve,
+            "store.get",
+            json!({"bucket": "secret", "key": "ceo"})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    // Defining it may or may not be refused; subscribing to it must be.
+    let _ = eve
+        .call(
+            "store.defineQuery",
+            json!({"name": "pq", "config": {"bucket": "secret"}}),
+        )
+        .await;
+    let frame = eve.call("store.subscribe", json!({"query": "pq"})).await;
+    assert_eq!(
+        frame["type"], "error",
+        "eve read the secret bucket: {frame}"
+    );
+    assert!(
+        !frame.to_string().contains("1000000"),
+        "eve read the secret bucket: {frame}"
+    );
+}

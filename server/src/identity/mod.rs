@@ -193,6 +193,11 @@ pub(crate) struct Identity {
     hasher: password::Hasher,
     /// Failed `identity.login` per username.
     failures: Mutex<HashMap<String, FailureWindow>>,
+    /// One password check at a time per username, so that the failure count is checked
+    /// and updated around each check: logins sent at once cannot all pass the check while
+    /// the first ones are still hashing (60 concurrent guesses all got an answer before:
+    /// red team round 10). Valid logins of one user sent at once simply queue.
+    checking: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Serializes the check-then-write sequences of the operations (no await inside).
     writes: Mutex<()>,
     /// Roles, assignments, grants and owners as permission checks read them, reloaded after
@@ -337,6 +342,7 @@ impl Identity {
             clock,
             hasher: password::Hasher::new(cores)?,
             failures: Mutex::new(HashMap::new()),
+            checking: Mutex::new(HashMap::new()),
             writes: Mutex::new(()),
             rights: parking_lot::RwLock::new(Arc::default()),
         };
@@ -697,6 +703,15 @@ impl Identity {
         {
             return Err(unauthorized("Invalid credentials"));
         }
+        let turn = {
+            let mut checking = self.checking.lock();
+            // Forget usernames nobody is logging in as (only the map holds them).
+            if checking.len() >= MAX_TRACKED_USERNAMES {
+                checking.retain(|_, turn| Arc::strong_count(turn) > 1);
+            }
+            Arc::clone(checking.entry(username.to_owned()).or_default())
+        };
+        let _turn = turn.lock().await;
         if let Err(retry_after_ms) = self.check_failures(username) {
             return Err(crate::login_limit::refusal(retry_after_ms));
         }

@@ -214,19 +214,25 @@ impl Rights {
 
     /// Whether a grant (or ownership) gives `operation` on `item` to `user_id`.
     fn covers(&self, user_id: &str, role_ids: &[String], operation: &str, item: &Item<'_>) -> bool {
+        let granted = |resource_type: &str, name: &str| {
+            self.grants.iter().any(|g| {
+                g.resource_type == resource_type
+                    && g.resource_name == name
+                    && g.operations.iter().any(|o| o == operation)
+                    && self.is_subject(g, user_id, role_ids)
+            })
+        };
         let on = |resource_type: &str, name: &str| {
-            self.owner_of(resource_type, name) == Some(user_id)
-                || self.grants.iter().any(|g| {
-                    g.resource_type == resource_type
-                        && g.resource_name == name
-                        && g.operations.iter().any(|o| o == operation)
-                        && self.is_subject(g, user_id, role_ids)
-                })
+            self.owner_of(resource_type, name) == Some(user_id) || granted(resource_type, name)
         };
         match item {
             Item::Bucket(name) => on("bucket", name),
+            // A query reads its bucket: a right on the bucket, or a grant of the query (an
+            // admin's decision to share it as a view). Owning the query is not enough: whoever
+            // may define queries would read any bucket through one (a user who owned a query
+            // over a bucket it could not read subscribed to its records: red team round 10).
             Item::Query { name, bucket } => {
-                on("query", name) || bucket.as_deref().is_some_and(|b| on("bucket", b))
+                granted("query", name) || bucket.as_deref().is_some_and(|b| on("bucket", b))
             }
             Item::Procedure(name) => on("procedure", name),
             Item::Topic(wanted) => {

@@ -413,11 +413,19 @@ pub(crate) async fn handle(
         }
         IdentityOp::AssignRole { user_id, role_name } => {
             let session = require_admin(&ctx)?;
+            // Only a superadmin hands out superadmin (an admin gave it to itself: red team
+            // round 10).
+            if role_name == "superadmin" {
+                require_superadmin(&ctx)?;
+            }
             identity.assign_role(&user_id, &role_name, &session.user_id)?;
             answer(RoleAssigned { assigned: true })
         }
         IdentityOp::RemoveRole { user_id, role_name } => {
             let session = require_admin(&ctx)?;
+            if role_name == "superadmin" {
+                require_superadmin(&ctx)?;
+            }
             identity.remove_role(&user_id, &role_name, &session.user_id)?;
             // Losing a right takes effect at once: the user's connections end.
             ctx.revocations.end_user_from(&user_id, Some(ctx.own));
