@@ -204,25 +204,6 @@ async fn neither_procedures_nor_rules_reach_the_audit_bucket() {
     );
 }
 
-/// A client connected from `ip` (a loopback address), so that the server counts it as its
-/// own client.
-async fn client_from(server: &noex_server::ServerHandle, ip: [u8; 4]) -> Client {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(std::net::SocketAddr::from((ip, 0)))
-        .expect("bind a loopback address");
-    let stream = socket.connect(server.local_addr()).await.expect("connects");
-    let (ws, _) = tokio_tungstenite::client_async(
-        format!("ws://{}/", server.local_addr()),
-        tokio_tungstenite::MaybeTlsStream::Plain(stream),
-    )
-    .await
-    .expect("WebSocket handshake");
-    let mut client = Client::from_ws(ws);
-    assert_eq!(client.recv().await["type"], "welcome");
-    client
-}
-
 /// A server with procedure `slow`: a count over 2 000 records with a 999-clause filter, far
 /// longer than the call's `timeoutMs` of [`SLOW_TIMEOUT_MS`], so every call runs until its
 /// deadline stops it.
@@ -287,9 +268,9 @@ async fn a_clients_calls_run_a_bounded_number_at_once_and_others_do_not_wait() {
     let (server, _c) = slow_procedure_server(config).await;
     let mut attacker = Vec::new();
     for _ in 0..3 {
-        attacker.push(client_from(&server, [127, 0, 0, 1]).await);
+        attacker.push(Client::connect_from(&server, [127, 0, 0, 1]).await);
     }
-    let mut other = client_from(&server, [127, 0, 0, 2]).await;
+    let mut other = Client::connect_from(&server, [127, 0, 0, 2]).await;
     let started = std::time::Instant::now();
     for a in &mut attacker {
         a.send(json!({"id": 1, "type": "procedures.call", "name": "slow"}))
@@ -331,7 +312,7 @@ async fn all_clients_together_run_a_bounded_number_of_calls_at_once() {
     let (server, _c) = slow_procedure_server(config).await;
     let mut clients = Vec::new();
     for last in 1..=3 {
-        clients.push(client_from(&server, [127, 0, 0, last]).await);
+        clients.push(Client::connect_from(&server, [127, 0, 0, last]).await);
     }
     let started = std::time::Instant::now();
     for c in &mut clients {

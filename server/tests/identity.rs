@@ -1143,3 +1143,217 @@ async fn logins_sent_at_once_are_limited_per_username_too() {
         "a guess logged in: {codes:?}"
     );
 }
+
+/// Red team round 10: logins sent at once over many connections of one address all passed
+/// the per-address limit (60 guesses from one address, a limit of 30), because a failure
+/// was counted only once its hash was done. Each sends `identity.login` for a user of its
+/// own, so the per-username limit does not hold them.
+#[tokio::test]
+async fn logins_sent_at_once_from_one_address_are_limited_per_address() {
+    let mut config = config();
+    config.limits.login.max_failures_per_ip = 10;
+    let (server, _) = start(config).await;
+    let mut guessers = Vec::new();
+    for _ in 0..30 {
+        guessers.push(Client::connect_from(&server, [127, 0, 0, 7]).await);
+    }
+    for (i, c) in guessers.iter_mut().enumerate() {
+        c.send(json!({"id": 1, "type": "identity.login", "username": format!("user-{i}"), "password": "guess-password"}))
+            .await;
+    }
+    let mut codes = Vec::new();
+    for c in &mut guessers {
+        let answer = c.recv().await;
+        codes.push(answer["code"].as_str().unwrap_or("none").to_owned());
+    }
+    let checked = codes.iter().filter(|c| *c == "UNAUTHORIZED").count();
+    let limited = codes.iter().filter(|c| *c == "RATE_LIMITED").count();
+    assert!(checked <= 10, "{checked} passwords were checked: {codes:?}");
+    assert_eq!(checked + limited, 30, "{codes:?}");
+    // Another address is not affected.
+    let mut other = Client::connect_from(&server, [127, 0, 0, 8]).await;
+    let (code, _) = fail(
+        &mut other,
+        "identity.login",
+        json!({"username": "user-0", "password": "guess-password"}),
+    )
+    .await;
+    assert_eq!(code, "UNAUTHORIZED");
+}
+
+/// Red team round 10: `identity.changePassword` had no failure limit (40 wrong
+/// `currentPassword` were all checked), so a stolen token could guess the password. These
+/// are the reported frames; the failures count with the username's failed logins.
+#[tokio::test]
+async fn wrong_current_passwords_are_limited_like_failed_logins() {
+    let (server, _) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    let id = user(&mut admin, "alice", &[]).await;
+    let (mut alice, _) = login(&server, "alice", "password-1").await;
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        let (code, _) = fail(
+            &mut alice,
+            "identity.changePassword",
+            json!({"userId": id, "currentPassword": format!("guess-{i}"), "newPassword": "password-2"}),
+        )
+        .await;
+        codes.push(code);
+    }
+    assert_eq!(
+        codes.iter().filter(|c| *c == "UNAUTHORIZED").count(),
+        5,
+        "maxLoginAttempts wrong guesses are checked: {codes:?}"
+    );
+    assert!(codes[5..].iter().all(|c| c == "RATE_LIMITED"), "{codes:?}");
+    // The right one is refused too until the window ends, and so is a login.
+    let (code, _) = fail(
+        &mut alice,
+        "identity.changePassword",
+        json!({"userId": id, "currentPassword": "password-1", "newPassword": "password-2"}),
+    )
+    .await;
+    assert_eq!(code, "RATE_LIMITED");
+    let (mut other, _) = Client::connect(&server).await;
+    let (code, _) = fail(
+        &mut other,
+        "identity.login",
+        json!({"username": "alice", "password": "password-1"}),
+    )
+    .await;
+    assert_eq!(code, "RATE_LIMITED");
+}
+
+/// The reported hash-slot hog: a `currentPassword` of 200 KB. No password is that long, so
+/// it is refused without a hash, and the right password still works afterwards.
+#[tokio::test]
+async fn an_over_long_current_password_is_refused_without_a_check() {
+    let (server, _) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    let id = user(&mut admin, "alice", &[]).await;
+    let (mut alice, _) = login(&server, "alice", "password-1").await;
+    for _ in 0..10 {
+        let (code, message) = fail(
+            &mut alice,
+            "identity.changePassword",
+            json!({"userId": id, "currentPassword": "x".repeat(200_000), "newPassword": "password-2"}),
+        )
+        .await;
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("UNAUTHORIZED", "Current password is incorrect")
+        );
+    }
+    ok(
+        &mut alice,
+        "identity.changePassword",
+        json!({"userId": id, "currentPassword": "password-1", "newPassword": "password-2"}),
+    )
+    .await;
+}
+
+/// Red team round 10: 50 addresses looping bad logins put a legitimate login at 2–3 s, as
+/// it queued for a hashing slot behind all of theirs. A login from an address and for a
+/// username without failures now takes the next free slot before any check from an
+/// address with failures.
+#[tokio::test]
+async fn a_clean_login_does_not_queue_behind_logins_from_an_address_with_failures() {
+    let mut config = config();
+    config.limits.login.max_failures_per_ip = 1_000;
+    config.limits.login.max_failures_per_connection = 1_000;
+    let (server, _) = start(config).await;
+    let mut admin = superadmin(&server).await;
+    user(&mut admin, "alice", &[]).await;
+    let slots = std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .max(1);
+    let suspects = 4 * slots + 8;
+    let mut attacker = Client::connect_from(&server, [127, 0, 0, 9]).await;
+    let (code, _) = fail(
+        &mut attacker,
+        "identity.login",
+        json!({"username": "someone", "password": "guess-password"}),
+    )
+    .await;
+    assert_eq!(code, "UNAUTHORIZED");
+    let mut queued = Vec::new();
+    for _ in 0..suspects {
+        queued.push(Client::connect_from(&server, [127, 0, 0, 9]).await);
+    }
+    let mut victim = Client::connect_from(&server, [127, 0, 0, 10]).await;
+    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for (i, mut c) in queued.into_iter().enumerate() {
+        c.send(json!({"id": 1, "type": "identity.login", "username": format!("user-{i}"), "password": "guess-password"}))
+            .await;
+        let answers_tx = answers_tx.clone();
+        tokio::spawn(async move {
+            let answer = c.recv().await;
+            let _ = answers_tx.send(answer["code"].as_str().unwrap_or("none").to_owned());
+        });
+    }
+    // Once one answer is back, a hash has been done and every request reached its queue.
+    assert_eq!(answers.recv().await.as_deref(), Some("UNAUTHORIZED"));
+    victim
+        .send(json!({"id": 1, "type": "identity.login", "username": "alice", "password": "password-1"}))
+        .await;
+    let logged_in = victim.recv().await;
+    assert_eq!(logged_in["type"], "result", "{logged_in}");
+    let mut before = 0;
+    while answers.try_recv().is_ok() {
+        before += 1;
+    }
+    drop(answers_tx);
+    let mut after = 0;
+    while let Some(code) = answers.recv().await {
+        assert_eq!(code, "UNAUTHORIZED");
+        after += 1;
+    }
+    assert_eq!(1 + before + after, suspects);
+    assert!(
+        before <= slots + 2,
+        "{before} checks from the address with failures went first (slots: {slots})"
+    );
+}
+
+/// Red team round 10 (low): a grant on a system bucket was accepted (a row that means
+/// nothing), and an assignment of a role to the virtual superadmin left a stray row.
+#[tokio::test]
+async fn no_grant_on_a_system_bucket_and_no_role_for_the_virtual_superadmin() {
+    let (server, _) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    let bob = user(&mut admin, "bob", &[]).await;
+    let (code, message) = fail(
+        &mut admin,
+        "identity.grant",
+        json!({"subjectType": "user", "subjectId": bob, "resourceType": "bucket", "resourceName": "_users", "operations": ["read"]}),
+    )
+    .await;
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        (
+            "FORBIDDEN",
+            "Bucket \"_users\" is reserved for the identity system"
+        )
+    );
+    let acl = ok(
+        &mut admin,
+        "identity.getAcl",
+        json!({"resourceType": "bucket", "resourceName": "_users"}),
+    )
+    .await;
+    assert_eq!(acl["entries"], json!([]), "{acl}");
+    let (code, _) = fail(
+        &mut admin,
+        "identity.assignRole",
+        json!({"userId": "__superadmin__", "roleName": "reader"}),
+    )
+    .await;
+    assert_eq!(code, "NOT_FOUND");
+    let roles = ok(
+        &mut admin,
+        "identity.getUserRoles",
+        json!({"userId": "__superadmin__"}),
+    )
+    .await;
+    assert_eq!(roles["roles"].as_array().map(Vec::len), Some(1), "{roles}");
+}

@@ -25,6 +25,7 @@ use crate::auth::{Session, TokenValidator, ValidateFuture};
 use crate::config::IdentitySection;
 use crate::error::ServerError;
 use crate::login_limit::FailureWindow;
+use password::Lane;
 
 /// The system buckets, created at start when identity is on.
 pub(crate) const SYSTEM_BUCKETS: [&str; 6] = [
@@ -656,6 +657,35 @@ impl Identity {
         })
     }
 
+    /// The lock that makes the password checks of `username` take turns.
+    fn turn(&self, username: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut checking = self.checking.lock();
+        // Forget usernames nobody is logging in as (only the map holds them).
+        if checking.len() >= MAX_TRACKED_USERNAMES {
+            checking.retain(|_, turn| Arc::strong_count(turn) > 1);
+        }
+        Arc::clone(checking.entry(username.to_owned()).or_default())
+    }
+
+    /// Refuses a password check of `username` (`RATE_LIMITED`) when it has too many
+    /// recent failures, and otherwise says which hashing lane it waits in. Called holding
+    /// the username's [`turn`](Self::turn).
+    fn lane(&self, username: &str, suspect_address: bool) -> Result<Lane, ServerError> {
+        let now = self.now();
+        let failures = self
+            .failures
+            .lock()
+            .get(username)
+            .map_or(0, |window| window.current(now, self.config.login_window_ms));
+        self.check_failures(username)
+            .map_err(crate::login_limit::refusal)?;
+        Ok(if suspect_address || failures > 0 {
+            Lane::Suspect
+        } else {
+            Lane::Clean
+        })
+    }
+
     /// `Err(retry_after_ms)` when `username` has too many recent failed logins.
     fn check_failures(&self, username: &str) -> Result<(), u64> {
         let now = self.now();
@@ -690,11 +720,16 @@ impl Identity {
 
     /// `identity.login`: the same answer for an unknown user and a wrong password, and the
     /// same work (a dummy hash is verified for an unknown user).
+    ///
+    /// `suspect_address`: the client's address has failed logins in its window, so the
+    /// password check waits behind those of everybody else ([`Lane::Suspect`]), as it does
+    /// for a username with failures.
     pub(crate) async fn login(
         &self,
         username: &str,
         password: &str,
         ip: &str,
+        suspect_address: bool,
     ) -> Result<LoggedIn, ServerError> {
         // No user has a longer name or password: refused without a lookup or a hash (and
         // without a failure-table entry, whose keys stay within the username limit).
@@ -703,24 +738,15 @@ impl Identity {
         {
             return Err(unauthorized("Invalid credentials"));
         }
-        let turn = {
-            let mut checking = self.checking.lock();
-            // Forget usernames nobody is logging in as (only the map holds them).
-            if checking.len() >= MAX_TRACKED_USERNAMES {
-                checking.retain(|_, turn| Arc::strong_count(turn) > 1);
-            }
-            Arc::clone(checking.entry(username.to_owned()).or_default())
-        };
+        let turn = self.turn(username);
         let _turn = turn.lock().await;
-        if let Err(retry_after_ms) = self.check_failures(username) {
-            return Err(crate::login_limit::refusal(retry_after_ms));
-        }
+        let lane = self.lane(username, suspect_address)?;
         let user = self
             .store
             .bucket("_users")
             .find_one(&filter("username", username))?;
         let hash = user.as_ref().and_then(|u| text(u, "passwordHash"));
-        let valid = self.hasher.verify(password.to_owned(), hash).await;
+        let valid = self.hasher.verify(password.to_owned(), hash, lane).await;
         let Some(user) = user.filter(|_| valid) else {
             self.record_failure(username);
             return Err(unauthorized("Invalid credentials"));
@@ -1000,13 +1026,27 @@ impl Identity {
     ) -> Result<(), ServerError> {
         check_password(&new)?;
         let user = self.user_record(user_id)?;
-        if !self
-            .hasher
-            .verify(current, text(&user, "passwordHash"))
-            .await
-        {
+        // The current password is checked like a login of the user: no longer than any
+        // password (refused without a hash), one check at a time, counted against the
+        // username's failed logins and refused once they reach the limit. Unlimited, a
+        // stolen token could guess the password at 30 a second and any user could keep
+        // the hashing slots busy (red team round 10).
+        if current.chars().count() > MAX_PASSWORD_CHARS {
             return Err(unauthorized("Current password is incorrect"));
         }
+        let username = text(&user, "username").unwrap_or_default();
+        let turn = self.turn(&username);
+        let _turn = turn.lock().await;
+        let lane = self.lane(&username, false)?;
+        if !self
+            .hasher
+            .verify(current, text(&user, "passwordHash"), lane)
+            .await
+        {
+            self.record_failure(&username);
+            return Err(unauthorized("Current password is incorrect"));
+        }
+        self.failures.lock().remove(&username);
         self.set_password(user_id, new).await
     }
 
@@ -1152,9 +1192,9 @@ impl Identity {
         granted_by: &str,
     ) -> Result<(), ServerError> {
         let _writes = self.writes.lock();
-        if user_id != SUPERADMIN_ID {
-            self.user_record(user_id)?;
-        }
+        // The virtual superadmin is no `_users` record and its roles are fixed: an
+        // assignment to it was a stray row (red team round 10).
+        self.user_record(user_id)?;
         let role = self.role_by_name(role_name)?;
         let role_id = text(&role, "id").unwrap_or_default();
         let assignments = self.store.bucket("_user_roles");

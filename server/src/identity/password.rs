@@ -1,20 +1,134 @@
 //! Password hashing: Argon2id (RustCrypto `argon2`, its default parameters m = 19 MiB,
 //! t = 2, p = 1, the OWASP minimum) in the PHC string format. Hashing and verifying run on
-//! the blocking pool under a semaphore of one permit fewer than the cores (at least one),
-//! so logins waiting for a hash never hold up the runtime workers that answer other
-//! clients.
+//! the blocking pool in one fewer slot than the cores (at least one), so logins waiting for
+//! a hash never hold up the runtime workers that answer other clients. A free slot goes to
+//! the [`Lane::Clean`] checks first: a login from an address or for a username with recent
+//! failures waits behind every other one, so clients looping bad logins do not delay the
+//! logins of everybody else by the length of their queue (50 addresses looping bad logins
+//! put a legitimate login at 2–3 s: red team round 10).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use tokio::sync::Semaphore;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
 use crate::error::ServerError;
 
+/// Which queue a password check waits in for a hashing slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// No recent failure from the address or for the username (and administrators'
+    /// hashes): served first.
+    Clean,
+    /// The address or the username has failed logins in its window: served when no clean
+    /// check waits.
+    Suspect,
+}
+
+/// The hashing slots: a count of free ones and the two queues of waiters.
+struct Slots {
+    state: Mutex<SlotState>,
+}
+
+struct SlotState {
+    free: usize,
+    clean: VecDeque<oneshot::Sender<Permit>>,
+    suspect: VecDeque<oneshot::Sender<Permit>>,
+}
+
+/// One hashing slot, given back (to the next waiter, clean ones first) when dropped.
+struct Permit {
+    slots: Arc<Slots>,
+    /// `false` for a permit that was never handed over (its slot is passed on by the loop
+    /// that made it).
+    live: bool,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.live {
+            self.slots.release();
+        }
+    }
+}
+
+/// Waiters queued at once before the queues drop those whose request went away.
+const SWEEP_AT: usize = 1_024;
+
+impl Slots {
+    fn new(slots: usize) -> Arc<Self> {
+        Arc::new(Slots {
+            state: Mutex::new(SlotState {
+                free: slots.max(1),
+                clean: VecDeque::new(),
+                suspect: VecDeque::new(),
+            }),
+        })
+    }
+
+    async fn acquire(self: &Arc<Self>, lane: Lane) -> Result<Permit, ServerError> {
+        let waiting = {
+            let mut state = self.state.lock();
+            // A slot is free only when nobody waits: `release` hands slots to waiters first.
+            if state.free > 0 {
+                state.free -= 1;
+                return Ok(Permit {
+                    slots: Arc::clone(self),
+                    live: true,
+                });
+            }
+            let (tx, rx) = oneshot::channel();
+            let queue = match lane {
+                Lane::Clean => &mut state.clean,
+                Lane::Suspect => &mut state.suspect,
+            };
+            if queue.len() >= SWEEP_AT {
+                queue.retain(|waiter| !waiter.is_closed());
+            }
+            queue.push_back(tx);
+            rx
+        };
+        // The sender is only ever dropped after a send: an error cannot happen, but is
+        // answered rather than assumed away.
+        waiting.await.map_err(ServerError::internal)
+    }
+
+    /// Hands a freed slot to the first waiter still waiting, clean ones first.
+    fn release(self: &Arc<Self>) {
+        loop {
+            let next = {
+                let mut state = self.state.lock();
+                match state
+                    .clean
+                    .pop_front()
+                    .or_else(|| state.suspect.pop_front())
+                {
+                    Some(waiter) => waiter,
+                    None => {
+                        state.free += 1;
+                        return;
+                    }
+                }
+            };
+            let permit = Permit {
+                slots: Arc::clone(self),
+                live: true,
+            };
+            match next.send(permit) {
+                Ok(()) => return,
+                // That waiter went away: the slot goes to the next one.
+                Err(mut unsent) => unsent.live = false,
+            }
+        }
+    }
+}
+
 /// Hashes and verifies passwords off the runtime workers.
 pub(crate) struct Hasher {
-    slots: Arc<Semaphore>,
+    slots: Arc<Slots>,
     /// A hash of a random password, verified for unknown usernames so that their answer
     /// takes as long as a wrong password's.
     dummy: String,
@@ -27,28 +141,35 @@ impl Hasher {
         getrandom::fill(&mut random).map_err(ServerError::internal)?;
         let dummy = hash_now(&hex(&random))?;
         Ok(Hasher {
-            slots: Arc::new(Semaphore::new(slots.max(1))),
+            slots: Slots::new(slots),
             dummy,
         })
     }
 
-    /// The PHC string of `password`.
+    /// The PHC string of `password` (administrators' and users' own password changes:
+    /// the clean lane).
     pub(crate) async fn hash(&self, password: String) -> Result<String, ServerError> {
-        let _permit = self.slots.acquire().await.map_err(ServerError::internal)?;
-        tokio::task::spawn_blocking(move || hash_now(&password))
-            .await
-            .map_err(ServerError::internal)?
+        let permit = self.slots.acquire(Lane::Clean).await?;
+        // The permit goes with the work: a request that goes away mid-hash does not free
+        // its slot before the hash is done.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_now(&password)
+        })
+        .await
+        .map_err(ServerError::internal)?
     }
 
     /// Whether `password` matches `hash` (the comparison is the crate's, in constant time).
     /// `None` verifies against the dummy hash and answers `false`.
-    pub(crate) async fn verify(&self, password: String, hash: Option<String>) -> bool {
-        let Ok(_permit) = self.slots.acquire().await else {
+    pub(crate) async fn verify(&self, password: String, hash: Option<String>, lane: Lane) -> bool {
+        let Ok(permit) = self.slots.acquire(lane).await else {
             return false;
         };
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.clone());
         let matched = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             PasswordHash::new(&hash).is_ok_and(|parsed| {
                 Argon2::default()
                     .verify_password(password.as_bytes(), &parsed)
@@ -78,4 +199,69 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
         out
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_free_slot_goes_to_clean_waiters_before_suspect_ones() {
+        let slots = Slots::new(1);
+        let held = slots.acquire(Lane::Clean).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (i, lane) in [Lane::Suspect, Lane::Suspect, Lane::Clean, Lane::Clean]
+            .into_iter()
+            .enumerate()
+        {
+            let (mine, order) = (Arc::clone(&slots), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                let _permit = mine.acquire(lane).await.unwrap();
+                order.lock().push(i);
+            }));
+            // Each waiter is queued before the next one starts.
+            loop {
+                let queued = {
+                    let state = slots.state.lock();
+                    state.clean.len() + state.suspect.len()
+                };
+                if queued > i {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(held);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*order.lock(), vec![2, 3, 0, 1]);
+        assert_eq!(slots.state.lock().free, 1, "every slot came back");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_went_away_passes_the_slot_on() {
+        let slots = Slots::new(1);
+        let held = slots.acquire(Lane::Clean).await.unwrap();
+        let gone = {
+            let slots = Arc::clone(&slots);
+            tokio::spawn(async move { slots.acquire(Lane::Clean).await.map(drop) })
+        };
+        while slots.state.lock().clean.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        gone.abort();
+        let _ = gone.await;
+        let next = {
+            let slots = Arc::clone(&slots);
+            tokio::spawn(async move { slots.acquire(Lane::Suspect).await.map(drop) })
+        };
+        while slots.state.lock().suspect.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        next.await.unwrap().unwrap();
+        assert_eq!(slots.state.lock().free, 1);
+    }
 }

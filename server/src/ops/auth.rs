@@ -58,10 +58,13 @@ pub(crate) async fn handle(ctx: AuthContext<'_>, op: AuthOp) -> Result<AuthAnswe
         AuthOp::Login { token } => {
             let limiter = ctx.login_limiter;
             let ip = ctx.peer_ip;
-            if let Err(retry_after_ms) = limiter.check(ctx.login_failures, ip, now) {
-                ctx.metrics.record_login_limited();
-                return Err(crate::login_limit::refusal(retry_after_ms));
-            }
+            let attempt = match limiter.begin(ctx.login_failures, ip, now) {
+                Ok(attempt) => attempt,
+                Err(retry_after_ms) => {
+                    ctx.metrics.record_login_limited();
+                    return Err(crate::login_limit::refusal(retry_after_ms));
+                }
+            };
             // A session without a user id (from any validator, a custom one included) is no
             // session: the same answer as any other invalid token.
             let Some(session) = ctx
@@ -71,17 +74,17 @@ pub(crate) async fn handle(ctx: AuthContext<'_>, op: AuthOp) -> Result<AuthAnswe
                 .await
                 .filter(|session| !session.user_id.is_empty())
             else {
-                limiter.failed(ctx.login_failures, ip, now);
+                limiter.finish(attempt, ctx.login_failures, now, false);
                 return Err(ServerError::new(ErrorCode::Unauthorized, "Invalid token"));
             };
             if session.expires_at.is_some_and(|at| at <= now) {
-                limiter.failed(ctx.login_failures, ip, now);
+                limiter.finish(attempt, ctx.login_failures, now, false);
                 return Err(ServerError::new(
                     ErrorCode::Unauthorized,
                     "Token has expired",
                 ));
             }
-            LoginLimiter::succeeded(ctx.login_failures);
+            limiter.finish(attempt, ctx.login_failures, now, true);
             let result = to_json(LoginResult {
                 user_id: session.user_id.clone(),
                 roles: session.roles.clone(),

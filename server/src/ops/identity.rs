@@ -144,6 +144,14 @@ fn check_resource_exists(
     resource_type: &str,
     name: &str,
 ) -> Result<(), ServerError> {
+    // Access to the system buckets is the identity operations' alone: a grant on one
+    // would be a row that means nothing (store.* refuses them whatever the grants).
+    if resource_type == "bucket" && crate::identity::SYSTEM_BUCKETS.contains(&name) {
+        return Err(ServerError::new(
+            ErrorCode::Forbidden,
+            format!("Bucket \"{name}\" is reserved for the identity system"),
+        ));
+    }
     let exists = match resource_type {
         "bucket" => ctx.store.bucket_len(name).is_some(),
         "query" => ctx.store.list_queries().iter().any(|q| q.name == name),
@@ -224,41 +232,28 @@ pub(crate) async fn handle(
     let ip = ctx.peer_ip.to_string();
     match op {
         IdentityOp::Login { username, password } => {
-            if let Err(retry_after_ms) =
-                ctx.login_limiter
-                    .check(ctx.login_failures, ctx.peer_ip, ctx.now)
-            {
-                return Err(crate::login_limit::refusal(retry_after_ms));
-            }
-            match identity.login(&username, &password, &ip).await {
-                Ok(login) => {
-                    LoginLimiter::succeeded(ctx.login_failures);
-                    logged_in(login)
-                }
-                Err(err) => {
-                    if err.code == ErrorCode::Unauthorized {
-                        ctx.login_limiter
-                            .failed(ctx.login_failures, ctx.peer_ip, ctx.now);
-                    }
-                    Err(err)
-                }
-            }
+            let limiter = ctx.login_limiter;
+            let attempt = limiter
+                .begin(ctx.login_failures, ctx.peer_ip, ctx.now)
+                .map_err(crate::login_limit::refusal)?;
+            let outcome = identity
+                .login(&username, &password, &ip, attempt.suspect)
+                .await;
+            // Only a wrong password (or unknown user) counts as a failure of the address:
+            // a refusal for the username's failures or an internal error does not.
+            let failed = matches!(&outcome, Err(err) if err.code == ErrorCode::Unauthorized);
+            limiter.finish(attempt, ctx.login_failures, ctx.now, !failed);
+            outcome.and_then(logged_in)
         }
         IdentityOp::LoginWithSecret { secret } => {
-            if let Err(retry_after_ms) =
-                ctx.login_limiter
-                    .check(ctx.login_failures, ctx.peer_ip, ctx.now)
-            {
-                return Err(crate::login_limit::refusal(retry_after_ms));
-            }
-            match identity.login_with_secret(&secret, &ip) {
-                Ok(login) => logged_in(login),
-                Err(err) => {
-                    ctx.login_limiter
-                        .failed(ctx.login_failures, ctx.peer_ip, ctx.now);
-                    Err(err)
-                }
-            }
+            let limiter = ctx.login_limiter;
+            let attempt = limiter
+                .begin(ctx.login_failures, ctx.peer_ip, ctx.now)
+                .map_err(crate::login_limit::refusal)?;
+            let outcome = identity.login_with_secret(&secret, &ip);
+            let failed = matches!(&outcome, Err(err) if err.code == ErrorCode::Unauthorized);
+            limiter.finish(attempt, ctx.login_failures, ctx.now, !failed);
+            outcome.and_then(logged_in)
         }
         IdentityOp::Logout => {
             if let Some(hash) = ctx.token_hash {
@@ -444,13 +439,12 @@ pub(crate) async fn handle(
             resource_name,
             operations,
         } => {
-            require_auth(&ctx)?;
+            let by = require_auth(&ctx)?.user_id.clone();
             check_resource_type(&resource_type)?;
             check_operations(&operations)?;
             require_resource_admin(&ctx, &resource_type, &resource_name)?;
             check_subject(&ctx, &subject_type, &subject_id)?;
             check_resource_exists(&ctx, &resource_type, &resource_name)?;
-            let by = require_auth(&ctx)?.user_id.clone();
             identity.grant(
                 (&subject_type, &subject_id),
                 (&resource_type, &resource_name),

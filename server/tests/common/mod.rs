@@ -177,6 +177,25 @@ impl Client {
         (client, welcome)
     }
 
+    /// Connects from `ip` (a loopback address such as `[127, 0, 0, 2]`), so that the server
+    /// counts it as a client of its own; the welcome frame is read and checked.
+    pub async fn connect_from(server: &ServerHandle, ip: [u8; 4]) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from((ip, 0)))
+            .expect("bind a loopback address");
+        let stream = socket.connect(server.local_addr()).await.expect("connects");
+        let (ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{}/", server.local_addr()),
+            MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .expect("WebSocket handshake");
+        let mut client = Client::from_ws(ws);
+        assert_eq!(client.recv().await["type"], "welcome");
+        client
+    }
+
     /// Wraps an already-open socket (no welcome is read).
     pub fn from_ws(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
         Client {
