@@ -42,7 +42,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Comma-separated scenarios: request-rtt, fanout, connections, churn, transfer.
+    /// Comma-separated scenarios: request-rtt, fanout, connections, churn, transfer, logins
+    /// (not run by default).
     #[arg(
         long,
         value_delimiter = ',',
@@ -100,6 +101,9 @@ struct RunArgs {
     /// transfer: total calls (the phase also ends at --duration-secs).
     #[arg(long, default_value_t = 1_000_000)]
     transfer_calls: u64,
+    /// logins: clients logging in at once (one user each, one login in flight each).
+    #[arg(long, default_value_t = 50)]
+    login_clients: usize,
     /// Wall-clock limit of each scenario's load phase, in seconds.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
@@ -190,6 +194,7 @@ async fn run(args: RunArgs) -> ExitCode {
         accounts: args.accounts,
         transfer_clients: args.transfer_clients,
         transfer_calls: args.transfer_calls,
+        login_clients: args.login_clients,
         duration: Duration::from_secs(args.duration_secs),
         max_samples: args.max_samples,
     };
@@ -202,7 +207,7 @@ async fn run(args: RunArgs) -> ExitCode {
             "inserts": cfg.inserts, "idle_connections": cfg.idle_connections,
             "churn_workers": cfg.churn_workers, "churn_cycles": cfg.churn_cycles,
             "accounts": cfg.accounts, "transfer_clients": cfg.transfer_clients,
-            "transfer_calls": cfg.transfer_calls,
+            "transfer_calls": cfg.transfer_calls, "login_clients": cfg.login_clients,
             "duration_secs": args.duration_secs,
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         });

@@ -70,7 +70,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<14} {:<18} {:>12} {:>12} {:>10}",
+        "{:<14} {:<24} {:>12} {:>12} {:>10}",
         "scenario", "metric", "echo", "noex", "noex/echo"
     );
     for name in scenarios(rows) {
@@ -94,7 +94,7 @@ pub fn table(rows: &[Row]) -> String {
             };
             let _ = writeln!(
                 s,
-                "{name:<14} {m:<18} {:>12} {:>12} {r:>10}",
+                "{name:<14} {m:<24} {:>12} {:>12} {r:>10}",
                 cell(echo, m),
                 cell(noex, m)
             );

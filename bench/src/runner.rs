@@ -7,7 +7,14 @@ use crate::scenario::{self, Config};
 use crate::target::{Binaries, Target, TargetKind};
 
 /// All scenario names, in run order.
-pub const SCENARIOS: [&str; 5] = ["request-rtt", "fanout", "connections", "churn", "transfer"];
+pub const SCENARIOS: [&str; 6] = [
+    "request-rtt",
+    "fanout",
+    "connections",
+    "churn",
+    "transfer",
+    "logins",
+];
 
 /// Runs every `scenarios` x `targets` pair and returns the rows. A target that fails to
 /// start yields a row with a note instead of aborting the run.
@@ -21,12 +28,13 @@ pub async fn run(
     for &name in scenarios {
         for &kind in targets {
             eprintln!("running {name} against {}", kind.name());
-            let outcome = match Target::spawn(kind, bins) {
+            let outcome = match Target::spawn_with(kind, bins, name == "logins") {
                 Ok(target) => match name {
                     "request-rtt" => scenario::rtt::run(&target, cfg).await,
                     "fanout" => scenario::fanout::run(&target, cfg).await,
                     "connections" => scenario::connections::run(&target, cfg).await,
                     "transfer" => scenario::transfer::run(&target, cfg).await,
+                    "logins" => scenario::logins::run(&target, cfg).await,
                     _ => scenario::churn::run(&target, cfg).await,
                 },
                 Err(e) => scenario::Outcome {

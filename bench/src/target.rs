@@ -60,10 +60,17 @@ pub struct Target {
 /// A config file for a server loaded from one address: the load tool opens many
 /// connections at once from 127.0.0.1, which the default per-address handshake cap (meant
 /// for hostile clients) would cut off. Everything else keeps its default.
-fn load_generator_config() -> Result<std::path::PathBuf, String> {
-    let path = std::env::temp_dir().join(format!("noex-bench-{}.json", std::process::id()));
-    let config =
-        r#"{"limits": {"maxPendingHandshakes": 1000000, "maxPendingHandshakesPerIp": 1000000}}"#;
+/// With `identity`, built-in identity is on with the `logins` scenario's admin secret.
+fn load_generator_config(identity: bool) -> Result<std::path::PathBuf, String> {
+    let name = if identity { "identity-" } else { "" };
+    let path = std::env::temp_dir().join(format!("noex-bench-{name}{}.json", std::process::id()));
+    let mut config = serde_json::json!(
+        {"limits": {"maxPendingHandshakes": 1000000, "maxPendingHandshakesPerIp": 1000000}});
+    if identity {
+        config["identity"] = serde_json::json!(
+            {"enabled": true, "adminSecret": crate::scenario::logins::ADMIN_SECRET});
+    }
+    let config = config.to_string();
     std::fs::write(&path, config).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
 }
@@ -71,6 +78,12 @@ fn load_generator_config() -> Result<std::path::PathBuf, String> {
 impl Target {
     /// Spawns the server on an ephemeral loopback port and waits for its listening line.
     pub fn spawn(kind: TargetKind, bins: &Binaries) -> Result<Self, String> {
+        Self::spawn_with(kind, bins, false)
+    }
+
+    /// [`spawn`](Self::spawn), with built-in identity on when `identity` (and no
+    /// `--config` among the extra flags).
+    pub fn spawn_with(kind: TargetKind, bins: &Binaries, identity: bool) -> Result<Self, String> {
         let mut cmd = match kind {
             TargetKind::Echo => {
                 let mut c = Command::new(&bins.bench);
@@ -81,7 +94,7 @@ impl Target {
                 let mut c = Command::new(&bins.noex);
                 c.args(["--port", "0", "--host", "127.0.0.1"]);
                 if !bins.noex_args.iter().any(|a| a.starts_with("--config")) {
-                    c.arg("--config").arg(load_generator_config()?);
+                    c.arg("--config").arg(load_generator_config(identity)?);
                 }
                 c.args(&bins.noex_args);
                 c

@@ -36,6 +36,7 @@ fn config(accounts: usize) -> Config {
         accounts,
         transfer_clients: 8,
         transfer_calls: 1500,
+        login_clients: 1,
         duration: Duration::from_secs(10),
         max_samples: 10_000,
     }

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use noex_protocol::ErrorCode;
 use noex_protocol::payloads::RateLimitDetails;
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 use crate::config::LoginLimits;
 use crate::error::ServerError;
@@ -69,17 +70,6 @@ impl FailureWindow {
     }
 }
 
-/// A login attempt counted by [`LoginLimiter::begin`] until it is answered.
-#[derive(Debug, Clone, Copy)]
-#[must_use = "an attempt stays counted as a failure unless it is finished"]
-pub(crate) struct Attempt {
-    ip: IpAddr,
-    /// The window the attempt was counted in (a success takes it back only from that one).
-    start_ms: u64,
-    /// The address had failures in its window when the attempt began.
-    pub(crate) suspect: bool,
-}
-
 /// One connection's failed logins (kept on the connection).
 pub(crate) type ConnectionFailures = FailureWindow;
 
@@ -88,34 +78,97 @@ pub(crate) type ConnectionFailures = FailureWindow;
 pub(crate) struct LoginLimiter {
     limits: LoginLimits,
     ips: Mutex<IpTable>,
+    /// Woken when an attempt ends, for the attempts of an address waiting for one.
+    ended: Notify,
+}
+
+/// One address: its failures in their window, and its attempts being checked now.
+#[derive(Debug, Default, Clone, Copy)]
+struct IpEntry {
+    window: FailureWindow,
+    in_flight: u32,
 }
 
 #[derive(Debug, Default)]
 struct IpTable {
-    windows: HashMap<IpAddr, FailureWindow>,
+    entries: HashMap<IpAddr, IpEntry>,
 }
 
 impl IpTable {
-    /// Counts one failure of the address `key` (already reduced by `client_key`); answers
-    /// the start of the window it was counted in.
-    fn count(&mut self, key: IpAddr, now_ms: u64, window: u64) -> u64 {
-        if !self.windows.contains_key(&key) && self.windows.len() >= MAX_TRACKED_IPS {
-            self.windows
-                .retain(|_, entry| entry.current(now_ms, window) > 0);
-            if self.windows.len() >= MAX_TRACKED_IPS {
+    /// The entry of the address `key` (already reduced by `client_key`), made room for.
+    fn entry(&mut self, key: IpAddr, now_ms: u64, window: u64) -> &mut IpEntry {
+        if !self.entries.contains_key(&key) && self.entries.len() >= MAX_TRACKED_IPS {
+            self.entries
+                .retain(|_, e| e.in_flight > 0 || e.window.current(now_ms, window) > 0);
+            if self.entries.len() >= MAX_TRACKED_IPS {
                 let oldest = self
-                    .windows
+                    .entries
                     .iter()
-                    .min_by_key(|(_, entry)| entry.start_ms)
+                    .min_by_key(|(_, e)| e.window.start_ms)
                     .map(|(ip, _)| *ip);
                 if let Some(oldest) = oldest {
-                    self.windows.remove(&oldest);
+                    self.entries.remove(&oldest);
                 }
             }
         }
-        let entry = self.windows.entry(key).or_default();
-        entry.record(now_ms, window);
-        entry.start_ms
+        self.entries.entry(key).or_default()
+    }
+}
+
+/// A login attempt being checked, begun by [`LoginLimiter::begin`]: until it is
+/// [`finish`](Attempt::finish)ed (or dropped, when its request goes away) it holds one of
+/// its address's remaining failures.
+#[must_use = "an attempt holds one of its address's remaining failures until finished"]
+pub(crate) struct Attempt<'a> {
+    limiter: &'a LoginLimiter,
+    ip: IpAddr,
+    /// The address had failures in its window when the attempt began: its password checks
+    /// wait behind everybody else's.
+    pub(crate) suspect: bool,
+    finished: bool,
+}
+
+impl Attempt<'_> {
+    /// Ends the attempt: a failure counts on the connection and the address; a success
+    /// resets the connection's count (not the address's).
+    pub(crate) fn finish(mut self, connection: &mut ConnectionFailures, now_ms: u64, ok: bool) {
+        let window = self.limiter.limits.window_ms;
+        if ok {
+            LoginLimiter::succeeded(connection);
+        } else {
+            connection.record(now_ms, window);
+        }
+        self.end(now_ms, !ok);
+    }
+
+    fn end(&mut self, now_ms: u64, failed: bool) {
+        self.finished = true;
+        let window = self.limiter.limits.window_ms;
+        {
+            let mut table = self.limiter.ips.lock();
+            let entry = table.entry(self.ip, now_ms, window);
+            entry.in_flight = entry.in_flight.saturating_sub(1);
+            if failed {
+                entry.window.record(now_ms, window);
+            }
+        }
+        self.limiter.ended.notify_waiters();
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // The request went away before its answer: nothing was learnt, nothing counts.
+            let now_ms = self
+                .limiter
+                .ips
+                .lock()
+                .entries
+                .get(&self.ip)
+                .map_or(0, |e| e.window.start_ms);
+            self.end(now_ms, false);
+        }
     }
 }
 
@@ -125,68 +178,50 @@ impl LoginLimiter {
         LoginLimiter {
             limits,
             ips: Mutex::new(IpTable::default()),
+            ended: Notify::new(),
         }
     }
 
-    /// Starts a login attempt whose check may wait (a validator, a password hash): refused
-    /// with `Err(retry_after_ms)` when the connection or its address is over its
-    /// limit (the login must then be refused without trying the credentials), otherwise counted against
-    /// the address *now*, as a failure until [`finish`](Self::finish) says it succeeded.
-    /// Attempts sent at once over many connections of one address therefore see each
-    /// other: counted only once answered, 60 concurrent guesses from one address all got
-    /// an answer against a limit of 30 (red team round 10). `Ok` tells whether the address
-    /// already had failures in its window (a suspect address, whose password checks wait
-    /// behind everybody else's).
-    pub(crate) fn begin(
+    /// Begins a login attempt whose check may take a while (a validator, a password
+    /// hash). `Err(retry_after_ms)` when the connection or its address is over its limit:
+    /// the login must be refused without trying the credentials. An address has at most
+    /// as many attempts being checked at once as it has failures left in its window;
+    /// further ones wait for one to end (and are refused if it failed the last one).
+    /// Counted only once answered, 60 guesses sent at once from one address were all
+    /// checked against a limit of 30 (red team round 10); counted as failures while being
+    /// checked, 50 users behind one address logging in at once were refused.
+    pub(crate) async fn begin(
         &self,
         connection: &ConnectionFailures,
         ip: IpAddr,
         now_ms: u64,
-    ) -> Result<Attempt, u64> {
+    ) -> Result<Attempt<'_>, u64> {
         let window = self.limits.window_ms;
-        let own = connection.check(self.limits.max_failures_per_connection, now_ms, window);
+        let max = self.limits.max_failures_per_ip;
+        connection.check(self.limits.max_failures_per_connection, now_ms, window)?;
         let key = client_key(ip);
-        // Checked and counted under one lock: two attempts cannot both pass the check.
-        let mut table = self.ips.lock();
-        let from_ip = match table.windows.get(&key) {
-            Some(entry) => entry.check(self.limits.max_failures_per_ip, now_ms, window),
-            None => Ok(()),
-        };
-        match (own, from_ip) {
-            (Ok(()), Ok(())) => {}
-            (Err(a), Err(b)) => return Err(a.max(b)),
-            (Err(wait), _) | (_, Err(wait)) => return Err(wait),
-        }
-        let suspect = table
-            .windows
-            .get(&key)
-            .is_some_and(|entry| entry.current(now_ms, window) > 0);
-        let start_ms = table.count(key, now_ms, window);
-        Ok(Attempt {
-            ip: key,
-            start_ms,
-            suspect,
-        })
-    }
-
-    /// Ends an attempt [`begin`](Self::begin) counted: a success takes it back from the
-    /// address and resets the connection; a failure counts on the connection too.
-    pub(crate) fn finish(
-        &self,
-        attempt: Attempt,
-        connection: &mut ConnectionFailures,
-        now_ms: u64,
-        succeeded: bool,
-    ) {
-        if succeeded {
-            Self::succeeded(connection);
-            if let Some(entry) = self.ips.lock().windows.get_mut(&attempt.ip)
-                && entry.start_ms == attempt.start_ms
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
             {
-                entry.failures = entry.failures.saturating_sub(1);
+                let mut table = self.ips.lock();
+                let entry = table.entry(key, now_ms, window);
+                entry.window.check(max, now_ms, window)?;
+                let failures = entry.window.current(now_ms, window);
+                if failures.saturating_add(entry.in_flight) < max {
+                    entry.in_flight += 1;
+                    return Ok(Attempt {
+                        limiter: self,
+                        ip: key,
+                        suspect: failures > 0,
+                        finished: false,
+                    });
+                }
+                // Registered before the lock is released: an attempt ending meanwhile
+                // wakes this one.
+                ended.as_mut().enable();
             }
-        } else {
-            connection.record(now_ms, self.limits.window_ms);
+            ended.await;
         }
     }
 
@@ -198,7 +233,7 @@ impl LoginLimiter {
     /// Addresses currently remembered.
     #[cfg(test)]
     fn tracked_ips(&self) -> usize {
-        self.ips.lock().windows.len()
+        self.ips.lock().entries.len()
     }
 }
 
@@ -216,84 +251,117 @@ mod tests {
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
 
+    /// Polls `f` once (its waker does nothing: the test polls again itself).
+    fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> std::task::Poll<F::Output> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        std::pin::Pin::new(f).poll(&mut cx)
+    }
+
     /// One attempt that fails at `now`.
-    fn fail(l: &LoginLimiter, c: &mut ConnectionFailures, ip: IpAddr, now: u64) {
-        let attempt = l.begin(c, ip, now).expect("not limited");
-        l.finish(attempt, c, now, false);
+    async fn fail(l: &LoginLimiter, c: &mut ConnectionFailures, ip: IpAddr, now: u64) {
+        let attempt = l.begin(c, ip, now).await.expect("not limited");
+        attempt.finish(c, now, false);
     }
 
     /// Whether an attempt at `now` would be refused (without counting one).
-    fn check(l: &LoginLimiter, c: &ConnectionFailures, ip: IpAddr, now: u64) -> Result<(), u64> {
+    async fn check(
+        l: &LoginLimiter,
+        c: &ConnectionFailures,
+        ip: IpAddr,
+        now: u64,
+    ) -> Result<(), u64> {
         let mut probe = *c;
-        let attempt = l.begin(&probe, ip, now)?;
-        l.finish(attempt, &mut probe, now, true);
+        l.begin(&probe, ip, now)
+            .await?
+            .finish(&mut probe, now, true);
         Ok(())
     }
 
-    #[test]
-    fn a_connection_is_limited_until_its_window_ends() {
+    #[tokio::test]
+    async fn a_connection_is_limited_until_its_window_ends() {
         let l = limiter(2, 100, 1_000);
         let mut c = ConnectionFailures::default();
-        fail(&l, &mut c, IP, 100);
-        assert_eq!(check(&l, &c, IP, 200), Ok(()));
-        fail(&l, &mut c, IP, 300);
+        fail(&l, &mut c, IP, 100).await;
+        assert_eq!(check(&l, &c, IP, 200).await, Ok(()));
+        fail(&l, &mut c, IP, 300).await;
         assert_eq!(
-            check(&l, &c, IP, 400),
+            check(&l, &c, IP, 400).await,
             Err(700),
             "the window started at 100"
         );
-        assert_eq!(check(&l, &c, IP, 1_100), Ok(()));
+        assert_eq!(check(&l, &c, IP, 1_100).await, Ok(()));
     }
 
-    #[test]
-    fn the_address_counts_all_its_connections_and_success_resets_only_the_connection() {
+    #[tokio::test]
+    async fn the_address_counts_all_its_connections_and_success_resets_only_the_connection() {
         let l = limiter(2, 3, 1_000);
         let (mut a, mut b) = (ConnectionFailures::default(), ConnectionFailures::default());
-        fail(&l, &mut a, IP, 0);
-        fail(&l, &mut a, IP, 0);
+        fail(&l, &mut a, IP, 0).await;
+        fail(&l, &mut a, IP, 0).await;
         LoginLimiter::succeeded(&mut a);
-        assert_eq!(check(&l, &a, IP, 0), Ok(()));
-        fail(&l, &mut b, IP, 10);
+        assert_eq!(check(&l, &a, IP, 0).await, Ok(()));
+        fail(&l, &mut b, IP, 10).await;
         assert_eq!(
-            check(&l, &b, IP, 10),
+            check(&l, &b, IP, 10).await,
             Err(990),
             "3 failures from the address"
         );
-        assert!(check(&l, &a, IP, 10).is_err());
+        assert!(check(&l, &a, IP, 10).await.is_err());
     }
 
-    #[test]
-    fn attempts_in_flight_count_against_the_address_until_they_succeed() {
+    #[tokio::test]
+    async fn an_address_checks_at_most_its_remaining_failures_at_once() {
         let l = limiter(100, 3, 1_000);
-        let conns = [ConnectionFailures::default(); 4];
-        let first = l.begin(&conns[0], IP, 0).expect("first");
-        assert!(!first.suspect, "no failure yet");
-        let second = l.begin(&conns[1], IP, 0).expect("second");
-        assert!(second.suspect, "an attempt is in flight");
-        let third = l.begin(&conns[2], IP, 0).expect("third");
-        assert_eq!(
-            l.begin(&conns[3], IP, 0).map(drop),
-            Err(1_000),
-            "3 in flight"
-        );
+        let conns = [ConnectionFailures::default(); 5];
+        let first = l.begin(&conns[0], IP, 0).await.expect("first");
+        let second = l.begin(&conns[1], IP, 0).await.expect("second");
+        let third = l.begin(&conns[2], IP, 0).await.expect("third");
+        assert!(!first.suspect && !third.suspect, "no failure yet");
+        let mut fourth = Box::pin(l.begin(&conns[3], IP, 0));
+        assert!(poll_once(&mut fourth).is_pending(), "3 are being checked");
         let mut c = conns[0];
-        l.finish(first, &mut c, 5, true);
-        l.finish(second, &mut c, 5, true);
-        assert!(l.begin(&conns[3], IP, 5).is_ok(), "two succeeded");
-        l.finish(third, &mut c, 5, false);
+        first.finish(&mut c, 5, false);
+        assert!(
+            poll_once(&mut fourth).is_pending(),
+            "1 failure + 2 being checked"
+        );
+        second.finish(&mut c, 5, true);
+        let fourth = match poll_once(&mut fourth) {
+            std::task::Poll::Ready(attempt) => attempt.expect("a failure left"),
+            std::task::Poll::Pending => panic!("a success gave its place back"),
+        };
+        assert!(fourth.suspect, "the address has a failure");
+        let mut fifth = Box::pin(l.begin(&conns[4], IP, 5));
+        assert!(poll_once(&mut fifth).is_pending());
+        third.finish(&mut c, 6, false);
+        fourth.finish(&mut c, 7, false);
+        match poll_once(&mut fifth) {
+            std::task::Poll::Ready(refused) => {
+                assert_eq!(refused.map(drop), Err(1_000), "the window began at 5")
+            }
+            std::task::Poll::Pending => panic!("the waiting attempt is refused at the limit"),
+        }
     }
 
-    #[test]
-    fn the_address_table_is_bounded() {
+    #[tokio::test]
+    async fn an_attempt_whose_request_went_away_counts_nothing() {
+        let l = limiter(100, 1, 1_000);
+        let c = ConnectionFailures::default();
+        drop(l.begin(&c, IP, 0).await.expect("first"));
+        assert_eq!(check(&l, &c, IP, 0).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn the_address_table_is_bounded() {
         let l = limiter(5, 5, 1_000);
         let mut c = ConnectionFailures::default();
         for i in 0..(MAX_TRACKED_IPS as u32 + 100) {
-            fail(&l, &mut c, IpAddr::V4(i.into()), 0);
+            fail(&l, &mut c, IpAddr::V4(i.into()), 0).await;
             c = ConnectionFailures::default();
         }
         assert_eq!(l.tracked_ips(), MAX_TRACKED_IPS);
         // Expired windows are swept when room is needed.
-        fail(&l, &mut c, IP, 5_000);
+        fail(&l, &mut c, IP, 5_000).await;
         assert_eq!(l.tracked_ips(), 1);
     }
 }

@@ -1357,3 +1357,27 @@ async fn no_grant_on_a_system_bucket_and_no_role_for_the_virtual_superadmin() {
     .await;
     assert_eq!(roles["roles"].as_array().map(Vec::len), Some(1), "{roles}");
 }
+
+/// Logins being checked hold the address's remaining failures, not failures themselves: 40
+/// users behind one address (a NAT) logging in at once all get in, with a per-address
+/// limit of 10. (Counting them as failures while checked refused most of 50 such logins.)
+#[tokio::test]
+async fn many_good_logins_sent_at_once_from_one_address_all_succeed() {
+    let mut config = config();
+    config.limits.login.max_failures_per_ip = 10;
+    let (server, _) = start(config).await;
+    let mut admin = superadmin(&server).await;
+    user(&mut admin, "alice", &[]).await;
+    let mut clients = Vec::new();
+    for _ in 0..40 {
+        clients.push(Client::connect_from(&server, [127, 0, 0, 11]).await);
+    }
+    for c in &mut clients {
+        c.send(json!({"id": 1, "type": "identity.login", "username": "alice", "password": "password-1"}))
+            .await;
+    }
+    for c in &mut clients {
+        let answer = c.recv().await;
+        assert_eq!(answer["type"], "result", "{answer}");
+    }
+}

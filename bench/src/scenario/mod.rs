@@ -4,6 +4,7 @@
 pub mod churn;
 pub mod connections;
 pub mod fanout;
+pub mod logins;
 pub mod rtt;
 pub mod transfer;
 
@@ -44,6 +45,8 @@ pub struct Config {
     pub transfer_clients: usize,
     /// transfer: total `procedures.call` requests across all clients.
     pub transfer_calls: u64,
+    /// logins: clients logging in at once, one `identity.login` in flight each.
+    pub login_clients: usize,
     /// Wall-clock limit of each scenario's load phase.
     pub duration: Duration,
     /// Latency samples kept per scenario (reservoir past this).

@@ -58,7 +58,7 @@ pub(crate) async fn handle(ctx: AuthContext<'_>, op: AuthOp) -> Result<AuthAnswe
         AuthOp::Login { token } => {
             let limiter = ctx.login_limiter;
             let ip = ctx.peer_ip;
-            let attempt = match limiter.begin(ctx.login_failures, ip, now) {
+            let attempt = match limiter.begin(ctx.login_failures, ip, now).await {
                 Ok(attempt) => attempt,
                 Err(retry_after_ms) => {
                     ctx.metrics.record_login_limited();
@@ -74,17 +74,17 @@ pub(crate) async fn handle(ctx: AuthContext<'_>, op: AuthOp) -> Result<AuthAnswe
                 .await
                 .filter(|session| !session.user_id.is_empty())
             else {
-                limiter.finish(attempt, ctx.login_failures, now, false);
+                attempt.finish(ctx.login_failures, now, false);
                 return Err(ServerError::new(ErrorCode::Unauthorized, "Invalid token"));
             };
             if session.expires_at.is_some_and(|at| at <= now) {
-                limiter.finish(attempt, ctx.login_failures, now, false);
+                attempt.finish(ctx.login_failures, now, false);
                 return Err(ServerError::new(
                     ErrorCode::Unauthorized,
                     "Token has expired",
                 ));
             }
-            limiter.finish(attempt, ctx.login_failures, now, true);
+            attempt.finish(ctx.login_failures, now, true);
             let result = to_json(LoginResult {
                 user_id: session.user_id.clone(),
                 roles: session.roles.clone(),

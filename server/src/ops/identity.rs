@@ -235,6 +235,7 @@ pub(crate) async fn handle(
             let limiter = ctx.login_limiter;
             let attempt = limiter
                 .begin(ctx.login_failures, ctx.peer_ip, ctx.now)
+                .await
                 .map_err(crate::login_limit::refusal)?;
             let outcome = identity
                 .login(&username, &password, &ip, attempt.suspect)
@@ -242,17 +243,18 @@ pub(crate) async fn handle(
             // Only a wrong password (or unknown user) counts as a failure of the address:
             // a refusal for the username's failures or an internal error does not.
             let failed = matches!(&outcome, Err(err) if err.code == ErrorCode::Unauthorized);
-            limiter.finish(attempt, ctx.login_failures, ctx.now, !failed);
+            attempt.finish(ctx.login_failures, ctx.now, !failed);
             outcome.and_then(logged_in)
         }
         IdentityOp::LoginWithSecret { secret } => {
             let limiter = ctx.login_limiter;
             let attempt = limiter
                 .begin(ctx.login_failures, ctx.peer_ip, ctx.now)
+                .await
                 .map_err(crate::login_limit::refusal)?;
             let outcome = identity.login_with_secret(&secret, &ip);
             let failed = matches!(&outcome, Err(err) if err.code == ErrorCode::Unauthorized);
-            limiter.finish(attempt, ctx.login_failures, ctx.now, !failed);
+            attempt.finish(ctx.login_failures, ctx.now, !failed);
             outcome.and_then(logged_in)
         }
         IdentityOp::Logout => {
