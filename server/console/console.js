@@ -174,6 +174,8 @@ async function login(credentials) {
     $('who').textContent = who?.userId ? `${who.userId} (${(who.roles ?? []).join(', ') || 'no roles'})` : '';
     startConsole(client);
   } catch (e) {
+    // A password login refused here still opened an identity session: end it.
+    if (client && credentials.username !== undefined) await client.request('identity.logout').catch(() => {});
     client?.disconnect();
     showLogin(describe(e));
   } finally {
@@ -216,9 +218,13 @@ function startConsole(client) {
 // ---------------------------------------------------------------------------------------
 // Buckets, connections, rules: refreshed every REFRESH_MS
 
+let refreshing = false;
+
 async function refresh() {
   const client = state.client;
-  if (!client?.isConnected) return;
+  // One refresh at a time: a slow server gets no pile of them.
+  if (!client?.isConnected || refreshing) return;
+  refreshing = true;
   try {
     const [stats, connections] = await Promise.all([client.server.stats(), client.server.connections()]);
     renderBuckets(stats.store);
@@ -228,6 +234,8 @@ async function refresh() {
   } catch (e) {
     probe.error = describe(e);
     setStatus(`refresh failed: ${describe(e)}`, 'bad');
+  } finally {
+    refreshing = false;
   }
 }
 
@@ -480,8 +488,19 @@ function parseMetrics(text) {
   return sums;
 }
 
+let polling = false;
+
 async function pollMetrics() {
-  if (!state.client) return;
+  if (!state.client || polling) return;
+  polling = true;
+  try {
+    await scrapeMetrics();
+  } finally {
+    polling = false;
+  }
+}
+
+async function scrapeMetrics() {
   const note = $('metrics-note');
   if (!state.config.metrics) {
     note.textContent = 'Metrics are off on this server (http.metrics).';
