@@ -77,7 +77,7 @@ const state = {
   live: null,
   events: null,
   records: null,
-  metrics: { last: null, series: new Map(), token: '' },
+  metrics: { last: null, series: new Map(), token: '', refused: false },
 };
 
 async function boot() {
@@ -119,6 +119,7 @@ async function boot() {
   $('metrics-token-form').addEventListener('submit', (e) => {
     e.preventDefault();
     state.metrics.token = $('metrics-token').value;
+    state.metrics.refused = false;
     pollMetrics();
   });
   showLogin('');
@@ -491,7 +492,7 @@ function parseMetrics(text) {
 let polling = false;
 
 async function pollMetrics() {
-  if (!state.client || polling) return;
+  if (!state.client || polling || state.metrics.refused) return;
   polling = true;
   try {
     await scrapeMetrics();
@@ -515,6 +516,8 @@ async function scrapeMetrics() {
     return;
   }
   if (response.status === 401) {
+    // No polling with a token known to be refused until another one is given.
+    state.metrics.refused = true;
     $('metrics-token-form').hidden = false;
     note.textContent = 'This server asks for a bearer token on /metrics (http.metricsToken).';
     return;
