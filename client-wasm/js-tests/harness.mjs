@@ -7,14 +7,14 @@ import path from 'node:path';
 import WebSocket from 'ws';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(root, 'target');
+export const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(root, 'target');
 
 /**
- * Starts `noex-server` with extra flags on `port` (default 0: a free one);
- * resolves to { url, port, stop() }.
+ * Starts `noex-server` (or the binary `bin`) with extra flags on `port` (default 0: a free
+ * one); resolves to { url, port, stop() }.
  */
-export async function startServer(args = [], { config, port = 0 } = {}) {
-  const bin = process.env.NOEX_SERVER_BIN ?? path.join(targetDir, 'debug', 'noex-server');
+export async function startServer(args = [], { config, port = 0, bin: binary } = {}) {
+  const bin = binary ?? process.env.NOEX_SERVER_BIN ?? path.join(targetDir, 'debug', 'noex-server');
   const flags = ['--host', '127.0.0.1', '--port', String(port), '--shutdown-grace-ms', '0', ...args];
   if (config) {
     const { writeFileSync, mkdtempSync } = await import('node:fs');

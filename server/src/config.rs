@@ -117,8 +117,9 @@ impl Default for IdentitySection {
     }
 }
 
-/// `http: {health, metrics, metricsToken, admin}`: the plain-HTTP endpoints served beside
-/// the WebSocket upgrade (see docs/10-production.md, "Health, readiness and metrics").
+/// `http: {health, metrics, metricsToken, admin, console}`: the plain-HTTP endpoints served
+/// beside the WebSocket upgrade (see docs/10-production.md, "Health, readiness and metrics"
+/// and "The browser console").
 ///
 /// ```
 /// let config: noex_server::ServerConfig = serde_json::from_str(
@@ -141,6 +142,11 @@ pub struct HttpConfig {
     /// the main listener then answers them 404. Default `null` (served on the main
     /// listener).
     pub admin: Option<String>,
+    /// Serve the browser console under `/console/` (beside the other endpoints: on the
+    /// admin listener with `admin`). It needs a binary built with the `console` feature and
+    /// an `auth` section or `identity.enabled` (the console requires an admin login).
+    /// Default `false`.
+    pub console: bool,
 }
 
 impl Default for HttpConfig {
@@ -150,6 +156,7 @@ impl Default for HttpConfig {
             metrics: true,
             metrics_token: None,
             admin: None,
+            console: false,
         }
     }
 }
@@ -893,6 +900,31 @@ impl ServerConfig {
                 "must be an IP:PORT address such as 127.0.0.1:9091",
             );
         }
+        if self.http.console {
+            if !crate::console::BUILT_IN {
+                return invalid(
+                    "http.console",
+                    "is on but this binary was built without the console: run \
+                     client-wasm/build-pkg && cargo build -p noex-server --features console",
+                );
+            }
+            if self.auth.is_none() && !self.identity.enabled {
+                return invalid(
+                    "http.console",
+                    "needs an `auth` section or `identity.enabled`: the console requires an \
+                     admin login",
+                );
+            }
+            if self.http.admin.is_none()
+                && (self.path == "/console" || self.path.starts_with("/console/"))
+            {
+                return invalid(
+                    "http.console",
+                    "cannot share its /console path with the WebSocket path (move one, or \
+                     the console to http.admin)",
+                );
+            }
+        }
         if self.procedures.max_condition_depth == 0 {
             return invalid("procedures.maxConditionDepth", "must be at least 1");
         }
@@ -1118,7 +1150,43 @@ mod tests {
             }
         }
         assert!(serde_json::from_str::<ServerConfig>(r#"{"log": {"format": "xml"}}"#).is_err());
-        assert!(serde_json::from_str::<ServerConfig>(r#"{"http": {"console": true}}"#).is_err());
+        // The console: off by default, and on only with a login and a path of its own
+        // (and, in a binary without the `console` feature, not at all).
+        assert!(!HttpConfig::default().console);
+        let tokens = r#""auth": {"tokens": {"t": {"userId": "ada", "roles": ["admin"]}}}"#;
+        for (json, ok) in [
+            (r#"{"http": {"console": true}}"#.to_owned(), false),
+            (format!(r#"{{"http": {{"console": true}}, {tokens}}}"#), true),
+            (
+                r#"{"http": {"console": true}, "identity": {"enabled": true, "adminSecret": "0123456789abcdef"}}"#
+                    .to_owned(),
+                true,
+            ),
+            (
+                format!(r#"{{"http": {{"console": true}}, "path": "/console/ws", {tokens}}}"#),
+                false,
+            ),
+            (
+                format!(
+                    r#"{{"http": {{"console": true, "admin": "127.0.0.1:0"}}, "path": "/console", {tokens}}}"#
+                ),
+                true,
+            ),
+        ] {
+            let c: ServerConfig = serde_json::from_str(&json).unwrap();
+            match c.validate() {
+                Ok(()) => assert!(ok && crate::console::BUILT_IN, "{json}"),
+                Err(ConfigError::Invalid { field, message }) => {
+                    assert_eq!(field, "http.console", "{json}");
+                    if crate::console::BUILT_IN {
+                        assert!(!ok, "{json}: {message}");
+                    } else {
+                        assert!(message.contains("--features console"), "{message}");
+                    }
+                }
+                Err(other) => panic!("{json}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The plain-HTTP endpoints and their route table: `/health` (liveness), `/ready`
 //! (readiness: 503 from the start of a graceful stop), `/metrics` (the Prometheus text
-//! exposition, optionally behind a bearer token), 426 for a plain request on the WebSocket
-//! path and 404 for the rest — on the main listener or, with `http.admin`, on the admin
-//! listener only. A later endpoint (say a `/console`, off by default) is one more arm in
-//! [`route`]. The request head is read and the answer written by `http`.
+//! exposition, optionally behind a bearer token), the browser console under `/console/`
+//! (with `http.console`; its files are `console`'s), 426 for a plain request on the
+//! WebSocket path and 404 for the rest — on the main listener or, with `http.admin`, on the
+//! admin listener only. The request head is read and the answer written by `http`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -21,11 +22,17 @@ use crate::shared::{Lifecycle, Shared};
 use crate::socket::TrackedStream;
 
 /// Which endpoint a request is for, as the listener and the config serve them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Route {
     Health,
     Ready,
     Metrics,
+    /// `/console`: redirected to `/console/`, under which the page's relative URLs work.
+    ConsoleRedirect,
+    /// `/console/config.json`: where the page finds the WebSocket listener.
+    ConsoleConfig,
+    /// An embedded console file.
+    ConsoleAsset(crate::console::Asset),
     /// A plain request on the WebSocket path: 426.
     UpgradeRequired,
     NotFound,
@@ -45,7 +52,14 @@ fn route(path: &str, listener: Listener, shared: &Shared) -> Route {
         "/health" if endpoints_here && http.health => Route::Health,
         "/ready" if endpoints_here && http.health => Route::Ready,
         "/metrics" if endpoints_here && http.metrics => Route::Metrics,
-        _ => Route::NotFound,
+        "/console" if endpoints_here && http.console => Route::ConsoleRedirect,
+        "/console/config.json" if endpoints_here && http.console => Route::ConsoleConfig,
+        _ => match path.strip_prefix("/console/") {
+            Some(file) if endpoints_here && http.console => {
+                crate::console::asset(file).map_or(Route::NotFound, Route::ConsoleAsset)
+            }
+            _ => Route::NotFound,
+        },
     }
 }
 
@@ -92,6 +106,9 @@ fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answe
         Route::Health => HttpEndpoint::Health,
         Route::Ready => HttpEndpoint::Ready,
         Route::Metrics => HttpEndpoint::Metrics,
+        Route::ConsoleRedirect | Route::ConsoleConfig | Route::ConsoleAsset(_) => {
+            HttpEndpoint::Console
+        }
         Route::UpgradeRequired | Route::NotFound => HttpEndpoint::Other,
     });
     let not_found = || Answer::error(404, "Not Found", "not found");
@@ -107,7 +124,12 @@ fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answe
                 )
             };
         }
-        Route::Health | Route::Ready | Route::Metrics => {}
+        Route::Health
+        | Route::Ready
+        | Route::Metrics
+        | Route::ConsoleRedirect
+        | Route::ConsoleConfig
+        | Route::ConsoleAsset(_) => {}
     }
     if head.method == Method::Other {
         return Answer {
@@ -151,11 +173,50 @@ fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answe
                     reason: "OK",
                     content_type: prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
                     headers: "",
-                    body,
+                    body: Cow::Owned(body.into_bytes()),
                 },
                 Err(_) => Answer::error(500, "Internal Server Error", "metrics unavailable"),
             }
         }
+        Route::ConsoleRedirect => Answer {
+            headers: concat!(
+                "Location: /console/\r\n",
+                "X-Content-Type-Options: nosniff\r\n"
+            ),
+            ..Answer::json(
+                301,
+                "Moved Permanently",
+                serde_json::json!({"location": "/console/"}),
+            )
+        },
+        Route::ConsoleConfig => {
+            // Where the page opens its WebSocket: on this listener's host and port, or,
+            // served by the admin listener, on the same host name and the main port.
+            let http = &shared.config.http;
+            Answer {
+                headers: crate::console::HEADERS,
+                ..Answer::json(
+                    200,
+                    "OK",
+                    serde_json::json!({
+                        "name": shared.config.name,
+                        "wsPath": shared.config.path,
+                        "wsPort": shared.local_addr.port(),
+                        "sameListener": listener == Listener::Main,
+                        "metrics": http.metrics,
+                        "metricsToken": http.metrics_token.is_some(),
+                        "identity": shared.config.identity.enabled,
+                    }),
+                )
+            }
+        }
+        Route::ConsoleAsset(asset) => Answer {
+            status: 200,
+            reason: "OK",
+            content_type: asset.content_type,
+            headers: crate::console::HEADERS,
+            body: Cow::Borrowed(asset.body),
+        },
         Route::UpgradeRequired | Route::NotFound => not_found(),
     }
 }

@@ -4,15 +4,17 @@
 //! bytes already read, and anything else is answered by `endpoints` through
 //! [`write_answer`] — one request per connection (`Connection: close`):
 //!
-//! - `GET|HEAD /health` (liveness), `/ready` (readiness: 503 while shutting down) and
-//!   `/metrics` (Prometheus text, optionally behind a bearer token), on the main listener
-//!   or, with `http.admin`, only on the admin listener;
+//! - `GET|HEAD /health` (liveness), `/ready` (readiness: 503 while shutting down),
+//!   `/metrics` (Prometheus text, optionally behind a bearer token) and, with
+//!   `http.console`, the browser console under `/console/`, on the main listener or, with
+//!   `http.admin`, only on the admin listener;
 //! - a non-upgrade request on the WebSocket path: 426; any other path: 404; another
 //!   method on an endpoint: 405; a malformed head: 400; one over [`MAX_HEAD_BYTES`] or
 //!   with too many headers: 431.
 //!
 //! This module knows HTTP only; which path answers what is `endpoints`' route table.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use subtle::ConstantTimeEq;
@@ -152,8 +154,8 @@ pub(crate) struct Answer {
     pub(crate) content_type: &'static str,
     /// Further header lines, each ending in `\r\n`.
     pub(crate) headers: &'static str,
-    /// The body.
-    pub(crate) body: String,
+    /// The body: built for this answer, or an embedded file.
+    pub(crate) body: Cow<'static, [u8]>,
 }
 
 impl Answer {
@@ -164,7 +166,7 @@ impl Answer {
             reason,
             content_type: "application/json",
             headers: "",
-            body: body.to_string(),
+            body: Cow::Owned(body.to_string().into_bytes()),
         }
     }
 
@@ -182,7 +184,7 @@ pub(crate) async fn write_answer(
     answer: &Answer,
     head_only: bool,
 ) {
-    let mut text = format!(
+    let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n{}\r\n",
         answer.status,
         answer.reason,
@@ -190,10 +192,12 @@ pub(crate) async fn write_answer(
         answer.body.len(),
         answer.headers,
     );
+    // One write for head and body: a second small segment could wait for a delayed ACK.
+    let mut bytes = head.into_bytes();
     if !head_only {
-        text.push_str(&answer.body);
+        bytes.extend_from_slice(&answer.body);
     }
-    if stream.write_all(text.as_bytes()).await.is_err() {
+    if stream.write_all(&bytes).await.is_err() {
         return;
     }
     let _ = stream.shutdown().await;

@@ -27,6 +27,7 @@ mod config_error;
 mod connection;
 mod connection_events;
 mod connection_state;
+mod console;
 mod endpoints;
 mod error;
 mod handshake;

@@ -99,6 +99,10 @@ struct Cli {
     /// Do not serve /health and /ready.
     #[arg(long)]
     no_health: bool,
+    /// Serve the browser console under /console/ (beside /health and /metrics; needs a
+    /// binary built with `--features console`, and an `auth` section or identity).
+    #[arg(long)]
+    console: bool,
     /// Log line format: `text` (default) or `json` (one JSON object a line).
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<noex_server::LogFormat>,
@@ -177,6 +181,9 @@ impl Cli {
         if self.no_health {
             c.http.health = false;
         }
+        if self.console {
+            c.http.console = true;
+        }
         if let Some(format) = self.log_format {
             c.log.format = format;
         }
@@ -252,6 +259,10 @@ async fn run(config: ServerConfig, grace: Duration) -> ExitCode {
     );
     if let Some(admin) = server.admin_addr() {
         println!("noex-server admin endpoints on http://{admin}");
+    }
+    if server.config().http.console {
+        let console = server.admin_addr().unwrap_or_else(|| server.local_addr());
+        println!("noex-server console on http://{console}/console/");
     }
     stop.wait().await;
     tracing::info!(grace_ms = grace.as_millis() as u64, "stopping");

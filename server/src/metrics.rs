@@ -320,7 +320,8 @@ pub(crate) struct Metrics {
 }
 
 /// The `endpoint` label of HTTP requests answered by the server itself.
-pub(crate) const HTTP_LABELS: [&str; 5] = ["health", "ready", "metrics", "other", "refused"];
+pub(crate) const HTTP_LABELS: [&str; 6] =
+    ["health", "ready", "metrics", "other", "refused", "console"];
 
 /// Which HTTP endpoint a plain HTTP request was for.
 #[derive(Debug, Clone, Copy)]
@@ -335,6 +336,8 @@ pub(crate) enum HttpEndpoint {
     Other = 3,
     /// A malformed or oversized head (400, 431).
     Refused = 4,
+    /// `/console`, its files and its `config.json` (with `http.console`).
+    Console = 5,
 }
 
 /// Upper bounds of the commit latency buckets, in seconds (50 µs to 5 s).
