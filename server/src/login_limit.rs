@@ -125,6 +125,8 @@ pub(crate) struct Attempt<'a> {
     /// The address had failures in its window when the attempt began: its password checks
     /// wait behind everybody else's.
     pub(crate) suspect: bool,
+    /// When it began (ms, the server's clock).
+    began_ms: u64,
     finished: bool,
 }
 
@@ -160,14 +162,7 @@ impl Drop for Attempt<'_> {
     fn drop(&mut self) {
         if !self.finished {
             // The request went away before its answer: nothing was learnt, nothing counts.
-            let now_ms = self
-                .limiter
-                .ips
-                .lock()
-                .entries
-                .get(&self.ip)
-                .map_or(0, |e| e.window.start_ms);
-            self.end(now_ms, false);
+            self.end(self.began_ms, false);
         }
     }
 }
@@ -214,6 +209,7 @@ impl LoginLimiter {
                         limiter: self,
                         ip: key,
                         suspect: failures > 0,
+                        began_ms: now_ms,
                         finished: false,
                     });
                 }
