@@ -86,10 +86,20 @@ pub(crate) async fn serve(
     shared.metrics.record_opened();
 
     let lifecycle = shared.lifecycle.subscribe();
-    if *lifecycle.borrow() != Lifecycle::Running {
-        close_now(ws, 1001, "server_shutting_down").await;
-        shared.metrics.record_closed(Some(1001));
-        return;
+    let now = *lifecycle.borrow();
+    match now {
+        Lifecycle::Running => {}
+        Lifecycle::Starting => {
+            // 1013 Try Again Later: the server is up but takes no clients yet.
+            close_now(ws, 1013, "server_starting").await;
+            shared.metrics.record_closed(Some(1013));
+            return;
+        }
+        Lifecycle::Draining { .. } | Lifecycle::Closing => {
+            close_now(ws, 1001, "server_shutting_down").await;
+            shared.metrics.record_closed(Some(1001));
+            return;
+        }
     }
     if let Some(limit) = config.connection_limits.max_connections_per_ip {
         if shared.registry.count_from(peer.ip()) >= limit as usize {
@@ -457,7 +467,9 @@ impl Connection {
 
     async fn on_lifecycle(&mut self, state: Lifecycle) -> Flow {
         match state {
-            Lifecycle::Running => Flow::Continue,
+            // No connection is served while starting (they are closed at once), and the
+            // state never returns to Starting.
+            Lifecycle::Running | Lifecycle::Starting => Flow::Continue,
             Lifecycle::Draining { grace_ms } => {
                 if grace_ms > 0 {
                     let notice = ServerMessage::System(SystemEvent::Shutdown {

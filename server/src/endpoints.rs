@@ -149,6 +149,14 @@ fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answe
         ),
         Route::Ready => match *shared.lifecycle.borrow() {
             Lifecycle::Running => Answer::json(200, "OK", serde_json::json!({"status": "ready"})),
+            Lifecycle::Starting => Answer::json(
+                503,
+                "Service Unavailable",
+                serde_json::json!({
+                    "status": "starting",
+                    "reason": "the server is starting: it takes no clients yet",
+                }),
+            ),
             Lifecycle::Draining { .. } | Lifecycle::Closing => Answer::json(
                 503,
                 "Service Unavailable",

@@ -99,6 +99,7 @@ impl Server {
             store: None,
             rule_engine: None,
             audit_hook: None,
+            ready_after: None,
         }
     }
 }
@@ -124,6 +125,7 @@ pub struct ServerBuilder {
     store: Option<Store>,
     rule_engine: Option<RuleEngine>,
     audit_hook: Option<crate::audit::AuditHook>,
+    ready_after: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 impl ServerBuilder {
@@ -208,7 +210,35 @@ impl ServerBuilder {
         self
     }
 
-    /// Binds and serves.
+    /// Keeps the started server in its *starting* state until `gate` completes: `/ready`
+    /// answers 503 `{"status":"starting"}` (so a load balancer sends it no traffic yet),
+    /// `/health` answers 200, and WebSocket clients are closed with 1013
+    /// `server_starting` (try again later). For an embedding application that warms a
+    /// cache, loads its own data or waits for a dependency before it takes clients. A
+    /// [`ServerHandle::stop`] meanwhile stops the server as usual.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), noex_server::StartError> {
+    /// let (warm, warmed) = tokio::sync::oneshot::channel::<()>();
+    /// let server = noex_server::Server::builder(noex_server::ServerConfig::default())
+    ///     .ready_after(async move { let _ = warmed.await; })
+    ///     .start()
+    ///     .await?;
+    /// // ... fill the store ...
+    /// let _ = warm.send(());
+    /// # Ok(()) }
+    /// ```
+    pub fn ready_after(
+        mut self,
+        gate: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        self.ready_after = Some(Box::pin(gate));
+        self
+    }
+
+    /// Binds and serves. The listeners are bound first, before the store is loaded: a
+    /// port in use is reported at once, and connections arriving while a large persisted
+    /// store loads wait in the listen backlog and are answered once it is loaded.
     pub async fn start(self) -> Result<ServerHandle, StartError> {
         let ServerBuilder {
             config,
@@ -218,8 +248,35 @@ impl ServerBuilder {
             store,
             rule_engine,
             audit_hook,
+            ready_after,
         } = self;
         config.validate()?;
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let admin = match &config.http.admin {
+            Some(addr) => {
+                let admin = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                let admin_addr = admin.local_addr().map_err(|source| StartError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?;
+                Some((admin, admin_addr))
+            }
+            None => None,
+        };
         let metrics = crate::metrics::Metrics::new(config.http.metrics);
         let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
         let store = match store {
@@ -387,39 +444,17 @@ impl ServerBuilder {
         procedures
             .apply_config(&config.procedures.procedures)
             .map_err(|(index, message)| StartError::Procedure { index, message })?;
-        let addr = format!("{}:{}", config.host, config.port);
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: addr.clone(),
-                source,
-            })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr, source })?;
-        let admin = match &config.http.admin {
-            Some(addr) => {
-                let admin = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Bind {
-                        addr: addr.clone(),
-                        source,
-                    })?;
-                let admin_addr = admin.local_addr().map_err(|source| StartError::Bind {
-                    addr: addr.clone(),
-                    source,
-                })?;
-                Some((admin, admin_addr))
-            }
-            None => None,
-        };
         if !local_addr.ip().is_loopback() && config.rate_limit.is_none() {
             tracing::warn!(
                 %local_addr,
                 "listening on a non-loopback address with rate limiting off"
             );
         }
-        let (lifecycle, _) = watch::channel(Lifecycle::Running);
+        let (lifecycle, _) = watch::channel(if ready_after.is_some() {
+            Lifecycle::Starting
+        } else {
+            Lifecycle::Running
+        });
         let shared = Arc::new(Shared {
             rate_limiter: config.rate_limit.map(RateLimiter::new),
             login_limiter: LoginLimiter::new(config.limits.login),
@@ -446,6 +481,22 @@ impl ServerBuilder {
             ),
             metrics,
         });
+        if let Some(gate) = ready_after {
+            let shared = Arc::downgrade(&shared);
+            tokio::spawn(async move {
+                gate.await;
+                if let Some(shared) = shared.upgrade() {
+                    // Only from Starting: a stop meanwhile is not undone.
+                    shared.lifecycle.send_if_modified(|state| {
+                        let starting = *state == Lifecycle::Starting;
+                        if starting {
+                            *state = Lifecycle::Running;
+                        }
+                        starting
+                    });
+                }
+            });
+        }
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), Listener::Main));
         let (admin_task, admin_addr) = match admin {
             Some((admin, addr)) => (
@@ -687,7 +738,7 @@ impl ServerHandle {
     pub async fn stop(&self, grace: Duration) {
         let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
         let started = self.shared.lifecycle.send_if_modified(|state| {
-            if *state == Lifecycle::Running {
+            if matches!(*state, Lifecycle::Running | Lifecycle::Starting) {
                 *state = Lifecycle::Draining { grace_ms };
                 true
             } else {

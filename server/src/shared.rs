@@ -33,6 +33,10 @@ pub(crate) struct AuthRuntime {
 /// Where the server is in its life; connection tasks watch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lifecycle {
+    /// Not serving yet: the gate of [`crate::ServerBuilder::ready_after`] is still open.
+    /// `/ready` answers 503 `starting`; WebSocket clients are closed with 1013
+    /// `server_starting`.
+    Starting,
     /// Serving.
     Running,
     /// `stop` was called: connections were told `{event: "shutdown", gracePeriodMs}`,

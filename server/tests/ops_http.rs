@@ -507,3 +507,55 @@ async fn the_binarys_flags_set_the_token_and_turn_metrics_off() {
     let (mut client, _) = Client::connect_url(&off.url).await;
     client.ok("store.buckets", json!({})).await;
 }
+
+/// Start-up: while the gate of `ready_after` is open, `/ready` answers 503 `starting`,
+/// `/health` 200, and a WebSocket client is closed with 1013; once it closes, `/ready` is
+/// 200 and clients are served.
+#[tokio::test]
+async fn ready_is_503_while_starting_and_flips_once_the_server_is_ready() {
+    let (open, opened) = tokio::sync::oneshot::channel::<()>();
+    let server = noex_server::Server::builder(local_config())
+        .ready_after(async move {
+            let _ = opened.await;
+        })
+        .start()
+        .await
+        .expect("server starts");
+    let addr = server.local_addr();
+    let ready = get(addr, "/ready").await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    let body: Value = serde_json::from_str(&ready.body).expect("JSON body");
+    assert_eq!(body["status"], "starting");
+    assert!(body["reason"].is_string());
+    assert_eq!(get(addr, "/health").await.status, 200);
+    let (mut early, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .expect("upgrade");
+    use futures_util::StreamExt;
+    let closed = tokio::time::timeout(WAIT, early.next())
+        .await
+        .expect("closed in time");
+    match closed {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1013);
+            assert_eq!(frame.reason.as_str(), "server_starting");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+
+    open.send(()).expect("the gate waits");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ready = get(addr, "/ready").await;
+        if ready.status == 200 {
+            assert_eq!(ready.body, r#"{"status":"ready"}"#);
+            break;
+        }
+        assert_eq!(ready.status, 503);
+        assert!(Instant::now() < deadline, "/ready never flipped");
+        tokio::task::yield_now().await;
+    }
+    let (mut client, welcome) = Client::connect(&server).await;
+    assert_eq!(welcome["type"], "welcome");
+    client.ok("store.buckets", json!({})).await;
+}
