@@ -84,3 +84,38 @@ test('a page subscribes with the wasm client and shows a push caused by a Node c
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('a page logs in with a password through client.identity', async () => {
+  const secret = 'browser-test-admin-secret-0123';
+  const own = await startServer([], { config: { identity: { enabled: true, adminSecret: secret } } });
+  const admin = await NoexClient.connect(own.url, { WebSocket });
+  const page = await browser.newPage({ viewport: { width: 640, height: 360 } });
+  try {
+    await admin.identity.loginWithSecret(secret);
+    const alice = await admin.identity.createUser({ username: 'alice', password: 'correct horse battery' });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`http://127.0.0.1:${web.address().port}/identity.html?ws=${encodeURIComponent(own.url)}`);
+    await page.waitForFunction(() => window.noex?.ready || window.noex?.error);
+    assert.equal(await page.evaluate(() => window.noex.error), undefined);
+
+    await page.fill('#username', 'alice');
+    await page.fill('#password', 'wrong horse');
+    await page.click('#login button');
+    await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('failed'));
+    assert.equal(await page.textContent('#status'), 'failed: UNAUTHORIZED Invalid credentials');
+
+    await page.fill('#password', 'correct horse battery');
+    await page.click('#login button');
+    await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('logged in'));
+    assert.equal(await page.textContent('#status'), `logged in as alice (${alice.id})`);
+    // The browser's connection is logged in as alice on the server.
+    const connections = await admin.server.connections();
+    assert.ok(connections.some((c) => c.userId === alice.id), JSON.stringify(connections));
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+    admin.disconnect();
+    await own.stop();
+  }
+});

@@ -1,8 +1,23 @@
 // Types of the noex client. Every payload and result type comes from the protocol bindings
 // generated from the Rust wire types (./types, a copy of the repository's bindings/).
 import type {
+  AccessGranted,
+  AccessRevoked,
+  AclEntries,
   AuditEntry,
   AuditResult,
+  IdentityLogin,
+  IdentityRole,
+  IdentityRoleList,
+  IdentityUser,
+  IdentityUserList,
+  MyAccess,
+  OwnerInfo,
+  OwnerTransferred,
+  PasswordChanged,
+  PasswordReset,
+  RoleAssigned,
+  RoleRemoved,
   SessionsRevoked,
   RecordMeta,
   BucketConfig,
@@ -239,6 +254,90 @@ export interface ServerApi {
   revokeSessions(filter: { userId?: string; role?: string; connectionId?: string }): Promise<SessionsRevoked>;
 }
 
+/** A new user of `identity.createUser`: a username and a password, and optional profile fields. */
+export type NewUser = OperationFields<'identity.createUser'>;
+
+/** Profile changes of `identity.updateUser`; a field left out stays as it is. */
+export type UserChanges = Omit<OperationFields<'identity.updateUser'>, 'userId'>;
+
+/** A new role of `identity.createRole`. */
+export type NewRole = OperationFields<'identity.createRole'>;
+
+/** Changes of `identity.updateRole`. */
+export type RoleChanges = Omit<OperationFields<'identity.updateRole'>, 'roleId'>;
+
+/** What `identity.grant` gives: operations on a resource to a user or a role. */
+export type GrantRequest = OperationFields<'identity.grant'>;
+
+/** What `identity.revoke` takes back (every operation when `operations` is left out). */
+export type RevokeRequest = OperationFields<'identity.revoke'>;
+
+/**
+ * `client.identity`: the server's built-in users, roles and password sessions (served when
+ * its config has `identity.enabled`).
+ *
+ * A successful {@link IdentityApi.login}, {@link IdentityApi.loginWithSecret} or
+ * {@link IdentityApi.refreshSession} leaves the client logged in as `auth.login` does: the
+ * session token of the answer is sent with `auth.login` after every reconnect, until
+ * {@link IdentityApi.logout} (or `auth.logout`).
+ */
+export interface IdentityApi {
+  /** Logs in with a username and a password (a wrong one rejects with `UNAUTHORIZED`). */
+  login(username: string, password: string): Promise<IdentityLogin>;
+  /** Logs in as the bootstrap superadmin with the server's `identity.adminSecret`. */
+  loginWithSecret(secret: string): Promise<IdentityLogin>;
+  /** Ends the session; its token stops working. */
+  logout(): Promise<LogoutResult>;
+  /** Describes the session. */
+  whoami(): Promise<WhoAmI>;
+  /** A new token with a fresh expiry; the old one stops working. */
+  refreshSession(): Promise<IdentityLogin>;
+  /** Creates a user (admin). */
+  createUser(user: NewUser): Promise<IdentityUser>;
+  /** One user (admin). */
+  getUser(userId: string): Promise<IdentityUser>;
+  /** Changes a user's profile (the user itself or an admin). */
+  updateUser(userId: string, changes: UserChanges): Promise<IdentityUser>;
+  /** Deletes a user, its role assignments and its sessions (admin). */
+  deleteUser(userId: string): Promise<Deleted>;
+  /** One page of users (admin); page from 1, 1 to 200 users per page (default 50). */
+  listUsers(options?: OperationFields<'identity.listUsers'>): Promise<IdentityUserList>;
+  /** Lets a user log in again (admin). */
+  enableUser(userId: string): Promise<IdentityUser>;
+  /** Stops a user from logging in and ends its sessions at once (admin). */
+  disableUser(userId: string): Promise<IdentityUser>;
+  /** Changes one's own password; ends the user's sessions. */
+  changePassword(userId: string, currentPassword: string, newPassword: string): Promise<PasswordChanged>;
+  /** Sets a user's password (admin); ends the user's sessions. */
+  resetPassword(userId: string, newPassword: string): Promise<PasswordReset>;
+  /** Creates a role (superadmin). */
+  createRole(role: NewRole): Promise<IdentityRole>;
+  /** Changes a role's description or permissions (superadmin). */
+  updateRole(roleId: string, changes: RoleChanges): Promise<IdentityRole>;
+  /** Deletes a role that is not a system role, and its assignments (superadmin). */
+  deleteRole(roleId: string): Promise<Deleted>;
+  /** Every role (admin). */
+  listRoles(): Promise<IdentityRoleList>;
+  /** Gives a user a role, by the role's name (admin). */
+  assignRole(userId: string, roleName: string): Promise<RoleAssigned>;
+  /** Takes a role from a user (admin). */
+  removeRole(userId: string, roleName: string): Promise<RoleRemoved>;
+  /** The roles of a user (admin). */
+  getUserRoles(userId: string): Promise<IdentityRoleList>;
+  /** Grants operations on a resource; merges with an existing grant. */
+  grant(grant: GrantRequest): Promise<AccessGranted>;
+  /** Takes operations (all without `operations`) back from a grant. */
+  revoke(revocation: RevokeRequest): Promise<AccessRevoked>;
+  /** The grants on a resource, its owner first. */
+  getAcl(resourceType: string, resourceName: string): Promise<AclEntries>;
+  /** The caller's grants and owned resources. */
+  myAccess(): Promise<MyAccess>;
+  /** Who owns a resource. */
+  getOwner(resourceType: string, resourceName: string): Promise<OwnerInfo>;
+  /** Gives a resource to another user (its owner or a superadmin). */
+  transferOwner(resourceType: string, resourceName: string, newOwnerId: string): Promise<OwnerTransferred>;
+}
+
 /** Filters of `audit.query`; every given one must match. */
 export interface AuditQuery {
   userId?: string;
@@ -263,6 +362,7 @@ export declare class NoexClient {
   readonly rules: RulesApi;
   readonly procedures: ProceduresApi;
   readonly auth: AuthApi;
+  readonly identity: IdentityApi;
   readonly server: ServerApi;
   readonly audit: AuditApi;
   /** Any operation, typed by the bindings; resolves with the result's `data`. */

@@ -120,6 +120,40 @@ export class NoexClient {
       logout: () => request('auth.logout'),
       whoami: () => request('auth.whoami'),
     });
+    // The built-in identity (docs/12-identity.md). A successful login, loginWithSecret or
+    // refreshSession leaves the client as auth.login does: the core keeps the session token
+    // and logs in with it again after every reconnect, until logout.
+    this.identity = Object.freeze({
+      login: (username, password) => request('identity.login', { username, password }),
+      loginWithSecret: (secret) => request('identity.loginWithSecret', { secret }),
+      logout: () => request('identity.logout'),
+      whoami: () => request('identity.whoami'),
+      refreshSession: () => request('identity.refreshSession'),
+      createUser: (user) => request('identity.createUser', user),
+      getUser: (userId) => request('identity.getUser', { userId }),
+      updateUser: (userId, changes) => request('identity.updateUser', { ...changes, userId }),
+      deleteUser: (userId) => request('identity.deleteUser', { userId }),
+      listUsers: (options = {}) => request('identity.listUsers', options),
+      enableUser: (userId) => request('identity.enableUser', { userId }),
+      disableUser: (userId) => request('identity.disableUser', { userId }),
+      changePassword: (userId, currentPassword, newPassword) =>
+        request('identity.changePassword', { userId, currentPassword, newPassword }),
+      resetPassword: (userId, newPassword) => request('identity.resetPassword', { userId, newPassword }),
+      createRole: (role) => request('identity.createRole', role),
+      updateRole: (roleId, changes) => request('identity.updateRole', { ...changes, roleId }),
+      deleteRole: (roleId) => request('identity.deleteRole', { roleId }),
+      listRoles: () => request('identity.listRoles'),
+      assignRole: (userId, roleName) => request('identity.assignRole', { userId, roleName }),
+      removeRole: (userId, roleName) => request('identity.removeRole', { userId, roleName }),
+      getUserRoles: (userId) => request('identity.getUserRoles', { userId }),
+      grant: (grant) => request('identity.grant', grant),
+      revoke: (revocation) => request('identity.revoke', revocation),
+      getAcl: (resourceType, resourceName) => request('identity.getAcl', { resourceType, resourceName }),
+      myAccess: () => request('identity.myAccess'),
+      getOwner: (resourceType, resourceName) => request('identity.getOwner', { resourceType, resourceName }),
+      transferOwner: (resourceType, resourceName, newOwnerId) =>
+        request('identity.transferOwner', { resourceType, resourceName, newOwnerId }),
+    });
     this.audit = Object.freeze({
       // As the original client: resolves with the entries, newest first.
       query: (filter = {}) => request('audit.query', filter).then((data) => data.entries),

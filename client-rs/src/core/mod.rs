@@ -28,8 +28,8 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 
 use noex_protocol::{
-    AuthOp, ErrorCode, Operation, Pong, PushChannel, Request, RequestId, RulesOp, ServerMessage,
-    StoreOp, SystemEvent, Welcome,
+    AuthOp, ErrorCode, IdentityOp, Operation, Pong, PushChannel, Request, RequestId, RulesOp,
+    ServerMessage, StoreOp, SystemEvent, Welcome,
 };
 use serde_json::Value;
 
@@ -309,7 +309,16 @@ impl ClientCore {
         let handle = self.new_handle();
         let purpose = match &operation {
             Operation::Auth(AuthOp::Login { token }) => Purpose::Login(handle, token.clone()),
-            Operation::Auth(AuthOp::Logout) => Purpose::Logout(handle),
+            Operation::Auth(AuthOp::Logout) | Operation::Identity(IdentityOp::Logout) => {
+                Purpose::Logout(handle)
+            }
+            // A password (or admin secret) session: its token logs in again after a
+            // reconnect, exactly as a token given to `auth.login` does.
+            Operation::Identity(
+                IdentityOp::Login { .. }
+                | IdentityOp::LoginWithSecret { .. }
+                | IdentityOp::RefreshSession,
+            ) => Purpose::IdentityLogin(handle),
             _ => Purpose::User(handle),
         };
         self.send(operation, purpose, now_ms);
@@ -613,6 +622,17 @@ impl ClientCore {
             Purpose::Login(handle, token) => {
                 if result.is_ok() {
                     self.config.auth_token = Some(token);
+                }
+                self.out.push_back(Output::Resolve { handle, result });
+            }
+            Purpose::IdentityLogin(handle) => {
+                if let Some(token) = result
+                    .as_ref()
+                    .ok()
+                    .and_then(|data| data.get("token"))
+                    .and_then(Value::as_str)
+                {
+                    self.config.auth_token = Some(token.to_owned());
                 }
                 self.out.push_back(Output::Resolve { handle, result });
             }

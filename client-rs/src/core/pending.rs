@@ -20,7 +20,11 @@ pub(crate) enum Purpose {
     Resubscribe(SubscriptionKey),
     /// A user `auth.login`: on success the token is kept for re-login after reconnects.
     Login(RequestHandle, String),
-    /// A user `auth.logout`: on success no token is replayed after reconnects.
+    /// A user `identity.login`, `identity.loginWithSecret` or `identity.refreshSession`: on
+    /// success the session token of the answer is kept for re-login after reconnects.
+    IdentityLogin(RequestHandle),
+    /// A user `auth.logout` or `identity.logout`: on success no token is replayed after
+    /// reconnects.
     Logout(RequestHandle),
     /// Automatic re-login after a reconnect.
     Relogin,

@@ -521,6 +521,110 @@ fn a_runtime_login_is_replayed_after_reconnects_until_logout() {
 }
 
 #[test]
+fn an_identity_login_is_replayed_after_reconnects_until_identity_logout() {
+    let mut core = open(config());
+    let answer = |core: &mut ClientCore, frame: &str, at: u64| {
+        let frames = sent(&drain(core));
+        let id = frames[0]["id"].as_u64().unwrap_or_default();
+        core.frame_received(&frame.replace("{ID}", &id.to_string()), at);
+        (frames, drain(core))
+    };
+    let reconnect = |core: &mut ClientCore, at: u64| {
+        core.connection_closed(at);
+        core.handle_timeout(core.next_timeout().unwrap_or(at));
+        core.connection_opened(at + 500);
+        core.frame_received(WELCOME, at + 500);
+        sent(&drain(core))
+    };
+    let session = |token: &str| {
+        format!(
+            r#"{{"id":{{ID}},"type":"result","data":{{"token":"{token}","expiresAt":9,"user":{{"id":"u","username":"alice","roles":[]}}}}}}"#
+        )
+    };
+    // A failed password login stores nothing.
+    core.request(
+        Operation::Identity(IdentityOp::Login {
+            username: "alice".into(),
+            password: "wrong password".into(),
+        }),
+        0,
+    );
+    answer(
+        &mut core,
+        r#"{"id":{ID},"type":"error","code":"UNAUTHORIZED","message":"Invalid credentials"}"#,
+        0,
+    );
+    let frames = reconnect(&mut core, 10);
+    assert!(
+        frames.iter().all(|f| f["type"] != "auth.login"),
+        "{frames:?}"
+    );
+
+    let login = core.request(
+        Operation::Identity(IdentityOp::Login {
+            username: "alice".into(),
+            password: "correct horse".into(),
+        }),
+        600,
+    );
+    let (frames, outputs) = answer(&mut core, &session("sess-1"), 600);
+    assert_eq!(frames[0]["type"], "identity.login");
+    assert!(matches!(
+        outputs.as_slice(),
+        [Output::Resolve { handle, result: Ok(_) }] if *handle == login
+    ));
+    let frames = reconnect(&mut core, 700);
+    assert_eq!(frames[0]["type"], "auth.login");
+    assert_eq!(frames[0]["token"], "sess-1");
+    let id = frames[0]["id"].as_u64().unwrap_or_default();
+    core.frame_received(
+        &format!(
+            r#"{{"id":{id},"type":"result","data":{{"userId":"u","roles":[],"expiresAt":9}}}}"#
+        ),
+        1200,
+    );
+    drain(&mut core);
+
+    // A refreshed session replaces the token.
+    core.request(Operation::Identity(IdentityOp::RefreshSession), 1200);
+    answer(&mut core, &session("sess-2"), 1200);
+    let frames = reconnect(&mut core, 1300);
+    assert_eq!(frames[0]["token"], "sess-2");
+    let id = frames[0]["id"].as_u64().unwrap_or_default();
+    core.frame_received(
+        &format!(
+            r#"{{"id":{id},"type":"result","data":{{"userId":"u","roles":[],"expiresAt":9}}}}"#
+        ),
+        1800,
+    );
+    drain(&mut core);
+
+    // identity.logout forgets it.
+    core.request(Operation::Identity(IdentityOp::Logout), 1800);
+    answer(
+        &mut core,
+        r#"{"id":{ID},"type":"result","data":{"loggedOut":true}}"#,
+        1800,
+    );
+    let frames = reconnect(&mut core, 1900);
+    assert!(
+        frames.iter().all(|f| f["type"] != "auth.login"),
+        "{frames:?}"
+    );
+
+    // The bootstrap secret's session is kept the same way.
+    core.request(
+        Operation::Identity(IdentityOp::LoginWithSecret {
+            secret: "s".repeat(16),
+        }),
+        2400,
+    );
+    answer(&mut core, &session("sess-admin"), 2400);
+    let frames = reconnect(&mut core, 2500);
+    assert_eq!(frames[0]["token"], "sess-admin");
+}
+
+#[test]
 fn user_disconnect_fails_pending_and_never_reconnects() {
     let mut core = open(config());
     let h = core.request(stats(), 0);

@@ -60,9 +60,11 @@ pub struct UserChanges {
 
 /// The `identity.*` namespace.
 ///
-/// A session token from [`Identity::login`] also logs in through `auth.login`: give it to
-/// [`crate::ClientOptions::auth_token`] (or [`crate::Auth::login`]) to be logged in again
-/// after every reconnect.
+/// A successful [`Identity::login`], [`Identity::login_with_secret`] or
+/// [`Identity::refresh_session`] leaves the client as [`crate::Auth::login`] does: the
+/// session token of the answer is sent with `auth.login` after every reconnect, until
+/// [`Identity::logout`] (or [`crate::Auth::logout`]). On a new client, give the token to
+/// [`crate::ClientOptions::auth_token`].
 ///
 /// ```no_run
 /// # async fn demo(client: noex_client::Client) -> Result<(), noex_client::ClientError> {

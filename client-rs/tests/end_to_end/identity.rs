@@ -127,3 +127,74 @@ async fn bootstrap_create_a_user_and_log_in_with_its_password() {
     identity.delete_user(&alice.id).await.unwrap();
     assert_eq!(identity.list_users(None, None).await.unwrap().total, 0);
 }
+
+/// Drops the client's connection at the proxy; the lifecycle events until it is back.
+async fn cut_and_reconnect(
+    proxy: &crate::common::Proxy,
+    events: &mut noex_client::EventStream,
+) -> Vec<noex_client::ClientEvent> {
+    proxy.cut().await;
+    crate::common::events_until(events, |e| {
+        matches!(e, noex_client::ClientEvent::Reconnected(_))
+    })
+    .await
+}
+
+/// A password session survives a lost connection: the client logs in again with the
+/// session's token (as after `auth.login`), so no `Error` event reports a failed re-login;
+/// after `identity.logout` a reconnect stays anonymous.
+#[tokio::test]
+async fn a_password_session_is_logged_in_again_after_a_reconnect_until_logout() {
+    use crate::common::{Proxy, connect_watching, fast_reconnect};
+    use noex_client::ClientEvent;
+
+    let mut config = config();
+    config.identity = IdentitySection {
+        enabled: true,
+        admin_secret: Some(SECRET.into()),
+        ..IdentitySection::default()
+    };
+    let server = start(config).await;
+    let admin = connect(&server).await;
+    admin.identity().login_with_secret(SECRET).await.unwrap();
+    let alice = admin
+        .identity()
+        .create_user(NewUser::new("alice", "correct horse battery"))
+        .await
+        .unwrap();
+    admin
+        .identity()
+        .assign_role(&alice.id, "reader")
+        .await
+        .unwrap();
+
+    let proxy = Proxy::start(&server).await;
+    let (client, mut events) = connect_watching(&proxy.url(), fast_reconnect()).await;
+    client
+        .identity()
+        .login("alice", "correct horse battery")
+        .await
+        .unwrap();
+    let seen = cut_and_reconnect(&proxy, &mut events).await;
+    // The re-login goes out before this request: alice again, and her role still applies.
+    match client.identity().whoami().await.unwrap() {
+        WhoAmI::Authenticated { user_id, .. } => assert_eq!(user_id, alice.id),
+        other => panic!("expected alice's session after the reconnect, got {other:?}"),
+    }
+    client.store().bucket::<Value>("tasks").all().await.unwrap();
+    // It is an identity session again on the new connection: it can be refreshed.
+    client.identity().refresh_session().await.unwrap();
+
+    client.identity().logout().await.unwrap();
+    let seen_after_logout = cut_and_reconnect(&proxy, &mut events).await;
+    assert!(matches!(
+        client.identity().whoami().await.unwrap(),
+        WhoAmI::Anonymous { .. }
+    ));
+    let errors: Vec<_> = seen
+        .iter()
+        .chain(&seen_after_logout)
+        .filter(|e| matches!(e, ClientEvent::Error(_)))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}

@@ -6,6 +6,8 @@ import {
   isNoexError,
   type ErrorCode,
   type Fact,
+  type IdentityLogin,
+  type IdentityUser,
   type NoexError,
   type StoredRecord,
   type TransactionOp,
@@ -102,6 +104,43 @@ export async function demo(url: string, WebSocket: new (url: string) => unknown)
   const off3 = client.on('session_revoked', ({ reason }) => console.log(reason));
   off3();
   const revokedCode: ErrorCode = 'SESSION_REVOKED';
+
+  // The identity API: typed by the generated identity operations and results.
+  const root: IdentityLogin = await client.identity.loginWithSecret('the-admin-secret');
+  const rootRoles: string[] = root.user.roles;
+  const alice: IdentityUser = await client.identity.createUser({ username: 'alice', password: 'correct horse', displayName: 'Alice' });
+  // @ts-expect-error: createUser takes `displayName`, not `display_name`.
+  await client.identity.createUser({ username: 'bob', password: 'correct horse', display_name: 'Bob' });
+  // @ts-expect-error: a user needs a password.
+  await client.identity.createUser({ username: 'bob' });
+  const session = await client.identity.login('alice', 'correct horse');
+  const token: string = session.token;
+  const expiresAt: number = session.expiresAt;
+  // @ts-expect-error: login takes a username and a password.
+  await client.identity.login('alice');
+  const identityMe = await client.identity.whoami();
+  const myId: string | undefined = identityMe.authenticated ? identityMe.userId : undefined;
+  await client.identity.updateUser(alice.id, { email: 'alice@example.com' });
+  // @ts-expect-error: the user id is the first argument, not a field of the changes.
+  await client.identity.updateUser(alice.id, { userId: 'x' });
+  const usersPage = await client.identity.listUsers({ page: 1, pageSize: 20 });
+  const totalUsers: number = usersPage.total;
+  await client.identity.changePassword(alice.id, 'correct horse', 'a better horse');
+  const role = await client.identity.createRole({ name: 'clerk', permissions: [{ allow: ['store.*'], buckets: ['orders'] }] });
+  await client.identity.assignRole(alice.id, role.name);
+  const granted: boolean = (await client.identity.grant({
+    subjectType: 'user', subjectId: alice.id, resourceType: 'bucket', resourceName: 'orders', operations: ['read'],
+  })).granted;
+  // @ts-expect-error: a grant needs its operations.
+  await client.identity.grant({ subjectType: 'user', subjectId: alice.id, resourceType: 'bucket', resourceName: 'orders' });
+  await client.identity.revoke({ subjectType: 'user', subjectId: alice.id, resourceType: 'bucket', resourceName: 'orders' });
+  const aclOwner: boolean | undefined = (await client.identity.getAcl('bucket', 'orders')).entries[0]?.isOwner;
+  const owned = (await client.identity.myAccess()).resources.filter((r) => r.isOwner).map((r) => r.resourceName);
+  const ownerName: string | undefined = (await client.identity.getOwner('bucket', 'orders')).owner?.username;
+  await client.identity.transferOwner('bucket', 'orders', alice.id);
+  const refreshedToken: string = (await client.identity.refreshSession()).token;
+  const loggedOut: boolean = (await client.identity.logout()).loggedOut;
+  console.log(rootRoles, token, expiresAt, myId, totalUsers, granted, aclOwner, owned, ownerName, refreshedToken, loggedOut);
   client.disconnect();
   console.log(source, factVersion, factSource);
   console.log(success, steps, version, name, found, total, firstName, badTx, index, code, badCode, me, topic, who, revoked, revokedCode);

@@ -38,20 +38,18 @@ export async function sendMessage(client, { roomId, user, text }) {
   return message;
 }
 
-/** The demo token of a user (the static token table in noex.json: demo-alice ... demo-dave). */
-export function demoToken(user) {
-  return `demo-${user}`;
-}
-
 /**
  * Who is online: the server emits connection.login / logout / closed events (noex.json
- * `rules.connectionEvents`), and the presence rules keep one fact `online:<user>:<connection>`
+ * `rules.connectionEvents`), and the presence rules keep one fact `online:<userId>:<connection>`
  * per logged-in connection. A browser that crashes loses its socket, so its fact goes too.
- * Resolves to the sorted, distinct user names.
+ * The facts hold the identity's user ids; the `members` bucket (written by chat-setup, read-only
+ * for members) names them. Resolves to the sorted, distinct user names.
  */
 export async function onlineUsers(client) {
   const facts = await client.rules.queryFacts('online:*:*');
-  return [...new Set(facts.map((fact) => fact.key.split(':')[1]))].sort();
+  const ids = new Set(facts.map((fact) => fact.key.split(':')[1]));
+  const names = new Map((await client.store.bucket('members').all()).map((m) => [m.id, m.name]));
+  return [...ids].map((id) => names.get(id) ?? id).sort();
 }
 
 /** The room's message counter kept by the rules (a fact), or null before the first message. */
