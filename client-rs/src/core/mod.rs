@@ -319,6 +319,9 @@ impl ClientCore {
                 | IdentityOp::LoginWithSecret { .. }
                 | IdentityOp::RefreshSession,
             ) => Purpose::IdentityLogin(handle),
+            Operation::Identity(IdentityOp::ChangePassword { .. }) => {
+                Purpose::PasswordChanged(handle)
+            }
             _ => Purpose::User(handle),
         };
         self.send(operation, purpose, now_ms);
@@ -640,6 +643,12 @@ impl ClientCore {
                 // Without a connection there is no session left to log out of: the
                 // token is forgotten too, so no reconnect logs the user back in.
                 if matches!(result, Ok(_) | Err(ClientError::Disconnected)) {
+                    self.config.auth_token = None;
+                }
+                self.out.push_back(Output::Resolve { handle, result });
+            }
+            Purpose::PasswordChanged(handle) => {
+                if result.is_ok() {
                     self.config.auth_token = None;
                 }
                 self.out.push_back(Output::Resolve { handle, result });

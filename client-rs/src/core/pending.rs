@@ -26,6 +26,10 @@ pub(crate) enum Purpose {
     /// A user `auth.logout` or `identity.logout`: on success no token is replayed after
     /// reconnects.
     Logout(RequestHandle),
+    /// A user `identity.changePassword`: on success the server has ended every session of
+    /// the user, this one's token included, so it is not replayed after reconnects (it
+    /// would only be refused).
+    PasswordChanged(RequestHandle),
     /// Automatic re-login after a reconnect.
     Relogin,
     /// Fire-and-forget (unsubscribe): answers are ignored.

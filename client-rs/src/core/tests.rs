@@ -998,3 +998,66 @@ fn a_revoked_session_is_not_reconnected() {
     assert_eq!(drain(&mut core), vec![], "no reconnect attempt, ever");
     assert_eq!(core.next_timeout(), None);
 }
+
+#[test]
+fn a_changed_password_ends_the_replayed_session_token() {
+    let mut core = open(config());
+    let answer = |core: &mut ClientCore, frame: &str, at: u64| {
+        let frames = sent(&drain(core));
+        let id = frames[0]["id"].as_u64().unwrap_or_default();
+        core.frame_received(&frame.replace("{ID}", &id.to_string()), at);
+        drain(core)
+    };
+    core.request(
+        Operation::Identity(IdentityOp::Login {
+            username: "alice".into(),
+            password: "correct horse".into(),
+        }),
+        0,
+    );
+    answer(
+        &mut core,
+        r#"{"id":{ID},"type":"result","data":{"token":"sess-1","expiresAt":9,"user":{"id":"u","username":"alice","roles":[]}}}"#,
+        0,
+    );
+    let change = |core: &mut ClientCore, at: u64, reply: &str| {
+        core.request(
+            Operation::Identity(IdentityOp::ChangePassword {
+                user_id: "u".into(),
+                current_password: "correct horse".into(),
+                new_password: "battery staple".into(),
+            }),
+            at,
+        );
+        answer(core, reply, at);
+        core.connection_closed(at);
+        core.handle_timeout(core.next_timeout().unwrap_or(at));
+        core.connection_opened(at + 500);
+        core.frame_received(WELCOME, at + 500);
+        sent(&drain(core))
+    };
+    // A refused change keeps the session.
+    let frames = change(
+        &mut core,
+        100,
+        r#"{"id":{ID},"type":"error","code":"UNAUTHORIZED","message":"Current password is incorrect"}"#,
+    );
+    assert_eq!(frames[0]["token"], "sess-1", "{frames:?}");
+    let id = frames[0]["id"].as_u64().unwrap_or_default();
+    core.frame_received(
+        &format!(
+            r#"{{"id":{id},"type":"result","data":{{"userId":"u","roles":[],"expiresAt":9}}}}"#
+        ),
+        700,
+    );
+    drain(&mut core);
+    let frames = change(
+        &mut core,
+        1_000,
+        r#"{"id":{ID},"type":"result","data":{"changed":true}}"#,
+    );
+    assert!(
+        frames.iter().all(|f| f["type"] != "auth.login"),
+        "{frames:?}"
+    );
+}
