@@ -209,7 +209,7 @@ async fn neither_procedures_nor_rules_reach_the_audit_bucket() {
 /// deadline stops it.
 async fn slow_procedure_server(
     mut config: noex_server::ServerConfig,
-) -> (noex_server::ServerHandle, Client) {
+) -> noex_server::ServerHandle {
     // Room for a definition with a 999-clause filter.
     config.limits.max_procedure_bytes = 1024 * 1024;
     let server = start(config).await;
@@ -238,7 +238,7 @@ async fn slow_procedure_server(
             {"action": "return", "value": "{{ n }}"}]}}),
     )
     .await;
-    (server, c)
+    server
 }
 
 const SLOW_TIMEOUT_MS: u64 = 300;
@@ -265,7 +265,7 @@ async fn a_clients_calls_run_a_bounded_number_at_once_and_others_do_not_wait() {
     config.procedures.max_concurrent_calls_per_client = 1;
     // Slots for everyone: this test is about one client's calls.
     config.procedures.max_concurrent_calls = Some(8);
-    let (server, _c) = slow_procedure_server(config).await;
+    let server = slow_procedure_server(config).await;
     let mut attacker = Vec::new();
     for _ in 0..3 {
         attacker.push(Client::connect_from(&server, [127, 0, 0, 1]).await);
@@ -309,7 +309,7 @@ async fn a_clients_calls_run_a_bounded_number_at_once_and_others_do_not_wait() {
 async fn all_clients_together_run_a_bounded_number_of_calls_at_once() {
     let mut config = config();
     config.procedures.max_concurrent_calls = Some(1);
-    let (server, _c) = slow_procedure_server(config).await;
+    let server = slow_procedure_server(config).await;
     let mut clients = Vec::new();
     for last in 1..=3 {
         clients.push(Client::connect_from(&server, [127, 0, 0, last]).await);
