@@ -11,4 +11,8 @@ id: string,
 /**
  * The user's name.
  */
-username: string, };
+username: string, 
+/**
+ * The user's role names (where the original's client reads them).
+ */
+roles: Array<string>, };

@@ -3,7 +3,8 @@ import type { AccessUser } from "./AccessUser.js";
 import type { ResourceAccess } from "./ResourceAccess.js";
 
 /**
- * `identity.myAccess` → `{user: {id, username}, roles, resources}`.
+ * `identity.myAccess` → `{user: {id, username, roles}, roles, resources}` (`roles` also at
+ * the top level, where earlier versions of this server put them).
  */
 export type MyAccess = { 
 /**

@@ -11,4 +11,12 @@ userId: string,
 /**
  * The owner's name.
  */
-username: string, };
+username: string, 
+/**
+ * The kind of the resource asked about.
+ */
+resourceType: string, 
+/**
+ * Its name.
+ */
+resourceName: string, };

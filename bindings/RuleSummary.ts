@@ -29,6 +29,6 @@ version: number,
  */
 tags: Array<string>, 
 /**
- * Group, if any.
+ * Group, if any (absent rather than `null` without one, as the original sends it).
  */
-group: string | null, };
+group?: string, };

@@ -2,7 +2,7 @@
 import type { RuleValidationIssue } from "./RuleValidationIssue.js";
 
 /**
- * `rules.validateRule` → `{valid, errors}`.
+ * `rules.validateRule` → `{valid, errors, warnings}`.
  */
 export type RuleValidation = { 
 /**
@@ -10,6 +10,10 @@ export type RuleValidation = {
  */
 valid: boolean, 
 /**
- * Every problem found.
+ * Every problem that stops the rule from being registered (`severity: "error"`).
  */
-errors: Array<RuleValidationIssue>, };
+errors: Array<RuleValidationIssue>, 
+/**
+ * Problems that do not (`severity: "warning"`).
+ */
+warnings: Array<RuleValidationIssue>, };

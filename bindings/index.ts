@@ -43,6 +43,7 @@ export * from "./IdentityRoleList.js";
 export * from "./IdentityUser.js";
 export * from "./IdentityUserList.js";
 export * from "./IndexStats.js";
+export * from "./IssueSeverity.js";
 export * from "./LoginResult.js";
 export * from "./LogoutResult.js";
 export * from "./MyAccess.js";

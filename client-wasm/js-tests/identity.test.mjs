@@ -71,7 +71,7 @@ test('bootstrap, password login, whoami, a grant gives store access and revoke t
   const note = await notes.insert({ text: 'granted' });
   assert.deepEqual((await notes.all()).map((n) => n.text), ['granted']);
   const access = await alice.identity.myAccess();
-  assert.deepEqual(access.user, { id: created.id, username: 'alice' });
+  assert.deepEqual(access.user, { id: created.id, username: 'alice', roles: [] });
   assert.deepEqual(access.resources, [{ resourceType: 'bucket', resourceName: 'notes', operations: ['read', 'write'], isOwner: false }]);
   const acl = await admin.identity.getAcl('bucket', 'notes');
   assert.deepEqual(acl.entries, [{ subjectType: 'user', subjectId: created.id, subjectName: 'alice', operations: ['read', 'write'], isOwner: false }]);
@@ -138,9 +138,9 @@ test('users, roles and ownership: every other identity method', async () => {
 
   // Ownership: the creator of a bucket owns it; a superadmin hands it over.
   await admin.store.defineBucket('docs', { key: 'id', schema: { id: { type: 'string', generated: 'uuid' } } });
-  assert.deepEqual(await admin.identity.getOwner('bucket', 'docs'), { owner: { userId: '__superadmin__', username: '__superadmin__' } });
+  assert.deepEqual(await admin.identity.getOwner('bucket', 'docs'), { owner: { userId: '__superadmin__', username: '__superadmin__', resourceType: 'bucket', resourceName: 'docs' } });
   assert.deepEqual(await admin.identity.transferOwner('bucket', 'docs', bob.id), { transferred: true });
-  assert.deepEqual(await admin.identity.getOwner('bucket', 'docs'), { owner: { userId: bob.id, username: 'bob' } });
+  assert.deepEqual(await admin.identity.getOwner('bucket', 'docs'), { owner: { userId: bob.id, username: 'bob', resourceType: 'bucket', resourceName: 'docs' } });
   const owner = await NoexClient.connect(server.url, { WebSocket });
   await owner.identity.login('bob', 'bob password 1');
   assert.deepEqual((await owner.identity.myAccess()).resources,

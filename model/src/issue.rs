@@ -17,6 +17,18 @@ pub struct ValidationIssue {
     pub code: String,
 }
 
+/// How serious a [`RuleValidationIssue`] is (the original's `severity`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub enum IssueSeverity {
+    /// The rule cannot be registered.
+    #[default]
+    Error,
+    /// Worth knowing; the rule can be registered.
+    Warning,
+}
+
 /// One problem found in a rule definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -25,14 +37,18 @@ pub struct RuleValidationIssue {
     pub path: String,
     /// What is wrong.
     pub message: String,
+    /// `error` for everything listed in `errors`, `warning` in `warnings`.
+    #[serde(default)]
+    pub severity: IssueSeverity,
 }
 
 impl RuleValidationIssue {
-    /// An issue at `path` (`""` for the rule itself).
+    /// An error at `path` (`""` for the rule itself).
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             message: message.into(),
+            severity: IssueSeverity::Error,
         }
     }
 }

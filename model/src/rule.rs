@@ -21,7 +21,9 @@ pub struct RuleSummary {
     pub version: u64,
     /// Tags.
     pub tags: Vec<String>,
-    /// Group, if any.
+    /// Group, if any (absent rather than `null` without one, as the original sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub group: Option<String>,
 }
 

@@ -407,14 +407,17 @@ impl RuleEngine {
             Ok(_) => ValidationReport {
                 valid: true,
                 errors: Vec::new(),
+                warnings: Vec::new(),
             },
             Err(RulesError::Validation(errors)) => ValidationReport {
                 valid: false,
                 errors,
+                warnings: Vec::new(),
             },
             Err(other) => ValidationReport {
                 valid: false,
                 errors: vec![RuleValidationIssue::new("", other.to_string())],
+                warnings: Vec::new(),
             },
         }
     }

@@ -220,7 +220,7 @@ fn register_rejects_invalid_rules_with_paths() {
     assert_eq!(report["valid"], false);
     assert_eq!(
         report["errors"][0],
-        json!({"path": "name", "message": "Required field \"name\" is missing"})
+        json!({"path": "name", "message": "Required field \"name\" is missing", "severity": "error"})
     );
     assert!(
         engine

@@ -207,9 +207,7 @@ async fn neither_procedures_nor_rules_reach_the_audit_bucket() {
 /// A server with procedure `slow`: a count over 2 000 records with a 999-clause filter, far
 /// longer than the call's `timeoutMs` of [`SLOW_TIMEOUT_MS`], so every call runs until its
 /// deadline stops it.
-async fn slow_procedure_server(
-    mut config: noex_server::ServerConfig,
-) -> noex_server::ServerHandle {
+async fn slow_procedure_server(mut config: noex_server::ServerConfig) -> noex_server::ServerHandle {
     // Room for a definition with a 999-clause filter.
     config.limits.max_procedure_bytes = 1024 * 1024;
     let server = start(config).await;

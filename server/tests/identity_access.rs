@@ -379,7 +379,11 @@ async fn role_grants_and_role_rules_apply_to_the_roles_holders() {
         "FORBIDDEN"
     );
     let access = ok(&mut ed, "identity.myAccess", json!({})).await;
-    assert_eq!(access["user"], json!({"id": ed_id, "username": "eddie"}));
+    // The roles in `user`, where the original's client reads them, and at the top level.
+    assert_eq!(
+        access["user"],
+        json!({"id": ed_id, "username": "eddie", "roles": ["editor", "order-reader"]})
+    );
     assert_eq!(access["roles"], json!(["editor", "order-reader"]));
     assert_eq!(
         access["resources"],
@@ -462,7 +466,8 @@ async fn procedures_are_called_with_a_grant() {
     .await;
     assert_eq!(
         owner,
-        json!({"owner": {"userId": "__superadmin__", "username": "__superadmin__"}})
+        json!({"owner": {"userId": "__superadmin__", "username": "__superadmin__",
+            "resourceType": "procedure", "resourceName": "ping"}})
     );
 }
 
@@ -480,7 +485,8 @@ async fn the_creator_owns_a_bucket_and_may_hand_it_over() {
             json!({"resourceType": "bucket", "resourceName": "alice-data"})
         )
         .await,
-        json!({"owner": {"userId": alice_id, "username": "alice"}})
+        json!({"owner": {"userId": alice_id, "username": "alice",
+            "resourceType": "bucket", "resourceName": "alice-data"}})
     );
     let mine = ok(&mut alice, "identity.myAccess", json!({})).await;
     assert_eq!(

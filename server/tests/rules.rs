@@ -163,10 +163,13 @@ async fn rule_management() {
     let report = c.ok("rules.validateRule", json!({"rule": broken})).await;
     assert_eq!(report["valid"], false);
     assert!(report["errors"].as_array().is_some_and(|e| e.len() >= 2));
+    // The original's shape: each issue has a severity, and `warnings` is always there.
+    assert_eq!(report["errors"][0]["severity"], "error", "{report}");
+    assert_eq!(report["warnings"], json!([]));
     assert_eq!(
         c.ok("rules.validateRule", json!({"rule": confirm_rule()}))
             .await,
-        json!({"valid": true, "errors": []})
+        json!({"valid": true, "errors": [], "warnings": []})
     );
 
     let rule = c.ok("rules.getRule", json!({"ruleId": "confirm"})).await;

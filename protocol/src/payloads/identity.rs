@@ -204,9 +204,12 @@ pub struct AccessUser {
     pub id: String,
     /// The user's name.
     pub username: String,
+    /// The user's role names (where the original's client reads them).
+    pub roles: Vec<String>,
 }
 
-/// `identity.myAccess` → `{user: {id, username}, roles, resources}`.
+/// `identity.myAccess` → `{user: {id, username, roles}, roles, resources}` (`roles` also at
+/// the top level, where earlier versions of this server put them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct MyAccess {
     /// The caller.
@@ -225,6 +228,10 @@ pub struct ResourceOwner {
     pub user_id: String,
     /// The owner's name.
     pub username: String,
+    /// The kind of the resource asked about.
+    pub resource_type: String,
+    /// Its name.
+    pub resource_name: String,
 }
 
 /// `identity.getOwner` → `{owner}` (`null` when nobody owns it).

@@ -142,11 +142,14 @@ pub struct RuleList {
 /// One problem found in a rule definition (defined in `noex-model`, shared with the rule engine).
 pub use noex_model::issue::RuleValidationIssue;
 
-/// `rules.validateRule` → `{valid, errors}`.
+/// `rules.validateRule` → `{valid, errors, warnings}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct RuleValidation {
     /// Whether the rule can be registered.
     pub valid: bool,
-    /// Every problem found.
+    /// Every problem that stops the rule from being registered (`severity: "error"`).
     pub errors: Vec<RuleValidationIssue>,
+    /// Problems that do not (`severity: "warning"`).
+    #[serde(default)]
+    pub warnings: Vec<RuleValidationIssue>,
 }

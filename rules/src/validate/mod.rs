@@ -12,13 +12,17 @@ mod actions;
 #[cfg(test)]
 mod tests;
 
-/// Result of [`validate_rule`]: `{valid, errors}` (the `rules.validateRule` result).
+/// Result of [`validate_rule`]: `{valid, errors, warnings}` (the `rules.validateRule`
+/// result, the original's shape).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ValidationReport {
     /// True when `errors` is empty.
     pub valid: bool,
-    /// Every problem found.
+    /// Every problem that stops the rule from being registered.
     pub errors: Vec<RuleValidationIssue>,
+    /// Problems that do not (none are reported yet; always present, as in the original).
+    #[serde(default)]
+    pub warnings: Vec<RuleValidationIssue>,
 }
 
 const TRIGGER_TYPES: &str = "event, fact, timer, temporal";
@@ -125,6 +129,7 @@ pub fn validate_rule(rule: &Value) -> ValidationReport {
     ValidationReport {
         valid: v.errors.is_empty(),
         errors: v.errors,
+        warnings: Vec::new(),
     }
 }
 

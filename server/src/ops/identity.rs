@@ -527,12 +527,14 @@ pub(crate) async fn handle(
                     },
                 )
                 .collect();
+            let roles = identity.role_names(&session.user_id)?;
             answer(MyAccess {
                 user: AccessUser {
                     id: session.user_id.clone(),
                     username: identity.username(&session.user_id)?.unwrap_or_default(),
+                    roles: roles.clone(),
                 },
-                roles: identity.role_names(&session.user_id)?,
+                roles,
                 resources,
             })
         }
@@ -547,6 +549,8 @@ pub(crate) async fn handle(
                 Some(user_id) => Some(ResourceOwner {
                     user_id: user_id.to_owned(),
                     username: identity.username(user_id)?.unwrap_or_default(),
+                    resource_type: resource_type.clone(),
+                    resource_name: resource_name.clone(),
                 }),
                 None => None,
             };
