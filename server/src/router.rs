@@ -213,6 +213,17 @@ async fn dispatch(
         Operation::Identity(op) => match &shared.identity {
             None => Err(ServerError::internal("identity.* routed without identity")),
             Some(identity) => {
+                let resolver_shared = Arc::clone(&shared);
+                let may_read_bucket = |bucket: &str| match &authority {
+                    Some(authority) => {
+                        let read = Operation::Store(noex_protocol::StoreOp::All {
+                            bucket: bucket.to_owned(),
+                        });
+                        access::check(authority, &read, resolver_shared.resolver()).is_ok()
+                    }
+                    // No session, or a server without permissions: nothing is refused.
+                    None => true,
+                };
                 let ctx = IdentityContext {
                     identity,
                     session: session.as_ref(),
@@ -225,6 +236,7 @@ async fn dispatch(
                     now,
                     store: &shared.store,
                     procedures: &shared.procedures,
+                    may_read_bucket: &may_read_bucket,
                 };
                 let answer = ops::identity::handle(ctx, op).await?;
                 if let Some(change) = answer.change {

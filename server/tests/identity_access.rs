@@ -772,3 +772,98 @@ async fn owning_a_query_over_a_bucket_gives_no_right_to_read_the_bucket() {
         "eve read the secret bucket: {frame}"
     );
 }
+
+/// Red team round 11: the owner of a query over a bucket it cannot read granted the query to
+/// itself (`identity.grant` with `resourceType: "query"`) and then subscribing streamed the
+/// bucket's records; it could also hand them to a user without any role. A query grant
+/// needs read access to the query's bucket (or an administrator).
+#[tokio::test]
+async fn only_someone_who_may_read_its_bucket_grants_a_query() {
+    let server = start().await;
+    let mut root = superadmin(&server).await;
+    for bucket in ["payroll", "public"] {
+        ok(
+            &mut root,
+            "store.defineBucket",
+            json!({"name": bucket, "config": {"key": "id", "schema": {"id": {"type": "string"}, "pay": {"type": "number"}}}}),
+        )
+        .await;
+        ok(
+            &mut root,
+            "store.insert",
+            json!({"bucket": bucket, "data": {"id": "ceo", "pay": 1000000}}),
+        )
+        .await;
+    }
+    ok(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "dq", "permissions": [{"allow": ["store.defineQuery"], "buckets": ["*"]}]}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "public-reader", "permissions": [
+            {"allow": ["store.defineQuery"], "buckets": ["*"]},
+            {"allow": ["store.all", "store.get", "store.where"], "buckets": ["public"]}]}),
+    )
+    .await;
+    let (mut eve, eve_id) = user(&server, &mut root, "eve", &["dq"]).await;
+    let (mut mal, mal_id) = user(&server, &mut root, "mal", &[]).await;
+    ok(
+        &mut eve,
+        "store.defineQuery",
+        json!({"name": "pq", "config": {"bucket": "payroll", "filter": {}}}),
+    )
+    .await;
+    assert_eq!(
+        code(&mut eve, "store.subscribe", json!({"query": "pq"})).await,
+        "FORBIDDEN"
+    );
+    for subject in [&eve_id, &mal_id] {
+        let frame = eve
+            .call(
+                "identity.grant",
+                json!({"subjectType": "user", "subjectId": subject, "resourceType": "query",
+                    "resourceName": "pq", "operations": ["read"]}),
+            )
+            .await;
+        assert_eq!(frame["code"], "FORBIDDEN", "{frame}");
+        assert_eq!(
+            frame["message"],
+            "Granting query \"pq\" needs read access to its bucket \"payroll\""
+        );
+    }
+    for c in [&mut eve, &mut mal] {
+        let frame = c.call("store.subscribe", json!({"query": "pq"})).await;
+        assert_eq!(frame["type"], "error", "payroll was read: {frame}");
+        assert!(!frame.to_string().contains("1000000"), "{frame}");
+    }
+    // The owner of a query over a bucket it may read grants it; the grantee reads through it.
+    let (mut pat, _) = user(&server, &mut root, "pat", &["public-reader"]).await;
+    ok(
+        &mut pat,
+        "store.defineQuery",
+        json!({"name": "pubq", "config": {"bucket": "public", "filter": {}}}),
+    )
+    .await;
+    ok(
+        &mut pat,
+        "identity.grant",
+        json!({"subjectType": "user", "subjectId": mal_id, "resourceType": "query",
+            "resourceName": "pubq", "operations": ["read"]}),
+    )
+    .await;
+    // Grants are live: mal's open connection reads through it at once.
+    let frame = mal.call("store.subscribe", json!({"query": "pubq"})).await;
+    assert_eq!(frame["type"], "result", "{frame}");
+    // An administrator may grant the payroll query.
+    ok(
+        &mut root,
+        "identity.grant",
+        json!({"subjectType": "user", "subjectId": mal_id, "resourceType": "query",
+            "resourceName": "pq", "operations": ["read"]}),
+    )
+    .await;
+}

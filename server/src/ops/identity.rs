@@ -46,6 +46,8 @@ pub(crate) struct IdentityContext<'a> {
     pub(crate) store: &'a noex_store::Store,
     /// The procedures (whether a granted procedure exists).
     pub(crate) procedures: &'a crate::procedures::Procedures,
+    /// Whether the caller may read a bucket (`store.all` on it), decided as a request is.
+    pub(crate) may_read_bucket: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
 /// A session change asked of the connection.
@@ -195,6 +197,35 @@ fn require_resource_admin(
         ErrorCode::Forbidden,
         format!("No permission to manage access to {resource_type} \"{name}\""),
     ))
+}
+
+/// A grant of a query gives its bucket's records (what the query selects) to the grantee, so
+/// only someone who may read that bucket hands one out: an administrator, or an owner of
+/// the query who can read the bucket itself. Owning a query defined over a bucket one cannot
+/// read, and then granting it to oneself, streamed the bucket's records (red team round 11).
+/// A programmatic query may read anything: only administrators grant it.
+fn check_query_grant(
+    ctx: &IdentityContext<'_>,
+    resource_type: &str,
+    name: &str,
+) -> Result<(), ServerError> {
+    let session = require_auth(ctx)?;
+    if resource_type != "query" || Identity::is_admin(&session.roles) {
+        return Ok(());
+    }
+    let refused = |what: String| {
+        Err(ServerError::new(
+            ErrorCode::Forbidden,
+            format!("Granting query \"{name}\" needs {what}"),
+        ))
+    };
+    match ctx.store.query_bucket(name) {
+        Some(Some(bucket)) if !(ctx.may_read_bucket)(&bucket) => {
+            refused(format!("read access to its bucket \"{bucket}\""))
+        }
+        Some(None) => refused("an administrator (it is a programmatic query)".to_owned()),
+        _ => Ok(()),
+    }
 }
 
 /// Validates a grant's or a revocation's subject.
@@ -447,6 +478,7 @@ pub(crate) async fn handle(
             require_resource_admin(&ctx, &resource_type, &resource_name)?;
             check_subject(&ctx, &subject_type, &subject_id)?;
             check_resource_exists(&ctx, &resource_type, &resource_name)?;
+            check_query_grant(&ctx, &resource_type, &resource_name)?;
             identity.grant(
                 (&subject_type, &subject_id),
                 (&resource_type, &resource_name),
