@@ -82,11 +82,33 @@ pub(crate) struct LoginLimiter {
     ended: Notify,
 }
 
-/// One address: its failures in their window, and its attempts being checked now.
+/// One address: its failures in their window, its attempts being checked now, and when it
+/// last failed.
 #[derive(Debug, Default, Clone, Copy)]
 struct IpEntry {
     window: FailureWindow,
     in_flight: u32,
+    /// When its latest failure was counted (ms; 0: never).
+    last_failure_ms: u64,
+}
+
+/// How long an address that failed a login stays suspect (its password checks wait behind
+/// everybody else's), at least: longer than the failure window, so that addresses looping
+/// bad logins do not all turn clean together when their windows end (50 such addresses
+/// put a legitimate login at 6.9 s at a window's end: red team round 11).
+const SUSPECT_FOR_MS: u64 = 15 * 60 * 1000;
+
+/// How an attempt ended, for [`Attempt::finish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Logged in: the connection's count starts again.
+    Succeeded,
+    /// Wrong credentials: counts on the connection and the address.
+    Failed,
+    /// Refused before the credentials were judged (the username is locked, an internal
+    /// error): counts nowhere and resets nothing (a reset let a connection interleave
+    /// refused logins to clear its own failures: red team round 11).
+    Refused,
 }
 
 #[derive(Debug, Default)]
@@ -132,15 +154,20 @@ pub(crate) struct Attempt<'a> {
 
 impl Attempt<'_> {
     /// Ends the attempt: a failure counts on the connection and the address; a success
-    /// resets the connection's count (not the address's).
-    pub(crate) fn finish(mut self, connection: &mut ConnectionFailures, now_ms: u64, ok: bool) {
+    /// resets the connection's count (not the address's); a refusal does neither.
+    pub(crate) fn finish(
+        mut self,
+        connection: &mut ConnectionFailures,
+        now_ms: u64,
+        outcome: Outcome,
+    ) {
         let window = self.limiter.limits.window_ms;
-        if ok {
-            LoginLimiter::succeeded(connection);
-        } else {
-            connection.record(now_ms, window);
+        match outcome {
+            Outcome::Succeeded => LoginLimiter::succeeded(connection),
+            Outcome::Failed => connection.record(now_ms, window),
+            Outcome::Refused => {}
         }
-        self.end(now_ms, !ok);
+        self.end(now_ms, outcome == Outcome::Failed);
     }
 
     fn end(&mut self, now_ms: u64, failed: bool) {
@@ -152,6 +179,7 @@ impl Attempt<'_> {
             entry.in_flight = entry.in_flight.saturating_sub(1);
             if failed {
                 entry.window.record(now_ms, window);
+                entry.last_failure_ms = now_ms.max(1);
             }
         }
         self.limiter.ended.notify_waiters();
@@ -204,11 +232,21 @@ impl LoginLimiter {
                 entry.window.check(max, now_ms, window)?;
                 let failures = entry.window.current(now_ms, window);
                 if failures.saturating_add(entry.in_flight) < max {
+                    // Suspect: failed lately, or another attempt of the address is being
+                    // checked (a burst from a fresh address was all clean before its first
+                    // failure was counted: red team round 11), so an address has at most one
+                    // clean check at a time.
+                    let failed_lately = entry.last_failure_ms > 0
+                        && now_ms
+                            < entry
+                                .last_failure_ms
+                                .saturating_add(SUSPECT_FOR_MS.max(window));
+                    let suspect = failures > 0 || entry.in_flight > 0 || failed_lately;
                     entry.in_flight += 1;
                     return Ok(Attempt {
                         limiter: self,
                         ip: key,
-                        suspect: failures > 0,
+                        suspect,
                         began_ms: now_ms,
                         finished: false,
                     });
@@ -256,7 +294,7 @@ mod tests {
     /// One attempt that fails at `now`.
     async fn fail(l: &LoginLimiter, c: &mut ConnectionFailures, ip: IpAddr, now: u64) {
         let attempt = l.begin(c, ip, now).await.expect("not limited");
-        attempt.finish(c, now, false);
+        attempt.finish(c, now, Outcome::Failed);
     }
 
     /// Whether an attempt at `now` would be refused (without counting one).
@@ -269,7 +307,7 @@ mod tests {
         let mut probe = *c;
         l.begin(&probe, ip, now)
             .await?
-            .finish(&mut probe, now, true);
+            .finish(&mut probe, now, Outcome::Succeeded);
         Ok(())
     }
 
@@ -312,16 +350,20 @@ mod tests {
         let first = l.begin(&conns[0], IP, 0).await.expect("first");
         let second = l.begin(&conns[1], IP, 0).await.expect("second");
         let third = l.begin(&conns[2], IP, 0).await.expect("third");
-        assert!(!first.suspect && !third.suspect, "no failure yet");
+        assert!(!first.suspect, "no failure, nothing in flight");
+        assert!(
+            second.suspect && third.suspect,
+            "one is being checked already"
+        );
         let mut fourth = Box::pin(l.begin(&conns[3], IP, 0));
         assert!(poll_once(&mut fourth).is_pending(), "3 are being checked");
         let mut c = conns[0];
-        first.finish(&mut c, 5, false);
+        first.finish(&mut c, 5, Outcome::Failed);
         assert!(
             poll_once(&mut fourth).is_pending(),
             "1 failure + 2 being checked"
         );
-        second.finish(&mut c, 5, true);
+        second.finish(&mut c, 5, Outcome::Succeeded);
         let fourth = match poll_once(&mut fourth) {
             std::task::Poll::Ready(attempt) => attempt.expect("a failure left"),
             std::task::Poll::Pending => panic!("a success gave its place back"),
@@ -329,14 +371,27 @@ mod tests {
         assert!(fourth.suspect, "the address has a failure");
         let mut fifth = Box::pin(l.begin(&conns[4], IP, 5));
         assert!(poll_once(&mut fifth).is_pending());
-        third.finish(&mut c, 6, false);
-        fourth.finish(&mut c, 7, false);
+        third.finish(&mut c, 6, Outcome::Failed);
+        fourth.finish(&mut c, 7, Outcome::Failed);
         match poll_once(&mut fifth) {
             std::task::Poll::Ready(refused) => {
                 assert_eq!(refused.map(drop), Err(1_000), "the window began at 5")
             }
             std::task::Poll::Pending => panic!("the waiting attempt is refused at the limit"),
         }
+    }
+
+    #[tokio::test]
+    async fn an_address_stays_suspect_past_its_window_after_a_failure() {
+        let l = limiter(100, 100, 1_000);
+        let mut c = ConnectionFailures::default();
+        fail(&l, &mut c, IP, 0).await;
+        let later = l.begin(&c, IP, 2_000).await.expect("the window is over");
+        assert!(later.suspect, "failed 2 s ago");
+        later.finish(&mut c, 2_000, Outcome::Succeeded);
+        let much_later = l.begin(&c, IP, SUSPECT_FOR_MS + 1).await.expect("allowed");
+        assert!(!much_later.suspect, "the last failure is old");
+        much_later.finish(&mut c, SUSPECT_FOR_MS + 1, Outcome::Succeeded);
     }
 
     #[tokio::test]

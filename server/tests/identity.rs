@@ -1258,6 +1258,21 @@ async fn an_over_long_current_password_is_refused_without_a_check() {
 /// address with failures.
 #[tokio::test]
 async fn a_clean_login_does_not_queue_behind_logins_from_an_address_with_failures() {
+    clean_login_overtakes(true, [127, 0, 0, 9], [127, 0, 0, 10]).await;
+}
+
+/// Red team round 11: an address counted as clean until its first failure was counted, so
+/// a burst from a fresh address all went in the clean lane (10 addresses × 30 logins put a
+/// legitimate login at 32 s). Only one check of an address at a time is clean.
+#[tokio::test]
+async fn a_clean_login_does_not_queue_behind_a_burst_from_a_fresh_address() {
+    clean_login_overtakes(false, [127, 0, 0, 12], [127, 0, 0, 13]).await;
+}
+
+/// Sends a burst of bad logins from `attacker` (after one failure first when `primed`),
+/// then a good login from `victim`, and checks that only the checks already running went
+/// before it.
+async fn clean_login_overtakes(primed: bool, attacker_ip: [u8; 4], victim_ip: [u8; 4]) {
     let mut config = config();
     config.limits.login.max_failures_per_ip = 1_000;
     config.limits.login.max_failures_per_connection = 1_000;
@@ -1268,19 +1283,21 @@ async fn a_clean_login_does_not_queue_behind_logins_from_an_address_with_failure
         .map_or(1, |n| n.get().saturating_sub(1))
         .max(1);
     let suspects = 4 * slots + 8;
-    let mut attacker = Client::connect_from(&server, [127, 0, 0, 9]).await;
-    let (code, _) = fail(
-        &mut attacker,
-        "identity.login",
-        json!({"username": "someone", "password": "guess-password"}),
-    )
-    .await;
-    assert_eq!(code, "UNAUTHORIZED");
+    if primed {
+        let mut attacker = Client::connect_from(&server, attacker_ip).await;
+        let (code, _) = fail(
+            &mut attacker,
+            "identity.login",
+            json!({"username": "someone", "password": "guess-password"}),
+        )
+        .await;
+        assert_eq!(code, "UNAUTHORIZED");
+    }
     let mut queued = Vec::new();
     for _ in 0..suspects {
-        queued.push(Client::connect_from(&server, [127, 0, 0, 9]).await);
+        queued.push(Client::connect_from(&server, attacker_ip).await);
     }
-    let mut victim = Client::connect_from(&server, [127, 0, 0, 10]).await;
+    let mut victim = Client::connect_from(&server, victim_ip).await;
     let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
     for (i, mut c) in queued.into_iter().enumerate() {
         c.send(json!({"id": 1, "type": "identity.login", "username": format!("user-{i}"), "password": "guess-password"}))
@@ -1309,9 +1326,57 @@ async fn a_clean_login_does_not_queue_behind_logins_from_an_address_with_failure
         after += 1;
     }
     assert_eq!(1 + before + after, suspects);
+    // Unprimed, the burst's first check was clean and may have started after the victim's
+    // was queued: one more.
     assert!(
-        before <= slots + 2,
-        "{before} checks from the address with failures went first (slots: {slots})"
+        before <= slots + 3,
+        "{before} checks from the attacking address went first (slots: {slots})"
+    );
+}
+
+/// Red team round 11: a login refused because its username is locked counted as a success
+/// and reset the connection's failure count, so one connection interleaving them got 12
+/// wrong passwords checked against a per-connection limit of 5. The frames: [3 unknown
+/// names, then the locked name] × 4.
+#[tokio::test]
+async fn refused_logins_do_not_reset_the_connections_failures() {
+    let (server, _) = start(config()).await;
+    let mut admin = superadmin(&server).await;
+    user(&mut admin, "alice", &[]).await;
+    // alice is locked by five wrong passwords from elsewhere.
+    for i in 0..5 {
+        let mut c = Client::connect_from(&server, [127, 0, 0, 20 + i]).await;
+        let (code, _) = fail(
+            &mut c,
+            "identity.login",
+            json!({"username": "alice", "password": "guess-password"}),
+        )
+        .await;
+        assert_eq!(code, "UNAUTHORIZED");
+    }
+    let mut c = Client::connect_from(&server, [127, 0, 0, 30]).await;
+    let mut checked = 0;
+    for round in 0..4 {
+        for i in 0..3 {
+            let (code, _) = fail(
+                &mut c,
+                "identity.login",
+                json!({"username": format!("nobody-{round}-{i}"), "password": "guess-password"}),
+            )
+            .await;
+            checked += usize::from(code == "UNAUTHORIZED");
+        }
+        let (code, _) = fail(
+            &mut c,
+            "identity.login",
+            json!({"username": "alice", "password": "guess-password"}),
+        )
+        .await;
+        assert_eq!(code, "RATE_LIMITED");
+    }
+    assert_eq!(
+        checked, 5,
+        "maxFailuresPerConnection wrong passwords are checked"
     );
 }
 

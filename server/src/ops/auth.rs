@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::auth::Session;
 use crate::error::ServerError;
-use crate::login_limit::{ConnectionFailures, LoginLimiter};
+use crate::login_limit::{ConnectionFailures, LoginLimiter, Outcome};
 use crate::ops::to_json;
 use crate::shared::AuthRuntime;
 
@@ -74,17 +74,17 @@ pub(crate) async fn handle(ctx: AuthContext<'_>, op: AuthOp) -> Result<AuthAnswe
                 .await
                 .filter(|session| !session.user_id.is_empty())
             else {
-                attempt.finish(ctx.login_failures, now, false);
+                attempt.finish(ctx.login_failures, now, Outcome::Failed);
                 return Err(ServerError::new(ErrorCode::Unauthorized, "Invalid token"));
             };
             if session.expires_at.is_some_and(|at| at <= now) {
-                attempt.finish(ctx.login_failures, now, false);
+                attempt.finish(ctx.login_failures, now, Outcome::Failed);
                 return Err(ServerError::new(
                     ErrorCode::Unauthorized,
                     "Token has expired",
                 ));
             }
-            attempt.finish(ctx.login_failures, now, true);
+            attempt.finish(ctx.login_failures, now, Outcome::Succeeded);
             let result = to_json(LoginResult {
                 user_id: session.user_id.clone(),
                 roles: session.roles.clone(),

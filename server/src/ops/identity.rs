@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::auth::Session;
 use crate::error::ServerError;
 use crate::identity::{ACL_OPERATIONS, Identity, LoggedIn, RESOURCE_TYPES, SUPERADMIN_ID};
-use crate::login_limit::{ConnectionFailures, LoginLimiter};
+use crate::login_limit::{ConnectionFailures, LoginLimiter, Outcome};
 use crate::ops::to_json;
 use crate::revocation::{RevocationSlot, Revocations};
 
@@ -254,6 +254,17 @@ fn check_operations(operations: &[String]) -> Result<(), ServerError> {
     }
 }
 
+/// How a login ended for the failed-login limits: only wrong credentials (or an unknown
+/// user: `UNAUTHORIZED`) count as a failure; a refusal for the username's failures or an
+/// internal error counts nowhere and resets nothing.
+fn judged<T>(outcome: &Result<T, ServerError>) -> Outcome {
+    match outcome {
+        Ok(_) => Outcome::Succeeded,
+        Err(err) if err.code == ErrorCode::Unauthorized => Outcome::Failed,
+        Err(_) => Outcome::Refused,
+    }
+}
+
 /// Answers one `identity.*` request.
 pub(crate) async fn handle(
     ctx: IdentityContext<'_>,
@@ -271,10 +282,7 @@ pub(crate) async fn handle(
             let outcome = identity
                 .login(&username, &password, &ip, attempt.suspect)
                 .await;
-            // Only a wrong password (or unknown user) counts as a failure of the address:
-            // a refusal for the username's failures or an internal error does not.
-            let failed = matches!(&outcome, Err(err) if err.code == ErrorCode::Unauthorized);
-            attempt.finish(ctx.login_failures, ctx.now, !failed);
+            attempt.finish(ctx.login_failures, ctx.now, judged(&outcome));
             outcome.and_then(logged_in)
         }
         IdentityOp::LoginWithSecret { secret } => {
@@ -284,8 +292,7 @@ pub(crate) async fn handle(
                 .await
                 .map_err(crate::login_limit::refusal)?;
             let outcome = identity.login_with_secret(&secret, &ip);
-            let failed = matches!(&outcome, Err(err) if err.code == ErrorCode::Unauthorized);
-            attempt.finish(ctx.login_failures, ctx.now, !failed);
+            attempt.finish(ctx.login_failures, ctx.now, judged(&outcome));
             outcome.and_then(logged_in)
         }
         IdentityOp::Logout => {
