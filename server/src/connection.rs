@@ -76,6 +76,7 @@ pub(crate) async fn serve(
                 head,
                 Arc::clone(&shared),
                 listener,
+                peer.ip(),
             ))
         },
     )

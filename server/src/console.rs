@@ -4,6 +4,11 @@
 //! feature and served under `/console/` by `endpoints`. Without the feature nothing is
 //! embedded and `http.console` is a config error.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use parking_lot::Mutex;
+
 /// Whether this binary carries the console (built with the `console` feature).
 pub(crate) const BUILT_IN: bool = cfg!(feature = "console");
 
@@ -80,5 +85,92 @@ mod embedded {
 
     pub(super) fn asset(_path: &str) -> Option<Asset> {
         None
+    }
+}
+
+/// Files at least this large (the client's wasm, its glue) count against an address's
+/// [`AssetLimiter`] budget; the page's own small files do not.
+pub(crate) const LARGE_ASSET_BYTES: usize = 64 * 1024;
+/// Large files one address may fetch per [`ASSET_WINDOW_MS`]: a page load takes two.
+pub(crate) const LARGE_ASSETS_PER_WINDOW: u32 = 20;
+/// The window of [`LARGE_ASSETS_PER_WINDOW`].
+pub(crate) const ASSET_WINDOW_MS: u64 = 60_000;
+/// Addresses remembered at once (expired windows are swept when full; then the oldest
+/// goes).
+const MAX_TRACKED: usize = 4_096;
+
+/// Bounds how often one address fetches the console's large files: each answer is a
+/// 300 KB copy for a request of a few bytes, and 6 threads fetching the wasm 4 400 times a
+/// second put other clients' `store.get` p99 at 64 ms (red team round 11).
+#[derive(Debug, Default)]
+pub(crate) struct AssetLimiter {
+    windows: Mutex<HashMap<IpAddr, (u64, u32)>>,
+}
+
+impl AssetLimiter {
+    /// Counts a fetch of a large file by `ip` (already reduced by `client_key`) at `now_ms`;
+    /// `Err(retry_after_ms)` past the budget.
+    pub(crate) fn fetch(&self, ip: IpAddr, now_ms: u64) -> Result<(), u64> {
+        let mut windows = self.windows.lock();
+        let live = |start: u64| now_ms < start.saturating_add(ASSET_WINDOW_MS);
+        if !windows.contains_key(&ip) && windows.len() >= MAX_TRACKED {
+            windows.retain(|_, (start, _)| live(*start));
+            if windows.len() >= MAX_TRACKED {
+                let oldest = windows
+                    .iter()
+                    .min_by_key(|(_, (start, _))| *start)
+                    .map(|(k, _)| *k);
+                if let Some(oldest) = oldest {
+                    windows.remove(&oldest);
+                }
+            }
+        }
+        let (start, count) = windows.entry(ip).or_insert((now_ms, 0));
+        if !live(*start) {
+            *start = now_ms;
+            *count = 0;
+        }
+        if *count >= LARGE_ASSETS_PER_WINDOW {
+            return Err(start
+                .saturating_add(ASSET_WINDOW_MS)
+                .saturating_sub(now_ms)
+                .max(1));
+        }
+        *count += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_fetches_a_bounded_number_of_large_files_per_window() {
+        let limiter = AssetLimiter::default();
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for _ in 0..LARGE_ASSETS_PER_WINDOW {
+            assert_eq!(limiter.fetch(ip, 100), Ok(()));
+        }
+        assert_eq!(limiter.fetch(ip, 1_100), Err(ASSET_WINDOW_MS - 1_000));
+        assert_eq!(
+            limiter.fetch([10, 0, 0, 2].into(), 1_100),
+            Ok(()),
+            "another address"
+        );
+        assert_eq!(
+            limiter.fetch(ip, 100 + ASSET_WINDOW_MS),
+            Ok(()),
+            "a new window"
+        );
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let limiter = AssetLimiter::default();
+        for i in 0..(MAX_TRACKED as u32 + 10) {
+            let _ = limiter.fetch(IpAddr::V4(i.into()), 0);
+        }
+        assert_eq!(limiter.windows.lock().len(), MAX_TRACKED);
     }
 }

@@ -70,6 +70,7 @@ pub(crate) async fn respond(
     head: Result<RequestHead, HeadError>,
     shared: Arc<Shared>,
     listener: Listener,
+    peer: std::net::IpAddr,
 ) {
     let metrics = &shared.metrics;
     let (answer, head_only) = match head {
@@ -93,14 +94,19 @@ pub(crate) async fn respond(
             )
         }
         Ok(head) => (
-            answer(&head, &shared, listener),
+            answer(&head, &shared, listener, peer),
             head.method == Method::Head,
         ),
     };
     write_answer(stream, &answer, head_only).await;
 }
 
-fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answer {
+fn answer(
+    head: &RequestHead,
+    shared: &Arc<Shared>,
+    listener: Listener,
+    peer: std::net::IpAddr,
+) -> Answer {
     let route = route(&head.path, listener, shared);
     shared.metrics.record_http(match route {
         Route::Health => HttpEndpoint::Health,
@@ -116,7 +122,7 @@ fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answe
         Route::NotFound => return not_found(),
         Route::UpgradeRequired => {
             return Answer {
-                headers: "Upgrade: websocket\r\n",
+                headers: Cow::Borrowed("Upgrade: websocket\r\n"),
                 ..Answer::error(
                     426,
                     "Upgrade Required",
@@ -133,7 +139,7 @@ fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answe
     }
     if head.method == Method::Other {
         return Answer {
-            headers: "Allow: GET, HEAD\r\n",
+            headers: Cow::Borrowed("Allow: GET, HEAD\r\n"),
             ..Answer::error(405, "Method Not Allowed", "only GET and HEAD")
         };
     }
@@ -171,7 +177,7 @@ fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answe
                 && !bearer_matches(head.authorization.as_deref(), token)
             {
                 return Answer {
-                    headers: "WWW-Authenticate: Bearer\r\n",
+                    headers: Cow::Borrowed("WWW-Authenticate: Bearer\r\n"),
                     ..Answer::error(401, "Unauthorized", "a valid bearer token is required")
                 };
             }
@@ -180,17 +186,17 @@ fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answe
                     status: 200,
                     reason: "OK",
                     content_type: prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-                    headers: "",
+                    headers: Cow::Borrowed(""),
                     body: Cow::Owned(body.into_bytes()),
                 },
                 Err(_) => Answer::error(500, "Internal Server Error", "metrics unavailable"),
             }
         }
         Route::ConsoleRedirect => Answer {
-            headers: concat!(
+            headers: Cow::Borrowed(concat!(
                 "Location: /console/\r\n",
                 "X-Content-Type-Options: nosniff\r\n"
-            ),
+            )),
             ..Answer::json(
                 301,
                 "Moved Permanently",
@@ -202,7 +208,7 @@ fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answe
             // served by the admin listener, on the same host name and the main port.
             let http = &shared.config.http;
             Answer {
-                headers: crate::console::HEADERS,
+                headers: Cow::Borrowed(crate::console::HEADERS),
                 ..Answer::json(
                     200,
                     "OK",
@@ -218,13 +224,32 @@ fn answer(head: &RequestHead, shared: &Arc<Shared>, listener: Listener) -> Answe
                 )
             }
         }
-        Route::ConsoleAsset(asset) => Answer {
-            status: 200,
-            reason: "OK",
-            content_type: asset.content_type,
-            headers: crate::console::HEADERS,
-            body: Cow::Borrowed(asset.body),
-        },
+        Route::ConsoleAsset(asset) => {
+            if asset.body.len() >= crate::console::LARGE_ASSET_BYTES
+                && let Err(retry_after_ms) = shared
+                    .console_assets
+                    .fetch(crate::handshake::client_key(peer), shared.clock.now_ms())
+            {
+                return Answer {
+                    headers: Cow::Owned(format!(
+                        "Retry-After: {}\r\n",
+                        retry_after_ms.div_ceil(1000)
+                    )),
+                    ..Answer::error(
+                        429,
+                        "Too Many Requests",
+                        "the console's files were fetched too often from this address",
+                    )
+                };
+            }
+            Answer {
+                status: 200,
+                reason: "OK",
+                content_type: asset.content_type,
+                headers: Cow::Borrowed(crate::console::HEADERS),
+                body: Cow::Borrowed(asset.body),
+            }
+        }
         Route::UpgradeRequired | Route::NotFound => not_found(),
     }
 }

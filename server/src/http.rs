@@ -153,7 +153,7 @@ pub(crate) struct Answer {
     /// The body's `Content-Type`.
     pub(crate) content_type: &'static str,
     /// Further header lines, each ending in `\r\n`.
-    pub(crate) headers: &'static str,
+    pub(crate) headers: Cow<'static, str>,
     /// The body: built for this answer, or an embedded file.
     pub(crate) body: Cow<'static, [u8]>,
 }
@@ -165,7 +165,7 @@ impl Answer {
             status,
             reason,
             content_type: "application/json",
-            headers: "",
+            headers: Cow::Borrowed(""),
             body: Cow::Owned(body.to_string().into_bytes()),
         }
     }

@@ -480,6 +480,7 @@ impl ServerBuilder {
                 std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)),
             ),
             metrics,
+            console_assets: crate::console::AssetLimiter::default(),
         });
         if let Some(gate) = ready_after {
             let shared = Arc::downgrade(&shared);

@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) procedures: crate::procedures::Procedures,
     /// What `/metrics` reports.
     pub(crate) metrics: crate::metrics::Metrics,
+    /// How often each address fetches the console's large files.
+    pub(crate) console_assets: crate::console::AssetLimiter,
     /// The built-in identity, when `identity.enabled`.
     pub(crate) identity: Option<Arc<crate::identity::Identity>>,
 }
