@@ -64,4 +64,40 @@ bucket: string,
 /**
  * Optional filter.
  */
-filter?: Record<string, JsonValue>, };
+filter?: Record<string, JsonValue>, } | { "op": "insertMany", 
+/**
+ * Bucket name.
+ */
+bucket: string, 
+/**
+ * The records' fields, in order.
+ */
+data: Array<Record<string, JsonValue>>, } | { "op": "updateMany", 
+/**
+ * Bucket name.
+ */
+bucket: string, 
+/**
+ * The filter (`{}` matches every record).
+ */
+filter: Record<string, JsonValue>, 
+/**
+ * Fields to merge into each.
+ */
+data: Record<string, JsonValue>, } | { "op": "deleteMany", 
+/**
+ * Bucket name.
+ */
+bucket: string, 
+/**
+ * The filter (`{}` matches every record).
+ */
+filter: Record<string, JsonValue>, } | { "op": "upsert", 
+/**
+ * Bucket name.
+ */
+bucket: string, 
+/**
+ * The record's fields (with its key to update an existing record).
+ */
+data: Record<string, JsonValue>, };

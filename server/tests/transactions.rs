@@ -276,3 +276,134 @@ async fn concurrent_writers_conflict_instead_of_losing_updates() {
         "the first transaction to commit cannot conflict"
     );
 }
+
+/// Beyond the original server: the bulk operations inside a transaction, which the
+/// original's newest client declares (`insertMany`, `updateMany`, `upsert`, `deleteMany`)
+/// and no server served (its frame, sent by the unmodified original client, was refused
+/// with `VALIDATION_ERROR`). They commit with the rest or not at all, and their records
+/// together count against `limits.maxBulkRecords`.
+#[tokio::test]
+async fn bulk_operations_inside_a_transaction_commit_together() {
+    let mut config = local_config();
+    // The first transaction below writes exactly 6: 2 inserts, 1 upsert, 2 + 1 matches.
+    config.limits.max_bulk_records = 6;
+    config.store = serde_json::from_value(json!({
+        "buckets": {"items": {"key": "id", "schema": {
+            "id": {"type": "string", "generated": "uuid"},
+            "name": {"type": "string"}, "tag": {"type": "string"},
+            "price": {"type": "number", "min": 0}}}}
+    }))
+    .expect("store section");
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    // The original client's frame.
+    let result = c
+        .ok(
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insertMany", "bucket": "items", "data": [
+                    {"name": "a1", "tag": "t", "price": 1}, {"name": "a2", "tag": "t", "price": 2}]},
+                {"op": "updateMany", "bucket": "items", "filter": {"tag": "t"}, "data": {"price": 3}},
+                {"op": "upsert", "bucket": "items", "data": {"id": "tx-up", "name": "up", "tag": "u", "price": 4}},
+                {"op": "deleteMany", "bucket": "items", "filter": {"name": "a1"}}]}),
+        )
+        .await;
+    let results = result["results"].as_array().expect("results");
+    assert_eq!(results[0]["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(results[1]["data"], 2, "both inserts updated: {result}");
+    assert_eq!(results[2]["data"]["id"], "tx-up");
+    assert_eq!(results[3]["data"], 1);
+    let all = c.ok("store.all", json!({"bucket": "items"})).await;
+    let mut seen: Vec<(String, f64)> = all
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_owned(),
+                r["price"].as_f64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(seen, [("a2".to_owned(), 3.0), ("up".to_owned(), 4.0)]);
+
+    // A later failure rolls the bulk entries back too.
+    let (code, _, _) = c
+        .fail(
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insertMany", "bucket": "items", "data": [{"name": "b1"}, {"name": "b2"}]},
+                {"op": "updateMany", "bucket": "items", "filter": {}, "data": {"price": -1}}]}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION_ERROR");
+    assert_eq!(c.ok("store.count", json!({"bucket": "items"})).await, 2);
+
+    // The bulk entries' records together are bounded: 5 inserts + 2 matches > 6.
+    let frame = c
+        .call(
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insertMany", "bucket": "items", "data": [{"name": "c1"}, {"name": "c2"}, {"name": "c3"}, {"name": "c4"}, {"name": "c5"}]},
+                {"op": "deleteMany", "bucket": "items", "filter": {}}]}),
+        )
+        .await;
+    assert_eq!(frame["code"], "VALIDATION_ERROR", "{frame}");
+    assert_eq!(frame["details"]["limit"], 6, "{frame}");
+    let frame = c
+        .call(
+            "store.transaction",
+            json!({"operations": [
+                {"op": "insertMany", "bucket": "items", "data": [{"name": "d1"}, {"name": "d2"}, {"name": "d3"}]},
+                {"op": "insertMany", "bucket": "items", "data": [{"name": "d4"}, {"name": "d5"}, {"name": "d6"}, {"name": "d7"}]}]}),
+        )
+        .await;
+    assert_eq!(frame["code"], "VALIDATION_ERROR", "{frame}");
+    assert_eq!(c.ok("store.count", json!({"bucket": "items"})).await, 2);
+}
+
+/// Every bulk entry of a transaction is checked as the operation it stands for: a role
+/// that may write `mine` only cannot `insertMany`/`deleteMany` into `theirs` through a
+/// transaction.
+#[tokio::test]
+async fn bulk_entries_of_a_transaction_need_their_own_permission() {
+    let mut config = local_config();
+    config.store = serde_json::from_value(json!({
+        "buckets": {
+            "mine": {"key": "id", "schema": {"id": {"type": "string", "generated": "uuid"}, "v": {"type": "number"}}},
+            "theirs": {"key": "id", "schema": {"id": {"type": "string", "generated": "uuid"}, "v": {"type": "number"}}}}
+    }))
+    .expect("store section");
+    config.auth = Some(
+        serde_json::from_value(json!({
+            "tokens": {"w": {"userId": "w", "roles": ["mine-writer"]}},
+            "permissions": {"default": "deny", "rules": [
+                {"role": "mine-writer", "allow": ["store.*"], "buckets": ["mine"]}]}}))
+        .expect("auth"),
+    );
+    let server = start(config).await;
+    let (mut c, _) = Client::connect(&server).await;
+    c.ok("auth.login", json!({"token": "w"})).await;
+    for entry in [
+        json!({"op": "insertMany", "bucket": "theirs", "data": [{"v": 1}]}),
+        json!({"op": "deleteMany", "bucket": "theirs", "filter": {}}),
+        json!({"op": "updateMany", "bucket": "theirs", "filter": {}, "data": {"v": 2}}),
+        json!({"op": "upsert", "bucket": "theirs", "data": {"v": 3}}),
+    ] {
+        let frame = c
+            .call(
+                "store.transaction",
+                json!({"operations": [{"op": "insert", "bucket": "mine", "data": {"v": 0}}, entry]}),
+            )
+            .await;
+        assert_eq!(frame["code"], "FORBIDDEN", "{frame}");
+    }
+    assert_eq!(c.ok("store.count", json!({"bucket": "mine"})).await, 0);
+    c.ok(
+        "store.transaction",
+        json!({"operations": [{"op": "insertMany", "bucket": "mine", "data": [{"v": 1}, {"v": 2}]}]}),
+    )
+    .await;
+    assert_eq!(c.ok("store.count", json!({"bucket": "mine"})).await, 2);
+}

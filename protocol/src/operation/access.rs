@@ -276,7 +276,11 @@ impl TransactionOp {
             | TransactionOp::Count { .. } => Tier::Read,
             TransactionOp::Insert { .. }
             | TransactionOp::Update { .. }
-            | TransactionOp::Delete { .. } => Tier::Write,
+            | TransactionOp::Delete { .. }
+            | TransactionOp::InsertMany { .. }
+            | TransactionOp::UpdateMany { .. }
+            | TransactionOp::DeleteMany { .. }
+            | TransactionOp::Upsert { .. } => Tier::Write,
         }
     }
 
@@ -290,6 +294,10 @@ impl TransactionOp {
             TransactionOp::Where { .. } => "store.where",
             TransactionOp::FindOne { .. } => "store.findOne",
             TransactionOp::Count { .. } => "store.count",
+            TransactionOp::InsertMany { .. } => "store.insertMany",
+            TransactionOp::UpdateMany { .. } => "store.updateMany",
+            TransactionOp::DeleteMany { .. } => "store.deleteMany",
+            TransactionOp::Upsert { .. } => "store.upsert",
         }
     }
 }

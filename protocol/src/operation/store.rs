@@ -390,6 +390,46 @@ pub enum TransactionOp {
         #[ts(optional, type = "Record<string, JsonValue>")]
         filter: Option<JsonObject>,
     },
+    /// Insert several records (as `store.insertMany`); the result is the inserted records.
+    /// The records of all bulk entries of one transaction count against
+    /// `limits.maxBulkRecords` together.
+    InsertMany {
+        /// Bucket name.
+        bucket: String,
+        /// The records' fields, in order.
+        #[ts(type = "Array<Record<string, JsonValue>>")]
+        data: Vec<JsonObject>,
+    },
+    /// Merge fields into every record matching a filter (as `store.updateMany`); the
+    /// result is how many were updated.
+    UpdateMany {
+        /// Bucket name.
+        bucket: String,
+        /// The filter (`{}` matches every record).
+        #[ts(type = "Record<string, JsonValue>")]
+        filter: JsonObject,
+        /// Fields to merge into each.
+        #[ts(type = "Record<string, JsonValue>")]
+        data: JsonObject,
+    },
+    /// Delete every record matching a filter (as `store.deleteMany`); the result is how
+    /// many were deleted.
+    DeleteMany {
+        /// Bucket name.
+        bucket: String,
+        /// The filter (`{}` matches every record).
+        #[ts(type = "Record<string, JsonValue>")]
+        filter: JsonObject,
+    },
+    /// Insert a record, or merge into the record with its key (as `store.upsert`); the
+    /// result is the record.
+    Upsert {
+        /// Bucket name.
+        bucket: String,
+        /// The record's fields (with its key to update an existing record).
+        #[ts(type = "Record<string, JsonValue>")]
+        data: JsonObject,
+    },
 }
 
 impl TransactionOp {
@@ -402,7 +442,11 @@ impl TransactionOp {
             | TransactionOp::Delete { bucket, .. }
             | TransactionOp::Where { bucket, .. }
             | TransactionOp::FindOne { bucket, .. }
-            | TransactionOp::Count { bucket, .. } => bucket,
+            | TransactionOp::Count { bucket, .. }
+            | TransactionOp::InsertMany { bucket, .. }
+            | TransactionOp::UpdateMany { bucket, .. }
+            | TransactionOp::DeleteMany { bucket, .. }
+            | TransactionOp::Upsert { bucket, .. } => bucket,
         }
     }
 
@@ -446,9 +490,26 @@ impl TransactionOp {
                 bucket: f.string("bucket")?,
                 filter: f.opt_object("filter")?,
             },
+            "insertMany" => TransactionOp::InsertMany {
+                bucket: f.string("bucket")?,
+                data: f.object_array("data")?,
+            },
+            "updateMany" => TransactionOp::UpdateMany {
+                bucket: f.string("bucket")?,
+                filter: f.object("filter")?,
+                data: f.object("data")?,
+            },
+            "deleteMany" => TransactionOp::DeleteMany {
+                bucket: f.string("bucket")?,
+                filter: f.object("filter")?,
+            },
+            "upsert" => TransactionOp::Upsert {
+                bucket: f.string("bucket")?,
+                data: f.object("data")?,
+            },
             _ => {
                 return Err(format!(
-                    "{prefix}Missing or invalid \"op\": expected one of get, insert, update, delete, where, findOne, count"
+                    "{prefix}Missing or invalid \"op\": expected one of get, insert, update, delete, where, findOne, count, insertMany, updateMany, deleteMany, upsert"
                 ));
             }
         })

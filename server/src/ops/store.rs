@@ -62,7 +62,13 @@ pub(crate) async fn handle(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, 
         || scanned_bytes(ctx.store, &op) > INLINE_SCAN_MAX_BYTES;
     if let StoreOp::Transaction { operations } = op {
         let limits = *ctx.limits;
-        if !heavy && operations.len() <= INLINE_TRANSACTION_MAX_OPS {
+        // Bulk entries weigh what they may write (an insertMany of 500 is no cheap op).
+        let weight = operations.len().saturating_add(transaction_bulk_records(
+            ctx.store,
+            &operations,
+            limits.max_bulk_records,
+        ));
+        if !heavy && weight <= INLINE_TRANSACTION_MAX_OPS {
             // Estimated cheap; the read budget is the backstop if the estimate errs.
             return noex_store::with_read_deadline(limits.read_budget(), || {
                 transaction(
@@ -71,6 +77,7 @@ pub(crate) async fn handle(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, 
                     limits.max_transaction_ops,
                     limits.max_result_bytes,
                     limits.max_transaction_scan_cost,
+                    limits.max_bulk_records,
                 )
             });
         }
@@ -88,6 +95,7 @@ pub(crate) async fn handle(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, 
                     limits.max_transaction_ops,
                     limits.max_result_bytes,
                     limits.max_transaction_scan_cost,
+                    limits.max_bulk_records,
                 )
             })
         })
@@ -201,6 +209,7 @@ fn answer(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, ServerError> {
                 limits.max_transaction_ops,
                 limits.max_result_bytes,
                 limits.max_transaction_scan_cost,
+                limits.max_bulk_records,
             )
         }
         StoreOp::DefineBucket { name, config } => {
@@ -322,9 +331,10 @@ fn filters_of(op: &StoreOp) -> Vec<&Map<String, Value>> {
         StoreOp::Transaction { operations } => operations
             .iter()
             .filter_map(|op| match op {
-                TransactionOp::Where { filter, .. } | TransactionOp::FindOne { filter, .. } => {
-                    Some(filter)
-                }
+                TransactionOp::Where { filter, .. }
+                | TransactionOp::FindOne { filter, .. }
+                | TransactionOp::UpdateMany { filter, .. }
+                | TransactionOp::DeleteMany { filter, .. } => Some(filter),
                 TransactionOp::Count { filter, .. } => filter.as_ref(),
                 _ => None,
             })
@@ -343,9 +353,10 @@ fn transaction_cost(store: &Store, operations: &[TransactionOp]) -> usize {
     };
     operations.iter().fold(0usize, |sum, op| {
         let cost = match op {
-            TransactionOp::Where { bucket, filter } | TransactionOp::FindOne { bucket, filter } => {
-                one(bucket, Some(filter))
-            }
+            TransactionOp::Where { bucket, filter }
+            | TransactionOp::FindOne { bucket, filter }
+            | TransactionOp::UpdateMany { bucket, filter, .. }
+            | TransactionOp::DeleteMany { bucket, filter } => one(bucket, Some(filter)),
             TransactionOp::Count { bucket, filter } => one(bucket, filter.as_ref()),
             _ => 0,
         };
@@ -410,7 +421,9 @@ fn scanned_bytes(store: &Store, op: &StoreOp) -> usize {
         StoreOp::Transaction { operations } => operations.iter().fold(0usize, |sum, op| {
             let scanned = match op {
                 TransactionOp::Where { bucket, filter }
-                | TransactionOp::FindOne { bucket, filter } => bytes(bucket, Some(filter)),
+                | TransactionOp::FindOne { bucket, filter }
+                | TransactionOp::UpdateMany { bucket, filter, .. }
+                | TransactionOp::DeleteMany { bucket, filter } => bytes(bucket, Some(filter)),
                 TransactionOp::Count { bucket, filter } => bytes(bucket, filter.as_ref()),
                 _ => 0,
             };
@@ -598,6 +611,7 @@ fn transaction(
     max_ops: usize,
     max_result_bytes: usize,
     max_scan_cost: usize,
+    max_bulk_records: usize,
 ) -> Result<Value, ServerError> {
     let cost = transaction_cost(store, &operations);
     if cost > max_scan_cost {
@@ -619,15 +633,30 @@ fn transaction(
         )
         .with_details(json!({ "limit": max_ops })));
     }
+    // The records the bulk entries write, all together, are bounded like one bulk write:
+    // the inserts are counted here, the matches of updateMany / deleteMany as they are found.
+    let inserts = operations.iter().fold(0usize, |n, op| match op {
+        TransactionOp::InsertMany { data, .. } => n.saturating_add(data.len()),
+        TransactionOp::Upsert { .. } => n.saturating_add(1),
+        _ => n,
+    });
+    if inserts > max_bulk_records {
+        return Err(bulk_in_transaction_too_many(max_bulk_records));
+    }
+    let mut bulk_budget = max_bulk_records - inserts;
+    let mut too_many = false;
     let results = store.transaction(|tx| {
         let mut used = 0usize;
         operations
             .into_iter()
             .enumerate()
             .map(|(index, op)| {
+                let data = transaction_op(tx, op, &mut bulk_budget).inspect_err(|_| {
+                    too_many = bulk_budget == usize::MAX;
+                })?;
                 let result = TransactionOpResult {
                     index: u32::try_from(index).unwrap_or(u32::MAX),
-                    data: transaction_op(tx, op)?,
+                    data,
                 };
                 let room = max_result_bytes.saturating_sub(used);
                 used = match json_size_within(&result, room) {
@@ -642,13 +671,100 @@ fn transaction(
                 Ok(result)
             })
             .collect::<Result<Vec<_>, StoreError>>()
-    })?;
-    to_json(TransactionResult { results })
+    });
+    if too_many {
+        return Err(bulk_in_transaction_too_many(max_bulk_records));
+    }
+    to_json(TransactionResult { results: results? })
 }
 
-/// One operation of `store.transaction`; its result `data`.
-fn transaction_op(tx: &mut Transaction<'_>, op: TransactionOp) -> Result<Value, StoreError> {
+/// `VALIDATION_ERROR` for a transaction whose bulk entries would write more than `max`
+/// records together; nothing is written.
+fn bulk_in_transaction_too_many(max: usize) -> ServerError {
+    ServerError::new(
+        ErrorCode::ValidationError,
+        format!(
+            "The bulk operations of a transaction may write at most {max} records together; split it"
+        ),
+    )
+    .with_details(json!({ "limit": max }))
+}
+
+/// What the bulk entries of a transaction may write, for choosing where it runs (as
+/// [`bulk_records`] for each).
+fn transaction_bulk_records(store: &Store, operations: &[TransactionOp], max: usize) -> usize {
+    operations
+        .iter()
+        .fold(0usize, |n, op| {
+            let records = match op {
+                TransactionOp::InsertMany { data, .. } => data.len(),
+                TransactionOp::Upsert { .. } => 1,
+                TransactionOp::UpdateMany { bucket, .. }
+                | TransactionOp::DeleteMany { bucket, .. } => store.bucket_len(bucket).unwrap_or(0),
+                _ => 0,
+            };
+            n.saturating_add(records)
+        })
+        .min(max)
+}
+
+/// One operation of `store.transaction`; its result `data`. `bulk_budget` is what the
+/// matches of `updateMany` / `deleteMany` may still take; past it the transaction fails and
+/// the budget is set to `usize::MAX` to say why.
+fn transaction_op(
+    tx: &mut Transaction<'_>,
+    op: TransactionOp,
+    bulk_budget: &mut usize,
+) -> Result<Value, StoreError> {
+    let mut matches = |b: &mut noex_store::TxBucket<'_, '_>,
+                       filter: &Map<String, Value>|
+     -> Result<Vec<Value>, StoreError> {
+        let keys = b.keys_where(filter, *bulk_budget)?;
+        if keys.len() > *bulk_budget {
+            *bulk_budget = usize::MAX;
+            return Err(StoreError::InvalidArgument {
+                message: "too many records".into(),
+            });
+        }
+        *bulk_budget -= keys.len();
+        Ok(keys)
+    };
     match op {
+        TransactionOp::InsertMany { bucket, data } => {
+            let mut b = tx.bucket(&bucket)?;
+            let mut out = Vec::with_capacity(data.len());
+            for record in data {
+                out.push(Value::Object(b.insert(record)?));
+            }
+            Ok(Value::Array(out))
+        }
+        TransactionOp::UpdateMany {
+            bucket,
+            filter,
+            data,
+        } => {
+            let mut b = tx.bucket(&bucket)?;
+            let keys = matches(&mut b, &filter)?;
+            let n = keys.len();
+            for key in keys {
+                b.update(&key, data.clone())?;
+            }
+            Ok(json!(n))
+        }
+        TransactionOp::DeleteMany { bucket, filter } => {
+            let mut b = tx.bucket(&bucket)?;
+            let keys = matches(&mut b, &filter)?;
+            let mut n = 0usize;
+            for key in keys {
+                if b.delete(&key)? {
+                    n += 1;
+                }
+            }
+            Ok(json!(n))
+        }
+        TransactionOp::Upsert { bucket, data } => {
+            Ok(Value::Object(upsert(&mut tx.bucket(&bucket)?, data)?))
+        }
         TransactionOp::Get { bucket, key } => Ok(one(tx.bucket(&bucket)?.get(&key)?)),
         TransactionOp::Insert { bucket, data } => {
             Ok(Value::Object(tx.bucket(&bucket)?.insert(data)?))
@@ -667,6 +783,26 @@ fn transaction_op(tx: &mut Transaction<'_>, op: TransactionOp) -> Result<Value, 
         TransactionOp::Count { bucket, filter } => {
             Ok(json!(tx.bucket(&bucket)?.count(filter.as_ref())?))
         }
+    }
+}
+
+/// `upsert` in a transaction: merges `data` into the record with its key, or inserts it.
+fn upsert(
+    b: &mut noex_store::TxBucket<'_, '_>,
+    data: Map<String, Value>,
+) -> Result<Map<String, Value>, StoreError> {
+    let key_field = b.key_field()?;
+    let existing = match data.get(&key_field).filter(|k| !k.is_null()) {
+        Some(key) => b.get(key)?.map(|_| key.clone()),
+        None => None,
+    };
+    match existing {
+        Some(key) => {
+            let mut patch = data;
+            patch.remove(&key_field);
+            b.update(&key, patch)
+        }
+        None => b.insert(data),
     }
 }
 
@@ -808,22 +944,9 @@ fn bulk_write(store: &Store, op: StoreOp, max_records: usize) -> Result<Value, S
             }
             Ok(json!(n))
         }),
-        StoreOp::Upsert { bucket, data } => store.transaction(|tx| {
-            let mut b = tx.bucket(&bucket)?;
-            let key_field = b.key_field()?;
-            let existing = match data.get(&key_field).filter(|k| !k.is_null()) {
-                Some(key) => b.get(key)?.map(|_| key.clone()),
-                None => None,
-            };
-            Ok(Value::Object(match existing {
-                Some(key) => {
-                    let mut patch = data;
-                    patch.remove(&key_field);
-                    b.update(&key, patch)?
-                }
-                None => b.insert(data)?,
-            }))
-        }),
+        StoreOp::Upsert { bucket, data } => {
+            store.transaction(|tx| Ok(Value::Object(upsert(&mut tx.bucket(&bucket)?, data)?)))
+        }
         other => {
             return Err(ServerError::internal(format_args!(
                 "{} is not a bulk write",
