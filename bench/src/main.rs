@@ -3,9 +3,12 @@
 //! `noex-bench run --scenarios request-rtt,fanout,connections,churn,transfer --targets echo,noex`
 //! spawns each server as a child (on 127.0.0.1, ephemeral port), runs the scenarios and
 //! prints a table with noex/echo ratios; `--json FILE` also writes the figures as JSON.
+//! `--server-cmd "PROGRAM ARGS"` adds any other server that speaks the protocol as a
+//! target (`cmd`, shown under `--server-name`), with its own noex/<name> ratios.
 //! A scenario whose correctness check fails (the transfer invariant) makes the run exit
 //! with a failure status.
-//! The hidden `echo-server` subcommand is the raw WebSocket baseline.
+//! The hidden `echo-server` subcommand is the raw WebSocket baseline (`--naive`: the
+//! previous, one-write-per-answer one).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +17,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use noex_bench::runner::{self, SCENARIOS};
 use noex_bench::scenario::Config;
-use noex_bench::target::{Binaries, TargetKind};
+use noex_bench::target::{Binaries, TARGET_NAMES, TargetKind, split_command};
 use noex_bench::{echo, report};
 
 #[derive(Parser)]
@@ -37,6 +40,9 @@ enum Command {
         /// Port on 127.0.0.1 (0 = ephemeral).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// The previous baseline: one write per answer instead of one per burst.
+        #[arg(long)]
+        naive: bool,
     },
 }
 
@@ -50,9 +56,19 @@ struct RunArgs {
         default_value = "request-rtt,fanout,connections,churn,transfer"
     )]
     scenarios: Vec<String>,
-    /// Comma-separated targets: echo, noex.
-    #[arg(long, value_delimiter = ',', default_value = "echo,noex")]
-    targets: Vec<String>,
+    /// Comma-separated targets: echo (the floor), echo-naive (one write per answer), noex,
+    /// cmd (the --server-cmd server; its --server-name is accepted too). Default: echo,noex,
+    /// plus cmd when --server-cmd is given.
+    #[arg(long, value_delimiter = ',')]
+    targets: Option<Vec<String>>,
+    /// Another server to measure beside ours: a command (split at whitespace, no quoting)
+    /// that prints a line containing ws://127.0.0.1:PORT/ on stdout. Its CPU is read from
+    /// the started process: a wrapper script must `exec` the server.
+    #[arg(long)]
+    server_cmd: Option<String>,
+    /// The column the --server-cmd server is shown under.
+    #[arg(long, default_value = "other")]
+    server_name: String,
     /// The noex server binary (default: `noex-server` next to this executable).
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -128,7 +144,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::EchoServer { port } => match rt.block_on(echo::serve(port)) {
+        Command::EchoServer { port, naive } => match rt.block_on(echo::serve(port, naive)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("noex-bench echo-server: {e}");
@@ -153,12 +169,41 @@ async fn run(args: RunArgs) -> ExitCode {
             }
         }
     }
+    let server_cmd = args.server_cmd.as_deref().map(split_command);
+    if server_cmd.as_ref().is_some_and(Vec::is_empty) {
+        eprintln!("noex-bench: --server-cmd is empty");
+        return ExitCode::FAILURE;
+    }
+    let name = args.server_name.as_str();
+    if name.is_empty() || name.contains(char::is_whitespace) || TargetKind::parse(name).is_some() {
+        eprintln!(
+            "noex-bench: --server-name {name:?} must be one word other than a target kind ({TARGET_NAMES})"
+        );
+        return ExitCode::FAILURE;
+    }
+    let names = args.targets.clone().unwrap_or_else(|| {
+        let mut d = vec!["echo".to_owned(), "noex".to_owned()];
+        if server_cmd.is_some() {
+            d.push("cmd".to_owned());
+        }
+        d
+    });
     let mut targets = Vec::new();
-    for t in &args.targets {
-        match TargetKind::parse(t) {
-            Some(k) => targets.push(k),
+    for t in &names {
+        let kind = if t == name {
+            Some(TargetKind::Cmd)
+        } else {
+            TargetKind::parse(t)
+        };
+        match kind {
+            Some(TargetKind::Cmd) if server_cmd.is_none() => {
+                eprintln!("noex-bench: target {t:?} needs --server-cmd \"PROGRAM ARGS\"");
+                return ExitCode::FAILURE;
+            }
+            Some(k) if !targets.contains(&k) => targets.push(k),
+            Some(_) => {}
             None => {
-                eprintln!("noex-bench: unknown target {t:?} (known: echo, noex)");
+                eprintln!("noex-bench: unknown target {t:?} (known: {TARGET_NAMES})");
                 return ExitCode::FAILURE;
             }
         }
@@ -178,6 +223,8 @@ async fn run(args: RunArgs) -> ExitCode {
         noex,
         bench,
         noex_args: args.server_args.clone(),
+        server_cmd,
+        server_name: args.server_name.clone(),
     };
     let cfg = Config {
         connections: args.connections,
@@ -209,6 +256,8 @@ async fn run(args: RunArgs) -> ExitCode {
             "accounts": cfg.accounts, "transfer_clients": cfg.transfer_clients,
             "transfer_calls": cfg.transfer_calls, "login_clients": cfg.login_clients,
             "duration_secs": args.duration_secs,
+            "targets": targets.iter().map(|k| bins.label(*k)).collect::<Vec<_>>(),
+            "server_cmd": args.server_cmd,
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         });
         let doc = report::json(&rows, params);
@@ -226,7 +275,7 @@ async fn run(args: RunArgs) -> ExitCode {
         eprintln!(
             "noex-bench: FAILED {} against {}: {}",
             r.scenario,
-            r.target.name(),
+            r.label,
             r.outcome.failure.as_deref().unwrap_or_default()
         );
     }

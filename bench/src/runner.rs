@@ -1,6 +1,6 @@
 //! Runs the selected scenarios against the selected targets, one fresh server per
-//! (scenario, target) pair, echo first so each noex figure has its baseline from the
-//! same run.
+//! (scenario, target) pair, in the order given (echo first by default), so each noex
+//! figure has its baselines from the same run.
 
 use crate::report::Row;
 use crate::scenario::{self, Config};
@@ -27,7 +27,8 @@ pub async fn run(
     let mut rows = Vec::new();
     for &name in scenarios {
         for &kind in targets {
-            eprintln!("running {name} against {}", kind.name());
+            let label = bins.label(kind);
+            eprintln!("running {name} against {label}");
             let outcome = match Target::spawn_with(kind, bins, name == "logins") {
                 Ok(target) => match name {
                     "request-rtt" => scenario::rtt::run(&target, cfg).await,
@@ -44,11 +45,12 @@ pub async fn run(
                 },
             };
             if let Some(failure) = &outcome.failure {
-                eprintln!("FAILED: {name} against {}: {failure}", kind.name());
+                eprintln!("FAILED: {name} against {label}: {failure}");
             }
             rows.push(Row {
                 scenario: name,
                 target: kind,
+                label,
                 outcome,
             });
         }

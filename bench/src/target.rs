@@ -1,8 +1,11 @@
 //! The servers under test, spawned as child processes so their pid (for `/proc/PID/status`
-//! VmRSS) is known and every run starts from a fresh, empty server.
+//! VmRSS and `/proc/PID/stat` CPU time) is known and every run starts from a fresh, empty
+//! server.
 //!
-//! Both targets print one stdout line containing `ws://127.0.0.1:PORT/`; the port is read
-//! from it. The child is killed when the [`Target`] is dropped.
+//! Every target prints one stdout line containing `ws://127.0.0.1:PORT/`; the port is read
+//! from it. The child is killed when the [`Target`] is dropped. Besides our own server and
+//! the echo baselines, `--server-cmd` runs any command that prints such a line (another
+//! implementation of the protocol), so it can be measured beside ours in one run.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -11,32 +14,46 @@ use std::process::{Child, Command, Stdio};
 /// Which server a scenario runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetKind {
-    /// The raw baseline: `noex-bench echo-server` (see [`crate::echo`]).
+    /// The raw baseline, the floor: `noex-bench echo-server` (see [`crate::echo`]), which
+    /// writes each burst of answers with one flush.
     Echo,
+    /// The previous baseline, kept for comparison: `noex-bench echo-server --naive`, one
+    /// write (and one task wake-up) per answer.
+    EchoNaive,
     /// The noex server binary.
     Noex,
+    /// Any server started by `--server-cmd` (its column is named by `--server-name`).
+    Cmd,
 }
 
+/// The known target names, for messages.
+pub const TARGET_NAMES: &str = "echo, echo-naive, noex, cmd (with --server-cmd)";
+
 impl TargetKind {
-    /// The name used in tables and JSON.
+    /// The kind's own name (a `cmd` target is shown under its `--server-name`; see
+    /// [`Binaries::label`]).
     pub fn name(self) -> &'static str {
         match self {
             TargetKind::Echo => "echo",
+            TargetKind::EchoNaive => "echo-naive",
             TargetKind::Noex => "noex",
+            TargetKind::Cmd => "cmd",
         }
     }
 
-    /// Parses `echo` / `noex`.
+    /// Parses `echo` / `echo-naive` / `noex` / `cmd`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "echo" => Some(TargetKind::Echo),
+            "echo-naive" => Some(TargetKind::EchoNaive),
             "noex" => Some(TargetKind::Noex),
+            "cmd" => Some(TargetKind::Cmd),
             _ => None,
         }
     }
 }
 
-/// Where the two server binaries are.
+/// How to start each server.
 #[derive(Debug, Clone)]
 pub struct Binaries {
     /// The noex server binary.
@@ -45,6 +62,28 @@ pub struct Binaries {
     pub bench: PathBuf,
     /// Extra flags passed to the noex server.
     pub noex_args: Vec<String>,
+    /// `--server-cmd`, split into program and arguments (see [`split_command`]); `None`
+    /// when not given.
+    pub server_cmd: Option<Vec<String>>,
+    /// `--server-name`: the column a `cmd` target is shown under.
+    pub server_name: String,
+}
+
+impl Binaries {
+    /// The name a target of `kind` is shown under in tables and JSON.
+    pub fn label(&self, kind: TargetKind) -> String {
+        match kind {
+            TargetKind::Cmd => self.server_name.clone(),
+            k => k.name().to_owned(),
+        }
+    }
+}
+
+/// Splits a `--server-cmd` value into program and arguments at whitespace. There is no
+/// quoting: an argument cannot contain a space (put such a command in a script that
+/// `exec`s the server).
+pub fn split_command(cmd: &str) -> Vec<String> {
+    cmd.split_whitespace().map(str::to_owned).collect()
 }
 
 /// A running server child process.
@@ -85,9 +124,21 @@ impl Target {
     /// `--config` among the extra flags).
     pub fn spawn_with(kind: TargetKind, bins: &Binaries, identity: bool) -> Result<Self, String> {
         let mut cmd = match kind {
-            TargetKind::Echo => {
+            TargetKind::Echo | TargetKind::EchoNaive => {
                 let mut c = Command::new(&bins.bench);
                 c.args(["echo-server", "--port", "0"]);
+                if kind == TargetKind::EchoNaive {
+                    c.arg("--naive");
+                }
+                c
+            }
+            TargetKind::Cmd => {
+                let Some((program, args)) = bins.server_cmd.as_deref().and_then(<[_]>::split_first)
+                else {
+                    return Err("the cmd target needs --server-cmd \"PROGRAM ARGS\"".into());
+                };
+                let mut c = Command::new(program);
+                c.args(args);
                 c
             }
             TargetKind::Noex => {
@@ -105,7 +156,7 @@ impl Target {
             .stderr(Stdio::null());
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("cannot start {kind:?} server: {e}"))?;
+            .map_err(|e| format!("cannot start the {} server: {e}", bins.label(kind)))?;
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
             return Err("no stdout pipe".into());
@@ -118,7 +169,10 @@ impl Target {
                 Ok(0) | Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("{kind:?} server exited before listening"));
+                    return Err(format!(
+                        "the {} server exited before printing a line with ws://127.0.0.1:PORT/",
+                        bins.label(kind)
+                    ));
                 }
                 Ok(_) => {
                     if let Some(p) = parse_port(&line) {
@@ -183,6 +237,15 @@ pub fn parse_port(line: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_a_command_at_whitespace() {
+        assert_eq!(
+            split_command("  node  server.js --port 0\n"),
+            ["node", "server.js", "--port", "0"]
+        );
+        assert!(split_command("   ").is_empty());
+    }
 
     #[test]
     fn parses_listening_line() {

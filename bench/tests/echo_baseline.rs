@@ -1,5 +1,6 @@
-//! End-to-end: a tiny `request-rtt` and `connections` run against the echo baseline
-//! produces sane figures (non-zero throughput, ordered percentiles, RSS per connection),
+//! End-to-end: a tiny `request-rtt`, `fanout` and `connections` run against the echo
+//! baseline (the floor) produces sane figures (non-zero throughput, ordered percentiles,
+//! every push delivered, server CPU per operation, RSS per connection),
 //! and `transfer`, which needs `procedures.*`, is cleanly "not applicable" to it.
 
 use std::process::Command;
@@ -26,7 +27,13 @@ fn tiny_run_against_echo_baseline() {
             "--targets",
             "echo",
             "--scenarios",
-            "request-rtt,connections,transfer",
+            "request-rtt,fanout,connections,transfer",
+            "--subscribers",
+            "5",
+            "--inserts",
+            "20",
+            "--rate",
+            "200",
             "--connections",
             "4",
             "--depth",
@@ -63,9 +70,17 @@ fn tiny_run_against_echo_baseline() {
     );
     assert!(p50 > 0.0 && p50 <= p99 && p99 <= p999, "{p50} {p99} {p999}");
 
+    assert!(metric(&doc, "request-rtt", "server_cpu_us_per_req") >= 0.0);
+
+    // Every insert reaches every subscriber once (the writer itself did not subscribe).
+    assert_eq!(metric(&doc, "fanout", "inserts"), 20.0);
+    assert_eq!(metric(&doc, "fanout", "pushes"), 100.0);
+    assert!(metric(&doc, "fanout", "server_cpu_us_per_push") >= 0.0);
+
     assert_eq!(metric(&doc, "connections", "opened"), 50.0);
     assert!(metric(&doc, "connections", "conns_per_s") > 0.0);
     assert!(metric(&doc, "connections", "rss_kib_per_conn") >= 0.0);
+    assert!(metric(&doc, "connections", "server_cpu_us_per_conn") >= 0.0);
 
     let results = doc["results"].as_array().cloned().unwrap_or_default();
     let transfer = results

@@ -52,7 +52,7 @@ async fn transfers_against_the_real_server_keep_the_invariant() {
     .await
     .expect("server starts");
     // 600 accounts: setup inserts and the check reads back in two pages of 500.
-    let out = transfer::run_port(server.local_addr().port(), &config(600)).await;
+    let out = transfer::run_port(server.local_addr().port(), &config(600), || None).await;
     server.stop(Duration::from_secs(1)).await;
 
     assert_eq!(out.failure, None, "{out:?}");
@@ -120,7 +120,7 @@ async fn leaky_server(accounts: usize) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_invariant_fails_the_scenario() {
     let port = leaky_server(10).await;
-    let out = transfer::run_port(port, &config(10)).await;
+    let out = transfer::run_port(port, &config(10), || None).await;
     let failure = out.failure.clone().unwrap_or_else(|| panic!("{out:?}"));
     assert!(
         failure.contains("sum of balances is 870 (expected 1000)"),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{COUNT_QUERY, Config, Outcome, define_schema, per_second};
+use super::{COUNT_QUERY, Config, Outcome, cpu_per_op, define_schema, per_second};
 use crate::client::{Ws, connect, request};
 use crate::target::Target;
 
@@ -48,14 +48,24 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
     let rss_before = target.rss_kib();
     let stats_before = counts(&mut control, 10).await;
     failures.store(0, Ordering::Relaxed);
+    let cpu_before = target.cpu_time();
     let start = Instant::now();
     let done = cycles(target.port, cfg, cfg.churn_cycles, cfg.duration, &failures).await;
     let elapsed = start.elapsed();
     tokio::time::sleep(SETTLE).await;
+    // Read after the settle, so the teardown of the last closed connections is counted.
+    let cpu_after = target.cpu_time();
     let rss_after = target.rss_kib();
     let stats_after = counts(&mut control, 11).await;
     out.more("cycles", done as f64);
     out.more("cycles_per_s", per_second(done, elapsed));
+    cpu_per_op(
+        &mut out,
+        "server_cpu_us_per_cycle",
+        cpu_before,
+        cpu_after,
+        done,
+    );
     if let (Some(b), Some(a)) = (rss_before, rss_after) {
         out.less("rss_before_mib", b as f64 / 1024.0);
         out.less("rss_growth_kib", a as f64 - b as f64);

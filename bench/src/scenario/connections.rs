@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use futures_util::stream;
 
-use super::{Config, Outcome, per_second};
+use super::{Config, Outcome, cpu_per_op, per_second};
 use crate::client::connect;
 use crate::target::Target;
 
@@ -18,6 +18,7 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
     let mut out = Outcome::default();
     tokio::time::sleep(SETTLE).await;
     let before = target.rss_kib();
+    let cpu_before = target.cpu_time();
     let start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start + cfg.duration);
     let port = target.port;
@@ -44,10 +45,19 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
     }
     tokio::time::sleep(SETTLE).await;
     let after = target.rss_kib();
+    let cpu_after = target.cpu_time();
     let opened = open.len() as u64;
     out.more("opened", opened as f64);
     out.less("open_ms", elapsed.as_secs_f64() * 1000.0);
     out.more("conns_per_s", per_second(opened, elapsed));
+    // TCP accept, the WebSocket handshake and whatever a session costs to set up.
+    cpu_per_op(
+        &mut out,
+        "server_cpu_us_per_conn",
+        cpu_before,
+        cpu_after,
+        opened,
+    );
     match (before, after) {
         (Some(b), Some(a)) if opened > 0 => {
             out.less("rss_before_mib", b as f64 / 1024.0);

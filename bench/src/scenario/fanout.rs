@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{BUCKET, COUNT_QUERY, Config, Outcome, define_schema, per_second};
+use super::{BUCKET, COUNT_QUERY, Config, Outcome, cpu_per_op, define_schema, per_second};
 use crate::client::{Frame, Ws, classify, connect, pong, request};
 use crate::stats::Samples;
 use crate::target::Target;
@@ -70,6 +70,7 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
         base: Instant::now(),
         sent: (0..=inserts).map(|_| AtomicU64::new(0)).collect(),
     });
+    let cpu_before = target.cpu_time();
     let start = Instant::now();
     let deadline = start + cfg.duration;
     // Subscribers listen until the last push arrives or the deadline (plus a short tail).
@@ -96,6 +97,7 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
             sets.push(s);
         }
     }
+    let cpu_after = target.cpu_time();
     let _ = writer.close(None).await;
     let pushes: u64 = sets.iter().map(Samples::seen).sum();
     let span = Duration::from_nanos(last_recv.load(Ordering::Relaxed));
@@ -105,6 +107,15 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
     out.less("p99_us", sum.p99_us);
     out.more("pushes", pushes as f64);
     out.more("inserts", sent as f64);
+    // All of the server's CPU over the phase (the inserts, the query re-evaluations, the
+    // pushes) per push delivered.
+    cpu_per_op(
+        &mut out,
+        "server_cpu_us_per_push",
+        cpu_before,
+        cpu_after,
+        pushes,
+    );
     let expected = sent.saturating_mul(cfg.subscribers as u64);
     if pushes < expected {
         out.notes.push(format!(

@@ -131,6 +131,26 @@ pub async fn define_schema(ws: &mut Ws, out: &mut Outcome) {
     }
 }
 
+/// Adds `name`: the server's own CPU time (user + system, from `/proc/PID/stat`) between
+/// the readings `before` and `after`, in microseconds per operation. Nothing is added when
+/// either reading failed or no operation completed. The readings count in `USER_HZ`
+/// ticks (10 ms), so a phase should use at least a second or so of server CPU to be read
+/// to better than a few percent.
+pub fn cpu_per_op(
+    out: &mut Outcome,
+    name: &'static str,
+    before: Option<Duration>,
+    after: Option<Duration>,
+    ops: u64,
+) {
+    if let (Some(before), Some(after)) = (before, after)
+        && ops > 0
+    {
+        let used = after.saturating_sub(before);
+        out.less(name, used.as_secs_f64() * 1e6 / ops as f64);
+    }
+}
+
 /// Requests per second, guarding against a zero elapsed time.
 pub fn per_second(count: u64, elapsed: Duration) -> f64 {
     let s = elapsed.as_secs_f64();

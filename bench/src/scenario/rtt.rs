@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{BUCKET, Config, Outcome, define_schema, per_second};
+use super::{BUCKET, Config, Outcome, cpu_per_op, define_schema, per_second};
 use crate::client::{Frame, Ws, classify, connect, pong};
 use crate::stats::Samples;
 use crate::target::Target;
@@ -67,10 +67,7 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
         }
     }
     let elapsed = start.elapsed();
-    let cpu_used = target
-        .cpu_time()
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
+    let cpu_after = target.cpu_time();
     let ok: u64 = results.iter().map(|r| r.ok).sum();
     let errors: u64 = results.iter().map(|r| r.errors).sum();
     let sets: Vec<Samples> = results.into_iter().map(|r| r.samples).collect();
@@ -80,13 +77,13 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
     out.less("p99_us", sum.p99_us);
     out.less("p999_us", sum.p999_us);
     out.more("answered", (ok + errors) as f64);
-    if let Some(cpu) = cpu_used.filter(|_| ok + errors > 0) {
-        // The server's own CPU (user + system, from /proc/PID/stat) per answered request.
-        out.less(
-            "server_cpu_us_per_req",
-            cpu.as_secs_f64() * 1e6 / (ok + errors) as f64,
-        );
-    }
+    cpu_per_op(
+        &mut out,
+        "server_cpu_us_per_req",
+        cpu_before,
+        cpu_after,
+        ok + errors,
+    );
     if errors > 0 {
         out.degraded = true;
         out.notes

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Config, Outcome, per_second};
+use super::{Config, Outcome, cpu_per_op, per_second};
 use crate::client::{Reply, Ws, call, connect, request};
 use crate::stats::Samples;
 use crate::target::Target;
@@ -89,11 +89,12 @@ struct ClientResult {
 
 /// Runs the scenario against `target`.
 pub async fn run(target: &Target, cfg: &Config) -> Outcome {
-    run_port(target.port, cfg).await
+    run_port(target.port, cfg, || target.cpu_time()).await
 }
 
-/// Runs the scenario against the server listening on `127.0.0.1:port`.
-pub async fn run_port(port: u16, cfg: &Config) -> Outcome {
+/// Runs the scenario against the server listening on `127.0.0.1:port`; `cpu_time` reads
+/// the server's CPU time so far (`|| None` when it is not a separate process).
+pub async fn run_port(port: u16, cfg: &Config, cpu_time: impl Fn() -> Option<Duration>) -> Outcome {
     let mut out = Outcome::default();
     let mut control = match connect(port).await {
         Ok(ws) => ws,
@@ -141,6 +142,7 @@ pub async fn run_port(port: u16, cfg: &Config) -> Outcome {
     }
     let budget = Arc::new(AtomicU64::new(cfg.transfer_calls));
     let cap = cfg.max_samples / sockets.len().max(1);
+    let cpu_before = cpu_time();
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let mut tasks = Vec::new();
@@ -156,6 +158,7 @@ pub async fn run_port(port: u16, cfg: &Config) -> Outcome {
         }
     }
     let elapsed = start.elapsed();
+    let cpu_after = cpu_time();
 
     let moved: u64 = results.iter().map(|r| r.moved).sum();
     let refused: u64 = results.iter().map(|r| r.refused).sum();
@@ -190,6 +193,13 @@ pub async fn run_port(port: u16, cfg: &Config) -> Outcome {
     out.more("moved", moved as f64);
     out.less("refused", refused as f64);
     out.less("conflicts", conflicts as f64);
+    cpu_per_op(
+        &mut out,
+        "server_cpu_us_per_call",
+        cpu_before,
+        cpu_after,
+        calls,
+    );
 
     match verify(&mut control, accounts).await {
         Ok(check) => {
