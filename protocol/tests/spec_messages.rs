@@ -437,7 +437,7 @@ fn field_validation_messages_follow_the_spec_pattern() {
         (
             "store.transaction",
             json!({"operations": [{"op": "drop", "bucket": "a"}]}),
-            r#"operations[0]: Missing or invalid "op": expected one of get, insert, update, delete, where, findOne, count"#,
+            r#"operations[0]: Missing or invalid "op": expected one of get, insert, update, delete, where, findOne, count, insertMany, updateMany, deleteMany, upsert"#,
         ),
         (
             "store.transaction",

@@ -51,7 +51,7 @@ pub enum Patterns {
 }
 
 impl Patterns {
-    fn matches(&self, value: &str) -> bool {
+    pub(crate) fn matches(&self, value: &str) -> bool {
         match self {
             Patterns::One(p) => match_pattern(p, value),
             Patterns::Many(ps) => ps.iter().any(|p| match_pattern(p, value)),
@@ -284,7 +284,7 @@ impl Authority<'_> {
 impl PermissionRule {
     /// Whether this rule's resource lists cover `item` (a list that is absent covers
     /// everything of its kind).
-    fn covers(&self, item: &Item<'_>) -> bool {
+    pub(crate) fn covers(&self, item: &Item<'_>) -> bool {
         let bucket_listed = |name: &str| {
             self.buckets
                 .as_ref()

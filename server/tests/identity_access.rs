@@ -867,3 +867,99 @@ async fn only_someone_who_may_read_its_bucket_grants_a_query() {
     )
     .await;
 }
+
+/// Red team round 12: a query grant outlived its granter's access to the bucket. eve (who
+/// may only define queries) was given read on `payroll`, granted her query over it to
+/// herself, lost the read grant, and still streamed payroll through the query; the same
+/// with a role rule instead of a grant. A query grant counts only while its granter may
+/// read the bucket.
+#[tokio::test]
+async fn a_query_grant_ends_when_its_granter_loses_the_bucket() {
+    let server = start().await;
+    let mut root = superadmin(&server).await;
+    ok(
+        &mut root,
+        "store.defineBucket",
+        json!({"name": "payroll", "config": {"key": "id", "schema": {"id": {"type": "string"}, "pay": {"type": "number"}}}}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "store.insert",
+        json!({"bucket": "payroll", "data": {"id": "ceo", "pay": 1000000}}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "dq", "permissions": [{"allow": ["store.defineQuery"], "buckets": ["*"]}]}),
+    )
+    .await;
+    let reader = ok(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "payroll-reader", "permissions": [{"allow": ["store.all", "store.get"], "buckets": ["payroll"]}]}),
+    )
+    .await;
+    let (mut eve, eve_id) = user(&server, &mut root, "eve", &["dq"]).await;
+    let (mut mal, mal_id) = user(&server, &mut root, "mal", &[]).await;
+    ok(
+        &mut root,
+        "identity.grant",
+        grant("user", &eve_id, "payroll", &["read"]),
+    )
+    .await;
+    ok(
+        &mut eve,
+        "store.defineQuery",
+        json!({"name": "pq", "config": {"bucket": "payroll", "filter": {}}}),
+    )
+    .await;
+    ok(
+        &mut eve,
+        "identity.grant",
+        json!({"subjectType": "user", "subjectId": eve_id, "resourceType": "query",
+            "resourceName": "pq", "operations": ["read"]}),
+    )
+    .await;
+    ok(&mut eve, "store.subscribe", json!({"query": "pq"})).await;
+    ok(
+        &mut root,
+        "identity.revoke",
+        json!({"subjectType": "user", "subjectId": eve_id, "resourceType": "bucket", "resourceName": "payroll"}),
+    )
+    .await;
+    let frame = eve.call("store.subscribe", json!({"query": "pq"})).await;
+    assert_eq!(
+        frame["code"], "FORBIDDEN",
+        "eve still reads payroll: {frame}"
+    );
+
+    // The same with a role rule: eve holds payroll-reader, shares pq with mal, loses it.
+    ok(
+        &mut root,
+        "identity.assignRole",
+        json!({"userId": eve_id, "roleName": "payroll-reader"}),
+    )
+    .await;
+    ok(
+        &mut eve,
+        "identity.grant",
+        json!({"subjectType": "user", "subjectId": mal_id, "resourceType": "query",
+            "resourceName": "pq", "operations": ["read"]}),
+    )
+    .await;
+    ok(&mut mal, "store.subscribe", json!({"query": "pq"})).await;
+    ok(
+        &mut root,
+        "identity.removeRole",
+        json!({"userId": eve_id, "roleName": "payroll-reader"}),
+    )
+    .await;
+    let frame = mal.call("store.subscribe", json!({"query": "pq"})).await;
+    assert_eq!(
+        frame["code"], "FORBIDDEN",
+        "mal still reads payroll: {frame}"
+    );
+    assert!(reader["id"].is_string());
+}

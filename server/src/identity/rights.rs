@@ -34,6 +34,8 @@ pub(crate) struct Grant {
     pub(crate) resource_name: String,
     /// `read`, `write`, `admin`.
     pub(crate) operations: Vec<String>,
+    /// Who made it (a user id; empty for none recorded).
+    pub(crate) granted_by: String,
 }
 
 /// A role as checks see it.
@@ -116,6 +118,7 @@ impl Rights {
                     .flatten()
                     .filter_map(|v| v.as_str().map(str::to_owned))
                     .collect(),
+                granted_by: text(&entry, "grantedBy"),
             });
         }
         for owner in store.bucket("_resource_owners").all()? {
@@ -212,6 +215,44 @@ impl Rights {
             .collect()
     }
 
+    /// Whether `granter` may (still) share what a query over `bucket` selects: an
+    /// administrator, or for a declarative query someone who may read the bucket through
+    /// the identity — owning it, a `read` grant on it (directly or through a role), or a
+    /// rule of one of its roles allowing `store.all` on it. Rules of the config file for the
+    /// granter's role names are not consulted, so such a grant may end early, never late.
+    fn may_share(&self, granter: &str, bucket: Option<&str>) -> bool {
+        if granter.is_empty() {
+            return false;
+        }
+        let role_ids = self.role_ids(granter);
+        let admin = granter == SUPERADMIN_ID
+            || role_ids.iter().any(|id| {
+                self.roles
+                    .get(id)
+                    .is_some_and(|r| r.name == "admin" || r.name == "superadmin")
+            });
+        if admin {
+            return true;
+        }
+        let Some(bucket) = bucket else {
+            // A programmatic query may read anything: only administrators share it.
+            return false;
+        };
+        let item = Item::Bucket(std::borrow::Cow::Borrowed(bucket));
+        self.owner_of("bucket", bucket) == Some(granter)
+            || self.grants.iter().any(|g| {
+                g.resource_type == "bucket"
+                    && g.resource_name == bucket
+                    && g.operations.iter().any(|o| o == "read")
+                    && self.is_subject(g, granter, &role_ids)
+            })
+            || role_ids
+                .iter()
+                .filter_map(|id| self.roles.get(id))
+                .flat_map(|role| role.rules.iter())
+                .any(|rule| rule.allow.matches("store.all") && rule.covers(&item))
+    }
+
     /// Whether a grant (or ownership) gives `operation` on `item` to `user_id`.
     fn covers(&self, user_id: &str, role_ids: &[String], operation: &str, item: &Item<'_>) -> bool {
         let granted = |resource_type: &str, name: &str| {
@@ -231,8 +272,18 @@ impl Rights {
             // admin's decision to share it as a view). Owning the query is not enough: whoever
             // may define queries would read any bucket through one (a user who owned a query
             // over a bucket it could not read subscribed to its records: red team round 10).
+            // The grant of a query counts only while whoever made it may still read the
+            // bucket: granted by a reader who then lost the bucket, it kept streaming it
+            // (red team round 12).
             Item::Query { name, bucket } => {
-                granted("query", name) || bucket.as_deref().is_some_and(|b| on("bucket", b))
+                bucket.as_deref().is_some_and(|b| on("bucket", b))
+                    || self.grants.iter().any(|g| {
+                        g.resource_type == "query"
+                            && g.resource_name == name.as_ref()
+                            && g.operations.iter().any(|o| o == operation)
+                            && self.is_subject(g, user_id, role_ids)
+                            && self.may_share(&g.granted_by, bucket.as_deref())
+                    })
             }
             Item::Procedure(name) => on("procedure", name),
             Item::Topic(wanted) => {
