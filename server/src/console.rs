@@ -95,8 +95,8 @@ pub(crate) const LARGE_ASSET_BYTES: usize = 64 * 1024;
 pub(crate) const LARGE_ASSETS_PER_WINDOW: u32 = 20;
 /// The window of [`LARGE_ASSETS_PER_WINDOW`].
 pub(crate) const ASSET_WINDOW_MS: u64 = 60_000;
-/// Addresses remembered at once (expired windows are swept when full; then the oldest
-/// goes).
+/// Addresses remembered at once (expired windows are swept when full; while it is still
+/// full, new addresses are refused).
 const MAX_TRACKED: usize = 4_096;
 
 /// Bounds how often one address fetches the console's large files: each answer is a
@@ -116,13 +116,17 @@ impl AssetLimiter {
         if !windows.contains_key(&ip) && windows.len() >= MAX_TRACKED {
             windows.retain(|_, (start, _)| live(*start));
             if windows.len() >= MAX_TRACKED {
-                let oldest = windows
-                    .iter()
-                    .min_by_key(|(_, (start, _))| *start)
-                    .map(|(k, _)| *k);
-                if let Some(oldest) = oldest {
-                    windows.remove(&oldest);
-                }
+                // Refused until the soonest window ends: evicting the oldest let 6 000
+                // addresses in rotation fetch without limit (red team round 12).
+                let soonest = windows
+                    .values()
+                    .map(|(start, _)| *start)
+                    .min()
+                    .unwrap_or(now_ms);
+                return Err(soonest
+                    .saturating_add(ASSET_WINDOW_MS)
+                    .saturating_sub(now_ms)
+                    .max(1));
             }
         }
         let (start, count) = windows.entry(ip).or_insert((now_ms, 0));
@@ -166,11 +170,16 @@ mod tests {
     }
 
     #[test]
-    fn the_table_is_bounded() {
+    fn the_table_is_bounded_and_a_full_one_refuses_new_addresses() {
         let limiter = AssetLimiter::default();
-        for i in 0..(MAX_TRACKED as u32 + 10) {
-            let _ = limiter.fetch(IpAddr::V4(i.into()), 0);
+        for i in 0..MAX_TRACKED as u32 {
+            assert_eq!(limiter.fetch(IpAddr::V4(i.into()), 0), Ok(()));
         }
+        let newcomer = IpAddr::V4((MAX_TRACKED as u32 + 1).into());
+        assert_eq!(limiter.fetch(newcomer, 10), Err(ASSET_WINDOW_MS - 10));
         assert_eq!(limiter.windows.lock().len(), MAX_TRACKED);
+        // Known addresses keep their budget, and once windows end there is room again.
+        assert_eq!(limiter.fetch(IpAddr::V4(0.into()), 10), Ok(()));
+        assert_eq!(limiter.fetch(newcomer, ASSET_WINDOW_MS), Ok(()));
     }
 }
