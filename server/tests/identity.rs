@@ -1258,7 +1258,7 @@ async fn an_over_long_current_password_is_refused_without_a_check() {
 /// address with failures.
 #[tokio::test]
 async fn a_clean_login_does_not_queue_behind_logins_from_an_address_with_failures() {
-    clean_login_overtakes(true, [127, 0, 0, 9], [127, 0, 0, 10]).await;
+    clean_login_overtakes(true, false, [127, 0, 0, 9], [127, 0, 0, 10]).await;
 }
 
 /// Red team round 11: an address counted as clean until its first failure was counted, so
@@ -1266,13 +1266,26 @@ async fn a_clean_login_does_not_queue_behind_logins_from_an_address_with_failure
 /// legitimate login at 32 s). Only one check of an address at a time is clean.
 #[tokio::test]
 async fn a_clean_login_does_not_queue_behind_a_burst_from_a_fresh_address() {
-    clean_login_overtakes(false, [127, 0, 0, 12], [127, 0, 0, 13]).await;
+    clean_login_overtakes(false, false, [127, 0, 0, 12], [127, 0, 0, 13]).await;
+}
+
+/// Red team round 12: one wrong password against a user (from anywhere) put that user's
+/// own login behind every check from an attacking address for 15 minutes (27–51 s). From a
+/// clean address it now waits only behind clean checks.
+#[tokio::test]
+async fn a_login_for_a_username_with_a_failure_does_not_queue_behind_attackers() {
+    clean_login_overtakes(true, true, [127, 0, 0, 14], [127, 0, 0, 15]).await;
 }
 
 /// Sends a burst of bad logins from `attacker` (after one failure first when `primed`),
-/// then a good login from `victim`, and checks that only the checks already running went
-/// before it.
-async fn clean_login_overtakes(primed: bool, attacker_ip: [u8; 4], victim_ip: [u8; 4]) {
+/// then a good login from `victim` (for a username with one failure from a third address
+/// when `marked`), and checks that only the checks already running went before it.
+async fn clean_login_overtakes(
+    primed: bool,
+    marked: bool,
+    attacker_ip: [u8; 4],
+    victim_ip: [u8; 4],
+) {
     let mut config = config();
     config.limits.login.max_failures_per_ip = 1_000;
     config.limits.login.max_failures_per_connection = 1_000;
@@ -1283,6 +1296,16 @@ async fn clean_login_overtakes(primed: bool, attacker_ip: [u8; 4], victim_ip: [u
         .map_or(1, |n| n.get().saturating_sub(1))
         .max(1);
     let suspects = 4 * slots + 8;
+    if marked {
+        let mut other = Client::connect_from(&server, [127, 0, 0, 16]).await;
+        let (code, _) = fail(
+            &mut other,
+            "identity.login",
+            json!({"username": "alice", "password": "guess-password"}),
+        )
+        .await;
+        assert_eq!(code, "UNAUTHORIZED");
+    }
     if primed {
         let mut attacker = Client::connect_from(&server, attacker_ip).await;
         let (code, _) = fail(

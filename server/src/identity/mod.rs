@@ -679,8 +679,10 @@ impl Identity {
             .map_or(0, |window| window.current(now, self.config.login_window_ms));
         self.check_failures(username)
             .map_err(crate::login_limit::refusal)?;
-        Ok(if suspect_address || failures > 0 {
+        Ok(if suspect_address {
             Lane::Suspect
+        } else if failures > 0 {
+            Lane::Watched
         } else {
             Lane::Clean
         })
