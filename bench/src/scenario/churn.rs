@@ -19,7 +19,7 @@ use crate::target::Target;
 const SETTLE: Duration = Duration::from_secs(1);
 
 /// `(active connections, store subscriptions)` from `server.stats`.
-async fn counts(ws: &mut Ws, id: u64) -> Option<(f64, f64)> {
+pub(super) async fn counts(ws: &mut Ws, id: u64) -> Option<(f64, f64)> {
     let stats: Value = request(ws, id, json!({"type": "server.stats"}))
         .await
         .ok()?;

@@ -75,6 +75,17 @@ pub async fn run(target: &Target, cfg: &Config) -> Outcome {
             first_error.unwrap_or_default()
         ));
     }
+    // A server that closes connections after the handshake (a per-address cap) must not
+    // pass for one holding them: ask it how many are open (the echo baseline cannot say).
+    if let Some(ws) = open.last_mut()
+        && let Some((active, _)) = super::churn::counts(ws, 1).await
+        && active < opened as f64
+    {
+        out.degraded = true;
+        out.notes.push(format!(
+            "the server holds {active} connections of the {opened} opened"
+        ));
+    }
     drop(open);
     out
 }
