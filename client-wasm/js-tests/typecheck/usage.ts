@@ -58,7 +58,7 @@ export async function demo(url: string, WebSocket: new (url: string) => unknown)
 
   const tx: TransactionOp[] = [{ op: 'insert', bucket: 'users', data: { name: 'Bob' } }];
   // @ts-expect-error: `op` is one of the generated transaction operations.
-  const badTx: TransactionOp = { op: 'upsert', bucket: 'users', data: {} };
+  const badTx: TransactionOp = { op: 'merge', bucket: 'users', data: {} };
   const { results } = await client.store.transaction(tx);
   const index: number = results[0].index;
 
