@@ -476,10 +476,17 @@ async fn a_slow_evaluation_does_not_delay_other_subscriptions_pushes() {
         let _ = tx.send(r.value().clone());
     })
     .unwrap();
-    // The slow query's re-evaluation starts and waits for the gate...
-    s.bucket("items").insert(o(json!({"id": 1}))).unwrap();
-    // ...while the fast one's push arrives.
-    s.bucket("other").insert(o(json!({"id": 1}))).unwrap();
+    // One commit changes both buckets: the slow query's re-evaluation starts and waits
+    // for the gate while the fast one's push arrives. (Two inserts, one per bucket, made
+    // the test depend on timing: when the slow lane's evaluation took the data read lock
+    // before the second insert took the write lock, that insert, and so the fast push,
+    // waited out the gate's 30 s bound.)
+    s.transaction(|tx| {
+        tx.bucket("items")?.insert(o(json!({"id": 1})))?;
+        tx.bucket("other")?.insert(o(json!({"id": 1})))?;
+        Ok(())
+    })
+    .unwrap();
     let pushed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
     let gate_still_closed = !gate.is_open();
     assert_eq!(pushed, Ok(Some(json!(1))), "the fast push waited");
