@@ -1225,7 +1225,9 @@ async fn wrong_current_passwords_are_limited_like_failed_logins() {
 }
 
 /// The reported hash-slot hog: a `currentPassword` of 200 KB. No password is that long, so
-/// it is refused without a hash, and the right password still works afterwards.
+/// it is refused without a hash and without counting as a guess: after ten of them the
+/// user still has its five guesses, and the sixth wrong one is refused (before the fix
+/// nothing was ever refused).
 #[tokio::test]
 async fn an_over_long_current_password_is_refused_without_a_check() {
     let (server, _) = start(config()).await;
@@ -1244,12 +1246,20 @@ async fn an_over_long_current_password_is_refused_without_a_check() {
             ("UNAUTHORIZED", "Current password is incorrect")
         );
     }
-    ok(
-        &mut alice,
-        "identity.changePassword",
-        json!({"userId": id, "currentPassword": "password-1", "newPassword": "password-2"}),
-    )
-    .await;
+    for i in 0..6 {
+        let (code, _) = fail(
+            &mut alice,
+            "identity.changePassword",
+            json!({"userId": id, "currentPassword": format!("guess-{i}"), "newPassword": "password-2"}),
+        )
+        .await;
+        let expected = if i < 5 {
+            "UNAUTHORIZED"
+        } else {
+            "RATE_LIMITED"
+        };
+        assert_eq!(code, expected, "guess {i}");
+    }
 }
 
 /// Red team round 10: 50 addresses looping bad logins put a legitimate login at 2–3 s, as

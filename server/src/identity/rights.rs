@@ -225,13 +225,11 @@ impl Rights {
             return false;
         }
         let role_ids = self.role_ids(granter);
-        let admin = granter == SUPERADMIN_ID
-            || role_ids.iter().any(|id| {
-                self.roles
-                    .get(id)
-                    .is_some_and(|r| r.name == "admin" || r.name == "superadmin")
-            });
-        if admin {
+        let role_names: Vec<String> = role_ids
+            .iter()
+            .filter_map(|id| self.roles.get(id).map(|r| r.name.clone()))
+            .collect();
+        if granter == SUPERADMIN_ID || super::Identity::is_admin(&role_names) {
             return true;
         }
         let Some(bucket) = bucket else {
