@@ -400,6 +400,13 @@ impl Connection {
 
         // The wait for the session's expiry, on the server's clock, and the time it is for.
         let mut session_wait: Option<(u64, noex_model::clock::Sleep)> = None;
+        // Changes of the built-in identity's rights: live subscriptions are checked again.
+        let mut rights = self
+            .state
+            .shared
+            .identity
+            .as_ref()
+            .map(|i| i.watch_rights());
         loop {
             let deadline = self.state.session_deadline;
             if session_wait.as_ref().map(|(at, _)| *at) != deadline {
@@ -422,6 +429,20 @@ impl Connection {
                     // Done: a new wait is made for whatever deadline is set next.
                     session_wait = None;
                     self.on_session_deadline()
+                }
+                changed = async {
+                    match rights.as_mut() {
+                        Some(rx) => rx.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    match changed {
+                        // A right revoked (a grant, a role, an ownership, a query grant's
+                        // granter losing its bucket) ends what it alone allowed.
+                        Ok(()) => self.state.end_forbidden_subscriptions("Access changed"),
+                        Err(_) => rights = None,
+                    }
+                    Flow::Continue
                 }
                 Some((id, why)) = self.ended_rx.recv() => {
                     self.state.end_subscription(&id, why);

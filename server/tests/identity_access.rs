@@ -922,13 +922,16 @@ async fn a_query_grant_ends_when_its_granter_loses_the_bucket() {
             "resourceName": "pq", "operations": ["read"]}),
     )
     .await;
-    ok(&mut eve, "store.subscribe", json!({"query": "pq"})).await;
+    let sub = ok(&mut eve, "store.subscribe", json!({"query": "pq"})).await;
     ok(
         &mut root,
         "identity.revoke",
         json!({"subjectType": "user", "subjectId": eve_id, "resourceType": "bucket", "resourceName": "payroll"}),
     )
     .await;
+    // Her live subscription ends (live_subscriptions_end_when_the_rights_behind_them_are_revoked).
+    let sub_id = sub["subscriptionId"].as_str().expect("id");
+    ended_notice(&mut eve, sub_id).await;
     let frame = eve.call("store.subscribe", json!({"query": "pq"})).await;
     assert_eq!(
         frame["code"], "FORBIDDEN",
@@ -949,17 +952,191 @@ async fn a_query_grant_ends_when_its_granter_loses_the_bucket() {
             "resourceName": "pq", "operations": ["read"]}),
     )
     .await;
-    ok(&mut mal, "store.subscribe", json!({"query": "pq"})).await;
+    let sub = ok(&mut mal, "store.subscribe", json!({"query": "pq"})).await;
     ok(
         &mut root,
         "identity.removeRole",
         json!({"userId": eve_id, "roleName": "payroll-reader"}),
     )
     .await;
+    let sub_id = sub["subscriptionId"].as_str().expect("id");
+    ended_notice(&mut mal, sub_id).await;
     let frame = mal.call("store.subscribe", json!({"query": "pq"})).await;
     assert_eq!(
         frame["code"], "FORBIDDEN",
         "mal still reads payroll: {frame}"
     );
     assert!(reader["id"].is_string());
+}
+
+/// Asserts nothing was pushed to `c` (after the server's `settle()`: a push due by then is
+/// queued before the answer to this round trip).
+async fn assert_no_push(c: &mut Client) {
+    ok(c, "identity.whoami", json!({})).await;
+    assert!(c.pushes.is_empty(), "unexpected pushes: {:?}", c.pushes);
+}
+
+/// Reads frames until the error notice (id 0) that ends `subscription`; pushes before it
+/// are skipped.
+async fn ended_notice(c: &mut Client, subscription: &str) -> Value {
+    loop {
+        let frame = match c.pushes.pop_front() {
+            Some(push) => push,
+            None => c.recv().await,
+        };
+        if frame["type"] == "push" {
+            continue;
+        }
+        assert_eq!(frame["id"], 0, "not a notice: {frame}");
+        assert_eq!(frame["details"]["subscriptionId"], subscription, "{frame}");
+        return frame;
+    }
+}
+
+#[tokio::test]
+async fn live_subscriptions_end_when_the_rights_behind_them_are_revoked() {
+    let server = start().await;
+    let mut root = superadmin(&server).await;
+    ok(
+        &mut root,
+        "store.defineBucket",
+        json!({"name": "payroll", "config": {"key": "id", "schema": {"id": {"type": "string"}, "pay": {"type": "number"}}}}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "store.insert",
+        json!({"bucket": "payroll", "data": {"id": "ceo", "pay": 1000000}}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "dq", "permissions": [{"allow": ["store.defineQuery"], "buckets": ["*"]}]}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "payroll-reader", "permissions": [{"allow": ["store.all", "store.get"], "buckets": ["payroll"]}]}),
+    )
+    .await;
+    let (mut eve, eve_id) = user(&server, &mut root, "eve", &["dq"]).await;
+    let (mut mal, mal_id) = user(&server, &mut root, "mal", &[]).await;
+    ok(
+        &mut root,
+        "identity.grant",
+        grant("user", &eve_id, "payroll", &["read"]),
+    )
+    .await;
+    ok(
+        &mut eve,
+        "store.defineQuery",
+        json!({"name": "pq", "config": {"bucket": "payroll", "filter": {}}}),
+    )
+    .await;
+
+    // A grant on the bucket: revoking it ends eve's live subscription, with a notice.
+    let sub = ok(&mut eve, "store.subscribe", json!({"query": "pq"})).await;
+    let sub_id = sub["subscriptionId"].as_str().expect("id").to_owned();
+    ok(
+        &mut root,
+        "identity.revoke",
+        json!({"subjectType": "user", "subjectId": eve_id, "resourceType": "bucket", "resourceName": "payroll"}),
+    )
+    .await;
+    let notice = ended_notice(&mut eve, &sub_id).await;
+    assert_eq!(notice["code"], "FORBIDDEN", "{notice}");
+    ok(
+        &mut root,
+        "store.update",
+        json!({"bucket": "payroll", "key": "ceo", "data": {"pay": 4321}}),
+    )
+    .await;
+    server.store().settle().await;
+    assert_no_push(&mut eve).await;
+
+    // A query grant whose granter loses the bucket: the grantee's live subscription ends.
+    ok(
+        &mut root,
+        "identity.assignRole",
+        json!({"userId": eve_id, "roleName": "payroll-reader"}),
+    )
+    .await;
+    ok(
+        &mut eve,
+        "identity.grant",
+        json!({"subjectType": "user", "subjectId": mal_id, "resourceType": "query",
+            "resourceName": "pq", "operations": ["read"]}),
+    )
+    .await;
+    let sub = ok(&mut mal, "store.subscribe", json!({"query": "pq"})).await;
+    let mal_sub = sub["subscriptionId"].as_str().expect("id").to_owned();
+    ok(
+        &mut root,
+        "identity.removeRole",
+        json!({"userId": eve_id, "roleName": "payroll-reader"}),
+    )
+    .await;
+    let notice = ended_notice(&mut mal, &mal_sub).await;
+    assert_eq!(notice["code"], "FORBIDDEN", "{notice}");
+    ok(
+        &mut root,
+        "store.update",
+        json!({"bucket": "payroll", "key": "ceo", "data": {"pay": 1234}}),
+    )
+    .await;
+    server.store().settle().await;
+    assert_no_push(&mut mal).await;
+
+    // A role whose rule is narrowed: its holder's live subscription ends.
+    let reader_role = ok(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "payroll-viewer", "permissions": [{"allow": ["store.subscribe", "store.all"], "buckets": ["payroll"]}]}),
+    )
+    .await;
+    let (mut ann, _) = user(&server, &mut root, "ann", &["payroll-viewer"]).await;
+    let sub = ok(&mut ann, "store.subscribe", json!({"query": "pq"})).await;
+    let ann_sub = sub["subscriptionId"].as_str().expect("id").to_owned();
+    ok(
+        &mut root,
+        "identity.updateRole",
+        json!({"roleId": reader_role["id"], "permissions": [{"allow": ["store.all"], "buckets": ["other"]}]}),
+    )
+    .await;
+    let notice = ended_notice(&mut ann, &ann_sub).await;
+    assert_eq!(notice["code"], "FORBIDDEN", "{notice}");
+
+    // A right that stays keeps its subscription: an unrelated grant changes nothing.
+    // (Removing eve's role above ended her connections.)
+    ok(
+        &mut root,
+        "identity.grant",
+        grant("user", &eve_id, "payroll", &["read"]),
+    )
+    .await;
+    let (mut eve, _) = Client::connect(&server).await;
+    ok(
+        &mut eve,
+        "identity.login",
+        json!({"username": "eve", "password": "password-1"}),
+    )
+    .await;
+    let sub = ok(&mut eve, "store.subscribe", json!({"query": "pq"})).await;
+    assert!(sub["subscriptionId"].is_string());
+    ok(
+        &mut root,
+        "identity.grant",
+        grant("user", &mal_id, "payroll", &["read"]),
+    )
+    .await;
+    ok(
+        &mut root,
+        "store.update",
+        json!({"bucket": "payroll", "key": "ceo", "data": {"pay": 7}}),
+    )
+    .await;
+    let push = eve.next_push().await;
+    assert_eq!(push["data"][0]["pay"], 7, "{push}");
 }

@@ -204,6 +204,9 @@ pub(crate) struct Identity {
     /// Roles, assignments, grants and owners as permission checks read them, reloaded after
     /// every identity write.
     rights: parking_lot::RwLock<Arc<Rights>>,
+    /// Counts reloads of `rights`: connections watch it and check their live
+    /// subscriptions again, so a revoked right also ends what it was streaming.
+    rights_version: tokio::sync::watch::Sender<u64>,
 }
 
 /// Who a successful login is, and the token to hand out.
@@ -346,6 +349,7 @@ impl Identity {
             checking: Mutex::new(HashMap::new()),
             writes: Mutex::new(()),
             rights: parking_lot::RwLock::new(Arc::default()),
+            rights_version: tokio::sync::watch::Sender::new(0),
         };
         identity.reload()?;
         Ok(identity)
@@ -355,7 +359,14 @@ impl Identity {
     pub(crate) fn reload(&self) -> Result<(), ServerError> {
         let rights = Rights::load(&self.store)?;
         *self.rights.write() = Arc::new(rights);
+        self.rights_version.send_modify(|v| *v += 1);
         Ok(())
+    }
+
+    /// A receiver that wakes after every change of roles, assignments, grants or owners
+    /// (the change it is created after counts as seen).
+    pub(crate) fn watch_rights(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.rights_version.subscribe()
     }
 
     /// The rights as they are now.
