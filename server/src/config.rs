@@ -117,7 +117,7 @@ impl Default for IdentitySection {
     }
 }
 
-/// `http: {health, metrics, metricsToken, admin, console}`: the plain-HTTP endpoints served
+/// `http: {health, metrics, metricsToken, admin, console, trustedProxies}`: the plain-HTTP endpoints served
 /// beside the WebSocket upgrade (see docs/10-production.md, "Health, readiness and metrics"
 /// and "The browser console").
 ///
@@ -147,6 +147,11 @@ pub struct HttpConfig {
     /// an `auth` section or `identity.enabled` (the console requires an admin login).
     /// Default `false`.
     pub console: bool,
+    /// Addresses or networks (`"10.0.0.0/8"`) of reverse proxies whose
+    /// `X-Forwarded-For` names the client: a connection from one of them is counted under
+    /// the client's address for every per-address limit and shown with it in
+    /// `server.connections`. Default `[]` (the header is ignored).
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -157,6 +162,7 @@ impl Default for HttpConfig {
             metrics_token: None,
             admin: None,
             console: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -900,6 +906,12 @@ impl ServerConfig {
                 "must be an IP:PORT address such as 127.0.0.1:9091",
             );
         }
+        if crate::proxy::TrustedProxies::parse(&self.http.trusted_proxies).is_err() {
+            return invalid(
+                "http.trustedProxies",
+                "must list IP addresses or networks such as 10.0.0.0/8",
+            );
+        }
         if self.http.console {
             if !crate::console::BUILT_IN {
                 return invalid(
@@ -1142,6 +1154,10 @@ mod tests {
             (r#"{"http": {"metricsToken": ""}}"#, "http.metricsToken"),
             (r#"{"http": {"admin": "localhost"}}"#, "http.admin"),
             (r#"{"http": {"admin": "nowhere:80"}}"#, "http.admin"),
+            (
+                r#"{"http": {"trustedProxies": ["10.0.0.0/8", "localhost"]}}"#,
+                "http.trustedProxies",
+            ),
         ] {
             let c: ServerConfig = serde_json::from_str(json).unwrap();
             match c.validate() {

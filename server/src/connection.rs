@@ -63,20 +63,20 @@ pub(crate) async fn serve(
         // without reading would otherwise pile up here.
         .write_buffer_size(crate::socket::WRITE_BUFFER_BYTES)
         .max_write_buffer_size(crate::socket::WRITE_BUFFER_LIMIT);
-    let Some((ws, progress)) = crate::handshake::accept(
+    let Some((ws, progress, client)) = crate::handshake::accept(
         stream,
         peer,
-        config,
+        &shared,
         listener,
         ws_config,
         slot,
-        |socket, head| {
+        |socket, head, client| {
             Box::pin(crate::endpoints::respond(
                 socket,
                 head,
                 Arc::clone(&shared),
                 listener,
-                peer.ip(),
+                client,
             ))
         },
     )
@@ -84,6 +84,9 @@ pub(crate) async fn serve(
     else {
         return;
     };
+    // From here on the client's address: the TCP peer's, or the one a trusted proxy named
+    // (every per-address limit and `server.connections` use it).
+    let peer = SocketAddr::new(client, peer.port());
     shared.metrics.record_opened();
 
     let lifecycle = shared.lifecycle.subscribe();

@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::config::{LimitsConfig, ServerConfig};
+use crate::config::LimitsConfig;
 use crate::http::{HeadError, Listener, RequestHead};
 use crate::socket::{TrackedStream, WriteProgress, WsStream};
 
@@ -105,14 +105,16 @@ impl HandshakeGate {
 
     /// A place for a handshake from `ip`. At the per-address cap the oldest pending
     /// handshake from that address, at the global cap the oldest of all, is evicted (its
-    /// task drops it) to make room. `None` only with a per-address cap of zero.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<HandshakeSlot> {
+    /// task drops it) to make room. A trusted proxy (`proxy`: it speaks for many clients,
+    /// whose addresses are known only from its request heads) is under the global cap
+    /// alone. `None` only with a per-address cap of zero.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr, proxy: bool) -> Option<HandshakeSlot> {
         let key = client_key(ip);
         let mut state = self.state.lock();
         if self.max_per_ip == 0 {
             return None;
         }
-        while state.per_ip.get(&key).copied().unwrap_or(0) >= self.max_per_ip {
+        while !proxy && state.per_ip.get(&key).copied().unwrap_or(0) >= self.max_per_ip {
             let Some(oldest) = state
                 .pending
                 .iter()
@@ -136,7 +138,9 @@ impl HandshakeGate {
         let id = state.next_id;
         state.next_id += 1;
         let evict = Arc::new(Notify::new());
-        *state.per_ip.entry(key).or_insert(0) += 1;
+        if !proxy {
+            *state.per_ip.entry(key).or_insert(0) += 1;
+        }
         state.pending.insert(id, (key, Arc::clone(&evict)));
         Some(HandshakeSlot {
             gate: Arc::clone(self),
@@ -184,18 +188,26 @@ pub(crate) type HttpAnswer<'a> =
 /// until it ends. `None` when it was not an upgrade, or the upgrade failed, was refused
 /// (wrong path: 404, origin not allowed: 403), timed out or was evicted by a newer one; the
 /// connection is then dropped (a timed-out or evicted one is reset, without an answer).
+/// Both the upgraded connection and `respond` get the client's address: `peer`'s, or
+/// the one a trusted proxy names (`shared.trusted_proxies`).
 pub(crate) async fn accept<R>(
     stream: TcpStream,
     peer: SocketAddr,
-    config: &ServerConfig,
+    shared: &crate::shared::Shared,
     listener: Listener,
     ws_config: WebSocketConfig,
     slot: HandshakeSlot,
     respond: R,
-) -> Option<(WsStream, Arc<WriteProgress>)>
+) -> Option<(WsStream, Arc<WriteProgress>, IpAddr)>
 where
-    R: for<'a> FnOnce(&'a mut TrackedStream, Result<RequestHead, HeadError>) -> HttpAnswer<'a>,
+    R: for<'a> FnOnce(
+        &'a mut TrackedStream,
+        Result<RequestHead, HeadError>,
+        IpAddr,
+    ) -> HttpAnswer<'a>,
 {
+    let config = &shared.config;
+    let proxies = &shared.trusted_proxies;
     let path = config.path.clone();
     let allowed_origins = config.allowed_origins.clone();
     // The error type is fixed by tungstenite's handshake callback trait.
@@ -218,19 +230,22 @@ where
         let head = crate::http::read_head(&mut stream).await;
         match head {
             Ok((head, bytes)) if head.upgrade && listener == Listener::Main => {
+                let client = proxies.client(peer.ip(), head.forwarded_for.as_deref());
                 // tungstenite reads the head again, and whatever followed it.
                 stream.replay(bytes);
                 tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config))
                     .await
+                    .map(|ws| (ws, client))
                     .map_err(|err| err.to_string())
             }
             Ok((head, _)) => {
-                respond(&mut stream, Ok(head)).await;
+                let client = proxies.client(peer.ip(), head.forwarded_for.as_deref());
+                respond(&mut stream, Ok(head), client).await;
                 Err("plain HTTP request answered".to_owned())
             }
             Err(err) => {
                 let why = format!("no HTTP request head: {err:?}");
-                respond(&mut stream, Err(err)).await;
+                respond(&mut stream, Err(err), peer.ip()).await;
                 Err(why)
             }
         }
@@ -241,7 +256,7 @@ where
     };
     drop(slot);
     match result {
-        Some(Ok(Ok(ws))) => Some((ws, progress)),
+        Some(Ok(Ok((ws, client)))) => Some((ws, progress, client)),
         Some(Ok(Err(err))) => {
             tracing::debug!(%peer, %err, "no WebSocket handshake");
             None
@@ -285,10 +300,10 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let c: IpAddr = "10.0.0.3".parse().unwrap();
-        let a1 = gate.admit(a).unwrap();
-        let _a2 = gate.admit(a).unwrap();
+        let a1 = gate.admit(a, false).unwrap();
+        let _a2 = gate.admit(a, false).unwrap();
         // At the per-IP cap the newcomer from `a` takes the place of `a`'s oldest.
-        let _a3 = gate.admit(a).unwrap();
+        let _a3 = gate.admit(a, false).unwrap();
         assert_eq!(
             gate.state.lock().per_ip.get(&a).copied(),
             Some(2),
@@ -299,8 +314,8 @@ mod tests {
             "a1 evicted"
         );
         drop(a1);
-        let b1 = gate.admit(b).unwrap();
-        let _c1 = gate.admit(c).unwrap();
+        let b1 = gate.admit(b, false).unwrap();
+        let _c1 = gate.admit(c, false).unwrap();
         drop(b1);
         assert!(gate.state.lock().pending.len() <= 3);
         assert!(gate.state.lock().per_ip.len() <= 3);
@@ -312,9 +327,9 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let c: IpAddr = "10.0.0.3".parse().unwrap();
-        let a1 = gate.admit(a).unwrap();
-        let b1 = gate.admit(b).unwrap();
-        let c1 = gate.admit(c).expect("the newcomer gets a place");
+        let a1 = gate.admit(a, false).unwrap();
+        let b1 = gate.admit(b, false).unwrap();
+        let c1 = gate.admit(c, false).expect("the newcomer gets a place");
         a1.evicted().await; // resolves: the oldest made room
         assert_eq!(gate.state.lock().pending.len(), 2);
         assert!(!gate.state.lock().per_ip.contains_key(&a));
@@ -328,7 +343,7 @@ mod tests {
     #[test]
     fn empty_entries_are_removed() {
         let gate = gate(10, 10);
-        let slot = gate.admit("10.0.0.9".parse().unwrap()).unwrap();
+        let slot = gate.admit("10.0.0.9".parse().unwrap(), false).unwrap();
         drop(slot);
         let state = gate.state.lock();
         assert_eq!((state.pending.len(), state.per_ip.len()), (0, 0));

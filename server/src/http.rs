@@ -55,6 +55,9 @@ pub(crate) struct RequestHead {
     pub(crate) upgrade: bool,
     /// The `Authorization` header's value.
     pub(crate) authorization: Option<Vec<u8>>,
+    /// The `X-Forwarded-For` values, joined with `,` in order (one header or several);
+    /// read only for a connection from a trusted proxy.
+    pub(crate) forwarded_for: Option<String>,
 }
 
 /// A request's method, as far as the endpoints care.
@@ -132,11 +135,18 @@ fn parse(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
                     .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
             });
             let authorization = header("authorization").map(<[u8]>::to_vec);
+            let forwarded: Vec<String> = request
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+                .map(|h| String::from_utf8_lossy(h.value).into_owned())
+                .collect();
             Ok(Some(RequestHead {
                 method,
                 path,
                 upgrade,
                 authorization,
+                forwarded_for: (!forwarded.is_empty()).then(|| forwarded.join(",")),
             }))
         }
         Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),

@@ -40,6 +40,7 @@ mod ops;
 mod outbound;
 mod permissions;
 mod procedures;
+mod proxy;
 mod rate_limit;
 mod registry;
 mod revocation;

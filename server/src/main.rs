@@ -63,6 +63,10 @@ struct Cli {
     /// Accept browser connections only from this Origin (repeatable) [default: any].
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+    /// Trust `X-Forwarded-For` from this reverse proxy: an address or a network such as
+    /// 10.0.0.0/8 (repeatable) [default: none].
+    #[arg(long = "trusted-proxy", value_name = "ADDRESS")]
+    trusted_proxies: Vec<String>,
     /// Never send structured `details` in error frames.
     #[arg(long)]
     hide_error_details: bool,
@@ -151,6 +155,9 @@ impl Cli {
         }
         if !self.allowed_origins.is_empty() {
             c.allowed_origins = Some(self.allowed_origins);
+        }
+        if !self.trusted_proxies.is_empty() {
+            c.http.trusted_proxies = self.trusted_proxies;
         }
         if self.hide_error_details {
             c.expose_error_details = false;

@@ -459,6 +459,9 @@ impl ServerBuilder {
             rate_limiter: config.rate_limit.map(RateLimiter::new),
             login_limiter: LoginLimiter::new(config.limits.login),
             handshakes: HandshakeGate::new(&config.limits),
+            // Checked by `validate`, which every start runs first.
+            trusted_proxies: crate::proxy::TrustedProxies::parse(&config.http.trusted_proxies)
+                .unwrap_or_default(),
             outbound: crate::outbound::OutboundBudget::new(config.limits.max_total_buffered_bytes),
             config,
             registry: Arc::new(ConnectionRegistry::default()),
@@ -573,7 +576,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, kind: Listener)
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let Some(slot) = shared.handshakes.admit(peer.ip()) else {
+                let proxy = shared.trusted_proxies.trusts(peer.ip());
+                let Some(slot) = shared.handshakes.admit(peer.ip(), proxy) else {
                     // Over `maxPendingHandshakesPerIp`: dropped at once, with a reset so
                     // that nothing of it lingers. (At `maxPendingHandshakes` the oldest
                     // pending handshake makes room instead.)

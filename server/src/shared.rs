@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) login_limiter: LoginLimiter,
     /// Connections still in their WebSocket handshake.
     pub(crate) handshakes: Arc<HandshakeGate>,
+    /// `http.trustedProxies`, parsed.
+    pub(crate) trusted_proxies: crate::proxy::TrustedProxies,
     pub(crate) clock: Arc<dyn Clock>,
     /// The embedded store every connection reads and writes.
     pub(crate) store: Store,

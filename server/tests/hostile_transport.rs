@@ -1018,3 +1018,101 @@ async fn read_to_the_end_or_all(client: &mut Client, all: usize) -> (usize, Opti
     }
     (answers, None)
 }
+
+// ---------------------------------------------------------------------------------------
+// Behind a reverse proxy (red team round 12: every client shared the proxy's address, so 30
+// failed logins from anyone locked everyone out): `http.trustedProxies`.
+
+/// Opens a WebSocket from 127.0.0.1 whose upgrade request carries `X-Forwarded-For:
+/// forwarded`; `None` when the server refused it with a close frame (the code is returned).
+async fn via_proxy(addr: SocketAddr, forwarded: &str) -> Result<Client, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", forwarded.parse().expect("header value"));
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("WebSocket handshake");
+    let mut client = Client::from_ws(ws);
+    let first = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut client.ws))
+        .await
+        .expect("a frame")
+        .expect("open")
+        .expect("valid");
+    match first {
+        tokio_tungstenite::tungstenite::Message::Text(t) => {
+            let welcome: Value = serde_json::from_str(t.as_str()).expect("JSON");
+            assert_eq!(welcome["type"], "welcome");
+            Ok(client)
+        }
+        tokio_tungstenite::tungstenite::Message::Close(Some(frame)) => Err(u16::from(frame.code)),
+        other => panic!("unexpected first frame {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_counted_under_its_own_address() {
+    let clock = Arc::new(noex_server::ManualClock::new(1_800_000_000_000));
+    let mut config = local_config();
+    config.auth = Some(AuthConfig::default());
+    config.limits.login.max_failures_per_connection = 3;
+    config.limits.login.max_failures_per_ip = 3;
+    config.connection_limits.max_connections_per_ip = Some(3);
+    config.http.trusted_proxies = vec!["127.0.0.0/8".into()];
+    let tried = Arc::new(AtomicUsize::new(0));
+    let server = Server::builder(config)
+        .token_validator(CountingValidator(Arc::clone(&tried)))
+        .clock(clock as Arc<dyn noex_server::Clock>)
+        .start()
+        .await
+        .expect("server starts");
+    let addr = server.local_addr();
+
+    // The client the proxy names fails its logins until its address is cut off...
+    let mut mallory = via_proxy(addr, "198.51.100.66").await.expect("open");
+    for _ in 0..3 {
+        assert_eq!(login(&mut mallory, "wrong").await["code"], "UNAUTHORIZED");
+    }
+    let mut again = via_proxy(addr, "198.51.100.66").await.expect("open");
+    assert_login_limited(&login(&mut again, "good").await);
+    // ...and a forged left part does not get it a fresh address.
+    let mut forged = via_proxy(addr, "203.0.113.1, 198.51.100.66")
+        .await
+        .expect("open");
+    assert_login_limited(&login(&mut forged, "good").await);
+    // Another client behind the same proxy logs in.
+    let mut alice = via_proxy(addr, "198.51.100.7").await.expect("open");
+    assert_eq!(login(&mut alice, "good").await["type"], "result");
+
+    // Connections per address: the named client's three, not the proxy's five.
+    assert_eq!(via_proxy(addr, "198.51.100.66").await.err(), Some(4003));
+    let _bob = via_proxy(addr, "198.51.100.8").await.expect("open");
+    let addresses: Vec<String> = server
+        .connections()
+        .iter()
+        .map(|c| c.remote_address.clone())
+        .collect();
+    assert!(
+        addresses.iter().any(|a| a == "198.51.100.7"),
+        "{addresses:?}"
+    );
+    assert!(!addresses.iter().any(|a| a == "127.0.0.1"), "{addresses:?}");
+    drop((mallory, again, forged, alice));
+}
+
+#[tokio::test]
+async fn x_forwarded_for_from_an_untrusted_address_is_ignored() {
+    let mut config = local_config();
+    config.connection_limits.max_connections_per_ip = Some(2);
+    // A proxy is trusted, but not the address these clients come from.
+    config.http.trusted_proxies = vec!["10.0.0.0/8".into()];
+    let server = start(config).await;
+    let addr = server.local_addr();
+    let _a = via_proxy(addr, "198.51.100.1").await.expect("open");
+    let _b = via_proxy(addr, "198.51.100.2").await.expect("open");
+    // Counted under 127.0.0.1 whatever they claim: the third is one too many.
+    assert_eq!(via_proxy(addr, "198.51.100.3").await.err(), Some(4003));
+}
