@@ -507,27 +507,74 @@ pub(crate) fn evaluate(
     now: u64,
     limit: usize,
 ) -> StoreResult<(Value, Deps)> {
-    let evaluated = catch_unwind(AssertUnwindSafe(move || match kind {
+    let locked = evaluate_locked(kind, params, &data, now, limit);
+    drop(data);
+    let evaluated = locked.and_then(|locked| evaluate_unlocked(kind, locked, limit));
+    // Past a read deadline the filter tests failed fast: the result is partial.
+    crate::deadline::check()?;
+    evaluated
+}
+
+/// What an evaluation takes while it holds the data read lock.
+pub(crate) enum Locked {
+    /// A declarative query's compiled filter and candidate records, finished without the
+    /// lock by [`evaluate_unlocked`].
+    Candidates(Filter, Vec<Arc<Record>>),
+    /// A programmatic query's whole result (it reads through its context, under the lock).
+    Done(Value, Deps),
+}
+
+/// The part of [`evaluate`] that needs the data: a declarative query's candidates, or a
+/// programmatic query's whole run. A panic becomes an `Internal` error.
+pub(crate) fn evaluate_locked(
+    kind: &QueryKind,
+    params: &Value,
+    data: &Data,
+    now: u64,
+    limit: usize,
+) -> StoreResult<Locked> {
+    catch_unwind(AssertUnwindSafe(|| match kind {
         QueryKind::Declarative(def) => {
-            let (filter, records) = collect_declarative(def, params, &data, now)?;
-            drop(data);
-            finish_declarative(def, &narrow(&filter, records), limit)
+            let (filter, records) = collect_declarative(def, params, data, now)?;
+            Ok(Locked::Candidates(filter, records))
         }
         QueryKind::Programmatic(f) => {
-            let ctx = QueryContext::new(&data, now, limit);
+            let ctx = QueryContext::new(data, now, limit);
             let value = f(&ctx, params)?;
             if json_size_within(&value, limit).is_none() {
                 return Err(StoreError::ResultTooLarge { limit });
             }
-            Ok((value, ctx.into_deps()))
+            Ok(Locked::Done(value, ctx.into_deps()))
         }
     }))
     .unwrap_or_else(|_| {
         Err(StoreError::Internal {
             message: "query evaluation panicked".into(),
         })
-    });
-    // Past a read deadline the filter tests failed fast: the result is partial.
-    crate::deadline::check()?;
-    evaluated
+    })
+}
+
+/// The rest of [`evaluate`], without the lock: a declarative query's filter, sort,
+/// grouping and aggregation over its candidates. A panic becomes an `Internal` error.
+pub(crate) fn evaluate_unlocked(
+    kind: &QueryKind,
+    locked: Locked,
+    limit: usize,
+) -> StoreResult<(Value, Deps)> {
+    match (kind, locked) {
+        (QueryKind::Declarative(def), Locked::Candidates(filter, records)) => {
+            catch_unwind(AssertUnwindSafe(|| {
+                finish_declarative(def, &narrow(&filter, records), limit)
+            }))
+            .unwrap_or_else(|_| {
+                Err(StoreError::Internal {
+                    message: "query evaluation panicked".into(),
+                })
+            })
+        }
+        (_, Locked::Done(value, deps)) => Ok((value, deps)),
+        (QueryKind::Programmatic(_), Locked::Candidates(..)) => Err(StoreError::Internal {
+            message: "a programmatic query has no candidates".into(),
+        }),
+    }
 }

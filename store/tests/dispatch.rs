@@ -699,3 +699,52 @@ async fn the_slow_lane_runs_at_a_lower_cpu_priority() {
     );
     drop(s);
 }
+
+/// The nice value of the calling thread (Linux: field 19 of /proc/thread-self/stat).
+#[cfg(target_os = "linux")]
+fn thread_nice() -> i64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').expect("comm").1;
+    after
+        .split_whitespace()
+        .nth(16)
+        .and_then(|n| n.parse().ok())
+        .expect("nice")
+}
+
+/// The slow lane runs at a lower CPU priority, but what holds the data read lock for it
+/// runs at the default one: preempted while holding the lock, it kept a waiting writer —
+/// and every reader queued behind the writer — waiting for many milliseconds (red team
+/// round 9: `store.get` p99 14.9 ms beside heavy grouped subscriptions).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slow_lane_holds_the_data_lock_only_at_the_default_priority() {
+    let s = items();
+    let nice_seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = nice_seen.clone();
+    let runs = Arc::new(AtomicUsize::new(0));
+    s.define_programmatic_query("slow", move |ctx, _| {
+        let count = ctx.bucket("items")?.count(None)?;
+        // A programmatic query reads under the lock for its whole run.
+        seen.lock().push(thread_nice());
+        if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Slow once: from now on it is re-evaluated on the slow lane.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(json!(count))
+    })
+    .unwrap();
+    s.subscribe("slow", json!({}), |_| {}).unwrap();
+    s.bucket("items").insert(o(json!({"id": 1}))).unwrap();
+    s.settle().await;
+    s.bucket("items").insert(o(json!({"id": 2}))).unwrap();
+    s.settle().await;
+    let ours = thread_nice();
+    let seen = nice_seen.lock().clone();
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(
+        seen.iter().all(|n| *n == ours),
+        "evaluated under the lock at nice {seen:?}, the caller runs at {ours}"
+    );
+}
