@@ -28,20 +28,16 @@ pub fn to_js(error: &ClientError) -> JsValue {
             message,
             details,
         } => (
-            code.to_string(),
+            code.as_str(),
             message.clone(),
             details
                 .as_ref()
-                .map(crate::client::json_to_js)
+                .map(crate::json::to_js)
                 .unwrap_or(JsValue::NULL),
         ),
-        other => (
-            client_code(other).to_owned(),
-            other.to_string(),
-            JsValue::NULL,
-        ),
+        other => (client_code(other), other.to_string(), JsValue::NULL),
     };
-    make(&code, &message, &details)
+    make(code, &message, &details)
 }
 
 /// Builds a `NoexError` from its parts.
