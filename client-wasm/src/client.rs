@@ -11,16 +11,16 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
-use js_sys::{Array, Function, JSON, Promise};
+use js_sys::{Array, Function, Promise};
 use noex_client::ClientError;
 use noex_client::core::{
     ClientCore, LifecycleEvent, Output, RequestHandle, SubscriptionKey, SubscriptionTarget,
 };
-use noex_protocol::{Operation, RawOperation};
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
 
 use crate::error;
+use crate::json::{JsJson, js_to_json, to_js, welcome_to_js};
 use crate::options::ClientOptions;
 use crate::socket::{Socket, SocketEvent};
 use crate::timer::{Timer, now_ms};
@@ -47,7 +47,7 @@ struct Subscriber {
 }
 
 struct Inner {
-    core: ClientCore,
+    core: ClientCore<JsJson>,
     url: String,
     constructor: Option<Function>,
     socket: Option<Socket>,
@@ -83,7 +83,7 @@ impl WasmClient {
         let mut ready = None;
         let ready_promise = Promise::new(&mut |resolve, reject| ready = Some((resolve, reject)));
         let inner = Rc::new(RefCell::new(Inner {
-            core: ClientCore::new(options.core),
+            core: ClientCore::with_codec(options.core),
             url,
             constructor: options.websocket,
             socket: None,
@@ -131,8 +131,7 @@ impl WasmClient {
             .borrow()
             .core
             .welcome()
-            .and_then(|w| serde_json::to_value(w).ok())
-            .map(|w| json_to_js(&w))
+            .map(welcome_to_js)
             .unwrap_or(JsValue::NULL)
     }
 
@@ -157,13 +156,10 @@ impl WasmClient {
                 return Promise::reject(&error::make("INVALID_ARGUMENT", &message, &JsValue::NULL));
             }
         };
-        // Typed when this version knows the operation; otherwise (or when its fields do
-        // not validate) sent as given, so the server gives the authoritative answer.
-        let operation = Operation::parse(&op_type, &fields)
-            .unwrap_or(Operation::Unknown(RawOperation { op_type, fields }));
+        // Sent as given: the server validates the fields and gives the authoritative answer.
         let promise = {
             let mut inner = self.inner.borrow_mut();
-            let handle = inner.core.request(operation, now_ms());
+            let handle = inner.core.request_raw(&op_type, fields, now_ms());
             inner.promise_for(handle, None)
         };
         pump(&self.inner);
@@ -305,7 +301,7 @@ impl Inner {
                 Output::Resolve { handle, result } => self.resolve(handle, result, &mut actions),
                 Output::Push { key, data } => {
                     if let Some(sub) = self.subscribers.get(&key) {
-                        actions.push(Action::Call(sub.callback.clone(), json_to_js(&data)));
+                        actions.push(Action::Call(sub.callback.clone(), to_js(&data)));
                     }
                 }
                 // A failed re-subscription after a reconnect: the callback gets nothing
@@ -348,7 +344,7 @@ impl Inner {
         };
         match result {
             Ok(data) => {
-                let data = json_to_js(&data);
+                let data = to_js(&data);
                 // The initial data reaches the callback before any later push can: both
                 // run in this order, before the promise's continuations.
                 if let Some(sub) = call.subscription.and_then(|k| self.subscribers.get(&k))
@@ -370,9 +366,7 @@ impl Inner {
     fn lifecycle(&mut self, event: LifecycleEvent, actions: &mut Vec<Action>) {
         let (name, payload) = match event {
             LifecycleEvent::Connected(welcome) => {
-                let welcome = serde_json::to_value(&welcome)
-                    .map(|w| json_to_js(&w))
-                    .unwrap_or(JsValue::NULL);
+                let welcome = welcome_to_js(&welcome);
                 if let Some((resolve, _)) = self.ready.take() {
                     actions.push(Action::Call(resolve, welcome.clone()));
                 }
@@ -383,7 +377,7 @@ impl Inner {
                     let reason = self
                         .connect_error
                         .take()
-                        .unwrap_or_else(|| format!("{} closed before the welcome", self.url));
+                        .unwrap_or_else(|| self.url.clone() + " closed before the welcome");
                     let e = ClientError::Connect(reason);
                     actions.push(Action::Call(reject, error::to_js(&e)));
                 }
@@ -399,12 +393,7 @@ impl Inner {
                     ("delayMs", (delay_ms as f64).into()),
                 ]),
             ),
-            LifecycleEvent::Reconnected(welcome) => (
-                "reconnected",
-                serde_json::to_value(&welcome)
-                    .map(|w| json_to_js(&w))
-                    .unwrap_or(JsValue::NULL),
-            ),
+            LifecycleEvent::Reconnected(welcome) => ("reconnected", welcome_to_js(&welcome)),
             LifecycleEvent::Shutdown { grace_period_ms } => (
                 "shutdown",
                 object(&[("gracePeriodMs", (grace_period_ms as f64).into())]),
@@ -450,24 +439,6 @@ fn object(entries: &[(&str, JsValue)]) -> JsValue {
     object.into()
 }
 
-/// A JSON value as a JavaScript value (through `JSON.parse`).
-pub fn json_to_js(value: &Value) -> JsValue {
-    serde_json::to_string(value)
-        .ok()
-        .and_then(|text| JSON::parse(&text).ok())
-        .unwrap_or(JsValue::NULL)
-}
-
-/// A JavaScript value as JSON (through `JSON.stringify`); `undefined` and functions
-/// become `null`.
-pub fn js_to_json(value: &JsValue) -> Value {
-    JSON::stringify(value)
-        .ok()
-        .and_then(|s| s.as_string())
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or(Value::Null)
-}
-
 /// A request payload as the request's fields: an object (or nothing), without `id` and
 /// `type`, which the client sets.
 fn js_to_fields(payload: &JsValue) -> Result<Map<String, Value>, String> {
@@ -476,8 +447,8 @@ fn js_to_fields(payload: &JsValue) -> Result<Map<String, Value>, String> {
     }
     match js_to_json(payload) {
         Value::Object(mut fields) => {
-            fields.remove("id");
-            fields.remove("type");
+            fields.shift_remove("id");
+            fields.shift_remove("type");
             Ok(fields)
         }
         _ => Err("the request payload must be an object".to_owned()),

@@ -28,20 +28,34 @@ pub fn to_js(error: &ClientError) -> JsValue {
             message,
             details,
         } => (
-            code.to_string(),
+            code.as_str(),
             message.clone(),
             details
                 .as_ref()
-                .map(crate::client::json_to_js)
+                .map(crate::json::to_js)
                 .unwrap_or(JsValue::NULL),
         ),
-        other => (
-            client_code(other).to_owned(),
-            other.to_string(),
-            JsValue::NULL,
-        ),
+        other => (client_code(other), message_of(other), JsValue::NULL),
     };
-    make(&code, &message, &details)
+    make(code, &message, &details)
+}
+
+/// The message of a client-side error as its `Display` writes it (a server error: the
+/// server's message), put together without the formatting
+/// machinery (which would otherwise be linked into the WebAssembly for this alone).
+fn message_of(error: &ClientError) -> String {
+    let (prefix, detail) = match error {
+        ClientError::Server { message, .. } => ("", message.as_str()),
+        ClientError::Timeout => ("request timed out", ""),
+        ClientError::Disconnected => ("disconnected", ""),
+        ClientError::Protocol(m) => ("protocol error: ", m.as_str()),
+        ClientError::Connect(m) => ("connection failed: ", m.as_str()),
+        ClientError::Decode(m) => ("cannot decode result: ", m.as_str()),
+    };
+    let mut message = String::with_capacity(prefix.len() + detail.len());
+    message.push_str(prefix);
+    message.push_str(detail);
+    message
 }
 
 /// Builds a `NoexError` from its parts.
@@ -52,4 +66,22 @@ pub fn make(code: &str, message: &str, details: &JsValue) -> JsValue {
     let _ = Reflect::set(&error, &"code".into(), &code.into());
     let _ = Reflect::set(&error, &"details".into(), details);
     error.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_those_of_display() {
+        for e in [
+            ClientError::Timeout,
+            ClientError::Disconnected,
+            ClientError::Protocol("p".into()),
+            ClientError::Connect("c".into()),
+            ClientError::Decode("d".into()),
+        ] {
+            assert_eq!(message_of(&e), e.to_string());
+        }
+    }
 }

@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod error;
+pub mod json;
 pub mod options;
 pub mod socket;
 pub mod timer;

@@ -14,14 +14,13 @@
 //! }
 //! ```
 
-use js_sys::{Function, JSON, Reflect};
+use js_sys::{Function, Reflect};
 use noex_client::core::{CoreConfig, ReconnectPolicy};
-use serde::Deserialize;
+use serde_json::{Map, Value};
 use wasm_bindgen::{JsCast, JsValue};
 
 /// The options as they arrive from JavaScript (functions excluded).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 struct RawOptions {
     request_timeout_ms: Option<u64>,
     connect_timeout_ms: Option<u64>,
@@ -30,15 +29,13 @@ struct RawOptions {
     reconnect: Option<RawReconnect>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum RawReconnect {
     Enabled(bool),
     Policy(RawPolicy),
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 struct RawPolicy {
     enabled: Option<bool>,
     initial_delay_ms: Option<u64>,
@@ -75,13 +72,18 @@ impl ClientOptions {
             ),
             Err(_) => None,
         };
-        // JSON.stringify drops the constructor and any other function.
-        let text = JSON::stringify(options)
-            .ok()
-            .and_then(|s| s.as_string())
-            .unwrap_or_else(|| "{}".to_owned());
-        let raw: RawOptions =
-            serde_json::from_str(&text).map_err(|e| format!("invalid options: {e}"))?;
+        // As JSON (which drops the constructor and any other function); what JSON cannot
+        // hold counts as no options.
+        let json = match crate::json::js_to_json(options) {
+            Value::Null => Value::Object(Map::new()),
+            json => json,
+        };
+        let raw = RawOptions::parse(&json).map_err(|field| {
+            let mut message = String::from("invalid options: `");
+            message.push_str(field);
+            message.push_str("` has the wrong type");
+            message
+        })?;
         Ok(ClientOptions {
             core: raw.into_core(),
             websocket,
@@ -89,7 +91,51 @@ impl ClientOptions {
     }
 }
 
+/// The value of an optional field: absent and `null` are `None`; `Err` names the field
+/// when `read` rejects its value.
+fn field<'a, T>(
+    map: &Map<String, Value>,
+    name: &'a str,
+    read: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<T>, &'a str> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => read(v).map(Some).ok_or(name),
+    }
+}
+
 impl RawOptions {
+    /// Reads the options from their JSON; `Err` names the first field of the wrong type.
+    fn parse(json: &Value) -> Result<RawOptions, &'static str> {
+        let Value::Object(m) = json else {
+            return Err("options");
+        };
+        let reconnect = match m.get("reconnect") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(RawReconnect::Enabled(*b)),
+            Some(Value::Object(p)) => Some(RawReconnect::Policy(RawPolicy {
+                enabled: field(p, "enabled", Value::as_bool).map_err(|_| "reconnect")?,
+                initial_delay_ms: field(p, "initialDelayMs", Value::as_u64)
+                    .map_err(|_| "reconnect")?,
+                max_delay_ms: field(p, "maxDelayMs", Value::as_u64).map_err(|_| "reconnect")?,
+                multiplier: field(p, "multiplier", Value::as_f64).map_err(|_| "reconnect")?,
+                max_retries: field(p, "maxRetries", |v| {
+                    v.as_u64().and_then(|n| u32::try_from(n).ok())
+                })
+                .map_err(|_| "reconnect")?,
+                jitter_ms: field(p, "jitterMs", Value::as_u64).map_err(|_| "reconnect")?,
+            })),
+            Some(_) => return Err("reconnect"),
+        };
+        Ok(RawOptions {
+            request_timeout_ms: field(m, "requestTimeoutMs", Value::as_u64)?,
+            connect_timeout_ms: field(m, "connectTimeoutMs", Value::as_u64)?,
+            heartbeat: field(m, "heartbeat", Value::as_bool)?,
+            auth_token: field(m, "authToken", |v| v.as_str().map(str::to_owned))?,
+            reconnect,
+        })
+    }
+
     fn into_core(self) -> CoreConfig {
         let defaults = CoreConfig::default();
         let reconnect = match self.reconnect {
@@ -132,10 +178,8 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let raw: RawOptions = serde_json::from_str(
-            r#"{"requestTimeoutMs":50,"authToken":"t","reconnect":{"initialDelayMs":10,"jitterMs":0,"maxRetries":3}}"#,
-        )
-        .unwrap_or_default();
+        let json = serde_json::json!({"requestTimeoutMs":50,"authToken":"t","reconnect":{"initialDelayMs":10,"jitterMs":0,"maxRetries":3}});
+        let raw = RawOptions::parse(&json).unwrap_or_default();
         assert_eq!(raw.request_timeout_ms, Some(50));
         let Some(RawReconnect::Policy(p)) = raw.reconnect else {
             panic!("policy expected");
@@ -144,7 +188,11 @@ mod tests {
             (p.initial_delay_ms, p.jitter_ms, p.max_retries),
             (Some(10), Some(0), Some(3))
         );
-        let off: RawOptions = serde_json::from_str(r#"{"reconnect":false}"#).unwrap_or_default();
+        let off = RawOptions::parse(&serde_json::json!({"reconnect":false})).unwrap_or_default();
         assert!(matches!(off.reconnect, Some(RawReconnect::Enabled(false))));
+        let wrong = RawOptions::parse(&serde_json::json!({"requestTimeoutMs":"soon"}));
+        assert_eq!(wrong.err(), Some("requestTimeoutMs"));
+        let wrong = RawOptions::parse(&serde_json::json!({"reconnect":{"maxRetries":-1}}));
+        assert_eq!(wrong.err(), Some("reconnect"));
     }
 }

@@ -116,11 +116,19 @@ thread_local! {
     static IGNORE_ERROR: JsValue = Closure::<dyn FnMut(JsValue)>::new(|_| {}).into_js_value();
 }
 
-/// A thrown JavaScript value as text.
+#[wasm_bindgen]
+extern "C" {
+    /// JavaScript's `String(value)` (throws for an object without `toString`).
+    #[wasm_bindgen(js_name = String, catch)]
+    fn js_string(value: &JsValue) -> Result<String, JsValue>;
+}
+
+/// A thrown JavaScript value as text: an `Error`'s message, a string, or `String(value)`.
 pub fn describe(value: &JsValue) -> String {
     value
         .dyn_ref::<js_sys::Error>()
         .map(|e| String::from(e.message()))
         .or_else(|| value.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
+        .or_else(|| js_string(value).ok())
+        .unwrap_or_else(|| "unknown error".to_owned())
 }

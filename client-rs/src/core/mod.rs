@@ -18,6 +18,8 @@
 //! ```
 
 mod backoff;
+mod codec;
+mod frame;
 mod io;
 mod pending;
 mod subscriptions;
@@ -26,14 +28,15 @@ mod subscriptions;
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
 
 use noex_protocol::{
-    AuthOp, ErrorCode, IdentityOp, Operation, Pong, PushChannel, Request, RequestId, RulesOp,
-    ServerMessage, StoreOp, SystemEvent, Welcome,
+    ErrorCode, Operation, PushChannel, RequestId, ServerMessage, SystemEvent, Welcome,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use backoff::{Backoff, ReconnectPolicy};
+pub use codec::{Codec, SerdeJson};
 pub use io::{CoreConfig, Input, LifecycleEvent, Output};
 pub use pending::RequestHandle;
 pub use subscriptions::{SubscriptionKey, SubscriptionTarget};
@@ -54,9 +57,10 @@ enum State {
     Closed,
 }
 
-/// The client state machine. See the module docs.
+/// The client state machine. See the module docs. `C` reads and writes frame text
+/// (serde_json unless a transport brings its own, as the browser client does).
 #[derive(Debug)]
-pub struct ClientCore {
+pub struct ClientCore<C: Codec = SerdeJson> {
     config: CoreConfig,
     state: State,
     ever_welcomed: bool,
@@ -81,12 +85,20 @@ pub struct ClientCore {
     welcome: Option<Welcome>,
     /// The server revoked the session: the next close is final.
     revoked: bool,
+    codec: PhantomData<C>,
 }
 
 impl ClientCore {
     /// A core that is not connected yet; call [`ClientCore::connection_opened`] when the
     /// transport's first connection is open.
     pub fn new(config: CoreConfig) -> Self {
+        Self::with_codec(config)
+    }
+}
+
+impl<C: Codec> ClientCore<C> {
+    /// [`ClientCore::new`] with the codec `C`.
+    pub fn with_codec(config: CoreConfig) -> Self {
         let backoff = Backoff::new(config.reconnect.clone(), config.jitter_seed);
         ClientCore {
             config,
@@ -106,6 +118,7 @@ impl ClientCore {
             out: VecDeque::new(),
             welcome: None,
             revoked: false,
+            codec: PhantomData,
         }
     }
 
@@ -283,6 +296,7 @@ impl ClientCore {
         if let Some(at) = self.welcome_deadline
             && at <= now_ms
         {
+            #[cfg(feature = "tracing")]
             tracing::debug!("no welcome in time; dropping the connection");
             self.out.push_back(Output::Close);
             self.connection_closed(now_ms);
@@ -306,25 +320,57 @@ impl ClientCore {
     /// assert!(matches!(core.poll_output(), Some(Output::Resolve { handle, result: Err(_) }) if handle == h));
     /// ```
     pub fn request(&mut self, operation: Operation, now_ms: u64) -> RequestHandle {
-        let handle = self.new_handle();
-        let purpose = match &operation {
-            Operation::Auth(AuthOp::Login { token }) => Purpose::Login(handle, token.clone()),
-            Operation::Auth(AuthOp::Logout) | Operation::Identity(IdentityOp::Logout) => {
-                Purpose::Logout(handle)
+        match serde_json::to_value(&operation) {
+            Ok(Value::Object(mut fields)) => {
+                let op_type = match fields.shift_remove("type") {
+                    Some(Value::String(t)) => t,
+                    _ => operation.op_type().to_owned(),
+                };
+                self.request_raw(&op_type, fields, now_ms)
             }
+            Ok(_) => self.request_raw(operation.op_type(), Map::new(), now_ms),
+            Err(e) => {
+                let handle = self.new_handle();
+                let error = ClientError::Protocol(e.to_string());
+                self.finish(Purpose::User(handle), Err(error), now_ms);
+                handle
+            }
+        }
+    }
+
+    /// [`ClientCore::request`] for an operation given as its `type` and its other fields
+    /// (what the browser client sends; `id` and `type` in `fields` are ignored). The
+    /// session-changing operations (`auth.login`, `identity.login`, `auth.logout`, ...)
+    /// are recognised by their type, as for typed operations.
+    ///
+    /// ```
+    /// use noex_client::core::*;
+    /// let mut core = ClientCore::new(CoreConfig::default());
+    /// let h = core.request_raw("server.stats", Default::default(), 0);
+    /// assert!(matches!(core.poll_output(), Some(Output::Resolve { handle, result: Err(_) }) if handle == h));
+    /// ```
+    pub fn request_raw(
+        &mut self,
+        op_type: &str,
+        fields: Map<String, Value>,
+        now_ms: u64,
+    ) -> RequestHandle {
+        let handle = self.new_handle();
+        let purpose = match op_type {
+            "auth.login" => match fields.get("token") {
+                Some(Value::String(token)) => Purpose::Login(handle, token.clone()),
+                _ => Purpose::User(handle),
+            },
+            "auth.logout" | "identity.logout" => Purpose::Logout(handle),
             // A password (or admin secret) session: its token logs in again after a
             // reconnect, exactly as a token given to `auth.login` does.
-            Operation::Identity(
-                IdentityOp::Login { .. }
-                | IdentityOp::LoginWithSecret { .. }
-                | IdentityOp::RefreshSession,
-            ) => Purpose::IdentityLogin(handle),
-            Operation::Identity(IdentityOp::ChangePassword { .. }) => {
-                Purpose::PasswordChanged(handle)
+            "identity.login" | "identity.loginWithSecret" | "identity.refreshSession" => {
+                Purpose::IdentityLogin(handle)
             }
+            "identity.changePassword" => Purpose::PasswordChanged(handle),
             _ => Purpose::User(handle),
         };
-        self.send(operation, purpose, now_ms);
+        self.send(op_type, fields, purpose, now_ms);
         handle
     }
 
@@ -337,11 +383,8 @@ impl ClientCore {
     ) -> (RequestHandle, SubscriptionKey) {
         let handle = self.new_handle();
         let key = self.subs.add(target.clone());
-        if !self.send(
-            subscribe_op(&target),
-            Purpose::Subscribe(handle, key),
-            now_ms,
-        ) {
+        let (op_type, fields) = subscribe_op(&target);
+        if !self.send(op_type, fields, Purpose::Subscribe(handle, key), now_ms) {
             self.subs.remove(key);
         }
         (handle, key)
@@ -364,7 +407,8 @@ impl ClientCore {
         }
         match server_id {
             Some(server_id) => {
-                self.send(unsubscribe_op(&target, server_id), Purpose::Ignore, now_ms);
+                let (op_type, fields) = unsubscribe_op(&target, server_id);
+                self.send(op_type, fields, Purpose::Ignore, now_ms);
             }
             // A (re)subscribe is in flight: undo it when its answer arrives.
             None if self.pending.has_subscription(key) => {
@@ -383,11 +427,12 @@ impl ClientCore {
     /// assert!(matches!(core.poll_output(), Some(Output::Event(LifecycleEvent::Error(_)))));
     /// ```
     pub fn frame_received(&mut self, text: &str, now_ms: u64) {
-        let message: ServerMessage = match serde_json::from_str(text) {
+        let message = match C::decode(text).and_then(frame::server_message) {
             Ok(m) => m,
             Err(e) => {
+                #[cfg(feature = "tracing")]
                 tracing::warn!(error = %e, "malformed server frame");
-                self.emit(LifecycleEvent::Error(ClientError::Protocol(e.to_string())));
+                self.emit(LifecycleEvent::Error(ClientError::Protocol(e)));
                 return;
             }
         };
@@ -395,12 +440,8 @@ impl ClientCore {
             ServerMessage::Welcome(welcome) => self.on_welcome(welcome, now_ms),
             ServerMessage::Ping(ping) => {
                 if self.config.heartbeat_replies {
-                    let pong = Pong {
-                        timestamp: ping.timestamp as f64,
-                    };
-                    if let Ok(text) = serde_json::to_string(&pong) {
-                        self.out.push_back(Output::Send(text));
-                    }
+                    let text = C::encode(&frame::pong(ping.timestamp));
+                    self.out.push_back(Output::Send(text));
                 }
             }
             ServerMessage::Result(frame) => self.on_answer(&frame.id, Ok(frame.data), now_ms),
@@ -477,14 +518,12 @@ impl ClientCore {
         self.attempt = 0;
         self.emit(LifecycleEvent::Reconnected(welcome));
         if let Some(token) = self.config.auth_token.clone() {
-            self.send(
-                Operation::Auth(AuthOp::Login { token }),
-                Purpose::Relogin,
-                now_ms,
-            );
+            let fields = frame::one("token", token.into());
+            self.send("auth.login", fields, Purpose::Relogin, now_ms);
         }
         for (key, target) in self.subs.all() {
-            self.send(subscribe_op(&target), Purpose::Resubscribe(key), now_ms);
+            let (op_type, fields) = subscribe_op(&target);
+            self.send(op_type, fields, Purpose::Resubscribe(key), now_ms);
         }
     }
 
@@ -492,7 +531,10 @@ impl ClientCore {
         let Some(pending) = id.as_u64().and_then(|id| self.pending.take(id)) else {
             match id.as_u64().and_then(|id| self.abandoned.remove(&id)) {
                 Some(target) => self.release_late(&target, &result, now_ms),
+                #[cfg(feature = "tracing")]
                 None => tracing::debug!(%id, "answer for no pending request"),
+                #[cfg(not(feature = "tracing"))]
+                None => {}
             }
             return;
         };
@@ -526,8 +568,8 @@ impl ClientCore {
             .and_then(|data| data.get("subscriptionId"))
             .and_then(Value::as_str)
         {
-            let op = unsubscribe_op(target, server_id.to_owned());
-            self.send(op, Purpose::Ignore, now_ms);
+            let (op_type, fields) = unsubscribe_op(target, server_id.to_owned());
+            self.send(op_type, fields, Purpose::Ignore, now_ms);
         }
     }
 
@@ -551,7 +593,8 @@ impl ClientCore {
         self.resubscribe_due = later;
         for (_, key) in due {
             if let Some(target) = self.subs.target(key).cloned() {
-                self.send(subscribe_op(&target), Purpose::Resubscribe(key), now_ms);
+                let (op_type, fields) = subscribe_op(&target);
+                self.send(op_type, fields, Purpose::Resubscribe(key), now_ms);
             }
         }
     }
@@ -687,30 +730,24 @@ impl ClientCore {
         })
     }
 
-    /// Sends `operation` if open; otherwise fails its purpose with `Disconnected`.
-    fn send(&mut self, operation: Operation, purpose: Purpose, now_ms: u64) -> bool {
+    /// Sends the operation `{type, ...fields}` if open; otherwise fails its purpose with
+    /// `Disconnected`.
+    fn send(
+        &mut self,
+        op_type: &str,
+        fields: Map<String, Value>,
+        purpose: Purpose,
+        now_ms: u64,
+    ) -> bool {
         if self.state != State::Open {
             self.finish(purpose, Err(ClientError::Disconnected), now_ms);
             return false;
         }
         let deadline = now_ms.saturating_add(self.config.request_timeout_ms);
         let id = self.pending.insert(purpose, deadline);
-        let request = Request {
-            id: RequestId::from(id),
-            operation,
-        };
-        match serde_json::to_string(&request) {
-            Ok(text) => {
-                self.out.push_back(Output::Send(text));
-                true
-            }
-            Err(e) => {
-                if let Some(p) = self.pending.take(id) {
-                    self.finish(p.purpose, Err(ClientError::Protocol(e.to_string())), now_ms);
-                }
-                false
-            }
-        }
+        let text = C::encode(&frame::request(id, op_type, fields));
+        self.out.push_back(Output::Send(text));
+        true
     }
 
     fn fail_all_pending(&mut self) {
@@ -734,26 +771,33 @@ impl ClientCore {
     }
 }
 
-fn unsubscribe_op(target: &SubscriptionTarget, subscription_id: String) -> Operation {
-    match target {
-        SubscriptionTarget::Store { .. } => {
-            Operation::Store(StoreOp::Unsubscribe { subscription_id })
-        }
-        SubscriptionTarget::Rules { .. } => {
-            Operation::Rules(RulesOp::Unsubscribe { subscription_id })
-        }
-    }
+fn unsubscribe_op(
+    target: &SubscriptionTarget,
+    subscription_id: String,
+) -> (&'static str, Map<String, Value>) {
+    let op_type = match target {
+        SubscriptionTarget::Store { .. } => "store.unsubscribe",
+        SubscriptionTarget::Rules { .. } => "rules.unsubscribe",
+    };
+    (
+        op_type,
+        frame::one("subscriptionId", subscription_id.into()),
+    )
 }
 
-fn subscribe_op(target: &SubscriptionTarget) -> Operation {
+fn subscribe_op(target: &SubscriptionTarget) -> (&'static str, Map<String, Value>) {
     match target {
-        SubscriptionTarget::Store { query, params } => Operation::Store(StoreOp::Subscribe {
-            query: query.clone(),
-            params: params.clone(),
-        }),
-        SubscriptionTarget::Rules { pattern } => Operation::Rules(RulesOp::Subscribe {
-            pattern: pattern.clone(),
-        }),
+        SubscriptionTarget::Store { query, params } => {
+            let mut fields = frame::one("query", query.as_str().into());
+            if let Some(params) = params {
+                fields.insert("params".into(), params.clone());
+            }
+            ("store.subscribe", fields)
+        }
+        SubscriptionTarget::Rules { pattern } => (
+            "rules.subscribe",
+            frame::one("pattern", pattern.as_str().into()),
+        ),
     }
 }
 
@@ -771,9 +815,10 @@ fn ended_subscription_id(err: &ClientError) -> Option<&str> {
         .and_then(|d| d.get("subscriptionId"))
         .and_then(Value::as_str)
         .or_else(|| {
-            message
-                .strip_prefix("Subscription ")
-                .and_then(|rest| rest.split_once(" ended: "))
-                .map(|(id, _)| id)
+            let rest = message.strip_prefix("Subscription ")?;
+            // A plain scan rather than `split_once(" ended: ")`, whose substring searcher
+            // is a kilobyte of the browser client's WebAssembly.
+            let at = rest.as_bytes().windows(8).position(|w| w == b" ended: ")?;
+            rest.get(..at)
         })
 }

@@ -68,23 +68,27 @@ impl PendingTable {
 
     /// Removes and returns (sorted by id) every entry whose deadline is `<= now_ms`.
     pub(crate) fn take_expired(&mut self, now_ms: u64) -> Vec<(u64, Pending)> {
+        self.take_sorted(|p| p.deadline_ms <= now_ms)
+    }
+
+    /// Removes and returns (sorted by id) every entry.
+    pub(crate) fn drain(&mut self) -> Vec<(u64, Pending)> {
+        self.take_sorted(|_| true)
+    }
+
+    /// Removes and returns (sorted by id) the entries `which` selects. (Sorting the ids
+    /// alone keeps one sort routine in the browser client's WebAssembly.)
+    fn take_sorted(&mut self, which: impl Fn(&Pending) -> bool) -> Vec<(u64, Pending)> {
         let mut ids: Vec<u64> = self
             .entries
             .iter()
-            .filter(|(_, p)| p.deadline_ms <= now_ms)
+            .filter(|(_, p)| which(p))
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
         ids.into_iter()
             .filter_map(|id| self.entries.remove(&id).map(|p| (id, p)))
             .collect()
-    }
-
-    /// Removes and returns (sorted by id) every entry.
-    pub(crate) fn drain(&mut self) -> Vec<(u64, Pending)> {
-        let mut all: Vec<_> = self.entries.drain().collect();
-        all.sort_by_key(|(id, _)| *id);
-        all
     }
 
     pub(crate) fn next_deadline(&self) -> Option<u64> {

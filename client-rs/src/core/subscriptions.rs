@@ -101,13 +101,15 @@ impl Registry {
 
     /// Every registered subscription, in creation order.
     pub(crate) fn all(&self) -> Vec<(SubscriptionKey, SubscriptionTarget)> {
-        let mut all: Vec<_> = self
-            .entries
-            .iter()
-            .map(|(k, e)| (*k, e.target.clone()))
-            .collect();
-        all.sort_by_key(|(k, _)| *k);
-        all
+        // Sorting the bare keys shares the sort routine of the pending table.
+        let mut keys: Vec<u64> = self.entries.keys().map(|k| k.0).collect();
+        keys.sort_unstable();
+        keys.into_iter()
+            .filter_map(|k| {
+                let key = SubscriptionKey(k);
+                self.target(key).map(|t| (key, t.clone()))
+            })
+            .collect()
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -1,6 +1,6 @@
 //! Frame-by-frame tests of the state machine: no sockets, time is a number.
 
-use noex_protocol::{ErrorCode, Operation, ServerOp};
+use noex_protocol::{AuthOp, ErrorCode, IdentityOp, Operation, ServerOp};
 use serde_json::{Value, json};
 
 use super::*;
@@ -1059,5 +1059,102 @@ fn a_changed_password_ends_the_replayed_session_token() {
     assert!(
         frames.iter().all(|f| f["type"] != "auth.login"),
         "{frames:?}"
+    );
+}
+
+#[test]
+fn raw_requests_send_the_typed_frame_and_are_recognised_by_type() {
+    let mut core = open(config());
+    // The same text as the typed operation, field order included.
+    core.request(
+        Operation::Auth(AuthOp::Login {
+            token: "typed".into(),
+        }),
+        0,
+    );
+    let fields = json!({"id": 99, "token": "raw", "type": "ignored"});
+    let Value::Object(fields) = fields else {
+        panic!("object expected");
+    };
+    let login = core.request_raw("auth.login", fields, 0);
+    let out = drain(&mut core);
+    assert_eq!(
+        out,
+        vec![
+            Output::Send(r#"{"id":1,"type":"auth.login","token":"typed"}"#.into()),
+            Output::Send(r#"{"id":2,"type":"auth.login","token":"raw"}"#.into()),
+        ]
+    );
+    core.frame_received(
+        r#"{"id":1,"type":"error","code":"UNAUTHORIZED","message":"no"}"#,
+        1,
+    );
+    core.frame_received(r#"{"id":2,"type":"result","data":{"userId":"u"}}"#, 1);
+    assert!(matches!(
+        drain(&mut core).as_slice(),
+        [Output::Resolve { result: Err(_), .. }, Output::Resolve { handle, result: Ok(_) }] if *handle == login
+    ));
+    // The raw login's token is the one replayed after a reconnect.
+    core.connection_closed(10);
+    core.handle_timeout(core.next_timeout().unwrap_or(10));
+    core.connection_opened(500);
+    core.frame_received(WELCOME, 500);
+    let frames = sent(&drain(&mut core));
+    assert_eq!(frames[0]["type"], "auth.login");
+    assert_eq!(frames[0]["token"], "raw");
+}
+
+#[test]
+fn frames_are_read_as_the_protocol_defines_them() {
+    let mut core = open(config());
+    let bad = [
+        r#"[1]"#,
+        r#"{"type":"nonsense"}"#,
+        r#"{"type":"result","data":1}"#,
+        r#"{"type":"error","id":1,"code":"NO_SUCH_CODE","message":"m"}"#,
+        r#"{"type":"push","channel":"other","subscriptionId":"s","data":1}"#,
+        r#"{"type":"ping","timestamp":-1}"#,
+        r#"{"type":"system","event":"reboot"}"#,
+    ];
+    for frame in bad {
+        core.frame_received(frame, 0);
+        assert!(
+            matches!(
+                drain(&mut core).as_slice(),
+                [Output::Event(LifecycleEvent::Error(ClientError::Protocol(
+                    _
+                )))]
+            ),
+            "{frame}"
+        );
+    }
+    core.frame_received(r#"{"type":"ping","timestamp":5,"extra":true}"#, 0);
+    core.frame_received(
+        r#"{"type":"system","event":"shutdown","gracePeriodMs":7}"#,
+        0,
+    );
+    assert_eq!(
+        drain(&mut core),
+        vec![
+            Output::Send(r#"{"type":"pong","timestamp":5}"#.into()),
+            Output::Event(LifecycleEvent::Shutdown { grace_period_ms: 7 }),
+        ]
+    );
+    let h = core.request(stats(), 0);
+    drain(&mut core);
+    core.frame_received(
+        r#"{"id":1,"type":"error","code":"NOT_FOUND","message":"m","details":null}"#,
+        0,
+    );
+    assert_eq!(
+        drain(&mut core),
+        vec![Output::Resolve {
+            handle: h,
+            result: Err(ClientError::Server {
+                code: ErrorCode::NotFound,
+                message: "m".into(),
+                details: None
+            })
+        }]
     );
 }
