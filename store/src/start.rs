@@ -61,6 +61,7 @@ impl Store {
             feed,
             dispatch: tx,
             slow_lane: slow_tx,
+            slow_queue: Mutex::new(crate::store::SlowQueue::default()),
             pending: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             settle_lock: Mutex::new(()),

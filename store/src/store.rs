@@ -138,6 +138,14 @@ pub(crate) struct Batch {
     pub recheck: Vec<(String, String)>,
 }
 
+/// What waits for the slow lane: each evaluation with when it first waited, and whether
+/// the lane has been woken for it (see [`Inner::slow_queue`]).
+#[derive(Default)]
+pub(crate) struct SlowQueue {
+    pub waiting: std::collections::HashMap<EvalKey, std::time::Instant>,
+    pub woken: bool,
+}
+
 /// Shared state of a store.
 pub(crate) struct Inner {
     pub name: String,
@@ -147,9 +155,12 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     pub feed: broadcast::Sender<Arc<ChangeEvent>>,
     pub dispatch: mpsc::UnboundedSender<Batch>,
-    /// Re-evaluations of slow evaluations, for the slow lane (each message counted in
-    /// `pending` until it is processed).
-    pub slow_lane: mpsc::UnboundedSender<Vec<EvalKey>>,
+    /// Wakes the slow lane: one message while `slow_queue` has work it has not taken up
+    /// (the message is counted in `pending` until the queue is empty again).
+    pub slow_lane: mpsc::UnboundedSender<()>,
+    /// Evaluations waiting for the slow lane, each once however many commits touched it
+    /// (so what waits is bounded by the evaluations, not by the commits).
+    pub slow_queue: Mutex<SlowQueue>,
     pub pending: AtomicU64,
     /// Commits published so far (incremented under the data write lock); a subscription
     /// evaluated without the registry lock compares it to learn whether a commit came
