@@ -34,6 +34,8 @@ fn config(accounts: usize) -> Config {
         churn_workers: 1,
         churn_cycles: 0,
         accounts,
+        zipf: 1.0,
+        durable_writers: 1,
         transfer_clients: 8,
         transfer_calls: 1500,
         login_clients: 1,
