@@ -254,10 +254,13 @@ impl Shared {
     }
 }
 
+/// Sync commits still to become durable: per persistence, its highest ticket.
+type Pending = Vec<(Arc<Shared>, u64)>;
+
 thread_local! {
     /// Inside [`defer_durability`] on this thread: the sync commits whose fsync its caller
     /// awaits instead of the write calls blocking for them.
-    static DEFERRED: RefCell<Option<Vec<(Arc<Shared>, u64)>>> = const { RefCell::new(None) };
+    static DEFERRED: RefCell<Option<Pending>> = const { RefCell::new(None) };
 }
 
 /// The fsyncs a [`defer_durability`] call's writes still wait for. Await
@@ -265,7 +268,7 @@ thread_local! {
 #[must_use = "a deferred sync write is durable only once `wait` returned Ok"]
 #[derive(Default)]
 pub struct Durability {
-    pending: Vec<(Arc<Shared>, u64)>,
+    pending: Pending,
 }
 
 impl std::fmt::Debug for Durability {
@@ -326,7 +329,7 @@ impl Durability {
 /// ```
 pub fn defer_durability<T>(f: impl FnOnce() -> T) -> (T, Durability) {
     /// Puts the outer scope back even if `f` unwinds.
-    struct Restore(Option<Vec<(Arc<Shared>, u64)>>);
+    struct Restore(Option<Pending>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let outer = self.0.take();
