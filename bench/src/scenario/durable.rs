@@ -1,6 +1,7 @@
 //! `durable-writes`: W connections insert back to back (one `store.insert` in flight each)
 //! into a server started with `--persistence redb --durability sync`, while one probe
-//! connection sends `store.get` of an existing record back to back. A sync write is
+//! connection sends `store.get` of an existing record every [`PROBE_INTERVAL`] (paced, so
+//! that it measures a reader's latency without taking CPU from the writers). A sync write is
 //! acknowledged only once it is on disk, so every insert waits for an fsync; concurrent
 //! inserts should share them (group commit) and the reads of the probe, which never touch
 //! the disk, should keep their latency.
@@ -25,6 +26,8 @@ use crate::target::Target;
 pub const BUCKET: &str = "durable";
 /// The key of the record the probe reads.
 const PROBE_KEY: &str = "probe";
+/// Time between two reads of the probe (when the previous answer came in time).
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(1);
 /// The commit-count line of the server's `/metrics`.
 const COMMITS_METRIC: &str = "noex_persistence_commit_duration_seconds_count";
 /// The line of the server's `/metrics` with the seconds spent in those commits.
@@ -212,7 +215,7 @@ async fn writer(mut ws: Ws, index: usize, deadline: Instant, cap: usize) -> Conn
     r
 }
 
-/// The probe: reads the probe record back to back until the deadline.
+/// The probe: reads the probe record every [`PROBE_INTERVAL`] until the deadline.
 async fn prober(mut ws: Ws, deadline: Instant, cap: usize) -> ConnResult {
     let mut r = ConnResult {
         ok: 0,
@@ -221,7 +224,10 @@ async fn prober(mut ws: Ws, deadline: Instant, cap: usize) -> ConnResult {
         samples: Samples::new(cap),
     };
     let mut id = 100u64;
+    let mut ticks = tokio::time::interval(PROBE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while Instant::now() < deadline {
+        ticks.tick().await;
         let body = json!({"type": "store.get", "bucket": BUCKET, "key": PROBE_KEY});
         let sent = Instant::now();
         match call(&mut ws, id, body).await {
