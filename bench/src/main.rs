@@ -49,7 +49,7 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// Comma-separated scenarios: request-rtt, fanout, connections, churn, transfer, logins
-    /// (not run by default).
+    /// and durable-writes (those two not run by default).
     #[arg(
         long,
         value_delimiter = ',',
@@ -109,14 +109,21 @@ struct RunArgs {
     #[arg(long, default_value_t = 3000)]
     churn_cycles: u64,
     /// transfer: accounts (each opened with balance 100; at least 2).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 100_000)]
     accounts: usize,
+    /// transfer: Zipf exponent s of the accounts a transfer pairs (0: uniform).
+    #[arg(long, default_value_t = 1.0)]
+    zipf: f64,
     /// transfer: concurrent clients, one procedures.call in flight each.
     #[arg(long, default_value_t = 16)]
     transfer_clients: usize,
     /// transfer: total calls (the phase also ends at --duration-secs).
     #[arg(long, default_value_t = 1_000_000)]
     transfer_calls: u64,
+    /// durable-writes: connections inserting at once into a server with
+    /// `--persistence redb --durability sync` (plus one probe connection reading).
+    #[arg(long, default_value_t = 64)]
+    durable_writers: usize,
     /// logins: clients logging in at once (one user each, one login in flight each).
     #[arg(long, default_value_t = 50)]
     login_clients: usize,
@@ -239,6 +246,8 @@ async fn run(args: RunArgs) -> ExitCode {
         churn_workers: args.churn_workers,
         churn_cycles: args.churn_cycles,
         accounts: args.accounts,
+        zipf: args.zipf,
+        durable_writers: args.durable_writers,
         transfer_clients: args.transfer_clients,
         transfer_calls: args.transfer_calls,
         login_clients: args.login_clients,
@@ -253,7 +262,8 @@ async fn run(args: RunArgs) -> ExitCode {
             "requests": cfg.requests, "subscribers": cfg.subscribers, "rate": cfg.rate,
             "inserts": cfg.inserts, "idle_connections": cfg.idle_connections,
             "churn_workers": cfg.churn_workers, "churn_cycles": cfg.churn_cycles,
-            "accounts": cfg.accounts, "transfer_clients": cfg.transfer_clients,
+            "accounts": cfg.accounts, "zipf": cfg.zipf, "transfer_clients": cfg.transfer_clients,
+            "durable_writers": cfg.durable_writers,
             "transfer_calls": cfg.transfer_calls, "login_clients": cfg.login_clients,
             "duration_secs": args.duration_secs,
             "targets": targets.iter().map(|k| bins.label(*k)).collect::<Vec<_>>(),

@@ -122,12 +122,18 @@ fn load_generator_config(identity: bool) -> Result<std::path::PathBuf, String> {
 impl Target {
     /// Spawns the server on an ephemeral loopback port and waits for its listening line.
     pub fn spawn(kind: TargetKind, bins: &Binaries) -> Result<Self, String> {
-        Self::spawn_with(kind, bins, false)
+        Self::spawn_with(kind, bins, false, &[])
     }
 
     /// [`spawn`](Self::spawn), with built-in identity on when `identity` (and no
-    /// `--config` among the extra flags).
-    pub fn spawn_with(kind: TargetKind, bins: &Binaries, identity: bool) -> Result<Self, String> {
+    /// `--config` among the extra flags), and `extra` flags for the noex server (before
+    /// the user's own).
+    pub fn spawn_with(
+        kind: TargetKind,
+        bins: &Binaries,
+        identity: bool,
+        extra: &[String],
+    ) -> Result<Self, String> {
         let mut cmd = match kind {
             TargetKind::Echo | TargetKind::EchoNaive => {
                 let mut c = Command::new(&bins.bench);
@@ -152,6 +158,7 @@ impl Target {
                 if !bins.noex_args.iter().any(|a| a.starts_with("--config")) {
                     c.arg("--config").arg(load_generator_config(identity)?);
                 }
+                c.args(extra);
                 c.args(&bins.noex_args);
                 c
             }

@@ -1,7 +1,8 @@
 //! End-to-end: a tiny `request-rtt`, `fanout` and `connections` run against the echo
 //! baseline (the floor) produces sane figures (non-zero throughput, ordered percentiles,
 //! every push delivered, server CPU per operation, RSS per connection),
-//! and `transfer`, which needs `procedures.*`, is cleanly "not applicable" to it.
+//! and `transfer` and `durable-writes`, which need `procedures.*` and `store.*`, are cleanly
+//! "not applicable" to it.
 
 use std::process::Command;
 
@@ -27,7 +28,7 @@ fn tiny_run_against_echo_baseline() {
             "--targets",
             "echo",
             "--scenarios",
-            "request-rtt,fanout,connections,transfer",
+            "request-rtt,fanout,connections,transfer,durable-writes",
             "--subscribers",
             "5",
             "--inserts",
@@ -98,5 +99,15 @@ fn tiny_run_against_echo_baseline() {
     assert!(
         table.contains("transfer       not applicable (echo)"),
         "table: {table}"
+    );
+    let durable = results
+        .iter()
+        .find(|r| r["scenario"] == "durable-writes")
+        .unwrap_or_else(|| panic!("no durable-writes row in {doc}"));
+    assert!(
+        durable["not_applicable"]
+            .as_str()
+            .is_some_and(|why| why.contains("store")),
+        "{durable}"
     );
 }

@@ -29,6 +29,8 @@ fn config() -> Config {
         churn_workers: 1,
         churn_cycles: 0,
         accounts: 2,
+        zipf: 1.0,
+        durable_writers: 1,
         transfer_clients: 1,
         transfer_calls: 0,
         login_clients: 4,

@@ -34,6 +34,8 @@ fn config(accounts: usize) -> Config {
         churn_workers: 1,
         churn_cycles: 0,
         accounts,
+        zipf: 1.0,
+        durable_writers: 1,
         transfer_clients: 8,
         transfer_calls: 1500,
         login_clients: 1,
@@ -51,8 +53,11 @@ async fn transfers_against_the_real_server_keep_the_invariant() {
     })
     .await
     .expect("server starts");
-    // 600 accounts: setup inserts and the check reads back in two pages of 500.
-    let out = transfer::run_port(server.local_addr().port(), &config(600), || None).await;
+    // 600 accounts: setup inserts and the check reads back in two pages of 500. The CPU
+    // reading is this process's (server and clients together): enough to show the
+    // per-core figures are computed.
+    let own_cpu = || noex_bench::target::cpu_time(std::process::id());
+    let out = transfer::run_port(server.local_addr().port(), &config(600), own_cpu).await;
     server.stop(Duration::from_secs(1)).await;
 
     assert_eq!(out.failure, None, "{out:?}");
@@ -69,6 +74,8 @@ async fn transfers_against_the_real_server_keep_the_invariant() {
     let (p50, p99) = (metric(&out, "p50_us"), metric(&out, "p99_us"));
     assert!(p50 > 0.0 && p50 <= p99, "{p50} {p99}");
     // The invariant was checked over every account, not skipped.
+    assert!(metric(&out, "server_cores") > 0.0, "{out:?}");
+    assert!(metric(&out, "calls_per_s_per_core") > 0.0, "{out:?}");
     assert_eq!(metric(&out, "accounts_checked"), 600.0);
     assert_eq!(metric(&out, "total_drift"), 0.0);
     assert_eq!(metric(&out, "negative_accounts"), 0.0);

@@ -108,6 +108,61 @@ async fn data_written_over_the_wire_survives_a_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// 64 connections inserting at once with `sync` durability share fsyncs (group commit):
+/// fewer engine commits than inserts, and every acknowledged insert is there after a
+/// restart. On this test's current-thread runtime a connection waiting for its fsync must
+/// not hold the one thread: if it did, each insert would be written by a commit of its
+/// own (64 commits), and no other connection's request would be read meanwhile.
+#[tokio::test]
+async fn concurrent_sync_inserts_share_fsyncs_without_blocking_the_runtime() {
+    let dir = temp_dir("group-commit");
+    let server = Server::start(durable(&dir)).await.expect("starts");
+    let mut clients = Vec::new();
+    for _ in 0..64 {
+        clients.push(Client::connect(&server).await.0);
+    }
+    let before = server
+        .store()
+        .persistence_commits()
+        .expect("persistence on");
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(json!({"id": 1, "type": "store.insert", "bucket": "notes", "data": {"text": format!("n{i}")}}))
+            .await;
+    }
+    for c in &mut clients {
+        let answer = c.recv().await;
+        assert_eq!(answer["type"], "result", "{answer}");
+    }
+    let commits = server
+        .store()
+        .persistence_commits()
+        .expect("persistence on")
+        - before;
+    assert!(
+        (1..64).contains(&commits),
+        "{commits} engine commits for 64 concurrent inserts"
+    );
+    drop(clients);
+    server.stop(std::time::Duration::ZERO).await;
+    server.store().close_persistence().expect("closes");
+    drop(server);
+
+    let again = Server::start(durable(&dir)).await.expect("restarts");
+    let (mut c, _) = Client::connect(&again).await;
+    let notes = c.ok("store.all", json!({"bucket": "notes"})).await;
+    let texts: BTreeSet<&str> = notes
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|n| n["text"].as_str())
+        .collect();
+    assert_eq!(texts.len(), 64, "every acknowledged insert survived");
+    again.stop(std::time::Duration::ZERO).await;
+    again.store().close_persistence().expect("closes");
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn a_damaged_database_stops_start_up_naming_the_file() {
     let dir = temp_dir("damaged");

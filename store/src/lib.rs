@@ -14,7 +14,8 @@
 //!   as values ([`Filter::compile_with_params`]); a time budget per read on the calling
 //!   thread ([`with_read_deadline`]).
 //! - Optional durable storage ([`StoreConfig::persistence`], [`PersistenceConfig`]) on the
-//!   embedded engine redb, with sync or batched durability.
+//!   embedded engine redb, with sync or batched durability; [`defer_durability`] lets an
+//!   async caller await a sync write's fsync instead of blocking its thread.
 //! - Errors are [`StoreError`] values, each mapping to one protocol code.
 
 mod bucket;
@@ -53,7 +54,10 @@ pub use noex_model::clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use noex_model::definition::InvalidDefinition;
 pub use noex_model::definition::QueryKind;
 pub use noex_model::pattern::topic_matches;
-pub use persistence::{CommitObserver, DEFAULT_FILE_NAME, DurabilityMode, PersistenceConfig};
+pub use persistence::{
+    CommitObserver, DEFAULT_FILE_NAME, Durability, DurabilityMode, PersistenceConfig,
+    defer_durability,
+};
 pub use query::{BucketReader, QueryContext, QueryFn, QueryResult};
 pub use reactive::QueryInfo;
 pub use reads::Page;

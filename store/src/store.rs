@@ -488,6 +488,13 @@ impl Store {
         self.inner.persist.as_ref().map(Persistence::path)
     }
 
+    /// Engine transactions the persistence writer has committed since the store started
+    /// (in sync mode each is one fsync, shared by every write queued when it began: group
+    /// commit); `None` without persistence.
+    pub fn persistence_commits(&self) -> Option<u64> {
+        self.inner.persist.as_ref().map(Persistence::commits)
+    }
+
     /// Blocks until every write made so far is durable (useful in batched mode, e.g. at
     /// shutdown). Without persistence: nothing to do.
     pub fn flush(&self) -> StoreResult<()> {

@@ -7,7 +7,7 @@ mod common;
 use common::{define, o};
 use noex_store::{
     BucketDefinition, BucketUpdate, DurabilityMode, ManualClock, PersistenceConfig,
-    QueryDefinition, QueryKind, Store, StoreConfig, StoreError,
+    QueryDefinition, QueryKind, Store, StoreConfig, StoreError, defer_durability,
 };
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use serde_json::{Value, json};
@@ -628,6 +628,54 @@ async fn sync_writes_from_many_tasks_on_a_multi_thread_runtime() {
     drop(s);
     let s = open(&dir.file());
     assert_eq!(s.bucket("b").count(None).unwrap(), 160);
+    s.close_persistence().unwrap();
+}
+
+/// 64 tasks inserting at once in sync mode inside `defer_durability` share fsyncs: each
+/// insert is visible at once, its durability resolves later, the writer commits them in
+/// fewer engine transactions than inserts, and all are there after a restart. On a
+/// current-thread runtime, where a blocking wait would make every insert commit alone.
+#[tokio::test(flavor = "current_thread")]
+async fn deferred_sync_inserts_share_commits_and_survive_a_restart() {
+    let dir = TempDir::new("deferred");
+    let s = open(&dir.file());
+    define(
+        &s,
+        "b",
+        json!({"key": "id", "schema": {"id": {"type": "string"}}}),
+    );
+    let before = s.persistence_commits().expect("persistence on");
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let key = format!("k{t}");
+                let b = s.bucket("b");
+                let (inserted, durability) =
+                    defer_durability(|| b.insert(o(json!({"id": key.clone()}))));
+                inserted.unwrap();
+                assert!(durability.is_pending());
+                // Reads never wait for the disk.
+                assert!(b.get(&json!(key)).unwrap().is_some());
+                durability.wait().await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let commits = s.persistence_commits().unwrap() - before;
+    assert!(
+        (1..64).contains(&commits),
+        "{commits} commits for 64 inserts"
+    );
+    // A scope without writes defers nothing.
+    let (_, nothing) = defer_durability(|| ());
+    assert!(!nothing.is_pending());
+    s.close_persistence().unwrap();
+    drop(s);
+    let s = open(&dir.file());
+    assert_eq!(s.bucket("b").count(None).unwrap(), 64);
     s.close_persistence().unwrap();
 }
 

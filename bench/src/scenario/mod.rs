@@ -3,6 +3,7 @@
 
 pub mod churn;
 pub mod connections;
+pub mod durable;
 pub mod fanout;
 pub mod logins;
 pub mod rtt;
@@ -41,10 +42,16 @@ pub struct Config {
     pub churn_cycles: u64,
     /// transfer: accounts in the `accounts` bucket (each opened with balance 100).
     pub accounts: usize,
+    /// transfer: Zipf exponent of the account each side of a transfer is drawn from
+    /// (0: uniform).
+    pub zipf: f64,
     /// transfer: concurrent clients, one call in flight each.
     pub transfer_clients: usize,
     /// transfer: total `procedures.call` requests across all clients.
     pub transfer_calls: u64,
+    /// durable-writes: connections inserting at once, one `store.insert` in flight each
+    /// (beside one probe connection sending `store.get`).
+    pub durable_writers: usize,
     /// logins: clients logging in at once, one `identity.login` in flight each.
     pub login_clients: usize,
     /// Wall-clock limit of each scenario's load phase.

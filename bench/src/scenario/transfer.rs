@@ -1,7 +1,13 @@
 //! `transfer`: C clients call the guide's `transfer` procedure (docs/11-procedures.md)
-//! between random accounts with random amounts, one call in flight each, for the phase's
-//! duration; calls/s, call latency percentiles, how many were refused (insufficient
-//! balance) and how many ended in `CONFLICT` after the server's retries.
+//! between accounts with random amounts, one call in flight each, for the phase's
+//! duration; calls/s, call latency percentiles, server CPU per call and calls/s per server
+//! core used, how many were refused (insufficient balance) and how many ended in
+//! `CONFLICT` after the server's retries.
+//!
+//! The workload follows SpacetimeDB's "keynote" transfer benchmark: N accounts (100 000
+//! by default), both accounts of a pair drawn from a Zipf distribution over the accounts
+//! (exponent `s`, 1.0 by default; 0 draws uniformly), so a few accounts are hot and calls
+//! touching them contend.
 //!
 //! Afterwards every account is read back and the invariant checked: the total is what it
 //! was, no balance is negative, no account is missing. A violation is an
@@ -122,6 +128,7 @@ pub async fn run_port(port: u16, cfg: &Config, cpu_time: impl Fn() -> Option<Dur
         }
     }
     let accounts = cfg.accounts.max(2);
+    let zipf = Arc::new(Zipf::new(accounts, cfg.zipf));
     if let Err(e) = setup(&mut control, accounts).await {
         out.notes.push(format!("setup: {e}"));
         out.degraded = true;
@@ -148,7 +155,8 @@ pub async fn run_port(port: u16, cfg: &Config, cpu_time: impl Fn() -> Option<Dur
     let mut tasks = Vec::new();
     for (i, ws) in sockets.into_iter().enumerate() {
         let budget = budget.clone();
-        tasks.push(tokio::spawn(client(ws, i, accounts, budget, deadline, cap)));
+        let zipf = zipf.clone();
+        tasks.push(tokio::spawn(client(ws, i, zipf, budget, deadline, cap)));
     }
     let mut results = Vec::new();
     for t in tasks {
@@ -200,6 +208,14 @@ pub async fn run_port(port: u16, cfg: &Config, cpu_time: impl Fn() -> Option<Dur
         cpu_after,
         calls,
     );
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        // Cores the server kept busy on average: its CPU seconds over the wall seconds.
+        let cores = after.saturating_sub(before).as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
+        out.less("server_cores", cores);
+        if cores > 0.0 {
+            out.more("calls_per_s_per_core", per_second(calls, elapsed) / cores);
+        }
+    }
 
     match verify(&mut control, accounts).await {
         Ok(check) => {
@@ -342,7 +358,7 @@ async fn verify(ws: &mut Ws, accounts: usize) -> Result<Check, String> {
 async fn client(
     mut ws: Ws,
     index: usize,
-    accounts: usize,
+    zipf: Arc<Zipf>,
     budget: Arc<AtomicU64>,
     deadline: Instant,
     cap: usize,
@@ -364,7 +380,6 @@ async fn client(
         x ^= x << 17;
         x
     };
-    let n = accounts as u64;
     let mut id = 100u64;
     while Instant::now() < deadline
         && budget
@@ -372,8 +387,7 @@ async fn client(
             .is_ok()
     {
         // Two distinct accounts, so a refusal always means insufficient balance.
-        let from = next() % n;
-        let to = (from + 1 + next() % (n - 1)) % n;
+        let (from, to) = zipf.pair(&mut next);
         let amount = next() % MAX_AMOUNT + 1;
         let body = json!({"type": "procedures.call", "name": PROCEDURE, "input": {
             "from": format!("a{from}"), "to": format!("a{to}"), "amount": amount}});
@@ -412,9 +426,104 @@ async fn client(
     r
 }
 
+/// A Zipf distribution over account indexes `0..n`: index `i` is drawn with probability
+/// proportional to `1 / (i + 1)^s` (index 0 hottest). Sampled by inverting a precomputed
+/// cumulative distribution with a binary search (n floats, shared by all clients).
+pub struct Zipf {
+    /// `cdf[i]`: probability of drawing an index `<= i`; the last entry is 1.
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    /// The distribution over `0..n` (at least one index) with exponent `s` (`0`: uniform;
+    /// a negative or non-finite `s` is taken as 0).
+    pub fn new(n: usize, s: f64) -> Self {
+        let s = if s.is_finite() && s > 0.0 { s } else { 0.0 };
+        let mut cdf = Vec::with_capacity(n.max(1));
+        let mut total = 0.0;
+        for i in 0..n.max(1) {
+            total += 1.0 / ((i + 1) as f64).powf(s);
+            cdf.push(total);
+        }
+        for c in &mut cdf {
+            *c /= total;
+        }
+        Zipf { cdf }
+    }
+
+    /// The index whose cumulative probability first reaches `u` (in `[0, 1)`).
+    pub fn index(&self, u: f64) -> usize {
+        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
+    }
+
+    /// One index drawn with `next` (a source of uniform 64-bit values).
+    pub fn sample(&self, next: &mut impl FnMut() -> u64) -> usize {
+        // The top 53 bits as a float in [0, 1).
+        self.index((next() >> 11) as f64 / (1u64 << 53) as f64)
+    }
+
+    /// Two distinct indexes, each drawn from the distribution (the second redrawn while it
+    /// equals the first; after 64 equal draws, the first's neighbour). Needs `n >= 2`.
+    pub fn pair(&self, next: &mut impl FnMut() -> u64) -> (usize, usize) {
+        let n = self.cdf.len();
+        let from = self.sample(next);
+        for _ in 0..64 {
+            let to = self.sample(next);
+            if to != from {
+                return (from, to);
+            }
+        }
+        (from, (from + 1) % n.max(2))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed | 1;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    #[test]
+    fn zipf_frequencies_follow_the_exponent() {
+        let zipf = Zipf::new(1000, 1.0);
+        let mut next = xorshift(7);
+        let mut counts = vec![0u32; 1000];
+        let draws = 200_000;
+        for _ in 0..draws {
+            counts[zipf.sample(&mut next)] += 1;
+        }
+        // P(0) = 1 / H(1000) ≈ 0.1336; P(1) = P(0) / 2; P(9) = P(0) / 10.
+        let p0 = f64::from(counts[0]) / f64::from(draws);
+        assert!((p0 - 0.1336).abs() < 0.005, "{p0}");
+        let ratio = f64::from(counts[0]) / f64::from(counts[1]);
+        assert!((ratio - 2.0).abs() < 0.1, "{ratio}");
+        let ratio = f64::from(counts[0]) / f64::from(counts[9]);
+        assert!((ratio - 10.0).abs() < 1.0, "{ratio}");
+    }
+
+    #[test]
+    fn zipf_zero_is_uniform_and_pairs_are_distinct() {
+        let zipf = Zipf::new(4, 0.0);
+        assert_eq!(zipf.index(0.0), 0);
+        assert_eq!(zipf.index(0.3), 1);
+        assert_eq!(zipf.index(0.99), 3);
+        assert_eq!(zipf.index(1.0), 3);
+        let two = Zipf::new(2, 3.0);
+        let mut next = xorshift(3);
+        for _ in 0..1000 {
+            let (a, b) = two.pair(&mut next);
+            assert_ne!(a, b);
+            assert!(a < 2 && b < 2);
+        }
+    }
 
     fn check(count: usize, total: i64, balances: &[i64]) -> Check {
         Check {

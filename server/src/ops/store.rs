@@ -70,16 +70,19 @@ pub(crate) async fn handle(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, 
         ));
         if !heavy && weight <= INLINE_TRANSACTION_MAX_OPS {
             // Estimated cheap; the read budget is the backstop if the estimate errs.
-            return noex_store::with_read_deadline(limits.read_budget(), || {
-                transaction(
-                    ctx.store,
-                    operations,
-                    limits.max_transaction_ops,
-                    limits.max_result_bytes,
-                    limits.max_transaction_scan_cost,
-                    limits.max_bulk_records,
-                )
-            });
+            return durably(|| {
+                noex_store::with_read_deadline(limits.read_budget(), || {
+                    transaction(
+                        ctx.store,
+                        operations,
+                        limits.max_transaction_ops,
+                        limits.max_result_bytes,
+                        limits.max_transaction_scan_cost,
+                        limits.max_bulk_records,
+                    )
+                })
+            })
+            .await;
         }
         // A transaction with heavy reads or many operations runs on the blocking
         // pool, holding a heavy-read permit, like a heavy read.
@@ -106,9 +109,12 @@ pub(crate) async fn handle(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, 
         let limits = *ctx.limits;
         if !heavy && records <= INLINE_TRANSACTION_MAX_OPS {
             // Estimated cheap; the read budget bounds the scan of a filter if it errs.
-            return noex_store::with_read_deadline(limits.read_budget(), || {
-                bulk_write(ctx.store, op, limits.max_bulk_records)
-            });
+            return durably(|| {
+                noex_store::with_read_deadline(limits.read_budget(), || {
+                    bulk_write(ctx.store, op, limits.max_bulk_records)
+                })
+            })
+            .await;
         }
         // Many records, or a filter scanning a large bucket: on the blocking pool under a
         // heavy-read permit, as a heavy transaction.
@@ -143,7 +149,22 @@ pub(crate) async fn handle(ctx: StoreContext<'_>, op: StoreOp) -> Result<Value, 
     }
     // Estimated cheap; the read budget is the backstop if the estimate errs.
     let budget = ctx.limits.read_budget();
-    noex_store::with_read_deadline(budget, || answer(ctx, op))
+    durably(|| noex_store::with_read_deadline(budget, || answer(ctx, op))).await
+}
+
+/// Runs `f` (store calls) on this runtime worker without blocking it for the disk: with
+/// sync durability, its writes are applied and queued inside `f` and their fsync is
+/// awaited here, so the worker serves other connections meanwhile (the writer thread
+/// groups the fsyncs of every write queued at once). The answer goes out only after its
+/// writes are durable; if the disk failed, the answer is that error.
+pub(crate) async fn durably<T>(
+    f: impl FnOnce() -> Result<T, ServerError>,
+) -> Result<T, ServerError> {
+    let (answer, durability) = noex_store::defer_durability(f);
+    if durability.is_pending() {
+        durability.wait().await?;
+    }
+    answer
 }
 
 /// Answers a `store.*` request on the runtime worker. Listings (`store.buckets`,

@@ -296,22 +296,29 @@ impl Procedures {
         let deadline = started + Duration::from_millis(timeout_ms);
         let run = move || {
             let _permit = permit;
-            // Store reads check the same deadline, so one long scan cannot outlive it.
-            noex_store::with_read_deadline(Duration::from_millis(timeout_ms), || {
-                run_call(
-                    &procedure,
-                    &input,
-                    &store,
-                    rules.as_ref(),
-                    limits,
-                    deadline,
-                    timeout_ms,
-                )
+            // The blocking thread goes back to the pool without waiting for the fsync of
+            // the call's writes (sync durability); the answer still waits for it below.
+            noex_store::defer_durability(|| {
+                // Store reads check the same deadline, so one long scan cannot outlive it.
+                noex_store::with_read_deadline(Duration::from_millis(timeout_ms), || {
+                    run_call(
+                        &procedure,
+                        &input,
+                        &store,
+                        rules.as_ref(),
+                        limits,
+                        deadline,
+                        timeout_ms,
+                    )
+                })
             })
         };
-        let outcome = tokio::task::spawn_blocking(run)
+        let (outcome, durability) = tokio::task::spawn_blocking(run)
             .await
             .map_err(ServerError::internal)?;
+        if durability.is_pending() {
+            durability.wait().await?;
+        }
         if let Ok(answer) = &outcome {
             if noex_store::json_size_within(answer, limits.max_result_bytes).is_none() {
                 return Err(ServerError::new(

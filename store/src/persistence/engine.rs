@@ -24,6 +24,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Instant;
 
@@ -460,6 +461,9 @@ pub(crate) fn run_writer(
             .map_err(|p| format!("the storage engine panicked: {}", panic_text(&*p)))
             .and_then(|r| r.map_err(|e| e.to_string()));
         failed = result.is_err();
+        if !failed {
+            shared.commits.fetch_add(1, Ordering::Relaxed);
+        }
         if let (Some(observe), false) = (&observer, failed) {
             observe(started.elapsed());
         }

@@ -18,6 +18,10 @@
 //! ticket is durable or the writer has failed. After a failure (disk full, I/O error) the
 //! store refuses further writes instead of diverging silently from its file.
 //!
+//! A caller on an async runtime need not block a thread for the fsync: inside
+//! [`defer_durability`] a sync write returns once its change is in memory and queued, and
+//! the caller awaits [`Durability::wait`] (woken by the writer) before acknowledging it.
+//!
 //! Submodules: `engine` (tables, applying ops, the writer loop, loading) and `bridge`
 //! (turning a commit of the store into ops, and a loaded file into store state).
 
@@ -26,9 +30,11 @@ mod engine;
 
 use parking_lot::{Condvar, Mutex};
 use serde_json::Value;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -198,23 +204,159 @@ pub(crate) struct WriterState {
 #[derive(Default)]
 pub(crate) struct Shared {
     state: Mutex<WriterState>,
+    /// Wakes threads blocked in [`Persistence::wait`].
     changed: Condvar,
+    /// Wakes tasks awaiting [`Durability::wait`].
+    notify: tokio::sync::Notify,
+    /// Engine transactions committed so far (each one fsync in sync mode).
+    commits: AtomicU64,
 }
 
 impl Shared {
     fn finish(&self, ticket: u64, result: Result<(), String>) {
-        let mut s = self.state.lock();
-        match result {
-            Ok(()) => s.durable = s.durable.max(ticket),
-            Err(e) => {
-                if s.failed.is_none() {
-                    tracing::error!(error = %e, "store persistence failed; further writes are refused");
-                    s.failed = Some(e);
+        {
+            let mut s = self.state.lock();
+            match result {
+                Ok(()) => s.durable = s.durable.max(ticket),
+                Err(e) => {
+                    if s.failed.is_none() {
+                        tracing::error!(error = %e, "store persistence failed; further writes are refused");
+                        s.failed = Some(e);
+                    }
                 }
             }
+            self.changed.notify_all();
         }
-        self.changed.notify_all();
+        self.notify.notify_waiters();
     }
+
+    /// Whether `ticket` is durable (`Some(Ok)`), can never be (`Some(Err)`: the writer
+    /// failed), or not yet (`None`).
+    fn settled(&self, ticket: u64) -> Option<StoreResult<()>> {
+        let s = self.state.lock();
+        if s.durable >= ticket {
+            return Some(Ok(()));
+        }
+        s.failed.as_ref().map(|e| Err(write_error(e)))
+    }
+
+    /// Waits without blocking the thread until `ticket` is durable or the writer failed.
+    async fn durable(&self, ticket: u64) -> StoreResult<()> {
+        loop {
+            let mut notified = std::pin::pin!(self.notify.notified());
+            // Registered before the check, so a commit finishing in between still wakes us.
+            notified.as_mut().enable();
+            if let Some(done) = self.settled(ticket) {
+                return done;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Sync commits still to become durable: per persistence, its highest ticket.
+type Pending = Vec<(Arc<Shared>, u64)>;
+
+thread_local! {
+    /// Inside [`defer_durability`] on this thread: the sync commits whose fsync its caller
+    /// awaits instead of the write calls blocking for them.
+    static DEFERRED: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+/// The fsyncs a [`defer_durability`] call's writes still wait for. Await
+/// [`Durability::wait`] before telling anyone that those writes happened.
+#[must_use = "a deferred sync write is durable only once `wait` returned Ok"]
+#[derive(Default)]
+pub struct Durability {
+    pending: Pending,
+}
+
+impl std::fmt::Debug for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durability")
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl Durability {
+    /// Whether some write still waits for its fsync (false without sync persistence).
+    pub fn is_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Resolves once every deferred write is durable, without blocking the thread: Ok,
+    /// or the error the write would have returned (the disk failed; memory already holds
+    /// the change, as after a failed sync write).
+    pub async fn wait(self) -> StoreResult<()> {
+        for (shared, ticket) in self.pending {
+            shared.durable(ticket).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` (store calls on this thread) so that its sync-durability writes do not block
+/// the thread for their fsync: each write returns once it is applied in memory and queued
+/// for the disk (so it is visible to reads at once, as always), and the returned
+/// [`Durability`] resolves when all of them are on disk. Meant for async servers: call the
+/// store inside `f` on a runtime worker, then await [`Durability::wait`] before
+/// acknowledging the writes, and the worker serves other tasks while the disk works.
+/// In batched mode and without persistence nothing is deferred. Nested calls each get
+/// their own writes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), noex_store::StoreError> {
+/// use noex_store::{BucketDefinition, DurabilityMode, PersistenceConfig, Store, StoreConfig, defer_durability};
+/// use serde_json::json;
+/// # let dir = std::env::temp_dir().join(format!("noex-defer-doc-{}", std::process::id()));
+/// let store = Store::start(StoreConfig {
+///     persistence: Some(PersistenceConfig::in_dir(&dir, DurabilityMode::Sync)),
+///     ..StoreConfig::default()
+/// })?;
+/// store.define_bucket("notes", BucketDefinition::from_json(json!({
+///     "key": "id", "schema": {"id": {"type": "number"}}
+/// }))?)?;
+/// let notes = store.bucket("notes");
+/// let (inserted, durability) = defer_durability(|| notes.insert(json!({"id": 1}).as_object().unwrap().clone()));
+/// inserted?;
+/// assert!(durability.is_pending());
+/// durability.wait().await?; // on disk now: safe to acknowledge
+/// # store.close_persistence()?;
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # Ok(()) }
+/// ```
+pub fn defer_durability<T>(f: impl FnOnce() -> T) -> (T, Durability) {
+    /// Puts the outer scope back even if `f` unwinds.
+    struct Restore(Option<Pending>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            DEFERRED.with(|d| *d.borrow_mut() = outer);
+        }
+    }
+    let outer = DEFERRED.with(|d| d.borrow_mut().replace(Vec::new()));
+    let restore = Restore(outer);
+    let out = f();
+    let pending = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
+    drop(restore);
+    (out, Durability { pending })
+}
+
+/// Hands `ticket` to the enclosing [`defer_durability`] on this thread, if there is one.
+fn defer(shared: &Arc<Shared>, ticket: u64) -> bool {
+    DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(pending) => {
+            // Tickets are durable in order: one entry per persistence, the highest ticket.
+            match pending.iter_mut().find(|(s, _)| Arc::ptr_eq(s, shared)) {
+                Some((_, t)) => *t = (*t).max(ticket),
+                None => pending.push((shared.clone(), ticket)),
+            }
+            true
+        }
+        None => false,
+    })
 }
 
 struct Queue {
@@ -284,6 +426,11 @@ impl Persistence {
         &self.path
     }
 
+    /// Engine transactions committed so far (each one fsync in sync mode).
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
+    }
+
     /// Errors if writes can no longer be persisted (the writer failed or was closed).
     /// Called before a write changes memory, so a refused write changes nothing.
     pub fn check(&self) -> StoreResult<()> {
@@ -329,11 +476,18 @@ impl Persistence {
         Ok(Ticket(ticket))
     }
 
-    /// In [`DurabilityMode::Sync`], blocks until `ticket` is durable; in batched mode
+    /// In [`DurabilityMode::Sync`], blocks until `ticket` is durable (inside
+    /// [`defer_durability`]: hands the ticket to its caller instead); in batched mode
     /// returns at once (unless the writer already failed).
     pub fn wait(&self, ticket: Option<Ticket>) -> StoreResult<()> {
         let Some(ticket) = ticket else { return Ok(()) };
         match self.mode {
+            DurabilityMode::Sync if defer(&self.shared, ticket.0) => {
+                match &self.shared.state.lock().failed {
+                    Some(e) => Err(write_error(e)),
+                    None => Ok(()),
+                }
+            }
             DurabilityMode::Sync => self.wait_durable(ticket),
             DurabilityMode::Batched { .. } => match &self.shared.state.lock().failed {
                 Some(e) => Err(write_error(e)),
