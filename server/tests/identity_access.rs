@@ -1140,3 +1140,55 @@ async fn live_subscriptions_end_when_the_rights_behind_them_are_revoked() {
     let push = eve.next_push().await;
     assert_eq!(push["data"][0]["pay"], 7, "{push}");
 }
+
+/// Red team round 13: a disabled granter's query grants kept streaming. Disabling the
+/// granter ends the grantee's live subscription; enabling it again restores the grant.
+#[tokio::test]
+async fn a_disabled_granters_query_grants_stop_counting() {
+    let server = start().await;
+    let mut root = superadmin(&server).await;
+    ok(
+        &mut root,
+        "store.defineBucket",
+        json!({"name": "pay", "config": {"key": "id", "schema": {"id": {"type": "string"}, "pay": {"type": "number"}}}}),
+    )
+    .await;
+    ok(
+        &mut root,
+        "identity.createRole",
+        json!({"name": "dq", "permissions": [{"allow": ["store.defineQuery"], "buckets": ["*"]}]}),
+    )
+    .await;
+    let (mut eve, eve_id) = user(&server, &mut root, "eve7", &["dq"]).await;
+    let (mut mal, mal_id) = user(&server, &mut root, "mal7", &[]).await;
+    ok(
+        &mut root,
+        "identity.grant",
+        grant("user", &eve_id, "pay", &["read"]),
+    )
+    .await;
+    ok(
+        &mut eve,
+        "store.defineQuery",
+        json!({"name": "geve7", "config": {"bucket": "pay", "filter": {}}}),
+    )
+    .await;
+    ok(
+        &mut eve,
+        "identity.grant",
+        json!({"subjectType": "user", "subjectId": mal_id, "resourceType": "query",
+            "resourceName": "geve7", "operations": ["read"]}),
+    )
+    .await;
+    let sub = ok(&mut mal, "store.subscribe", json!({"query": "geve7"})).await;
+    let sub_id = sub["subscriptionId"].as_str().expect("id").to_owned();
+    ok(&mut root, "identity.disableUser", json!({"userId": eve_id})).await;
+    let notice = ended_notice(&mut mal, &sub_id).await;
+    assert_eq!(notice["code"], "FORBIDDEN", "{notice}");
+    assert_eq!(
+        code(&mut mal, "store.subscribe", json!({"query": "geve7"})).await,
+        "FORBIDDEN"
+    );
+    ok(&mut root, "identity.enableUser", json!({"userId": eve_id})).await;
+    ok(&mut mal, "store.subscribe", json!({"query": "geve7"})).await;
+}

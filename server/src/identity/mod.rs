@@ -1027,6 +1027,8 @@ impl Identity {
         if !enabled {
             self.delete_sessions(user_id)?;
         }
+        // What a disabled user granted of a query stops counting (`Rights::may_share`).
+        self.reload()?;
         Ok(user_info(&updated))
     }
 
