@@ -41,7 +41,7 @@ use crate::subscriptions::ConnectionSubscriptions;
 /// resident for the life of the connection: it is kept small, and the socket is read
 /// through [`crate::socket::TrackedStream`]'s own buffer, which an idle connection does not
 /// hold (see bench/README.md, scenario `connections`).
-pub(crate) const FRAME_READ_BYTES: usize = 512;
+pub(crate) const FRAME_READ_BYTES: usize = 256;
 
 /// How long a connection the server closes waits for the client's close frame, reading and
 /// dropping what the client still sends, before the socket is dropped.
