@@ -310,6 +310,39 @@ mod tests {
         assert_eq!(out, Some("written"));
     }
 
+    #[tokio::test]
+    async fn the_read_buffer_exists_only_while_bytes_wait() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (socket, _) = listener.accept().await.unwrap();
+        let (mut stream, _progress) = TrackedStream::new(socket, b"head".to_vec());
+        // Reads smaller than a socket read, as tungstenite's: the replayed bytes come first.
+        let mut small = [0u8; 3];
+        stream.read_exact(&mut small).await.unwrap();
+        assert_eq!(&small, b"hea");
+        client.write_all(b"0123456789").await.unwrap();
+        let mut rest = [0u8; 11];
+        stream.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"d0123456789");
+        // Drained, and the socket has nothing more: the read that finds it idle frees it.
+        let polled = std::future::poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut small);
+            Poll::Ready(Pin::new(&mut stream).poll_read(cx, &mut buf))
+        })
+        .await;
+        assert!(polled.is_pending());
+        assert_eq!(stream.buffer_capacity(), 0);
+        // Bytes sent while idle are read as before, and the end of the stream reads 0.
+        client.write_all(b"xyz").await.unwrap();
+        drop(client);
+        stream.read_exact(&mut small).await.unwrap();
+        assert_eq!(&small, b"xyz");
+        assert_eq!(stream.read(&mut small).await.unwrap(), 0);
+    }
+
     #[test]
     fn the_write_buffer_fits_the_largest_frame() {
         let limit = WRITE_BUFFER_LIMIT;
