@@ -8,6 +8,9 @@
 //! - [`WRITE_BUFFER_LIMIT`] bounds tungstenite's own out buffer (unbounded by default),
 //!   where pongs to a client's pings pile up while the client does not read.
 //! - [`PingBudget`] bounds the WebSocket pings a client may send per second.
+//!
+//! [`TrackedStream`] also holds the socket's read buffer, and only while the socket has
+//! bytes to read: an idle connection holds none.
 
 use std::io;
 use std::pin::Pin;
