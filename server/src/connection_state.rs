@@ -9,7 +9,6 @@ use std::sync::atomic::AtomicUsize;
 
 use noex_protocol::{ErrorCode, RequestId, ServerMessage};
 use serde_json::json;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::auth::Session;
 use crate::error::ServerError;
@@ -42,7 +41,7 @@ pub(crate) struct ConnectionState {
     pub(crate) session: ConnectionSession,
     /// Where a subscription's source reports that it ended the subscription (its query
     /// can no longer be evaluated): at most one message per subscription.
-    pub(crate) ended_subscriptions: EndedSubscriptions,
+    pub(crate) ended_subscriptions: crate::subscriptions::EndedSubscriptions,
     /// Estimated memory of the results this connection's store subscriptions hold
     /// (`limits.maxSubscriptionResultBytes`).
     pub(crate) held_results: Arc<AtomicUsize>,
@@ -58,42 +57,6 @@ pub(crate) struct ConnectionState {
     pub(crate) identity_token: Option<String>,
     /// This connection's place in session revocation (see `revocation`).
     pub(crate) revocation: crate::revocation::RevocationSlot,
-}
-
-/// A subscription that its source ended, and why.
-pub(crate) type Ended = (String, ServerError);
-
-/// The channel on which subscriptions' sources report that they ended one, made when the
-/// first subscription needs a sender: tokio's channel allocates its first block of 32
-/// slots up front (4 KiB with this message), which a connection that never subscribes
-/// should not carry.
-#[derive(Debug, Default)]
-pub(crate) struct EndedSubscriptions {
-    channel: Option<(UnboundedSender<Ended>, UnboundedReceiver<Ended>)>,
-}
-
-impl EndedSubscriptions {
-    /// A sender for a subscription's source (the channel is made on first use).
-    pub(crate) fn sender(&mut self) -> UnboundedSender<Ended> {
-        let (tx, _) = self
-            .channel
-            .get_or_insert_with(tokio::sync::mpsc::unbounded_channel);
-        tx.clone()
-    }
-
-    /// The next report; never resolves while no sender was handed out.
-    pub(crate) async fn recv(&mut self) -> Option<Ended> {
-        match &mut self.channel {
-            Some((_, rx)) => rx.recv().await,
-            None => std::future::pending().await,
-        }
-    }
-
-    /// A report already sent, if any.
-    pub(crate) fn try_recv(&mut self) -> Option<Ended> {
-        let (_, rx) = self.channel.as_mut()?;
-        rx.try_recv().ok()
-    }
 }
 
 impl ConnectionState {

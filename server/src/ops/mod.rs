@@ -38,7 +38,7 @@ pub(crate) struct Subscriptions<'a> {
     /// Subscriptions to release once the answer is queued.
     pub(crate) activate_after_reply: &'a mut Vec<String>,
     /// Where a subscription's source reports that it ended one.
-    pub(crate) ended: &'a mut crate::connection_state::EndedSubscriptions,
+    pub(crate) ended: &'a mut crate::subscriptions::EndedSubscriptions,
     /// Memory the connection's store subscriptions' results hold.
     pub(crate) held_results: &'a Arc<AtomicUsize>,
 }
