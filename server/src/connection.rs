@@ -36,8 +36,12 @@ use crate::shared::{Lifecycle, Shared};
 use crate::socket::{PingBudget, WriteProgress, WsStream, within_write_deadline};
 use crate::subscriptions::ConnectionSubscriptions;
 
-/// Initial capacity of each connection's WebSocket read buffer (it grows for big frames).
-const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// Capacity of tungstenite's read buffer, and the most it asks of the socket per read (it
+/// grows to hold a bigger frame). tungstenite zeroes it before every read, so it stays
+/// resident for the life of the connection: it is kept small, and the socket is read
+/// through [`crate::socket::TrackedStream`]'s own buffer, which an idle connection does not
+/// hold (see bench/README.md, scenario `connections`).
+pub(crate) const FRAME_READ_BYTES: usize = 256;
 
 /// How long a connection the server closes waits for the client's close frame, reading and
 /// dropping what the client still sends, before the socket is dropped.
@@ -52,18 +56,19 @@ pub(crate) async fn serve(
     listener: crate::http::Listener,
 ) {
     let config = &shared.config;
-    // tungstenite allocates its read buffer eagerly (128 KiB by default): with requests of
-    // a few hundred bytes a small one costs nothing in throughput and keeps an idle
-    // connection cheap (see bench/README.md, scenario `connections`).
+    // tungstenite allocates its read buffer eagerly (128 KiB by default) and zeroes it
+    // before every read: see [`FRAME_READ_BYTES`].
     let ws_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
+        .read_buffer_size(FRAME_READ_BYTES)
         .max_message_size(Some(config.max_payload_bytes))
         .max_frame_size(Some(config.max_payload_bytes))
         // Bounded (tungstenite's default is unbounded): pongs to a client that pings
         // without reading would otherwise pile up here.
         .write_buffer_size(crate::socket::WRITE_BUFFER_BYTES)
         .max_write_buffer_size(crate::socket::WRITE_BUFFER_LIMIT);
-    let Some((ws, progress, client)) = crate::handshake::accept(
+    // Boxed: the handshake's state is freed once it is done, instead of making every
+    // connection task as large as it for the connection's whole life.
+    let Some((ws, progress, client)) = Box::pin(crate::handshake::accept(
         stream,
         peer,
         &shared,
@@ -79,7 +84,7 @@ pub(crate) async fn serve(
                 client,
             ))
         },
-    )
+    ))
     .await
     else {
         return;
@@ -91,27 +96,62 @@ pub(crate) async fn serve(
 
     let lifecycle = shared.lifecycle.subscribe();
     let now = *lifecycle.borrow();
-    match now {
-        Lifecycle::Running => {}
-        Lifecycle::Starting => {
-            // 1013 Try Again Later: the server is up but takes no clients yet.
-            close_now(ws, 1013, "server_starting").await;
-            shared.metrics.record_closed(Some(1013));
-            return;
-        }
-        Lifecycle::Draining { .. } | Lifecycle::Closing => {
-            close_now(ws, 1001, "server_shutting_down").await;
-            shared.metrics.record_closed(Some(1001));
-            return;
-        }
+    let refusal = match now {
+        Lifecycle::Running => None,
+        // 1013 Try Again Later: the server is up but takes no clients yet.
+        Lifecycle::Starting => Some((1013, "server_starting")),
+        Lifecycle::Draining { .. } | Lifecycle::Closing => Some((1001, "server_shutting_down")),
     }
-    if let Some(limit) = config.connection_limits.max_connections_per_ip {
-        if shared.registry.count_from(peer.ip()) >= limit as usize {
-            close_now(ws, 4003, "too_many_connections").await;
-            shared.metrics.record_closed(Some(4003));
-            return;
-        }
+    .or_else(|| {
+        let limit = config.connection_limits.max_connections_per_ip?;
+        (shared.registry.count_from(peer.ip()) >= limit as usize)
+            .then_some((4003, "too_many_connections"))
+    });
+    if let Some((code, reason)) = refusal {
+        // Boxed, like everything a connection does only once (see `open`).
+        Box::pin(close_now(ws, code, reason)).await;
+        shared.metrics.record_closed(Some(code));
+        return;
     }
+    let (connection, stream, writer) = open(ws, progress, peer, &shared);
+    let queue = Arc::clone(&connection.state.queue);
+    // `run` consumes the connection: when it returns, its subscriptions are dropped, which
+    // cancels every one of them at its source, however the connection ended. Its registry
+    // entry is kept until the socket is done with.
+    let ended = connection.run(stream, lifecycle).await;
+    // The reader is done: the writer drains what is queued (including any close frame)
+    // and ends.
+    queue.shut();
+    let close_sent = writer.await.unwrap_or(false);
+    if let (true, Some(stream)) = (close_sent, ended.stream) {
+        // The closing handshake: the client answers the close frame with its own.
+        let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, await_close_reply(stream)).await;
+    }
+    drop(ended.registration);
+    // Counted once the connection is gone from `noex_connections_open`: the code the
+    // server sent, else the client's, else none (1006).
+    shared
+        .metrics
+        .record_closed(queue.close_code().or(ended.client_close));
+}
+
+/// Sets up an accepted connection: its registry entry, outbound queue and writer task, and
+/// the state its reader serves.
+///
+/// Not async: a connection task's future is as large as the most it holds across an await,
+/// for the connection's whole life, and every local of an async function that is moved out
+/// before an await still takes room in it. What is only needed to set up lives here.
+fn open(
+    ws: WsStream,
+    progress: Arc<WriteProgress>,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+) -> (
+    Connection,
+    futures_util::stream::SplitStream<WsStream>,
+    tokio::task::JoinHandle<bool>,
+) {
+    let config = &shared.config;
     let registration = shared.registry.register(peer, shared.clock.now_ms());
     let subscriptions = ConnectionSubscriptions::new(
         Arc::clone(&shared.subscription_counters),
@@ -132,57 +172,38 @@ pub(crate) async fn serve(
         Arc::clone(&queue),
         progress,
         write_timeout,
-        Arc::clone(&shared),
+        Arc::clone(shared),
     ));
-    let (ended_tx, ended_rx) = tokio::sync::mpsc::unbounded_channel();
     let connection = Connection {
         state: ConnectionState {
-            shared: Arc::clone(&shared),
+            shared: Arc::clone(shared),
             queue: Arc::clone(&queue),
             registration,
             subscriptions,
             activate_after_reply: Vec::new(),
             peer,
             session: ConnectionSession::default(),
-            ended_subscriptions: ended_tx,
+            ended_subscriptions: Default::default(),
             held_results: Arc::default(),
             session_deadline: None,
             expired_unseen: false,
             login_failures: Default::default(),
             identity_token: None,
-            revocation: shared.revocations.slot(registration_id, Arc::clone(&queue)),
+            revocation: shared.revocations.slot(registration_id, queue),
         },
-        ended_rx,
         pong_since_ping: true,
         pong_deadline: None,
         pings: PingBudget::new(config.limits.max_pings_per_second),
         closing: false,
         client_close: None,
     };
-    crate::connection_events::emit(&shared, "opened", || {
+    crate::connection_events::emit(shared, "opened", || {
         serde_json::json!({
             "connectionId": connection.state.registration.wire_id(),
             "remoteAddress": peer.ip().to_string(),
         })
     });
-    // `run` consumes the connection: when it returns, its subscriptions are dropped, which
-    // cancels every one of them at its source, however the connection ended. Its registry
-    // entry is kept until the socket is done with.
-    let ended = connection.run(stream, lifecycle).await;
-    // The reader is done: the writer drains what is queued (including any close frame)
-    // and ends.
-    queue.shut();
-    let close_sent = writer.await.unwrap_or(false);
-    if let (true, Some(stream)) = (close_sent, ended.stream) {
-        // The closing handshake: the client answers the close frame with its own.
-        let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, await_close_reply(stream)).await;
-    }
-    drop(ended.registration);
-    // Counted once the connection is gone from `noex_connections_open`: the code the
-    // server sent, else the client's, else none (1006).
-    shared
-        .metrics
-        .record_closed(queue.close_code().or(ended.client_close));
+    (connection, stream, writer)
 }
 
 /// Reads (and drops) what the client sends until its close frame or the end of the stream.
@@ -329,8 +350,6 @@ async fn write_loop(
 pub(crate) struct Connection {
     /// Session, subscriptions, queue, registry entry: what requests act on.
     state: ConnectionState,
-    /// Subscriptions their source ended (see `ConnectionState::ended_subscriptions`).
-    ended_rx: tokio::sync::mpsc::UnboundedReceiver<(String, ServerError)>,
     /// Whether a pong arrived since the last ping (true before the first ping).
     pong_since_ping: bool,
     /// When the outstanding ping must have been answered (`heartbeat.timeoutMs` after it).
@@ -391,8 +410,9 @@ impl Connection {
             version: PROTOCOL_VERSION.to_owned(),
             server_time: self.state.shared.clock.now_ms(),
             requires_auth: self.state.shared.auth.as_ref().is_some_and(|a| a.required),
-        });
-        if self.send(welcome.to_json()).await.is_err() {
+        })
+        .to_json();
+        if self.send(welcome).await.is_err() {
             return None;
         }
         let interval = Duration::from_millis(self.state.shared.config.heartbeat.interval_ms);
@@ -447,7 +467,7 @@ impl Connection {
                     }
                     Flow::Continue
                 }
-                Some((id, why)) = self.ended_rx.recv() => {
+                Some((id, why)) = self.state.ended_subscriptions.recv() => {
                     self.state.end_subscription(&id, why);
                     Flow::Continue
                 }
@@ -594,9 +614,13 @@ impl Connection {
                         span.record("user", session.user_id.as_str());
                     }
                 }
-                let result =
-                    tracing::Instrument::instrument(self.handle_guarded(request), span.clone())
-                        .await;
+                // Boxed: handling a request needs kilobytes of future state, which an idle
+                // connection's task would otherwise carry all the time.
+                let result = tracing::Instrument::instrument(
+                    Box::pin(self.handle_guarded(request)),
+                    span.clone(),
+                )
+                .await;
                 if let Some(started) = started {
                     let code = result.as_ref().map(|_| ()).map_err(|err| err.code);
                     self.state
@@ -624,7 +648,7 @@ impl Connection {
         }
         // Subscriptions this request ended (e.g. `store.undefineQuery`) are reported right
         // after its answer.
-        while let Ok((id, why)) = self.ended_rx.try_recv() {
+        while let Some((id, why)) = self.state.ended_subscriptions.try_recv() {
             self.state.end_subscription(&id, why);
         }
         match sent {

@@ -9,7 +9,6 @@ use std::sync::atomic::AtomicUsize;
 
 use noex_protocol::{ErrorCode, RequestId, ServerMessage};
 use serde_json::json;
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::auth::Session;
 use crate::error::ServerError;
@@ -42,7 +41,7 @@ pub(crate) struct ConnectionState {
     pub(crate) session: ConnectionSession,
     /// Where a subscription's source reports that it ended the subscription (its query
     /// can no longer be evaluated): at most one message per subscription.
-    pub(crate) ended_subscriptions: UnboundedSender<(String, ServerError)>,
+    pub(crate) ended_subscriptions: crate::subscriptions::EndedSubscriptions,
     /// Estimated memory of the results this connection's store subscriptions hold
     /// (`limits.maxSubscriptionResultBytes`).
     pub(crate) held_results: Arc<AtomicUsize>,
@@ -69,7 +68,7 @@ impl ConnectionState {
             queue: &self.queue,
             outbound: &self.shared.outbound,
             activate_after_reply: &mut self.activate_after_reply,
-            ended: &self.ended_subscriptions,
+            ended: &mut self.ended_subscriptions,
             held_results: &self.held_results,
         }
     }

@@ -649,13 +649,15 @@ impl OutboundQueue {
     /// For the writer: everything queued, waiting until there is something, its bytes, and
     /// whether it was taken before any abort (then an abort interrupts its writing). An
     /// empty batch means the queue is closed and drained.
-    pub(crate) async fn next_batch(&self) -> (Vec<Frame>, usize, bool) {
+    ///
+    /// The queue's storage goes with the batch: an idle connection's queue holds none.
+    pub(crate) async fn next_batch(&self) -> (VecDeque<Frame>, usize, bool) {
         loop {
             let notified = self.writer.notified();
             {
                 let mut state = self.state.lock();
                 if !state.frames.is_empty() {
-                    let frames: Vec<Frame> = state.frames.drain(..).collect();
+                    let frames = std::mem::take(&mut state.frames);
                     let bytes = frames
                         .iter()
                         .map(|f| match f {
@@ -666,7 +668,7 @@ impl OutboundQueue {
                     return (frames, bytes, !state.aborted);
                 }
                 if state.closed {
-                    return (Vec::new(), 0, false);
+                    return (VecDeque::new(), 0, false);
                 }
             }
             notified.await;
@@ -736,7 +738,7 @@ impl OutboundQueue {
 mod tests {
     use super::*;
 
-    fn texts(frames: &[Frame]) -> Vec<String> {
+    fn texts(frames: &VecDeque<Frame>) -> Vec<String> {
         frames
             .iter()
             .map(|f| match f {

@@ -8,6 +8,9 @@
 //! - [`WRITE_BUFFER_LIMIT`] bounds tungstenite's own out buffer (unbounded by default),
 //!   where pongs to a client's pings pile up while the client does not read.
 //! - [`PingBudget`] bounds the WebSocket pings a client may send per second.
+//!
+//! [`TrackedStream`] also holds the socket's read buffer, and only while the socket has
+//! bytes to read: an idle connection holds none.
 
 use std::io;
 use std::pin::Pin;
@@ -75,17 +78,28 @@ impl WriteProgress {
     }
 }
 
-/// A `TcpStream` that records write progress in a shared [`WriteProgress`].
+/// A `TcpStream` that records write progress in a shared [`WriteProgress`], with a read
+/// buffer of its own that exists only while the socket has bytes to read.
+///
+/// tungstenite reads through a buffer it zeroes up to its capacity before every read, so
+/// that buffer is resident for as long as the connection lives, idle or not. Here it is
+/// small (see `connection::FRAME_READ_BYTES`) and the socket is read into this buffer,
+/// [`SOCKET_READ_BYTES`] at a time and without zeroing: it is allocated when the socket
+/// is readable and freed as soon as it is drained and the socket would block, so an idle
+/// connection holds no read buffer at all.
 #[derive(Debug)]
 pub(crate) struct TrackedStream {
     inner: TcpStream,
     progress: Arc<WriteProgress>,
-    /// Bytes already read from `inner` (the request head, read to route the request),
-    /// returned by the first reads; emptied once consumed.
-    prefix: Vec<u8>,
-    /// How much of `prefix` was read.
-    prefix_read: usize,
+    /// Bytes read from `inner` and not yet returned: first the request head (read to route
+    /// the request) replayed for the WebSocket handshake, then what each socket read brought.
+    buffered: Vec<u8>,
+    /// How much of `buffered` was returned.
+    consumed: usize,
 }
+
+/// The most bytes one read takes from the socket (into [`TrackedStream`]'s own buffer).
+pub(crate) const SOCKET_READ_BYTES: usize = 8 * 1024;
 
 impl TrackedStream {
     /// Wraps `inner`, whose first bytes `prefix` were already read from it; the returned
@@ -95,16 +109,24 @@ impl TrackedStream {
         let stream = TrackedStream {
             inner,
             progress: Arc::clone(&progress),
-            prefix,
-            prefix_read: 0,
+            buffered: prefix,
+            consumed: 0,
         };
         (stream, progress)
     }
 
-    /// Makes the next reads return `bytes` (already read from the socket) first.
-    pub(crate) fn replay(&mut self, bytes: Vec<u8>) {
-        self.prefix = bytes;
-        self.prefix_read = 0;
+    /// Makes the next reads return `bytes` (already read from the socket) first, then
+    /// whatever was read after them and not returned yet.
+    pub(crate) fn replay(&mut self, mut bytes: Vec<u8>) {
+        bytes.extend_from_slice(self.buffered.get(self.consumed..).unwrap_or_default());
+        self.buffered = bytes;
+        self.consumed = 0;
+    }
+
+    /// Bytes of read buffer this stream holds (0 when idle).
+    #[cfg(test)]
+    fn buffer_capacity(&self) -> usize {
+        self.buffered.capacity()
     }
 }
 
@@ -119,22 +141,52 @@ impl Drop for TrackedStream {
 
 impl AsyncRead for TrackedStream {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.prefix_read < self.prefix.len() {
-            let rest = self.prefix.get(self.prefix_read..).unwrap_or_default();
-            let n = rest.len().min(buf.remaining());
-            buf.put_slice(rest.get(..n).unwrap_or_default());
-            self.prefix_read += n;
-            if self.prefix_read >= self.prefix.len() {
-                self.prefix = Vec::new();
-                self.prefix_read = 0;
+        let this = self.get_mut();
+        loop {
+            if this.consumed < this.buffered.len() {
+                let rest = this.buffered.get(this.consumed..).unwrap_or_default();
+                let n = rest.len().min(buf.remaining());
+                buf.put_slice(rest.get(..n).unwrap_or_default());
+                this.consumed += n;
+                if this.consumed >= this.buffered.len() {
+                    // Drained: the capacity is kept while bytes keep coming.
+                    this.buffered.clear();
+                    this.consumed = 0;
+                }
+                return Poll::Ready(Ok(()));
             }
-            return Poll::Ready(Ok(()));
+            // A reader with room for a whole socket read needs no buffer of ours.
+            if buf.remaining() >= SOCKET_READ_BYTES {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
+            match this.inner.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {
+                    // Idle: nothing to hold until the socket is readable again.
+                    this.buffered = Vec::new();
+                    return Poll::Pending;
+                }
+            }
+            if this.buffered.capacity() < SOCKET_READ_BYTES {
+                this.buffered.reserve_exact(SOCKET_READ_BYTES);
+            }
+            // Into the spare capacity, which is not zeroed first: only the bytes that
+            // arrive are touched.
+            match this.inner.try_read_buf(&mut this.buffered) {
+                // End of stream: returned as a read of nothing.
+                Ok(0) => return Poll::Ready(Ok(())),
+                // Returned from the buffer on the next turn.
+                Ok(_) => {}
+                // Readiness was cleared: the next turn waits for it again.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
@@ -259,6 +311,39 @@ mod tests {
         };
         let out = within_write_deadline(writer, &progress, Duration::from_millis(500)).await;
         assert_eq!(out, Some("written"));
+    }
+
+    #[tokio::test]
+    async fn the_read_buffer_exists_only_while_bytes_wait() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (socket, _) = listener.accept().await.unwrap();
+        let (mut stream, _progress) = TrackedStream::new(socket, b"head".to_vec());
+        // Reads smaller than a socket read, as tungstenite's: the replayed bytes come first.
+        let mut small = [0u8; 3];
+        stream.read_exact(&mut small).await.unwrap();
+        assert_eq!(&small, b"hea");
+        client.write_all(b"0123456789").await.unwrap();
+        let mut rest = [0u8; 11];
+        stream.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"d0123456789");
+        // Drained, and the socket has nothing more: the read that finds it idle frees it.
+        let polled = std::future::poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut small);
+            Poll::Ready(Pin::new(&mut stream).poll_read(cx, &mut buf))
+        })
+        .await;
+        assert!(polled.is_pending());
+        assert_eq!(stream.buffer_capacity(), 0);
+        // Bytes sent while idle are read as before, and the end of the stream reads 0.
+        client.write_all(b"xyz").await.unwrap();
+        drop(client);
+        stream.read_exact(&mut small).await.unwrap();
+        assert_eq!(&small, b"xyz");
+        assert_eq!(stream.read(&mut small).await.unwrap(), 0);
     }
 
     #[test]

@@ -189,6 +189,45 @@ impl Drop for ConnectionSubscriptions {
     }
 }
 
+/// A subscription that its source ended, and why.
+pub(crate) type Ended = (String, crate::error::ServerError);
+
+/// The channel on which subscriptions' sources report that they ended one, made when the
+/// first subscription needs a sender: tokio's channel allocates its first block of 32
+/// slots up front (4 KiB with this message), which a connection that never subscribes
+/// should not carry.
+#[derive(Debug, Default)]
+pub(crate) struct EndedSubscriptions {
+    channel: Option<(
+        tokio::sync::mpsc::UnboundedSender<Ended>,
+        tokio::sync::mpsc::UnboundedReceiver<Ended>,
+    )>,
+}
+
+impl EndedSubscriptions {
+    /// A sender for a subscription's source (the channel is made on first use).
+    pub(crate) fn sender(&mut self) -> tokio::sync::mpsc::UnboundedSender<Ended> {
+        let (tx, _) = self
+            .channel
+            .get_or_insert_with(tokio::sync::mpsc::unbounded_channel);
+        tx.clone()
+    }
+
+    /// The next report; never resolves while no sender was handed out.
+    pub(crate) async fn recv(&mut self) -> Option<Ended> {
+        match &mut self.channel {
+            Some((_, rx)) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// A report already sent, if any.
+    pub(crate) fn try_recv(&mut self) -> Option<Ended> {
+        let (_, rx) = self.channel.as_mut()?;
+        rx.try_recv().ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

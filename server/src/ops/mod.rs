@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use serde_json::Value;
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::ServerError;
 use crate::outbound::{OutboundBudget, OutboundQueue};
@@ -39,7 +38,7 @@ pub(crate) struct Subscriptions<'a> {
     /// Subscriptions to release once the answer is queued.
     pub(crate) activate_after_reply: &'a mut Vec<String>,
     /// Where a subscription's source reports that it ended one.
-    pub(crate) ended: &'a UnboundedSender<(String, ServerError)>,
+    pub(crate) ended: &'a mut crate::subscriptions::EndedSubscriptions,
     /// Memory the connection's store subscriptions' results hold.
     pub(crate) held_results: &'a Arc<AtomicUsize>,
 }

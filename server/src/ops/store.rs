@@ -1081,7 +1081,7 @@ async fn subscribe(
     let push_id = id.clone();
     // When the store ends the subscription (a re-evaluation failed, the query was
     // undefined), the connection forgets it and tells the client.
-    let ended = subs.ended.clone();
+    let ended = subs.ended.sender();
     let ended_id = id.clone();
     let subscribing = store.clone();
     let limits = ctx.limits;
@@ -1093,7 +1093,7 @@ async fn subscribe(
         max_server: limits.max_total_subscription_result_bytes,
     });
     let push_hold = Arc::clone(&hold);
-    let over_ended = subs.ended.clone();
+    let over_ended = subs.ended.sender();
     let over_id = id.clone();
     let (answer, answered) = tokio::sync::oneshot::channel();
     // Only the first evaluation of a query over a large bucket (or a programmatic query,
