@@ -71,7 +71,7 @@ pub(crate) async fn serve(
     let Some((ws, progress, client)) = Box::pin(crate::handshake::accept(
         stream,
         peer,
-        &shared,
+        (&shared.config, &shared.trusted_proxies),
         listener,
         ws_config,
         slot,

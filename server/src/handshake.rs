@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::config::LimitsConfig;
+use crate::config::{LimitsConfig, ServerConfig};
 use crate::http::{HeadError, Listener, RequestHead};
 use crate::socket::{TrackedStream, WriteProgress, WsStream};
 
@@ -189,11 +189,11 @@ pub(crate) type HttpAnswer<'a> =
 /// (wrong path: 404, origin not allowed: 403), timed out or was evicted by a newer one; the
 /// connection is then dropped (a timed-out or evicted one is reset, without an answer).
 /// Both the upgraded connection and `respond` get the client's address: `peer`'s, or
-/// the one a trusted proxy names (`shared.trusted_proxies`).
+/// the one a trusted proxy names (`proxies`).
 pub(crate) async fn accept<R>(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: &crate::shared::Shared,
+    (config, proxies): (&ServerConfig, &crate::proxy::TrustedProxies),
     listener: Listener,
     ws_config: WebSocketConfig,
     slot: HandshakeSlot,
@@ -206,8 +206,6 @@ where
         IpAddr,
     ) -> HttpAnswer<'a>,
 {
-    let config = &shared.config;
-    let proxies = &shared.trusted_proxies;
     let path = config.path.clone();
     let allowed_origins = config.allowed_origins.clone();
     // The error type is fixed by tungstenite's handshake callback trait.
