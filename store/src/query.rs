@@ -203,7 +203,8 @@ impl BucketReader<'_> {
 /// A defined query.
 #[derive(Clone)]
 pub(crate) enum QueryKind {
-    Declarative(Box<QueryDefinition>),
+    /// Shared: the dispatcher and the slow lane take a copy for every evaluation they run.
+    Declarative(Arc<QueryDefinition>),
     Programmatic(QueryFn),
 }
 

@@ -100,7 +100,7 @@ impl Store {
         } else {
             None
         };
-        self.define(name, QueryKind::Declarative(Box::new(def)), op)
+        self.define(name, QueryKind::Declarative(Arc::new(def)), op)
     }
 
     /// Defines a programmatic query. The function must only read through its context
@@ -623,6 +623,28 @@ fn reevaluate(
         }
         results.push((k, r, slow, cost, stamp));
     }
+    // Whether each new result equals the last one, compared without the registry lock (a
+    // large result takes milliseconds to compare, and the slow lane may be preempted
+    // meanwhile: the dispatcher, which needs the lock for every commit, would wait with
+    // it). The result compared against is kept to tell whether it was replaced meanwhile.
+    let previous: Vec<Option<Arc<QueryResult>>> = {
+        let reg = inner.reactive.lock();
+        results
+            .iter()
+            .map(|(key, result, ..)| {
+                result.as_ref().ok()?;
+                reg.evals.get(key).map(|ev| ev.last.clone())
+            })
+            .collect()
+    };
+    let unchanged: Vec<Option<Arc<QueryResult>>> = previous
+        .into_iter()
+        .zip(&results)
+        .map(|(last, (_, result, ..))| match (last, result) {
+            (Some(last), Ok((value, _))) if last.value() == value => Some(last),
+            _ => None,
+        })
+        .collect();
     let mut deliveries: Vec<(Arc<QueryResult>, Vec<Sink>)> = Vec::new();
     let mut ended: Vec<(String, StoreError, Vec<Subscriber>)> = Vec::new();
     {
@@ -638,7 +660,7 @@ fn reevaluate(
             registry.slow_queries.extend(slow_queries);
         }
         let handed: HashSet<&EvalKey> = handed_on.iter().collect();
-        for (key, result, slow, cost, stamp) in results {
+        for ((key, result, slow, cost, stamp), unchanged) in results.into_iter().zip(unchanged) {
             let Some(ev) = reg.evals.get_mut(&key) else {
                 continue;
             };
@@ -652,7 +674,14 @@ fn reevaluate(
                 Ok((value, deps)) => {
                     ev.deps = deps;
                     ev.stamp = ev.stamp.max(stamp);
-                    if ev.last.value() != &value {
+                    let same = match &unchanged {
+                        // Compared above, and still the last result.
+                        Some(last) if Arc::ptr_eq(last, &ev.last) => true,
+                        // Replaced meanwhile (rare): compare with the new one.
+                        Some(_) => ev.last.value() == &value,
+                        None => false,
+                    };
+                    if !same {
                         ev.last = Arc::new(QueryResult::new(value));
                         deliveries.push((
                             ev.last.clone(),
@@ -719,17 +748,21 @@ pub(crate) fn run_slow_lane(
                 queue
                     .waiting
                     .retain(|k, _| reg.evals.contains_key(k) && reg.queries.contains_key(&k.0));
+                // The one to run, then only its definition cloned (not every waiting one's:
+                // with thousands waiting that was most of the time under both locks).
                 let next = queue
                     .waiting
                     .iter()
                     .filter_map(|(k, since)| {
                         let ev = reg.evals.get(k)?;
-                        let q = reg.queries.get(&k.0)?;
-                        let priority = slow_lane_priority(ev.cost, now.duration_since(*since));
-                        Some((priority, (k.clone(), q.clone(), ev.params.clone())))
+                        Some((slow_lane_priority(ev.cost, now.duration_since(*since)), k))
                     })
                     .min_by_key(|(priority, _)| *priority)
-                    .map(|(_, item)| item);
+                    .and_then(|(_, k)| {
+                        let ev = reg.evals.get(k)?;
+                        let q = reg.queries.get(&k.0)?;
+                        Some((k.clone(), q.clone(), ev.params.clone()))
+                    });
                 match &next {
                     Some(item) => {
                         queue.waiting.remove(&item.0);

@@ -142,7 +142,7 @@ impl Registry {
     /// a query may outlive its bucket, as in memory).
     pub fn insert_declarative(&mut self, name: String, def: QueryDefinition) {
         self.queries
-            .insert(name, QueryKind::Declarative(Box::new(def)));
+            .insert(name, QueryKind::Declarative(Arc::new(def)));
     }
 
     /// Adds a subscriber to the registered evaluation `key`; returns its id.
