@@ -435,6 +435,11 @@ impl Connection {
             if session_wait.as_ref().map(|(at, _)| *at) != deadline {
                 session_wait = deadline.map(|at| (at, self.state.shared.clock.sleep_until(at)));
             }
+            // Only a connection holding subscriptions listens for rights changes: anyone
+            // allowed to grant on its own bucket could otherwise wake every connection of
+            // the server with each grant. A change missed meanwhile is seen (as changed)
+            // once it holds one again, and its new subscriptions were checked anyway.
+            let watches_rights = rights.is_some() && !self.state.subscriptions.is_empty();
             let flow = tokio::select! {
                 changed = lifecycle.changed() => {
                     let state = if changed.is_ok() { *lifecycle.borrow_and_update() } else { Lifecycle::Closing };
@@ -458,7 +463,7 @@ impl Connection {
                         Some(rx) => rx.changed().await,
                         None => std::future::pending().await,
                     }
-                } => {
+                }, if watches_rights => {
                     match changed {
                         // A right revoked (a grant, a role, an ownership, a query grant's
                         // granter losing its bucket) ends what it alone allowed.

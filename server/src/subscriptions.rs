@@ -164,6 +164,11 @@ impl ConnectionSubscriptions {
         Ok(())
     }
 
+    /// Whether no subscription is open.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Open subscriptions of `kind`.
     pub(crate) fn count(&self, kind: SubKind) -> u64 {
         self.entries.values().filter(|e| e.kind == kind).count() as u64

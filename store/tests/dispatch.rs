@@ -841,7 +841,7 @@ async fn a_cheap_push_is_not_left_behind_many_middling_evaluations() {
     // A slow query whose push then holds the slow lane at the gate (the lane delivers on
     // its own thread, without the data lock).
     let gate = Gate::new();
-    let entered = Arc::new(AtomicBool::new(false));
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
     let runs = Arc::new(AtomicUsize::new(0));
     s.define_programmatic_query("gated", move |ctx, _| {
         let count = ctx.bucket("g")?.count(None)?;
@@ -851,9 +851,9 @@ async fn a_cheap_push_is_not_left_behind_many_middling_evaluations() {
         Ok(json!(count))
     })
     .unwrap();
-    let (g, e) = (gate.clone(), entered.clone());
+    let g = gate.clone();
     s.subscribe("gated", json!({}), move |_| {
-        e.store(true, Ordering::SeqCst);
+        let _ = entered_tx.send(());
         g.wait(Duration::from_secs(30));
     })
     .unwrap();
@@ -878,13 +878,10 @@ async fn a_cheap_push_is_not_left_behind_many_middling_evaluations() {
     })
     .unwrap();
     s.bucket("g").insert(o(json!({"id": 1}))).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while !entered.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await
-    .expect("the slow lane reaches the gate");
+    tokio::time::timeout(Duration::from_secs(10), entered.recv())
+        .await
+        .expect("the slow lane reaches the gate")
+        .expect("the gate's push");
     // One commit for the middling evaluations and the cheap one.
     s.transaction(|tx| {
         tx.bucket("items")?.insert(o(json!({"id": 1})))?;
